@@ -1,0 +1,23 @@
+"""upsell-bandit: contextual bandits that choose which paid plan to offer, with exact propensities.
+
+Public names: the arm and decision types, the policies, :func:`load` and :func:`warmup`.
+"""
+
+from bandit.arms import Arm
+from bandit.decision import BatchDecision, Decision
+from bandit.policies import BetaTS, EpsilonGreedy, LinearTS, LinUCB, LogisticTS, UniformRandom, warmup
+from bandit.state import load
+
+__all__ = [
+    "Arm",
+    "BatchDecision",
+    "BetaTS",
+    "Decision",
+    "EpsilonGreedy",
+    "LinUCB",
+    "LinearTS",
+    "LogisticTS",
+    "UniformRandom",
+    "load",
+    "warmup",
+]

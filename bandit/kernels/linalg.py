@@ -1,0 +1,838 @@
+"""Per-arm Gaussian posteriors updated in place: ridge regression and online Laplace logistic regression.
+
+State of a linear arm ``k`` (K arms, D = feature dimension including any intercept, float64 C-contiguous):
+``A[k]`` (D, D) the precision ``l2 I + sum w x x^T``, ``A_inv[k]`` its inverse, ``b[k]`` (D,) = ``sum w r x``,
+``theta[k] = A_inv[k] @ b[k]`` and ``n_since_refactor[k]`` (int64), the number of Sherman-Morrison updates since
+``A_inv[k]`` was last recomputed from ``A[k]`` by Cholesky. The logistic arm has the same layout with ``P``
+(precision), ``Sigma`` (covariance) and ``m`` (posterior mean).
+
+Rank-1 updates are written as ``q q^T`` with ``q = sqrt(w) x``, so every matrix stays exactly (bitwise) symmetric.
+With a discount ``gamma < 1`` each update first forgets, ``A <- gamma A + (1 - gamma) l2 I``, which keeps
+``A >= l2 I``; the inverse is then recomputed by Cholesky.
+
+Status codes (returned by the update kernels; nothing is changed unless the status is ``STATUS_OK``):
+
+- ``STATUS_OK`` (0)
+- ``STATUS_NON_FINITE`` (-1): a feature, reward or weight is NaN or inf (or a batch's sums overflow).
+- ``STATUS_INVALID`` (-2): arm index out of range, weight <= 0, label outside [0, 1] or gamma outside (0, 1].
+- ``STATUS_NOT_PD`` (-3): an updated precision matrix is not numerically positive definite (overflow).
+
+:func:`spd_inverse_into` returns 1 (``SPD_FAILED``) when its input is not positive definite.
+
+References
+----------
+Chapelle & Li (2011), "An empirical evaluation of Thompson sampling", NeurIPS (online Laplace approximation).
+Golub & Van Loan (2013), "Matrix Computations", 4th ed., sections 2.1.4 (Sherman-Morrison) and 4.2 (Cholesky).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "SPD_FAILED",
+    "STATUS_INVALID",
+    "STATUS_NON_FINITE",
+    "STATUS_NOT_PD",
+    "STATUS_OK",
+    "cholesky_upper",
+    "cholesky_solve",
+    "logistic_update",
+    "logistic_update_batch",
+    "ridge_update",
+    "ridge_update_batch",
+    "spd_inverse_into",
+]
+
+STATUS_OK = 0
+STATUS_NON_FINITE = -1
+STATUS_INVALID = -2
+STATUS_NOT_PD = -3
+#: Returned by :func:`spd_inverse_into` when the matrix is not positive definite.
+SPD_FAILED = 1
+#: Floor of the logistic curvature p (1 - p): keeps a confident arm learning (Chapelle & Li 2011).
+MIN_CURVATURE = 1e-6
+#: Armijo constant and maximum number of step halvings of the batch Newton line search.
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 60
+#: Below this Newton decrement ``g^T H^-1 g`` the full Newton step is taken without a line search (the quadratic
+#: convergence region, where the objective's decrease is below its floating-point resolution).
+_FULL_STEP_DECREMENT = 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dense building blocks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def cholesky_upper(M, U):
+    """Cholesky factor ``U`` (upper triangular, ``U^T U = M``) of a symmetric positive definite matrix.
+
+    Parameters
+    ----------
+    M : (D, D) float64
+        Only the upper triangle is read.
+    U : (D, D) float64
+        Output; its strict lower triangle is set to 0. May not alias ``M``.
+
+    Returns
+    -------
+    bool
+        False if a pivot is not positive and finite (``M`` not numerically PD); ``U`` is then partially written.
+    """
+    D = M.shape[0]
+    for i in range(D):
+        for j in range(i):
+            U[i, j] = 0.0
+        for j in range(i, D):
+            U[i, j] = M[i, j]
+    for j in range(D):
+        d = U[j, j]
+        if not (d > 0.0 and d < math.inf):
+            return False
+        r = math.sqrt(d)
+        U[j, j] = r
+        inv = 1.0 / r
+        for p in range(j + 1, D):
+            U[j, p] *= inv
+        # right-looking update of the trailing rows (contiguous axpy on each row)
+        for i in range(j + 1, D):
+            c = U[j, i]
+            for p in range(i, D):
+                U[i, p] -= c * U[j, p]
+    return True
+
+
+@njit(cache=True)
+def _inverse_from_cholesky(U, W, out):
+    """``out = (U^T U)^-1`` from the upper Cholesky factor ``U``; ``W`` (D, D) is scratch.
+
+    ``V = U^-1`` (upper) is solved bottom-up row by row into ``out``, transposed into ``W``, and the inverse
+    ``V V^T = W^T W`` accumulated as ``out[i, :] += W[p, i] W[p, :]``: every loop runs over contiguous rows, and
+    both triangles accumulate the same products in the same order, so ``out`` is exactly symmetric.
+    """
+    D = U.shape[0]
+    for i in range(D - 1, -1, -1):
+        # V[i, p] = -(sum_{q=i+1..p} U[i, q] V[q, p]) / U[i, i] for p > i, V[i, i] = 1 / U[i, i]
+        Vi = out[i]
+        for p in range(D):
+            Vi[p] = 0.0
+        for q in range(i + 1, D):
+            c = U[i, q]
+            Vq = out[q]
+            for p in range(q, D):
+                Vi[p] += c * Vq[p]
+        inv = 1.0 / U[i, i]
+        for p in range(i + 1, D):
+            Vi[p] = -inv * Vi[p]
+        Vi[i] = inv
+    for i in range(D):
+        for j in range(D):
+            W[i, j] = out[j, i]
+    for i in range(D):
+        for j in range(D):
+            out[i, j] = 0.0
+    for p in range(D):
+        Wp = W[p]
+        for i in range(p + 1):
+            c = Wp[i]
+            oi = out[i]
+            for j in range(p + 1):
+                oi[j] += c * Wp[j]
+
+
+@njit(cache=True)
+def _spd_inverse_work(M, out, U, W):
+    """Inverse of SPD ``M`` into ``out`` with scratch ``U``, ``W`` (D, D); False (``out`` untouched) if not PD."""
+    if not cholesky_upper(M, U):
+        return False
+    _inverse_from_cholesky(U, W, out)
+    return True
+
+
+@njit(cache=True)
+def spd_inverse_into(M, out):
+    """Inverse of a symmetric positive definite matrix by Cholesky.
+
+    Parameters
+    ----------
+    M : (D, D) float64
+        Symmetric positive definite (only the upper triangle is read).
+    out : (D, D) float64
+        Receives ``M^-1`` (exactly symmetric). May alias ``M``.
+
+    Returns
+    -------
+    int
+        0, or ``SPD_FAILED`` (1) if ``M`` is not numerically positive definite; ``out`` is then untouched.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = np.empty((2, 2))
+    >>> spd_inverse_into(np.array([[4.0, 2.0], [2.0, 3.0]]), out), out
+    (0, array([[ 0.375, -0.25 ],
+           [-0.25 ,  0.5  ]]))
+    >>> spd_inverse_into(np.array([[1.0, 2.0], [2.0, 1.0]]), out)
+    1
+    """
+    D = M.shape[0]
+    U = np.empty((D, D))
+    W = np.empty((D, D))
+    if not cholesky_upper(M, U):
+        return SPD_FAILED
+    _inverse_from_cholesky(U, W, out)
+    return 0
+
+
+@njit(cache=True)
+def cholesky_solve(U, rhs, out):
+    """Solve ``(U^T U) z = rhs`` given the upper Cholesky factor ``U`` (D, D); ``out`` (D,) may alias ``rhs``."""
+    D = U.shape[0]
+    for i in range(D):  # U^T y = rhs (forward)
+        s = rhs[i]
+        for p in range(i):
+            s -= U[p, i] * out[p]
+        out[i] = s / U[i, i]
+    for i in range(D - 1, -1, -1):  # U z = y (backward)
+        s = out[i]
+        for p in range(i + 1, D):
+            s -= U[i, p] * out[p]
+        out[i] = s / U[i, i]
+
+
+@njit(cache=True)
+def _symmetric_matvec(S, x, out):
+    """``out = S @ x`` for symmetric ``S`` (D, D), as ``sum_i x_i S[i, :]`` (contiguous rows)."""
+    D = x.shape[0]
+    for j in range(D):
+        out[j] = 0.0
+    for i in range(D):
+        c = x[i]
+        for j in range(D):
+            out[j] += c * S[i, j]
+
+
+@njit(cache=True)
+def _all_finite(x):
+    """True if every entry of the 1-D array ``x`` is finite."""
+    for j in range(x.shape[0]):
+        if not math.isfinite(x[j]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _forget_into(A, gamma, l2, out):
+    """``out = gamma A + (1 - gamma) l2 I`` (elementwise; ``out`` may alias ``A``)."""
+    D = A.shape[0]
+    shift = (1.0 - gamma) * l2
+    for i in range(D):
+        for j in range(D):
+            out[i, j] = gamma * A[i, j]
+        out[i, i] += shift
+
+
+@njit(cache=True)
+def _add_rank1(A, q):
+    """``A += q q^T`` (full matrix, exactly symmetric since ``q_i q_j == q_j q_i``)."""
+    D = q.shape[0]
+    for i in range(D):
+        c = q[i]
+        for j in range(D):
+            A[i, j] += c * q[j]
+
+
+@njit(cache=True)
+def _gram_block_upper(G, Q):
+    """``G += sum_{r < 8} Q[r] Q[r]^T`` on the upper triangle, for a (8, D) block of rows.
+
+    Eight rows per pass over ``G``: each element of ``G`` is loaded and stored once per block, which is what makes
+    the batch update fast (the inner loop over j is contiguous and vectorised).
+    """
+    D = Q.shape[1]
+    q0 = Q[0]
+    q1 = Q[1]
+    q2 = Q[2]
+    q3 = Q[3]
+    q4 = Q[4]
+    q5 = Q[5]
+    q6 = Q[6]
+    q7 = Q[7]
+    for i in range(D):
+        c0 = q0[i]
+        c1 = q1[i]
+        c2 = q2[i]
+        c3 = q3[i]
+        c4 = q4[i]
+        c5 = q5[i]
+        c6 = q6[i]
+        c7 = q7[i]
+        Gi = G[i]
+        for j in range(i, D):
+            Gi[j] += (c0 * q0[j] + c1 * q1[j] + c2 * q2[j] + c3 * q3[j]) + (
+                c4 * q4[j] + c5 * q5[j] + c6 * q6[j] + c7 * q7[j]
+            )
+
+
+@njit(cache=True)
+def _rank1_upper(G, q):
+    """``G += q q^T`` on the upper triangle."""
+    D = q.shape[0]
+    for i in range(D):
+        c = q[i]
+        Gi = G[i]
+        for j in range(i, D):
+            Gi[j] += c * q[j]
+
+
+#: Rows per block of the batch Gram accumulations.
+_BLOCK = 8
+
+
+@njit(cache=True)
+def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refactor_every, work):
+    """``A[k] <- (gamma A[k] + (1 - gamma) l2 I) + w x x^T`` with ``A_inv[k]`` kept equal to its inverse.
+
+    gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update) Cholesky refactorisation.
+    gamma < 1: Cholesky. ``work`` is (2, D) scratch. Returns a status; nothing is changed unless ``STATUS_OK``.
+    """
+    D = x.shape[0]
+    q = work[0]
+    u = work[1]
+    sw = math.sqrt(w)
+    for j in range(D):
+        q[j] = sw * x[j]
+    counter = n_since_refactor[k] + 1
+    if gamma == 1.0 and not (refactor_every > 0 and counter >= refactor_every):
+        # Sherman-Morrison: A_inv <- A_inv - (A_inv q)(A_inv q)^T / (1 + q^T A_inv q)
+        _symmetric_matvec(A_inv[k], q, u)
+        denom = 1.0
+        for j in range(D):
+            denom += q[j] * u[j]
+        if not (denom > 0.0 and denom < math.inf):
+            return STATUS_NOT_PD
+        c = 1.0 / math.sqrt(denom)
+        for j in range(D):
+            u[j] *= c
+        _add_rank1(A[k], q)
+        Ai = A_inv[k]
+        for i in range(D):
+            ci = u[i]
+            for j in range(D):
+                Ai[i, j] -= ci * u[j]
+        n_since_refactor[k] = counter
+        return STATUS_OK
+    A_new = np.empty((D, D))
+    inv_new = np.empty((D, D))
+    U = np.empty((D, D))
+    W = np.empty((D, D))
+    if gamma == 1.0:
+        A_new[:, :] = A[k]
+    else:
+        _forget_into(A[k], gamma, l2, A_new)
+    _add_rank1(A_new, q)
+    if not _spd_inverse_work(A_new, inv_new, U, W):
+        return STATUS_NOT_PD
+    A[k, :, :] = A_new
+    A_inv[k, :, :] = inv_new
+    n_since_refactor[k] = 0
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _check_common(K, D, k, x, gamma):
+    """Status of the arm index ``k``, the length of ``x`` (D,) and ``gamma`` of a single update."""
+    if k < 0 or k >= K or x.shape[0] != D or not (gamma > 0.0 and gamma <= 1.0):
+        return STATUS_INVALID
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ridge regression
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gamma, l2, refactor_every):
+    """One weighted observation for ridge arm ``k``, in place.
+
+    gamma == 1: ``A[k] += w x x^T``; Sherman-Morrison on ``A_inv[k]``; ``b[k] += w r x``; ``n_since_refactor[k]``
+    += 1, and when it reaches ``refactor_every`` ``A_inv[k]`` is recomputed from ``A[k]`` by Cholesky and the
+    counter reset. gamma < 1 (forgetting): ``A[k] = gamma A[k] + (1 - gamma) l2 I + w x x^T``,
+    ``b[k] = gamma b[k] + w r x``, ``A_inv[k]`` by Cholesky, counter 0. Then ``theta[k] = A_inv[k] @ b[k]``.
+
+    Parameters
+    ----------
+    A, A_inv : (K, D, D) float64
+    b, theta : (K, D) float64
+    n_since_refactor : (K,) int64
+    k : int64
+        Arm index.
+    x : (D,) float64
+        Features (with the intercept column if any).
+    reward : float
+    weight : float
+        > 0; multiplies ``x x^T`` and ``reward x``.
+    gamma : float
+        Discount in (0, 1].
+    l2 : float
+        Ridge prior precision (used by the forgetting step).
+    refactor_every : int64
+        Sherman-Morrison updates between Cholesky refactorisations; <= 0 never refactors.
+
+    Returns
+    -------
+    int
+        A status code (module docstring); the state is unchanged unless it is ``STATUS_OK`` (0).
+    """
+    K, D = b.shape
+    status = _check_common(K, D, k, x, gamma)
+    if status != STATUS_OK:
+        return status
+    if not (math.isfinite(reward) and math.isfinite(weight) and _all_finite(x)):
+        return STATUS_NON_FINITE
+    if not weight > 0.0:
+        return STATUS_INVALID
+    work = np.empty((2, D))
+    status = _rank1_precision_update(A, A_inv, n_since_refactor, k, x, weight, gamma, l2, refactor_every, work)
+    if status != STATUS_OK:
+        return status
+    wr = weight * reward
+    bk = b[k]
+    if gamma != 1.0:
+        for j in range(D):
+            bk[j] *= gamma
+    for j in range(D):
+        bk[j] += wr * x[j]
+    _symmetric_matvec(A_inv[k], bk, theta[k])
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _counting_order(arms, K):
+    """Row indices grouped by arm (stable) and the group starts: rows of arm k are ``order[start[k]:start[k+1]]``."""
+    n = arms.shape[0]
+    start = np.zeros(K + 1, dtype=np.int64)
+    for i in range(n):
+        start[arms[i] + 1] += 1
+    for k in range(K):
+        start[k + 1] += start[k]
+    fill = start[:K].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        a = arms[i]
+        order[fill[a]] = i
+        fill[a] += 1
+    return order, start
+
+
+@njit(cache=True)
+def _check_arm_weight(K, k, weight):
+    """Status of a batch row's arm index and weight."""
+    if k < 0 or k >= K:
+        return STATUS_INVALID
+    if weight != weight:
+        return STATUS_NON_FINITE
+    if not weight > 0.0:
+        return STATUS_INVALID
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _check_row(K, k, x, reward, weight):
+    """Status of one batch row (label ranges are checked by the caller)."""
+    if k < 0 or k >= K:
+        return STATUS_INVALID
+    if not (math.isfinite(reward) and math.isfinite(weight) and _all_finite(x)):
+        return STATUS_NON_FINITE
+    if not weight > 0.0:
+        return STATUS_INVALID
+    return STATUS_OK
+
+
+@njit(cache=True)
+def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, weights, gamma, l2, refactor_every):
+    """``n`` observations in one call; the result equals ``n`` sequential :func:`ridge_update` calls.
+
+    gamma == 1: per touched arm, ``X^T W X`` (upper triangle, blocks of 8 rows of the arm) and ``X^T W r`` are
+    accumulated, added to ``A[k]`` and ``b[k]``, and ``A_inv[k]`` is recomputed by one Cholesky inverse (counter
+    reset to 0). It matches the sequential path to round-off (~1e-15 relative).
+    gamma < 1: the forgetting updates of ``A[k]`` and ``b[k]`` are applied row by row in order (exactly the
+    sequential arithmetic), then one Cholesky inverse per touched arm (bitwise equal to the sequential result).
+
+    Parameters
+    ----------
+    A, A_inv : (K, D, D) float64
+    b, theta : (K, D) float64
+    n_since_refactor : (K,) int64
+    arms : (n,) int64
+    X : (n, D) float64
+    rewards : (n,) float64
+    weights : (n,) float64
+        All > 0.
+    gamma, l2, refactor_every
+        As in :func:`ridge_update` (``refactor_every`` is unused: every touched arm is refactorised).
+
+    Returns
+    -------
+    int
+        A status code; nothing is changed (for any arm) unless ``STATUS_OK`` (the rows are accumulated into copies,
+        committed only when every row and every inverse is fine).
+    """
+    K, D = b.shape
+    n = arms.shape[0]
+    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or X.shape[1] != D or rewards.shape[0] != n:
+        return STATUS_INVALID
+    if weights.shape[0] != n:
+        return STATUS_INVALID
+    # Rows are checked as they are read (arm, weight); a non-finite feature or reward makes the accumulated
+    # matrix or vector non-finite, which is checked per arm at the end. Everything works on copies: nothing is
+    # committed on error.
+    A_new = np.zeros((K, D, D))
+    b_new = np.zeros((K, D))
+    inv_new = np.empty((K, D, D))
+    U = np.empty((D, D))
+    Wk = np.empty((D, D))
+    count = np.zeros(K, dtype=np.int64)
+    if gamma == 1.0:
+        # G_k = sum w x x^T (upper triangle) from per-arm blocks of 8 rows, read in order (sequential memory)
+        buf = np.empty((K, _BLOCK, D))
+        fill = np.zeros(K, dtype=np.int64)
+        for r in range(n):
+            k = arms[r]
+            w = weights[r]
+            status = _check_arm_weight(K, k, w)
+            if status != STATUS_OK:
+                return status
+            xr = X[r]
+            sw = math.sqrt(w)
+            wr = w * rewards[r]
+            qr = buf[k, fill[k]]
+            bk = b_new[k]
+            for j in range(D):
+                qr[j] = sw * xr[j]
+                bk[j] += wr * xr[j]
+            fill[k] += 1
+            count[k] += 1
+            if fill[k] == _BLOCK:
+                _gram_block_upper(A_new[k], buf[k])
+                fill[k] = 0
+        for k in range(K):
+            for r in range(fill[k]):
+                _rank1_upper(A_new[k], buf[k, r])
+            if count[k] == 0:
+                continue
+            # A_new = A + G, mirrored (exactly symmetric)
+            Ak = A_new[k]
+            Aold = A[k]
+            for i in range(D):
+                Ak[i, i] += Aold[i, i]
+                for j in range(i + 1, D):
+                    v = Aold[i, j] + Ak[i, j]
+                    Ak[i, j] = v
+                    Ak[j, i] = v
+            for j in range(D):
+                b_new[k, j] += b[k, j]
+            if not (_all_finite(Ak.ravel()) and _all_finite(b_new[k])):
+                return STATUS_NON_FINITE
+            if not _spd_inverse_work(Ak, inv_new[k], U, Wk):
+                return STATUS_NOT_PD
+    else:
+        q = np.empty(D)
+        for k in range(K):
+            A_new[k, :, :] = A[k]
+            b_new[k, :] = b[k]
+        for r in range(n):  # the sequential arithmetic of ridge_update, without the inverses
+            k = arms[r]
+            w = weights[r]
+            status = _check_arm_weight(K, k, w)
+            if status != STATUS_OK:
+                return status
+            count[k] += 1
+            Ak = A_new[k]
+            bk = b_new[k]
+            xr = X[r]
+            sw = math.sqrt(w)
+            wr = w * rewards[r]
+            for j in range(D):
+                q[j] = sw * xr[j]
+            _forget_into(Ak, gamma, l2, Ak)
+            _add_rank1(Ak, q)
+            for j in range(D):
+                bk[j] *= gamma
+            for j in range(D):
+                bk[j] += wr * xr[j]
+        for k in range(K):
+            if count[k] == 0:
+                continue
+            if not (_all_finite(A_new[k].ravel()) and _all_finite(b_new[k])):
+                return STATUS_NON_FINITE
+            if not _spd_inverse_work(A_new[k], inv_new[k], U, Wk):
+                return STATUS_NOT_PD
+    for k in range(K):
+        if count[k] == 0:
+            continue
+        A[k, :, :] = A_new[k]
+        A_inv[k, :, :] = inv_new[k]
+        b[k, :] = b_new[k]
+        n_since_refactor[k] = 0
+        _symmetric_matvec(A_inv[k], b[k], theta[k])
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Laplace (Bayesian) logistic regression
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _sigmoid(z):
+    """``1 / (1 + exp(-z))`` without overflow."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def _softplus(z):
+    """``log(1 + exp(z))`` without overflow."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(cache=True)
+def _dot(a, b):
+    """Dot product of two (D,) arrays (sequential sum)."""
+    s = 0.0
+    for j in range(a.shape[0]):
+        s += a[j] * b[j]
+    return s
+
+
+@njit(cache=True)
+def logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every):
+    """One observation for Laplace-logistic arm ``k`` (one Newton step on the log-posterior), in place.
+
+    ``p = sigmoid(m[k] . x)``, ``w = max(p (1 - p), 1e-6)``; ``P[k] += w x x^T`` (gamma < 1:
+    ``P[k] = gamma P[k] + (1 - gamma) l2 I + w x x^T``); ``Sigma[k] = P[k]^-1`` by Sherman-Morrison with periodic
+    Cholesky refactorisation (gamma == 1) or by Cholesky (gamma < 1); then ``m[k] += Sigma[k] @ x * (y - p)``.
+
+    Parameters
+    ----------
+    P, Sigma : (K, D, D) float64
+        Precision and covariance of each arm's coefficients.
+    m : (K, D) float64
+        Posterior means.
+    n_since_refactor : (K,) int64
+    k : int64
+    x : (D,) float64
+    y : float
+        Label in [0, 1].
+    gamma, l2, refactor_every
+        As in :func:`ridge_update`.
+
+    Returns
+    -------
+    int
+        A status code; nothing is changed unless ``STATUS_OK`` (0).
+    """
+    K, D = m.shape
+    status = _check_common(K, D, k, x, gamma)
+    if status != STATUS_OK:
+        return status
+    if not (math.isfinite(y) and _all_finite(x)):
+        return STATUS_NON_FINITE
+    if y < 0.0 or y > 1.0:
+        return STATUS_INVALID
+    p = _sigmoid(_dot(m[k], x))
+    w = max(p * (1.0 - p), MIN_CURVATURE)
+    work = np.empty((2, D))
+    status = _rank1_precision_update(P, Sigma, n_since_refactor, k, x, w, gamma, l2, refactor_every, work)
+    if status != STATUS_OK:
+        return status
+    g = work[0]
+    _symmetric_matvec(Sigma[k], x, g)
+    r = y - p
+    mk = m[k]
+    for j in range(D):
+        mk[j] += g[j] * r
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _logistic_objective(beta, m0, P0, X, y, rows, diff, tmp):
+    """``0.5 (beta - m0)^T P0 (beta - m0) + sum_rows [softplus(x.beta) - y x.beta]``."""
+    D = beta.shape[0]
+    for j in range(D):
+        diff[j] = beta[j] - m0[j]
+    _symmetric_matvec(P0, diff, tmp)
+    f = 0.5 * _dot(diff, tmp)
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        eta = _dot(X[i], beta)
+        f += _softplus(eta) - y[i] * eta
+    return f
+
+
+@njit(cache=True)
+def _add_weighted_gram(H, X, rows, beta, grad_out, y, buf):
+    """``H += sum w_i x_i x_i^T`` (upper triangle) with ``w = max(p(1-p), 1e-6)`` at ``beta``; if ``grad_out``
+    has length D also ``grad_out -= sum (y_i - p_i) x_i``. ``buf`` (8, D) is scratch."""
+    D = beta.shape[0]
+    do_grad = grad_out.shape[0] == D
+    fill = 0
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        xi = X[i]
+        p = _sigmoid(_dot(xi, beta))
+        sw = math.sqrt(max(p * (1.0 - p), MIN_CURVATURE))
+        if do_grad:
+            res = y[i] - p
+            for j in range(D):
+                grad_out[j] -= res * xi[j]
+        qr = buf[fill]
+        for j in range(D):
+            qr[j] = sw * xi[j]
+        fill += 1
+        if fill == _BLOCK:
+            _gram_block_upper(H, buf)
+            fill = 0
+    for r in range(fill):
+        _rank1_upper(H, buf[r])
+
+
+@njit(cache=True)
+def _mirror_upper(H):
+    """Copy the upper triangle of the square matrix ``H`` onto its lower triangle."""
+    D = H.shape[0]
+    for i in range(D):
+        for j in range(i + 1, D):
+            H[j, i] = H[i, j]
+
+
+@njit(cache=True)
+def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, newton_iters):
+    """Batch Laplace update of every touched logistic arm (Chapelle & Li 2011, Algorithm 3, full covariance).
+
+    For each touched arm ``k`` with prior ``N(m_k, P_k^-1)`` (gamma < 1: first ``P_k = gamma P_k +
+    (1 - gamma) l2 I``, once per batch), the MAP of prior x Bernoulli-logit likelihood of its rows is found by up
+    to ``newton_iters`` Newton steps from ``m_k`` (Cholesky solves; Armijo backtracking while the Newton decrement
+    exceeds 1e-6, full steps below; stops early when the decrement is below 1e-24). Then
+    ``P_k += sum w_i x_i x_i^T`` at the MAP (``w = max(p (1 - p), 1e-6)``), ``Sigma_k = P_k^-1`` (Cholesky),
+    ``m_k`` = MAP, counter reset to 0.
+
+    Parameters
+    ----------
+    P, Sigma : (K, D, D) float64
+    m : (K, D) float64
+    n_since_refactor : (K,) int64
+    arms : (n,) int64
+    X : (n, D) float64
+    y : (n,) float64
+        Labels in [0, 1].
+    gamma, l2
+        As in :func:`logistic_update`.
+    newton_iters : int64
+        Maximum Newton steps per arm (0: the curvature is taken at the prior mean, which is kept).
+
+    Returns
+    -------
+    int
+        A status code; nothing is changed (for any arm) unless ``STATUS_OK``.
+    """
+    K, D = m.shape
+    n = arms.shape[0]
+    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or X.shape[1] != D or y.shape[0] != n:
+        return STATUS_INVALID
+    for i in range(n):
+        status = _check_row(K, arms[i], X[i], y[i], 1.0)
+        if status != STATUS_OK:
+            return status
+        if y[i] < 0.0 or y[i] > 1.0:
+            return STATUS_INVALID
+    if n == 0:
+        return STATUS_OK
+    order, start = _counting_order(arms, K)
+    P_new = np.empty((K, D, D))
+    S_new = np.empty((K, D, D))
+    m_new = np.empty((K, D))
+    P0 = np.empty((D, D))
+    H = np.empty((D, D))
+    U = np.empty((D, D))
+    Wk = np.empty((D, D))
+    grad = np.empty(D)
+    step = np.empty(D)
+    trial = np.empty(D)
+    diff = np.empty(D)
+    tmp = np.empty(D)
+    no_grad = np.empty(0)
+    buf = np.empty((_BLOCK, D))
+    for k in range(K):
+        lo = start[k]
+        hi = start[k + 1]
+        if hi == lo:
+            continue
+        rows = order[lo:hi]
+        if gamma == 1.0:
+            P0[:, :] = P[k]
+        else:
+            _forget_into(P[k], gamma, l2, P0)
+        m0 = m[k]
+        beta = m_new[k]
+        beta[:] = m0
+        f = _logistic_objective(beta, m0, P0, X, y, rows, diff, tmp)
+        for _ in range(newton_iters):
+            # gradient P0 (beta - m0) - sum (y - p) x and Hessian P0 + sum w x x^T
+            for j in range(D):
+                diff[j] = beta[j] - m0[j]
+            _symmetric_matvec(P0, diff, grad)
+            for a in range(D):
+                for j in range(D):
+                    H[a, j] = P0[a, j]
+            _add_weighted_gram(H, X, rows, beta, grad, y, buf)
+            _mirror_upper(H)
+            if not cholesky_upper(H, U):
+                return STATUS_NOT_PD
+            cholesky_solve(U, grad, step)
+            decrement = _dot(grad, step)  # g^T H^-1 g >= 0
+            if not decrement > 1e-24:
+                break
+            if decrement < _FULL_STEP_DECREMENT:
+                # close to the optimum: the full step (the objective's change is below its round-off here)
+                for j in range(D):
+                    beta[j] -= step[j]
+                f = _logistic_objective(beta, m0, P0, X, y, rows, diff, tmp)
+                continue
+            s = 1.0
+            accepted = False
+            for _h in range(_MAX_HALVINGS):
+                for j in range(D):
+                    trial[j] = beta[j] - s * step[j]
+                f_trial = _logistic_objective(trial, m0, P0, X, y, rows, diff, tmp)
+                if f_trial <= f - _ARMIJO * s * decrement:
+                    accepted = True
+                    break
+                s *= 0.5
+            if not accepted:
+                break
+            beta[:] = trial
+            f = f_trial
+        Pk = P_new[k]
+        Pk[:, :] = P0
+        _add_weighted_gram(Pk, X, rows, beta, no_grad, y, buf)
+        _mirror_upper(Pk)
+        if not _spd_inverse_work(Pk, S_new[k], U, Wk):
+            return STATUS_NOT_PD
+    for k in range(K):
+        if start[k + 1] == start[k]:
+            continue
+        P[k, :, :] = P_new[k]
+        Sigma[k, :, :] = S_new[k]
+        m[k, :] = m_new[k]
+        n_since_refactor[k] = 0
+    return STATUS_OK

@@ -1,0 +1,801 @@
+"""The common policy base class: validation, the decision contract, arms, state, snapshots.
+
+Every policy follows the template-method pattern: the public methods here validate their arguments once (with the
+narrow validators of :mod:`bandit._validation`) and then call a private hook that receives clean float64 arrays.
+A policy file implements only its constructor and the hooks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import secrets
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bandit import state as _state
+from bandit._validation import (
+    check_arm,
+    check_arms,
+    check_context,
+    check_contexts,
+    check_eligible,
+    check_eligible_batch,
+    check_event_id,
+    check_event_ids,
+    check_reward,
+    check_rewards,
+    check_scalar,
+    check_seed,
+    non_finite_context_error,
+)
+from bandit.arms import Arm, as_arms
+from bandit.decision import BatchDecision, Decision, new_decision
+from bandit.kernels.rng import event_seed
+from bandit.kernels import linalg, scoring
+from bandit.kernels import policy_kernels as pk
+
+__all__ = ["Policy"]
+
+#: Status codes returned by the fused kernels (see bandit.kernels.policy_kernels).
+_STATUS_NON_FINITE = pk.STATUS_NON_FINITE
+_F64 = np.dtype(np.float64)
+_isfinite = math.isfinite
+
+
+class Policy(ABC):
+    """Base class of all policies (not instantiated directly).
+
+    Objective
+    ---------
+    A policy chooses one of K arms (plan offers) for a context ``x`` (a vector of ``n_features`` numbers) and
+    learns from the observed reward. It maximises ``value_k * E[reward | x, k]``, where ``value_k`` is
+    :attr:`Arm.value`. With 0/1 conversion rewards and values set to plan revenue this is expected revenue per
+    offer; with every value 1.0 (the default) any real-valued reward (e.g. revenue itself) is maximised as is.
+
+    Decisions and propensities
+    --------------------------
+    ``choose`` returns a :class:`~bandit.decision.Decision` whose ``probabilities`` are the **exact** distribution
+    the arm was drawn from (deterministic scores split ties uniformly; Thompson sampling probabilities are computed
+    by quadrature). Every policy mixes ``exploration_floor`` of uniform mass over the eligible arms:
+    ``p = (1 - floor) * p_policy + floor / |eligible|``; the draw follows this mixture exactly.
+
+    Determinism
+    -----------
+    With ``event_id=...`` the random draws come from a generator seeded by ``(seed, event_id)``: the same state and
+    the same ``event_id`` always give the same decision (serving replicas agree; decisions can be audited).
+    Without it they come from the policy's own generator, whose state is advanced and saved.
+
+    Thread-safety
+    -------------
+    A live policy is **not** thread-safe: it reuses preallocated buffers; use it from one thread at a time (e.g.
+    the trainer). ``snapshot()`` returns a read-only copy that any number of serving threads may share: its
+    ``choose``/``choose_batch``/``action_probabilities`` are serialised by an internal lock (they hold the GIL in
+    compiled code anyway), and it never changes when the live policy is updated. ``Decision`` and
+    ``BatchDecision`` objects are immutable and safe to share.
+
+    Arms over time
+    --------------
+    ``add_arm`` appends an arm (its index is ``K``; indices are never reused) and ``remove_arm`` retires one: a
+    retired arm keeps its index and learned state (for audit, and updates for decisions made before retirement
+    are still accepted) but is never eligible again, whatever ``eligible`` says.
+    """
+
+    #: Whether the policy uses the context (False: the context is ignored unless ``n_features`` is given).
+    _contextual: ClassVar[bool] = True
+    #: Allowed reward range for update/update_batch.
+    _reward_low: ClassVar[float] = -math.inf
+    _reward_high: ClassVar[float] = math.inf
+    #: Whether the hooks check the finiteness of a single context themselves (in the fused kernel).
+    _kernel_checks_finite: ClassVar[bool] = False
+    #: Names of the per-arm learned arrays (attributes ``_<name>``, leading axis = arm), saved by ``save``.
+    _state_arrays: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not inspect.isabstract(cls):
+            _state.register(cls)
+
+    def __init__(
+        self,
+        arms: Sequence[str | Arm],
+        n_features: int | None,
+        *,
+        exploration_floor: float = 0.0,
+        discount: float = 1.0,
+        fit_intercept: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        arm_list = as_arms(arms)
+        if n_features is not None or self._contextual:
+            if n_features is None:
+                raise TypeError(f"{type(self).__name__} needs n_features (the length of a context vector)")
+            n_features = check_scalar(n_features, "n_features", low=1, integer=True)
+        self.n_features: int | None = n_features
+        self._context_shape = (n_features,)
+        self.exploration_floor = check_scalar(exploration_floor, "exploration_floor", low=0.0, high=1.0)
+        self.discount = check_scalar(discount, "discount", low=0.0, high=1.0, low_inclusive=False)
+        if not isinstance(fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"fit_intercept must be True or False, got {type(fit_intercept).__name__}")
+        self.fit_intercept = bool(fit_intercept)
+        seed = check_seed(seed)
+        #: The seed actually used (drawn from the OS when None was given, so that save/load reproduces it).
+        self.seed: int = secrets.randbits(63) if seed is None else seed
+        self._rng_state = pk.seed_state(np.uint64(self.seed))
+        self._uid = secrets.token_hex(4)
+        self._revision = 0
+        self._version: str | None = None
+        self._n_updates = 0
+        self._read_only = False
+        self._lock: threading.Lock | None = None
+        self._applied_event_ids: set[str] = set()
+        self._set_arms(arm_list, np.ones(len(arm_list), dtype=np.bool_))
+        # plain lists: incrementing a list element is several times cheaper than a numpy scalar on the hot path
+        self._pulls: list[int] = [0] * len(arm_list)
+        self._reward_sum: list[float] = [0.0] * len(arm_list)
+        for name, arr in self._fresh_state(len(arm_list)).items():
+            setattr(self, "_" + name, arr)
+        self._allocate_buffers()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # hooks
+    # ------------------------------------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def _test_params(cls) -> dict[str, Any]:
+        """Small constructor arguments (besides ``arms`` and ``n_features``) for the generic test suite."""
+
+    @abstractmethod
+    def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
+        """Learned arrays (names in ``_state_arrays``) for ``n_arms`` arms that have seen no data."""
+
+    def _allocate_buffers(self) -> None:
+        """(Re)allocate the preallocated work buffers; called at construction, on add_arm and for snapshots."""
+
+    @abstractmethod
+    def _choose_one(
+        self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray
+    ) -> int:
+        """Fill ``out[0]`` (probabilities) and ``out[1]`` (scores) and return the chosen index.
+
+        ``x`` is the validated context (finiteness may still need checking: return ``STATUS_NON_FINITE``),
+        ``eligible`` a (K,) bool mask with at least one True. Draws come from ``seed`` when ``use_seed`` else from
+        ``self._rng_state``.
+        """
+
+    @abstractmethod
+    def _choose_many(
+        self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decide for every row of the finite (n, d) ``X``; ``eligible`` is (1, K) or (n, K).
+
+        Returns ``(indices (n,), probabilities (n, K), scores (n, K))``; with ``sample=False`` only the
+        probabilities are meaningful (indices unspecified, no generator advanced).
+        """
+
+    @abstractmethod
+    def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
+        """Learn from one observation; return a kernel status (``STATUS_NON_FINITE`` leaves the state untouched)."""
+
+    @abstractmethod
+    def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
+        """Learn from n validated observations (finite (n, d) ``X``, int64 ``arms``, finite ``rewards``)."""
+
+    # ------------------------------------------------------------------------------------------------------------
+    # arms
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _set_arms(self, arms: list[Arm], active: np.ndarray) -> None:
+        self._arms = list(arms)
+        self._names = [a.name for a in arms]
+        self._arm_index = {n: i for i, n in enumerate(self._names)}
+        self._values = np.array([a.value for a in arms], dtype=np.float64)
+        self._active = np.ascontiguousarray(active, dtype=np.bool_)
+        self._names_obj = np.array(self._names, dtype=object)
+
+    @property
+    def arms(self) -> tuple[Arm, ...]:
+        """All arms in index order, retired ones included."""
+        return tuple(self._arms)
+
+    @property
+    def arm_names(self) -> list[str]:
+        """Arm names in index order (the decision-log ``action`` indexes this list), retired ones included."""
+        return list(self._names)
+
+    @property
+    def active_arms(self) -> list[str]:
+        """Names of the arms that can still be chosen (not retired)."""
+        return [n for n, a in zip(self._names, self._active) if a]
+
+    @property
+    def n_arms(self) -> int:
+        """K, the number of arms including retired ones."""
+        return len(self._names)
+
+    def add_arm(self, arm: str | Arm) -> int:
+        """Append a new arm; it is eligible from the next decision on and starts from the prior.
+
+        Parameters
+        ----------
+        arm : str or Arm
+
+        Returns
+        -------
+        int
+            The new arm's index (always the previous K: indices are never reused).
+
+        Examples
+        --------
+        >>> from bandit import Arm, LinUCB
+        >>> policy = LinUCB(["individual", "duo"], n_features=2, seed=0)
+        >>> policy.add_arm(Arm(name="family", value=19.99))
+        2
+        >>> policy.remove_arm("individual")
+        >>> policy.arm_names, policy.active_arms
+        (['individual', 'duo', 'family'], ['duo', 'family'])
+        >>> policy.choose([0.1, 0.2]).probabilities  # family's value makes it the optimistic choice
+        array([0., 0., 1.])
+        """
+        self._check_writable("add_arm")
+        new = as_arms([arm])[0]
+        if new.name in self._arm_index:
+            raise ValueError(f"arm {new.name!r} already exists (index {self._arm_index[new.name]}); arm names are unique")
+        fresh = self._fresh_state(1)
+        grown = {
+            name: np.ascontiguousarray(np.concatenate([getattr(self, "_" + name), fresh[name]]))
+            for name in self._state_arrays
+        }
+        for name, arr in grown.items():
+            setattr(self, "_" + name, arr)
+        self._pulls.append(0)
+        self._reward_sum.append(0.0)
+        self._set_arms([*self._arms, new], np.append(self._active, True))
+        self._allocate_buffers()
+        self._changed()
+        return len(self._names) - 1
+
+    def remove_arm(self, name: str) -> None:
+        """Retire an arm: it is never eligible again; its index, name and learned state are kept for audit.
+
+        Raises
+        ------
+        ValueError
+            Unknown name, already retired, or it is the last active arm.
+        """
+        self._check_writable("remove_arm")
+        k = check_arm(name, self._arm_index, len(self._names), "name")
+        if not self._active[k]:
+            raise ValueError(f"arm {self._names[k]!r} is already retired")
+        if self._active.sum() == 1:
+            raise ValueError(f"cannot retire {self._names[k]!r}: it is the last active arm; add another arm first")
+        active = self._active.copy()
+        active[k] = False
+        self._active = active
+        self._changed()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # bookkeeping
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._revision += 1
+        self._version = None
+
+    @property
+    def policy_version(self) -> str:
+        """Identifies the exact learned state: changes on every update, add_arm and remove_arm; kept by save/load."""
+        v = self._version
+        if v is None:
+            v = self._version = f"{type(self).__name__}-{self._uid}-{self._revision}"
+        return v
+
+    @property
+    def n_updates(self) -> int:
+        """Number of observations learned from."""
+        return self._n_updates
+
+    @property
+    def read_only(self) -> bool:
+        """True for snapshots (see :meth:`snapshot`)."""
+        return self._read_only
+
+    @property
+    def pulls(self) -> np.ndarray:
+        """Observations learned per arm, shape (K,)."""
+        return np.array(self._pulls, dtype=np.int64)
+
+    @property
+    def mean_rewards(self) -> np.ndarray:
+        """Mean observed reward per arm, shape (K,); NaN for arms never updated."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pulls = np.array(self._pulls, dtype=np.float64)
+            return np.where(pulls > 0, np.array(self._reward_sum) / np.maximum(pulls, 1.0), np.nan)
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor keyword arguments (``seed`` is the seed actually used), e.g. to build a fresh copy."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p.name: getattr(self, p.name)
+            for p in sig.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY or p.name == "n_features"
+        }
+
+    def _check_writable(self, what: str) -> None:
+        if self._read_only:
+            raise RuntimeError(
+                f"{what}() is not allowed on a read-only snapshot; update the live policy and take a new snapshot()"
+            )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "seed")
+        lines = [f"{type(self).__name__}({params}) n_updates={self._n_updates} version={self.policy_version}"]
+        width = max(len(n) for n in self._names)
+        lines.append(f"  {'arm':<{width}}  {'value':>9}  {'pulls':>9}  {'mean reward':>11}")
+        means = self.mean_rewards
+        for i, name in enumerate(self._names):
+            mean = "-" if np.isnan(means[i]) else f"{means[i]:.4g}"
+            flag = "" if self._active[i] else "  (retired)"
+            lines.append(f"  {name:<{width}}  {self._values[i]:>9.4g}  {self._pulls[i]:>9d}  {mean:>11}{flag}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # deciding
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _context(self, context: Any, name: str) -> np.ndarray:
+        if self.n_features is None:
+            return pk.EMPTY
+        return check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
+
+    def _batch_contexts(self, X: Any, name: str) -> np.ndarray:
+        if self.n_features is None:
+            if X is None or isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+                raise TypeError(f"{name} must be a sized collection with one (ignored) entry per row, got {type(X).__name__}")
+            return np.empty((len(X), 0), dtype=np.float64)
+        return check_contexts(X, self.n_features, name)
+
+    def choose(self, context: Any, eligible: Any = None, event_id: str | int | None = None) -> Decision:
+        """Choose an arm for one context.
+
+        Parameters
+        ----------
+        context : array-like of shape (n_features,)
+            Finite feature vector (standardised features recommended). Ignored by non-contextual policies built
+            without ``n_features`` (pass None).
+        eligible : None, list of str, or bool array-like of shape (K,)
+            Arms that may be offered; None means all active arms. Retired arms are never eligible.
+        event_id : str or int, optional
+            The request/event id. With it, the draw is a pure function of (state, seed, event_id).
+
+        Returns
+        -------
+        Decision
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad context (wrong length, NaN/inf, not numeric), bad ``eligible`` or no eligible arm.
+        """
+        lock = self._lock
+        if lock is not None:
+            with lock:
+                return self._choose(context, eligible, event_id)
+        return self._choose(context, eligible, event_id)
+
+    def _choose(self, context: Any, eligible: Any, event_id: Any) -> Decision:
+        if (
+            type(context) is np.ndarray
+            and context.dtype is _F64
+            and context.shape == self._context_shape
+            and (flags := context.flags).c_contiguous
+            and flags.writeable
+            and self._kernel_checks_finite
+        ):
+            x = context  # fast path: the fused kernel checks finiteness
+        else:
+            x = self._context(context, "context")
+        mask = self._active if eligible is None else check_eligible(eligible, self._arm_index, self._active)
+        if event_id is None:
+            use_seed, seed = False, pk.ZERO_SEED
+        else:
+            event_id = check_event_id(event_id)
+            use_seed, seed = True, np.uint64(event_seed(self.seed, event_id))
+        out = np.empty((2, len(self._names)))
+        idx = self._choose_one(x, mask, use_seed, seed, out)
+        if idx < 0:
+            raise self._status_error(idx, "context")
+        out.setflags(write=False)
+        probs = out[0]
+        return new_decision(self._names[idx], idx, probs.item(idx), probs, out[1], event_id, self.policy_version)
+
+    def choose_batch(self, X: Any, eligible: Any = None, event_ids: Sequence[str | int] | None = None) -> BatchDecision:
+        """Choose an arm for each row of ``X``.
+
+        Row ``i`` is decided exactly as ``choose(X[i], eligible_i, event_ids[i])`` would (same probabilities; with
+        event ids, the same arm). Without event ids the rows draw from the policy's generator in order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features)
+        eligible : None, list of str, bool array-like of shape (K,) (all rows) or (n, K)
+        event_ids : sequence of n str/int, optional
+
+        Returns
+        -------
+        BatchDecision
+            Arrays are read-only.
+        """
+        lock = self._lock
+        if lock is not None:
+            with lock:
+                return self._choose_batch(X, eligible, event_ids)
+        return self._choose_batch(X, eligible, event_ids)
+
+    def _choose_batch(self, X: Any, eligible: Any, event_ids: Any) -> BatchDecision:
+        Xc = self._batch_contexts(X, "X")
+        n = Xc.shape[0]
+        mask = check_eligible_batch(eligible, n, self._arm_index, self._active)
+        ids = check_event_ids(event_ids, n)
+        seeds = None
+        if ids is not None:
+            s = self.seed
+            seeds = np.fromiter((event_seed(s, e) for e in ids), dtype=np.uint64, count=n)
+        idx, probs, scores = self._choose_many(Xc, mask, seeds, True)
+        for a in (idx, probs, scores):
+            a.flags.writeable = False
+        return BatchDecision(
+            indices=idx,
+            arms=self._names_obj[idx].tolist(),
+            propensities=probs[np.arange(n), idx],
+            probabilities=probs,
+            scores=scores,
+            event_ids=ids if ids is not None else [None] * n,
+            policy_version=self.policy_version,
+        )
+
+    def action_probabilities(self, X: Any, eligible: Any = None) -> np.ndarray:
+        """The exact distribution ``choose`` would draw from, for every row of ``X`` (for off-policy evaluation).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features)
+        eligible : None, list of str, bool array-like of shape (K,) or (n, K)
+
+        Returns
+        -------
+        ndarray of float64, shape (n, K)
+            Rows sum to 1; exactly 0 for ineligible and retired arms. No generator is advanced.
+        """
+        lock = self._lock
+        if lock is not None:
+            with lock:
+                return self._action_probabilities(X, eligible)
+        return self._action_probabilities(X, eligible)
+
+    def _action_probabilities(self, X: Any, eligible: Any) -> np.ndarray:
+        Xc = self._batch_contexts(X, "X")
+        mask = check_eligible_batch(eligible, Xc.shape[0], self._arm_index, self._active)
+        return self._choose_many(Xc, mask, None, False)[1]
+
+    @staticmethod
+    def _status_error(status: int, name: str) -> Exception:
+        """The exception for a negative kernel status (the kernels change nothing when they return one)."""
+        if status == _STATUS_NON_FINITE:
+            return non_finite_context_error(name)
+        if status in (pk.STATUS_SCORE_OVERFLOW, linalg.STATUS_NOT_PD):
+            return ValueError(
+                f"{name} values are too large: the arm's scores or precision matrix overflowed (nothing was changed);"
+                " standardise the features (e.g. to unit variance) before calling the policy"
+            )
+        return RuntimeError(f"internal kernel error (status {status}); please report it with the saved policy file")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # learning
+    # ------------------------------------------------------------------------------------------------------------
+
+    def update(self, context: Any, arm: str | int, reward: float) -> None:
+        """Learn from the reward observed after offering ``arm`` in ``context``.
+
+        Parameters
+        ----------
+        context : array-like of shape (n_features,)
+            The context the decision was made for.
+        arm : str or int
+            Arm name or index (retired arms are accepted: outcomes of earlier decisions still count).
+        reward : float
+            Observed reward (a 0/1 conversion, or revenue when all arm values are 1).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad context, unknown arm, non-finite or out-of-range reward; the state is then unchanged.
+        RuntimeError
+            Called on a snapshot.
+        """
+        if self._read_only:
+            self._check_writable("update")
+        if (
+            type(context) is np.ndarray
+            and context.dtype is _F64
+            and context.shape == self._context_shape
+            and (flags := context.flags).c_contiguous
+            and flags.writeable
+            and self._kernel_checks_finite
+        ):
+            x = context  # fast path: the fused kernel checks finiteness
+        else:
+            x = self._context(context, "context")
+        k = arm if type(arm) is int and 0 <= arm < len(self._names) else check_arm(arm, self._arm_index, len(self._names))
+        if type(reward) is float and _isfinite(reward) and self._reward_low <= reward <= self._reward_high:
+            r = reward
+        else:
+            r = check_reward(reward, low=self._reward_low, high=self._reward_high)
+        status = self._update_one(x, k, r)
+        if status < 0:
+            raise self._status_error(status, "context")
+        self._pulls[k] += 1
+        self._reward_sum[k] += r
+        self._n_updates += 1
+        self._revision += 1
+        self._version = None
+
+    def update_batch(self, X: Any, arms: Any, rewards: Any) -> None:
+        """Learn from n observations at once (row ``i``: context ``X[i]``, arm ``arms[i]``, reward ``rewards[i]``).
+
+        For LinUCB, LinearTS and EpsilonGreedy this equals n sequential ``update`` calls (to 1e-9).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features)
+        arms : sequence of n arm names or int indices
+        rewards : array-like of shape (n,)
+
+        Raises
+        ------
+        TypeError, ValueError
+            Any bad row (nothing is learned then), mismatched lengths.
+        RuntimeError
+            Called on a snapshot.
+        """
+        self._check_writable("update_batch")
+        if self.n_features is None and X is None:
+            n = len(arms) if hasattr(arms, "__len__") and not isinstance(arms, (str, bytes)) else 0
+            X = [None] * n
+        Xc = self._batch_contexts(X, "X")
+        n = Xc.shape[0]
+        a = check_arms(arms, n, self._arm_index, len(self._names))
+        r = check_rewards(rewards, n, low=self._reward_low, high=self._reward_high)
+        if n == 0:
+            return
+        self._update_many(Xc, a, r)
+        k = len(self._names)
+        self._pulls = (np.array(self._pulls, dtype=np.int64) + np.bincount(a, minlength=k)).tolist()
+        self._reward_sum = (np.array(self._reward_sum) + np.bincount(a, weights=r, minlength=k)).tolist()
+        self._n_updates += n
+        self._changed()
+
+    def update_from_log(
+        self,
+        decisions: Any,
+        outcomes: Any,
+        attribution_window: timedelta | str,
+        now: datetime | np.datetime64 | str | None = None,
+    ) -> Any:
+        """Learn from a decision log joined with delayed outcomes, never counting a decision twice.
+
+        A decision gets its outcome's reward when the outcome arrives within ``attribution_window`` of the
+        decision, and 0 once the window has passed without one; undecided decisions wait. The ids applied are
+        remembered (and saved with the policy), so calling again with more data only applies new decisions. See
+        :func:`bandit.decision_log.apply_log` for the exact rules.
+
+        Returns
+        -------
+        bandit.decision_log.UpdateReport
+        """
+        self._check_writable("update_from_log")
+        from bandit.decision_log import apply_log
+
+        return apply_log(self, decisions, outcomes, attribution_window, now, applied_event_ids=self._applied_event_ids)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> Policy:
+        """A read-only, thread-safe copy of the current state for serving threads.
+
+        The copy never changes when this policy is updated; its ``update*``/``add_arm``/``remove_arm`` raise
+        ``RuntimeError``. Its own generator starts from this policy's generator state (so, without event ids, a
+        snapshot and the live policy draw the same sequence); decisions with an ``event_id`` are identical to the
+        live policy's at the time of the snapshot. Call it from the thread that updates the live policy.
+        """
+        snap = object.__new__(type(self))
+        for key, val in self.__dict__.items():
+            if isinstance(val, np.ndarray):
+                val = val.copy()
+            elif isinstance(val, (list, dict, set)):
+                val = type(val)(val)
+            snap.__dict__[key] = val
+        snap._read_only = True
+        snap._lock = threading.Lock()
+        snap._allocate_buffers()
+        return snap
+
+    def save(self, path: Any) -> Any:
+        """Write the policy to one file, atomically (see :mod:`bandit.state`); returns the path written.
+
+        Load it back with :func:`bandit.load`.
+        """
+        return _state.save(self, path)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        params = self.get_params()
+        params.pop("n_features", None)
+        meta = {
+            "class": type(self).__name__,
+            "n_features": self.n_features,
+            "config": params,
+            "arms": [a.model_dump() for a in self._arms],
+            "counters": {"n_updates": self._n_updates, "revision": self._revision},
+            "rng_state": int(self._rng_state[0]),
+            "uid": self._uid,
+            "applied_event_ids": sorted(self._applied_event_ids),
+        }
+        arrays = {
+            "pulls": np.array(self._pulls, dtype=np.int64),
+            "reward_sum": np.array(self._reward_sum, dtype=np.float64),
+            "active": self._active,
+        }
+        arrays.update({name: getattr(self, "_" + name) for name in self._state_arrays})
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Policy:
+        arms = [Arm(**a) for a in meta["arms"]]
+        config = dict(meta["config"])
+        if cls._contextual or meta["n_features"] is not None:
+            config["n_features"] = meta["n_features"]
+        policy = cls(arms, **config)
+        k = len(arms)
+        expected = {
+            "pulls": np.zeros(k, dtype=np.int64),
+            "reward_sum": np.zeros(k, dtype=np.float64),
+            "active": policy._active,
+        }
+        expected.update({name: getattr(policy, "_" + name) for name in cls._state_arrays})
+        if set(arrays) != set(expected):
+            raise ValueError(f"arrays {sorted(arrays)} do not match the expected {sorted(expected)}")
+        for name, ref in expected.items():
+            arr = arrays[name]
+            if arr.shape != ref.shape or arr.dtype != ref.dtype:
+                raise ValueError(
+                    f"array {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected {ref.shape} {ref.dtype} "
+                    f"for {k} arms"
+                )
+        policy._pulls = arrays["pulls"].tolist()
+        policy._reward_sum = arrays["reward_sum"].tolist()
+        policy._set_arms(arms, arrays["active"])
+        for name in cls._state_arrays:
+            setattr(policy, "_" + name, np.ascontiguousarray(arrays[name]))
+        counters = meta["counters"]
+        policy._n_updates = int(counters["n_updates"])
+        policy._revision = int(counters["revision"])
+        policy._rng_state[0] = np.uint64(int(meta["rng_state"]))
+        policy._uid = str(meta["uid"])
+        policy._applied_event_ids = {str(e) for e in meta.get("applied_event_ids", [])}
+        policy._version = None
+        policy._allocate_buffers()
+        return policy
+
+
+class KernelPolicy(Policy):
+    """A contextual policy whose arms have a Gaussian posterior (mean, covariance) on a linear predictor.
+
+    Decisions go through :func:`bandit.kernels.policy_kernels.choose_one` (one compiled call per ``choose``) and
+    :func:`~bandit.kernels.policy_kernels.decide_rows` (batches). Subclasses set ``_kind`` and ``_param_name``
+    and provide ``_posterior``.
+    """
+
+    _kind: ClassVar[int]
+    _kernel_checks_finite = True
+    #: Name of the hyper-parameter passed to the kernel as ``param`` (alpha, epsilon, v).
+    _param_name: ClassVar[str]
+
+    @abstractmethod
+    def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """(covariance (K, D, D), mean (K, D)) of each arm's coefficients."""
+
+    @property
+    def _n_dims(self) -> int:
+        return self.n_features + 1 if self.fit_intercept else self.n_features
+
+    def _allocate_buffers(self) -> None:
+        self._x = np.empty(self._n_dims)
+        self._work = np.empty((4, len(self._names)))
+        # references to this object's own posterior arrays, refreshed whenever they are replaced (add_arm, load,
+        # snapshot): saves a call on the hot path
+        self._cov, self._mean = self._posterior()
+
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+        return pk.choose_one(
+            self._kind, x, self.fit_intercept, self._x, self._cov, self._mean, self._values, eligible,
+            getattr(self, self._param_name), self.exploration_floor, self._rng_state, use_seed, seed, out, self._work,
+        )
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        return pk.with_intercept(X, True) if self.fit_intercept else X
+
+    def _choose_many(
+        self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, k = X.shape[0], len(self._names)
+        cov, mean = self._posterior()
+        Xd = self._design(X)
+        mu = np.empty((n, k))
+        var = np.empty((n, k))
+        scoring.linear_mean_var_batch(cov, mean, Xd, mu, var)  # rows bit-identical to choose()
+        if not (np.isfinite(mu).all() and np.isfinite(var).all()):
+            raise self._status_error(pk.STATUS_SCORE_OVERFLOW, "X")
+        idx = np.empty(n, dtype=np.int64)
+        probs = np.empty((n, k))
+        scores = np.empty((n, k))
+        pk.decide_rows(
+            self._kind, mu, var, self._values, eligible, getattr(self, self._param_name), self.exploration_floor,
+            sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,
+        )
+        return idx, probs, scores
+
+
+class RidgePolicy(KernelPolicy):
+    """Disjoint ridge regression per arm: ``A_k = l2 I + sum x x^T``, ``b_k = sum r x``, ``theta_k = A_k^-1 b_k``.
+
+    With ``discount`` gamma < 1 every update of arm k first forgets: ``A_k <- gamma A_k + (1 - gamma) l2 I``,
+    ``b_k <- gamma b_k`` (the prior is kept, old data fade with weight gamma per update of the arm).
+    """
+
+    _state_arrays = ("A", "A_inv", "b", "theta", "n_since_refactor")
+    #: Sherman-Morrison updates between exact refactorisations of A^-1 (keeps it symmetric positive definite).
+    _REFACTOR_EVERY: ClassVar[int] = 512
+
+    def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
+        D = self._n_dims
+        eye = np.eye(D)
+        return {
+            "A": np.ascontiguousarray(np.broadcast_to(eye * self.l2, (n_arms, D, D))),
+            "A_inv": np.ascontiguousarray(np.broadcast_to(eye / self.l2, (n_arms, D, D))),
+            "b": np.zeros((n_arms, D)),
+            "theta": np.zeros((n_arms, D)),
+            "n_since_refactor": np.zeros(n_arms, dtype=np.int64),
+        }
+
+    def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._A_inv, self._theta
+
+    def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
+        return pk.ridge_update_one(
+            x, self.fit_intercept, self._x, k, reward, self._A, self._A_inv, self._b, self._theta,
+            self._n_since_refactor, self.discount, self.l2, self._REFACTOR_EVERY,
+        )
+
+    def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
+        status = linalg.ridge_update_batch(
+            self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, arms, self._design(X), rewards,
+            np.ones(X.shape[0]), self.discount, self.l2, self._REFACTOR_EVERY,
+        )
+        if status == _STATUS_NON_FINITE:
+            # X and rewards were validated finite, so a non-finite sum means the accumulated statistics overflowed
+            status = pk.STATUS_SCORE_OVERFLOW
+        if status < 0:
+            raise self._status_error(status, "X")
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """Ridge coefficients per arm, shape (K, D) (last column = intercept when ``fit_intercept``). A copy."""
+        return self._theta.copy()

@@ -1,0 +1,100 @@
+"""Linear Thompson sampling with disjoint Gaussian posteriors (Agrawal & Goyal 2013)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bandit._validation import check_scalar
+from bandit.arms import Arm
+from bandit.kernels import policy_kernels as pk
+from bandit.policies.base import RidgePolicy
+
+__all__ = ["LinearTS"]
+
+
+class LinearTS(RidgePolicy):
+    """Linear Thompson sampling: offer the arm whose sampled value is largest.
+
+    Each arm k has a ridge posterior ``theta_k ~ N(A_k^-1 b_k, v^2 A_k^-1)``. For a context x only the 1-D
+    predictor matters, so the policy samples (exactly, and cheaply) the score
+
+        ``value_k * N(theta_k . x, v^2 x^T A_k^-1 x)``
+
+    independently per eligible arm and offers the argmax. Because the scores are independent normals, the
+    probability that arm k wins is the 1-D integral ``P_k = int phi_k(t) prod_{j != k} Phi_j(t) dt``, computed by
+    quadrature (:func:`bandit.kernels.propensity.gaussian_argmax_probs`): the reported propensities are exact and
+    the drawn arm follows them.
+
+    Defaults and why they work on standardised features: ``l2=1`` is a unit Gaussian prior per coefficient (weak
+    once an arm has seen tens of observations). ``v`` is the reward-noise standard deviation of the Bayesian linear
+    model (posterior covariance ``v^2 A^-1``): 0/1 conversions with rates of 5-10% have a noise standard deviation
+    ``sqrt(p (1 - p))`` of 0.2-0.3, hence ``v=0.25``. (The worst-case theory value ``R sqrt(24 d log(1/delta) /
+    eps)`` explores far too much in practice; ``v=1`` more than doubled the regret of ``v=0.25`` on the test
+    suite's synthetic world.) For revenue rewards set ``v`` to the reward's noise standard deviation.
+
+    Parameters
+    ----------
+    arms : list of str or Arm
+    n_features : int
+    v : float, default 0.25
+        Posterior scale (> 0).
+    l2 : float, default 1.0
+        Ridge penalty = prior precision of each coefficient (> 0).
+    exploration_floor : float, default 0.0
+        Uniform mass over the eligible arms mixed into every decision, in [0, 1].
+    discount : float, default 1.0
+        Forgetting factor gamma in (0, 1] (see :class:`~bandit.policies.base.RidgePolicy`).
+    fit_intercept : bool, default True
+        Append a constant 1 to every context internally.
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bandit import LinearTS
+    >>> rng = np.random.default_rng(0)
+    >>> policy = LinearTS(["individual", "duo", "family"], n_features=2, seed=1)
+    >>> for _ in range(500):
+    ...     x = rng.normal(size=2)
+    ...     best = 1 if x[0] > 0 else 2
+    ...     d = policy.choose(x)
+    ...     policy.update(x, d.arm, float(d.index == best))
+    >>> d = policy.choose([1.5, 0.0], event_id="req-42")
+    >>> d.arm, round(d.propensity, 3)
+    ('duo', 1.0)
+
+    References
+    ----------
+    Agrawal, Goyal (2013). Thompson sampling for contextual bandits with linear payoffs. ICML.
+    """
+
+    _kind = pk.LINTS
+    _param_name = "v"
+
+    def __init__(
+        self,
+        arms: Sequence[str | Arm],
+        n_features: int,
+        *,
+        v: float = 0.25,
+        l2: float = 1.0,
+        exploration_floor: float = 0.0,
+        discount: float = 1.0,
+        fit_intercept: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        self.v = check_scalar(v, "v", low=0.0, low_inclusive=False)
+        self.l2 = check_scalar(l2, "l2", low=0.0, low_inclusive=False)
+        super().__init__(
+            arms,
+            n_features,
+            exploration_floor=exploration_floor,
+            discount=discount,
+            fit_intercept=fit_intercept,
+            seed=seed,
+        )
+
+    @classmethod
+    def _test_params(cls) -> dict[str, Any]:
+        return {"v": 0.5, "l2": 1.0, "exploration_floor": 0.05}

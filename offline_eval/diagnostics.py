@@ -1,0 +1,182 @@
+"""Importance-weight diagnostics: is the logged data able to say anything about the target policy?
+
+Every estimate carries a :class:`Diagnostics` computed from the importance weights
+``w_i = pi(a_i | x_i) / p_i`` (target probability of the logged action over its logging propensity), whether or not
+the estimator itself uses them: they describe how well the logs cover the target policy.
+
+Thresholds (module constants; a crossed threshold adds a message to ``Diagnostics.warnings`` and is also raised
+through :func:`warnings.warn` as a :class:`DiagnosticWarning`):
+
+==========================  ============================================================================
+``ESS_MIN_SHARE`` = 0.01    Kish effective sample size below 1 % of the rows: a few rows carry the estimate.
+``ESS_MIN`` = 30            fewer than 30 effective rows: normal intervals are unreliable.
+``SUPPORT_DEFICIT_MAX``     more than 1 % of the target's probability mass is on actions the logging policy
+= 0.01                      never takes (probability 0 or ineligible); every weighting estimator is biased
+                            there and DM extrapolates.
+``CLIPPED_SHARE_MAX``       more than 5 % of the rows have a clipped (or switched-off) weight: the estimate
+= 0.05                      leans on the clipping bias.
+mean weight                 ``|mean(w) - (1 - support_deficit)| > MEAN_WEIGHT_TOL`` (0.05) **and** more than
+                            ``MEAN_WEIGHT_Z`` (4) standard errors: with correct propensities E[w] = 1 - (mass
+                            outside the support) exactly, so this signals wrong propensities or a target
+                            misaligned with the logged rows.
+==========================  ============================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "CLIPPED_SHARE_MAX",
+    "ESS_MIN",
+    "ESS_MIN_SHARE",
+    "MEAN_WEIGHT_TOL",
+    "MEAN_WEIGHT_Z",
+    "SUPPORT_DEFICIT_MAX",
+    "DiagnosticWarning",
+    "Diagnostics",
+    "emit",
+    "weight_diagnostics",
+    "worst_of",
+]
+
+ESS_MIN_SHARE = 0.01
+ESS_MIN = 30.0
+SUPPORT_DEFICIT_MAX = 0.01
+CLIPPED_SHARE_MAX = 0.05
+MEAN_WEIGHT_TOL = 0.05
+MEAN_WEIGHT_Z = 4.0
+
+
+class DiagnosticWarning(UserWarning):
+    """An importance-weight diagnostic crossed its threshold (see :mod:`offline_eval.diagnostics`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """Importance-weight diagnostics of one (logged data, target policy) pair.
+
+    Attributes
+    ----------
+    ess : float
+        Kish effective sample size ``(sum w)^2 / sum w^2`` of the raw (unclipped) weights, in rows; ``n`` when all
+        weights are equal, 0 when the target never agrees with a logged action.
+    max_weight : float
+        Largest raw weight.
+    mean_weight : float
+        Mean raw weight; near ``1 - support_deficit`` when the propensities are right.
+    support_deficit : float or None
+        Average over rows of the target's probability mass on actions with logging probability 0 (or ineligible),
+        in [0, 1]; ``None`` when the data has neither ``probabilities`` nor ``eligible`` (unknown).
+    clipped_share : float
+        Share of rows whose weight the estimator clipped, switched off (SwitchDR) or otherwise capped; 0 for
+        estimators that use the raw weights.
+    warnings : tuple of str
+        One message per crossed threshold.
+    """
+
+    ess: float
+    max_weight: float
+    mean_weight: float
+    support_deficit: float | None
+    clipped_share: float
+    warnings: tuple[str, ...] = ()
+
+
+def weight_diagnostics(
+    n: int,
+    weight_sum: float,
+    weight_sq_sum: float,
+    weight_max: float,
+    support_deficit: float | None,
+    clipped_share: float = 0.0,
+    warn_clipped: bool = True,
+) -> Diagnostics:
+    """Diagnostics from the sufficient statistics of the raw weights, with threshold warnings attached.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows, >= 1.
+    weight_sum, weight_sq_sum, weight_max : float
+        ``sum w``, ``sum w^2`` and ``max w`` over the rows.
+    support_deficit : float or None
+        Mean target mass outside the logging support, or None if unknown.
+    clipped_share : float
+        Share of rows with a clipped weight.
+    warn_clipped : bool
+        Whether a clipped share above ``CLIPPED_SHARE_MAX`` is a warning (False for a clipping level the estimator
+        chose from the data, e.g. ``SwitchDR(tau=None)``, whose bias the choice already weighed).
+
+    Returns
+    -------
+    Diagnostics
+        Its ``warnings`` hold the messages of crossed thresholds; nothing is emitted here (see :func:`emit`).
+
+    Examples
+    --------
+    >>> d = weight_diagnostics(n=1000, weight_sum=1000.0, weight_sq_sum=1000.0, weight_max=1.0, support_deficit=0.0)
+    >>> d.ess, d.mean_weight, d.warnings
+    (1000.0, 1.0, ())
+    >>> weight_diagnostics(1000, 1000.0, 2.0e5, 200.0, None).warnings
+    ('effective sample size 5 is below 30 rows (0.5% of n=1000): a few rows carry the estimate',)
+    """
+    ess = weight_sum**2 / weight_sq_sum if weight_sq_sum > 0 else 0.0
+    mean_w = weight_sum / n
+    messages = []
+    if ess < ESS_MIN or ess < ESS_MIN_SHARE * n:
+        messages.append(
+            f"effective sample size {ess:.3g} is below {max(ESS_MIN, ESS_MIN_SHARE * n):.3g} rows "
+            f"({100 * ess / n:.2g}% of n={n}): a few rows carry the estimate"
+        )
+    if support_deficit is not None and support_deficit > SUPPORT_DEFICIT_MAX:
+        messages.append(
+            f"support deficit: {100 * support_deficit:.3g}% of the target's probability mass is on actions the "
+            "logging policy never takes; weighting estimators ignore it and DM extrapolates"
+        )
+    if warn_clipped and clipped_share > CLIPPED_SHARE_MAX:
+        messages.append(f"{100 * clipped_share:.3g}% of the weights are clipped: the estimate carries clipping bias")
+    expected = 1.0 - (support_deficit or 0.0)
+    if n > 1:
+        var_w = max(weight_sq_sum - n * mean_w**2, 0.0) / (n - 1)
+        gap = abs(mean_w - expected)
+        if gap > MEAN_WEIGHT_TOL and gap > MEAN_WEIGHT_Z * math.sqrt(var_w / n):
+            messages.append(
+                f"mean importance weight {mean_w:.4g} differs from its expected value {expected:.4g} by more than "
+                f"{MEAN_WEIGHT_Z:g} standard errors: check the logged propensities"
+            )
+    return Diagnostics(
+        ess=float(ess),
+        max_weight=float(weight_max),
+        mean_weight=float(mean_w),
+        support_deficit=None if support_deficit is None else float(support_deficit),
+        clipped_share=float(clipped_share),
+        warnings=tuple(messages),
+    )
+
+
+def emit(messages: Iterable[str], label: str, stacklevel: int = 3) -> None:
+    """Raise each diagnostic message as a :class:`DiagnosticWarning` prefixed by ``label``."""
+    for message in messages:
+        warnings.warn(f"{label}: {message}", DiagnosticWarning, stacklevel=stacklevel)
+
+
+def worst_of(first: Diagnostics, second: Diagnostics, labels: tuple[str, str] = ("a", "b")) -> Diagnostics:
+    """The worse of two diagnostics, field by field (for paired comparisons of two targets).
+
+    Smaller ESS, larger max weight, the mean weight farther from 1, the larger support deficit (None if either is
+    unknown) and clipped share; warnings of both, prefixed by ``labels``.
+    """
+    deficits = (first.support_deficit, second.support_deficit)
+    return Diagnostics(
+        ess=min(first.ess, second.ess),
+        max_weight=max(first.max_weight, second.max_weight),
+        mean_weight=max(first.mean_weight, second.mean_weight, key=lambda m: abs(m - 1.0)),
+        support_deficit=None if None in deficits else max(deficits),
+        clipped_share=max(first.clipped_share, second.clipped_share),
+        warnings=tuple(f"{labels[0]}: {m}" for m in first.warnings)
+        + tuple(f"{labels[1]}: {m}" for m in second.warnings),
+    )

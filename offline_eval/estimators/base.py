@@ -1,0 +1,613 @@
+"""Shared machinery of the off-policy estimators: target policies, the :class:`Estimate` result, the base class.
+
+Target policies
+---------------
+Every estimator evaluates a *target* policy on logged data. A target is one of
+
+* an (n, K) array of probabilities, row i the target's distribution over the K arms for logged context i
+  (non-negative, finite, rows summing to 1 within :data:`TARGET_ATOL` = 1e-6);
+* an (n,) array of deterministic actions: integer indices in [0, K) or arm names;
+* a single arm (int index or str name): the policy that always takes it;
+* a pandas DataFrame of probabilities whose columns are the arm names (reordered to ``data.action_names``);
+* any object with ``action_probabilities(X, eligible) -> (n, K)`` (e.g. a ``bandit`` policy), called once with
+  ``data.context`` and ``data.eligible``.
+
+A target may not put probability on an arm that was ineligible for that row (``data.eligible``): it could not
+have offered it. That raises ``ValueError`` with the number of rows (mass up to :data:`TARGET_ATOL` is tolerated).
+Mass on arms the logging policy could take but never does (probability 0) is the *support deficit*: reported in
+the diagnostics and warned about, since no weighting estimator can see it.
+
+:func:`resolve_target` validates a target once and precomputes the importance weights
+``w_i = pi(a_i | x_i) / p_i`` and their sufficient statistics; estimators accept the resolved target in place of
+the raw one, which is how :func:`offline_eval.evaluate` runs many estimators on one target without re-validating.
+Validation and the weight gather are one compiled pass over the (n, K) array.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from offline_eval.data import LoggedData
+from offline_eval.diagnostics import Diagnostics, emit, weight_diagnostics
+from offline_eval.intervals import INTERVAL_METHODS, IntervalMethod, RowTerms, compute_interval
+
+__all__ = ["TARGET_ATOL", "Estimate", "Estimator", "ResolvedTarget", "resolve_target"]
+
+#: Tolerance for target rows summing to 1 and for target mass on ineligible arms.
+TARGET_ATOL = 1e-6
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# numba kernels
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _gather_target(T, action, propensity, atol, w, stats, status):  # pragma: no cover - numba
+    """Validate target rows and gather the importance weights in one pass.
+
+    ``T`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64 > 0. Outputs: ``w`` (n,)
+    float64 = ``T[i, action[i]] / propensity[i]``; ``stats`` (3,) float64 = (sum w, sum w^2, max w); ``status``
+    (4,) int64 = (rows with a negative / non-finite / > 1 entry, rows not summing to 1 within ``atol``, first row
+    of the first kind or -1, first row of the second kind or -1). Returns 0.
+    """
+    n, K = T.shape
+    status[0] = 0
+    status[1] = 0
+    status[2] = -1
+    status[3] = -1
+    s1 = 0.0
+    s2 = 0.0
+    mx = 0.0
+    for i in range(n):
+        s = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for k in range(K):
+            v = T[i, k]
+            s += v
+            lo = min(lo, v)
+            hi = max(hi, v)
+        if not (lo >= 0.0 and hi <= 1.0 + atol and s == s):
+            if status[0] == 0:
+                status[2] = i
+            status[0] += 1
+        elif abs(s - 1.0) > atol:
+            if status[1] == 0:
+                status[3] = i
+            status[1] += 1
+        wi = T[i, action[i]] / propensity[i]
+        w[i] = wi
+        s1 += wi
+        s2 += wi * wi
+        mx = max(mx, wi)
+    stats[0] = s1
+    stats[1] = s2
+    stats[2] = mx
+    return 0
+
+
+@njit(cache=True)
+def _outside_support(T, rows, P, E, has_p, has_e, atol, out):  # pragma: no cover - numba
+    """Target mass outside the logging support, over the candidate ``rows`` only.
+
+    ``T`` (n, K) float64 target; ``rows`` (m,) int64; ``P`` (n, K) float64 logging probabilities (used if
+    ``has_p``); ``E`` (n, K) bool eligibility (used if ``has_e``). An arm is outside the support when its logging
+    probability is 0 or it is ineligible. Output ``out`` (4,) float64 = (total mass outside the support, number of
+    rows with more than ``atol`` mass on ineligible arms, first such row or -1, total mass on ineligible arms).
+    Returns 0.
+    """
+    total = 0.0
+    bad_rows = 0.0
+    first = -1.0
+    inel = 0.0
+    K = T.shape[1]
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        row_inel = 0.0
+        for k in range(K):
+            v = T[i, k]
+            outside = False
+            if has_e and not E[i, k]:
+                outside = True
+                row_inel += v
+            if has_p and P[i, k] == 0.0:
+                outside = True
+            if outside:
+                total += v
+        if row_inel > atol:
+            if bad_rows == 0.0:
+                first = i
+            bad_rows += 1.0
+        inel += row_inel
+    out[0] = total
+    out[1] = bad_rows
+    out[2] = first
+    out[3] = inel
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# target policies
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class ResolvedTarget:
+    """A validated target policy on one :class:`LoggedData`, with its importance weights.
+
+    Attributes
+    ----------
+    data : LoggedData
+        The logs the target was resolved on.
+    probabilities : ndarray (n, K) or None
+        Target distribution per row (None for a deterministic target).
+    actions : ndarray (n,) of int64 or None
+        Target action per row (None for a stochastic target).
+    weights : ndarray (n,)
+        ``w_i = pi(a_i | x_i) / p_i``, read-only.
+    weight_sum, weight_sq_sum, weight_max : float
+        ``sum w``, ``sum w^2``, ``max w``.
+    support_deficit : float or None
+        Mean target mass on arms with logging probability 0 or ineligible (None: data has neither
+        ``probabilities`` nor ``eligible``).
+    """
+
+    data: LoggedData
+    probabilities: np.ndarray | None
+    actions: np.ndarray | None
+    weights: np.ndarray
+    weight_sum: float
+    weight_sq_sum: float
+    weight_max: float
+    support_deficit: float | None
+
+    def expected(self, q: np.ndarray) -> np.ndarray:
+        """``sum_k pi(k | x_i) q[i, k]`` per row, shape (n,), for a reward matrix ``q`` (n, K)."""
+        if self.actions is not None:
+            return q[np.arange(len(q)), self.actions]
+        return np.einsum("ij,ij->i", self.probabilities, q)
+
+    def diagnostics(self, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
+        """:func:`offline_eval.diagnostics.weight_diagnostics` of these weights."""
+        return weight_diagnostics(
+            self.data.n,
+            self.weight_sum,
+            self.weight_sq_sum,
+            self.weight_max,
+            self.support_deficit,
+            clipped_share,
+            warn_clipped,
+        )
+
+
+def _target_array(data: LoggedData, target: Any, name: str) -> np.ndarray:
+    """The raw target as an ndarray: (n, K) float probabilities or (n,) int64 actions (validated shapes)."""
+    n, k = data.n, data.n_actions
+    source = name
+    if callable(getattr(target, "action_probabilities", None)):
+        source = f"{name}.action_probabilities(X, eligible)"
+        target = target.action_probabilities(data.context, data.eligible)
+    if isinstance(target, pd.DataFrame):
+        if set(map(str, target.columns)) == set(data.action_names) and len(target.columns) == k:
+            target = target.rename(columns=str)[data.action_names]
+        target = target.to_numpy()
+    if isinstance(target, (str, int, np.integer)) and not isinstance(target, bool):
+        target = np.full(n, target, dtype=object if isinstance(target, str) else np.int64)
+    arr = np.asarray(target)
+    if arr.ndim == 2:
+        if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
+            raise TypeError(f"{source} must hold probabilities (floats), got dtype {arr.dtype}")
+        if arr.shape != (n, k):
+            raise ValueError(
+                f"{source} must have shape (n, K) = ({n}, {k}) -- one distribution over the data's {k} arms "
+                f"{data.action_names} per logged row -- got shape {arr.shape}"
+            )
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.ndim == 1:
+        if len(arr) != n:
+            raise ValueError(f"{source} must have one action per logged row ({n}), got {len(arr)}")
+        if arr.dtype.kind in "iu":
+            actions = arr.astype(np.int64, copy=False)
+        elif arr.dtype.kind in "UO":
+            index = {a: i for i, a in enumerate(data.action_names)}
+            try:
+                actions = np.fromiter((index[str(v)] for v in arr), dtype=np.int64, count=n)
+            except KeyError as err:
+                raise ValueError(f"{source} names arm {err.args[0]!r}, not one of {data.action_names}") from None
+        else:
+            raise TypeError(
+                f"a 1-D {source} must hold deterministic actions (int indices or arm names), got dtype {arr.dtype}; "
+                f"pass probabilities as an (n, K) = ({n}, {k}) array"
+            )
+        bad = (actions < 0) | (actions >= k)
+        if bad.any():
+            raise ValueError(
+                f"{source} actions must lie in [0, K={k}); {int(bad.sum())} of {n} rows do not "
+                f"(first at row {int(np.flatnonzero(bad)[0])})"
+            )
+        return actions
+    raise ValueError(
+        f"{source} must be an (n, K) probability array, an (n,) action array, an arm, or an object with "
+        f"action_probabilities(X, eligible); got an array of shape {arr.shape}"
+    )
+
+
+def _ineligible_error(source: str, rows: int, first: int, n: int) -> ValueError:
+    return ValueError(
+        f"{source} puts probability on ineligible arms in {rows} of {n} rows (first at row {first}); a policy cannot "
+        "offer an ineligible arm: set those probabilities to 0 and renormalise each row, e.g. "
+        "p = p * data.eligible; p /= p.sum(axis=1, keepdims=True)"
+    )
+
+
+def resolve_target(data: LoggedData, target: Any, name: str = "target") -> ResolvedTarget:
+    """Validate ``target`` against ``data`` and compute its importance weights (see the module docstring).
+
+    Parameters
+    ----------
+    data : LoggedData
+        The logs.
+    target : array_like, arm, DataFrame, policy object or ResolvedTarget
+        The target policy; a :class:`ResolvedTarget` of the same ``data`` is returned as is.
+    name : str
+        How error messages call the target (e.g. ``"policies['greedy']"``).
+
+    Returns
+    -------
+    ResolvedTarget
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = LoggedData(None, [0, 1, 1, 0], [1.0, 0.0, 2.0, 0.0], [0.5] * 4)
+    >>> resolve_target(data, [1, 1, 1, 1]).weights
+    array([0., 2., 2., 0.])
+    >>> resolve_target(data, np.full((4, 2), 0.6))
+    Traceback (most recent call last):
+    ...
+    ValueError: target rows must sum to 1 (within 1e-06); 4 of 4 rows do not (first at row 0, sum 1.2); ...
+    """
+    if not isinstance(data, LoggedData):
+        raise TypeError(
+            f"data must be an offline_eval.LoggedData, got {type(data).__name__}; build it with LoggedData(...), "
+            "LoggedData.from_dataframe(df) or LoggedData.from_parquet(path)"
+        )
+    if isinstance(target, ResolvedTarget):
+        if target.data is not data:
+            raise ValueError(f"{name} was resolved on different LoggedData; resolve it on this data")
+        return target
+    arr = _target_array(data, target, name)
+    n = data.n
+    rows = data.unsupported_rows()
+    P, E = data.probabilities, data.eligible
+    if arr.ndim == 1:
+        actions = arr
+        match = actions == data.action
+        w = np.where(match, 1.0 / data.propensity, 0.0)
+        deficit = None
+        if rows is not None:
+            outside = np.zeros(len(rows), dtype=bool)
+            ta = actions[rows]
+            if E is not None:
+                inel = ~E[rows, ta]
+                if inel.any():
+                    raise _ineligible_error(name, int(inel.sum()), int(rows[np.flatnonzero(inel)[0]]), n)
+            if P is not None:
+                outside |= P[rows, ta] == 0.0
+            deficit = float(outside.sum()) / n if n else 0.0
+        stats = (float(w.sum()), float(w @ w), float(w.max()) if n else 0.0)
+        probabilities = None
+    else:
+        w = np.empty(n)
+        stats_arr = np.zeros(3)
+        status = np.zeros(4, dtype=np.int64)
+        _gather_target(arr, data.action, data.propensity, TARGET_ATOL, w, stats_arr, status)
+        if status[0]:
+            raise ValueError(
+                f"{name} probabilities must be finite and in [0, 1]; {status[0]} of {n} rows are not "
+                f"(first at row {status[2]}: {arr[status[2]].tolist()})"
+            )
+        if status[1]:
+            raise ValueError(
+                f"{name} rows must sum to 1 (within {TARGET_ATOL:g}); {status[1]} of {n} rows do not (first at row "
+                f"{status[3]}, sum {arr[status[3]].sum():.6g}); normalise with p / p.sum(axis=1, keepdims=True)"
+            )
+        deficit = None
+        if rows is not None:
+            out = np.zeros(4)
+            has_p, has_e = P is not None, E is not None
+            _outside_support(
+                arr,
+                rows,
+                P if has_p else np.zeros((0, 0)),
+                E if has_e else np.zeros((0, 0), dtype=np.bool_),
+                has_p,
+                has_e,
+                TARGET_ATOL,
+                out,
+            )
+            if out[1]:
+                raise _ineligible_error(name, int(out[1]), int(out[2]), n)
+            deficit = float(out[0]) / n if n else 0.0
+        stats = tuple(float(s) for s in stats_arr)
+        actions, probabilities = None, arr
+    w.flags.writeable = False
+    return ResolvedTarget(data, probabilities, actions, w, stats[0], stats[1], stats[2], deficit)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """An off-policy estimate of a target policy's expected reward per decision, with its interval.
+
+    Attributes
+    ----------
+    value : float
+        Estimated expected reward per decision under the target (reward units).
+    se : float
+        Standard error (for bootstrap intervals: the sd of the resampled estimates).
+    ci_low, ci_high : float
+        Two-sided ``1 - alpha`` interval.
+    n : int
+        Number of logged rows used.
+    estimator : str
+        Name of the estimator that produced it (e.g. ``"IPS"``, ``"DR(clip=20)"``).
+    alpha : float
+        Two-sided error rate of the interval; ``level = 1 - alpha``.
+    interval : str
+        ``"normal"``, ``"bootstrap"`` or ``"bernstein"``.
+    diagnostics : Diagnostics
+        Importance-weight diagnostics of the (data, target) pair.
+    consistent : bool
+        True when the estimator is unbiased or consistent with O(1/n) bias given correct propensities (IPS,
+        SNIPS, DR and SNDR without clipping; SwitchDR / DROS when their selected hyperparameter reduces them to
+        DR), so the interval has asymptotically nominal coverage; False for DM and for clipped / shrunk /
+        switched estimators, whose intervals ignore their bias.
+    params : Mapping[str, float]
+        Hyperparameters chosen from the data (e.g. ``{"tau": 7.5}`` for SwitchDR); empty for the others.
+    """
+
+    value: float
+    se: float
+    ci_low: float
+    ci_high: float
+    n: int
+    estimator: str
+    alpha: float
+    interval: str
+    diagnostics: Diagnostics
+    consistent: bool = True
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def level(self) -> float:
+        """Confidence level ``1 - alpha``."""
+        return 1.0 - self.alpha
+
+    def __repr__(self) -> str:
+        params = "".join(f", {k}={v:.4g}" for k, v in self.params.items())
+        return (
+            f"Estimate({self.estimator}: value={self.value:.6g}, se={self.se:.3g}, "
+            f"{100 * self.level:g}% CI [{self.ci_low:.6g}, {self.ci_high:.6g}], n={self.n}{params})"
+        )
+
+
+class _Terms(NamedTuple):
+    """What an estimator's private hook returns."""
+
+    terms: RowTerms
+    clipped_share: float = 0.0
+    consistent: bool = True
+    params: Mapping[str, float] = types.MappingProxyType({})
+    warn_clipped: bool = True
+
+
+def _check_number(value: Any, name: str, *, low: float, low_open: bool, allow_inf: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf) or v < low or (low_open and v == low):
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        raise ValueError(f"{name} must be {'finite and ' if not allow_inf else ''}{bound}, got {value!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# base estimator
+# ----------------------------------------------------------------------------------------------------------------
+
+
+_INTERVAL_FIELDS = ("interval", "alpha", "seed", "n_bootstrap", "term_range", "reward_model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimator(ABC):
+    """Base of the off-policy estimators: validation, target resolution, intervals, diagnostics.
+
+    Subclasses are frozen keyword-only dataclasses whose extra fields are hyperparameters (checked in
+    ``__post_init__``) and implement one private hook, ``_row_terms(target, q)``, returning the per-row terms.
+
+    Parameters
+    ----------
+    interval : {"normal", "bootstrap", "bernstein"}
+        How the interval is computed from the per-row terms (see :mod:`offline_eval.intervals`); ``"normal"`` is
+        the delta method for the self-normalised estimators.
+    alpha : float
+        Two-sided error rate of the interval, in (0, 1).
+    seed : int or None
+        Seed of the bootstrap resamples.
+    n_bootstrap : int
+        Number of bootstrap resamples (``interval="bootstrap"``), >= 100.
+    term_range : (float, float) or None
+        A-priori range of the per-row terms for ``interval="bernstein"`` (None: observed range).
+    """
+
+    interval: IntervalMethod = "normal"
+    alpha: float = 0.05
+    seed: int | None = 0
+    n_bootstrap: int = 2000
+    term_range: tuple[float, float] | None = None
+
+    #: Whether the estimator needs a reward model q(x, a).
+    uses_reward_model: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.interval not in INTERVAL_METHODS:
+            raise ValueError(f"interval must be one of {INTERVAL_METHODS}, got {self.interval!r}")
+        alpha = _check_number(self.alpha, "alpha", low=0.0, low_open=True)
+        if alpha >= 1.0:
+            raise ValueError(f"alpha must lie in (0, 1) (0.05 gives a 95% interval), got {self.alpha!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {type(self.seed).__name__} {self.seed!r}")
+        if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, (int, np.integer)):
+            raise TypeError(f"n_bootstrap must be an int >= 100, got {type(self.n_bootstrap).__name__}")
+        if self.n_bootstrap < 100:
+            raise ValueError(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
+        if self.term_range is not None:
+            try:
+                lo, hi = (float(v) for v in self.term_range)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"term_range must be a pair of floats (low, high), got {self.term_range!r}") from err
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"term_range must be (low, high) with finite low <= high, got {self.term_range!r}")
+
+    # -- naming --------------------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Class name plus any hyperparameter that differs from its default, e.g. ``"IPS(clip=10)"``."""
+        parts = []
+        for f in fields(self):
+            if f.name in _INTERVAL_FIELDS:
+                continue
+            value = getattr(self, f.name)
+            if value != f.default:
+                parts.append(f"{f.name}={value:g}" if isinstance(value, float) else f"{f.name}={value!r}")
+        model = getattr(self, "reward_model", None)
+        if model is not None:
+            parts.append(f"model={type(model).__name__}")
+        return f"{type(self).__name__}({', '.join(parts)})" if parts else type(self).__name__
+
+    # -- reward model --------------------------------------------------------------------------------------------
+
+    def reward_matrix(self, data: LoggedData, q: Any = None) -> np.ndarray | None:
+        """The (n, K) reward matrix this estimator uses: ``q`` validated, else fitted; None if it needs none.
+
+        When ``q`` is None the estimator's ``reward_model`` (or
+        :func:`offline_eval.reward_models.default_reward_model` when that is None) is cross-fitted on ``data``
+        with ``fit_predict``. Pass a precomputed ``q`` to reuse one fit across estimators and targets.
+        """
+        if not self.uses_reward_model:
+            return None
+        if q is None:
+            model = getattr(self, "reward_model", None)
+            if model is None:
+                from offline_eval.reward_models import default_reward_model
+
+                model = default_reward_model(data)
+            q = model.fit_predict(data)
+        arr = np.asarray(q, dtype=np.float64) if not isinstance(q, np.ndarray) or q.dtype != np.float64 else q
+        if arr.shape != (data.n, data.n_actions):
+            raise ValueError(
+                f"q must have shape (n, K) = ({data.n}, {data.n_actions}) -- predicted reward of every arm for "
+                f"every logged row -- got shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"q must be finite; {int((~np.isfinite(arr)).any(axis=1).sum())} rows are not")
+        return arr
+
+    # -- the verb ------------------------------------------------------------------------------------------------
+
+    def _prepare(self, data: LoggedData, target: Any, q: Any) -> tuple[ResolvedTarget, np.ndarray | None]:
+        resolved = resolve_target(data, target)
+        if data.n < 2:
+            raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
+        return resolved, self.reward_matrix(data, q)
+
+    def _interval(self, terms: RowTerms):
+        return compute_interval(
+            terms,
+            self.interval,
+            self.alpha,
+            n_resamples=int(self.n_bootstrap),
+            seed=self.seed,
+            term_range=self.term_range,
+        )
+
+    def _estimate(self, resolved: ResolvedTarget, q: np.ndarray | None) -> tuple[Estimate, RowTerms]:
+        out = self._row_terms(resolved, q)
+        iv = self._interval(out.terms)
+        est = Estimate(
+            value=iv.value,
+            se=iv.se,
+            ci_low=iv.low,
+            ci_high=iv.high,
+            n=resolved.data.n,
+            estimator=self.name,
+            alpha=float(self.alpha),
+            interval=self.interval,
+            diagnostics=resolved.diagnostics(out.clipped_share, out.warn_clipped),
+            consistent=out.consistent,
+            params=dict(out.params),
+        )
+        return est, out.terms
+
+    def estimate(self, data: LoggedData, target: Any, *, q: Any = None) -> Estimate:
+        """Estimate the target policy's expected reward per decision on the logged data.
+
+        Parameters
+        ----------
+        data : LoggedData
+            The logs.
+        target : array_like, arm, DataFrame or policy object
+            The target policy (see :mod:`offline_eval.estimators.base`).
+        q : array_like (n, K), optional
+            Precomputed cross-fitted reward matrix for estimators with a reward model (fitted when None); ignored
+            by IPS and SNIPS.
+
+        Returns
+        -------
+        Estimate
+            Diagnostics whose thresholds are crossed are also raised as
+            :class:`offline_eval.diagnostics.DiagnosticWarning`.
+        """
+        resolved, q = self._prepare(data, target, q)
+        est, _ = self._estimate(resolved, q)
+        emit(est.diagnostics.warnings, self.name, stacklevel=3)
+        return est
+
+    def row_terms(self, data: LoggedData, target: Any, *, q: Any = None) -> RowTerms:
+        """The per-row terms of the estimate: means and, for self-normalised estimators, numerator/denominator.
+
+        Sums of these arrays over any split of the rows combine exactly into the estimate.
+        """
+        resolved, q = self._prepare(data, target, q)
+        return self._row_terms(resolved, q).terms
+
+    def per_row(self, data: LoggedData, target: Any, *, q: Any = None) -> np.ndarray:
+        """Per-row terms (n,) whose mean is exactly the estimate.
+
+        For IPS, DM, DR and their clipped / switched / shrunk variants these are the estimator's own terms; for
+        the self-normalised SNIPS and SNDR they are the linearised (delta-method) terms, which depend on the
+        overall ratio -- use :meth:`row_terms` for numerator and denominator.
+        """
+        return self.row_terms(data, target, q=q).linearized()
+
+    @abstractmethod
+    def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
+        """Per-row terms for a resolved target (and reward matrix ``q`` if ``uses_reward_model``)."""
+

@@ -1,0 +1,331 @@
+"""Compare policies on logged data: a table of estimates (:func:`evaluate`) and paired differences (:func:`compare`).
+
+How :func:`evaluate` picks the recommended row of each policy
+------------------------------------------------------------
+Every row gets an estimated mean squared error ``est_mse = se^2 + bias_bound^2``:
+
+* ``bias_bound = 0`` for estimators that are unbiased or consistent given correct propensities
+  (``Estimate.consistent``: IPS, SNIPS, DR, SNDR without clipping; SwitchDR / DROS whose chosen
+  hyperparameter reduces them to DR);
+* otherwise ``bias_bound = |V - V_ref|``, the disagreement with the unbiased reference computed on the same data
+  (``IPS()`` for clipped IPS; ``DR()`` with the same reward matrix for DM, clipped DR, SwitchDR and DROS). Its
+  square over-estimates the squared bias on average (by the variance of the difference).
+
+The recommended row is the one with the smallest ``est_mse`` **among the rows with honest intervals**
+(``consistent`` True), so the one number a user takes away comes with an interval that covers at its nominal
+rate. DM, clipped and shrunk estimators are shown for information (their intervals ignore their bias). If no row
+is consistent (e.g. ``estimators=[DM()]``), the smallest ``est_mse`` overall is recommended.
+
+Reward models are fitted once: estimators with the same ``reward_model`` (None = the default for the data) share
+one cross-fitted q matrix across all policies; each target is validated once and shared by all estimators.
+Lift over the logging policy is the paired difference ``estimate - mean(reward)``, whose interval comes from the
+per-row differences ``psi_i - r_i`` (psi the estimator's per-row terms).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from offline_eval.data import LoggedData
+from offline_eval.diagnostics import emit, worst_of
+from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
+from offline_eval.estimators.base import ResolvedTarget
+
+__all__ = ["compare", "default_estimators", "evaluate"]
+
+COLUMNS = (
+    "policy",
+    "estimator",
+    "value",
+    "se",
+    "ci_low",
+    "ci_high",
+    "lift",
+    "lift_se",
+    "lift_ci_low",
+    "lift_ci_high",
+    "n",
+    "alpha",
+    "interval",
+    "consistent",
+    "bias_bound",
+    "est_mse",
+    "recommended",
+    "ess",
+    "max_weight",
+    "mean_weight",
+    "support_deficit",
+    "clipped_share",
+    "params",
+    "warnings",
+)
+
+
+def default_estimators() -> list[Estimator]:
+    """``[IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR(), DROS()]``: what :func:`evaluate` runs by default."""
+    return [IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR(), DROS()]
+
+
+def _check_data(data: Any) -> None:
+    if not isinstance(data, LoggedData):
+        raise TypeError(
+            f"data must be an offline_eval.LoggedData, got {type(data).__name__}; build it with LoggedData(...), "
+            "LoggedData.from_dataframe(df) or LoggedData.from_parquet(path)"
+        )
+
+
+def _check_estimators(estimators: Sequence[Estimator] | None) -> list[Estimator]:
+    if estimators is None:
+        return default_estimators()
+    if isinstance(estimators, Estimator):
+        raise TypeError("estimators must be a sequence of estimators, e.g. [IPS(), DR()], got a single estimator")
+    out = list(estimators)
+    if not out:
+        raise ValueError("estimators is empty; pass None for the defaults or e.g. [IPS(), DR()]")
+    for i, est in enumerate(out):
+        if not isinstance(est, Estimator):
+            raise TypeError(
+                f"estimators[{i}] must be an offline_eval estimator such as IPS(), got {type(est).__name__}"
+            )
+    keys = [(e.name, e.interval, float(e.alpha)) for e in out]
+    dupes = sorted({k[0] for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ValueError(f"estimators has duplicates {dupes} (same name, interval and alpha); remove them")
+    return out
+
+
+class _RewardMatrices:
+    """One cross-fitted q per distinct reward model (None = the data's default model), fitted on first use."""
+
+    def __init__(self, data: LoggedData) -> None:
+        self.data = data
+        self._fitted: list[tuple[Any, np.ndarray]] = []
+
+    def get(self, estimator: Estimator) -> np.ndarray | None:
+        if not estimator.uses_reward_model:
+            return None
+        model = getattr(estimator, "reward_model", None)
+        for key, q in self._fitted:
+            if key is model or (key is not None and model is not None and _same_model(key, model)):
+                return q
+        q = estimator.reward_matrix(self.data)
+        self._fitted.append((model, q))
+        return q
+
+
+def _same_model(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # an __eq__ that cannot compare (e.g. arrays inside) means "not known to be the same"
+        return False
+
+
+def _reference_value(estimator: Estimator, resolved: ResolvedTarget, q: np.ndarray | None) -> float:
+    """Value of the unbiased reference of a biased estimator: IPS() without a reward model, else DR() on ``q``."""
+    reference = DR() if estimator.uses_reward_model else IPS()
+    return reference._row_terms(resolved, q).terms.value()
+
+
+def _format_params(params: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in params.items())
+
+
+def evaluate(
+    data: LoggedData,
+    policies: Mapping[str, Any],
+    estimators: Sequence[Estimator] | None = None,
+) -> pd.DataFrame:
+    """Estimate every policy with every estimator: one row per (policy, estimator), one recommended per policy.
+
+    Parameters
+    ----------
+    data : LoggedData
+        The logs.
+    policies : mapping of str to target
+        Policy name -> target (an (n, K) probability array, an (n,) action array, an arm, or an object with
+        ``action_probabilities(X, eligible)``; see :mod:`offline_eval.estimators.base`).
+    estimators : sequence of Estimator, optional
+        Default :func:`default_estimators`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: ``policy``, ``estimator``, ``value``, ``se``, ``ci_low``, ``ci_high`` (the estimate);
+        ``lift``, ``lift_se``, ``lift_ci_low``, ``lift_ci_high`` (estimate minus the logging policy's mean
+        reward, paired per row); ``n``, ``alpha``, ``interval``; ``consistent``, ``bias_bound``, ``est_mse``,
+        ``recommended`` (see the module docstring); the diagnostics ``ess``, ``max_weight``, ``mean_weight``,
+        ``support_deficit``, ``clipped_share``; ``params`` (data-driven hyperparameters as text) and ``warnings``
+        (diagnostic messages joined by "; "). Diagnostic warnings are also raised: those about the (data,
+        policy) pair once per policy, estimator-specific ones (clipping) prefixed by the estimator name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from offline_eval import LoggedData, IPS, SNIPS, DR
+    >>> rng = np.random.default_rng(7)
+    >>> n = 20_000
+    >>> X = rng.normal(size=(n, 2))
+    >>> logging = np.full((n, 3), 1 / 3)
+    >>> action = rng.integers(0, 3, size=n)
+    >>> p_convert = 0.05 + 0.05 * action + 0.05 * (X[:, 0] > 0) * (action == 2)
+    >>> reward = (rng.random(n) < p_convert).astype(float)
+    >>> data = LoggedData(X, action, reward, logging[np.arange(n), action], probabilities=logging)
+    >>> table = evaluate(data, {"always 2": 2, "always 0": 0}, estimators=[IPS(), SNIPS(), DR()])
+    >>> table[["policy", "estimator", "value", "recommended"]].round(3)
+         policy estimator  value  recommended
+    0  always 2       IPS  0.173        False
+    1  always 2     SNIPS  0.174        False
+    2  always 2        DR  0.174         True
+    3  always 0       IPS  0.048        False
+    4  always 0     SNIPS  0.047         True
+    5  always 0        DR  0.047        False
+    >>> table.loc[table.recommended, ["policy", "lift", "lift_ci_low", "lift_ci_high"]].round(3)
+         policy   lift  lift_ci_low  lift_ci_high
+    2  always 2  0.068        0.061         0.075
+    4  always 0 -0.059       -0.064        -0.054
+    """
+    _check_data(data)
+    if not isinstance(policies, Mapping) or not policies:
+        raise TypeError(
+            "policies must be a non-empty mapping of name -> target, e.g. {'new': probs, 'current': logged_probs}"
+        )
+    for name in policies:
+        if not isinstance(name, str):
+            raise TypeError(f"policies must be keyed by str names, got key {name!r}")
+    ests = _check_estimators(estimators)
+    matrices = _RewardMatrices(data)
+    rows: list[dict[str, Any]] = []
+    for policy_name, target in policies.items():
+        resolved = resolve_target(data, target, name=f"policies[{policy_name!r}]")
+        if data.n < 2:
+            raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
+        shared = resolved.diagnostics().warnings  # about the (data, target) pair, raised once per policy
+        messages: list[str] = list(shared)
+        references: dict[int, float] = {}
+        first_row = len(rows)
+        for est in ests:
+            q = matrices.get(est)
+            result, terms = est._estimate(resolved, q)
+            lift = est._interval(terms.minus(data.reward))
+            if result.consistent:
+                bias = 0.0
+            else:
+                key = id(q) if q is not None else 0
+                if key not in references:
+                    references[key] = _reference_value(est, resolved, q)
+                bias = abs(result.value - references[key])
+            d = result.diagnostics
+            messages += [f"{result.estimator}: {m}" for m in d.warnings if m not in shared]
+            rows.append(
+                {
+                    "policy": policy_name,
+                    "estimator": result.estimator,
+                    "value": result.value,
+                    "se": result.se,
+                    "ci_low": result.ci_low,
+                    "ci_high": result.ci_high,
+                    "lift": lift.value,
+                    "lift_se": lift.se,
+                    "lift_ci_low": lift.low,
+                    "lift_ci_high": lift.high,
+                    "n": result.n,
+                    "alpha": result.alpha,
+                    "interval": result.interval,
+                    "consistent": result.consistent,
+                    "bias_bound": bias,
+                    "est_mse": result.se**2 + bias**2,
+                    "recommended": False,
+                    "ess": d.ess,
+                    "max_weight": d.max_weight,
+                    "mean_weight": d.mean_weight,
+                    "support_deficit": np.nan if d.support_deficit is None else d.support_deficit,
+                    "clipped_share": d.clipped_share,
+                    "params": _format_params(result.params),
+                    "warnings": "; ".join(d.warnings),
+                }
+            )
+        _mark_recommended(rows[first_row:])
+        emit(messages, f"policies[{policy_name!r}]", stacklevel=3)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _mark_recommended(rows: list[dict[str, Any]]) -> None:
+    """Set ``recommended`` on the row with the smallest finite est_mse among consistent rows (else among all)."""
+    for pool in ([r for r in rows if r["consistent"]], rows):
+        finite = [r for r in pool if math.isfinite(r["est_mse"])]
+        if finite:
+            min(finite, key=lambda r: r["est_mse"])["recommended"] = True
+            return
+
+
+def compare(data: LoggedData, a: Any, b: Any, estimator: Estimator | None = None) -> Estimate:
+    """The paired difference ``V(a) - V(b)`` of two target policies, with an interval from per-row differences.
+
+    Both targets are evaluated on the same rows with the same reward matrix, and the interval is computed from
+    the per-row differences of their terms, so everything the two share (the context mix, the reward model's
+    part) cancels: the interval is much narrower than the two separate intervals suggest.
+
+    Parameters
+    ----------
+    data : LoggedData
+        The logs.
+    a, b : target
+        The two target policies (any form accepted by :func:`offline_eval.estimators.resolve_target`).
+    estimator : Estimator, optional
+        Default ``DR()``; its ``interval``, ``alpha`` and reward model are used.
+
+    Returns
+    -------
+    Estimate
+        ``value`` = V(a) - V(b); ``estimator`` = ``"<name>: a - b"``; ``diagnostics`` = the worse of the two
+        targets' diagnostics field by field (warnings prefixed ``a:`` / ``b:``); ``consistent`` if both are;
+        ``params`` prefixed ``a.`` / ``b.``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from offline_eval import LoggedData, IPS
+    >>> rng = np.random.default_rng(3)
+    >>> n = 50_000
+    >>> action = rng.integers(0, 2, size=n)
+    >>> reward = (rng.random(n) < np.where(action == 1, 0.12, 0.10)).astype(float)
+    >>> data = LoggedData(None, action, reward, np.full(n, 0.5))
+    >>> diff = compare(data, 1, 0, estimator=IPS())
+    >>> round(diff.value, 3), bool(diff.ci_low > 0)
+    (0.02, True)
+    """
+    _check_data(data)
+    estimator = DR() if estimator is None else estimator
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
+    ra = resolve_target(data, a, name="a")
+    rb = resolve_target(data, b, name="b")
+    if data.n < 2:
+        raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
+    q = estimator.reward_matrix(data)
+    out_a = estimator._row_terms(ra, q)
+    out_b = estimator._row_terms(rb, q)
+    iv = estimator._interval(out_a.terms - out_b.terms)
+    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share))
+    params = {f"a.{k}": v for k, v in out_a.params.items()} | {f"b.{k}": v for k, v in out_b.params.items()}
+    result = Estimate(
+        value=iv.value,
+        se=iv.se,
+        ci_low=iv.low,
+        ci_high=iv.high,
+        n=data.n,
+        estimator=f"{estimator.name}: a - b",
+        alpha=float(estimator.alpha),
+        interval=estimator.interval,
+        diagnostics=diagnostics,
+        consistent=out_a.consistent and out_b.consistent,
+        params=params,
+    )
+    emit(diagnostics.warnings, result.estimator, stacklevel=3)
+    return result
+

@@ -1,0 +1,157 @@
+"""The fused glue kernels of bandit.kernels.policy_kernels against numpy / scipy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bandit.kernels import policy_kernels as pk
+from bandit.policies.beta_ts import _beta_argmax_probs
+
+
+def _state(seed: int) -> np.ndarray:
+    return pk.seed_state(np.uint64(seed))
+
+
+def test_fill_context_copies_appends_intercept_and_flags_non_finite():
+    x = np.full(4, -7.0)
+    assert pk.fill_context(np.array([1.0, 2.0, 3.0]), True, x)
+    np.testing.assert_array_equal(x, [1.0, 2.0, 3.0, 1.0])
+    x = np.full(3, -7.0)
+    assert pk.fill_context(np.array([1.0, 2.0, 3.0]), False, x)
+    np.testing.assert_array_equal(x, [1.0, 2.0, 3.0])
+    for bad in (np.nan, np.inf, -np.inf):
+        assert not pk.fill_context(np.array([1.0, bad, 3.0]), True, np.empty(4))
+
+
+def test_with_intercept_matches_numpy():
+    X = np.random.default_rng(0).normal(size=(7, 3))
+    np.testing.assert_array_equal(pk.with_intercept(X, True), np.hstack([X, np.ones((7, 1))]))
+    np.testing.assert_array_equal(pk.with_intercept(X, False), X)
+
+
+def test_uniform_pick_is_uniform_over_eligible():
+    eligible = np.array([False, True, True, False, True])
+    us = (np.arange(3000) + 0.5) / 3000
+    picks = np.array([pk._uniform_pick(eligible, u) for u in us])
+    assert np.bincount(picks, minlength=5).tolist() == [0, 1000, 1000, 0, 1000]
+    assert pk._uniform_pick(eligible, 1.0 - 1e-17) == 4
+
+
+def test_argmax_random_ties_splits_exact_ties_uniformly():
+    st = _state(3)
+    scores = np.array([1.0, 3.0, 3.0, 3.0, -np.inf])
+    eligible = np.array([True, True, True, False, False])
+    picks = np.array([pk._argmax_random_ties(scores, eligible, st) for _ in range(20_000)])
+    counts = np.bincount(picks, minlength=5)
+    assert counts[0] == counts[3] == counts[4] == 0  # not best / ineligible
+    assert stats.chisquare(counts[1:3]).pvalue > 1e-3
+    unique = np.array([0.5, 2.0, 1.0, 4.0, 0.0])
+    before = st.copy()
+    assert pk._argmax_random_ties(unique, eligible, st) == 1
+    assert st[0] == before[0]  # a unique maximum draws nothing
+
+
+def test_draw_categorical_follows_probabilities_and_skips_zeros():
+    st = _state(5)
+    p = np.array([0.2, 0.0, 0.5, 0.3, 0.0])
+    draws = np.array([pk._draw_categorical(p, st) for _ in range(50_000)])
+    counts = np.bincount(draws, minlength=5)
+    assert counts[1] == counts[4] == 0
+    assert stats.chisquare(counts[[0, 2, 3]], 50_000 * p[[0, 2, 3]]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("shape", [0.3, 1.0, 2.5, 40.0, 5000.0])
+def test_gamma_draw_matches_gamma_distribution(shape):
+    st = _state(11)
+    draws = np.array([pk._gamma_draw(shape, st) for _ in range(20_000)])
+    assert stats.kstest(draws, stats.gamma(shape).cdf).pvalue > 1e-3
+
+
+def test_beta_draw_rows_follow_beta_marginals_and_per_row_seeds():
+    alpha, beta = np.array([2.0, 30.0, 0.7]), np.array([5.0, 10.0, 0.4])
+    values = np.array([1.0, 1.0, 2.0])
+    n = 20_000
+    idx = np.empty(n, dtype=np.int64)
+    scores = np.empty((n, 3))
+    eligible = np.ones((1, 3), dtype=bool)
+    pk.beta_draw_rows(alpha, beta, values, eligible, 0.0, _state(1), False, pk.NO_SEEDS, idx, scores)
+    for k in range(3):
+        assert stats.kstest(scores[:, k] / values[k], stats.beta(alpha[k], beta[k]).cdf).pvalue > 1e-3
+    np.testing.assert_array_equal(idx, scores.argmax(axis=1))
+    # per-row seeds: the same seed gives the same row, whatever the row position
+    seeds = np.array([7, 8, 7], dtype=np.uint64)
+    idx3, sc3 = np.empty(3, dtype=np.int64), np.empty((3, 3))
+    pk.beta_draw_rows(alpha, beta, values, eligible, 0.2, _state(1), True, seeds, idx3, sc3)
+    np.testing.assert_array_equal(sc3[0], sc3[2])
+    assert idx3[0] == idx3[2]
+
+
+@pytest.mark.parametrize(
+    "a, b, values, mask",
+    [
+        ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [True, True, True]),  # symmetric: 1/3 each
+        ([3.0, 30.0, 300.0], [7.0, 70.0, 700.0], [1.0, 1.0, 1.0], [True, True, True]),  # same mean, different spread
+        ([2.0, 50.0, 1.5], [20.0, 450.0, 3.0], [10.0, 12.0, 1.0], [True, True, True]),  # values matter
+        ([0.5, 0.5, 5.0], [0.5, 0.5, 1.0], [1.0, 1.0, 1.0], [True, False, True]),  # singular densities, mask
+        ([1.0, 20000.0, 2.0], [1.0, 20000.0, 2.0], [1.0, 1.0, 1.0], [True, True, True]),  # a very sharp arm
+    ],
+)
+def test_beta_argmax_probs_matches_monte_carlo(a, b, values, mask):
+    a, b, values, mask = map(np.asarray, (a, b, values, mask))
+    p = _beta_argmax_probs(a.astype(float), b.astype(float), values.astype(float), mask)
+    rng = np.random.default_rng(0)
+    draws = rng.beta(a, b, size=(1_000_000, 3)) * values
+    draws[:, ~mask] = -np.inf
+    mc = np.bincount(draws.argmax(axis=1), minlength=3) / 1_000_000
+    np.testing.assert_allclose(p, mc, atol=2e-3)
+    assert p.sum() == pytest.approx(1.0, abs=1e-12) and (p[~mask] == 0).all()
+
+
+def test_beta_argmax_probs_symmetric_case_is_exact():
+    p = _beta_argmax_probs(np.array([4.0, 4.0]), np.array([9.0, 9.0]), np.ones(2), np.ones(2, dtype=bool))
+    np.testing.assert_allclose(p, [0.5, 0.5], atol=1e-12)
+
+
+def test_decide_rows_broadcasts_one_row_of_posterior_and_eligibility():
+    mean = np.array([[0.1, 0.4, 0.2]])
+    var = np.array([[0.04, 0.01, 0.09]])
+    values = np.ones(3)
+    n = 5
+    probs = np.empty((n, 3))
+    pk.decide_rows(pk.LINTS, mean, var, values, np.ones((1, 3), dtype=bool), 1.0, 0.0, False, _state(0), False,
+                   pk.NO_SEEDS, np.empty(n, dtype=np.int64), probs, np.empty((n, 3)))
+    assert (probs == probs[0]).all()
+    # Monte Carlo of independent normals
+    rng = np.random.default_rng(1)
+    s = mean[0] + np.sqrt(var[0]) * rng.standard_normal((1_000_000, 3))
+    np.testing.assert_allclose(probs[0], np.bincount(s.argmax(axis=1), minlength=3) / 1_000_000, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "a, b, values",
+    [
+        ([3.0, 30.0, 300.0], [7.0, 70.0, 700.0], [1.0, 1.0, 1.0]),
+        ([2.0, 50.0, 1.5], [20.0, 450.0, 3.0], [10.0, 12.0, 1.0]),
+        ([0.5, 0.7, 5.0], [0.5, 3.0, 1.0], [1.0, 1.5, 1.0]),
+        ([1.0, 2000.0, 2.0], [99.0, 198000.0, 150.0], [1.0, 1.0, 1.0]),  # low conversion rates, one sharp arm
+    ],
+)
+def test_beta_argmax_probs_matches_adaptive_quadrature(a, b, values):
+    """Against scipy.integrate.quad in quantile space (an independent, adaptive reference) to 1e-7.
+
+    ``P_k = int_0^1 prod_{j != k} F_j(Q_k(u)) du`` (``Q_k`` the quantile function of arm k): the integrand is
+    bounded and monotone, so singular densities do not hurt the reference.
+    """
+    from scipy import integrate
+
+    a, b, values = (np.asarray(z, dtype=float) for z in (a, b, values))
+    p = _beta_argmax_probs(a, b, values, np.ones(3, dtype=bool))
+    ref = np.empty(3)
+    for k in range(3):
+        dist = stats.beta(a[k], b[k], scale=values[k])
+        others = [stats.beta(a[j], b[j], scale=values[j]) for j in range(3) if j != k]
+        ref[k] = integrate.quad(lambda u: np.prod([o.cdf(dist.ppf(u)) for o in others]), 0.0, 1.0, limit=1000,
+                                epsabs=1e-12, epsrel=1e-10)[0]
+    np.testing.assert_allclose(p, ref / ref.sum(), atol=1e-7)

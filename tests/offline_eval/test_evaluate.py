@@ -1,0 +1,214 @@
+"""evaluate(): the comparison table and its recommendation rule; compare(): paired differences."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from ope_world import World
+
+import offline_eval.reward_models as reward_models
+from offline_eval import DM, DR, DROS, IPS, SNDR, SNIPS, DiagnosticWarning, LoggedData, SwitchDR, compare, evaluate
+from offline_eval.evaluate import COLUMNS, default_estimators
+
+pytestmark = pytest.mark.filterwarnings("ignore::offline_eval.diagnostics.DiagnosticWarning")
+
+
+@pytest.fixture()
+def case():
+    world = World(seed=0)
+    draw = world.draw(3000, 1, seed=21)
+    data = world.logged(draw)
+    policies = {
+        "target": world.target_probs(draw),
+        "greedy": world.mu.argmax(axis=1)[draw.types[0]],
+        "logging": world.target_probs(draw, policy=world.logging),
+    }
+    return world, draw, data, policies
+
+
+class CountingModel:
+    def __init__(self, q: np.ndarray) -> None:
+        self.q = q
+        self.calls = 0
+
+    def fit_predict(self, data):
+        self.calls += 1
+        return self.q
+
+
+def test_table_shape_columns_and_one_recommendation_per_policy(case):
+    world, draw, data, policies = case
+    table = evaluate(data, policies)
+    assert list(table.columns) == list(COLUMNS)
+    assert len(table) == len(policies) * len(default_estimators())
+    assert table.groupby("policy")["recommended"].sum().tolist() == [1, 1, 1]
+    for _, group in table.groupby("policy"):
+        best = group[group.recommended].iloc[0]
+        assert bool(best.consistent)
+        assert best.est_mse == group[group.consistent].est_mse.min()
+    assert not table[table.estimator == "DM"].recommended.any()
+    np.testing.assert_allclose(table.est_mse, table.se**2 + table.bias_bound**2, rtol=1e-12)
+    assert (table[table.consistent].bias_bound == 0).all()
+
+
+def test_values_match_the_estimators_and_lift_is_paired(case):
+    world, draw, data, policies = case
+    q = world.oracle_q(draw)
+    model = CountingModel(q)
+    ests = [IPS(), SNIPS(), DR(reward_model=model), DM(reward_model=model), SwitchDR(reward_model=model)]
+    table = evaluate(data, policies, estimators=ests).set_index(["policy", "estimator"])
+    assert model.calls == 1  # one fit shared by every model-based estimator and every policy
+    for name, target in policies.items():
+        for est in ests:
+            row = table.loc[(name, est.name)]
+            single = est.estimate(data, target, q=q)
+            assert row.value == pytest.approx(single.value, rel=1e-13)
+            assert (row.ci_low, row.ci_high) == pytest.approx((single.ci_low, single.ci_high), rel=1e-12)
+            psi = est.per_row(data, target, q=q)
+            lift = psi - data.reward
+            assert row.lift == pytest.approx(single.value - data.reward.mean(), rel=1e-9, abs=1e-12)
+            assert row.lift_se == pytest.approx(lift.std(ddof=1) / math.sqrt(data.n), rel=1e-6)
+    dm = table.loc[("target", ests[3].name)]
+    dr = table.loc[("target", ests[2].name)]
+    assert dm.bias_bound == pytest.approx(abs(dm.value - dr.value), rel=1e-12)
+    # on the logging policy itself IPS weights are all 1: lift is exactly 0 with a zero-width interval
+    on_policy = table.loc[("logging", "IPS")]
+    assert on_policy.lift == pytest.approx(0.0, abs=1e-15) and on_policy.lift_se == pytest.approx(0.0, abs=1e-15)
+
+
+def test_default_reward_model_is_fitted_once(case, monkeypatch):
+    world, draw, data, policies = case
+    made = []
+
+    def factory(d):
+        model = CountingModel(world.oracle_q(draw))
+        made.append(model)
+        return model
+
+    monkeypatch.setattr(reward_models, "default_reward_model", factory)
+    evaluate(data, policies)
+    assert len(made) == 1 and made[0].calls == 1
+
+
+def test_recommendation_falls_back_when_no_estimator_is_consistent(case):
+    world, draw, data, policies = case
+    table = evaluate(data, {"target": policies["target"]}, estimators=[DM(), IPS(clip=1.5)])
+    assert table.recommended.sum() == 1 and not table.consistent.any()
+    assert table.loc[table.recommended, "est_mse"].iloc[0] == table.est_mse.min()
+
+
+def test_params_and_diagnostics_columns(case):
+    world, draw, data, policies = case
+    q = world.oracle_q(draw)
+    table = evaluate(data, {"target": policies["target"]}, estimators=[SwitchDR(reward_model=CountingModel(q)),
+                                                                      IPS(clip=2.0)])
+    assert table.params.iloc[0].startswith("tau=") and table.params.iloc[1] == ""
+    d = IPS(clip=2.0).estimate(data, policies["target"]).diagnostics
+    row = table.iloc[1]
+    assert (row.ess, row.max_weight, row.mean_weight, row.support_deficit, row.clipped_share) == pytest.approx(
+        (d.ess, d.max_weight, d.mean_weight, d.support_deficit, d.clipped_share)
+    )
+
+
+def test_diagnostic_warnings_are_raised_once_per_policy():
+    n = 500
+    probs = np.tile([0.5, 0.5, 0.0], (n, 1))
+    data = LoggedData(None, np.arange(n) % 2, np.ones(n), np.full(n, 0.5), probabilities=probs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = evaluate(data, {"p": np.tile([0.1, 0.1, 0.8], (n, 1))}, estimators=[IPS(), SNIPS()])
+    messages = [str(c.message) for c in caught if issubclass(c.category, DiagnosticWarning)]
+    assert messages == ["policies['p']: support deficit: 80% of the target's probability mass is on actions the "
+                        "logging policy never takes; weighting estimators ignore it and DM extrapolates"]
+    assert table.warnings.str.contains("support deficit").all()
+
+
+@pytest.mark.parametrize(
+    "policies, estimators, exc, message",
+    [
+        ({}, None, TypeError, "non-empty mapping"),
+        ([np.zeros(3)], None, TypeError, "non-empty mapping"),
+        ({1: 0}, None, TypeError, "keyed by str"),
+        ({"a": 0}, IPS(), TypeError, "a single estimator"),
+        ({"a": 0}, [IPS(), "DR"], TypeError, r"estimators\[1\] must be an offline_eval estimator"),
+        ({"a": 0}, [IPS(), IPS()], ValueError, r"duplicates \['IPS'\]"),
+        ({"a": 0}, [], ValueError, "estimators is empty"),
+        ({"bad": np.full((20, 3), 0.5)}, [IPS()], ValueError, r"policies\['bad'\] rows must sum to 1"),
+    ],
+)
+def test_bad_arguments(policies, estimators, exc, message):
+    data = LoggedData(None, np.arange(20) % 3, np.ones(20), np.full(20, 1 / 3))
+    with pytest.raises(exc, match=message):
+        evaluate(data, policies, estimators)
+
+
+def test_evaluate_rejects_non_logged_data():
+    with pytest.raises(TypeError, match="data must be an offline_eval.LoggedData"):
+        evaluate(pd.DataFrame({"reward": [1.0]}), {"a": 0})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compare
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_compare_is_the_paired_difference(case):
+    world, draw, data, policies = case
+    a, b = policies["target"], policies["greedy"]
+    for est in (IPS(), SNIPS(), DR(reward_model=CountingModel(world.oracle_q(draw)))):
+        diff = compare(data, a, b, estimator=est)
+        q = est.reward_matrix(data)
+        va, vb = est.estimate(data, a, q=q).value, est.estimate(data, b, q=q).value
+        assert diff.value == pytest.approx(va - vb, rel=1e-10)
+        per_row = est.per_row(data, a, q=q) - est.per_row(data, b, q=q)
+        assert diff.se == pytest.approx(per_row.std(ddof=1) / math.sqrt(data.n), rel=1e-9)
+        assert diff.estimator == f"{est.name}: a - b" and diff.n == data.n
+
+
+def test_paired_interval_is_narrower_than_separate_intervals(case):
+    world, draw, data, policies = case
+    est = DR(reward_model=CountingModel(world.oracle_q(draw)))
+    a = policies["target"]
+    b = 0.8 * a + 0.2 * policies["logging"]  # a close variant: most of the per-row variation is shared
+    sa, sb = est.estimate(data, a), est.estimate(data, b)
+    diff = compare(data, a, b, estimator=est)
+    unpaired_se = math.sqrt(sa.se**2 + sb.se**2)
+    assert diff.se < 0.3 * unpaired_se
+    assert diff.ci_high - diff.ci_low < min(sa.ci_high - sa.ci_low, sb.ci_high - sb.ci_low)
+
+
+def test_compare_defaults_to_dr_and_merges_diagnostics(case, monkeypatch):
+    world, draw, data, policies = case
+    monkeypatch.setattr(reward_models, "default_reward_model", lambda d: CountingModel(world.oracle_q(draw)))
+    diff = compare(data, policies["target"], policies["greedy"])
+    assert diff.estimator == "DR: a - b" and diff.consistent
+    da = DR().estimate(data, policies["target"]).diagnostics
+    db = DR().estimate(data, policies["greedy"]).diagnostics
+    assert diff.diagnostics.ess == min(da.ess, db.ess)
+    assert diff.diagnostics.max_weight == max(da.max_weight, db.max_weight)
+    tuned = compare(data, policies["target"], policies["greedy"], estimator=SwitchDR(tau=math.inf))
+    assert set(tuned.params) == {"a.tau", "b.tau"}
+
+
+def test_compare_argument_checks(case):
+    world, draw, data, policies = case
+    with pytest.raises(TypeError, match="estimator must be an offline_eval estimator"):
+        compare(data, 0, 1, estimator="DR")
+    with pytest.raises(ValueError, match=r"b must have shape \(n, K\)"):
+        compare(data, 0, np.zeros((3, 3)), estimator=IPS())
+
+
+def test_all_default_estimators_run_in_evaluate_with_intervals_options(case):
+    world, draw, data, policies = case
+    q = world.oracle_q(draw)
+    model = CountingModel(q)
+    ests = [IPS(interval="bootstrap", n_bootstrap=200), SNDR(reward_model=model, interval="bernstein"),
+            DROS(reward_model=model)]
+    table = evaluate(data, {"target": policies["target"]}, estimators=ests)
+    assert (table.ci_low < table.value).all() and (table.value < table.ci_high).all()
+    assert (table.lift_ci_low < table.lift).all() and (table.lift < table.lift_ci_high).all()
+    assert table.interval.tolist() == ["bootstrap", "bernstein", "normal"]

@@ -1,0 +1,144 @@
+"""Simulation config: defaults, TOML/YAML/JSON loading, and one-line validation errors naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bandit.simulation.config import ConfigError, SimulationConfig, load_config
+
+TOML = """
+seed = 7
+horizon = 6000
+batch_size = 250
+launch_step = 3000
+reward = "value"
+
+[world]
+long_term_weight = 1.0
+[world.delay]
+mean_days = 0.25
+attribution_window_days = 0.5
+
+[catalog]
+value = "ltv"
+
+[[policies]]
+name = "linucb"
+type = "LinUCB"
+params = { alpha = 0.3 }
+
+[[policies]]
+name = "oracle"
+type = "oracle"
+"""
+
+YAML = """
+seed: 7
+horizon: 6000
+batch_size: 250
+launch_step: 3000
+reward: value
+world:
+  long_term_weight: 1.0
+  delay: {mean_days: 0.25, attribution_window_days: 0.5}
+catalog: {value: ltv}
+policies:
+  - {name: linucb, type: LinUCB, params: {alpha: 0.3}}
+  - {name: oracle, type: oracle}
+"""
+
+DICT = {
+    "seed": 7, "horizon": 6000, "batch_size": 250, "launch_step": 3000, "reward": "value",
+    "world": {"long_term_weight": 1.0, "delay": {"mean_days": 0.25, "attribution_window_days": 0.5}},
+    "catalog": {"value": "ltv"},
+    "policies": [{"name": "linucb", "type": "LinUCB", "params": {"alpha": 0.3}}, {"name": "oracle", "type": "oracle"}],
+}
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = SimulationConfig()
+    assert cfg.catalog.new_plan is not None and cfg.launch_step is None
+    again = SimulationConfig.model_validate_json(cfg.model_dump_json())
+    assert again == cfg
+
+
+def test_the_three_formats_agree(tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "a.toml").write_text(TOML)
+    (tmp_path / "a.yaml").write_text(YAML)
+    (tmp_path / "a.json").write_text(json.dumps(DICT))
+    configs = [load_config(tmp_path / f"a.{ext}") for ext in ("toml", "yaml", "json")]
+    assert configs[0] == configs[1] == configs[2] == SimulationConfig.model_validate(DICT)
+    cfg = configs[0]
+    assert cfg.world.long_term_weight == 1.0 and cfg.catalog.value == "ltv" and cfg.policies[0].params == {"alpha": 0.3}
+
+
+def test_empty_file_gives_the_defaults(tmp_path):
+    p = tmp_path / "empty.toml"
+    p.write_text("")
+    assert load_config(p) == SimulationConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("horizon = -5", "horizon: Input should be greater than or equal to 1"),
+        ("horizn = 5", "horizn: unknown field"),
+        ('[[policies]]\nname = "a"\ntype = "LinUBC"', "policies.0: unknown policy type 'LinUBC'"),
+        ('[[policies]]\nname = "a"\ntype = "LinUCB"\nparams = { alhpa = 1 }', "LinUCB has no parameter 'alhpa'"),
+        ("horizon = 5000\nlaunch_step = 5000", "launch_step (5000) must be < horizon (5000)"),
+        ('[world.markets.us]\nshare = 0.5\nprice_tier = "high"', "world.markets: market shares must"),
+        ('[world.markets.us]\nshare = 1.0\nprice_tier = "high"', "catalog: product 'duo' is sold in unknown markets"),
+        ('[world.markets.us]\nshare = 1.0\nprice_tier = "posh"', "world.markets.us.price_tier"),
+        ("horizon = 1500", "offline_eval needs at least 100 decisions"),
+        ('[[policies]]\nname = "a"\ntype = "oracle"\n[[policies]]\nname = "a"\ntype = "oracle"', "duplicated: ['a']"),
+        ("[world.population]\nplans_others = { free = 0.5, premium_plus = 0.5 }", "names 'premium_plus'"),
+        ('reward = "profit"', "reward: Input should be 'conversion' or 'value'"),
+        ("[catalog]\nnew_plan = { name = \"x\", price = 0 }", "catalog.new_plan.price"),
+    ],
+)
+def test_validation_errors_are_one_line_naming_the_field(tmp_path, text, expected):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{p}: ")
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("bad.toml", "horizon = = 3", "not valid TOML"),
+        ("bad.json", "{horizon: 3", "not valid JSON"),
+        ("bad.yaml", "horizon: [1, 2", "not valid YAML"),
+        ("bad.ini", "horizon=3", "unknown config format '.ini'"),
+        ("list.json", "[1, 2]", "top level must be a table/mapping"),
+    ],
+)
+def test_unreadable_files(tmp_path, name, content, expected):
+    if name.endswith(".yaml"):
+        pytest.importorskip("yaml")
+    p = tmp_path / name
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_config(p)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_path_and_directory(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not a file"):
+        load_config(tmp_path)
+
+
+def test_several_errors_are_counted(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"horizon": 0, "batch_size": 0, "seed": -1}))
+    with pytest.raises(ConfigError, match=r"\(and 2 more problems\)"):
+        load_config(p)

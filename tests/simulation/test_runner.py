@@ -1,0 +1,329 @@
+"""Runner: common random numbers, oracle regret, batch refresh with delayed rewards, launch, logs, OPE, outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import bandit
+from bandit.simulation.config import ConfigError, DelayConfig, PolicyConfig, SimulationConfig, WorldConfig
+from bandit.simulation.runner import (
+    OraclePolicy,
+    build_policy,
+    decision_log_table,
+    offline_evaluate,
+    run_policy,
+    run_simulation,
+    time_to_learn,
+)
+from bandit.simulation.world import UpsellWorld
+from offline_eval import LoggedData
+from offline_eval.schema import DECISION_COLUMNS, decision_log_schema
+
+US_PER_DAY = 86_400_000_000
+
+
+class Recorder:
+    """Duck-typed policy around a real one, recording every choose_batch / update_batch / add_arm call."""
+
+    def __init__(self, inner, with_add_arm: bool = True):
+        self.inner = inner
+        self.chosen: list[tuple[int, int]] = []  # (n rows, n eligibility columns) per choose_batch
+        self.updates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.decided = 0
+        self.decided_at_update: list[int] = []
+        self.added: list[str] = []
+        if with_add_arm:
+            self.add_arm = self._add_arm
+
+    @property
+    def arm_names(self):
+        return self.inner.arm_names
+
+    @property
+    def n_arms(self):
+        return self.inner.n_arms
+
+    def choose_batch(self, X, eligible=None):
+        self.chosen.append((X.shape[0], eligible.shape[1]))
+        self.decided += X.shape[0]
+        return self.inner.choose_batch(X, eligible=eligible)
+
+    def update_batch(self, X, arms, rewards):
+        self.updates.append((np.array(X), np.array(arms), np.array(rewards)))
+        self.decided_at_update.append(self.decided)
+        self.inner.update_batch(X, arms, rewards)
+
+    def _add_arm(self, arm):
+        self.added.append(arm.name)
+        return self.inner.add_arm(arm)
+
+
+@pytest.fixture(scope="module")
+def world_episode():
+    world = UpsellWorld(WorldConfig(events_per_day=400.0), seed=17, launch_step=1500)
+    return world, world.episode(3000)
+
+
+def _uniform(world, seed=0):
+    return bandit.UniformRandom(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=seed)
+
+
+def test_oracle_has_zero_regret_and_uniform_positive(world_episode):
+    world, ep = world_episode
+    new_arm = world.arms()[-1]
+    oracle = run_policy(ep, OraclePolicy(), batch_size=200, launch_step=1500, new_arm=new_arm)
+    np.testing.assert_array_equal(oracle.regret, 0.0)
+    np.testing.assert_array_equal(oracle.actions, ep.best_arms())
+    np.testing.assert_array_equal(oracle.propensities, 1.0)
+    uni = run_policy(ep, _uniform(world), batch_size=200, launch_step=1500, new_arm=new_arm)
+    assert (uni.regret >= -1e-12).all() and uni.regret.sum() > 0
+    # the regret is exact: oracle value minus the expected value of the chosen arm
+    np.testing.assert_allclose(uni.regret, ep.oracle_value() - ep.expected_value[np.arange(len(ep)), uni.actions])
+
+
+def test_common_random_numbers_same_users_and_outcomes(world_episode):
+    world, ep = world_episode
+    kw = dict(batch_size=250, launch_step=1500, new_arm=world.arms()[-1])
+    a = run_policy(ep, _uniform(world, seed=1), **kw)
+    b = run_policy(ep, bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features,
+                                     seed=1), **kw)
+    ta, tb = decision_log_table(a, ep), decision_log_table(b, ep)
+    assert ta.column("context").equals(tb.column("context"))
+    assert ta.column("event_id").equals(tb.column("event_id"))
+    same = a.actions == b.actions
+    assert same.sum() > 100
+    np.testing.assert_array_equal(a.outcomes.converted[same], b.outcomes.converted[same])
+    np.testing.assert_array_equal(a.outcomes.delay_days[same], b.outcomes.delay_days[same])
+    # the outcome is the world's potential outcome of the chosen arm
+    rows = np.arange(len(ep))
+    np.testing.assert_array_equal(a.outcomes.converted, ep.uniforms[rows, a.actions] < ep.probability[rows, a.actions])
+
+
+def test_batches_and_delayed_rewards(world_episode):
+    world, ep = world_episode
+    rec = Recorder(_uniform(world, seed=3))
+    run = run_policy(ep, rec, batch_size=250, launch_step=1500, new_arm=world.arms()[-1])
+    # batches of 250 decided with one state; the launch (at a batch edge here) adds the eligibility column
+    assert [n for n, _ in rec.chosen] == [250] * 12
+    assert [k for _, k in rec.chosen] == [6] * 6 + [7] * 6
+    assert rec.added == ["basic"]
+    ts = ep.timestamps.astype(np.int64)
+    window = int(round(ep.attribution_window_days * US_PER_DAY))
+    arrival = ts + np.round(np.where(run.outcomes.attributed, run.outcomes.delay_days, 0) * US_PER_DAY).astype(np.int64)
+    known_at = np.where(run.outcomes.attributed, arrival, ts + window + 1)
+    row_of = {ep.X[i].tobytes(): i for i in range(len(ep))}
+    learned, previous_now = [], -1
+    for decided, (X, arms, rewards) in zip(rec.decided_at_update, rec.updates):
+        rows = np.array([row_of[x.tobytes()] for x in X])
+        now = ts[decided - 1]  # the refresh happens at the last timestamp of the batch just decided
+        assert (rows < decided).all()  # only decisions already made
+        assert (known_at[rows] <= now).all()  # nothing learned before its outcome is known
+        assert (known_at[rows] > previous_now).all()  # and nothing learned later than the first refresh after that
+        np.testing.assert_array_equal(arms, run.actions[rows])
+        np.testing.assert_array_equal(rewards, run.outcomes.attributed[rows].astype(float))
+        learned.extend(rows)
+        previous_now = now
+    learned = np.array(learned)
+    assert len(np.unique(learned)) == len(learned)  # each decision learned exactly once
+    np.testing.assert_array_equal(np.sort(learned), np.flatnonzero(known_at <= ts[-1]))
+    np.testing.assert_array_equal(run.known, known_at <= ts[-1])
+    np.testing.assert_array_equal(run.mature, ts + window < ts[-1])
+    assert (run.mature <= run.known).all()
+
+
+def test_launch_adds_the_arm_once_and_only_then_offers_it(world_episode):
+    world, ep = world_episode
+    new = len(ep.arm_names) - 1
+    rec = Recorder(_uniform(world, seed=4))
+    run = run_policy(ep, rec, batch_size=300, launch_step=1500, new_arm=world.arms()[-1])
+    assert run.new_arm_added_at == 1500 and rec.inner.n_arms == len(ep.arm_names)
+    assert not (run.actions[:1500] == new).any() and (run.actions[1500:] == new).any()
+    np.testing.assert_array_equal(run.probabilities[:1500, new], 0.0)
+    assert run.eligible[run.actions >= 0, :].shape == (3000, new + 1)
+    assert ep.eligible[np.arange(3000), run.actions].all()
+    # a launch step inside a batch splits it
+    rec2 = Recorder(_uniform(world, seed=4))
+    run_policy(ep, rec2, batch_size=400, launch_step=1500, new_arm=world.arms()[-1])
+    assert [n for n, _ in rec2.chosen][:5] == [400, 400, 400, 300, 100]
+
+
+def test_policy_without_add_arm_is_reported(world_episode):
+    world, ep = world_episode
+    rec = Recorder(_uniform(world, seed=5), with_add_arm=False)
+    run = run_policy(ep, rec, name="legacy", batch_size=500, launch_step=1500, new_arm=world.arms()[-1])
+    assert run.notes and "legacy" in run.notes[0] and "never offered" in run.notes[0]
+    assert not (run.actions == len(ep.arm_names) - 1).any()
+
+
+def test_versions_constant_within_a_batch(world_episode):
+    world, ep = world_episode
+    pol = bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
+    run = run_policy(ep, pol, batch_size=500, stop=1500)
+    versions = run.versions.reshape(3, 500)
+    assert all(len(set(v)) == 1 for v in versions)
+    assert len({v[0] for v in versions}) == 3
+
+
+def test_run_policy_rejects_mismatched_arms_and_bad_sizes(world_episode):
+    world, ep = world_episode
+    wrong = bandit.UniformRandom(["duo", "individual"], n_features=world.featurizer.n_features, seed=0)
+    with pytest.raises(ValueError, match="prefix"):
+        run_policy(ep, wrong)
+    with pytest.raises(ValueError, match="batch_size"):
+        run_policy(ep, _uniform(world), batch_size=0)
+    with pytest.raises(ValueError, match="start/stop"):
+        run_policy(ep, _uniform(world), start=10, stop=5)
+    with pytest.raises(ValueError, match="new_arm"):
+        run_policy(ep, _uniform(world), launch_step=1500)
+
+
+def test_time_to_learn_distinguishes_learning_from_over_offering():
+    rng = np.random.default_rng(0)
+    steps = np.arange(4000)
+    best = np.where(rng.random(4000) < 0.25, 3, rng.integers(0, 3, 4000))
+    _, perfect = time_to_learn(best, best, 3, steps, 1000, 500, 0.8)
+    assert perfect == 500.0
+    _, everyone = time_to_learn(np.full(4000, 3), best, 3, steps, 1000, 500, 0.8)
+    assert math.isnan(everyone)
+    _, random = time_to_learn(rng.integers(0, 4, 4000), best, 3, steps, 1000, 500, 0.8)
+    assert math.isnan(random)
+    late = np.where(steps < 2500, rng.integers(0, 3, 4000), best)
+    up, ttl = time_to_learn(late, best, 3, steps, 1000, 500, 0.8)
+    assert ttl == 2000.0 and len(up) == 6
+
+
+def test_decision_log_round_trip(world_episode, tmp_path):
+    world, ep = world_episode
+    run = run_policy(ep, _uniform(world, seed=6), batch_size=250, launch_step=1500, new_arm=world.arms()[-1])
+    table = decision_log_table(run, ep)
+    ref = decision_log_schema(ep.X.shape[1], ep.arm_names)
+    assert table.schema.names[: len(DECISION_COLUMNS)] == list(DECISION_COLUMNS)
+    for name in DECISION_COLUMNS:
+        assert table.schema.field(name).type == ref.field(name).type
+    pq.write_table(table, tmp_path / "decisions.parquet")
+    with pytest.warns(UserWarning, match="missing reward"):
+        data = LoggedData.from_parquet(tmp_path / "decisions.parquet")
+    assert data.action_names == ep.arm_names
+    assert data.n == run.mature.sum() < len(ep)
+    np.testing.assert_array_equal(data.reward, run.reward[run.mature])
+    np.testing.assert_array_equal(data.action, run.actions[run.mature])
+    np.testing.assert_allclose(data.context, ep.X[run.mature])
+    np.testing.assert_array_equal(data.eligible[:, -1], ep.eligible[run.mature, -1])
+
+
+def test_offline_estimates_cover_the_truth():
+    world = UpsellWorld(WorldConfig(events_per_day=5000.0), seed=23)
+    ep = world.episode(12_000)
+    arms = world.arms(include_new=False)
+    log = run_policy(ep, bandit.UniformRandom(arms, n_features=world.featurizer.n_features, seed=1), batch_size=1000)
+    target = bandit.LinUCB(arms, n_features=world.featurizer.n_features, alpha=0.1, seed=0)
+    mature = np.flatnonzero(log.mature)
+    target.update_batch(ep.X[mature], log.actions[mature], log.reward[mature])
+    table, truths = offline_evaluate(log, ep, {"linucb": target, "oracle": OraclePolicy()}, ["SNIPS", "DR"])
+    assert set(table["policy"]) == {"linucb", "oracle"}
+    for row in table.itertuples():
+        assert abs(row.value - truths[row.policy]) < 3.5 * row.se, row
+    assert truths["oracle"] > truths["linucb"] > 0
+
+
+def test_value_reward_with_negative_values_is_rejected_clearly():
+    cfg = SimulationConfig.model_validate({
+        "horizon": 2000, "batch_size": 200, "reward": "value", "world": {"long_term_weight": 1.0},
+        "policies": [{"name": "beta", "type": "BetaTS"}], "offline_eval": {"enabled": False},
+        "output": {"progress": False}})
+    with pytest.raises(ConfigError, match="'beta' \\(BetaTS\\) cannot learn from reward='value'"):
+        run_simulation(cfg)
+
+
+def test_build_policy_reports_bad_parameter_values():
+    world = UpsellWorld(seed=0)
+    spec = PolicyConfig(name="x", type="LinUCB", params={"alpha": -1.0})
+    with pytest.raises(ConfigError, match=r"policies.2.params: LinUCB rejected its parameters: .*alpha"):
+        build_policy(spec, world.arms(include_new=False), world.featurizer.n_features, seed=0, index=2)
+
+
+def test_run_simulation_end_to_end_and_save(tmp_path):
+    cfg = SimulationConfig.model_validate({
+        "seed": 3, "horizon": 3000, "batch_size": 250, "launch_step": 1500,
+        "world": {"events_per_day": 1000, "delay": DelayConfig(mean_days=0.2, attribution_window_days=0.5)},
+        "policies": [{"name": "oracle", "type": "oracle"}, {"name": "uniform", "type": "UniformRandom"},
+                     {"name": "linucb", "type": "LinUCB", "params": {"alpha": 0.3}}],
+        "output": {"progress": False, "share_window": 250}})
+    result = run_simulation(cfg)
+    s = result.summary.set_index("policy")
+    assert s.loc["oracle", "regret"] == 0.0 and s.loc["uniform", "regret"] > s.loc["linucb", "regret"] > 0
+    assert s.loc["oracle", "time_to_learn"] == 250.0 and math.isnan(s.loc["uniform", "time_to_learn"])
+    assert s.loc["oracle", "new_plan_share"] == s.loc["oracle", "oracle_new_plan_share"] > 0
+    assert {"ope_value", "ope_ci_low", "ope_ci_high", "true_value", "online_value"} <= set(s.columns)
+    # every policy saw the same users: identical cumulative oracle value per step
+    wide = result.metrics.pivot(index="step", columns="policy", values="cum_oracle_value")
+    np.testing.assert_allclose(wide["uniform"], wide["linucb"])
+    last = result.metrics.groupby("policy").last()
+    np.testing.assert_allclose(last["cum_revenue"], [result.runs[p].outcomes.revenue.sum() for p in last.index])
+    shares = result.arm_share.groupby(["policy", "window_end"])["share"].sum()
+    np.testing.assert_allclose(shares, 1.0)
+    files = result.save(tmp_path)
+    for key in ("summary_md", "summary", "metrics", "ope", "plot_regret", "plot_arm_share", "plot_uptake", "plot_ope"):
+        assert files[key].is_file() and files[key].stat().st_size > 0, key
+    for label in ("oracle", "uniform", "linucb", "logging_uniform"):
+        assert (files["decision_logs"] / label / "decisions" / "part-000000-simulation.parquet").is_file()
+        assert (files["decision_logs"] / label / "outcomes.parquet").is_file()
+    text = files["summary_md"].read_text()
+    assert "linucb" in text and "Offline estimate vs truth" in text
+
+
+def test_written_logs_replay_through_the_decision_log_join(world_episode, tmp_path):
+    """The outcomes table + decision log, joined by bandit.decision_log, reproduce exactly what the runner learned."""
+    from datetime import timedelta
+
+    from bandit.decision_log import read_decision_log, resolve_rewards
+    from bandit.simulation.runner import write_decision_logs
+
+    world, ep = world_episode
+    d = world.featurizer.n_features
+    live = bandit.LinUCB(world.arms(include_new=False), n_features=d, alpha=0.4, seed=2)
+    run = run_policy(ep, live, name="live", batch_size=250, stop=1400)
+    root = write_decision_logs({"live": run}, ep, tmp_path)
+    decisions = read_decision_log(root / "live" / "decisions")
+    assert decisions.attrs["arms"] == ep.arm_names and len(decisions) == 1400
+    window = timedelta(days=ep.attribution_window_days)
+    res = resolve_rewards(root / "live" / "decisions", root / "live" / "outcomes.parquet", window)
+    resolved = res.resolved.set_index("event_id")
+    known_ids = decisions["event_id"][run.known]
+    assert set(resolved.index) == set(known_ids)
+    assert len(res.pending_event_ids) == (~run.known).sum() and res.unknown_outcomes.empty
+    np.testing.assert_array_equal(resolved.loc[known_ids, "reward"].to_numpy(), run.reward[run.known])
+    # a fresh policy fed through update_from_log learns the same ridge statistics as the live one did online
+    replay = bandit.LinUCB(world.arms(include_new=False), n_features=d, alpha=0.4, seed=2)
+    report = replay.update_from_log(root / "live" / "decisions", root / "live" / "outcomes.parquet", window)
+    assert report.n_applied == run.known.sum()
+    np.testing.assert_allclose(replay.coef_, live.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_progress_reports_on_stderr_like_streams():
+    import io
+
+    from bandit.simulation.runner import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    plain = io.StringIO()
+    p = Progress(1000, stream=plain)
+    for _ in range(100):
+        p.advance(10, "linucb")
+    lines = plain.getvalue().splitlines()
+    assert 10 <= len(lines) <= 11 and lines[-1].startswith("simulating linucb: 100.0% (1,000/1,000 steps")
+    tty = Terminal()
+    p = Progress(1000, stream=tty)
+    for _ in range(4):
+        p.advance(250, "uniform")
+    assert tty.getvalue().count("\r") == 4 and tty.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    Progress(10, enabled=False, stream=quiet).advance(10, "x")
+    assert quiet.getvalue() == ""
