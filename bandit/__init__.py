@@ -5,6 +5,7 @@ Public names: the arm and decision types, the policies, :func:`load` and :func:`
 
 from bandit.arms import Arm
 from bandit.decision import BatchDecision, Decision
+from bandit.decision_log import DecisionLog
 from bandit.policies import BetaTS, EpsilonGreedy, LinearTS, LinUCB, LogisticTS, UniformRandom, warmup
 from bandit.state import load
 
@@ -13,6 +14,7 @@ __all__ = [
     "BatchDecision",
     "BetaTS",
     "Decision",
+    "DecisionLog",
     "EpsilonGreedy",
     "LinUCB",
     "LinearTS",

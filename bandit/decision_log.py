@@ -61,6 +61,7 @@ __all__ = [
     "ResolvedRewards",
     "UpdateReport",
     "apply_log",
+    "join_outcomes",
     "read_decision_log",
     "resolve_rewards",
 ]
@@ -1182,6 +1183,57 @@ def resolve_rewards(
         now=now_ts,
         attribution_window=window,
     )
+
+
+def join_outcomes(
+    decisions: pd.DataFrame | str | os.PathLike[str],
+    outcomes: pd.DataFrame | str | os.PathLike[str],
+    attribution_window: timedelta | pd.Timedelta | str,
+    now: datetime | np.datetime64 | str | None = None,
+) -> pd.DataFrame:
+    """The decision log with its ``reward`` column filled from delayed outcomes, ready for offline evaluation.
+
+    The rewards follow exactly the rules of :func:`resolve_rewards` (the ones ``policy.update_from_log`` learns
+    from): the sum of the outcomes inside the attribution window, 0 once the window has passed without one, and
+    null for decisions still inside their window (``offline_eval.LoggedData.from_dataframe`` drops those with a
+    warning rather than counting them as 0).
+
+    Parameters
+    ----------
+    decisions : DataFrame or path
+        A decision log (``DecisionLog.read()`` or :func:`read_decision_log`, or the log directory).
+    outcomes : DataFrame or path
+        The outcomes table (``event_id``, ``timestamp``, ``reward``).
+    attribution_window, now
+        As in :func:`resolve_rewards`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every column and row of ``decisions`` (same order, ``attrs`` kept, so the arm list travels along) with
+        ``reward`` as float64 (NaN = pending).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from bandit import DecisionLog, UniformRandom
+    >>> policy = UniformRandom(["individual", "duo"], n_features=1, seed=0)
+    >>> log = DecisionLog(tempfile.mkdtemp(), policy=policy)
+    >>> for i, day in enumerate(["2026-11-01", "2026-11-01", "2026-11-09"]):
+    ...     log.append(policy.choose([0.5], event_id=f"e{i}"), [0.5], timestamp=day)
+    >>> log.close()
+    >>> outcomes = pd.DataFrame({"event_id": ["e0"], "timestamp": ["2026-11-02"], "reward": [16.99]})
+    >>> join_outcomes(log.read(), outcomes, attribution_window="7D", now="2026-11-10")["reward"].tolist()
+    [16.99, 0.0, nan]
+    """
+    frame = _decisions_frame(decisions)
+    resolved = resolve_rewards(frame, outcomes, attribution_window, now).resolved
+    reward = pd.Series(resolved[REWARD].to_numpy(), index=resolved[EVENT_ID].to_numpy())
+    joined = frame.copy()
+    joined[REWARD] = reward.reindex(frame[EVENT_ID].astype(str).to_numpy()).to_numpy(dtype=np.float64)
+    joined.attrs = dict(frame.attrs)
+    return joined
 
 
 def apply_log(

@@ -16,7 +16,7 @@ import pytest
 
 import bandit.decision_log as dl
 from bandit.decision import BatchDecision, Decision
-from bandit.decision_log import DecisionLog, apply_log, read_decision_log, resolve_rewards
+from bandit.decision_log import DecisionLog, apply_log, join_outcomes, read_decision_log, resolve_rewards
 from offline_eval.schema import (
     DECISION_COLUMNS,
     META_ARMS,
@@ -588,6 +588,35 @@ def test_resolved_rows_sorted_by_decision_time_and_dtypes():
     assert res.resolved["event_id"].tolist() == ["early", "mid", "late"]
     assert res.resolved["reward"].dtype == np.float64
     assert str(res.resolved["timestamp"].dtype).startswith("datetime64") and res.resolved["timestamp"].dt.tz is not None
+
+
+def test_join_outcomes_fills_rewards_by_the_resolution_rules_and_feeds_offline_eval(tmp_path):
+    from offline_eval import LoggedData
+
+    decisions, X = random_decisions(40, seed=11)
+    with DecisionLog(tmp_path / "log", arms=ARMS, policy_name="test") as log:
+        for i, (d, x) in enumerate(zip(decisions, X, strict=True)):
+            log.append(d, x, timestamp=at(i))
+    rng = np.random.default_rng(3)
+    buyers = [d.event_id for d in decisions if rng.random() < 0.4]
+    outs = outcomes_frame([(e, int(e.rsplit("-", 1)[1]) + 5, 9.99) for e in buyers] + [("ghost", 3, 1.0)])
+    window, now = "10min", at(45)
+
+    joined = join_outcomes(tmp_path / "log", outs, window, now)
+    frame = read_decision_log(tmp_path / "log")
+    pd.testing.assert_frame_equal(joined.drop(columns="reward"), frame.drop(columns="reward"))
+    assert joined.attrs["arms"] == ARMS
+    resolved = resolve_rewards(frame, outs, window, now).resolved.set_index("event_id")["reward"]
+    expected = [resolved.get(e, np.nan) for e in frame["event_id"]]
+    np.testing.assert_array_equal(joined["reward"].to_numpy(), expected)
+    # decisions 0..34 are past their 10-minute window at minute 45; the last 5 wait (NaN), buyers among them count
+    pending = np.isnan(joined["reward"].to_numpy())
+    assert set(frame["event_id"][pending]) == {d.event_id for d in decisions[35:]} - set(buyers)
+
+    with pytest.warns(UserWarning, match="missing reward"):
+        data = LoggedData.from_dataframe(joined)
+    assert data.n == int((~pending).sum()) and data.action_names == ARMS
+    np.testing.assert_array_equal(data.reward, joined["reward"].to_numpy()[~pending])
 
 
 def test_default_now_is_latest_timestamp_in_the_data():
