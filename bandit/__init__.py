@@ -6,7 +6,17 @@ Public names: the arm and decision types, the policies, :func:`load` and :func:`
 from bandit.arms import Arm
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog
-from bandit.policies import BetaTS, EpsilonGreedy, LinearTS, LinUCB, LogisticTS, UniformRandom, warmup
+from bandit.policies import (
+    BetaTS,
+    EpsilonGreedy,
+    HybridLinearTS,
+    HybridLinUCB,
+    LinearTS,
+    LinUCB,
+    LogisticTS,
+    UniformRandom,
+    warmup,
+)
 from bandit.state import load
 
 __all__ = [
@@ -16,6 +26,8 @@ __all__ = [
     "Decision",
     "DecisionLog",
     "EpsilonGreedy",
+    "HybridLinUCB",
+    "HybridLinearTS",
     "LinUCB",
     "LinearTS",
     "LogisticTS",

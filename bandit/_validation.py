@@ -129,10 +129,13 @@ def check_context(context: Any, n_features: int, name: str = "context", *, finit
     return arr
 
 
-def check_contexts(X: Any, n_features: int, name: str = "X") -> np.ndarray:
-    """A batch of feature vectors as a finite float64 C-contiguous array of shape ``(n, n_features)``.
+def check_contexts(X: Any, n_features: int, name: str = "X", *, finite: bool = True) -> np.ndarray:
+    """A batch of feature vectors as a finite float64 C-contiguous writeable array of shape ``(n, n_features)``.
 
-    A 1-D input is rejected (ambiguous: one row or one feature?).
+    A 1-D input is rejected (ambiguous: one row or one feature?). A float64 C-contiguous writeable ndarray is
+    returned as is (no copy); a read-only one is copied (the kernels are compiled for writeable arrays).
+    ``finite=False`` skips the NaN/inf scan, for callers whose kernel checks finiteness itself (a full pass over
+    ``X`` saved) and then calls this again with ``finite=True`` to name the offending row.
 
     Examples
     --------
@@ -153,13 +156,16 @@ def check_contexts(X: Any, n_features: int, name: str = "X") -> np.ndarray:
         raise ValueError(
             f"{name} has {arr.shape[1]} features (columns), the policy was built with n_features={n_features}"
         )
-    finite = np.isfinite(arr)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise ValueError(
-            f"{name} contains NaN or inf in row {row}; impute or drop missing features before calling the policy "
-            "(the policy never learns from or decides on non-finite features)"
-        )
+    if finite:
+        ok = np.isfinite(arr)
+        if not ok.all():
+            row = int(np.flatnonzero(~ok.all(axis=1))[0])
+            raise ValueError(
+                f"{name} contains NaN or inf in row {row}; impute or drop missing features before calling the policy "
+                "(the policy never learns from or decides on non-finite features)"
+            )
+    if not arr.flags.writeable:
+        arr = arr.copy()
     return arr
 
 
@@ -324,6 +330,8 @@ def check_arms(arms: Any, n: int, arm_index: Mapping[str, int], n_arms: int, nam
             return np.empty(0, dtype=np.int64)
         raise TypeError(f"{name} must hold arm names (str) or integer indices, got dtype {arr.dtype}")
     out = np.ascontiguousarray(arr, dtype=np.int64)
+    if not out.flags.writeable:  # the kernels are compiled for writeable arrays
+        out = out.copy()
     bad = (out < 0) | (out >= n_arms)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -380,6 +388,8 @@ def check_rewards(
     if arr.size and (arr.min() < low or arr.max() > high):
         i = int(np.flatnonzero((arr < low) | (arr > high))[0])
         raise ValueError(f"{name} must be in [{low:g}, {high:g}] for this policy, got {name}[{i}] = {arr[i]}")
+    if not arr.flags.writeable:  # the kernels are compiled for writeable arrays
+        arr = arr.copy()
     return arr
 
 

@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bandit._fs import fsync_dir
 from bandit.arms import as_arms
 from bandit.decision import BatchDecision, Decision
 from offline_eval.schema import (
@@ -220,20 +221,6 @@ def read_decision_log(path: str | os.PathLike[str]) -> pd.DataFrame:
         )
     table, arms = _read_parts(parts)
     return _frame(table, arms)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -535,7 +522,7 @@ class DecisionLog:
             except OSError:
                 pass
             raise
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         self._seq += 1
         return final
 

@@ -9,8 +9,9 @@ File layout (a zip archive, stored uncompressed):
     "arrays_sha256": hex digest of the arrays.npz member}``.
 ``arrays.npz``
     The learned state as plain numeric arrays (``np.savez``; read back with ``allow_pickle=False``): the common
-    ``pulls``, ``reward_sum`` and ``active`` per arm, plus each policy's sufficient statistics (for example
-    ``A``, ``A_inv``, ``b``, ``theta`` for LinUCB).
+    ``pulls``, ``reward_sum`` and ``active`` per arm, plus each policy's sufficient statistics: per-arm arrays
+    (leading axis = arm; for example ``A``, ``A_inv``, ``b``, ``theta`` for LinUCB) and arrays shared by all arms
+    (for example ``Z``, ``A0_inv``, ``beta`` for the hybrid policies).
 
 ``save`` writes to a temporary file in the destination directory, fsyncs it and renames it over the destination
 (``os.replace``), so readers see either the old file or the new one, never a partial write. ``load`` checks the
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bandit._fs import fsync_dir
+
 if TYPE_CHECKING:
     from bandit.policies.base import Policy
 
@@ -48,19 +51,6 @@ _REGISTRY: dict[str, type[Policy]] = {}
 def register(cls: type[Policy]) -> None:
     """Make ``cls`` loadable by :func:`load` under its class name (done by ``Policy.__init_subclass__``)."""
     _REGISTRY[cls.__name__] = cls
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
@@ -97,7 +87,7 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

@@ -13,9 +13,10 @@ With a discount ``gamma < 1`` each update first forgets, ``A <- gamma A + (1 - g
 Status codes (returned by the update kernels; nothing is changed unless the status is ``STATUS_OK``):
 
 - ``STATUS_OK`` (0)
-- ``STATUS_NON_FINITE`` (-1): a feature, reward or weight is NaN or inf (or a batch's sums overflow).
+- ``STATUS_NON_FINITE`` (-1): a feature, reward or weight is NaN or inf.
 - ``STATUS_INVALID`` (-2): arm index out of range, weight <= 0, label outside [0, 1] or gamma outside (0, 1].
-- ``STATUS_NOT_PD`` (-3): an updated precision matrix is not numerically positive definite (overflow).
+- ``STATUS_NOT_PD`` (-3): an updated precision matrix is not numerically positive definite, or a batch's sums
+  overflow.
 
 :func:`spd_inverse_into` returns 1 (``SPD_FAILED``) when its input is not positive definite.
 
@@ -41,9 +42,11 @@ __all__ = [
     "cholesky_upper",
     "cholesky_solve",
     "logistic_update",
+    "logistic_update_work",
     "logistic_update_batch",
     "ridge_update",
     "ridge_update_batch",
+    "ridge_update_work",
     "spd_inverse_into",
 ]
 
@@ -207,14 +210,32 @@ def cholesky_solve(U, rhs, out):
 
 @njit(cache=True)
 def _symmetric_matvec(S, x, out):
-    """``out = S @ x`` for symmetric ``S`` (D, D), as ``sum_i x_i S[i, :]`` (contiguous rows)."""
+    """``out = S @ x`` for symmetric ``S`` (D, D), as ``sum_i x_i S[i, :]`` (contiguous rows, ``i`` ascending).
+
+    Four rows per pass over ``out`` (the same additions in the same order as one row per pass).
+    """
     D = x.shape[0]
     for j in range(D):
         out[j] = 0.0
-    for i in range(D):
-        c = x[i]
+    i = 0
+    while i + 4 <= D:
+        c0 = x[i]
+        c1 = x[i + 1]
+        c2 = x[i + 2]
+        c3 = x[i + 3]
+        S0 = S[i]
+        S1 = S[i + 1]
+        S2 = S[i + 2]
+        S3 = S[i + 3]
         for j in range(D):
-            out[j] += c * S[i, j]
+            out[j] = (((out[j] + c0 * S0[j]) + c1 * S1[j]) + c2 * S2[j]) + c3 * S3[j]
+        i += 4
+    while i < D:
+        c = x[i]
+        Si = S[i]
+        for j in range(D):
+            out[j] += c * Si[j]
+        i += 1
 
 
 @njit(cache=True)
@@ -299,7 +320,14 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
     """``A[k] <- (gamma A[k] + (1 - gamma) l2 I) + w x x^T`` with ``A_inv[k]`` kept equal to its inverse.
 
     gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update) Cholesky refactorisation.
-    gamma < 1: Cholesky. ``work`` is (2, D) scratch. Returns a status; nothing is changed unless ``STATUS_OK``.
+    gamma < 1: Cholesky. ``work`` is (2, D) scratch.
+
+    Returns
+    -------
+    float
+        After a Sherman-Morrison step ``c = 1 / sqrt(1 + q^T A_inv q) > 0``, with ``work[0] = q = sqrt(w) x`` and
+        ``work[1] = c A_inv q`` (the old ``A_inv``); 0.0 after a Cholesky refactorisation; -1.0 when the new
+        precision is not numerically positive definite (nothing is changed then).
     """
     D = x.shape[0]
     q = work[0]
@@ -315,18 +343,23 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         for j in range(D):
             denom += q[j] * u[j]
         if not (denom > 0.0 and denom < math.inf):
-            return STATUS_NOT_PD
+            return -1.0
         c = 1.0 / math.sqrt(denom)
         for j in range(D):
             u[j] *= c
-        _add_rank1(A[k], q)
-        Ai = A_inv[k]
-        for i in range(D):
-            ci = u[i]
+        Ak = A[k]
+        Sk = A_inv[k]
+        for i in range(D):  # A += q q^T and A_inv -= u u^T (both exactly symmetric), one pass
+            qi = q[i]
+            ui = u[i]
+            Ai = Ak[i]
+            Si = Sk[i]
             for j in range(D):
-                Ai[i, j] -= ci * u[j]
+                Ai[j] += qi * q[j]
+            for j in range(D):
+                Si[j] -= ui * u[j]
         n_since_refactor[k] = counter
-        return STATUS_OK
+        return c
     A_new = np.empty((D, D))
     inv_new = np.empty((D, D))
     U = np.empty((D, D))
@@ -337,11 +370,11 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         _forget_into(A[k], gamma, l2, A_new)
     _add_rank1(A_new, q)
     if not _spd_inverse_work(A_new, inv_new, U, W):
-        return STATUS_NOT_PD
+        return -1.0
     A[k, :, :] = A_new
     A_inv[k, :, :] = inv_new
     n_since_refactor[k] = 0
-    return STATUS_OK
+    return 0.0
 
 
 @njit(cache=True)
@@ -359,12 +392,22 @@ def _check_common(K, D, k, x, gamma):
 
 @njit(cache=True)
 def ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gamma, l2, refactor_every):
+    """One weighted observation for ridge arm ``k``, in place (:func:`ridge_update_work` with its own scratch)."""
+    return ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gamma, l2, refactor_every,
+                             np.empty((2, x.shape[0])))
+
+
+@njit(cache=True)
+def ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gamma, l2, refactor_every, work):
     """One weighted observation for ridge arm ``k``, in place.
 
     gamma == 1: ``A[k] += w x x^T``; Sherman-Morrison on ``A_inv[k]``; ``b[k] += w r x``; ``n_since_refactor[k]``
     += 1, and when it reaches ``refactor_every`` ``A_inv[k]`` is recomputed from ``A[k]`` by Cholesky and the
     counter reset. gamma < 1 (forgetting): ``A[k] = gamma A[k] + (1 - gamma) l2 I + w x x^T``,
-    ``b[k] = gamma b[k] + w r x``, ``A_inv[k]`` by Cholesky, counter 0. Then ``theta[k] = A_inv[k] @ b[k]``.
+    ``b[k] = gamma b[k] + w r x``, ``A_inv[k]`` by Cholesky, counter 0. Then ``theta[k] = A_inv[k] @ b[k]``: after
+    a Cholesky inverse by a matrix-vector product, after a Sherman-Morrison step by the equivalent O(D) recursive
+    least-squares step ``theta += A_inv_new q (sqrt(w) r - q . theta)`` (``q = sqrt(w) x``; the refactorisations
+    reset any drift).
 
     Parameters
     ----------
@@ -384,6 +427,8 @@ def ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gam
         Ridge prior precision (used by the forgetting step).
     refactor_every : int64
         Sherman-Morrison updates between Cholesky refactorisations; <= 0 never refactors.
+    work : (2, D) float64
+        Scratch.
 
     Returns
     -------
@@ -398,10 +443,9 @@ def ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gam
         return STATUS_NON_FINITE
     if not weight > 0.0:
         return STATUS_INVALID
-    work = np.empty((2, D))
-    status = _rank1_precision_update(A, A_inv, n_since_refactor, k, x, weight, gamma, l2, refactor_every, work)
-    if status != STATUS_OK:
-        return status
+    c = _rank1_precision_update(A, A_inv, n_since_refactor, k, x, weight, gamma, l2, refactor_every, work)
+    if c < 0.0:
+        return STATUS_NOT_PD
     wr = weight * reward
     bk = b[k]
     if gamma != 1.0:
@@ -409,7 +453,19 @@ def ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight, gam
             bk[j] *= gamma
     for j in range(D):
         bk[j] += wr * x[j]
-    _symmetric_matvec(A_inv[k], bk, theta[k])
+    tk = theta[k]
+    if c > 0.0:
+        # Sherman-Morrison step: theta += A_inv_new q (sqrt(w) r - q . theta), with A_inv_new q = c^2 A_inv_old q
+        q = work[0]
+        u = work[1]
+        e = math.sqrt(weight) * reward
+        for j in range(D):
+            e -= q[j] * tk[j]
+        e *= c
+        for j in range(D):
+            tk[j] += e * u[j]
+    else:
+        _symmetric_matvec(A_inv[k], bk, tk)
     return STATUS_OK
 
 
@@ -436,7 +492,7 @@ def _check_arm_weight(K, k, weight):
     """Status of a batch row's arm index and weight."""
     if k < 0 or k >= K:
         return STATUS_INVALID
-    if weight != weight:
+    if not math.isfinite(weight):
         return STATUS_NON_FINITE
     if not weight > 0.0:
         return STATUS_INVALID
@@ -456,12 +512,52 @@ def _check_row(K, k, x, reward, weight):
 
 
 @njit(cache=True)
+def _design_row(X, i, scale, out):
+    """``out`` (D,) = ``scale * X[i]``, then ``scale`` (the intercept) when ``D == X.shape[1] + 1``.
+
+    Returns False (``out`` partially written) when ``X[i]`` holds NaN or inf.
+    """
+    d = X.shape[1]
+    xr = X[i]
+    check = 0.0
+    for j in range(d):
+        v = xr[j]
+        check += v * 0.0  # NaN iff some v is NaN or inf
+        out[j] = scale * v
+    if out.shape[0] > d:
+        out[d] = scale
+    return check == 0.0
+
+
+@njit(cache=True)
+def _add_scaled_row(X, i, scale, out):
+    """``out += scale * [X[i], 1]`` (the 1 only when ``out`` is one longer than a row of ``X``)."""
+    d = X.shape[1]
+    xr = X[i]
+    for j in range(d):
+        out[j] += scale * xr[j]
+    if out.shape[0] > d:
+        out[d] += scale
+
+
+#: Rows buffered per arm before their Gram matrix is added by one BLAS product (``np.dot``).
+_GRAM_ROWS = 256
+#: Upper bound on the floats of all the arms' row buffers together (16 MB).
+_GRAM_BUFFER = 1 << 21
+
+
+@njit(cache=True)
 def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, weights, gamma, l2, refactor_every):
     """``n`` observations in one call; the result equals ``n`` sequential :func:`ridge_update` calls.
 
-    gamma == 1: per touched arm, ``X^T W X`` (upper triangle, blocks of 8 rows of the arm) and ``X^T W r`` are
-    accumulated, added to ``A[k]`` and ``b[k]``, and ``A_inv[k]`` is recomputed by one Cholesky inverse (counter
-    reset to 0). It matches the sequential path to round-off (~1e-15 relative).
+    ``X`` holds the raw contexts: ``D = b.shape[1]`` is ``d`` (no intercept) or ``d + 1`` (a constant 1.0 is the
+    last feature of every row, used without copying ``X``).
+
+    gamma == 1: rows are read in order and copied (scaled by ``sqrt(w)``) into a buffer of their arm; a full buffer
+    of ``B`` rows ``Q`` adds ``Q^T Q`` to the arm's Gram matrix with one BLAS product (``np.dot``), ``b`` gets
+    ``w r x`` row by row. Then per touched arm ``A[k] += G`` (upper triangle, mirrored: exactly symmetric),
+    ``A_inv[k]`` by one Cholesky inverse (counter reset to 0). It matches the sequential path to round-off
+    (~1e-15 relative).
     gamma < 1: the forgetting updates of ``A[k]`` and ``b[k]`` are applied row by row in order (exactly the
     sequential arithmetic), then one Cholesky inverse per touched arm (bitwise equal to the sequential result).
 
@@ -471,7 +567,8 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
     b, theta : (K, D) float64
     n_since_refactor : (K,) int64
     arms : (n,) int64
-    X : (n, D) float64
+    X : (n, d) float64
+        ``d`` is ``D`` or ``D - 1`` (see above).
     rewards : (n,) float64
     weights : (n,) float64
         All > 0.
@@ -481,18 +578,17 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
     Returns
     -------
     int
-        A status code; nothing is changed (for any arm) unless ``STATUS_OK`` (the rows are accumulated into copies,
-        committed only when every row and every inverse is fine).
+        A status code: ``STATUS_NON_FINITE`` for a NaN/inf feature, reward or weight, ``STATUS_NOT_PD`` when the
+        accumulated statistics overflow. Nothing is changed (for any arm) unless ``STATUS_OK`` (the rows are
+        accumulated into copies, committed only when every row and every inverse is fine).
     """
     K, D = b.shape
     n = arms.shape[0]
-    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or X.shape[1] != D or rewards.shape[0] != n:
+    d = X.shape[1]
+    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or not (d == D or d + 1 == D):
         return STATUS_INVALID
-    if weights.shape[0] != n:
+    if rewards.shape[0] != n or weights.shape[0] != n:
         return STATUS_INVALID
-    # Rows are checked as they are read (arm, weight); a non-finite feature or reward makes the accumulated
-    # matrix or vector non-finite, which is checked per arm at the end. Everything works on copies: nothing is
-    # committed on error.
     A_new = np.zeros((K, D, D))
     b_new = np.zeros((K, D))
     inv_new = np.empty((K, D, D))
@@ -500,8 +596,9 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
     Wk = np.empty((D, D))
     count = np.zeros(K, dtype=np.int64)
     if gamma == 1.0:
-        # G_k = sum w x x^T (upper triangle) from per-arm blocks of 8 rows, read in order (sequential memory)
-        buf = np.empty((K, _BLOCK, D))
+        # G_k = sum w x x^T from per-arm buffers of rows, read in order (sequential memory)
+        rows = max(1, min(_GRAM_ROWS, _GRAM_BUFFER // max(K * D, 1)))
+        Q = np.empty((K, rows, D))
         fill = np.zeros(K, dtype=np.int64)
         for r in range(n):
             k = arms[r]
@@ -509,25 +606,25 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
             status = _check_arm_weight(K, k, w)
             if status != STATUS_OK:
                 return status
-            xr = X[r]
-            sw = math.sqrt(w)
-            wr = w * rewards[r]
-            qr = buf[k, fill[k]]
-            bk = b_new[k]
-            for j in range(D):
-                qr[j] = sw * xr[j]
-                bk[j] += wr * xr[j]
+            reward = rewards[r]
+            if not math.isfinite(reward):
+                return STATUS_NON_FINITE
+            if not _design_row(X, r, math.sqrt(w), Q[k, fill[k]]):
+                return STATUS_NON_FINITE
+            _add_scaled_row(X, r, w * reward, b_new[k])
             fill[k] += 1
             count[k] += 1
-            if fill[k] == _BLOCK:
-                _gram_block_upper(A_new[k], buf[k])
+            if fill[k] == rows:
+                Qk = Q[k]
+                A_new[k] += np.dot(Qk.T, Qk)
                 fill[k] = 0
         for k in range(K):
-            for r in range(fill[k]):
-                _rank1_upper(A_new[k], buf[k, r])
             if count[k] == 0:
                 continue
-            # A_new = A + G, mirrored (exactly symmetric)
+            if fill[k] > 0:
+                Qk = Q[k, : fill[k]]
+                A_new[k] += np.dot(Qk.T, Qk)
+            # A_new = A + G from the upper triangle, mirrored (exactly symmetric)
             Ak = A_new[k]
             Aold = A[k]
             for i in range(D):
@@ -538,12 +635,9 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
                     Ak[j, i] = v
             for j in range(D):
                 b_new[k, j] += b[k, j]
-            if not (_all_finite(Ak.ravel()) and _all_finite(b_new[k])):
-                return STATUS_NON_FINITE
-            if not _spd_inverse_work(Ak, inv_new[k], U, Wk):
-                return STATUS_NOT_PD
     else:
         q = np.empty(D)
+        xr = np.empty(D)
         for k in range(K):
             A_new[k, :, :] = A[k]
             b_new[k, :] = b[k]
@@ -553,12 +647,14 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
             status = _check_arm_weight(K, k, w)
             if status != STATUS_OK:
                 return status
+            reward = rewards[r]
+            if not (math.isfinite(reward) and _design_row(X, r, 1.0, xr)):
+                return STATUS_NON_FINITE
             count[k] += 1
             Ak = A_new[k]
             bk = b_new[k]
-            xr = X[r]
             sw = math.sqrt(w)
-            wr = w * rewards[r]
+            wr = w * reward
             for j in range(D):
                 q[j] = sw * xr[j]
             _forget_into(Ak, gamma, l2, Ak)
@@ -567,13 +663,13 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
                 bk[j] *= gamma
             for j in range(D):
                 bk[j] += wr * xr[j]
-        for k in range(K):
-            if count[k] == 0:
-                continue
-            if not (_all_finite(A_new[k].ravel()) and _all_finite(b_new[k])):
-                return STATUS_NON_FINITE
-            if not _spd_inverse_work(A_new[k], inv_new[k], U, Wk):
-                return STATUS_NOT_PD
+    for k in range(K):
+        if count[k] == 0:
+            continue
+        if not (_all_finite(A_new[k].ravel()) and _all_finite(b_new[k])):
+            return STATUS_NOT_PD  # the inputs are finite: the sums overflowed
+        if not _spd_inverse_work(A_new[k], inv_new[k], U, Wk):
+            return STATUS_NOT_PD
     for k in range(K):
         if count[k] == 0:
             continue
@@ -616,6 +712,13 @@ def _dot(a, b):
 
 @njit(cache=True)
 def logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every):
+    """One observation for Laplace-logistic arm ``k``, in place (:func:`logistic_update_work`, own scratch)."""
+    return logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every,
+                                np.empty((2, x.shape[0])))
+
+
+@njit(cache=True)
+def logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every, work):
     """One observation for Laplace-logistic arm ``k`` (one Newton step on the log-posterior), in place.
 
     ``p = sigmoid(m[k] . x)``, ``w = max(p (1 - p), 1e-6)``; ``P[k] += w x x^T`` (gamma < 1:
@@ -635,6 +738,8 @@ def logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_
         Label in [0, 1].
     gamma, l2, refactor_every
         As in :func:`ridge_update`.
+    work : (2, D) float64
+        Scratch.
 
     Returns
     -------
@@ -651,10 +756,8 @@ def logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_
         return STATUS_INVALID
     p = _sigmoid(_dot(m[k], x))
     w = max(p * (1.0 - p), MIN_CURVATURE)
-    work = np.empty((2, D))
-    status = _rank1_precision_update(P, Sigma, n_since_refactor, k, x, w, gamma, l2, refactor_every, work)
-    if status != STATUS_OK:
-        return status
+    if _rank1_precision_update(P, Sigma, n_since_refactor, k, x, w, gamma, l2, refactor_every, work) < 0.0:
+        return STATUS_NOT_PD
     g = work[0]
     _symmetric_matvec(Sigma[k], x, g)
     r = y - p
@@ -662,6 +765,19 @@ def logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_
     for j in range(D):
         mk[j] += g[j] * r
     return STATUS_OK
+
+
+@njit(cache=True)
+def _row_dot(X, i, beta):
+    """``[X[i], 1] . beta`` (the 1 only when ``beta`` is one longer than a row of ``X``), summed in order."""
+    d = X.shape[1]
+    xr = X[i]
+    s = 0.0
+    for j in range(d):
+        s += xr[j] * beta[j]
+    if beta.shape[0] > d:
+        s += beta[d]
+    return s
 
 
 @njit(cache=True)
@@ -674,7 +790,7 @@ def _logistic_objective(beta, m0, P0, X, y, rows, diff, tmp):
     f = 0.5 * _dot(diff, tmp)
     for r in range(rows.shape[0]):
         i = rows[r]
-        eta = _dot(X[i], beta)
+        eta = _row_dot(X, i, beta)
         f += _softplus(eta) - y[i] * eta
     return f
 
@@ -682,22 +798,18 @@ def _logistic_objective(beta, m0, P0, X, y, rows, diff, tmp):
 @njit(cache=True)
 def _add_weighted_gram(H, X, rows, beta, grad_out, y, buf):
     """``H += sum w_i x_i x_i^T`` (upper triangle) with ``w = max(p(1-p), 1e-6)`` at ``beta``; if ``grad_out``
-    has length D also ``grad_out -= sum (y_i - p_i) x_i``. ``buf`` (8, D) is scratch."""
+    has length D also ``grad_out -= sum (y_i - p_i) x_i``. ``x_i`` is ``X[i]`` plus the intercept when ``X`` has
+    D - 1 columns. ``buf`` (8, D) is scratch."""
     D = beta.shape[0]
     do_grad = grad_out.shape[0] == D
     fill = 0
     for r in range(rows.shape[0]):
         i = rows[r]
-        xi = X[i]
-        p = _sigmoid(_dot(xi, beta))
+        p = _sigmoid(_row_dot(X, i, beta))
         sw = math.sqrt(max(p * (1.0 - p), MIN_CURVATURE))
         if do_grad:
-            res = y[i] - p
-            for j in range(D):
-                grad_out[j] -= res * xi[j]
-        qr = buf[fill]
-        for j in range(D):
-            qr[j] = sw * xi[j]
+            _add_scaled_row(X, i, p - y[i], grad_out)
+        _design_row(X, i, sw, buf[fill])
         fill += 1
         if fill == _BLOCK:
             _gram_block_upper(H, buf)
@@ -732,7 +844,8 @@ def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, 
     m : (K, D) float64
     n_since_refactor : (K,) int64
     arms : (n,) int64
-    X : (n, D) float64
+    X : (n, d) float64
+        Raw contexts: ``d == D``, or ``d == D - 1`` and a constant 1.0 is the last feature (no copy of ``X``).
     y : (n,) float64
         Labels in [0, 1].
     gamma, l2
@@ -747,7 +860,8 @@ def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, 
     """
     K, D = m.shape
     n = arms.shape[0]
-    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or X.shape[1] != D or y.shape[0] != n:
+    d = X.shape[1]
+    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or not (d == D or d + 1 == D) or y.shape[0] != n:
         return STATUS_INVALID
     for i in range(n):
         status = _check_row(K, arms[i], X[i], y[i], 1.0)

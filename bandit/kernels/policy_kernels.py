@@ -212,45 +212,50 @@ def _decide_row(kind, mean, var, values, eligible, param, floor, sample, st, pro
 
 
 @njit(cache=True)
-def choose_one(
-    kind, context, intercept, x, A_inv, theta, values, eligible, param, floor, rng_state, use_seed, seed, out, work
-):
+def choose_one(kind, context, A_inv, theta, values, eligible, param, floor, st, out, scratch):
     """One contextual decision: finite check, per-arm mean/variance, probabilities, draw.
 
     Parameters
     ----------
+    kind : int
+        UCB, GREEDY, LINTS or LOGTS (see :func:`_decide_row`).
     context : (d,)
-        Raw context; ``x`` (D,) receives it plus the intercept.
+        Raw context. ``D = theta.shape[1]`` is ``d`` (no intercept) or ``d + 1`` (a constant 1.0 is appended).
     A_inv, theta : (K, D, D), (K, D)
         Posterior covariance factor (ridge inverse, or Laplace covariance) and mean of each arm.
+    values : (K,)
     eligible : (K,) bool
-    rng_state : (1,) uint64
-        The policy's generator, used (and advanced) when ``use_seed`` is False.
-    seed : uint64
-        Seed of a fresh per-event generator, used when ``use_seed`` is True.
+    param, floor : float
+        See :func:`_decide_row`.
+    st : (1,) uint64
+        Generator state the draws come from, advanced in place (the policy's own, or a per-event seed).
     out : (2, K)
         Output probabilities (row 0) and scores (row 1).
-    work : (4, K)
-        Scratch.
+    scratch : (2 D + 4 K,)
+        Work space.
 
     Returns
     -------
     int
-        The chosen arm, or STATUS_NON_FINITE / STATUS_SCORE_OVERFLOW (nothing drawn).
+        The chosen arm, or STATUS_NON_FINITE / STATUS_SCORE_OVERFLOW (nothing drawn, ``st`` unchanged).
     """
-    if not fill_context(context, intercept, x):
+    K, D = theta.shape
+    x = scratch[:D]
+    if not fill_context(context, D > context.shape[0], x):
         return STATUS_NON_FINITE
-    if kind != UNIFORM:
-        scoring.linear_mean_var(A_inv, theta, x, work[0], work[1])
-        for k in range(values.shape[0]):
-            if not (np.isfinite(work[0, k]) and np.isfinite(work[1, k])):
-                return STATUS_SCORE_OVERFLOW
-    if use_seed:
-        st = np.empty(1, dtype=np.uint64)
-        st[0] = seed
-    else:
-        st = rng_state
-    return _decide_row(kind, work[0], work[1], values, eligible, param, floor, True, st, out[0], out[1], work[2], work[3])
+    mean = scratch[2 * D : 2 * D + K]
+    var = scratch[2 * D + K : 2 * D + 2 * K]
+    scoring._mean_var_row(A_inv, theta, x, scratch[D : 2 * D], mean, var)
+    for k in range(K):
+        if not (np.isfinite(mean[k]) and np.isfinite(var[k])):
+            return STATUS_SCORE_OVERFLOW
+    return _decide_row(kind, mean, var, values, eligible, param, floor, True, st, out[0], out[1],
+                       scratch[2 * D + 2 * K : 2 * D + 3 * K], scratch[2 * D + 3 * K : 2 * D + 4 * K])
+
+
+def choose_one_scratch(n_dims: int, n_arms: int) -> np.ndarray:
+    """The ``scratch`` array :func:`choose_one` needs for D = ``n_dims`` and K = ``n_arms``."""
+    return np.empty(2 * n_dims + 4 * n_arms)
 
 
 @njit(cache=True)
@@ -294,34 +299,74 @@ def decide_rows(kind, mean, var, values, eligible, param, floor, sample, rng_sta
 
 
 @njit(cache=True)
-def ridge_update_one(context, intercept, x, k, reward, A, A_inv, b, theta, n_since_refactor, gamma, l2,
-                     refactor_every):
-    """Finite check + :func:`linalg.ridge_update` with weight 1; STATUS_NON_FINITE leaves the state untouched."""
-    if not fill_context(context, intercept, x):
+def choose_rows(kind, X, A_inv, theta, values, eligible, param, floor, sample, rng_state, use_seeds, seeds, out_idx,
+                out_probs, out_scores):
+    """Score every row of ``X`` (:func:`scoring.linear_mean_var_batch`), then :func:`decide_rows`.
+
+    Row ``i`` gets exactly the probabilities and scores (and, with the same generator state, the arm) that
+    :func:`choose_one` gives for ``X[i]``.
+
+    Parameters
+    ----------
+    X : (n, d)
+        Raw contexts; ``D = theta.shape[1]`` is ``d`` or ``d + 1`` (intercept appended on the fly, no copy).
+    A_inv, theta : (K, D, D), (K, D)
+    Others
+        As in :func:`decide_rows`.
+
+    Returns
+    -------
+    int
+        0, or STATUS_NON_FINITE (a row of ``X`` holds NaN/inf) / STATUS_SCORE_OVERFLOW; on a negative status
+        nothing was drawn (``rng_state`` unchanged) and the outputs are unspecified.
+    """
+    n = X.shape[0]
+    K = theta.shape[0]
+    mean = np.empty((n, K))
+    var = np.empty((n, K))
+    if scoring.linear_mean_var_batch(A_inv, theta, X, mean, var) >= 0:
         return STATUS_NON_FINITE
-    return linalg.ridge_update(A, A_inv, b, theta, n_since_refactor, k, x, reward, 1.0, gamma, l2, refactor_every)
-
-
-@njit(cache=True)
-def logistic_update_one(context, intercept, x, k, y, P, Sigma, m, n_since_refactor, gamma, l2, refactor_every):
-    """Finite check + :func:`linalg.logistic_update`; STATUS_NON_FINITE leaves the state untouched."""
-    if not fill_context(context, intercept, x):
-        return STATUS_NON_FINITE
-    return linalg.logistic_update(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every)
-
-
-@njit(cache=True)
-def with_intercept(X, intercept):
-    """``X`` (n, d) as a new (n, D) array with a trailing column of ones when ``intercept``."""
-    n, d = X.shape
-    D = d + 1 if intercept else d
-    out = np.empty((n, D))
     for i in range(n):
-        for j in range(d):
-            out[i, j] = X[i, j]
-        if intercept:
-            out[i, d] = 1.0
-    return out
+        for k in range(K):
+            if not (np.isfinite(mean[i, k]) and np.isfinite(var[i, k])):
+                return STATUS_SCORE_OVERFLOW
+    return decide_rows(kind, mean, var, values, eligible, param, floor, sample, rng_state, use_seeds, seeds, out_idx,
+                       out_probs, out_scores)
+
+
+@njit(cache=True)
+def ridge_update_one(context, k, reward, A, A_inv, b, theta, n_since_refactor, gamma, l2, refactor_every, scratch):
+    """Finite check (+ intercept) and :func:`linalg.ridge_update_work` with weight 1.
+
+    ``context`` is (d,) with ``D = b.shape[1]`` equal to ``d`` or ``d + 1``; ``scratch`` is (3 D,).
+    STATUS_NON_FINITE (or any negative status) leaves the state untouched.
+    """
+    D = b.shape[1]
+    x = scratch[:D]
+    if not fill_context(context, D > context.shape[0], x):
+        return STATUS_NON_FINITE
+    work = scratch[D:].reshape((2, D))
+    return linalg.ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, 1.0, gamma, l2,
+                                    refactor_every, work)
+
+
+@njit(cache=True)
+def logistic_update_one(context, k, y, P, Sigma, m, n_since_refactor, gamma, l2, refactor_every, scratch):
+    """Finite check (+ intercept) and :func:`linalg.logistic_update_work`; ``scratch`` is (3 D,).
+
+    STATUS_NON_FINITE (or any negative status) leaves the state untouched.
+    """
+    D = m.shape[1]
+    x = scratch[:D]
+    if not fill_context(context, D > context.shape[0], x):
+        return STATUS_NON_FINITE
+    work = scratch[D:].reshape((2, D))
+    return linalg.logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every, work)
+
+
+def update_one_scratch(n_dims: int) -> np.ndarray:
+    """The ``scratch`` array :func:`ridge_update_one` and :func:`logistic_update_one` need for D = ``n_dims``."""
+    return np.empty(3 * n_dims)
 
 
 @njit(cache=True)

@@ -1,38 +1,84 @@
 """Per-arm posterior mean and variance of the linear predictor ``theta_k . x`` for one or many contexts.
 
-``out_var[k] = x^T A_inv[k] x`` is computed as ``x . (sum_i x_i A_inv[k][i, :])``: the inner accumulation runs
-over contiguous rows (vectorised by LLVM without reassociating a reduction), so no ``fastmath`` is needed. The
-batch kernel runs for every row exactly the arithmetic of the single-context kernel, in the same order (four rows
-share each pass over ``A_inv[k]``), so a row scored in a batch is bit-identical to the same context scored alone.
+The variance ``x^T A x`` of a symmetric ``A = A_inv[k]`` is computed from the strict upper triangle:
+``w_j = sum_{i<j} x_i A[i, j]`` (``i`` ascending), then ``var = sum_j x_j (A[j, j] x_j + 2 w_j)`` (``j``
+ascending) -- half the multiplications of the full quadratic form. No ``fastmath`` is used: every sum runs in the
+stated order, so the two kernels below produce **bit-identical** results for the same context, even though they
+vectorise differently:
+
+- :func:`linear_mean_var` (one context) accumulates ``w`` with contiguous row updates ``w[j] += x_i A[i, j]``,
+  eight rows ``i`` per pass;
+- :func:`linear_mean_var_batch` (many contexts) transposes blocks of 64 contexts and runs every loop over the
+  contexts of the block, so each row of the block is one SIMD lane.
+
+Only the upper triangle of ``A_inv[k]`` is read.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
 
 __all__ = ["linear_mean_var", "linear_mean_var_batch"]
 
+#: Contexts per block of :func:`linear_mean_var_batch` (the transposed block and one arm's matrix stay in L1).
+_ROWS = 64
+
 
 @njit(cache=True)
-def _mean_var_row(A_inv, theta, x, u, out_mean, out_var):
-    """Mean and variance for every arm at one context ``x`` (D,); ``u`` (D,) is scratch."""
+def _mean_var_row(A_inv, theta, x, w, out_mean, out_var):
+    """Mean and variance for every arm at one context ``x`` (D,); ``w`` (D,) is scratch."""
     K, D = theta.shape
     for k in range(K):
         Ak = A_inv[k]
-        tk = theta[k]
-        mean = 0.0
         for j in range(D):
-            mean += tk[j] * x[j]
-            u[j] = 0.0
-        for i in range(D):
+            w[j] = 0.0
+        i = 0
+        while i + 8 <= D:
+            # the triangle inside the block of rows i..i+7, row by row
+            for r in range(i, i + 7):
+                c = x[r]
+                Ar = Ak[r]
+                for j in range(r + 1, i + 8):
+                    w[j] += c * Ar[j]
+            # the columns right of the block: the eight rows in order, in one pass over w
+            c0 = x[i]
+            c1 = x[i + 1]
+            c2 = x[i + 2]
+            c3 = x[i + 3]
+            c4 = x[i + 4]
+            c5 = x[i + 5]
+            c6 = x[i + 6]
+            c7 = x[i + 7]
+            A0 = Ak[i]
+            A1 = Ak[i + 1]
+            A2 = Ak[i + 2]
+            A3 = Ak[i + 3]
+            A4 = Ak[i + 4]
+            A5 = Ak[i + 5]
+            A6 = Ak[i + 6]
+            A7 = Ak[i + 7]
+            for j in range(i + 8, D):
+                w[j] = (
+                    ((((((w[j] + c0 * A0[j]) + c1 * A1[j]) + c2 * A2[j]) + c3 * A3[j]) + c4 * A4[j]) + c5 * A5[j])
+                    + c6 * A6[j]
+                ) + c7 * A7[j]
+            i += 8
+        while i < D - 1:
             c = x[i]
             Ai = Ak[i]
-            for j in range(D):
-                u[j] += c * Ai[j]
+            for j in range(i + 1, D):
+                w[j] += c * Ai[j]
+            i += 1
+        tk = theta[k]
+        mean = 0.0
         var = 0.0
         for j in range(D):
-            var += x[j] * u[j]
+            xj = x[j]
+            mean += tk[j] * xj
+            var += xj * (Ak[j, j] * xj + 2.0 * w[j])
         out_mean[k] = mean
         out_var[k] = 0.0 if var < 0.0 else var
 
@@ -44,7 +90,7 @@ def linear_mean_var(A_inv, theta, x, out_mean, out_var):
     Parameters
     ----------
     A_inv : (K, D, D) float64
-        Symmetric posterior covariance (up to scale) of each arm.
+        Symmetric posterior covariance (up to scale) of each arm; only the upper triangle is read.
     theta : (K, D) float64
         Posterior means.
     x : (D,) float64
@@ -62,69 +108,73 @@ def linear_mean_var(A_inv, theta, x, out_mean, out_var):
     >>> mean, var
     (array([3., 1.]), array([10., 20.]))
     """
-    u = np.empty(x.shape[0])
-    _mean_var_row(A_inv, theta, x, u, out_mean, out_var)
+    w = np.empty(x.shape[0])
+    _mean_var_row(A_inv, theta, x, w, out_mean, out_var)
 
 
 @njit(cache=True)
 def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
-    """:func:`linear_mean_var` for every row of ``X``.
-
-    Rows are processed four at a time, so each row of ``A_inv[k]`` is loaded once per four contexts; every row
-    still runs exactly the arithmetic of :func:`_mean_var_row`, in the same order.
+    """:func:`linear_mean_var` for every row of ``X``, appending the intercept on the fly; checks finiteness.
 
     Parameters
     ----------
     A_inv : (K, D, D) float64
     theta : (K, D) float64
-    X : (n, D) float64
+    X : (n, d) float64
+        Contexts without the intercept: ``d == D`` (no intercept) or ``d == D - 1`` (a constant 1.0 is used as the
+        last feature, without copying ``X``).
     out_mean, out_var : (n, K) float64
-        Outputs; row ``i`` is bit-identical to ``linear_mean_var(A_inv, theta, X[i], ...)``.
+        Outputs; row ``i`` is bit-identical to ``linear_mean_var(A_inv, theta, [X[i], 1], ...)``.
+
+    Returns
+    -------
+    int
+        -1 when every value of ``X`` is finite, else the index of the first row holding NaN or inf (the outputs
+        are then incomplete).
     """
     K, D = theta.shape
-    n = X.shape[0]
-    U = np.empty((4, D))
-    n4 = n // 4 * 4
-    for r0 in range(0, n4, 4):
-        x0 = X[r0]
-        x1 = X[r0 + 1]
-        x2 = X[r0 + 2]
-        x3 = X[r0 + 3]
-        u0 = U[0]
-        u1 = U[1]
-        u2 = U[2]
-        u3 = U[3]
+    n, d = X.shape
+    Xt = np.empty((D, _ROWS))
+    W = np.empty(_ROWS)
+    M = np.empty(_ROWS)
+    V = np.empty(_ROWS)
+    for r0 in range(0, n, _ROWS):
+        nb = min(_ROWS, n - r0)
+        for q in range(nb):
+            xr = X[r0 + q]
+            check = 0.0
+            for i in range(d):
+                v = xr[i]
+                check += v * 0.0  # NaN iff some v is NaN or inf
+                Xt[i, q] = v
+            if check != 0.0:
+                return r0 + q
+        if d < D:
+            for q in range(nb):
+                Xt[d, q] = 1.0
         for k in range(K):
             Ak = A_inv[k]
-            for j in range(D):
-                u0[j] = 0.0
-                u1[j] = 0.0
-                u2[j] = 0.0
-                u3[j] = 0.0
-            for i in range(D):
-                c0 = x0[i]
-                c1 = x1[i]
-                c2 = x2[i]
-                c3 = x3[i]
-                Ai = Ak[i]
-                for j in range(D):
-                    a = Ai[j]
-                    u0[j] += c0 * a
-                    u1[j] += c1 * a
-                    u2[j] += c2 * a
-                    u3[j] += c3 * a
             tk = theta[k]
-            for q in range(4):
-                x = X[r0 + q]
-                uq = U[q]
-                mean = 0.0
-                for j in range(D):
-                    mean += tk[j] * x[j]
-                var = 0.0
-                for j in range(D):
-                    var += x[j] * uq[j]
-                out_mean[r0 + q, k] = mean
-                out_var[r0 + q, k] = 0.0 if var < 0.0 else var
-    u = U[0]
-    for i in range(n4, n):
-        _mean_var_row(A_inv, theta, X[i], u, out_mean[i], out_var[i])
+            for q in range(nb):
+                M[q] = 0.0
+                V[q] = 0.0
+            for j in range(D):
+                for q in range(nb):
+                    W[q] = 0.0
+                for i in range(j):
+                    a = Ak[i, j]
+                    xi = Xt[i]
+                    for q in range(nb):
+                        W[q] += xi[q] * a
+                t = tk[j]
+                ajj = Ak[j, j]
+                xj = Xt[j]
+                for q in range(nb):
+                    c = xj[q]
+                    M[q] += t * c
+                    V[q] += c * (ajj * c + 2.0 * W[q])
+            for q in range(nb):
+                out_mean[r0 + q, k] = M[q]
+                v = V[q]
+                out_var[r0 + q, k] = 0.0 if v < 0.0 else v
+    return -1

@@ -6,15 +6,29 @@ import time
 
 import numpy as np
 
+from bandit.arms import Arm
 from bandit.policies.base import Policy
 from bandit.policies.beta_ts import BetaTS
 from bandit.policies.epsilon_greedy import EpsilonGreedy
+from bandit.policies.hybrid_linear_ts import HybridLinearTS
+from bandit.policies.hybrid_linucb import HybridLinUCB
 from bandit.policies.linear_ts import LinearTS
 from bandit.policies.linucb import LinUCB
 from bandit.policies.logistic_ts import LogisticTS
 from bandit.policies.uniform import UniformRandom
 
-__all__ = ["BetaTS", "EpsilonGreedy", "LinUCB", "LinearTS", "LogisticTS", "Policy", "UniformRandom", "warmup"]
+__all__ = [
+    "BetaTS",
+    "EpsilonGreedy",
+    "HybridLinUCB",
+    "HybridLinearTS",
+    "LinUCB",
+    "LinearTS",
+    "LogisticTS",
+    "Policy",
+    "UniformRandom",
+    "warmup",
+]
 
 
 def warmup() -> float:
@@ -36,10 +50,11 @@ def warmup() -> float:
     True
     """
     start = time.perf_counter()
-    arms = ["a", "b"]
     X = np.array([[0.5, -0.5], [1.0, 0.0]])
     masks = np.array([[True, True], [False, True]])
-    for cls in (LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom):
+    for cls in (LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom, HybridLinUCB, HybridLinearTS):
+        hybrid = cls in (HybridLinUCB, HybridLinearTS)
+        arms = [Arm(name="a", features=[1.0, 0.0]), Arm(name="b", features=[0.0, 1.0])] if hybrid else ["a", "b"]
         for n_features in (2, None) if cls in (BetaTS, UniformRandom) else (2,):
             policy = cls(arms, n_features=n_features, seed=0)
             for fit in (False, True):  # the floor branch of the Thompson samplers

@@ -37,7 +37,7 @@ from bandit._validation import (
 from bandit.arms import Arm, as_arms
 from bandit.decision import BatchDecision, Decision, new_decision
 from bandit.kernels.rng import event_seed
-from bandit.kernels import linalg, scoring
+from bandit.kernels import linalg
 from bandit.kernels import policy_kernels as pk
 
 __all__ = ["Policy"]
@@ -95,6 +95,8 @@ class Policy(ABC):
     _kernel_checks_finite: ClassVar[bool] = False
     #: Names of the per-arm learned arrays (attributes ``_<name>``, leading axis = arm), saved by ``save``.
     _state_arrays: ClassVar[tuple[str, ...]] = ()
+    #: Names of the learned arrays shared by all arms (no arm axis; ``add_arm`` leaves them as they are), saved too.
+    _shared_state_arrays: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,7 +155,7 @@ class Policy(ABC):
 
     @abstractmethod
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
-        """Learned arrays (names in ``_state_arrays``) for ``n_arms`` arms that have seen no data."""
+        """Learned arrays (names in ``_state_arrays`` and ``_shared_state_arrays``) for ``n_arms`` arms, no data."""
 
     def _allocate_buffers(self) -> None:
         """(Re)allocate the preallocated work buffers; called at construction, on add_arm and for snapshots."""
@@ -359,7 +361,7 @@ class Policy(ABC):
             if X is None or isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
                 raise TypeError(f"{name} must be a sized collection with one (ignored) entry per row, got {type(X).__name__}")
             return np.empty((len(X), 0), dtype=np.float64)
-        return check_contexts(X, self.n_features, name)
+        return check_contexts(X, self.n_features, name, finite=not self._kernel_checks_finite)
 
     def choose(self, context: Any, eligible: Any = None, event_id: str | int | None = None) -> Decision:
         """Choose an arm for one context.
@@ -653,7 +655,7 @@ class Policy(ABC):
             "reward_sum": np.array(self._reward_sum, dtype=np.float64),
             "active": self._active,
         }
-        arrays.update({name: getattr(self, "_" + name) for name in self._state_arrays})
+        arrays.update({name: getattr(self, "_" + name) for name in (*self._state_arrays, *self._shared_state_arrays)})
         return meta, arrays
 
     @classmethod
@@ -669,7 +671,8 @@ class Policy(ABC):
             "reward_sum": np.zeros(k, dtype=np.float64),
             "active": policy._active,
         }
-        expected.update({name: getattr(policy, "_" + name) for name in cls._state_arrays})
+        learned = (*cls._state_arrays, *cls._shared_state_arrays)
+        expected.update({name: getattr(policy, "_" + name) for name in learned})
         if set(arrays) != set(expected):
             raise ValueError(f"arrays {sorted(arrays)} do not match the expected {sorted(expected)}")
         for name, ref in expected.items():
@@ -682,7 +685,7 @@ class Policy(ABC):
         policy._pulls = arrays["pulls"].tolist()
         policy._reward_sum = arrays["reward_sum"].tolist()
         policy._set_arms(arms, arrays["active"])
-        for name in cls._state_arrays:
+        for name in learned:
             setattr(policy, "_" + name, np.ascontiguousarray(arrays[name]))
         counters = meta["counters"]
         policy._n_updates = int(counters["n_updates"])
@@ -699,8 +702,8 @@ class KernelPolicy(Policy):
     """A contextual policy whose arms have a Gaussian posterior (mean, covariance) on a linear predictor.
 
     Decisions go through :func:`bandit.kernels.policy_kernels.choose_one` (one compiled call per ``choose``) and
-    :func:`~bandit.kernels.policy_kernels.decide_rows` (batches). Subclasses set ``_kind`` and ``_param_name``
-    and provide ``_posterior``.
+    :func:`~bandit.kernels.policy_kernels.choose_rows` (batches). Both check finiteness themselves. Subclasses set
+    ``_kind`` and ``_param_name`` and provide ``_posterior``.
     """
 
     _kind: ClassVar[int]
@@ -717,39 +720,45 @@ class KernelPolicy(Policy):
         return self.n_features + 1 if self.fit_intercept else self.n_features
 
     def _allocate_buffers(self) -> None:
-        self._x = np.empty(self._n_dims)
-        self._work = np.empty((4, len(self._names)))
+        self._scratch = pk.choose_one_scratch(self._n_dims, len(self._names))
+        self._update_scratch = pk.update_one_scratch(self._n_dims)
+        #: generator state of a decision with an event id (re-seeded for each such decision)
+        self._event_state = pk.seed_state(pk.ZERO_SEED)
         # references to this object's own posterior arrays, refreshed whenever they are replaced (add_arm, load,
         # snapshot): saves a call on the hot path
         self._cov, self._mean = self._posterior()
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+        if use_seed:
+            st = self._event_state
+            st[0] = seed
+        else:
+            st = self._rng_state
         return pk.choose_one(
-            self._kind, x, self.fit_intercept, self._x, self._cov, self._mean, self._values, eligible,
-            getattr(self, self._param_name), self.exploration_floor, self._rng_state, use_seed, seed, out, self._work,
+            self._kind, x, self._cov, self._mean, self._values, eligible, getattr(self, self._param_name),
+            self.exploration_floor, st, out, self._scratch,
         )
 
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        return pk.with_intercept(X, True) if self.fit_intercept else X
+    def _batch_error(self, status: int, X: np.ndarray) -> Exception:
+        """The exception for a negative batch-kernel status; a non-finite row is named by the validator."""
+        if status == _STATUS_NON_FINITE:
+            check_contexts(X, self.n_features, "X")  # raises, naming the first row with NaN or inf
+        return self._status_error(status, "X")
 
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, k = X.shape[0], len(self._names)
-        cov, mean = self._posterior()
-        Xd = self._design(X)
-        mu = np.empty((n, k))
-        var = np.empty((n, k))
-        scoring.linear_mean_var_batch(cov, mean, Xd, mu, var)  # rows bit-identical to choose()
-        if not (np.isfinite(mu).all() and np.isfinite(var).all()):
-            raise self._status_error(pk.STATUS_SCORE_OVERFLOW, "X")
         idx = np.empty(n, dtype=np.int64)
         probs = np.empty((n, k))
         scores = np.empty((n, k))
-        pk.decide_rows(
-            self._kind, mu, var, self._values, eligible, getattr(self, self._param_name), self.exploration_floor,
-            sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,
+        status = pk.choose_rows(
+            self._kind, X, self._cov, self._mean, self._values, eligible, getattr(self, self._param_name),
+            self.exploration_floor, sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds,
+            idx, probs, scores,
         )
+        if status < 0:
+            raise self._batch_error(status, X)
         return idx, probs, scores
 
 
@@ -780,20 +789,17 @@ class RidgePolicy(KernelPolicy):
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
         return pk.ridge_update_one(
-            x, self.fit_intercept, self._x, k, reward, self._A, self._A_inv, self._b, self._theta,
-            self._n_since_refactor, self.discount, self.l2, self._REFACTOR_EVERY,
+            x, k, reward, self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, self.discount, self.l2,
+            self._REFACTOR_EVERY, self._update_scratch,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         status = linalg.ridge_update_batch(
-            self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, arms, self._design(X), rewards,
+            self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, arms, X, rewards,
             np.ones(X.shape[0]), self.discount, self.l2, self._REFACTOR_EVERY,
         )
-        if status == _STATUS_NON_FINITE:
-            # X and rewards were validated finite, so a non-finite sum means the accumulated statistics overflowed
-            status = pk.STATUS_SCORE_OVERFLOW
         if status < 0:
-            raise self._status_error(status, "X")
+            raise self._batch_error(status, X)
 
     @property
     def coef_(self) -> np.ndarray:

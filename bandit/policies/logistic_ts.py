@@ -125,17 +125,17 @@ class LogisticTS(KernelPolicy):
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
         return pk.logistic_update_one(
-            x, self.fit_intercept, self._x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor,
-            self.discount, self.l2, self._REFACTOR_EVERY,
+            x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor, self.discount, self.l2,
+            self._REFACTOR_EVERY, self._update_scratch,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         status = linalg.logistic_update_batch(
-            self._P, self._Sigma, self._m, self._n_since_refactor, arms, self._design(X), rewards, self.discount,
-            self.l2, self._NEWTON_ITERS,
+            self._P, self._Sigma, self._m, self._n_since_refactor, arms, X, rewards, self.discount, self.l2,
+            self._NEWTON_ITERS,
         )
         if status < 0:
-            raise self._status_error(status, "X")
+            raise self._batch_error(status, X)
 
     @property
     def coef_(self) -> np.ndarray:

@@ -18,9 +18,13 @@ Mass on arms the logging policy could take but never does (probability 0) is the
 the diagnostics and warned about, since no weighting estimator can see it.
 
 :func:`resolve_target` validates a target once and precomputes the importance weights
-``w_i = pi(a_i | x_i) / p_i`` and their sufficient statistics; estimators accept the resolved target in place of
-the raw one, which is how :func:`offline_eval.evaluate` runs many estimators on one target without re-validating.
-Validation and the weight gather are one compiled pass over the (n, K) array.
+``w_i = pi(a_i | x_i) / p_i``, the IPS terms ``w_i r_i`` and the weights' sufficient statistics (for the
+diagnostics); validation and the gather are one compiled pass over the (n, K) array, the dominant cost of IPS and
+SNIPS (about 0.1 s for n = 10^7, K = 10). Estimators accept the resolved target in place of the raw one: resolve a
+target once to run several estimators on it without re-validating, as :func:`offline_eval.evaluate` does::
+
+    target = resolve_target(data, probs)
+    ips, snips = IPS().estimate(data, target), SNIPS().estimate(data, target)
 """
 
 from __future__ import annotations
@@ -52,22 +56,92 @@ TARGET_ATOL = 1e-6
 
 
 @njit(cache=True)
-def _gather_target(T, action, propensity, atol, w, stats, status):  # pragma: no cover - numba
-    """Validate target rows and gather the importance weights in one pass.
+def _gather_target(T, action, propensity, reward, atol, w, wr, stats):  # pragma: no cover - numba
+    """Gather the importance weights and check the target rows in one pass over ``T``.
 
-    ``T`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64 > 0. Outputs: ``w`` (n,)
-    float64 = ``T[i, action[i]] / propensity[i]``; ``stats`` (3,) float64 = (sum w, sum w^2, max w); ``status``
-    (4,) int64 = (rows with a negative / non-finite / > 1 entry, rows not summing to 1 within ``atol``, first row
-    of the first kind or -1, first row of the second kind or -1). Returns 0.
+    ``T`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64 > 0, ``reward`` (n,)
+    float64. Outputs: ``w`` (n,) float64 = ``T[i, action[i]] / propensity[i]``; ``wr`` (n,) float64 =
+    ``w * reward``; ``stats`` (3,) float64 = (sum w, sum w^2, max w). Rows are read four at a time into
+    independent scalar accumulators, so the K-long sums of different rows overlap instead of waiting on each
+    other. Returns the number of row groups (four rows, or one trailing row) holding a row that has an entry
+    outside [0, 1 + ``atol``] or a sum (NaN for non-finite entries) further than ``atol`` from 1: 0 means every row
+    is a distribution; otherwise :func:`_check_target_rows` names the bad rows.
+    """
+    n, K = T.shape
+    top = 1.0 + atol
+    bad = 0
+    a0 = a1 = a2 = a3 = 0.0  # sum w, per lane
+    q0 = q1 = q2 = q3 = 0.0  # sum w^2
+    m0 = m1 = m2 = m3 = 0.0  # max w
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 = s1 = s2 = s3 = 0.0
+        lo0 = lo1 = lo2 = lo3 = np.inf
+        hi0 = hi1 = hi2 = hi3 = -np.inf
+        for k in range(K):
+            v0, v1, v2, v3 = T[i, k], T[i + 1, k], T[i + 2, k], T[i + 3, k]
+            s0 += v0
+            s1 += v1
+            s2 += v2
+            s3 += v3
+            lo0, lo1, lo2, lo3 = min(lo0, v0), min(lo1, v1), min(lo2, v2), min(lo3, v3)
+            hi0, hi1, hi2, hi3 = max(hi0, v0), max(hi1, v1), max(hi2, v2), max(hi3, v3)
+        ok = (min(min(lo0, lo1), min(lo2, lo3)) >= 0.0) & (max(max(hi0, hi1), max(hi2, hi3)) <= top)
+        ok &= (abs(s0 - 1.0) <= atol) & (abs(s1 - 1.0) <= atol) & (abs(s2 - 1.0) <= atol) & (abs(s3 - 1.0) <= atol)
+        bad += not ok
+        w0 = T[i, action[i]] / propensity[i]
+        w1 = T[i + 1, action[i + 1]] / propensity[i + 1]
+        w2 = T[i + 2, action[i + 2]] / propensity[i + 2]
+        w3 = T[i + 3, action[i + 3]] / propensity[i + 3]
+        w[i], w[i + 1], w[i + 2], w[i + 3] = w0, w1, w2, w3
+        wr[i] = w0 * reward[i]
+        wr[i + 1] = w1 * reward[i + 1]
+        wr[i + 2] = w2 * reward[i + 2]
+        wr[i + 3] = w3 * reward[i + 3]
+        a0 += w0
+        a1 += w1
+        a2 += w2
+        a3 += w3
+        q0 += w0 * w0
+        q1 += w1 * w1
+        q2 += w2 * w2
+        q3 += w3 * w3
+        m0, m1, m2, m3 = max(m0, w0), max(m1, w1), max(m2, w2), max(m3, w3)
+    for i in range(n4, n):
+        s0 = 0.0
+        lo0 = np.inf
+        hi0 = -np.inf
+        for k in range(K):
+            v0 = T[i, k]
+            s0 += v0
+            lo0 = min(lo0, v0)
+            hi0 = max(hi0, v0)
+        bad += not ((lo0 >= 0.0) & (hi0 <= top) & (abs(s0 - 1.0) <= atol))
+        w0 = T[i, action[i]] / propensity[i]
+        w[i] = w0
+        wr[i] = w0 * reward[i]
+        a0 += w0
+        q0 += w0 * w0
+        m0 = max(m0, w0)
+    stats[0] = (a0 + a1) + (a2 + a3)
+    stats[1] = (q0 + q1) + (q2 + q3)
+    stats[2] = max(max(m0, m1), max(m2, m3))
+    return bad
+
+
+@njit(cache=True)
+def _check_target_rows(T, atol, status):  # pragma: no cover - numba
+    """Count the target rows that are not distributions (the error path of :func:`_gather_target`).
+
+    ``T`` (n, K) float64. Output ``status`` (4,) int64 = (rows with a negative / non-finite / > 1 + ``atol``
+    entry, rows not summing to 1 within ``atol``, first row of the first kind or -1, first row of the second kind
+    or -1). Returns 0.
     """
     n, K = T.shape
     status[0] = 0
     status[1] = 0
     status[2] = -1
     status[3] = -1
-    s1 = 0.0
-    s2 = 0.0
-    mx = 0.0
     for i in range(n):
         s = 0.0
         lo = np.inf
@@ -85,14 +159,6 @@ def _gather_target(T, action, propensity, atol, w, stats, status):  # pragma: no
             if status[1] == 0:
                 status[3] = i
             status[1] += 1
-        wi = T[i, action[i]] / propensity[i]
-        w[i] = wi
-        s1 += wi
-        s2 += wi * wi
-        mx = max(mx, wi)
-    stats[0] = s1
-    stats[1] = s2
-    stats[2] = mx
     return 0
 
 
@@ -155,6 +221,8 @@ class ResolvedTarget:
         Target action per row (None for a stochastic target).
     weights : ndarray (n,)
         ``w_i = pi(a_i | x_i) / p_i``, read-only.
+    weighted_reward : ndarray (n,)
+        ``w_i r_i`` (the IPS per-row terms, shared by IPS and SNIPS), read-only.
     weight_sum, weight_sq_sum, weight_max : float
         ``sum w``, ``sum w^2``, ``max w``.
     support_deficit : float or None
@@ -166,6 +234,7 @@ class ResolvedTarget:
     probabilities: np.ndarray | None
     actions: np.ndarray | None
     weights: np.ndarray
+    weighted_reward: np.ndarray
     weight_sum: float
     weight_sq_sum: float
     weight_max: float
@@ -294,6 +363,7 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         actions = arr
         match = actions == data.action
         w = np.where(match, 1.0 / data.propensity, 0.0)
+        wr = w * data.reward
         deficit = None
         if rows is not None:
             outside = np.zeros(len(rows), dtype=bool)
@@ -309,15 +379,16 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         probabilities = None
     else:
         w = np.empty(n)
+        wr = np.empty(n)
         stats_arr = np.zeros(3)
-        status = np.zeros(4, dtype=np.int64)
-        _gather_target(arr, data.action, data.propensity, TARGET_ATOL, w, stats_arr, status)
-        if status[0]:
-            raise ValueError(
-                f"{name} probabilities must be finite and in [0, 1]; {status[0]} of {n} rows are not "
-                f"(first at row {status[2]}: {arr[status[2]].tolist()})"
-            )
-        if status[1]:
+        if _gather_target(arr, data.action, data.propensity, data.reward, TARGET_ATOL, w, wr, stats_arr):
+            status = np.zeros(4, dtype=np.int64)
+            _check_target_rows(arr, TARGET_ATOL, status)
+            if status[0]:
+                raise ValueError(
+                    f"{name} probabilities must be finite and in [0, 1]; {status[0]} of {n} rows are not "
+                    f"(first at row {status[2]}: {arr[status[2]].tolist()})"
+                )
             raise ValueError(
                 f"{name} rows must sum to 1 (within {TARGET_ATOL:g}); {status[1]} of {n} rows do not (first at row "
                 f"{status[3]}, sum {arr[status[3]].sum():.6g}); normalise with p / p.sum(axis=1, keepdims=True)"
@@ -342,7 +413,8 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         stats = tuple(float(s) for s in stats_arr)
         actions, probabilities = None, arr
     w.flags.writeable = False
-    return ResolvedTarget(data, probabilities, actions, w, stats[0], stats[1], stats[2], deficit)
+    wr.flags.writeable = False
+    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit)
 
 
 # ----------------------------------------------------------------------------------------------------------------

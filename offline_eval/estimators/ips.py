@@ -54,7 +54,7 @@ class IPS(Estimator):
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
         w, r = target.weights, target.data.reward
         if self.clip is None or target.weight_max <= self.clip:
-            return _Terms(RowTerms(w * r))
+            return _Terms(RowTerms(target.weighted_reward))
         clipped = w > self.clip
         share = float(np.count_nonzero(clipped)) / len(w)
         return _Terms(RowTerms(np.minimum(w, float(self.clip)) * r), clipped_share=share, consistent=False)
@@ -87,5 +87,4 @@ class SNIPS(Estimator):
     """
 
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
-        w = target.weights
-        return _Terms(RowTerms(None, ((1.0, w * target.data.reward, w),)))
+        return _Terms(RowTerms(None, ((1.0, target.weighted_reward, target.weights),)))

@@ -10,11 +10,12 @@ import bandit
 from bandit import Arm
 from bandit.policies.base import Policy
 
+#: Features (price / 10, log2 seats) are used by the hybrid policies only.
 ARMS = [
-    Arm(name="individual", value=1.0),
-    Arm(name="duo", value=1.5),
-    Arm(name="family", value=2.0),
-    Arm(name="student", value=0.5),
+    Arm(name="individual", value=1.0, features=[1.2, 0.0]),
+    Arm(name="duo", value=1.5, features=[1.7, 1.0]),
+    Arm(name="family", value=2.0, features=[2.0, 2.6]),
+    Arm(name="student", value=0.5, features=[0.6, 0.0]),
 ]
 K = len(ARMS)
 D = 3
@@ -32,6 +33,11 @@ POLICY_CLASSES = sorted(
 CONTEXTUAL = [c for c in POLICY_CLASSES if c._contextual]
 #: Thompson samplers (randomised scores; propensities by quadrature).
 THOMPSON = [c for c in POLICY_CLASSES if c.__name__ in ("LinearTS", "LogisticTS", "BetaTS")]
+
+
+def new_arm(name: str, value: float = 1.0) -> Arm:
+    """An arm for ``add_arm``, described like ARMS (the hybrid policies need features)."""
+    return Arm(name=name, value=value, features=[1.5, 1.6])
 
 
 def make(cls: type[Policy], seed: int = 0, **overrides) -> Policy:

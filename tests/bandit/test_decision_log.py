@@ -491,6 +491,48 @@ def test_stray_temporary_from_killed_writer_is_ignored(tmp_path):
     assert read_decision_log(tmp_path)["event_id"].tolist() == [d.event_id for d in decisions]
 
 
+_CHILD_WRITER = """
+import sys, numpy as np
+from bandit.decision_log import DecisionLog
+from bandit.decision import Decision
+path = sys.argv[1]
+probs = np.array([0.5, 0.25, 0.25])
+with DecisionLog(path, arms=["individual", "duo", "family"], policy_name="P", rows_per_part=64) as log:
+    for i in range(10**9):
+        d = Decision(arm="individual", index=0, propensity=0.5, probabilities=probs, scores=probs,
+                     event_id=f"e{i}", policy_version="v")
+        log.append(d, np.full(4, float(i)))
+        if (i + 1) % 64 == 0:  # the append that filled a part returned: the part is committed
+            print(i + 1, flush=True)
+"""
+
+
+def test_sigkill_during_writes_loses_no_committed_record(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_WRITER, str(tmp_path / "log")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        committed = 0
+        while committed < 64 * 40:  # let it write ~40 parts, then kill it mid-stream without warning
+            line = child.stdout.readline()
+            assert line, "the writer died on its own"
+            committed = int(line)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+        child.stdout.close()
+    df = read_decision_log(tmp_path / "log")  # every committed part reads cleanly, temporaries are ignored
+    n = len(df)
+    assert n >= committed and n % 64 == 0
+    assert df["event_id"].tolist() == [f"e{i}" for i in range(n)]
+    np.testing.assert_array_equal(np.stack(df["context"])[:, 0], np.arange(n, dtype=float))
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # outcome join
 # ------------------------------------------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def test_ridge_update_batch_empty_and_bad_rows_change_nothing():
             ((bad_arm, X, r, w), linalg.STATUS_INVALID),
             ((arms, X, r, bad_w), linalg.STATUS_INVALID),
             ((arms, X, r, w[:-1]), linalg.STATUS_INVALID),
-            ((arms, X[:, :3].copy(), r, w), linalg.STATUS_INVALID),
+            ((arms, X[:, :2].copy(), r, w), linalg.STATUS_INVALID),  # D or D - 1 (intercept) columns only
         ]
         for args, status in cases:
             assert _ridge_batch(s, *args, gamma, 1.0, 5) == status

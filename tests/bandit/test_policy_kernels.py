@@ -25,12 +25,6 @@ def test_fill_context_copies_appends_intercept_and_flags_non_finite():
         assert not pk.fill_context(np.array([1.0, bad, 3.0]), True, np.empty(4))
 
 
-def test_with_intercept_matches_numpy():
-    X = np.random.default_rng(0).normal(size=(7, 3))
-    np.testing.assert_array_equal(pk.with_intercept(X, True), np.hstack([X, np.ones((7, 1))]))
-    np.testing.assert_array_equal(pk.with_intercept(X, False), X)
-
-
 def test_uniform_pick_is_uniform_over_eligible():
     eligible = np.array([False, True, True, False, True])
     us = (np.arange(3000) + 0.5) / 3000

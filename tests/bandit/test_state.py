@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from policy_helpers import POLICY_CLASSES, assert_same_state, make, state_of, trained, training_data
+from policy_helpers import POLICY_CLASSES, assert_same_state, make, new_arm, state_of, trained, training_data
 
 import bandit
 from bandit import LinUCB, load
@@ -22,7 +22,7 @@ CONTEXTS = np.array([[0.3, -1.2, 0.5], [2.0, 0.1, -0.7], [-1.5, 1.5, 0.0]])
 @all_policies
 def test_save_load_round_trip_is_bit_exact(cls, tmp_path):
     policy = trained(cls, seed=9)
-    policy.add_arm("bundle")
+    policy.add_arm(new_arm("bundle"))
     policy.remove_arm("student")
     policy.choose(CONTEXTS[0])  # advance the own generator
     path = policy.save(tmp_path / "p.zip")

@@ -12,7 +12,14 @@ import pytest
 from ope_world import World
 
 from offline_eval import DM, DR, DROS, IPS, SNDR, SNIPS, DiagnosticWarning, Estimate, LoggedData, SwitchDR
-from offline_eval.estimators.base import Estimator, ResolvedTarget, resolve_target
+from offline_eval.estimators.base import (
+    TARGET_ATOL,
+    Estimator,
+    ResolvedTarget,
+    _check_target_rows,
+    _gather_target,
+    resolve_target,
+)
 from offline_eval.estimators.doubly_robust import GRID_QUANTILES
 from offline_eval.reward_models import RidgeRewardModel, default_reward_model
 
@@ -202,6 +209,70 @@ def test_resolved_target_is_reused_and_checked():
     other, _, _ = tiny()
     with pytest.raises(ValueError, match="resolved on different LoggedData"):
         IPS().estimate(other, resolved)
+
+
+def bad_target_rows(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pure-numpy reference: rows with an entry outside [0, 1 + atol] or NaN, and the other rows not summing to 1."""
+    with np.errstate(invalid="ignore"):
+        s = T.sum(axis=1)
+        range_bad = ~((T.min(axis=1) >= 0) & (T.max(axis=1) <= 1 + TARGET_ATOL) & ~np.isnan(s))
+        sum_bad = ~range_bad & ~(np.abs(s - 1) <= TARGET_ATOL)
+    return range_bad, sum_bad
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 1001])
+def test_gather_target_kernel_matches_numpy(n):
+    rng = np.random.default_rng(n)
+    K = 3
+    T = rng.dirichlet(np.ones(K), size=n)
+    action = rng.integers(0, K, size=n)
+    p = rng.uniform(0.1, 1.0, size=n)
+    r = rng.normal(size=n)
+    w, wr, stats = np.full(n, np.nan), np.full(n, np.nan), np.zeros(3)
+    assert _gather_target(T, action, p, r, TARGET_ATOL, w, wr, stats) == 0
+    expected = T[np.arange(n), action] / p
+    np.testing.assert_allclose(w, expected, rtol=1e-15)
+    np.testing.assert_allclose(wr, expected * r, rtol=1e-15)
+    np.testing.assert_allclose(stats, [expected.sum(), (expected**2).sum(), expected.max()], rtol=1e-13)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_gather_target_flags_exactly_the_bad_rows(seed):
+    """Bad rows anywhere (inside a group of four or in the trailing rows) are flagged and counted like numpy."""
+    rng = np.random.default_rng(seed)
+    n, K = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+    T = rng.dirichlet(np.ones(K), size=n)
+    for i in rng.choice(n, size=int(rng.integers(0, 4)), replace=False):
+        kind = rng.integers(0, 5)
+        T[i, rng.integers(0, K)] = [np.nan, np.inf, -0.1, 1.5, T[i, 0] + 1e-5][kind]
+    range_bad, sum_bad = bad_target_rows(T)
+    stats, status = np.zeros(3), np.zeros(4, dtype=np.int64)
+    flagged = _gather_target(T, np.zeros(n, dtype=np.int64), np.ones(n), np.ones(n), TARGET_ATOL, np.empty(n),
+                             np.empty(n), stats)
+    assert (flagged > 0) == bool(range_bad.any() or sum_bad.any())
+    _check_target_rows(T, TARGET_ATOL, status)
+    first = [int(np.flatnonzero(b)[0]) if b.any() else -1 for b in (range_bad, sum_bad)]
+    assert status.tolist() == [int(range_bad.sum()), int(sum_bad.sum()), *first]
+
+
+def test_bad_target_row_in_the_trailing_rows_is_reported():
+    data = LoggedData(None, np.zeros(7, dtype=int), np.ones(7), np.full(7, 0.5), n_actions=2)
+    target = np.full((7, 2), 0.5)
+    target[6] = [0.5, 0.6]  # row 6 is past the last full group of four rows
+    with pytest.raises(ValueError, match=r"target rows must sum to 1 .*; 1 of 7 rows do not \(first at row 6"):
+        IPS().estimate(data, target)
+
+
+def test_resolved_target_shares_the_ips_terms():
+    data, target, _ = tiny()
+    resolved = resolve_target(data, target)
+    np.testing.assert_allclose(resolved.weighted_reward, W * R, rtol=1e-15)
+    assert not resolved.weights.flags.writeable and not resolved.weighted_reward.flags.writeable
+    assert IPS().row_terms(data, resolved).terms is resolved.weighted_reward
+    (_, num, den), = SNIPS().row_terms(data, resolved).ratios
+    assert num is resolved.weighted_reward and den is resolved.weights
+    deterministic = resolve_target(data, [1, 1, 1, 1, 1])
+    np.testing.assert_allclose(deterministic.weighted_reward, deterministic.weights * R, rtol=1e-15)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from offline_eval._bootstrap import POISSON1_THRESHOLDS, poisson1_thresholds, poisson_bootstrap_sums
 from offline_eval.intervals import (
     RowTerms,
-    _bootstrap_sums,
+    _mixed_moments,
     _ratio_moments,
     _shifted_moments,
     bernstein_interval,
@@ -46,35 +47,90 @@ def test_ratio_moments_kernel_matches_numpy(n):
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
-def splitmix_indices(seed: int, n: int) -> np.ndarray:
-    """Pure-numpy reference of the kernel's index stream for one resample."""
-    gamma, m1, m2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+@pytest.mark.parametrize("n", [1, 5, 1002])
+def test_mixed_moments_kernel_matches_numpy(n):
+    rng = np.random.default_rng(n)
+    t, num, den = rng.normal(size=n), rng.normal(size=n), rng.random(n)
+    out = np.zeros(2)
+    _mixed_moments(t, num, den, 0.7, -1.3, 0.2, out)
+    x = t - 1.3 * (num - 0.7 * den)
+    np.testing.assert_allclose(out, [x.sum(), ((x - 0.2) ** 2).sum()], rtol=1e-12)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_terms_plus_one_ratio_interval_matches_linearised_terms(sign):
+    """The one-pass path for mean(t) + sign * ratio (SNDR, lifts of SNIPS) equals the sd of linearized()."""
+    rng = np.random.default_rng(15)
+    t, w, r = 5.0 + rng.normal(size=3001), rng.exponential(size=3001), rng.random(3001)
+    rt = RowTerms(t, ((sign, w * r, w),))
+    iv = normal_interval(rt)
+    psi = rt.linearized()
+    assert iv.value == rt.value()
+    assert iv.se == pytest.approx(psi.std(ddof=1) / math.sqrt(3001), rel=1e-9)
+    empty = RowTerms(t[:4], ((sign, np.zeros(4), np.zeros(4)),))
+    assert math.isnan(normal_interval(empty).value) and math.isnan(normal_interval(empty).se)
+
+
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def splitmix_outputs(seed: int, count: int) -> np.ndarray:
+    """Pure-numpy SplitMix64: the first ``count`` outputs of the stream seeded with ``seed``, (count,) uint64."""
+    m1, m2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
     with np.errstate(over="ignore"):
-        z = np.uint64(seed) + gamma * np.arange(1, n + 1, dtype=np.uint64)
+        z = np.uint64(seed) + GAMMA * np.arange(1, count + 1, dtype=np.uint64)
         z = (z ^ (z >> np.uint64(30))) * m1
         z = (z ^ (z >> np.uint64(27))) * m2
-        z = z ^ (z >> np.uint64(31))
-    idx = ((z >> np.uint64(11)).astype(np.float64) * (n / 2.0**53)).astype(np.int64)
-    return np.minimum(idx, n - 1)
+    return z ^ (z >> np.uint64(31))
 
 
-def test_bootstrap_kernel_matches_numpy_reference():
-    rng = np.random.default_rng(0)
-    cols = np.ascontiguousarray(rng.normal(size=(257, 3)))
-    seeds = rng.integers(0, 2**63, size=7, dtype=np.uint64) * np.uint64(2)
-    out = np.empty((7, 3))
-    _bootstrap_sums(cols, seeds, out)
+def poisson_counts(seed: int, n: int) -> np.ndarray:
+    """Pure-numpy reference of the kernel's counts for one resample: (n,) int64."""
+    z = splitmix_outputs(seed, (n + 1) // 2)
+    halves = np.empty(2 * len(z), dtype=np.uint64)
+    halves[0::2] = z & np.uint64(0xFFFFFFFF)  # even rows: low half
+    halves[1::2] = z >> np.uint64(32)  # odd rows: high half
+    return np.searchsorted(POISSON1_THRESHOLDS.astype(np.uint64), halves[:n], side="right")
+
+
+def test_poisson_thresholds_invert_the_poisson_distribution():
+    from scipy.stats import poisson
+
+    t = POISSON1_THRESHOLDS.astype(np.float64)
+    assert POISSON1_THRESHOLDS.dtype == np.uint32 and np.all(np.diff(t) > 0)
+    tails = (2.0**32 - t) / 2.0**32  # P(count > k) implied by the thresholds
+    np.testing.assert_allclose(tails, poisson.sf(np.arange(len(t)), 1.0), rtol=0, atol=2.0**-33 + 1e-18)
+    assert poisson.sf(len(t), 1.0) * 2.0**32 < 0.5  # a further threshold would round to 2^32 (never reached)
+    np.testing.assert_array_equal(poisson1_thresholds(5), POISSON1_THRESHOLDS[:5])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 2047, 2048, 2049, 5001])
+def test_poisson_bootstrap_kernel_matches_numpy_reference(n):
+    rng = np.random.default_rng(n)
+    cols = np.ascontiguousarray(rng.normal(size=(3, n)))
+    seeds = rng.integers(0, np.iinfo(np.uint64).max, size=6, dtype=np.uint64, endpoint=True)
+    out = np.full((6, 4), np.nan)
+    poisson_bootstrap_sums(cols, seeds, POISSON1_THRESHOLDS, out)
     for b, seed in enumerate(seeds):
-        idx = splitmix_indices(int(seed), 257)
-        np.testing.assert_allclose(out[b], cols[idx].sum(axis=0), rtol=1e-12)
+        c = poisson_counts(int(seed), n)
+        np.testing.assert_allclose(out[b, :3], cols @ c, rtol=1e-12, atol=1e-12)
+        assert out[b, 3] == c.sum()
 
 
-def test_bootstrap_indices_are_uniform():
-    n = 10
-    counts = np.bincount(np.concatenate([splitmix_indices(s, n) for s in range(1, 2001)]), minlength=n)
-    # 20000 draws over 10 cells: chi-square with 9 dof, far below its 0.999 quantile (27.9)
-    chi2 = ((counts - 2000) ** 2 / 2000).sum()
-    assert chi2 < 27.9
+def test_poisson_counts_are_poisson_and_independent():
+    from scipy.stats import chi2, poisson
+
+    seeds = np.random.default_rng(0).integers(0, np.iinfo(np.uint64).max, size=400, dtype=np.uint64, endpoint=True)
+    counts = np.array([poisson_counts(int(s), 1000) for s in seeds])  # (400 resamples, 1000 rows)
+    observed = np.bincount(np.minimum(counts.ravel(), 5), minlength=6)
+    pmf = poisson.pmf(np.arange(5), 1.0)
+    expected = counts.size * np.append(pmf, 1.0 - pmf.sum())
+    assert ((observed - expected) ** 2 / expected).sum() < chi2.ppf(0.999, df=5)
+    centred = counts - 1.0
+    sd = 1.0 / math.sqrt(counts.size / 2)
+    # the two 32-bit halves of one output (rows 2p, 2p+1) and neighbouring resamples are uncorrelated
+    assert abs((centred[:, 0::2] * centred[:, 1::2]).mean()) < 4 * sd
+    assert abs((centred[:-1] * centred[1:]).mean()) < 4 * 1.0 / math.sqrt(counts[1:].size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,9 +258,37 @@ def test_bootstrap_percentiles_match_numpy_reference():
     x = np.random.default_rng(10).normal(size=100)
     iv = bootstrap_interval(x, alpha=0.1, n_resamples=300, seed=2)
     seeds = np.random.default_rng(2).integers(0, np.iinfo(np.uint64).max, size=300, dtype=np.uint64, endpoint=True)
-    means = np.array([x[splitmix_indices(int(s), 100)].mean() for s in seeds])
+    counts = [poisson_counts(int(s), 100) for s in seeds]
+    means = np.array([c @ x / c.sum() for c in counts])
     assert (iv.low, iv.high) == pytest.approx(tuple(np.quantile(means, [0.05, 0.95])), rel=1e-10)
     assert iv.se == pytest.approx(means.std(ddof=1), rel=1e-10)
+
+
+def naive_bootstrap(arrays: list[np.ndarray], statistic, n_resamples: int, seed: int) -> np.ndarray:
+    """Textbook multinomial bootstrap: resample n row indices with replacement, recompute the statistic."""
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    return np.array([statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_resamples, n))])
+
+
+@pytest.mark.parametrize("kind", ["mean", "ratio"])
+def test_poisson_bootstrap_agrees_with_the_multinomial_bootstrap(kind):
+    """Same interval as resampling rows with replacement, within Monte Carlo error of 4000 resamples each."""
+    rng = np.random.default_rng(14)
+    n, reps = 3000, 4000
+    w, r = rng.exponential(size=n), (rng.random(n) < 0.2) * rng.exponential(2.0, size=n)
+    if kind == "mean":
+        terms, arrays, statistic = w * r, [w * r], np.mean
+    else:
+        terms = RowTerms(None, ((1.0, w * r, w),))
+        arrays, statistic = [w * r, w], lambda u, v: u.sum() / v.sum()
+    ours = bootstrap_interval(terms, n_resamples=reps, seed=5)
+    naive = naive_bootstrap(arrays, statistic, reps, seed=6)
+    lo, hi = np.quantile(naive, [0.025, 0.975])
+    sd = naive.std(ddof=1)
+    # sd of a bootstrap sd over B resamples ~ sd / sqrt(2B) (1.1% here); of a 2.5% quantile ~ 0.04 sd
+    assert ours.se == pytest.approx(sd, rel=0.06)
+    assert abs(ours.low - lo) < 0.25 * sd and abs(ours.high - hi) < 0.25 * sd
 
 
 def test_bootstrap_rejects_few_resamples():

@@ -1,0 +1,532 @@
+"""Hybrid linear model (Li et al. 2010, Algorithm 2) kept as an exact joint ridge regression.
+
+Model. Arm ``a`` has numeric features ``f_a`` (m,); a context is ``x`` (D,) (with the intercept column if any). The
+shared feature vector is ``z = vec(f_a x^T)`` (P = m D, ``z[i D + j] = f_a[i] x[j]``) and the expected reward is
+``z . beta + x . theta_a``: ``beta`` (P,) is shared by all arms, ``theta_a`` (D,) belongs to arm ``a``.
+
+Joint ridge. Stacking ``w = (beta, theta_0, ..., theta_{K-1})`` and the observation row
+``phi = (z, 0, ..., x (block a), ..., 0)``, the estimate is ``w = M^-1 y`` with ``M = L + sum phi phi^T`` and
+``y = sum r phi``; the prior precision ``L`` is ``l2`` on the shared block and ``arm_l2`` on the per-arm blocks (Li
+et al. use 1 for both). The blocks of ``M`` are the raw statistics kept here:
+
+- per arm ``a`` (leading axis K): ``A[a] = arm_l2 I + sum x x^T`` (D, D), ``B[a] = sum x z^T`` (D, P),
+  ``b[a] = sum r x`` (D,), over the observations of arm ``a``;
+- shared: ``Z = l2 I + sum z z^T`` (P, P) and ``c = sum r z`` (P,), over all observations.
+
+Eliminating the per-arm blocks (they are block diagonal) leaves the Schur complement
+``A0 = Z - sum_a B[a]^T A[a]^-1 B[a]`` (Li et al.'s ``A_0``) and ``b0 = c - sum_a B[a]^T A[a]^-1 b[a]``; then
+``beta = A0^-1 b0`` and ``theta_a = A[a]^-1 (b[a] - B[a] beta)``. The derived arrays kept up to date are
+``A_inv[a] = A[a]^-1``, ``C[a] = A_inv[a] B[a]`` (D, P), ``theta`` (K, D), ``A0_inv = A0^-1`` (P, P) and ``beta``.
+
+Score variance. The posterior variance (in units of the noise variance) of the prediction for arm ``a`` is
+``s = phi^T M^-1 phi = x^T A_inv[a] x + d^T A0_inv d`` with ``d = z - C[a]^T x``, which expands to Li et al.'s
+four-term ``s_{t,a}``.
+
+Updates. With gamma == 1 one observation (x, a, r) is a rank-1 change of ``M``, and the Schur complement changes
+by the rank-1 term ``A0 <- A0 + d d^T / (1 + rho)``, ``rho = x^T A_inv[a] x`` (Li et al.'s two-step
+add/subtract of ``B^T A^-1 B`` collapses to this), so ``A0_inv`` is updated by Sherman-Morrison:
+``A0_inv <- A0_inv - q q^T / (1 + s)`` with ``q = A0_inv d``; and ``A_inv[a] <- A_inv[a] - u u^T / (1 + rho)``,
+``C[a] <- C[a] + u d^T / (1 + rho)`` with ``u = A_inv[a] x``. Every ``refactor_every`` updates, with a discount
+gamma < 1, and for batches, everything derived is instead rebuilt from the raw statistics by Cholesky
+(:func:`_rebuild`).
+
+Discount. With gamma < 1 every observation first ages the whole joint system, ``M <- gamma M + (1 - gamma) L``,
+``y <- gamma y``, i.e. every raw statistic of every arm and the shared ones (the prior ``L`` is kept): the
+estimate is the joint ridge fit with observation weights ``gamma^age`` (age counted in observations of any arm).
+
+Status codes are those of :mod:`bandit.kernels.linalg`; the state is unchanged unless ``STATUS_OK`` is returned.
+
+References
+----------
+Li, Chu, Langford, Schapire (2010). A contextual-bandit approach to personalized news article recommendation. WWW.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from bandit.kernels.linalg import STATUS_INVALID, STATUS_NON_FINITE, STATUS_NOT_PD, STATUS_OK, spd_inverse_into
+
+__all__ = ["hybrid_mean_var", "hybrid_mean_var_batch", "hybrid_update", "hybrid_update_batch"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _outer_into(f, x, z):
+    """``z[i D + j] = f[i] x[j]`` for ``f`` (m,), ``x`` (D,), ``z`` (m D,)."""
+    D = x.shape[0]
+    for i in range(f.shape[0]):
+        fi = f[i]
+        o = i * D
+        for j in range(D):
+            z[o + j] = fi * x[j]
+
+
+@njit(cache=True)
+def _quad_form(S, v, t):
+    """``v^T S v`` for symmetric ``S`` (n, n), accumulated as ``t = sum_i v_i S[i, :]`` (contiguous rows)."""
+    n = v.shape[0]
+    for j in range(n):
+        t[j] = 0.0
+    for i in range(n):
+        c = v[i]
+        Si = S[i]
+        for j in range(n):
+            t[j] += c * Si[j]
+    s = 0.0
+    for j in range(n):
+        s += v[j] * t[j]
+    return s
+
+
+@njit(cache=True)
+def _xt_rows(x, M, out):
+    """``out = M^T x`` for ``M`` (D, n): ``sum_j x_j M[j, :]`` (contiguous rows)."""
+    n = out.shape[0]
+    for p in range(n):
+        out[p] = 0.0
+    for j in range(x.shape[0]):
+        c = x[j]
+        Mj = M[j]
+        for p in range(n):
+            out[p] += c * Mj[p]
+
+
+@njit(cache=True)
+def _all_finite(a):
+    """True if every entry of the 1-D array ``a`` is finite."""
+    for j in range(a.shape[0]):
+        if not math.isfinite(a[j]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _max_abs(a):
+    """Largest absolute entry of the 1-D array ``a`` (0 for an empty array)."""
+    m = 0.0
+    for j in range(a.shape[0]):
+        v = abs(a[j])
+        if v > m:
+            m = v
+    return m
+
+
+@njit(cache=True)
+def _mean_var_row(F, A_inv, C, theta, A0_inv, beta, x, z, d, t, out_mean, out_var):
+    """Posterior mean and variance of every arm's prediction at one context ``x`` (D,).
+
+    ``z``, ``d``, ``t`` (P,) are scratch. ``out_mean[a] = z_a . beta + x . theta[a]``, ``out_var[a] =
+    x^T A_inv[a] x + d_a^T A0_inv d_a`` (clipped at 0) with ``d_a = z_a - C[a]^T x``.
+    """
+    K, D = theta.shape
+    P = beta.shape[0]
+    for a in range(K):
+        _outer_into(F[a], x, z)
+        mean = 0.0
+        for p in range(P):
+            mean += z[p] * beta[p]
+        ta = theta[a]
+        for j in range(D):
+            mean += x[j] * ta[j]
+        _xt_rows(x, C[a], d)
+        for p in range(P):
+            d[p] = z[p] - d[p]
+        var = _quad_form(A_inv[a], x, t) + _quad_form(A0_inv, d, t)
+        out_mean[a] = mean
+        out_var[a] = 0.0 if var < 0.0 else var
+
+
+@njit(cache=True)
+def _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, work):
+    """``beta = A0_inv (c - sum_a C[a]^T b[a])`` and ``theta[a] = A_inv[a] b[a] - C[a] beta``; ``work`` (P,)."""
+    K, D = b.shape
+    P = c.shape[0]
+    for p in range(P):
+        work[p] = c[p]
+    for a in range(K):
+        Ca = C[a]
+        ba = b[a]
+        for j in range(D):
+            bj = ba[j]
+            Cj = Ca[j]
+            for p in range(P):
+                work[p] -= bj * Cj[p]
+    _xt_rows(work, A0_inv, beta)  # A0_inv is symmetric: A0_inv^T work == A0_inv work
+    for a in range(K):
+        Ai = A_inv[a]
+        Ca = C[a]
+        ba = b[a]
+        ta = theta[a]
+        for i in range(D):
+            s = 0.0
+            for j in range(D):
+                s += Ai[i, j] * ba[j]
+            Ci = Ca[i]
+            for p in range(P):
+                s -= Ci[p] * beta[p]
+            ta[i] = s
+
+
+@njit(cache=True)
+def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
+    """Every derived array from the raw statistics ``A``, ``B``, ``b``, ``Z``, ``c`` (by Cholesky).
+
+    Writes ``A_inv``, ``C``, ``A0_inv``, ``beta``, ``theta`` (which should be fresh arrays: they are partially
+    written on failure). ``A0 = Z - sum_a B[a]^T C[a]`` is accumulated on its upper triangle and mirrored, so it is
+    exactly symmetric. Returns ``STATUS_OK``, ``STATUS_NOT_PD`` or ``STATUS_NON_FINITE``.
+    """
+    K, D = b.shape
+    P = c.shape[0]
+    for a in range(K):
+        if spd_inverse_into(A[a], A_inv[a]) != 0:
+            return STATUS_NOT_PD
+        Ai = A_inv[a]
+        Ba = B[a]
+        Ca = C[a]
+        for i in range(D):
+            Ci = Ca[i]
+            for p in range(P):
+                Ci[p] = 0.0
+            for r in range(D):
+                air = Ai[i, r]
+                Br = Ba[r]
+                for p in range(P):
+                    Ci[p] += air * Br[p]
+    A0 = np.empty((P, P))
+    for i in range(P):
+        for j in range(i, P):
+            A0[i, j] = Z[i, j]
+    for a in range(K):
+        Ba = B[a]
+        Ca = C[a]
+        for r in range(D):
+            Br = Ba[r]
+            Cr = Ca[r]
+            for i in range(P):
+                v = Br[i]
+                if v == 0.0:
+                    continue
+                A0i = A0[i]
+                for j in range(i, P):
+                    A0i[j] -= v * Cr[j]
+    for i in range(P):
+        for j in range(i + 1, P):
+            A0[j, i] = A0[i, j]
+    if spd_inverse_into(A0, A0_inv) != 0:
+        return STATUS_NOT_PD
+    work = np.empty(P)
+    _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, work)
+    if not (_all_finite(beta) and _all_finite(theta.ravel()) and _all_finite(C.ravel())):
+        return STATUS_NON_FINITE
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _accumulate(F, A, B, b, Z, c, arms, X, rewards, gamma, l2, arm_l2):
+    """Add the rows to the raw statistics in place, in order (gamma < 1: each row first ages everything).
+
+    ``Z`` is accumulated on its upper triangle only (the caller mirrors it).
+    """
+    K, D = b.shape
+    P = c.shape[0]
+    z = np.empty(P)
+    shift = (1.0 - gamma) * l2
+    shift_arm = (1.0 - gamma) * arm_l2
+    for r in range(arms.shape[0]):
+        k = arms[r]
+        x = X[r]
+        y = rewards[r]
+        if gamma != 1.0:
+            for a in range(K):
+                Aa = A[a]
+                for i in range(D):
+                    for j in range(D):
+                        Aa[i, j] *= gamma
+                    Aa[i, i] += shift_arm
+                Ba = B[a]
+                for i in range(D):
+                    for p in range(P):
+                        Ba[i, p] *= gamma
+                for i in range(D):
+                    b[a, i] *= gamma
+            for i in range(P):
+                Zi = Z[i]
+                for j in range(i, P):
+                    Zi[j] *= gamma
+                Zi[i] += shift
+                c[i] *= gamma
+        _outer_into(F[k], x, z)
+        Ak = A[k]
+        Bk = B[k]
+        bk = b[k]
+        for i in range(D):
+            xi = x[i]
+            for j in range(D):
+                Ak[i, j] += xi * x[j]
+            Bi = Bk[i]
+            for p in range(P):
+                Bi[p] += xi * z[p]
+            bk[i] += y * xi
+        for i in range(P):
+            zi = z[i]
+            Zi = Z[i]
+            for j in range(i, P):
+                Zi[j] += zi * z[j]
+            c[i] += y * zi
+
+
+@njit(cache=True)
+def _check_rows(K, D, arms, X, rewards, gamma):
+    """Status of the batch arguments: shapes, arm indices, gamma, finite rows."""
+    n = arms.shape[0]
+    if not (gamma > 0.0 and gamma <= 1.0) or X.shape[0] != n or X.shape[1] != D or rewards.shape[0] != n:
+        return STATUS_INVALID
+    for r in range(n):
+        if arms[r] < 0 or arms[r] >= K:
+            return STATUS_INVALID
+        if not (math.isfinite(rewards[r]) and _all_finite(X[r])):
+            return STATUS_NON_FINITE
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, arms, X, rewards, gamma, l2,
+                    arm_l2):
+    """Rows added to copies of the raw statistics, everything derived rebuilt, then committed (if all is fine)."""
+    A_new = A.copy()
+    B_new = B.copy()
+    b_new = b.copy()
+    Z_new = Z.copy()
+    c_new = c.copy()
+    _accumulate(F, A_new, B_new, b_new, Z_new, c_new, arms, X, rewards, gamma, l2, arm_l2)
+    P = c.shape[0]
+    for i in range(P):
+        for j in range(i + 1, P):
+            Z_new[j, i] = Z_new[i, j]
+    if not (
+        _all_finite(A_new.ravel()) and _all_finite(B_new.ravel()) and _all_finite(b_new.ravel())
+        and _all_finite(Z_new.ravel()) and _all_finite(c_new)
+    ):
+        return STATUS_NON_FINITE
+    A_inv_new = np.empty_like(A_inv)
+    C_new = np.empty_like(C)
+    A0_inv_new = np.empty_like(A0_inv)
+    beta_new = np.empty_like(beta)
+    theta_new = np.empty_like(theta)
+    status = _rebuild(A_new, B_new, b_new, Z_new, c_new, A_inv_new, C_new, A0_inv_new, beta_new, theta_new)
+    if status != STATUS_OK:
+        return status
+    A[:, :, :] = A_new
+    B[:, :, :] = B_new
+    b[:, :] = b_new
+    Z[:, :] = Z_new
+    c[:] = c_new
+    A_inv[:, :, :] = A_inv_new
+    C[:, :, :] = C_new
+    A0_inv[:, :] = A0_inv_new
+    beta[:] = beta_new
+    theta[:, :] = theta_new
+    n_since_refactor[0] = 0
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public kernels
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def hybrid_mean_var(F, A_inv, C, theta, A0_inv, beta, x, out_mean, out_var):
+    """Posterior mean ``z_a . beta + x . theta[a]`` and variance ``s_a`` of every arm's prediction at ``x``.
+
+    Parameters
+    ----------
+    F : (K, m) float64
+        Arm features.
+    A_inv : (K, D, D) float64
+    C : (K, D, P) float64
+    theta : (K, D) float64
+    A0_inv : (P, P) float64
+    beta : (P,) float64
+    x : (D,) float64
+        One context (with the intercept column if any).
+    out_mean, out_var : (K,) float64
+        Outputs; the variance is in units of the noise variance and clipped at 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> F = np.array([[1.0], [2.0]])  # two arms, one feature each; D = 1, P = 1
+    >>> A_inv, C, theta = np.ones((2, 1, 1)), np.zeros((2, 1, 1)), np.zeros((2, 1))
+    >>> mean, var = np.empty(2), np.empty(2)
+    >>> hybrid_mean_var(F, A_inv, C, theta, np.ones((1, 1)), np.array([0.5]), np.array([3.0]), mean, var)
+    >>> mean, var  # z = (3, 6): means 0.5 z, variances x^2 + z^2
+    (array([1.5, 3. ]), array([18., 45.]))
+    """
+    P = beta.shape[0]
+    z = np.empty(P)
+    d = np.empty(P)
+    t = np.empty(max(P, x.shape[0]))
+    _mean_var_row(F, A_inv, C, theta, A0_inv, beta, x, z, d, t, out_mean, out_var)
+
+
+@njit(cache=True)
+def hybrid_mean_var_batch(F, A_inv, C, theta, A0_inv, beta, X, out_mean, out_var):
+    """:func:`hybrid_mean_var` for every row of ``X`` (n, D) into ``out_mean``, ``out_var`` (n, K).
+
+    Row ``i`` runs exactly the arithmetic of the single-context kernel, so it is bit-identical to it.
+    """
+    P = beta.shape[0]
+    z = np.empty(P)
+    d = np.empty(P)
+    t = np.empty(max(P, X.shape[1]))
+    for i in range(X.shape[0]):
+        _mean_var_row(F, A_inv, C, theta, A0_inv, beta, X[i], z, d, t, out_mean[i], out_var[i])
+
+
+@njit(cache=True)
+def hybrid_update(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, k, x, reward, gamma, l2,
+                  arm_l2, refactor_every):
+    """Learn one observation ``(x, arm k, reward)`` in place (module docstring for the arithmetic).
+
+    gamma == 1: rank-1 (Sherman-Morrison) updates of ``A_inv[k]``, ``C[k]`` and ``A0_inv``, raw statistics
+    incremented, then ``beta`` and every ``theta`` re-solved; ``n_since_refactor[0]`` += 1, and the update that
+    would reach ``refactor_every`` rebuilds everything by Cholesky instead (counter reset). gamma < 1: every raw
+    statistic ages, the row is added, everything is rebuilt.
+
+    Parameters
+    ----------
+    F : (K, m) float64
+    A, A_inv : (K, D, D) float64
+    B, C : (K, D, P) float64
+    b, theta : (K, D) float64
+    Z, A0_inv : (P, P) float64
+    c, beta : (P,) float64
+    n_since_refactor : (1,) int64
+    k : int64
+    x : (D,) float64
+    reward, gamma : float
+    l2, arm_l2 : float
+        Prior precisions of the shared and of the per-arm coefficients (used by the forgetting step).
+    refactor_every : int64
+        Rank-1 updates between rebuilds (<= 0: never rebuild when gamma == 1).
+
+    Returns
+    -------
+    int
+        A status code; nothing is changed unless ``STATUS_OK``.
+    """
+    K, D = b.shape
+    P = c.shape[0]
+    if k < 0 or k >= K or x.shape[0] != D or not (gamma > 0.0 and gamma <= 1.0):
+        return STATUS_INVALID
+    if not (math.isfinite(reward) and _all_finite(x)):
+        return STATUS_NON_FINITE
+    counter = n_since_refactor[0] + 1
+    if gamma != 1.0 or (refactor_every > 0 and counter >= refactor_every):
+        arms = np.empty(1, dtype=np.int64)
+        arms[0] = k
+        rewards = np.empty(1)
+        rewards[0] = reward
+        return _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, arms,
+                               x.reshape((1, D)), rewards, gamma, l2, arm_l2)
+    z = np.empty(P)
+    d = np.empty(P)
+    q = np.empty(P)
+    u = np.empty(D)
+    _outer_into(F[k], x, z)
+    rho = _quad_form(A_inv[k], x, u)  # u = A_inv[k] x
+    _xt_rows(x, C[k], d)
+    for p in range(P):
+        d[p] = z[p] - d[p]
+    s0 = _quad_form(A0_inv, d, q)  # q = A0_inv d
+    den_arm = 1.0 + rho
+    den = den_arm + s0
+    mx = _max_abs(x)
+    mz = _max_abs(z)
+    if not (
+        den_arm > 0.0 and den > 0.0 and math.isfinite(den) and _all_finite(z)
+        and math.isfinite(mx * mx) and math.isfinite(mz * mz)
+        and math.isfinite(reward * mx) and math.isfinite(reward * mz)
+    ):
+        return STATUS_NOT_PD
+    # shared: A0_inv -= q q^T / (1 + s), written as (q / sqrt) (q / sqrt)^T so it stays exactly symmetric
+    sq = 1.0 / math.sqrt(den)
+    for p in range(P):
+        q[p] *= sq
+    for i in range(P):
+        qi = q[i]
+        Ai = A0_inv[i]
+        zi = z[i]
+        Zi = Z[i]
+        for j in range(P):
+            Ai[j] -= qi * q[j]
+            Zi[j] += zi * z[j]
+        c[i] += reward * zi
+    # arm k: C[k] += u d^T / (1 + rho) (before u is rescaled), A_inv[k] -= u u^T / (1 + rho)
+    Ck = C[k]
+    Bk = B[k]
+    Ak = A[k]
+    Aik = A_inv[k]
+    bk = b[k]
+    for i in range(D):
+        ci = u[i] / den_arm
+        Ci = Ck[i]
+        Bi = Bk[i]
+        xi = x[i]
+        for p in range(P):
+            Ci[p] += ci * d[p]
+            Bi[p] += xi * z[p]
+        for j in range(D):
+            Ak[i, j] += xi * x[j]
+        bk[i] += reward * xi
+    su = 1.0 / math.sqrt(den_arm)
+    for i in range(D):
+        u[i] *= su
+    for i in range(D):
+        ui = u[i]
+        for j in range(D):
+            Aik[i, j] -= ui * u[j]
+    _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, q)
+    n_since_refactor[0] = counter
+    return STATUS_OK
+
+
+@njit(cache=True)
+def hybrid_update_batch(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, arms, X, rewards, gamma,
+                        l2, arm_l2):
+    """Learn ``n`` observations in one call; equals ``n`` sequential :func:`hybrid_update` calls to round-off.
+
+    The rows are added to the raw statistics in order (with gamma < 1 each row first ages every statistic, exactly
+    the sequential arithmetic), then everything derived is rebuilt once by Cholesky (counter reset).
+
+    Parameters
+    ----------
+    F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor
+        As in :func:`hybrid_update`.
+    arms : (n,) int64
+    X : (n, D) float64
+    rewards : (n,) float64
+    gamma, l2, arm_l2 : float
+
+    Returns
+    -------
+    int
+        A status code; nothing is changed unless ``STATUS_OK``.
+    """
+    K, D = b.shape
+    status = _check_rows(K, D, arms, X, rewards, gamma)
+    if status != STATUS_OK:
+        return status
+    if arms.shape[0] == 0:
+        return STATUS_OK
+    return _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, arms, X, rewards,
+                           gamma, l2, arm_l2)

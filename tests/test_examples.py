@@ -1,0 +1,308 @@
+"""The examples run end to end at a small size and their outputs hold up; the regret bench's VW adapter is honest.
+
+Each example's ``main(argv)`` is called into ``tmp_path`` and its returned result and files are checked against
+properties that would catch real bugs: the serving log holds every request exactly once with the propensities the
+handler returned, the trainer learns every decision exactly once, the offline intervals contain their estimates and
+the go / no-go follows the paired interval, the launched plan is offered only after its launch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bandit
+from bandit.decision_log import read_decision_log
+from bandit.simulation import UpsellWorld
+from bandit.simulation.catalog import default_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load(relative: str, name: str):
+    """Import a script by path (examples/ and bench/ are not packages)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module while the class body runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def serving():
+    return _load("examples/serving_handler.py", "example_serving_handler")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# serving_handler.py
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_request_featurizer_matches_the_batch_featurizer(serving):
+    world = UpsellWorld(seed=3)
+    users = world.sample_users(400)
+    featurize = serving.RequestFeaturizer(world.featurizer)
+    X = np.stack([featurize(u) for u in users.to_dict("records")])
+    np.testing.assert_allclose(X, world.featurizer.transform(users), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"weekly_hours": None}, "weekly_hours"),
+        ({"tenure_months": -1.0}, "tenure_months"),
+        ({"household_size": math.inf}, "household_size"),
+        ({"past_trials": "2"}, "past_trials"),
+        ({"student_verified": 1}, "student_verified"),
+        ({"device": "fridge"}, "device"),
+        ({"current_plan": 3}, "current_plan"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, str) else next(iter(v)),
+)
+def test_request_featurizer_names_the_bad_field(serving, change, field):
+    world = UpsellWorld(seed=3)
+    user = {**world.sample_users(1).to_dict("records")[0], **change}
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        serving.RequestFeaturizer(world.featurizer)(user)
+
+
+def test_request_featurizer_missing_field_and_wrong_type(serving):
+    world = UpsellWorld(seed=3)
+    featurize = serving.RequestFeaturizer(world.featurizer)
+    user = world.sample_users(1).to_dict("records")[0]
+    del user["market"]
+    with pytest.raises(ValueError, match="missing the attribute 'market'"):
+        featurize(user)
+    with pytest.raises(TypeError, match="mapping"):
+        featurize([1.0, 2.0])
+
+
+def test_serving_handler_logs_everything_and_learns_each_decision_once(serving, tmp_path):
+    n = 2_500
+    res = serving.main(["--n", str(n), "--refresh", "500", "--out", str(tmp_path), "--seed", "2"])
+    log = read_decision_log(res.log_path)
+
+    # every request served is in the log exactly once, as the handler returned it
+    assert res.served == n == len(log) == len(res.decisions)
+    assert log["event_id"].tolist() == [f"req-{i:07d}" for i in range(n)]
+    probs = np.stack(log["probabilities"].to_numpy())
+    action = log["action"].to_numpy()
+    np.testing.assert_array_equal(log["propensity"].to_numpy(), probs[np.arange(n), action])
+    np.testing.assert_array_equal(log["propensity"].to_numpy(), [d.propensity for d in res.decisions])
+    np.testing.assert_array_equal(action, [d.index for d in res.decisions])
+    assert log["policy_version"].tolist() == [d.policy_version for d in res.decisions]
+    assert (np.stack(log["eligible"].to_numpy()) | (probs == 0)).all()  # no probability on an ineligible arm
+
+    # the bad requests were rejected with the field named, and left no trace in the log
+    assert len(res.rejected) == 5
+    for field in ("'market'", "'weekly_hours'", "'fr'", "'platinum'"):
+        assert any(field in msg for msg in res.rejected), field
+    assert "bad-request" not in set(log["event_id"])
+
+    # the trainer learned every decision exactly once, with every in-window conversion and nothing else
+    applied = [e for r in res.reports for e in r.event_ids]
+    assert len(applied) == len(set(applied)) == n
+    assert set(applied) == set(log["event_id"])
+    assert res.reports[-1].n_pending == 0
+    policy = res.policy
+    assert policy.n_updates == n
+    np.testing.assert_array_equal(policy.pulls, np.bincount(action, minlength=policy.n_arms))
+    learned = np.nansum(policy.mean_rewards * policy.pulls)
+    assert learned == pytest.approx(res.attributed.sum(), abs=1e-9)
+    assert res.attributed.sum() > 0
+
+    # the file on disk is the live state
+    reloaded = bandit.load(res.policy_path)
+    assert reloaded.policy_version == policy.policy_version
+    X = np.stack(log["context"].to_numpy()[:50])
+    np.testing.assert_array_equal(reloaded.action_probabilities(X), policy.action_probabilities(X))
+
+    assert res.latency_us.shape == (n,) and (res.latency_us > 0).all()
+    assert len(res.windows) == 5
+    np.testing.assert_allclose(res.windows["conversion_rate"].mean(), res.attributed.mean(), rtol=1e-12)
+
+
+def test_a_failing_trainer_surfaces_instead_of_blocking_the_request_loop(serving, tmp_path):
+    class BrokenPolicy:
+        def update_from_log(self, *args, **kwargs):
+            raise ValueError("broken update")
+
+    world = UpsellWorld(seed=0)
+    policy = bandit.UniformRandom(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
+    log = bandit.DecisionLog(tmp_path / "decisions", policy=policy)
+    handler = serving.UpsellHandler(policy, log, serving.RequestFeaturizer(world.featurizer))
+    user = world.sample_users(1).to_dict("records")[0]
+    handler.handle("req-1", user, ["individual"], "2024-01-01T00:00:00Z")
+    trainer = serving.Trainer(BrokenPolicy(), handler, tmp_path / "policy.zip", serving.ATTRIBUTION_WINDOW)
+    trainer.start()
+    outcomes = pd.DataFrame({"event_id": ["req-1"], "timestamp": ["2024-01-01T01:00:00Z"], "reward": [1.0]})
+    job = (pd.Timestamp("2024-01-01T02:00:00Z"), outcomes)
+    with pytest.raises(RuntimeError, match="trainer thread stopped"):
+        for _ in range(100):  # the queue holds one job: a dead trainer must not block submit() forever
+            trainer.submit(job)
+    assert isinstance(trainer.error, ValueError) and "broken update" in str(trainer.error)
+    assert not (tmp_path / "policy.zip").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ope_on_logs.py
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
+    ope = _load("examples/ope_on_logs.py", "example_ope_on_logs")
+    res = ope.main(["--small", "--out", str(tmp_path), "--seed", "1"])
+    table = res.table
+
+    finite = table[np.isfinite(table["value"])]
+    assert len(finite) == len(table)
+    assert (finite["ci_low"] <= finite["value"]).all() and (finite["value"] <= finite["ci_high"]).all()
+    assert (table["lift_ci_low"] <= table["lift"]).all() and (table["lift"] <= table["lift_ci_high"]).all()
+    assert table.groupby("policy")["recommended"].sum().eq(1).all()
+    assert set(table["policy"]) == {*res.candidates, ope.LOGGING}
+
+    # the logging policy evaluated on its own logs: every importance weight is 1, IPS is the logged mean
+    data = res.data
+    ips_logging = table[(table["policy"] == ope.LOGGING) & (table["estimator"] == "IPS")].iloc[0]
+    assert ips_logging["value"] == pytest.approx(data.reward.mean(), rel=1e-12)
+    assert ips_logging["max_weight"] == pytest.approx(1.0)
+
+    # the paired comparison is V_DR(best) - V_DR(logging) on the same reward model, and decides the go / no-go
+    dr = table[table["estimator"] == "DR"].set_index("policy")["value"]
+    diff = res.comparison
+    assert diff.value == pytest.approx(dr[res.best] - dr[ope.LOGGING], abs=1e-9)
+    assert diff.ci_low <= diff.value <= diff.ci_high
+    assert res.decision == ("GO" if diff.ci_low > 0 else "NO-GO")
+    rec = res.recommended.set_index("policy")
+    assert rec.loc[res.best, "ci_low"] == rec.drop(ope.LOGGING)["ci_low"].max()
+
+    # the candidates were fitted on the older half and evaluated on the newer one; outcomes still open are left out
+    log = read_decision_log(res.log_dir)
+    mature = log[log["revenue"].notna()]
+    assert res.n_train + data.n == len(mature) < len(log)
+    assert data.timestamp.min() >= mature["timestamp"].sort_values().iloc[res.n_train - 1].to_datetime64()
+    assert sum(p.n_updates for p in res.candidates.values()) == res.n_train * len(res.candidates)
+    written = pd.read_csv(tmp_path / "ope.csv")
+    np.testing.assert_allclose(written["value"], table["value"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# new_plan_launch.py
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_new_plan_launch_learns_the_plan_only_after_its_launch(tmp_path):
+    launch = _load("examples/new_plan_launch.py", "example_new_plan_launch")
+    res = launch.main(["--small", "--out", str(tmp_path), "--policy", "LinUCB", "--policy", "LinearTS"])
+    result, table = res.result, res.table
+    n, step = result.config.horizon, result.config.launch_step
+    new = len(result.episode.arm_names) - 1
+    assert result.episode.arm_names[new] == "basic"
+    assert set(table["policy"]) == {"oracle", "LinUCB", "LinearTS"}
+
+    t = table.set_index("policy")
+    for name, run in result.runs.items():
+        before = run.steps < step
+        assert not (run.actions[before] == new).any(), name  # never offered before it exists
+        share = (run.actions[~before] == new).mean()
+        assert share > 0, name
+        assert t.loc[name, "new_plan_share"] == pytest.approx(share)
+        assert t.loc[name, "regret"] == pytest.approx(run.regret.sum())
+        ttl = t.loc[name, "time_to_learn"]
+        assert math.isnan(ttl) or 0 < ttl <= n - step
+    assert t.loc["oracle", "regret"] == 0
+    assert (t.drop("oracle")["regret"] > 0).all()
+
+    pngs = {p.name: p for p in res.files.values() if p.suffix == ".png"}
+    assert set(pngs) == {"cumulative_regret.png", "arm_share.png", "new_plan_uptake.png"}
+    for png in pngs.values():
+        assert png.parent == tmp_path / "plots" and png.read_bytes()[:8] == PNG_MAGIC
+    assert res.files["summary_md"].read_text().startswith("# Upsell simulation")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bench/regret_bench.py: the VW adapter
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regret_bench():
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            mp.delenv(var, raising=False)  # the script pins them at import; restore them afterwards
+        mp.syspath_prepend(str(ROOT / "bench"))
+        yield _load("bench/regret_bench.py", "bench_regret_bench")
+
+
+class FakeWorkspace:
+    """Stands in for a VW workspace: a fixed preference order, records what it is taught."""
+
+    def __init__(self):
+        self.learned: list[str] = []
+
+    def predict(self, text: str) -> list[float]:
+        n = len(text.splitlines()) - 1
+        pmf = np.arange(1, n + 1, dtype=float)
+        return (pmf / pmf.sum()).tolist()
+
+    def learn(self, text: str) -> None:
+        self.learned.append(text)
+
+
+def test_vw_adapter_labels_value_weighted_costs_with_the_decision_propensity(regret_bench):
+    arms = default_catalog().arms(include_new=False)
+    values = np.array([a.value for a in arms])
+    vw = regret_bench.VWSquareCB(arms, seed=0)
+    vw._ws = FakeWorkspace()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    X[:, 2] = 0.0  # zero features are left out of the shared line
+    eligible = rng.random((200, len(arms))) < 0.6
+    eligible[np.arange(200), rng.integers(0, len(arms), 200)] = True
+    batch = vw.choose_batch(X, eligible=eligible)
+
+    probs = np.asarray(batch.probabilities)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert (probs[~eligible] == 0).all() and (probs[eligible] > 0).all()
+    np.testing.assert_array_equal(batch.propensities, probs[np.arange(200), batch.indices])
+    assert eligible[np.arange(200), batch.indices].all()
+
+    order = rng.permutation(200)  # outcomes arrive in any order
+    rewards = (rng.random(200) < 0.5).astype(float)
+    vw.update_batch(X[order], batch.indices[order], rewards[order])
+    assert vw.n_pending == 0 and len(vw._ws.learned) == 200
+    for text, i in zip(vw._ws.learned, order):
+        lines = text.splitlines()
+        assert lines[0].startswith("shared |U ") and " 2:" not in lines[0]
+        assert [ln.split("|A a")[1] for ln in lines[1:]] == [str(k) for k in np.flatnonzero(eligible[i])]
+        labelled = [ln for ln in lines[1:] if not ln.startswith("|")]
+        assert len(labelled) == 1 and labelled[0].endswith(f"|A a{batch.indices[i]}")
+        _, cost, p = labelled[0].split()[0].split(":")
+        k = batch.indices[i]
+        assert float(cost) == pytest.approx(-rewards[i] * values[k] / values.max(), abs=1e-8)
+        assert float(p) == pytest.approx(probs[i, k], abs=1e-8)
+    with pytest.raises(KeyError):
+        vw.update_batch(X[:1], batch.indices[:1], rewards[:1])  # already learned: not its decision any more
+
+
+def test_vw_adapter_runs_in_the_simulation_runner(regret_bench):
+    from bandit.simulation import SimulationConfig, run_policy
+
+    config = SimulationConfig.model_validate({"horizon": 3_000, "offline_eval": {"enabled": False}})
+    catalog = config.catalog.build(with_new_plan=False)
+    episode = UpsellWorld(config.world, catalog, seed=0).episode(3_000)
+    vw = regret_bench.VWSquareCB(catalog.arms(include_new=False), seed=0)
+    run = run_policy(episode, vw, batch_size=500)
+    assert vw.n_pending == int((~run.known).sum()) > 0  # every known outcome learned once, the rest waiting
+    assert vw._n_updates == int(run.known.sum())
+    assert run.eligible[np.arange(3_000), run.actions].all()
+    np.testing.assert_allclose(run.probabilities.sum(axis=1), 1.0)
