@@ -214,7 +214,11 @@ def check_eligible(
         raise TypeError(f"{name} must be a list of arm names or a bool mask, got a single string; use [{eligible!r}]")
     elif isinstance(eligible, (Sequence, np.ndarray)):
         items = list(eligible)
-        if items and all(isinstance(e, str) for e in items):
+        if not items:  # an empty list of names: nothing is eligible (a catalog may allow nothing for a user)
+            raise ValueError(
+                f"{name} is empty: it leaves no arm to choose from; at least one active arm must be eligible"
+            )
+        if all(isinstance(e, str) for e in items):
             mask = np.zeros(k, dtype=np.bool_)
             for e in items:
                 j = arm_index.get(e)

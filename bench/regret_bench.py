@@ -214,7 +214,7 @@ def main() -> None:
         rows.append(
             {
                 "policy": label,
-                "type": runs[0].kind if label != VW_LABEL else "VW squarecb",
+                "type": runs[0].kind,
                 "regret": float(regret.mean()),
                 "regret_sd": float(regret.std(ddof=1)) if len(seeds) > 1 else float("nan"),
                 "regret_pct_oracle": float(100 * (regret / oracle).mean()),

@@ -14,7 +14,7 @@ Counts: the 64-bit output ``z = splitmix64(seed_b + (i // 2 + 1) * 0x9E3779B97F4
 output of the SplitMix64 stream seeded with ``seed_b``) gives two 32-bit uniforms ``u``: its low half for even rows
 ``i``, its high half for odd rows. The count is ``c = #{k : u >= POISSON1_THRESHOLDS[k]}`` (inversion of the
 Poisson(1) distribution function; every probability ``P(c = k)`` is exact to within 2^-32, and counts above 12,
-probability 1e-10, are cut to 12).
+probability 6e-11, are cut to 12).
 
 References
 ----------

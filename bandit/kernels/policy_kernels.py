@@ -170,7 +170,8 @@ def _decide_row(kind, mean, var, values, eligible, param, floor, sample, st, pro
         propensity.argmax_tie_probs(scores, eligible, probs)
         if kind == GREEDY:
             propensity.uniform_mix(probs, eligible, param, probs)
-        propensity.uniform_mix(probs, eligible, floor, probs)
+        if floor > 0.0:  # a zero floor leaves the probabilities exactly as they are
+            propensity.uniform_mix(probs, eligible, floor, probs)
         if not sample:
             return -1
         return _draw_categorical(probs, st)

@@ -649,23 +649,22 @@ def argmax_tie_probs(scores, eligible, out):
     """
     K = scores.shape[0]
     best = math.nan
-    for k in range(K):
-        if eligible[k]:
-            s = scores[k] if scores[k] == scores[k] else -math.inf
-            if not s <= best:  # first eligible arm (best is NaN) or a larger score
-                best = s
     n_best = 0
     for k in range(K):
         if eligible[k]:
             s = scores[k] if scores[k] == scores[k] else -math.inf
             if s == best:
                 n_best += 1
+            elif not s < best:  # first eligible arm (best is NaN) or a larger score
+                best = s
+                n_best = 1
+    share = 1.0 / n_best if n_best > 0 else 0.0
     for k in range(K):
         out[k] = 0.0
         if eligible[k]:
             s = scores[k] if scores[k] == scores[k] else -math.inf
             if s == best:
-                out[k] = 1.0 / n_best
+                out[k] = share
 
 
 @njit(cache=True)

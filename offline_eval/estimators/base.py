@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from offline_eval.data import LoggedData
+from offline_eval.data import LoggedData, _all_finite
 from offline_eval.diagnostics import Diagnostics, emit, weight_diagnostics
 from offline_eval.intervals import INTERVAL_METHODS, IntervalMethod, RowTerms, compute_interval
 
@@ -163,6 +163,23 @@ def _check_target_rows(T, atol, status):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def _clipped_products(w, x, clip, out):  # pragma: no cover - numba
+    """Clipped weights times ``x`` and the number of clipped rows, in one pass.
+
+    ``w``, ``x`` (n,) float64, ``clip`` float. Output ``out`` (n,) float64 = ``min(w, clip) * x``. Returns the
+    number of rows with ``w > clip`` (int64), the numerator of the clipped share.
+    """
+    clipped = 0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        if wi > clip:
+            clipped += 1
+            wi = clip
+        out[i] = wi * x[i]
+    return clipped
+
+
+@njit(cache=True)
 def _outside_support(T, rows, P, E, has_p, has_e, atol, out):  # pragma: no cover - numba
     """Target mass outside the logging support, over the candidate ``rows`` only.
 
@@ -257,6 +274,23 @@ class ResolvedTarget:
             clipped_share,
             warn_clipped,
         )
+
+
+def _clipped_terms(w: np.ndarray, x: np.ndarray, clip: float) -> tuple[np.ndarray, float]:
+    """``min(w, clip) * x`` (n,) and the share of rows with ``w > clip``, in one compiled pass.
+
+    Used by the clipped estimators (``IPS(clip=...)``, ``DR(clip=...)``) for their terms and the
+    ``clipped_share`` diagnostic. ``w`` and ``x`` are float64 arrays of one length n >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _clipped_terms(np.array([0.5, 2.0, 4.0, 1.0]), np.array([1.0, 1.0, 2.0, 3.0]), 1.5)
+    (array([0.5, 1.5, 3. , 3. ]), 0.5)
+    """
+    out = np.empty(len(w))
+    clipped = _clipped_products(w, x, float(clip), out)
+    return out, clipped / len(w)
 
 
 def _target_array(data: LoggedData, target: Any, name: str) -> np.ndarray:
@@ -598,7 +632,7 @@ class Estimator(ABC):
                 f"q must have shape (n, K) = ({data.n}, {data.n_actions}) -- predicted reward of every arm for "
                 f"every logged row -- got shape {arr.shape}"
             )
-        if not np.isfinite(arr).all():
+        if not _all_finite(arr):  # one sum, no (n, K) temporary, unless something is not finite
             raise ValueError(f"q must be finite; {int((~np.isfinite(arr)).any(axis=1).sum())} rows are not")
         return arr
 

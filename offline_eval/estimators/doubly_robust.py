@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _Terms
+from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _clipped_terms, _Terms
 from offline_eval.estimators.direct import check_reward_model
 from offline_eval.intervals import RowTerms
 
@@ -161,8 +161,9 @@ class DR(_DoublyRobust):
         w = target.weights
         if self.clip is None or target.weight_max <= self.clip:
             return _Terms(RowTerms(dm + w * resid))
-        share = float(np.count_nonzero(w > self.clip)) / len(w)
-        return _Terms(RowTerms(dm + np.minimum(w, float(self.clip)) * resid), clipped_share=share, consistent=False)
+        correction, share = _clipped_terms(w, resid, self.clip)
+        correction += dm
+        return _Terms(RowTerms(correction), clipped_share=share, consistent=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _Terms
+from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _clipped_terms, _Terms
 from offline_eval.intervals import RowTerms
 
 __all__ = ["IPS", "SNIPS"]
@@ -55,9 +55,8 @@ class IPS(Estimator):
         w, r = target.weights, target.data.reward
         if self.clip is None or target.weight_max <= self.clip:
             return _Terms(RowTerms(target.weighted_reward))
-        clipped = w > self.clip
-        share = float(np.count_nonzero(clipped)) / len(w)
-        return _Terms(RowTerms(np.minimum(w, float(self.clip)) * r), clipped_share=share, consistent=False)
+        terms, share = _clipped_terms(w, r, self.clip)
+        return _Terms(RowTerms(terms), clipped_share=share, consistent=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -163,6 +163,19 @@ def test_spd_inverse_rejects_indefinite_and_non_finite_matrices_without_writing(
         assert (out == 7.0).all()
 
 
+@pytest.mark.parametrize("D", [1, 3, 4, 33])
+def test_symmetric_matvec_sums_the_rows_in_order(D):
+    gen = np.random.default_rng(D)
+    S = gen.normal(size=(D, D))
+    x = gen.normal(size=D)
+    ref = np.zeros(D)
+    for i in range(D):  # the documented order, element-wise rounding as in the kernel: bit for bit
+        ref = ref + x[i] * S[i]
+    out = np.empty(D)
+    linalg._symmetric_matvec(S, x, out)
+    np.testing.assert_array_equal(out, ref)
+
+
 def _ridge_kernel_state(K, D, l2):
     s = fresh_ridge_state(K, D, l2)
     return {k: v.copy() for k, v in s.items()}
@@ -256,6 +269,34 @@ def test_ridge_update_batch_equals_sequential_updates(K, D, gamma, n):
             np.testing.assert_array_equal(bat[name][K - 1], v)
     for k in range(K):
         assert np.array_equal(bat["A"][k], bat["A"][k].T) and np.array_equal(bat["A_inv"][k], bat["A_inv"][k].T)
+
+
+def test_ridge_update_keeps_theta_equal_to_the_solution_between_refactorisations():
+    """theta follows the O(D) recursive least-squares step after each Sherman-Morrison update: no drift."""
+    gen = np.random.default_rng(8)
+    K, D, n = 2, 12, 3000
+    s = _ridge_kernel_state(K, D, 0.5)
+    X = _features(gen, n, D)
+    for i in range(n):
+        assert _ridge_call(s, i % K, X[i], gen.normal() + X[i, 0], gen.uniform(0.5, 2.0), 1.0, 0.5, 0) == 0
+    assert (s["n"] == n // K).all()  # never refactorised
+    for k in range(K):
+        np.testing.assert_allclose(s["theta"][k], np.linalg.solve(s["A"][k], s["b"][k]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_ridge_update_batch_appends_the_intercept_without_a_copy(gamma):
+    gen = np.random.default_rng(9)
+    K, D, n = 3, 6, 400
+    X = _features(gen, n, D)  # last column: the intercept
+    arms = gen.integers(0, K, n)
+    r = gen.normal(size=n)
+    w = gen.uniform(0.5, 2.0, n)
+    full, raw = _ridge_kernel_state(K, D, 1.0), _ridge_kernel_state(K, D, 1.0)
+    assert _ridge_batch(full, arms, X, r, w, gamma, 1.0, 8) == 0
+    assert _ridge_batch(raw, arms, np.ascontiguousarray(X[:, :-1]), r, w, gamma, 1.0, 8) == 0
+    for name in ("A", "A_inv", "b", "theta"):
+        np.testing.assert_array_equal(raw[name], full[name])
 
 
 def test_ridge_update_batch_empty_and_bad_rows_change_nothing():
@@ -399,6 +440,20 @@ def test_logistic_update_batch_finds_the_map_and_the_laplace_covariance(gamma):
         np.testing.assert_array_equal(s[name][K - 1], v)
 
 
+def test_logistic_update_batch_appends_the_intercept_without_a_copy():
+    gen = np.random.default_rng(10)
+    K, D, n = 2, 5, 300
+    X = _features(gen, n, D)
+    arms = gen.integers(0, K, n)
+    y = (gen.random(n) < expit(X[:, 0] - 0.5)).astype(float)
+    full, raw = _logistic_kernel_state(K, D, 1.0), _logistic_kernel_state(K, D, 1.0)
+    assert linalg.logistic_update_batch(full["P"], full["Sigma"], full["m"], full["n"], arms, X, y, 1.0, 1.0, 10) == 0
+    X_raw = np.ascontiguousarray(X[:, :-1])
+    assert linalg.logistic_update_batch(raw["P"], raw["Sigma"], raw["m"], raw["n"], arms, X_raw, y, 1.0, 1.0, 10) == 0
+    for name in ("P", "Sigma", "m"):
+        np.testing.assert_array_equal(raw[name], full[name])
+
+
 def test_logistic_update_batch_with_zero_newton_steps_keeps_the_mean_and_checks_input():
     gen = np.random.default_rng(2)
     K, D, n = 2, 3, 30
@@ -433,14 +488,19 @@ def test_logistic_update_batch_with_zero_newton_steps_keeps_the_mean_and_checks_
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("K, D, n", [(1, 1, 3), (6, 33, 11), (3, 4, 8)])
-def test_linear_mean_var_matches_einsum_and_batch_rows_are_bit_identical(K, D, n):
-    gen = np.random.default_rng(K + D)
+def _symmetric_inverses(gen, K, D):
     A_inv = np.stack([np.linalg.inv(_spd(gen, D)) for _ in range(K)])
+    return (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exactly symmetric, like the policies' matrices
+
+
+@pytest.mark.parametrize("K, D, n", [(1, 1, 3), (6, 33, 11), (3, 4, 8), (6, 33, 150), (2, 17, 64), (4, 9, 129)])
+def test_linear_mean_var_matches_einsum_and_batch_rows_are_bit_identical(K, D, n):
+    gen = np.random.default_rng(K + D + n)
+    A_inv = _symmetric_inverses(gen, K, D)
     theta = gen.normal(size=(K, D))
     X = _features(gen, n, D) if D > 1 else gen.normal(size=(n, 1))
     mean, var = np.empty((n, K)), np.empty((n, K))
-    scoring.linear_mean_var_batch(A_inv, theta, X, mean, var)
+    assert scoring.linear_mean_var_batch(A_inv, theta, X, mean, var) == -1
     ref_mean, ref_var = linear_mean_var_ref(A_inv, theta, X)
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(var, ref_var, rtol=1e-12, atol=1e-14)
@@ -448,6 +508,43 @@ def test_linear_mean_var_matches_einsum_and_batch_rows_are_bit_identical(K, D, n
     for i in range(n):
         scoring.linear_mean_var(A_inv, theta, X[i], m1, v1)
         assert np.array_equal(m1, mean[i]) and np.array_equal(v1, var[i])
+    if D > 1:  # the intercept (last column of _features, all ones) appended on the fly: the same bits
+        mean2, var2 = np.empty((n, K)), np.empty((n, K))
+        assert scoring.linear_mean_var_batch(A_inv, theta, np.ascontiguousarray(X[:, :-1]), mean2, var2) == -1
+        np.testing.assert_array_equal(mean2, mean)
+        np.testing.assert_array_equal(var2, var)
+
+
+def test_linear_mean_var_reads_only_the_upper_triangle():
+    gen = np.random.default_rng(4)
+    K, D, n = 3, 19, 70
+    A_inv = _symmetric_inverses(gen, K, D)
+    theta = gen.normal(size=(K, D))
+    X = gen.normal(size=(n, D))
+    upper = A_inv.copy()
+    upper[:, np.tril_indices(D, -1)[0], np.tril_indices(D, -1)[1]] = np.nan
+    mean, var = np.empty((n, K)), np.empty((n, K))
+    mean_u, var_u = np.empty((n, K)), np.empty((n, K))
+    scoring.linear_mean_var_batch(A_inv, theta, X, mean, var)
+    scoring.linear_mean_var_batch(upper, theta, X, mean_u, var_u)
+    np.testing.assert_array_equal(mean_u, mean)
+    np.testing.assert_array_equal(var_u, var)
+    m1, v1 = np.empty(K), np.empty(K)
+    scoring.linear_mean_var(upper, theta, X[5], m1, v1)
+    np.testing.assert_array_equal(v1, var[5])
+
+
+def test_linear_mean_var_batch_reports_the_first_non_finite_row():
+    gen = np.random.default_rng(6)
+    K, D, n = 2, 5, 200
+    A_inv = _symmetric_inverses(gen, K, D)
+    theta = gen.normal(size=(K, D))
+    out = np.empty((n, K)), np.empty((n, K))
+    for row, bad in ((0, np.nan), (70, np.inf), (199, -np.inf)):
+        X = gen.normal(size=(n, D - 1))
+        X[row, 2] = bad
+        X[min(row + 1, n - 1), 0] = np.nan  # a later bad row is not the one reported
+        assert scoring.linear_mean_var_batch(A_inv, theta, X, *out) == row
 
 
 def test_linear_mean_var_clips_negative_variances_at_zero():

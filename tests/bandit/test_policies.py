@@ -377,6 +377,8 @@ def _bad_calls(policy):
         (lambda: policy.choose_batch(X, event_ids=["a"] * 4), ValueError, "event_ids has 4 entries"),
         (lambda: policy.choose_batch(X, eligible=np.ones((4, K), dtype=bool)), ValueError, "eligible mask must have shape"),
         (lambda: policy.choose_batch(X, eligible=np.zeros((5, K), dtype=bool)), ValueError, "no arm to choose from in row 0"),
+        (lambda: policy.choose(x, eligible=[]), ValueError, "eligible is empty: it leaves no arm to choose from"),
+        (lambda: policy.choose_batch(X, eligible=[]), ValueError, "eligible is empty: it leaves no arm to choose from"),
         (lambda: policy.choose_batch(X, eligible=np.ones((5, K))), TypeError, "eligible as a 2-D mask must have dtype bool"),
     ]
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bandit.kernels import linalg
 from bandit.kernels import policy_kernels as pk
 from bandit.policies.beta_ts import _beta_argmax_probs
 
@@ -149,3 +150,92 @@ def test_beta_argmax_probs_matches_adaptive_quadrature(a, b, values):
         ref[k] = integrate.quad(lambda u: np.prod([o.cdf(dist.ppf(u)) for o in others]), 0.0, 1.0, limit=1000,
                                 epsabs=1e-12, epsrel=1e-10)[0]
     np.testing.assert_allclose(p, ref / ref.sum(), atol=1e-7)
+
+
+def _posterior(gen, K, D):
+    M = gen.normal(size=(K, D, D))
+    A_inv = np.linalg.inv(M @ M.transpose(0, 2, 1) + D * np.eye(D))
+    return (A_inv + A_inv.transpose(0, 2, 1)) / 2, gen.normal(scale=0.5, size=(K, D))
+
+
+@pytest.mark.parametrize("kind", [pk.UCB, pk.GREEDY, pk.LINTS, pk.LOGTS])
+def test_choose_rows_equals_choose_one_row_by_row(kind):
+    gen = np.random.default_rng(kind)
+    K, d, n = 4, 6, 70  # two blocks of the batch scoring kernel; D = d + 1 (intercept)
+    A_inv, theta = _posterior(gen, K, d + 1)
+    values = np.array([1.0, 2.0, 0.5, 1.5])
+    X = gen.normal(size=(n, d))
+    eligible = gen.random((n, K)) < 0.7
+    eligible[np.arange(n), gen.integers(0, K, n)] = True
+    seeds = gen.integers(0, 2**63, n).astype(np.uint64)
+    idx, probs, scores = np.empty(n, dtype=np.int64), np.empty((n, K)), np.empty((n, K))
+    st = _state(1)
+    assert pk.choose_rows(kind, X, A_inv, theta, values, eligible, 0.4, 0.1, True, st, True, seeds, idx, probs,
+                          scores) == 0
+    assert st[0] == 1  # per-row seeds: the policy's generator is not used
+    scratch = pk.choose_one_scratch(d + 1, K)
+    for i in range(n):
+        out = np.empty((2, K))
+        one = pk.choose_one(kind, X[i], A_inv, theta, values, eligible[i], 0.4, 0.1, pk.seed_state(seeds[i]), out,
+                            scratch)
+        assert one == idx[i] and eligible[i, one]
+        np.testing.assert_array_equal(out[0], probs[i])
+        np.testing.assert_array_equal(out[1], scores[i])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    assert (probs[~eligible] == 0).all() and np.isneginf(scores[~eligible]).all()
+    if kind == pk.UCB:  # against the numpy posterior of [x, 1]
+        Xd = np.hstack([X, np.ones((n, 1))])
+        mean = Xd @ theta.T
+        sd = np.sqrt(np.einsum("nd,kde,ne->nk", Xd, A_inv, Xd))
+        np.testing.assert_allclose(scores[eligible], (values * (mean + 0.4 * sd))[eligible], rtol=1e-12)
+
+
+def test_choose_kernels_report_bad_contexts_without_drawing():
+    gen = np.random.default_rng(2)
+    K, d, n = 3, 4, 10
+    A_inv, theta = _posterior(gen, K, d + 1)
+    values, eligible = np.ones(K), np.ones((1, K), dtype=bool)
+    outs = np.empty(n, dtype=np.int64), np.empty((n, K)), np.empty((n, K))
+    st = _state(7)
+    X = gen.normal(size=(n, d))
+    X[6, 1] = np.nan
+    assert pk.choose_rows(pk.LINTS, X, A_inv, theta, values, eligible, 1.0, 0.2, True, st, False, pk.NO_SEEDS,
+                          *outs) == pk.STATUS_NON_FINITE
+    scratch = pk.choose_one_scratch(d + 1, K)
+    assert pk.choose_one(pk.LINTS, X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, np.empty((2, K)),
+                         scratch) == pk.STATUS_NON_FINITE
+    huge = np.full((n, d), 1e300)  # x^T A_inv x overflows
+    assert pk.choose_rows(pk.UCB, huge, A_inv, theta, values, eligible, 1.0, 0.0, True, st, False, pk.NO_SEEDS,
+                          *outs) == pk.STATUS_SCORE_OVERFLOW
+    assert pk.choose_one(pk.UCB, huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, np.empty((2, K)),
+                         scratch) == pk.STATUS_SCORE_OVERFLOW
+    assert st[0] == 7  # nothing was drawn
+
+
+def test_update_one_kernels_equal_the_linalg_updates_on_the_design_row():
+    gen = np.random.default_rng(3)
+    K, d = 3, 5
+    ridge = [np.tile(np.eye(d + 1), (K, 1, 1)), np.tile(np.eye(d + 1), (K, 1, 1)), np.zeros((K, d + 1)),
+             np.zeros((K, d + 1)), np.zeros(K, dtype=np.int64)]
+    ridge_ref = [a.copy() for a in ridge]
+    logit = [np.tile(np.eye(d + 1), (K, 1, 1)), np.tile(np.eye(d + 1), (K, 1, 1)), np.zeros((K, d + 1)),
+             np.zeros(K, dtype=np.int64)]
+    logit_ref = [a.copy() for a in logit]
+    scratch = pk.update_one_scratch(d + 1)
+    for i in range(40):
+        x = gen.normal(size=d)
+        k = int(gen.integers(K))
+        y = float(gen.random() < 0.3)
+        xd = np.append(x, 1.0)
+        assert pk.ridge_update_one(x, k, y, *ridge, 1.0, 1.0, 16, scratch) == 0
+        assert linalg.ridge_update(*ridge_ref, k, xd, y, 1.0, 1.0, 1.0, 16) == 0
+        assert pk.logistic_update_one(x, k, y, *logit, 1.0, 1.0, 16, scratch) == 0
+        assert linalg.logistic_update(*logit_ref, k, xd, y, 1.0, 1.0, 16) == 0
+    for got, ref in zip(ridge + logit, ridge_ref + logit_ref):
+        np.testing.assert_array_equal(got, ref)
+    before = [a.copy() for a in ridge + logit]
+    bad = np.array([1.0, np.inf, 0.0, 0.0, 0.0])
+    assert pk.ridge_update_one(bad, 0, 1.0, *ridge, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
+    assert pk.logistic_update_one(bad, 0, 1.0, *logit, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
+    for got, ref in zip(ridge + logit, before):
+        np.testing.assert_array_equal(got, ref)

@@ -17,6 +17,7 @@ from offline_eval.estimators.base import (
     Estimator,
     ResolvedTarget,
     _check_target_rows,
+    _clipped_terms,
     _gather_target,
     resolve_target,
 )
@@ -253,6 +254,16 @@ def test_gather_target_flags_exactly_the_bad_rows(seed):
     _check_target_rows(T, TARGET_ATOL, status)
     first = [int(np.flatnonzero(b)[0]) if b.any() else -1 for b in (range_bad, sum_bad)]
     assert status.tolist() == [int(range_bad.sum()), int(sum_bad.sum()), *first]
+
+
+@pytest.mark.parametrize("clip", [0.5, 1.0, 3.0, math.inf])
+def test_clipped_terms_kernel_matches_numpy(clip):
+    rng = np.random.default_rng(7)
+    w, x = rng.exponential(size=101), rng.normal(size=101)
+    w[3] = clip  # a weight exactly at the clip level is not clipped
+    terms, share = _clipped_terms(w, x, clip)
+    np.testing.assert_array_equal(terms, np.minimum(w, clip) * x)
+    assert share == np.count_nonzero(w > clip) / 101
 
 
 def test_bad_target_row_in_the_trailing_rows_is_reported():
