@@ -15,6 +15,7 @@ from bandit.policies import (
     LinUCB,
     LogisticTS,
     UniformRandom,
+    VWPolicy,
     warmup,
 )
 from bandit.state import load
@@ -32,6 +33,7 @@ __all__ = [
     "LinearTS",
     "LogisticTS",
     "UniformRandom",
+    "VWPolicy",
     "load",
     "warmup",
 ]

@@ -174,3 +174,11 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     summary = pd.read_csv(out / "summary.csv").set_index("policy")
     assert summary.loc["uniform", "regret"] > summary.drop(index="uniform")["regret"].max()
     assert summary.drop(index="uniform")["ope_value"].notna().all()
+    # the launch compares disjoint and hybrid policies: cost after the launch, and the hybrids' first guess
+    disjoint, hybrid = ["linucb", "linear_ts", "epsilon_greedy"], ["hybrid_linucb", "hybrid_linear_ts"]
+    assert set(disjoint + hybrid + ["uniform"]) == set(summary.index)
+    assert (summary["regret_per_event_after_launch"] > 0).all()
+    assert (summary.loc[hybrid, "new_plan_first_guess_rmse"] > 0).all()
+    assert summary.loc[disjoint + ["uniform"], "new_plan_first_guess_rmse"].isna().all()
+    assert "regret_per_event_after_launch" in report and "hybrid_linucb" in report and "guesses 0" in report
+    assert "first guess of its conversion before any impression" in printed

@@ -5,8 +5,13 @@ These kernels only combine the primitives of :mod:`bandit.kernels.linalg`, :mod:
 dispatch from Python. All arrays are float64 C-contiguous unless stated; K arms, D = d (+1 with an intercept).
 
 A decision row is made by :func:`_decide_row` for every model ``kind`` (UCB, GREEDY, LINTS, LOGTS, UNIFORM),
-from the per-arm posterior mean and variance of the linear predictor ``s_k = theta_k . x``; single and batch
-decisions share it, so ``choose`` and ``choose_batch`` / ``action_probabilities`` agree bit for bit.
+from the per-arm posterior mean and variance of the linear predictor ``s_k = theta_k . x``. Single decisions
+(:func:`choose_one`) and batches (:func:`choose_rows`) share it, and their mean/variance kernels are bit-identical
+(:mod:`~bandit.kernels.scoring`), so ``choose`` and ``choose_batch`` / ``action_probabilities`` agree bit for bit.
+
+Hot-path notes: the contexts are passed raw, (d,) or (n, d); an intercept (``D = d + 1``) is appended inside
+the kernels, never by copying ``X``. The small per-row helpers are compiled inline (``inline="always"``): a
+call to a non-inlined numba function with array arguments costs about as much as a whole UCB decision.
 """
 
 from __future__ import annotations
@@ -122,60 +127,33 @@ def _argmax_random_ties(scores, eligible, st):
     return first
 
 
-@njit(cache=True)
-def _decide_row(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores, mu, sd):
-    """Probabilities, scores and (if ``sample``) the drawn arm for one context.
-
-    Parameters
-    ----------
-    kind : int
-        UCB (score ``value*(mean + param*sqrt(var))``, argmax, ties split), GREEDY (score ``value*mean``; greedy
-        set mixed with ``param`` = epsilon uniform), LINTS (sampled ``value*N(mean, param^2 var)``), LOGTS
-        (sampled ``value*sigmoid(N(mean, param^2 var))``) or UNIFORM.
-    mean, var : (K,)
-        Posterior mean and variance of ``theta_k . x`` (ignored for UNIFORM).
-    values : (K,)
-        Arm values.
-    eligible : (K,) bool
-        At least one True.
-    param : float
-        alpha (UCB), epsilon (GREEDY), posterior scale (LINTS, LOGTS).
-    floor : float
-        exploration_floor.
-    sample : bool
-        Draw an arm (advancing ``st``); otherwise only probabilities (scores hold the mean scores).
-    st : (1,) uint64
-        Generator state.
-    probs, scores : (K,)
-        Outputs. ``scores`` is -inf for ineligible arms.
-    mu, sd : (K,)
-        Scratch.
-
-    Returns
-    -------
-    int
-        The drawn arm (or -1 when ``sample`` is False).
-    """
+@njit(cache=True, inline="always")
+def _decide_argmax(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores):
+    """:func:`_decide_row` for the deterministic kinds UCB, GREEDY and UNIFORM (inlined into its callers)."""
     K = values.shape[0]
-    if kind == UCB or kind == GREEDY or kind == UNIFORM:
-        for k in range(K):
-            if not eligible[k]:
-                scores[k] = -np.inf
-            elif kind == UCB:
-                scores[k] = values[k] * (mean[k] + param * math.sqrt(max(var[k], 0.0)))
-            elif kind == GREEDY:
-                scores[k] = values[k] * mean[k]
-            else:
-                scores[k] = 0.0
-        propensity.argmax_tie_probs(scores, eligible, probs)
-        if kind == GREEDY:
-            propensity.uniform_mix(probs, eligible, param, probs)
-        if floor > 0.0:  # a zero floor leaves the probabilities exactly as they are
-            propensity.uniform_mix(probs, eligible, floor, probs)
-        if not sample:
-            return -1
-        return _draw_categorical(probs, st)
-    # Thompson sampling: independent per-arm Gaussian linear predictors
+    for k in range(K):
+        if not eligible[k]:
+            scores[k] = -np.inf
+        elif kind == UCB:
+            scores[k] = values[k] * (mean[k] + param * math.sqrt(max(var[k], 0.0)))
+        elif kind == GREEDY:
+            scores[k] = values[k] * mean[k]
+        else:
+            scores[k] = 0.0
+    propensity.argmax_tie_probs(scores, eligible, probs)
+    if kind == GREEDY:
+        propensity.uniform_mix(probs, eligible, param, probs)
+    if floor > 0.0:  # a zero floor leaves the probabilities exactly as they are
+        propensity.uniform_mix(probs, eligible, floor, probs)
+    if not sample:
+        return -1
+    return _draw_categorical(probs, st)
+
+
+@njit(cache=True)
+def _decide_sampled(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores, mu, sd):
+    """:func:`_decide_row` for the Thompson-sampling kinds LINTS and LOGTS."""
+    K = values.shape[0]
     for k in range(K):
         sd[k] = param * math.sqrt(max(var[k], 0.0))
     if kind == LINTS:
@@ -210,6 +188,45 @@ def _decide_row(kind, mean, var, values, eligible, param, floor, sample, st, pro
     if u < floor:
         return _uniform_pick(eligible, rng.next_uniform(st))
     return _argmax_random_ties(scores, eligible, st)
+
+
+@njit(cache=True, inline="always")
+def _decide_row(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores, mu, sd):
+    """Probabilities, scores and (if ``sample``) the drawn arm for one context.
+
+    Parameters
+    ----------
+    kind : int
+        UCB (score ``value*(mean + param*sqrt(var))``, argmax, ties split), GREEDY (score ``value*mean``; greedy
+        set mixed with ``param`` = epsilon uniform), LINTS (sampled ``value*N(mean, param^2 var)``), LOGTS
+        (sampled ``value*sigmoid(N(mean, param^2 var))``) or UNIFORM.
+    mean, var : (K,)
+        Posterior mean and variance of ``theta_k . x`` (ignored for UNIFORM).
+    values : (K,)
+        Arm values.
+    eligible : (K,) bool
+        At least one True.
+    param : float
+        alpha (UCB), epsilon (GREEDY), posterior scale (LINTS, LOGTS).
+    floor : float
+        exploration_floor.
+    sample : bool
+        Draw an arm (advancing ``st``); otherwise only probabilities (scores hold the mean scores).
+    st : (1,) uint64
+        Generator state.
+    probs, scores : (K,)
+        Outputs. ``scores`` is -inf for ineligible arms.
+    mu, sd : (K,)
+        Scratch.
+
+    Returns
+    -------
+    int
+        The drawn arm (or -1 when ``sample`` is False).
+    """
+    if kind == UCB or kind == GREEDY or kind == UNIFORM:
+        return _decide_argmax(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores)
+    return _decide_sampled(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores, mu, sd)
 
 
 @njit(cache=True)

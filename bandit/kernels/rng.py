@@ -13,6 +13,7 @@ Box & Muller (1958), "A note on the generation of random normal deviates", Ann. 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import numbers
@@ -41,6 +42,7 @@ _TWO_M53 = 1.0 / 9007199254740992.0
 _TWO_PI = 2.0 * math.pi
 #: BLAKE2b personalisation of :func:`event_seed` (changing it changes every event seed).
 _PERSON = b"upsell-bandit-v1"
+_TWO_64 = 2**64
 
 
 @njit(cache=True)
@@ -168,13 +170,20 @@ def event_seed(seed: int, event_id: str) -> int:
     >>> event_seed(7, "req-1") == event_seed(7, "req-2")
     False
     """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-    if not isinstance(event_id, str):
-        raise TypeError(f"event_id must be a str (convert ids with str()), got {type(event_id).__name__}")
-    h = hashlib.blake2b(seed.to_bytes(8, "little"), digest_size=8, person=_PERSON)
+    if not (type(seed) is int and type(event_id) is str and 0 <= seed < _TWO_64):  # fast path: checked already
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}")
+        seed = int(seed)
+        if not 0 <= seed < _TWO_64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        if not isinstance(event_id, str):
+            raise TypeError(f"event_id must be a str (convert ids with str()), got {type(event_id).__name__}")
+    h = _seeded_hasher(seed).copy()
     h.update(event_id.encode("utf-8"))
     return int.from_bytes(h.digest(), "little")
+
+
+@functools.lru_cache(maxsize=256)
+def _seeded_hasher(seed: int) -> hashlib.blake2b:
+    """The personalised BLAKE2b state after the seed's bytes (copied, never updated: safe to share)."""
+    return hashlib.blake2b(seed.to_bytes(8, "little"), digest_size=8, person=_PERSON)

@@ -16,8 +16,6 @@ Only the upper triangle of ``A_inv[k]`` is read.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -27,7 +25,7 @@ __all__ = ["linear_mean_var", "linear_mean_var_batch"]
 _ROWS = 64
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mean_var_row(A_inv, theta, x, w, out_mean, out_var):
     """Mean and variance for every arm at one context ``x`` (D,); ``w`` (D,) is scratch."""
     K, D = theta.shape

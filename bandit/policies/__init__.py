@@ -16,6 +16,7 @@ from bandit.policies.linear_ts import LinearTS
 from bandit.policies.linucb import LinUCB
 from bandit.policies.logistic_ts import LogisticTS
 from bandit.policies.uniform import UniformRandom
+from bandit.policies.vw import VWPolicy
 
 __all__ = [
     "BetaTS",
@@ -27,6 +28,7 @@ __all__ = [
     "LogisticTS",
     "Policy",
     "UniformRandom",
+    "VWPolicy",
     "warmup",
 ]
 
@@ -52,7 +54,9 @@ def warmup() -> float:
     start = time.perf_counter()
     X = np.array([[0.5, -0.5], [1.0, 0.0]])
     masks = np.array([[True, True], [False, True]])
-    for cls in (LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom, HybridLinUCB, HybridLinearTS):
+    for cls in (
+        LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom, HybridLinUCB, HybridLinearTS, VWPolicy
+    ):
         hybrid = cls in (HybridLinUCB, HybridLinearTS)
         arms = [Arm(name="a", features=[1.0, 0.0]), Arm(name="b", features=[0.0, 1.0])] if hybrid else ["a", "b"]
         for n_features in (2, None) if cls in (BetaTS, UniformRandom) else (2,):

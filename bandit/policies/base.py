@@ -777,8 +777,8 @@ class RidgePolicy(KernelPolicy):
         D = self._n_dims
         eye = np.eye(D)
         return {
-            "A": np.ascontiguousarray(np.broadcast_to(eye * self.l2, (n_arms, D, D))),
-            "A_inv": np.ascontiguousarray(np.broadcast_to(eye / self.l2, (n_arms, D, D))),
+            "A": np.tile(eye * self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
+            "A_inv": np.tile(eye / self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
             "b": np.zeros((n_arms, D)),
             "theta": np.zeros((n_arms, D)),
             "n_since_refactor": np.zeros(n_arms, dtype=np.int64),

@@ -114,8 +114,8 @@ class LogisticTS(KernelPolicy):
         D = self._n_dims
         eye = np.eye(D)
         return {
-            "P": np.ascontiguousarray(np.broadcast_to(eye * self.l2, (n_arms, D, D))),
-            "Sigma": np.ascontiguousarray(np.broadcast_to(eye / self.l2, (n_arms, D, D))),
+            "P": np.tile(eye * self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
+            "Sigma": np.tile(eye / self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
             "m": np.zeros((n_arms, D)),
             "n_since_refactor": np.zeros(n_arms, dtype=np.int64),
         }

@@ -7,17 +7,29 @@ value, ``features`` = the numeric description used by hybrid policies) and decid
 
 Arm features
 ------------
-:meth:`Product.arm_features` returns, in the order of :data:`ARM_FEATURE_NAMES`:
+:meth:`Product.arm_features` returns, in the order of :data:`ARM_FEATURE_NAMES`, a description of the product's
+attributes that the world's conversion model depends on (:class:`~bandit.simulation.world.UpsellWorld`; the
+features say *what* a product is, never how much it converts):
 
-==================  ===========================================================
-``price``           monthly price / 10 (so 11.99 -> 1.199)
-``log2_seats``      log2 of the number of accounts (1 -> 0, 2 -> 1, 6 -> 2.585)
-``premium``         1 for premium-tier products, 0 for a basic tier
-``student_only``    1 when only verified students may buy it
-``addon``           1 for a non-plan product (add-on), 0 for a plan
-``audiobooks``      1 when the product belongs to the audiobooks family
-``podcasts``        1 when the product belongs to the podcasts family
-==================  ===========================================================
+==================  ===========================================================  ==================================
+feature             value                                                        ground-truth terms it describes
+==================  ===========================================================  ==================================
+``price``           monthly price / 10 (so 11.99 -> 1.199)                       price sensitivity
+``log2_seats``      log2 of the number of accounts (1 -> 0, 2 -> 1, 6 -> 2.585)  household fit, shared devices
+``basic_tier``      1 for a basic-tier plan, 0 otherwise                         listening (premium vs basic)
+``student_only``    1 when only verified students may buy it                     student plan
+``addon``           1 for a non-plan product (add-on), 0 for a plan              plan terms (loyalty, trials, ...)
+``audiobooks``      1 when the product belongs to the audiobooks family          listening, desktop use
+``podcasts``        1 when the product belongs to the podcasts family            listening, mobile use
+==================  ===========================================================  ==================================
+
+The tier is a ``basic_tier`` flag, not a ``premium`` flag, on purpose: every launch-day product is premium, so a
+``premium`` column would equal the constant column a hybrid policy adds (``fit_intercept``), and ridge would split
+the common effects between the two, scoring a basic plan with half of them. A flag that is 0 for every launch-day
+product instead leaves the shared model's prediction for a new basic plan that of a premium plan with its price,
+seats and family, and the flag's own coefficients start at their prior until basic-tier data arrives. Product
+``appeal`` is not a feature: it is the ground truth's per-product baseline, which a policy has to learn (the
+per-arm coefficients of a hybrid policy).
 
 Eligibility
 -----------
@@ -36,8 +48,11 @@ Examples
 ['individual', 'duo', 'family', 'student', 'audiobooks', 'podcast_plus', 'basic']
 >>> [a.value for a in catalog.arms(include_new=False)]
 [11.99, 16.99, 19.99, 5.99, 9.99, 4.99]
->>> [round(f, 3) for f in catalog.arms()[2].features]
-[1.999, 2.585, 1.0, 0.0, 0.0, 0.0, 0.0]
+>>> dict(zip(ARM_FEATURE_NAMES, (round(f, 3) for f in catalog.arms()[2].features)))  # family
+{'price': 1.999, 'log2_seats': 2.585, 'basic_tier': 0.0, 'student_only': 0.0, 'addon': 0.0, 'audiobooks': 0.0,
+ 'podcasts': 0.0}
+>>> [round(f, 3) for f in catalog.arms()[-1].features]  # the new plan "basic": same features, its own values
+[0.799, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 """
 
 from __future__ import annotations
@@ -66,7 +81,7 @@ __all__ = [
 ARM_FEATURE_NAMES: tuple[str, ...] = (
     "price",
     "log2_seats",
-    "premium",
+    "basic_tier",
     "student_only",
     "addon",
     "audiobooks",
@@ -91,7 +106,8 @@ class Product(BaseModel):
     seats : int
         Accounts included (1 for add-ons).
     premium : bool
-        Premium tier (True) or basic tier (False).
+        Premium tier (True) or basic tier (False); it changes how listening hours move a plan's conversion (and
+        is ignored for add-ons).
     family : {"music", "audiobooks", "podcasts"}
         Product family. Add-ons must be ``"audiobooks"`` or ``"podcasts"``; plans are ``"music"``.
     student_only : bool
@@ -149,7 +165,7 @@ class Product(BaseModel):
         return [
             self.price / 10.0,
             math.log2(self.seats),
-            float(self.premium),
+            float(self.kind == "plan" and not self.premium),
             float(self.student_only),
             float(self.kind == "addon"),
             float(self.family == "audiobooks"),

@@ -24,6 +24,11 @@ The top-level model is :class:`SimulationConfig`; every section has defaults, so
     params = { alpha = 0.5 }
 
     [[policies]]
+    name = "hybrid_linucb"
+    type = "HybridLinUCB"    # one model shared through the plans' arm features: scores the new plan at launch
+    params = { alpha = 0.5, arm_l2 = 1.0 }
+
+    [[policies]]
     name = "uniform"
     type = "UniformRandom"
 
@@ -250,8 +255,11 @@ class PolicyConfig(_Model):
     """A policy to run: a unique label, a class name of :mod:`bandit` (or ``"oracle"``) and its parameters.
 
     ``arms`` and ``n_features`` are supplied by the simulation; ``params`` are the other keyword arguments (e.g.
-    ``alpha`` for LinUCB). ``seed`` defaults to the simulation seed. ``"oracle"`` always offers the arm with the
-    highest true expected value (zero regret by definition; a reference line).
+    ``alpha`` for LinUCB, ``arm_l2`` for HybridLinUCB). The arms carry the catalog's arm features
+    (:data:`~bandit.simulation.catalog.ARM_FEATURE_NAMES`), so the hybrid policies need nothing more; the new plan
+    is added to every policy at the launch with its features. ``seed`` defaults to the simulation seed.
+    ``"oracle"`` always offers the arm with the highest true expected value (zero regret by definition; a
+    reference line).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$", min_length=1)

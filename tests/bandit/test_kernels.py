@@ -104,6 +104,7 @@ def test_event_seed_is_stable_distinct_and_checked():
     assert len(seeds) == 15
     assert all(0 <= s < 2**64 for s in seeds)
     assert rng.event_seed(np.int64(3), "x") == rng.event_seed(3, "x")
+    assert rng.event_seed(7, "req-2") != rng.event_seed(7, "req-1") == 13692732163743425276  # cached state not updated
     with pytest.raises(TypeError, match="event_id"):
         rng.event_seed(1, 5)
     with pytest.raises(TypeError, match="seed"):

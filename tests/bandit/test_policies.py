@@ -43,7 +43,7 @@ MASKS = [
 def test_introspection_finds_every_policy():
     assert {c.__name__ for c in POLICY_CLASSES} == {
         "BetaTS", "EpsilonGreedy", "HybridLinUCB", "HybridLinearTS", "LinUCB", "LinearTS", "LogisticTS",
-        "UniformRandom",
+        "UniformRandom", "VWPolicy",
     }
 
 

@@ -42,7 +42,41 @@ def test_arms_are_bandit_arms_with_features():
     audio = F[cat.names.index("audiobooks")]
     assert audio[ARM_FEATURE_NAMES.index("addon")] == 1.0 and audio[ARM_FEATURE_NAMES.index("audiobooks")] == 1.0
     basic = F[cat.names.index("basic")]
-    assert basic[ARM_FEATURE_NAMES.index("premium")] == 0.0
+    assert basic[ARM_FEATURE_NAMES.index("basic_tier")] == 1.0
+
+
+def _reference_features(p: Product) -> list[float]:
+    """The documented arm features, written out from the product's attributes."""
+    return [p.price / 10, math.log2(p.seats), 1.0 if (p.kind == "plan" and not p.premium) else 0.0,
+            1.0 if p.student_only else 0.0, 1.0 if p.kind == "addon" else 0.0,
+            1.0 if p.family == "audiobooks" else 0.0, 1.0 if p.family == "podcasts" else 0.0]
+
+
+def test_every_arm_and_the_new_plan_are_featured_consistently():
+    cat = default_catalog()
+    arms = cat.arms()
+    assert cat.has_new_plan and arms[-1].name == "basic"
+    assert {len(a.features) for a in arms} == {len(ARM_FEATURE_NAMES)}
+    for p, arm in zip(cat.products, arms):
+        np.testing.assert_allclose(arm.features, _reference_features(p), err_msg=p.name)
+    # unit-value arms (value rewards) carry the same features
+    np.testing.assert_array_equal([a.features for a in cat.arms(unit_values=True)], cat.arm_features())
+    # a product's features describe what it is, not how well it converts: the truth's appeal is not among them
+    twin = default_catalog().new_plan.model_copy(update={"appeal": 3.0})
+    assert twin.arm_features() == cat.new_plan.arm_features()
+
+
+def test_no_launch_day_feature_duplicates_the_hybrid_intercept():
+    """A column that is the same non-zero constant on every launch-day product is collinear with the constant a
+    hybrid policy appends to the arm features: ridge would split the common effects between the two and score a
+    new product lacking that attribute with half of them (why the tier is a ``basic_tier`` flag)."""
+    F = default_catalog().arm_features()
+    launch_day = F[:-1]
+    for j, name in enumerate(ARM_FEATURE_NAMES):
+        column = launch_day[:, j]
+        assert np.ptp(column) > 0 or not column.any(), name
+    # and the new plan differs from every launch-day product
+    assert not (launch_day == F[-1]).all(axis=1).any()
 
 
 def _reference_eligible(cat: Catalog, user: pd.Series, launched: bool) -> list[bool]:

@@ -88,6 +88,8 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ("horizn = 5", "horizn: unknown field"),
         ('[[policies]]\nname = "a"\ntype = "LinUBC"', "policies.0: unknown policy type 'LinUBC'"),
         ('[[policies]]\nname = "a"\ntype = "LinUCB"\nparams = { alhpa = 1 }', "LinUCB has no parameter 'alhpa'"),
+        ('[[policies]]\nname = "h"\ntype = "HybridLinUCB"\nparams = { arm_l3 = 1 }',
+         "HybridLinUCB has no parameter 'arm_l3'"),
         ("horizon = 5000\nlaunch_step = 5000", "launch_step (5000) must be < horizon (5000)"),
         ('[world.markets.us]\nshare = 0.5\nprice_tier = "high"', "world.markets: market shares must"),
         ('[world.markets.us]\nshare = 1.0\nprice_tier = "high"', "catalog: product 'duo' is sold in unknown markets"),
@@ -142,3 +144,18 @@ def test_several_errors_are_counted(tmp_path):
     p.write_text(json.dumps({"horizon": 0, "batch_size": 0, "seed": -1}))
     with pytest.raises(ConfigError, match=r"\(and 2 more problems\)"):
         load_config(p)
+
+
+def test_the_documented_toml_example_is_valid_and_builds_a_hybrid_policy():
+    import inspect
+    import textwrap
+    import tomllib
+
+    import bandit.simulation.config as config_module
+
+    doc = inspect.getdoc(config_module)
+    example = textwrap.dedent(doc.split("A TOML example::", 1)[1].split("Errors raise", 1)[0])
+    cfg = SimulationConfig.model_validate(tomllib.loads(example))
+    hybrid = next(p for p in cfg.policies if p.type == "HybridLinUCB")
+    assert hybrid.params == {"alpha": 0.5, "arm_l2": 1.0}
+    assert cfg.launch_step == 20000 and cfg.catalog.new_plan is not None
