@@ -129,8 +129,8 @@ class HybridRidgePolicy(Policy):
         P = self._n_arm_dims * D
         eye = np.eye(D)
         return {
-            "A": np.ascontiguousarray(np.broadcast_to(eye * self.arm_l2, (n_arms, D, D))),
-            "A_inv": np.ascontiguousarray(np.broadcast_to(eye / self.arm_l2, (n_arms, D, D))),
+            "A": np.tile(eye * self.arm_l2, (n_arms, 1, 1)),
+            "A_inv": np.tile(eye / self.arm_l2, (n_arms, 1, 1)),
             "B": np.zeros((n_arms, D, P)),
             "C": np.zeros((n_arms, D, P)),
             "b": np.zeros((n_arms, D)),

@@ -607,3 +607,15 @@ def test_overflowing_contexts_are_rejected_without_side_effects(cls):
         with pytest.raises(ValueError, match=r"(context|X) values are too large"):
             call()
     assert_same_state(before, state_of(policy))
+
+
+@all_policies
+def test_a_single_arm_policy_decides_and_learns(cls):
+    """K = 1 is a real catalog (one plan on sale in a market): the state arrays must be writable."""
+    policy = cls(ARMS[:1], n_features=D, seed=0, **cls._test_params())
+    d = policy.choose(CONTEXTS[0])
+    assert (d.index, d.propensity) == (0, 1.0) and d.probabilities.tolist() == [1.0]
+    policy.update(CONTEXTS[0], 0, 1.0)
+    policy.update_batch(CONTEXTS, [0] * len(CONTEXTS), [1.0, 0.0, 1.0, 0.0])
+    assert policy.pulls[0] == 1 + len(CONTEXTS)
+    np.testing.assert_array_equal(policy.action_probabilities(CONTEXTS), np.ones((len(CONTEXTS), 1)))
