@@ -1,9 +1,10 @@
-"""The examples run end to end at a small size and their outputs hold up; the regret bench's VW adapter is honest.
+"""The examples run end to end at a small size and their outputs hold up; one seed of the regret bench runs.
 
 Each example's ``main(argv)`` is called into ``tmp_path`` and its returned result and files are checked against
 properties that would catch real bugs: the serving log holds every request exactly once with the propensities the
 handler returned, the trainer learns every decision exactly once, the offline intervals contain their estimates and
-the go / no-go follows the paired interval, the launched plan is offered only after its launch.
+the go / no-go follows the paired interval, the launched plan is offered only after its launch. The regret bench's
+quick seed runs every policy on the same users and feeds VW (``bandit.VWPolicy``) as its results file says.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def test_new_plan_launch_learns_the_plan_only_after_its_launch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# bench/regret_bench.py: the VW adapter
+# bench/regret_bench.py: one seed of the quick path
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -243,66 +244,44 @@ def regret_bench():
         yield _load("bench/regret_bench.py", "bench_regret_bench")
 
 
-class FakeWorkspace:
-    """Stands in for a VW workspace: a fixed preference order, records what it is taught."""
+def test_regret_bench_quick_seed_runs_every_policy_and_feeds_vw_as_documented(regret_bench):
+    rb = regret_bench
+    horizon = rb.QUICK["horizon"]
+    runs = rb.run_seed(0, horizon, rb.QUICK["batch_size"])
+    names = ["oracle", *(p["name"] for p in rb.POLICIES), rb.VW["name"], rb.VW_IDS_LABEL]
+    assert list(runs) == names
+    assert {"hybrid_linucb", "hybrid_linear_ts"} <= set(names)
+    assert runs["hybrid_linucb"].policy.alpha == runs["linucb"].policy.alpha == 0.5
 
-    def __init__(self):
-        self.learned: list[str] = []
+    catalog = default_catalog()
+    catalog_arms = catalog.arms(include_new=False)
+    oracle = runs["oracle"]
+    for name, run in runs.items():
+        assert run.stop - run.start == horizon, name
+        assert run.eligible[np.arange(horizon), run.actions].all(), name
+        np.testing.assert_array_equal(run.oracle, oracle.expected)  # same users and truths for everyone
+        if name != "oracle":
+            assert run.regret.sum() > 0, name
+            assert run.policy.n_updates == int(run.known.sum()), name  # each known outcome learned exactly once
+    assert oracle.regret.sum() == 0
 
-    def predict(self, text: str) -> list[float]:
-        n = len(text.splitlines()) - 1
-        pmf = np.arange(1, n + 1, dtype=float)
-        return (pmf / pmf.sum()).tolist()
+    # both VW runs are the library's SquareCB; one sees the catalog's arm features, the other the arm ids only
+    vw, vw_ids = runs[rb.VW["name"]].policy, runs[rb.VW_IDS_LABEL].policy
+    assert isinstance(vw, bandit.VWPolicy) and isinstance(vw_ids, bandit.VWPolicy)
+    assert vw.exploration == vw_ids.exploration == "squarecb" and vw.interactions == vw_ids.interactions == ("UA",)
+    assert [a.features for a in vw.arms] == [a.features for a in catalog_arms]
+    assert all(a.features is None for a in vw_ids.arms)
+    assert [a.value for a in vw_ids.arms] == [a.value for a in catalog_arms]
+    assert vw.cost_scale == vw_ids.cost_scale == pytest.approx(1 / catalog.values[: len(catalog_arms)].max())
 
-    def learn(self, text: str) -> None:
-        self.learned.append(text)
-
-
-def test_vw_adapter_labels_value_weighted_costs_with_the_decision_propensity(regret_bench):
-    arms = default_catalog().arms(include_new=False)
-    values = np.array([a.value for a in arms])
-    vw = regret_bench.VWSquareCB(arms, seed=0)
-    vw._ws = FakeWorkspace()
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 5))
-    X[:, 2] = 0.0  # zero features are left out of the shared line
-    eligible = rng.random((200, len(arms))) < 0.6
-    eligible[np.arange(200), rng.integers(0, len(arms), 200)] = True
-    batch = vw.choose_batch(X, eligible=eligible)
-
-    probs = np.asarray(batch.probabilities)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    assert (probs[~eligible] == 0).all() and (probs[eligible] > 0).all()
-    np.testing.assert_array_equal(batch.propensities, probs[np.arange(200), batch.indices])
-    assert eligible[np.arange(200), batch.indices].all()
-
-    order = rng.permutation(200)  # outcomes arrive in any order
-    rewards = (rng.random(200) < 0.5).astype(float)
-    vw.update_batch(X[order], batch.indices[order], rewards[order])
-    assert vw.n_pending == 0 and len(vw._ws.learned) == 200
-    for text, i in zip(vw._ws.learned, order):
-        lines = text.splitlines()
-        assert lines[0].startswith("shared |U ") and " 2:" not in lines[0]
-        assert [ln.split("|A a")[1] for ln in lines[1:]] == [str(k) for k in np.flatnonzero(eligible[i])]
-        labelled = [ln for ln in lines[1:] if not ln.startswith("|")]
-        assert len(labelled) == 1 and labelled[0].endswith(f"|A a{batch.indices[i]}")
-        _, cost, p = labelled[0].split()[0].split(":")
-        k = batch.indices[i]
-        assert float(cost) == pytest.approx(-rewards[i] * values[k] / values.max(), abs=1e-8)
-        assert float(p) == pytest.approx(probs[i, k], abs=1e-8)
-    with pytest.raises(KeyError):
-        vw.update_batch(X[:1], batch.indices[:1], rewards[:1])  # already learned: not its decision any more
-
-
-def test_vw_adapter_runs_in_the_simulation_runner(regret_bench):
-    from bandit.simulation import SimulationConfig, run_policy
-
-    config = SimulationConfig.model_validate({"horizon": 3_000, "offline_eval": {"enabled": False}})
-    catalog = config.catalog.build(with_new_plan=False)
-    episode = UpsellWorld(config.world, catalog, seed=0).episode(3_000)
-    vw = regret_bench.VWSquareCB(catalog.arms(include_new=False), seed=0)
-    run = run_policy(episode, vw, batch_size=500)
-    assert vw.n_pending == int((~run.known).sum()) > 0  # every known outcome learned once, the rest waiting
-    assert vw._n_updates == int(run.known.sum())
-    assert run.eligible[np.arange(3_000), run.actions].all()
-    np.testing.assert_allclose(run.probabilities.sum(axis=1), 1.0)
+    rows, curves, raw, steps = rb.summarize({0: runs}, horizon)
+    table = {r["policy"]: r for r in rows}
+    for name, run in runs.items():
+        assert table[name]["regret"] == pytest.approx(run.regret.sum())
+        assert curves[name][-1] == pytest.approx(run.regret.sum())
+        assert table[name]["regret_pct_oracle"] == pytest.approx(100 * run.regret.sum() / oracle.expected.sum())
+    assert steps[0] == 1 and steps[-1] == horizon
+    text, beats = rb.verdict(rows, raw)
+    learners = [r["regret"] for n, r in table.items() if n not in ("oracle", "uniform", *rb.VW_LABELS)]
+    assert beats == (min(learners) < min(table[n]["regret"] for n in rb.VW_LABELS))
+    assert ("MET" if beats else "MISSED") in text

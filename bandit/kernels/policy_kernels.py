@@ -128,6 +128,16 @@ def _argmax_random_ties(scores, eligible, st):
 
 
 @njit(cache=True, inline="always")
+def _row_state(use_seeds, seeds, i, st_row, rng_state):
+    """Generator state of row ``i``: ``st_row`` (1,) re-seeded with ``seeds[i]`` when ``use_seeds``, else the
+    shared ``rng_state`` (advanced row after row)."""
+    if use_seeds:
+        st_row[0] = seeds[i]
+        return st_row
+    return rng_state
+
+
+@njit(cache=True, inline="always")
 def _decide_argmax(kind, mean, var, values, eligible, param, floor, sample, st, probs, scores):
     """:func:`_decide_row` for the deterministic kinds UCB, GREEDY and UNIFORM (inlined into its callers)."""
     K = values.shape[0]
@@ -304,11 +314,7 @@ def decide_rows(kind, mean, var, values, eligible, param, floor, sample, rng_sta
     one_mean = mean.shape[0] == 1
     one_elig = eligible.shape[0] == 1
     for i in range(n):
-        if use_seeds:
-            st_row[0] = seeds[i]
-            st = st_row
-        else:
-            st = rng_state
+        st = _row_state(use_seeds, seeds, i, st_row, rng_state)
         r = 0 if one_mean else i
         e = 0 if one_elig else i
         out_idx[i] = _decide_row(kind, mean[r], var[r], values, eligible[e], param, floor, sample, st,
@@ -429,11 +435,7 @@ def beta_draw_rows(alpha, beta, values, eligible, floor, rng_state, use_seeds, s
     st_row = np.empty(1, dtype=np.uint64)
     one_elig = eligible.shape[0] == 1
     for i in range(n):
-        if use_seeds:
-            st_row[0] = seeds[i]
-            st = st_row
-        else:
-            st = rng_state
+        st = _row_state(use_seeds, seeds, i, st_row, rng_state)
         elig = eligible[0] if one_elig else eligible[i]
         u = 1.0
         if floor > 0.0:

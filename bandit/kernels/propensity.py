@@ -50,6 +50,8 @@ import math
 import numpy as np
 from numba import njit
 
+from bandit.kernels.linalg import _sigmoid
+
 __all__ = [
     "argmax_tie_probs",
     "argmax_tie_probs_batch",
@@ -103,15 +105,6 @@ def _norm_cdf(a):
 def _norm_pdf(a):
     """Standard normal density ``phi(a)``."""
     return _INV_SQRT2PI * math.exp(-0.5 * a * a)
-
-
-@njit(cache=True)
-def _sigmoid(z):
-    """``1 / (1 + exp(-z))`` without overflow."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @njit(cache=True)
@@ -480,6 +473,12 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
     argmax_tie_probs(scores, eligible, out)
 
 
+@njit(cache=True, inline="always")
+def _core_scratch(K):
+    """Scratch of :func:`_argmax_probs_core` for K arms: ``cont`` (K,) int64 and ``work`` (WORK_ROWS K,) float64."""
+    return np.empty(K, dtype=np.int64), np.empty(WORK_ROWS * K)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # public kernels
 # ---------------------------------------------------------------------------------------------------------------
@@ -512,9 +511,7 @@ def gaussian_argmax_probs(mu, sigma, eligible, out):
     >>> out
     array([0.5, 0.5, 0. ])
     """
-    K = mu.shape[0]
-    cont = np.empty(K, dtype=np.int64)
-    work = np.empty(WORK_ROWS * K)
+    cont, work = _core_scratch(mu.shape[0])
     _argmax_probs_core(mu, sigma, mu, True, eligible, out, cont, work)
 
 
@@ -528,12 +525,22 @@ def gaussian_argmax_probs_batch(mu, sigma, eligible, out):
     eligible : (n, K) bool, or (1, K) for the same mask on every row
     out : (n, K) float64
     """
+    _argmax_probs_rows(mu, sigma, np.empty(0), False, eligible, out)
+
+
+@njit(cache=True)
+def _argmax_probs_rows(mu, sigma, values, logistic, eligible, out):
+    """Rows of :func:`logistic_value_argmax_probs` (``logistic``; ``values`` (K,) shared by all rows) or of
+    :func:`gaussian_argmax_probs` (``values`` ignored), all with one scratch; ``eligible`` (n, K) or (1, K)."""
     n, K = mu.shape
-    cont = np.empty(K, dtype=np.int64)
-    work = np.empty(WORK_ROWS * K)
+    cont, work = _core_scratch(K)
     one = eligible.shape[0] == 1
     for i in range(n):
-        _argmax_probs_core(mu[i], sigma[i], mu[i], True, eligible[0] if one else eligible[i], out[i], cont, work)
+        elig = eligible[0] if one else eligible[i]
+        if logistic:
+            _logistic_row(mu[i], sigma[i], values, elig, out[i], cont, work)
+        else:
+            _argmax_probs_core(mu[i], sigma[i], mu[i], True, elig, out[i], cont, work)
 
 
 @njit(cache=True)
@@ -577,9 +584,7 @@ def logistic_value_argmax_probs(mu, sigma, values, eligible, out):
     >>> out.round(4)
     array([0.1563, 0.8437])
     """
-    K = mu.shape[0]
-    cont = np.empty(K, dtype=np.int64)
-    work = np.empty(WORK_ROWS * K)
+    cont, work = _core_scratch(mu.shape[0])
     _logistic_row(mu, sigma, values, eligible, out, cont, work)
 
 
@@ -595,12 +600,7 @@ def logistic_value_argmax_probs_batch(mu, sigma, values, eligible, out):
     eligible : (n, K) bool, or (1, K) for the same mask on every row
     out : (n, K) float64
     """
-    n, K = mu.shape
-    cont = np.empty(K, dtype=np.int64)
-    work = np.empty(WORK_ROWS * K)
-    one = eligible.shape[0] == 1
-    for i in range(n):
-        _logistic_row(mu[i], sigma[i], values, eligible[0] if one else eligible[i], out[i], cont, work)
+    _argmax_probs_rows(mu, sigma, values, True, eligible, out)
 
 
 @njit(cache=True)

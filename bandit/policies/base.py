@@ -119,7 +119,8 @@ class Policy(ABC):
                 raise TypeError(f"{type(self).__name__} needs n_features (the length of a context vector)")
             n_features = check_scalar(n_features, "n_features", low=1, integer=True)
         self.n_features: int | None = n_features
-        self._context_shape = (n_features,)
+        # shape of a context passed to the kernels unchecked (None: every context is validated in Python)
+        self._unchecked_shape = (n_features,) if self._kernel_checks_finite else None
         self.exploration_floor = check_scalar(exploration_floor, "exploration_floor", low=0.0, high=1.0)
         self.discount = check_scalar(discount, "discount", low=0.0, high=1.0, low_inclusive=False)
         if not isinstance(fit_intercept, (bool, np.bool_)):
@@ -356,6 +357,19 @@ class Policy(ABC):
             return pk.EMPTY
         return check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
 
+    def _hot_context(self, context: Any) -> np.ndarray:
+        """The context of ``choose``/``update``: a writeable C-contiguous float64 array of the right length goes to
+        a kernel that checks finiteness itself untouched (the fast path); anything else is validated."""
+        if (
+            type(context) is np.ndarray
+            and context.dtype is _F64
+            and context.shape == self._unchecked_shape
+            and (flags := context.flags).c_contiguous
+            and flags.writeable
+        ):
+            return context
+        return self._context(context, "context")
+
     def _batch_contexts(self, X: Any, name: str) -> np.ndarray:
         if self.n_features is None:
             if X is None or isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
@@ -392,17 +406,7 @@ class Policy(ABC):
         return self._choose(context, eligible, event_id)
 
     def _choose(self, context: Any, eligible: Any, event_id: Any) -> Decision:
-        if (
-            type(context) is np.ndarray
-            and context.dtype is _F64
-            and context.shape == self._context_shape
-            and (flags := context.flags).c_contiguous
-            and flags.writeable
-            and self._kernel_checks_finite
-        ):
-            x = context  # fast path: the fused kernel checks finiteness
-        else:
-            x = self._context(context, "context")
+        x = self._hot_context(context)
         mask = self._active if eligible is None else check_eligible(eligible, self._arm_index, self._active)
         if event_id is None:
             use_seed, seed = False, pk.ZERO_SEED
@@ -481,6 +485,11 @@ class Policy(ABC):
                 return self._action_probabilities(X, eligible)
         return self._action_probabilities(X, eligible)
 
+    def _batch_outputs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh ``(indices (n,) int64 zeros, probabilities (n, K), scores (n, K))`` for :meth:`_choose_many`."""
+        k = len(self._names)
+        return np.zeros(n, dtype=np.int64), np.empty((n, k)), np.empty((n, k))
+
     def _action_probabilities(self, X: Any, eligible: Any) -> np.ndarray:
         Xc = self._batch_contexts(X, "X")
         mask = check_eligible_batch(eligible, Xc.shape[0], self._arm_index, self._active)
@@ -523,17 +532,7 @@ class Policy(ABC):
         """
         if self._read_only:
             self._check_writable("update")
-        if (
-            type(context) is np.ndarray
-            and context.dtype is _F64
-            and context.shape == self._context_shape
-            and (flags := context.flags).c_contiguous
-            and flags.writeable
-            and self._kernel_checks_finite
-        ):
-            x = context  # fast path: the fused kernel checks finiteness
-        else:
-            x = self._context(context, "context")
+        x = self._hot_context(context)
         k = arm if type(arm) is int and 0 <= arm < len(self._names) else check_arm(arm, self._arm_index, len(self._names))
         if type(reward) is float and _isfinite(reward) and self._reward_low <= reward <= self._reward_high:
             r = reward
@@ -719,6 +718,18 @@ class KernelPolicy(Policy):
     def _n_dims(self) -> int:
         return self.n_features + 1 if self.fit_intercept else self.n_features
 
+    def _gaussian_prior(self, n_arms: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh per-arm prior N(0, I / l2): precision ``l2 I`` and covariance ``I / l2`` (n_arms, D, D), mean 0
+        (n_arms, D) and refactorisation counters 0 (n_arms,) int64; writeable copies, also for one arm."""
+        D = self._n_dims
+        eye = np.eye(D)
+        return (
+            np.tile(eye * l2, (n_arms, 1, 1)),
+            np.tile(eye / l2, (n_arms, 1, 1)),
+            np.zeros((n_arms, D)),
+            np.zeros(n_arms, dtype=np.int64),
+        )
+
     def _allocate_buffers(self) -> None:
         self._scratch = pk.choose_one_scratch(self._n_dims, len(self._names))
         self._update_scratch = pk.update_one_scratch(self._n_dims)
@@ -748,10 +759,7 @@ class KernelPolicy(Policy):
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, k = X.shape[0], len(self._names)
-        idx = np.empty(n, dtype=np.int64)
-        probs = np.empty((n, k))
-        scores = np.empty((n, k))
+        idx, probs, scores = self._batch_outputs(X.shape[0])
         status = pk.choose_rows(
             self._kind, X, self._cov, self._mean, self._values, eligible, getattr(self, self._param_name),
             self.exploration_floor, sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds,
@@ -774,15 +782,8 @@ class RidgePolicy(KernelPolicy):
     _REFACTOR_EVERY: ClassVar[int] = 512
 
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
-        D = self._n_dims
-        eye = np.eye(D)
-        return {
-            "A": np.tile(eye * self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
-            "A_inv": np.tile(eye / self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
-            "b": np.zeros((n_arms, D)),
-            "theta": np.zeros((n_arms, D)),
-            "n_since_refactor": np.zeros(n_arms, dtype=np.int64),
-        }
+        A, A_inv, theta, counters = self._gaussian_prior(n_arms, self.l2)
+        return {"A": A, "A_inv": A_inv, "b": np.zeros_like(theta), "theta": theta, "n_since_refactor": counters}
 
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self._A_inv, self._theta

@@ -170,9 +170,7 @@ class BetaTS(Policy):
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, k = X.shape[0], len(self._names)
-        idx = np.zeros(n, dtype=np.int64)
-        scores = np.empty((n, k))
+        idx, probs, scores = self._batch_outputs(X.shape[0])
         if sample:
             pk.beta_draw_rows(
                 self._alpha, self._beta, self._values, eligible, self.exploration_floor, self._rng_state,
@@ -181,11 +179,11 @@ class BetaTS(Policy):
         else:
             scores[:] = np.where(eligible, self._values * self._alpha / (self._alpha + self._beta), -np.inf)
         if eligible.shape[0] == 1:
-            probs = np.ascontiguousarray(np.broadcast_to(self._probabilities(eligible[0]), (n, k)))
+            probs[:] = self._probabilities(eligible[0])
         else:
             masks, inverse = np.unique(eligible, axis=0, return_inverse=True)
             table = np.stack([self._probabilities(m) for m in masks])
-            probs = table[inverse.reshape(-1)]
+            np.take(table, inverse.reshape(-1), axis=0, out=probs)
         return idx, probs, scores
 
     def _discounted(self, k: np.ndarray | int) -> tuple[Any, Any]:

@@ -111,14 +111,8 @@ class LogisticTS(KernelPolicy):
         return {"l2": 1.0, "v": 1.0, "exploration_floor": 0.05}
 
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
-        D = self._n_dims
-        eye = np.eye(D)
-        return {
-            "P": np.tile(eye * self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
-            "Sigma": np.tile(eye / self.l2, (n_arms, 1, 1)),  # a writeable copy, also for one arm
-            "m": np.zeros((n_arms, D)),
-            "n_since_refactor": np.zeros(n_arms, dtype=np.int64),
-        }
+        P, Sigma, m, counters = self._gaussian_prior(n_arms, self.l2)
+        return {"P": P, "Sigma": Sigma, "m": m, "n_since_refactor": counters}
 
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self._Sigma, self._m

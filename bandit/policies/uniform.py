@@ -64,10 +64,7 @@ class UniformRandom(Policy):
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, k = X.shape[0], len(self._names)
-        idx = np.empty(n, dtype=np.int64)
-        probs = np.empty((n, k))
-        scores = np.empty((n, k))
+        idx, probs, scores = self._batch_outputs(X.shape[0])
         pk.decide_rows(
             pk.UNIFORM, self._zeros, self._zeros, self._values, eligible, 0.0, 0.0, sample, self._rng_state,
             seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,

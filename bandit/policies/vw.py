@@ -409,10 +409,8 @@ class VWPolicy(Policy):
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, k = X.shape[0], len(self._names)
-        idx = np.zeros(n, dtype=np.int64)
-        probs = np.empty((n, k))
-        scores = np.empty((n, k))
+        n = X.shape[0]
+        idx, probs, scores = self._batch_outputs(n)
         shared = [self._shared_line(X[i], "X", i) for i in range(n)]  # every row checked before VW sees any
         one_mask = eligible.shape[0] == 1
         for i in range(n):
