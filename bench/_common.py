@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +50,18 @@ def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def profile(label: str, fn: Callable[[], object], top: int, sort: str) -> None:
+    """Run ``fn`` once under cProfile and print its ``top`` functions ordered by ``sort`` ("tottime", "cumulative")."""
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(top)
+    print(f"\n--- profile: {label} ---")
+    print(buf.getvalue())
 
 
 def print_table(rows: Sequence[dict], columns: Sequence[str]) -> None:

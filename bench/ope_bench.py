@@ -37,14 +37,10 @@ separately first. ``--profile`` prints a cProfile summary of each timed call of 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import pstats
 import time
-from collections.abc import Callable
 
 import numpy as np
-from _common import best_of, print_table, write_results
+from _common import best_of, print_table, profile, write_results
 from scipy.special import expit
 
 from offline_eval import DR, IPS, SNIPS, LoggedData
@@ -140,23 +136,6 @@ def naive_bootstrap(terms: np.ndarray, n_resamples: int, seed: int = 0) -> tuple
     return float(lo), float(hi)
 
 
-def timed_once(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def profile(label: str, fn: Callable[[], object], top: int = 12) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
-    print(f"\n--- profile: {label} ---")
-    print(out.getvalue())
-
-
 def status(seconds: float, target: float | None, quick: bool) -> str:
     if target is None:
         return ""
@@ -187,10 +166,24 @@ def main() -> None:
     rows: list[dict] = []
     notes: list[str] = []
 
+    def row(
+        label: str, n: int, seconds: float, target: str | None = None, peer: str | None = None,
+        peer_seconds: float | None = None,
+    ) -> dict:
+        """A table row: our time; with ``target`` (a key of TARGETS_S) its target and status; with ``peer`` the
+        peer's time (None: not measured) and the speed-up over it."""
+        out: dict = {"row": label, "n": n, "time_s": seconds}
+        if target is not None:
+            out |= {"target_s": TARGETS_S[target], "status": status(seconds, TARGETS_S[target], args.quick)}
+        if peer is not None:
+            speedup = None if peer_seconds is None else peer_seconds / seconds
+            out |= {"peer": peer, "peer_time_s": peer_seconds, "speedup_vs_peer": speedup}
+        return out
+
     # numba: compile or load the cache before timing anything
     warm = simulate(2_000, seed=1)
-    compile_s = timed_once(lambda: DR(reward_model=RidgeRewardModel()).estimate(logged(warm, 2_000), warm["p_tgt"]))
-    rows.append({"row": "warm-up (numba compile / cache load, DR on 2k rows)", "n": 2_000, "time_s": compile_s})
+    compile_s = best_of(lambda: DR(reward_model=RidgeRewardModel()).estimate(logged(warm, 2_000), warm["p_tgt"]), 1)
+    rows.append(row("warm-up (numba compile / cache load, DR on 2k rows)", 2_000, compile_s))
 
     t0 = time.perf_counter()
     sim = simulate(n_ips)
@@ -201,7 +194,7 @@ def main() -> None:
     data_dr = logged(sim, n_dr)
     data_ci = logged(sim, n_ci)
     p_tgt = sim["p_tgt"]
-    rows.append({"row": "LoggedData construction + validation (not in targets)", "n": n_ips, "time_s": build_s})
+    rows.append(row("LoggedData construction + validation (not in targets)", n_ips, build_s))
 
     # --- the library
     def ips_snips():
@@ -306,83 +299,26 @@ def main() -> None:
         notes.append("obp rows compute point estimates only (obp has no analytic interval); ours include intervals")
         notes.append("obp DR regresses on [context, one-hot action] with one sklearn Ridge; ours: ridge per action")
 
-    def ratio(peer: float | None, ours: float) -> float | None:
-        return None if peer is None else peer / ours
-
+    naive = "naive bootstrap 10k (extrapolated)"
     rows += [
-        {
-            "row": "IPS + SNIPS, value + normal / delta-method CI (target resolved once)",
-            "n": n_ips,
-            "time_s": t_ips,
-            "target_s": TARGETS_S["ips_snips"],
-            "status": status(t_ips, TARGETS_S["ips_snips"], args.quick),
-            "peer": "obp IPW + SNIPW (point only)" if obp_ips else "obp: skipped",
-            "peer_time_s": obp_ips,
-            "speedup_vs_peer": ratio(obp_ips, t_ips),
-        },
-        {
-            "row": "  the same as two independent estimate(data, probabilities) calls",
-            "n": n_ips,
-            "time_s": t_ips_sep,
-            "target_s": TARGETS_S["ips_snips"],
-            "status": status(t_ips_sep, TARGETS_S["ips_snips"], args.quick),
-        },
-        {
-            "row": "DR, 5-fold cross-fitted ridge",
-            "n": n_dr,
-            "time_s": t_dr,
-            "target_s": TARGETS_S["dr_ridge"],
-            "status": status(t_dr, TARGETS_S["dr_ridge"], args.quick),
-            "peer": "obp DR + RegressionModel(Ridge), 5 folds" if obp_dr else "obp: skipped",
-            "peer_time_s": obp_dr,
-            "speedup_vs_peer": ratio(obp_dr, t_dr),
-        },
-        {"row": "  of which RidgeRewardModel.fit_predict", "n": n_dr, "time_s": t_ridge},
-        {
-            "row": "95% CI (IPS().estimate: terms + normal CI)",
-            "n": n_ci,
-            "time_s": t_ci,
-            "target_s": TARGETS_S["ci"],
-            "status": status(t_ci, TARGETS_S["ci"], args.quick),
-            "peer": "naive bootstrap 10k (extrapolated)",
-            "peer_time_s": t_boot,
-            "speedup_vs_peer": ratio(t_boot, t_ci),
-        },
-    ]
-    rows += [
-        {"row": "  normal_interval on precomputed per-row terms", "n": n_ci, "time_s": t_normal},
-        {
-            "row": "bootstrap 95% CI of the IPS terms, 10k resamples (bootstrap_interval)",
-            "n": n_ci,
-            "time_s": t_libboot,
-            "peer": "naive bootstrap 10k (extrapolated)",
-            "peer_time_s": t_boot,
-            "speedup_vs_peer": ratio(t_boot, t_libboot),
-        },
-        {
-            "row": f"bootstrap 95% CI, {boot_small} resamples, both timed in full",
-            "n": n_small,
-            "time_s": t_libboot_small,
-            "peer": f"naive bootstrap {boot_small}",
-            "peer_time_s": t_boot_small,
-            "speedup_vs_peer": ratio(t_boot_small, t_libboot_small),
-        },
-        {
-            "row": "SNIPS(interval='bootstrap', n_bootstrap=10k).estimate",
-            "n": n_ci,
-            "time_s": t_snips_boot,
-        },
+        row("IPS + SNIPS, value + normal / delta-method CI (target resolved once)", n_ips, t_ips, "ips_snips",
+            "obp IPW + SNIPW (point only)" if obp_ips else "obp: skipped", obp_ips),
+        row("  the same as two independent estimate(data, probabilities) calls", n_ips, t_ips_sep, "ips_snips"),
+        row("DR, 5-fold cross-fitted ridge", n_dr, t_dr, "dr_ridge",
+            "obp DR + RegressionModel(Ridge), 5 folds" if obp_dr else "obp: skipped", obp_dr),
+        row("  of which RidgeRewardModel.fit_predict", n_dr, t_ridge),
+        row("95% CI (IPS().estimate: terms + normal CI)", n_ci, t_ci, "ci", naive, t_boot),
+        row("  normal_interval on precomputed per-row terms", n_ci, t_normal),
+        row("bootstrap 95% CI of the IPS terms, 10k resamples (bootstrap_interval)", n_ci, t_libboot, None, naive,
+            t_boot),
+        row(f"bootstrap 95% CI, {boot_small} resamples, both timed in full", n_small, t_libboot_small, None,
+            f"naive bootstrap {boot_small}", t_boot_small),
+        row("SNIPS(interval='bootstrap', n_bootstrap=10k).estimate", n_ci, t_snips_boot),
     ]
     if obp_boot is not None:
         rows.append(
-            {
-                "row": "bootstrap 95% CI of the IPS terms, 10k resamples, peer 2",
-                "n": n_ci,
-                "time_s": t_libboot,
-                "peer": "obp estimate_interval 10k (extrapolated)",
-                "peer_time_s": obp_boot,
-                "speedup_vs_peer": ratio(obp_boot, t_libboot),
-            }
+            row("bootstrap 95% CI of the IPS terms, 10k resamples, peer 2", n_ci, t_libboot, None,
+                "obp estimate_interval 10k (extrapolated)", obp_boot)
         )
 
     print(f"\nOPE benchmark ({'quick' if args.quick else 'full'}): K={K}, d={D}; simulated logs in {gen_s:.1f} s\n")
@@ -415,9 +351,9 @@ def main() -> None:
         print("note:", note)
 
     if args.profile:
-        profile(f"IPS + SNIPS on {n_ips} rows", ips_snips)
-        profile(f"DR (5-fold ridge) on {n_dr} rows", dr)
-        profile(f"IPS interval on {n_ci} rows", ci)
+        profile(f"IPS + SNIPS on {n_ips} rows", ips_snips, 12, "cumulative")
+        profile(f"DR (5-fold ridge) on {n_dr} rows", dr, 12, "cumulative")
+        profile(f"IPS interval on {n_ci} rows", ci, 12, "cumulative")
 
     path = write_results(
         "ope_quick" if args.quick else "ope",

@@ -57,16 +57,13 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLA
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import io  # noqa: E402
-import pstats  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import vowpalwabbit  # noqa: E402
-from _common import best_of, print_table, time_calls_ns, write_results  # noqa: E402
+from _common import best_of, print_table, profile, time_calls_ns, write_results  # noqa: E402
 from mabwiser.mab import MAB, LearningPolicy  # noqa: E402
 from vowpalwabbit import pyvw  # noqa: E402
 
@@ -225,95 +222,25 @@ def vw_warm(Xw: np.ndarray, Rw: np.ndarray, aw: np.ndarray) -> vowpalwabbit.Work
     return ws
 
 
-def bench_vw(cfg: dict, warm: tuple, stream: tuple) -> dict:
-    """Public ``Workspace.predict`` / ``learn`` on pre-formatted text lines."""
+def vw_inputs(cfg: dict, stream: tuple) -> tuple[list, list[str], list[str], list[str]]:
+    """The VW peers' ready-made text for the first ``max(n_vw, n_vw_rate)`` contexts of ``stream``.
+
+    Returns the reward table as lists, the shared lines, the unlabeled examples and the examples labeled for arm
+    ``i % K`` (cost = -reward, probability 1/K).
+    """
     X, R = stream
-    n, m = cfg["n_vw"], cfg["n_vw_rate"]
+    rows = max(cfg["n_vw"], cfg["n_vw_rate"])
     R_list = R.tolist()
-    shared = [vw_shared_line(x) for x in X[: max(n, m)]]
+    shared = [vw_shared_line(x) for x in X[:rows]]
     texts = [s + "\n" + VW_ACTION_BLOCK for s in shared]
-    labeled = [vw_labeled(shared[i], i % K, -R_list[i][i % K], 1.0 / K) for i in range(max(n, m))]
-    out: dict = {}
-
-    ws = vw_warm(*warm)
-    u = random.Random(1)
-    out["choose"] = latency(time_calls_ns(lambda i: sample_pmf(ws.predict(texts[i]), u.random()), n))
-    out["update"] = latency(time_calls_ns(lambda i: ws.learn(labeled[i]), n))
-
-    ws = vw_warm(*warm)
-    u = random.Random(2)
-    chosen = np.empty(n, dtype=np.int64)
-
-    def round_(i: int) -> None:
-        pmf = ws.predict(texts[i])
-        a = sample_pmf(pmf, u.random())
-        ws.learn(vw_labeled(shared[i], a, -R_list[i][a], pmf[a]))
-        chosen[i] = a
-
-    out["round"] = latency(time_calls_ns(round_, n))
-    out["round_rewards"] = R[np.arange(n), chosen]
-    out["last_pmf"] = list(ws.predict(texts[0]))
-
-    def predict_all() -> None:
-        for i in range(m):
-            sample_pmf(ws.predict(texts[i]), u.random())
-
-    def learn_all() -> None:
-        for i in range(m):
-            ws.learn(labeled[i])
-
-    out["choose_batch_s"] = best_of(predict_all, 2) * cfg["n_batch"] / m
-    out["update_batch_s"] = best_of(learn_all, 2) * cfg["n_update"] / m
-    return out
+    labeled = [vw_labeled(shared[i], i % K, -R_list[i][i % K], 1.0 / K) for i in range(rows)]
+    return R_list, shared, texts, labeled
 
 
-def bench_vw_raw(cfg: dict, warm: tuple, stream: tuple) -> dict:
-    """The native parser and pylibvw calls directly; the round reuses the parsed examples for learning."""
-    X, R = stream
-    n, m = cfg["n_vw"], cfg["n_vw_rate"]
-    R_list = R.tolist()
-    lib = pyvw.pylibvw.vw
-    cb_label = pyvw.LabelType.CONTEXTUAL_BANDIT.value
-    shared = [vw_shared_line(x) for x in X[: max(n, m)]]
-    texts = [s + "\n" + VW_ACTION_BLOCK for s in shared]
-    labeled = [vw_labeled(shared[i], i % K, -R_list[i][i % K], 1.0 / K) for i in range(max(n, m))]
-    out: dict = {}
-
-    ws = vw_warm(*warm)
-    u = random.Random(1)
-
-    def choose(i: int) -> int:
-        ex = ws._parse(texts[i])
-        lib.predict_multi(ws, ex)
-        a = sample_pmf(ex[0].get_action_scores(), u.random())
-        lib._finish_example_multi_ex(ws, ex)
-        return a
-
-    def update(i: int) -> None:
-        ex = ws._parse(labeled[i])
-        lib.learn_multi(ws, ex)
-        lib._finish_example_multi_ex(ws, ex)
-
-    out["choose"] = latency(time_calls_ns(choose, n))
-    out["update"] = latency(time_calls_ns(update, n))
-
-    ws = vw_warm(*warm)
-    u = random.Random(2)
-    chosen = np.empty(n, dtype=np.int64)
-
-    def round_(i: int) -> None:
-        ex = ws._parse(texts[i])
-        lib.predict_multi(ws, ex)
-        pmf = ex[0].get_action_scores()
-        a = sample_pmf(pmf, u.random())
-        ex[1 + a].set_label_string(ws, f"0:{-R_list[i][a]}:{pmf[a]}", cb_label)
-        lib.learn_multi(ws, ex)
-        lib._finish_example_multi_ex(ws, ex)
-        chosen[i] = a
-
-    out["round"] = latency(time_calls_ns(round_, n))
-    out["round_rewards"] = R[np.arange(n), chosen]
-    out["last_pmf"] = list(ws.predict(texts[0]))
+def vw_rates(cfg: dict, choose: Callable[[int], object], update: Callable[[int], object]) -> tuple[float, float]:
+    """Seconds for the batch sizes (n_batch decisions, n_update rows): ``choose`` / ``update`` looped over the first
+    ``n_vw_rate`` rows (VW has no batch API in Python), best of 2, scaled."""
+    m = cfg["n_vw_rate"]
 
     def predict_all() -> None:
         for i in range(m):
@@ -323,9 +250,88 @@ def bench_vw_raw(cfg: dict, warm: tuple, stream: tuple) -> dict:
         for i in range(m):
             update(i)
 
-    out["choose_batch_s"] = best_of(predict_all, 2) * cfg["n_batch"] / m
-    out["update_batch_s"] = best_of(learn_all, 2) * cfg["n_update"] / m
+    return best_of(predict_all, 2) * cfg["n_batch"] / m, best_of(learn_all, 2) * cfg["n_update"] / m
+
+
+#: ``calls(ws, u, chosen) -> (choose, update, round_)``: per-row functions on the workspace ``ws`` drawing from the
+#: ``random.Random`` ``u``; ``round_(i)`` stores its arm in ``chosen[i]``.
+VWCalls = Callable[[vowpalwabbit.Workspace, random.Random, np.ndarray], tuple[Callable[[int], object], ...]]
+
+
+def bench_vw_calls(cfg: dict, warm: tuple, stream: tuple, texts: list[str], calls: VWCalls) -> dict:
+    """The timing protocol of both VW columns: choose and update on one warmed workspace, then the round on a
+    second one, which also serves the batch rates (:func:`vw_rates`)."""
+    R = stream[1]
+    n = cfg["n_vw"]
+    out: dict = {}
+    choose, update, _ = calls(vw_warm(*warm), random.Random(1), np.empty(0, dtype=np.int64))
+    out["choose"] = latency(time_calls_ns(choose, n))
+    out["update"] = latency(time_calls_ns(update, n))
+
+    ws = vw_warm(*warm)
+    chosen = np.empty(n, dtype=np.int64)
+    choose, update, round_ = calls(ws, random.Random(2), chosen)
+    out["round"] = latency(time_calls_ns(round_, n))
+    out["round_rewards"] = R[np.arange(n), chosen]
+    out["last_pmf"] = list(ws.predict(texts[0]))
+    out["choose_batch_s"], out["update_batch_s"] = vw_rates(cfg, choose, update)
     return out
+
+
+def bench_vw(cfg: dict, warm: tuple, stream: tuple) -> dict:
+    """Public ``Workspace.predict`` / ``learn`` on pre-formatted text lines."""
+    R_list, shared, texts, labeled = vw_inputs(cfg, stream)
+
+    def calls(ws: vowpalwabbit.Workspace, u: random.Random, chosen: np.ndarray) -> tuple[Callable[[int], object], ...]:
+        def choose(i: int) -> int:
+            return sample_pmf(ws.predict(texts[i]), u.random())
+
+        def update(i: int) -> None:
+            ws.learn(labeled[i])
+
+        def round_(i: int) -> None:
+            pmf = ws.predict(texts[i])
+            a = sample_pmf(pmf, u.random())
+            ws.learn(vw_labeled(shared[i], a, -R_list[i][a], pmf[a]))
+            chosen[i] = a
+
+        return choose, update, round_
+
+    return bench_vw_calls(cfg, warm, stream, texts, calls)
+
+
+def bench_vw_raw(cfg: dict, warm: tuple, stream: tuple) -> dict:
+    """The native parser and pylibvw calls directly; the round reuses the parsed examples for learning."""
+    R_list, _, texts, labeled = vw_inputs(cfg, stream)
+    lib = pyvw.pylibvw.vw
+    cb_label = pyvw.LabelType.CONTEXTUAL_BANDIT.value
+
+    def calls(ws: vowpalwabbit.Workspace, u: random.Random, chosen: np.ndarray) -> tuple[Callable[[int], object], ...]:
+        def choose(i: int) -> int:
+            ex = ws._parse(texts[i])
+            lib.predict_multi(ws, ex)
+            a = sample_pmf(ex[0].get_action_scores(), u.random())
+            lib._finish_example_multi_ex(ws, ex)
+            return a
+
+        def update(i: int) -> None:
+            ex = ws._parse(labeled[i])
+            lib.learn_multi(ws, ex)
+            lib._finish_example_multi_ex(ws, ex)
+
+        def round_(i: int) -> None:
+            ex = ws._parse(texts[i])
+            lib.predict_multi(ws, ex)
+            pmf = ex[0].get_action_scores()
+            a = sample_pmf(pmf, u.random())
+            ex[1 + a].set_label_string(ws, f"0:{-R_list[i][a]}:{pmf[a]}", cb_label)
+            lib.learn_multi(ws, ex)
+            lib._finish_example_multi_ex(ws, ex)
+            chosen[i] = a
+
+        return choose, update, round_
+
+    return bench_vw_calls(cfg, warm, stream, texts, calls)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -370,17 +376,6 @@ def bench_mabwiser(cfg: dict, warm: tuple, stream: tuple, batch_X: np.ndarray, u
 # ---------------------------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def profile(label: str, fn: Callable[[], object], top: int = 25) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
-    print(f"\n--- profile: {label} ---")
-    print(buf.getvalue())
 
 
 def check(measured: float, target: float, higher_is_better: bool, quick: bool) -> str:
@@ -550,8 +545,8 @@ def main() -> None:
                 d = policy.choose(X[i])
                 policy.update(X[i], d.index, float(R[i, d.index]))
 
-        profile(f"LinUCB.choose x {n}", choose_loop)
-        profile(f"LinUCB choose+update x {n}", round_loop)
+        profile(f"LinUCB.choose x {n}", choose_loop, 25, "tottime")
+        profile(f"LinUCB choose+update x {n}", round_loop, 25, "tottime")
 
     targets = {
         r["target_key"]: {"target": r["target"], "measured": r["ours"], "met": r["met"]}

@@ -55,6 +55,32 @@ MissingReward = Literal["drop", "raise"]
 
 
 @njit(cache=True)
+def _row_sum_min_max(P, i):  # pragma: no cover - numba
+    """Sum (in column order), minimum and maximum of row ``i`` of ``P`` (n, K) float64."""
+    s = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for k in range(P.shape[1]):
+        v = P[i, k]
+        s += v
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return s, lo, hi
+
+
+@njit(cache=True)
+def _distribution_flaw(s, lo, hi, atol):  # pragma: no cover - numba
+    """What is wrong with a row of probabilities of sum ``s``, minimum ``lo`` and maximum ``hi``: 0 an entry outside
+    [0, 1 + ``atol``] or non-finite (then ``s`` is NaN or out of range), 1 a sum further than ``atol`` from 1, -1
+    nothing (the row is a distribution)."""
+    if not (lo >= 0.0 and hi <= 1.0 + atol and s == s):
+        return 0
+    if abs(s - 1.0) > atol:
+        return 1
+    return -1
+
+
+@njit(cache=True)
 def _check_probabilities(P, action, propensity, atol, unsupported, counts, first):  # pragma: no cover - numba
     """One pass over the logging probabilities.
 
@@ -64,23 +90,11 @@ def _check_probabilities(P, action, propensity, atol, unsupported, counts, first
     outside [0, 1] or non-finite, 1 a row not summing to 1 within ``atol``, 2 a propensity differing from
     ``P[i, action[i]]`` by more than ``atol``. Returns 0.
     """
-    n, K = P.shape
-    for i in range(n):
-        s = 0.0
-        lo = np.inf
-        hi = -np.inf
-        for k in range(K):
-            v = P[i, k]
-            s += v
-            lo = min(lo, v)
-            hi = max(hi, v)
+    for i in range(P.shape[0]):
+        s, lo, hi = _row_sum_min_max(P, i)
         unsupported[i] = lo == 0.0
-        c = -1
-        if not (lo >= 0.0 and hi <= 1.0 + atol and s == s):
-            c = 0
-        elif abs(s - 1.0) > atol:
-            c = 1
-        elif abs(P[i, action[i]] - propensity[i]) > atol:
+        c = _distribution_flaw(s, lo, hi, atol)
+        if c < 0 and abs(P[i, action[i]] - propensity[i]) > atol:
             c = 2
         if c >= 0:
             if counts[c] == 0:

@@ -74,6 +74,20 @@ IntervalMethod = Literal["normal", "bootstrap", "bernstein"]
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@njit(cache=True, inline="always")
+def _lanes_total(a):  # pragma: no cover - numba
+    """``(a[0] + a[1]) + (a[2] + a[3])``: the one order in which four interleaved accumulators are combined."""
+    return (a[0] + a[1]) + (a[2] + a[3])
+
+
+@njit(cache=True, inline="always")
+def _add_shifted(s, ss, j, v, shift):  # pragma: no cover - numba
+    """Accumulate ``v`` into lane ``j``: ``s[j] += v``, ``ss[j] += (v - shift)^2``."""
+    s[j] += v
+    d = v - shift
+    ss[j] += d * d
+
+
 @njit(cache=True)
 def _sum(x):  # pragma: no cover - numba
     """Sum of ``x`` (n,) float64 with four interleaved accumulators, in exactly the order of the moment kernels
@@ -86,7 +100,7 @@ def _sum(x):  # pragma: no cover - numba
             s[j] += x[i + j]
     for i in range(m, n):
         s[0] += x[i]
-    return (s[0] + s[1]) + (s[2] + s[3])
+    return _lanes_total(s)
 
 
 @njit(cache=True)
@@ -102,17 +116,11 @@ def _shifted_moments(x, shift, out):  # pragma: no cover - numba
     m = n - n % 4
     for i in range(0, m, 4):
         for j in range(4):
-            v = x[i + j]
-            s[j] += v
-            d = v - shift
-            ss[j] += d * d
+            _add_shifted(s, ss, j, x[i + j], shift)
     for i in range(m, n):
-        v = x[i]
-        s[0] += v
-        d = v - shift
-        ss[0] += d * d
-    out[0] = (s[0] + s[1]) + (s[2] + s[3])
-    out[1] = (ss[0] + ss[1]) + (ss[2] + ss[3])
+        _add_shifted(s, ss, 0, x[i], shift)
+    out[0] = _lanes_total(s)
+    out[1] = _lanes_total(ss)
     return 0
 
 
@@ -147,7 +155,7 @@ def _ratio_moments(num, den, shift, out):  # pragma: no cover - numba
         acc[3, 0] += u * d
         acc[4, 0] += d * d
     for k in range(5):
-        out[k] = (acc[k, 0] + acc[k, 1]) + (acc[k, 2] + acc[k, 3])
+        out[k] = _lanes_total(acc[k])
     return 0
 
 
@@ -166,17 +174,11 @@ def _mixed_moments(t, num, den, ratio, scale, shift, out):  # pragma: no cover -
     m = n - n % 4
     for i in range(0, m, 4):
         for j in range(4):
-            x = t[i + j] + scale * (num[i + j] - ratio * den[i + j])
-            s[j] += x
-            d = x - shift
-            ss[j] += d * d
+            _add_shifted(s, ss, j, t[i + j] + scale * (num[i + j] - ratio * den[i + j]), shift)
     for i in range(m, n):
-        x = t[i] + scale * (num[i] - ratio * den[i])
-        s[0] += x
-        d = x - shift
-        ss[0] += d * d
-    out[0] = (s[0] + s[1]) + (s[2] + s[3])
-    out[1] = (ss[0] + ss[1]) + (ss[2] + ss[3])
+        _add_shifted(s, ss, 0, t[i] + scale * (num[i] - ratio * den[i]), shift)
+    out[0] = _lanes_total(s)
+    out[1] = _lanes_total(ss)
     return 0
 
 

@@ -238,6 +238,13 @@ class CrossFittedRewardModel(ABC):
         """Return the (n, K) cross-fitted matrix from validated arrays (``folds`` from :meth:`folds`)."""
 
 
+def _out_of_fold_linear(X: np.ndarray, folds: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """(n, K) predictions ``intercept[f_i] + X[i] @ coef[f_i]`` of every row by the model of its fold ``f_i``."""
+    q = np.empty((len(X), intercept.shape[1]))
+    _predict_linear(X, folds, coef, intercept, q)
+    return q
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # ridge
 # ----------------------------------------------------------------------------------------------------------------
@@ -358,9 +365,7 @@ class RidgeRewardModel(CrossFittedRewardModel):
         coef, intercept = _ridge_coefficients(
             X, action, reward, n_actions, folds, self.n_folds, float(self.l2), bool(self.fit_intercept)
         )
-        q = np.empty((len(X), n_actions))
-        _predict_linear(X, folds, coef, intercept, q)
-        return q
+        return _out_of_fold_linear(X, folds, coef, intercept)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -524,8 +529,7 @@ class LogisticRewardModel(CrossFittedRewardModel):
         coef, intercept, n_iter = _logistic_coefficients(
             X, action, target, n_actions, folds, self.n_folds, float(self.l2), int(self.max_iter), float(self.tol)
         )
-        q = np.empty((len(X), n_actions))
-        _predict_linear(X, folds, coef, intercept, q)
+        q = _out_of_fold_linear(X, folds, coef, intercept)
         expit(q, out=q)
         self.n_iter_ = n_iter
         return q

@@ -48,7 +48,14 @@ import math
 import numpy as np
 from numba import njit
 
-from bandit.kernels.linalg import STATUS_INVALID, STATUS_NON_FINITE, STATUS_NOT_PD, STATUS_OK, spd_inverse_into
+from bandit.kernels.linalg import (
+    STATUS_INVALID,
+    STATUS_NON_FINITE,
+    STATUS_NOT_PD,
+    STATUS_OK,
+    _all_finite,
+    spd_inverse_into,
+)
 
 __all__ = ["hybrid_mean_var", "hybrid_mean_var_batch", "hybrid_update", "hybrid_update_batch"]
 
@@ -100,15 +107,6 @@ def _xt_rows(x, M, out):
 
 
 @njit(cache=True)
-def _all_finite(a):
-    """True if every entry of the 1-D array ``a`` is finite."""
-    for j in range(a.shape[0]):
-        if not math.isfinite(a[j]):
-            return False
-    return True
-
-
-@njit(cache=True)
 def _max_abs(a):
     """Largest absolute entry of the 1-D array ``a`` (0 for an empty array)."""
     m = 0.0
@@ -117,6 +115,29 @@ def _max_abs(a):
         if v > m:
             m = v
     return m
+
+
+@njit(cache=True)
+def _add_observation(x, z, y, Ak, Bk, bk, Z, c, upper):
+    """Add one observation to the raw statistics in place: ``Ak += x x^T`` (D, D), ``Bk += x z^T`` (D, P),
+    ``bk += y x`` (D,) (the blocks of its arm), ``Z += z z^T`` (P, P; only the upper triangle when ``upper``) and
+    ``c += y z`` (P,)."""
+    D = x.shape[0]
+    P = z.shape[0]
+    for i in range(D):
+        xi = x[i]
+        for j in range(D):
+            Ak[i, j] += xi * x[j]
+        Bi = Bk[i]
+        for p in range(P):
+            Bi[p] += xi * z[p]
+        bk[i] += y * xi
+    for i in range(P):
+        zi = z[i]
+        Zi = Z[i]
+        for j in range(i if upper else 0, P):
+            Zi[j] += zi * z[j]
+        c[i] += y * zi
 
 
 @njit(cache=True)
@@ -264,23 +285,7 @@ def _accumulate(F, A, B, b, Z, c, arms, X, rewards, gamma, l2, arm_l2):
                 Zi[i] += shift
                 c[i] *= gamma
         _outer_into(F[k], x, z)
-        Ak = A[k]
-        Bk = B[k]
-        bk = b[k]
-        for i in range(D):
-            xi = x[i]
-            for j in range(D):
-                Ak[i, j] += xi * x[j]
-            Bi = Bk[i]
-            for p in range(P):
-                Bi[p] += xi * z[p]
-            bk[i] += y * xi
-        for i in range(P):
-            zi = z[i]
-            Zi = Z[i]
-            for j in range(i, P):
-                Zi[j] += zi * z[j]
-            c[i] += y * zi
+        _add_observation(x, z, y, A[k], B[k], b[k], Z, c, True)
 
 
 @njit(cache=True)
@@ -465,29 +470,17 @@ def hybrid_update(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refac
     for i in range(P):
         qi = q[i]
         Ai = A0_inv[i]
-        zi = z[i]
-        Zi = Z[i]
         for j in range(P):
             Ai[j] -= qi * q[j]
-            Zi[j] += zi * z[j]
-        c[i] += reward * zi
     # arm k: C[k] += u d^T / (1 + rho) (before u is rescaled), A_inv[k] -= u u^T / (1 + rho)
     Ck = C[k]
-    Bk = B[k]
-    Ak = A[k]
     Aik = A_inv[k]
-    bk = b[k]
     for i in range(D):
         ci = u[i] / den_arm
         Ci = Ck[i]
-        Bi = Bk[i]
-        xi = x[i]
         for p in range(P):
             Ci[p] += ci * d[p]
-            Bi[p] += xi * z[p]
-        for j in range(D):
-            Ak[i, j] += xi * x[j]
-        bk[i] += reward * xi
+    _add_observation(x, z, reward, A[k], B[k], b[k], Z, c, False)
     su = 1.0 / math.sqrt(den_arm)
     for i in range(D):
         u[i] *= su

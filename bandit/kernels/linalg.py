@@ -488,14 +488,16 @@ def _counting_order(arms, K):
 
 
 @njit(cache=True)
-def _check_arm_weight(K, k, weight):
-    """Status of a batch row's arm index and weight."""
+def _check_arm_weight_reward(K, k, weight, reward):
+    """Status of a batch row's arm index, weight and reward (its context is checked by the caller)."""
     if k < 0 or k >= K:
         return STATUS_INVALID
     if not math.isfinite(weight):
         return STATUS_NON_FINITE
     if not weight > 0.0:
         return STATUS_INVALID
+    if not math.isfinite(reward):
+        return STATUS_NON_FINITE
     return STATUS_OK
 
 
@@ -603,12 +605,10 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
         for r in range(n):
             k = arms[r]
             w = weights[r]
-            status = _check_arm_weight(K, k, w)
+            reward = rewards[r]
+            status = _check_arm_weight_reward(K, k, w, reward)
             if status != STATUS_OK:
                 return status
-            reward = rewards[r]
-            if not math.isfinite(reward):
-                return STATUS_NON_FINITE
             if not _design_row(X, r, math.sqrt(w), Q[k, fill[k]]):
                 return STATUS_NON_FINITE
             _add_scaled_row(X, r, w * reward, b_new[k])
@@ -644,11 +644,11 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
         for r in range(n):  # the sequential arithmetic of ridge_update, without the inverses
             k = arms[r]
             w = weights[r]
-            status = _check_arm_weight(K, k, w)
+            reward = rewards[r]
+            status = _check_arm_weight_reward(K, k, w, reward)
             if status != STATUS_OK:
                 return status
-            reward = rewards[r]
-            if not (math.isfinite(reward) and _design_row(X, r, 1.0, xr)):
+            if not _design_row(X, r, 1.0, xr):
                 return STATUS_NON_FINITE
             count[k] += 1
             Ak = A_new[k]

@@ -358,6 +358,14 @@ def choose_rows(kind, X, A_inv, theta, values, eligible, param, floor, sample, r
                        out_probs, out_scores)
 
 
+@njit(cache=True, inline="always")
+def _update_buffers(context, D, scratch):
+    """``(finite, x, work)`` for a single update: ``x`` = ``scratch[:D]`` filled by :func:`fill_context` (False if
+    ``context`` holds NaN or inf) and ``work`` = the rest of ``scratch`` (3 D,) as (2, D)."""
+    x = scratch[:D]
+    return fill_context(context, D > context.shape[0], x), x, scratch[D:].reshape((2, D))
+
+
 @njit(cache=True)
 def ridge_update_one(context, k, reward, A, A_inv, b, theta, n_since_refactor, gamma, l2, refactor_every, scratch):
     """Finite check (+ intercept) and :func:`linalg.ridge_update_work` with weight 1.
@@ -365,11 +373,9 @@ def ridge_update_one(context, k, reward, A, A_inv, b, theta, n_since_refactor, g
     ``context`` is (d,) with ``D = b.shape[1]`` equal to ``d`` or ``d + 1``; ``scratch`` is (3 D,).
     STATUS_NON_FINITE (or any negative status) leaves the state untouched.
     """
-    D = b.shape[1]
-    x = scratch[:D]
-    if not fill_context(context, D > context.shape[0], x):
+    finite, x, work = _update_buffers(context, b.shape[1], scratch)
+    if not finite:
         return STATUS_NON_FINITE
-    work = scratch[D:].reshape((2, D))
     return linalg.ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, 1.0, gamma, l2,
                                     refactor_every, work)
 
@@ -380,11 +386,9 @@ def logistic_update_one(context, k, y, P, Sigma, m, n_since_refactor, gamma, l2,
 
     STATUS_NON_FINITE (or any negative status) leaves the state untouched.
     """
-    D = m.shape[1]
-    x = scratch[:D]
-    if not fill_context(context, D > context.shape[0], x):
+    finite, x, work = _update_buffers(context, m.shape[1], scratch)
+    if not finite:
         return STATUS_NON_FINITE
-    work = scratch[D:].reshape((2, D))
     return linalg.logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refactor_every, work)
 
 

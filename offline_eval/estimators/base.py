@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from offline_eval.data import LoggedData, _all_finite
+from offline_eval.data import LoggedData, _all_finite, _distribution_flaw, _row_sum_min_max
 from offline_eval.diagnostics import Diagnostics, emit, weight_diagnostics
 from offline_eval.intervals import INTERVAL_METHODS, IntervalMethod, RowTerms, compute_interval
 
@@ -108,15 +108,8 @@ def _gather_target(T, action, propensity, reward, atol, w, wr, stats):  # pragma
         q3 += w3 * w3
         m0, m1, m2, m3 = max(m0, w0), max(m1, w1), max(m2, w2), max(m3, w3)
     for i in range(n4, n):
-        s0 = 0.0
-        lo0 = np.inf
-        hi0 = -np.inf
-        for k in range(K):
-            v0 = T[i, k]
-            s0 += v0
-            lo0 = min(lo0, v0)
-            hi0 = max(hi0, v0)
-        bad += not ((lo0 >= 0.0) & (hi0 <= top) & (abs(s0 - 1.0) <= atol))
+        s0, lo0, hi0 = _row_sum_min_max(T, i)
+        bad += _distribution_flaw(s0, lo0, hi0, atol) >= 0
         w0 = T[i, action[i]] / propensity[i]
         w[i] = w0
         wr[i] = w0 * reward[i]
@@ -137,28 +130,17 @@ def _check_target_rows(T, atol, status):  # pragma: no cover - numba
     entry, rows not summing to 1 within ``atol``, first row of the first kind or -1, first row of the second kind
     or -1). Returns 0.
     """
-    n, K = T.shape
     status[0] = 0
     status[1] = 0
     status[2] = -1
     status[3] = -1
-    for i in range(n):
-        s = 0.0
-        lo = np.inf
-        hi = -np.inf
-        for k in range(K):
-            v = T[i, k]
-            s += v
-            lo = min(lo, v)
-            hi = max(hi, v)
-        if not (lo >= 0.0 and hi <= 1.0 + atol and s == s):
-            if status[0] == 0:
-                status[2] = i
-            status[0] += 1
-        elif abs(s - 1.0) > atol:
-            if status[1] == 0:
-                status[3] = i
-            status[1] += 1
+    for i in range(T.shape[0]):
+        s, lo, hi = _row_sum_min_max(T, i)
+        c = _distribution_flaw(s, lo, hi, atol)
+        if c >= 0:
+            if status[c] == 0:
+                status[2 + c] = i
+            status[c] += 1
     return 0
 
 
