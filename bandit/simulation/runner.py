@@ -438,11 +438,7 @@ def _add_new_arm(policy: Any, name: str, new_arm: Arm | None, episode: Episode, 
     if add is None:
         notes.append(f"{name}: {type(policy).__name__} has no add_arm(); the new plan {label!r} was never offered")
         return False
-    try:
-        add(new_arm)
-    except NotImplementedError:
-        notes.append(f"{name}: {type(policy).__name__} cannot add arms; the new plan {label!r} was never offered")
-        return False
+    add(new_arm)
     return True
 
 
