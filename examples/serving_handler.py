@@ -6,8 +6,8 @@ What it shows
 -------------
 1. **The handler** (:class:`UpsellHandler`): a request carries a request id, the user's attributes (a dict, as in a
    JSON body) and the offers the catalog allows for this user. The handler turns the attributes into a context
-   vector (:class:`RequestFeaturizer`, a few microseconds, the exact encoding of
-   :class:`bandit.simulation.Featurizer`), calls ``choose`` on the current read-only ``policy.snapshot()`` with the
+   vector (:meth:`bandit.simulation.Featurizer.transform_one`, a few microseconds, the batch featurizer's exact
+   encoding), calls ``choose`` on the current read-only ``policy.snapshot()`` with the
    per-request eligibility and ``event_id=<request id>``, appends the decision to a :class:`bandit.DecisionLog`
    (Parquet part files) and returns the decision (``decision.arm`` is the offer to show).
 2. **Bad input** raises ``ValueError`` naming the field (the web layer answers 400); nothing is logged and no state
@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import math
 import queue
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,78 +50,11 @@ from bandit.decision import Decision
 from bandit.decision_log import UpdateReport, read_decision_log
 from bandit.simulation import Featurizer, UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
-from bandit.simulation.featurizer import BOOLEAN, NUMERIC
 
 #: The business's attribution rule: a conversion counts for an offer when it arrives within this window (the
 #: simulated world's window, so the trainer credits exactly the conversions the world attributes).
 ATTRIBUTION_WINDOW = timedelta(days=WorldConfig().delay.attribution_window_days)
 _US_PER_DAY = 86_400_000_000
-
-
-class RequestFeaturizer:
-    """One request's user attributes (a mapping) -> the context vector, as :meth:`Featurizer.transform` encodes it.
-
-    The column layout comes from ``featurizer.feature_names`` and the numeric transforms from
-    :data:`bandit.simulation.featurizer.NUMERIC`, so the vector is identical to the batch featurizer's (the one the
-    simulation trains with) at a fraction of the cost of building a one-row DataFrame.
-
-    Parameters
-    ----------
-    featurizer : Featurizer
-        Fixes the feature order and the categorical levels.
-
-    Raises
-    ------
-    TypeError
-        ``user`` is not a mapping.
-    ValueError
-        A missing attribute, a non-numeric / negative / non-finite number, a flag that is not a bool, or a
-        categorical level the featurizer does not know; the message names the attribute.
-    """
-
-    def __init__(self, featurizer: Featurizer) -> None:
-        names = featurizer.feature_names
-        self.n_features = featurizer.n_features
-        self._numeric = [(names.index(col), col, how, mean, scale) for col, how, mean, scale in NUMERIC]
-        self._boolean = [(names.index(col), col) for col in BOOLEAN]
-        levels: dict[str, dict[str, int]] = {}
-        for j, name in enumerate(names):
-            if "=" in name:
-                col, level = name.split("=", 1)
-                levels.setdefault(col, {})[level] = j
-        self._levels = levels
-
-    @staticmethod
-    def _get(user: Mapping[str, Any], col: str) -> Any:
-        try:
-            return user[col]
-        except KeyError:
-            raise ValueError(f"user is missing the attribute {col!r}; send it in the request") from None
-
-    def __call__(self, user: Mapping[str, Any]) -> np.ndarray:
-        if not isinstance(user, Mapping):
-            raise TypeError(f"user must be a mapping of attribute -> value, got {type(user).__name__}")
-        x = np.zeros(self.n_features)
-        for j, col, how, mean, scale in self._numeric:
-            v = self._get(user, col)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"user[{col!r}] must be a number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"user[{col!r}] must be finite and >= 0, got {v!r}")
-            x[j] = ((math.log1p(v) if how == "log1p" else v) - mean) / scale
-        for j, col in self._boolean:
-            v = self._get(user, col)
-            if not isinstance(v, (bool, np.bool_)):
-                raise ValueError(f"user[{col!r}] must be true or false, got {v!r}")
-            x[j] = float(v)
-        for col, levels in self._levels.items():
-            v = self._get(user, col)
-            j = levels.get(v) if isinstance(v, str) else None
-            if j is None:
-                raise ValueError(f"user[{col!r}] = {v!r} is not one of {sorted(levels)}")
-            x[j] = 1.0
-        return x
 
 
 class UpsellHandler:
@@ -136,14 +68,17 @@ class UpsellHandler:
     policy : bandit policy
         The live policy; the handler serves a snapshot of it until :meth:`swap` installs a newer one.
     log : bandit.DecisionLog
-    featurizer : RequestFeaturizer
+    featurize : callable
+        User attributes (a mapping) -> context vector, e.g. :meth:`Featurizer.transform_one`.
     """
 
-    def __init__(self, policy: Any, log: bandit.DecisionLog, featurizer: RequestFeaturizer) -> None:
+    def __init__(
+        self, policy: Any, log: bandit.DecisionLog, featurize: Callable[[Mapping[str, Any]], np.ndarray]
+    ) -> None:
         self._snapshot = policy.snapshot()
         self.log = log
         self.log_lock = threading.Lock()
-        self.featurize = featurizer
+        self.featurize = featurize
 
     def swap(self, snapshot: Any) -> None:
         """Serve ``snapshot`` from the next request on (a single reference assignment: atomic)."""
@@ -157,7 +92,7 @@ class UpsellHandler:
         request_id : str
             Unique id of the request; the decision's ``event_id``, which outcomes are joined on.
         user : mapping
-            The user's attributes (see :class:`RequestFeaturizer`).
+            The user's attributes (see :meth:`Featurizer.transform_one`).
         eligible : sequence of str
             Names of the offers this user may see.
         timestamp : datetime-like
@@ -303,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
     policy = bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, alpha=0.5,
                            exploration_floor=0.05, seed=args.seed)
     log = bandit.DecisionLog(out / "decisions", policy=policy)
-    handler = UpsellHandler(policy, log, RequestFeaturizer(world.featurizer))
+    handler = UpsellHandler(policy, log, world.featurizer.transform_one)
     trainer = Trainer(policy, handler, out / "policy.zip", ATTRIBUTION_WINDOW)
     trainer.start()
 

@@ -48,45 +48,6 @@ def serving():
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_request_featurizer_matches_the_batch_featurizer(serving):
-    world = UpsellWorld(seed=3)
-    users = world.sample_users(400)
-    featurize = serving.RequestFeaturizer(world.featurizer)
-    X = np.stack([featurize(u) for u in users.to_dict("records")])
-    np.testing.assert_allclose(X, world.featurizer.transform(users), rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"weekly_hours": None}, "weekly_hours"),
-        ({"tenure_months": -1.0}, "tenure_months"),
-        ({"household_size": math.inf}, "household_size"),
-        ({"past_trials": "2"}, "past_trials"),
-        ({"student_verified": 1}, "student_verified"),
-        ({"device": "fridge"}, "device"),
-        ({"current_plan": 3}, "current_plan"),
-    ],
-    ids=lambda v: str(v) if isinstance(v, str) else next(iter(v)),
-)
-def test_request_featurizer_names_the_bad_field(serving, change, field):
-    world = UpsellWorld(seed=3)
-    user = {**world.sample_users(1).to_dict("records")[0], **change}
-    with pytest.raises(ValueError, match=f"'{field}'"):
-        serving.RequestFeaturizer(world.featurizer)(user)
-
-
-def test_request_featurizer_missing_field_and_wrong_type(serving):
-    world = UpsellWorld(seed=3)
-    featurize = serving.RequestFeaturizer(world.featurizer)
-    user = world.sample_users(1).to_dict("records")[0]
-    del user["market"]
-    with pytest.raises(ValueError, match="missing the attribute 'market'"):
-        featurize(user)
-    with pytest.raises(TypeError, match="mapping"):
-        featurize([1.0, 2.0])
-
-
 def test_serving_handler_logs_everything_and_learns_each_decision_once(serving, tmp_path):
     n = 2_500
     res = serving.main(["--n", str(n), "--refresh", "500", "--out", str(tmp_path), "--seed", "2"])
@@ -140,7 +101,7 @@ def test_a_failing_trainer_surfaces_instead_of_blocking_the_request_loop(serving
     world = UpsellWorld(seed=0)
     policy = bandit.UniformRandom(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
     log = bandit.DecisionLog(tmp_path / "decisions", policy=policy)
-    handler = serving.UpsellHandler(policy, log, serving.RequestFeaturizer(world.featurizer))
+    handler = serving.UpsellHandler(policy, log, world.featurizer.transform_one)
     user = world.sample_users(1).to_dict("records")[0]
     handler.handle("req-1", user, ["individual"], "2024-01-01T00:00:00Z")
     trainer = serving.Trainer(BrokenPolicy(), handler, tmp_path / "policy.zip", serving.ATTRIBUTION_WINDOW)

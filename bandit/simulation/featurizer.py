@@ -38,7 +38,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +102,12 @@ class Featurizer:
             *(f"{col}={lvl}" for col, levels in self._categorical for lvl in levels),
         ]
         self.n_features: int = len(self.feature_names)
+        #: column -> level -> position of its one-hot column (for :meth:`transform_one`)
+        offset = len(NUMERIC) + len(BOOLEAN)
+        self._onehot: dict[str, dict[str, int]] = {}
+        for col, levels in self._categorical:
+            self._onehot[col] = {lvl: offset + i for i, lvl in enumerate(levels)}
+            offset += len(levels)
 
     def __repr__(self) -> str:
         return f"Featurizer(markets={list(self.markets)}, plans={list(self.plans)}, n_features={self.n_features})"
@@ -160,3 +168,70 @@ class Featurizer:
             block[np.arange(n), codes] = 1.0
             j += len(levels)
         return X
+
+    def transform_one(self, user: Mapping[str, Any]) -> np.ndarray:
+        """Context vector of one user given as a mapping (a request's JSON body), without building a DataFrame.
+
+        Equal to ``transform`` on a one-row DataFrame of the same values (to round-off), at a few microseconds: the
+        per-request path of a serving handler.
+
+        Parameters
+        ----------
+        user : mapping
+            Every column of :attr:`columns` (extra keys are ignored); booleans must be ``bool``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_features,)
+
+        Raises
+        ------
+        TypeError
+            ``user`` is not a mapping.
+        ValueError
+            A missing attribute, a non-numeric / negative / non-finite number, a flag that is not a bool, or a
+            categorical level the featurizer does not know; the message names the attribute.
+
+        Examples
+        --------
+        >>> f = Featurizer(markets=["us", "in"], plans=["free", "individual"])
+        >>> user = {"tenure_months": 0.0, "weekly_hours": 10.0, "household_size": 2, "past_trials": 0,
+        ...         "student_verified": True, "has_audiobooks": False, "has_podcasts": False, "device": "tv",
+        ...         "market": "in", "current_plan": "free"}
+        >>> f.transform_one(user)[[0, 1, 4, 11, 13]].round(3)
+        array([-2.889,  0.283,  1.   ,  1.   ,  1.   ])
+        >>> f.transform_one({**user, "market": "fr"})
+        Traceback (most recent call last):
+        ...
+        ValueError: user['market'] = 'fr' is not one of ['in', 'us']
+        """
+        if not isinstance(user, Mapping):
+            raise TypeError(f"user must be a mapping of attribute -> value, got {type(user).__name__}")
+        x = np.zeros(self.n_features)
+        for j, (col, how, mean, scale) in enumerate(NUMERIC):
+            v = _attribute(user, col)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"user[{col!r}] must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"user[{col!r}] must be finite and >= 0, got {v!r}")
+            x[j] = ((math.log1p(v) if how == "log1p" else v) - mean) / scale
+        for j, col in enumerate(BOOLEAN, start=len(NUMERIC)):
+            v = _attribute(user, col)
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"user[{col!r}] must be true or false, got {v!r}")
+            x[j] = float(v)
+        for col, positions in self._onehot.items():
+            v = _attribute(user, col)
+            j = positions.get(v) if isinstance(v, str) else None
+            if j is None:
+                raise ValueError(f"user[{col!r}] = {v!r} is not one of {sorted(positions)}")
+            x[j] = 1.0
+        return x
+
+
+def _attribute(user: Mapping[str, Any], col: str) -> Any:
+    try:
+        return user[col]
+    except KeyError:
+        raise ValueError(f"user is missing the attribute {col!r}; send it in the request") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,3 +80,42 @@ def test_extra_columns_are_ignored(world_users):
     more = users.head(10).assign(something_else=1.0)
     np.testing.assert_array_equal(world.featurizer.transform(more), world.featurizer.transform(users.head(10)))
     assert isinstance(users, pd.DataFrame)
+
+
+def test_transform_one_matches_the_batch_featurizer():
+    world = UpsellWorld(seed=3)
+    users = world.sample_users(400)
+    featurize = world.featurizer.transform_one
+    X = np.stack([featurize(u) for u in users.to_dict("records")])
+    np.testing.assert_allclose(X, world.featurizer.transform(users), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"weekly_hours": None}, "weekly_hours"),
+        ({"tenure_months": -1.0}, "tenure_months"),
+        ({"household_size": math.inf}, "household_size"),
+        ({"past_trials": "2"}, "past_trials"),
+        ({"student_verified": 1}, "student_verified"),
+        ({"device": "fridge"}, "device"),
+        ({"current_plan": 3}, "current_plan"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, str) else next(iter(v)),
+)
+def test_transform_one_names_the_bad_field(change, field):
+    world = UpsellWorld(seed=3)
+    user = {**world.sample_users(1).to_dict("records")[0], **change}
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        world.featurizer.transform_one(user)
+
+
+def test_transform_one_missing_field_and_wrong_type():
+    world = UpsellWorld(seed=3)
+    featurize = world.featurizer.transform_one
+    user = world.sample_users(1).to_dict("records")[0]
+    del user["market"]
+    with pytest.raises(ValueError, match="missing the attribute 'market'"):
+        featurize(user)
+    with pytest.raises(TypeError, match="mapping"):
+        featurize([1.0, 2.0])
