@@ -15,7 +15,7 @@ import numpy as np
 from bandit.arms import Arm, as_arms
 from bandit.kernels import hybrid
 from bandit.kernels import policy_kernels as pk
-from bandit.policies.base import Policy
+from bandit.policies.base import Policy, gaussian_prior
 
 __all__ = ["HybridRidgePolicy"]
 
@@ -127,14 +127,14 @@ class HybridRidgePolicy(Policy):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         D = self._n_dims
         P = self._n_arm_dims * D
-        eye = np.eye(D)
+        A, A_inv, theta = gaussian_prior(n_arms, D, self.arm_l2)
         return {
-            "A": np.tile(eye * self.arm_l2, (n_arms, 1, 1)),
-            "A_inv": np.tile(eye / self.arm_l2, (n_arms, 1, 1)),
+            "A": A,
+            "A_inv": A_inv,
             "B": np.zeros((n_arms, D, P)),
             "C": np.zeros((n_arms, D, P)),
-            "b": np.zeros((n_arms, D)),
-            "theta": np.zeros((n_arms, D)),
+            "b": np.zeros_like(theta),
+            "theta": theta,
             "Z": np.eye(P) * self.l2,
             "c": np.zeros(P),
             "A0_inv": np.eye(P) / self.l2,
@@ -200,11 +200,8 @@ class HybridRidgePolicy(Policy):
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, k = X.shape[0], len(self._names)
         mu, var = self._mean_var(self._design(X))
-        idx = np.empty(n, dtype=np.int64)
-        probs = np.empty((n, k))
-        scores = np.empty((n, k))
+        idx, probs, scores = self._batch_outputs(X.shape[0])
         pk.decide_rows(
             self._kind, mu, var, self._values, eligible, getattr(self, self._param_name), self.exploration_floor,
             sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,

@@ -48,6 +48,13 @@ _F64 = np.dtype(np.float64)
 _isfinite = math.isfinite
 
 
+def gaussian_prior(n_arms: int, n_dims: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh per-arm prior N(0, I / l2) over ``n_dims`` coefficients: precision ``l2 I`` and covariance ``I / l2``
+    (n_arms, D, D) and mean 0 (n_arms, D); writeable copies, also for one arm."""
+    eye = np.eye(n_dims)
+    return np.tile(eye * l2, (n_arms, 1, 1)), np.tile(eye / l2, (n_arms, 1, 1)), np.zeros((n_arms, n_dims))
+
+
 class Policy(ABC):
     """Base class of all policies (not instantiated directly).
 
@@ -727,16 +734,8 @@ class KernelPolicy(Policy):
         return self.n_features + 1 if self.fit_intercept else self.n_features
 
     def _gaussian_prior(self, n_arms: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Fresh per-arm prior N(0, I / l2): precision ``l2 I`` and covariance ``I / l2`` (n_arms, D, D), mean 0
-        (n_arms, D) and refactorisation counters 0 (n_arms,) int64; writeable copies, also for one arm."""
-        D = self._n_dims
-        eye = np.eye(D)
-        return (
-            np.tile(eye * l2, (n_arms, 1, 1)),
-            np.tile(eye / l2, (n_arms, 1, 1)),
-            np.zeros((n_arms, D)),
-            np.zeros(n_arms, dtype=np.int64),
-        )
+        """:func:`gaussian_prior` over this policy's D dimensions, plus refactorisation counters 0 (n_arms,) int64."""
+        return (*gaussian_prior(n_arms, self._n_dims, l2), np.zeros(n_arms, dtype=np.int64))
 
     def _allocate_buffers(self) -> None:
         self._scratch = pk.choose_one_scratch(self._n_dims, len(self._names))
