@@ -41,6 +41,12 @@ def _kind(obj: Any) -> str:
     return type(obj).__name__
 
 
+def _writeable(arr: np.ndarray) -> np.ndarray:
+    """``arr``, copied if read-only: the kernels are compiled for writeable arrays (a read-only argument would
+    trigger a second, multi-second compilation)."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def non_finite_context_error(name: str) -> ValueError:
     """The error raised when a context holds NaN or inf (shared by the validators and the kernels' status)."""
     return ValueError(
@@ -164,9 +170,7 @@ def check_contexts(X: Any, n_features: int, name: str = "X", *, finite: bool = T
                 f"{name} contains NaN or inf in row {row}; impute or drop missing features before calling the policy "
                 "(the policy never learns from or decides on non-finite features)"
             )
-    if not arr.flags.writeable:
-        arr = arr.copy()
-    return arr
+    return _writeable(arr)
 
 
 def check_eligible(
@@ -333,9 +337,7 @@ def check_arms(arms: Any, n: int, arm_index: Mapping[str, int], n_arms: int, nam
         if n == 0 and arr.dtype.kind == "f":
             return np.empty(0, dtype=np.int64)
         raise TypeError(f"{name} must hold arm names (str) or integer indices, got dtype {arr.dtype}")
-    out = np.ascontiguousarray(arr, dtype=np.int64)
-    if not out.flags.writeable:  # the kernels are compiled for writeable arrays
-        out = out.copy()
+    out = _writeable(np.ascontiguousarray(arr, dtype=np.int64))
     bad = (out < 0) | (out >= n_arms)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -392,9 +394,7 @@ def check_rewards(
     if arr.size and (arr.min() < low or arr.max() > high):
         i = int(np.flatnonzero((arr < low) | (arr > high))[0])
         raise ValueError(f"{name} must be in [{low:g}, {high:g}] for this policy, got {name}[{i}] = {arr[i]}")
-    if not arr.flags.writeable:  # the kernels are compiled for writeable arrays
-        arr = arr.copy()
-    return arr
+    return _writeable(arr)
 
 
 def check_event_id(event_id: Any, name: str = "event_id") -> str | None:
