@@ -35,6 +35,8 @@ Discount. With gamma < 1 every observation first ages the whole joint system, ``
 estimate is the joint ridge fit with observation weights ``gamma^age`` (age counted in observations of any arm).
 
 Status codes are those of :mod:`bandit.kernels.linalg`; the state is unchanged unless ``STATUS_OK`` is returned.
+``STATUS_NON_FINITE`` means a non-finite input (context or reward); statistics that overflow from finite inputs
+give ``STATUS_NOT_PD``, as in :func:`bandit.kernels.linalg.ridge_update_batch`.
 
 References
 ----------
@@ -202,7 +204,7 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
 
     Writes ``A_inv``, ``C``, ``A0_inv``, ``beta``, ``theta`` (which should be fresh arrays: they are partially
     written on failure). ``A0 = Z - sum_a B[a]^T C[a]`` is accumulated on its upper triangle and mirrored, so it is
-    exactly symmetric. Returns ``STATUS_OK``, ``STATUS_NOT_PD`` or ``STATUS_NON_FINITE``.
+    exactly symmetric. Returns ``STATUS_OK`` or ``STATUS_NOT_PD`` (also when the solved coefficients overflow).
     """
     K, D = b.shape
     P = c.shape[0]
@@ -246,7 +248,7 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
     work = np.empty(P)
     _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, work)
     if not (_all_finite(beta) and _all_finite(theta.ravel()) and _all_finite(C.ravel())):
-        return STATUS_NON_FINITE
+        return STATUS_NOT_PD
     return STATUS_OK
 
 
@@ -320,7 +322,7 @@ def _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_ref
         _all_finite(A_new.ravel()) and _all_finite(B_new.ravel()) and _all_finite(b_new.ravel())
         and _all_finite(Z_new.ravel()) and _all_finite(c_new)
     ):
-        return STATUS_NON_FINITE
+        return STATUS_NOT_PD  # the rows were checked finite (_check_rows): the sums overflowed
     A_inv_new = np.empty_like(A_inv)
     C_new = np.empty_like(C)
     A0_inv_new = np.empty_like(A0_inv)

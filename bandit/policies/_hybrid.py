@@ -211,21 +211,17 @@ class HybridRidgePolicy(Policy):
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
         xd = self._x
         xd[: self.n_features] = x
-        status = hybrid.hybrid_update(
+        return hybrid.hybrid_update(
             self._F, self._A, self._A_inv, self._B, self._C, self._b, self._theta, self._Z, self._c, self._A0_inv,
             self._beta, self._n_since_refactor, k, xd, reward, self.discount, self.l2, self.arm_l2,
             self._REFACTOR_EVERY,
         )
-        # the context and reward were validated finite: a non-finite result means the statistics overflowed
-        return pk.STATUS_SCORE_OVERFLOW if status == pk.STATUS_NON_FINITE else status
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         status = hybrid.hybrid_update_batch(
             self._F, self._A, self._A_inv, self._B, self._C, self._b, self._theta, self._Z, self._c, self._A0_inv,
             self._beta, self._n_since_refactor, arms, self._design(X), rewards, self.discount, self.l2, self.arm_l2,
         )
-        if status == pk.STATUS_NON_FINITE:
-            status = pk.STATUS_SCORE_OVERFLOW  # X and rewards were validated finite: the sums overflowed
         if status < 0:
             raise self._status_error(status, "X")
 
