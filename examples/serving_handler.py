@@ -47,7 +47,8 @@ import pandas as pd
 
 import bandit
 from bandit.decision import Decision
-from bandit.decision_log import UpdateReport, read_decision_log
+from bandit.attribution import UpdateReport
+from bandit.decision_log import read_decision_log
 from bandit.simulation import Featurizer, UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
 

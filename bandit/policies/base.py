@@ -609,14 +609,14 @@ class Policy(ABC):
         A decision gets its outcome's reward when the outcome arrives within ``attribution_window`` of the
         decision, and 0 once the window has passed without one; undecided decisions wait. The ids applied are
         remembered (and saved with the policy), so calling again with more data only applies new decisions. See
-        :func:`bandit.decision_log.apply_log` for the exact rules.
+        :func:`bandit.attribution.apply_log` for the exact rules.
 
         Returns
         -------
-        bandit.decision_log.UpdateReport
+        bandit.attribution.UpdateReport
         """
         self._check_writable("update_from_log")
-        from bandit.decision_log import apply_log
+        from bandit.attribution import apply_log
 
         return apply_log(self, decisions, outcomes, attribution_window, now, applied_event_ids=self._applied_event_ids)
 

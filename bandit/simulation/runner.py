@@ -854,7 +854,7 @@ def write_decision_logs(runs: Mapping[str, PolicyRun], episode: Episode, directo
     Layout: ``decisions/part-000000-simulation.parquet`` (a :class:`bandit.decision_log.DecisionLog` directory in
     the decision-log schema, see :func:`decision_log_table`; readable by ``bandit.decision_log.read_decision_log``,
     ``offline_eval.LoggedData.from_parquet`` and ``upsell-bandit evaluate --logs``) and ``outcomes.parquet`` (the
-    raw conversions, for ``bandit.decision_log.resolve_rewards`` / ``policy.update_from_log``). Files are written
+    raw conversions, for ``bandit.attribution.resolve_rewards`` / ``policy.update_from_log``). Files are written
     to a dot-prefixed temporary name and renamed, as the decision log does.
 
     Returns

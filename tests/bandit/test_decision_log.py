@@ -16,7 +16,8 @@ import pytest
 
 import bandit.decision_log as dl
 from bandit.decision import BatchDecision, Decision
-from bandit.decision_log import DecisionLog, apply_log, join_outcomes, read_decision_log, resolve_rewards
+from bandit.attribution import apply_log, join_outcomes, resolve_rewards
+from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import (
     DECISION_COLUMNS,
     META_ARMS,

@@ -280,7 +280,8 @@ def test_written_logs_replay_through_the_decision_log_join(world_episode, tmp_pa
     """The outcomes table + decision log, joined by bandit.decision_log, reproduce exactly what the runner learned."""
     from datetime import timedelta
 
-    from bandit.decision_log import read_decision_log, resolve_rewards
+    from bandit.attribution import resolve_rewards
+    from bandit.decision_log import read_decision_log
     from bandit.simulation.runner import write_decision_logs
 
     world, ep = world_episode
