@@ -38,13 +38,17 @@ class Decision:
         The event id the decision was made for (outcomes join on it).
     policy_version : str
         Identifies the exact policy state that decided.
+    eligible : ndarray of bool, shape (K,), or None
+        The eligibility mask the decision was made under (requested arms that are not retired). Read-only. An
+        eligible arm may still have probability 0 (a deterministic policy); off-policy evaluation needs to know
+        it was eligible, so the decision log records this mask. ``None`` only for hand-built decisions.
 
     Examples
     --------
     >>> from bandit import UniformRandom
     >>> d = UniformRandom(["individual", "duo"], seed=0).choose(None, eligible=["duo"], event_id="req-1")
-    >>> d.arm, d.index, d.propensity, d.probabilities
-    ('duo', 1, 1.0, array([0., 1.]))
+    >>> d.arm, d.index, d.propensity, d.probabilities, d.eligible
+    ('duo', 1, 1.0, array([0., 1.]), array([False,  True]))
     """
 
     arm: str
@@ -54,6 +58,7 @@ class Decision:
     scores: np.ndarray
     event_id: str | None
     policy_version: str
+    eligible: np.ndarray | None = None
 
     __hash__ = None  # type: ignore[assignment]  # holds arrays: not hashable
 
@@ -76,6 +81,7 @@ def new_decision(
     scores: np.ndarray,
     event_id: str | None,
     policy_version: str,
+    eligible: np.ndarray,
 ) -> Decision:
     """``Decision(...)`` for the policies' hot path, about twice as fast.
 
@@ -83,7 +89,7 @@ def new_decision(
     through their descriptors directly. The result is an ordinary (frozen) :class:`Decision`.
     """
     d = _object_new(Decision)
-    s_arm, s_index, s_prop, s_probs, s_scores, s_event, s_version = _SET_DECISION_FIELDS
+    s_arm, s_index, s_prop, s_probs, s_scores, s_event, s_version, s_eligible = _SET_DECISION_FIELDS
     s_arm(d, arm)
     s_index(d, index)
     s_prop(d, propensity)
@@ -91,6 +97,7 @@ def new_decision(
     s_scores(d, scores)
     s_event(d, event_id)
     s_version(d, policy_version)
+    s_eligible(d, eligible)
     return d
 
 
@@ -107,6 +114,8 @@ class BatchDecision:
     scores : ndarray of float64, shape (n, K)
     event_ids : list of (str or None), length n
     policy_version : str
+    eligible : ndarray of bool, shape (n, K), or None
+        The eligibility mask each row was decided under (read-only; ``None`` only for hand-built batches).
 
     Examples
     --------
@@ -126,6 +135,7 @@ class BatchDecision:
     scores: np.ndarray
     event_ids: list[str | None]
     policy_version: str
+    eligible: np.ndarray | None = None
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -147,4 +157,5 @@ class BatchDecision:
             scores=self.scores[i],
             event_id=self.event_ids[i],
             policy_version=self.policy_version,
+            eligible=None if self.eligible is None else self.eligible[i],
         )

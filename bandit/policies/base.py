@@ -206,7 +206,15 @@ class Policy(ABC):
         self._arm_index = {n: i for i, n in enumerate(self._names)}
         self._values = np.array([a.value for a in arms], dtype=np.float64)
         self._active = np.ascontiguousarray(active, dtype=np.bool_)
+        self._refresh_active_view()
         self._names_obj = np.array(self._names, dtype=object)
+
+    def _refresh_active_view(self) -> None:
+        # decisions made with eligible=None record this read-only view; the kernels get the writeable original
+        # (numba compiles a separate specialisation for read-only arrays)
+        view = self._active.view()
+        view.flags.writeable = False
+        self._active_view = view
 
     @property
     def arms(self) -> tuple[Arm, ...]:
@@ -287,6 +295,7 @@ class Policy(ABC):
         active = self._active.copy()
         active[k] = False
         self._active = active
+        self._refresh_active_view()
         self._changed()
 
     # ------------------------------------------------------------------------------------------------------------
@@ -411,7 +420,11 @@ class Policy(ABC):
             x = context  # fast path: the fused kernel checks finiteness
         else:
             x = self._context(context, "context")
-        mask = self._active if eligible is None else check_eligible(eligible, self._arm_index, self._active)
+        if eligible is None:
+            mask = self._active
+            recorded = self._active_view
+        else:
+            recorded = mask = check_eligible(eligible, self._arm_index, self._active)
         if event_id is None:
             use_seed, seed = False, pk.ZERO_SEED
         else:
@@ -422,8 +435,12 @@ class Policy(ABC):
         if idx < 0:
             raise self._status_error(idx, "context")
         out.setflags(write=False)
+        if recorded is mask:
+            mask.setflags(write=False)
         probs = out[0]
-        return new_decision(self._names[idx], idx, probs.item(idx), probs, out[1], event_id, self.policy_version)
+        return new_decision(
+            self._names[idx], idx, probs.item(idx), probs, out[1], event_id, self.policy_version, recorded
+        )
 
     def choose_batch(self, X: Any, eligible: Any = None, event_ids: Sequence[str | int] | None = None) -> BatchDecision:
         """Choose an arm for each row of ``X``.
@@ -468,6 +485,7 @@ class Policy(ABC):
             scores=scores,
             event_ids=ids if ids is not None else [None] * n,
             policy_version=self.policy_version,
+            eligible=np.broadcast_to(mask, (n, mask.shape[1])),  # a read-only view
         )
 
     def action_probabilities(self, X: Any, eligible: Any = None) -> np.ndarray:
@@ -641,6 +659,7 @@ class Policy(ABC):
             snap.__dict__[key] = val
         snap._read_only = True
         snap._lock = threading.Lock()
+        snap._refresh_active_view()
         snap._allocate_buffers()
         return snap
 

@@ -619,3 +619,29 @@ def test_a_single_arm_policy_decides_and_learns(cls):
     policy.update_batch(CONTEXTS, [0] * len(CONTEXTS), [1.0, 0.0, 1.0, 0.0])
     assert policy.pulls[0] == 1 + len(CONTEXTS)
     np.testing.assert_array_equal(policy.action_probabilities(CONTEXTS), np.ones((len(CONTEXTS), 1)))
+
+
+@all_policies
+def test_decisions_record_the_eligibility_they_were_made_under(cls):
+    """Decision.eligible / BatchDecision.eligible are the requested mask restricted to active arms, read-only."""
+    policy = trained(cls)
+    policy.remove_arm("student")
+    x = np.array([0.3, -0.2, 0.5])
+    full = policy.choose(x, event_id="e1")
+    assert full.eligible.tolist() == [True, True, True, False]  # the retired arm is never eligible
+    some = policy.choose(x, eligible=["duo", "student"], event_id="e2")
+    assert some.eligible.tolist() == [False, True, False, False]
+    for d in (full, some):
+        assert not d.eligible.flags.writeable
+        assert np.all(d.probabilities[~d.eligible] == 0.0)
+    with pytest.raises(ValueError):
+        full.eligible[0] = False
+    masks = np.array([[True, True, False, False], [False, False, True, True]])
+    batch = policy.choose_batch(np.tile(x, (2, 1)), eligible=masks, event_ids=["b1", "b2"])
+    assert batch.eligible.tolist() == [[True, True, False, False], [False, False, True, False]]
+    assert not batch.eligible.flags.writeable
+    assert batch[1].eligible.tolist() == [False, False, True, False]
+    one = policy.choose_batch(np.tile(x, (3, 1)), eligible=["individual"])
+    assert one.eligible.shape == (3, 4) and one.eligible[:, 0].all() and not one.eligible[:, 1:].any()
+    # the live policy's state cannot be changed through a decision's mask
+    assert policy.choose(x, event_id="e3").eligible.tolist() == [True, True, True, False]
