@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 MIN_US = int(np.iinfo(np.int64).min)
 
@@ -21,7 +21,7 @@ def utc_us(value: Any, name: str) -> int:
         ts = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
         return ts.value // 1000
     if isinstance(value, datetime):
-        aware = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
         return (aware - EPOCH) // ONE_US
     if isinstance(value, np.datetime64):
         if np.isnat(value):

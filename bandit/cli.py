@@ -183,7 +183,7 @@ def _read_logs(path: Path, reward_column: str) -> Any:
     except (OSError, pa.ArrowInvalid) as e:
         raise UsageError(f"--logs {path}: not a readable Parquet decision log ({' '.join(str(e).split())})") from None
     arms = arms_from_schema(tables[0].schema)
-    for f, t in zip(files, tables):
+    for f, t in zip(files, tables, strict=False):
         if arms_from_schema(t.schema) != arms:
             raise UsageError(f"--logs {path}: {f.name} was written for a different arm list; evaluate each separately")
     table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])

@@ -291,7 +291,7 @@ def main() -> None:
         obp_dr = time.perf_counter() - t0
         obp_boot_part = best_of(run_obp_interval, 2)
         obp_boot = obp_boot_part * BOOT_FULL / boot_timed
-        obp_values = dict(zip(("obp IPW", "obp SNIPW"), map(float, run_obp_ips_snips())))
+        obp_values = dict(zip(("obp IPW", "obp SNIPW"), map(float, run_obp_ips_snips()), strict=False))
         obp_values["obp DR"] = float(obp_dr_value)
         notes.append(
             f"obp estimate_interval: {boot_timed} resamples timed ({obp_boot_part:.3g} s), extrapolated to 10000"

@@ -217,7 +217,7 @@ def vw_labeled(shared: str, k: int, cost: float, prob: float) -> str:
 
 def vw_warm(Xw: np.ndarray, Rw: np.ndarray, aw: np.ndarray) -> vowpalwabbit.Workspace:
     ws = vowpalwabbit.Workspace(VW_ARGS)
-    for x, r, a in zip(Xw, Rw, aw):
+    for x, r, a in zip(Xw, Rw, aw, strict=False):
         ws.learn(vw_labeled(vw_shared_line(x), int(a), -float(r[a]), 1.0 / K))
     return ws
 

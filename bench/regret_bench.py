@@ -162,7 +162,7 @@ def summarize(per_seed: dict[int, dict[str, PolicyRun]], horizon: int) -> tuple[
         curves[label] = np.mean([np.cumsum(r.regret)[steps - 1] for r in runs], axis=0)
         raw[label] = {
             str(s): {"regret": float(g), "revenue": float(v), "seconds": float(t)}
-            for s, g, v, t in zip(seeds, regret, revenue, seconds)
+            for s, g, v, t in zip(seeds, regret, revenue, seconds, strict=False)
         }
     return rows, curves, raw, steps
 

@@ -46,10 +46,10 @@ import numpy as np
 import pandas as pd
 
 import bandit
-from bandit.decision import Decision
 from bandit.attribution import UpdateReport
+from bandit.decision import Decision
 from bandit.decision_log import read_decision_log
-from bandit.simulation import Featurizer, UpsellWorld, WorldConfig
+from bandit.simulation import UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
 
 #: The business's attribution rule: a conversion counts for an offer when it arrives within this window (the
@@ -205,9 +205,9 @@ def conversion_windows(attributed: np.ndarray, revenue: np.ndarray, n_windows: i
     edges = np.linspace(0, attributed.shape[0], n_windows + 1).round().astype(int)
     return pd.DataFrame(
         {
-            "requests": [f"{a + 1}-{b}" for a, b in zip(edges[:-1], edges[1:])],
-            "conversion_rate": [attributed[a:b].mean() for a, b in zip(edges[:-1], edges[1:])],
-            "revenue_per_offer": [revenue[a:b].mean() for a, b in zip(edges[:-1], edges[1:])],
+            "requests": [f"{a + 1}-{b}" for a, b in zip(edges[:-1], edges[1:], strict=False)],
+            "conversion_rate": [attributed[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=False)],
+            "revenue_per_offer": [revenue[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=False)],
         }
     )
 

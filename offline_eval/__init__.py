@@ -11,7 +11,7 @@ array, an arm, or any object with ``action_probabilities(X, eligible)``.
 """
 
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import DiagnosticWarning, Diagnostics
+from offline_eval.diagnostics import Diagnostics, DiagnosticWarning
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR
 from offline_eval.evaluate import compare, evaluate
 from offline_eval.intervals import RowTerms

@@ -36,9 +36,9 @@ from bandit._validation import (
 )
 from bandit.arms import Arm, as_arms
 from bandit.decision import BatchDecision, Decision, new_decision
-from bandit.kernels.rng import event_seed
 from bandit.kernels import linalg
 from bandit.kernels import policy_kernels as pk
+from bandit.kernels.rng import event_seed
 
 __all__ = ["Policy"]
 
@@ -229,7 +229,7 @@ class Policy(ABC):
     @property
     def active_arms(self) -> list[str]:
         """Names of the arms that can still be chosen (not retired)."""
-        return [n for n, a in zip(self._names, self._active) if a]
+        return [n for n, a in zip(self._names, self._active, strict=False) if a]
 
     @property
     def n_arms(self) -> int:

@@ -203,5 +203,5 @@ class BetaTS(Policy):
             np.add.at(self._alpha, arms, rewards)
             np.add.at(self._beta, arms, 1.0 - rewards)
             return
-        for k, r in zip(arms.tolist(), rewards.tolist()):
+        for k, r in zip(arms.tolist(), rewards.tolist(), strict=False):
             self._update_one(X, k, r)

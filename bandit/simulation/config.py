@@ -54,7 +54,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -207,7 +207,7 @@ class WorldConfig(_Model):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     long_term_weight: float = Field(default=0.0, ge=0, le=10)
     events_per_day: float = Field(default=2000.0, gt=0)
-    start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
 
     @field_validator("markets")
     @classmethod
@@ -220,7 +220,7 @@ class WorldConfig(_Model):
     @field_validator("start")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 class CatalogConfig(_Model):

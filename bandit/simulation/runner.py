@@ -348,7 +348,7 @@ def run_policy(
     t0 = time.perf_counter()
 
     bounds = _boundaries(start, stop, batch_size, launch_step)
-    for s, e in zip(bounds[:-1], bounds[1:]):
+    for s, e in zip(bounds[:-1], bounds[1:], strict=False):
         rows = np.arange(s, e)
         local = rows - start
         if not is_oracle and launch_step is not None and s >= launch_step and added_at is None:
@@ -1067,7 +1067,6 @@ def run_demo(
     dict of str to Path
         Files written, by kind (``"demo_md"`` is the report).
     """
-    import offline_eval
 
     say = echo if echo is not None else (lambda s: None)
     sizes = _DEMO_QUICK if quick else _DEMO_FULL
@@ -1109,7 +1108,7 @@ def run_demo(
     ope_table = ope_table.drop(columns=["true_value", "covered"])  # on the logged users; rollout truth below
     rec = ope_table[ope_table["recommended"]].set_index("policy")
     chosen = str(rec["ci_low"].idxmax())
-    say(f"3-4. offline estimates (revenue/offer): "
+    say("3-4. offline estimates (revenue/offer): "
         + ", ".join(f"{p} {rec.loc[p, 'value']:.3f} [{rec.loc[p, 'ci_low']:.3f}, {rec.loc[p, 'ci_high']:.3f}]"
                     for p in rec.index)
         + f" -> chosen: {chosen}")

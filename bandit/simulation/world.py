@@ -279,7 +279,7 @@ class UpsellWorld:
 
     def _streams(self) -> dict[str, np.random.Generator]:
         children = np.random.SeedSequence(self.seed).spawn(len(_STREAMS))
-        return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children)}
+        return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children, strict=False)}
 
     # ------------------------------------------------------------------------------------------------------------
     # users

@@ -109,7 +109,7 @@ def _quad(f, lo, hi, points):
     pts = sorted(p for p in points if lo < p < hi)
     edges = [lo, *pts, hi]
     total = 0.0
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=False):
         if b > a:
             total += integrate.quad(f, a, b, epsabs=1e-14, epsrel=1e-12, limit=500)[0]
     return total

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import bandit.decision_log as dl
-from bandit.decision import BatchDecision, Decision
 from bandit.attribution import apply_log, join_outcomes, resolve_rewards
+from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import (
     DECISION_COLUMNS,

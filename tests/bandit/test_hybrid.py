@@ -92,7 +92,7 @@ class JointRidge:
 
     def add(self, X, arms, rewards):
         g = self.gamma
-        for x, a, r in zip(X, arms, rewards):
+        for x, a, r in zip(X, arms, rewards, strict=False):
             p = self.phi(x, int(a))
             self.M = g * self.M + (1 - g) * self.L + np.outer(p, p)
             self.y = g * self.y + r * p
@@ -118,7 +118,7 @@ def li_algorithm_2(arms, X, arm_idx, rewards):
     A = [np.eye(Dd) for _ in range(K)]
     B = [np.zeros((Dd, k)) for _ in range(K)]
     b = [np.zeros(Dd) for _ in range(K)]
-    for x, a, r in zip(Xd, arm_idx, rewards):
+    for x, a, r in zip(Xd, arm_idx, rewards, strict=False):
         z = np.outer(F[a], x).ravel()
         Ai = np.linalg.inv(A[a])
         A0 += B[a].T @ Ai @ B[a]
@@ -267,7 +267,7 @@ def test_update_kernels_refuse_bad_rows_without_side_effects():
     assert hk.hybrid_update_batch(*st, a, bad_X, r, 1.0, 1.0, 1.0) == STATUS_NON_FINITE
     assert hk.hybrid_update_batch(*st, a + 7, Xd, r, 1.0, 1.0, 1.0) == STATUS_INVALID
     assert hk.hybrid_update_batch(*st, a, Xd, r, 0.0, 1.0, 1.0) == STATUS_INVALID
-    for s, b in zip(st, before):
+    for s, b in zip(st, before, strict=False):
         np.testing.assert_array_equal(s, b)
     assert hk.hybrid_update(*st, 0, xd, 1.0, 1.0, 1.0, 1.0, 512) == STATUS_OK
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from policy_helpers import (
     ARMS,
     CONTEXTUAL,
-    D,
-    K,
     POLICY_CLASSES,
     THOMPSON,
+    D,
+    K,
     assert_same_state,
     make,
     state_of,
@@ -225,7 +225,7 @@ def test_ridge_state_matches_numpy_closed_form(cls, fit_intercept, discount):
     Z = np.hstack([X, np.ones((len(X), 1))]) if fit_intercept else X
     for k in range(K):
         A, b = 2.0 * np.eye(Dd), np.zeros(Dd)
-        for z, r in zip(Z[arms == k], rewards[arms == k]):
+        for z, r in zip(Z[arms == k], rewards[arms == k], strict=False):
             A = discount * A + (1 - discount) * 2.0 * np.eye(Dd) + np.outer(z, z)
             b = discount * b + r * z
         np.testing.assert_allclose(policy._A[k], A, rtol=1e-10, atol=1e-10)
@@ -509,7 +509,7 @@ def test_inputs_are_not_mutated(cls):
     policy.action_probabilities(X, eligible=masks)
     policy.choose(x, eligible=mask)
     policy.update(x, 1, 1.0)
-    for a, c in zip((X, arms, rewards, masks), copies):
+    for a, c in zip((X, arms, rewards, masks), copies, strict=False):
         np.testing.assert_array_equal(a, c)
     np.testing.assert_array_equal(x, X[0])
     np.testing.assert_array_equal(mask, masks[0])

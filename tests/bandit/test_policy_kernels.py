@@ -231,11 +231,11 @@ def test_update_one_kernels_equal_the_linalg_updates_on_the_design_row():
         assert linalg.ridge_update(*ridge_ref, k, xd, y, 1.0, 1.0, 1.0, 16) == 0
         assert pk.logistic_update_one(x, k, y, *logit, 1.0, 1.0, 16, scratch) == 0
         assert linalg.logistic_update(*logit_ref, k, xd, y, 1.0, 1.0, 16) == 0
-    for got, ref in zip(ridge + logit, ridge_ref + logit_ref):
+    for got, ref in zip(ridge + logit, ridge_ref + logit_ref, strict=False):
         np.testing.assert_array_equal(got, ref)
     before = [a.copy() for a in ridge + logit]
     bad = np.array([1.0, np.inf, 0.0, 0.0, 0.0])
     assert pk.ridge_update_one(bad, 0, 1.0, *ridge, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
     assert pk.logistic_update_one(bad, 0, 1.0, *logit, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
-    for got, ref in zip(ridge + logit, before):
+    for got, ref in zip(ridge + logit, before, strict=False):
         np.testing.assert_array_equal(got, ref)

@@ -175,7 +175,7 @@ def test_snapshot_is_read_only_and_frozen(cls):
     ref = [snap.choose(x, event_id=f"s{i}") for i, x in enumerate(CONTEXTS)]
     live = [policy.choose(x, event_id=f"s{i}") for i, x in enumerate(CONTEXTS)]
     assert [d.index for d in ref] == [d.index for d in live]
-    assert all(a.policy_version == b.policy_version for a, b in zip(ref, live))
+    assert all(a.policy_version == b.policy_version for a, b in zip(ref, live, strict=False))
     for call in (
         lambda: snap.update(CONTEXTS[0], 0, 1.0),
         lambda: snap.update_batch(CONTEXTS, [0, 1, 2], [1.0, 0.0, 1.0]),
@@ -189,7 +189,7 @@ def test_snapshot_is_read_only_and_frozen(cls):
     policy.update_batch(X, arms, rewards)
     assert_same_state(before, state_of(snap))
     again = [snap.choose(x, event_id=f"s{i}") for i, x in enumerate(CONTEXTS)]
-    for a, b in zip(ref, again):
+    for a, b in zip(ref, again, strict=False):
         assert a.index == b.index and np.array_equal(a.probabilities, b.probabilities)
 
 

@@ -198,7 +198,7 @@ def test_importance_weighted_explorers_get_the_current_probability(tmp_path):
     X, arms, rewards = data(40, seed=7)
     arms[::5] = 3  # late outcomes of the retired arm: it joins the action set
     values = np.array([a.value for a in ARMS])
-    for x, k, r in zip(X, arms, rewards):
+    for x, k, r in zip(X, arms, rewards, strict=False):
         shown = [j for j in range(K) if policy._active[j] or j == k]
         pmf, _ = reference_pmf(ref, x, shown)
         p = 0.9 * pmf / pmf.sum() + 0.1 / len(shown)
@@ -218,7 +218,7 @@ def test_importance_weighted_explorers_get_the_current_probability(tmp_path):
 def test_update_batch_equals_sequential_updates(exploration):
     X, arms, rewards = data(120, seed=5)
     seq, bat = make(exploration), make(exploration)
-    for x, k, r in zip(X, arms, rewards):
+    for x, k, r in zip(X, arms, rewards, strict=False):
         seq.update(x, int(k), float(r))
     bat.update_batch(X[:50], arms[:50], rewards[:50])
     bat.update_batch(X[50:], arms[50:], rewards[50:])

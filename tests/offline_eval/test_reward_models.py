@@ -346,7 +346,7 @@ def test_value_aware_infers_prices_and_equals_logistic_times_value():
     np.testing.assert_allclose(model.values_, PRICES, rtol=1e-12)
     p = LogisticRewardModel(n_folds=3, seed=5).fit_predict(conversion)
     np.testing.assert_allclose(q, p * PRICES, rtol=1e-12)
-    q_dict = ValueAwareRewardModel(values=dict(zip(revenue.action_names, PRICES)), n_folds=3, seed=5)
+    q_dict = ValueAwareRewardModel(values=dict(zip(revenue.action_names, PRICES, strict=False)), n_folds=3, seed=5)
     np.testing.assert_allclose(q_dict.fit_predict(revenue), q, rtol=1e-12)
     np.testing.assert_allclose(ValueAwareRewardModel(values=PRICES, n_folds=3, seed=5).fit_predict(revenue), q)
 
@@ -377,7 +377,7 @@ def test_value_aware_rejects_values_inconsistent_with_log_and_bad_values():
         ValueAwareRewardModel(values=wrong).fit_predict(revenue)
     with pytest.raises(ValueError, match=r"missing \['premium'\], unknown \['gold'\]"):
         names = revenue.action_names[:5] + ["gold"]
-        ValueAwareRewardModel(values=dict(zip(names, PRICES))).fit_predict(revenue)
+        ValueAwareRewardModel(values=dict(zip(names, PRICES, strict=False))).fit_predict(revenue)
     with pytest.raises(ValueError, match="values has 5 entries but the data has K=6"):
         ValueAwareRewardModel(values=PRICES[:5]).fit_predict(revenue)
     with pytest.raises(ValueError, match="values must be finite numbers > 0"):

@@ -16,7 +16,7 @@ from bandit.simulation.world import UpsellWorld
 
 def test_default_catalog_prices_and_values():
     cat = default_catalog()
-    prices = dict(zip(cat.names, cat.prices))
+    prices = dict(zip(cat.names, cat.prices, strict=False))
     assert prices["individual"] == 11.99 and prices["duo"] == 16.99
     assert prices["family"] == 19.99 and prices["student"] == 5.99
     assert {p.kind for p in cat.products} == {"plan", "addon"}  # plans are balanced against non-plan products
@@ -57,7 +57,7 @@ def test_every_arm_and_the_new_plan_are_featured_consistently():
     arms = cat.arms()
     assert cat.has_new_plan and arms[-1].name == "basic"
     assert {len(a.features) for a in arms} == {len(ARM_FEATURE_NAMES)}
-    for p, arm in zip(cat.products, arms):
+    for p, arm in zip(cat.products, arms, strict=False):
         np.testing.assert_allclose(arm.features, _reference_features(p), err_msg=p.name)
     # unit-value arms (value rewards) carry the same features
     np.testing.assert_array_equal([a.features for a in cat.arms(unit_values=True)], cat.arm_features())

@@ -117,7 +117,7 @@ def test_batches_and_delayed_rewards(world_episode):
     known_at = np.where(run.outcomes.attributed, arrival, ts + window + 1)
     row_of = {ep.X[i].tobytes(): i for i in range(len(ep))}
     learned, previous_now = [], -1
-    for decided, (X, arms, rewards) in zip(rec.decided_at_update, rec.updates):
+    for decided, (X, arms, rewards) in zip(rec.decided_at_update, rec.updates, strict=False):
         rows = np.array([row_of[x.tobytes()] for x in X])
         now = ts[decided - 1]  # the refresh happens at the last timestamp of the batch just decided
         assert (rows < decided).all()  # only decisions already made
