@@ -56,11 +56,15 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bandit.simulation.catalog import Catalog, Product, default_new_plan, default_products
+
+Device = Literal["mobile", "desktop", "tablet", "smart_speaker", "tv"]
+PriceTier = Literal["high", "mid", "low"]
+EstimatorName = Literal["IPS", "SNIPS", "DM", "DR", "SNDR", "SwitchDR", "DROS"]
 
 __all__ = [
     "CatalogConfig",
@@ -80,12 +84,11 @@ __all__ = [
     "policy_types",
 ]
 
-PRICE_TIERS = ("high", "mid", "low")
-DEVICES = ("mobile", "desktop", "tablet", "smart_speaker", "tv")
+PRICE_TIERS: tuple[str, ...] = get_args(PriceTier)
 ORACLE = "oracle"
 #: Fewest logged decisions with a final outcome that off-policy evaluation accepts.
 _MIN_MATURE = 100
-OPE_ESTIMATORS = ("IPS", "SNIPS", "DM", "DR", "SNDR", "SwitchDR", "DROS")
+OPE_ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
 
 
 class ConfigError(ValueError):
@@ -106,7 +109,7 @@ class MarketConfig(_Model):
     """A market: its share of users and its price tier (which scales price sensitivity)."""
 
     share: float = Field(gt=0, le=1)
-    price_tier: Literal["high", "mid", "low"]
+    price_tier: PriceTier
 
 
 def _default_markets() -> dict[str, MarketConfig]:
@@ -134,8 +137,10 @@ class PopulationConfig(_Model):
     plans_others: dict[str, float] = Field(default_factory=lambda: {"free": 0.80, "individual": 0.20})
     audiobooks_share: float = Field(default=0.06, ge=0, le=1)
     podcasts_share: float = Field(default=0.08, ge=0, le=1)
-    device_shares: dict[Literal["mobile", "desktop", "tablet", "smart_speaker", "tv"], float] = Field(
-        default_factory=lambda: {"mobile": 0.55, "desktop": 0.20, "tablet": 0.08, "smart_speaker": 0.09, "tv": 0.08}
+    device_shares: dict[Device, float] = Field(
+        default_factory=lambda: dict[Device, float](
+            {"mobile": 0.55, "desktop": 0.20, "tablet": 0.08, "smart_speaker": 0.09, "tv": 0.08}
+        )
     )
 
     @field_validator("plans_students", "plans_others", "device_shares")
@@ -151,8 +156,8 @@ class ModelConfig(_Model):
     """Coefficients of the ground-truth conversion model (log-odds units; see ``UpsellWorld``'s docstring)."""
 
     price_sensitivity: float = Field(default=0.16, ge=0)
-    tier_multiplier: dict[Literal["high", "mid", "low"], float] = Field(
-        default_factory=lambda: {"high": 1.0, "mid": 1.6, "low": 2.4}
+    tier_multiplier: dict[PriceTier, float] = Field(
+        default_factory=lambda: dict[PriceTier, float]({"high": 1.0, "mid": 1.6, "low": 2.4})
     )
     student_price_multiplier: float = Field(default=1.7, ge=0)
     loyalty_price_relief: float = Field(default=0.35, ge=0, le=1)
@@ -275,7 +280,7 @@ class PolicyConfig(_Model):
         types = policy_types()
         if self.type not in types:
             raise ValueError(f"unknown policy type {self.type!r}; known: {sorted([*types, ORACLE])}")
-        sig = inspect.signature(types[self.type].__init__)
+        sig = inspect.signature(types[self.type])
         accepted = [p for p in sig.parameters if p not in ("self", "arms", "n_features")]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
             unknown = sorted(set(self.params) - set(accepted))
@@ -311,8 +316,8 @@ class OfflineEvalConfig(_Model):
     """Off-policy evaluation of every policy's final state on the logs of a uniform-random logging run."""
 
     enabled: bool = True
-    estimators: list[Literal["IPS", "SNIPS", "DM", "DR", "SNDR", "SwitchDR", "DROS"]] = Field(
-        default_factory=lambda: ["SNIPS", "DR"], min_length=1
+    estimators: list[EstimatorName] = Field(
+        default_factory=lambda: list[EstimatorName](["SNIPS", "DR"]), min_length=1
     )
 
 

@@ -223,10 +223,10 @@ class Featurizer:
             x[j] = float(v)
         for col, positions in self._onehot.items():
             v = _attribute(user, col)
-            j = positions.get(v) if isinstance(v, str) else None
-            if j is None:
+            position = positions.get(v) if isinstance(v, str) else None
+            if position is None:
                 raise ValueError(f"user[{col!r}] = {v!r} is not one of {sorted(positions)}")
-            x[j] = 1.0
+            x[position] = 1.0
         return x
 
 

@@ -71,7 +71,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -309,7 +309,8 @@ class UpsellWorld:
         market = np.array(markets, dtype=object)[market_idx]
         tier = np.array([self.config.markets[m].price_tier for m in markets], dtype=object)[market_idx]
         household = 1 + np.minimum(rng["household"].poisson(np.where(student, 0.35, 1.1)), 5)
-        base = np.array([pop.device_shares.get(d, 0.0) for d in DEVICES])
+        shares = cast("dict[str, float]", pop.device_shares)
+        base = np.array([shares.get(d, 0.0) for d in DEVICES])
         tilt = np.where(np.isin(np.array(DEVICES), ["smart_speaker", "tv"]), 2.0, 1.0)
         dev_probs = np.where((household >= 3)[:, None], base * tilt, base)
         device = np.array(DEVICES, dtype=object)[_pick(rng["device"].random(n), dev_probs)]
