@@ -1,11 +1,18 @@
 """upsell-bandit: contextual bandits that choose which paid plan to offer, with exact propensities.
 
-Public names: the arm and decision types, the policies, :func:`load` and :func:`warmup`.
+Public names: the arm and decision types, the policies, :func:`load`, :func:`warmup` and the decision log.
+
+:class:`DecisionLog` (pandas, pyarrow and the log schema) is imported on first access, so ``import bandit`` for
+serving decisions does not pay for the Parquet stack; nothing here imports ``offline_eval``'s estimators.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from bandit.arms import Arm
 from bandit.decision import BatchDecision, Decision
-from bandit.decision_log import DecisionLog
 from bandit.policies import (
     BetaTS,
     EpsilonGreedy,
@@ -19,6 +26,12 @@ from bandit.policies import (
     warmup,
 )
 from bandit.state import load
+
+if TYPE_CHECKING:
+    from bandit.decision_log import DecisionLog
+
+#: Public name -> the submodule defining it (imported on first access).
+_LAZY = {"DecisionLog": "bandit.decision_log"}
 
 __all__ = [
     "Arm",
@@ -37,3 +50,16 @@ __all__ = [
     "load",
     "warmup",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bandit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,22 +7,59 @@ interval and diagnostics), compare many policies with :func:`evaluate` and two w
 models used by the model-based estimators live in :mod:`offline_eval.reward_models`.
 
 This package never imports the policy library: a target policy is an (n, K) probability array, an (n,) action
-array, an arm, or any object with ``action_probabilities(X, eligible)``.
+array, an arm, or any object with ``action_probabilities(X, eligible)``; an object that also names its arms
+(``arm_names``) is matched to the log's arms by name (see :mod:`offline_eval.estimators.base`).
+
+Import cost follows use: the public names below are imported on first access (PEP 562), so
+``import offline_eval.schema`` (what the decision-log writer needs) loads neither numba nor the estimators.
 """
 
-from offline_eval.data import LoggedData
-from offline_eval.diagnostics import Diagnostics, DiagnosticWarning
-from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR
-from offline_eval.evaluate import compare, evaluate
-from offline_eval.intervals import RowTerms
-from offline_eval.reward_models import (
-    CrossFittedRewardModel,
-    LogisticRewardModel,
-    RidgeRewardModel,
-    SklearnRewardModel,
-    ValueAwareRewardModel,
-    default_reward_model,
-)
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offline_eval.data import LoggedData
+    from offline_eval.diagnostics import Diagnostics, DiagnosticWarning
+    from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR
+    from offline_eval.evaluate import compare, evaluate
+    from offline_eval.intervals import RowTerms
+    from offline_eval.reward_models import (
+        CrossFittedRewardModel,
+        LogisticRewardModel,
+        RidgeRewardModel,
+        SklearnRewardModel,
+        ValueAwareRewardModel,
+        default_reward_model,
+    )
+
+#: Public name -> the submodule defining it (imported on first access).
+_LAZY = {
+    "LoggedData": "offline_eval.data",
+    "Diagnostics": "offline_eval.diagnostics",
+    "DiagnosticWarning": "offline_eval.diagnostics",
+    "DM": "offline_eval.estimators",
+    "DR": "offline_eval.estimators",
+    "DROS": "offline_eval.estimators",
+    "IPS": "offline_eval.estimators",
+    "SNDR": "offline_eval.estimators",
+    "SNIPS": "offline_eval.estimators",
+    "Estimate": "offline_eval.estimators",
+    "Estimator": "offline_eval.estimators",
+    "SwitchDR": "offline_eval.estimators",
+    "compare": "offline_eval.evaluate",
+    "evaluate": "offline_eval.evaluate",
+    "RowTerms": "offline_eval.intervals",
+    "CrossFittedRewardModel": "offline_eval.reward_models",
+    "LogisticRewardModel": "offline_eval.reward_models",
+    "RidgeRewardModel": "offline_eval.reward_models",
+    "SklearnRewardModel": "offline_eval.reward_models",
+    "ValueAwareRewardModel": "offline_eval.reward_models",
+    "default_reward_model": "offline_eval.reward_models",
+}
 
 __all__ = [
     "DM",
@@ -47,3 +84,33 @@ __all__ = [
     "default_reward_model",
     "evaluate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'offline_eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """This package's module type: importing the submodule ``offline_eval.evaluate`` must not shadow the function.
+
+    The import system binds a loaded submodule as an attribute of its package; for ``evaluate`` (a submodule and
+    the public function it defines) that binding is skipped, so ``offline_eval.evaluate`` stays the function
+    whichever import came first.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -11,8 +11,9 @@ through :func:`warnings.warn` as a :class:`DiagnosticWarning`):
 ``ESS_MIN_SHARE`` = 0.01    Kish effective sample size below 1 % of the rows: a few rows carry the estimate.
 ``ESS_MIN`` = 30            fewer than 30 effective rows: normal intervals are unreliable.
 ``SUPPORT_DEFICIT_MAX``     more than 1 % of the target's probability mass is on actions the logging policy
-= 0.01                      never takes (probability 0 or ineligible); every weighting estimator is biased
-                            there and DM extrapolates.
+= 0.01                      never takes (probability 0 -- e.g. every arm but the logged one when the logger
+                            is deterministic, propensity 1); every weighting estimator is biased there and
+                            DR / DM extrapolate (any deficit also makes estimates ``consistent=False``).
 ``CLIPPED_SHARE_MAX``       more than 5 % of the rows have a clipped (or switched-off) weight: the estimate
 = 0.05                      leans on the clipping bias.
 mean weight                 ``|mean(w) - (1 - support_deficit)| > MEAN_WEIGHT_TOL`` (0.05) **and** more than
@@ -70,7 +71,9 @@ class Diagnostics:
         Mean raw weight; near ``1 - support_deficit`` when the propensities are right.
     support_deficit : float or None
         Average over rows of the target's probability mass on actions with logging probability 0 (or ineligible),
-        in [0, 1]; ``None`` when the data has neither ``probabilities`` nor ``eligible`` (unknown).
+        in [0, 1]. Exact with logged ``probabilities``; without them rows with propensity 1 count exactly and
+        others only through ineligible arms (a lower bound); ``None`` when nothing is known (see
+        :mod:`offline_eval.estimators.base`).
     clipped_share : float
         Share of rows whose weight the estimator clipped, switched off (SwitchDR) or otherwise capped; 0 for
         estimators that use the raw weights.
@@ -135,7 +138,8 @@ def weight_diagnostics(
     if support_deficit is not None and support_deficit > SUPPORT_DEFICIT_MAX:
         messages.append(
             f"support deficit: {100 * support_deficit:.3g}% of the target's probability mass is on actions the "
-            "logging policy never takes; weighting estimators ignore it and DM extrapolates"
+            "logging policy never takes (logging probability 0); weighting estimators (IPS, SNIPS) miss it and "
+            "DR / DM extrapolate the reward model there, so no estimate is unbiased and the intervals ignore it"
         )
     if warn_clipped and clipped_share > CLIPPED_SHARE_MAX:
         messages.append(f"{100 * clipped_share:.3g}% of the weights are clipped: the estimate carries clipping bias")

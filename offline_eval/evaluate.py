@@ -9,12 +9,20 @@ Every row gets an estimated mean squared error ``est_mse = se^2 + bias_bound^2``
   hyperparameter reduces them to DR);
 * otherwise ``bias_bound = |V - V_ref|``, the disagreement with the unbiased reference computed on the same data
   (``IPS()`` for clipped IPS; ``DR()`` with the same reward matrix for DM, clipped DR, SwitchDR and DROS). Its
-  square over-estimates the squared bias on average (by the variance of the difference).
+  square over-estimates the squared bias on average (by the variance of the difference);
+* when the policy has a support deficit ``d`` (target mass on arms the logging policy never takes, see
+  :mod:`offline_eval.estimators.base`), no row is consistent and every ``bias_bound`` gains
+  ``d * max(|r_max|, |r_min|, r_max - r_min)`` over the logged rewards: what IPS and SNIPS miss (and DR / DM
+  extrapolate) on that mass, at most.
 
 The recommended row is the one with the smallest ``est_mse`` **among the rows with honest intervals**
 (``consistent`` True), so the one number a user takes away comes with an interval that covers at its nominal
 rate. DM, clipped and shrunk estimators are shown for information (their intervals ignore their bias). If no row
-is consistent (e.g. ``estimators=[DM()]``), the smallest ``est_mse`` overall is recommended.
+is consistent (e.g. ``estimators=[DM()]``, or a support deficit), the smallest ``est_mse`` overall is recommended.
+
+Diagnostic warnings (:class:`~offline_eval.diagnostics.DiagnosticWarning`) name the policy: those about the (data,
+policy) pair -- support deficit, effective sample size, mean weight -- are raised once per policy, however many
+estimators run; estimator-specific ones (clipping) once per estimator, prefixed by its name.
 
 Reward models are fitted once: estimators with the same ``reward_model`` (None = the default for the data) share
 one cross-fitted q matrix across all policies; each target is validated once and shared by all estimators.
@@ -131,6 +139,14 @@ def _reference_value(estimator: Estimator, resolved: ResolvedTarget, q: np.ndarr
     return reference._row_terms(resolved, q).terms.value()
 
 
+def _reward_scale(reward: np.ndarray) -> float:
+    """``max(|r_max|, |r_min|, r_max - r_min)``: bounds a support deficit's bias per unit of missing mass."""
+    if not len(reward):
+        return 0.0
+    lo, hi = float(reward.min()), float(reward.max())
+    return max(abs(lo), abs(hi), hi - lo)
+
+
 def _format_params(params: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in params.items())
 
@@ -199,6 +215,7 @@ def evaluate(
             raise TypeError(f"policies must be keyed by str names, got key {name!r}")
     ests = _check_estimators(estimators)
     matrices = _RewardMatrices(data)
+    scale = _reward_scale(data.reward)
     rows: list[dict[str, Any]] = []
     for policy_name, target in policies.items():
         resolved = resolve_target(data, target, name=f"policies[{policy_name!r}]")
@@ -207,18 +224,18 @@ def evaluate(
         shared = resolved.diagnostics().warnings  # about the (data, target) pair, raised once per policy
         messages: list[str] = list(shared)
         references: dict[int, float] = {}
+        support_bias = 0.0 if resolved.supported else (resolved.support_deficit or 0.0) * scale
         first_row = len(rows)
         for est in ests:
             q = matrices.get(est)
-            result, terms = est._estimate(resolved, q)
-            lift = est._interval(terms.minus(data.reward))
-            if result.consistent:
-                bias = 0.0
-            else:
+            result, out = est._estimate(resolved, q)
+            lift = est._interval(out.terms.minus(data.reward))
+            bias = support_bias
+            if not out.consistent:  # biased by construction: disagreement with the unbiased reference
                 key = id(q) if q is not None else 0
                 if key not in references:
                     references[key] = _reference_value(est, resolved, q)
-                bias = abs(result.value - references[key])
+                bias += abs(result.value - references[key])
             d = result.diagnostics
             messages += [f"{result.estimator}: {m}" for m in d.warnings if m not in shared]
             rows.append(
@@ -263,7 +280,14 @@ def _mark_recommended(rows: list[dict[str, Any]]) -> None:
             return
 
 
-def compare(data: LoggedData, a: Any, b: Any, estimator: Estimator | None = None) -> Estimate:
+def compare(
+    data: LoggedData,
+    a: Any,
+    b: Any,
+    estimator: Estimator | None = None,
+    *,
+    names: tuple[str, str] = ("a", "b"),
+) -> Estimate:
     """The paired difference ``V(a) - V(b)`` of two target policies, with an interval from per-row differences.
 
     Both targets are evaluated on the same rows with the same reward matrix, and the interval is computed from
@@ -278,13 +302,16 @@ def compare(data: LoggedData, a: Any, b: Any, estimator: Estimator | None = None
         The two target policies (any form accepted by :func:`offline_eval.estimators.resolve_target`).
     estimator : Estimator, optional
         Default ``DR()``; its ``interval``, ``alpha`` and reward model are used.
+    names : (str, str)
+        What to call ``a`` and ``b`` in the result, its warnings and error messages (e.g. ``("new", "current")``).
 
     Returns
     -------
     Estimate
-        ``value`` = V(a) - V(b); ``estimator`` = ``"<name>: a - b"``; ``diagnostics`` = the worse of the two
-        targets' diagnostics field by field (warnings prefixed ``a:`` / ``b:``); ``consistent`` if both are;
-        ``params`` prefixed ``a.`` / ``b.``.
+        ``value`` = V(a) - V(b); ``estimator`` = ``"<estimator>: a - b"`` with ``a``, ``b`` from ``names``;
+        ``diagnostics`` = the worse of the two targets' diagnostics field by field (warnings prefixed by the
+        names); ``consistent`` if both are (a support deficit of either makes it False); ``params`` prefixed by
+        the names. Diagnostic warnings are raised once per policy, prefixed by its name.
 
     Examples
     --------
@@ -303,27 +330,37 @@ def compare(data: LoggedData, a: Any, b: Any, estimator: Estimator | None = None
     estimator = DR() if estimator is None else estimator
     if not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
-    ra = resolve_target(data, a, name="a")
-    rb = resolve_target(data, b, name="b")
+    if (
+        not isinstance(names, tuple)
+        or len(names) != 2
+        or not all(isinstance(x, str) for x in names)
+        or names[0] == names[1]
+    ):
+        raise TypeError(f"names must be a tuple of two different str labels, e.g. ('new', 'current'), got {names!r}")
+    name_a, name_b = names
+    ra = resolve_target(data, a, name=name_a)
+    rb = resolve_target(data, b, name=name_b)
     if data.n < 2:
         raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
     q = estimator.reward_matrix(data)
     out_a = estimator._row_terms(ra, q)
     out_b = estimator._row_terms(rb, q)
     iv = estimator._interval(out_a.terms - out_b.terms)
-    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share))
-    params = {f"a.{k}": v for k, v in out_a.params.items()} | {f"b.{k}": v for k, v in out_b.params.items()}
+    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share), names)
+    params = {f"{name_a}.{k}": v for k, v in out_a.params.items()} | {
+        f"{name_b}.{k}": v for k, v in out_b.params.items()
+    }
     result = Estimate(
         value=iv.value,
         se=iv.se,
         ci_low=iv.low,
         ci_high=iv.high,
         n=data.n,
-        estimator=f"{estimator.name}: a - b",
+        estimator=f"{estimator.name}: {name_a} - {name_b}",
         alpha=float(estimator.alpha),
         interval=estimator.interval,
         diagnostics=diagnostics,
-        consistent=out_a.consistent and out_b.consistent,
+        consistent=out_a.consistent and out_b.consistent and ra.supported and rb.supported,
         params=params,
     )
     emit(diagnostics.warnings, result.estimator, stacklevel=3)

@@ -12,10 +12,38 @@ Every estimator evaluates a *target* policy on logged data. A target is one of
 * any object with ``action_probabilities(X, eligible) -> (n, K)`` (e.g. a ``bandit`` policy), called once with
   ``data.context`` and ``data.eligible``.
 
+Arrays (and arms given by index) are **positional**: column / index k is ``data.action_names[k]``, whatever order
+the policy that produced them used. Only names are matched: DataFrame columns, arm names, and the arms of a policy
+object that names them in an ``arm_names`` attribute (``bandit`` policies) or, for other objects, an
+``action_names`` attribute -- a sequence of str, the column order of its ``action_probabilities``. Such a policy
+receives ``data.eligible`` reordered into its own arm order (``None`` stays ``None``) and its output columns are
+reordered to ``data.action_names``, so a policy built with its arms in another order evaluates identically.
+Matching is strict, with a ``ValueError`` naming the arms:
+
+* a logged arm the policy does not know is an error (the policy cannot describe what the log did);
+* an arm the policy knows but the log does not is passed as eligible; if the policy gives it probability (more
+  than :data:`TARGET_ATOL` in any row), that mass has no logged data at all and it is an error; a retired arm
+  (probability 0) is simply dropped.
+
 A target may not put probability on an arm that was ineligible for that row (``data.eligible``): it could not
 have offered it. That raises ``ValueError`` with the number of rows (mass up to :data:`TARGET_ATOL` is tolerated).
-Mass on arms the logging policy could take but never does (probability 0) is the *support deficit*: reported in
-the diagnostics and warned about, since no weighting estimator can see it.
+
+Support deficit
+---------------
+Mass on arms the logging policy could take but never does is the *support deficit*: the mean over rows of the
+target's probability on arms with logging probability 0. A deterministic logger (every propensity 1) has support
+only on the logged arm, so a target that spreads mass over other eligible arms has a deficit even though every
+weight looks benign. No weighting estimator can see that mass: IPS and SNIPS are biased there (by up to the
+deficit times the reward scale) and DR / DM extrapolate with the reward model. The deficit is reported in the
+diagnostics (with a :class:`~offline_eval.diagnostics.DiagnosticWarning` above
+:data:`~offline_eval.diagnostics.SUPPORT_DEFICIT_MAX`) and any deficit above :data:`TARGET_ATOL` makes every
+estimate ``consistent=False``: its interval ignores that bias. How it is known:
+
+* with ``data.probabilities``: exactly (arms of probability 0);
+* without them, rows logged with propensity 1 count exactly (the logged arm was the only one the logger could
+  take) and, with ``data.eligible``, so does mass on ineligible arms; rows with a propensity below 1 may hide
+  more, so the value is a lower bound;
+* ``None`` when nothing is known: no ``probabilities``, no ``eligible`` and no row with propensity 1.
 
 :func:`resolve_target` validates a target once and precomputes the importance weights
 ``w_i = pi(a_i | x_i) / p_i``, the IPS terms ``w_i r_i`` and the weights' sufficient statistics (for the
@@ -32,7 +60,7 @@ from __future__ import annotations
 import math
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NamedTuple
 
@@ -162,14 +190,15 @@ def _clipped_products(w, x, clip, out):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _outside_support(T, rows, P, E, has_p, has_e, atol, out):  # pragma: no cover - numba
+def _outside_support(T, rows, P, E, has_p, has_e, action, propensity, atol, out):  # pragma: no cover - numba
     """Target mass outside the logging support, over the candidate ``rows`` only.
 
     ``T`` (n, K) float64 target; ``rows`` (m,) int64; ``P`` (n, K) float64 logging probabilities (used if
-    ``has_p``); ``E`` (n, K) bool eligibility (used if ``has_e``). An arm is outside the support when its logging
-    probability is 0 or it is ineligible. Output ``out`` (4,) float64 = (total mass outside the support, number of
-    rows with more than ``atol`` mass on ineligible arms, first such row or -1, total mass on ineligible arms).
-    Returns 0.
+    ``has_p``); ``E`` (n, K) bool eligibility (used if ``has_e``); ``action`` (n,) int64 and ``propensity`` (n,)
+    float64 (used if not ``has_p``). An arm is outside the support when its logging probability is 0 -- without
+    ``P``: when the row's propensity is 1 and the arm is not the logged one -- or it is ineligible. Output ``out``
+    (4,) float64 = (total mass outside the support, number of rows with more than ``atol`` mass on ineligible arms,
+    first such row or -1, total mass on ineligible arms). Returns 0.
     """
     total = 0.0
     bad_rows = 0.0
@@ -179,6 +208,7 @@ def _outside_support(T, rows, P, E, has_p, has_e, atol, out):  # pragma: no cove
     for j in range(rows.shape[0]):
         i = rows[j]
         row_inel = 0.0
+        one_hot = (not has_p) and propensity[i] == 1.0
         for k in range(K):
             v = T[i, k]
             outside = False
@@ -186,6 +216,8 @@ def _outside_support(T, rows, P, E, has_p, has_e, atol, out):  # pragma: no cove
                 outside = True
                 row_inel += v
             if has_p and P[i, k] == 0.0:
+                outside = True
+            if one_hot and k != action[i]:
                 outside = True
             if outside:
                 total += v
@@ -225,8 +257,8 @@ class ResolvedTarget:
     weight_sum, weight_sq_sum, weight_max : float
         ``sum w``, ``sum w^2``, ``max w``.
     support_deficit : float or None
-        Mean target mass on arms with logging probability 0 or ineligible (None: data has neither
-        ``probabilities`` nor ``eligible``).
+        Mean target mass on arms with logging probability 0 or ineligible (see "Support deficit" in
+        :mod:`offline_eval.estimators.base`; None when unknown).
     """
 
     data: LoggedData
@@ -238,6 +270,11 @@ class ResolvedTarget:
     weight_sq_sum: float
     weight_max: float
     support_deficit: float | None
+
+    @property
+    def supported(self) -> bool:
+        """False when the target has a support deficit above :data:`TARGET_ATOL`: no estimate is then consistent."""
+        return self.support_deficit is None or self.support_deficit <= TARGET_ATOL
 
     def expected(self, q: np.ndarray) -> np.ndarray:
         """``sum_k pi(k | x_i) q[i, k]`` per row, shape (n,), for a reward matrix ``q`` (n, K)."""
@@ -275,13 +312,78 @@ def _clipped_terms(w: np.ndarray, x: np.ndarray, clip: float) -> tuple[np.ndarra
     return out, clipped / len(w)
 
 
+#: Attributes, in order of preference, through which a policy object names its arms (its column order).
+ARM_NAME_ATTRIBUTES = ("arm_names", "action_names")
+
+
+def _policy_arm_names(policy: Any, name: str) -> list[str] | None:
+    """The arm names ``policy`` exposes (see :data:`ARM_NAME_ATTRIBUTES`), or None if it names none."""
+    for attr in ARM_NAME_ATTRIBUTES:
+        names = getattr(policy, attr, None)
+        if names is None:
+            continue
+        if isinstance(names, str) or not isinstance(names, (Sequence, np.ndarray)):
+            raise TypeError(f"{name}.{attr} must be a sequence of arm names (str), got {type(names).__name__}")
+        out = [str(a) for a in names]
+        if len(set(out)) != len(out):
+            dupes = sorted({a for a in out if out.count(a) > 1})
+            raise ValueError(f"{name}.{attr} must name each arm once, got duplicates {dupes}")
+        return out
+    return None
+
+
+def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
+    """Call ``policy.action_probabilities`` on the logs, matching its arms to the log's by name when it names them.
+
+    Returns the raw output (still to be validated as an (n, K) array) in the log's arm order.
+    """
+    source = f"{name}.action_probabilities(X, eligible)"
+    arms = _policy_arm_names(policy, name)
+    if arms is None or arms == data.action_names:
+        return policy.action_probabilities(data.context, data.eligible)
+    log_arms = data.action_names
+    missing = [a for a in log_arms if a not in set(arms)]
+    if missing:
+        raise ValueError(
+            f"{name} has no arm {missing} of the logged arms {log_arms} (its arms: {arms}); a policy must know every "
+            "logged arm to be evaluated on these logs: add the arms to it, or evaluate on logs without them"
+        )
+    position = {a: j for j, a in enumerate(arms)}
+    log_index = {a: k for k, a in enumerate(log_arms)}
+    extra = [j for j, a in enumerate(arms) if a not in log_index]
+    eligible = None
+    if data.eligible is not None:
+        eligible = np.ones((data.n, len(arms)), dtype=np.bool_)  # arms the log lacks: the policy may choose them
+        for a, k in log_index.items():
+            eligible[:, position[a]] = data.eligible[:, k]
+    out = np.asarray(policy.action_probabilities(data.context, eligible))
+    if out.ndim != 2 or out.shape != (data.n, len(arms)):
+        raise ValueError(
+            f"{source} must have shape (n, K) = ({data.n}, {len(arms)}) -- one distribution over its {len(arms)} "
+            f"arms {arms} per logged row -- got shape {out.shape}"
+        )
+    if extra:
+        mass = out[:, extra]
+        bad = mass > TARGET_ATOL
+        if bad.any():
+            rows = bad.any(axis=1)
+            names = [arms[j] for j, hit in zip(extra, bad.any(axis=0), strict=True) if hit]
+            raise ValueError(
+                f"{name} puts probability on arms {names} that are not in the logs (logged arms: {log_arms}) in "
+                f"{int(rows.sum())} of {data.n} rows (first at row {int(np.flatnonzero(rows)[0])}); no logged "
+                "decision can evaluate that mass: retire those arms in a copy of the policy (remove_arm) or "
+                "evaluate on logs that include them"
+            )
+    return out[:, [position[a] for a in log_arms]]
+
+
 def _target_array(data: LoggedData, target: Any, name: str) -> np.ndarray:
     """The raw target as an ndarray: (n, K) float probabilities or (n,) int64 actions (validated shapes)."""
     n, k = data.n, data.n_actions
     source = name
     if callable(getattr(target, "action_probabilities", None)):
         source = f"{name}.action_probabilities(X, eligible)"
-        target = target.action_probabilities(data.context, data.eligible)
+        target = _policy_probabilities(data, target, name)
     if isinstance(target, pd.DataFrame):
         if set(map(str, target.columns)) == set(data.action_names) and len(target.columns) == k:
             target = target.rename(columns=str)[data.action_names]
@@ -335,6 +437,24 @@ def _ineligible_error(source: str, rows: int, first: int, n: int) -> ValueError:
     )
 
 
+def _support_rows(data: LoggedData) -> np.ndarray | None:
+    """Rows (int64) where the logging support may miss an arm; None when no row's support is known.
+
+    ``data.unsupported_rows()`` (an arm of probability 0 or ineligible) and, without ``probabilities``, the rows
+    logged with propensity 1 (their support is the logged arm alone, when K > 1).
+    """
+    rows = data.unsupported_rows()
+    if data.probabilities is not None or data.n_actions < 2:
+        return rows
+    one_hot = data.propensity == 1.0
+    if rows is None:
+        return np.flatnonzero(one_hot) if one_hot.any() else None
+    if one_hot.any():
+        one_hot[rows] = True
+        rows = np.flatnonzero(one_hot)
+    return rows
+
+
 def resolve_target(data: LoggedData, target: Any, name: str = "target") -> ResolvedTarget:
     """Validate ``target`` against ``data`` and compute its importance weights (see the module docstring).
 
@@ -373,7 +493,7 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         return target
     arr = _target_array(data, target, name)
     n = data.n
-    rows = data.unsupported_rows()
+    rows = _support_rows(data)
     P, E = data.probabilities, data.eligible
     if arr.ndim == 1:
         actions = arr
@@ -390,6 +510,8 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
                     raise _ineligible_error(name, int(inel.sum()), int(rows[np.flatnonzero(inel)[0]]), n)
             if P is not None:
                 outside |= P[rows, ta] == 0.0
+            else:  # propensity 1: the logged arm was the only one the logger could take
+                outside |= (data.propensity[rows] == 1.0) & (ta != data.action[rows])
             deficit = float(outside.sum()) / n if n else 0.0
         stats = (float(w.sum()), float(w @ w), float(w.max()) if n else 0.0)
         probabilities = None
@@ -420,6 +542,8 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
                 E if has_e else np.zeros((0, 0), dtype=np.bool_),
                 has_p,
                 has_e,
+                data.action,
+                data.propensity,
                 TARGET_ATOL,
                 out,
             )
@@ -464,7 +588,8 @@ class Estimate:
         True when the estimator is unbiased or consistent with O(1/n) bias given correct propensities (IPS,
         SNIPS, DR and SNDR without clipping; SwitchDR / DROS when their selected hyperparameter reduces them to
         DR), so the interval has asymptotically nominal coverage; False for DM and for clipped / shrunk /
-        switched estimators, whose intervals ignore their bias.
+        switched estimators, whose intervals ignore their bias, and for every estimator when the target has a
+        support deficit (mass on arms the logging policy never takes; see ``diagnostics.support_deficit``).
     params : Mapping[str, float]
         Hyperparameters chosen from the data (e.g. ``{"tau": 7.5}`` for SwitchDR); empty for the others.
     """
@@ -636,7 +761,8 @@ class Estimator(ABC):
             term_range=self.term_range,
         )
 
-    def _estimate(self, resolved: ResolvedTarget, q: np.ndarray | None) -> tuple[Estimate, RowTerms]:
+    def _estimate(self, resolved: ResolvedTarget, q: np.ndarray | None) -> tuple[Estimate, _Terms]:
+        """The estimate and the hook's output (whose ``consistent`` ignores the target's support deficit)."""
         out = self._row_terms(resolved, q)
         iv = self._interval(out.terms)
         est = Estimate(
@@ -649,10 +775,10 @@ class Estimator(ABC):
             alpha=float(self.alpha),
             interval=self.interval,
             diagnostics=resolved.diagnostics(out.clipped_share, out.warn_clipped),
-            consistent=out.consistent,
+            consistent=out.consistent and resolved.supported,
             params=dict(out.params),
         )
-        return est, out.terms
+        return est, out
 
     def estimate(self, data: LoggedData, target: Any, *, q: Any = None) -> Estimate:
         """Estimate the target policy's expected reward per decision on the logged data.

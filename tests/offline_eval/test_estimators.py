@@ -610,3 +610,20 @@ def test_generic_constant_reward_is_recovered_on_policy(cls):
     est = cls()
     kwargs = {"q": q} if est.uses_reward_model else {}
     assert est.estimate(data, base.probabilities, **kwargs).value == pytest.approx(4.2, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_generic_support_deficit_makes_the_estimate_inconsistent(cls):
+    n = 300
+    rng = np.random.default_rng(17)
+    action = rng.integers(0, 2, size=n)
+    data = LoggedData(None, action, rng.random(n), np.ones(n), n_actions=2)  # deterministic logger: propensity 1
+    q = np.full((n, 2), 0.5)
+    kwargs = {"q": q} if cls.uses_reward_model else {}
+    with pytest.warns(DiagnosticWarning, match="support deficit: 30%"):
+        shifted = cls().estimate(data, np.where(action[:, None] == np.arange(2), 0.7, 0.3), **kwargs)
+    assert shifted.diagnostics.support_deficit == pytest.approx(0.3) and not shifted.consistent
+    on_policy = cls().estimate(data, action, **kwargs)  # the logger itself: fully supported
+    assert on_policy.diagnostics.support_deficit == 0.0
+    if cls in (IPS, SNIPS, DR, SNDR):  # (SwitchDR / DROS choose their hyperparameter from these odd weights)
+        assert on_policy.consistent

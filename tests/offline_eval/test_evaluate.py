@@ -118,13 +118,39 @@ def test_diagnostic_warnings_are_raised_once_per_policy():
     n = 500
     probs = np.tile([0.5, 0.5, 0.0], (n, 1))
     data = LoggedData(None, np.arange(n) % 2, np.ones(n), np.full(n, 0.5), probabilities=probs)
+    policies = {"p": np.tile([0.1, 0.1, 0.8], (n, 1)), "q": np.tile([0.3, 0.3, 0.4], (n, 1))}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = evaluate(data, {"p": np.tile([0.1, 0.1, 0.8], (n, 1))}, estimators=[IPS(), SNIPS()])
+        table = evaluate(data, policies, estimators=[IPS(), SNIPS(), DR(), DM()])
     messages = [str(c.message) for c in caught if issubclass(c.category, DiagnosticWarning)]
-    assert messages == ["policies['p']: support deficit: 80% of the target's probability mass is on actions the "
-                        "logging policy never takes; weighting estimators ignore it and DM extrapolates"]
+    tail = (
+        "% of the target's probability mass is on actions the logging policy never takes (logging probability 0); "
+        "weighting estimators (IPS, SNIPS) miss it and DR / DM extrapolate the reward model there, so no estimate "
+        "is unbiased and the intervals ignore it"
+    )
+    assert messages == [f"policies['p']: support deficit: 80{tail}", f"policies['q']: support deficit: 40{tail}"]
     assert table.warnings.str.contains("support deficit").all()
+
+
+def test_support_deficit_makes_every_row_inconsistent_with_a_bias_bound():
+    n = 2000
+    rng = np.random.default_rng(4)
+    probs = np.tile([0.5, 0.5, 0.0], (n, 1))  # arm 2 is never logged
+    action = rng.integers(0, 2, size=n)
+    reward = rng.random(n) * 3.0 - 1.0  # rewards in [-1, 2]: the deficit's bias is at most 3 per unit of mass
+    data = LoggedData(None, action, reward, np.full(n, 0.5), probabilities=probs)
+    table = evaluate(data, {"p": np.tile([0.4, 0.4, 0.2], (n, 1))}, estimators=[IPS(), SNIPS(), DR(), DM()])
+    scale = reward.max() - reward.min()
+    assert not table.consistent.any() and table.recommended.sum() == 1
+    ips = table.iloc[0]
+    assert ips.bias_bound == pytest.approx(0.2 * scale)  # IPS is unbiased apart from the unsupported mass
+    dm = table.iloc[3]
+    dr_value = table.iloc[2].value
+    assert dm.bias_bound == pytest.approx(0.2 * scale + abs(dm.value - dr_value))
+    np.testing.assert_allclose(table.est_mse, table.se**2 + table.bias_bound**2, rtol=1e-12)
+    full = np.tile([0.5, 0.5, 0.0], (n, 1))
+    supported = evaluate(data, {"p": full}, estimators=[IPS(), SNIPS(), DR()])
+    assert supported.consistent.all() and (supported.bias_bound == 0).all()
 
 
 @pytest.mark.parametrize(
