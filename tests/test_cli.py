@@ -114,6 +114,8 @@ def test_simulate_writes_report_plots_and_logs(simulated):
 
 
 def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
+    from bandit.attribution import join_outcomes
+
     world = UpsellWorld(seed=1)
     d = world.featurizer.n_features
     ep = world.episode(3000)
@@ -122,18 +124,23 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
     policy = bandit.LinUCB(world.arms(include_new=False), n_features=d, alpha=0.1, seed=0)
     policy.update_batch(ep.X, arms, (ep.uniforms[np.arange(3000), arms] < ep.probability[np.arange(3000), arms]) * 1.0)
     path = policy.save(tmp_path / "linucb.policy")
-    logs = simulated / "logs" / "logging_uniform" / "decisions"
+    root = simulated / "logs" / "logging_uniform"
     out = tmp_path / "ope"
-    rc = main(["evaluate", "--logs", str(logs), "--policy", f"fitted={path}", "--policy", "uniform", "--out", str(out),
+    rc = main(["evaluate", "--logs", str(root / "decisions"), "--outcomes", str(root / "outcomes.parquet"),
+               "--attribution-window", "1D", "--policy", f"fitted={path}", "--policy", "uniform", "--out", str(out),
                "--reward-column", "revenue", "--estimators", "SNIPS,DR"])
     assert rc == 0
     table = pd.read_csv(out / "ope.csv")
     assert set(table["policy"]) == {"fitted", "uniform"} and set(table["estimator"]) == {"SNIPS", "DR"}
     assert (table["ci_low"] <= table["value"]).all() and (table["value"] <= table["ci_high"]).all()
-    # uniform on uniform logs: the estimate is the logged mean revenue
-    logged = pd.read_parquet(logs)["revenue"].dropna()
+    # uniform on uniform logs: the estimate is the mean revenue of the decisions with a final outcome
+    outcomes = pd.read_parquet(root / "outcomes.parquet")
+    outcomes["reward"] = outcomes["revenue"]
+    decisions = pd.read_parquet(root / "decisions")
+    now = max(decisions["timestamp"].max(), outcomes["timestamp"].max())  # the CLI's default now
+    joined = join_outcomes(root / "decisions", outcomes, "1D", now=now)
     snips = table.set_index(["policy", "estimator"]).loc[("uniform", "SNIPS"), "value"]
-    assert snips == pytest.approx(logged.mean(), rel=1e-9)
+    assert snips == pytest.approx(joined["reward"].dropna().mean(), rel=1e-9)
     assert (out / "ope.md").read_text().startswith("# Off-policy evaluation")
     capsys.readouterr()
 
@@ -141,10 +148,10 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--logs", "{tmp}/missing.parquet", "--policy", "uniform"], "does not exist"),
+        (["--logs", "{tmp}/missing.parquet", "--policy", "uniform"], "--logs {tmp}/missing.parquet: does not exist"),
         (["--logs", "{logs}", "--policy", "{tmp}/nope.policy"], "no policy file"),
         (["--logs", "{logs}", "--policy", "uniform", "--estimators", "IPS,MAGIC"], "--estimators"),
-        (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "profit"], "--reward-column 'profit'"),
+        (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "profit"], "missing column 'profit' (named by --reward-column)"),
         (["--logs", "{tmp}/garbage.parquet", "--policy", "uniform"], "not a readable Parquet"),
         (["--logs", "{logs}", "--policy", "{tmp}/small.policy"], "features"),
     ],
@@ -153,12 +160,240 @@ def test_evaluate_bad_input_is_one_line_exit_2(simulated, tmp_path, capsys, args
     (tmp_path / "garbage.parquet").write_text("not parquet")
     bandit.LinUCB(["individual", "duo"], n_features=3, seed=0).save(tmp_path / "small.policy")
     logs = simulated / "logs" / "linucb" / "decisions"
-    argv = ["evaluate", *(a.format(tmp=tmp_path, logs=logs) for a in args), "--out", str(tmp_path / "o")]
+    argv = ["evaluate", *(a.format(tmp=tmp_path, logs=logs) for a in args), "--out", str(tmp_path / "o"),
+            "--outcomes", str(logs.parent / "outcomes.parquet"), "--attribution-window", "1D"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     line = [ln for ln in err.splitlines() if "error" in ln]
     assert len(line) == 1 and "Traceback" not in err
-    assert expected in line[0]
+    assert expected.format(tmp=tmp_path) in line[0]
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# evaluate on a DecisionLog whose rewards are null until the outcomes are joined (the README's workflow)
+# ----------------------------------------------------------------------------------------------------------------
+
+START = pd.Timestamp("2026-11-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def readme_logs(tmp_path_factory):
+    """A DecisionLog (reward null) and a delayed-outcomes Parquet file, as the README writes them."""
+    root = tmp_path_factory.mktemp("readme")
+    rng = np.random.default_rng(0)
+    logging_policy = bandit.UniformRandom(["individual", "duo", "family"], n_features=3, seed=1)
+    conversions = []
+    with bandit.DecisionLog(root / "logs", policy=logging_policy) as log:
+        for i in range(600):
+            x = rng.normal(size=3)
+            d = logging_policy.choose(x, event_id=f"req-{i}")
+            ts = START + pd.Timedelta(minutes=10 * i)  # 600 offers over ~4.2 days
+            log.append(d, x, timestamp=ts)
+            if rng.random() < 1 / (1 + np.exp(1.0 - x[d.index])):
+                conversions.append((d.event_id, ts + pd.Timedelta(hours=6), 1.0))
+    outcomes = pd.DataFrame(conversions, columns=["event_id", "timestamp", "reward"])
+    outcomes.to_parquet(root / "outcomes.parquet")
+    policy = bandit.LinUCB(["individual", "duo", "family"], n_features=3, seed=0)
+    policy.save(root / "candidate.policy")
+    return root
+
+
+def _evaluate_argv(root, out, *extra):
+    return ["evaluate", "--logs", str(root / "logs"), "--policy", f"candidate={root / 'candidate.policy'}",
+            "--policy", "uniform", "--out", str(out), "--estimators", "SNIPS", *extra]
+
+
+def test_evaluate_joins_delayed_outcomes_instead_of_crashing(readme_logs, tmp_path, capsys):
+    """Regression: the README's logs (reward null) crashed with 'cannot reshape array of size 0'."""
+    from bandit.attribution import join_outcomes
+
+    root = readme_logs
+    assert main(_evaluate_argv(root, tmp_path / "a")) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "--logs" in line and "--outcomes" in line and "reshape" not in line
+    assert not (tmp_path / "a").exists()
+
+    out = tmp_path / "b"
+    argv = _evaluate_argv(root, out, "--outcomes", str(root / "outcomes.parquet"), "--attribution-window", "1D")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    # the last day of decisions is still inside its window at the default now: dropped, with a note
+    outcomes = pd.read_parquet(root / "outcomes.parquet")
+    now = max(outcomes["timestamp"].max(), START + pd.Timedelta(minutes=10 * 599))
+    joined = join_outcomes(root / "logs", outcomes, "1D", now=now)
+    pending = int(joined["reward"].isna().sum())
+    assert 30 < pending < 150  # non-converters of the last day (a conversion resolves its decision at once)
+    assert f"{pending:,} of 600 decisions are still inside their 1D attribution window" in captured.err
+    table = pd.read_csv(out / "ope.csv").set_index("policy")
+    # uniform on uniform logs: SNIPS is the mean joined reward of the final rows -- the attribution rules exactly
+    assert table.loc["uniform", "value"] == pytest.approx(joined["reward"].dropna().mean(), rel=1e-12)
+    assert table.loc["uniform", "n"] == 600 - pending
+    # an explicit --now decides what is final
+    later = _evaluate_argv(root, tmp_path / "c", "--outcomes", str(root / "outcomes.parquet"),
+                           "--attribution-window", "1D", "--now", "2026-12-01")
+    assert main(later) == 0
+    assert pd.read_csv(tmp_path / "c" / "ope.csv").set_index("policy").loc["uniform", "n"] == 600
+    assert "still inside" not in capsys.readouterr().err
+
+
+def _bad_outcomes(root, tmp, kind):
+    outcomes = pd.read_parquet(root / "outcomes.parquet")
+    path = tmp / f"outcomes-{kind}.parquet"
+    if kind == "no_reward":
+        outcomes.drop(columns=["reward"]).to_parquet(path)
+    elif kind in ("inf", "nan"):
+        outcomes.loc[3, "reward"] = np.inf if kind == "inf" else np.nan
+        outcomes.to_parquet(path)
+    elif kind == "zero_rows":
+        outcomes.iloc[:0].to_parquet(path)
+    elif kind == "empty_file":
+        path.write_bytes(b"")
+    elif kind == "csv":
+        path = tmp / "outcomes.csv"
+        outcomes.to_csv(path, index=False)
+    elif kind == "numeric_timestamps":
+        outcomes["timestamp"] = np.arange(len(outcomes))
+        outcomes.to_parquet(path)
+    return path
+
+
+def _bad_logs(root, tmp, kind):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (part,) = (root / "logs").glob("part-*.parquet")
+    table = pq.read_table(part)
+    path = tmp / f"logs-{kind}.parquet"
+    if kind in ("propensity_0", "propensity_1.5"):
+        df = table.to_pandas()
+        df.loc[5, "propensity"] = 0.0 if kind == "propensity_0" else 1.5
+        table = pa.Table.from_pandas(df, schema=table.schema, preserve_index=False)
+    elif kind == "no_context":
+        table = table.drop(["context"])
+    elif kind == "zero_rows":
+        table = table.slice(0, 0)
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind", "expected"),
+    [
+        ("--outcomes", "no_reward", "--outcomes {path}: missing column 'reward'"),
+        ("--outcomes", "inf", "--outcomes {path}: column 'reward' has 1 NaN or infinite values"),
+        ("--outcomes", "nan", "--outcomes {path}: column 'reward' has 1 NaN or infinite values"),
+        ("--outcomes", "zero_rows", "--outcomes {path}: holds no outcomes"),
+        ("--outcomes", "empty_file", "--outcomes {path}: empty file, expected Parquet"),
+        ("--outcomes", "csv", "--outcomes {path}: not a readable Parquet file"),
+        ("--outcomes", "numeric_timestamps", "--outcomes {path}: column 'timestamp' holds numbers"),
+        ("--outcomes", "missing", "--outcomes {path}: does not exist"),
+        ("--logs", "propensity_0", "--logs {path}: propensity must lie in (0, 1]"),
+        ("--logs", "propensity_1.5", "--logs {path}: propensity must lie in (0, 1]"),
+        ("--logs", "no_context", "--logs {path}: missing column 'context'"),
+        ("--logs", "zero_rows", "--logs {path}: holds no decisions"),
+        ("--logs", "missing", "--logs {path}: does not exist"),
+    ],
+)
+def test_evaluate_bad_data_is_one_line_naming_the_flag(readme_logs, tmp_path, capsys, flag, kind, expected):
+    root = readme_logs
+    if kind == "missing":
+        path = tmp_path / "nowhere.parquet"
+    else:
+        path = (_bad_outcomes if flag == "--outcomes" else _bad_logs)(root, tmp_path, kind)
+    argv = _evaluate_argv(root, tmp_path / "o", "--outcomes", str(root / "outcomes.parquet"),
+                          "--attribution-window", "1D")
+    argv[argv.index(flag) + 1] = str(path)
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("upsell-bandit evaluate: error: " + expected.format(path=path)), line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--attribution-window", "1X"], "--attribution-window '1X': expected a positive duration"),
+        (["--attribution-window", "1"], "--attribution-window '1': expected a positive duration"),
+        (["--attribution-window=-2h"], "--attribution-window '-2h': expected a positive duration"),
+        (["--attribution-window", "1D", "--now", "soon"], "--now 'soon': expected a timestamp"),
+        (["--attribution-window", "1D", "--now", "2026-10-01"], "--now 2026-10-01T00:00:00+00:00: every decision"),
+        ([], "--outcomes {root}/outcomes.parquet: needs --attribution-window"),
+        (["--attribution-window", "1D", "--policy", "=x.policy"], "--policy '=x.policy': empty NAME"),
+        (["--attribution-window", "1D", "--policy", "x="], "--policy 'x=': empty PATH"),
+        (["--attribution-window", "1D", "--policy", "unifrom"], "--policy unifrom: no policy file at unifrom"),
+        (["--attribution-window", "1D", "--policy", "{root}/logs"], "--policy {root}/logs: {root}/logs is not a file"),
+        (["--attribution-window", "1D", "--policy", "{root}/outcomes.parquet"],
+         "--policy {root}/outcomes.parquet: cannot load"),
+        (["--attribution-window", "1D", "--estimators", ""], "--estimators '': expected a comma-separated list"),
+    ],
+)
+def test_evaluate_bad_arguments_are_one_line_naming_the_flag(readme_logs, tmp_path, capsys, extra, expected):
+    root = readme_logs
+    argv = _evaluate_argv(root, tmp_path / "o", "--outcomes", str(root / "outcomes.parquet"),
+                          *(a.format(root=root) for a in extra))
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("upsell-bandit evaluate: error: " + expected.format(root=root)), line
+    assert not (tmp_path / "o").exists()
+
+
+def test_window_and_now_without_outcomes_are_refused(readme_logs, tmp_path, capsys):
+    argv = _evaluate_argv(readme_logs, tmp_path / "o", "--attribution-window", "1D")
+    assert main(argv) == 2
+    assert "--attribution-window applies to joined outcomes; pass --outcomes" in _one_line(capsys.readouterr().err)
+
+
+def test_existing_out_is_refused_unless_force(readme_logs, tmp_path, capsys):
+    root = readme_logs
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    join = ["--outcomes", str(root / "outcomes.parquet"), "--attribution-window", "1D", "--now", "2026-12-01"]
+    assert main(_evaluate_argv(root, out, *join)) == 2
+    assert f"--out {out}: already exists; pass --force" in _one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert main(_evaluate_argv(root, out, *join, "--force")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "ope.csv", "ope.md"]
+
+
+def test_simulate_refuses_existing_out_and_force_replaces_the_old_logs(tmp_path, capsys):
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text(SMALL.replace("horizon = 2400", "horizon = 1600").replace("launch_step = 1200", "launch_step = 800"))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / "logs" / "linucb" / "decisions" / "part-99999999-stale.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run's part file")
+    argv = ["simulate", "--config", str(cfg), "--out", str(out), "--quiet", "--no-plots"]
+    assert main(argv) == 2
+    assert "already exists; pass --force" in _one_line(capsys.readouterr().err)
+    assert stale.exists()
+    assert main([*argv, "--force"]) == 0
+    assert not stale.exists() and (out / "summary.md").is_file()
+    capsys.readouterr()
+
+
+def test_failed_write_leaves_no_output_directory(tmp_path, capsys, monkeypatch):
+    from bandit.simulation.runner import SimulationResult
+
+    def broken_save(self, out_dir, plots=None, logs=None):
+        (tmp_path / "new" / "out").mkdir(parents=True)
+        (tmp_path / "new" / "out" / "summary.csv").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SimulationResult, "save", broken_save)
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text(SMALL.replace("horizon = 2400", "horizon = 1600").replace("launch_step = 1200", "launch_step = 800"))
+    assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "new" / "out"), "--quiet"]) == 2
+    assert "No space left on device" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "new").exists()  # the parent it created is gone too
+
+
+def test_demo_refuses_existing_out(tmp_path, capsys):
+    (tmp_path / "demo").mkdir()
+    assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "demo")]) == 2
+    assert "--out" in _one_line(capsys.readouterr().err)
 
 
 def test_demo_quick_end_to_end(tmp_path, capsys):
