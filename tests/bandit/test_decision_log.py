@@ -30,7 +30,8 @@ ARMS = ["individual", "duo", "family"]
 T0 = pd.Timestamp("2024-05-01T00:00:00", tz="UTC")
 
 
-def make_decision(event_id: str | None, index: int, probs, version: str = "v1") -> Decision:
+def make_decision(event_id: str | None, index: int, probs, version: str = "v1", eligible=None) -> Decision:
+    """A hand-built decision; eligible defaults to the arms of positive probability (as a policy with exploration)."""
     probs = np.asarray(probs, dtype=np.float64)
     return Decision(
         arm=ARMS[index],
@@ -40,6 +41,7 @@ def make_decision(event_id: str | None, index: int, probs, version: str = "v1") 
         scores=np.where(probs > 0, probs, -np.inf),
         event_id=event_id,
         policy_version=version,
+        eligible=probs > 0 if eligible is None else np.asarray(eligible, dtype=bool),
     )
 
 
@@ -66,6 +68,7 @@ def as_batch(decisions: list[Decision]) -> BatchDecision:
         scores=np.stack([d.scores for d in decisions]),
         event_ids=[d.event_id for d in decisions],
         policy_version=decisions[0].policy_version,
+        eligible=np.stack([d.eligible for d in decisions]),
     )
 
 
@@ -180,7 +183,8 @@ def test_batch_scalar_timestamp_and_explicit_eligible(tmp_path):
     eligible = np.array([[True, True, False], [True, True, True]])  # deterministic policy: eligible but p = 0
     log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
     stamp = np.datetime64("2024-05-01T09:30")
-    log.append_batch(as_batch(decisions), np.ones((2, 2)), timestamps=stamp, eligible=eligible)
+    with pytest.warns(dl.NoExplorationWarning, match="exploration_floor"):
+        log.append_batch(as_batch(decisions), np.ones((2, 2)), timestamps=stamp, eligible=eligible)
     df = log.read()
     assert (df["timestamp"] == pd.Timestamp("2024-05-01T09:30", tz="UTC")).all()
     np.testing.assert_array_equal(np.stack(df["eligible"]), eligible)
@@ -188,7 +192,8 @@ def test_batch_scalar_timestamp_and_explicit_eligible(tmp_path):
 
 def test_eligible_given_as_mask_or_names(tmp_path):
     log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
-    log.append(make_decision("names", 1, [0.0, 1.0, 0.0]), np.ones(2), eligible=["duo", "individual"])
+    with pytest.warns(dl.NoExplorationWarning):
+        log.append(make_decision("names", 1, [0.0, 1.0, 0.0]), np.ones(2), eligible=["duo", "individual"])
     log.append(make_decision("mask", 0, [1.0, 0.0, 0.0]), np.ones(2), eligible=[True, False, True])
     log.append(make_decision("default", 2, [0.0, 0.5, 0.5]), np.ones(2))
     np.testing.assert_array_equal(
@@ -500,7 +505,7 @@ probs = np.array([0.5, 0.25, 0.25])
 with DecisionLog(path, arms=["individual", "duo", "family"], policy_name="P", rows_per_part=64) as log:
     for i in range(10**9):
         d = Decision(arm="individual", index=0, propensity=0.5, probabilities=probs, scores=probs,
-                     event_id=f"e{i}", policy_version="v")
+                     event_id=f"e{i}", policy_version="v", eligible=probs > 0)
         log.append(d, np.full(4, float(i)))
         if (i + 1) % 64 == 0:  # the append that filled a part returned: the part is committed
             print(i + 1, flush=True)
