@@ -159,7 +159,12 @@ def read_decision_log(path: str | os.PathLike[str]) -> pd.DataFrame:
     ['individual', 'duo']
     >>> tmp.cleanup()
     """
-    table, arms = read_log(Path(path))
+    source = Path(path)
+    if not source.exists():
+        raise ValueError(
+            f"path must be a decision-log directory (or a Parquet file of one), {str(source)!r} does not exist"
+        )
+    table, arms = read_log(source)
     return _frame(table, arms)
 
 

@@ -30,6 +30,7 @@ def make_decision(event_id: str | None, index: int, probs, version: str = "v1") 
         scores=np.where(probs > 0, probs, -np.inf),
         event_id=event_id,
         policy_version=version,
+        eligible=probs > 0,
     )
 
 
@@ -56,6 +57,7 @@ def as_batch(decisions: list[Decision]) -> BatchDecision:
         scores=np.stack([d.scores for d in decisions]),
         event_ids=[d.event_id for d in decisions],
         policy_version=decisions[0].policy_version,
+        eligible=np.stack([d.eligible for d in decisions]),
     )
 
 
