@@ -54,11 +54,17 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bandit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this hook
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
+    if not name.startswith("__"):  # a submodule not imported yet, e.g. ``bandit.attribution``
+        try:
+            return importlib.import_module(f"bandit.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"bandit.{name}":
+                raise
+    raise AttributeError(f"module 'bandit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

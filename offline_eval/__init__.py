@@ -88,11 +88,17 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offline_eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this hook
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
+    if not name.startswith("__"):  # a submodule not imported yet, e.g. ``offline_eval.intervals``
+        try:
+            return importlib.import_module(f"offline_eval.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"offline_eval.{name}":
+                raise
+    raise AttributeError(f"module 'offline_eval' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

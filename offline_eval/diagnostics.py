@@ -174,12 +174,12 @@ def worst_of(first: Diagnostics, second: Diagnostics, labels: tuple[str, str] = 
     Smaller ESS, larger max weight, the mean weight farther from 1, the larger support deficit (None if either is
     unknown) and clipped share; warnings of both, prefixed by ``labels``.
     """
-    deficits = (first.support_deficit, second.support_deficit)
+    d1, d2 = first.support_deficit, second.support_deficit
     return Diagnostics(
         ess=min(first.ess, second.ess),
         max_weight=max(first.max_weight, second.max_weight),
         mean_weight=max(first.mean_weight, second.mean_weight, key=lambda m: abs(m - 1.0)),
-        support_deficit=None if None in deficits else max(deficits),
+        support_deficit=None if d1 is None or d2 is None else max(d1, d2),
         clipped_share=max(first.clipped_share, second.clipped_share),
         warnings=tuple(f"{labels[0]}: {m}" for m in first.warnings)
         + tuple(f"{labels[1]}: {m}" for m in second.warnings),

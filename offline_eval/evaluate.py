@@ -121,9 +121,11 @@ class _RewardMatrices:
         for key, q in self._fitted:
             if key is model or (key is not None and model is not None and _same_model(key, model)):
                 return q
-        q = estimator.reward_matrix(self.data)
-        self._fitted.append((model, q))
-        return q
+        fitted = estimator.reward_matrix(self.data)
+        if fitted is None:  # pragma: no cover - uses_reward_model estimators always return a matrix
+            raise RuntimeError(f"{estimator.name} uses a reward model but returned no reward matrix")
+        self._fitted.append((model, fitted))
+        return fitted
 
 
 def _same_model(a: Any, b: Any) -> bool:

@@ -363,7 +363,7 @@ def _mean_sd(x: np.ndarray) -> tuple[float, float]:
 def _value_sd(rt: RowTerms) -> tuple[float, float]:
     """The estimate and the sample sd (ddof=1) of its linearised per-row terms, in as few passes as possible."""
     n = rt.n
-    if not rt.ratios:
+    if rt.terms is not None and not rt.ratios:
         return _mean_sd(rt.terms)
     if rt.terms is None and len(rt.ratios) == 1:
         sign, num, den = rt.ratios[0]
@@ -387,8 +387,8 @@ def _value_sd(rt: RowTerms) -> tuple[float, float]:
         if n < 2 or not math.isfinite(value):
             return value, math.nan
         scale = sign / (sum_den / n)
-        head = slice(0, _PREFIX)
-        shift = float((rt.terms[head] + scale * (num[head] - ratio * den[head])).mean())
+        p = _PREFIX
+        shift = float((rt.terms[:p] + scale * (num[:p] - ratio * den[:p])).mean())
         out = np.zeros(2)
         _mixed_moments(rt.terms, num, den, ratio, scale, shift, out)
         ss = max(float(out[1]) - n * (float(out[0]) / n - shift) ** 2, 0.0)
@@ -516,7 +516,7 @@ def bernstein_interval(
     rt = _as_row_terms(terms)
     value, sd = _value_sd(rt)
     n = rt.n
-    psi = rt.terms if not rt.ratios else rt.linearized()
+    psi = rt.terms if rt.terms is not None and not rt.ratios else rt.linearized()
     lo_obs, hi_obs = float(psi.min()), float(psi.max())
     if term_range is None:
         a, b = lo_obs, hi_obs

@@ -143,7 +143,7 @@ def _check_positive_int(value: object, name: str) -> None:
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-def _logged_arrays(data: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _logged_arrays(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(X (n, d) float64 C-contiguous, action (n,) int64, reward (n,) float64, K)`` from a LoggedData."""
     missing = [name for name in ("context", "action", "reward", "n_actions") if not hasattr(data, name)]
     if missing:
@@ -623,6 +623,7 @@ class ValueAwareRewardModel(CrossFittedRewardModel):
 
     def __post_init__(self) -> None:
         if self.values is not None:
+            raw: Any
             if isinstance(self.values, Mapping):
                 items = list(self.values.items())
                 if not all(isinstance(name, str) for name, _ in items):
@@ -792,7 +793,7 @@ class SklearnRewardModel(CrossFittedRewardModel):
                     f"data.reward has {bad} rows that are not 0 or 1; use a regressor"
                 )
         q = np.empty((len(X), n_actions))
-        fitted = []
+        fitted: list[Any] = []
         for f in range(self.n_folds):
             test = folds == f
             train = ~test

@@ -71,6 +71,17 @@ def test_lazy_public_names_resolve_to_the_real_objects(statement):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_submodules_are_reachable_as_attributes_after_a_bare_import():
+    code = (
+        "import offline_eval, bandit\n"
+        "assert offline_eval.reward_models.RidgeRewardModel.__name__ == 'RidgeRewardModel'\n"
+        "assert offline_eval.estimators.base.TARGET_ATOL == 1e-6\n"
+        "assert callable(offline_eval.evaluate) and not hasattr(offline_eval.evaluate, 'COLUMNS')\n"
+        "assert bandit.attribution.__name__ == 'bandit.attribution'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_unknown_names_raise_attribute_error():
     import bandit
     import offline_eval

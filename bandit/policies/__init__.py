@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -54,9 +55,11 @@ def warmup() -> float:
     start = time.perf_counter()
     X = np.array([[0.5, -0.5], [1.0, 0.0]])
     masks = np.array([[True, True], [False, True]])
-    for cls in (
+    # Any: the constructors differ in whether n_features may be None (only BetaTS and UniformRandom get None here)
+    classes: tuple[Any, ...] = (
         LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom, HybridLinUCB, HybridLinearTS, VWPolicy
-    ):
+    )
+    for cls in classes:
         hybrid = cls in (HybridLinUCB, HybridLinearTS)
         arms = [Arm(name="a", features=[1.0, 0.0]), Arm(name="b", features=[0.0, 1.0])] if hybrid else ["a", "b"]
         for n_features in (2, None) if cls in (BetaTS, UniformRandom) else (2,):

@@ -62,7 +62,7 @@ import types
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -280,7 +280,7 @@ class ResolvedTarget:
         """``sum_k pi(k | x_i) q[i, k]`` per row, shape (n,), for a reward matrix ``q`` (n, K)."""
         if self.actions is not None:
             return q[np.arange(len(q)), self.actions]
-        return np.einsum("ij,ij->i", self.probabilities, q)
+        return np.einsum("ij,ij->i", cast(np.ndarray, self.probabilities), q)  # stochastic target: not None
 
     def diagnostics(self, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
         """:func:`offline_eval.diagnostics.weight_diagnostics` of these weights."""
@@ -362,12 +362,14 @@ def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
             f"{source} must have shape (n, K) = ({data.n}, {len(arms)}) -- one distribution over its {len(arms)} "
             f"arms {arms} per logged row -- got shape {out.shape}"
         )
+    if out.dtype.kind not in "iuf":
+        raise TypeError(f"{source} must hold probabilities (floats), got dtype {out.dtype}")
     if extra:
         mass = out[:, extra]
         bad = mass > TARGET_ATOL
         if bad.any():
             rows = bad.any(axis=1)
-            names = [arms[j] for j, hit in zip(extra, bad.any(axis=0), strict=True) if hit]
+            names = [arms[extra[j]] for j in np.flatnonzero(bad.any(axis=0))]
             raise ValueError(
                 f"{name} puts probability on arms {names} that are not in the logs (logged arms: {log_arms}) in "
                 f"{int(rows.sum())} of {data.n} rows (first at row {int(np.flatnonzero(rows)[0])}); no logged "
@@ -550,7 +552,7 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
             if out[1]:
                 raise _ineligible_error(name, int(out[1]), int(out[2]), n)
             deficit = float(out[0]) / n if n else 0.0
-        stats = tuple(float(s) for s in stats_arr)
+        stats = (float(stats_arr[0]), float(stats_arr[1]), float(stats_arr[2]))
         actions, probabilities = None, arr
     w.flags.writeable = False
     wr.flags.writeable = False
@@ -627,6 +629,16 @@ class _Terms(NamedTuple):
     consistent: bool = True
     params: Mapping[str, float] = types.MappingProxyType({})
     warn_clipped: bool = True
+
+
+def _require_q(q: np.ndarray | None, estimator: str) -> np.ndarray:
+    """The reward matrix a model-based estimator's ``_row_terms`` was given; TypeError when it got none."""
+    if q is None:
+        raise TypeError(
+            f"{estimator} needs the (n, K) reward matrix q; get it with estimator.reward_matrix(data) (or call "
+            "estimate(), which fits it)"
+        )
+    return q
 
 
 def _check_number(value: Any, name: str, *, low: float, low_open: bool, allow_inf: bool = False) -> float:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from offline_eval.estimators.base import Estimator, ResolvedTarget, _Terms
+from offline_eval.estimators.base import Estimator, ResolvedTarget, _require_q, _Terms
 from offline_eval.intervals import RowTerms
 
 __all__ = ["DM", "check_reward_model"]
@@ -62,4 +62,4 @@ class DM(Estimator):
         check_reward_model(self.reward_model)
 
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
-        return _Terms(RowTerms(target.expected(q)), consistent=False)
+        return _Terms(RowTerms(target.expected(_require_q(q, "DM"))), consistent=False)

@@ -49,7 +49,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _clipped_terms, _Terms
+from offline_eval.estimators.base import (
+    Estimator,
+    ResolvedTarget,
+    _check_number,
+    _clipped_terms,
+    _require_q,
+    _Terms,
+)
 from offline_eval.estimators.direct import check_reward_model
 from offline_eval.intervals import RowTerms
 
@@ -59,8 +66,9 @@ __all__ = ["DR", "DROS", "GRID_QUANTILES", "SNDR", "SwitchDR"]
 GRID_QUANTILES = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 
 
-def _parts(target: ResolvedTarget, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parts(target: ResolvedTarget, q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """DM part (n,) and residual ``r_i - q(x_i, a_i)`` (n,)."""
+    q = _require_q(q, "a doubly robust estimator")
     data = target.data
     dm = target.expected(q)
     resid = data.reward - q[np.arange(data.n), data.action]
