@@ -44,7 +44,7 @@ from offline_eval import schema as S
 __all__ = ["PROBABILITY_ATOL", "LoggedData"]
 
 #: Absolute tolerance for "probabilities sum to 1" and "propensity equals probabilities[i, action[i]]".
-PROBABILITY_ATOL = 1e-6
+PROBABILITY_ATOL = S.PROBABILITY_ATOL
 
 MissingReward = Literal["drop", "raise"]
 
@@ -312,6 +312,7 @@ class LoggedData:
     event_id: np.ndarray | None
     action_names: list[str]
     n_actions: int
+    _unsupported_rows: np.ndarray | None
 
     def __init__(
         self,
@@ -561,10 +562,10 @@ class LoggedData:
             return None if arr is None else arr[index]
 
         return LoggedData(
-            take(self.context),
-            take(self.action),
-            take(self.reward),
-            take(self.propensity),
+            self.context[index],
+            self.action[index],
+            self.reward[index],
+            self.propensity[index],
             probabilities=take(self.probabilities),
             eligible=take(self.eligible),
             timestamp=take(self.timestamp),
@@ -681,18 +682,24 @@ class LoggedData:
     @classmethod
     def from_parquet(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         missing_reward: MissingReward = "drop",
         validate: bool = True,
     ) -> LoggedData:
-        """Read a decision log written in the schema of :mod:`offline_eval.schema` (a file or a directory).
+        """Read a decision log written in the schema of :mod:`offline_eval.schema` (a directory or file(s)).
+
+        Reads through the schema's one reader, :func:`offline_eval.schema.read_log`: in a directory, only part files
+        ``part-*.parquet`` (in sequence order; names starting with ``.`` or ``_`` are ignored); other files, empty or
+        unreadable parts and parts without the decision-log schema are skipped with a
+        :class:`~offline_eval.schema.DecisionLogWarning` naming each; rows whose ``event_id`` already appeared
+        earlier in the log are dropped with a warning naming the ids (the first occurrence is kept). All parts must
+        carry the same arm list.
 
         Parameters
         ----------
-        path : str or path-like
-            A Parquet file, or a directory of part files (``*.parquet``; names starting with ``.`` or ``_`` are
-            skipped, sub-directories are not read). All parts must carry the same arm list.
+        path : str, path-like or sequence of them
+            A log directory, a Parquet file in the schema (any name), or a list of such files (read in that order).
         missing_reward : {"drop", "raise"}
             Rows with a null (or NaN) reward -- decisions whose outcome is not joined yet -- are dropped with a
             ``UserWarning`` stating how many (``"drop"``, the default), or raise ``ValueError`` (``"raise"``).
@@ -703,8 +710,8 @@ class LoggedData:
         Returns
         -------
         LoggedData
-            ``action_names`` from the schema metadata (``upsell_bandit.arms``); ``probabilities``, ``eligible``,
-            ``timestamp`` (UTC) and ``event_id`` when present in the file.
+            Every column of the schema: ``action_names`` from the schema metadata (``upsell_bandit.arms``),
+            ``probabilities``, ``eligible``, ``timestamp`` (UTC) and ``event_id`` (unique).
 
         Examples
         --------
@@ -725,56 +732,127 @@ class LoggedData:
         """
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         _check_missing_reward(missing_reward)
-        root = Path(path)
-        if root.is_dir():
-            files = sorted(f for f in root.glob("*.parquet") if not f.name.startswith((".", "_")) and f.is_file())
-            if not files:
-                raise ValueError(f"path {str(root)!r} is a directory without *.parquet files; check the path")
-        elif root.is_file():
-            files = [root]
-        else:
-            raise ValueError(f"path {str(root)!r} does not exist; pass a Parquet file or a directory of part files")
-        arms = None
-        tables = []
-        for f in files:
-            table = pq.read_table(f)
-            part_arms = S.arms_from_schema(table.schema)
-            if tables and part_arms != arms:
-                raise ValueError(
-                    f"{f} was written for arms {part_arms}, {files[0]} for {arms}; read each arm list separately"
-                )
-            arms = part_arms
-            tables.append(table.replace_schema_metadata(None))
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        for name in (S.ACTION, S.REWARD, S.PROPENSITY):
-            if name not in table.column_names:
-                raise ValueError(
-                    f"{files[0]} has no {name!r} column (columns: {table.column_names}); not a decision log"
-                )
+        table, arms = S.read_log(path if isinstance(path, str | os.PathLike) else list(path))
         reward_col = table.column(S.REWARD).combine_chunks()
-        missing = reward_col.is_null()
-        if pa.types.is_floating(reward_col.type):
-            missing = pc.or_kleene(missing, pc.is_nan(reward_col))
+        missing = pc.or_kleene(reward_col.is_null(), pc.is_nan(reward_col))
         n_missing = int(pc.sum(pc.cast(missing, pa.int64())).as_py() or 0)
         if n_missing:
             _report_missing(n_missing, table.num_rows, missing_reward)
             table = table.filter(pc.invert(missing))
-        names = table.column_names
         return cls(
-            _arrow_matrix(table, S.CONTEXT, np.float64) if S.CONTEXT in names else None,
+            _arrow_matrix(table, S.CONTEXT, np.float64),
             table.column(S.ACTION).to_numpy().astype(np.int64),
             table.column(S.REWARD).to_numpy().astype(np.float64),
             table.column(S.PROPENSITY).to_numpy().astype(np.float64),
-            probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64) if S.PROBABILITIES in names else None,
-            eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_) if S.ELIGIBLE in names else None,
-            timestamp=_arrow_timestamps(table) if S.TIMESTAMP in names else None,
-            event_id=table.column(S.EVENT_ID).to_numpy().astype(object) if S.EVENT_ID in names else None,
+            probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
+            eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
+            timestamp=_arrow_timestamps(table),
+            event_id=table.column(S.EVENT_ID).to_numpy().astype(object),
             action_names=arms,
             validate=validate,
         )
+
+    # -- writer ----------------------------------------------------------------------------------------------------
+
+    def to_parquet(
+        self, path: str | os.PathLike[str], *, policy: str = "LoggedData", policy_version: str = "unknown"
+    ) -> Path:
+        """Write the data as one Parquet file in the decision-log schema; :meth:`from_parquet` reads it back.
+
+        The file carries the schema metadata (arm names in index order, schema version), so ``from_parquet`` restores
+        every column and ``action_names`` exactly, e.g. to save a subset or a split. It is written through the
+        schema's one encoder (:func:`offline_eval.schema.encode_decisions`) to a temporary file that is renamed into
+        place, so ``path`` is either the old file or the complete new one. Name it ``part-<seq>-<id>.parquet`` to
+        place it in a log directory that other readers list.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (parent directories are created; an existing file is replaced).
+        policy, policy_version : str
+            Values of the schema's ``policy`` and ``policy_version`` columns, which LoggedData does not hold.
+
+        Returns
+        -------
+        pathlib.Path
+            The written file.
+
+        Raises
+        ------
+        ValueError
+            The data lacks a column the schema requires (``probabilities``, ``eligible``, ``timestamp``,
+            ``event_id``: build it from a decision log or pass them), has no context features, or has event ids that
+            are invalid (see :func:`offline_eval.schema.check_event_ids`) or not unique; ``path`` is a directory.
+        TypeError
+            An event id is not a str; ``policy`` / ``policy_version`` are not strings.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> data = LoggedData(rng.normal(size=(4, 2)), [0, 1, 1, 0], [1.0, 0.0, 2.0, 0.0], [0.5] * 4,
+        ...                   probabilities=np.full((4, 2), 0.5), eligible=np.ones((4, 2), bool),
+        ...                   timestamp=np.arange(4).astype("datetime64[s]"), event_id=["a", "b", "c", "d"],
+        ...                   action_names=["individual", "duo"])
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> written = data.subset([1, 2]).to_parquet(tmp.name + "/subset.parquet")
+        >>> back = LoggedData.from_parquet(written)
+        >>> back.event_id.tolist(), back.action_names, back.reward
+        (['b', 'c'], ['individual', 'duo'], array([0., 2.]))
+        >>> tmp.cleanup()
+        """
+        import pyarrow.parquet as pq
+
+        required = ("probabilities", "eligible", "timestamp", "event_id")
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"to_parquet writes the full decision-log schema, but this LoggedData has no {', '.join(missing)}; "
+                "build it with those columns (LoggedData(..., probabilities=, eligible=, timestamp=, event_id=) or "
+                "from a decision log)"
+            )
+        if self.n_features == 0:
+            raise ValueError("to_parquet needs at least one context feature: the schema's context has d >= 1")
+        for name, value in (("policy", policy), ("policy_version", policy_version)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        S.check_event_ids([policy], "policy")
+        assert self.event_id is not None and self.timestamp is not None  # checked above
+        ids = self.event_id.tolist()
+        S.check_event_ids(ids, "event_id")
+        if len(set(ids)) != len(ids):
+            dupes = pd.Index(ids)[pd.Index(ids).duplicated()].unique().tolist()
+            raise ValueError(f"event_id must be unique in a decision log, duplicated: {dupes[:5]}")
+        table = S.encode_decisions(
+            event_id=ids,
+            timestamp_us=self.timestamp.astype("datetime64[us]").astype(np.int64),
+            context=self.context,
+            action=self.action,
+            propensity=self.propensity,
+            probabilities=self.probabilities,
+            eligible=self.eligible,
+            policy=policy,
+            policy_version=policy_version,
+            arms=self.action_names,
+            reward=self.reward,
+        )
+        target = Path(path)
+        if target.is_dir():
+            raise ValueError(f"path must be a file to write, {str(target)!r} is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd", use_compliant_nested_type=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
 
 
 # ----------------------------------------------------------------------------------------------------------------
