@@ -151,6 +151,8 @@ def plot_ope(summary: pd.DataFrame, path: str | Path) -> Path:
     err = np.vstack([df["ope_value"] - df["ope_ci_low"], df["ope_ci_high"] - df["ope_value"]])
     ax.errorbar(df["ope_value"], y, xerr=err, fmt="o", capsize=3, label="offline estimate (95% CI)")
     ax.plot(df["true_value"], y, "kx", markersize=8, label="true value")
+    if "rollout_true_value" in df:
+        ax.plot(df["rollout_true_value"], y, "+", color="C3", markersize=9, label="true value on the roll-out users")
     if "online_value" in df:
         ax.plot(df["online_value"], y, "s", color="C2", markersize=5, alpha=0.8, label="realised online")
     ax.set_yticks(y, df["policy"].astype(str).tolist())

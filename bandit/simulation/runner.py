@@ -63,10 +63,12 @@ from bandit.simulation.config import ORACLE, ConfigError, PolicyConfig, Simulati
 from bandit.simulation.world import Episode, Outcomes, UpsellWorld
 
 __all__ = [
+    "DemoResult",
     "OraclePolicy",
     "PolicyRun",
     "Progress",
     "SimulationResult",
+    "build_demo",
     "build_policy",
     "decision_log_table",
     "logged_data",
@@ -621,24 +623,38 @@ def _outcomes_table(run: PolicyRun, episode: Episode) -> Any:
     )
 
 
-def logged_data(run: PolicyRun, episode: Episode) -> Any:
+def logged_data(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None) -> Any:
     """The run's decisions with a final outcome (``run.mature``), as :class:`offline_eval.LoggedData` whose reward
-    is the attributed revenue."""
+    is the attributed revenue.
+
+    ``rows`` (positions in the run, default all) restricts it further, e.g. to the later part of a chronological
+    split; rows without a final outcome are left out whatever ``rows`` says.
+    """
     from offline_eval import LoggedData
 
-    keep = np.flatnonzero(run.mature)
-    rows = keep + run.start
+    keep = _final_rows(run, rows)
+    steps = keep + run.start
     return LoggedData(
-        episode.X[rows],
+        episode.X[steps],
         run.actions[keep],
         run.outcomes.revenue[keep],
         run.propensities[keep],
         probabilities=run.probabilities[keep],
         eligible=run.eligible[keep],
-        timestamp=episode.timestamps[rows],
-        event_id=np.array(_event_ids(rows), dtype=object),
+        timestamp=episode.timestamps[steps],
+        event_id=np.array(_event_ids(steps), dtype=object),
         action_names=episode.arm_names,
     )
+
+
+def _final_rows(run: PolicyRun, rows: np.ndarray | None) -> np.ndarray:
+    """Sorted positions in ``run`` (restricted to ``rows`` if given) whose outcome is final."""
+    mature = run.mature.copy()
+    if rows is not None:
+        chosen = np.zeros_like(mature)
+        chosen[np.asarray(rows, dtype=np.int64)] = True
+        mature &= chosen
+    return np.flatnonzero(mature)
 
 
 def target_probabilities(
@@ -660,6 +676,7 @@ def offline_evaluate(
     episode: Episode,
     policies: Mapping[str, Any],
     estimators: Sequence[str] = ("SNIPS", "DR"),
+    rows: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Estimate each policy's value per event on the logging run's logs, and compute its true value there.
 
@@ -672,24 +689,26 @@ def offline_evaluate(
         Frozen policies (or :class:`OraclePolicy`) to evaluate; they are not changed.
     estimators : sequence of str
         Names of :mod:`offline_eval` estimators.
+    rows : ndarray of int, optional
+        Positions in ``logging_run`` to evaluate on (default: all); only those with a final outcome are used.
 
     Returns
     -------
     table : pandas.DataFrame
         :func:`offline_eval.evaluate`'s table plus ``true_value`` (exact expected revenue per event of the policy
-        on the logged users, from the oracle) and ``covered`` (true value inside the interval).
+        on the evaluated users, from the oracle) and ``covered`` (true value inside the interval).
     truths : dict of str to float
     """
     import offline_eval
     from offline_eval.diagnostics import DiagnosticWarning
 
-    data = logged_data(logging_run, episode)
-    rows = np.flatnonzero(logging_run.mature) + logging_run.start
+    data = logged_data(logging_run, episode, rows)
+    steps = _final_rows(logging_run, rows) + logging_run.start
     targets, truths = {}, {}
     for label, pol in policies.items():
-        probs = target_probabilities(pol, data.context, data.eligible, episode, rows)
+        probs = target_probabilities(pol, data.context, data.eligible, episode, steps)
         targets[label] = probs
-        truths[label] = float((probs * episode.expected_value[rows]).sum(axis=1).mean())
+        truths[label] = float((probs * episode.expected_value[steps]).sum(axis=1).mean())
     ests = [getattr(offline_eval, name)() for name in estimators]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)
@@ -997,7 +1016,7 @@ class _DemoSizes:
 
 
 _DEMO_FULL = _DemoSizes(n_log=20_000, rollout=60_000, launch_after=20_000, batch_size=500, share_window=2_000)
-_DEMO_QUICK = _DemoSizes(n_log=3_000, rollout=6_000, launch_after=2_000, batch_size=250, share_window=500)
+_DEMO_QUICK = _DemoSizes(n_log=4_000, rollout=6_000, launch_after=2_000, batch_size=250, share_window=500)
 #: The demo judges a policy's first guess of the new plan's conversion on the users of this many offers after the
 #: launch (those eligible for it).
 _COLD_START_EVENTS = 10_000
@@ -1036,38 +1055,82 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run_demo(
-    out_dir: str | Path = "upsell-demo",
+@dataclass
+class DemoResult:
+    """What :func:`build_demo` computed (:meth:`save` writes it).
+
+    Attributes
+    ----------
+    result : SimulationResult
+        The roll-out of every candidate (and the uniform baseline) with its metrics; ``summary`` has per candidate
+        ``ope_value`` / ``ope_ci_low`` / ``ope_ci_high`` (recommended estimator), ``true_value`` (exact value of
+        the fitted policy on the evaluation users: what the interval estimates), ``rollout_true_value`` (exact
+        value of the fitted policy on the roll-out users before the launch) and ``online_value`` (revenue per offer
+        realised there while learning).
+    chosen : str
+        The candidate with the highest lower confidence bound.
+    fit_steps, eval_steps : ndarray of int
+        Episode steps of the logged decisions the candidates were fitted on, and of those they were evaluated on
+        (later ones: a chronological split, disjoint).
+    sizes : _DemoSizes
+    launch : int
+        Step at which the new plan goes on sale.
+    first_guess : dict of str to (float, float)
+        Per hybrid candidate: RMSE and correlation of its predicted conversion of the new plan, before its first
+        impression, against the truth.
+    fresh_rmse : float
+        The RMSE of a fresh disjoint arm (predicts 0).
+    n_judged : int
+        Users the first guess is judged on.
+    seconds : float
+        Wall time of the computation.
+    """
+
+    result: SimulationResult
+    chosen: str
+    fit_steps: np.ndarray
+    eval_steps: np.ndarray
+    sizes: _DemoSizes
+    launch: int
+    first_guess: dict[str, tuple[float, float]]
+    fresh_rmse: float
+    n_judged: int
+    seconds: float
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``summary.md``, ``demo.md``, CSV tables, decision logs (Parquet) and plots under ``out_dir``."""
+        files = self.result.save(out_dir, plots=True, logs=True)
+        files["demo_md"] = Path(out_dir) / "demo.md"
+        files["demo_md"].write_text(_demo_report(self, files))
+        return files
+
+
+def build_demo(
     quick: bool = False,
     seed: int = 0,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
-) -> dict[str, Path]:
-    """The end-to-end story in one call (seconds once the kernels are compiled; ``quick=True`` is smaller).
+) -> DemoResult:
+    """The end-to-end story, computed (nothing written; :func:`run_demo` also writes it).
 
     1. Log ``n_log`` offers with a uniform-random policy on the launch-day catalog.
-    2. Fit candidate policies on the logs: disjoint ones (LinUCB, LinearTS, epsilon-greedy: one model per plan)
+    2. Split the logged decisions whose outcome is final (attribution window closed) chronologically: the earlier
+       half fits the candidate policies -- disjoint ones (LinUCB, LinearTS, epsilon-greedy: one model per plan)
        and hybrid ones (HybridLinUCB, HybridLinearTS: a model shared through the plans' arm features, see
-       :mod:`bandit.simulation.catalog`).
-    3. Evaluate every candidate off-policy (SNIPS and DR, with 95% intervals) on the logs.
+       :mod:`bandit.simulation.catalog`) -- and the later half evaluates them. No decision used for fitting is in
+       the evaluation set: a policy evaluated on the rows it learned from looks better than it is.
+    3. Evaluate every candidate off-policy (SNIPS and DR, with 95% intervals) on the later logs, next to its exact
+       value on those users (known in the simulation).
     4. Pick the candidate with the highest lower confidence bound of its recommended estimate.
     5. Roll every candidate out on the next ``rollout`` users (same users for all: common random numbers), still
        learning, refreshed in batches.
-    6. Compare each candidate's offline estimate with its exact value on the rollout users and with the revenue
+    6. Compare each candidate's offline estimate with its exact value on the roll-out users and with the revenue
        per event it realised before the launch.
     7. Launch the new plan ``basic`` mid-rollout and measure how fast each candidate learns it and what the
        launch costs (regret per offer after the launch). A disjoint policy starts the new plan from its prior; a
        hybrid one scores it from its features before its first impression: the report gives the error of that
        first guess of its conversion against the truth.
-
-    Writes ``summary.md``, ``demo.md``, CSV tables, decision logs (Parquet) and plots under ``out_dir``.
-
-    Returns
-    -------
-    dict of str to Path
-        Files written, by kind (``"demo_md"`` is the report).
     """
-
     say = echo if echo is not None else (lambda s: None)
     sizes = _DEMO_QUICK if quick else _DEMO_FULL
     t_start = time.perf_counter()
@@ -1096,26 +1159,27 @@ def run_demo(
                          start=0, stop=sizes.n_log, progress=tracker)
     say(f"1. logged {sizes.n_log:,} uniform-random offers")
 
-    # 2. fit candidates on the logged decisions whose outcome is final (attribution window closed)
+    # 2. chronological split of the decisions with a final outcome: fit on the earlier half, evaluate on the later
     final = np.flatnonzero(log_run.mature)
+    fit, held_out = final[: final.size // 2], final[final.size // 2 :]
     for pol in cands.values():
-        pol.update_batch(episode.X[final], log_run.actions[final], log_run.reward[final])
-    say(f"2. fitted {len(cands)} candidates on {final.size:,} logged decisions with a final outcome: "
+        pol.update_batch(episode.X[fit + log_run.start], log_run.actions[fit], log_run.reward[fit])
+    say(f"2. fitted {len(cands)} candidates on the {fit.size:,} earlier logged decisions with a final outcome: "
         + ", ".join(cands))
 
-    # 3. off-policy evaluation with intervals
-    ope_table, _ = offline_evaluate(log_run, episode, cands, ["SNIPS", "DR"])
-    ope_table = ope_table.drop(columns=["true_value", "covered"])  # on the logged users; rollout truth below
+    # 3. off-policy evaluation with intervals, on the later decisions only
+    ope_table, _ = offline_evaluate(log_run, episode, cands, ["SNIPS", "DR"], rows=held_out)
     rec = ope_table[ope_table["recommended"]].set_index("policy")
     chosen = str(rec["ci_low"].idxmax())
-    say("3-4. offline estimates (revenue/offer): "
-        + ", ".join(f"{p} {rec.loc[p, 'value']:.3f} [{rec.loc[p, 'ci_low']:.3f}, {rec.loc[p, 'ci_high']:.3f}]"
-                    for p in rec.index)
+    say(f"3-4. offline estimates on the {held_out.size:,} later decisions (revenue/offer, true value in the "
+        "simulation): "
+        + ", ".join(f"{p} {rec.loc[p, 'value']:.3f} [{rec.loc[p, 'ci_low']:.3f}, {rec.loc[p, 'ci_high']:.3f}] "
+                    f"(true {rec.loc[p, 'true_value']:.3f})" for p in rec.index)
         + f" -> chosen: {chosen}")
 
     # 5.-7. roll out every candidate (and the uniform baseline) on the same new users, launch the new plan
     pre = np.arange(sizes.n_log, launch)
-    frozen_truth = {
+    rollout_truth = {
         label: float((target_probabilities(p, episode.X[pre], episode.eligible[pre], episode, pre)
                       * episode.expected_value[pre]).sum(axis=1).mean())
         for label, p in cands.items()
@@ -1146,47 +1210,63 @@ def run_demo(
     result.summary["ope_estimator"] = result.summary["policy"].map(rec["estimator"])
     for col in ("value", "ci_low", "ci_high"):
         result.summary[f"ope_{col}"] = result.summary["policy"].map(rec[col])
-    result.summary["true_value"] = result.summary["policy"].map(frozen_truth)
+    result.summary["true_value"] = result.summary["policy"].map(rec["true_value"])
+    result.summary["rollout_true_value"] = result.summary["policy"].map(rollout_truth)
     result.summary["online_value"] = result.summary["policy"].map(
         {label: float(r.outcomes.revenue[: launch - sizes.n_log].mean()) for label, r in runs.items()}
     )
     result.logging_run = log_run
     result.ope = ope_table
     result.ope_description = (
-        "Each candidate as fitted on the logs, evaluated off-policy on those logs (recommended estimator), against "
-        "its exact value on the roll-out users before the launch (`true_value`) and the revenue per offer it "
-        "realised there while learning (`online_value`)."
+        f"Each candidate as fitted on the {fit.size:,} earlier logged decisions, evaluated off-policy on the "
+        f"{held_out.size:,} later ones (recommended estimator), against its exact value on those users "
+        "(`true_value`, what the interval estimates), its exact value on the roll-out users before the launch "
+        "(`rollout_true_value`) and the revenue per offer it realised there while learning (`online_value`)."
     )
-    files = result.save(out_dir, plots=True, logs=True)
-    seconds = time.perf_counter() - t_start
-    files["demo_md"] = Path(out_dir) / "demo.md"
     fresh = _rmse(np.zeros_like(truth), truth)
-    files["demo_md"].write_text(
-        _demo_report(result, chosen, sizes, launch, seconds, files, first_guess, fresh, judged.size)
+    demo = DemoResult(
+        result=result, chosen=chosen, fit_steps=fit + log_run.start, eval_steps=held_out + log_run.start,
+        sizes=sizes, launch=launch, first_guess=first_guess, fresh_rmse=fresh, n_judged=int(judged.size),
+        seconds=time.perf_counter() - t_start,
     )
     s = result.summary.set_index("policy")
-    say(f"5-6. {chosen} rolled out: offline estimate {s.loc[chosen, 'ope_value']:.3f}, true value of the fitted "
-        f"policy {s.loc[chosen, 'true_value']:.3f}, realised {s.loc[chosen, 'online_value']:.3f} revenue/offer")
+    say(f"5-6. {chosen} rolled out: offline estimate {s.loc[chosen, 'ope_value']:.3f} (true value on the "
+        f"evaluation users {s.loc[chosen, 'true_value']:.3f}), true value of the fitted policy on the roll-out "
+        f"users {s.loc[chosen, 'rollout_true_value']:.3f}, realised {s.loc[chosen, 'online_value']:.3f} "
+        "revenue/offer")
     ttl = s["time_to_learn"].map(lambda v: "-" if math.isnan(v) else f"{v:,.0f}")
     say(f"7. new plan 'basic' launched at step {launch:,}; time to learn (steps) / regret per offer after the "
         "launch: " + ", ".join(f"{p} {ttl[p]} / {s.loc[p, 'regret_per_event_after_launch']:.3f}" for p in s.index))
     say("   first guess of its conversion before any impression, RMSE: "
         + ", ".join(f"{p} {rmse:.4f}" for p, (rmse, _) in first_guess.items())
         + f" (a fresh disjoint arm guesses 0: {fresh:.4f})")
-    return files
+    return demo
 
 
-def _demo_report(
-    result: SimulationResult,
-    chosen: str,
-    sizes: _DemoSizes,
-    launch: int,
-    seconds: float,
-    files: Mapping[str, Path],
-    first_guess: Mapping[str, tuple[float, float]],
-    fresh_rmse: float,
-    n_judged: int,
-) -> str:
+def run_demo(
+    out_dir: str | Path = "upsell-demo",
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """The end-to-end story in one call (seconds once the kernels are compiled; ``quick=True`` is smaller).
+
+    Computes :func:`build_demo` (log, fit on the earlier logs, evaluate offline on the later ones, pick, roll
+    out, compare, launch a new plan) and writes ``summary.md``, ``demo.md``, CSV tables, decision logs (Parquet)
+    and plots under ``out_dir``.
+
+    Returns
+    -------
+    dict of str to Path
+        Files written, by kind (``"demo_md"`` is the report).
+    """
+    return build_demo(quick=quick, seed=seed, progress=progress, echo=echo).save(out_dir)
+
+
+def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
+    result, chosen, sizes, launch = demo.result, demo.chosen, demo.sizes, demo.launch
+    seconds, first_guess, fresh_rmse, n_judged = demo.seconds, demo.first_guess, demo.fresh_rmse, demo.n_judged
     s = result.summary.set_index("policy")
     new = result.config.catalog.new_plan
     guesses = "; ".join(
@@ -1201,20 +1281,26 @@ def _demo_report(
         "attribution window).",
         "",
         f"1. **Logging**: {sizes.n_log:,} offers chosen uniformly at random among the eligible launch-day plans.",
-        "2. **Fit**: candidate policies trained on those logs.",
-        "3. **Offline evaluation** (revenue per offer, 95% intervals; `recommended` = estimator with the smallest "
-        "estimated error):",
+        f"2. **Fit**: candidate policies trained on the {demo.fit_steps.size:,} earlier logged decisions whose "
+        f"outcome is final (steps {demo.fit_steps.min():,}-{demo.fit_steps.max():,}).",
+        f"3. **Offline evaluation** on the {demo.eval_steps.size:,} later ones (steps {demo.eval_steps.min():,}-"
+        f"{demo.eval_steps.max():,}; out of sample: no decision used for fitting is evaluated). Revenue per offer, "
+        "95% intervals; `recommended` = estimator with the smallest estimated error; `true_value` is the exact "
+        "value of the fitted policy on the same users, known in the simulation, and `covered` says whether the "
+        "interval holds it:",
         "",
-        markdown_table(result.ope, ["policy", "estimator", "value", "ci_low", "ci_high", "ess", "recommended"]),
+        markdown_table(result.ope, ["policy", "estimator", "value", "ci_low", "ci_high", "true_value", "covered",
+                                     "ess", "recommended"]),
         "",
         f"4. **Pick**: `{chosen}` (highest lower confidence bound).",
         f"5. **Roll-out** on the next {sizes.rollout:,} users (the same users for every candidate), learning online "
         f"with a refresh every {sizes.batch_size} offers.",
         "6. **Offline estimate vs reality** (before the launch): `true_value` is the exact expected revenue per offer "
-        "of the fitted policy on the roll-out users, `online_value` what it realised while learning.",
+        "of the fitted policy on the evaluation users, `rollout_true_value` on the roll-out users, `online_value` "
+        "what it realised there while learning.",
         "",
         markdown_table(result.summary, ["policy", "ope_value", "ope_ci_low", "ope_ci_high", "true_value",
-                                         "online_value"]),
+                                         "rollout_true_value", "online_value"]),
         "",
         f"7. **New plan** `{new.name}` ({new.price:g} a month, {new.seats} seat(s), "
         f"{'premium' if new.premium else 'basic'} tier) launched at step {launch:,}. The disjoint "
@@ -1233,7 +1319,8 @@ def _demo_report(
         "",
         f"Chosen policy `{chosen}`: offline estimate {s.loc[chosen, 'ope_value']:.3f} "
         f"[{s.loc[chosen, 'ope_ci_low']:.3f}, {s.loc[chosen, 'ope_ci_high']:.3f}], true value "
-        f"{s.loc[chosen, 'true_value']:.3f}, realised {s.loc[chosen, 'online_value']:.3f}.",
+        f"{s.loc[chosen, 'true_value']:.3f} on the evaluation users and {s.loc[chosen, 'rollout_true_value']:.3f} on "
+        f"the roll-out users, realised {s.loc[chosen, 'online_value']:.3f}.",
         "",
         "## Files",
         "",
