@@ -142,6 +142,20 @@ class HybridRidgePolicy(Policy):
             "n_since_refactor": np.zeros(1, dtype=np.int64),
         }
 
+    @classmethod
+    def _state_shapes(
+        cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        fit_intercept = config.get("fit_intercept") is True
+        D = (n_features or 0) + fit_intercept
+        P = (len(arms[0].features or ()) + fit_intercept) * D
+        per_arm = {"A": (D, D), "A_inv": (D, D), "B": (D, P), "C": (D, P), "b": (D,), "theta": (D,)}
+        shapes = {name: ((n_arms, *shape), "<f8") for name, shape in per_arm.items()}
+        shared = {"Z": (P, P), "c": (P,), "A0_inv": (P, P), "beta": (P,)}
+        shapes.update({name: (shape, "<f8") for name, shape in shared.items()})
+        shapes["n_since_refactor"] = ((1,), "<i8")
+        return shapes
+
     def _allocate_buffers(self) -> None:
         F = np.array([a.features for a in self._arms], dtype=np.float64)
         self._F = np.concatenate([F, np.ones((len(F), 1))], axis=1) if self.fit_intercept else F

@@ -692,11 +692,22 @@ class Policy(ABC):
         return meta, arrays
 
     @classmethod
+    def _state_shapes(
+        cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Shape and dtype (e.g. ``"<f8"``) of every array in ``_state_arrays`` and ``_shared_state_arrays`` of a
+        policy built with these arguments, computed without building it (``bandit.load`` checks a file's arrays
+        against them before anything is allocated). Policies with learned arrays override it."""
+        return {}
+
+    @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Policy:
-        arms = [Arm(**a) for a in meta["arms"]]
-        config = dict(meta["config"])
-        if cls._contextual or meta["n_features"] is not None:
-            config["n_features"] = meta["n_features"]
+        # untrusted input: every field and array is checked against the metadata and the limits of bandit.state
+        # before the policy is built (no allocation beyond what the file holds)
+        arms, config, n_features = _state.check_meta(cls, meta)
+        _state.check_arrays(cls, arms, n_features, config, arrays)
+        if cls._contextual or n_features is not None:
+            config["n_features"] = n_features
         policy = cls(arms, **config)
         k = len(arms)
         expected = {
@@ -810,6 +821,19 @@ class RidgePolicy(KernelPolicy):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         A, A_inv, theta, counters = self._gaussian_prior(n_arms, self.l2)
         return {"A": A, "A_inv": A_inv, "b": np.zeros_like(theta), "theta": theta, "n_since_refactor": counters}
+
+    @classmethod
+    def _state_shapes(
+        cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        D = (n_features or 0) + (config.get("fit_intercept") is True)
+        return {
+            "A": ((n_arms, D, D), "<f8"),
+            "A_inv": ((n_arms, D, D), "<f8"),
+            "b": ((n_arms, D), "<f8"),
+            "theta": ((n_arms, D), "<f8"),
+            "n_since_refactor": ((n_arms,), "<i8"),
+        }
 
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self._A_inv, self._theta

@@ -139,6 +139,12 @@ class BetaTS(Policy):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         return {"alpha": np.full(n_arms, self.prior_alpha), "beta": np.full(n_arms, self.prior_beta)}
 
+    @classmethod
+    def _state_shapes(
+        cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        return {"alpha": ((n_arms,), "<f8"), "beta": ((n_arms,), "<f8")}
+
     def _allocate_buffers(self) -> None:
         self._prob_cache: dict[tuple[int, bytes], np.ndarray] = {}
 

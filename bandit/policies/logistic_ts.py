@@ -114,6 +114,18 @@ class LogisticTS(KernelPolicy):
         P, Sigma, m, counters = self._gaussian_prior(n_arms, self.l2)
         return {"P": P, "Sigma": Sigma, "m": m, "n_since_refactor": counters}
 
+    @classmethod
+    def _state_shapes(
+        cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        D = (n_features or 0) + (config.get("fit_intercept") is True)
+        return {
+            "P": ((n_arms, D, D), "<f8"),
+            "Sigma": ((n_arms, D, D), "<f8"),
+            "m": ((n_arms, D), "<f8"),
+            "n_since_refactor": ((n_arms,), "<i8"),
+        }
+
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self._Sigma, self._m
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
+import struct
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import vowpalwabbit
@@ -32,6 +35,11 @@ _MIN_LEARN_PROBABILITY = 0.01
 _MAX_ABS_FEATURE = 1e38
 #: Smaller magnitudes are passed as 0: VW's text parser turns them into 0 or inf (it scales by float32 powers of 10).
 _MIN_ABS_NUMBER = 1e-29
+#: Largest cost magnitude passed to VW. VW learns in float32 (largest 3.4e38) and multiplies a cost by importance
+#: weights (up to 1 / 0.01) and learning-rate terms: a cost of 2e37 already turns the ``epsilon`` and ``synthcover``
+#: models into inf/NaN for good (3e38 does so for every explorer), while 1e37 is still learned. 1e30 keeps two
+#: orders of magnitude of headroom below the first failure at the largest importance weight.
+_MAX_ABS_COST = 1e30
 _CB_LABEL = vowpalwabbit.LabelType.CONTEXTUAL_BANDIT
 _ACTION_PROBS = vowpalwabbit.PredictionType.ACTION_PROBS
 
@@ -63,33 +71,92 @@ _FORBIDDEN = frozenset({
     "daemon", "port", "predictions", "raw_predictions", "readable_model", "invert_hash", "audit", "audit_regressor",
     "help", "json", "dsjson", "save_resume", "predict_only_model", "preserve_performance_counters", "save_per_pass",
 })
+#: The Vowpal Wabbit options ``vw_args`` may set (an allow-list: anything else is rejected), each mapped to whether
+#: it takes a value. None of them reads or writes files or streams, or changes the learning problem.
+_ALLOWED: dict[str, bool] = {
+    # optimiser and learning-rate schedule
+    "learning_rate": True, "power_t": True, "initial_t": True, "decay_learning_rate": True, "adaptive": False,
+    "normalized": False, "invariant": False, "sgd": False, "adax": False, "coin": False, "ftrl": False,
+    "ftrl_alpha": True, "ftrl_beta": True, "pistol": False,
+    # regularisation and loss
+    "l1": True, "l2": True, "no_bias_regularization": False, "loss_function": True, "quantile_tau": True,
+    # features, hashing and initial weights
+    "bit_precision": True, "noconstant": False, "constant": True, "hash": True, "hash_seed": True, "ignore": True,
+    "ignore_linear": True, "keep": True, "initial_weight": True, "random_weights": False, "normal_weights": False,
+    "sparse_weights": False,
+    # the contextual-bandit reductions and explorers
+    "cb_type": True, "gamma_scale": True, "gamma_exponent": True, "elim": False, "mellowness": True,
+    "cb_min_cost": True, "cb_max_cost": True, "psi": True, "nounif": False, "first_only": False, "greedify": False,
+    "clip_p": True,
+}
+#: Largest ``--bit_precision`` (2**24 weights; with VW's per-weight state at most 512 MiB), so that no policy, and
+#: no policy file, makes VW allocate more.
+_MAX_BITS = 24
 #: VW's one-letter options that map to a long option checked above.
 _SHORT = {"q": "quadratic", "i": "initial_regressor", "f": "final_regressor", "d": "data", "t": "testonly",
-          "c": "cache", "p": "predictions", "r": "raw_predictions", "a": "audit", "h": "help"}
+          "c": "cache", "p": "predictions", "r": "raw_predictions", "a": "audit", "h": "help", "b": "bit_precision",
+          "l": "learning_rate", "C": "constant", "k": "kill_cache"}
 #: An option token: ``--name``, ``--name=value`` or ``-x[value]`` (a negative number such as ``-1`` is a value).
-_OPTION = re.compile(r"^(--(?P<long>[A-Za-z][\w-]*)(=.*)?|-(?P<short>[A-Za-z]).*)$")
+_OPTION = re.compile(r"^(--(?P<long>[A-Za-z][\w-]*)(=(?P<long_value>.*))?|-(?P<short>[A-Za-z])(?P<short_value>.*))$")
+#: An option value: a number or a word (never a path, never whitespace).
+_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _option_error(name: str, where: str) -> ValueError | None:
+    """The error for setting ``--name`` in ``where`` if VWPolicy owns it or forbids it, else None."""
+    if name in _OWNED:
+        return ValueError(f"{where} must not set --{name}: {_OWNED[name]}")
+    if name in _FORBIDDEN:
+        return ValueError(
+            f"{where} must not set --{name}: it changes the learning problem or makes VW read or write files "
+            "itself (use save()/bandit.load() for models and choose()/update() for data)"
+        )
+    return None
 
 
 def _check_vw_args(vw_args: str) -> list[str]:
-    """``vw_args`` split into tokens; ValueError if it sets an option VWPolicy owns or one that breaks the contract."""
+    """``vw_args`` split into tokens; ValueError unless every option is on the allow-list ``_ALLOWED`` (options
+    VWPolicy owns get a message saying what to use instead) with a plain value where it takes one."""
     if not isinstance(vw_args, str):
         raise TypeError(f"vw_args must be a str of extra Vowpal Wabbit options, got {type(vw_args).__name__}")
     try:
         tokens = shlex.split(vw_args)
     except ValueError as exc:
         raise ValueError(f"vw_args could not be split into options ({exc}); check its quotes") from None
-    for token in tokens:
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
         m = _OPTION.match(token)
         if m is None:
-            continue
-        name = m.group("long") or _SHORT.get(m.group("short"), "")
-        if name in _OWNED:
-            raise ValueError(f"vw_args must not set --{name}: {_OWNED[name]}")
-        if name in _FORBIDDEN:
+            raise ValueError(f"vw_args: {token[:40]!r} is not an option; write options as '--name value'")
+        short = m.group("short")
+        name = m.group("long") or _SHORT.get(short or "", "")
+        if not name:
+            raise ValueError(f"vw_args must not set -{short}: VWPolicy does not support that Vowpal Wabbit option")
+        error = _option_error(name, "vw_args")
+        if error is not None:
+            raise error
+        if name not in _ALLOWED:
             raise ValueError(
-                f"vw_args must not set --{name}: it changes the learning problem or makes VW read or write files "
-                "itself (use save()/bandit.load() for models and choose()/update() for data)"
+                f"vw_args must not set --{name}: VWPolicy accepts only these Vowpal Wabbit options: "
+                f"{', '.join(sorted(_ALLOWED))}"
             )
+        attached = m.group("long_value") if m.group("long") else (m.group("short_value") or None)
+        if not _ALLOWED[name]:
+            if attached is not None:
+                raise ValueError(f"vw_args: --{name} takes no value, got {attached[:40]!r}")
+        else:
+            if attached is None:
+                if i + 1 == len(tokens):
+                    raise ValueError(f"vw_args: --{name} needs a value")
+                i += 1
+                attached = tokens[i]
+            if not _VALUE.fullmatch(attached) or (attached.startswith("-") and not _NUMBER.fullmatch(attached)):
+                raise ValueError(f"vw_args: --{name} needs a number or a word as its value, got {attached[:40]!r}")
+            if name == "bit_precision" and not (attached.isdigit() and 1 <= int(attached) <= _MAX_BITS):
+                raise ValueError(f"vw_args: --bit_precision must be an integer from 1 to {_MAX_BITS}, got {attached!r}")
+        i += 1
     return tokens
 
 
@@ -126,6 +193,127 @@ def _serialize(workspace: vowpalwabbit.Workspace) -> bytes:
         workspace.save(path)
         with open(path, "rb") as fh:
             return fh.read()
+
+
+@dataclass(frozen=True)
+class _ModelHeader:
+    """What the header of a VW model file (VW >= 9) says, as written by VW's ``save_load_header``."""
+
+    version: str
+    bits: int
+    #: The stored command-line options (VW rebuilds the learner from them), without ``--random_seed`` and its value.
+    options: tuple[str, ...]
+
+
+#: Longest options string accepted in a model header (VWPolicy's are about 200 characters).
+_MAX_HEADER_OPTIONS = 4096
+_HEADER_VERSION = re.compile(rb"(\d{1,4})\.(\d{1,4})\.(\d{1,4})\x00")
+_HEADER_OPTIONS = re.compile(rb"[ -~]*\x00")
+
+
+def _model_header(model: bytes) -> _ModelHeader:
+    """The header of VW model bytes, parsed without VW; ValueError naming the first field that VWPolicy never writes.
+
+    Layout (little-endian): u32 length + version string (NUL-terminated); u32 length + model id (NUL-terminated;
+    VWPolicy never sets one); ``b"m"``; min and max label (float32); ``--bit_precision`` (u32); lda (u32); number of
+    ngram and of skip definitions (u32 each, then 3 bytes per definition); u32 length + the options string
+    (NUL-terminated); u32 length (4) + a u32 checksum of the header (VW checks it).
+    """
+    view = memoryview(model)
+    pos = 0
+
+    def take(n: int, what: str) -> bytes:
+        nonlocal pos
+        if n > len(view) - pos:
+            raise ValueError(f"the Vowpal Wabbit model is truncated in its header ({what})")
+        out = bytes(view[pos : pos + n])
+        pos += n
+        return out
+
+    def u32(what: str) -> int:
+        return int(struct.unpack("<I", take(4, what))[0])
+
+    where = "the Vowpal Wabbit model header"
+    n = u32("version length")
+    version = take(n, "version") if 2 <= n <= 16 else b""
+    m = _HEADER_VERSION.fullmatch(version)
+    if m is None:
+        raise ValueError(f"{where} does not start with a version string; the model bytes are not a VW model")
+    if int(m.group(1)) < 9:
+        raise ValueError(f"{where} says VW {version[:-1].decode()}; only models of VW 9 or later are loaded")
+    if take(4, "model id length") != b"\x01\x00\x00\x00" or take(1, "model id") != b"\x00":
+        raise ValueError(f"{where} carries a model id; VWPolicy never sets one")
+    if take(1, "model marker") != b"m":
+        raise ValueError(f"{where} lacks the model marker 'm'")
+    labels = struct.unpack("<2f", take(8, "label range"))
+    if not all(math.isfinite(v) for v in labels):
+        raise ValueError(f"{where} has a non-finite label range {labels}")
+    bits = u32("bit precision")
+    if not 1 <= bits <= _MAX_BITS:
+        raise ValueError(f"{where} declares --bit_precision {bits}; VWPolicy allows 1 to {_MAX_BITS}")
+    for what in ("lda", "ngram count", "skip count"):
+        if u32(what) != 0:
+            raise ValueError(f"{where} sets {what.split()[0]}, which VWPolicy never uses")
+    n = u32("options length")
+    if n > _MAX_HEADER_OPTIONS:
+        raise ValueError(f"{where} declares {n} bytes of options, more than the limit {_MAX_HEADER_OPTIONS}")
+    raw = take(n, "options")
+    if _HEADER_OPTIONS.fullmatch(raw) is None:
+        raise ValueError(f"{where} has an options string that is not printable ASCII ending in NUL")
+    if take(4, "checksum length") != b"\x04\x00\x00\x00":
+        raise ValueError(f"{where} lacks its checksum")
+    take(4, "checksum")
+    tokens = raw[:-1].decode("ascii").split()
+    options: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i] == "--random_seed":
+            seed = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if not (seed.isdigit() and len(seed) <= 20 and int(seed) < 2**64):
+                raise ValueError(f"{where} has an invalid --random_seed {seed[:30]!r}")
+            i += 2
+            continue
+        options.append(tokens[i])
+        i += 1
+    return _ModelHeader(version=version[:-1].decode("ascii"), bits=bits, options=tuple(options))
+
+
+#: The header a fresh workspace of a given command line (seed left out) saves, per command line.
+_EXPECTED_HEADERS: dict[tuple[str, ...], _ModelHeader] = {}
+
+
+def _check_model_header(model: bytes, policy: VWPolicy) -> None:
+    """ValueError unless ``model`` (untrusted bytes) stores exactly the options and bit precision that the freshly
+    built ``policy`` (whose workspace comes from its allow-listed configuration) would store.
+
+    VW rebuilds its learner from the options stored in a model, and honours all of them (``--readable_model``,
+    ``-f``, ``--invert_hash``... write files when the workspace finishes): nothing but the options VWPolicy's own
+    configuration produces may reach it.
+    """
+    stored = _model_header(model)
+    args = policy._workspace_args()
+    seed_at = args.index("--random_seed")
+    key = tuple(args[:seed_at] + args[seed_at + 2 :])
+    expected = _EXPECTED_HEADERS.get(key)
+    if expected is None:
+        expected = _model_header(_serialize(policy._vw))
+        if len(_EXPECTED_HEADERS) >= 64:
+            _EXPECTED_HEADERS.clear()
+        _EXPECTED_HEADERS[key] = expected
+    if stored.options != expected.options:
+        extra = sorted(set(stored.options) - set(expected.options))
+        missing = sorted(set(expected.options) - set(stored.options))
+        unexpected = [t for t in extra if t.startswith("-")] or extra
+        detail = f"it sets {' '.join(unexpected[:6])}" if unexpected else f"it lacks {' '.join(missing[:6])}"
+        raise ValueError(
+            f"the Vowpal Wabbit model stores options that the policy's configuration does not produce ({detail}); "
+            f"expected exactly {' '.join(expected.options)!r}: a crafted or foreign model, refused"
+        )
+    if stored.bits != expected.bits:
+        raise ValueError(
+            f"the Vowpal Wabbit model has --bit_precision {stored.bits} but the policy's configuration gives "
+            f"{expected.bits}"
+        )
 
 
 def _deserialize(model: bytes) -> vowpalwabbit.Workspace:
@@ -291,7 +479,8 @@ class VWPolicy(Policy):
     # the VW workspace
     # ------------------------------------------------------------------------------------------------------------
 
-    def _new_workspace(self) -> vowpalwabbit.Workspace:
+    def _workspace_args(self) -> list[str]:
+        """VW's command line for this policy's configuration (``vw_args`` already checked against the allow-list)."""
         explore = {
             "squarecb": ["--squarecb"],
             "epsilon": ["--epsilon", repr(self.epsilon)],
@@ -310,8 +499,11 @@ class VWPolicy(Policy):
         args = ["--cb_explore_adf", *explore, "--random_seed", str(self.seed % 2**32), "--quiet"]
         for term in self.interactions:
             args += ["--interactions", term]
+        return [*args, *user]
+
+    def _new_workspace(self) -> vowpalwabbit.Workspace:
         try:
-            workspace = vowpalwabbit.Workspace(arg_list=[*args, *user])
+            workspace = vowpalwabbit.Workspace(arg_list=self._workspace_args())
         except Exception as exc:  # VW raises RuntimeError and friends for bad options
             raise ValueError(f"Vowpal Wabbit rejected vw_args={self.vw_args!r} ({exc})") from None
         if workspace.get_label_type() != _CB_LABEL or workspace.get_prediction_type() != _ACTION_PROBS:
@@ -416,16 +608,37 @@ class VWPolicy(Policy):
         for i in range(n):
             self._predict(shared[i], eligible[0] if one_mask else eligible[i], probs[i], scores[i], "X")
             if sample:
-                use_seed = seeds is not None
-                idx[i] = self._draw(probs[i], use_seed, seeds[i] if use_seed else pk.ZERO_SEED)
+                idx[i] = (
+                    self._draw(probs[i], False, pk.ZERO_SEED) if seeds is None else self._draw(probs[i], True, seeds[i])
+                )
         return idx, probs, scores
 
+    def _check_costs(self, arms: np.ndarray, rewards: np.ndarray, name: str) -> None:
+        """ValueError naming ``name`` (and the row, for a batch) when a reward's cost is beyond ``_MAX_ABS_COST``.
+
+        Such a cost overflows VW's float32 arithmetic and leaves its model non-finite for good (saved with it).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            costs = np.abs(self.cost_scale * self._values[arms] * rewards)
+        bad = np.flatnonzero(~(costs <= _MAX_ABS_COST))
+        if bad.size:
+            i = int(bad[0])
+            where = f"{name}[{i}]" if name == "rewards" else name
+            raise ValueError(
+                f"{where} = {float(rewards[i]):.6g} is too large for Vowpal Wabbit: its cost (cost_scale * value * "
+                f"reward = {float(costs[i]):.3g} in magnitude) must be at most {_MAX_ABS_COST:.0e} (VW learns in "
+                "float32 and scales costs by importance weights; a larger cost makes its model non-finite for good); "
+                "nothing was learned; rescale the rewards (e.g. revenue in thousands) or lower cost_scale"
+            )
+
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
+        self._check_costs(np.array([k]), np.array([reward]), "reward")
         self._learn(self._shared_line(x, "context"), k, reward, "context")
         return 0
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
-        shared = [self._shared_line(X[i], "X", i) for i in range(X.shape[0])]  # every row checked before VW learns
+        self._check_costs(arms, rewards, "rewards")  # every row checked before VW learns
+        shared = [self._shared_line(X[i], "X", i) for i in range(X.shape[0])]
         for i, line in enumerate(shared):
             self._learn(line, int(arms[i]), float(rewards[i]), "X")
 
@@ -436,7 +649,7 @@ class VWPolicy(Policy):
     def snapshot(self) -> VWPolicy:
         """A read-only, thread-safe copy (see :meth:`Policy.snapshot`) with its own VW workspace, restored from the
         live model's bytes: later updates of the live policy never reach it."""
-        snap = super().snapshot()
+        snap = cast(VWPolicy, super().snapshot())
         snap._vw = _deserialize(_serialize(self._vw))
         return snap
 
@@ -449,8 +662,13 @@ class VWPolicy(Policy):
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> VWPolicy:
         arrays = dict(arrays)
         model = arrays.pop("model", None)
-        if model is None or model.dtype != np.uint8 or model.ndim != 1:
+        if not isinstance(model, np.ndarray) or model.dtype != np.uint8 or model.ndim != 1:
             raise ValueError("array 'model' (the Vowpal Wabbit model file, a 1-D uint8 array) is missing or malformed")
-        policy = super()._from_state(meta, arrays)
-        policy._vw = _deserialize(model.tobytes())
+        data = model.tobytes()
+        _model_header(data)  # malformed headers are refused before anything is built
+        # the base class checks the metadata and builds the policy; its constructor checks vw_args against the
+        # allow-list (bit precision included) before VW allocates anything
+        policy = cast(VWPolicy, super()._from_state(meta, arrays))
+        _check_model_header(data, policy)
+        policy._vw = _deserialize(data)
         return policy

@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import json
 import threading
+import warnings
 import zipfile
 
 import numpy as np
 import pytest
 from policy_helpers import POLICY_CLASSES, assert_same_state, make, new_arm, state_of, trained, training_data
+from state_files import read_members, read_state, write_members, write_raw, write_v1
 
 import bandit
 from bandit import LinUCB, load
-from bandit.state import FORMAT_VERSION
+from bandit.state import FORMAT_VERSION, UnverifiedMetadataWarning
 
 all_policies = pytest.mark.parametrize("cls", POLICY_CLASSES, ids=[c.__name__ for c in POLICY_CLASSES])
 CONTEXTS = np.array([[0.3, -1.2, 0.5], [2.0, 0.1, -0.7], [-1.5, 1.5, 0.0]])
@@ -73,17 +75,20 @@ def test_failed_save_leaves_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["p.zip"]
 
 
-def _rewrite(path, *, meta=None, arrays=None):
-    with zipfile.ZipFile(path) as zf:
-        m = json.loads(zf.read("policy.json"))
-        a = zf.read("arrays.npz")
+def _rewrite(path, *, meta=None, arrays=None, checksum=True):
+    """Edit a saved file's metadata and/or npz bytes; the checksum is recomputed, or kept stale (``checksum=False``)."""
+    members = read_members(path)
+    m = json.loads(members["policy.json"])
+    a = members["arrays.npz"]
     if meta:
         m = meta(m)
     if arrays:
         a = arrays(a)
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("policy.json", json.dumps(m))
-        zf.writestr("arrays.npz", a)
+    raw = json.dumps(m).encode("utf-8")
+    if checksum:
+        write_raw(path, raw, a)
+    else:
+        write_members(path, {**members, "policy.json": raw, "arrays.npz": a})
 
 
 def test_load_rejects_corrupt_foreign_and_newer_files(tmp_path):
@@ -130,7 +135,7 @@ def test_load_rejects_corrupt_foreign_and_newer_files(tmp_path):
         return buf.getvalue()
 
     policy.save(path)
-    _rewrite(path, arrays=tamper)
+    _rewrite(path, arrays=tamper, checksum=False)
     with pytest.raises(ValueError, match="checksum mismatch"):
         load(path)
 
@@ -138,9 +143,52 @@ def test_load_rejects_corrupt_foreign_and_newer_files(tmp_path):
         load(tmp_path / "missing.zip")
 
 
-def test_load_rejects_inconsistent_arrays(tmp_path):
-    import hashlib
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: {**m, "config": {**m["config"], "alpha": 50.0}},
+        lambda m: {**m, "arms": [{**m["arms"][0], "value": 100.0}, *m["arms"][1:]]},
+        lambda m: {**m, "counters": {**m["counters"], "revision": 0}},
+        lambda m: {**m, "rng_state": 1},
+    ],
+    ids=["alpha", "arm-value", "revision", "rng-state"],
+)
+def test_checksum_covers_the_metadata(edit, tmp_path):
+    """Regression: only arrays.npz was checksummed, so editing alpha in policy.json loaded silently."""
+    path = trained(LinUCB).save(tmp_path / "p.zip")
+    _rewrite(path, meta=edit, checksum=False)
+    with pytest.raises(ValueError, match="checksum mismatch: the file's content does not match policy.sha256"):
+        load(path)
+    _rewrite(path, meta=lambda m: m)  # the same edit with a recomputed checksum is a consistent file: it loads
+    load(path)
 
+
+@all_policies
+def test_version_1_files_still_load_with_a_warning(cls, tmp_path):
+    """Files written by earlier releases (format_version 1: arrays-only checksum) load bit-exactly, with a warning
+    that their metadata is unverified; saving again writes format_version 2."""
+    policy = trained(cls, seed=3)
+    path = policy.save(tmp_path / "p.zip")
+    meta, arrays = read_state(path)
+    assert meta["format_version"] == 2 and sorted(read_members(path)) == ["arrays.npz", "policy.json", "policy.sha256"]
+    write_v1(path, {k: v for k, v in meta.items() if k != "format_version"}, arrays)
+    with pytest.warns(UnverifiedMetadataWarning, match="format_version 1 .* metadata .* unverified"):
+        restored = load(path)
+    assert_same_state(state_of(policy), state_of(restored))
+    assert restored.policy_version == policy.policy_version
+    restored.save(path)
+    assert json.loads(read_members(path)["policy.json"])["format_version"] == FORMAT_VERSION == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(path)
+    # a version-1 file still has its arrays checksum checked
+    write_v1(path, meta, arrays)
+    _rewrite(path, meta=lambda m: {**m, "arrays_sha256": "0" * 64}, checksum=False)
+    with pytest.raises(ValueError, match="checksum mismatch: arrays.npz"):
+        load(path)
+
+
+def test_load_rejects_inconsistent_arrays(tmp_path):
     policy = trained(LinUCB)
     path = tmp_path / "p.zip"
     policy.save(path)
@@ -152,9 +200,7 @@ def test_load_rejects_inconsistent_arrays(tmp_path):
         np.savez(buf, **arrays)
         return buf.getvalue()
 
-    with zipfile.ZipFile(path) as zf:
-        npz = drop_theta(zf.read("arrays.npz"))
-    _rewrite(path, meta=lambda m: {**m, "arrays_sha256": hashlib.sha256(npz).hexdigest()}, arrays=lambda a: npz)
+    _rewrite(path, arrays=drop_theta)
     with pytest.raises(ValueError, match="inconsistent state"):
         load(path)
 

@@ -7,10 +7,13 @@ directly, the cost and probability fed to VW, and the state handling of the mode
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import vowpalwabbit
 from policy_helpers import assert_same_state, state_of
+from state_files import forge_vw_model, read_state, vw_options, write_state
 from scipy import stats
 
 from bandit import Arm, UniformRandom, VWPolicy, load
@@ -299,26 +302,100 @@ def test_save_load_round_trip_gives_identical_decisions(exploration, tmp_path):
         assert_same_state(state_of(policy), state_of(restored))
 
 
-def test_load_rejects_a_corrupt_model(tmp_path):
-    import hashlib
-    import io
-    import json
-    import zipfile
+def _with_model(path, model: bytes, **config):
+    """Rewrite the policy file at ``path`` with other model bytes (and config entries), checksum recomputed: a
+    consistent file, as an attacker can write one."""
+    meta, arrays = read_state(path)
+    arrays["model"] = np.frombuffer(model, dtype=np.uint8)
+    meta["config"].update(config)
+    return write_state(path, meta, arrays)
 
+
+def test_load_rejects_a_corrupt_model(tmp_path):
     path = trained().save(tmp_path / "vw.zip")
-    with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read("policy.json"))
-        with np.load(io.BytesIO(zf.read("arrays.npz"))) as f:
-            arrays = {k: f[k] for k in f.files}
-    arrays["model"] = np.frombuffer(b"not a vw model", dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    meta["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()  # a consistent file with a bad model
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("policy.json", json.dumps(meta))
-        zf.writestr("arrays.npz", buf.getvalue())
+    _with_model(path, b"not a vw model")
+    with pytest.raises(ValueError, match="cannot load policy .* not a VW model"):
+        load(path)
+    # a header VWPolicy accepts but whose VW checksum is wrong: VW itself refuses it
+    path = trained().save(tmp_path / "vw.zip")
+    model = bytearray(model_bytes(load(path)))
+    end = 4 + model[0] + 30 + 4 + len(vw_options(bytes(model))) + 1 + 8  # just past the header checksum
+    model[end - 1] ^= 0xFF
+    _with_model(path, bytes(model))
     with pytest.raises(ValueError, match="cannot load policy .* model bytes could not be loaded"):
         load(path)
+
+
+FILE_OPTIONS = [
+    "--readable_model {out}",
+    "--invert_hash {out}",
+    "-f {out}",
+    "--final_regressor {out}",
+    "--cache_file {out}",
+    "--predictions {out}",
+    "--extra_metrics {out}",
+    "--output_feature_regularizer_text {out}",
+    "--audit_regressor {out}",
+]
+
+
+@pytest.mark.parametrize("option", FILE_OPTIONS, ids=lambda o: o.split()[0].lstrip("-"))
+def test_load_refuses_a_model_whose_stored_options_touch_files(option, tmp_path):
+    """Regression: VW rebuilds its learner from the options stored in the model and honoured --readable_model FILE
+    & co., overwriting FILE when the workspace was collected. Such a model (a valid VW header, checksum forged) must
+    be refused before VW sees it, and nothing may be written."""
+    out = tmp_path / "written-by-vw.txt"
+    path = trained().save(tmp_path / "vw.zip")
+    model = model_bytes(load(path))
+    forged = forge_vw_model(model, options=vw_options(model) + " " + option.format(out=out))
+    # the forged model is one VW accepts: built directly, VW writes the file when the workspace finishes
+    probe = tmp_path / "probe.vw"
+    probe.write_bytes(forge_vw_model(model, options=vw_options(model) + " --readable_model " + str(out)))
+    ws = vowpalwabbit.Workspace(arg_list=["--quiet", "-i", str(probe)])
+    ws.finish()
+    assert out.exists()
+    out.unlink()
+
+    _with_model(path, forged)
+    with pytest.raises(ValueError, match="stores options that the policy's configuration does not produce .*refused"):
+        load(path)
+    gc.collect()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.vw", "vw.zip"]
+
+
+@pytest.mark.parametrize(
+    "forge, match",
+    [
+        ({"options": " --cb_adf --cb_explore_adf --cb_type mtr --csoaa_ldf multiline --csoaa_rank --interactions UA "
+                     "--squarecb --random_seed 1 --bag 4"}, "does not produce .*--bag"),  # not the saved explorer
+        ({"bits": 30}, "--bit_precision 30; VWPolicy allows 1 to 24"),  # 2**30 weights: gigabytes
+        ({"bits": 20}, "--bit_precision 20 but the policy's configuration gives 18"),
+        ({"model_id": b"x --readable_model /tmp/pwn"}, "carries a model id"),  # VW appends '--id <id>' to options
+        ({"options": " --cb_adf\x01"}, "not printable ASCII"),
+    ],
+    ids=["other-explorer", "huge-bits", "bits-mismatch", "model-id", "control-chars"],
+)
+def test_load_refuses_other_crafted_model_headers(forge, match, tmp_path):
+    path = trained().save(tmp_path / "vw.zip")
+    model = model_bytes(load(path))
+    options = forge.pop("options", None)
+    _with_model(path, forge_vw_model(model, options=options, **forge))
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_load_refuses_a_config_that_would_make_vw_allocate_or_touch_files(tmp_path):
+    """The stored configuration goes through the same allow-list as the constructor's vw_args."""
+    path = trained().save(tmp_path / "vw.zip")
+    model = model_bytes(load(path))
+    for vw_args, match in [
+        ("-b 30", "--bit_precision must be an integer from 1 to 24"),
+        ("--extra_metrics /tmp/x.json", "must not set --extra_metrics"),
+        ("--readable_model /tmp/x.txt", "must not set --readable_model"),
+    ]:
+        _with_model(path, model, vw_args=vw_args)
+        with pytest.raises(ValueError, match=match):
+            load(path)
 
 
 @pytest.mark.parametrize("exploration", ["squarecb", "bag"])
@@ -376,7 +453,15 @@ def test_vw_arguments_reach_vw():
         ({"vw_args": "--random_seed=4"}, ValueError, "vw_args must not set --random_seed: VWPolicy seeds VW from seed"),
         ({"vw_args": "-i model.vw"}, ValueError, "vw_args must not set --initial_regressor"),
         ({"vw_args": "--oaa 3"}, ValueError, "vw_args must not set --oaa"),
-        ({"vw_args": "--no_such_option 1"}, ValueError, "Vowpal Wabbit rejected vw_args"),
+        ({"vw_args": "--no_such_option 1"}, ValueError, "must not set --no_such_option: VWPolicy accepts only"),
+        ({"vw_args": "--extra_metrics m.json"}, ValueError, "must not set --extra_metrics"),  # writes a file
+        ({"vw_args": "--l2 /tmp/x"}, ValueError, "--l2 needs a number or a word"),
+        ({"vw_args": "-b 25"}, ValueError, "--bit_precision must be an integer from 1 to 24"),
+        ({"vw_args": "--elim=1"}, ValueError, "--elim takes no value"),
+        ({"vw_args": "--power_t"}, ValueError, "--power_t needs a value"),
+        ({"vw_args": "-Z"}, ValueError, "must not set -Z"),
+        ({"vw_args": "0.5"}, ValueError, "'0.5' is not an option"),
+        ({"vw_args": "--loss_function nonsense"}, ValueError, "Vowpal Wabbit rejected vw_args"),
         ({"vw_args": "--l2 '1"}, ValueError, "vw_args could not be split"),
         ({"cost_scale": 0.0}, ValueError, "cost_scale must be > 0"),
         ({"discount": 0.9}, ValueError, "discount must be 1.0 for VWPolicy"),
