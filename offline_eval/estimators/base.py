@@ -8,7 +8,8 @@ Every estimator evaluates a *target* policy on logged data. A target is one of
   (non-negative, finite, rows summing to 1 within :data:`TARGET_ATOL` = 1e-6);
 * an (n,) array of deterministic actions: integer indices in [0, K) or arm names;
 * a single arm (int index or str name): the policy that always takes it;
-* a pandas DataFrame of probabilities whose columns are the arm names (reordered to ``data.action_names``);
+* a pandas DataFrame of probabilities whose columns are the arm names (reordered to ``data.action_names``) or
+  the integers 0..K-1 (positional);
 * any object with ``action_probabilities(X, eligible) -> (n, K)`` (e.g. a ``bandit`` policy), called once with
   ``data.context`` and ``data.eligible``.
 
@@ -343,6 +344,12 @@ def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
         return policy.action_probabilities(data.context, data.eligible)
     log_arms = data.action_names
     missing = [a for a in log_arms if a not in set(arms)]
+    if missing and log_arms == [str(k) for k in range(data.n_actions)]:
+        raise ValueError(
+            f"{name} names its arms {arms} but the logs have no arm names (action_names defaults to {log_arms}); "
+            "pass action_names=[...] to LoggedData (decision logs read with from_parquet carry them), or pass the "
+            "policy's (n, K) probabilities as an array to match the arms by position"
+        )
     if missing:
         raise ValueError(
             f"{name} has no arm {missing} of the logged arms {log_arms} (its arms: {arms}); a policy must know every "
@@ -387,8 +394,16 @@ def _target_array(data: LoggedData, target: Any, name: str) -> np.ndarray:
         source = f"{name}.action_probabilities(X, eligible)"
         target = _policy_probabilities(data, target, name)
     if isinstance(target, pd.DataFrame):
-        if set(map(str, target.columns)) == set(data.action_names) and len(target.columns) == k:
+        columns = [str(c) for c in target.columns]
+        if sorted(columns) == sorted(data.action_names):
             target = target.rename(columns=str)[data.action_names]
+        elif not all(isinstance(c, (int, np.integer)) for c in target.columns):
+            missing = [a for a in data.action_names if a not in columns]
+            unknown = [c for c in columns if c not in data.action_names]
+            raise ValueError(
+                f"{name} DataFrame columns {columns} must be the logged arms {data.action_names} (any order; "
+                f"missing {missing}, unknown {unknown}); integer columns 0..K-1 are read by position"
+            )
         target = target.to_numpy()
     if isinstance(target, (str, int, np.integer)) and not isinstance(target, bool):
         target = np.full(n, target, dtype=object if isinstance(target, str) else np.int64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bandit import LinUCB
@@ -134,6 +135,29 @@ def test_plain_arrays_stay_positional():
     data = uniform_log(n=500)
     probs = np.tile([0.0, 0.0, 1.0], (data.n, 1))  # column k is data.action_names[k]: always "family"
     assert IPS().estimate(data, probs).value == pytest.approx(IPS().estimate(data, "family").value, rel=1e-15)
+
+
+def test_dataframe_columns_are_matched_by_name_or_rejected():
+    data = uniform_log(n=100)
+    probs = np.tile([0.2, 0.3, 0.5], (data.n, 1)) * data.eligible
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = IPS().estimate(data, probs).value
+    shuffled = pd.DataFrame(probs[:, [2, 0, 1]], columns=["family", "individual", "duo"])
+    assert IPS().estimate(data, shuffled).value == pytest.approx(expected, rel=1e-15)
+    assert IPS().estimate(data, pd.DataFrame(probs)).value == pytest.approx(expected, rel=1e-15)  # 0..K-1: positional
+    wrong = pd.DataFrame(probs, columns=["family", "individual", "student"])
+    with pytest.raises(ValueError, match=r"missing \['duo'\], unknown \['student'\]"):
+        IPS().estimate(data, wrong)
+
+
+def test_a_named_policy_on_logs_without_arm_names_is_an_error_saying_how_to_fix_it():
+    data = uniform_log(n=100)
+    unnamed = LoggedData(data.context, data.action, data.reward, data.propensity, eligible=data.eligible)
+    policy = trained_linucb(ARMS, data)
+    with pytest.raises(ValueError, match=r"the logs have no arm names .*pass action_names="):
+        IPS().estimate(unnamed, policy)
+    positional = policy.action_probabilities(unnamed.context, unnamed.eligible)
+    assert IPS().estimate(unnamed, positional).value == pytest.approx(IPS().estimate(data, policy).value, rel=1e-15)
 
 
 @pytest.mark.parametrize(
