@@ -38,6 +38,16 @@ Status codes are those of :mod:`bandit.kernels.linalg`; the state is unchanged u
 ``STATUS_NON_FINITE`` means a non-finite input (context or reward); statistics that overflow from finite inputs
 give ``STATUS_NOT_PD``, as in :func:`bandit.kernels.linalg.ridge_update_batch`.
 
+Numerics (see also :mod:`bandit.kernels.linalg`, "Conditioning"). An update is refused with
+``STATUS_ILL_CONDITIONED`` when it would make ``trace(A[a]) trace(A_inv[a])`` (a bound on ``cond(A[a])``) or
+``trace(Z) trace(A0_inv)`` (a bound on ``cond(A0)``, since ``A0 <= Z``) exceed ``MAX_CONDITION`` = 1e12; both are
+checked in O(D + P) on the new diagonals before anything is written. A rank-1 step whose new diagonals fail the
+inverse-pair test ``M_jj (M^-1)_jj >= 1`` (or whose denominators drop below 1) has lost precision: everything is
+rebuilt from the raw statistics instead. The rebuild forms the Schur complement through triangular solves
+(``A0 = Z - W^T W``, ``W = U^-T B``), never through an explicit ``A[a]^-1``: with the explicit inverse, one large
+context (``x = [1e5, -1e5]``, ``cond(A[a]) ~ 2e10``) made the computed ``A0`` indefinite and every later rebuild
+failed, for every arm.
+
 References
 ----------
 Li, Chu, Langford, Schapire (2010). A contextual-bandit approach to personalized news article recommendation. WWW.
@@ -51,11 +61,17 @@ import numpy as np
 from numba import njit
 
 from bandit.kernels.linalg import (
+    DIAG_SLACK,
+    MAX_CONDITION,
+    STATUS_ILL_CONDITIONED,
     STATUS_INVALID,
     STATUS_NON_FINITE,
     STATUS_NOT_PD,
     STATUS_OK,
     _all_finite,
+    _inverse_from_cholesky,
+    _trace_product,
+    cholesky_upper,
     spd_inverse_into,
 )
 
@@ -203,52 +219,89 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
     """Every derived array from the raw statistics ``A``, ``B``, ``b``, ``Z``, ``c`` (by Cholesky).
 
     Writes ``A_inv``, ``C``, ``A0_inv``, ``beta``, ``theta`` (which should be fresh arrays: they are partially
-    written on failure). ``A0 = Z - sum_a B[a]^T C[a]`` is accumulated on its upper triangle and mirrored, so it is
-    exactly symmetric. Returns ``STATUS_OK`` or ``STATUS_NOT_PD`` (also when the solved coefficients overflow).
+    written on failure). With ``A[a] = U^T U`` (upper Cholesky factor), ``W = U^-T B[a]`` and ``C[a] = U^-1 W``
+    by triangular solves, and the Schur complement is ``A0 = Z - sum_a W^T W``: a difference of two PSD matrices
+    each computed to ``eps`` of its own size, never through the explicit ``A[a]^-1`` (whose error, amplified by
+    ``B^T ... B``, grows with ``cond(A[a]) ||Z||``). ``A0`` is accumulated on its upper triangle and mirrored, so
+    it is exactly symmetric. Returns ``STATUS_OK``, ``STATUS_NOT_PD`` (the solved coefficients overflow) or
+    ``STATUS_ILL_CONDITIONED`` (a Cholesky factorisation failed on finite statistics, which are positive definite
+    in exact arithmetic, or :func:`_conditioning_status`).
     """
     K, D = b.shape
     P = c.shape[0]
-    for a in range(K):
-        if spd_inverse_into(A[a], A_inv[a]) != 0:
-            return STATUS_NOT_PD
-        Ai = A_inv[a]
-        Ba = B[a]
-        Ca = C[a]
-        for i in range(D):
-            Ci = Ca[i]
-            for p in range(P):
-                Ci[p] = 0.0
-            for r in range(D):
-                air = Ai[i, r]
-                Br = Ba[r]
-                for p in range(P):
-                    Ci[p] += air * Br[p]
+    U = np.empty((D, D))
+    Wd = np.empty((D, D))
+    W = np.empty((D, P))
     A0 = np.empty((P, P))
     for i in range(P):
         for j in range(i, P):
             A0[i, j] = Z[i, j]
     for a in range(K):
+        if not cholesky_upper(A[a], U):
+            return STATUS_ILL_CONDITIONED  # finite (checked by the callers) and PD in exact arithmetic
+        _inverse_from_cholesky(U, Wd, A_inv[a])
         Ba = B[a]
         Ca = C[a]
-        for r in range(D):
-            Br = Ba[r]
-            Cr = Ca[r]
+        for i in range(D):  # U^T W = B (forward, row by row)
+            Wi = W[i]
+            Bi = Ba[i]
+            for p in range(P):
+                Wi[p] = Bi[p]
+            for r in range(i):
+                u = U[r, i]
+                Wr = W[r]
+                for p in range(P):
+                    Wi[p] -= u * Wr[p]
+            inv = 1.0 / U[i, i]
+            for p in range(P):
+                Wi[p] *= inv
+        for i in range(D - 1, -1, -1):  # U C = W (backward)
+            Ci = Ca[i]
+            Wi = W[i]
+            for p in range(P):
+                Ci[p] = Wi[p]
+            for r in range(i + 1, D):
+                u = U[i, r]
+                Cr = Ca[r]
+                for p in range(P):
+                    Ci[p] -= u * Cr[p]
+            inv = 1.0 / U[i, i]
+            for p in range(P):
+                Ci[p] *= inv
+        for r in range(D):  # A0 -= W^T W (upper triangle)
+            Wr = W[r]
             for i in range(P):
-                v = Br[i]
+                v = Wr[i]
                 if v == 0.0:
                     continue
                 A0i = A0[i]
                 for j in range(i, P):
-                    A0i[j] -= v * Cr[j]
+                    A0i[j] -= v * Wr[j]
     for i in range(P):
         for j in range(i + 1, P):
             A0[j, i] = A0[i, j]
     if spd_inverse_into(A0, A0_inv) != 0:
-        return STATUS_NOT_PD
+        return STATUS_ILL_CONDITIONED  # A0 >= l2 I in exact arithmetic
     work = np.empty(P)
     _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, work)
     if not (_all_finite(beta) and _all_finite(theta.ravel()) and _all_finite(C.ravel())):
         return STATUS_NOT_PD
+    return _conditioning_status(A, A_inv, Z, A0_inv)
+
+
+@njit(cache=True)
+def _conditioning_status(A, A_inv, Z, A0_inv):
+    """``STATUS_ILL_CONDITIONED`` when an arm's ``trace(A[a]) trace(A_inv[a])`` or the shared
+    ``trace(Z) trace(A0_inv)`` exceeds :data:`~bandit.kernels.linalg.MAX_CONDITION`, else ``STATUS_OK``.
+
+    Both are upper bounds on condition numbers: of ``A[a]``, and of ``A0`` since ``A0 <= Z`` (module docstring,
+    "Conditioning").
+    """
+    for a in range(A.shape[0]):
+        if not _trace_product(A[a], A_inv[a]) <= MAX_CONDITION:
+            return STATUS_ILL_CONDITIONED
+    if not _trace_product(Z, A0_inv) <= MAX_CONDITION:
+        return STATUS_ILL_CONDITIONED
     return STATUS_OK
 
 
@@ -342,6 +395,43 @@ def _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_ref
     beta[:] = beta_new
     theta[:, :] = theta_new
     n_since_refactor[0] = 0
+    return STATUS_OK
+
+
+@njit(cache=True)
+def _rank1_diagonal_status(Ak, Ak_inv, x, u, den_arm, Z, A0_inv, z, q, den):
+    """Checks of a rank-1 hybrid update on the new diagonals only, before anything is written.
+
+    New diagonals: ``A[k] + x x^T`` and ``A_inv[k] - u u^T / den_arm`` (``u = A_inv[k] x``), ``Z + z z^T`` and
+    ``A0_inv - q q^T / den`` (``q = A0_inv d``). Returns ``STATUS_ILL_CONDITIONED`` when ``trace(A[k])
+    trace(A_inv[k])`` or ``trace(Z) trace(A0_inv)`` would exceed ``MAX_CONDITION``, ``STATUS_NOT_PD`` when an
+    inverse pair fails ``M_jj (M^-1)_jj >= 1 - DIAG_SLACK`` (for the shared block ``Z_jj >= A0_jj`` stands in for
+    ``A0_jj``: the test stays necessary) or a denominator is below 1, else ``STATUS_OK``.
+    """
+    # both denominators are >= 1 in exact arithmetic (NaN fails too)
+    consistent = den_arm >= 1.0 - DIAG_SLACK and den >= 1.0 - DIAG_SLACK
+    tr_a = 0.0
+    tr_s = 0.0
+    for j in range(x.shape[0]):
+        a_jj = Ak[j, j] + x[j] * x[j]
+        s_jj = Ak_inv[j, j] - u[j] * u[j] / den_arm
+        tr_a += a_jj
+        tr_s += s_jj
+        if not (a_jj * s_jj >= 1.0 - DIAG_SLACK):
+            consistent = False
+    tr_z = 0.0
+    tr_0 = 0.0
+    for p in range(z.shape[0]):
+        z_pp = Z[p, p] + z[p] * z[p]
+        s_pp = A0_inv[p, p] - q[p] * q[p] / den
+        tr_z += z_pp
+        tr_0 += s_pp
+        if not (z_pp * s_pp >= 1.0 - DIAG_SLACK):
+            consistent = False
+    if not consistent:
+        return STATUS_NOT_PD
+    if not (tr_a * tr_s <= MAX_CONDITION and tr_z * tr_0 <= MAX_CONDITION):
+        return STATUS_ILL_CONDITIONED
     return STATUS_OK
 
 
@@ -460,11 +550,22 @@ def hybrid_update(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refac
     mx = _max_abs(x)
     mz = _max_abs(z)
     if not (
-        den_arm > 0.0 and den > 0.0 and math.isfinite(den) and _all_finite(z)
+        den != math.inf and _all_finite(z)
         and math.isfinite(mx * mx) and math.isfinite(mz * mz)
         and math.isfinite(reward * mx) and math.isfinite(reward * mz)
     ):
-        return STATUS_NOT_PD
+        return STATUS_NOT_PD  # the inputs are finite: the statistics would overflow
+    # the new diagonals, before anything is written (O(D + P)): conditioning bounds and inverse-pair checks
+    status = _rank1_diagonal_status(A[k], A_inv[k], x, u, den_arm, Z, A0_inv, z, q, den)
+    if status == STATUS_ILL_CONDITIONED:
+        return status
+    if status != STATUS_OK:  # the rank-1 recursions lost precision: rebuild everything from the raw statistics
+        arms = np.empty(1, dtype=np.int64)
+        arms[0] = k
+        rewards = np.empty(1)
+        rewards[0] = reward
+        return _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refactor, arms,
+                               x.reshape((1, D)), rewards, gamma, l2, arm_l2)
     # shared: A0_inv -= q q^T / (1 + s), written as (q / sqrt) (q / sqrt)^T so it stays exactly symmetric
     sq = 1.0 / math.sqrt(den)
     for p in range(P):

@@ -15,8 +15,30 @@ Status codes (returned by the update kernels; nothing is changed unless the stat
 - ``STATUS_OK`` (0)
 - ``STATUS_NON_FINITE`` (-1): a feature, reward or weight is NaN or inf.
 - ``STATUS_INVALID`` (-2): arm index out of range, weight <= 0, label outside [0, 1] or gamma outside (0, 1].
-- ``STATUS_NOT_PD`` (-3): an updated precision matrix is not numerically positive definite, or a batch's sums
-  overflow.
+- ``STATUS_NOT_PD`` (-3): the statistics overflow (finite inputs whose products or sums are not finite).
+- ``STATUS_ILL_CONDITIONED`` (-5): the update would make a precision matrix too ill-conditioned to invert in
+  float64 (see "Conditioning" below), including a finite precision matrix that Cholesky finds not positive
+  definite (it is in exact arithmetic: its round-off exceeds its smallest eigenvalue).
+
+Conditioning. ``A^-1`` (and everything computed from it: ``theta``, the score variances) is only as accurate as
+``eps * cond(A)`` allows (eps = 2.2e-16). One context far larger than the rest (``x = [1e9, -1e9, ...]``) or
+collinear features at a large scale make ``cond(A)`` exceed ``1 / eps``: the prior ``l2 I`` is then lost in
+round-off, ``A`` is no longer positive definite in float64, and the arm rejects (or, worse, mis-scores) every
+later update. So every update checks, before anything is changed, the cheap upper bound
+
+    ``cond_2(A_new) <= trace(A_new) * trace(A_new^-1)``   (both factors are sums of the eigenvalues)
+
+against :data:`MAX_CONDITION` = 1e12 (relative accuracy of ``A^-1`` ~1e-4 in its worst direction), and rejects
+the row with ``STATUS_ILL_CONDITIONED`` above it. The bound is O(D) per update: ``trace(A_new) = trace(A) +
+||q||^2`` and, after a Sherman-Morrison step, ``trace(A_new^-1) = trace(A^-1) - ||u||^2``. It is scale free (a
+long run of standardised contexts keeps it near ``D^2 cond``, since both traces scale inversely with the amount
+of data): standard-normal contexts give values of order D^2, contexts of magnitude 100 with an intercept ~1e5,
+while a single context of norm ``r`` on a fresh arm gives ~``r^2 / l2`` (rejected above ``r ~ 1e6``).
+
+Precision loss. Sherman-Morrison can drift from the true inverse. Every rank-1 step checks the O(D) necessary
+condition of an SPD inverse pair ``A_jj (A^-1)_jj >= 1`` (Cauchy-Schwarz) on the new diagonals, with a relative
+slack :data:`DIAG_SLACK`; when it fails ``A^-1`` is recomputed from ``A`` by Cholesky instead (the repair), and
+the row is refused (``STATUS_NOT_PD``) only if ``A`` itself is no longer positive definite.
 
 :func:`spd_inverse_into` returns 1 (``SPD_FAILED``) when its input is not positive definite.
 
@@ -35,6 +57,9 @@ from numba import njit
 
 __all__ = [
     "SPD_FAILED",
+    "DIAG_SLACK",
+    "MAX_CONDITION",
+    "STATUS_ILL_CONDITIONED",
     "STATUS_INVALID",
     "STATUS_NON_FINITE",
     "STATUS_NOT_PD",
@@ -54,6 +79,12 @@ STATUS_OK = 0
 STATUS_NON_FINITE = -1
 STATUS_INVALID = -2
 STATUS_NOT_PD = -3
+#: (-4 is ``policy_kernels.STATUS_SCORE_OVERFLOW``.)
+STATUS_ILL_CONDITIONED = -5
+#: Largest accepted bound ``trace(A) trace(A^-1)`` on the condition number of an updated precision matrix.
+MAX_CONDITION = 1e12
+#: A rank-1 step whose new diagonals give ``A_jj (A^-1)_jj < 1 - DIAG_SLACK`` for some j has lost precision.
+DIAG_SLACK = 1e-6
 #: Returned by :func:`spd_inverse_into` when the matrix is not positive definite.
 SPD_FAILED = 1
 #: Floor of the logistic curvature p (1 - p): keeps a confident arm learning (Chapelle & Li 2011).
@@ -316,18 +347,33 @@ _BLOCK = 8
 
 
 @njit(cache=True)
+def _trace_product(M, M_inv):
+    """``trace(M) * trace(M_inv)``: an upper bound on ``cond_2(M)`` for an SPD ``M`` and its inverse (module
+    docstring, "Conditioning"); NaN/inf when either is not finite."""
+    ta = 0.0
+    ts = 0.0
+    for j in range(M.shape[0]):
+        ta += M[j, j]
+        ts += M_inv[j, j]
+    return ta * ts
+
+
+@njit(cache=True)
 def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refactor_every, work):
     """``A[k] <- (gamma A[k] + (1 - gamma) l2 I) + w x x^T`` with ``A_inv[k]`` kept equal to its inverse.
 
-    gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update) Cholesky refactorisation.
-    gamma < 1: Cholesky. ``work`` is (2, D) scratch.
+    gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update, and whenever the
+    Sherman-Morrison result fails the diagonal check of the module docstring) Cholesky refactorisation.
+    gamma < 1: Cholesky. Either way the update is refused when ``trace(A_new) trace(A_new^-1)`` exceeds
+    :data:`MAX_CONDITION`. ``work`` is (2, D) scratch.
 
     Returns
     -------
     float
         After a Sherman-Morrison step ``c = 1 / sqrt(1 + q^T A_inv q) > 0``, with ``work[0] = q = sqrt(w) x`` and
         ``work[1] = c A_inv q`` (the old ``A_inv``); 0.0 after a Cholesky refactorisation; -1.0 when the new
-        precision is not numerically positive definite (nothing is changed then).
+        precision is not numerically positive definite, -2.0 when it would be too ill-conditioned (nothing is
+        changed in both cases).
     """
     D = x.shape[0]
     q = work[0]
@@ -342,24 +388,42 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         denom = 1.0
         for j in range(D):
             denom += q[j] * u[j]
-        if not (denom > 0.0 and denom < math.inf):
+        if denom == math.inf:
             return -1.0
-        c = 1.0 / math.sqrt(denom)
+        # denom >= 1 in exact arithmetic: anything else means A_inv lost precision (repaired below)
+        consistent = denom >= 1.0 - DIAG_SLACK
+        c = 1.0 / math.sqrt(denom) if consistent else 0.0
         for j in range(D):
             u[j] *= c
         Ak = A[k]
         Sk = A_inv[k]
-        for i in range(D):  # A += q q^T and A_inv -= u u^T (both exactly symmetric), one pass
-            qi = q[i]
-            ui = u[i]
-            Ai = Ak[i]
-            Si = Sk[i]
-            for j in range(D):
-                Ai[j] += qi * q[j]
-            for j in range(D):
-                Si[j] -= ui * u[j]
-        n_since_refactor[k] = counter
-        return c
+        # the new diagonals, before anything is written: conditioning bound and inverse-pair check (O(D))
+        tr_a = 0.0
+        tr_s = 0.0
+        for j in range(D):
+            a_jj = Ak[j, j] + q[j] * q[j]
+            s_jj = Sk[j, j] - u[j] * u[j]
+            tr_a += a_jj
+            tr_s += s_jj
+            if not (a_jj * s_jj >= 1.0 - DIAG_SLACK):
+                consistent = False
+        if not tr_a < math.inf:
+            return -1.0  # the inputs are finite: A's diagonal overflowed
+        if consistent:
+            if not tr_a * tr_s <= MAX_CONDITION:
+                return -2.0
+            for i in range(D):  # A += q q^T and A_inv -= u u^T (both exactly symmetric), one pass
+                qi = q[i]
+                ui = u[i]
+                Ai = Ak[i]
+                Si = Sk[i]
+                for j in range(D):
+                    Ai[j] += qi * q[j]
+                for j in range(D):
+                    Si[j] -= ui * u[j]
+            n_since_refactor[k] = counter
+            return c
+        # Sherman-Morrison lost precision: repair by refactorising below (A_inv is recomputed from A)
     A_new = np.empty((D, D))
     inv_new = np.empty((D, D))
     U = np.empty((D, D))
@@ -370,7 +434,11 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         _forget_into(A[k], gamma, l2, A_new)
     _add_rank1(A_new, q)
     if not _spd_inverse_work(A_new, inv_new, U, W):
-        return -1.0
+        # A_new >= min(l2, A) I in exact arithmetic: finite and not PD means its round-off exceeds its smallest
+        # eigenvalue, i.e. it is far too ill-conditioned
+        return -2.0 if _all_finite(A_new.ravel()) else -1.0
+    if not _trace_product(A_new, inv_new) <= MAX_CONDITION:
+        return -2.0
     A[k, :, :] = A_new
     A_inv[k, :, :] = inv_new
     n_since_refactor[k] = 0
@@ -445,7 +513,7 @@ def ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight
         return STATUS_INVALID
     c = _rank1_precision_update(A, A_inv, n_since_refactor, k, x, weight, gamma, l2, refactor_every, work)
     if c < 0.0:
-        return STATUS_NOT_PD
+        return STATUS_ILL_CONDITIONED if c == -2.0 else STATUS_NOT_PD
     wr = weight * reward
     bk = b[k]
     if gamma != 1.0:
@@ -581,7 +649,8 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
     -------
     int
         A status code: ``STATUS_NON_FINITE`` for a NaN/inf feature, reward or weight, ``STATUS_NOT_PD`` when the
-        accumulated statistics overflow. Nothing is changed (for any arm) unless ``STATUS_OK`` (the rows are
+        accumulated statistics overflow, ``STATUS_ILL_CONDITIONED`` when an arm's updated precision matrix would
+        exceed :data:`MAX_CONDITION` (checked once per touched arm, on the batch's result). Nothing is changed (for any arm) unless ``STATUS_OK`` (the rows are
         accumulated into copies, committed only when every row and every inverse is fine).
     """
     K, D = b.shape
@@ -669,7 +738,9 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
         if not (_all_finite(A_new[k].ravel()) and _all_finite(b_new[k])):
             return STATUS_NOT_PD  # the inputs are finite: the sums overflowed
         if not _spd_inverse_work(A_new[k], inv_new[k], U, Wk):
-            return STATUS_NOT_PD
+            return STATUS_ILL_CONDITIONED  # finite, and PD in exact arithmetic: lost in round-off
+        if not _trace_product(A_new[k], inv_new[k]) <= MAX_CONDITION:
+            return STATUS_ILL_CONDITIONED
     for k in range(K):
         if count[k] == 0:
             continue
@@ -756,8 +827,9 @@ def logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refa
         return STATUS_INVALID
     p = _sigmoid(_dot(m[k], x))
     w = max(p * (1.0 - p), MIN_CURVATURE)
-    if _rank1_precision_update(P, Sigma, n_since_refactor, k, x, w, gamma, l2, refactor_every, work) < 0.0:
-        return STATUS_NOT_PD
+    c = _rank1_precision_update(P, Sigma, n_since_refactor, k, x, w, gamma, l2, refactor_every, work)
+    if c < 0.0:
+        return STATUS_ILL_CONDITIONED if c == -2.0 else STATUS_NOT_PD
     g = work[0]
     _symmetric_matvec(Sigma[k], x, g)
     r = y - p
@@ -911,7 +983,7 @@ def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, 
             _add_weighted_gram(H, X, rows, beta, grad, y, buf)
             _mirror_upper(H)
             if not cholesky_upper(H, U):
-                return STATUS_NOT_PD
+                return STATUS_ILL_CONDITIONED if _all_finite(H.ravel()) else STATUS_NOT_PD
             cholesky_solve(U, grad, step)
             decrement = _dot(grad, step)  # g^T H^-1 g >= 0
             if not decrement > 1e-24:
@@ -941,7 +1013,9 @@ def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, 
         _add_weighted_gram(Pk, X, rows, beta, no_grad, y, buf)
         _mirror_upper(Pk)
         if not _spd_inverse_work(Pk, S_new[k], U, Wk):
-            return STATUS_NOT_PD
+            return STATUS_ILL_CONDITIONED if _all_finite(Pk.ravel()) else STATUS_NOT_PD
+        if not _trace_product(Pk, S_new[k]) <= MAX_CONDITION:
+            return STATUS_ILL_CONDITIONED
     for k in range(K):
         if start[k + 1] == start[k]:
             continue

@@ -194,10 +194,54 @@ def _decide_sampled(kind, mean, var, values, eligible, param, floor, sample, st,
             if kind == LINTS:
                 scores[k] = mu[k] + sd[k] * z
             else:
-                scores[k] = values[k] / (1.0 + math.exp(-(mean[k] + sd[k] * z)))
+                s = mean[k] + sd[k] * z
+                mu[k] = s  # the sampled log-odds (mu is free for LOGTS): the draw compares on them
+                scores[k] = values[k] / (1.0 + math.exp(-s))
     if u < floor:
         return _uniform_pick(eligible, rng.next_uniform(st))
-    return _argmax_random_ties(scores, eligible, st)
+    if kind == LINTS:
+        return _argmax_random_ties(scores, eligible, st)
+    return _logistic_argmax(scores, mu, values, eligible, st)
+
+
+@njit(cache=True)
+def _logistic_beats(k, j, scores, logodds, values):
+    """Whether arm ``k``'s sampled ``values[k] sigmoid(logodds[k])`` exceeds arm ``j``'s in exact arithmetic.
+
+    The float scores decide, except when they are equal and the values are too: ``sigmoid`` saturates to 1.0 in
+    float64 above log-odds ~37 (and loses resolution well before), while ``v sigmoid(s)`` is strictly increasing
+    in ``s``, so the log-odds decide (exactly what the quadrature of
+    :func:`~bandit.kernels.propensity.logistic_value_argmax_probs` integrates: it works on the log-odds scale).
+    """
+    if scores[k] != scores[j]:
+        return scores[k] > scores[j]
+    return values[k] == values[j] and logodds[k] > logodds[j]
+
+
+@njit(cache=True)
+def _logistic_argmax(scores, logodds, values, eligible, st):
+    """Argmax of the sampled logistic scores over the eligible arms, ties resolved on the log-odds scale
+    (:func:`_logistic_beats`); draws that stay exactly tied (probability zero) are split uniformly with ``st``."""
+    best = np.int64(-1)
+    for k in range(scores.shape[0]):
+        if eligible[k] and (best < 0 or _logistic_beats(k, best, scores, logodds, values)):
+            best = k
+    n_best = np.int64(0)
+    for k in range(scores.shape[0]):
+        if eligible[k] and not _logistic_beats(best, k, scores, logodds, values):
+            n_best += 1
+    if n_best == 1:
+        return best
+    target = np.int64(rng.next_uniform(st) * n_best)
+    if target >= n_best:
+        target = n_best - 1
+    seen = np.int64(0)
+    for k in range(scores.shape[0]):
+        if eligible[k] and not _logistic_beats(best, k, scores, logodds, values):
+            if seen == target:
+                return k
+            seen += 1
+    return best
 
 
 @njit(cache=True, inline="always")

@@ -237,7 +237,7 @@ class HybridRidgePolicy(Policy):
             self._beta, self._n_since_refactor, arms, self._design(X), rewards, self.discount, self.l2, self.arm_l2,
         )
         if status < 0:
-            raise self._status_error(status, "X")
+            raise self._status_error(status, "X", X)
 
     # ------------------------------------------------------------------------------------------------------------
     # inspection

@@ -498,3 +498,84 @@ def test_cold_start_regret_after_a_launch():
     # measured means: 92.8 vs 142.0 (with the default arm_l2=1 the hybrid policy's is 145.8, like LinUCB's: a new
     # arm's own coefficients are then as uncertain as a disjoint arm's, and exploration dominates early regret)
     assert np.mean(hybrid_regret) < 0.8 * np.mean(disjoint_regret), (hybrid_regret, disjoint_regret)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# numerics: ill-conditioning refused, precision loss repaired
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@hybrid
+@pytest.mark.parametrize("big", [[5e4, -5e4, 5e4], [1e5, -1e5, 0.0]], ids=["accepted", "refused"])
+def test_one_large_context_does_not_poison_the_shared_model(cls, big):
+    # the old rebuild formed A0 = Z - B^T A^-1 B with the explicit inverse: after one such context (both were
+    # accepted) the rebuilds found A0 indefinite and 400-600 of the next 1500 normal updates of every arm were
+    # rejected. Now it is learned exactly, or refused (cond > 1e12) before it changes anything.
+    policy = build(cls)
+    ref = JointRidge(PLANS[: K_ALL - 1], l2=policy.l2, arm_l2=policy.arm_l2)
+    big = np.array(big)
+    try:
+        policy.update(big, "individual", 1.0)
+        ref.add([big], [0], [1.0])
+    except ValueError as exc:
+        assert "condition number > 1e+12" in str(exc) and big[2] == 0.0
+    X, a, r = data(1500, K_ALL - 1, seed=21)  # crosses two rank-1 -> rebuild boundaries (every 512 updates)
+    for i in range(len(X)):
+        policy.update(X[i], int(a[i]), r[i])
+    ref.add(X, a, r)
+    for x in CONTEXTS:
+        mean, var = ref.mean_var(x)
+        np.testing.assert_allclose(policy.predict(x[None, :])[0], mean, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(policy.choose(CONTEXTS[0]).scores).all()
+
+
+@hybrid
+def test_an_ill_conditioning_context_is_refused_naming_its_norm(cls):
+    policy = build(cls)
+    X, a, r = data(60, K_ALL - 1, seed=22)
+    policy.update_batch(X, a, r)
+    before = state_of(policy)
+    with pytest.raises(ValueError, match=r"context norm 1.73e\+07 would make arm 'duo''s precision matrix lose "
+                                         r"precision \(condition number > 1e\+12\)"):
+        policy.update(np.array([1e7, -1e7, 1e7]), "duo", 1.0)
+    Xb = X.copy()
+    Xb[9] = [1e7, -1e7, 1e7]
+    with pytest.raises(ValueError, match=r"condition number > 1e\+12.*row 9 \(norm 1.73e\+07\)"):
+        policy.update_batch(Xb, a, r)
+    assert_same_state(before, state_of(policy))
+    for i in range(200):
+        policy.update(X[i % 60], int(a[i % 60]), r[i % 60])
+
+
+@hybrid
+@pytest.mark.parametrize("scale, offset", [(1.0, 0.0), (100.0, 0.0), (1.0, 100.0)], ids=["standard", "x100", "off100"])
+def test_normal_use_is_never_refused(cls, scale, offset):
+    n = 100_000 if scale == 1.0 and offset == 0.0 else 20_000
+    policy = build(cls)
+    rng = np.random.default_rng(23)
+    X = offset + scale * rng.normal(size=(n, D))
+    a = rng.integers(0, K_ALL - 1, size=n)
+    r = (rng.random(n) < 0.2).astype(float)
+    for i in range(n):
+        policy.update(X[i], int(a[i]), r[i])
+    batch = build(cls)
+    batch.update_batch(X, a, r)
+    np.testing.assert_allclose(policy.predict(X[:20]), batch.predict(X[:20]), rtol=1e-6, atol=1e-8)
+    assert np.isfinite(policy.action_probabilities(X[:50])).all()
+
+
+def test_hybrid_kernel_rebuilds_after_precision_loss():
+    policy = build(HybridLinUCB, l2=1.5, arm_l2=3.0)
+    ref = JointRidge(PLANS[: K_ALL - 1], l2=1.5, arm_l2=3.0)
+    X, a, r = data(100, K_ALL - 1, seed=24)
+    for i in range(99):
+        policy.update(X[i], int(a[i]), r[i])
+    ref.add(X, a, r)
+    k = int(a[99])
+    policy._A_inv[k, 0, 0] *= 0.5  # a drifted inverse: A_00 (A^-1)_00 < 1
+    counter = int(policy._n_since_refactor[0])
+    policy.update(X[99], k, r[99])
+    assert policy._n_since_refactor[0] == 0 and counter > 0  # rebuilt, not a rank-1 step
+    w = ref.w
+    np.testing.assert_allclose(policy.shared_coef_.ravel(), w[: ref.P], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(policy._A_inv, np.linalg.inv(policy._A), rtol=1e-10, atol=1e-12)
