@@ -332,13 +332,10 @@ def compare(
     estimator = DR() if estimator is None else estimator
     if not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
-    if (
-        not isinstance(names, tuple)
-        or len(names) != 2
-        or not all(isinstance(x, str) for x in names)
-        or names[0] == names[1]
-    ):
-        raise TypeError(f"names must be a tuple of two different str labels, e.g. ('new', 'current'), got {names!r}")
+    if not isinstance(names, tuple) or len(names) != 2 or not all(isinstance(x, str) for x in names):
+        raise TypeError(f"names must be a tuple of two str labels, e.g. ('new', 'current'), got {names!r}")
+    if names[0] == names[1]:
+        raise ValueError(f"names must be two different labels, e.g. ('new', 'current'), got {names!r}")
     name_a, name_b = names
     ra = resolve_target(data, a, name=name_a)
     rb = resolve_target(data, b, name=name_b)

@@ -343,7 +343,8 @@ def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
     if arms is None or arms == data.action_names:
         return policy.action_probabilities(data.context, data.eligible)
     log_arms = data.action_names
-    missing = [a for a in log_arms if a not in set(arms)]
+    known = set(arms)
+    missing = [a for a in log_arms if a not in known]
     if missing and log_arms == [str(k) for k in range(data.n_actions)]:
         raise ValueError(
             f"{name} names its arms {arms} but the logs have no arm names (action_names defaults to {log_arms}); "
@@ -372,8 +373,7 @@ def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
     if out.dtype.kind not in "iuf":
         raise TypeError(f"{source} must hold probabilities (floats), got dtype {out.dtype}")
     if extra:
-        mass = out[:, extra]
-        bad = mass > TARGET_ATOL
+        bad = ~(out[:, extra] <= TARGET_ATOL)  # NaN counts as mass: it cannot be dropped unseen
         if bad.any():
             rows = bad.any(axis=1)
             names = [arms[extra[j]] for j in np.flatnonzero(bad.any(axis=0))]

@@ -261,5 +261,7 @@ def test_compare_warns_once_per_policy_with_its_name_and_is_not_consistent():
     support = [str(c.message) for c in caught if "support deficit" in str(c.message)]
     assert len(support) == 1 and "candidate: support deficit" in support[0]
     assert diff.estimator == "IPS: candidate - logger" and not diff.consistent
-    with pytest.raises(TypeError, match="names must be a tuple of two different str labels"):
+    with pytest.raises(ValueError, match="names must be two different labels"):
         compare(data, candidate, data.action, IPS(), names=("x", "x"))
+    with pytest.raises(TypeError, match="names must be a tuple of two str labels"):
+        compare(data, candidate, data.action, IPS(), names=["x", "y"])
