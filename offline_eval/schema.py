@@ -272,7 +272,7 @@ def check_event_ids(ids: Sequence[Any], name: str) -> None:
     ValueError: event_ids[1] = 'req-\\ud800' must be valid UTF-8 text; it holds a lone surrogate '\\ud800' at position 4
     """
     ids = ids if isinstance(ids, list) else list(ids)
-    ok = all(type(e) is str for e in ids)
+    ok = set(map(type, ids)) <= {str}
     if ok and ids:
         lengths = list(map(len, ids))
         ok = min(lengths) > 0 and max(lengths) <= MAX_EVENT_ID_LENGTH
