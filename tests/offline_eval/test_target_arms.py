@@ -265,3 +265,43 @@ def test_compare_warns_once_per_policy_with_its_name_and_is_not_consistent():
         compare(data, candidate, data.action, IPS(), names=("x", "x"))
     with pytest.raises(TypeError, match="names must be a tuple of two str labels"):
         compare(data, candidate, data.action, IPS(), names=["x", "y"])
+
+
+def test_through_the_decision_log_a_greedy_logger_shows_the_deficit_and_arm_order_does_not_matter(tmp_path):
+    """DecisionLog (with the real eligibility) -> join_outcomes -> LoggedData -> evaluate, end to end."""
+    from bandit import DecisionLog
+    from bandit.attribution import join_outcomes
+
+    rng = np.random.default_rng(21)
+    warm = uniform_log(n=600, seed=6)
+    logger = LinUCB(ARMS, n_features=D, alpha=0.0, exploration_floor=0.0, seed=1)
+    logger.update_batch(warm.context, warm.action, warm.reward)
+    n = 1500
+    X = rng.normal(size=(n, D))
+    batch = logger.choose_batch(X, event_ids=[f"e{i}" for i in range(n)])
+    start = pd.Timestamp("2026-11-01", tz="UTC")
+    stamps = [start + pd.Timedelta(seconds=i) for i in range(n)]
+    with warnings.catch_warnings(), DecisionLog(tmp_path / "logs", policy=logger) as log:
+        warnings.simplefilter("ignore")  # the writer may warn that a greedy logger does not explore: that is the point
+        log.append_batch(batch, X, timestamps=stamps, eligible=batch.eligible)
+    converted = rng.random(n) < RATES[batch.indices]
+    outcomes = pd.DataFrame({
+        "event_id": [f"e{i}" for i in np.flatnonzero(converted)],
+        "timestamp": [stamps[i] + pd.Timedelta(hours=1) for i in np.flatnonzero(converted)],
+        "reward": 1.0,
+    })
+    joined = join_outcomes(tmp_path / "logs", outcomes, attribution_window="1D", now="2026-12-01")
+    data = LoggedData.from_dataframe(joined)
+    assert data.action_names == ARMS and data.eligible.all() and (data.propensity == 1.0).all()
+    forward = LinUCB(ARMS, n_features=D, alpha=1.0, exploration_floor=0.5, seed=2)
+    backward = LinUCB(ARMS[::-1], n_features=D, alpha=1.0, exploration_floor=0.5, seed=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = evaluate(data, {"forward": forward, "backward": backward}, estimators=[IPS(), DR()])
+    probs = forward.action_probabilities(data.context, data.eligible)
+    deficit = 1.0 - probs[np.arange(n), data.action].mean()
+    np.testing.assert_allclose(table.support_deficit, deficit, rtol=1e-9)
+    assert deficit > 0.3 and not table.consistent.any()
+    np.testing.assert_allclose(table.value[:2], table.value[2:], rtol=1e-12)
+    support = sorted(str(c.message).split(":")[0] for c in caught if "support deficit" in str(c.message))
+    assert support == ["policies['backward']", "policies['forward']"]
