@@ -24,7 +24,9 @@ Matching is strict, with a ``ValueError`` naming the arms:
 * a logged arm the policy does not know is an error (the policy cannot describe what the log did);
 * an arm the policy knows but the log does not is passed as eligible; if the policy gives it probability (more
   than :data:`TARGET_ATOL` in any row), that mass has no logged data at all and it is an error; a retired arm
-  (probability 0) is simply dropped.
+  (probability 0) is simply dropped;
+* on logs without arm names (``action_names`` left at its default ``["0", "1", ...]``) a policy naming other arms
+  is an error: give the logs their names, or pass the policy's probabilities as an array (positional).
 
 A target may not put probability on an arm that was ineligible for that row (``data.eligible``): it could not
 have offered it. That raises ``ValueError`` with the number of rows (mass up to :data:`TARGET_ATOL` is tolerated).
