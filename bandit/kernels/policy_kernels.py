@@ -221,27 +221,45 @@ def _logistic_beats(k, j, scores, logodds, values):
 @njit(cache=True)
 def _logistic_argmax(scores, logodds, values, eligible, st):
     """Argmax of the sampled logistic scores over the eligible arms, ties resolved on the log-odds scale
-    (:func:`_logistic_beats`); draws that stay exactly tied (probability zero) are split uniformly with ``st``."""
-    best = np.int64(-1)
-    for k in range(scores.shape[0]):
-        if eligible[k] and (best < 0 or _logistic_beats(k, best, scores, logodds, values)):
-            best = k
+    (:func:`_logistic_beats`); draws that stay exactly tied (probability zero) are split uniformly with ``st``.
+
+    The first pass is :func:`_argmax_random_ties`'s; only tied float scores (a saturated sigmoid) take the
+    second, exact pass.
+    """
+    best = -np.inf
     n_best = np.int64(0)
+    first = np.int64(-1)
     for k in range(scores.shape[0]):
-        if eligible[k] and not _logistic_beats(best, k, scores, logodds, values):
+        if eligible[k]:
+            s = scores[k]
+            if first < 0 or s > best:
+                best = s
+                n_best = 1
+                first = k
+            elif s == best:
+                n_best += 1
+    if n_best == 1:
+        return first
+    top = first
+    for k in range(first + 1, scores.shape[0]):
+        if eligible[k] and scores[k] == best and _logistic_beats(k, top, scores, logodds, values):
+            top = k
+    n_best = 0
+    for k in range(first, scores.shape[0]):
+        if eligible[k] and scores[k] == best and not _logistic_beats(top, k, scores, logodds, values):
             n_best += 1
     if n_best == 1:
-        return best
+        return top
     target = np.int64(rng.next_uniform(st) * n_best)
     if target >= n_best:
         target = n_best - 1
     seen = np.int64(0)
-    for k in range(scores.shape[0]):
-        if eligible[k] and not _logistic_beats(best, k, scores, logodds, values):
+    for k in range(first, scores.shape[0]):
+        if eligible[k] and scores[k] == best and not _logistic_beats(top, k, scores, logodds, values):
             if seen == target:
                 return k
             seen += 1
-    return best
+    return top
 
 
 @njit(cache=True, inline="always")
