@@ -14,11 +14,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from bandit import state as _state
+from bandit._ledger import AppliedEvents
 from bandit._validation import (
     check_arm,
     check_arms,
@@ -142,7 +143,8 @@ class Policy(ABC):
         self._n_updates = 0
         self._read_only = False
         self._lock: threading.Lock | None = None
-        self._applied_event_ids: set[str] = set()
+        #: which logged decisions update_from_log has settled: a watermark + recent ids (bounded memory)
+        self._applied_event_ids = AppliedEvents()
         self._set_arms(arm_list, np.ones(len(arm_list), dtype=np.bool_))
         # plain lists: incrementing a list element is several times cheaper than a numpy scalar on the hot path
         self._pulls: list[int] = [0] * len(arm_list)
@@ -644,13 +646,20 @@ class Policy(ABC):
         outcomes: Any,
         attribution_window: timedelta | str,
         now: datetime | np.datetime64 | str | None = None,
+        *,
+        combine: Literal["sum", "max", "first"] = "sum",
+        grace: timedelta | str = "1D",
     ) -> Any:
         """Learn from a decision log joined with delayed outcomes, never counting a decision twice.
 
-        A decision gets its outcome's reward when the outcome arrives within ``attribution_window`` of the
-        decision, and 0 once the window has passed without one; undecided decisions wait. The ids applied are
-        remembered (and saved with the policy), so calling again with more data only applies new decisions. See
-        :func:`bandit.attribution.apply_log` for the exact rules.
+        A decision gets its outcomes' reward (``combine``: "sum", "max" or "first") when they arrive within
+        ``attribution_window`` of the decision, and 0 once the window has passed without one; undecided decisions
+        wait. ``now`` defaults to the wall clock (UTC now); pass it to replay history. Bad rows (duplicate ids, NaN
+        or out-of-range rewards, bad contexts, unknown arms, unreadable or future timestamps) are skipped and
+        reported in the result's ``rejected`` table; they never block the others. The decisions settled are
+        remembered in bounded memory (a watermark at ``now - attribution_window - grace`` plus the ids after it)
+        and saved with the policy, so calling again with more data only applies new decisions. See
+        :mod:`bandit.attribution` for the exact rules.
 
         Returns
         -------
@@ -659,7 +668,10 @@ class Policy(ABC):
         self._check_writable("update_from_log")
         from bandit.attribution import apply_log
 
-        return apply_log(self, decisions, outcomes, attribution_window, now, applied_event_ids=self._applied_event_ids)
+        return apply_log(
+            self, decisions, outcomes, attribution_window, now, applied=self._applied_event_ids, combine=combine,
+            grace=grace,
+        )
 
     # ------------------------------------------------------------------------------------------------------------
     # state
@@ -679,6 +691,8 @@ class Policy(ABC):
                 val = val.copy()
             elif isinstance(val, (list, dict, set)):
                 val = type(val)(val)
+            elif isinstance(val, AppliedEvents):
+                val = val.copy()
             snap.__dict__[key] = val
         snap._read_only = True
         snap._lock = threading.Lock()
@@ -704,7 +718,7 @@ class Policy(ABC):
             "counters": {"n_updates": self._n_updates, "revision": self._revision},
             "rng_state": int(self._rng_state[0]),
             "uid": self._uid,
-            "applied_event_ids": sorted(self._applied_event_ids),
+            "applied_events": self._applied_event_ids.to_state(),
         }
         arrays = {
             "pulls": np.array(self._pulls, dtype=np.int64),
@@ -759,7 +773,7 @@ class Policy(ABC):
         policy._revision = int(counters["revision"])
         policy._rng_state[0] = np.uint64(int(meta["rng_state"]))
         policy._uid = str(meta["uid"])
-        policy._applied_event_ids = {str(e) for e in meta.get("applied_event_ids", [])}
+        policy._applied_event_ids = AppliedEvents.from_state(meta)  # also reads the old "applied_event_ids" list
         policy._version = None
         policy._allocate_buffers()
         return policy
