@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from offline_eval.schema import (
     META_ARMS,
     META_SCHEMA_VERSION,
     SCHEMA_VERSION,
+    DecisionLogWarning,
     arms_from_schema,
     decision_log_schema,
 )
@@ -536,3 +539,349 @@ def test_sigkill_during_writes_loses_no_committed_record(tmp_path):
     assert n >= committed and n % 64 == 0
     assert df["event_id"].tolist() == [f"e{i}" for i in range(n)]
     np.testing.assert_array_equal(np.stack(df["context"])[:, 0], np.arange(n, dtype=float))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# eligibility is recorded, never inferred
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_policy_without_exploration_logs_its_eligibility_mask_and_warns_once(tmp_path):
+    """Regression: LinUCB(exploration_floor=0) logged without eligible= stored probabilities > 0 (one arm only)."""
+    from bandit import LinUCB
+    from offline_eval import LoggedData
+
+    policy = LinUCB(ARMS, n_features=2, exploration_floor=0.0, seed=0)
+    rng = np.random.default_rng(0)
+    for i in range(30):  # some learning, so scores differ and the greedy choice is unique
+        policy.update(rng.normal(size=2), i % 3, float(i % 3 == 1))
+    log = DecisionLog(tmp_path, policy)
+    with pytest.warns(dl.NoExplorationWarning, match="exploration_floor") as caught:
+        for i in range(20):
+            x = rng.normal(size=2)
+            d = policy.choose(x, event_id=f"r{i}")
+            assert np.count_nonzero(d.probabilities) == 1  # deterministic: all mass on one arm
+            log.append(d, x)
+        batch = policy.choose_batch(rng.normal(size=(5, 2)), event_ids=[f"b{i}" for i in range(5)])
+        log.append_batch(batch, rng.normal(size=(5, 2)))
+    assert len([w for w in caught if issubclass(w.category, dl.NoExplorationWarning)]) == 1  # once per log
+    df = log.read()
+    assert np.stack(df["eligible"]).all()  # every arm was eligible: recorded as such
+    assert (np.stack(df["probabilities"]) == 0).sum(axis=1).tolist() == [2] * 25
+    df["reward"] = 1.0
+    data = LoggedData.from_dataframe(df)
+    assert data.eligible.all() and len(data.unsupported_rows()) == 25  # offline evaluation sees the support gap
+
+
+def test_policy_with_exploration_floor_does_not_warn(tmp_path):
+    from bandit import LinUCB
+
+    policy = LinUCB(ARMS, n_features=2, exploration_floor=0.05, seed=0)
+    log = DecisionLog(tmp_path, policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(5):
+            log.append(policy.choose(np.ones(2), eligible=["duo", "family"], event_id=f"r{i}"), np.ones(2))
+    np.testing.assert_array_equal(np.stack(log.read()["eligible"]), [[False, True, True]] * 5)
+
+
+def test_hand_built_decision_needs_a_mask(tmp_path):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    probs = np.array([0.0, 1.0, 0.0])
+    bare = Decision(arm="duo", index=1, propensity=1.0, probabilities=probs, scores=probs, event_id="a",
+                    policy_version="v")
+    with pytest.raises(ValueError, match=r"decision\.eligible is None.*eligible="):
+        log.append(bare, np.ones(2))
+    bare_batch = BatchDecision(indices=np.array([1]), arms=["duo"], propensities=np.array([1.0]),
+                               probabilities=probs[None], scores=probs[None], event_ids=["b"], policy_version="v")
+    with pytest.raises(ValueError, match=r"batch\.eligible is None.*eligible="):
+        log.append_batch(bare_batch, np.ones((1, 2)))
+    assert log.n_buffered == 0 and log.n_features is None
+    log.append(bare, np.ones(2), eligible=["duo"])  # an explicit mask is fine
+    log.append_batch(bare_batch, np.ones((1, 2)), eligible=np.array([[False, True, False]]))
+    np.testing.assert_array_equal(np.stack(log.read()["eligible"]), [[False, True, False]] * 2)
+
+
+def test_explicit_eligible_overrides_the_decision_mask_but_is_checked(tmp_path):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    d = make_decision("a", 1, [0.5, 0.5, 0.0])  # decision.eligible = [T, T, F]
+    with pytest.raises(ValueError, match="eligible marks arms ineligible"):
+        log.append(d, np.ones(2), eligible=["duo"])  # individual has probability 0.5
+    with pytest.warns(dl.NoExplorationWarning):
+        log.append(d, np.ones(2), eligible=[True, True, True])
+    np.testing.assert_array_equal(np.stack(log.read()["eligible"]), [[True, True, True]])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# validation on append: nothing invalid is buffered, flush cannot fail because of a row
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_lone_surrogate_event_id_is_rejected_and_good_rows_still_flush(tmp_path):
+    """Regression: "req-\\ud800" was buffered, then every flush raised and the good rows were lost."""
+    decisions, X = random_decisions(3, seed=20)
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    log.append(decisions[0], X[0])
+    bad = make_decision("req-\ud800", 0, [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"decision\.event_id.*UTF-8.*surrogate"):
+        log.append(bad, X[1])
+    with pytest.raises(ValueError, match=r"batch\.event_ids\[1\].*UTF-8"):
+        log.append_batch(as_batch([decisions[1], bad]), X[1:3])
+    assert log.n_buffered == 1
+    log.append_batch(as_batch(decisions[1:]), X[1:])
+    log.flush()
+    assert read_decision_log(tmp_path)["event_id"].tolist() == [d.event_id for d in decisions]
+
+
+@pytest.mark.parametrize(
+    ("event_id", "exc", "pattern"),
+    [
+        ("x" * 257, ValueError, "at most 256 characters"),
+        ("", ValueError, "non-empty"),
+        (17, TypeError, "must be a str"),
+        (b"req-1", TypeError, "must be a str"),
+        ("req-\udfff-tail", ValueError, "surrogate"),
+    ],
+    ids=["too-long", "empty", "int", "bytes", "low-surrogate"],
+)
+def test_bad_event_ids_are_rejected(tmp_path, event_id, exc, pattern):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    with pytest.raises(exc, match=pattern):
+        log.append(make_decision(event_id, 0, [1.0, 0.0, 0.0]), np.ones(2))
+    assert log.n_buffered == 0
+    log.append(make_decision("x" * 256, 0, [1.0, 0.0, 0.0]), np.ones(2))  # the documented maximum is fine
+    assert log.read()["event_id"].str.len().tolist() == [256]
+
+
+def test_duplicate_event_id_rejected_across_flushes_and_after_reopening(tmp_path):
+    """Regression: an id already flushed could be appended again."""
+    decisions, X = random_decisions(3, seed=21)
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    log.append(decisions[0], X[0])
+    log.append_batch(as_batch(decisions[1:]), X[1:])
+    log.flush()
+    again = make_decision(decisions[0].event_id, 0, [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="already appended"):
+        log.append(again, X[0])
+    with pytest.raises(ValueError, match="already appended"):
+        log.append_batch(as_batch([make_decision("new", 0, [1.0, 0, 0]), decisions[2]]), X[:2])
+    log.close()
+    reopened = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    with pytest.raises(ValueError, match="already appended"):
+        reopened.append(again, X[0])
+    reopened.append(make_decision("new", 0, [1.0, 0.0, 0.0]), X[0])
+    assert reopened.read()["event_id"].tolist() == [d.event_id for d in decisions] + ["new"]
+
+
+def test_id_window_bounds_memory_and_the_reader_quarantines_older_duplicates(tmp_path):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P", id_window=3)
+    for i in range(6):
+        log.append(make_decision(f"e{i}", 0, [1.0, 0.0, 0.0]), np.full(2, float(i)))
+        log.flush()
+    assert len(log._recent_set) == 3 and len(log._recent) == 3  # bounded: the last id_window rows
+    for i in (3, 4, 5):  # the guarantee: the last id_window rows' ids are rejected
+        with pytest.raises(ValueError, match="already appended"):
+            log.append(make_decision(f"e{i}", 0, [1.0, 0.0, 0.0]), np.zeros(2))
+    log.append(make_decision("e0", 0, [1.0, 0.0, 0.0]), np.full(2, 99.0))  # older than the window: accepted
+    with pytest.warns(DecisionLogWarning, match=r"1 row\(s\).*'e0'.*kept the first"):
+        df = log.read()
+    assert df["event_id"].tolist() == [f"e{i}" for i in range(6)]
+    assert np.stack(df["context"])[0].tolist() == [0.0, 0.0]  # the first occurrence is the one kept
+    # reopening remembers the last id_window ids on disk
+    reopened = DecisionLog(tmp_path, arms=ARMS, policy_name="P", id_window=2)
+    assert sorted(reopened._recent_set) == ["e0", "e5"]
+
+
+def test_unwritten_rows_are_never_forgotten_by_the_id_window(tmp_path):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P", id_window=2)
+    for i in range(5):
+        log.append(make_decision(f"e{i}", 0, [1.0, 0.0, 0.0]), np.ones(2))
+    for i in range(5):
+        with pytest.raises(ValueError, match="already appended"):
+            log.append(make_decision(f"e{i}", 0, [1.0, 0.0, 0.0]), np.ones(2))
+    log.flush()
+    assert len(log._recent_set) == 2
+
+
+@pytest.mark.parametrize(
+    ("probs", "propensity", "pattern"),
+    [
+        ([0.5, 0.6, 0.0], 0.5, "probability distribution"),
+        ([np.nan, 1.0, 0.0], 1.0, "probability distribution"),
+        ([-0.5, 1.5, 0.0], 1.5, "probability distribution"),
+        ([0.5, 0.5, 0.0], 0.4, "differs from"),
+    ],
+)
+def test_decisions_that_are_not_distributions_are_rejected(tmp_path, probs, propensity, pattern):
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    d = Decision(arm="duo", index=1, propensity=propensity, probabilities=np.array(probs), scores=np.zeros(3),
+                 event_id="a", policy_version="v", eligible=np.ones(3, bool))
+    with pytest.raises(ValueError, match=pattern):
+        log.append(d, np.ones(2))
+    with pytest.raises(ValueError):
+        log.append_batch(as_batch([d]), np.ones((1, 2)))
+    assert log.n_buffered == 0
+
+
+def test_mutating_inputs_after_append_changes_nothing(tmp_path):
+    decisions, X = random_decisions(4, seed=22)
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P", extra_columns={"tags": pa.list_(pa.string())})
+    x = X[0].copy()
+    tags = ["a"]
+    log.append(decisions[0], x, extra={"tags": tags})
+    x[:] = np.nan
+    tags.append(None)
+    tags.append(3)  # would not fit list<string> any more
+    batch_x = X[1:].copy()
+    log.append_batch(as_batch(decisions[1:]), batch_x, extra={"tags": [["b"], ["c"], None]})
+    batch_x[:] = np.inf
+    df = log.read()
+    np.testing.assert_array_equal(np.stack(df["context"]), X)
+    assert [None if t is None else list(t) for t in df["tags"]] == [["a"], ["b"], ["c"], None]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# stray files, temporaries
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_stray_and_broken_part_files_are_skipped_with_a_warning_naming_them(tmp_path):
+    """Regression: a stray or empty part-*.parquet blocked reading and reopening the log."""
+    from offline_eval import LoggedData
+
+    decisions, X = random_decisions(4, seed=23)
+    with DecisionLog(tmp_path, arms=ARMS, policy_name="P") as log:
+        log.append_batch(as_batch(decisions[:2]), X[:2])
+    good = part_files(tmp_path)[0].read_bytes()
+    (tmp_path / "part-00000007-empty.parquet").write_bytes(b"")
+    (tmp_path / "part-00000003-truncated.parquet").write_bytes(good[: len(good) // 2])
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "part-00000004-foreign.parquet")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "_SUCCESS").write_text("")  # hidden by convention: ignored silently
+    strays = ["part-00000007-empty.parquet", "part-00000003-truncated.parquet", "part-00000004-foreign.parquet",
+              "notes.txt"]
+
+    def skipped(record) -> list[str]:
+        return sorted(n for n in strays for w in record if issubclass(w.category, DecisionLogWarning)
+                      and n in str(w.message))
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        df = read_decision_log(tmp_path)
+    assert df["event_id"].tolist() == [d.event_id for d in decisions[:2]]
+    assert skipped(record) == sorted(strays)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    assert skipped(record) == sorted(strays)
+    log.append_batch(as_batch(decisions[2:]), X[2:])
+    log.close()
+    assert part_files(tmp_path)[-1].name.startswith("part-00000008-")  # continues after the highest seq seen
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        assert log.read()["event_id"].tolist() == [d.event_id for d in decisions]
+        df = read_decision_log(tmp_path)
+        df["reward"] = 0.0
+        assert LoggedData.from_dataframe(df).n == 4
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_orphan_temporaries_of_dead_writers_are_cleaned_but_not_those_of_live_ones(tmp_path):
+    """Regression: .tmp files left by a crash were never cleaned."""
+    import subprocess
+    import sys
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        dead = tmp_path / f".part-00000001-{'a' * 32}.parquet.{dl._HOST}-{_dead_pid()}.tmp"
+        alive = tmp_path / f".part-00000001-{'b' * 32}.parquet.{dl._HOST}-{live.pid}.tmp"
+        mine = tmp_path / f".part-00000001-{'c' * 32}.parquet.{dl._HOST}-{os.getpid()}.tmp"
+        other_host = tmp_path / f".part-00000001-{'d' * 32}.parquet.otherhost-{_dead_pid()}.tmp"
+        legacy = tmp_path / f".part-00000001-{'e' * 32}.parquet.tmp"
+        unrelated = tmp_path / ".keep"
+        for p in (dead, alive, mine, other_host, legacy, unrelated):
+            p.write_bytes(b"PAR1 half")
+        DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+        assert not dead.exists()
+        assert alive.exists() and mine.exists() and other_host.exists() and legacy.exists() and unrelated.exists()
+    finally:
+        live.kill()
+        live.wait()
+    DecisionLog(tmp_path, arms=ARMS, policy_name="P")  # the live writer has died since
+    assert not alive.exists() and mine.exists()
+
+
+def test_orphan_temporaries_whose_owner_cannot_be_told_are_cleaned_by_age(tmp_path):
+    old = time.time() - dl.ORPHAN_TEMP_AGE - 60
+    names = [f".part-00000001-{'e' * 32}.parquet.tmp", f".part-00000002-{'f' * 32}.parquet.otherhost-1.tmp",
+             f".part-00000003-{'a' * 32}.parquet.{dl._HOST}-{os.getpid()}.tmp"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"PAR1 half")
+    fresh = tmp_path / f".part-00000004-{'b' * 32}.parquet.tmp"
+    fresh.write_bytes(b"PAR1 half")
+    for name in names:
+        os.utime(tmp_path / name, (old, old))
+    DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    assert sorted(os.listdir(tmp_path)) == [fresh.name]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# threads
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_many_threads_appending_and_flushing_write_every_row_exactly_once(tmp_path):
+    """Regression: a DecisionLog shared by 4 serving threads corrupted itself (broadcast errors, duplicate rows)."""
+    import threading
+
+    n_threads, per_thread = 8, 300
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P", rows_per_part=97)
+    errors: list[BaseException] = []
+    start = threading.Barrier(n_threads)
+
+    def worker(t: int) -> None:
+        try:
+            rng = np.random.default_rng(t)
+            start.wait()
+            i = 0
+            while i < per_thread:
+                if rng.random() < 0.3:
+                    m = min(int(rng.integers(1, 20)), per_thread - i)
+                    ds = [make_decision(f"t{t}-{i + j}", 0, [0.5, 0.5, 0.0]) for j in range(m)]
+                    x = np.column_stack([np.full(m, t), np.arange(i, i + m)]).astype(float)
+                    log.append_batch(as_batch(ds), x)
+                    i += m
+                else:
+                    log.append(make_decision(f"t{t}-{i}", 1, [0.5, 0.5, 0.0]), np.array([t, i], dtype=float))
+                    i += 1
+                if rng.random() < 0.05:
+                    log.flush()
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    log.close()
+    assert log.n_buffered == 0
+    tables = [pq.read_table(p) for p in part_files(tmp_path)]
+    assert all(t.num_rows <= 97 for t in tables)
+    table = pa.concat_tables(tables)
+    ids = table.column("event_id").to_pylist()
+    assert len(ids) == len(set(ids)) == n_threads * per_thread  # every row exactly once on disk
+    ctx = np.stack(table.column("context").to_numpy(zero_copy_only=False))
+    for t in range(n_threads):  # each thread's rows keep their order, and rows are not mixed up
+        mine = ctx[ctx[:, 0] == t, 1]
+        np.testing.assert_array_equal(mine, np.arange(per_thread))
+        assert [e for e in ids if e.startswith(f"t{t}-")] == [f"t{t}-{i}" for i in range(per_thread)]
