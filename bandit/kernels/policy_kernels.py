@@ -76,7 +76,7 @@ def _uniform_pick(eligible, u):
     if target >= n_elig:
         target = n_elig - 1
     seen = np.int64(0)
-    last = np.int64(-1)
+    last = -1
     for k in range(eligible.shape[0]):
         if eligible[k]:
             if seen == target:
@@ -102,8 +102,8 @@ def _draw_categorical(probs, st):
 def _argmax_random_ties(scores, eligible, st):
     """Argmax of ``scores`` over eligible arms; exact ties broken uniformly with a draw from ``st``."""
     best = -np.inf
-    n_best = np.int64(0)
-    first = np.int64(-1)
+    n_best = 0
+    first = -1
     for k in range(scores.shape[0]):
         if eligible[k]:
             s = scores[k]
@@ -115,7 +115,7 @@ def _argmax_random_ties(scores, eligible, st):
                 n_best += 1
     if n_best == 1:
         return first
-    target = np.int64(rng.next_uniform(st) * n_best)
+    target = int(rng.next_uniform(st) * n_best)
     if target >= n_best:
         target = n_best - 1
     seen = np.int64(0)
@@ -227,8 +227,8 @@ def _logistic_argmax(scores, logodds, values, eligible, st):
     second, exact pass.
     """
     best = -np.inf
-    n_best = np.int64(0)
-    first = np.int64(-1)
+    n_best = 0
+    first = -1
     for k in range(scores.shape[0]):
         if eligible[k]:
             s = scores[k]
@@ -250,7 +250,7 @@ def _logistic_argmax(scores, logodds, values, eligible, st):
             n_best += 1
     if n_best == 1:
         return top
-    target = np.int64(rng.next_uniform(st) * n_best)
+    target = int(rng.next_uniform(st) * n_best)
     if target >= n_best:
         target = n_best - 1
     seen = np.int64(0)

@@ -121,7 +121,7 @@ def sample_categorical(p, u):
     """
     K = p.shape[0]
     total = 0.0
-    last = np.int64(-1)
+    last = -1
     for k in range(K):
         if p[k] > 0.0:
             total += p[k]

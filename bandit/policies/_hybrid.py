@@ -92,6 +92,19 @@ class HybridRidgePolicy(Policy):
     _REFACTOR_EVERY: ClassVar[int] = 512
 
     l2: float
+    n_features: int
+    # learned arrays (set from _fresh_state by Policy.__init__; see bandit.kernels.hybrid for their meaning)
+    _A: np.ndarray
+    _A_inv: np.ndarray
+    _B: np.ndarray
+    _C: np.ndarray
+    _b: np.ndarray
+    _theta: np.ndarray
+    _Z: np.ndarray
+    _c: np.ndarray
+    _A0_inv: np.ndarray
+    _beta: np.ndarray
+    _n_since_refactor: np.ndarray
     arm_l2: float
 
     def __init__(

@@ -114,6 +114,8 @@ class BetaTS(Policy):
     _reward_low = 0.0
     _reward_high = 1.0
     _state_arrays = ("alpha", "beta")
+    _alpha: np.ndarray
+    _beta: np.ndarray
 
     def __init__(
         self,

@@ -78,6 +78,10 @@ class LogisticTS(KernelPolicy):
     _reward_low = 0.0
     _reward_high = 1.0
     _state_arrays = ("P", "Sigma", "m", "n_since_refactor")
+    _P: np.ndarray
+    _Sigma: np.ndarray
+    _m: np.ndarray
+    _n_since_refactor: np.ndarray
     #: Rank-1 covariance updates between exact refactorisations.
     _REFACTOR_EVERY: ClassVar[int] = 512
     #: Newton iterations of the batch Laplace fit.
