@@ -56,6 +56,20 @@ short-term revenue; with weight 1 a downgrade from Individual (11.99) to Student
 The oracle's expected value of offering ``k`` to user ``i`` is ``sigmoid(L_ik) * F * net_ik`` (exact, so regret is
 exact).
 
+Guardrail outcomes
+------------------
+Two side effects of an offer, for guardrail metrics (:meth:`Episode.guardrail_outcomes`):
+
+* **cancellation** (churn): a paying user who does not convert cancels their paid subscription inside the
+  attribution window with probability ``c_ik = sigmoid(CANCEL_BASE + CANCEL_PUSH * push_ik)``, where ``push_ik =
+  max(price_k - paid_i, 0)`` for plans and ``price_k`` for add-ons (the extra monthly spend the offer pushes); free
+  users cannot cancel. It happens when ``W_ik < c_ik`` and the user did not convert (a converting user upgrades
+  instead), so ``E[cancelled_ik] = (1 - sigmoid(L_ik)) * c_ik``. ``W`` comes from its own random stream, drawn
+  after every other one: the users, conversions, delays and values above are bit-identical with or without it.
+* **cannibalisation**: the monthly value of the paid products an attributed conversion ends (``replaces``),
+  ``lost_ik = sum_j replaces[k, j] * has[i, j] * value_j`` (currency), whatever ``long_term_weight`` says, so
+  ``E[cannibalised_ik] = sigmoid(L_ik) * F * lost_ik``.
+
 Examples
 --------
 >>> world = UpsellWorld(seed=3, launch_step=50)
@@ -81,7 +95,7 @@ from bandit.simulation.catalog import Catalog
 from bandit.simulation.config import CatalogConfig, WorldConfig
 from bandit.simulation.featurizer import DEVICES, Featurizer
 
-__all__ = ["Episode", "Outcomes", "UpsellWorld"]
+__all__ = ["CANCEL_BASE", "CANCEL_PUSH", "Episode", "GuardrailOutcomes", "Outcomes", "UpsellWorld"]
 
 #: One independent random stream per user column / potential-outcome array (order fixed: changing it changes
 #: every world).
@@ -89,7 +103,14 @@ _STREAMS = (
     "student", "market", "household", "device", "tenure", "hours", "trials", "plan", "audiobooks", "podcasts",
     "convert", "delay",
 )
+#: Streams of the guardrail outcomes, spawned after :data:`_STREAMS` (so adding them changed no earlier stream).
+_GUARDRAIL_STREAMS = ("cancel",)
 _US_PER_DAY = 86_400_000_000
+
+#: Log-odds that a paying user who is offered nothing extra to pay cancels inside the window (about 1.5 %).
+CANCEL_BASE = -4.2
+#: Added log-odds of cancelling per currency unit of extra monthly spend the offer pushes.
+CANCEL_PUSH = 0.15
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -126,6 +147,22 @@ class Outcomes:
 
 
 @dataclass(frozen=True)
+class GuardrailOutcomes:
+    """Realised side effects of offering ``arms`` at ``rows`` of an :class:`Episode` (arrays shape (n,)).
+
+    Attributes
+    ----------
+    cancelled : bool
+        The (paying, non-converting) user cancelled their subscription inside the attribution window.
+    cannibalised : float
+        Monthly value of the paid products an attributed conversion ended (currency; 0 without one).
+    """
+
+    cancelled: np.ndarray
+    cannibalised: np.ndarray
+
+
+@dataclass(frozen=True)
 class Episode:
     """A drawn stream of ``n`` events: the users, their contexts and every arm's potential outcome.
 
@@ -153,6 +190,14 @@ class Episode:
     arm_names : list of str
         K product names (the new plan last).
     attribution_window_days : float
+    cancel_probability : ndarray (n, K)
+        ``c_ik``: probability that a non-converting user cancels after offer ``k`` (module docstring).
+    cancel_uniforms : ndarray (n, K)
+        Potential outcomes of cancelling: ``cancel_uniforms[i, k] < cancel_probability[i, k]``.
+    cannibalised_value : ndarray (n, K)
+        ``lost_ik``: monthly value of the paid products a conversion to ``k`` ends.
+    attribution_probability : float
+        ``F``, the probability that a conversion arrives inside the attribution window.
     """
 
     users: pd.DataFrame
@@ -167,6 +212,10 @@ class Episode:
     delay_days: np.ndarray
     arm_names: list[str]
     attribution_window_days: float
+    cancel_probability: np.ndarray | None = None
+    cancel_uniforms: np.ndarray | None = None
+    cannibalised_value: np.ndarray | None = None
+    attribution_probability: float | None = None
 
     def __len__(self) -> int:
         return int(self.steps.shape[0])
@@ -203,6 +252,44 @@ class Episode:
         attributed = delay <= self.attribution_window_days
         revenue = np.where(attributed, self.net_value[rows, arms], 0.0)
         return Outcomes(converted, attributed, delay, revenue)
+
+    def _guardrail_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.cancel_probability is None or self.cancel_uniforms is None or self.cannibalised_value is None:
+            raise ValueError("this Episode has no guardrail outcomes; draw it with UpsellWorld.episode()")
+        return self.cancel_probability, self.cancel_uniforms, self.cannibalised_value
+
+    def guardrail_outcomes(self, rows: np.ndarray, arms: np.ndarray) -> GuardrailOutcomes:
+        """Realised cancellations and cannibalised value of offering ``arms[j]`` at event ``rows[j]``.
+
+        Same arguments and checks as :meth:`outcomes`; consistent with it (a user who converts never cancels).
+
+        Examples
+        --------
+        >>> ep = UpsellWorld(seed=0).episode(2000)
+        >>> rows = np.arange(2000)
+        >>> g = ep.guardrail_outcomes(rows, ep.best_arms())
+        >>> bool(np.all(~(g.cancelled & ep.outcomes(rows, ep.best_arms()).converted)))
+        True
+        """
+        cancel_p, cancel_u, lost = self._guardrail_arrays()
+        out = self.outcomes(rows, arms)
+        rows = np.asarray(rows, dtype=np.int64)
+        arms = np.asarray(arms, dtype=np.int64)
+        cancelled = ~out.converted & (cancel_u[rows, arms] < cancel_p[rows, arms])
+        cannibalised = np.where(out.attributed, lost[rows, arms], 0.0)
+        return GuardrailOutcomes(cancelled, cannibalised)
+
+    @property
+    def expected_cancellation(self) -> np.ndarray:
+        """Exact expected cancellation of each offer, ``(1 - probability) * cancel_probability``, shape (n, K)."""
+        cancel_p, _, _ = self._guardrail_arrays()
+        return (1.0 - self.probability) * cancel_p
+
+    @property
+    def expected_cannibalisation(self) -> np.ndarray:
+        """Exact expected cannibalised value of each offer, ``probability * F * cannibalised_value``, shape (n, K)."""
+        _, _, lost = self._guardrail_arrays()
+        return self.probability * float(self.attribution_probability or 0.0) * lost
 
 
 class UpsellWorld:
@@ -278,8 +365,10 @@ class UpsellWorld:
         return self.catalog.arms(include_new=include_new, unit_values=unit_values)
 
     def _streams(self) -> dict[str, np.random.Generator]:
-        children = np.random.SeedSequence(self.seed).spawn(len(_STREAMS))
-        return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children, strict=False)}
+        # spawn(m)[i] does not depend on m, so the guardrail streams appended last leave the others unchanged
+        names = _STREAMS + _GUARDRAIL_STREAMS
+        children = np.random.SeedSequence(self.seed).spawn(len(names))
+        return {name: np.random.default_rng(s) for name, s in zip(names, children, strict=True)}
 
     # ------------------------------------------------------------------------------------------------------------
     # users
@@ -433,9 +522,20 @@ class UpsellWorld:
 
     def net_values(self, users: pd.DataFrame) -> np.ndarray:
         """Value of a conversion per user and product, long-term term included (currency), shape (n, K)."""
+        return self.catalog.values[None, :] - self.config.long_term_weight * self.cannibalised_values(users)
+
+    def cannibalised_values(self, users: pd.DataFrame) -> np.ndarray:
+        """Monthly value of the paid products a conversion to each product ends, ``lost_ik``, shape (n, K)."""
         H = self.catalog.holdings(users).astype(np.float64)
-        lost = H @ self._replace_value.T
-        return self.catalog.values[None, :] - self.config.long_term_weight * lost
+        return H @ self._replace_value.T
+
+    def cancel_probabilities(self, users: pd.DataFrame) -> np.ndarray:
+        """``c_ik``: probability that a non-converting user cancels after offer ``k``, shape (n, K) (0 if free)."""
+        paid = self._paid(users)
+        push = np.empty((len(users), len(self.catalog)))
+        for k, p in enumerate(self.catalog.products):
+            push[:, k] = np.maximum(p.price - paid, 0.0) if p.kind == "plan" else p.price
+        return np.where((paid > 0)[:, None], _sigmoid(CANCEL_BASE + CANCEL_PUSH * push), 0.0)
 
     def expected_values(self, users: pd.DataFrame, steps: Any = 0) -> np.ndarray:
         """Oracle: expected attributed net value of offering each product, shape (n, K) (ignores eligibility)."""
@@ -468,6 +568,7 @@ class UpsellWorld:
         net = self.net_values(users)
         uniforms = rng["convert"].random((n_events, k))
         delay = -self.config.delay.mean_days * np.log1p(-rng["delay"].random((n_events, k)))
+        cancel_uniforms = rng["cancel"].random((n_events, k))
         return Episode(
             users=users,
             X=self.featurizer.transform(users),
@@ -481,4 +582,8 @@ class UpsellWorld:
             delay_days=delay,
             arm_names=self.arm_names,
             attribution_window_days=self.config.delay.attribution_window_days,
+            cancel_probability=self.cancel_probabilities(users),
+            cancel_uniforms=cancel_uniforms,
+            cannibalised_value=self.cannibalised_values(users),
+            attribution_probability=self.attribution_probability,
         )
