@@ -3,14 +3,17 @@
 How a run works
 ---------------
 :func:`run_policy` walks an :class:`~bandit.simulation.world.Episode` in batches of ``batch_size`` events (a batch
-also ends at the launch step). For each batch the policy decides every event with its **current** state
-(``choose_batch`` with the world's eligibility mask), the world reveals the potential outcomes of the chosen arms,
-and at the batch's last timestamp ``now`` the policy learns (``update_batch``) from every earlier decision whose
-outcome is known by then: a conversion that arrived (``decision time + delay <= now``, inside the attribution
-window) gives reward 1 (or its value), a decision whose window has passed without one gives 0, the rest wait. At
-the launch step the catalog's new plan is appended to the policy (``add_arm``, with its arm features, so a hybrid
-policy scores it before its first impression); a policy without ``add_arm`` keeps its arms and the run records a
-note.
+also ends at the launch step), driving the production loop end to end. For each batch the policy decides every
+event with its **current** state (``choose_batch`` with the world's eligibility mask); the decisions are written to
+a :class:`bandit.DecisionLog` (``append_batch``, one log per run under the world's arm list); the world reveals the
+potential outcomes of the chosen arms, and each conversion becomes an outcome row (``event_id``, arrival
+``timestamp``, ``reward``) when it arrives. At the batch's last timestamp ``now`` the policy learns from the
+decisions whose reward is known by then through :func:`bandit.attribution.apply_log` -- the code behind
+``policy.update_from_log`` and ``join_outcomes``, with an explicit ``now``: a conversion that arrived inside the
+attribution window gives reward 1 (or its value), a decision whose window has passed without one gives 0, the rest
+wait. At the launch step the catalog's new plan is appended to the policy (``add_arm``, with its arm features, so a
+hybrid policy scores it before its first impression); a policy without ``add_arm`` keeps its arms and the run
+records a note.
 
 Every policy meets the same users and the same potential outcomes (common random numbers, drawn once per world
 seed), so differences between policies are differences in choices, not luck of the draw.
@@ -70,7 +73,6 @@ __all__ = [
     "SimulationResult",
     "build_demo",
     "build_policy",
-    "decision_log_table",
     "logged_data",
     "markdown_table",
     "offline_evaluate",
@@ -164,9 +166,9 @@ class PolicyRun:
         Outcome known (and learned from) by the end of the run: an attributed conversion arrived, or the
         attribution window closed without one.
     mature : ndarray of bool
-        The attribution window closed before the end of the run, so the outcome is final whatever it is. Decision
-        logs and off-policy evaluation use only these rows: keeping the early converters of still-open windows
-        but not their non-converters would bias every estimate upwards.
+        The attribution window closed before the end of the run, so the outcome is final whatever it is.
+        Off-policy evaluation uses only these rows: keeping the early converters of still-open windows but not
+        their non-converters would bias every estimate upwards.
     expected, oracle : ndarray
         Expected value of the chosen arm and of the oracle's arm.
     new_arm_added_at : int or None
@@ -176,6 +178,9 @@ class PolicyRun:
     notes : list of str
     seconds : float
         Wall time of the run.
+    log_dir : Path or None
+        The run's decision log (a :class:`bandit.DecisionLog` directory); a temporary directory, removed with this
+        object, unless ``run_policy`` was given one.
     """
 
     name: str
@@ -199,6 +204,8 @@ class PolicyRun:
     reward_scale: float = 1.0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    log_dir: Path | None = None
+    _log_tmp: Any = field(default=None, repr=False, compare=False)
 
     @property
     def regret(self) -> np.ndarray:
@@ -228,7 +235,7 @@ def build_policy(spec: PolicyConfig, arms: Sequence[Arm], n_features: int, seed:
         return OraclePolicy()
     cls = policy_types()[spec.type]
     params = dict(spec.params)
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(cls).parameters
     if "seed" in accepted:
         params.setdefault("seed", seed)
     if "n_features" in accepted:
@@ -269,6 +276,7 @@ def run_policy(
     stop: int | None = None,
     progress: Progress | None = None,
     on_launch: Callable[[Any, int], None] | None = None,
+    log_dir: str | Path | None = None,
 ) -> PolicyRun:
     """Run one policy on rows ``start..stop-1`` of ``episode`` with batch refresh and delayed rewards.
 
@@ -297,6 +305,9 @@ def run_policy(
         Called as ``on_launch(policy, step)`` right after ``new_arm`` is added, before the policy decides anything
         with it (e.g. to record what the policy predicts for the new plan before its first impression). Not called
         for the oracle, nor when the policy cannot add arms.
+    log_dir : str or path, optional
+        Directory of the run's decision log (must not hold one yet); default a temporary directory that lives as
+        long as the returned :class:`PolicyRun`.
 
     Returns
     -------
@@ -340,68 +351,56 @@ def run_policy(
     attributed = np.zeros(n, dtype=np.bool_)
     delay = np.full(n, np.inf)
     revenue = np.zeros(n)
-    known_at = np.empty(n, dtype=np.int64)  # microseconds: when the outcome becomes known
     known = np.zeros(n, dtype=np.bool_)
-    ts_us = episode.timestamps.astype(np.int64)
-    window_us = int(round(episode.attribution_window_days * _US_PER_DAY))
     notes: list[str] = []
     added_at: int | None = None
-    pending = np.empty(0, dtype=np.int64)
     t0 = time.perf_counter()
-
+    flow = _LogFlow(episode, start, stop, kind, reward, reward_scale, log_dir)
     bounds = _boundaries(start, stop, batch_size, launch_step)
-    for s, e in zip(bounds[:-1], bounds[1:], strict=False):
-        rows = np.arange(s, e)
-        local = rows - start
-        if not is_oracle and launch_step is not None and s >= launch_step and added_at is None:
-            added_at = s
-            if _n_arms(policy) < K and _add_new_arm(policy, name, new_arm, episode, notes) and on_launch is not None:
-                on_launch(policy, s)
-        if is_oracle:
-            idx = episode.best_arms(slice(s, e))
-            probs = np.zeros((e - s, K))
-            probs[np.arange(e - s), idx] = 1.0
-            mask = episode.eligible[s:e]
-            version = ORACLE
-        else:
-            kp = _n_arms(policy)
-            mask = episode.eligible[s:e, :kp]
-            batch = policy.choose_batch(episode.X[s:e], eligible=mask)
-            idx = np.asarray(batch.indices, dtype=np.int64)
-            probs = np.asarray(batch.probabilities)
-            version = batch.policy_version
-        kp = probs.shape[1]
-        actions[local] = idx
-        probabilities[local, :kp] = probs
-        propensities[local] = probs[np.arange(e - s), idx]
-        eligible[local, :kp] = mask
-        versions[local] = version
-        out = episode.outcomes(rows, idx)
-        converted[local], attributed[local] = out.converted, out.attributed
-        delay[local], revenue[local] = out.delay_days, out.revenue
-        conv_us = ts_us[rows] + np.round(np.where(out.attributed, out.delay_days, 0.0) * _US_PER_DAY).astype(np.int64)
-        # an outcome is known when the conversion arrives, or (no attributed conversion) once the window has passed
-        known_at[local] = np.where(out.attributed, conv_us, ts_us[rows] + window_us + 1)
-        pending = np.concatenate([pending, local])
-        now = ts_us[e - 1]
-        ready = known_at[pending] <= now
-        learn = pending[ready]
-        pending = pending[~ready]
-        known[learn] = True
-        if not is_oracle and learn.size:
-            rewards = _rewards(reward, attributed[learn], revenue[learn], reward_scale)
-            try:
-                policy.update_batch(episode.X[learn + start], actions[learn], rewards)
-            except ValueError as err:
-                raise ConfigError(
-                    f"policy {name!r} ({kind}) cannot learn from reward={reward!r} rewards: {err}"
-                ) from None
-        if progress is not None:
-            progress.advance(e - s, name)
+    try:
+        for s, e in zip(bounds[:-1], bounds[1:], strict=False):
+            rows = np.arange(s, e)
+            local = rows - start
+            if not is_oracle and launch_step is not None and s >= launch_step and added_at is None:
+                added_at = s
+                if (_n_arms(policy) < K and _add_new_arm(policy, name, new_arm, episode, notes)
+                        and on_launch is not None):
+                    on_launch(policy, s)
+            if is_oracle:
+                idx = episode.best_arms(slice(s, e))
+                probs = np.zeros((e - s, K))
+                probs[np.arange(e - s), idx] = 1.0
+                mask = episode.eligible[s:e]
+                version = ORACLE
+            else:
+                kp = _n_arms(policy)
+                mask = episode.eligible[s:e, :kp]
+                batch = policy.choose_batch(episode.X[s:e], eligible=mask)
+                idx = np.asarray(batch.indices, dtype=np.int64)
+                probs = np.asarray(batch.probabilities)
+                version = batch.policy_version
+            kp = probs.shape[1]
+            actions[local] = idx
+            probabilities[local, :kp] = probs
+            propensities[local] = probs[np.arange(e - s), idx]
+            eligible[local, :kp] = mask
+            versions[local] = version
+            flow.log_decisions(local, actions, propensities, probabilities, eligible, version)
+            out = episode.outcomes(rows, idx)
+            converted[local], attributed[local] = out.converted, out.attributed
+            delay[local], revenue[local] = out.delay_days, out.revenue
+            flow.record_outcomes(local, out, idx)
+            # the refresh at the batch's last timestamp: learn from every decision whose reward is known by now
+            known[flow.attribute(None if is_oracle else policy, name, actions, now_step=e - 1)] = True
+            if progress is not None:
+                progress.advance(e - s, name)
+    finally:
+        flow.close()
 
     reward_arr = _rewards(reward, attributed, revenue, reward_scale)
     sl = slice(start, stop)
     expected = episode.expected_value[sl][np.arange(n), actions]
+    ts_us = episode.timestamps.astype(np.int64)
     return PolicyRun(
         name=name,
         kind=kind,
@@ -416,7 +415,7 @@ def run_policy(
         outcomes=Outcomes(converted, attributed, delay, revenue),
         reward=reward_arr,
         known=known,
-        mature=ts_us[start:stop] + window_us < ts_us[stop - 1],
+        mature=ts_us[start:stop] + flow.window_us < ts_us[stop - 1],
         expected=expected,
         oracle=episode.oracle_value(sl),
         new_arm_added_at=added_at,
@@ -424,7 +423,127 @@ def run_policy(
         reward_scale=float(reward_scale),
         notes=notes,
         seconds=time.perf_counter() - t0,
+        log_dir=flow.log_dir,
+        _log_tmp=flow.tmp,
     )
+
+
+class _LogFlow:
+    """The production data flow of one run: decisions into a :class:`bandit.DecisionLog`, conversions into
+    outcome rows as they arrive, and delayed rewards resolved by :mod:`bandit.attribution` at each refresh.
+
+    The attribution sees the decisions not yet resolved (as the log holds them: ``event_id``, ``timestamp``,
+    ``context``, ``action``, ``action_name``) and the outcome rows that have arrived for them: what
+    ``policy.update_from_log`` would read from the log and the outcomes table, without re-reading the whole log at
+    every refresh. Resolved decisions are settled in an :class:`~bandit.attribution.AppliedEvents` ledger, so none
+    is learned twice.
+    """
+
+    def __init__(self, episode: Episode, start: int, stop: int, kind: str, reward: str, reward_scale: float,
+                 log_dir: str | Path | None) -> None:
+        import tempfile
+
+        from bandit._ledger import AppliedEvents
+        from bandit.decision_log import DecisionLog
+
+        self.episode, self.start = episode, start
+        self.tmp = None
+        if log_dir is None:
+            self.tmp = tempfile.TemporaryDirectory(prefix="upsell-sim-log-")
+            log_dir = self.tmp.name
+        self.log_dir = Path(log_dir)
+        if self.log_dir.exists() and any(self.log_dir.glob("part-*.parquet")):
+            raise ValueError(f"log_dir {str(self.log_dir)!r} already holds a decision log; give each run its own")
+        self.log = DecisionLog(self.log_dir, arms=episode.arm_names, policy_name=kind, extra_columns={"step": "int64"})
+        n = stop - start
+        self.names = np.array(episode.arm_names, dtype=object)
+        self.ids = np.array(_event_ids(np.arange(start, stop)), dtype=object)
+        self.ts_us = episode.timestamps[start:stop].astype("datetime64[us]").astype(np.int64)
+        self.times = pd.DatetimeIndex(self.ts_us.astype("datetime64[us]")).tz_localize("UTC")
+        self.window = pd.Timedelta(days=episode.attribution_window_days)
+        self.window_us = int(self.window // pd.Timedelta(microseconds=1))
+        self.arrival_us = np.full(n, np.iinfo(np.int64).max)  # when a conversion's outcome row arrives
+        self.outcome_reward = np.zeros(n)
+        self.reward, self.reward_scale = reward, reward_scale
+        self.pending = np.empty(0, dtype=np.int64)  # positions not resolved yet, in decision order
+        self.ledger = AppliedEvents()
+
+    def log_decisions(self, local: np.ndarray, actions: np.ndarray, propensities: np.ndarray,
+                      probabilities: np.ndarray, eligible: np.ndarray, version: str) -> None:
+        """Append the batch at positions ``local`` (world arm indices, K columns) to the decision log."""
+        from bandit.decision import BatchDecision
+        from bandit.decision_log import NoExplorationWarning
+
+        idx = actions[local]
+        batch = BatchDecision(
+            indices=idx, arms=self.names[idx].tolist(), propensities=propensities[local],
+            probabilities=probabilities[local], scores=np.zeros_like(probabilities[local]),
+            event_ids=self.ids[local].tolist(), policy_version=str(version), eligible=eligible[local],
+        )
+        with warnings.catch_warnings():
+            # greedy policies and the oracle do not explore: expected in a simulation, not worth a warning
+            warnings.simplefilter("ignore", NoExplorationWarning)
+            self.log.append_batch(batch, self.episode.X[local + self.start], timestamps=self.times[local],
+                                  extra={"step": (local + self.start).tolist()})
+        self.pending = np.concatenate([self.pending, local])
+
+    def record_outcomes(self, local: np.ndarray, out: Outcomes, idx: np.ndarray) -> None:
+        """Schedule an outcome row for each conversion (arriving ``delay`` days after its decision)."""
+        conv = out.converted
+        delay_us = np.round(np.where(conv, out.delay_days, 0.0) * _US_PER_DAY).astype(np.int64)
+        self.arrival_us[local[conv]] = self.ts_us[local[conv]] + delay_us[conv]
+        if self.reward == "conversion":
+            self.outcome_reward[local] = 1.0
+        else:
+            rows = local + self.start
+            self.outcome_reward[local] = self.episode.net_value[rows, idx] / self.reward_scale
+
+    def attribute(self, policy: Any, name: str, actions: np.ndarray, now_step: int) -> np.ndarray:
+        """Resolve the rewards known at the timestamp of episode row ``now_step`` and feed them to ``policy``.
+
+        ``policy`` None (the oracle) only resolves. Returns the positions resolved by this call.
+        """
+        from bandit.attribution import apply_log, resolve_rewards
+
+        now = pd.Timestamp(int(self.ts_us[now_step - self.start]), unit="us", tz="UTC")
+        now_us = now.value // 1000
+        # only decisions that can resolve now -- an outcome has arrived or the window has passed -- are passed on:
+        # the others would only be reported pending (the attribution rules decide each decision on its own rows)
+        p = self.pending
+        p = p[(self.arrival_us[p] <= now_us) | (self.ts_us[p] + self.window_us < now_us)]
+        decisions = pd.DataFrame({
+            "event_id": self.ids[p], "timestamp": self.times[p],
+            "context": list(self.episode.X[p + self.start]), "action": actions[p].astype(np.int32),
+            "action_name": self.names[actions[p]],
+        })
+        arrived = p[self.arrival_us[p] <= now_us]
+        outcomes = pd.DataFrame({
+            "event_id": self.ids[arrived],
+            "timestamp": pd.DatetimeIndex(self.arrival_us[arrived].astype("datetime64[us]")).tz_localize("UTC"),
+            "reward": self.outcome_reward[arrived],
+        })
+        label = ORACLE if policy is None else type(policy).__name__
+        try:
+            if policy is None:
+                res = resolve_rewards(decisions, outcomes, self.window, now=now)
+                ids, rejected = res.resolved["event_id"].to_numpy(dtype=object), res.rejected
+            else:
+                report = apply_log(policy, decisions, outcomes, self.window, now=now, applied=self.ledger)
+                ids, rejected = np.array(report.event_ids, dtype=object), report.rejected
+        except ValueError as err:
+            raise ConfigError(f"policy {name!r} ({label}) cannot learn from reward={self.reward!r} rewards: {err}") from None
+        if len(rejected):
+            first = rejected.iloc[0]
+            raise ConfigError(
+                f"policy {name!r} ({label}) cannot learn from reward={self.reward!r} rewards: {first['reason']} "
+                f"({first['detail']})"
+            )
+        done = np.array([int(e[4:]) for e in ids], dtype=np.int64) - self.start
+        self.pending = np.setdiff1d(self.pending, done, assume_unique=True)
+        return done
+
+    def close(self) -> None:
+        self.log.close()
 
 
 def _rewards(reward: str, attributed: np.ndarray, revenue: np.ndarray, scale: float) -> np.ndarray:
@@ -467,7 +586,7 @@ def _cumulative(run: PolicyRun, every: int) -> pd.DataFrame:
 def _arm_share(actions: np.ndarray, start: int, window: int, names: list[str], label: str) -> pd.DataFrame:
     n = actions.shape[0]
     lo = np.arange(0, n, window)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in lo:
         b = min(a + window, n)
         counts = np.bincount(actions[a:b], minlength=len(names)) / (b - a)
@@ -553,48 +672,6 @@ def time_to_learn(
 
 def _event_ids(steps: np.ndarray) -> list[str]:
     return [f"evt-{s:08d}" for s in steps]
-
-
-def decision_log_table(run: PolicyRun, episode: Episode) -> Any:
-    """The run's decisions as an Arrow table in the decision-log schema (:mod:`offline_eval.schema`).
-
-    ``reward`` is what the policy learned from; it is null for decisions whose attribution window was still open
-    at the end of the run (their outcome is not final). Extra columns: ``step`` (int64), ``revenue`` (attributed
-    net value, null while not final) and ``converted`` (attributed conversion, null while not final). Arm indices
-    follow the world's arm list (schema metadata), the new plan included; before its launch its probability is 0
-    and it is not eligible.
-    """
-    import pyarrow as pa
-
-    from offline_eval.schema import TIMESTAMP_TYPE, decision_log_schema
-
-    n, K = run.probabilities.shape
-    d = episode.X.shape[1]
-    sl = slice(run.start, run.stop)
-    extra = [pa.field("step", pa.int64()), pa.field("revenue", pa.float64()), pa.field("converted", pa.bool_())]
-    schema = decision_log_schema(n_features=d, arms=episode.arm_names, extra_fields=extra)
-    unknown = ~run.mature
-
-    def fixed(values: np.ndarray, typ: Any, size: int) -> Any:
-        return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1), typ), size)
-
-    columns = [
-        pa.array(_event_ids(run.steps), pa.string()),
-        pa.array(episode.timestamps[sl].astype(np.int64), TIMESTAMP_TYPE),
-        fixed(episode.X[sl], pa.float64(), d),
-        pa.array(run.actions.astype(np.int32), pa.int32()),
-        pa.array(np.array(episode.arm_names, dtype=object)[run.actions], pa.string()),
-        pa.array(run.propensities, pa.float64()),
-        fixed(run.probabilities, pa.float64(), K),
-        fixed(run.eligible, pa.bool_(), K),
-        pa.array([run.kind] * n, pa.string()),
-        pa.array(run.versions.astype(str), pa.string()),
-        pa.array(run.reward, pa.float64(), mask=unknown),
-        pa.array(run.steps, pa.int64()),
-        pa.array(run.outcomes.revenue, pa.float64(), mask=unknown),
-        pa.array(run.outcomes.attributed, pa.bool_(), mask=unknown),
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _outcomes_table(run: PolicyRun, episode: Episode) -> Any:
@@ -858,7 +935,8 @@ def markdown_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
         for c in cols:
             v = row[c]
             if isinstance(v, (float, np.floating)):
-                cells.append("n/a" if math.isnan(v) else f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}")
+                x = float(v)
+                cells.append("n/a" if math.isnan(x) else f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}")
             elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
                 cells.append(f"{v:,}")
             else:
@@ -870,28 +948,36 @@ def markdown_table(df: pd.DataFrame, columns: Sequence[str]) -> str:
 def write_decision_logs(runs: Mapping[str, PolicyRun], episode: Episode, directory: str | Path) -> Path:
     """Write each run's decision log and outcomes under ``directory/<policy>/``.
 
-    Layout: ``decisions/part-000000-simulation.parquet`` (a :class:`bandit.decision_log.DecisionLog` directory in
-    the decision-log schema, see :func:`decision_log_table`; readable by ``bandit.decision_log.read_decision_log``,
-    ``offline_eval.LoggedData.from_parquet`` and ``upsell-bandit evaluate --logs``) and ``outcomes.parquet`` (the
-    raw conversions, for ``bandit.attribution.resolve_rewards`` / ``policy.update_from_log``). Files are written
-    to a dot-prefixed temporary name and renamed, as the decision log does.
+    Layout: ``decisions/`` (the :class:`bandit.DecisionLog` the run wrote as it decided, copied part by part:
+    the decision-log schema with a null ``reward`` and an extra ``step`` column; readable by
+    ``bandit.decision_log.read_decision_log``, ``offline_eval.LoggedData.from_parquet`` and ``upsell-bandit
+    evaluate --logs``) and ``outcomes.parquet`` (the conversions that arrived by the end of the run, attributed or
+    not: ``event_id``, ``timestamp`` of arrival, ``reward`` -- 1.0, or the scaled net value for value rewards --
+    and ``revenue``, the net value). Join them with ``bandit.attribution.join_outcomes`` /
+    ``policy.update_from_log`` or ``upsell-bandit evaluate --outcomes``, under the world's attribution window.
+    The outcomes file is written to a dot-prefixed temporary name and renamed.
 
     Returns
     -------
     Path
         ``directory``.
     """
+    import shutil
+
     import pyarrow.parquet as pq
 
     root = Path(directory)
     for label, run in runs.items():
-        d = root / label / "decisions"
-        d.mkdir(parents=True, exist_ok=True)
-        for table, target in ((decision_log_table(run, episode), d / "part-000000-simulation.parquet"),
-                              (_outcomes_table(run, episode), root / label / "outcomes.parquet")):
-            tmp = target.with_name("." + target.name + ".tmp")
-            pq.write_table(table, tmp)
-            tmp.replace(target)
+        if run.log_dir is None or not run.log_dir.is_dir():
+            raise ValueError(f"run {label!r} has no decision log directory to write")
+        target = root / label / "decisions"
+        target.mkdir(parents=True, exist_ok=True)
+        for part in sorted(run.log_dir.glob("part-*.parquet")):
+            shutil.copyfile(part, target / part.name)
+        out = root / label / "outcomes.parquet"
+        tmp = out.with_name("." + out.name + ".tmp")
+        pq.write_table(_outcomes_table(run, episode), tmp)
+        tmp.replace(out)
     return root
 
 
@@ -952,13 +1038,15 @@ def run_simulation(config: SimulationConfig, progress: bool | None = None) -> Si
     }
     n_runs = len(policies) + int(config.offline_eval.enabled)
     tracker = Progress(n_runs * config.horizon, enabled=config.output.progress if progress is None else progress)
-    common = dict(batch_size=config.batch_size, launch_step=config.launch_step, new_arm=new_arm,
-                  reward=config.reward, reward_scale=scale, progress=tracker)
-    runs = {label: run_policy(episode, pol, name=label, **common) for label, pol in policies.items()}
+    def run(policy: Any, label: str) -> PolicyRun:
+        return run_policy(episode, policy, name=label, batch_size=config.batch_size, launch_step=config.launch_step,
+                          new_arm=new_arm, reward=config.reward, reward_scale=scale, progress=tracker)
+
+    runs = {label: run(pol, label) for label, pol in policies.items()}
     logging_run = None
     if config.offline_eval.enabled:
         logger = build_policy(PolicyConfig(name="logging_uniform", type="UniformRandom"), arms, d, config.seed + 1)
-        logging_run = run_policy(episode, logger, name="logging_uniform", **common)
+        logging_run = run(logger, "logging_uniform")
     return _collect(config, episode, runs, logging_run)
 
 
@@ -967,7 +1055,8 @@ def _collect(
 ) -> SimulationResult:
     out = config.output
     names = episode.arm_names
-    new_index = len(names) - 1 if config.launch_step is not None else None
+    launch_step = config.launch_step
+    new_index = len(names) - 1 if launch_step is not None else None
     metrics = pd.concat([_cumulative(r, config.batch_size) for r in runs.values()], ignore_index=True)
     oracle_best = episode.best_arms()
     shares = [_arm_share(r.actions, r.start, out.share_window, names, r.name) for r in runs.values()]
@@ -977,9 +1066,9 @@ def _collect(
     rows, uptakes = [], []
     for r in runs.values():
         row = _summary_row(r, episode, config, new_index)
-        if new_index is not None:
+        if new_index is not None and launch_step is not None:
             up, ttl = time_to_learn(r.actions, oracle_best[r.start : r.stop], new_index, r.steps,
-                                    config.launch_step, out.share_window, out.learn_fraction)
+                                    launch_step, out.share_window, out.learn_fraction)
             up.insert(0, "policy", r.name)
             uptakes.append(up)
             row["time_to_learn"] = ttl
@@ -1115,7 +1204,8 @@ def build_demo(
 
     1. Log ``n_log`` offers with a uniform-random policy on the launch-day catalog.
     2. Split the logged decisions whose outcome is final (attribution window closed) chronologically: the earlier
-       half fits the candidate policies -- disjoint ones (LinUCB, LinearTS, epsilon-greedy: one model per plan)
+       half fits the candidate policies (``policy.update_from_log`` on the logging run's decision log and outcomes)
+       -- disjoint ones (LinUCB, LinearTS, epsilon-greedy: one model per plan)
        and hybrid ones (HybridLinUCB, HybridLinearTS: a model shared through the plans' arm features, see
        :mod:`bandit.simulation.catalog`) -- and the later half evaluates them. No decision used for fitting is in
        the evaluation set: a policy evaluated on the rows it learned from looks better than it is.
@@ -1162,8 +1252,18 @@ def build_demo(
     # 2. chronological split of the decisions with a final outcome: fit on the earlier half, evaluate on the later
     final = np.flatnonzero(log_run.mature)
     fit, held_out = final[: final.size // 2], final[final.size // 2 :]
-    for pol in cands.values():
-        pol.update_batch(episode.X[fit + log_run.start], log_run.actions[fit], log_run.reward[fit])
+    from bandit.decision_log import read_decision_log
+
+    if log_run.log_dir is None:
+        raise RuntimeError("the logging run has no decision log")
+    logged = read_decision_log(log_run.log_dir)
+    outcomes = _outcomes_table(log_run, episode).to_pandas()
+    now = logged["timestamp"].iloc[-1]  # the end of the logging period: every fitted decision's window has closed
+    for label, pol in cands.items():
+        report = pol.update_from_log(logged.iloc[fit], outcomes, pd.Timedelta(days=episode.attribution_window_days),
+                                     now=now)
+        if report.n_applied != fit.size:
+            raise RuntimeError(f"{label} learned from {report.n_applied} of the {fit.size} fitted decisions")
     say(f"2. fitted {len(cands)} candidates on the {fit.size:,} earlier logged decisions with a final outcome: "
         + ", ".join(cands))
 
@@ -1269,6 +1369,8 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
     seconds, first_guess, fresh_rmse, n_judged = demo.seconds, demo.first_guess, demo.fresh_rmse, demo.n_judged
     s = result.summary.set_index("policy")
     new = result.config.catalog.new_plan
+    if new is None:
+        raise ValueError("the demo's catalog has no new plan to launch")
     guesses = "; ".join(
         f"`{p}` RMSE {rmse:.4f} (correlation with the truth {corr:.2f})" for p, (rmse, corr) in first_guess.items()
     )

@@ -5,23 +5,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 import bandit
+from bandit.decision_log import read_decision_log
 from bandit.simulation.config import ConfigError, DelayConfig, PolicyConfig, SimulationConfig, WorldConfig
 from bandit.simulation.runner import (
     OraclePolicy,
     build_policy,
-    decision_log_table,
     offline_evaluate,
     run_policy,
     run_simulation,
     time_to_learn,
 )
 from bandit.simulation.world import UpsellWorld
-from offline_eval import LoggedData
-from offline_eval.schema import DECISION_COLUMNS, decision_log_schema
+from offline_eval.schema import DECISION_COLUMNS
 
 US_PER_DAY = 86_400_000_000
 
@@ -91,9 +89,9 @@ def test_common_random_numbers_same_users_and_outcomes(world_episode):
     a = run_policy(ep, _uniform(world, seed=1), **kw)
     b = run_policy(ep, bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features,
                                      seed=1), **kw)
-    ta, tb = decision_log_table(a, ep), decision_log_table(b, ep)
-    assert ta.column("context").equals(tb.column("context"))
-    assert ta.column("event_id").equals(tb.column("event_id"))
+    ta, tb = read_decision_log(a.log_dir), read_decision_log(b.log_dir)
+    np.testing.assert_array_equal(np.stack(ta["context"]), np.stack(tb["context"]))
+    assert ta["event_id"].equals(tb["event_id"])
     same = a.actions == b.actions
     assert same.sum() > 100
     np.testing.assert_array_equal(a.outcomes.converted[same], b.outcomes.converted[same])
@@ -196,23 +194,31 @@ def test_time_to_learn_distinguishes_learning_from_over_offering():
     assert ttl == 2000.0 and len(up) == 6
 
 
-def test_decision_log_round_trip(world_episode, tmp_path):
+def test_decisions_go_through_the_decision_log(world_episode, tmp_path):
+    """The run writes every decision through bandit.DecisionLog as it decides (null reward, recorded eligibility)."""
     world, ep = world_episode
-    run = run_policy(ep, _uniform(world, seed=6), batch_size=250, launch_step=1500, new_arm=world.arms()[-1])
-    table = decision_log_table(run, ep)
-    ref = decision_log_schema(ep.X.shape[1], ep.arm_names)
-    assert table.schema.names[: len(DECISION_COLUMNS)] == list(DECISION_COLUMNS)
-    for name in DECISION_COLUMNS:
-        assert table.schema.field(name).type == ref.field(name).type
-    pq.write_table(table, tmp_path / "decisions.parquet")
-    with pytest.warns(UserWarning, match="missing reward"):
-        data = LoggedData.from_parquet(tmp_path / "decisions.parquet")
-    assert data.action_names == ep.arm_names
-    assert data.n == run.mature.sum() < len(ep)
-    np.testing.assert_array_equal(data.reward, run.reward[run.mature])
-    np.testing.assert_array_equal(data.action, run.actions[run.mature])
-    np.testing.assert_allclose(data.context, ep.X[run.mature])
-    np.testing.assert_array_equal(data.eligible[:, -1], ep.eligible[run.mature, -1])
+    run = run_policy(ep, _uniform(world, seed=6), batch_size=250, launch_step=1500, new_arm=world.arms()[-1],
+                     log_dir=tmp_path / "log")
+    assert run.log_dir == tmp_path / "log"
+    df = read_decision_log(run.log_dir)
+    assert list(df.columns[: len(DECISION_COLUMNS)]) == list(DECISION_COLUMNS)
+    assert df.attrs["arms"] == ep.arm_names and len(df) == len(ep)
+    assert df["reward"].isna().all()  # outcomes arrive later, in their own table
+    np.testing.assert_array_equal(df["step"], np.arange(len(ep)))
+    np.testing.assert_array_equal(df["action"], run.actions)
+    np.testing.assert_array_equal(df["propensity"], run.propensities)
+    np.testing.assert_array_equal(np.stack(df["probabilities"]), run.probabilities)
+    np.testing.assert_array_equal(np.stack(df["eligible"]), run.eligible)
+    np.testing.assert_array_equal(np.stack(df["context"]), ep.X)
+    np.testing.assert_array_equal(df["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[us]"), ep.timestamps)
+    # before the launch the new plan is in the arm list but not eligible and never offered
+    assert not np.stack(df["eligible"])[:1500, -1].any() and np.stack(df["eligible"])[1500:, -1].any()
+    # a directory already holding a log is refused: runs never mix
+    with pytest.raises(ValueError, match="already holds a decision log"):
+        run_policy(ep, _uniform(world, seed=6), batch_size=250, stop=500, log_dir=tmp_path / "log")
+    # without log_dir the log lives in a temporary directory as long as the run
+    tmp_run = run_policy(ep, _uniform(world, seed=6), batch_size=250, stop=500)
+    assert len(read_decision_log(tmp_run.log_dir)) == 500
 
 
 def test_offline_estimates_cover_the_truth():
@@ -270,7 +276,7 @@ def test_run_simulation_end_to_end_and_save(tmp_path):
     for key in ("summary_md", "summary", "metrics", "ope", "plot_regret", "plot_arm_share", "plot_uptake", "plot_ope"):
         assert files[key].is_file() and files[key].stat().st_size > 0, key
     for label in ("oracle", "uniform", "linucb", "logging_uniform"):
-        assert (files["decision_logs"] / label / "decisions" / "part-000000-simulation.parquet").is_file()
+        assert len(read_decision_log(files["decision_logs"] / label / "decisions")) == 3000
         assert (files["decision_logs"] / label / "outcomes.parquet").is_file()
     text = files["summary_md"].read_text()
     assert "linucb" in text and "Offline estimate vs truth" in text
@@ -292,15 +298,17 @@ def test_written_logs_replay_through_the_decision_log_join(world_episode, tmp_pa
     decisions = read_decision_log(root / "live" / "decisions")
     assert decisions.attrs["arms"] == ep.arm_names and len(decisions) == 1400
     window = timedelta(days=ep.attribution_window_days)
-    res = resolve_rewards(root / "live" / "decisions", root / "live" / "outcomes.parquet", window)
+    now = decisions["timestamp"].max()  # the run's last refresh
+    res = resolve_rewards(root / "live" / "decisions", root / "live" / "outcomes.parquet", window, now=now)
     resolved = res.resolved.set_index("event_id")
     known_ids = decisions["event_id"][run.known]
     assert set(resolved.index) == set(known_ids)
     assert len(res.pending_event_ids) == (~run.known).sum() and res.unknown_outcomes.empty
+    assert res.rejected.empty
     np.testing.assert_array_equal(resolved.loc[known_ids, "reward"].to_numpy(), run.reward[run.known])
-    # a fresh policy fed through update_from_log learns the same ridge statistics as the live one did online
+    # a fresh policy fed through update_from_log learns exactly what the live one learned online
     replay = bandit.LinUCB(world.arms(include_new=False), n_features=d, alpha=0.4, seed=2)
-    report = replay.update_from_log(root / "live" / "decisions", root / "live" / "outcomes.parquet", window)
+    report = replay.update_from_log(root / "live" / "decisions", root / "live" / "outcomes.parquet", window, now=now)
     assert report.n_applied == run.known.sum()
     np.testing.assert_allclose(replay.coef_, live.coef_, rtol=1e-9, atol=1e-12)
 
