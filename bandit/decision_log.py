@@ -179,6 +179,21 @@ def read_decision_log(path: str | os.PathLike[str]) -> pd.DataFrame:
     return _frame(table, arms)
 
 
+def _timestamps_us(values: Any) -> np.ndarray:
+    """int64 microseconds (UTC) of array-like timestamps; naive = UTC. Datetime arrays and indexes skip the
+    general (pandas.to_datetime) conversion of :func:`bandit._timestamps.utc_us_array`."""
+    if isinstance(values, pd.DatetimeIndex):
+        if values.hasnans:
+            raise ValueError("timestamps contains missing timestamps (NaT); every row needs a timestamp")
+        return values.as_unit("us").asi8  # UTC-based for tz-aware indexes, naive taken as UTC
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        us = values.astype("datetime64[us]")
+        if np.isnat(us).any():
+            raise ValueError("timestamps contains missing timestamps (NaT); every row needs a timestamp")
+        return us.astype(np.int64)
+    return utc_us_array(values, "timestamps")
+
+
 def _check_utf8(text: str, name: str) -> None:
     """Strings go to Parquet as UTF-8: reject lone surrogates up front, not when the part is written."""
     try:
@@ -700,10 +715,10 @@ class DecisionLog:
                 raise self._k_mismatch(p.shape[-1], name)
             raise ValueError(f"{name} must have shape {shape}, got {p.shape}")
         if p.size:
-            with np.errstate(invalid="ignore"):
-                lo, hi = p.min(), p.max()
-                sums = p.sum(axis=-1)
-            if not (lo >= 0.0 and hi <= 1.0 + PROBABILITY_ATOL) or not np.all(np.abs(sums - 1.0) <= PROBABILITY_ATOL):
+            # min / max propagate NaN, so every non-finite entry fails the range check; then the sums are finite
+            if not (p.min() >= 0.0 and p.max() <= 1.0 + PROBABILITY_ATOL):
+                raise self._not_a_distribution(name)
+            if not np.all(np.abs(p.sum(axis=-1) - 1.0) <= PROBABILITY_ATOL):
                 raise self._not_a_distribution(name)
         return p
 
@@ -1021,7 +1036,7 @@ class DecisionLog:
         elif isinstance(timestamps, datetime | np.datetime64 | str):
             ts = np.full(n, utc_us(timestamps, "timestamps"), dtype=np.int64)
         else:
-            ts = utc_us_array(timestamps, "timestamps")
+            ts = _timestamps_us(timestamps)
             if ts.shape != (n,):
                 raise ValueError(f"timestamps must be one timestamp or {n} of them, got shape {ts.shape}")
         self._check_ts_range(ts, "timestamps")
