@@ -6,14 +6,17 @@ logs alone.
 What it shows
 -------------
 1. **The log.** By default a production stand-in -- ``LinUCB`` with a 30 % exploration floor, so every eligible
-   offer keeps a known, positive probability -- makes ``--n`` offers in the simulated world, learning as it goes,
-   and its decisions are written as a Parquet decision log (:mod:`offline_eval.schema`) with two outcome columns:
-   ``reward`` (the 0/1 attributed conversion the policy learned from) and ``revenue`` (the attributed revenue, what
-   the business optimises). ``--logs DIR`` reads such a log instead (e.g. ``<out>/logs/<policy>/decisions`` written
-   by ``upsell-bandit simulate``). Decisions whose attribution window is still open have a null outcome and are
-   left out -- counting them as 0 would bias every estimate downwards.
-2. **A time split.** Candidates are fitted on the older half of the log and evaluated on the newer half: a policy
-   is never evaluated on the rows it learned from.
+   offer keeps a known, positive probability -- makes ``--n`` offers in the simulated world, learning as it goes;
+   its decisions are written through ``bandit.DecisionLog`` (Parquet, :mod:`offline_eval.schema`, ``reward`` null)
+   and its conversions, as they arrive, to an outcomes table (``event_id``, ``timestamp``, ``reward`` -- the 0/1
+   conversion -- and ``revenue``). ``--logs DIR`` reads such a log instead (e.g. ``<out>/logs/<policy>/decisions``
+   written by ``upsell-bandit simulate``, with ``outcomes.parquet`` next to it or ``--outcomes FILE``). The
+   outcomes are joined with :func:`bandit.attribution.join_outcomes` under the attribution window (``--window``,
+   default 1D) at ``now`` = the last logged decision: decisions whose window is still open are left out --
+   keeping only their early conversions would bias every estimate upwards.
+2. **A time split.** Candidates are fitted on the older half of the log (``policy.update_from_log``: the same
+   attribution rules, conversions as rewards) and evaluated on the newer half: a policy is never evaluated on the
+   rows it learned from.
 3. **Estimates with intervals and diagnostics.** :func:`offline_eval.evaluate` runs IPS, SNIPS, DR and SNDR on
    every candidate (and on the logging policy itself, whose value is the logged mean); the table keeps each
    policy's recommended estimate with its 95 % interval, the lift over the logging policy and the importance-weight
@@ -40,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 import bandit
+from bandit.attribution import join_outcomes
 from bandit.decision_log import read_decision_log
 from bandit.simulation import Episode, UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
@@ -112,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> OpeResult:
     parser.add_argument("--n", type=int, default=20_000, help="offers to log when generating (default 20,000)")
     parser.add_argument("--small", action="store_true", help="5,000 offers (a quick run)")
     parser.add_argument("--logs", type=Path, default=None, help="read this decision-log directory instead")
+    parser.add_argument("--outcomes", type=Path, default=None,
+                        help="outcomes table of --logs (default: outcomes.parquet next to the log directory)")
+    parser.add_argument("--window", default="1D", help="attribution window (default 1D, the simulator's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -125,22 +132,26 @@ def main(argv: Sequence[str] | None = None) -> OpeResult:
         print(f"logged {n:,} offers of LinUCB with a 30% exploration floor to {log_dir}")
     else:
         log_dir = args.logs
+    outcomes_path = args.outcomes if args.outcomes is not None else Path(log_dir).parent / "outcomes.parquet"
+    if not outcomes_path.is_file():
+        raise ValueError(f"no outcomes table at {outcomes_path}; pass --outcomes FILE (event_id, timestamp, reward)")
     df = read_decision_log(log_dir)
-    for col in ("reward", "revenue"):
-        if col not in df.columns:
-            raise ValueError(f"the log in {log_dir} has no {col!r} column; it needs 'reward' (0/1 conversion) and "
-                             "'revenue', as written by the simulation (upsell-bandit simulate)")
-    final = df[df["revenue"].notna()].sort_values("timestamp", kind="stable").reset_index(drop=True)
-    print(f"{len(final):,} of {len(df):,} decisions have a final outcome (attribution window closed)")
-    data = LoggedData.from_dataframe(final, reward="revenue", action_names=df.attrs["arms"])
+    outcomes = pd.read_parquet(outcomes_path)
+    window = pd.Timedelta(args.window)
+    now = df["timestamp"].max()  # the end of the log: outcomes are complete up to here
+    final = df[df["timestamp"] + window < now].sort_values("timestamp", kind="stable").reset_index(drop=True)
+    print(f"{len(final):,} of {len(df):,} decisions have a final outcome (attribution window closed at {now})")
+    revenue = outcomes.assign(reward=outcomes["revenue"]) if "revenue" in outcomes else outcomes
+    joined = join_outcomes(final, revenue, window, now=now)
+    joined.attrs["arms"] = df.attrs["arms"]
+    data = LoggedData.from_dataframe(joined, reward="reward", action_names=df.attrs["arms"])
     n_train = data.n // 2
     evaluation = data.subset(slice(n_train, None))
 
     cands = candidates_for(data.action_names, data.n_features, args.seed)
     train = final.iloc[:n_train]
-    X_train = np.stack(train["context"].to_numpy())
     for policy in cands.values():
-        policy.update_batch(X_train, train["action_name"].tolist(), train["reward"].to_numpy(dtype=np.float64))
+        policy.update_from_log(train, outcomes, window, now=now)
     print(f"fitted {len(cands)} candidates on the older {n_train:,} decisions; evaluating on the newer "
           f"{evaluation.n:,}")
 

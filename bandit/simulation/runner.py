@@ -443,7 +443,7 @@ class _LogFlow:
                  log_dir: str | Path | None) -> None:
         import tempfile
 
-        from bandit._ledger import AppliedEvents
+        from bandit.attribution import AppliedEvents
         from bandit.decision_log import DecisionLog
 
         self.episode, self.start = episode, start
