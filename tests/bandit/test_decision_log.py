@@ -885,3 +885,32 @@ def test_many_threads_appending_and_flushing_write_every_row_exactly_once(tmp_pa
         mine = ctx[ctx[:, 0] == t, 1]
         np.testing.assert_array_equal(mine, np.arange(per_thread))
         assert [e for e in ids if e.startswith(f"t{t}-")] == [f"t{t}-{i}" for i in range(per_thread)]
+
+
+def test_appends_do_not_wait_for_a_flush_that_is_writing(tmp_path, monkeypatch):
+    import threading
+
+    decisions, X = random_decisions(6, seed=24)
+    log = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
+    log.append_batch(as_batch(decisions[:3]), X[:3])
+    writing, release = threading.Event(), threading.Event()
+    real_write = dl.pq.write_table
+
+    def slow_write(table, where, **kwargs):
+        writing.set()
+        assert release.wait(timeout=30)
+        real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(dl.pq, "write_table", slow_write)
+    flusher = threading.Thread(target=log.flush)
+    flusher.start()
+    assert writing.wait(timeout=30)  # the flush is inside the Parquet write now
+    for d, x in zip(decisions[3:], X[3:], strict=True):
+        log.append(d, x)  # would deadlock (the writer waits for release) if appends waited for the flush
+    assert log.n_buffered == 6  # 3 being written + 3 new
+    release.set()
+    flusher.join(timeout=30)
+    assert not flusher.is_alive() and log.n_buffered == 3
+    monkeypatch.undo()
+    log.close()
+    assert read_decision_log(tmp_path)["event_id"].tolist() == [d.event_id for d in decisions]
