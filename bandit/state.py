@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import io
 import json
 import os
@@ -297,13 +298,16 @@ def _read_arrays(npz: bytes) -> dict[str, np.ndarray]:
     for member, data in members.items():
         name = member[:-4]
         fp = io.BytesIO(data)
-        version = npy_format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(fp, max_header_size=4096)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(fp, max_header_size=4096)
-        else:
-            raise ValueError(f"array {name!r} has an unsupported .npy version {version}")
+        try:
+            version = npy_format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fp, max_header_size=4096)
+            elif version == (2, 0):
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fp, max_header_size=4096)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize errors...
+            raise ValueError(f"array {name!r} has a malformed .npy header ({type(exc).__name__}: {exc})") from None
         if dtype not in _DTYPES:
             raise ValueError(f"array {name!r} has dtype {dtype.str!r}; expected one of float64, int64, bool, uint8")
         if fortran:
@@ -475,9 +479,7 @@ def check_meta(cls: type[Policy], meta: dict[str, Any]) -> tuple[list[Arm], dict
     Raises TypeError/ValueError naming the field; nothing is built except the small :class:`~bandit.arms.Arm`
     objects.
     """
-    import inspect
-
-    from bandit.arms import Arm
+    from bandit.arms import Arm  # (bandit.arms imports nothing of ours; imported here to keep this module light)
 
     if not isinstance(meta, dict):
         raise TypeError(f"the metadata must be a JSON object, got {type(meta).__name__}")

@@ -376,7 +376,8 @@ class VWPolicy(Policy):
     that: over ten times LinUCB's ``choose`` and a hundred times its batched rows. ``discount`` is not supported (VW has no per-arm
     forgetting here; only 1.0 is accepted). The saved state is VW's complete model file (weights, optimiser
     state, counters) stored as a uint8 array, so ``bandit.load`` restores a policy that decides exactly as the
-    saved one; VW does not save the bootstrap generator of ``bag`` nor the doubly-robust bookkeeping of ``cover``,
+    saved one (and refuses a model whose header stores any option other than those the saved configuration
+    produces: VW would honour them, e.g. write a file for ``--readable_model``); VW does not save the bootstrap generator of ``bag`` nor the doubly-robust bookkeeping of ``cover``,
     so with those two a restored policy learns slightly differently from the original from then on. VW also
     counts the examples it predicts on, so ``choose`` changes the saved bytes (not the decisions or the
     ``policy_version``).
@@ -399,8 +400,10 @@ class VWPolicy(Policy):
     interactions : sequence of str, default ("UA",)
         VW interactions between the namespaces ``U`` (context) and ``A`` (action), e.g. ``("UA", "UUA")``.
     vw_args : str, default ""
-        Extra VW options such as ``"--l2 1e-6 -b 20 --power_t 0"``. Options the policy sets (the exploration,
-        interactions, seed) or that change the problem or make VW read or write files are rejected.
+        Extra VW options such as ``"--l2 1e-6 -b 20 --power_t 0"``, from an allow-list of learning options
+        (optimiser, learning rate, regularisation, loss, hashing, ``--cb_type`` and the explorers' tuning; values are
+        numbers or words, ``-b`` at most 24). Options the policy sets (the exploration, interactions, seed), and any
+        that change the problem or make VW read or write files, are rejected with a message saying what to use.
     cost_scale : float, optional
         Positive factor of the cost (see Costs); None means ``1 / max_k value_k`` of the initial arms.
     exploration_floor : float, default 0.0

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import vowpalwabbit
 from policy_helpers import assert_same_state, state_of
-from state_files import forge_vw_model, read_state, vw_options, write_state
 from scipy import stats
+from state_files import forge_vw_model, read_state, vw_options, write_state
 
 from bandit import Arm, UniformRandom, VWPolicy, load
 
