@@ -431,13 +431,14 @@ class DecisionLog:
 
     Threads and processes
     ---------------------
-    One instance may be shared by any number of threads: an internal lock makes every :meth:`append`,
-    :meth:`append_batch`, :meth:`flush` and :meth:`close` atomic, each row is written exactly once, and rows keep
-    the order in which their appends completed. The lock is held only to check ids and copy rows into the buffer,
-    never while a part is encoded and written: :meth:`flush` takes the buffered rows, then writes them while other
-    threads keep appending. Concurrent flushes are serialised, and when :meth:`flush` returns every row appended
-    before it was called is on disk. Several processes may write to the same directory (part names never
-    collide) with the caveat on id uniqueness above.
+    One instance may be shared by any number of threads. An internal lock guards the buffer: each :meth:`append` /
+    :meth:`append_batch` is atomic (all of its rows or none, a batch's rows contiguous), each row is written
+    exactly once, and rows are written in the order in which their appends completed. The lock is held only to
+    check ids and copy rows into the buffer, never while a part is encoded and written: :meth:`flush` takes the
+    buffered rows, then writes them while other threads keep appending. Writes are serialised (a second lock), and
+    when :meth:`flush` returns, every row appended -- by any thread -- before it was called is on disk, fsynced
+    (it survives ``kill -9``). Several processes may write to the same directory (part names never collide) with
+    the caveat on id uniqueness above.
 
     Reopening and crashes
     ---------------------
@@ -615,11 +616,12 @@ class DecisionLog:
                     f"{info.path} has extra columns {theirs}, this DecisionLog declares {mine} (extra_columns must "
                     "match the existing parts); open a new directory"
                 )
-            if self._d is not None and info.n_features != self._d:
+            if self._d is None:
+                self._bind_n_features(info.n_features)
+            elif info.n_features != self._d:
                 raise ValueError(
                     f"parts in {str(self._dir)!r} disagree on the context length ({self._d} vs {info.n_features})"
                 )
-            self._bind_n_features(info.n_features)
         chunks: list[list[str]] = []
         have = 0
         for info in reversed(parts):
