@@ -109,7 +109,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="with --outcomes: how long after a decision an outcome counts, e.g. 1D, 48h, 30min")
     ev.add_argument("--now", metavar="TS",
                     help="with --outcomes: the time up to which outcomes are complete, e.g. 2026-12-01T00:00Z "
-                    "(default: the latest timestamp in the logs and outcomes)")
+                    "(default: the latest timestamp in the logs and outcomes, at most the current time); decisions "
+                    "whose attribution window is still open at --now are left out")
     ev.add_argument("--policy", required=True, action="append", metavar="SPEC", dest="policies",
                     help="a policy file written by policy.save(), as PATH or NAME=PATH; or 'uniform' (uniform over "
                     "the eligible arms); repeat to compare several")
@@ -426,8 +427,11 @@ def _join(df: pd.DataFrame, args: argparse.Namespace, notes: list[str]) -> tuple
         now = _parse_now(args.now)
         how = "--now"
     else:
-        now = max(df["timestamp"].max(), outcomes["timestamp"].max()) if len(outcomes) else df["timestamp"].max()
-        how = "the latest timestamp in the logs and outcomes; pass --now to change"
+        import pandas as pd
+
+        latest = max(df["timestamp"].max(), outcomes["timestamp"].max()) if len(outcomes) else df["timestamp"].max()
+        now = min(latest, pd.Timestamp.now(tz="UTC"))
+        how = "the latest timestamp in the logs and outcomes, at most the current time; pass --now to change"
     try:
         joined = join_outcomes(df, outcomes, attribution_window=window, now=now)
     except (TypeError, ValueError) as e:
@@ -435,17 +439,30 @@ def _join(df: pd.DataFrame, args: argparse.Namespace, notes: list[str]) -> tuple
     unmatched = int((~outcomes["event_id"].isin(df["event_id"])).sum())
     if unmatched:
         notes.append(f"{unmatched:,} of {len(outcomes):,} outcomes match no logged decision (ignored)")
-    pending = int(joined["reward"].isna().sum())
-    if pending == len(joined):
+    # only decisions whose window has closed are final: keeping the early conversions of still-open windows but
+    # not their non-conversions would bias every estimate upwards
+    open_window = (joined["timestamp"] + window >= now).to_numpy()
+    early = int((open_window & joined["reward"].notna().to_numpy()).sum())
+    joined.loc[open_window, "reward"] = np.nan
+    if open_window.all():
         raise UsageError(
             f"--now {now.isoformat()}: every decision is still inside its {args.attribution_window} attribution "
             "window (or was made later); nothing has a final outcome to evaluate -- pass a later --now"
         )
-    if pending:
+    if open_window.any():
         notes.append(
-            f"{pending:,} of {len(joined):,} decisions are still inside their {args.attribution_window} attribution "
-            f"window at now={now.isoformat()} ({how}); left out of the evaluation"
+            f"{int(open_window.sum()):,} of {len(joined):,} decisions are still inside their {args.attribution_window} "
+            f"attribution window at now={now.isoformat()} ({how}); left out of the evaluation"
+            + (f", including {early:,} that already have an outcome (keeping only those would bias the estimates "
+               "upwards)" if early else "")
         )
+    if "reward_status" in joined:
+        status = joined.loc[~open_window, "reward_status"]
+        bad = status[~status.isin(["outcome", "window_expired", "pending"])]
+        if len(bad):
+            counts = ", ".join(f"{reason} ({k:,})" for reason, k in bad.value_counts().items())
+            notes.append(f"{len(bad):,} decisions rejected by the attribution rules and left out: {counts}")
+        joined = joined.drop(columns=["reward_status"])
     source = (
         f"outcomes `{args.outcomes}` (column `{args.reward_column}`) joined with a {args.attribution_window} "
         f"attribution window at now={now.isoformat()}"

@@ -139,8 +139,9 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
     decisions = pd.read_parquet(root / "decisions")
     now = max(decisions["timestamp"].max(), outcomes["timestamp"].max())  # the CLI's default now
     joined = join_outcomes(root / "decisions", outcomes, "1D", now=now)
+    final = joined["timestamp"] + pd.Timedelta("1D") < now
     snips = table.set_index(["policy", "estimator"]).loc[("uniform", "SNIPS"), "value"]
-    assert snips == pytest.approx(joined["reward"].dropna().mean(), rel=1e-9)
+    assert snips == pytest.approx(joined.loc[final, "reward"].mean(), rel=1e-9)
     assert (out / "ope.md").read_text().startswith("# Off-policy evaluation")
     capsys.readouterr()
 
@@ -218,17 +219,21 @@ def test_evaluate_joins_delayed_outcomes_instead_of_crashing(readme_logs, tmp_pa
     argv = _evaluate_argv(root, out, "--outcomes", str(root / "outcomes.parquet"), "--attribution-window", "1D")
     assert main(argv) == 0
     captured = capsys.readouterr()
-    # the last day of decisions is still inside its window at the default now: dropped, with a note
+    # the last day of decisions is still inside its window at the default now: left out, with a note -- also the
+    # ones whose conversion already arrived, or the estimate would be biased upwards
     outcomes = pd.read_parquet(root / "outcomes.parquet")
     now = max(outcomes["timestamp"].max(), START + pd.Timedelta(minutes=10 * 599))
     joined = join_outcomes(root / "logs", outcomes, "1D", now=now)
-    pending = int(joined["reward"].isna().sum())
-    assert 30 < pending < 150  # non-converters of the last day (a conversion resolves its decision at once)
-    assert f"{pending:,} of 600 decisions are still inside their 1D attribution window" in captured.err
+    final = (joined["timestamp"] + pd.Timedelta("1D") < now).to_numpy()
+    early = int((~final & joined["reward"].notna().to_numpy()).sum())
+    assert 100 < (~final).sum() < 200 and early > 5
+    assert (f"{(~final).sum():,} of 600 decisions are still inside their 1D attribution window" in captured.err
+            and f"including {early:,} that already have an outcome" in captured.err)
     table = pd.read_csv(out / "ope.csv").set_index("policy")
     # uniform on uniform logs: SNIPS is the mean joined reward of the final rows -- the attribution rules exactly
-    assert table.loc["uniform", "value"] == pytest.approx(joined["reward"].dropna().mean(), rel=1e-12)
-    assert table.loc["uniform", "n"] == 600 - pending
+    assert table.loc["uniform", "value"] == pytest.approx(joined.loc[final, "reward"].mean(), rel=1e-12)
+    assert table.loc["uniform", "value"] < joined["reward"].dropna().mean()  # what keeping early converters gives
+    assert table.loc["uniform", "n"] == final.sum()
     # an explicit --now decides what is final
     later = _evaluate_argv(root, tmp_path / "c", "--outcomes", str(root / "outcomes.parquet"),
                            "--attribution-window", "1D", "--now", "2026-12-01")
@@ -417,3 +422,19 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert summary.loc[disjoint + ["uniform"], "new_plan_first_guess_rmse"].isna().all()
     assert "regret_per_event_after_launch" in report and "hybrid_linucb" in report and "guesses 0" in report
     assert "first guess of its conversion before any impression" in printed
+
+
+def test_default_now_is_never_later_than_the_clock(tmp_path, capsys):
+    """A future-dated outcome row (a clock bug) must not expire recent decisions to reward 0."""
+    policy = bandit.UniformRandom(["individual", "duo"], n_features=1, seed=0)
+    recent = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=2)
+    with bandit.DecisionLog(tmp_path / "logs", policy=policy) as log:
+        for i in range(20):
+            log.append(policy.choose([0.5], event_id=f"e{i}"), [0.5], timestamp=recent + pd.Timedelta(minutes=i))
+    pd.DataFrame({"event_id": ["e0"], "timestamp": [pd.Timestamp("2099-01-01", tz="UTC")], "reward": [1.0]}).to_parquet(
+        tmp_path / "outcomes.parquet")
+    argv = ["evaluate", "--logs", str(tmp_path / "logs"), "--outcomes", str(tmp_path / "outcomes.parquet"),
+            "--attribution-window", "1D", "--policy", "uniform", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "every decision is still inside its 1D attribution window" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
