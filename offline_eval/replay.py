@@ -263,8 +263,8 @@ class _Candidate:
 def _uniform_rows(data: LoggedData) -> tuple[np.ndarray, np.ndarray]:
     """Which rows were logged uniformly at random over their eligible arms, and each row's number of such arms.
 
-    The number of arms comes from ``eligible``, else from the support of ``probabilities``, else from
-    ``1 / propensity`` (rounded).
+    The number of arms comes from ``eligible``, else from the support of ``probabilities``, else it is K (every
+    arm eligible).
     """
     p = data.propensity
     if data.eligible is not None:
@@ -272,7 +272,7 @@ def _uniform_rows(data: LoggedData) -> tuple[np.ndarray, np.ndarray]:
     elif data.probabilities is not None:
         k = (data.probabilities > 0).sum(axis=1)
     else:
-        k = np.maximum(np.rint(1.0 / p), 1.0)
+        k = np.full(data.n, data.n_actions)
     uniform = np.abs(p * k - 1.0) <= PROBABILITY_ATOL * k
     if data.probabilities is not None:
         uniform &= (np.abs(data.probabilities - p[:, None]) <= PROBABILITY_ATOL).sum(axis=1) == k
@@ -407,8 +407,8 @@ class Replay:
         scale, m = self.acceptance(data)
         order = np.arange(data.n) if data.timestamp is None else np.argsort(data.timestamp, kind="stable")
         u = np.random.default_rng(self.seed).random(data.n)
-        is_policy = callable(getattr(candidate, "action_probabilities", None)) or callable(
-            getattr(candidate, "choose", None)
+        is_policy = not isinstance(candidate, (np.ndarray, pd.DataFrame, pd.Series)) and (
+            callable(getattr(candidate, "action_probabilities", None)) or callable(getattr(candidate, "choose", None))
         )
         deficit = math.nan
         if not is_policy:  # a fixed target: resolve it once
@@ -433,8 +433,8 @@ class Replay:
             return float(resolved.support_deficit or 0.0) * len(rows)
         low = P[rows] < m * (1 - 1e-9)
         if resolved.actions is not None:
-            return float(low[np.arange(len(rows)), resolved.actions].sum())
-        return float((resolved.probabilities * low).sum())
+            return float(low[np.arange(len(rows)), resolved.actions[rows]].sum())
+        return float((resolved.probabilities[rows] * low).sum())
 
     def _run_probabilities(
         self, cand: _Candidate, order: np.ndarray, scale: np.ndarray, u: np.ndarray, m: float
