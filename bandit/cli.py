@@ -248,7 +248,9 @@ def _parquet_files(path: Path, flag: str) -> list[Path]:
     if path.is_dir():
         files = sorted(f for f in path.glob("*.parquet") if not f.name.startswith((".", "_")))
         if not files:
-            raise UsageError(f"{flag} {path}: a directory without *.parquet files")
+            nested = sorted({p.parent for p in path.glob("**/part-*.parquet")})
+            hint = f"; it holds decision logs in subdirectories, pass one, e.g. {nested[0]}" if nested else ""
+            raise UsageError(f"{flag} {path}: a directory without *.parquet files{hint}")
         return files
     if path.stat().st_size == 0:
         raise UsageError(f"{flag} {path}: empty file, expected Parquet")

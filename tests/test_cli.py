@@ -154,6 +154,7 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
         (["--logs", "{logs}", "--policy", "uniform", "--estimators", "IPS,MAGIC"], "--estimators"),
         (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "profit"], "missing column 'profit' (named by --reward-column)"),
         (["--logs", "{tmp}/garbage.parquet", "--policy", "uniform"], "not a readable Parquet"),
+        (["--logs", "{logs}/../..", "--policy", "uniform"], "holds decision logs in subdirectories, pass one, e.g."),
         (["--logs", "{logs}", "--policy", "{tmp}/small.policy"], "features"),
     ],
 )
