@@ -439,3 +439,22 @@ def test_default_now_is_never_later_than_the_clock(tmp_path, capsys):
     assert main(argv) == 2
     assert "every decision is still inside its 1D attribution window" in _one_line(capsys.readouterr().err)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monkeypatch, capsys):
+    import re
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (command,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "upsell-bandit evaluate" in b]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[0] == "upsell-bandit"
+    shutil.copytree(readme_logs / "logs", tmp_path / "logs")
+    shutil.copy(readme_logs / "outcomes.parquet", tmp_path / "outcomes.parquet")
+    shutil.copy(readme_logs / "candidate.policy", tmp_path / "policy.zip")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv[1:]) == 0
+    assert set(pd.read_csv(tmp_path / "ope-report" / "ope.csv")["policy"]) == {"candidate", "uniform"}
+    capsys.readouterr()
