@@ -21,19 +21,22 @@ Status codes (returned by the update kernels; nothing is changed unless the stat
   definite (it is in exact arithmetic: its round-off exceeds its smallest eigenvalue).
 
 Conditioning. ``A^-1`` (and everything computed from it: ``theta``, the score variances) is only as accurate as
-``eps * cond(A)`` allows (eps = 2.2e-16). One context far larger than the rest (``x = [1e9, -1e9, ...]``) or
-collinear features at a large scale make ``cond(A)`` exceed ``1 / eps``: the prior ``l2 I`` is then lost in
-round-off, ``A`` is no longer positive definite in float64, and the arm rejects (or, worse, mis-scores) every
-later update. So every update checks, before anything is changed, the cheap upper bound
+``eps * cond`` allows (eps = 2.2e-16), where for Cholesky and Sherman-Morrison ``cond`` is that of the Jacobi-scaled
+matrix ``S = diag(A)^-1/2 A diag(A)^-1/2`` (Demmel 1989: their errors are relative to ``sqrt(A_ii A_jj)``, so mere
+feature scaling -- a feature of magnitude 300, one that never fires -- costs no accuracy). One context far larger
+than the rest (``x = [1e9, -1e9, ...]``) or collinear features at a large scale make ``cond(S)`` exceed ``1 / eps``:
+the prior ``l2 I`` is then lost in round-off, ``A`` is no longer positive definite in float64, and the arm rejects
+(or, worse, mis-scores) every later update. So every update checks, before anything is changed, the bound
 
-    ``cond_2(A_new) <= trace(A_new) * trace(A_new^-1)``   (both factors are sums of the eigenvalues)
+    ``cond_2(S_new) <= trace(S_new) trace(S_new^-1) = D * sum_j A_jj (A^-1)_jj``
 
-against :data:`MAX_CONDITION` = 1e12 (relative accuracy of ``A^-1`` ~1e-4 in its worst direction), and rejects
-the row with ``STATUS_ILL_CONDITIONED`` above it. The bound is O(D) per update: ``trace(A_new) = trace(A) +
-||q||^2`` and, after a Sherman-Morrison step, ``trace(A_new^-1) = trace(A^-1) - ||u||^2``. It is scale free (a
-long run of standardised contexts keeps it near ``D^2 cond``, since both traces scale inversely with the amount
-of data): standard-normal contexts give values of order D^2, contexts of magnitude 100 with an intercept ~1e5,
-while a single context of norm ``r`` on a fresh arm gives ~``r^2 / l2`` (rejected above ``r ~ 1e6``).
+(``S`` has a unit diagonal; ``A_jj (A^-1)_jj >= 1`` is the variance inflation factor of feature j, large exactly
+when feature j is nearly a combination of the others at the scale of the data) against :data:`MAX_CONDITION` =
+1e12 (relative accuracy ~1e-4 in the worst direction) and rejects the row with ``STATUS_ILL_CONDITIONED`` above
+it. It costs O(D) per update, on the new diagonals ``A_jj + q_j^2`` and, after a Sherman-Morrison step,
+``(A^-1)_jj - u_j^2``. Standard-normal contexts, contexts of magnitude 100-300 with an intercept, and long runs of
+either stay orders of magnitude below the bound (a long run adds data in every direction: the inflation factors
+stay bounded); a single context of norm ``r`` spread over several features of a fresh arm gives ~``D r^2 / l2``.
 
 Precision loss. Sherman-Morrison can drift from the true inverse. Every rank-1 step checks the O(D) necessary
 condition of an SPD inverse pair ``A_jj (A^-1)_jj >= 1`` (Cauchy-Schwarz) on the new diagonals, with a relative
@@ -46,6 +49,7 @@ References
 ----------
 Chapelle & Li (2011), "An empirical evaluation of Thompson sampling", NeurIPS (online Laplace approximation).
 Golub & Van Loan (2013), "Matrix Computations", 4th ed., sections 2.1.4 (Sherman-Morrison) and 4.2 (Cholesky).
+Demmel (1989), "On floating point errors in Cholesky", LAPACK Working Note 14 (accuracy of the scaled matrix).
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ STATUS_INVALID = -2
 STATUS_NOT_PD = -3
 #: (-4 is ``policy_kernels.STATUS_SCORE_OVERFLOW``.)
 STATUS_ILL_CONDITIONED = -5
-#: Largest accepted bound ``trace(A) trace(A^-1)`` on the condition number of an updated precision matrix.
+#: Largest accepted bound ``D sum_j A_jj (A^-1)_jj`` on the (Jacobi-scaled) condition number of an updated
+#: precision matrix (module docstring, "Conditioning").
 MAX_CONDITION = 1e12
 #: A rank-1 step whose new diagonals give ``A_jj (A^-1)_jj < 1 - DIAG_SLACK`` for some j has lost precision.
 DIAG_SLACK = 1e-6
@@ -348,8 +353,8 @@ _BLOCK = 8
 
 @njit(cache=True)
 def _trace_product(M, M_inv):
-    """``trace(M) * trace(M_inv)``: an upper bound on ``cond_2(M)`` for an SPD ``M`` and its inverse (module
-    docstring, "Conditioning"); NaN/inf when either is not finite."""
+    """``trace(M) * trace(M_inv)``: an upper bound on ``cond_2(M)`` for an SPD ``M`` and its inverse (NaN/inf
+    when either is not finite)."""
     ta = 0.0
     ts = 0.0
     for j in range(M.shape[0]):
@@ -359,12 +364,23 @@ def _trace_product(M, M_inv):
 
 
 @njit(cache=True)
+def _condition_bound(M, M_inv):
+    """``D * sum_j M_jj (M_inv)_jj``: an upper bound on the condition number of the Jacobi-scaled SPD ``M``
+    (module docstring, "Conditioning"); NaN/inf when ``M`` or ``M_inv`` is not finite."""
+    D = M.shape[0]
+    s = 0.0
+    for j in range(D):
+        s += M[j, j] * M_inv[j, j]
+    return D * s
+
+
+@njit(cache=True)
 def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refactor_every, work):
     """``A[k] <- (gamma A[k] + (1 - gamma) l2 I) + w x x^T`` with ``A_inv[k]`` kept equal to its inverse.
 
     gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update, and whenever the
     Sherman-Morrison result fails the diagonal check of the module docstring) Cholesky refactorisation.
-    gamma < 1: Cholesky. Either way the update is refused when ``trace(A_new) trace(A_new^-1)`` exceeds
+    gamma < 1: Cholesky. Either way the update is refused when :func:`_condition_bound` of the new pair exceeds
     :data:`MAX_CONDITION`. ``work`` is (2, D) scratch.
 
     Returns
@@ -398,19 +414,17 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         Ak = A[k]
         Sk = A_inv[k]
         # the new diagonals, before anything is written: conditioning bound and inverse-pair check (O(D))
-        tr_a = 0.0
-        tr_s = 0.0
+        vif = 0.0
         for j in range(D):
             a_jj = Ak[j, j] + q[j] * q[j]
-            s_jj = Sk[j, j] - u[j] * u[j]
-            tr_a += a_jj
-            tr_s += s_jj
-            if not (a_jj * s_jj >= 1.0 - DIAG_SLACK):
+            if a_jj == math.inf:
+                return -1.0  # the inputs are finite: A's diagonal overflowed
+            p_jj = a_jj * (Sk[j, j] - u[j] * u[j])
+            vif += p_jj
+            if not (p_jj >= 1.0 - DIAG_SLACK):
                 consistent = False
-        if not tr_a < math.inf:
-            return -1.0  # the inputs are finite: A's diagonal overflowed
         if consistent:
-            if not tr_a * tr_s <= MAX_CONDITION:
+            if not D * vif <= MAX_CONDITION:
                 return -2.0
             for i in range(D):  # A += q q^T and A_inv -= u u^T (both exactly symmetric), one pass
                 qi = q[i]
@@ -437,7 +451,7 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
         # A_new >= min(l2, A) I in exact arithmetic: finite and not PD means its round-off exceeds its smallest
         # eigenvalue, i.e. it is far too ill-conditioned
         return -2.0 if _all_finite(A_new.ravel()) else -1.0
-    if not _trace_product(A_new, inv_new) <= MAX_CONDITION:
+    if not _condition_bound(A_new, inv_new) <= MAX_CONDITION:
         return -2.0
     A[k, :, :] = A_new
     A_inv[k, :, :] = inv_new
@@ -739,7 +753,7 @@ def ridge_update_batch(A, A_inv, b, theta, n_since_refactor, arms, X, rewards, w
             return STATUS_NOT_PD  # the inputs are finite: the sums overflowed
         if not _spd_inverse_work(A_new[k], inv_new[k], U, Wk):
             return STATUS_ILL_CONDITIONED  # finite, and PD in exact arithmetic: lost in round-off
-        if not _trace_product(A_new[k], inv_new[k]) <= MAX_CONDITION:
+        if not _condition_bound(A_new[k], inv_new[k]) <= MAX_CONDITION:
             return STATUS_ILL_CONDITIONED
     for k in range(K):
         if count[k] == 0:
@@ -1014,7 +1028,7 @@ def logistic_update_batch(P, Sigma, m, n_since_refactor, arms, X, y, gamma, l2, 
         _mirror_upper(Pk)
         if not _spd_inverse_work(Pk, S_new[k], U, Wk):
             return STATUS_ILL_CONDITIONED if _all_finite(Pk.ravel()) else STATUS_NOT_PD
-        if not _trace_product(Pk, S_new[k]) <= MAX_CONDITION:
+        if not _condition_bound(Pk, S_new[k]) <= MAX_CONDITION:
             return STATUS_ILL_CONDITIONED
     for k in range(K):
         if start[k + 1] == start[k]:

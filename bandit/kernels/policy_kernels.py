@@ -23,6 +23,13 @@ from numba import njit
 
 from bandit.kernels import linalg, propensity, rng, scoring
 
+#: Hash of the kernel modules compiled into this module's numba cache. numba's on-disk cache (``cache=True``) is
+#: keyed on the content of each function's own file only, so after an edit of a linked module the cached fused
+#: kernels would keep running the old code; changing this value (which tests/bandit/test_kernels.py checks against
+#: the sources) changes this file and invalidates them.
+LINKED_SOURCES = ("linalg", "propensity", "rng", "scoring")
+LINKED_SOURCES_SHA256 = "16f6d8f0e860f622"
+
 #: Kernel status: the context (or a row of it) holds NaN or inf. Nothing was changed.
 STATUS_NON_FINITE = -1
 #: Kernel status: the context is so large that a score overflowed (inf/NaN). Nothing was drawn.

@@ -784,3 +784,27 @@ def test_argmax_tie_probs_splits_exact_ties_and_matches_the_reference():
     propensity.argmax_tie_probs_batch(scores, eligible, batch)
     for i in range(5):
         np.testing.assert_allclose(batch[i], argmax_tie_ref(scores[i], eligible[i]), atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numba cache freshness
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["policy_kernels", "hybrid"])
+def test_linked_kernel_sources_are_recorded_so_numba_caches_refresh(module):
+    # numba's cache=True keys each cached function on its own file's content only: a kernel that calls linalg
+    # (say) keeps running a stale compiled linalg after linalg.py changes, unless its own file changes too
+    import hashlib
+    import importlib
+    import pathlib
+
+    mod = importlib.import_module(f"bandit.kernels.{module}")
+    root = pathlib.Path(mod.__file__).parent
+    h = hashlib.sha256()
+    for name in mod.LINKED_SOURCES:
+        h.update((root / f"{name}.py").read_bytes())
+    assert mod.LINKED_SOURCES_SHA256 == h.hexdigest()[:16], (
+        f"a module linked into bandit/kernels/{module}.py changed: set its LINKED_SOURCES_SHA256 to "
+        f"{h.hexdigest()[:16]!r} (this also refreshes its numba cache)"
+    )

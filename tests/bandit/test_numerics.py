@@ -98,13 +98,30 @@ def test_normal_use_is_never_rejected(cls, scale, offset):
     assert np.isfinite(policy.action_probabilities(X[:100])).all()
 
 
-def test_the_conditioning_bound_is_an_upper_bound_of_the_condition_number():
+def test_the_conditioning_bound_is_an_upper_bound_of_the_scaled_condition_number():
     gen = np.random.default_rng(5)
     for _ in range(50):
         D = int(gen.integers(1, 8))
         M = gen.normal(size=(D, D)) * np.exp(gen.normal(0, 4, size=D))
         A = M @ M.T + 1e-3 * np.eye(D)
-        assert linalg._trace_product(A, np.linalg.inv(A)) >= np.linalg.cond(A) * (1 - 1e-9)
+        s = 1 / np.sqrt(np.diag(A))
+        bound = linalg._condition_bound(A, np.linalg.inv(A))
+        assert bound >= np.linalg.cond(A * s[:, None] * s[None, :]) * (1 - 1e-9)
+        # and it ignores feature scaling: the same matrix in other units has the same bound
+        T = np.diag(np.exp(gen.normal(0, 5, size=D)))
+        assert linalg._condition_bound(T @ A @ T, np.linalg.inv(T @ A @ T)) == pytest.approx(bound, rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", LINEAR, ids=lambda c: c.__name__)
+def test_feature_scale_alone_is_never_rejected(cls):
+    # features in very different units (1e-3 .. 1e5) and one that never fires: badly scaled, but Cholesky and
+    # Sherman-Morrison are as accurate as for standardised features, so nothing is rejected
+    policy = cls(ARMS, n_features=4, seed=0)
+    gen = np.random.default_rng(9)
+    units = np.array([1e-3, 1.0, 1e5, 0.0])
+    for i in range(20_000):
+        policy.update(gen.normal(size=4) * units, int(i % 3), float(gen.random() < 0.3))
+    _assert_consistent(policy, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------------
