@@ -645,3 +645,26 @@ def test_decisions_record_the_eligibility_they_were_made_under(cls):
     assert one.eligible.shape == (3, 4) and one.eligible[:, 0].all() and not one.eligible[:, 1:].any()
     # the live policy's state cannot be changed through a decision's mask
     assert policy.choose(x, event_id="e3").eligible.tolist() == [True, True, True, False]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# numerics fail safe (tests/bandit/test_numerics.py has the per-kernel checks)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@all_policies
+def test_an_outlier_update_is_learned_exactly_or_refused_without_side_effects(cls):
+    # every policy either learns a wild context (the context-free ones ignore it, VW clips nothing below 1e38) or
+    # refuses it with a ValueError naming the cause and the policy state untouched; normal updates go on working
+    policy = trained(cls)
+    X, arms, rewards = training_data(300, seed=5)
+    before = state_of(policy)
+    try:
+        policy.update([1e9, -1e9, 1e9], arms[0], float(rewards[0]))
+    except ValueError as exc:
+        assert "condition number > 1e+12" in str(exc) and "standardise the features" in str(exc)
+        assert_same_state(before, state_of(policy))
+    for i in range(len(X)):
+        policy.update(X[i], arms[i], float(rewards[i]))
+    probs = policy.action_probabilities(CONTEXTS)
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
