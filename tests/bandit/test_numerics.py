@@ -260,6 +260,7 @@ def test_vw_rejects_rewards_beyond_float32_and_stays_usable(exploration, tmp_pat
         ([40.0, 44.0], [5.0, 1.0], [1.0, 1.0]),  # both usually above 37: sigmoid(s) == 1.0 in float64
         ([38.0, 41.0, 36.0], [4.0, 2.0, 6.0], [2.0, 2.0, 1.0]),  # a tie among the equal-valued arms
         ([60.0, 59.0], [20.0, 20.0], [7.5, 7.5]),
+        ([45.0, 40.0, 50.0], [3.0, 3.0, 30.0], [1.0, 1.0 - 1e-15, 1.0]),  # near-equal values, all saturated
     ],
 )
 def test_logistic_ts_propensities_match_draws_when_the_sigmoid_saturates(means, sds, values):
