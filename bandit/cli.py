@@ -580,7 +580,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         table = offline_eval.evaluate(data, targets, estimators=[getattr(offline_eval, n)() for n in names])
     for message in dict.fromkeys(_one_line(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
-    from bandit.simulation.runner import markdown_table
+    from bandit.simulation.report import markdown_table
 
     cols = ["policy", "estimator", "value", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "ess",
             "max_weight", "support_deficit", "recommended", "warnings"]
@@ -609,7 +609,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bandit.simulation.runner import run_demo
+    from bandit.simulation.demo import run_demo
 
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")

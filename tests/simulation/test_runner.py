@@ -340,11 +340,11 @@ def test_progress_reports_on_stderr_like_streams():
 
 def test_demo_fits_on_earlier_logs_and_evaluates_out_of_sample(monkeypatch):
     """Regression: the demo evaluated its candidates on the rows they were fitted on (in-sample, optimistic)."""
-    from bandit.simulation import runner
+    from bandit.simulation import demo, metrics
 
     fitted: dict[str, list[bytes]] = {}
     evaluated: list[np.ndarray] = []
-    make_candidates, make_data = runner._demo_candidates, runner.logged_data
+    make_candidates, make_data = demo._demo_candidates, metrics.logged_data
 
     def recording_candidates(arms, d, seed):
         cands = make_candidates(arms, d, seed)
@@ -360,28 +360,28 @@ def test_demo_fits_on_earlier_logs_and_evaluates_out_of_sample(monkeypatch):
         evaluated.append(data.context)
         return data
 
-    monkeypatch.setattr(runner, "_demo_candidates", recording_candidates)
-    monkeypatch.setattr(runner, "logged_data", recording_data)
-    demo = runner.build_demo(quick=True, seed=0, progress=False)
-    episode = demo.result.episode
+    monkeypatch.setattr(demo, "_demo_candidates", recording_candidates)
+    monkeypatch.setattr(metrics, "logged_data", recording_data)
+    result = demo.build_demo(quick=True, seed=0, progress=False)
+    episode = result.result.episode
     # chronological: every fitted decision precedes every evaluated one; disjoint
-    assert demo.fit_steps.size > 500 and demo.eval_steps.size > 500
-    assert episode.timestamps[demo.fit_steps].max() < episode.timestamps[demo.eval_steps].min()
-    assert not set(demo.fit_steps) & set(demo.eval_steps)
+    assert result.fit_steps.size > 500 and result.eval_steps.size > 500
+    assert episode.timestamps[result.fit_steps].max() < episode.timestamps[result.eval_steps].min()
+    assert not set(result.fit_steps) & set(result.eval_steps)
     # what the candidates actually learned from and what the estimators actually saw: no row in both
     (eval_context,) = evaluated
     eval_rows = {x.tobytes() for x in eval_context}
-    assert eval_rows == {episode.X[s].tobytes() for s in demo.eval_steps}
-    assert set(fitted) == set(demo.result.ope["policy"])
+    assert eval_rows == {episode.X[s].tobytes() for s in result.eval_steps}
+    assert set(fitted) == set(result.result.ope["policy"])
     for label, rows in fitted.items():
-        assert set(rows) == {episode.X[s].tobytes() for s in demo.fit_steps}, label
+        assert set(rows) == {episode.X[s].tobytes() for s in result.fit_steps}, label
         assert not set(rows) & eval_rows, label
     # out-of-sample estimates land within their intervals of the true values (exact, known in the simulation)
-    rec = demo.result.ope[demo.result.ope["recommended"]].set_index("policy")
+    rec = result.result.ope[result.result.ope["recommended"]].set_index("policy")
     assert len(rec) == 5
     for label, row in rec.iterrows():
         assert row["ci_low"] <= row["true_value"] <= row["ci_high"], (label, row.to_dict())
-    summary = demo.result.summary.set_index("policy")
+    summary = result.result.summary.set_index("policy")
     np.testing.assert_allclose(summary.loc[rec.index, "true_value"], rec["true_value"])
     np.testing.assert_allclose(summary.loc[rec.index, "ope_value"], rec["value"])
     assert summary.loc[rec.index, "rollout_true_value"].notna().all()

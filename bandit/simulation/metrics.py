@@ -1,0 +1,246 @@
+"""What a run is worth: cumulative metrics, arm shares, time to learn a new plan, off-policy evaluation.
+
+Metrics
+-------
+* revenue and conversions (attributed, realised) and the expected value of the choices;
+* regret: ``sum_i max_eligible E[i, k] - E[i, a_i]`` with ``E`` the oracle's exact expected values (no noise),
+  also per event from the launch on (``regret_per_event_after_launch``: what learning the new plan costs);
+* arm share per window of ``share_window`` events;
+* new-plan uptake and **time to learn**: the number of steps after the launch until, within a window, the
+  policy's correctly targeted share of the new plan reaches ``learn_fraction`` of the oracle's share (it offers
+  the plan to that fraction of the users the oracle offers it to) and of its own share (that fraction of its
+  new-plan offers go to those users); NaN when that never happens (:func:`time_to_learn`);
+* off-policy evaluation: every policy's final state is evaluated with ``offline_eval`` on the logs of a
+  uniform-random logging run over the same users and compared with its exact value on those users (from the
+  oracle) and with the revenue per event it realised online while learning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandit.simulation.config import SimulationConfig
+from bandit.simulation.loop import OraclePolicy, PolicyRun, _event_ids, _n_arms
+from bandit.simulation.world import Episode
+
+__all__ = ["logged_data", "offline_evaluate", "target_probabilities", "time_to_learn"]
+
+def _cumulative(run: PolicyRun, every: int) -> pd.DataFrame:
+    ends = np.unique(np.append(np.arange(every, run.stop - run.start, every), run.stop - run.start)) - 1
+    cum = {
+        "cum_revenue": np.cumsum(run.outcomes.revenue),
+        "cum_conversions": np.cumsum(run.outcomes.attributed),
+        "cum_expected_value": np.cumsum(run.expected),
+        "cum_oracle_value": np.cumsum(run.oracle),
+        "cum_regret": np.cumsum(run.regret),
+    }
+    df = pd.DataFrame({k: v[ends] for k, v in cum.items()})
+    df.insert(0, "step", run.start + ends + 1)
+    df.insert(0, "policy", run.name)
+    return df
+
+
+def _arm_share(actions: np.ndarray, start: int, window: int, names: list[str], label: str) -> pd.DataFrame:
+    n = actions.shape[0]
+    lo = np.arange(0, n, window)
+    rows: list[dict[str, Any]] = []
+    for a in lo:
+        b = min(a + window, n)
+        counts = np.bincount(actions[a:b], minlength=len(names)) / (b - a)
+        rows.extend(
+            {"policy": label, "window_start": start + a, "window_end": start + b, "arm": names[k], "share": counts[k]}
+            for k in range(len(names))
+        )
+    return pd.DataFrame(rows)
+
+
+def time_to_learn(
+    actions: np.ndarray,
+    best: np.ndarray,
+    new_index: int,
+    steps: np.ndarray,
+    launch_step: int,
+    window: int,
+    fraction: float,
+) -> tuple[pd.DataFrame, float]:
+    """New-plan uptake per window after the launch, and the time to learn the new plan.
+
+    In each window of ``window`` events after the launch, ``recall`` is the share of the users the oracle offers
+    the new plan to who get it from the policy, and ``precision`` the share of the policy's new-plan offers that
+    go to such users. The new plan is learned in the first window where both reach ``fraction``: the policy's
+    correctly targeted share of the new plan is at least ``fraction`` of the oracle's share and of its own share
+    (so neither ignoring the plan nor offering it to everyone counts as learning it).
+
+    Parameters
+    ----------
+    actions, best : ndarray of int, shape (n,)
+        The policy's and the oracle's arms at ``steps``.
+    new_index : int
+        Index of the new plan.
+    steps : ndarray of int, shape (n,)
+    launch_step, window : int
+    fraction : float
+
+    Returns
+    -------
+    uptake : pandas.DataFrame
+        Per window: ``window_end``, ``steps_since_launch``, ``share`` (policy's new-plan share), ``oracle_share``,
+        ``recall``, ``precision`` (NaN when undefined).
+    time_to_learn : float
+        Steps after the launch at the end of the first window where ``min(recall, precision) >= fraction``; NaN if
+        none.
+
+    Examples
+    --------
+    >>> steps = np.arange(12)
+    >>> best = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1])
+    >>> actions = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1])
+    >>> up, ttl = time_to_learn(actions, best, 1, steps, launch_step=2, window=2, fraction=0.75)
+    >>> up[["recall", "precision"]].to_numpy().tolist()
+    [[0.0, nan], [0.5, 1.0], [1.0, 0.5], [1.0, 1.0], [1.0, 1.0]]
+    >>> ttl
+    8.0
+    """
+    post = steps >= launch_step
+    a, b, s = actions[post], best[post], steps[post]
+    rows = []
+    ttl = math.nan
+    for lo in range(0, a.shape[0], window):
+        hi = min(lo + window, a.shape[0])
+        pa, po = a[lo:hi] == new_index, b[lo:hi] == new_index
+        hit = float((pa & po).sum())
+        recall = hit / po.sum() if po.any() else math.nan
+        precision = hit / pa.sum() if pa.any() else math.nan
+        since = int(s[hi - 1] - launch_step + 1)
+        rows.append(
+            {"window_end": int(s[hi - 1]) + 1, "steps_since_launch": since, "share": float(pa.mean()),
+             "oracle_share": float(po.mean()), "recall": recall, "precision": precision}
+        )
+        if math.isnan(ttl) and not (math.isnan(recall) or math.isnan(precision)) and min(recall, precision) >= fraction:
+            ttl = float(since)
+    columns = ["window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision"]
+    return pd.DataFrame(rows, columns=columns), ttl
+
+
+def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_index: int | None) -> dict[str, Any]:
+    n = run.stop - run.start
+    row: dict[str, Any] = {
+        "policy": run.name,
+        "type": run.kind,
+        "events": n,
+        "revenue": float(run.outcomes.revenue.sum()),
+        "conversions": int(run.outcomes.attributed.sum()),
+        "revenue_per_event": float(run.outcomes.revenue.mean()),
+        "expected_value": float(run.expected.sum()),
+        "regret": float(run.regret.sum()),
+        "regret_per_event": float(run.regret.mean()),
+        "seconds": run.seconds,
+    }
+    if new_index is not None and cfg.launch_step is not None:
+        post = run.steps >= cfg.launch_step
+        best = episode.best_arms(slice(run.start, run.stop))
+        row["regret_per_event_after_launch"] = float(run.regret[post].mean()) if post.any() else math.nan
+        row["new_plan_share"] = float((run.actions[post] == new_index).mean())
+        row["oracle_new_plan_share"] = float((best[post] == new_index).mean())
+    return row
+
+
+def logged_data(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None) -> Any:
+    """The run's decisions with a final outcome (``run.mature``), as :class:`offline_eval.LoggedData` whose reward
+    is the attributed revenue.
+
+    ``rows`` (positions in the run, default all) restricts it further, e.g. to the later part of a chronological
+    split; rows without a final outcome are left out whatever ``rows`` says.
+    """
+    from offline_eval import LoggedData
+
+    keep = _final_rows(run, rows)
+    steps = keep + run.start
+    return LoggedData(
+        episode.X[steps],
+        run.actions[keep],
+        run.outcomes.revenue[keep],
+        run.propensities[keep],
+        probabilities=run.probabilities[keep],
+        eligible=run.eligible[keep],
+        timestamp=episode.timestamps[steps],
+        event_id=np.array(_event_ids(steps), dtype=object),
+        action_names=episode.arm_names,
+    )
+
+
+def _final_rows(run: PolicyRun, rows: np.ndarray | None) -> np.ndarray:
+    """Sorted positions in ``run`` (restricted to ``rows`` if given) whose outcome is final."""
+    mature = run.mature.copy()
+    if rows is not None:
+        chosen = np.zeros_like(mature)
+        chosen[np.asarray(rows, dtype=np.int64)] = True
+        mature &= chosen
+    return np.flatnonzero(mature)
+
+
+def target_probabilities(
+    policy: Any, X: np.ndarray, eligible: np.ndarray, episode: Episode, rows: np.ndarray
+) -> np.ndarray:
+    """``policy``'s action distribution on ``X`` over the world's K arms (0 for arms it lacks), shape (n, K)."""
+    K = eligible.shape[1]
+    out = np.zeros((X.shape[0], K))
+    if isinstance(policy, OraclePolicy):
+        out[np.arange(rows.shape[0]), episode.best_arms(rows)] = 1.0
+        return out
+    kp = _n_arms(policy)
+    out[:, :kp] = policy.action_probabilities(X, eligible=np.ascontiguousarray(eligible[:, :kp]))
+    return out
+
+
+def offline_evaluate(
+    logging_run: PolicyRun,
+    episode: Episode,
+    policies: Mapping[str, Any],
+    estimators: Sequence[str] = ("SNIPS", "DR"),
+    rows: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Estimate each policy's value per event on the logging run's logs, and compute its true value there.
+
+    Parameters
+    ----------
+    logging_run : PolicyRun
+        A randomised logging run (e.g. uniform random) over the same episode.
+    episode : Episode
+    policies : mapping of str to policy
+        Frozen policies (or :class:`OraclePolicy`) to evaluate; they are not changed.
+    estimators : sequence of str
+        Names of :mod:`offline_eval` estimators.
+    rows : ndarray of int, optional
+        Positions in ``logging_run`` to evaluate on (default: all); only those with a final outcome are used.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`offline_eval.evaluate`'s table plus ``true_value`` (exact expected revenue per event of the policy
+        on the evaluated users, from the oracle) and ``covered`` (true value inside the interval).
+    truths : dict of str to float
+    """
+    import offline_eval
+    from offline_eval.diagnostics import DiagnosticWarning
+
+    data = logged_data(logging_run, episode, rows)
+    steps = _final_rows(logging_run, rows) + logging_run.start
+    targets, truths = {}, {}
+    for label, pol in policies.items():
+        probs = target_probabilities(pol, data.context, data.eligible, episode, steps)
+        targets[label] = probs
+        truths[label] = float((probs * episode.expected_value[steps]).sum(axis=1).mean())
+    ests = [getattr(offline_eval, name)() for name in estimators]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        table = offline_eval.evaluate(data, targets, estimators=ests)
+    table["true_value"] = table["policy"].map(truths)
+    table["covered"] = (table["ci_low"] <= table["true_value"]) & (table["true_value"] <= table["ci_high"])
+    return table, truths
