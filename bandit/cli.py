@@ -143,7 +143,8 @@ def _build_parser() -> argparse.ArgumentParser:
 # output directories
 # ----------------------------------------------------------------------------------------------------------------
 
-#: Entries of an earlier run that a new run would not overwrite file by file (part files have unique names).
+#: Entries of an earlier ``simulate`` / ``demo`` run that a new one would not overwrite file by file (decision-log
+#: part files have unique names), removed first under ``--force``.
 _STALE = ("logs", "plots")
 
 
@@ -167,25 +168,25 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 
 @contextmanager
-def _writing(out: Path) -> Iterator[Path]:
+def _writing(out: Path, stale: Sequence[str] = ()) -> Iterator[Path]:
     """Write into ``out`` (checked by :func:`_check_out_dir`); on any failure remove what this run created.
 
     A directory that did not exist is created by the writer and removed again if writing fails (with any parents
     created along the way), so a failed command leaves no empty or half-written output directory behind. In an
-    existing directory (``--force``) the previous run's ``logs/`` and ``plots/`` are removed first, so the new
-    decision logs never mix with old part files.
+    existing directory (``--force``) the entries named in ``stale`` (an earlier run's ``logs/`` and ``plots/``) are
+    removed first, so new decision logs never mix with old part files; everything else in it is kept.
     """
     top = out.absolute()
     while not top.parent.exists():
         top = top.parent
     existed = top.exists()
     if existed:
-        for name in _STALE:
-            stale = out / name
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale)
-            elif stale.exists() or stale.is_symlink():
-                stale.unlink()
+        for name in stale:
+            old = out / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
     try:
         yield out
     except BaseException:
@@ -225,7 +226,7 @@ def _simulate(args: argparse.Namespace) -> int:
         result = run_simulation(config, progress=not args.quiet and config.output.progress)
     except ConfigError as e:
         raise UsageError(f"{args.config}: {e}") from None
-    with _writing(args.out):
+    with _writing(args.out, stale=_STALE):
         files = result.save(args.out, plots=config.output.plots and not args.no_plots,
                             logs=config.output.decision_logs and not args.no_logs)
     cols = [c for c in ("policy", "revenue", "regret", "time_to_learn", "ope_value", "true_value")
@@ -614,7 +615,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     _check_out_dir(args.out, args.force)
-    with _writing(args.out):
+    with _writing(args.out, stale=_STALE):
         files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=print)
     _print_files(files, "demo_md")
     return 0

@@ -359,8 +359,11 @@ def test_existing_out_is_refused_unless_force(readme_logs, tmp_path, capsys):
     assert main(_evaluate_argv(root, out, *join)) == 2
     assert f"--out {out}: already exists; pass --force" in _one_line(capsys.readouterr().err)
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    (out / "logs").mkdir()  # e.g. --out is the run directory that holds the logs being evaluated
+    (out / "logs" / "part-0.parquet").write_text("input")
     assert main(_evaluate_argv(root, out, *join, "--force")) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "ope.csv", "ope.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "mine.txt", "ope.csv", "ope.md"]
+    assert (out / "logs" / "part-0.parquet").read_text() == "input"
 
 
 def test_simulate_refuses_existing_out_and_force_replaces_the_old_logs(tmp_path, capsys):
