@@ -542,9 +542,11 @@ def check_arrays(
     n_features: int | None,
     config: dict[str, Any],
     arrays: dict[str, np.ndarray],
+    n_updates: int,
 ) -> None:
     """ValueError unless ``arrays`` are exactly the arrays ``cls`` derives from the checked metadata (names,
-    shapes, dtypes) with valid values: finite floats, non-negative counts, at least one active arm."""
+    shapes, dtypes) with valid values: finite floats, non-negative counts summing to ``n_updates``, at least one
+    active arm."""
     k = len(arms)
     expected: dict[str, tuple[tuple[int, ...], str]] = {
         "pulls": ((k,), "<i8"),
@@ -567,3 +569,5 @@ def check_arrays(
             raise ValueError(f"array {name!r} holds negative counts")
     if not arrays["active"].any():
         raise ValueError("array 'active' marks every arm retired; a policy keeps at least one active arm")
+    if sum(arrays["pulls"].tolist()) != n_updates:
+        raise ValueError(f"array 'pulls' sums to {sum(arrays['pulls'].tolist())}, not counters['n_updates']={n_updates}")

@@ -742,7 +742,7 @@ class Policy(ABC):
         # untrusted input: every field and array is checked against the metadata and the limits of bandit.state
         # before the policy is built (no allocation beyond what the file holds)
         arms, config, n_features = _state.check_meta(cls, meta)
-        _state.check_arrays(cls, arms, n_features, config, arrays)
+        _state.check_arrays(cls, arms, n_features, config, arrays, meta["counters"]["n_updates"])
         if cls._contextual or n_features is not None:
             config["n_features"] = n_features
         policy = cls(arms, **config)

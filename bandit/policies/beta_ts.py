@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
@@ -146,6 +146,22 @@ class BetaTS(Policy):
         cls, n_arms: int, n_features: int | None, config: dict[str, Any], arms: list[Arm]
     ) -> dict[str, tuple[tuple[int, ...], str]]:
         return {"alpha": ((n_arms,), "<f8"), "beta": ((n_arms,), "<f8")}
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BetaTS:
+        policy = cast(BetaTS, super()._from_state(meta, arrays))
+        # every update adds r and 1 - r (r in [0, 1]) to an arm's counts above the prior, discounting only shrinks
+        # them towards it: a file whose counts leave [prior, prior + pulls] was not written by this policy (and
+        # zero, negative or huge counts break the Beta quadrature)
+        pulls = np.array(policy._pulls, dtype=np.float64)
+        for name, prior in (("alpha", policy.prior_alpha), ("beta", policy.prior_beta)):
+            counts = getattr(policy, "_" + name) - prior
+            tol = 1e-9 * (prior + pulls + 1.0)
+            if not ((counts >= -tol) & (counts <= pulls + tol)).all():
+                raise ValueError(
+                    f"array {name!r} must lie between prior_{name}={prior} and prior_{name} + pulls for every arm"
+                )
+        return policy
 
     def _allocate_buffers(self) -> None:
         self._prob_cache: dict[tuple[int, bytes], np.ndarray] = {}

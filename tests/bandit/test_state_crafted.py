@@ -295,6 +295,34 @@ def test_bad_arrays_are_value_errors(saved, edit, match):
         load(path)
 
 
+def test_pulls_must_add_up_to_the_update_counter(saved):
+    path, meta, arrays = saved
+    write_state(path, meta, {**arrays, "pulls": arrays["pulls"] + 1})
+    with pytest.raises(ValueError, match=r"'pulls' sums to 54, not counters\['n_updates'\]=50"):
+        load(path)
+    huge = np.full_like(arrays["pulls"], 2**62)  # would wrap around in an int64 sum
+    write_state(path, {**meta, "counters": {**meta["counters"], "n_updates": 0}}, {**arrays, "pulls": huge})
+    with pytest.raises(ValueError, match="'pulls' sums to"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "alpha",
+    [[0.0, 1.0, 1.0, 1.0], [-3.0, 1.0, 1.0, 1.0], [1e300, 1.0, 1.0, 1.0], [1e-300, 1.0, 1.0, 1.0], [60.0, 1, 1, 1]],
+    ids=["zero", "negative", "huge", "tiny", "more-than-pulls"],
+)
+def test_beta_ts_counts_must_lie_between_prior_and_prior_plus_pulls(alpha, tmp_path):
+    """Found by the fuzz test: Beta counts of 0, < 0 or 1e300 loaded, then choose raised ZeroDivisionError or
+    returned NaN probabilities."""
+    from bandit import BetaTS
+
+    path = trained(BetaTS, n=50, exploration_floor=0.0).save(tmp_path / "p.zip")
+    meta, arrays = read_state(path)
+    write_state(path, meta, {**arrays, "alpha": np.array(alpha, dtype=np.float64)})
+    with pytest.raises(ValueError, match="array 'alpha' must lie between prior_alpha=1.0 and prior_alpha \\+ pulls"):
+        load(path)
+
+
 def test_non_boolean_bytes_in_a_bool_array_are_refused(saved):
     path, meta, arrays = saved
     raw = bytearray(npz_bytes({"active": arrays["active"]}))
