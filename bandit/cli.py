@@ -440,6 +440,11 @@ def _join(df: pd.DataFrame, args: argparse.Namespace, notes: list[str]) -> tuple
     except (TypeError, ValueError) as e:
         raise UsageError(f"--outcomes {args.outcomes}: {_one_line(e)}") from None
     unmatched = int((~outcomes["event_id"].isin(df["event_id"])).sum())
+    if unmatched == len(outcomes):
+        raise UsageError(
+            f"--outcomes {args.outcomes}: none of its {len(outcomes):,} event ids matches a decision of --logs "
+            f"{path}; is it the outcomes table of these logs?"
+        )
     if unmatched:
         notes.append(f"{unmatched:,} of {len(outcomes):,} outcomes match no logged decision (ignored)")
     # only decisions whose window has closed are final: keeping the early conversions of still-open windows but

@@ -258,6 +258,9 @@ def _bad_outcomes(root, tmp, kind):
     elif kind == "csv":
         path = tmp / "outcomes.csv"
         outcomes.to_csv(path, index=False)
+    elif kind == "foreign_ids":
+        outcomes["event_id"] = "other-" + outcomes["event_id"]
+        outcomes.to_parquet(path)
     elif kind == "numeric_timestamps":
         outcomes["timestamp"] = np.arange(len(outcomes))
         outcomes.to_parquet(path)
@@ -294,6 +297,7 @@ def _bad_logs(root, tmp, kind):
         ("--outcomes", "csv", "--outcomes {path}: not a readable Parquet file"),
         ("--outcomes", "numeric_timestamps", "--outcomes {path}: column 'timestamp' holds numbers"),
         ("--outcomes", "missing", "--outcomes {path}: does not exist"),
+        ("--outcomes", "foreign_ids", "--outcomes {path}: none of its"),
         ("--logs", "propensity_0", "--logs {path}: propensity must lie in (0, 1]"),
         ("--logs", "propensity_1.5", "--logs {path}: propensity must lie in (0, 1]"),
         ("--logs", "no_context", "--logs {path}: missing column 'context'"),
