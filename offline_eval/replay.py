@@ -153,6 +153,28 @@ class ReplayResult:
         onehot.index = self.curve["event"]
         return onehot.rolling(int(window), min_periods=1).mean()
 
+    def cost(self, reference: float) -> pd.Series:
+        """Cumulative reward given up against ``reference`` (reward per decision), per accepted event.
+
+        ``sum_{j <= t} (reference - reward_j)``: with ``reference`` the value of the policy in place (e.g. a
+        ``Replay(learn=False)`` or IPS estimate of it), what learning this candidate costs -- or, once negative,
+        gains -- over its first t decisions. Each accepted event stands for one online decision.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from offline_eval import LoggedData
+        >>> data = LoggedData(None, [0, 1, 1, 0], [1.0, 0.0, 2.0, 0.0], [0.5] * 4)
+        >>> Replay().run(data, 1).cost(reference=0.5).tolist()
+        [0.5, -1.0]
+        """
+        if isinstance(reference, bool) or not isinstance(reference, (int, float, np.integer, np.floating)):
+            raise TypeError(f"reference must be a number (reward per decision), got {type(reference).__name__}")
+        ref = float(reference)
+        if not math.isfinite(ref):
+            raise ValueError(f"reference must be a finite reward per decision, got {reference!r}")
+        return pd.Series(np.cumsum(ref - self.curve["reward"].to_numpy()), index=self.curve["event"], name="cost")
+
     def __repr__(self) -> str:
         e = self.estimate
         return (
@@ -178,6 +200,11 @@ class _Candidate:
         if mode == "choose" and not has_choose:
             raise TypeError(f"mode='choose' needs a candidate with choose(context, eligible), got {type(obj).__name__}")
         self.learning = learn and (has_probs or has_choose) and has_update
+        if self.learning and getattr(obj, "read_only", False) is True:
+            raise TypeError(
+                f"candidate {type(obj).__name__} is read-only (a snapshot) and cannot learn; pass learn=False to "
+                "replay it as a fixed policy, or pass the live policy"
+            )
         if learn and (has_probs or has_choose) and not has_update:
             raise TypeError(
                 f"candidate {type(obj).__name__} has no update_batch(X, arms, rewards) or update(x, arm, reward) to "

@@ -225,6 +225,29 @@ def test_replay_copies_a_learning_candidate_and_reports_what_it_learned():
     assert fixed.policy is policy and policy.n_updates == 0 and fixed.curve["updates"].eq(0).all()
 
 
+def test_cost_of_learning_against_the_policy_in_place():
+    sim = simulate(4, 6000)
+    current = fitted_policy()
+    in_place = Replay(learn=False).run(sim.data, current)
+    res = Replay(batch_size=20).run(sim.data, make_linucb(sim.world, seed=4))
+    cost = res.cost(in_place.value)
+    assert len(cost) == res.n_accepted and cost.index[0] == 1
+    np.testing.assert_allclose(cost.to_numpy(), np.cumsum(in_place.value - res.curve["reward"].to_numpy()))
+    assert cost.iloc[-1] == pytest.approx(res.n_accepted * (in_place.value - res.value))
+    with pytest.raises(TypeError, match="reference must be a number"):
+        res.cost("0.5")
+    with pytest.raises(ValueError, match="reference must be a finite"):
+        res.cost(float("nan"))
+
+
+def test_a_read_only_snapshot_cannot_learn_but_replays_as_a_fixed_policy():
+    sim = simulate(5, 1500)
+    snap = fitted_policy().snapshot()
+    with pytest.raises(TypeError, match="read-only \\(a snapshot\\).*pass learn=False"):
+        Replay().run(sim.data, snap)
+    assert Replay(learn=False).run(sim.data, snap).n_accepted > 0
+
+
 def test_replay_equals_li_et_al_when_every_row_has_the_same_arms():
     """Same arms in every row: M / mu = 1, so the replay keeps exactly the rows where the candidate matches."""
     rng = np.random.default_rng(5)
