@@ -236,10 +236,6 @@ class _Candidate:
         self.from_own = {} if names is None else {j: log.index(a) for j, a in enumerate(names) if a in log}
         self.data = data
 
-    def own_arm(self, k: int) -> Any:
-        """The log's arm ``k`` as the candidate knows it (its index)."""
-        return int(k) if self.to_own is None else int(self.to_own[k])
-
     def own_eligible(self, row: int) -> np.ndarray | None:
         E = self.data.eligible
         if E is None:
@@ -251,12 +247,13 @@ class _Candidate:
         return mask
 
     def choice(self, row: int) -> int:
-        """The log index of the arm the candidate draws for ``row`` (-1 for an arm the log does not have)."""
+        """The log index of the arm the candidate draws for ``row``."""
         d = self.obj.choose(self.data.context[row], self.own_eligible(row))
+        own = self.names if self.names is not None else self.data.action_names
         if isinstance(d, str):
-            if self.names is None:
-                return self.data.action_names.index(d) if d in self.data.action_names else -1
-            j = self.names.index(d)
+            if d not in own:
+                raise ValueError(f"candidate.choose returned arm {d!r}, not one of its arms {own}")
+            j = own.index(d)
         elif isinstance(d, (int, np.integer)) and not isinstance(d, bool):
             j = int(d)
         elif hasattr(d, "index"):
@@ -266,9 +263,14 @@ class _Candidate:
                 f"candidate.choose must return a Decision (with .index), an arm index or an arm name, got "
                 f"{type(d).__name__}"
             )
-        if self.to_own is None:
-            return j
-        return self.from_own.get(j, -1)
+        k = j if self.to_own is None else self.from_own.get(j, -1)
+        if not 0 <= k < self.data.n_actions:
+            raise ValueError(
+                f"candidate chose arm {own[j] if 0 <= j < len(own) else j!r} at row {row}, which is not in the logs "
+                f"(logged arms: {self.data.action_names}); no logged decision can replay it: retire that arm in a "
+                "copy of the candidate (remove_arm) or replay logs that include it"
+            )
+        return k
 
     def learn(self, rows: np.ndarray) -> None:
         if not self.learning or not len(rows):

@@ -378,3 +378,15 @@ def test_bad_replay_inputs():
         Replay().run(data, Unknown())
     with pytest.raises(TypeError, match="mode='choose' needs a candidate with choose"):
         Replay(mode="choose").run(data, Recorder())
+
+    class Extra:
+        arm_names = ["a", "b", "c", "new"]
+
+        def choose(self, context, eligible=None):
+            return 3
+
+        def update(self, context, arm, reward):
+            pass
+
+    with pytest.raises(ValueError, match="candidate chose arm 'new' at row .* not in the logs"):
+        Replay().run(data, Extra())
