@@ -86,7 +86,7 @@ __all__ = ["hybrid_mean_var", "hybrid_mean_var_batch", "hybrid_update", "hybrid_
 
 #: Hash of the kernel modules compiled into this module's numba cache (see ``policy_kernels.LINKED_SOURCES``).
 LINKED_SOURCES = ("linalg",)
-LINKED_SOURCES_SHA256 = "f27353c6e2304f2e"
+LINKED_SOURCES_SHA256 = "800387921fb8ac0f"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,14 +34,17 @@ the prior ``l2 I`` is then lost in round-off, ``A`` is no longer positive defini
 when feature j is nearly a combination of the others at the scale of the data) against :data:`MAX_CONDITION` =
 1e12 (relative accuracy ~1e-4 in the worst direction) and rejects the row with ``STATUS_ILL_CONDITIONED`` above
 it. It costs O(D) per update, on the new diagonals ``A_jj + q_j^2`` and, after a Sherman-Morrison step,
-``(A^-1)_jj - u_j^2``. Standard-normal contexts, contexts of magnitude 100-300 with an intercept, and long runs of
-either stay orders of magnitude below the bound (a long run adds data in every direction: the inflation factors
-stay bounded); a single context of norm ``r`` spread over several features of a fresh arm gives ~``D r^2 / l2``.
+``(A^-1)_jj - u_j^2``. It does not grow with the amount of data (a long run adds data in every direction: the
+inflation factors stay bounded). Measured after 20,000 updates (d = 6 plus the intercept): ~49 for standard-normal
+contexts and for contexts scaled by 100 or 300, ~4e5 for ``100 + N(0, 1)`` features (strongly collinear with the
+intercept); a single context of norm ``r`` spread over several features of a fresh arm gives ~``D r^2 / l2``.
 
 Precision loss. Sherman-Morrison can drift from the true inverse. Every rank-1 step checks the O(D) necessary
 condition of an SPD inverse pair ``A_jj (A^-1)_jj >= 1`` (Cauchy-Schwarz) on the new diagonals, with a relative
-slack :data:`DIAG_SLACK`; when it fails ``A^-1`` is recomputed from ``A`` by Cholesky instead (the repair), and
-the row is refused (``STATUS_NOT_PD``) only if ``A`` itself is no longer positive definite.
+slack :data:`DIAG_SLACK` (and that ``1 + q^T A^-1 q >= 1``); when it fails ``A^-1`` is recomputed from ``A`` by
+Cholesky instead (the repair), and the row is refused (``STATUS_ILL_CONDITIONED``) only if the updated ``A`` itself
+is no longer positive definite in float64 or exceeds the bound. Variances are therefore never negative beyond
+round-off (the scoring kernels also clip them at 0).
 
 :func:`spd_inverse_into` returns 1 (``SPD_FAILED``) when its input is not positive definite.
 
@@ -352,18 +355,6 @@ _BLOCK = 8
 
 
 @njit(cache=True)
-def _trace_product(M, M_inv):
-    """``trace(M) * trace(M_inv)``: an upper bound on ``cond_2(M)`` for an SPD ``M`` and its inverse (NaN/inf
-    when either is not finite)."""
-    ta = 0.0
-    ts = 0.0
-    for j in range(M.shape[0]):
-        ta += M[j, j]
-        ts += M_inv[j, j]
-    return ta * ts
-
-
-@njit(cache=True)
 def _condition_bound(M, M_inv):
     """``D * sum_j M_jj (M_inv)_jj``: an upper bound on the condition number of the Jacobi-scaled SPD ``M``
     (module docstring, "Conditioning"); NaN/inf when ``M`` or ``M_inv`` is not finite."""
@@ -388,8 +379,8 @@ def _rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refa
     float
         After a Sherman-Morrison step ``c = 1 / sqrt(1 + q^T A_inv q) > 0``, with ``work[0] = q = sqrt(w) x`` and
         ``work[1] = c A_inv q`` (the old ``A_inv``); 0.0 after a Cholesky refactorisation; -1.0 when the new
-        precision is not numerically positive definite, -2.0 when it would be too ill-conditioned (nothing is
-        changed in both cases).
+        precision overflows, -2.0 when it would be too ill-conditioned (above the bound, or finite but not
+        positive definite in float64); nothing is changed in both cases.
     """
     D = x.shape[0]
     q = work[0]
