@@ -1,0 +1,1362 @@
+"""The rollout decision: GO / NO-GO / NEED MORE DATA for candidate policies, from logged decisions.
+
+:func:`rollout_report` estimates every candidate on the same (test) rows for a primary metric (e.g. revenue per
+offer) and for guardrail metrics (e.g. cancellations, cannibalised revenue), each with the same estimator, as
+paired differences over a baseline, checks the overlap diagnostics, and turns all of it into one decision with
+plain-language reasons, a table, Markdown, a self-contained HTML page and a JSON-serialisable dict.
+
+Metrics
+-------
+``data`` is either
+
+* a pandas DataFrame in the decision-log schema (``context`` or feature columns, ``action``, ``propensity``,
+  ``probabilities``, ``eligible``, ``timestamp`` ...) with one column per metric: the primary ``metric`` (default
+  ``"reward"``) and each guardrail's column. Each metric is read with
+  ``LoggedData.from_dataframe(df, reward=column, **frame_options)`` on identical rows: rows where any used metric is
+  missing (outcome not joined yet) are dropped first, with one warning;
+* a :class:`~offline_eval.LoggedData`, whose ``reward`` is the primary metric (``metric`` only names it); a
+  guardrail's ``column`` is then an array of per-row values (same rows).
+
+Decision rules
+--------------
+Let ``m`` be the number of candidates and ``a = alpha / m`` (Bonferroni across candidates, so the chance of a false
+GO for any of them is at most ``alpha / 2``). For each candidate, with paired differences ``d = V(candidate) -
+V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compare``'s paired interval; for
+``baseline="logging"`` the lift over the logged mean, as in ``evaluate``):
+
+* **overlap** -- ``support deficit`` above :data:`~offline_eval.diagnostics.SUPPORT_DEFICIT_MAX` (the logs never
+  show much of what the candidate would do), an effective sample size below
+  :data:`~offline_eval.diagnostics.ESS_MIN_SHARE` of the rows, or a mean importance weight off its expected value
+  (the diagnostics' test: wrong propensities) make the candidate **NO-GO**: more logs of the same kind cannot fix
+  them. An ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows only is a small-sample problem: NEED MORE DATA.
+* **lift** -- ``ci_high < min_effect``: NO-GO (it does not pay enough); ``ci_low > min_effect``: lift shown.
+* **guardrails** -- a guardrail with non-inferiority margin ``M >= 0`` is *harmed* by ``h = d`` (``h = -d`` when
+  higher is better). Two one-sided z-tests per guardrail at level ``a / 2``, each family corrected with
+  Holm-Bonferroni across the guardrails: *non-inferior* when ``H0: h >= M`` is rejected (equivalently, the Holm-
+  adjusted upper bound of ``h`` is below ``M``), *breached* when ``H0: h <= M`` is rejected. A breach is NO-GO.
+* **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy; **NO-GO** as above;
+  otherwise **NEED MORE DATA**.
+
+The report's decision is GO if any candidate is GO (the recommended one: the GO candidate with the largest lift),
+NO-GO if every candidate is NO-GO, NEED MORE DATA otherwise.
+
+Forecast
+--------
+For an undecided candidate, each unsettled quantity ``q`` (the lift against ``min_effect``, each inconclusive
+guardrail against its margin) with estimate ``q^`` and standard error ``se`` on ``n`` rows needs about
+
+    ``n_q = n * ((z_(1 - level) + z_power) * se / |q^ - threshold|)^2``
+
+rows in total for its interval to exclude the threshold with probability ``power`` if the truth were ``q^``
+(``level = a/2`` for the lift, ``a/(2k)`` for ``k`` guardrails: Holm's worst case). The forecast is
+``max_q n_q - n`` more rows (and ``n * ESS_MIN / ess`` when the ESS is below ``ESS_MIN`` rows), in days at the
+evaluated rows' traffic (rows per day); beyond :data:`MAX_GROWTH` times the current rows it is reported as
+impractical (infinite).
+
+Calibration: collecting the forecast rows and re-running the report settles the decision (GO or NO-GO) in at
+least 80 % of replications in the simulated world when the true effect is at least about one current standard
+error from its threshold (``tests/offline_eval/test_report.py::test_forecast_is_calibrated``). The default
+``power`` is 0.95, not 0.9: with 0.9 on the plug-in effect only about 80 % settled there, because a revenue
+estimate and its standard error are strongly correlated (rare, large conversions), so the plug-in under-states
+the rows needed exactly when the estimate is low. (Under a normal model, planning for 90 % would settle about 95 %
+of such cases.) No forecast can settle an effect that sits on its threshold.
+
+References next to each candidate
+---------------------------------
+The logging policy's on-policy value (the metric's logged mean), the **best single plan** (the plans ranked by
+their self-normalised IPS value on the training rows; each row gets the best-ranked eligible plan) and a
+**popularity** baseline (ranked by conversions on the training rows). A policy's **hit rate** is the share of
+converting test rows (``conversion`` metric > 0, default the primary metric) where its top plan is the plan the
+user converted on. Without a split the references are ranked on the evaluation rows themselves (in-sample; said
+in the reasons).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from offline_eval.data import LoggedData
+from offline_eval.diagnostics import (
+    ESS_MIN,
+    ESS_MIN_SHARE,
+    MEAN_WEIGHT_TOL,
+    MEAN_WEIGHT_Z,
+    SUPPORT_DEFICIT_MAX,
+    Diagnostics,
+    DiagnosticWarning,
+)
+from offline_eval.estimators import DR, Estimator, resolve_target
+from offline_eval.estimators.base import ResolvedTarget
+from offline_eval.intervals import RowTerms
+
+__all__ = [
+    "DECISIONS",
+    "LOGGING",
+    "TABLE_COLUMNS",
+    "Forecast",
+    "Guardrail",
+    "RolloutReport",
+    "holm_bonferroni",
+    "rollout_report",
+]
+
+GO, NO_GO, MORE = "GO", "NO-GO", "NEED MORE DATA"
+#: The three decisions.
+DECISIONS = (GO, NO_GO, MORE)
+#: Name of the logging policy as a baseline and as a reference row.
+LOGGING = "logging"
+BEST_PLAN = "best single plan"
+POPULARITY = "popularity"
+#: A forecast never asks for more than this many times the current rows (beyond it: "indistinguishable").
+MAX_GROWTH = 100.0
+
+TABLE_COLUMNS = (
+    "policy",
+    "role",
+    "metric",
+    "kind",
+    "value",
+    "ci_low",
+    "ci_high",
+    "diff",
+    "diff_se",
+    "diff_ci_low",
+    "diff_ci_high",
+    "threshold",
+    "status",
+    "p_holm",
+    "verdict",
+    "hit_rate",
+    "ess",
+    "mean_weight",
+    "support_deficit",
+    "more_rows",
+)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# inputs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """A metric that must not get worse by more than a non-inferiority margin.
+
+    Parameters
+    ----------
+    column : str or array_like
+        The metric's column of the DataFrame ``data`` (per decision, e.g. ``"cancelled"`` as 0/1), or, when
+        ``data`` is a LoggedData, an array of its per-row values.
+    margin : float
+        Non-inferiority margin, >= 0, in metric units per decision: the largest harm worth accepting (e.g. 0.002 =
+        0.2 percentage points more cancellations).
+    higher_is_better : bool
+        False (default) for harms such as cancellations and cannibalised revenue (an increase is the harm); True
+        for metrics such as retention (a decrease is the harm).
+
+    Examples
+    --------
+    >>> Guardrail("cancelled", margin=0.002)
+    Guardrail(column='cancelled', margin=0.002, higher_is_better=False)
+    >>> Guardrail("cancelled", margin=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: margin must be a finite number >= 0 (metric units per decision), got -1
+    """
+
+    column: Any
+    margin: float
+    higher_is_better: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float, np.integer, np.floating)):
+            raise TypeError(f"margin must be a number, got {type(self.margin).__name__} {self.margin!r}")
+        if not (math.isfinite(float(self.margin)) and float(self.margin) >= 0):
+            raise ValueError(f"margin must be a finite number >= 0 (metric units per decision), got {self.margin!r}")
+        if not isinstance(self.higher_is_better, bool):
+            raise TypeError(f"higher_is_better must be a bool, got {type(self.higher_is_better).__name__}")
+
+    def __repr__(self) -> str:
+        col = self.column if isinstance(self.column, str) else f"<{len(np.asarray(self.column))} values>"
+        return f"Guardrail(column={col!r}, margin={self.margin!r}, higher_is_better={self.higher_is_better})"
+
+
+def holm_bonferroni(pvalues: Sequence[float] | np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down correction: which hypotheses are rejected at family-wise level ``alpha``.
+
+    Returns ``(rejected, adjusted)``: booleans and Holm-adjusted p-values (``max_{j <= i} min(1, (m - j + 1)
+    p_(j))`` in sorted order), in the input order. Controls the family-wise error rate under any dependence.
+
+    Examples
+    --------
+    >>> rejected, adjusted = holm_bonferroni([0.01, 0.04, 0.03], alpha=0.05)
+    >>> rejected.tolist(), adjusted.round(2).tolist()
+    ([True, False, False], [0.03, 0.06, 0.06])
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"pvalues must be a 1-D array of probabilities in [0, 1], got {pvalues!r}")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted_sorted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted <= alpha, adjusted
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"alpha must be a number in (0, 1), got {type(alpha).__name__} {alpha!r}")
+    if not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha must lie in (0, 1) (0.05 for 95% intervals), got {alpha!r}")
+    return float(alpha)
+
+
+def _check_finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _check_guardrails(guardrails: Any) -> dict[str, Guardrail]:
+    if guardrails is None:
+        return {}
+    if not isinstance(guardrails, Mapping):
+        raise TypeError(
+            "guardrails must map names to Guardrail(column, margin) (or (column, margin) pairs), e.g. "
+            f"{{'cancellations': Guardrail('cancelled', 0.002)}}; got {type(guardrails).__name__}"
+        )
+    out: dict[str, Guardrail] = {}
+    for name, g in guardrails.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"guardrails must be keyed by non-empty str names, got {name!r}")
+        if isinstance(g, tuple) and len(g) == 2:
+            g = Guardrail(g[0], g[1])
+        if not isinstance(g, Guardrail):
+            raise TypeError(
+                f"guardrails[{name!r}] must be a Guardrail(column, margin) or a (column, margin) pair, got "
+                f"{type(g).__name__}"
+            )
+        out[name] = g
+    return out
+
+
+def _with_reward(data: LoggedData, values: Any, name: str) -> LoggedData:
+    r = np.asarray(values)
+    if r.dtype.kind not in "iufb" or r.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D numeric array of per-row metric values, got {r.dtype} {r.shape}")
+    if len(r) != data.n:
+        raise ValueError(f"{name} has {len(r)} values but data has {data.n} rows; give one value per logged row")
+    r = r.astype(np.float64)
+    if not np.isfinite(r).all():
+        raise ValueError(f"{name} must be finite; {int((~np.isfinite(r)).sum())} of {data.n} values are not")
+    return LoggedData(
+        data.context,
+        data.action,
+        r,
+        data.propensity,
+        probabilities=data.probabilities,
+        eligible=data.eligible,
+        timestamp=data.timestamp,
+        event_id=data.event_id,
+        action_names=data.action_names,
+        n_actions=data.n_actions,
+        validate=False,
+    )
+
+
+def _metric_data(
+    data: Any,
+    metric: str,
+    guardrails: Mapping[str, Guardrail],
+    conversion: str | None,
+    frame_options: Mapping[str, Any],
+) -> dict[str, LoggedData]:
+    """One LoggedData per metric (primary first, then guardrails, then a conversion column), on identical rows."""
+    if isinstance(data, LoggedData):
+        out = {metric: data}
+        for name, g in guardrails.items():
+            if isinstance(g.column, str):
+                raise TypeError(
+                    f"guardrails[{name!r}].column is the column name {g.column!r}, but data is a LoggedData with a "
+                    "single reward: pass the metric's per-row values as the column, or pass data as a DataFrame"
+                )
+            out[name] = _with_reward(data, g.column, f"guardrails[{name!r}].column")
+        if conversion is not None and conversion not in out:
+            raise ValueError(
+                f"conversion={conversion!r} must name the metric or a guardrail when data is a LoggedData "
+                f"(known: {list(out)})"
+            )
+        return out
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(
+            f"data must be a LoggedData or a pandas DataFrame of decision-log rows with metric columns, got "
+            f"{type(data).__name__}"
+        )
+    columns = {metric: metric}
+    for name, g in guardrails.items():
+        if not isinstance(g.column, str):
+            raise TypeError(f"guardrails[{name!r}].column must be a column name (str) when data is a DataFrame")
+        columns[name] = g.column
+    if conversion is not None and conversion not in columns:
+        columns[conversion] = conversion
+    for name, col in columns.items():
+        if col not in data.columns:
+            what = "metric" if name == metric else "conversion" if name == conversion else f"guardrails[{name!r}]"
+            raise ValueError(f"{what}: column {col!r} is not in data (columns: {list(data.columns)})")
+    values = {}
+    for name, col in columns.items():
+        try:
+            values[name] = pd.to_numeric(data[col], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"column {col!r} must be numeric (metric values per decision): {err}") from None
+    missing = np.zeros(len(data), dtype=bool)
+    for v in values.values():
+        missing |= np.isnan(v)
+    frame = data
+    if missing.any():
+        warnings.warn(
+            f"dropped {int(missing.sum())} of {len(data)} rows with a missing metric (outcome not joined yet); every "
+            "metric is evaluated on the same rows",
+            UserWarning,
+            stacklevel=3,
+        )
+        frame = data.loc[~missing]
+    primary = LoggedData.from_dataframe(frame, reward=metric, **dict(frame_options))
+    out = {metric: primary}
+    for name in columns:
+        if name != metric:
+            out[name] = _with_reward(primary, values[name][~missing], f"column {columns[name]!r}")
+    return out
+
+
+def _split(
+    data: dict[str, LoggedData], train: Any, split_at: Any, test_days: Any
+) -> tuple[dict[str, LoggedData] | None, dict[str, LoggedData]]:
+    given = [k for k, v in (("train", train), ("split_at", split_at), ("test_days", test_days)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of train, split_at and test_days, got {given}")
+    if train is not None:
+        first = next(iter(data))
+        if isinstance(train, pd.DataFrame):
+            raise TypeError("train must be a LoggedData (the training rows, primary metric as reward)")
+        if not isinstance(train, LoggedData):
+            raise TypeError(f"train must be a LoggedData, got {type(train).__name__}")
+        if train.action_names != data[first].action_names:
+            raise ValueError(
+                f"train has arms {train.action_names} but data has {data[first].action_names}; they must match"
+            )
+        return {first: train}, data
+    if split_at is None and test_days is None:
+        return None, data
+    from offline_eval.splits import chronological_split
+
+    parts = {name: chronological_split(d, at=split_at, test_days=test_days) for name, d in data.items()}
+    return {k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# targets
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _is_fit_function(target: Any) -> bool:
+    return callable(target) and not callable(getattr(target, "action_probabilities", None)) and not isinstance(
+        target, (np.ndarray, pd.DataFrame, str, int)
+    )
+
+
+def _materialise(data: LoggedData, target: Any, name: str) -> np.ndarray:
+    """The target on ``data`` as (n, K) probabilities or (n,) int64 actions, validated once."""
+    resolved = resolve_target(data, target, name=name)
+    if resolved.actions is not None:
+        return np.asarray(resolved.actions)
+    assert resolved.probabilities is not None
+    return np.asarray(resolved.probabilities)
+
+
+def _ranked_plan(order: Sequence[int], eligible: np.ndarray | None, n: int, k: int) -> np.ndarray:
+    """Per row, the first arm of ``order`` that is eligible there, shape (n,) int64."""
+    if eligible is None:
+        return np.full(n, order[0], dtype=np.int64)
+    E = eligible[:, list(order)]
+    first = np.argmax(E, axis=1)
+    out = np.asarray(order, dtype=np.int64)[first]
+    if not E.any(axis=1).all():
+        raise ValueError("some logged rows have no eligible arm; the reference plans cannot be offered there")
+    return out
+
+
+def _plan_rankings(train: LoggedData, converted: np.ndarray) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
+    """(best-plan order, popularity order, per-arm SNIPS value, per-arm conversions) from the training rows."""
+    k = train.n_actions
+    w = 1.0 / train.propensity
+    num = np.bincount(train.action, weights=w * train.reward, minlength=k)
+    den = np.bincount(train.action, weights=w, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(den > 0, num / np.where(den > 0, den, 1.0), -np.inf)
+    counts = np.bincount(train.action, weights=converted.astype(np.float64), minlength=k)
+    best = sorted(range(k), key=lambda j: (-value[j], j))
+    popular = sorted(range(k), key=lambda j: (-counts[j], j))
+    return best, popular, value, counts
+
+
+def _top_plan(target: np.ndarray) -> np.ndarray:
+    return target if target.ndim == 1 else np.argmax(target, axis=1)
+
+
+def _hit_rate(target: np.ndarray, data: LoggedData, converted: np.ndarray) -> float:
+    if not converted.any():
+        return float("nan")
+    return float(np.mean(_top_plan(target)[converted] == data.action[converted]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# statistics
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Paired:
+    value: float
+    se: float
+    low: float
+    high: float
+
+
+#: The baseline's difference with itself: 0, without an interval.
+_SELF = _Paired(0.0, float("nan"), float("nan"), float("nan"))
+
+
+def _interval(est: Estimator, terms: RowTerms | np.ndarray) -> _Paired:
+    iv = est._interval(terms if isinstance(terms, RowTerms) else RowTerms(np.asarray(terms, dtype=np.float64)))
+    return _Paired(float(iv.value), float(iv.se), float(iv.low), float(iv.high))
+
+
+def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
+    """("ok" | "no-go" | "small", sentence) for a target's weight diagnostics."""
+    if d.support_deficit is not None and d.support_deficit > SUPPORT_DEFICIT_MAX:
+        return "no-go", (
+            f"{100 * d.support_deficit:.1f}% of its offers are ones the logging policy never makes, so the logs "
+            "cannot say how they would do"
+        )
+    if d.ess < ESS_MIN_SHARE * n:
+        return "no-go", (
+            f"the logs rarely made the offers it would make: only about {d.ess:,.0f} of {n:,} decisions "
+            "effectively count (importance weights too uneven), and more logs of the same kind will not fix that"
+        )
+    expected = 1.0 - (d.support_deficit or 0.0)
+    gap = abs(d.mean_weight - expected)
+    # the diagnostics flag the mean weight only beyond MEAN_WEIGHT_Z standard errors; their warning says so
+    if gap > MEAN_WEIGHT_TOL and any("mean importance weight" in w for w in d.warnings):
+        return "no-go", (
+            f"its mean importance weight is {d.mean_weight:.3g} instead of about {expected:.3g} (more than "
+            f"{MEAN_WEIGHT_Z:g} standard errors off), which points to wrong logged propensities"
+        )
+    if d.ess < ESS_MIN:
+        return "small", f"only about {d.ess:.0f} decisions effectively count (at least {ESS_MIN:.0f} are needed)"
+    return "ok", ""
+
+
+def _rows_to_settle(n: int, est: float, se: float, threshold: float, z_level: float, z_power: float) -> float:
+    """Total rows for a ``z_level`` interval to exclude ``threshold`` with power ``z_power`` if the truth is ``est``."""
+    gap = abs(est - threshold)
+    if se <= 0:
+        return float(n)
+    if gap == 0:
+        return math.inf
+    return n * ((z_level + z_power) * se / gap) ** 2
+
+
+def _rows_per_day(data: LoggedData) -> float | None:
+    """Decisions per day over the data's time span (the span of n rows is taken as n / (n - 1) times last - first)."""
+    if data.timestamp is None or data.n < 2:
+        return None
+    ts = data.timestamp.astype(np.int64)
+    span_days = (int(ts.max()) - int(ts.min())) / 86_400_000_000 * data.n / (data.n - 1)
+    if span_days <= 0:
+        return None
+    return data.n / span_days
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the report
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Forecast:
+    """How much more data would settle an undecided candidate.
+
+    Attributes
+    ----------
+    candidate : str
+    more_rows : float
+        Additional logged decisions (``inf`` when the effect is indistinguishable from its threshold at any
+        realistic size; see :data:`MAX_GROWTH`).
+    more_days : float or None
+        ``more_rows`` at the evaluated rows' traffic (None without timestamps).
+    rows_per_day : float or None
+    current_rows : int
+    power : float
+        Planned probability that the new interval excludes the threshold.
+    driver : str
+        What needs the most rows (``"lift"`` or a guardrail name or ``"ess"``).
+    curve : list of (float, float)
+        (additional rows, probability of settling the driver) pairs, for the power-curve plot.
+    """
+
+    candidate: str
+    more_rows: float
+    more_days: float | None
+    rows_per_day: float | None
+    current_rows: int
+    power: float
+    driver: str
+    curve: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class RolloutReport:
+    """The rollout decision and everything behind it (see :mod:`offline_eval.report` for the rules).
+
+    Attributes
+    ----------
+    decision : str
+        ``"GO"``, ``"NO-GO"`` or ``"NEED MORE DATA"``.
+    reasons : list of str
+        Plain sentences: the decision first, then what each candidate showed.
+    table : pandas.DataFrame
+        One row per (policy, metric): the candidates, the baseline and the references (logging policy, best
+        single plan, popularity). Columns :data:`TABLE_COLUMNS`: the estimate ``value`` and interval, the paired
+        difference over the baseline ``diff`` (se, interval), the ``threshold`` it is judged against (min effect
+        or margin, in harm units for guardrails), the ``status`` of that test, the Holm-adjusted ``p_holm``, the
+        candidate's ``verdict``, its ``hit_rate``, its weight diagnostics and the forecast ``more_rows``.
+    recommended : str or None
+        The GO candidate to roll out (largest lift), if any.
+    forecast : Forecast or None
+        With NEED MORE DATA: the forecast for the undecided candidate with the largest lift.
+    backtest : pandas.DataFrame or None
+        Rolling-origin lift per window and candidate (``window``, ``train_end``, ``test_end``, ``policy``,
+        ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``), when requested.
+    settings : dict
+        Metric, baseline, min effect, alpha, estimator, split and sizes.
+    """
+
+    decision: str
+    reasons: list[str]
+    table: pd.DataFrame
+    recommended: str | None
+    forecast: Forecast | None
+    backtest: pd.DataFrame | None
+    settings: dict[str, Any]
+    verdicts: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"RolloutReport({self.decision}: {self.reasons[0]})"
+
+    # -- serialisation ---------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-serialisable values (NaN and infinities become None, timestamps ISO strings)."""
+        forecast = None
+        if self.forecast is not None:
+            forecast = dataclasses.asdict(self.forecast)
+        out = {
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "recommended": self.recommended,
+            "verdicts": dict(self.verdicts),
+            "forecast": forecast,
+            "settings": self.settings,
+            "table": self.table.to_dict(orient="records"),
+            "backtest": None if self.backtest is None else self.backtest.to_dict(orient="records"),
+        }
+        return _jsonable(out)
+
+    def to_markdown(self) -> str:
+        """A Markdown summary: decision, reasons, one table per metric."""
+        s = self.settings
+        lines = [f"# Rollout decision: {self.decision}", ""]
+        lines += [f"- {r}" for r in self.reasons]
+        lines += [
+            "",
+            f"Evaluated on {s['n_test']:,} logged decisions ({s['split']}) with {s['estimator']}; "
+            f"{100 * (1 - s['alpha_per_candidate']):.4g}% intervals per candidate (alpha {s['alpha']:g} "
+            f"Bonferroni-split over {s['n_candidates']} candidate(s)); differences are against the baseline "
+            f"`{s['baseline']}`.",
+            "",
+        ]
+        for metric in self.table["metric"].unique():
+            part = self.table[self.table["metric"] == metric]
+            kind = part["kind"].iloc[0]
+            lines += [f"## {metric} ({kind})", ""]
+            lines += [
+                "| policy | role | value | interval | diff vs baseline | diff interval | status | hit rate |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for _, r in part.iterrows():
+                lines.append(
+                    f"| {r['policy']} | {r['role']} | {_fmt(r['value'])} | [{_fmt(r['ci_low'])}, "
+                    f"{_fmt(r['ci_high'])}] | {_fmt(r['diff'], signed=True)} | [{_fmt(r['diff_ci_low'], signed=True)}, "
+                    f"{_fmt(r['diff_ci_high'], signed=True)}] | {r['status'] or ''} | {_pct(r['hit_rate'])} |"
+                )
+            lines.append("")
+        if self.backtest is not None and len(self.backtest):
+            lines += ["## Backtest (rolling origin)", "", "| window | test period | policy | rows | lift | interval |",
+                      "|---|---|---|---|---|---|"]
+            for _, r in self.backtest.iterrows():
+                lines.append(
+                    f"| {r['window']} | {str(r['train_end'])[:16]} to {str(r['test_end'])[:16]} | {r['policy']} | "
+                    f"{int(r['n']):,} | {_fmt(r['diff'], signed=True)} | [{_fmt(r['diff_ci_low'], signed=True)}, "
+                    f"{_fmt(r['diff_ci_high'], signed=True)}] |"
+                )
+            lines.append("")
+        return "\n".join(lines)
+
+    def figures(self) -> dict[str, str]:
+        """The report's plots as base64-encoded PNG: ``estimates`` always, ``backtest`` and ``power`` when known."""
+        out = {"estimates": _estimates_png(self)}
+        if self.backtest is not None and len(self.backtest):
+            out["backtest"] = _backtest_png(self)
+        if self.forecast is not None and self.forecast.curve:
+            out["power"] = _power_png(self)
+        return {k: base64.b64encode(v).decode("ascii") for k, v in out.items()}
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a self-contained HTML page (no network: inline CSS, plots as base64 PNG) and return its path."""
+        import importlib.resources
+
+        import jinja2
+
+        target = Path(path)
+        if target.is_dir():
+            raise ValueError(f"path must be a file to write, {str(target)!r} is a directory")
+        source = importlib.resources.files("offline_eval").joinpath("templates/report.html.j2").read_text("utf-8")
+        env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+        env.filters["fmt"] = _fmt
+        env.filters["pct"] = _pct
+        env.filters["count"] = _count
+        html = env.from_string(source).render(report=self, figures=self.figures(), metrics=self._metric_tables())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        return target
+
+    def _metric_tables(self) -> list[dict[str, Any]]:
+        out = []
+        for metric in self.table["metric"].unique():
+            part = self.table[self.table["metric"] == metric]
+            out.append({"name": metric, "kind": part["kind"].iloc[0], "rows": part.to_dict(orient="records")})
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NaT:
+        return None
+    return str(value)
+
+
+def _fmt(v: Any, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    v = float(v)
+    if abs(v) >= 1000:
+        text = f"{v:,.0f}"
+    elif v == 0 or abs(v) >= 0.01:
+        text = f"{v:.3f}"
+    else:
+        text = f"{v:.2g}"
+    return ("+" + text) if signed and v > 0 else text
+
+
+def _count(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{float(v):,.0f}"
+
+
+def _pct(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{100 * float(v):.1f}%"
+
+
+def _rows_text(rows: float) -> str:
+    if not math.isfinite(rows):
+        return "far more data than is practical"
+    if rows >= 10_000:
+        return f"{round(rows, -3):,.0f}"
+    if rows >= 1_000:
+        return f"{round(rows, -2):,.0f}"
+    return f"{math.ceil(rows):,}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# rollout_report
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def rollout_report(
+    data: LoggedData | pd.DataFrame,
+    candidates: Mapping[str, Any],
+    baseline: str = LOGGING,
+    metric: str | None = None,
+    guardrails: Mapping[str, Guardrail | tuple[Any, float]] | None = None,
+    min_effect: float = 0.0,
+    alpha: float = 0.05,
+    *,
+    estimator: Estimator | None = None,
+    train: LoggedData | None = None,
+    split_at: Any = None,
+    test_days: float | None = None,
+    conversion: str | None = None,
+    power: float = 0.95,
+    backtest_windows: int = 0,
+    backtest_test_days: float | None = None,
+    frame_options: Mapping[str, Any] | None = None,
+) -> RolloutReport:
+    """Decide GO / NO-GO / NEED MORE DATA for candidate policies from logged decisions (rules: module docstring).
+
+    Parameters
+    ----------
+    data : LoggedData or pandas.DataFrame
+        The logs (see "Metrics" in the module docstring). With a split, the test rows are evaluated.
+    candidates : mapping of str to target
+        Name -> a policy object with ``action_probabilities(X, eligible)``, an (n, K) probability array or (n,)
+        action array over the evaluated rows, or a *fit function* ``fit(train: LoggedData) -> target`` (called
+        with the training rows only -- the primary metric as reward; needs a split).
+    baseline : str
+        ``"logging"`` (the logged policy's on-policy value: the metric's mean) or a candidate's name (that candidate
+        becomes the baseline and is not itself decided on).
+    metric : str, optional
+        The primary metric: a DataFrame column (default ``"reward"``), or a label for a LoggedData's reward.
+    guardrails : mapping of str to Guardrail, optional
+        Name -> :class:`Guardrail` (or a ``(column, margin)`` pair).
+    min_effect : float
+        Smallest lift of the primary metric per decision worth shipping (metric units).
+    alpha : float
+        Family-wise error rate, split over the candidates (Bonferroni).
+    estimator : Estimator, optional
+        Used for every metric (default ``DR()``; its ``interval`` is used, its ``alpha`` replaced).
+    train : LoggedData, optional
+        Training rows (then ``data`` holds the test rows only). Or give ``split_at`` (a time) or ``test_days``
+        for :func:`offline_eval.splits.chronological_split` of ``data``.
+    conversion : str, optional
+        The metric whose positive values mark a conversion (hit rate, popularity); default the primary metric.
+    power : float
+        Planned probability, in (0.5, 1), that the forecast's extra rows settle the decision (default 0.95; see
+        "Forecast" in the module docstring).
+    backtest_windows : int
+        Rolling-origin windows (:func:`offline_eval.splits.rolling_origin`) over ``data`` to backtest the
+        candidates' lift on (0: none); fit functions are refitted on each window's training rows.
+    backtest_test_days : float, optional
+        Length of each backtest window (default ``test_days``, else a quarter of the log's span / windows).
+    frame_options : mapping, optional
+        Extra keyword arguments of ``LoggedData.from_dataframe`` (e.g. ``{"context_prefix": "x_"}``).
+
+    Returns
+    -------
+    RolloutReport
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from offline_eval import LoggedData, IPS
+    >>> rng = np.random.default_rng(0)
+    >>> n = 20_000
+    >>> action = rng.integers(0, 2, size=n)
+    >>> revenue = (rng.random(n) < np.where(action == 1, 0.12, 0.08)) * 10.0
+    >>> cancelled = (rng.random(n) < 0.02).astype(float)
+    >>> data = LoggedData(None, action, revenue, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5),
+    ...                   action_names=["individual", "duo"])
+    >>> report = rollout_report(data, {"always duo": "duo"}, metric="revenue", min_effect=0.1,
+    ...                         guardrails={"cancellations": Guardrail(cancelled, margin=0.01)},
+    ...                         estimator=IPS())
+    >>> report.decision
+    'GO'
+    >>> print(report.reasons[0])
+    GO: roll out 'always duo'. It raises revenue by 0.188 per decision (95% CI +0.144 to +0.231) over the logging
+    policy, more than the 0.100 worth shipping, and no guardrail is breached.
+    """
+    if not isinstance(candidates, Mapping) or not candidates:
+        raise TypeError("candidates must be a non-empty mapping of name -> target (policy, array or fit function)")
+    for name in candidates:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"candidates must be keyed by non-empty str names, got {name!r}")
+        if name in (LOGGING, BEST_PLAN, POPULARITY):
+            raise ValueError(f"candidates may not be called {name!r}: that name is a reference row of the report")
+    if not isinstance(baseline, str):
+        raise TypeError(f"baseline must be 'logging' or a candidate's name (str), got {type(baseline).__name__}")
+    if baseline != LOGGING and baseline not in candidates:
+        raise ValueError(f"baseline must be 'logging' or one of the candidates {list(candidates)}, got {baseline!r}")
+    decided = [c for c in candidates if c != baseline]
+    if not decided:
+        raise ValueError("candidates holds only the baseline; add at least one candidate to decide on")
+    if metric is None:
+        metric = "reward"
+    if not isinstance(metric, str) or not metric:
+        raise TypeError(f"metric must be a non-empty str (a column name or label), got {metric!r}")
+    gr = _check_guardrails(guardrails)
+    if metric in gr:
+        raise ValueError(f"guardrail name {metric!r} is the primary metric's name; rename the guardrail")
+    min_effect = _check_finite(min_effect, "min_effect")
+    alpha = _check_alpha(alpha)
+    power = _check_finite(power, "power")
+    if not 0.5 < power < 1:
+        raise ValueError(f"power must lie in (0.5, 1), e.g. 0.9, got {power!r}")
+    if isinstance(backtest_windows, bool) or not isinstance(backtest_windows, (int, np.integer)) or backtest_windows < 0:
+        raise ValueError(f"backtest_windows must be an int >= 0, got {backtest_windows!r}")
+    estimator = DR() if estimator is None else estimator
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
+    if conversion is not None and not isinstance(conversion, str):
+        raise TypeError(f"conversion must be a metric name (str) or None, got {type(conversion).__name__}")
+    if frame_options is not None and not isinstance(frame_options, Mapping):
+        raise TypeError(f"frame_options must be a mapping of from_dataframe keyword arguments, got {frame_options!r}")
+
+    full = _metric_data(data, metric, gr, conversion, frame_options or {})
+    train_parts, test = _split(full, train, split_at, test_days)
+    primary = test[metric]
+    if primary.n < 2:
+        raise ValueError(f"the evaluated data has {primary.n} rows; a report needs at least 2")
+    train_primary = None if train_parts is None else train_parts[metric]
+    conv_name = metric if conversion is None else conversion
+    converted = test[conv_name].reward > 0
+
+    # candidates as arrays on the test rows
+    fitted: dict[str, Any] = {}
+    for name, target in candidates.items():
+        if _is_fit_function(target):
+            if train_primary is None:
+                raise ValueError(
+                    f"candidates[{name!r}] is a fit function; give a split (train=, split_at= or test_days=) so it "
+                    "is fitted on the training rows only"
+                )
+            fitted[name] = target(train_primary)
+        else:
+            fitted[name] = target
+    targets = {name: _materialise(primary, t, f"candidates[{name!r}]") for name, t in fitted.items()}
+
+    # references
+    if train_primary is not None:
+        train_conv = train_parts[conv_name].reward > 0 if (train_parts and conv_name in train_parts) else (
+            train_primary.reward > 0
+        )
+        rank_data = train_primary
+    else:
+        train_conv, rank_data = converted, primary
+    best_order, pop_order, _, _ = _plan_rankings(rank_data, np.asarray(train_conv))
+    refs: dict[str, np.ndarray] = {
+        BEST_PLAN: _ranked_plan(best_order, primary.eligible, primary.n, primary.n_actions),
+        POPULARITY: _ranked_plan(pop_order, primary.eligible, primary.n, primary.n_actions),
+    }
+
+    m = len(decided)
+    a = alpha / m
+    est = dataclasses.replace(estimator, alpha=a)
+    z_lift = float(norm.ppf(1 - a / 2))
+    z_power = float(norm.ppf(power))
+    k_g = len(gr)
+
+    rows: list[dict[str, Any]] = []
+    verdicts: dict[str, str] = {}
+    per_candidate: dict[str, dict[str, Any]] = {c: {"reasons": [], "needs": []} for c in decided}
+    resolved_primary: dict[str, ResolvedTarget] = {}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        for metric_name, d in test.items():
+            if metric_name not in (metric, *gr):
+                continue
+            kind = "primary" if metric_name == metric else "guardrail"
+            q = est.reward_matrix(d)
+            terms: dict[str, RowTerms] = {}
+            resolved: dict[str, ResolvedTarget] = {}
+            for name, arr in {**targets, **refs}.items():
+                resolved[name] = resolve_target(d, arr, name=name)
+                terms[name] = est._row_terms(resolved[name], q).terms
+            if metric_name == metric:
+                resolved_primary = resolved
+            base_terms: RowTerms | None = None if baseline == LOGGING else terms[baseline]
+
+            def diff_of(t: RowTerms) -> _Paired:
+                return _interval(est, t.minus(d.reward) if base_terms is None else t - base_terms)  # noqa: B023
+
+            log_iv = _interval(est, d.reward)
+            log_diff = _SELF if baseline == LOGGING else diff_of(RowTerms(d.reward.copy()))
+            g = gr.get(metric_name)
+            sign = 1.0 if g is None or g.higher_is_better else -1.0  # harm = -sign * diff for guardrails
+            rows.append(_row(LOGGING, "baseline" if baseline == LOGGING else "reference", metric_name, kind, log_iv,
+                             log_diff, _hit_rate(_logging_target(d), d, converted) if d.probabilities is not None
+                             else float("nan")))
+            for name, arr in {**targets, **refs}.items():
+                role = "baseline" if name == baseline else "candidate" if name in targets else "reference"
+                diff = _SELF if name == baseline else diff_of(terms[name])
+                rows.append(_row(name, role, metric_name, kind, _interval(est, terms[name]), diff,
+                                 _hit_rate(arr, d, converted),
+                                 resolved[name].diagnostics()))
+            # tests for the decided candidates
+            for name in decided:
+                row = next(r for r in rows if r["policy"] == name and r["metric"] == metric_name)
+                info = per_candidate[name]
+                if kind == "primary":
+                    row["threshold"] = min_effect
+                    if row["diff_ci_low"] > min_effect:
+                        row["status"] = "above min effect"
+                    elif row["diff_ci_high"] < min_effect:
+                        row["status"] = "below min effect"
+                    else:
+                        row["status"] = "inconclusive"
+                        info["needs"].append(("lift", row["diff"], row["diff_se"], min_effect, z_lift))
+                    info["lift"] = row
+                else:
+                    assert g is not None
+                    harm = -sign * row["diff"]
+                    info.setdefault("guardrails", []).append((metric_name, g, harm, row))
+        # Holm across guardrails, per candidate
+        for name in decided:
+            info = per_candidate[name]
+            gl = info.get("guardrails", [])
+            if gl:
+                se = np.array([r["diff_se"] for _, _, _, r in gl])
+                harm = np.array([h for _, _, h, _ in gl])
+                margin = np.array([g.margin for _, g, _, _ in gl])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    z = np.where(se > 0, (harm - margin) / np.where(se > 0, se, 1.0), np.sign(harm - margin) * np.inf)
+                p_noninf = norm.cdf(z)  # H0: harm >= margin
+                p_breach = norm.sf(z)  # H0: harm <= margin
+                ok, adj_ok = holm_bonferroni(p_noninf, a / 2)
+                bad, adj_bad = holm_bonferroni(p_breach, a / 2)
+                z_g = float(norm.ppf(1 - a / (2 * k_g)))
+                for j, (gname, g, h, row) in enumerate(gl):
+                    row["threshold"] = g.margin
+                    if bad[j]:
+                        row["status"], row["p_holm"] = "breached", adj_bad[j]
+                    elif ok[j]:
+                        row["status"], row["p_holm"] = "non-inferior", adj_ok[j]
+                    else:
+                        row["status"], row["p_holm"] = "inconclusive", min(adj_ok[j], adj_bad[j])
+                        info["needs"].append((gname, h, row["diff_se"], g.margin, z_g))
+
+    # verdicts
+    n = primary.n
+    per_day = _rows_per_day(primary)
+    forecasts: dict[str, Forecast] = {}
+    for name in decided:
+        info = per_candidate[name]
+        lift = info["lift"]
+        diag = resolved_primary[name].diagnostics()
+        overlap, why = _overlap(diag, n)
+        if baseline != LOGGING and overlap == "ok":
+            overlap, why = _overlap(resolved_primary[baseline].diagnostics(), n)
+            why = f"the baseline {baseline!r}: {why}" if why else why
+        gl = info.get("guardrails", [])
+        breached = [x for x in gl if x[3]["status"] == "breached"]
+        if overlap == "no-go":
+            verdict = NO_GO
+        elif lift["status"] == "below min effect" or breached:
+            verdict = NO_GO
+        elif lift["status"] == "above min effect" and all(x[3]["status"] == "non-inferior" for x in gl) and overlap == "ok":
+            verdict = GO
+        else:
+            verdict = MORE
+        verdicts[name] = verdict
+        info["overlap"], info["why"], info["breached"] = overlap, why, breached
+        if verdict == MORE:
+            needs = [(q, _rows_to_settle(n, v, s, thr, zl, z_power), v, s, thr, zl) for q, v, s, thr, zl in info["needs"]]
+            if overlap == "small":
+                needs.append(("ess", n * ESS_MIN / max(diag.ess, 1e-12), 0.0, 0.0, 0.0, 0.0))
+            driver, total, v, s, thr, zl = max(needs, key=lambda x: x[1])
+            more = max(total - n, 1.0)
+            if not math.isfinite(more) or more > MAX_GROWTH * n:
+                more = math.inf
+            curve = _power_curve(n, v, s, thr, zl, more) if driver != "ess" else []
+            forecasts[name] = Forecast(
+                candidate=name,
+                more_rows=float(math.ceil(more)) if math.isfinite(more) else math.inf,
+                more_days=None if per_day is None else more / per_day,
+                rows_per_day=per_day,
+                current_rows=n,
+                power=power,
+                driver=driver,
+                curve=curve,
+            )
+        for r in rows:
+            if r["policy"] == name:
+                r["verdict"] = verdict
+                r["more_rows"] = forecasts[name].more_rows if name in forecasts else float("nan")
+
+    go = [c for c in decided if verdicts[c] == GO]
+    undecided = [c for c in decided if verdicts[c] == MORE]
+    lift_of = {c: per_candidate[c]["lift"]["diff"] for c in decided}
+    if go:
+        decision, recommended = GO, max(go, key=lambda c: lift_of[c])
+    elif undecided:
+        decision, recommended = MORE, None
+    else:
+        decision, recommended = NO_GO, None
+    forecast = forecasts[max(undecided, key=lambda c: lift_of[c])] if undecided else None
+
+    split = (
+        "no split: references ranked on the evaluated rows (in-sample)"
+        if train_parts is None
+        else f"trained on {train_parts[metric].n:,} earlier rows, tested on {primary.n:,} later rows"
+    )
+    settings: dict[str, Any] = {
+        "metric": metric,
+        "baseline": baseline,
+        "min_effect": min_effect,
+        "alpha": alpha,
+        "alpha_per_candidate": a,
+        "n_candidates": m,
+        "estimator": est.name,
+        "interval": est.interval,
+        "power": power,
+        "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better} for k, g in gr.items()},
+        "n_test": primary.n,
+        "n_train": None if train_parts is None else train_parts[metric].n,
+        "split": split,
+        "arms": list(primary.action_names),
+        "best_plan_order": [primary.action_names[j] for j in best_order],
+        "popularity_order": [primary.action_names[j] for j in pop_order],
+        "rows_per_day": per_day,
+    }
+    reasons = _reasons(decision, recommended, decided, verdicts, per_candidate, forecasts, forecast, settings, gr)
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    backtest = None
+    if backtest_windows:
+        backtest = _backtest(full[metric], fitted_sources=candidates, baseline=baseline, est=est,
+                             n_windows=int(backtest_windows), test_days=backtest_test_days or test_days)
+    return RolloutReport(decision, reasons, table, recommended, forecast, backtest, settings, verdicts)
+
+
+def _logging_target(d: LoggedData) -> np.ndarray:
+    assert d.probabilities is not None
+    return np.asarray(d.probabilities)
+
+
+def _row(
+    policy: str,
+    role: str,
+    metric: str,
+    kind: str,
+    value: _Paired,
+    diff: _Paired,
+    hit: float,
+    diag: Diagnostics | None = None,
+) -> dict[str, Any]:
+    return {
+        "policy": policy,
+        "role": role,
+        "metric": metric,
+        "kind": kind,
+        "value": value.value,
+        "ci_low": value.low,
+        "ci_high": value.high,
+        "diff": diff.value,
+        "diff_se": diff.se,
+        "diff_ci_low": diff.low,
+        "diff_ci_high": diff.high,
+        "threshold": float("nan"),
+        "status": "",
+        "p_holm": float("nan"),
+        "verdict": "",
+        "hit_rate": hit,
+        "ess": float("nan") if diag is None else diag.ess,
+        "mean_weight": float("nan") if diag is None else diag.mean_weight,
+        "support_deficit": float("nan") if diag is None or diag.support_deficit is None else diag.support_deficit,
+        "more_rows": float("nan"),
+    }
+
+
+def _power_curve(n: int, est: float, se: float, threshold: float, z_level: float, more: float) -> list[tuple[float, float]]:
+    """Probability of settling (interval excluding ``threshold``) after ``x`` more rows, if the truth is ``est``."""
+    top = (2.0 * more) if math.isfinite(more) else 10.0 * n
+    xs = np.linspace(0.0, max(top, 1.0), 41)
+    s = se * math.sqrt(n)
+    gap = abs(est - threshold)
+    out = []
+    for x in xs:
+        if s <= 0:
+            out.append((float(x), 1.0))
+            continue
+        z = gap * math.sqrt(n + x) / s
+        out.append((float(x), float(norm.cdf(z - z_level) + norm.cdf(-z - z_level))))
+    return out
+
+
+def _reasons(
+    decision: str,
+    recommended: str | None,
+    decided: list[str],
+    verdicts: Mapping[str, str],
+    info: Mapping[str, Mapping[str, Any]],
+    forecasts: Mapping[str, Forecast],
+    forecast: Forecast | None,
+    settings: Mapping[str, Any],
+    gr: Mapping[str, Guardrail],
+) -> list[str]:
+    metric, baseline = settings["metric"], settings["baseline"]
+    level = f"{100 * (1 - settings['alpha_per_candidate']):.4g}%"
+    base = "the logging policy" if baseline == LOGGING else f"{baseline!r}"
+    min_eff = _fmt(settings["min_effect"])
+
+    def lift_text(name: str) -> str:
+        r = info[name]["lift"]
+        verb = "raises" if r["diff"] >= 0 else "lowers"
+        return (
+            f"{verb} {metric} by {_fmt(abs(r['diff']))} per decision ({level} CI {_fmt(r['diff_ci_low'], True)} to "
+            f"{_fmt(r['diff_ci_high'], True)}) over {base}"
+        )
+
+    out: list[str] = []
+    if decision == GO:
+        assert recommended is not None
+        guard = ", and no guardrail is breached" if gr else ""
+        out.append(
+            f"GO: roll out {recommended!r}. It {lift_text(recommended)}, more than the {min_eff} worth shipping{guard}."
+        )
+    elif decision == NO_GO:
+        out.append(
+            "NO-GO: no candidate should be rolled out."
+            if len(decided) > 1
+            else f"NO-GO: do not roll out {decided[0]!r}."
+        )
+    else:
+        assert forecast is not None
+        what = "the lift" if forecast.driver == "lift" else (
+            "the effective sample size" if forecast.driver == "ess" else f"the {forecast.driver} guardrail"
+        )
+        if math.isfinite(forecast.more_rows):
+            days = (
+                f" (about {_days_text(forecast.more_days)} at the current {forecast.rows_per_day:,.0f} decisions a day)"
+                if forecast.more_days is not None
+                else ""
+            )
+            out.append(
+                f"NEED MORE DATA: about {_rows_text(forecast.more_rows)} more logged decisions{days} should settle "
+                f"{forecast.candidate!r} ({what} is still undecided; planned for a {100 * forecast.power:.0f}% chance)."
+            )
+        else:
+            out.append(
+                f"NEED MORE DATA: {forecast.candidate!r} is too close to its threshold on {what} to settle with a "
+                f"practical amount of data (more than {MAX_GROWTH:g} times the current rows); treat it as no "
+                "better than the baseline unless a bigger effect would matter."
+            )
+    for name in decided:
+        i = info[name]
+        v = verdicts[name]
+        parts = [f"{name!r} ({v}): it {lift_text(name)}"]
+        status = i["lift"]["status"]
+        if status == "below min effect":
+            parts.append(f"which is less than the {min_eff} worth shipping")
+        elif status == "inconclusive":
+            parts.append(f"which cannot yet be told apart from the {min_eff} worth shipping")
+        sentence = ", ".join(parts) + "."
+        out.append(sentence)
+        if i["why"]:
+            out.append(f"{name!r}: {i['why']}.")
+        for gname, g, harm, row in i.get("guardrails", []):
+            worse = "more" if not g.higher_is_better else "less"
+            change = f"{_fmt(harm, True)} per decision ({worse} is worse)"
+            if row["status"] == "breached":
+                out.append(f"{name!r} breaches the {gname} guardrail: {change}, beyond the allowed {_fmt(g.margin)}.")
+            elif row["status"] == "non-inferior":
+                out.append(f"{name!r} keeps {gname} within the allowed {_fmt(g.margin)}: {change}.")
+            else:
+                out.append(
+                    f"{name!r}: {gname} changes by {change}; the data cannot yet show it stays within the allowed "
+                    f"{_fmt(g.margin)}."
+                )
+    if settings["n_train"] is None:
+        out.append("No training split was given: the best single plan and popularity references were ranked on the "
+                   "evaluated rows themselves, which flatters them.")
+    return out
+
+
+def _days_text(days: float | None) -> str:
+    if days is None:
+        return ""
+    if days < 1:
+        return f"{24 * days:.0f} hours"
+    return f"{days:.1f} days" if days < 10 else f"{days:.0f} days"
+
+
+def _backtest(
+    data: LoggedData,
+    fitted_sources: Mapping[str, Any],
+    baseline: str,
+    est: Estimator,
+    n_windows: int,
+    test_days: float | None,
+) -> pd.DataFrame:
+    """Lift of each candidate over the baseline on each rolling-origin window (fit functions refitted per window)."""
+    from offline_eval.splits import fit_on_train, rolling_origin
+
+    if data.timestamp is None:
+        raise ValueError("backtest_windows needs timestamps in the data")
+    if test_days is None:
+        ts = data.timestamp.astype(np.int64)
+        test_days = (int(ts.max()) - int(ts.min())) / 86_400_000_000 / (n_windows + 1)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        for j, w in enumerate(rolling_origin(data, n_windows=n_windows, test_days=float(test_days))):
+            if w.test.n < 2:
+                continue
+            q = est.reward_matrix(w.test)
+            terms = {}
+            for name, src in fitted_sources.items():
+                if isinstance(src, (np.ndarray, pd.DataFrame, list)):
+                    continue  # arrays are tied to the evaluated rows
+                target = fit_on_train(w, src) if _is_fit_function(src) else src
+                terms[name] = est._row_terms(resolve_target(w.test, target, name=name), q).terms
+            for name, t in terms.items():
+                if name == baseline:
+                    continue
+                if baseline == LOGGING:
+                    iv = _interval(est, t.minus(w.test.reward))
+                elif baseline in terms:
+                    iv = _interval(est, t - terms[baseline])
+                else:
+                    continue
+                rows.append({"window": j, "train_end": w.train_end, "test_end": w.test_end, "policy": name,
+                             "n": w.test.n, "diff": iv.value, "diff_ci_low": iv.low, "diff_ci_high": iv.high})
+    return pd.DataFrame(rows, columns=["window", "train_end", "test_end", "policy", "n", "diff", "diff_ci_low",
+                                       "diff_ci_high"])
+
+
+def _dumps(report: RolloutReport) -> str:
+    """``json.dumps(report.to_dict())`` (used by the CLI)."""
+    return json.dumps(report.to_dict(), indent=2)
+
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# plots (matplotlib's object API: no pyplot state, no display needed)
+# ----------------------------------------------------------------------------------------------------------------
+
+_COLORS = {"candidate": "#1f6fb4", "baseline": "#555555", "reference": "#9a9a9a"}
+_VERDICT_COLORS = {GO: "#1a7f37", NO_GO: "#c62828", MORE: "#b26a00"}
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _estimates_png(report: RolloutReport) -> bytes:
+    """One panel per metric: each policy's difference over the baseline with its interval, and the threshold."""
+    from matplotlib.figure import Figure
+
+    metrics = list(report.table["metric"].unique())
+    policies = list(dict.fromkeys(report.table["policy"]))
+    fig = Figure(figsize=(7.5, 0.5 + (0.45 * len(policies) + 0.9) * len(metrics)))
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        part = report.table[report.table["metric"] == metric].set_index("policy").loc[policies]
+        y = np.arange(len(policies))[::-1]
+        for yi, (name, r) in zip(y, part.iterrows(), strict=True):
+            color = _VERDICT_COLORS.get(r["verdict"], _COLORS[r["role"]])
+            lo, hi = r["diff_ci_low"], r["diff_ci_high"]
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.errorbar(r["diff"], yi, xerr=[[r["diff"] - lo], [hi - r["diff"]]], fmt="o", color=color, capsize=3)
+            else:
+                ax.plot([r["diff"]], [yi], "o", color=color)
+        ax.axvline(0.0, color="#333333", lw=0.8)
+        kind = part["kind"].iloc[0]
+        if kind == "primary":
+            thr = report.settings["min_effect"]
+            ax.axvline(thr, color=_VERDICT_COLORS[GO], ls="--", lw=1, label=f"min effect {_fmt(thr)}")
+        else:
+            g = report.settings["guardrails"][metric]
+            thr = g["margin"] if g["higher_is_better"] is False else -g["margin"]
+            ax.axvline(thr, color=_VERDICT_COLORS[NO_GO], ls="--", lw=1, label=f"margin {_fmt(g['margin'])}")
+        ax.set_yticks(y, policies)
+        ax.set_title(f"{metric} ({kind}): difference vs {report.settings['baseline']}", fontsize=10, loc="left")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _backtest_png(report: RolloutReport) -> bytes:
+    from matplotlib.figure import Figure
+
+    bt = report.backtest
+    assert bt is not None
+    fig = Figure(figsize=(7.5, 3.2))
+    ax = fig.subplots()
+    names = list(dict.fromkeys(bt["policy"]))
+    width = 0.8 / max(len(names), 1)
+    for j, name in enumerate(names):
+        part = bt[bt["policy"] == name]
+        x = part["window"].to_numpy() + (j - (len(names) - 1) / 2) * width
+        d = part["diff"].to_numpy()
+        err = [d - part["diff_ci_low"].to_numpy(), part["diff_ci_high"].to_numpy() - d]
+        ax.errorbar(x, d, yerr=err, fmt="o", capsize=3, label=name)
+    ax.axhline(0.0, color="#333333", lw=0.8)
+    ax.axhline(report.settings["min_effect"], color=_VERDICT_COLORS[GO], ls="--", lw=1, label="min effect")
+    windows = bt.drop_duplicates("window")
+    ax.set_xticks(windows["window"], [str(t)[:10] for t in windows["test_end"]])
+    ax.set_xlabel("backtest window (test period ending)")
+    ax.set_ylabel(f"lift in {report.settings['metric']}")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _power_png(report: RolloutReport) -> bytes:
+    from matplotlib.figure import Figure
+
+    f = report.forecast
+    assert f is not None
+    fig = Figure(figsize=(7.5, 3.0))
+    ax = fig.subplots()
+    xs = [x for x, _ in f.curve]
+    ps = [p for _, p in f.curve]
+    ax.plot(xs, ps, color=_COLORS["candidate"])
+    ax.axhline(f.power, color="#888888", ls=":", lw=1)
+    if math.isfinite(f.more_rows):
+        ax.axvline(f.more_rows, color=_VERDICT_COLORS[MORE], ls="--", lw=1, label=f"forecast: {f.more_rows:,.0f} rows")
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("additional logged decisions")
+    ax.set_ylabel("chance of a decision")
+    ax.set_title(f"{f.candidate}: settling {f.driver}", fontsize=10, loc="left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
