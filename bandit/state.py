@@ -29,7 +29,9 @@ A zip archive with exactly three members, all stored uncompressed (``ZIP_STORED`
     LinUCB) and arrays shared by all arms (e.g. ``Z``, ``A0_inv``, ``beta`` for the hybrid policies);
     ``VWPolicy`` adds ``model``, Vowpal Wabbit's model file as a 1-D uint8 array. Only little-endian float64 and
     int64, bool and uint8, C order, are accepted; every name, shape and dtype must be the one the policy class
-    derives from ``policy.json`` (``Policy._state_shapes``), floats must be finite, counts non-negative.
+    derives from ``policy.json`` (``Policy._state_shapes``), floats must be finite, counts non-negative,
+    ``pulls`` must sum to ``counters.n_updates``, at least one arm must be active (policies may check more, e.g.
+    BetaTS's counts lie between the prior and the prior plus the arm's pulls).
 
 ``policy.sha256``
     64 lowercase hex digits: the SHA-256 of ``b"upsell-bandit/policy\\0"``, then for ``policy.json`` and
