@@ -14,9 +14,9 @@ import pandas as pd
 
 from bandit.arms import Arm
 from bandit.simulation.config import PolicyConfig, SimulationConfig
-from bandit.simulation.loop import Progress, build_policy, run_policy
+from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
 from bandit.simulation.metrics import offline_evaluate, target_probabilities
-from bandit.simulation.report import SimulationResult, _collect, _outcomes_table, markdown_table
+from bandit.simulation.report import SimulationResult, _collect, markdown_table
 from bandit.simulation.world import UpsellWorld
 
 __all__ = ["DemoResult", "build_demo", "run_demo"]
@@ -187,7 +187,7 @@ def build_demo(
     if log_run.log_dir is None:
         raise RuntimeError("the logging run has no decision log")
     logged = read_decision_log(log_run.log_dir)
-    outcomes = _outcomes_table(log_run, episode).to_pandas()
+    outcomes = outcomes_table(log_run, episode).to_pandas()
     now = logged["timestamp"].iloc[-1]  # the end of the logging period: every fitted decision's window has closed
     for label, pol in cands.items():
         report = pol.update_from_log(logged.iloc[fit], outcomes, pd.Timedelta(days=episode.attribution_window_days),

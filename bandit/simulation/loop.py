@@ -38,7 +38,7 @@ from bandit.arms import Arm
 from bandit.simulation.config import ORACLE, ConfigError, PolicyConfig, policy_types
 from bandit.simulation.world import Episode, Outcomes
 
-__all__ = ["OraclePolicy", "PolicyRun", "Progress", "build_policy", "run_policy"]
+__all__ = ["OraclePolicy", "PolicyRun", "Progress", "build_policy", "outcomes_table", "run_policy"]
 
 _US_PER_DAY = 86_400_000_000
 
@@ -511,3 +511,30 @@ def _add_new_arm(policy: Any, name: str, new_arm: Arm | None, episode: Episode, 
 
 def _event_ids(steps: np.ndarray) -> list[str]:
     return [f"evt-{s:08d}" for s in steps]
+
+
+def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
+    """The run's outcomes table (Arrow, :func:`offline_eval.schema.outcome_schema`): the conversions that arrived by
+    the end of the run, attributed or not -- ``event_id``, ``timestamp`` (arrival), ``reward`` (1.0, or the scaled
+    net value for value rewards) and ``revenue`` (net value) -- the rows :class:`_LogFlow` fed the attribution."""
+    import pyarrow as pa
+
+    from offline_eval.schema import TIMESTAMP_TYPE, outcome_schema
+
+    n = run.stop - run.start
+    ts = episode.timestamps[run.start : run.stop].astype(np.int64)
+    delay = np.where(run.outcomes.converted, run.outcomes.delay_days, 0.0)
+    arrival = ts + np.round(delay * _US_PER_DAY).astype(np.int64)
+    keep = run.outcomes.converted & (arrival <= ts[-1])
+    net = episode.net_value[run.start : run.stop][np.arange(n), run.actions]
+    reward = np.ones(n) if run.reward_mode == "conversion" else net / run.reward_scale
+    ids = np.array(_event_ids(run.steps), dtype=object)
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids[keep], pa.string()),
+            pa.array(arrival[keep], TIMESTAMP_TYPE),
+            pa.array(reward[keep], pa.float64()),
+            pa.array(net[keep], pa.float64()),
+        ],
+        schema=outcome_schema([pa.field("revenue", pa.float64())]),
+    )

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bandit.simulation.config import SimulationConfig
-from bandit.simulation.loop import OraclePolicy, PolicyRun, _event_ids, _n_arms
+from bandit.simulation.loop import OraclePolicy, PolicyRun, _n_arms, outcomes_table
 from bandit.simulation.world import Episode
 
 __all__ = ["logged_data", "offline_evaluate", "target_probabilities", "time_to_learn"]
@@ -153,26 +153,26 @@ def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_in
 
 def logged_data(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None) -> Any:
     """The run's decisions with a final outcome (``run.mature``), as :class:`offline_eval.LoggedData` whose reward
-    is the attributed revenue.
+    is the attributed revenue: the run's decision log joined with its outcomes' ``revenue`` by
+    :func:`bandit.attribution.join_outcomes` at the end of the run (what ``upsell-bandit evaluate --outcomes``
+    does).
 
     ``rows`` (positions in the run, default all) restricts it further, e.g. to the later part of a chronological
     split; rows without a final outcome are left out whatever ``rows`` says.
     """
+    from bandit.attribution import join_outcomes
+    from bandit.decision_log import read_decision_log
     from offline_eval import LoggedData
 
-    keep = _final_rows(run, rows)
-    steps = keep + run.start
-    return LoggedData(
-        episode.X[steps],
-        run.actions[keep],
-        run.outcomes.revenue[keep],
-        run.propensities[keep],
-        probabilities=run.probabilities[keep],
-        eligible=run.eligible[keep],
-        timestamp=episode.timestamps[steps],
-        event_id=np.array(_event_ids(steps), dtype=object),
-        action_names=episode.arm_names,
-    )
+    if run.log_dir is None:
+        raise ValueError(f"run {run.name!r} has no decision log")
+    decisions = read_decision_log(run.log_dir)
+    outcomes = outcomes_table(run, episode).to_pandas()
+    outcomes["reward"] = outcomes["revenue"]
+    now = decisions["timestamp"].iloc[-1]  # the run's last decision: the end of the run
+    joined = join_outcomes(decisions, outcomes, pd.Timedelta(days=episode.attribution_window_days), now=now)
+    final = joined.iloc[_final_rows(run, rows)].drop(columns=["reward_status"])
+    return LoggedData.from_dataframe(final, reward="reward", action_names=episode.arm_names, missing_reward="raise")
 
 
 def _final_rows(run: PolicyRun, rows: np.ndarray | None) -> np.ndarray:

@@ -8,13 +8,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bandit.simulation.config import SimulationConfig
-from bandit.simulation.loop import _US_PER_DAY, OraclePolicy, PolicyRun, _event_ids
+from bandit.simulation.loop import OraclePolicy, PolicyRun, outcomes_table
 from bandit.simulation.metrics import _arm_share, _cumulative, _summary_row, offline_evaluate, time_to_learn
 from bandit.simulation.world import Episode
 
@@ -196,35 +195,9 @@ def write_decision_logs(runs: Mapping[str, PolicyRun], episode: Episode, directo
             shutil.copyfile(part, target / part.name)
         out = root / label / "outcomes.parquet"
         tmp = out.with_name("." + out.name + ".tmp")
-        pq.write_table(_outcomes_table(run, episode), tmp)
+        pq.write_table(outcomes_table(run, episode), tmp)
         tmp.replace(out)
     return root
-
-
-def _outcomes_table(run: PolicyRun, episode: Episode) -> Any:
-    """Raw conversions that arrived by the end of the run (attributed or not): ``event_id``, ``timestamp`` (arrival),
-    ``reward`` (1.0, or the scaled net value for value rewards) and ``revenue`` (net value)."""
-    import pyarrow as pa
-
-    from offline_eval.schema import TIMESTAMP_TYPE, outcome_schema
-
-    n = run.stop - run.start
-    ts = episode.timestamps[run.start : run.stop].astype(np.int64)
-    delay = np.where(run.outcomes.converted, run.outcomes.delay_days, 0.0)
-    arrival = ts + np.round(delay * _US_PER_DAY).astype(np.int64)
-    keep = run.outcomes.converted & (arrival <= ts[-1])
-    net = episode.net_value[run.start : run.stop][np.arange(n), run.actions]
-    reward = np.ones(n) if run.reward_mode == "conversion" else net / run.reward_scale
-    ids = np.array(_event_ids(run.steps), dtype=object)
-    return pa.Table.from_arrays(
-        [
-            pa.array(ids[keep], pa.string()),
-            pa.array(arrival[keep], TIMESTAMP_TYPE),
-            pa.array(reward[keep], pa.float64()),
-            pa.array(net[keep], pa.float64()),
-        ],
-        schema=outcome_schema([pa.field("revenue", pa.float64())]),
-    )
 
 
 def _collect(

@@ -385,3 +385,27 @@ def test_demo_fits_on_earlier_logs_and_evaluates_out_of_sample(monkeypatch):
     np.testing.assert_allclose(summary.loc[rec.index, "true_value"], rec["true_value"])
     np.testing.assert_allclose(summary.loc[rec.index, "ope_value"], rec["value"])
     assert summary.loc[rec.index, "rollout_true_value"].notna().all()
+
+
+def test_offline_evaluation_reads_the_decision_log_joined_with_the_outcomes(world_episode, tmp_path):
+    """OPE data comes from the run's decision log + outcomes through join_outcomes, not from the runner's arrays."""
+    import shutil
+
+    from bandit.simulation.metrics import logged_data
+
+    world, ep = world_episode
+    run = run_policy(ep, _uniform(world, seed=8), batch_size=250, launch_step=1500, new_arm=world.arms()[-1],
+                     log_dir=tmp_path / "log")
+    data = logged_data(run, ep)
+    mature = np.flatnonzero(run.mature)
+    assert data.n == mature.size < len(ep)
+    np.testing.assert_array_equal(data.reward, run.outcomes.revenue[mature])
+    np.testing.assert_array_equal(data.action, run.actions[mature])
+    np.testing.assert_array_equal(data.propensity, run.propensities[mature])
+    np.testing.assert_array_equal(data.eligible, run.eligible[mature])
+    np.testing.assert_array_equal(data.context, ep.X[mature])
+    later = logged_data(run, ep, rows=np.arange(1000, 3000))
+    assert later.n == run.mature[1000:].sum()
+    shutil.rmtree(tmp_path / "log")
+    with pytest.raises(ValueError, match="not a directory|decision-log"):
+        logged_data(run, ep)
