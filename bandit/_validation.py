@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "IllConditionedError",
     "check_arm",
     "check_arms",
     "check_context",
@@ -45,6 +46,14 @@ def _writeable(arr: np.ndarray) -> np.ndarray:
     """``arr``, copied if read-only: the kernels are compiled for writeable arrays (a read-only argument would
     trigger a second, multi-second compilation)."""
     return arr if arr.flags.writeable else arr.copy()
+
+
+class IllConditionedError(ValueError):
+    """A context (or batch row) that would make a policy's precision matrix lose precision in float64.
+
+    A ``ValueError``: nothing was learned from the call. Its message names the context's norm and the arm (for a
+    batch: the first row at which sequential learning would fail).
+    """
 
 
 def non_finite_context_error(name: str) -> ValueError:

@@ -7,6 +7,7 @@ A policy file implements only its constructor and the hooks.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import secrets
@@ -21,6 +22,7 @@ import numpy as np
 from bandit import state as _state
 from bandit._ledger import AppliedEvents
 from bandit._validation import (
+    IllConditionedError,
     check_arm,
     check_arms,
     check_context,
@@ -534,16 +536,16 @@ class Policy(ABC):
                 "calling the policy"
             )
             if X is None:
-                return ValueError(f"{name} would make a precision matrix lose precision ({limit}); {fix}")
+                return IllConditionedError(f"{name} would make a precision matrix lose precision ({limit}); {fix}")
             with np.errstate(over="ignore"):
                 norms = np.sqrt(np.sum(np.square(np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])), axis=1))
             if arm is not None:
-                return ValueError(
+                return IllConditionedError(
                     f"{name} norm {norms[0]:.3g} would make arm {self._names[arm]!r}'s precision matrix lose "
                     f"precision ({limit}); {fix}"
                 )
             row = int(np.argmax(norms))
-            return ValueError(
+            return IllConditionedError(
                 f"{name} would make an arm's precision matrix lose precision ({limit}); its largest row is row {row} "
                 f"(norm {norms[row]:.3g}); {fix}"
             )
@@ -633,7 +635,24 @@ class Policy(ABC):
         r = check_rewards(rewards, n, low=self._reward_low, high=self._reward_high)
         if n == 0:
             return
-        self._update_many(Xc, a, r)
+        try:
+            self._update_many(Xc, a, r)
+        except IllConditionedError as exc:
+            # name the culprit: the first row at which sequential learning (on a throwaway copy) fails; the batch
+            # checks the accumulated statistics once, so the row is only found on this (rare) error path
+            probe = copy.deepcopy(self)
+            for i in range(n):
+                try:
+                    probe.update(Xc[i], int(a[i]), float(r[i]))
+                except IllConditionedError:
+                    raise IllConditionedError(
+                        f"X row {i} (norm {float(np.linalg.norm(Xc[i])):.3g}) would make arm "
+                        f"{self._names[int(a[i])]!r}'s precision matrix lose precision (condition number > "
+                        f"{linalg.MAX_CONDITION:.0e}; the first such row when the batch is learned in order); nothing "
+                        "was learned from the batch; standardise the features (e.g. to unit variance) and clip outliers "
+                        "before calling the policy"
+                    ) from None
+            raise exc from None
         k = len(self._names)
         self._pulls = (np.array(self._pulls, dtype=np.int64) + np.bincount(a, minlength=k)).tolist()
         self._reward_sum = (np.array(self._reward_sum) + np.bincount(a, weights=r, minlength=k)).tolist()
