@@ -48,6 +48,7 @@ from numpy.typing import ArrayLike
 
 from offline_eval.data import LoggedData
 from offline_eval.estimators.base import Estimate
+from offline_eval.replay import ReplayResult
 
 __all__ = [
     "days_needed",
@@ -576,23 +577,33 @@ def power_curve(
 
 
 def _estimate(estimate: Any) -> tuple[float, int]:
-    """An Estimate's current half-width and row count (checked)."""
-    if not isinstance(estimate, Estimate):
+    """An estimate's current half-width and the logged rows behind it (checked).
+
+    For a :class:`~offline_eval.replay.ReplayResult` the rows are the logged rows replayed (``n_rows``), not the
+    rows it kept: the half-width scales with the log either way.
+    """
+    if isinstance(estimate, ReplayResult):
+        n_logged = estimate.n_rows
+        estimate = estimate.estimate
+    elif isinstance(estimate, Estimate):
+        n_logged = estimate.n
+    else:
         raise TypeError(
-            f"estimate must be an offline_eval Estimate (e.g. IPS().estimate(data, target)), got "
+            f"estimate must be an offline_eval Estimate (e.g. IPS().estimate(data, target)) or a ReplayResult, got "
             f"{type(estimate).__name__}"
         )
     hw = 0.5 * (estimate.ci_high - estimate.ci_low)
     if not (math.isfinite(hw) and estimate.n >= 2):
         raise ValueError(f"estimate has no finite interval (n={estimate.n}, [{estimate.ci_low}, {estimate.ci_high}])")
-    return hw, int(estimate.n)
+    return hw, int(n_logged)
 
 
-def halfwidth_at(estimate: Estimate, n_rows: float) -> float:
+def halfwidth_at(estimate: Estimate | ReplayResult, n_rows: float) -> float:
     """The interval half-width ``estimate`` would have with ``n_rows`` logged rows of the same kind.
 
     ``halfwidth_now * sqrt(n_now / n_rows)``, with ``halfwidth_now = (ci_high - ci_low) / 2`` (``z * se`` for a
-    normal interval). Assumes the new rows come from the same logging policy and population (the per-row variance
+    normal interval) and ``n_now`` the logged rows behind the estimate (for a replay: the rows replayed, of which
+    it keeps a share). Assumes the new rows come from the same logging policy and population (the per-row variance
     stays the same); an estimate from few rows has a noisy standard error, and so has the forecast.
 
     Examples
@@ -611,8 +622,8 @@ def halfwidth_at(estimate: Estimate, n_rows: float) -> float:
     return hw * math.sqrt(n / rows)
 
 
-def rows_needed(estimate: Estimate, target_halfwidth: float) -> int:
-    """How many more logged rows ``estimate`` needs for an interval half-width of ``target_halfwidth``.
+def rows_needed(estimate: Estimate | ReplayResult, target_halfwidth: float) -> int:
+    """How many more logged rows ``estimate`` (or a replay) needs for an interval half-width of ``target_halfwidth``.
 
     The total is ``ceil(n_now * (halfwidth_now / target_halfwidth)^2)`` (see :func:`halfwidth_at` for the
     assumptions); returns the total minus the ``n_now`` rows already used (0 if the target is already met).
@@ -638,7 +649,7 @@ def days_needed(data: LoggedData, rows: float) -> float:
     """Days of traffic that supply ``rows`` more logged rows at the log's rate.
 
     The rate is ``(n - 1) / span`` rows per day, ``span`` the time from the first to the last decision in
-    ``data`` (days). For a replay, divide the rows it must keep by its acceptance rate first.
+    ``data`` (days). ``rows`` are logged rows, e.g. from :func:`rows_needed` (also for a replay).
 
     Examples
     --------

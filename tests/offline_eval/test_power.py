@@ -24,6 +24,9 @@ from offline_eval.power import (
     sample_size_means,
     sample_size_proportions,
 )
+from offline_eval.replay import Replay
+
+NORMAL_IPS = IPS(interval="normal")  # the half-width formulas are about the normal interval
 
 CASES = [  # p_control, mde, alpha, power, ratio, alternative
     (0.10, 0.02, 0.05, 0.8, 1.0, "two-sided"),
@@ -185,18 +188,35 @@ def test_rows_needed_forecast_reaches_the_target_halfwidth_by_simulation():
     for _ in range(20):
         pilot = uniform_logs(2000, rng)
         target = (pilot.context[:, 0] > 0).astype(int) * 2  # a contextual deterministic candidate
-        est = IPS().estimate(pilot, target)
+        est = NORMAL_IPS.estimate(pilot, target)
         goal = 0.5 * (est.ci_high - est.ci_low) / 2.5
         more = rows_needed(est, goal)
         assert halfwidth_at(est, pilot.n + more) <= goal * (1 + 1e-9)
         fresh = uniform_logs(pilot.n + more, rng)
-        new = IPS().estimate(fresh, (fresh.context[:, 0] > 0).astype(int) * 2)
+        new = NORMAL_IPS.estimate(fresh, (fresh.context[:, 0] > 0).astype(int) * 2)
         realised.append(0.5 * (new.ci_high - new.ci_low))
         targets.append(goal)
     ratio = np.array(realised) / np.array(targets)
     assert abs(ratio.mean() - 1) < 0.1
     # the target already met: nothing more to log
     assert rows_needed(est, 10 * (est.ci_high - est.ci_low)) == 0
+
+
+def test_rows_needed_for_a_replay_counts_logged_rows():
+    rng = np.random.default_rng(12)
+    realised, targets = [], []
+    for _ in range(20):
+        pilot = uniform_logs(3000, rng)
+        res = Replay().run(pilot, 2)  # keeps about a third of the rows
+        hw = 0.5 * (res.estimate.ci_high - res.estimate.ci_low)
+        assert halfwidth_at(res, 4 * pilot.n) == pytest.approx(hw / 2)
+        goal = hw / 2
+        more = rows_needed(res, goal)
+        assert abs((pilot.n + more) / (4 * pilot.n) - 1) < 1e-3
+        new = Replay().run(uniform_logs(pilot.n + more, rng), 2).estimate
+        realised.append(0.5 * (new.ci_high - new.ci_low))
+        targets.append(goal)
+    assert abs(np.mean(np.array(realised) / np.array(targets)) - 1) < 0.1
 
 
 def test_halfwidth_at_scales_with_the_square_root_of_rows_for_any_interval():
@@ -249,7 +269,7 @@ def test_exploration_floor_needed_gives_the_halfwidth_in_most_replications():
         for r in range(reps):
             data = LoggedData(None, action[r], reward[r], mu[action[r]], probabilities=np.tile(mu, (n, 1)))
             for arm in range(k):
-                est = IPS().estimate(data, arm)  # deterministic candidates: always offer `arm`
+                est = NORMAL_IPS.estimate(data, arm)  # deterministic candidates: always offer `arm`
                 widths[arm].append(0.5 * (est.ci_high - est.ci_low))
         worst = np.array(widths[3])  # the arm the base policy never chooses, with the highest reward: the bound
         if expect_within:
