@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
@@ -78,10 +78,10 @@ def _timestamps(data: Any) -> np.ndarray:
 
 
 def _instant(value: Any, name: str) -> int:
-    """A datetime-like (str, datetime, numpy.datetime64, pandas.Timestamp) as microseconds since the epoch, UTC."""
-    if isinstance(value, bool) or not isinstance(value, (str, datetime, np.datetime64, pd.Timestamp)):
+    """A datetime-like (str, datetime, date, numpy.datetime64, pandas.Timestamp) as microseconds since the epoch, UTC."""
+    if isinstance(value, bool) or not isinstance(value, (str, date, np.datetime64, pd.Timestamp)):
         raise TypeError(
-            f"{name} must be a datetime, pandas.Timestamp, numpy.datetime64 or ISO string, got "
+            f"{name} must be a datetime or date, pandas.Timestamp, numpy.datetime64 or ISO string, got "
             f"{type(value).__name__} {value!r}"
         )
     try:

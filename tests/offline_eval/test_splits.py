@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +55,9 @@ def test_chronological_split_at_accepts_every_datetime_form_and_converts_time_zo
         pd.Timestamp("2024-03-11T06:00").to_pydatetime(),
     ):
         assert chronological_split(data, at=at)[1].n == ref
+    # a date is its midnight, UTC
+    midnight = chronological_split(data, at="2024-03-11")[1].n
+    assert chronological_split(data, at=datetime.date(2024, 3, 11))[1].n == midnight
 
 
 def test_chronological_split_test_days_keeps_exactly_the_last_days():
