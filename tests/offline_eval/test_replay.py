@@ -157,6 +157,49 @@ def test_rejection_replay_matches_the_truth_on_non_uniform_logs():
     assert abs(np.mean(kept) - 12_000 * FLOOR / K) < 3 * np.sqrt(600 / 20)
 
 
+@pytest.mark.slow
+def test_replay_shows_how_fast_a_trained_policy_learns_a_new_plan():
+    """A policy trained before the launch gets the new plan "basic"; the replayed share of "basic" and the revenue
+    per decision match the same policy run online on the launched catalog (the simulator's truth)."""
+    before = fitted_policy()  # six launch-day products
+    new_arm = UpsellWorld(seed=0).arms(unit_values=True)[-1]
+    share_err, value_err, shares = [], [], []
+    for seed in range(20):
+        world = UpsellWorld(seed=seed, launch_step=0)
+        ep = world.episode(7000)
+        E = ep.eligible
+        P = E / E.sum(axis=1, keepdims=True)
+        rng = np.random.default_rng(seed + 10_000)
+        action = (P.cumsum(axis=1) > rng.random((len(ep), 1))).argmax(axis=1)
+        rows = np.arange(len(ep))
+        data = LoggedData(ep.X, action, ep.outcomes(rows, action).revenue, P[rows, action], probabilities=P,
+                          eligible=E, timestamp=ep.timestamps, action_names=ep.arm_names)
+        launched = copy.deepcopy(before)
+        launched.add_arm(new_arm)
+        res = Replay(batch_size=20).run(data, launched)
+        replay_share = float((res.curve["arm"] == "basic").mean())
+        # online truth: the same starting state on fresh users of the launched world
+        online = copy.deepcopy(launched)
+        fresh = UpsellWorld(seed=seed + 500, launch_step=0).episode(res.n_accepted)
+        ev, total, basic = fresh.expected_value, 0.0, 0.0
+        for start in range(0, res.n_accepted, 20):
+            r = np.arange(start, min(start + 20, res.n_accepted))
+            bd = online.choose_batch(fresh.X[r], eligible=fresh.eligible[r])
+            total += float((bd.probabilities * ev[r]).sum())
+            basic += float(bd.probabilities[:, -1].sum())
+            online.update_batch(fresh.X[r], bd.indices, fresh.outcomes(r, bd.indices).revenue)
+        share_err.append(replay_share - basic / res.n_accepted)
+        value_err.append(res.value - total / res.n_accepted)
+        shares.append(res.arm_shares(window=100)["basic"].to_numpy())
+        assert res.policy.arm_names[-1] == "basic" and res.policy.pulls[-1] > 0
+    within_three_se(share_err)
+    within_three_se(value_err)
+    # the learning curve of the new plan: its share moves away from the untrained start as the policy learns
+    first = np.mean([s[99] for s in shares])
+    last = np.mean([s[-1] for s in shares])
+    assert abs(last - first) > 0.02
+
+
 # ------------------------------------------------------------------------------------------------------------
 # mechanics
 # ------------------------------------------------------------------------------------------------------------
