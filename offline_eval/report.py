@@ -98,7 +98,7 @@ from offline_eval.diagnostics import (
     Diagnostics,
     DiagnosticWarning,
 )
-from offline_eval.estimators import DR, Estimator, resolve_target
+from offline_eval.estimators import DR, Estimate, Estimator, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.intervals import RowTerms
 
@@ -474,25 +474,47 @@ def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
     return "ok", ""
 
 
-def _rows_to_settle(n: int, est: float, se: float, threshold: float, z_level: float, z_power: float) -> float:
-    """Total rows for a ``z_level`` interval to exclude ``threshold`` with power ``z_power`` if the truth is ``est``."""
-    gap = abs(est - threshold)
-    if se <= 0:
-        return float(n)
+def _planning_estimate(value: float, se: float, z_level: float, n: int, diag: Diagnostics) -> Estimate:
+    """An :class:`Estimate` whose interval is ``value +- z_level * se``: the interval whose growth is planned."""
+    return Estimate(
+        value=value,
+        se=se,
+        ci_low=value - z_level * se,
+        ci_high=value + z_level * se,
+        n=n,
+        estimator="forecast",
+        alpha=float(2 * norm.sf(z_level)),
+        interval="normal",
+        diagnostics=diag,
+    )
+
+
+def _more_rows_to_settle(plan: Estimate, threshold: float, z_level: float, z_power: float) -> float:
+    """More rows for ``plan``'s interval to exclude ``threshold`` with power ``z_power`` if the truth is its value.
+
+    The interval excludes the threshold with that power once its half-width is ``gap * z_level / (z_level +
+    z_power)``: :func:`offline_eval.power.rows_needed` at that half-width.
+    """
+    from offline_eval.power import rows_needed
+
+    gap = abs(plan.value - threshold)
+    if plan.se <= 0:
+        return 1.0
     if gap == 0:
         return math.inf
-    return n * ((z_level + z_power) * se / gap) ** 2
+    return float(rows_needed(plan, gap * z_level / (z_level + z_power)))
 
 
 def _rows_per_day(data: LoggedData) -> float | None:
-    """Decisions per day over the data's time span (the span of n rows is taken as n / (n - 1) times last - first)."""
+    """Decisions per day at the data's traffic (:func:`offline_eval.power.days_needed`), None without times."""
+    from offline_eval.power import days_needed
+
     if data.timestamp is None or data.n < 2:
         return None
-    ts = data.timestamp.astype(np.int64)
-    span_days = (int(ts.max()) - int(ts.min())) / 86_400_000_000 * data.n / (data.n - 1)
-    if span_days <= 0:
+    try:
+        return 1.0 / days_needed(data, 1.0)
+    except ValueError:  # every row at one instant
         return None
-    return data.n / span_days
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -781,7 +803,8 @@ def rollout_report(
         Rolling-origin windows (:func:`offline_eval.splits.rolling_origin`) over ``data`` to backtest the
         candidates' lift on (0: none); fit functions are refitted on each window's training rows.
     backtest_test_days : float, optional
-        Length of each backtest window (default ``test_days``, else a quarter of the log's span / windows).
+        Length of each backtest window (default ``test_days``), shortened to the log's span / (windows + 1) when
+        longer, so the first window has training rows.
     frame_options : mapping, optional
         Extra keyword arguments of ``LoggedData.from_dataframe`` (e.g. ``{"context_prefix": "x_"}``).
 
@@ -994,17 +1017,20 @@ def rollout_report(
         verdicts[name] = verdict
         info["overlap"], info["why"], info["breached"] = overlap, why, breached
         if verdict == MORE:
-            needs = [(q, _rows_to_settle(n, v, s, thr, zl, z_power), v, s, thr, zl) for q, v, s, thr, zl in info["needs"]]
+            needs: list[tuple[str, float, Estimate | None, float, float]] = []
+            for q_name, v, se, thr, zl in info["needs"]:
+                plan = _planning_estimate(v, se, zl, n, diag)
+                needs.append((q_name, _more_rows_to_settle(plan, thr, zl, z_power), plan, thr, zl))
             if overlap == "small":
-                needs.append(("ess", n * ESS_MIN / max(diag.ess, 1e-12), 0.0, 0.0, 0.0, 0.0))
-            driver, total, v, s, thr, zl = max(needs, key=lambda x: x[1])
-            more = max(total - n, 1.0)
+                needs.append(("ess", float(math.ceil(n * ESS_MIN / max(diag.ess, 1e-12)) - n), None, 0.0, 0.0))
+            driver, more, planned, thr, zl = max(needs, key=lambda x: x[1])
+            more = max(more, 1.0)
             if not math.isfinite(more) or more > MAX_GROWTH * n:
                 more = math.inf
-            curve = _power_curve(n, v, s, thr, zl, more) if driver != "ess" else []
+            curve = [] if planned is None else _power_curve(planned, thr, zl, more)
             forecasts[name] = Forecast(
                 candidate=name,
-                more_rows=float(math.ceil(more)) if math.isfinite(more) else math.inf,
+                more_rows=more,
                 more_days=None if per_day is None else more / per_day,
                 rows_per_day=per_day,
                 current_rows=n,
@@ -1100,18 +1126,20 @@ def _row(
     }
 
 
-def _power_curve(n: int, est: float, se: float, threshold: float, z_level: float, more: float) -> list[tuple[float, float]]:
-    """Probability of settling (interval excluding ``threshold``) after ``x`` more rows, if the truth is ``est``."""
-    top = (2.0 * more) if math.isfinite(more) else 10.0 * n
-    xs = np.linspace(0.0, max(top, 1.0), 41)
-    s = se * math.sqrt(n)
-    gap = abs(est - threshold)
+def _power_curve(plan: Estimate, threshold: float, z_level: float, more: float) -> list[tuple[float, float]]:
+    """(more rows, chance the interval then excludes ``threshold``) if the truth is ``plan.value``.
+
+    The half-width after ``x`` more rows is :func:`offline_eval.power.halfwidth_at`; the chance is
+    ``Phi(gap / se_x - z_level) + Phi(-gap / se_x - z_level)``.
+    """
+    from offline_eval.power import halfwidth_at
+
+    top = (2.0 * more) if math.isfinite(more) else 10.0 * plan.n
+    gap = abs(plan.value - threshold)
     out = []
-    for x in xs:
-        if s <= 0:
-            out.append((float(x), 1.0))
-            continue
-        z = gap * math.sqrt(n + x) / s
+    for x in np.linspace(0.0, max(top, 1.0), 41):
+        se_x = halfwidth_at(plan, plan.n + float(x)) / z_level
+        z = gap / se_x if se_x > 0 else math.inf
         out.append((float(x), float(norm.cdf(z - z_level) + norm.cdf(-z - z_level))))
     return out
 
@@ -1179,7 +1207,9 @@ def _reasons(
         v = verdicts[name]
         parts = [f"{name!r} ({v}): it {lift_text(name)}"]
         status = i["lift"]["status"]
-        if status == "below min effect":
+        if status == "above min effect":
+            parts.append(f"more than the {min_eff} worth shipping")
+        elif status == "below min effect":
             parts.append(f"which is less than the {min_eff} worth shipping")
         elif status == "inconclusive":
             parts.append(f"which cannot yet be told apart from the {min_eff} worth shipping")
@@ -1226,9 +1256,10 @@ def _backtest(
 
     if data.timestamp is None:
         raise ValueError("backtest_windows needs timestamps in the data")
-    if test_days is None:
-        ts = data.timestamp.astype(np.int64)
-        test_days = (int(ts.max()) - int(ts.min())) / 86_400_000_000 / (n_windows + 1)
+    ts = data.timestamp.astype(np.int64)
+    fits = (int(ts.max()) - int(ts.min())) / 86_400_000_000 / (n_windows + 1)  # leaves a window's worth to train on
+    if test_days is None or test_days > fits:
+        test_days = fits
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)
