@@ -592,7 +592,7 @@ def _estimate(estimate: Any) -> tuple[float, int]:
             f"estimate must be an offline_eval Estimate (e.g. IPS().estimate(data, target)) or a ReplayResult, got "
             f"{type(estimate).__name__}"
         )
-    hw = 0.5 * (estimate.ci_high - estimate.ci_low)
+    hw = 0.5 * (float(estimate.ci_high) - float(estimate.ci_low))
     if not (math.isfinite(hw) and estimate.n >= 2):
         raise ValueError(f"estimate has no finite interval (n={estimate.n}, [{estimate.ci_low}, {estimate.ci_high}])")
     return hw, int(n_logged)
