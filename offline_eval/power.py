@@ -614,7 +614,7 @@ def halfwidth_at(estimate: Estimate | ReplayResult, n_rows: float) -> float:
     >>> action = rng.integers(0, 2, size=4000)
     >>> data = LoggedData(None, action, (rng.random(4000) < 0.1).astype(float), np.full(4000, 0.5))
     >>> est = IPS().estimate(data, 1)
-    >>> round(halfwidth_at(est, 16_000) / (0.5 * (est.ci_high - est.ci_low)), 6)
+    >>> round(halfwidth_at(est, 16_000) / halfwidth_at(est, est.n), 6)  # four times the rows: half the width
     0.5
     """
     hw, n = _estimate(estimate)
