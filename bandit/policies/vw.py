@@ -356,6 +356,9 @@ class VWPolicy(Policy):
     0/1 conversions give costs in [-1, 0], the scale VW's defaults (SquareCB's ``gamma_scale``, RegCB's cost
     range) are tuned for; it is then fixed (and saved) so that arms added later do not rescale what was learned.
     ``regcb`` gets ``--cb_min_cost -1 --cb_max_cost 0`` (rewards in [0, 1]) unless ``vw_args`` sets them.
+    ``update``/``update_batch`` reject (``ValueError``, nothing learned) a reward whose cost exceeds 1e30 in
+    magnitude: VW learns in float32 and scales costs by importance weights, and larger costs (from 2e37 on) leave
+    its model non-finite for good.
 
     Probabilities passed to VW. ``update`` has no propensity argument. ``squarecb`` and ``regcb`` learn by plain
     regression (VW replaces the probability by 1 itself), so none is needed. ``epsilon``, ``cover``, ``bag`` and
