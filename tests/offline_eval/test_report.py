@@ -478,15 +478,17 @@ def test_forecast_is_calibrated():
     offer as the metric, and a candidate that offers each user their best product. The minimum effect sits 1.5
     standard errors (of the initial sample) below or above the candidate's true lift, so the first report is often
     undecided. Each replication draws a new world seed; the extra rows are the next N users of the same world
-    (prefix-stable), logged the same way, and the report is re-run on all n + N rows.
+    (prefix-stable), logged the same way, and the report is re-run on all n + N rows. Taste drift is off so the
+    true lift is the same for the first n and the first n + N users. A forecast of "impractical" counts as a
+    failure.
     """
     from bandit.simulation import UpsellWorld, WorldConfig
-    from bandit.simulation.config import CatalogConfig
+    from bandit.simulation.config import CatalogConfig, DriftConfig
 
     catalog = CatalogConfig().build(with_new_plan=False)
 
     def logs(n, seed):
-        ep = UpsellWorld(WorldConfig(), catalog, seed=seed).episode(n)
+        ep = UpsellWorld(WorldConfig(drift=DriftConfig(strength=0.0)), catalog, seed=seed).episode(n)
         u = np.random.default_rng(seed).random(n)  # prefix-stable draws
         P = ep.eligible / ep.eligible.sum(axis=1, keepdims=True)
         a = np.minimum((u[:, None] >= np.cumsum(P, axis=1)).sum(axis=1), P.shape[1] - 1)
@@ -495,7 +497,7 @@ def test_forecast_is_calibrated():
                           timestamp=ep.timestamps, action_names=ep.arm_names)
         return ep, data
 
-    big, _ = logs(100_000, 10_000)
+    big, _ = logs(60_000, 10_000)
     P = big.eligible / big.eligible.sum(axis=1, keepdims=True)
     truth = big.expected_value[np.arange(len(big)), big.best_arms()].mean() - (P * big.expected_value).sum(1).mean()
     n0, se0 = 3_000, 0.14  # se of the paired lift at n0 (measured)
@@ -504,18 +506,20 @@ def test_forecast_is_calibrated():
         warnings.simplefilter("ignore")
         for sign in (-1.0, 1.0):
             min_effect = truth + sign * 1.5 * se0
-            for seed in range(30):
+            for seed in range(22):
                 ep, data = logs(n0, seed)
                 first = rollout_report(data, {"best": ep.best_arms()}, metric="revenue", min_effect=min_effect,
                                        estimator=SNIPS())
                 if first.decision != "NEED MORE DATA":
                     continue
                 more = first.forecast.more_rows
-                assert math.isfinite(more)
+                if not math.isfinite(more):
+                    settled.append(False)
+                    continue
                 asked.append(more)
                 ep2, data2 = logs(n0 + int(more), seed)
                 second = rollout_report(data2, {"best": ep2.best_arms()}, metric="revenue", min_effect=min_effect,
                                         estimator=SNIPS())
                 settled.append(second.decision != "NEED MORE DATA")
-    assert len(settled) >= 25  # the scenario does produce undecided reports
+    assert len(settled) >= 20  # the scenario does produce undecided reports
     assert np.mean(settled) >= 0.8, (np.mean(settled), len(settled), np.median(asked))
