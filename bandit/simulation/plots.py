@@ -2,7 +2,7 @@
 
 Figures are drawn with matplotlib's object API on an Agg canvas (no display, no global backend change), so they
 work on servers, in CI and next to an interactive notebook session. Each function takes the tables of a
-:class:`~bandit.simulation.runner.SimulationResult` and writes one PNG.
+:class:`~bandit.simulation.report.SimulationResult` and writes one PNG.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def plot_new_plan_uptake(uptake: pd.DataFrame, path: str | Path, fraction: float
     ----------
     uptake : pandas.DataFrame
         Columns ``policy``, ``steps_since_launch``, ``share``, ``oracle_share``, ``recall``, ``precision`` (see
-        :func:`bandit.simulation.runner.time_to_learn`).
+        :func:`bandit.simulation.metrics.time_to_learn`).
     fraction : float
         The learn threshold, drawn on the right panel.
     """
@@ -141,8 +141,8 @@ def plot_ope(summary: pd.DataFrame, path: str | Path) -> Path:
     Parameters
     ----------
     summary : pandas.DataFrame
-        Columns ``policy``, ``ope_value``, ``ope_ci_low``, ``ope_ci_high``, ``true_value``; ``online_value``
-        optional.
+        Columns ``policy``, ``ope_value``, ``ope_ci_low``, ``ope_ci_high``, ``true_value``; ``online_value`` and
+        ``rollout_true_value`` (the demo: the exact value on the roll-out users) optional.
     """
     df = summary.dropna(subset=["ope_value"])
     y = np.arange(len(df))
@@ -165,7 +165,7 @@ def plot_ope(summary: pd.DataFrame, path: str | Path) -> Path:
 
 
 def plot_all(result: Any, directory: str | Path) -> Mapping[str, Path]:
-    """Every plot of a :class:`~bandit.simulation.runner.SimulationResult` into ``directory``; paths by name."""
+    """Every plot of a :class:`~bandit.simulation.report.SimulationResult` into ``directory``; paths by name."""
     d = Path(directory)
     launch = result.config.launch_step
     files = {
