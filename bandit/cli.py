@@ -136,6 +136,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a small run (seconds), e.g. for CI")
     demo.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    from bandit.cli_report import add_parser as _add_report_parser  # the rollout decision (bandit/cli_report.py)
+
+    _add_report_parser(sub)
     return parser
 
 
@@ -368,13 +371,32 @@ _LOG_COLUMNS = ("context", "action", "propensity", "eligible")
 _JOIN_COLUMNS = ("event_id", "timestamp", "action_name")
 
 
+def _read_decision_log(path: Path, notes: list[str]) -> tuple[Any, list[str]]:
+    """(Arrow table, arm list) of ``--logs`` through the one decision-log reader, ``offline_eval.schema.read_log``
+    (stray files skipped and duplicate event ids dropped with a note)."""
+    from offline_eval.schema import DecisionLogWarning, read_log
+
+    _parquet_files(path, "--logs")  # a missing path, an empty file or logs one level down: say so precisely
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DecisionLogWarning)
+        try:
+            log = read_log(path)
+        except (OSError, ValueError) as e:
+            skipped = [_one_line(w.message) for w in caught if issubclass(w.category, DecisionLogWarning)]
+            if len(skipped) == 1 and "': " in skipped[0]:  # "skipping 'FILE': why" -- the one reason
+                raise UsageError(f"--logs {path}: {skipped[0].split(chr(39) + ': ', 1)[1]}") from None
+            raise UsageError(f"--logs {path}: {_one_line(e)}") from None
+    notes.extend(_one_line(w.message) for w in caught if issubclass(w.category, DecisionLogWarning))
+    return log.table, list(log.arms)
+
+
 def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, str]:
     """LoggedData from the decision log (rewards joined from ``--outcomes`` if given), and how rewards were got."""
 
     from offline_eval import LoggedData
 
     path: Path = args.logs
-    table, arms = _read_parquet(path, "--logs")
+    table, arms = _read_decision_log(path, notes)
     if table.num_rows == 0:
         raise UsageError(f"--logs {path}: holds no decisions (0 rows)")
     _require(_LOG_COLUMNS, table.column_names, "--logs", path)
@@ -626,8 +648,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from bandit.cli_report import run
+
+    return run(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "simulate": _simulate, "evaluate": _evaluate, "demo": _demo,
+    "simulate": _simulate, "evaluate": _evaluate, "demo": _demo, "report": _report,
 }
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR
     from offline_eval.evaluate import compare, evaluate
     from offline_eval.intervals import RowTerms
+    from offline_eval.report import Guardrail, RolloutReport, rollout_report
     from offline_eval.reward_models import (
         CrossFittedRewardModel,
         LogisticRewardModel,
@@ -53,6 +54,9 @@ _LAZY = {
     "compare": "offline_eval.evaluate",
     "evaluate": "offline_eval.evaluate",
     "RowTerms": "offline_eval.intervals",
+    "Guardrail": "offline_eval.report",
+    "RolloutReport": "offline_eval.report",
+    "rollout_report": "offline_eval.report",
     "CrossFittedRewardModel": "offline_eval.reward_models",
     "LogisticRewardModel": "offline_eval.reward_models",
     "RidgeRewardModel": "offline_eval.reward_models",
@@ -73,9 +77,11 @@ __all__ = [
     "Diagnostics",
     "Estimate",
     "Estimator",
+    "Guardrail",
     "LoggedData",
     "LogisticRewardModel",
     "RidgeRewardModel",
+    "RolloutReport",
     "RowTerms",
     "SklearnRewardModel",
     "SwitchDR",
@@ -83,6 +89,7 @@ __all__ = [
     "compare",
     "default_reward_model",
     "evaluate",
+    "rollout_report",
 ]
 
 

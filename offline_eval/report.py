@@ -1337,7 +1337,7 @@ def _estimates_png(report: RolloutReport) -> bytes:
             ax.axvline(thr, color=_VERDICT_COLORS[NO_GO], ls="--", lw=1, label=f"margin {_fmt(g['margin'])}")
         ax.set_yticks(y, policies)
         ax.set_title(f"{metric} ({kind}): difference vs {report.settings['baseline']}", fontsize=10, loc="left")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _png(fig)

@@ -1,0 +1,334 @@
+"""``upsell-bandit report``: the rollout decision (GO / NO-GO / NEED MORE DATA) for saved policies, from decision logs.
+
+::
+
+    upsell-bandit report --logs DIR [--outcomes FILE --attribution-window WINDOW [--now TS]]
+        --policy NAME=FILE [--policy NAME=FILE ...] [--baseline logging|NAME] [--metric COLUMN]
+        [--split-at DATE | --test-days N] [--min-effect X] [--guardrail NAME=COLUMN:MARGIN ...]
+        [--conversion COLUMN] [--alpha A] [--estimator NAME] [--backtest-windows N] --out DIR [--force]
+
+Each metric -- the primary ``--metric`` (default ``reward``) and every guardrail's COLUMN -- is a column of the
+outcomes table joined to the decisions with :func:`bandit.attribution.join_outcomes` under ``--attribution-window``
+(the sum of a decision's outcomes inside its window, 0 once the window has passed without one; decisions whose
+window is still open at ``--now`` are left out), or, without ``--outcomes`` (or when the outcomes lack it), a column
+of the logs. Policies are files written by ``policy.save()`` (loaded with :func:`bandit.load`); ``uniform`` is
+uniform over the eligible arms. The report itself is :func:`offline_eval.report.rollout_report` (rules in its
+module docstring); ``--out`` receives ``report.html`` (self-contained), ``report.md``, ``report.json`` and
+``report.csv`` (the table).
+
+Bad input prints one line ``upsell-bandit report: error: ...`` naming the flag and exits with status 2, like the
+other commands of :mod:`bandit.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["add_parser", "run"]
+
+_LOG_COLUMNS = ("context", "action", "propensity", "eligible")
+_JOIN_COLUMNS = ("event_id", "timestamp", "action_name")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register the ``report`` subcommand on ``sub`` (an argparse sub-parsers action); returns its parser."""
+    from bandit.simulation.config import OPE_ESTIMATORS
+
+    rep = sub.add_parser(
+        "report",
+        help="decide GO / NO-GO / NEED MORE DATA for saved policies from decision logs",
+        description="The rollout decision: estimate saved policies on decision logs (paired against the logging "
+        "policy or another policy), check guardrail metrics against non-inferiority margins and the overlap "
+        "diagnostics, and forecast how much more data an undecided comparison needs. Writes report.html "
+        "(self-contained), report.md, report.json and report.csv.",
+    )
+    rep.add_argument("--logs", required=True, type=Path, metavar="DIR",
+                     help="decision log: a Parquet file or a directory of Parquet part files")
+    rep.add_argument("--outcomes", type=Path, metavar="FILE",
+                     help="delayed outcomes (event_id, timestamp and metric columns), joined with "
+                     "bandit.attribution.join_outcomes")
+    rep.add_argument("--attribution-window", metavar="WINDOW",
+                     help="with --outcomes: how long after a decision an outcome counts, e.g. 1D, 48h")
+    rep.add_argument("--now", metavar="TS", help="with --outcomes: the time up to which outcomes are complete")
+    rep.add_argument("--policy", required=True, action="append", metavar="NAME=FILE", dest="policies",
+                     help="a candidate: a policy file written by policy.save(), as NAME=FILE (or FILE), or "
+                     "'uniform'; repeat for several")
+    rep.add_argument("--baseline", default="logging", metavar="logging|NAME",
+                     help="compare against the logging policy (default) or the --policy of this NAME")
+    rep.add_argument("--metric", default="reward", metavar="COLUMN",
+                     help="primary metric column (of the outcomes, else of the logs; default: reward)")
+    split = rep.add_mutually_exclusive_group()
+    split.add_argument("--split-at", metavar="DATE",
+                       help="decisions before DATE train the references, the others are evaluated")
+    split.add_argument("--test-days", type=float, metavar="N", help="evaluate the last N days; earlier rows train")
+    rep.add_argument("--min-effect", type=float, default=0.0, metavar="X",
+                     help="smallest lift of the metric per decision worth shipping (default 0)")
+    rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN", dest="guardrails",
+                     help="a metric that must not rise by more than MARGIN per decision (e.g. "
+                     "cancellations=cancelled:0.002); repeat for several")
+    rep.add_argument("--conversion", metavar="COLUMN",
+                     help="metric whose positive values are conversions (hit rate, popularity; default --metric)")
+    rep.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
+    rep.add_argument("--estimator", default="DR", choices=list(OPE_ESTIMATORS),
+                     help="estimator for every metric (default DR)")
+    rep.add_argument("--backtest-windows", type=int, default=0, metavar="N",
+                     help="rolling-origin backtest windows (default 0: none)")
+    rep.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
+    rep.add_argument("--force", action="store_true",
+                     help="write into an existing --out directory (default: refuse)")
+    return rep
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arguments
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _guardrails(specs: list[str]) -> dict[str, tuple[str, float]]:
+    from bandit.cli import UsageError
+
+    out: dict[str, tuple[str, float]] = {}
+    for spec in specs:
+        name, eq, rest = spec.partition("=")
+        column, colon, margin_text = rest.rpartition(":")
+        if not eq or not colon or not name.strip() or not column.strip():
+            raise UsageError(f"--guardrail {spec!r}: expected NAME=COLUMN:MARGIN, e.g. cancellations=cancelled:0.002")
+        try:
+            margin = float(margin_text)
+        except ValueError:
+            margin = math.nan
+        if not (math.isfinite(margin) and margin >= 0):
+            raise UsageError(f"--guardrail {spec!r}: MARGIN must be a number >= 0 (metric units per decision)")
+        if name in out:
+            raise UsageError(f"--guardrail {spec!r}: the name {name!r} is used twice")
+        out[name.strip()] = (column.strip(), margin)
+    return out
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from bandit.cli import UsageError, _parse_now, _parse_window
+
+    if args.outcomes is None:
+        for flag, value in (("--attribution-window", args.attribution_window), ("--now", args.now)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to joined outcomes; pass --outcomes FILE as well")
+    else:
+        if args.attribution_window is None:
+            raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
+        _parse_window(args.attribution_window)
+        if args.now is not None:
+            _parse_now(args.now)
+    if not math.isfinite(args.min_effect):
+        raise UsageError(f"--min-effect {args.min_effect}: expected a finite number")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha}: expected a number in (0, 1), e.g. 0.05")
+    if args.test_days is not None and not (math.isfinite(args.test_days) and args.test_days > 0):
+        raise UsageError(f"--test-days {args.test_days}: expected a positive number of days")
+    if args.split_at is not None:
+        import pandas as pd
+
+        try:
+            ok = pd.Timestamp(args.split_at) is not pd.NaT
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UsageError(f"--split-at {args.split_at!r}: expected a date, e.g. 2026-11-20 or 2026-11-20T12:00Z")
+    if args.backtest_windows < 0:
+        raise UsageError(f"--backtest-windows {args.backtest_windows}: expected an int >= 0")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _metric_columns(args: argparse.Namespace, guardrails: dict[str, tuple[str, float]]) -> dict[str, str]:
+    """Column -> the flag that asked for it (metric, conversion, guardrails)."""
+    cols = {args.metric: "--metric"}
+    if args.conversion is not None:
+        cols.setdefault(args.conversion, "--conversion")
+    for name, (column, _) in guardrails.items():
+        cols.setdefault(column, f"--guardrail {name}={column}")
+    return cols
+
+
+def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -> pd.DataFrame:
+    """The decision log as a DataFrame with one column per metric (NaN where the outcome is not final)."""
+    import pyarrow.parquet as pq
+
+    from bandit.cli import UsageError, _join, _parquet_files, _read_parquet, _require
+
+    path: Path = args.logs
+    table, arms = _read_parquet(path, "--logs")
+    if table.num_rows == 0:
+        raise UsageError(f"--logs {path}: holds no decisions (0 rows)")
+    _require(_LOG_COLUMNS, table.column_names, "--logs", path)
+    df = table.to_pandas()
+    if arms is not None:
+        df.attrs["arms"] = arms
+    outcome_columns: list[str] = []
+    if args.outcomes is not None:
+        _require(_JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
+        files = _parquet_files(args.outcomes, "--outcomes")
+        outcome_columns = list(pq.read_schema(files[0]).names)
+    metrics = {}
+    for column, flag in columns.items():
+        if column in outcome_columns:
+            joined, _ = _join(df.copy(), argparse.Namespace(**{**vars(args), "reward_column": column}), notes)
+            metrics[column] = joined["reward"].to_numpy(dtype=np.float64)
+            df["timestamp"] = joined["timestamp"]
+        elif column in df.columns and (column != "reward" or args.outcomes is None):
+            metrics[column] = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            where = f"--outcomes {args.outcomes} or --logs {path}" if args.outcomes is not None else f"--logs {path}"
+            hint = "" if args.outcomes is not None else " (a decision log's metrics come from --outcomes FILE)"
+            raise UsageError(f"{flag}: no column {column!r} in {where}{hint}")
+    for column, values in metrics.items():
+        df[column] = values
+    return df
+
+
+class _Uniform:
+    """Uniform over the eligible arms."""
+
+    def action_probabilities(self, X: Any, eligible: Any) -> np.ndarray:
+        e = np.asarray(eligible, dtype=np.float64)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _load_policies(specs: list[str], n_features: int) -> dict[str, Any]:
+    import bandit
+    from bandit.cli import UsageError, _one_line
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        policy: Any
+        if spec == "uniform":
+            name, policy = "uniform", _Uniform()
+        else:
+            name, sep, raw = spec.partition("=")
+            if sep and (not name.strip() or not raw.strip()):
+                raise UsageError(f"--policy {spec!r}: expected NAME=FILE, FILE or 'uniform'")
+            path = Path(raw if sep else spec)
+            name = name.strip() if sep else path.stem
+            if not path.is_file():
+                raise UsageError(f"--policy {spec}: no policy file at {path} (write one with policy.save(path))")
+            try:
+                policy = bandit.load(path)
+            except (OSError, ValueError, TypeError, KeyError) as e:
+                raise UsageError(f"--policy {spec}: cannot load {path}: {_one_line(e)}") from None
+            if policy.n_features is not None and policy.n_features != n_features:
+                raise UsageError(
+                    f"--policy {spec}: the policy uses {policy.n_features} features, the logs' contexts have "
+                    f"{n_features}"
+                )
+        if name in out:
+            raise UsageError(f"--policy {spec}: the name {name!r} is used twice; use NAME=FILE")
+        out[name] = policy
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the command
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``upsell-bandit report`` with parsed ``args``; returns 0 (errors raise :class:`bandit.cli.UsageError`)."""
+    import json
+
+    import offline_eval
+    from bandit.cli import UsageError, _check_out_dir, _one_line, _writing
+    from offline_eval.report import Guardrail, rollout_report
+
+    _check_args(args)
+    guardrails = _guardrails(args.guardrails)
+    if args.metric in guardrails:
+        raise UsageError(f"--guardrail {args.metric}=...: a guardrail may not be named like the --metric")
+    _check_out_dir(args.out, args.force)
+    notes: list[str] = []
+    columns = _metric_columns(args, guardrails)
+    df = _read(args, columns, notes)
+    n_features = int(np.asarray(df["context"].iloc[0]).shape[0]) if len(df) else 0
+    policies = _load_policies(args.policies, n_features)
+    if args.baseline != "logging" and args.baseline not in policies:
+        raise UsageError(f"--baseline {args.baseline!r}: expected 'logging' or a --policy NAME ({', '.join(policies)})")
+    if len(policies) == 1 and args.baseline in policies:
+        raise UsageError(f"--baseline {args.baseline}: give at least one other --policy to decide on")
+    gr = {name: Guardrail(column, margin) for name, (column, margin) in guardrails.items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = rollout_report(
+                df,
+                policies,
+                baseline=args.baseline,
+                metric=args.metric,
+                guardrails=gr,
+                min_effect=args.min_effect,
+                alpha=args.alpha,
+                estimator=getattr(offline_eval, args.estimator)(),
+                split_at=args.split_at,
+                test_days=args.test_days,
+                conversion=args.conversion,
+                backtest_windows=args.backtest_windows,
+                frame_options={"action_names": df.attrs.get("arms")},
+            )
+        except (TypeError, ValueError) as e:
+            raise UsageError(_flag_of(str(e), args) + _one_line(e)) from None
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}", file=sys.stderr)
+    for message in dict.fromkeys(_one_line(w.message) for w in caught if not _is_diagnostic(w)):
+        if args.outcomes is not None and "with a missing metric" in message:
+            continue  # the attribution note above already says which decisions are left out
+        print(f"note: {message}", file=sys.stderr)
+    with _writing(args.out):
+        args.out.mkdir(parents=True, exist_ok=True)
+        html = report.to_html(args.out / "report.html")
+        (args.out / "report.md").write_text(report.to_markdown())
+        (args.out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        report.table.to_csv(args.out / "report.csv", index=False)
+    print(f"DECISION: {report.decision}")
+    for reason in report.reasons:
+        print(f"- {reason}")
+    print(f"report: {html}")
+    print(f"table:  {args.out / 'report.csv'}")
+    return 0
+
+
+def _is_diagnostic(w: Any) -> bool:
+    from offline_eval.diagnostics import DiagnosticWarning
+
+    return issubclass(w.category, DiagnosticWarning)
+
+
+def _flag_of(message: str, args: argparse.Namespace) -> str:
+    """The flag an error from rollout_report is about, as a prefix (``"--policy NAME: "``), or the logs."""
+    import re
+
+    m = re.search(r"candidates\['([^']+)'\]", message)
+    if m:
+        return f"--policy {m.group(1)}: "
+    if "split_at" in message or "at=" in message:
+        return f"--split-at {args.split_at}: " if args.split_at is not None else f"--test-days {args.test_days}: "
+    if "test_days" in message:
+        return f"--test-days {args.test_days}: "
+    if "backtest" in message or "window" in message:
+        return f"--backtest-windows {args.backtest_windows}: "
+    return f"--logs {args.logs}: "
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from bandit.cli import main
+
+    sys.exit(main(["report", *sys.argv[1:]]))

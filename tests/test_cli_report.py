@@ -1,0 +1,199 @@
+"""``upsell-bandit report``: the rollout decision from decision logs and delayed outcomes; one-line errors, exit 2.
+
+The fixture logs 2,000 uniform-random offers of three plans over about a week with a DecisionLog (reward null,
+as in production) and writes a delayed-outcomes table with three metric columns: ``reward`` (a conversion),
+``revenue`` and ``cancelled`` (a cancellation event). "family" converts six times as often as the others and, in
+the second fixture variant, also triggers cancellations. A LinUCB fitted on those logs is saved as the candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # pytest puts tests/ first, where tests/bandit/ would pass for a namespace package
+    sys.path.insert(1, str(ROOT))
+
+import bandit  # noqa: E402
+from bandit.attribution import join_outcomes  # noqa: E402
+from bandit.cli import main  # noqa: E402
+
+ARMS = ["individual", "duo", "family"]
+PRICES = np.array([11.99, 16.99, 19.99])
+START = pd.Timestamp("2026-11-01T00:00:00Z")
+
+
+def _one_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("note:")]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def _make(root: Path, cancel_family: float) -> Path:
+    rng = np.random.default_rng(0)
+    logging_policy = bandit.UniformRandom(ARMS, n_features=3, seed=1)
+    events, X, actions, rewards = [], [], [], []
+    with bandit.DecisionLog(root / "logs", policy=logging_policy) as log:
+        for i in range(2_000):
+            x = rng.normal(size=3)
+            d = logging_policy.choose(x, event_id=f"req-{i}")
+            ts = START + pd.Timedelta(minutes=5 * i)  # about 6.9 days
+            log.append(d, x, timestamp=ts)
+            converted = rng.random() < (0.30 if d.index == 2 else 0.05)
+            if converted:
+                events.append((d.event_id, ts + pd.Timedelta(hours=3), 1.0, PRICES[d.index], 0.0))
+            elif rng.random() < (cancel_family if d.index == 2 else 0.01):
+                events.append((d.event_id, ts + pd.Timedelta(hours=5), 0.0, 0.0, 1.0))
+            X.append(x)
+            actions.append(d.index)
+            rewards.append(float(converted))
+    pd.DataFrame(events, columns=["event_id", "timestamp", "reward", "revenue", "cancelled"]).to_parquet(
+        root / "outcomes.parquet"
+    )
+    policy = bandit.LinUCB(ARMS, n_features=3, alpha=0.1, seed=0)
+    policy.update_batch(np.array(X), np.array(actions), np.array(rewards))
+    policy.save(root / "fitted.policy")
+    return root
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    return _make(tmp_path_factory.mktemp("report"), cancel_family=0.01)
+
+
+@pytest.fixture(scope="module")
+def churny_logs(tmp_path_factory):
+    return _make(tmp_path_factory.mktemp("churny"), cancel_family=0.15)
+
+
+def _argv(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["report", "--logs", str(root / "logs"), "--outcomes", str(root / "outcomes.parquet"),
+            "--attribution-window", "1D", "--policy", f"fitted={root / 'fitted.policy'}", "--out", str(out),
+            "--estimator", "SNIPS", *extra]
+
+
+def test_help_lists_report(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "report" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    assert "--guardrail" in out and "--split-at" in out and "--min-effect" in out
+
+
+def test_report_go_end_to_end_matches_the_library(logs, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = _argv(logs, out, "--metric", "revenue", "--conversion", "reward", "--guardrail",
+                 "cancellations=cancelled:0.02", "--test-days", "3", "--min-effect", "0.5", "--now", "2026-11-09")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "DECISION: GO" in captured.out
+    for name in ("report.html", "report.md", "report.json", "report.csv"):
+        assert (out / name).is_file()
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["decision"] == "GO" and doc["recommended"] == "fitted"
+
+    # the same numbers as rollout_report on the outcomes joined per metric column in Python
+    from offline_eval import SNIPS
+    from offline_eval.report import Guardrail, rollout_report
+
+    outcomes = pd.read_parquet(logs / "outcomes.parquet")
+    now = pd.Timestamp("2026-11-09T00:00:00Z")
+    frame = None
+    for column in ("revenue", "reward", "cancelled"):
+        o = outcomes[["event_id", "timestamp", column]].rename(columns={column: "reward"})
+        joined = join_outcomes(logs / "logs", o, "1D", now=now)
+        final = (pd.to_datetime(joined["timestamp"], utc=True) + pd.Timedelta("1D") < now).to_numpy()
+        if frame is None:
+            frame = joined.drop(columns=["reward", "reward_status"])
+        frame[column] = np.where(final, joined["reward"].to_numpy(dtype=float), np.nan)
+    policy = bandit.load(logs / "fitted.policy")
+    assert not frame["revenue"].isna().any()  # every window closed by --now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = rollout_report(frame, {"fitted": policy}, metric="revenue", conversion="reward",
+                             guardrails={"cancellations": Guardrail("cancelled", 0.02)}, min_effect=0.5,
+                             test_days=3, estimator=SNIPS(), frame_options={"action_names": ARMS})
+    table = pd.read_csv(out / "report.csv")
+    np.testing.assert_allclose(table["value"].to_numpy(), ref.table["value"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(table["diff"].to_numpy(), ref.table["diff"].to_numpy(), rtol=1e-9, atol=1e-12)
+    assert ref.decision == "GO"
+
+
+def test_report_guardrail_breach_is_no_go(churny_logs, tmp_path, capsys):
+    argv = _argv(churny_logs, tmp_path / "out", "--guardrail", "cancellations=cancelled:0.01", "--now",
+                 "2026-11-09")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "DECISION: NO-GO" in captured.out
+    assert "breaches the cancellations guardrail" in captured.out
+
+
+def test_report_metric_from_the_logs_without_outcomes(logs, tmp_path, capsys):
+    """Without --outcomes the metric columns are read from the logs (here: a log with a joined reward column)."""
+    joined = join_outcomes(logs / "logs", pd.read_parquet(logs / "outcomes.parquet"), "1D",
+                           now=pd.Timestamp("2026-11-09T00:00:00Z"))
+    joined = joined.drop(columns=["reward_status"])
+    joined["timestamp"] = pd.to_datetime(joined["timestamp"], utc=True)
+    path = tmp_path / "joined.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(joined, preserve_index=False)
+    meta = pq.read_schema(next((logs / "logs").glob("*.parquet"))).metadata
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), path)
+    out = tmp_path / "out"
+    assert main(["report", "--logs", str(path), "--policy", f"fitted={logs / 'fitted.policy'}", "--policy",
+                 "uniform", "--out", str(out), "--estimator", "IPS"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert set(doc["verdicts"]) == {"fitted", "uniform"}
+    assert doc["settings"]["metric"] == "reward"
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["--guardrail", "cancellations"], "--guardrail 'cancellations': expected NAME=COLUMN:MARGIN"),
+        (["--guardrail", "c=cancelled:-1"], "--guardrail 'c=cancelled:-1': MARGIN must be a number >= 0"),
+        (["--guardrail", "c=nope:0.1"], "--guardrail c=nope: no column 'nope'"),
+        (["--metric", "nope"], "--metric: no column 'nope'"),
+        (["--baseline", "other"], "--baseline 'other': expected 'logging' or a --policy NAME"),
+        (["--split-at", "yesterday-ish"], "--split-at 'yesterday-ish': expected a date"),
+        (["--split-at", "2030-01-01"], "--split-at 2030-01-01:"),
+        (["--test-days", "-2"], "--test-days -2.0: expected a positive number of days"),
+        (["--alpha", "2"], "--alpha 2.0: expected a number in (0, 1)"),
+        (["--min-effect", "nan"], "--min-effect nan: expected a finite number"),
+        (["--now", "soon"], "--now 'soon': expected a timestamp"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_flag(logs, tmp_path, capsys, extra, expected):
+    out = tmp_path / "out"
+    assert main(_argv(logs, out, *extra)) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("upsell-bandit report: error:") and expected in line, line
+    assert not out.exists()
+
+
+def test_bad_files_are_one_line(logs, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["report", "--logs", str(logs / "logs"), "--policy", f"x={tmp_path / 'none.policy'}", "--outcomes",
+            str(logs / "outcomes.parquet"), "--attribution-window", "1D", "--out", str(out)]
+    assert main(argv) == 2
+    assert "--policy x=" in _one_line(capsys.readouterr().err)
+    argv = _argv(logs, out)
+    argv.remove("--attribution-window")
+    argv.remove("1D")
+    assert main(argv) == 2
+    assert "needs --attribution-window" in _one_line(capsys.readouterr().err)
+    out.mkdir()
+    assert main(_argv(logs, out)) == 2
+    assert "--out" in _one_line(capsys.readouterr().err) and "--force" in capsys.readouterr().err + "--force"
