@@ -300,7 +300,7 @@ def _bad_logs(root, tmp, kind):
         ("--outcomes", "foreign_ids", "--outcomes {path}: none of its"),
         ("--logs", "propensity_0", "--logs {path}: propensity must lie in (0, 1]"),
         ("--logs", "propensity_1.5", "--logs {path}: propensity must lie in (0, 1]"),
-        ("--logs", "no_context", "--logs {path}: missing column 'context'"),
+        ("--logs", "no_context", "--logs {path}: it is not a decision-log part (it has no column(s) ['context'])"),
         ("--logs", "zero_rows", "--logs {path}: holds no decisions"),
         ("--logs", "missing", "--logs {path}: does not exist"),
     ],
@@ -465,3 +465,18 @@ def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monk
     assert main(argv[1:]) == 0
     assert set(pd.read_csv(tmp_path / "ope-report" / "ope.csv")["policy"]) == {"candidate", "uniform"}
     capsys.readouterr()
+
+
+def test_logs_are_read_by_the_one_decision_log_reader(readme_logs, tmp_path, capsys):
+    """A stray file in the log directory is skipped with a note (offline_eval.schema.read_log), not a crash."""
+    import shutil
+
+    shutil.copytree(readme_logs / "logs", tmp_path / "logs")
+    shutil.copy(readme_logs / "outcomes.parquet", tmp_path / "logs" / "notes.parquet")
+    argv = _evaluate_argv(readme_logs, tmp_path / "o", "--outcomes", str(readme_logs / "outcomes.parquet"),
+                          "--attribution-window", "1D", "--now", "2026-12-01")
+    argv[argv.index("--logs") + 1] = str(tmp_path / "logs")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "note: skipping" in err and "notes.parquet" in err
+    assert pd.read_csv(tmp_path / "o" / "ope.csv").set_index("policy").loc["uniform", "n"] == 600
