@@ -9,7 +9,6 @@ the second fixture variant, also triggers cancellations. A LinUCB fitted on thos
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,13 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # pytest puts tests/ first, where tests/bandit/ would pass for a namespace package
-    sys.path.insert(1, str(ROOT))
-
-import bandit  # noqa: E402
-from bandit.attribution import join_outcomes  # noqa: E402
-from bandit.cli import main  # noqa: E402
+import bandit
+from bandit.attribution import join_outcomes
+from bandit.cli import main
 
 ARMS = ["individual", "duo", "family"]
 PRICES = np.array([11.99, 16.99, 19.99])

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # pytest puts tests/ first, where tests/bandit/ would pass for a namespace package
-    sys.path.insert(1, str(ROOT))
 
 
 def _load():
