@@ -1,41 +1,19 @@
 """Run policies side by side on one simulated world, with common random numbers, batch refresh and delayed rewards.
 
-How a run works
----------------
-:func:`run_policy` walks an :class:`~bandit.simulation.world.Episode` in batches of ``batch_size`` events (a batch
-also ends at the launch step), driving the production loop end to end. For each batch the policy decides every
-event with its **current** state (``choose_batch`` with the world's eligibility mask); the decisions are written to
-a :class:`bandit.DecisionLog` (``append_batch``, one log per run under the world's arm list); the world reveals the
-potential outcomes of the chosen arms, and each conversion becomes an outcome row (``event_id``, arrival
-``timestamp``, ``reward``) when it arrives. At the batch's last timestamp ``now`` the policy learns from the
-decisions whose reward is known by then through :func:`bandit.attribution.apply_log` -- the code behind
-``policy.update_from_log`` and ``join_outcomes``, with an explicit ``now``: a conversion that arrived inside the
-attribution window gives reward 1 (or its value), a decision whose window has passed without one gives 0, the rest
-wait. At the launch step the catalog's new plan is appended to the policy (``add_arm``, with its arm features, so a
-hybrid policy scores it before its first impression); a policy without ``add_arm`` keeps its arms and the run
-records a note.
+:func:`run_simulation` runs every policy of a :class:`~bandit.simulation.config.SimulationConfig` on the same
+users and potential outcomes (common random numbers), plus a uniform-random logging run for off-policy evaluation,
+and collects the metrics into a :class:`SimulationResult`. The work is split by job:
 
-Every policy meets the same users and the same potential outcomes (common random numbers, drawn once per world
-seed), so differences between policies are differences in choices, not luck of the draw.
+* :mod:`~bandit.simulation.loop` -- one policy on an episode, as in production: decisions written through
+  :class:`bandit.DecisionLog`, delayed rewards resolved by :mod:`bandit.attribution` at every batch refresh
+  (:func:`run_policy`);
+* :mod:`~bandit.simulation.metrics` -- revenue, regret against the oracle, arm share, time to learn a new plan,
+  off-policy evaluation on the logging run's decision log (:func:`time_to_learn`, :func:`offline_evaluate`);
+* :mod:`~bandit.simulation.report` -- :class:`SimulationResult`: tables, ``summary.md``, decision logs and
+  outcomes on disk (:func:`write_decision_logs`);
+* :mod:`~bandit.simulation.demo` -- the end-to-end demo (:func:`run_demo`).
 
-Metrics
--------
-* revenue and conversions (attributed, realised) and the expected value of the choices;
-* regret: ``sum_i max_eligible E[i, k] - E[i, a_i]`` with ``E`` the oracle's exact expected values (no noise),
-  also per event from the launch on (``regret_per_event_after_launch``: what learning the new plan costs);
-* arm share per window of ``share_window`` events;
-* new-plan uptake and **time to learn**: the number of steps after the launch until, within a window, the
-  policy's correctly targeted share of the new plan reaches ``learn_fraction`` of the oracle's share (it offers
-  the plan to that fraction of the users the oracle offers it to) and of its own share (that fraction of its
-  new-plan offers go to those users); NaN when that never happens (:func:`time_to_learn`);
-* off-policy evaluation: every policy's final state is evaluated with ``offline_eval`` on the logs of a
-  uniform-random logging run over the same users and compared with its exact value on those users (from the
-  oracle) and with the revenue per event it realised online while learning.
-
-The work is split by job: :mod:`~bandit.simulation.loop` (running one policy), :mod:`~bandit.simulation.metrics`
-(what a run is worth, off-policy evaluation), :mod:`~bandit.simulation.report` (:class:`SimulationResult`, files)
-and :mod:`~bandit.simulation.demo`; this module runs a whole configured simulation and re-exports their public
-names.
+This module re-exports their public names.
 
 Examples
 --------
