@@ -261,27 +261,20 @@ def _parquet_files(path: Path, flag: str) -> list[Path]:
     return [path]
 
 
-def _read_parquet(path: Path, flag: str) -> tuple[Any, list[str] | None]:
-    """(Arrow table, arm list from the schema metadata or None) of a Parquet file or directory of part files."""
+def _read_parquet(path: Path, flag: str) -> Any:
+    """The Arrow table of a Parquet file, or of the Parquet files of a directory concatenated."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from offline_eval.schema import arms_from_schema
-
     files = _parquet_files(path, flag)
     try:
-        tables = [pq.read_table(f) for f in files]
+        tables = [pq.read_table(f).replace_schema_metadata(None) for f in files]
     except (OSError, pa.ArrowException) as e:
         raise UsageError(f"{flag} {path}: not a readable Parquet file ({_one_line(e)})") from None
-    arms = arms_from_schema(tables[0].schema)
-    for f, t in zip(files, tables, strict=True):
-        if arms_from_schema(t.schema) != arms:
-            raise UsageError(f"{flag} {path}: {f.name} was written for a different arm list; evaluate each separately")
     try:
-        table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+        return pa.concat_tables(tables)
     except pa.ArrowInvalid:
-        raise UsageError(f"{flag} {path}: its part files have different columns; read them separately") from None
-    return table, arms
+        raise UsageError(f"{flag} {path}: its files have different columns; pass one of them") from None
 
 
 def _require(columns: Sequence[str], present: Sequence[str], flag: str, path: Path, why: str = "") -> None:
@@ -343,7 +336,7 @@ def _read_outcomes(path: Path, reward_column: str) -> pd.DataFrame:
     """The outcomes table, checked, with the evaluated reward in ``reward``."""
     import pandas as pd
 
-    table, _ = _read_parquet(path, "--outcomes")
+    table = _read_parquet(path, "--outcomes")
     _require(["event_id", "timestamp"], table.column_names, "--outcomes", path)
     if reward_column not in table.column_names:
         hint = "" if reward_column == "reward" else " (named by --reward-column)"
