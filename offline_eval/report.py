@@ -886,7 +886,12 @@ def rollout_report(
                     f"candidates[{name!r}] is a fit function; give a split (train=, split_at= or test_days=) so it "
                     "is fitted on the training rows only"
                 )
-            fitted[name] = target(train_primary)
+            if train_primary.timestamp is not None and primary.timestamp is not None:
+                from offline_eval.splits import fit_on_train
+
+                fitted[name] = fit_on_train((train_primary, primary), target)  # checks train precedes test
+            else:
+                fitted[name] = target(train_primary)
         else:
             fitted[name] = target
     targets = {name: _materialise(primary, t, f"candidates[{name!r}]") for name, t in fitted.items()}
@@ -1186,6 +1191,7 @@ def _reasons(
         what = "the lift" if forecast.driver == "lift" else (
             "the effective sample size" if forecast.driver == "ess" else f"the {forecast.driver} guardrail"
         )
+        pending = "too few decisions effectively count yet" if forecast.driver == "ess" else f"{what} is still undecided"
         if math.isfinite(forecast.more_rows):
             days = (
                 f" (about {_days_text(forecast.more_days)} at the current {forecast.rows_per_day:,.0f} decisions a day)"
@@ -1194,7 +1200,7 @@ def _reasons(
             )
             out.append(
                 f"NEED MORE DATA: about {_rows_text(forecast.more_rows)} more logged decisions{days} should settle "
-                f"{forecast.candidate!r} ({what} is still undecided; planned for a {100 * forecast.power:.0f}% chance)."
+                f"{forecast.candidate!r} ({pending}; planned for a {100 * forecast.power:.0f}% chance)."
             )
         else:
             out.append(

@@ -208,6 +208,23 @@ def test_wrong_propensities_are_no_go():
     assert "wrong logged propensities" in " ".join(r.reasons)
 
 
+def test_small_effective_sample_asks_for_more_data():
+    """A clear lift, but the logger offered B in 5% of 400 rows: about 20 effective rows, below ESS_MIN = 30."""
+    n, pb = 400, 0.05
+    P = np.tile([1 - pb, pb], (n, 1))
+    df = make_logs(n, 0.0, 0.9, probabilities=P)
+    rng = np.random.default_rng(5)
+    a = (rng.random(n) < pb).astype(int)
+    df["action"], df["propensity"] = a, P[np.arange(n), a]
+    df["converted"] = (rng.random(n) < np.where(a == 1, 0.9, 0.0)).astype(float)
+    r = report(df, {"always B": "B"})
+    row = r.table.query("policy == 'always B'").iloc[0]
+    assert row.status == "above min effect" and 4 < row.ess < 30
+    assert r.decision == "NEED MORE DATA" and r.forecast.driver == "ess"
+    assert r.forecast.more_rows == math.ceil(n * 30 / row.ess) - n
+    assert "too few decisions effectively count yet" in r.reasons[0]
+
+
 def test_multiple_candidates_bonferroni_and_largest_go_lift_recommended():
     df = make_logs(20_000, 0.05, 0.15)
     rng = np.random.default_rng(3)
@@ -270,11 +287,6 @@ def test_fit_functions_see_only_the_training_rows():
     df = make_logs(8_000, 0.05, 0.15, per_day=1000.0)  # 8 days
     seen = {}
 
-    def fit(train):
-        seen["n"], seen["last"] = train.n, train.timestamp.max()
-        best = int(np.argmax([train.reward[train.action == k].mean() for k in range(2)]))
-        return np.full(1, best)  # placeholder replaced below
-
     class Fitted:
         def __init__(self, arm):
             self.arm = arm
@@ -285,11 +297,15 @@ def test_fit_functions_see_only_the_training_rows():
             return p
 
     def fit_policy(train):
-        fit(train)
-        best = int(np.argmax([train.reward[train.action == k].mean() for k in range(2)]))
-        return Fitted(best)
+        seen["n"], seen["last"] = train.n, train.timestamp.max()
+        return Fitted(int(np.argmax([train.reward[train.action == k].mean() for k in range(2)])))
 
     r = report(df, {"fitted": fit_policy}, test_days=2)
+    # a hand-made train / test pair is checked: training rows must precede the test rows
+    data = as_logged(df)
+    with pytest.raises(ValueError, match="split is not chronological"):
+        report(data.subset(slice(0, 2000)), {"fitted": fit_policy}, train=data.subset(slice(6000, None)),
+               frame_options=None)
     assert seen["n"] == 6_000 and r.settings["n_test"] == 2_000 and r.settings["n_train"] == 6_000
     assert seen["last"] < np.datetime64("2024-01-07")
     assert r.decision == "GO"
