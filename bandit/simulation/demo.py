@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bandit.arms import Arm
+from bandit.decision_log import read_decision_log
 from bandit.simulation.config import PolicyConfig, SimulationConfig
 from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
 from bandit.simulation.metrics import offline_evaluate, target_probabilities
@@ -182,15 +183,14 @@ def build_demo(
     # 2. chronological split of the decisions with a final outcome: fit on the earlier half, evaluate on the later
     final = np.flatnonzero(log_run.mature)
     fit, held_out = final[: final.size // 2], final[final.size // 2 :]
-    from bandit.decision_log import read_decision_log
-
     if log_run.log_dir is None:
         raise RuntimeError("the logging run has no decision log")
     logged = read_decision_log(log_run.log_dir)
     outcomes = outcomes_table(log_run, episode).to_pandas()
-    now = logged["timestamp"].iloc[-1]  # the end of the logging period: every fitted decision's window has closed
+    now = logged["timestamp"].max()  # the end of the logging period: every fitted decision's window has closed
+    fit_rows = logged[logged["step"].isin(fit + log_run.start)]
     for label, pol in cands.items():
-        report = pol.update_from_log(logged.iloc[fit], outcomes, pd.Timedelta(days=episode.attribution_window_days),
+        report = pol.update_from_log(fit_rows, outcomes, pd.Timedelta(days=episode.attribution_window_days),
                                      now=now)
         if report.n_applied != fit.size:
             raise RuntimeError(f"{label} learned from {report.n_applied} of the {fit.size} fitted decisions")
