@@ -223,12 +223,14 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as e:
-        raise UsageError(str(e)) from None
+        message = _one_line(e)  # load_config names the file first
+        prefix = "--config " if message.startswith(str(args.config)) else f"--config {args.config}: "
+        raise UsageError(prefix + message) from None
     _check_out_dir(args.out, args.force)
     try:
         result = run_simulation(config, progress=not args.quiet and config.output.progress)
     except ConfigError as e:
-        raise UsageError(f"{args.config}: {e}") from None
+        raise UsageError(f"--config {args.config}: {_one_line(e)}") from None
     with _writing(args.out, stale=_STALE):
         files = result.save(args.out, plots=config.output.plots and not args.no_plots,
                             logs=config.output.decision_logs and not args.no_logs)
@@ -633,7 +635,7 @@ def _demo(args: argparse.Namespace) -> int:
     from bandit.simulation.demo import run_demo
 
     if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+        raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
     _check_out_dir(args.out, args.force)
     with _writing(args.out, stale=_STALE):
         files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=print)
