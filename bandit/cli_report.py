@@ -166,10 +166,10 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
     """The decision log as a DataFrame with one column per metric (NaN where the outcome is not final)."""
     import pyarrow.parquet as pq
 
-    from bandit.cli import UsageError, _join, _parquet_files, _read_parquet, _require
+    from bandit.cli import UsageError, _join, _parquet_files, _read_decision_log, _require
 
     path: Path = args.logs
-    table, arms = _read_parquet(path, "--logs")
+    table, arms = _read_decision_log(path, notes)
     if table.num_rows == 0:
         raise UsageError(f"--logs {path}: holds no decisions (0 rows)")
     _require(_LOG_COLUMNS, table.column_names, "--logs", path)

@@ -579,6 +579,13 @@ class RolloutReport:
         ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``), when requested.
     settings : dict
         Metric, baseline, min effect, alpha, estimator, split and sizes.
+    verdicts : dict of str to str
+        Each decided candidate's own decision.
+    power_curve : dict or None
+        For the power-curve plot: ``candidate``, ``driver`` (what is being settled), ``points`` ((more rows,
+        chance that the interval then excludes the threshold) pairs, if the truth is the current estimate),
+        ``power`` and ``forecast_rows`` (the forecast's rows, None when the report is decided: then the curve shows
+        how firmly the leading candidate's lift is settled).
     """
 
     decision: str
@@ -589,6 +596,7 @@ class RolloutReport:
     backtest: pd.DataFrame | None
     settings: dict[str, Any]
     verdicts: dict[str, str] = field(default_factory=dict)
+    power_curve: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"RolloutReport({self.decision}: {self.reasons[0]})"
@@ -609,6 +617,7 @@ class RolloutReport:
             "settings": self.settings,
             "table": self.table.to_dict(orient="records"),
             "backtest": None if self.backtest is None else self.backtest.to_dict(orient="records"),
+            "power_curve": self.power_curve,
         }
         return _jsonable(out)
 
@@ -657,7 +666,7 @@ class RolloutReport:
         out = {"estimates": _estimates_png(self)}
         if self.backtest is not None and len(self.backtest):
             out["backtest"] = _backtest_png(self)
-        if self.forecast is not None and self.forecast.curve:
+        if self.power_curve is not None and self.power_curve["points"]:
             out["power"] = _power_png(self)
         return {k: base64.b64encode(v).decode("ascii") for k, v in out.items()}
 
@@ -1089,7 +1098,20 @@ def rollout_report(
     if backtest_windows:
         backtest = _backtest(full[metric], fitted_sources=candidates, baseline=baseline, est=est,
                              n_windows=int(backtest_windows), test_days=backtest_test_days or test_days)
-    return RolloutReport(decision, reasons, table, recommended, forecast, backtest, settings, verdicts)
+    power_plot: dict[str, Any] | None = None
+    if forecast is not None:
+        power_plot = {"candidate": forecast.candidate, "driver": forecast.driver, "points": forecast.curve,
+                      "power": power, "forecast_rows": forecast.more_rows}
+    else:
+        leading = recommended if recommended is not None else max(decided, key=lambda c: lift_of[c])
+        lift_row = per_candidate[leading]["lift"]
+        if lift_row["diff_se"] > 0:
+            plan = _planning_estimate(lift_row["diff"], lift_row["diff_se"], z_lift, n,
+                                      resolved_primary[leading].diagnostics())
+            points = _power_curve(plan, min_effect, z_lift, n / 2)
+            power_plot = {"candidate": leading, "driver": "lift", "points": points, "power": power,
+                          "forecast_rows": None}
+    return RolloutReport(decision, reasons, table, recommended, forecast, backtest, settings, verdicts, power_plot)
 
 
 def _logging_target(d: LoggedData) -> np.ndarray:
@@ -1181,11 +1203,10 @@ def _reasons(
             f"GO: roll out {recommended!r}. It {lift_text(recommended)}, more than the {min_eff} worth shipping{guard}."
         )
     elif decision == NO_GO:
-        out.append(
-            "NO-GO: no candidate should be rolled out."
-            if len(decided) > 1
-            else f"NO-GO: do not roll out {decided[0]!r}."
-        )
+        if len(decided) > 1:
+            out.append("NO-GO: no candidate should be rolled out.")
+        else:
+            out.append(f"NO-GO: do not roll out {decided[0]!r}: {_no_go_cause(info[decided[0]], min_eff)}.")
     else:
         assert forecast is not None
         what = "the lift" if forecast.driver == "lift" else (
@@ -1223,22 +1244,32 @@ def _reasons(
         out.append(sentence)
         if i["why"]:
             out.append(f"{name!r}: {i['why']}.")
-        for gname, g, harm, row in i.get("guardrails", []):
-            worse = "more" if not g.higher_is_better else "less"
-            change = f"{_fmt(harm, True)} per decision ({worse} is worse)"
+        for gname, g, _, row in i.get("guardrails", []):
+            limit = f"{'rise' if not g.higher_is_better else 'fall'} of {_fmt(g.margin)}"
+            change = (
+                f"{gname} changes by {_fmt(row['diff'], True)} per decision ({level} CI "
+                f"{_fmt(row['diff_ci_low'], True)} to {_fmt(row['diff_ci_high'], True)})"
+            )
             if row["status"] == "breached":
-                out.append(f"{name!r} breaches the {gname} guardrail: {change}, beyond the allowed {_fmt(g.margin)}.")
+                out.append(f"{name!r} breaches the {gname} guardrail: {change}, beyond the allowed {limit}.")
             elif row["status"] == "non-inferior":
-                out.append(f"{name!r} keeps {gname} within the allowed {_fmt(g.margin)}: {change}.")
+                out.append(f"{name!r} keeps {gname} within the allowed {limit}: {change}.")
             else:
-                out.append(
-                    f"{name!r}: {gname} changes by {change}; the data cannot yet show it stays within the allowed "
-                    f"{_fmt(g.margin)}."
-                )
+                out.append(f"{name!r}: {change}; the data cannot yet show it stays within the allowed {limit}.")
     if settings["n_train"] is None:
         out.append("No training split was given: the best single plan and popularity references were ranked on the "
                    "evaluated rows themselves, which flatters them.")
     return out
+
+
+def _no_go_cause(i: Mapping[str, Any], min_eff: str) -> str:
+    """The main reason a candidate is NO-GO, as a clause."""
+    if i["overlap"] == "no-go":
+        return "the logs cannot judge it"
+    if i["lift"]["status"] == "below min effect":
+        return f"its lift is below the {min_eff} worth shipping"
+    names = [g for g, _, _, _ in i["breached"]]
+    return f"it breaches the {' and '.join(names)} guardrail{'s' if len(names) > 1 else ''}"
 
 
 def _days_text(days: float | None) -> str:
@@ -1379,21 +1410,23 @@ def _backtest_png(report: RolloutReport) -> bytes:
 def _power_png(report: RolloutReport) -> bytes:
     from matplotlib.figure import Figure
 
-    f = report.forecast
-    assert f is not None
+    c = report.power_curve
+    assert c is not None
     fig = Figure(figsize=(7.5, 3.0))
     ax = fig.subplots()
-    xs = [x for x, _ in f.curve]
-    ps = [p for _, p in f.curve]
+    xs = [x for x, _ in c["points"]]
+    ps = [p for _, p in c["points"]]
     ax.plot(xs, ps, color=_COLORS["candidate"])
-    ax.axhline(f.power, color="#888888", ls=":", lw=1)
-    if math.isfinite(f.more_rows):
-        ax.axvline(f.more_rows, color=_VERDICT_COLORS[MORE], ls="--", lw=1, label=f"forecast: {f.more_rows:,.0f} rows")
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.axhline(c["power"], color="#888888", ls=":", lw=1, label=f"planned chance {100 * c['power']:.0f}%")
+    rows = c["forecast_rows"]
+    if rows is not None and math.isfinite(rows):
+        ax.axvline(rows, color=_VERDICT_COLORS[MORE], ls="--", lw=1, label=f"forecast: {rows:,.0f} more rows")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("additional logged decisions")
-    ax.set_ylabel("chance of a decision")
-    ax.set_title(f"{f.candidate}: settling {f.driver}", fontsize=10, loc="left")
+    ax.set_ylabel("chance the interval excludes\nthe threshold")
+    ax.set_title(f"{c['candidate']}: settling {c['driver']} (if the truth is the current estimate)", fontsize=10,
+                 loc="left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)

@@ -137,15 +137,17 @@ def test_report_metric_from_the_logs_without_outcomes(logs, tmp_path, capsys):
     """Without --outcomes the metric columns are read from the logs (here: a log with a joined reward column)."""
     joined = join_outcomes(logs / "logs", pd.read_parquet(logs / "outcomes.parquet"), "1D",
                            now=pd.Timestamp("2026-11-09T00:00:00Z"))
-    joined = joined.drop(columns=["reward_status"])
-    joined["timestamp"] = pd.to_datetime(joined["timestamp"], utc=True)
-    path = tmp_path / "joined.parquet"
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(joined, preserve_index=False)
-    meta = pq.read_schema(next((logs / "logs").glob("*.parquet"))).metadata
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), path)
+    part = next((logs / "logs").glob("*.parquet"))
+    table = pq.read_table(part)
+    order = pd.Index(joined["event_id"]).get_indexer(table.column("event_id").to_pylist())
+    reward = joined["reward"].to_numpy(dtype=float)[order]
+    table = table.set_column(table.schema.get_field_index("reward"), table.schema.field("reward"),
+                             pa.array(reward, pa.float64(), mask=np.isnan(reward)))
+    path = tmp_path / "part-00000-joined.parquet"
+    pq.write_table(table, path)
     out = tmp_path / "out"
     assert main(["report", "--logs", str(path), "--policy", f"fitted={logs / 'fitted.policy'}", "--policy",
                  "uniform", "--out", str(out), "--estimator", "IPS"]) == 0

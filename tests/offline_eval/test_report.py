@@ -394,6 +394,19 @@ def test_outputs_table_markdown_dict(tmp_path):
     back = json.loads(json.dumps(d, allow_nan=False))
     assert back["decision"] == r.decision and back["reasons"] == r.reasons
     assert len(back["table"]) == len(r.table)
+    assert back["power_curve"]["candidate"] == "always B"
+
+
+def test_decided_report_still_shows_how_firmly_the_lift_is_settled(tmp_path):
+    df = make_logs(20_000, 0.05, 0.15)
+    r = report(df, {"always B": "B"}, min_effect=0.02)
+    assert r.decision == "GO" and r.forecast is None
+    c = r.power_curve
+    assert c["candidate"] == "always B" and c["driver"] == "lift" and c["forecast_rows"] is None
+    ps = [p for _, p in c["points"]]
+    assert ps[0] > 0.95 and all(b >= a - 1e-12 for a, b in zip(ps, ps[1:], strict=False))  # settled, more helps
+    html = r.to_html(tmp_path / "r.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "How firmly" in html
 
 
 def test_html_is_self_contained(tmp_path):
