@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,7 +108,9 @@ def parse_utc_us(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     n = items.shape[0]
     if all(isinstance(v, str | datetime | np.datetime64) or _is_missing(v) for v in items):
         try:  # vectorised when every value is a timestamp-like or missing (bare numbers would be read as ns)
-            idx = pd.DatetimeIndex(pd.to_datetime(items, utc=True))
+            with warnings.catch_warnings():  # "could not infer format": mixed formats are parsed one by one
+                warnings.simplefilter("ignore", UserWarning)
+                idx = pd.DatetimeIndex(pd.to_datetime(items, utc=True))
         except (TypeError, ValueError, OverflowError):
             pass  # mixed formats or garbage strings: element by element below
         else:

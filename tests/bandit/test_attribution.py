@@ -882,3 +882,225 @@ def test_applied_events_state_is_validated():
     ]:
         with pytest.raises(ValueError, match=pattern):
             AppliedEvents.from_state(bad)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# fuzz: malformed decisions and outcomes never raise; good rows are applied exactly once
+# ------------------------------------------------------------------------------------------------------------------
+
+FUZZ_WINDOW, FUZZ_GRACE = 30, 10  # minutes
+BAD_TIMES = [None, pd.NaT, "not a date", 5, np.nan]
+
+
+def _minute(value):
+    """The minute offset of a generated timestamp, or None when it is malformed."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value != 5 else None
+
+
+def fuzz_strategies():
+    from hypothesis import strategies as st
+
+    def mostly(good, bad):  # a bad value one time in ten: most rows are good, so good rows get applied
+        return st.sampled_from(range(10)).flatmap(lambda i: bad if i == 3 else good)
+
+    finite = st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+    good_ctx = st.tuples(finite, finite, st.booleans()).map(lambda t: ("ok", list(t[:2]) if t[2] else np.array(t[:2])))
+    bad_ctx = st.sampled_from([
+        ("bad", np.array([np.nan, 1.0])), ("bad", np.array([np.inf, 0.0])), ("bad", np.array([1.0])),
+        ("bad", [1.0, 2.0, 3.0]), ("bad", "1,2"), ("bad", None), ("bad", np.array([[1.0, 2.0]])),
+    ])
+    bad_ids = st.sampled_from([None, "", 7, np.nan, b"d1"])
+    bad_time = st.sampled_from(BAD_TIMES).map(lambda b: ("bad", b))
+    # few distinct minutes at the rules' edges (window 30, now 90 then 200): equal stamps and boundaries are common
+    dec_minutes = st.sampled_from([0, 30, 60, 61, 89, 120]).map(lambda m: ("ok", m))
+    out_minutes = st.sampled_from([-5, 0, 30, 60, 61, 90, 91, 150]).map(lambda m: ("ok", m))
+    decision = st.tuples(
+        mostly(st.sampled_from([f"d{i}" for i in range(4)]), bad_ids),
+        mostly(dec_minutes, bad_time),
+        mostly(good_ctx, bad_ctx),
+        mostly(st.sampled_from(POLICY_ARMS), st.sampled_from(["ghost", None, 3])),
+    )
+    outcome = st.tuples(
+        mostly(st.sampled_from([f"d{i}" for i in range(5)]), bad_ids),
+        mostly(out_minutes, bad_time),
+        mostly(st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0, True]), st.sampled_from([np.nan, np.inf, None, "x"])),
+    )
+
+    def with_repeats(rows):  # exact repeats of some rows: duplicate deliveries and duplicated log rows
+        return st.lists(st.sampled_from(rows), max_size=3).map(lambda extra: rows + extra) if rows else st.just(rows)
+
+    return (
+        st.lists(decision, min_size=2, max_size=10).flatmap(with_repeats),
+        st.lists(outcome, min_size=2, max_size=12).flatmap(with_repeats),
+        st.booleans(),
+        st.sampled_from(["LinUCB", "LogisticTS"]),
+        st.sampled_from(["sum", "max", "first"]),
+    )
+
+
+def fuzz_frames(dec_rows, out_rows, typed: bool):
+    def stamp(kind_value):
+        kind, v = kind_value
+        return at(v) if kind == "ok" else v
+
+    dec_ts = [stamp(t) for _, t, _, _ in dec_rows]
+    dec = pd.DataFrame(
+        {
+            "event_id": pd.Series([e for e, _, _, _ in dec_rows], dtype=object),
+            "timestamp": pd.Series(dec_ts, dtype=object),
+            "context": pd.Series([c for _, _, (_, c), _ in dec_rows], dtype=object),
+            "action": np.zeros(len(dec_rows), dtype=np.int32),
+            "action_name": pd.Series([a for _, _, _, a in dec_rows], dtype=object),
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "event_id": pd.Series([e for e, _, _ in out_rows], dtype=object),
+            "timestamp": pd.Series([stamp(t) for _, t, _ in out_rows], dtype=object),
+            "reward": pd.Series([r for _, _, r in out_rows], dtype=object),
+        }
+    )
+    if typed:  # the dtypes a Parquet file gives, where the values allow it
+        if all(t[0] == "ok" for _, t, _, _ in dec_rows):
+            dec["timestamp"] = pd.to_datetime(dec["timestamp"], utc=True)
+        if all(isinstance(r, float) for _, _, r in out_rows):
+            out["reward"] = out["reward"].astype(np.float64)
+    return dec, out
+
+
+def reference_updates(dec_rows, out_rows, now, settled, wm, low, high, combine):
+    """The module rules, read literally, on the generated rows (times in minutes). Returns the rows to apply, in
+    order, as (event_id, minute, context, arm, reward), and the (event_id, minute) of the final rejections."""
+    def ok_id(e):
+        return isinstance(e, str) and e != ""
+
+    def ok_ctx(kind_value):
+        return kind_value[0] == "ok"
+
+    kept = {}
+    for i, (e, t, _, _) in enumerate(dec_rows):
+        if ok_id(e) and e not in settled and _minute(t[1]) is not None and t[0] == "ok" and e not in kept:
+            kept[e] = i
+    bad_ts_ids, bad_reward, seen, goods = set(), [], set(), []
+    for e, t, r in out_rows:
+        if not ok_id(e):
+            continue
+        m = t[1] if t[0] == "ok" else None
+        if m is None:
+            bad_ts_ids.add(e)
+            continue
+        good_r = isinstance(r, float | bool) and np.isfinite(float(r))
+        if not good_r:
+            if m <= now:
+                bad_reward.append((e, m))
+            continue
+        if m > now or (e, m, float(r)) in seen:
+            continue
+        seen.add((e, m, float(r)))
+        goods.append((e, m, float(r)))
+    applies, finals = [], []
+    for e, i in kept.items():
+        _, (_, t), ctx, arm = dec_rows[i]
+        if (wm is not None and t <= wm) or t > now:
+            continue
+        if not ok_ctx(ctx):
+            finals.append((e, t))
+            continue
+        if arm not in POLICY_ARMS:
+            continue
+        if e in bad_ts_ids or any(e2 == e and t <= m <= t + FUZZ_WINDOW for e2, m in bad_reward):
+            finals.append((e, t))
+            continue
+        rs = [(m, r) for e2, m, r in goods if e2 == e and t <= m <= t + FUZZ_WINDOW]
+        if rs:
+            values = [r for _, r in rs]
+            reward = {"sum": sum(values), "max": max(values), "first": min(rs, key=lambda mr: mr[0])[1]}[combine]
+            if not all(low <= v <= high for v in [*values, reward]):
+                finals.append((e, t))
+                continue
+        elif now > t + FUZZ_WINDOW:
+            reward = 0.0
+        else:
+            continue
+        applies.append((i, e, t, np.asarray(ctx[1], dtype=np.float64), arm, reward))
+    applies.sort(key=lambda a: (a[2], a[0]))
+    return [a[1:] for a in applies], finals
+
+
+def run_fuzz_case(dec_rows, out_rows, typed, cls_name, combine):
+    import bandit
+
+    cls = getattr(bandit, cls_name)
+    policy = real_policy(cls, seed=9)
+    reference = real_policy(cls, seed=9)
+    low, high = cls._reward_low, cls._reward_high
+    dec, out = fuzz_frames(dec_rows, out_rows, typed)
+    settled: dict[str, int] = {}
+    wm = None
+    applied_ids: list[str] = []
+    for now, expect_nothing in ((90, False), (90, True), (200, False)):
+        report = policy.update_from_log(dec, out, f"{FUZZ_WINDOW}min", now=at(now), combine=combine,
+                                        grace=f"{FUZZ_GRACE}min")
+        applies, finals = reference_updates(dec_rows, out_rows, now, settled, wm, low, high, combine)
+        if expect_nothing:
+            assert applies == [] and report.n_applied == 0
+        assert list(report.event_ids) == [a[0] for a in applies]
+        if applies:
+            reference.update_batch(np.stack([a[2] for a in applies]), [a[3] for a in applies], [a[4] for a in applies])
+        assert_same_learned_state(policy, reference)
+        finals_got = report.rejected.loc[report.rejected["final"], "event_id"].tolist()
+        assert sorted(finals_got) == sorted(e for e, _ in finals)
+        assert set(report.rejected["reason"]) <= {
+            "bad_event_id", "bad_timestamp", "duplicate_event_id", "future_timestamp", "bad_context", "unknown_arm",
+            "bad_outcome", "reward_out_of_range", "non_finite_reward", "bad_reward", "duplicate_outcome",
+        }
+        applied_ids.extend(report.event_ids)
+        settled.update({e: t for e, t, *_ in applies})
+        settled.update(dict(finals))
+        wm = now - FUZZ_WINDOW - FUZZ_GRACE if wm is None else max(wm, now - FUZZ_WINDOW - FUZZ_GRACE)
+        settled = {e: t for e, t in settled.items() if t > wm}
+        assert set(policy._applied_event_ids) == set(settled)
+    assert len(applied_ids) == len(set(applied_ids))  # exactly once
+
+
+def _fuzz_test(max_examples: int):
+    from hypothesis import HealthCheck, given, settings
+
+    decs, outs, typed, cls_name, combine = fuzz_strategies()
+
+    @settings(max_examples=max_examples, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(decs, outs, typed, cls_name, combine)
+    def check(dec_rows, out_rows, typed, cls_name, combine):
+        run_fuzz_case(dec_rows, out_rows, typed, cls_name, combine)
+
+    check()
+
+
+def test_fuzz_malformed_rows_never_raise_and_good_rows_apply_exactly_once():
+    _fuzz_test(max_examples=100)
+
+
+@pytest.mark.slow
+def test_fuzz_malformed_rows_many_examples():
+    _fuzz_test(max_examples=1500)
+
+
+def test_table_level_problems_still_raise_and_change_nothing():
+    import bandit
+
+    dec, outs = clean_log(6, seed=8)
+    policy = real_policy(bandit.LinUCB)
+    before = policy._applied_event_ids.copy()
+    for bad_dec, bad_outs, exc in [
+        (dec.drop(columns="context"), outs, ValueError),
+        (dec.assign(timestamp=np.arange(6)), outs, TypeError),
+        (dec, outs.assign(reward=pd.Series(["1"] * len(outs), dtype="str")), TypeError),
+        (dec, outs.drop(columns="event_id"), ValueError),
+        (dec.to_numpy(), outs, TypeError),
+    ]:
+        with pytest.raises(exc):
+            policy.update_from_log(bad_dec, bad_outs, "10min", now=at(60))
+    with pytest.raises(ValueError, match="combine"):
+        policy.update_from_log(dec, outs, "10min", now=at(60), combine="avg")
+    assert policy.n_updates == 0 and policy._applied_event_ids == before
