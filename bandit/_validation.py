@@ -423,7 +423,7 @@ def check_event_id(event_id: Any, name: str = "event_id") -> str | None:
     raise TypeError(f"{name} must be a string (e.g. the request id), an int or None, got {_kind(event_id)}")
 
 
-def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str | None] | None:
+def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str] | None:
     """None, or a sequence of ``n`` event ids (see :func:`check_event_id`) as a list of str.
 
     Examples
@@ -438,11 +438,12 @@ def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str
     ids = list(event_ids)
     if len(ids) != n:
         raise ValueError(f"{name} has {len(ids)} entries but X has {n} rows; pass one id per row")
-    out = []
+    out: list[str] = []
     for i, e in enumerate(ids):
-        if e is None:
+        checked = None if e is None else check_event_id(e, f"{name}[{i}]")
+        if checked is None:
             raise ValueError(f"{name}[{i}] is None; give every row an id, or pass event_ids=None")
-        out.append(check_event_id(e, f"{name}[{i}]"))
+        out.append(checked)
     return out
 
 

@@ -127,7 +127,7 @@ class Policy(ABC):
         if n_features is not None or self._contextual:
             if n_features is None:
                 raise TypeError(f"{type(self).__name__} needs n_features (the length of a context vector)")
-            n_features = check_scalar(n_features, "n_features", low=1, integer=True)
+            n_features = int(check_scalar(n_features, "n_features", low=1, integer=True))
         self.n_features: int | None = n_features
         self._context_shape = (n_features,)
         self.exploration_floor = check_scalar(exploration_floor, "exploration_floor", low=0.0, high=1.0)
@@ -487,7 +487,7 @@ class Policy(ABC):
             propensities=probs[np.arange(n), idx],
             probabilities=probs,
             scores=scores,
-            event_ids=ids if ids is not None else [None] * n,
+            event_ids=list[str | None](ids) if ids is not None else [None] * n,
             policy_version=self.policy_version,
             eligible=np.broadcast_to(mask, (n, mask.shape[1])),  # a read-only view
         )
@@ -808,6 +808,7 @@ class KernelPolicy(Policy):
 
     _kind: ClassVar[int]
     _kernel_checks_finite = True
+    n_features: int  # contextual: always set
     #: Name of the hyper-parameter passed to the kernel as ``param`` (alpha, epsilon, v).
     _param_name: ClassVar[str]
 
@@ -871,6 +872,12 @@ class RidgePolicy(KernelPolicy):
     """
 
     _state_arrays = ("A", "A_inv", "b", "theta", "n_since_refactor")
+    l2: float
+    _A: np.ndarray
+    _A_inv: np.ndarray
+    _b: np.ndarray
+    _theta: np.ndarray
+    _n_since_refactor: np.ndarray
     #: Sherman-Morrison updates between exact refactorisations of A^-1 (keeps it symmetric positive definite).
     _REFACTOR_EVERY: ClassVar[int] = 512
 
