@@ -37,6 +37,9 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
 * **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy; **NO-GO** as above;
   otherwise **NEED MORE DATA**.
 
+The guardrail tests are z-tests on the paired difference's standard error; the intervals shown are the
+estimator's own (``estimator.interval``), which for a skewed metric need not be symmetric.
+
 The report's decision is GO if any candidate is GO (the recommended one: the GO candidate with the largest lift),
 NO-GO if every candidate is NO-GO, NEED MORE DATA otherwise.
 
