@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 __all__ = ["AppliedEvents"]
@@ -138,11 +139,14 @@ class AppliedEvents:
     # -- persistence --------------------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-ready form, saved as ``applied_events`` in the policy file's metadata."""
+        """JSON-ready form, saved as ``applied_events`` in the policy file's metadata: the watermark, the ids and
+        their decision times as differences from the previous id's (the first from 0), which are short numbers
+        since ids are added in time order."""
+        times = list(self._recent.values())
         return {
             "watermark_us": self._watermark_us,
             "event_ids": list(self._recent),
-            "timestamps_us": list(self._recent.values()),
+            "timestamp_deltas_us": [b - a for a, b in zip([0, *times], times, strict=False)],
         }
 
     @classmethod
@@ -162,17 +166,18 @@ class AppliedEvents:
             raise ValueError("policy metadata field 'applied_events' must be an object")
         w = state.get("watermark_us")
         ids = state.get("event_ids")
-        times = state.get("timestamps_us")
+        deltas = state.get("timestamp_deltas_us")
         if w is not None and (isinstance(w, bool) or not isinstance(w, int)):
             raise ValueError(f"applied_events.watermark_us must be an integer or null, got {w!r}")
         if not isinstance(ids, list) or not all(isinstance(e, str) for e in ids):
             raise ValueError("applied_events.event_ids must be a list of event-id strings")
         if (
-            not isinstance(times, list)
-            or len(times) != len(ids)
-            or not all(isinstance(t, int) and not isinstance(t, bool) for t in times)
+            not isinstance(deltas, list)
+            or len(deltas) != len(ids)
+            or not all(isinstance(t, int) and not isinstance(t, bool) for t in deltas)
         ):
-            raise ValueError("applied_events.timestamps_us must be a list of integers, one per event id")
+            raise ValueError("applied_events.timestamp_deltas_us must be a list of integers, one per event id")
+        times = list(accumulate(deltas))
         ledger._watermark_us = w
         ledger._recent = dict(zip(ids, times, strict=True))
         return ledger

@@ -866,15 +866,19 @@ def test_snapshot_keeps_its_own_ledger():
     assert set(snap._applied_event_ids) == {"e0", "e1", "e2"} and len(policy._applied_event_ids) == 6
     meta = snap._get_state()[0]
     assert meta["applied_events"]["event_ids"] == ["e0", "e1", "e2"]
+    assert meta["applied_events"]["timestamp_deltas_us"][1:] == [60_000_000, 60_000_000]  # a minute apart
 
 
 def test_applied_events_state_is_validated():
     good = AppliedEvents()
-    good.add(["a"], [5])
+    good.add(["a", "b", "c"], [5, 3, 9])
+    good.advance(4)
     state = good.to_state()
+    assert state["timestamp_deltas_us"] == [5, 4]  # "a" at 5 and "c" at 9
     assert AppliedEvents.from_state({"applied_events": state}) == good
     for bad, pattern in [
-        ({"applied_events": {**state, "timestamps_us": ["x"]}}, "timestamps_us"),
+        ({"applied_events": {**state, "timestamp_deltas_us": ["x"]}}, "timestamp_deltas_us"),
+        ({"applied_events": {**state, "timestamp_deltas_us": [1]}}, "timestamp_deltas_us"),
         ({"applied_events": {**state, "event_ids": [1]}}, "event_ids"),
         ({"applied_events": {**state, "watermark_us": 1.5}}, "watermark_us"),
         ({"applied_events": []}, "applied_events"),
