@@ -327,9 +327,10 @@ def test_shared_snapshot_without_event_ids_is_thread_safe():
 
 def test_load_restores_applied_event_ids(tmp_path):
     policy = make(LinUCB)
-    policy._applied_event_ids.update({"a", "b"})
+    policy._applied_event_ids.add(["a", "b"], [1_000, 2_000])  # ids with their decision times (us)
+    policy._applied_event_ids.advance(1_500)  # the watermark now covers "a"
     restored = load(policy.save(tmp_path / "p.zip"))
-    assert restored._applied_event_ids == {"a", "b"}
+    assert set(restored._applied_event_ids) == {"b"} and restored._applied_event_ids.watermark_us == 1_500
 
 
 def test_update_from_log_is_idempotent(tmp_path):
