@@ -1,6 +1,6 @@
 """The bounded record of the logged decisions a policy has settled: a watermark plus the recent event ids.
 
-Standard library only (``import bandit`` must not pull in pandas). :class:`AppliedEvents` is public as
+numpy and the standard library only (``import bandit`` must not pull in pandas). :class:`AppliedEvents` is public as
 ``bandit.attribution.AppliedEvents``; the rules that use it are in :mod:`bandit.attribution`.
 """
 
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate
 from typing import Any
+
+import numpy as np
 
 __all__ = ["AppliedEvents"]
 
@@ -19,6 +20,9 @@ _ONE_US = timedelta(microseconds=1)
 #: Decision time of an id loaded from a pre-watermark policy file (``applied_event_ids``: ids without times).
 #: Such an id is kept until a call sees its decision row and learns the real time (then it ages out normally).
 UNKNOWN_US = 2**63 - 1
+_MIN_US, _MAX_US = -(2**63), 2**63 - 1
+#: Names of the ledger's arrays in a policy file's ``arrays.npz`` (see :meth:`AppliedEvents.to_state`).
+STATE_ARRAYS = ("ledger_id_bytes", "ledger_id_ends", "ledger_times_us")
 
 
 class AppliedEvents:
@@ -138,47 +142,73 @@ class AppliedEvents:
 
     # -- persistence --------------------------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready form, saved as ``applied_events`` in the policy file's metadata: the watermark, the ids and
-        their decision times as differences from the previous id's (the first from 0), which are short numbers
-        since ids are added in time order."""
-        times = list(self._recent.values())
-        return {
-            "watermark_us": self._watermark_us,
-            "event_ids": list(self._recent),
-            "timestamp_deltas_us": [b - a for a, b in zip([0, *times], times, strict=False)],
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The ledger as saved with the policy: a small JSON object (``applied_events`` in ``policy.json``: the
+        watermark and the sizes) and three arrays for ``arrays.npz`` (see :data:`STATE_ARRAYS`): the ids' UTF-8
+        bytes concatenated (uint8), each id's end offset in them (int64) and each id's decision time in us
+        (int64). Arrays keep the policy file small and its JSON bounded however busy the traffic is."""
+        encoded = [e.encode("utf-8") for e in self._recent]
+        ends = np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded)))
+        meta: dict[str, Any] = {
+            "watermark_us": self._watermark_us, "n_ids": len(encoded), "id_bytes": int(ends[-1]) if len(ends) else 0
         }
+        arrays: dict[str, np.ndarray] = {
+            "ledger_id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
+            "ledger_id_ends": ends,
+            "ledger_times_us": np.fromiter(self._recent.values(), dtype=np.int64, count=len(encoded)),
+        }
+        return meta, arrays
 
     @classmethod
-    def from_state(cls, meta: Mapping[str, Any]) -> AppliedEvents:
-        """Read ``meta["applied_events"]`` (see :meth:`to_state`) or, from files written before the watermark, the
-        plain id list ``meta["applied_event_ids"]`` (ids kept with an unknown time until a call sees their
-        decision row). Raises ``ValueError`` naming the field when it is malformed."""
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> AppliedEvents:
+        """Rebuild the ledger from ``meta["applied_events"]`` and the :data:`STATE_ARRAYS` (see :meth:`to_state`)
+        or, from files written before the watermark, the plain id list ``meta["applied_event_ids"]`` (ids kept
+        with an unknown time until a call sees their decision row). Untrusted input: raises ``ValueError`` naming
+        the field when anything is malformed or inconsistent."""
         ledger = cls()
         state = meta.get("applied_events")
+        present = [name for name in STATE_ARRAYS if name in arrays]
         if state is None:
+            if present:
+                raise ValueError(f"arrays {present} need the policy metadata field 'applied_events'")
             legacy = meta.get("applied_event_ids", [])
             if not isinstance(legacy, list) or not all(isinstance(e, str) for e in legacy):
                 raise ValueError("policy metadata field 'applied_event_ids' must be a list of event-id strings")
             ledger._recent = dict.fromkeys(legacy, UNKNOWN_US)
             return ledger
-        if not isinstance(state, Mapping):
-            raise ValueError("policy metadata field 'applied_events' must be an object")
-        w = state.get("watermark_us")
-        ids = state.get("event_ids")
-        deltas = state.get("timestamp_deltas_us")
-        if w is not None and (isinstance(w, bool) or not isinstance(w, int)):
-            raise ValueError(f"applied_events.watermark_us must be an integer or null, got {w!r}")
-        if not isinstance(ids, list) or not all(isinstance(e, str) for e in ids):
-            raise ValueError("applied_events.event_ids must be a list of event-id strings")
-        if (
-            not isinstance(deltas, list)
-            or len(deltas) != len(ids)
-            or not all(isinstance(t, int) and not isinstance(t, bool) for t in deltas)
+        if not isinstance(state, Mapping) or set(state) != {"watermark_us", "n_ids", "id_bytes"}:
+            raise ValueError("policy metadata field 'applied_events' must be an object with watermark_us, n_ids, id_bytes")
+        w, n, n_bytes = state["watermark_us"], state["n_ids"], state["id_bytes"]
+        if w is not None and (type(w) is not int or not _MIN_US <= w <= _MAX_US):
+            raise ValueError(f"applied_events.watermark_us must be an int64 or null, got {w!r}")
+        for name, value in (("n_ids", n), ("id_bytes", n_bytes)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"applied_events.{name} must be a non-negative integer, got {value!r}")
+        if len(present) != len(STATE_ARRAYS):
+            raise ValueError(f"the applied-events ledger needs arrays {list(STATE_ARRAYS)}, got {present}")
+        raw, ends, times = (arrays[name] for name in STATE_ARRAYS)
+        for name, arr, shape, dtype in (
+            ("ledger_id_bytes", raw, (n_bytes,), np.uint8),
+            ("ledger_id_ends", ends, (n,), np.int64),
+            ("ledger_times_us", times, (n,), np.int64),
         ):
-            raise ValueError("applied_events.timestamp_deltas_us must be a list of integers, one per event id")
-        times = list(accumulate(deltas))
+            if arr.shape != shape or arr.dtype != dtype:
+                raise ValueError(f"array {name!r} has shape {arr.shape} {arr.dtype}, expected {shape} {np.dtype(dtype)}")
+        if n and (ends[-1] != n_bytes or ends[0] < 1 or np.any(np.diff(ends) < 1)):
+            raise ValueError("array 'ledger_id_ends' must rise strictly from >= 1 to applied_events.id_bytes")
+        if not n and n_bytes:
+            raise ValueError("applied_events.id_bytes must be 0 when n_ids is 0")
+        if n and w is not None and times.min() <= w:
+            raise ValueError("array 'ledger_times_us' holds decision times at or before the watermark")
+        blob = raw.tobytes()
+        starts = [0, *ends[:-1].tolist()] if n else []
+        try:
+            ids = [blob[a:b].decode("utf-8") for a, b in zip(starts, ends.tolist(), strict=True)]
+        except UnicodeDecodeError:
+            raise ValueError("array 'ledger_id_bytes' holds an event id that is not valid UTF-8") from None
+        recent = dict(zip(ids, times.tolist(), strict=True))
+        if len(recent) != n:
+            raise ValueError("the applied-events ledger holds an event id twice")
         ledger._watermark_us = w
-        ledger._recent = dict(zip(ids, times, strict=True))
+        ledger._recent = recent
         return ledger
-

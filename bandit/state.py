@@ -20,14 +20,18 @@ A zip archive with exactly three members, all stored uncompressed (``ZIP_STORED`
          "counters": {"n_updates": int, "revision": int},
          "rng_state": int,                       # the policy's own generator state, in [0, 2**64)
          "uid": str,                             # instance id of the policy_version, [A-Za-z0-9_-]{1,64}
-         ...}                                    # policy bookkeeping (e.g. which logged decisions were applied)
+         "applied_events": {"watermark_us": int | null, "n_ids": int, "id_bytes": int}}
+                                                 # the ledger of settled logged decisions (bandit.attribution)
 
 ``arrays.npz``
     The learned state as plain numeric arrays (an ``np.savez`` archive: a stored zip of ``.npy`` members): the
     common ``pulls`` (K,) int64, ``reward_sum`` (K,) float64 and ``active`` (K,) bool, plus each policy's
     sufficient statistics: per-arm arrays (leading axis = arm; e.g. ``A``, ``A_inv``, ``b``, ``theta`` for
     LinUCB) and arrays shared by all arms (e.g. ``Z``, ``A0_inv``, ``beta`` for the hybrid policies);
-    ``VWPolicy`` adds ``model``, Vowpal Wabbit's model file as a 1-D uint8 array. Only little-endian float64 and
+    ``VWPolicy`` adds ``model``, Vowpal Wabbit's model file as a 1-D uint8 array. The applied-events ledger (the
+    decisions settled after its watermark, see :class:`bandit.attribution.AppliedEvents`) is three arrays sized by
+    ``applied_events``: ``ledger_id_bytes`` (the event ids' UTF-8 bytes, concatenated, uint8),
+    ``ledger_id_ends`` (each id's end offset, int64) and ``ledger_times_us`` (decision times, int64). Only little-endian float64 and
     int64, bool and uint8, C order, are accepted; every name, shape and dtype must be the one the policy class
     derives from ``policy.json`` (``Policy._state_shapes``), floats must be finite, counts non-negative,
     ``pulls`` must sum to ``counters.n_updates``, at least one arm must be active (policies may check more, e.g.

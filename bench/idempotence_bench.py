@@ -36,6 +36,7 @@ from _common import best_of, print_table, write_results
 
 import bandit
 from bandit import state as _state
+from bandit._ledger import STATE_ARRAYS as LEDGER_ARRAYS
 from bandit.attribution import AppliedEvents
 
 RATE = 50_000  # decisions per day
@@ -127,6 +128,8 @@ class OldFormat:
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.policy._get_state()
         meta.pop("applied_events")
+        for name in LEDGER_ARRAYS:
+            arrays.pop(name)
         meta["applied_event_ids"] = sorted(self.ids)
         return meta, arrays
 

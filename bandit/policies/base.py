@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from bandit import state as _state
+from bandit._ledger import STATE_ARRAYS as LEDGER_ARRAYS
 from bandit._ledger import AppliedEvents
 from bandit._validation import (
     IllConditionedError,
@@ -737,13 +738,13 @@ class Policy(ABC):
             "counters": {"n_updates": self._n_updates, "revision": self._revision},
             "rng_state": int(self._rng_state[0]),
             "uid": self._uid,
-            "applied_events": self._applied_event_ids.to_state(),
         }
-        arrays = {
-            "pulls": np.array(self._pulls, dtype=np.int64),
-            "reward_sum": np.array(self._reward_sum, dtype=np.float64),
-            "active": self._active,
-        }
+        meta["applied_events"], arrays = self._applied_event_ids.to_state()
+        arrays.update(
+            pulls=np.array(self._pulls, dtype=np.int64),
+            reward_sum=np.array(self._reward_sum, dtype=np.float64),
+            active=self._active,
+        )
         arrays.update({name: getattr(self, "_" + name) for name in (*self._state_arrays, *self._shared_state_arrays)})
         return meta, arrays
 
@@ -761,6 +762,8 @@ class Policy(ABC):
         # untrusted input: every field and array is checked against the metadata and the limits of bandit.state
         # before the policy is built (no allocation beyond what the file holds)
         arms, config, n_features = _state.check_meta(cls, meta)
+        arrays = dict(arrays)
+        ledger = AppliedEvents.from_state(meta, {name: arrays.pop(name) for name in LEDGER_ARRAYS if name in arrays})
         _state.check_arrays(cls, arms, n_features, config, arrays, meta["counters"]["n_updates"])
         if cls._contextual or n_features is not None:
             config["n_features"] = n_features
@@ -792,7 +795,7 @@ class Policy(ABC):
         policy._revision = int(counters["revision"])
         policy._rng_state[0] = np.uint64(int(meta["rng_state"]))
         policy._uid = str(meta["uid"])
-        policy._applied_event_ids = AppliedEvents.from_state(meta)  # also reads the old "applied_event_ids" list
+        policy._applied_event_ids = ledger
         policy._version = None
         policy._allocate_buffers()
         return policy

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bandit._ledger import STATE_ARRAYS as LEDGER_ARRAYS
 from bandit.attribution import AppliedEvents, apply_log, join_outcomes, resolve_rewards
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog, read_decision_log
@@ -664,7 +665,8 @@ def real_policy(cls, seed: int = 3):
 
 
 def state_arrays(policy) -> dict[str, np.ndarray]:
-    return policy._get_state()[1]
+    """The learned arrays (the applied-events ledger is compared separately where it matters)."""
+    return {k: v for k, v in policy._get_state()[1].items() if k not in LEDGER_ARRAYS}
 
 
 def assert_same_learned_state(a, b) -> None:
@@ -844,6 +846,8 @@ def test_policy_file_with_the_old_applied_id_list_still_loads_and_its_ids_age_ou
     old.update_from_log(dec.iloc[:6], outs, "10min", now=at(100))
     meta, arrays = old._get_state()
     del meta["applied_events"]
+    for name in LEDGER_ARRAYS:
+        del arrays[name]
     meta["applied_event_ids"] = sorted(old._applied_event_ids)  # the format before the watermark
     restored = bandit.LinUCB._from_state(meta, arrays)
     assert set(restored._applied_event_ids) == {f"e{i}" for i in range(6)}
@@ -864,28 +868,59 @@ def test_snapshot_keeps_its_own_ledger():
     snap = policy.snapshot()
     policy.update_from_log(dec, outs, "10min", now=at(100))
     assert set(snap._applied_event_ids) == {"e0", "e1", "e2"} and len(policy._applied_event_ids) == 6
-    meta = snap._get_state()[0]
-    assert meta["applied_events"]["event_ids"] == ["e0", "e1", "e2"]
-    assert meta["applied_events"]["timestamp_deltas_us"][1:] == [60_000_000, 60_000_000]  # a minute apart
+    meta, arrays = snap._get_state()
+    saved = AppliedEvents.from_state(meta, arrays)
+    assert list(saved) == ["e0", "e1", "e2"] and saved == snap._applied_event_ids
+    times = [t for _, t in saved.items()]
+    assert np.diff(times).tolist() == [60_000_000, 60_000_000]  # a minute apart
 
 
 def test_applied_events_state_is_validated():
     good = AppliedEvents()
-    good.add(["a", "b", "c"], [5, 3, 9])
+    good.add(["a", "b", "c", "é"], [5, 3, 9, 12])
     good.advance(4)
-    state = good.to_state()
-    assert state["timestamp_deltas_us"] == [5, 4]  # "a" at 5 and "c" at 9
-    assert AppliedEvents.from_state({"applied_events": state}) == good
-    for bad, pattern in [
-        ({"applied_events": {**state, "timestamp_deltas_us": ["x"]}}, "timestamp_deltas_us"),
-        ({"applied_events": {**state, "timestamp_deltas_us": [1]}}, "timestamp_deltas_us"),
-        ({"applied_events": {**state, "event_ids": [1]}}, "event_ids"),
-        ({"applied_events": {**state, "watermark_us": 1.5}}, "watermark_us"),
-        ({"applied_events": []}, "applied_events"),
-        ({"applied_event_ids": "abc"}, "applied_event_ids"),
+    meta, arrays = good.to_state()
+    assert meta == {"watermark_us": 4, "n_ids": 3, "id_bytes": 4}  # "a", "c", "é" (2 UTF-8 bytes)
+    assert arrays["ledger_id_ends"].tolist() == [1, 2, 4] and arrays["ledger_times_us"].tolist() == [5, 9, 12]
+    assert AppliedEvents.from_state({"applied_events": meta}, arrays) == good
+
+    def with_array(name, value):
+        return {**arrays, name: np.asarray(value, dtype=arrays[name].dtype)}
+
+    for bad_meta, bad_arrays, pattern in [
+        ({**meta, "n_ids": 2}, arrays, "ledger_id_ends"),
+        ({**meta, "id_bytes": -1}, arrays, "id_bytes"),
+        ({**meta, "watermark_us": 1.5}, arrays, "watermark_us"),
+        ({**meta, "watermark_us": 2**63}, arrays, "watermark_us"),
+        ({**meta, "extra": 1}, arrays, "applied_events"),
+        (meta, with_array("ledger_id_ends", [1, 1, 4]), "ledger_id_ends"),
+        (meta, with_array("ledger_id_ends", [0, 2, 4]), "ledger_id_ends"),
+        (meta, with_array("ledger_times_us", [5, 9, 3]), "watermark"),
+        (meta, with_array("ledger_id_bytes", [97, 97, 0xC3, 0x28]), "UTF-8"),
+        (meta, with_array("ledger_id_bytes", [97, 97, 0xC3, 0xA9]), "twice"),
+        (meta, {k: v for k, v in arrays.items() if k != "ledger_times_us"}, "needs arrays"),
+        (meta, {**arrays, "ledger_times_us": arrays["ledger_times_us"].astype(np.float64)}, "ledger_times_us"),
+        ([], arrays, "applied_events"),
     ]:
         with pytest.raises(ValueError, match=pattern):
-            AppliedEvents.from_state(bad)
+            AppliedEvents.from_state({"applied_events": bad_meta}, bad_arrays)
+    with pytest.raises(ValueError, match="applied_event_ids"):
+        AppliedEvents.from_state({"applied_event_ids": "abc"}, {})
+    with pytest.raises(ValueError, match="need the policy metadata field"):
+        AppliedEvents.from_state({}, arrays)
+
+
+def test_a_busy_ledger_saves_and_loads_beyond_the_json_limit(tmp_path):
+    """600,000 ids within one window (more than the 16 MB policy.json limit would hold as JSON) round-trip."""
+    import bandit
+    from bandit.state import MAX_JSON_BYTES
+
+    policy = real_policy(bandit.LinUCB)
+    ids = [f"request-{i:012d}-{'x' * 16}" for i in range(600_000)]
+    assert sum(len(e) + 4 for e in ids) > MAX_JSON_BYTES  # as a JSON list it would not fit
+    policy._applied_event_ids.add(ids, range(10**15, 10**15 + len(ids)))
+    restored = bandit.load(policy.save(tmp_path / "busy.zip"))
+    assert restored._applied_event_ids == policy._applied_event_ids
 
 
 # ------------------------------------------------------------------------------------------------------------------

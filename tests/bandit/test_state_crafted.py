@@ -21,6 +21,7 @@ from state_files import npz_bytes, read_members, read_state, write_members, writ
 
 import bandit.state
 from bandit import HybridLinUCB, LinUCB, load
+from bandit._ledger import STATE_ARRAYS as LEDGER_ARRAYS
 
 all_policies = pytest.mark.parametrize("cls", POLICY_CLASSES, ids=[c.__name__ for c in POLICY_CLASSES])
 CONTEXT = np.array([0.3, -1.2, 0.5])
@@ -65,7 +66,8 @@ def test_state_shapes_are_those_of_the_saved_arrays(cls, fit_intercept):
     policy.add_arm(new_arm("bundle"))
     meta, arrays = policy._get_state()
     shapes = cls._state_shapes(policy.n_arms, meta["n_features"], meta["config"], list(policy.arms))
-    learned = {k: (v.shape, v.dtype.str) for k, v in arrays.items() if k not in ("pulls", "reward_sum", "active")}
+    common = ("pulls", "reward_sum", "active", *LEDGER_ARRAYS)  # checked by Policy and AppliedEvents
+    learned = {k: (v.shape, v.dtype.str) for k, v in arrays.items() if k not in common}
     learned.pop("model", None)  # VWPolicy's model bytes are checked by the policy itself
     assert shapes == learned
 
