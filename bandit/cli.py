@@ -23,46 +23,42 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
-import numpy as np
+from bandit._cli_common import (
+    JOIN_COLUMNS,
+    LOG_COLUMNS,
+    STALE,
+    Parser,
+    UsageError,
+    check_out_dir,
+    join,
+    load_policies,
+    one_line,
+    parse_now,
+    parse_window,
+    policy_error,
+    read_decision_log,
+    require,
+    writing,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from offline_eval import LoggedData
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
 
 PROG = "upsell-bandit"
-
-
-class UsageError(Exception):
-    """A user error: reported as one line on stderr, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line (plus a pointer to --help) and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split())
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from bandit.simulation.config import OPE_ESTIMATORS
 
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Choose which paid plan to offer with contextual bandits; simulate launches; evaluate "
         "policies off-policy.",
@@ -74,7 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     except PackageNotFoundError:
         ver = "unknown"
     parser.add_argument("--version", action="version", version=f"%(prog)s {ver}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     force_help = "replace the files of an earlier run in an existing --out directory (default: refuse)"
 
@@ -142,62 +138,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# output directories
-# ----------------------------------------------------------------------------------------------------------------
-
-#: Entries of an earlier ``simulate`` / ``demo`` run that a new one would not overwrite file by file (decision-log
-#: part files have unique names), removed first under ``--force``.
-_STALE = ("logs", "plots")
-
-
-def _check_out_dir(out: Path, force: bool) -> None:
-    """Refuse an unusable ``--out`` before any work is done (nothing is created here)."""
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out}: exists and is not a directory")
-        if not force:
-            raise UsageError(f"--out {out}: already exists; pass --force to replace its files, or choose a new directory")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise UsageError(f"--out {out}: not writable")
-        return
-    ancestor = out.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"--out {out}: cannot be created, {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot be created, {ancestor} is not writable")
-
-
-@contextmanager
-def _writing(out: Path, stale: Sequence[str] = ()) -> Iterator[Path]:
-    """Write into ``out`` (checked by :func:`_check_out_dir`); on any failure remove what this run created.
-
-    A directory that did not exist is created by the writer and removed again if writing fails (with any parents
-    created along the way), so a failed command leaves no empty or half-written output directory behind. In an
-    existing directory (``--force``) the entries named in ``stale`` (an earlier run's ``logs/`` and ``plots/``) are
-    removed first, so new decision logs never mix with old part files; everything else in it is kept.
-    """
-    top = out.absolute()
-    while not top.parent.exists():
-        top = top.parent
-    existed = top.exists()
-    if existed:
-        for name in stale:
-            old = out / name
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            elif old.exists() or old.is_symlink():
-                old.unlink()
-    try:
-        yield out
-    except BaseException:
-        if not existed and top.exists():
-            shutil.rmtree(top, ignore_errors=True)
-        raise
-
-
 def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
@@ -223,15 +163,15 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as e:
-        message = _one_line(e)  # load_config names the file first
+        message = one_line(e)  # load_config names the file first
         prefix = "--config " if message.startswith(str(args.config)) else f"--config {args.config}: "
         raise UsageError(prefix + message) from None
-    _check_out_dir(args.out, args.force)
+    check_out_dir(args.out, args.force)
     try:
         result = run_simulation(config, progress=not args.quiet and config.output.progress)
     except ConfigError as e:
-        raise UsageError(f"--config {args.config}: {_one_line(e)}") from None
-    with _writing(args.out, stale=_STALE):
+        raise UsageError(f"--config {args.config}: {one_line(e)}") from None
+    with writing(args.out, stale=STALE):
         files = result.save(args.out, plots=config.output.plots and not args.no_plots,
                             logs=config.output.decision_logs and not args.no_logs)
     cols = [c for c in ("policy", "revenue", "regret", "time_to_learn", "ope_value", "true_value")
@@ -244,145 +184,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# evaluate: reading and checking the inputs
+# evaluate
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _parquet_files(path: Path, flag: str) -> list[Path]:
-    if not path.exists():
-        raise UsageError(f"{flag} {path}: does not exist")
-    if path.is_dir():
-        files = sorted(f for f in path.glob("*.parquet") if not f.name.startswith((".", "_")))
-        if not files:
-            nested = sorted({p.parent for p in path.glob("**/part-*.parquet")})
-            hint = f"; it holds decision logs in subdirectories, pass one, e.g. {nested[0]}" if nested else ""
-            raise UsageError(f"{flag} {path}: a directory without *.parquet files{hint}")
-        return files
-    if path.stat().st_size == 0:
-        raise UsageError(f"{flag} {path}: empty file, expected Parquet")
-    return [path]
-
-
-def _read_parquet(path: Path, flag: str) -> Any:
-    """The Arrow table of a Parquet file, or of the Parquet files of a directory concatenated."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = _parquet_files(path, flag)
-    try:
-        tables = [pq.read_table(f).replace_schema_metadata(None) for f in files]
-    except (OSError, pa.ArrowException) as e:
-        raise UsageError(f"{flag} {path}: not a readable Parquet file ({_one_line(e)})") from None
-    try:
-        return pa.concat_tables(tables)
-    except pa.ArrowInvalid:
-        raise UsageError(f"{flag} {path}: its files have different columns; pass one of them") from None
-
-
-def _require(columns: Sequence[str], present: Sequence[str], flag: str, path: Path, why: str = "") -> None:
-    missing = [c for c in columns if c not in present]
-    if missing:
-        more = f" (all missing: {missing})" if len(missing) > 1 else ""
-        raise UsageError(f"{flag} {path}: missing column {missing[0]!r}{more}{why}")
-
-
-def _parse_window(text: str) -> Any:
-    import pandas as pd
-
-    bad = UsageError(f"--attribution-window {text!r}: expected a positive duration with a unit, e.g. 1D, 48h, 30min")
-    if not re.search(r"[A-Za-z]", text):
-        raise bad  # pandas would read a bare "1" as one nanosecond
-    try:
-        window = pd.Timedelta(text)
-    except (TypeError, ValueError):
-        raise bad from None
-    if window is pd.NaT or window < pd.Timedelta(microseconds=1):
-        raise bad
-    return window
-
-
-def _parse_now(text: str) -> Any:
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(text)
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if ts is pd.NaT:
-        raise UsageError(f"--now {text!r}: expected a timestamp, e.g. 2026-12-01 or 2026-12-01T12:00:00Z")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _timestamps(series: pd.Series, flag: str, path: Path) -> Any:
-    import pandas as pd
-
-    if series.dtype.kind in "biufc":
-        raise UsageError(f"{flag} {path}: column 'timestamp' holds numbers ({series.dtype}), expected timestamps")
-    try:
-        ts = pd.to_datetime(series, utc=True)
-    except (TypeError, ValueError, OverflowError):
-        raise UsageError(f"{flag} {path}: column 'timestamp' could not be read as timestamps") from None
-    if ts.isna().any():
-        raise UsageError(f"{flag} {path}: column 'timestamp' has {int(ts.isna().sum())} missing values")
-    return ts
-
-
-def _event_ids(series: pd.Series, flag: str, path: Path) -> None:
-    if series.isna().any():
-        raise UsageError(f"{flag} {path}: column 'event_id' has {int(series.isna().sum())} missing values")
-    if series.map(lambda e: not isinstance(e, str)).any():
-        raise UsageError(f"{flag} {path}: column 'event_id' must hold strings")
-
-
-def _read_outcomes(path: Path, reward_column: str) -> pd.DataFrame:
-    """The outcomes table, checked, with the evaluated reward in ``reward``."""
-    import pandas as pd
-
-    table = _read_parquet(path, "--outcomes")
-    _require(["event_id", "timestamp"], table.column_names, "--outcomes", path)
-    if reward_column not in table.column_names:
-        hint = "" if reward_column == "reward" else " (named by --reward-column)"
-        raise UsageError(f"--outcomes {path}: missing column {reward_column!r}{hint}")
-    if table.num_rows == 0:
-        raise UsageError(f"--outcomes {path}: holds no outcomes (0 rows); every decision would get reward 0")
-    df = table.select(["event_id", "timestamp", reward_column]).to_pandas()
-    _event_ids(df["event_id"], "--outcomes", path)
-    df["timestamp"] = _timestamps(df["timestamp"], "--outcomes", path)
-    try:
-        reward = pd.to_numeric(df[reward_column], errors="raise").to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UsageError(f"--outcomes {path}: column {reward_column!r} must be numeric") from None
-    bad = ~np.isfinite(reward)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise UsageError(
-            f"--outcomes {path}: column {reward_column!r} has {int(bad.sum())} NaN or infinite values (first at row "
-            f"{first}: {reward[first]}); every outcome needs a finite reward"
-        )
-    return pd.DataFrame({"event_id": df["event_id"], "timestamp": df["timestamp"], "reward": reward})
-
-
-_LOG_COLUMNS = ("context", "action", "propensity", "eligible")
-_JOIN_COLUMNS = ("event_id", "timestamp", "action_name")
-
-
-def _read_decision_log(path: Path, notes: list[str]) -> tuple[Any, list[str]]:
-    """(Arrow table, arm list) of ``--logs`` through the one decision-log reader, ``offline_eval.schema.read_log``
-    (stray files skipped and duplicate event ids dropped with a note)."""
-    from offline_eval.schema import DecisionLogWarning, read_log
-
-    _parquet_files(path, "--logs")  # a missing path, an empty file or logs one level down: say so precisely
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DecisionLogWarning)
-        try:
-            log = read_log(path)
-        except (OSError, ValueError) as e:
-            skipped = [_one_line(w.message) for w in caught if issubclass(w.category, DecisionLogWarning)]
-            if len(skipped) == 1 and "': " in skipped[0]:  # "skipping 'FILE': why" -- the one reason
-                raise UsageError(f"--logs {path}: {skipped[0].split(chr(39) + ': ', 1)[1]}") from None
-            raise UsageError(f"--logs {path}: {_one_line(e)}") from None
-    notes.extend(_one_line(w.message) for w in caught if issubclass(w.category, DecisionLogWarning))
-    return log.table, list(log.arms)
 
 
 def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, str]:
@@ -391,12 +194,12 @@ def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, 
     from offline_eval import LoggedData
 
     path: Path = args.logs
-    table, arms = _read_decision_log(path, notes)
+    table, arms = read_decision_log(path, notes)
     if table.num_rows == 0:
         raise UsageError(f"--logs {path}: holds no decisions (0 rows)")
-    _require(_LOG_COLUMNS, table.column_names, "--logs", path)
+    require(LOG_COLUMNS, table.column_names, "--logs", path)
     if args.outcomes is not None:
-        _require(_JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
+        require(JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
     elif args.reward_column not in table.column_names:
         raise UsageError(
             f"--reward-column {args.reward_column!r}: not a column of --logs {path}; the decision log's 'reward' is "
@@ -406,7 +209,7 @@ def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, 
     if arms is not None:
         df.attrs["arms"] = arms
     if args.outcomes is not None:
-        df, source = _join(df, args, notes)
+        df, source = join(df, args, notes)
         reward_column = "reward"
     else:
         reward_column = args.reward_column
@@ -421,139 +224,14 @@ def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, 
         try:
             data = LoggedData.from_dataframe(df, reward=reward_column, action_names=arms)
         except (TypeError, ValueError) as e:
-            raise UsageError(f"--logs {path}: {_one_line(e)}") from None
+            raise UsageError(f"--logs {path}: {one_line(e)}") from None
     if args.outcomes is None:
-        notes.extend(_one_line(w.message) for w in caught)
+        notes.extend(one_line(w.message) for w in caught)
     if data.n == 0:
         raise UsageError(f"--logs {path}: no decision has a final outcome yet; nothing to evaluate")
     if data.eligible is None:
         raise UsageError(f"--logs {path}: has no 'eligible' column; policies need the eligibility mask")
     return data, source
-
-
-def _join(df: pd.DataFrame, args: argparse.Namespace, notes: list[str]) -> tuple[pd.DataFrame, str]:
-    """Fill the log's ``reward`` from ``--outcomes`` under the attribution window (pending rows: NaN)."""
-    from bandit.attribution import join_outcomes
-
-    path: Path = args.logs
-    window = _parse_window(args.attribution_window)
-    outcomes = _read_outcomes(args.outcomes, args.reward_column)
-    _event_ids(df["event_id"], "--logs", path)
-    df["timestamp"] = _timestamps(df["timestamp"], "--logs", path)
-    if df["event_id"].duplicated().any():
-        dupes = df.loc[df["event_id"].duplicated(), "event_id"].unique().tolist()
-        raise UsageError(f"--logs {path}: event ids must be unique, duplicated: {dupes[:3]}")
-    if args.now is not None:
-        now = _parse_now(args.now)
-        how = "--now"
-    else:
-        import pandas as pd
-
-        latest = max(df["timestamp"].max(), outcomes["timestamp"].max()) if len(outcomes) else df["timestamp"].max()
-        now = min(latest, pd.Timestamp.now(tz="UTC"))
-        how = "the latest timestamp in the logs and outcomes, at most the current time; pass --now to change"
-    try:
-        joined = join_outcomes(df, outcomes, attribution_window=window, now=now)
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"--outcomes {args.outcomes}: {_one_line(e)}") from None
-    unmatched = int((~outcomes["event_id"].isin(df["event_id"])).sum())
-    if unmatched == len(outcomes):
-        raise UsageError(
-            f"--outcomes {args.outcomes}: none of its {len(outcomes):,} event ids matches a decision of --logs "
-            f"{path}; is it the outcomes table of these logs?"
-        )
-    if unmatched:
-        notes.append(f"{unmatched:,} of {len(outcomes):,} outcomes match no logged decision (ignored)")
-    # only decisions whose window has closed are final: keeping the early conversions of still-open windows but
-    # not their non-conversions would bias every estimate upwards
-    open_window = (joined["timestamp"] + window >= now).to_numpy()
-    early = int((open_window & joined["reward"].notna().to_numpy()).sum())
-    joined.loc[open_window, "reward"] = np.nan
-    if open_window.all():
-        raise UsageError(
-            f"--now {now.isoformat()}: every decision is still inside its {args.attribution_window} attribution "
-            "window (or was made later); nothing has a final outcome to evaluate -- pass a later --now"
-        )
-    if open_window.any():
-        notes.append(
-            f"{int(open_window.sum()):,} of {len(joined):,} decisions are still inside their {args.attribution_window} "
-            f"attribution window at now={now.isoformat()} ({how}); left out of the evaluation"
-            + (f", including {early:,} that already have an outcome (keeping only those would bias the estimates "
-               "upwards)" if early else "")
-        )
-    if "reward_status" in joined:
-        status = joined.loc[~open_window, "reward_status"]
-        bad = status[~status.isin(["outcome", "window_expired", "pending"])]
-        if len(bad):
-            counts = ", ".join(f"{reason} ({k:,})" for reason, k in bad.value_counts().items())
-            notes.append(f"{len(bad):,} decisions rejected by the attribution rules and left out: {counts}")
-        joined = joined.drop(columns=["reward_status"])
-    source = (
-        f"outcomes `{args.outcomes}` (column `{args.reward_column}`) joined with a {args.attribution_window} "
-        f"attribution window at now={now.isoformat()}"
-    )
-    return joined, source
-
-
-class _Uniform:
-    """Uniform over the eligible arms (a reference target for ``evaluate``)."""
-
-    def action_probabilities(self, X: Any, eligible: np.ndarray) -> np.ndarray:
-        e = np.asarray(eligible, dtype=np.float64)
-        return e / e.sum(axis=1, keepdims=True)
-
-
-def _load_target(spec: str, data: LoggedData) -> tuple[str, np.ndarray]:
-    """(name, (n, K) target probabilities) of one ``--policy`` SPEC on ``data``."""
-    import bandit
-
-    eligible = data.eligible
-    if eligible is None:
-        raise UsageError("--logs: has no 'eligible' column; policies need the eligibility mask")
-    if spec == "uniform":
-        return "uniform", _Uniform().action_probabilities(data.context, eligible)
-    name, sep, raw = spec.partition("=")
-    if sep and not name.strip():
-        raise UsageError(f"--policy {spec!r}: empty NAME; expected NAME=PATH, PATH or 'uniform'")
-    if sep and not raw.strip():
-        raise UsageError(f"--policy {spec!r}: empty PATH; expected NAME=PATH, PATH or 'uniform'")
-    path = Path(raw if sep else spec)
-    name = name if sep else path.stem
-    if not path.exists():
-        raise UsageError(
-            f"--policy {spec}: no policy file at {path} (write one with policy.save(path); 'uniform' is the only "
-            "built-in)"
-        )
-    if not path.is_file():
-        raise UsageError(f"--policy {spec}: {path} is not a file (expected a file written by policy.save())")
-    try:
-        policy = bandit.load(path)
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise UsageError(f"--policy {spec}: cannot load {path}: {_one_line(e)}") from None
-    if data.context is None:
-        raise UsageError(f"--policy {spec}: the logs have no contexts")
-    if policy.n_features is not None and policy.n_features != data.n_features:
-        raise UsageError(
-            f"--policy {spec}: the policy uses {policy.n_features} features, the logs' contexts have {data.n_features}"
-        )
-    log_index = {a: i for i, a in enumerate(data.action_names)}
-    offered = [a for a in policy.active_arms if a not in log_index]
-    if offered:
-        raise UsageError(
-            f"--policy {spec}: the policy can offer arms {offered} that the logs never had ({data.action_names}); "
-            "off-policy evaluation cannot score them"
-        )
-    cols = np.array([log_index.get(a, -1) for a in policy.arm_names])
-    elig = np.zeros((data.n, len(cols)), dtype=np.bool_)
-    present = cols >= 0
-    elig[:, present] = eligible[:, cols[present]]
-    if not elig.any(axis=1).all():
-        raise UsageError(f"--policy {spec}: some logged rows have no eligible arm among the policy's arms")
-    X = data.context if policy.n_features is not None else [None] * data.n
-    probs = policy.action_probabilities(X, eligible=elig)
-    target = np.zeros((data.n, data.n_actions))
-    target[:, cols[present]] = probs[:, present]
-    return name, target
 
 
 def _estimator_names(text: str) -> list[str]:
@@ -568,11 +246,6 @@ def _estimator_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# evaluate
-# ----------------------------------------------------------------------------------------------------------------
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     import offline_eval
 
@@ -584,24 +257,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         if args.attribution_window is None:
             raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
-        _parse_window(args.attribution_window)
+        parse_window(args.attribution_window)
         if args.now is not None:
-            _parse_now(args.now)
-    _check_out_dir(args.out, args.force)
+            parse_now(args.now)
+    check_out_dir(args.out, args.force)
     notes: list[str] = []
     data, source = _read_logs(args, notes)
-    targets: dict[str, Any] = {}
-    for spec in args.policies:
-        name, target = _load_target(spec, data)
-        if name in targets:
-            raise UsageError(f"--policy {spec}: the name {name!r} is used twice; use NAME=PATH")
-        targets[name] = target
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    if data.context is None:
+        raise UsageError(f"--logs {args.logs}: the logs have no contexts; policies need them")
+    policies = load_policies(args.policies, data.n_features)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = offline_eval.evaluate(data, targets, estimators=[getattr(offline_eval, n)() for n in names])
-    for message in dict.fromkeys(_one_line(w.message) for w in caught):
+        try:
+            table = offline_eval.evaluate(data, {name: p for name, (_, p) in policies.items()},
+                                          estimators=[getattr(offline_eval, n)() for n in names])
+        except (TypeError, ValueError) as e:
+            # offline_eval matches each policy's arms to the logged ones by name and says which are missing
+            raise UsageError(policy_error(str(e), policies) or f"--logs {args.logs}: {one_line(e)}") from None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for message in dict.fromkeys(one_line(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
     from bandit.simulation.report import markdown_table
 
@@ -615,7 +290,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     if notes:
         md += "\n" + "".join(f"- note: {n}\n" for n in notes)
-    with _writing(args.out):
+    with writing(args.out):
         args.out.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out / "ope.csv", index=False)
         (args.out / "ope.md").write_text(md)
@@ -636,10 +311,19 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
-    _check_out_dir(args.out, args.force)
-    with _writing(args.out, stale=_STALE):
+    check_out_dir(args.out, args.force)
+    with writing(args.out, stale=STALE):
         files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=print)
-    _print_files(files, "demo_md")
+    print()
+    print(f"rollout report: {os.path.abspath(files['report_html'])}  (open in a browser; also report.md, "
+          "report.json)")
+    print(f"the story:      {os.path.abspath(files['demo_md'])}")
+    plots = [p for k, p in files.items() if k.startswith("plot_")]
+    if plots:
+        print(f"plots:          {os.path.abspath(plots[0].parent)}{os.sep}  ({', '.join(p.name for p in plots)})")
+    if "decision_logs" in files:
+        print(f"decision logs:  {os.path.abspath(files['decision_logs'])}{os.sep}  (try: upsell-bandit report "
+              "--help)")
     return 0
 
 
@@ -670,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"{PROG} {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)

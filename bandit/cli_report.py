@@ -31,13 +31,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bandit._cli_common import (
+    JOIN_COLUMNS,
+    LOG_COLUMNS,
+    UsageError,
+    check_out_dir,
+    join,
+    load_policies,
+    one_line,
+    parquet_files,
+    parse_now,
+    parse_window,
+    policy_error,
+    read_decision_log,
+    require,
+    writing,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["add_parser", "run"]
 
-_LOG_COLUMNS = ("context", "action", "propensity", "eligible")
-_JOIN_COLUMNS = ("event_id", "timestamp", "action_name")
+#: The word after a guardrail's MARGIN that marks a metric where a fall is the harm.
+_HIGHER = "higher"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -73,9 +90,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     split.add_argument("--test-days", type=float, metavar="N", help="evaluate the last N days; earlier rows train")
     rep.add_argument("--min-effect", type=float, default=0.0, metavar="X",
                      help="smallest lift of the metric per decision worth shipping (default 0)")
-    rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN", dest="guardrails",
-                     help="a metric that must not rise by more than MARGIN per decision (e.g. "
-                     "cancellations=cancelled:0.002); repeat for several")
+    rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN[:higher]",
+                     dest="guardrails",
+                     help="a metric that must not get worse by more than MARGIN per decision: by default a rise is "
+                     "the harm (e.g. cancellations=cancelled:0.002); append ':higher' for a metric where higher is "
+                     "better and a fall is the harm (e.g. retention=retained:0.01:higher); repeat for several")
     rep.add_argument("--conversion", metavar="COLUMN",
                      help="metric whose positive values are conversions (hit rate, popularity; default --metric)")
     rep.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
@@ -94,30 +113,47 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _guardrails(specs: list[str]) -> dict[str, tuple[str, float]]:
-    from bandit.cli import UsageError
+def _guardrails(specs: list[str]) -> dict[str, tuple[str, float, bool]]:
+    """``NAME -> (COLUMN, MARGIN, higher_is_better)`` of the ``--guardrail NAME=COLUMN:MARGIN[:higher]`` flags.
 
-    out: dict[str, tuple[str, float]] = {}
+    Examples
+    --------
+    >>> _guardrails(["churn=cancelled:0.01", "retention=retained:0.02:higher"])
+    {'churn': ('cancelled', 0.01, False), 'retention': ('retained', 0.02, True)}
+    """
+    syntax = ("expected NAME=COLUMN:MARGIN or NAME=COLUMN:MARGIN:higher, e.g. cancellations=cancelled:0.002 or "
+              "retention=retained:0.01:higher")
+    out: dict[str, tuple[str, float, bool]] = {}
     for spec in specs:
         name, eq, rest = spec.partition("=")
+        higher = False
+        head, colon, last = rest.rpartition(":")
+        if colon and last.strip().lower() == _HIGHER:
+            higher, rest = True, head
+        elif colon and last.strip() and not _is_number(last):
+            raise UsageError(f"--guardrail {spec!r}: unknown direction {last.strip()!r}; {syntax}")
         column, colon, margin_text = rest.rpartition(":")
-        if not eq or not colon or not name.strip() or not column.strip():
-            raise UsageError(f"--guardrail {spec!r}: expected NAME=COLUMN:MARGIN, e.g. cancellations=cancelled:0.002")
-        try:
-            margin = float(margin_text)
-        except ValueError:
-            margin = math.nan
+        name, column = name.strip(), column.strip()
+        if not eq or not colon or not name or not column:
+            raise UsageError(f"--guardrail {spec!r}: {syntax}")
+        margin = float(margin_text) if _is_number(margin_text) else math.nan
         if not (math.isfinite(margin) and margin >= 0):
             raise UsageError(f"--guardrail {spec!r}: MARGIN must be a number >= 0 (metric units per decision)")
         if name in out:
             raise UsageError(f"--guardrail {spec!r}: the name {name!r} is used twice")
-        out[name.strip()] = (column.strip(), margin)
+        out[name] = (column, margin, higher)
     return out
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    from bandit.cli import UsageError, _parse_now, _parse_window
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
+
+def _check_args(args: argparse.Namespace) -> None:
     if args.outcomes is None:
         for flag, value in (("--attribution-window", args.attribution_window), ("--now", args.now)):
             if value is not None:
@@ -125,9 +161,9 @@ def _check_args(args: argparse.Namespace) -> None:
     else:
         if args.attribution_window is None:
             raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
-        _parse_window(args.attribution_window)
+        parse_window(args.attribution_window)
         if args.now is not None:
-            _parse_now(args.now)
+            parse_now(args.now)
     if not math.isfinite(args.min_effect):
         raise UsageError(f"--min-effect {args.min_effect}: expected a finite number")
     if not 0 < args.alpha < 1:
@@ -152,12 +188,12 @@ def _check_args(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _metric_columns(args: argparse.Namespace, guardrails: dict[str, tuple[str, float]]) -> dict[str, str]:
+def _metric_columns(args: argparse.Namespace, guardrails: dict[str, tuple[str, float, bool]]) -> dict[str, str]:
     """Column -> the flag that asked for it (metric, conversion, guardrails)."""
     cols = {args.metric: "--metric"}
     if args.conversion is not None:
         cols.setdefault(args.conversion, "--conversion")
-    for name, (column, _) in guardrails.items():
+    for name, (column, _, _) in guardrails.items():
         cols.setdefault(column, f"--guardrail {name}={column}")
     return cols
 
@@ -166,25 +202,23 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
     """The decision log as a DataFrame with one column per metric (NaN where the outcome is not final)."""
     import pyarrow.parquet as pq
 
-    from bandit.cli import UsageError, _join, _parquet_files, _read_decision_log, _require
-
     path: Path = args.logs
-    table, arms = _read_decision_log(path, notes)
+    table, arms = read_decision_log(path, notes)
     if table.num_rows == 0:
         raise UsageError(f"--logs {path}: holds no decisions (0 rows)")
-    _require(_LOG_COLUMNS, table.column_names, "--logs", path)
+    require(LOG_COLUMNS, table.column_names, "--logs", path)
     df = table.to_pandas()
     if arms is not None:
         df.attrs["arms"] = arms
     outcome_columns: list[str] = []
     if args.outcomes is not None:
-        _require(_JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
-        files = _parquet_files(args.outcomes, "--outcomes")
+        require(JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
+        files = parquet_files(args.outcomes, "--outcomes")
         outcome_columns = list(pq.read_schema(files[0]).names)
     metrics = {}
     for column, flag in columns.items():
         if column in outcome_columns:
-            joined, _ = _join(df.copy(), argparse.Namespace(**{**vars(args), "reward_column": column}), notes)
+            joined, _ = join(df.copy(), argparse.Namespace(**{**vars(args), "reward_column": column}), notes)
             metrics[column] = joined["reward"].to_numpy(dtype=np.float64)
             df["timestamp"] = joined["timestamp"]
         elif column in df.columns and (column != "reward" or args.outcomes is None):
@@ -198,46 +232,6 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
     return df
 
 
-class _Uniform:
-    """Uniform over the eligible arms."""
-
-    def action_probabilities(self, X: Any, eligible: Any) -> np.ndarray:
-        e = np.asarray(eligible, dtype=np.float64)
-        return e / e.sum(axis=1, keepdims=True)
-
-
-def _load_policies(specs: list[str], n_features: int) -> dict[str, Any]:
-    import bandit
-    from bandit.cli import UsageError, _one_line
-
-    out: dict[str, Any] = {}
-    for spec in specs:
-        policy: Any
-        if spec == "uniform":
-            name, policy = "uniform", _Uniform()
-        else:
-            name, sep, raw = spec.partition("=")
-            if sep and (not name.strip() or not raw.strip()):
-                raise UsageError(f"--policy {spec!r}: expected NAME=FILE, FILE or 'uniform'")
-            path = Path(raw if sep else spec)
-            name = name.strip() if sep else path.stem
-            if not path.is_file():
-                raise UsageError(f"--policy {spec}: no policy file at {path} (write one with policy.save(path))")
-            try:
-                policy = bandit.load(path)
-            except (OSError, ValueError, TypeError, KeyError) as e:
-                raise UsageError(f"--policy {spec}: cannot load {path}: {_one_line(e)}") from None
-            if policy.n_features is not None and policy.n_features != n_features:
-                raise UsageError(
-                    f"--policy {spec}: the policy uses {policy.n_features} features, the logs' contexts have "
-                    f"{n_features}"
-                )
-        if name in out:
-            raise UsageError(f"--policy {spec}: the name {name!r} is used twice; use NAME=FILE")
-        out[name] = policy
-    return out
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # the command
 # ----------------------------------------------------------------------------------------------------------------
@@ -248,24 +242,24 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     import offline_eval
-    from bandit.cli import UsageError, _check_out_dir, _one_line, _writing
     from offline_eval.report import Guardrail, rollout_report
 
     _check_args(args)
     guardrails = _guardrails(args.guardrails)
     if args.metric in guardrails:
         raise UsageError(f"--guardrail {args.metric}=...: a guardrail may not be named like the --metric")
-    _check_out_dir(args.out, args.force)
+    check_out_dir(args.out, args.force)
     notes: list[str] = []
     columns = _metric_columns(args, guardrails)
     df = _read(args, columns, notes)
     n_features = int(np.asarray(df["context"].iloc[0]).shape[0]) if len(df) else 0
-    policies = _load_policies(args.policies, n_features)
+    specs = load_policies(args.policies, n_features)
+    policies = {name: policy for name, (_, policy) in specs.items()}
     if args.baseline != "logging" and args.baseline not in policies:
         raise UsageError(f"--baseline {args.baseline!r}: expected 'logging' or a --policy NAME ({', '.join(policies)})")
     if len(policies) == 1 and args.baseline in policies:
         raise UsageError(f"--baseline {args.baseline}: give at least one other --policy to decide on")
-    gr = {name: Guardrail(column, margin) for name, (column, margin) in guardrails.items()}
+    gr = {name: Guardrail(column, margin, higher) for name, (column, margin, higher) in guardrails.items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -285,14 +279,14 @@ def run(args: argparse.Namespace) -> int:
                 frame_options={"action_names": df.attrs.get("arms")},
             )
         except (TypeError, ValueError) as e:
-            raise UsageError(_flag_of(str(e), args) + _one_line(e)) from None
+            raise UsageError(policy_error(str(e), specs) or _flag_of(str(e), args) + one_line(e)) from None
     for note in dict.fromkeys(notes):
         print(f"note: {note}", file=sys.stderr)
-    for message in dict.fromkeys(_one_line(w.message) for w in caught if not _is_diagnostic(w)):
+    for message in dict.fromkeys(one_line(w.message) for w in caught if not _is_diagnostic(w)):
         if args.outcomes is not None and "with a missing metric" in message:
             continue  # the attribution note above already says which decisions are left out
         print(f"note: {message}", file=sys.stderr)
-    with _writing(args.out):
+    with writing(args.out):
         args.out.mkdir(parents=True, exist_ok=True)
         html = report.to_html(args.out / "report.html")
         (args.out / "report.md").write_text(report.to_markdown())

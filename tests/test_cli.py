@@ -121,7 +121,8 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
     ep = world.episode(3000)
     rng = np.random.default_rng(0)
     arms = rng.integers(0, 4, 3000)
-    policy = bandit.LinUCB(world.arms(include_new=False), n_features=d, alpha=0.1, seed=0)
+    # the logs list every world arm (the new plan launched mid-run): the policy knows them all
+    policy = bandit.LinUCB(world.arms(include_new=True), n_features=d, alpha=0.1, seed=0)
     policy.update_batch(ep.X, arms, (ep.uniforms[np.arange(3000), arms] < ep.probability[np.arange(3000), arms]) * 1.0)
     path = policy.save(tmp_path / "linucb.policy")
     root = simulated / "logs" / "logging_uniform"
@@ -409,13 +410,42 @@ def test_demo_refuses_existing_out(tmp_path, capsys):
     assert "--out" in _one_line(capsys.readouterr().err)
 
 
+def test_evaluate_policy_without_a_logged_arm_names_the_flag_and_the_arms(simulated, tmp_path, capsys):
+    """offline_eval matches a policy's arms to the logged ones by name; the CLI reports its error as one line."""
+    world = UpsellWorld(seed=1)
+    policy = bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
+    path = policy.save(tmp_path / "launch_day.policy")
+    root = simulated / "logs" / "logging_uniform"
+    argv = ["evaluate", "--logs", str(root / "decisions"), "--outcomes", str(root / "outcomes.parquet"),
+            "--attribution-window", "1D", "--policy", f"old={path}", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit evaluate: error: --policy old={path}: "), line
+    assert "'basic'" in line and "'individual'" in line  # the missing arm and the logged ones
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_policy_with_an_unlogged_arm_it_would_offer_names_the_flag(readme_logs, tmp_path, capsys):
+    """A policy that can offer an arm the logs never had cannot be scored: one line naming --policy and the arm."""
+    policy = bandit.LinUCB(["individual", "duo", "family", "student"], n_features=3, seed=0)
+    path = policy.save(tmp_path / "more.policy")
+    argv = _evaluate_argv(readme_logs, tmp_path / "o", "--outcomes", str(readme_logs / "outcomes.parquet"),
+                          "--attribution-window", "1D")
+    argv[argv.index("--policy") + 1] = f"more={path}"
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit evaluate: error: --policy more={path}: "), line
+    assert "'student'" in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_demo_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"report: {out / 'demo.md'}" in printed
+    assert f"rollout report: {out / 'report.html'}" in printed and f"the story:      {out / 'demo.md'}" in printed
     report = (out / "demo.md").read_text()
-    for step in ("**Logging**", "**Offline evaluation**", "**Pick**", "**Roll-out**", "**New plan**"):
+    for step in ("**Logging**", "**Offline evaluation**", "**Rollout decision**", "**Roll-out**", "**New plan**"):
         assert step in report
     for png in ("cumulative_regret", "arm_share", "new_plan_uptake", "ope_vs_truth"):
         assert (out / "plots" / f"{png}.png").stat().st_size > 0
@@ -430,6 +460,42 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert summary.loc[disjoint + ["uniform"], "new_plan_first_guess_rmse"].isna().all()
     assert "regret_per_event_after_launch" in report and "hybrid_linucb" in report and "guesses 0" in report
     assert "first guess of its conversion before any impression" in printed
+
+
+def test_demo_quick_ends_in_the_rollout_report(tmp_path, capsys):
+    """The demo decides on the later logs and shows what the roll-out realised next to the report (seeded, quick)."""
+    import json
+
+    from offline_eval.report import DECISIONS
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--quiet", "--seed", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("report.html", "report.md", "report.json", "rollout.csv"):
+        assert (out / name).stat().st_size > 0, name
+    doc = json.loads((out / "report.json").read_text())
+    decision = doc["decision"]
+    assert decision in DECISIONS
+    assert f"DECISION: {decision}" in printed and doc["reasons"][0] in printed
+    assert (out / "report.md").read_text().startswith(f"# Rollout decision: {decision}")
+    assert decision in (out / "report.html").read_text() and "**Rollout decision**" in (out / "demo.md").read_text()
+    realised = pd.read_csv(out / "rollout.csv").set_index("policy")
+    candidates = ["linucb", "linear_ts", "epsilon_greedy", "hybrid_linucb", "hybrid_linear_ts"]
+    assert list(realised.index) == candidates
+    for name in candidates:  # one console line per candidate, with its verdict
+        (line,) = [ln for ln in printed.splitlines() if ln.strip().startswith(name + " ")]
+        assert realised.loc[name, "verdict"] in line and "true lift" in line
+    # the realised values are consistent with the report: the truth lies in the report's intervals
+    shown = doc["simulation_truth"]["shown"]
+    assert shown == (doc["recommended"] or realised["lift"].idxmax())
+    row = realised.loc[shown]
+    assert row["ci_low"] <= row["true_value"] <= row["ci_high"]
+    assert (realised["lift_ci_low"] <= realised["true_lift"]).all() and (realised["true_lift"] <= realised["lift_ci_high"]).all()
+    table = pd.DataFrame(doc["table"]).set_index(["policy", "metric"])
+    np.testing.assert_allclose(realised["value"], [table.loc[(c, "revenue"), "value"] for c in candidates])
+    right = doc["simulation_truth"]["decision_right"]
+    assert right is None if decision == "NEED MORE DATA" else right in (True, False)
+    assert realised["online_value"].notna().all() and f"{row['online_value']:.3f} revenue per offer" in printed
 
 
 def test_default_now_is_never_later_than_the_clock(tmp_path, capsys):

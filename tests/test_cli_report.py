@@ -194,3 +194,98 @@ def test_bad_files_are_one_line(logs, tmp_path, capsys):
     out.mkdir()
     assert main(_argv(logs, out)) == 2
     assert "--out" in _one_line(capsys.readouterr().err) and "--force" in capsys.readouterr().err + "--force"
+
+
+def test_guardrail_higher_is_better_treats_a_fall_as_the_harm(logs, tmp_path, capsys):
+    """NAME=COLUMN:MARGIN:higher: a fall is the harm. Uniform converts far less than the fitted baseline: with
+    conversions as a higher-is-better guardrail that is a breach; read as a rise-is-harm metric it is no harm."""
+    common = ["--policy", "uniform", "--baseline", "fitted", "--metric", "revenue", "--now", "2026-11-09"]
+    higher, lower = tmp_path / "higher", tmp_path / "lower"
+    assert main(_argv(logs, higher, *common, "--guardrail", "conversions=reward:0.01:higher")) == 0
+    assert "breaches the conversions guardrail" in capsys.readouterr().out
+    assert main(_argv(logs, lower, *common, "--guardrail", "conversions=reward:0.01")) == 0
+    assert "breaches" not in capsys.readouterr().out
+    up = json.loads((higher / "report.json").read_text())
+    down = json.loads((lower / "report.json").read_text())
+    assert up["settings"]["guardrails"]["conversions"]["higher_is_better"] is True
+    assert down["settings"]["guardrails"]["conversions"]["higher_is_better"] is False
+    status = {d: next(r["status"] for r in doc["table"] if r["policy"] == "uniform" and r["metric"] == "conversions")
+              for d, doc in (("up", up), ("down", down))}
+    assert status == {"up": "breached", "down": "non-inferior"}
+    assert up["decision"] == "NO-GO"
+
+
+def test_guardrail_help_documents_the_higher_syntax(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert ":higher" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("c=cancelled:0.1:lower", "unknown direction 'lower'"),
+        ("c=cancelled:higher", "expected NAME=COLUMN:MARGIN or NAME=COLUMN:MARGIN:higher"),
+        ("c=cancelled:-0.1:higher", "MARGIN must be a number >= 0"),
+        ("=cancelled:0.1", "expected NAME=COLUMN:MARGIN"),
+    ],
+)
+def test_bad_guardrail_direction_is_one_line(logs, tmp_path, capsys, spec, expected):
+    assert main(_argv(logs, tmp_path / "out", "--guardrail", spec)) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit report: error: --guardrail {spec!r}: ") and expected in line, line
+    assert not (tmp_path / "out").exists()
+
+
+SIM = """
+seed = 3
+horizon = 6000
+batch_size = 500
+launch_step = 3000
+
+[world]
+events_per_day = 1000
+
+[[policies]]
+name = "uniform"
+type = "UniformRandom"
+
+[output]
+progress = false
+plots = false
+share_window = 500
+"""
+
+
+def test_simulate_then_report_with_a_churn_guardrail(tmp_path, capsys):
+    """The simulator's outcomes carry cancellations: `report --guardrail churn=cancelled:...` runs on them."""
+    from bandit.simulation.world import UpsellWorld
+
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text(SIM)
+    assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "sim"), "--quiet"]) == 0
+    root = tmp_path / "sim" / "logs" / "logging_uniform"
+    outcomes = pd.read_parquet(root / "outcomes.parquet")
+    assert {"cancelled", "cannibalised"} <= set(outcomes.columns) and outcomes["cancelled"].sum() > 10
+    world = UpsellWorld(seed=3)
+    policy = bandit.LinUCB(world.arms(include_new=True), n_features=world.featurizer.n_features, seed=0)
+    policy.save(tmp_path / "fresh.policy")
+    out = tmp_path / "report"
+    argv = ["report", "--logs", str(root / "decisions"), "--outcomes", str(root / "outcomes.parquet"),
+            "--attribution-window", "1D", "--policy", f"fresh={tmp_path / 'fresh.policy'}", "--metric", "revenue",
+            "--conversion", "reward", "--guardrail", "churn=cancelled:0.01",
+            "--guardrail", "cannibalisation=cannibalised:0.5", "--estimator", "SNIPS", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["decision"] in ("GO", "NO-GO", "NEED MORE DATA") and f"DECISION: {doc['decision']}" in printed
+    assert "churn" in printed and "cannibalisation" in printed
+    # the logging policy's churn is the share of final decisions with a cancellation joined inside the window
+    decisions = pd.read_parquet(root / "decisions")
+    now = max(decisions["timestamp"].max(), outcomes["timestamp"].max())  # the CLI's default now
+    cancels = outcomes[["event_id", "timestamp", "cancelled"]].rename(columns={"cancelled": "reward"})
+    joined = join_outcomes(root / "decisions", cancels, "1D", now=now)
+    final = joined["timestamp"] + pd.Timedelta("1D") < now
+    logging_churn = next(r["value"] for r in doc["table"] if r["policy"] == "logging" and r["metric"] == "churn")
+    assert logging_churn == pytest.approx(joined.loc[final, "reward"].mean(), rel=1e-9)
+    assert doc["settings"]["n_test"] == int(final.sum())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,24 @@ from bandit.arms import Arm
 from bandit.decision_log import read_decision_log
 from bandit.simulation.config import PolicyConfig, SimulationConfig
 from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
-from bandit.simulation.metrics import offline_evaluate, target_probabilities
+from bandit.simulation.metrics import logged_frame, offline_evaluate, target_probabilities
 from bandit.simulation.report import SimulationResult, _collect, markdown_table
-from bandit.simulation.world import UpsellWorld
+from bandit.simulation.world import Episode, UpsellWorld
+from offline_eval import LoggedData
+from offline_eval.diagnostics import DiagnosticWarning
+from offline_eval.report import DECISIONS, Guardrail, RolloutReport, rollout_report
+from offline_eval.splits import chronological_split
 
-__all__ = ["DemoResult", "build_demo", "run_demo"]
+__all__ = ["DemoResult", "build_demo", "decision_lines", "rollout_line", "run_demo"]
+
+GO, NO_GO, MORE = DECISIONS
+
+#: The rollout decision's smallest lift of revenue per offer worth shipping (currency per offer).
+_MIN_EFFECT = 0.10
+#: The rollout decision's guardrails: name -> (metric column of the logs, largest acceptable rise per offer). Churn:
+#: half a percentage point more cancellations; cannibalisation: 0.50 more of existing monthly subscriptions ended
+#: per offer (an upgrade ends the plan it replaces, so some rise comes with any upsell).
+_GUARDRAILS = {"churn": ("cancelled", 0.005), "cannibalisation": ("cannibalised", 0.50)}
 
 @dataclass(frozen=True)
 class _DemoSizes:
@@ -75,6 +90,129 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
     }
 
 
+def _rollout_decision(
+    frame: pd.DataFrame, cut: pd.Timestamp, cands: Mapping[str, Any], episode: Episode, test_steps: np.ndarray
+) -> tuple[RolloutReport, pd.DataFrame]:
+    """The rollout report on the later logged decisions, and what the simulator's truth says about each candidate.
+
+    ``frame`` holds the logged decisions with a final outcome and their metric columns
+    (:func:`~bandit.simulation.metrics.logged_frame`); the report splits it at ``cut`` with
+    :func:`offline_eval.splits.chronological_split` (the split the candidates were fitted by) and evaluates the
+    later part. The candidates enter as their action distributions over the world's arms on the evaluated rows
+    (the logs list the new plan, which the launch-day policies do not know yet).
+
+    Returns the report and a table indexed by candidate: the report's ``verdict``, revenue estimate ``value`` /
+    ``ci_low`` / ``ci_high`` and ``lift`` / ``lift_ci_low`` / ``lift_ci_high`` over the logging policy; the exact
+    ``true_value`` and ``true_lift`` on the same users, ``true_<guardrail>`` (exact change of each guardrail
+    metric), ``worth_it`` (the true lift beats the minimum effect and no guardrail truly moves past its margin),
+    ``right`` (GO and worth it, or NO-GO and not; None while undecided) and ``covered`` (the true value lies in
+    the report's interval).
+    """
+    test = frame["step"].isin(test_steps).to_numpy()
+    steps = frame.loc[test, "step"].to_numpy(dtype=np.int64)
+    X, eligible = episode.X[steps], episode.eligible[steps]
+    targets = {label: target_probabilities(p, X, eligible, episode, steps) for label, p in cands.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticWarning)  # the report shows the diagnostics itself
+        report = rollout_report(
+            frame, targets, metric="revenue",
+            guardrails={name: Guardrail(col, margin) for name, (col, margin) in _GUARDRAILS.items()},
+            min_effect=_MIN_EFFECT, split_at=cut, conversion="converted",
+            frame_options={"action_names": episode.arm_names},
+        )
+    logging = np.stack(frame.loc[test, "probabilities"].to_numpy())
+    truths = {"revenue": episode.expected_value[steps], "churn": episode.expected_cancellation[steps],
+              "cannibalisation": episode.expected_cannibalisation[steps]}
+    rows = []
+    table = report.table
+    for label, target in targets.items():
+        r = table[(table["policy"] == label) & (table["metric"] == "revenue")].iloc[0]
+        row: dict[str, Any] = {
+            "policy": label, "verdict": r["verdict"], "value": r["value"], "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"], "lift": r["diff"], "lift_ci_low": r["diff_ci_low"],
+            "lift_ci_high": r["diff_ci_high"],
+        }
+        true = {m: float((target * v).sum(axis=1).mean()) for m, v in truths.items()}
+        base = {m: float((logging * v).sum(axis=1).mean()) for m, v in truths.items()}
+        row["true_value"] = true["revenue"]
+        row["true_lift"] = true["revenue"] - base["revenue"]
+        for name in _GUARDRAILS:
+            row[f"true_{name}"] = true[name] - base[name]
+        worth = row["true_lift"] > _MIN_EFFECT and all(
+            row[f"true_{name}"] <= margin for name, (_, margin) in _GUARDRAILS.items()
+        )
+        row["worth_it"] = bool(worth)
+        row["right"] = worth if r["verdict"] == GO else (not worth) if r["verdict"] == NO_GO else None
+        row["covered"] = bool(r["ci_low"] <= row["true_value"] <= r["ci_high"])
+        rows.append(row)
+    return report, pd.DataFrame(rows).set_index("policy")
+
+
+def _shown_candidate(report: RolloutReport) -> str:
+    """The recommended candidate; without a GO, the one with the largest estimated lift (what would have shipped)."""
+    if report.recommended is not None:
+        return str(report.recommended)
+    lift = report.table[(report.table["role"] == "candidate") & (report.table["kind"] == "primary")]
+    return str(lift.set_index("policy")["diff"].idxmax())
+
+
+def _decision_right(report: RolloutReport, realised: pd.DataFrame) -> bool | None:
+    """Whether the simulator's truth agrees with the decision (None for NEED MORE DATA: nothing was decided)."""
+    if report.decision == GO:
+        return bool(realised.loc[str(report.recommended), "worth_it"])
+    if report.decision == NO_GO:
+        return not bool(realised["worth_it"].any())
+    return None
+
+
+def decision_lines(report: RolloutReport, realised: pd.DataFrame) -> list[str]:
+    """The console block of the rollout decision: the decision, its general reasons, one line per candidate.
+
+    Each candidate's line: its verdict, its revenue lift per offer over the logging policy with the report's
+    interval, each guardrail's status, and -- known only in the simulation -- its true lift on the same users.
+    """
+    level = f"{100 * (1 - report.settings['alpha_per_candidate']):.4g}%"
+    head = f"DECISION: {report.decision}"
+    if report.recommended is not None:
+        head += f" -- roll out {report.recommended!r}"
+    quoted = tuple(f"{name!r}" for name in realised.index)
+    general = [r for r in report.reasons if not r.startswith(quoted)]
+    lines = ["", head, *(f"  {r}" for r in general), f"  per candidate (revenue lift per offer over the logging "
+             f"policy, {level} CI; guardrails; the truth, known in the simulation):"]
+    width = max(len(n) for n in realised.index)
+    table = report.table
+    for name, r in realised.iterrows():
+        guards = []
+        for g in _GUARDRAILS:
+            status = table[(table["policy"] == name) & (table["metric"] == g)]["status"].iloc[0]
+            guards.append(f"{g} {status}")
+        lines.append(
+            f"  {name:<{width}}  {r['verdict']:<14}  lift {r['lift']:+.3f} [{r['lift_ci_low']:+.3f}, "
+            f"{r['lift_ci_high']:+.3f}]  {', '.join(guards)}  | true lift {r['true_lift']:+.3f}"
+        )
+    lines.append("")
+    return lines
+
+
+def rollout_line(demo: DemoResult) -> str:
+    """What the roll-out realised for the recommended candidate (or, without a GO, the leading one)."""
+    r = demo.realised.loc[demo.chosen]
+    online_uniform = float(r["online_value"] - r["online_lift"])
+    shipped = (f"'{demo.chosen}', rolled out," if demo.report.decision == GO
+               else f"'{demo.chosen}' (not rolled out: {demo.report.decision}; shown for comparison)")
+    right = demo.decision_right
+    verdict = ("the decision was right" if right else "the decision was wrong") if right is not None else (
+        "no decision was taken")
+    inside = "inside" if r["covered"] else "outside"
+    return (
+        f"5. roll-out on the next {demo.launch - demo.sizes.n_log:,} users before the launch: {shipped} realised "
+        f"{r['online_value']:.3f} revenue per offer against {online_uniform:.3f} for the uniform logging policy on "
+        f"the same users ({r['online_lift']:+.3f}). On the evaluated users its true value was "
+        f"{r['true_value']:.3f}, {inside} the report's interval [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+        f"(estimate {r['value']:.3f}); true lift {r['true_lift']:+.3f}: {verdict}."
+    )
+
+
 @dataclass
 class DemoResult:
     """What :func:`build_demo` computed (:meth:`save` writes it).
@@ -88,7 +226,8 @@ class DemoResult:
         value of the fitted policy on the roll-out users before the launch) and ``online_value`` (revenue per offer
         realised there while learning).
     chosen : str
-        The candidate with the highest lower confidence bound.
+        The candidate the rollout report recommends (GO); without a GO, the one with the largest estimated lift
+        (shown for comparison, not rolled out).
     fit_steps, eval_steps : ndarray of int
         Episode steps of the logged decisions the candidates were fitted on, and of those they were evaluated on
         (later ones: a chronological split, disjoint).
@@ -104,6 +243,13 @@ class DemoResult:
         Users the first guess is judged on.
     seconds : float
         Wall time of the computation.
+    report : RolloutReport
+        The rollout decision on the later logged decisions (:func:`offline_eval.report.rollout_report`).
+    realised : pandas.DataFrame
+        Per candidate: the report's verdict, estimate and lift with intervals next to the simulator's truth on the
+        same users (see :func:`_rollout_decision`), and what the roll-out realised: ``rollout_true_value``,
+        ``online_value`` (revenue per offer before the launch) and ``online_lift`` (over the uniform logging
+        policy on the same users).
     """
 
     result: SimulationResult
@@ -116,11 +262,35 @@ class DemoResult:
     fresh_rmse: float
     n_judged: int
     seconds: float
+    report: RolloutReport
+    realised: pd.DataFrame
+
+    @property
+    def decision_right(self) -> bool | None:
+        """Whether the simulator's truth agrees with the report's decision (None for NEED MORE DATA).
+
+        GO is right when the recommended candidate truly lifts revenue per offer by more than the minimum effect
+        without moving a guardrail metric past its margin; NO-GO is right when no candidate truly does.
+        """
+        return _decision_right(self.report, self.realised)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``summary.md``, ``demo.md``, CSV tables, decision logs (Parquet) and plots under ``out_dir``."""
-        files = self.result.save(out_dir, plots=True, logs=True)
-        files["demo_md"] = Path(out_dir) / "demo.md"
+        """Write the rollout report (``report.html``, ``report.md``, ``report.json``), ``demo.md``,
+        ``summary.md``, CSV tables, decision logs (Parquet) and plots under ``out_dir``."""
+        out = Path(out_dir)
+        files = self.result.save(out, plots=True, logs=True)
+        report = {
+            "report_html": self.report.to_html(out / "report.html"),
+            "report_md": out / "report.md",
+            "report_json": out / "report.json",
+            "rollout_csv": out / "rollout.csv",
+        }
+        report["report_md"].write_text(self.report.to_markdown() + "\n" + _truth_section(self))
+        doc = {**self.report.to_dict(), "simulation_truth": _jsonable_truth(self)}
+        report["report_json"].write_text(json.dumps(doc, indent=2, allow_nan=False))
+        self.realised.reset_index().to_csv(report["rollout_csv"], index=False)
+        files = {**report, **files}
+        files["demo_md"] = out / "demo.md"
         files["demo_md"].write_text(_demo_report(self, files))
         return files
 
@@ -180,11 +350,20 @@ def build_demo(
                          start=0, stop=sizes.n_log, progress=tracker)
     say(f"1. logged {sizes.n_log:,} uniform-random offers")
 
-    # 2. chronological split of the decisions with a final outcome: fit on the earlier half, evaluate on the later
-    final = np.flatnonzero(log_run.mature)
-    fit, held_out = final[: final.size // 2], final[final.size // 2 :]
+    # 2. chronological split of the decisions with a final outcome (offline_eval.splits): fit on the earlier half,
+    #    evaluate and decide on the later half
     if log_run.log_dir is None:
         raise RuntimeError("the logging run has no decision log")
+    frame = logged_frame(log_run, episode)  # decision log + outcomes joined per metric, final outcomes only
+    cut = frame["timestamp"].iloc[len(frame) // 2]
+    train, test = chronological_split(
+        LoggedData.from_dataframe(frame, reward="revenue", action_names=episode.arm_names), at=cut
+    )
+    is_train = frame["event_id"].isin(set(np.asarray(train.event_id).tolist())).to_numpy()
+    positions = frame["step"].to_numpy(dtype=np.int64) - log_run.start
+    fit, held_out = positions[is_train], positions[~is_train]
+    if held_out.size != test.n:
+        raise RuntimeError(f"the split put {held_out.size} decisions in the test part, offline_eval {test.n}")
     logged = read_decision_log(log_run.log_dir)
     outcomes = outcomes_table(log_run, episode).to_pandas()
     now = logged["timestamp"].max()  # the end of the logging period: every fitted decision's window has closed
@@ -194,18 +373,24 @@ def build_demo(
                                      now=now)
         if report.n_applied != fit.size:
             raise RuntimeError(f"{label} learned from {report.n_applied} of the {fit.size} fitted decisions")
-    say(f"2. fitted {len(cands)} candidates on the {fit.size:,} earlier logged decisions with a final outcome: "
-        + ", ".join(cands))
+    say(f"2. fitted {len(cands)} candidates on the {fit.size:,} earlier logged decisions with a final outcome "
+        f"(before {cut:%Y-%m-%d %H:%M} UTC): " + ", ".join(cands))
 
     # 3. off-policy evaluation with intervals, on the later decisions only
     ope_table, _ = offline_evaluate(log_run, episode, cands, ["SNIPS", "DR"], rows=held_out)
     rec = ope_table[ope_table["recommended"]].set_index("policy")
-    chosen = str(rec["ci_low"].idxmax())
-    say(f"3-4. offline estimates on the {held_out.size:,} later decisions (revenue/offer, true value in the "
-        "simulation): "
-        + ", ".join(f"{p} {rec.loc[p, 'value']:.3f} [{rec.loc[p, 'ci_low']:.3f}, {rec.loc[p, 'ci_high']:.3f}] "
-                    f"(true {rec.loc[p, 'true_value']:.3f})" for p in rec.index)
-        + f" -> chosen: {chosen}")
+    say(f"3. estimated every candidate off-policy on the {held_out.size:,} later decisions (SNIPS and DR, 95% "
+        "intervals; ope.csv)")
+
+    # 4. the rollout decision on the same later decisions: lift over the logging policy, guardrails, overlap
+    test_steps = held_out + log_run.start
+    report, realised = _rollout_decision(frame, cut, cands, episode, test_steps)
+    chosen = _shown_candidate(report)
+    say(f"4. rollout decision on the {held_out.size:,} later decisions: revenue per offer must rise by more than "
+        f"{_MIN_EFFECT:g} over the logging policy; guardrails: "
+        + ", ".join(f"{name} ({col}) may rise by at most {margin:g}" for name, (col, margin) in _GUARDRAILS.items()))
+    for line in decision_lines(report, realised):
+        say(line)
 
     # 5.-7. roll out every candidate (and the uniform baseline) on the same new users, launch the new plan
     pre = np.arange(sizes.n_log, launch)
@@ -245,6 +430,10 @@ def build_demo(
     result.summary["online_value"] = result.summary["policy"].map(
         {label: float(r.outcomes.revenue[: launch - sizes.n_log].mean()) for label, r in runs.items()}
     )
+    online = result.summary.set_index("policy")["online_value"]
+    realised["rollout_true_value"] = realised.index.map(rollout_truth)
+    realised["online_value"] = realised.index.map(online)
+    realised["online_lift"] = realised["online_value"] - float(online["uniform"])
     result.logging_run = log_run
     result.ope = ope_table
     result.ope_description = (
@@ -257,15 +446,12 @@ def build_demo(
     demo = DemoResult(
         result=result, chosen=chosen, fit_steps=fit + log_run.start, eval_steps=held_out + log_run.start,
         sizes=sizes, launch=launch, first_guess=first_guess, fresh_rmse=fresh, n_judged=int(judged.size),
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start, report=report, realised=realised,
     )
+    say(rollout_line(demo))
     s = result.summary.set_index("policy")
-    say(f"5-6. {chosen} rolled out: offline estimate {s.loc[chosen, 'ope_value']:.3f} (true value on the "
-        f"evaluation users {s.loc[chosen, 'true_value']:.3f}), true value of the fitted policy on the roll-out "
-        f"users {s.loc[chosen, 'rollout_true_value']:.3f}, realised {s.loc[chosen, 'online_value']:.3f} "
-        "revenue/offer")
     ttl = s["time_to_learn"].map(lambda v: "-" if math.isnan(v) else f"{v:,.0f}")
-    say(f"7. new plan 'basic' launched at step {launch:,}; time to learn (steps) / regret per offer after the "
+    say(f"6. new plan 'basic' launched at step {launch:,}; time to learn (steps) / regret per offer after the "
         "launch: " + ", ".join(f"{p} {ttl[p]} / {s.loc[p, 'regret_per_event_after_launch']:.3f}" for p in s.index))
     say("   first guess of its conversion before any impression, RMSE: "
         + ", ".join(f"{p} {rmse:.4f}" for p, (rmse, _) in first_guess.items())
@@ -292,6 +478,43 @@ def run_demo(
         Files written, by kind (``"demo_md"`` is the report).
     """
     return build_demo(quick=quick, seed=seed, progress=progress, echo=echo).save(out_dir)
+
+
+_TRUTH_COLUMNS = ["policy", "verdict", "value", "ci_low", "ci_high", "true_value", "covered", "lift", "lift_ci_low",
+                  "lift_ci_high", "true_lift", *(f"true_{g}" for g in _GUARDRAILS), "worth_it", "right",
+                  "rollout_true_value", "online_value", "online_lift"]
+
+
+def _truth_section(demo: DemoResult) -> str:
+    """Markdown: the report's estimates next to the simulator's truth and what the roll-out realised."""
+    right = demo.decision_right
+    verdict = "n/a (NEED MORE DATA decides nothing)" if right is None else ("right" if right else "wrong")
+    table = demo.realised.reset_index().astype({"right": object})
+    return "\n".join([
+        "## In the simulation: the truth and the roll-out",
+        "",
+        f"The decision was **{verdict}**. `true_value` / `true_lift` are the exact revenue per offer of each candidate "
+        "and its lift over the logging policy on the evaluated users (what the interval estimates); `true_churn` and "
+        "`true_cannibalisation` the exact change of each guardrail metric; `worth_it`: the true lift beats the "
+        f"{_MIN_EFFECT:g} worth shipping and no guardrail truly moves past its margin. `online_value` is the revenue "
+        f"per offer each candidate realised on the next {demo.launch - demo.sizes.n_log:,} users (before the new "
+        "plan's launch), `online_lift` against the uniform logging policy on the same users.",
+        "",
+        markdown_table(table, _TRUTH_COLUMNS),
+        "",
+    ])
+
+
+def _jsonable_truth(demo: DemoResult) -> dict[str, Any]:
+    rows = {}
+    for name, r in demo.realised.iterrows():
+        rows[str(name)] = {
+            k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else
+                bool(v) if isinstance(v, (bool, np.bool_)) else float(v) if isinstance(v, (int, float, np.number))
+                else str(v))
+            for k, v in r.items()
+        }
+    return {"decision_right": demo.decision_right, "shown": demo.chosen, "candidates": rows}
 
 
 def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
@@ -324,7 +547,15 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         markdown_table(result.ope, ["policy", "estimator", "value", "ci_low", "ci_high", "true_value", "covered",
                                      "ess", "recommended"]),
         "",
-        f"4. **Pick**: `{chosen}` (highest lower confidence bound).",
+        f"4. **Rollout decision** on the same later decisions (`report.html`, `report.md`, `report.json`): "
+        f"**{demo.report.decision}**" + (f", roll out `{chosen}`" if demo.report.decision == GO else "") + ". "
+        f"Revenue per offer must rise by more than {_MIN_EFFECT:g} over the logging policy; guardrails: "
+        + ", ".join(f"{g} (`{c}`) may rise by at most {m:g} per offer" for g, (c, m) in _GUARDRAILS.items())
+        + ". Reasons:",
+        "",
+        *(f"   - {r}" for r in demo.report.reasons),
+        "",
+        _truth_section(demo),
         f"5. **Roll-out** on the next {sizes.rollout:,} users (the same users for every candidate), learning online "
         f"with a refresh every {sizes.batch_size} offers.",
         "6. **Offline estimate vs reality** (before the launch): `true_value` is the exact expected revenue per offer "
@@ -349,7 +580,7 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
                                          "regret_per_event_after_launch", "new_plan_share", "oracle_new_plan_share",
                                          "time_to_learn", "new_plan_first_guess_rmse"]),
         "",
-        f"Chosen policy `{chosen}`: offline estimate {s.loc[chosen, 'ope_value']:.3f} "
+        f"Shown policy `{chosen}` ({demo.report.decision}): offline estimate {s.loc[chosen, 'ope_value']:.3f} "
         f"[{s.loc[chosen, 'ope_ci_low']:.3f}, {s.loc[chosen, 'ope_ci_high']:.3f}], true value "
         f"{s.loc[chosen, 'true_value']:.3f} on the evaluation users and {s.loc[chosen, 'rollout_true_value']:.3f} on "
         f"the roll-out users, realised {s.loc[chosen, 'online_value']:.3f}.",

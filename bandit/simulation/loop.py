@@ -514,27 +514,57 @@ def _event_ids(steps: np.ndarray) -> list[str]:
 
 
 def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
-    """The run's outcomes table (Arrow, :func:`offline_eval.schema.outcome_schema`): the conversions that arrived by
-    the end of the run, attributed or not -- ``event_id``, ``timestamp`` (arrival), ``reward`` (1.0, or the scaled
-    net value for value rewards) and ``revenue`` (net value) -- the rows :class:`_LogFlow` fed the attribution."""
+    """The run's outcomes table (Arrow, :func:`offline_eval.schema.outcome_schema`): what had arrived by the end of
+    the run (its last decision's timestamp).
+
+    Columns: ``event_id``, ``timestamp`` (arrival), ``reward``, ``revenue`` (net value), and the guardrail metrics
+    of :meth:`~bandit.simulation.world.Episode.guardrail_outcomes`: ``cancelled`` (1.0 for a cancellation) and
+    ``cannibalised`` (monthly value of the paid products a conversion ended). One row per event at most:
+
+    * a **conversion** (attributed or not) arrives ``delay`` days after its decision: ``reward`` 1.0 (or the scaled
+      net value for value rewards), ``revenue`` its net value, ``cancelled`` 0, ``cannibalised`` the value it
+      ended -- the rows :class:`_LogFlow` fed the attribution, plus their guardrail columns;
+    * a **cancellation** (a paying user who did not convert) arrives inside the attribution window, ``delay mod
+      window`` days after its decision (``delay`` is the potential conversion delay the user did not use: no new
+      randomness), with ``reward``, ``revenue`` and ``cannibalised`` 0 and ``cancelled`` 1.0.
+
+    Joined with :func:`bandit.attribution.join_outcomes` under the attribution window (sum of a decision's rows
+    inside it), each metric column gives the per-decision metric: a cancellation row adds 0 to ``reward`` (the
+    decision would have got 0 when its window closed anyway), so the rewards a policy learns from the file are
+    the ones the run learned from.
+    """
     import pyarrow as pa
 
     from offline_eval.schema import TIMESTAMP_TYPE, outcome_schema
 
     n = run.stop - run.start
+    rows = run.steps
     ts = episode.timestamps[run.start : run.stop].astype(np.int64)
-    delay = np.where(run.outcomes.converted, run.outcomes.delay_days, 0.0)
+    converted = run.outcomes.converted
+    guard = episode.guardrail_outcomes(rows, run.actions)
+    window = float(episode.attribution_window_days)
+    delay_all = episode.delay_days[rows, run.actions]
+    delay = np.where(converted, run.outcomes.delay_days, 0.0)
+    cancel_at = np.fmod(delay_all, window)
+    delay = np.where(guard.cancelled, cancel_at, delay)
     arrival = ts + np.round(delay * _US_PER_DAY).astype(np.int64)
-    keep = run.outcomes.converted & (arrival <= ts[-1])
+    keep = (converted | guard.cancelled) & (arrival <= ts[-1])
     net = episode.net_value[run.start : run.stop][np.arange(n), run.actions]
     reward = np.ones(n) if run.reward_mode == "conversion" else net / run.reward_scale
-    ids = np.array(_event_ids(run.steps), dtype=object)
+    reward = np.where(converted, reward, 0.0)
+    revenue = np.where(converted, net, 0.0)
+    ids = np.array(_event_ids(rows), dtype=object)
     return pa.Table.from_arrays(
         [
             pa.array(ids[keep], pa.string()),
             pa.array(arrival[keep], TIMESTAMP_TYPE),
             pa.array(reward[keep], pa.float64()),
-            pa.array(net[keep], pa.float64()),
+            pa.array(revenue[keep], pa.float64()),
+            pa.array(guard.cancelled[keep].astype(np.float64), pa.float64()),
+            pa.array(guard.cannibalised[keep], pa.float64()),
         ],
-        schema=outcome_schema([pa.field("revenue", pa.float64())]),
+        schema=outcome_schema(
+            [pa.field("revenue", pa.float64()), pa.field("cancelled", pa.float64()),
+             pa.field("cannibalised", pa.float64())]
+        ),
     )

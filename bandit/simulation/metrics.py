@@ -29,7 +29,7 @@ from bandit.simulation.config import SimulationConfig
 from bandit.simulation.loop import OraclePolicy, PolicyRun, _n_arms, outcomes_table
 from bandit.simulation.world import Episode
 
-__all__ = ["logged_data", "offline_evaluate", "target_probabilities", "time_to_learn"]
+__all__ = ["METRICS", "logged_data", "logged_frame", "offline_evaluate", "target_probabilities", "time_to_learn"]
 
 def _cumulative(run: PolicyRun, every: int) -> pd.DataFrame:
     ends = np.unique(np.append(np.arange(every, run.stop - run.start, every), run.stop - run.start)) - 1
@@ -149,6 +149,44 @@ def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_in
         row["new_plan_share"] = float((run.actions[post] == new_index).mean())
         row["oracle_new_plan_share"] = float((best[post] == new_index).mean())
     return row
+
+
+#: Metric columns of :func:`logged_frame`: attributed revenue (the primary metric), attributed conversions, and the
+#: guardrail metrics of the world (cancellations, cannibalised monthly value).
+METRICS = ("revenue", "converted", "cancelled", "cannibalised")
+
+
+def logged_frame(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The run's decisions with a final outcome (``run.mature``), one column per metric of :data:`METRICS`.
+
+    The run's decision log joined with its outcomes table (:func:`~bandit.simulation.loop.outcomes_table`) by
+    :func:`bandit.attribution.join_outcomes` at the end of the run, one metric column at a time -- what
+    ``upsell-bandit report --outcomes`` does: ``revenue`` (net value), ``converted`` (1.0 for an attributed
+    conversion), ``cancelled`` and ``cannibalised``, each the sum of the decision's outcome rows inside its
+    attribution window. ``reward`` is the revenue. ``attrs["arms"]`` holds the world's arm list.
+
+    ``rows`` (positions in the run, default all) restricts it further; rows without a final outcome are left out
+    whatever ``rows`` says.
+    """
+    from bandit.attribution import join_outcomes
+    from bandit.decision_log import read_decision_log
+
+    if run.log_dir is None:
+        raise ValueError(f"run {run.name!r} has no decision log")
+    decisions = read_decision_log(run.log_dir)
+    outcomes = outcomes_table(run, episode).to_pandas()
+    outcomes["converted"] = 1.0 - outcomes["cancelled"]  # a row is a conversion or a cancellation
+    now = decisions["timestamp"].iloc[-1]  # the run's last decision: the end of the run
+    window = pd.Timedelta(days=episode.attribution_window_days)
+    keep = _final_rows(run, rows)
+    frame = decisions.iloc[keep].reset_index(drop=True)
+    for metric in METRICS:
+        o = outcomes[["event_id", "timestamp", metric]].rename(columns={metric: "reward"})
+        joined = join_outcomes(decisions, o, window, now=now)
+        frame[metric] = joined["reward"].to_numpy(dtype=np.float64)[keep]
+    frame["reward"] = frame["revenue"]
+    frame.attrs["arms"] = list(episode.arm_names)
+    return frame
 
 
 def logged_data(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bandit
@@ -385,6 +386,57 @@ def test_demo_fits_on_earlier_logs_and_evaluates_out_of_sample(monkeypatch):
     np.testing.assert_allclose(summary.loc[rec.index, "true_value"], rec["true_value"])
     np.testing.assert_allclose(summary.loc[rec.index, "ope_value"], rec["value"])
     assert summary.loc[rec.index, "rollout_true_value"].notna().all()
+    # the rollout report decides on exactly the evaluated rows (the same chronological split), with the truth next
+    # to it: the revenue estimates agree with the OPE table's value on those rows, and every interval holds the truth
+    from offline_eval.report import DECISIONS
+
+    report, realised = result.report, result.realised
+    assert report.decision in DECISIONS and report.reasons[0].startswith(report.decision)
+    assert report.settings["n_train"] == result.fit_steps.size and report.settings["n_test"] == result.eval_steps.size
+    np.testing.assert_allclose(realised["true_value"], rec.loc[realised.index, "true_value"], rtol=1e-12)
+    assert realised["covered"].all(), realised
+    assert ((realised["lift_ci_low"] <= realised["true_lift"]) & (realised["true_lift"] <= realised["lift_ci_high"])).all()
+    shown = realised.loc[result.chosen]
+    assert shown["ci_low"] <= shown["true_value"] <= shown["ci_high"]
+    if report.decision == "GO":
+        assert result.chosen == report.recommended and result.decision_right == bool(shown["worth_it"])
+    else:
+        assert result.decision_right is (None if report.decision == "NEED MORE DATA" else not realised["worth_it"].any())
+    # the roll-out: every candidate realised its revenue on the same users as the uniform logging policy
+    np.testing.assert_allclose(realised["online_value"], summary.loc[realised.index, "online_value"])
+    np.testing.assert_allclose(realised["online_lift"],
+                               realised["online_value"] - summary.loc["uniform", "online_value"])
+
+
+def test_outcomes_table_carries_the_guardrail_outcomes(world_episode, tmp_path):
+    """outcomes.parquet holds cancellations and cannibalised value: joined per decision, they are the world's."""
+    from bandit.simulation.loop import outcomes_table
+    from bandit.simulation.metrics import logged_frame
+    from offline_eval.schema import outcome_schema
+
+    world, ep = world_episode
+    run = run_policy(ep, _uniform(world, seed=8), batch_size=250, launch_step=1500, new_arm=world.arms()[-1],
+                     log_dir=tmp_path / "log")
+    table = outcomes_table(run, ep)
+    assert table.schema.names[:3] == outcome_schema().names
+    assert {"revenue", "cancelled", "cannibalised"} <= set(table.schema.names)
+    out = table.to_pandas()
+    guard = ep.guardrail_outcomes(run.steps, run.actions)
+    mature = np.flatnonzero(run.mature)
+    assert out["event_id"].is_unique and guard.cancelled[mature].sum() > 5
+    assert not ((out["cancelled"] > 0) & (out["reward"] > 0)).any()  # a row is a conversion or a cancellation
+    frame = logged_frame(run, ep)
+    np.testing.assert_array_equal(frame["step"], run.steps[mature])
+    np.testing.assert_array_equal(frame["cancelled"], guard.cancelled[mature].astype(float))
+    np.testing.assert_allclose(frame["cannibalised"], guard.cannibalised[mature])
+    np.testing.assert_allclose(frame["revenue"], run.outcomes.revenue[mature])
+    np.testing.assert_array_equal(frame["converted"], run.outcomes.attributed[mature].astype(float))
+    # a cancellation row changes no reward: the rewards a policy learns from the file are the run's
+    from bandit.attribution import join_outcomes
+
+    joined = join_outcomes(read_decision_log(run.log_dir), out, ep.attribution_window_days * pd.Timedelta(days=1),
+                           now=frame["timestamp"].max() + pd.Timedelta(days=2))
+    np.testing.assert_array_equal(joined["reward"].to_numpy()[mature], run.reward[mature])
 
 
 def test_offline_evaluation_reads_the_decision_log_joined_with_the_outcomes(world_episode, tmp_path):
