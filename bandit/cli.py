@@ -313,6 +313,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
     check_out_dir(args.out, args.force)
     with writing(args.out, stale=STALE):
+        args.out.mkdir(parents=True, exist_ok=True)  # before the run: a directory that cannot be made fails at once
         files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=print)
     print()
     print(f"rollout report: {os.path.abspath(files['report_html'])}  (open in a browser; also report.md, "

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
+#: Names of the report's reference rows, which a --policy may not take.
+_RESERVED = ("logging", "best single plan", "popularity")
 #: The word after a guardrail's MARGIN that marks a metric where a fall is the harm.
 _HIGHER = "higher"
 
@@ -222,7 +224,13 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
             metrics[column] = joined["reward"].to_numpy(dtype=np.float64)
             df["timestamp"] = joined["timestamp"]
         elif column in df.columns and (column != "reward" or args.outcomes is None):
-            metrics[column] = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            values = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isnan(values).all():
+                raise UsageError(
+                    f"{flag}: column {column!r} of --logs {path} is empty (outcomes are not joined yet); pass "
+                    "--outcomes FILE --attribution-window WINDOW to join them"
+                )
+            metrics[column] = values
         else:
             where = f"--outcomes {args.outcomes} or --logs {path}" if args.outcomes is not None else f"--logs {path}"
             hint = "" if args.outcomes is not None else " (a decision log's metrics come from --outcomes FILE)"
@@ -254,6 +262,12 @@ def run(args: argparse.Namespace) -> int:
     df = _read(args, columns, notes)
     n_features = int(np.asarray(df["context"].iloc[0]).shape[0]) if len(df) else 0
     specs = load_policies(args.policies, n_features)
+    for name, (spec, _) in specs.items():
+        if name in _RESERVED:
+            raise UsageError(
+                f"--policy {spec}: the name {name!r} is taken by a reference row of the report; use NAME=FILE with "
+                "another NAME"
+            )
     policies = {name: policy for name, (_, policy) in specs.items()}
     if args.baseline != "logging" and args.baseline not in policies:
         raise UsageError(f"--baseline {args.baseline!r}: expected 'logging' or a --policy NAME ({', '.join(policies)})")

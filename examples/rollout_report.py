@@ -43,6 +43,7 @@ import pandas as pd
 import bandit
 from bandit.simulation import UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
+from bandit.simulation.metrics import logged_frame
 from bandit.simulation.runner import run_policy
 from offline_eval import LoggedData
 from offline_eval.diagnostics import DiagnosticWarning
@@ -60,32 +61,17 @@ class RolloutExample:
 
 
 def simulate_logs(n: int, seed: int) -> pd.DataFrame:
-    """``n`` offers of the production stand-in, as decision-log rows with metric columns (final outcomes only)."""
+    """``n`` offers of the production stand-in, as decision-log rows with metric columns (final outcomes only).
+
+    The run writes a decision log and an outcomes table (conversions and cancellations as they arrive), as in
+    production; :func:`bandit.simulation.metrics.logged_frame` joins them per metric under the attribution window.
+    """
     world = UpsellWorld(WorldConfig(), CatalogConfig().build(with_new_plan=False), seed=seed)
     episode = world.episode(n)
     production = bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, alpha=0.5,
                                exploration_floor=0.3, seed=seed)
     run = run_policy(episode, production, name="production", batch_size=500)
-    rows = np.arange(run.start, run.stop)
-    guard = episode.guardrail_outcomes(rows, run.actions)
-    df = pd.DataFrame(
-        {
-            "event_id": [f"evt-{s:08d}" for s in rows],
-            "timestamp": pd.to_datetime(episode.timestamps[rows], utc=True),
-            "context": list(episode.X[rows]),
-            "action": run.actions,
-            "propensity": run.propensities,
-            "probabilities": list(run.probabilities),
-            "eligible": list(run.eligible),
-            "revenue": run.outcomes.revenue,
-            "converted": run.outcomes.attributed.astype(np.float64),
-            "cancelled": guard.cancelled.astype(np.float64),
-            "cannibalised": guard.cannibalised,
-        }
-    )
-    df = df[run.mature].reset_index(drop=True)  # the attribution window has closed
-    df.attrs["arms"] = list(episode.arm_names)
-    return df
+    return logged_frame(run, episode)  # the attribution window has closed for every row
 
 
 def candidate_fits(arm_names: Sequence[str], seed: int, fitted_on: dict[str, int]) -> dict[str, Any]:

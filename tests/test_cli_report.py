@@ -289,3 +289,22 @@ def test_simulate_then_report_with_a_churn_guardrail(tmp_path, capsys):
     logging_churn = next(r["value"] for r in doc["table"] if r["policy"] == "logging" and r["metric"] == "churn")
     assert logging_churn == pytest.approx(joined.loc[final, "reward"].mean(), rel=1e-9)
     assert doc["settings"]["n_test"] == int(final.sum())
+
+
+def test_logs_without_joined_outcomes_say_how_to_join_them(logs, tmp_path, capsys):
+    """Regression: a DecisionLog's reward is null until outcomes are joined; report crashed with 'cannot reshape'."""
+    out = tmp_path / "out"
+    assert main(["report", "--logs", str(logs / "logs"), "--policy", "uniform", "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("upsell-bandit report: error: --metric: column 'reward' of --logs"), line
+    assert "--outcomes FILE --attribution-window WINDOW" in line and "reshape" not in line
+    assert not out.exists()
+
+
+def test_a_policy_may_not_take_a_reference_rows_name(logs, tmp_path, capsys):
+    argv = _argv(logs, tmp_path / "out")
+    argv[argv.index("--policy") + 1] = f"logging={logs / 'fitted.policy'}"
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit report: error: --policy logging={logs / 'fitted.policy'}: the name "
+                           "'logging' is taken by a reference row"), line

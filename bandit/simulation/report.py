@@ -170,10 +170,12 @@ def write_decision_logs(runs: Mapping[str, PolicyRun], episode: Episode, directo
     Layout: ``decisions/`` (the :class:`bandit.DecisionLog` the run wrote as it decided, copied part by part:
     the decision-log schema with a null ``reward`` and an extra ``step`` column; readable by
     ``bandit.decision_log.read_decision_log``, ``offline_eval.LoggedData.from_parquet`` and ``upsell-bandit
-    evaluate --logs``) and ``outcomes.parquet`` (the conversions that arrived by the end of the run, attributed or
-    not: ``event_id``, ``timestamp`` of arrival, ``reward`` -- 1.0, or the scaled net value for value rewards --
-    and ``revenue``, the net value). Join them with ``bandit.attribution.join_outcomes`` /
-    ``policy.update_from_log`` or ``upsell-bandit evaluate --outcomes``, under the world's attribution window.
+    evaluate --logs``) and ``outcomes.parquet`` (:func:`~bandit.simulation.loop.outcomes_table`: the conversions
+    and cancellations that arrived by the end of the run -- ``event_id``, ``timestamp`` of arrival, ``reward`` (1.0
+    for a conversion, or the scaled net value for value rewards; 0 for a cancellation), ``revenue`` (net value) and
+    the guardrail metrics ``cancelled`` and ``cannibalised``). Join them with ``bandit.attribution.join_outcomes``
+    / ``policy.update_from_log``, ``upsell-bandit evaluate --outcomes`` or ``upsell-bandit report --outcomes``
+    (e.g. ``--metric revenue --guardrail churn=cancelled:0.01``), under the world's attribution window.
     The outcomes file is written to a dot-prefixed temporary name and renamed.
 
     Returns
