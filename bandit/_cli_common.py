@@ -31,6 +31,7 @@ __all__ = [
     "Uniform",
     "UsageError",
     "check_out_dir",
+    "echo",
     "join",
     "load_policy",
     "one_line",
@@ -58,6 +59,19 @@ class Parser(argparse.ArgumentParser):
 
 def one_line(message: object) -> str:
     return " ".join(str(message).split())
+
+
+def echo(line: str = "") -> None:
+    """``print(line)``, but a closed stdout (``upsell-bandit demo | head``) only silences the rest of the output:
+    the command still finishes and writes its files."""
+    import sys
+
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 

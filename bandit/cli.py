@@ -36,6 +36,7 @@ from bandit._cli_common import (
     Parser,
     UsageError,
     check_out_dir,
+    echo,
     join,
     load_policies,
     one_line,
@@ -314,17 +315,17 @@ def _demo(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.force)
     with writing(args.out, stale=STALE):
         args.out.mkdir(parents=True, exist_ok=True)  # before the run: a directory that cannot be made fails at once
-        files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=print)
-    print()
-    print(f"rollout report: {os.path.abspath(files['report_html'])}  (open in a browser; also report.md, "
-          "report.json)")
-    print(f"the story:      {os.path.abspath(files['demo_md'])}")
+        files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=echo)
+    echo()
+    echo(f"rollout report: {os.path.abspath(files['report_html'])}  (open in a browser; also report.md, "
+         "report.json)")
+    echo(f"the story:      {os.path.abspath(files['demo_md'])}")
     plots = [p for k, p in files.items() if k.startswith("plot_")]
     if plots:
-        print(f"plots:          {os.path.abspath(plots[0].parent)}{os.sep}  ({', '.join(p.name for p in plots)})")
+        echo(f"plots:          {os.path.abspath(plots[0].parent)}{os.sep}  ({', '.join(p.name for p in plots)})")
     if "decision_logs" in files:
-        print(f"decision logs:  {os.path.abspath(files['decision_logs'])}{os.sep}  (try: upsell-bandit report "
-              "--help)")
+        echo(f"decision logs:  {os.path.abspath(files['decision_logs'])}{os.sep}  (try: upsell-bandit report "
+             "--help)")
     return 0
 
 

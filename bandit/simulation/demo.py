@@ -148,6 +148,10 @@ def _rollout_decision(
     return report, pd.DataFrame(rows).set_index("policy")
 
 
+#: How a guardrail status reads on the console.
+_GUARD_WORDS = {"non-inferior": "ok", "breached": "BREACHED", "inconclusive": "undecided"}
+
+
 def _shown_candidate(report: RolloutReport) -> str:
     """The recommended candidate; without a GO, the one with the largest estimated lift (what would have shipped)."""
     if report.recommended is not None:
@@ -177,15 +181,16 @@ def decision_lines(report: RolloutReport, realised: pd.DataFrame) -> list[str]:
         head += f" -- roll out {report.recommended!r}"
     quoted = tuple(f"{name!r}" for name in realised.index)
     general = [r for r in report.reasons if not r.startswith(quoted)]
-    lines = ["", head, *(f"  {r}" for r in general), f"  per candidate (revenue lift per offer over the logging "
-             f"policy, {level} CI; guardrails; the truth, known in the simulation):"]
+    lines = ["", head, *(f"  {r}" for r in general), f"  per candidate: verdict, revenue lift per offer over the "
+             f"logging policy ({level} CI), guardrails (ok = shown not to rise past the margin), and the true lift "
+             "(known only in a simulation):"]
     width = max(len(n) for n in realised.index)
     table = report.table
     for name, r in realised.iterrows():
         guards = []
         for g in _GUARDRAILS:
             status = table[(table["policy"] == name) & (table["metric"] == g)]["status"].iloc[0]
-            guards.append(f"{g} {status}")
+            guards.append(f"{g} {_GUARD_WORDS.get(status, status)}")
         lines.append(
             f"  {name:<{width}}  {r['verdict']:<14}  lift {r['lift']:+.3f} [{r['lift_ci_low']:+.3f}, "
             f"{r['lift_ci_high']:+.3f}]  {', '.join(guards)}  | true lift {r['true_lift']:+.3f}"
@@ -323,6 +328,9 @@ def build_demo(
        first guess of its conversion against the truth.
     """
     say = echo if echo is not None else (lambda s: None)
+    say(f"upsell-bandit demo{' (quick)' if quick else ''}, world seed {seed}: log offers at random, fit candidate "
+        "policies on the earlier logs, decide GO / NO-GO / NEED MORE DATA on the later ones, then roll out in the "
+        "simulator and compare with the truth.")
     sizes = _DEMO_QUICK if quick else _DEMO_FULL
     t_start = time.perf_counter()
     horizon = sizes.n_log + sizes.rollout

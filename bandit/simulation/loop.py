@@ -7,7 +7,7 @@ also ends at the launch step), driving the production loop end to end. For each 
 event with its **current** state (``choose_batch`` with the world's eligibility mask); the decisions are written to
 a :class:`bandit.DecisionLog` (``append_batch``, one log per run under the world's arm list); the world reveals the
 potential outcomes of the chosen arms, and each conversion becomes an outcome row (``event_id``, arrival
-``timestamp``, ``reward``) when it arrives. At the batch's last timestamp ``now`` the policy learns from the
+``timestamp``, ``reward``) when it arrives -- as does each cancellation, with reward 0 (:func:`outcomes_table`). At the batch's last timestamp ``now`` the policy learns from the
 decisions whose reward is known by then through :func:`bandit.attribution.apply_log` -- the code behind
 ``policy.update_from_log`` and ``join_outcomes``, with an explicit ``now``: a conversion that arrived inside the
 attribution window gives reward 1 (or its value), a decision whose window has passed without one gives 0, the rest
@@ -434,15 +434,18 @@ class _LogFlow:
         self.pending = np.concatenate([self.pending, local])
 
     def record_outcomes(self, local: np.ndarray, out: Outcomes, idx: np.ndarray) -> None:
-        """Schedule an outcome row for each conversion (arriving ``delay`` days after its decision)."""
-        conv = out.converted
-        delay_us = np.round(np.where(conv, out.delay_days, 0.0) * _US_PER_DAY).astype(np.int64)
-        self.arrival_us[local[conv]] = self.ts_us[local[conv]] + delay_us[conv]
+        """Schedule an outcome row for each conversion (arriving ``delay`` days after its decision) and each
+        cancellation (reward 0; see :func:`outcomes_table`)."""
+        rows = local + self.start
+        has, delay, _ = _outcome_rows(self.episode, rows, idx, out)
+        delay_us = np.round(delay * _US_PER_DAY).astype(np.int64)
+        self.arrival_us[local[has]] = self.ts_us[local[has]] + delay_us[has]
         if self.reward == "conversion":
-            self.outcome_reward[local] = 1.0
+            self.outcome_reward[local] = np.where(out.converted, 1.0, 0.0)
         else:
-            rows = local + self.start
-            self.outcome_reward[local] = self.episode.net_value[rows, idx] / self.reward_scale
+            self.outcome_reward[local] = np.where(
+                out.converted, self.episode.net_value[rows, idx] / self.reward_scale, 0.0
+            )
 
     def attribute(self, policy: Any, name: str, actions: np.ndarray, now_step: int) -> np.ndarray:
         """Resolve the rewards known at the timestamp of episode row ``now_step`` and feed them to ``policy``.
@@ -513,6 +516,23 @@ def _event_ids(steps: np.ndarray) -> list[str]:
     return [f"evt-{s:08d}" for s in steps]
 
 
+def _outcome_rows(
+    episode: Episode, rows: np.ndarray, arms: np.ndarray, out: Outcomes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(has_row, delay_days, cancelled)`` of offering ``arms`` at ``rows``: which events produce an outcome row
+    and when it arrives -- a conversion after its delay, a cancellation (no conversion) ``delay mod window`` days
+    after the decision (the unused potential delay: no new randomness). An episode without guardrail outcomes has
+    no cancellations."""
+    if episode.cancel_probability is None:
+        cancelled = np.zeros(rows.shape[0], dtype=np.bool_)
+    else:
+        cancelled = episode.guardrail_outcomes(rows, arms).cancelled
+    window = float(episode.attribution_window_days)
+    delay = np.where(out.converted, out.delay_days, np.fmod(episode.delay_days[rows, arms], window))
+    has = out.converted | cancelled
+    return has, np.where(has, delay, 0.0), cancelled
+
+
 def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
     """The run's outcomes table (Arrow, :func:`offline_eval.schema.outcome_schema`): what had arrived by the end of
     the run (its last decision's timestamp).
@@ -523,15 +543,15 @@ def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
 
     * a **conversion** (attributed or not) arrives ``delay`` days after its decision: ``reward`` 1.0 (or the scaled
       net value for value rewards), ``revenue`` its net value, ``cancelled`` 0, ``cannibalised`` the value it
-      ended -- the rows :class:`_LogFlow` fed the attribution, plus their guardrail columns;
+      ended;
     * a **cancellation** (a paying user who did not convert) arrives inside the attribution window, ``delay mod
       window`` days after its decision (``delay`` is the potential conversion delay the user did not use: no new
       randomness), with ``reward``, ``revenue`` and ``cannibalised`` 0 and ``cancelled`` 1.0.
 
-    Joined with :func:`bandit.attribution.join_outcomes` under the attribution window (sum of a decision's rows
-    inside it), each metric column gives the per-decision metric: a cancellation row adds 0 to ``reward`` (the
-    decision would have got 0 when its window closed anyway), so the rewards a policy learns from the file are
-    the ones the run learned from.
+    These are exactly the rows :class:`_LogFlow` fed the attribution during the run (a cancellation resolves its
+    decision to reward 0 when it arrives, before the window closes), so ``policy.update_from_log`` on the file
+    learns what the run learned. Joined with :func:`bandit.attribution.join_outcomes` under the attribution window
+    (sum of a decision's rows inside it), each metric column gives the per-decision metric.
     """
     import pyarrow as pa
 
@@ -541,14 +561,13 @@ def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
     rows = run.steps
     ts = episode.timestamps[run.start : run.stop].astype(np.int64)
     converted = run.outcomes.converted
-    guard = episode.guardrail_outcomes(rows, run.actions)
-    window = float(episode.attribution_window_days)
-    delay_all = episode.delay_days[rows, run.actions]
-    delay = np.where(converted, run.outcomes.delay_days, 0.0)
-    cancel_at = np.fmod(delay_all, window)
-    delay = np.where(guard.cancelled, cancel_at, delay)
+    has, delay, cancelled = _outcome_rows(episode, rows, run.actions, run.outcomes)
+    if episode.cancel_probability is None:
+        cannibalised = np.zeros(n)
+    else:
+        cannibalised = episode.guardrail_outcomes(rows, run.actions).cannibalised
     arrival = ts + np.round(delay * _US_PER_DAY).astype(np.int64)
-    keep = (converted | guard.cancelled) & (arrival <= ts[-1])
+    keep = has & (arrival <= ts[-1])
     net = episode.net_value[run.start : run.stop][np.arange(n), run.actions]
     reward = np.ones(n) if run.reward_mode == "conversion" else net / run.reward_scale
     reward = np.where(converted, reward, 0.0)
@@ -560,8 +579,8 @@ def outcomes_table(run: PolicyRun, episode: Episode) -> Any:
             pa.array(arrival[keep], TIMESTAMP_TYPE),
             pa.array(reward[keep], pa.float64()),
             pa.array(revenue[keep], pa.float64()),
-            pa.array(guard.cancelled[keep].astype(np.float64), pa.float64()),
-            pa.array(guard.cannibalised[keep], pa.float64()),
+            pa.array(cancelled[keep].astype(np.float64), pa.float64()),
+            pa.array(cannibalised[keep], pa.float64()),
         ],
         schema=outcome_schema(
             [pa.field("revenue", pa.float64()), pa.field("cancelled", pa.float64()),

@@ -113,7 +113,12 @@ def test_batches_and_delayed_rewards(world_episode):
     ts = ep.timestamps.astype(np.int64)
     window = int(round(ep.attribution_window_days * US_PER_DAY))
     arrival = ts + np.round(np.where(run.outcomes.attributed, run.outcomes.delay_days, 0) * US_PER_DAY).astype(np.int64)
-    known_at = np.where(run.outcomes.attributed, arrival, ts + window + 1)
+    # a cancellation (reward 0) arrives `delay mod window` days after its decision and resolves it then
+    cancelled = ep.guardrail_outcomes(np.arange(len(ep)), run.actions).cancelled
+    assert cancelled.sum() > 5
+    cancel_at = ts + np.round(np.fmod(ep.delay_days[np.arange(len(ep)), run.actions], ep.attribution_window_days)
+                              * US_PER_DAY).astype(np.int64)
+    known_at = np.where(run.outcomes.attributed, arrival, np.where(cancelled, cancel_at, ts + window + 1))
     row_of = {ep.X[i].tobytes(): i for i in range(len(ep))}
     learned, previous_now = [], -1
     for decided, (X, arms, rewards) in zip(rec.decided_at_update, rec.updates, strict=False):
