@@ -219,6 +219,11 @@ def read_outcomes(path: Path, reward_column: str) -> pd.DataFrame:
     import pandas as pd
 
     table = read_parquet(path, "--outcomes")
+    if {"context", "propensity"} <= set(table.column_names):
+        raise UsageError(
+            f"--outcomes {path}: this is a decision log (it has 'context' and 'propensity' columns), not an outcomes "
+            "table (event_id, timestamp, metric columns); pass it as --logs"
+        )
     require(["event_id", "timestamp"], table.column_names, "--outcomes", path)
     if reward_column not in table.column_names:
         hint = "" if reward_column == "reward" else " (named by --reward-column)"

@@ -1,4 +1,4 @@
-"""The ``upsell-bandit`` command line: ``simulate``, ``evaluate`` and ``demo``.
+"""The ``upsell-bandit`` command line: ``simulate``, ``evaluate``, ``demo`` and ``report``.
 
 * ``upsell-bandit simulate --config FILE --out DIR`` -- run the policies of a TOML/YAML/JSON config
   (:class:`bandit.simulation.SimulationConfig`) on the simulated world; writes tables, Parquet decision logs, PNG
@@ -11,8 +11,11 @@
   window at ``--now`` are left out with a note. Writes ``ope.csv`` / ``ope.md`` (estimates, 95% intervals,
   diagnostics) and prints the table.
 * ``upsell-bandit demo [--out DIR] [--quick]`` -- the end-to-end story (log, fit on earlier logs, evaluate offline on
-  later ones, pick, roll out, compare, launch a new plan) in well under two minutes; DIR defaults to
-  ``./upsell-demo``.
+  later ones, decide GO / NO-GO / NEED MORE DATA with the rollout report, roll out and compare with the truth, launch
+  a new plan) in well under two minutes; writes ``report.html`` / ``report.md`` / ``report.json``, ``demo.md``,
+  plots and decision logs to DIR (default ``./upsell-demo``) and prints the decision, one line per candidate and
+  where the files are.
+* ``upsell-bandit report ...`` -- the rollout decision on decision logs (:mod:`bandit.cli_report`).
 
 An existing output directory is refused unless ``--force``; nothing is left behind when a command fails. Bad input
 (a missing file, an invalid config, a malformed log or outcomes table, logs the policy cannot be evaluated on)
@@ -123,9 +126,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the end-to-end story (well under two minutes)",
         description="Log offers with a randomised policy, fit candidate policies on the earlier logs, evaluate "
-        "them offline with intervals on the later logs, pick one, roll it out in the simulator, compare the "
-        "offline estimate with the realised value, launch a new plan and measure how fast it is learned. Writes "
-        "plots and a summary.",
+        "them offline with intervals on the later logs and decide GO / NO-GO / NEED MORE DATA (the rollout report: "
+        "revenue lift, churn and cannibalisation guardrails), roll them out in the simulator and compare the "
+        "report with the truth, launch a new plan and measure how fast it is learned. Writes report.html, "
+        "report.md, report.json, demo.md, plots and decision logs.",
     )
     demo.add_argument("--out", type=Path, default=Path("upsell-demo"), metavar="DIR",
                       help="output directory (default: ./upsell-demo)")

@@ -327,6 +327,8 @@ def _flag_of(message: str, args: argparse.Namespace) -> str:
     m = re.search(r"candidates\['([^']+)'\]", message)
     if m:
         return f"--policy {m.group(1)}: "
+    if "evaluated data has" in message and (args.split_at is not None or args.test_days is not None):
+        return f"--split-at {args.split_at}: " if args.split_at is not None else f"--test-days {args.test_days}: "
     if "split_at" in message or "at=" in message:
         return f"--split-at {args.split_at}: " if args.split_at is not None else f"--test-days {args.test_days}: "
     if "test_days" in message:

@@ -308,3 +308,15 @@ def test_a_policy_may_not_take_a_reference_rows_name(logs, tmp_path, capsys):
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"upsell-bandit report: error: --policy logging={logs / 'fitted.policy'}: the name "
                            "'logging' is taken by a reference row"), line
+
+
+def test_a_decision_log_passed_as_outcomes_and_a_tiny_test_window_name_their_flags(logs, tmp_path, capsys):
+    argv = _argv(logs, tmp_path / "out")
+    argv[argv.index("--outcomes") + 1] = str(logs / "logs")
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit report: error: --outcomes {logs / 'logs'}: this is a decision log"), line
+    assert main(_argv(logs, tmp_path / "out", "--test-days", "0.00001")) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("upsell-bandit report: error: --test-days 1e-05: "), line
+    assert not (tmp_path / "out").exists()
