@@ -394,11 +394,19 @@ def load_policies(specs: Sequence[str], n_features: int) -> dict[str, tuple[str,
 def policy_error(message: str, specs: dict[str, tuple[str, Any]]) -> str | None:
     """The ``--policy SPEC: ...`` line for an error offline_eval raised about one of the policies, or None.
 
-    offline_eval names a target by its key (``'fitted' has no arm ['family'] of the logged arms ...``,
-    ``candidates['fitted']...``); the line names the flag and keeps the message (which names the arms).
+    offline_eval names a target by its quoted key (``policies['fitted'] has no arm ['family'] of the logged arms
+    ...``, ``candidates['fitted']...``); the line names the flag and keeps the message (which names the arms).
+
+    Examples
+    --------
+    >>> specs = {"fitted": ("fitted=p.zip", None)}
+    >>> policy_error("policies['fitted'] has no arm ['family'] of the logged arms", specs)
+    "--policy fitted=p.zip: the policy has no arm ['family'] of the logged arms"
+    >>> policy_error("data has 0 rows", specs) is None
+    True
     """
     for name, (spec, _) in specs.items():
-        if re.search(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", message):
+        if repr(name) in message:  # offline_eval quotes the names it blames (policies['x'], candidates['x'])
             for key in (f"policies[{name!r}]", f"candidates[{name!r}]"):
                 message = message.replace(key + ".", "the policy's ").replace(key, "the policy")
             return f"--policy {spec}: {one_line(message)}"
