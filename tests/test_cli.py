@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -530,6 +531,27 @@ def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert main(argv[1:]) == 0
     assert set(pd.read_csv(tmp_path / "ope-report" / "ope.csv")["policy"]) == {"candidate", "uniform"}
+    capsys.readouterr()
+
+
+def test_the_readme_report_command_runs_as_written(readme_logs, tmp_path, monkeypatch, capsys):
+    import re
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (command,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "upsell-bandit report" in b]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[0] == "upsell-bandit"
+    shutil.copytree(readme_logs / "logs", tmp_path / "logs")
+    shutil.copy(readme_logs / "outcomes.parquet", tmp_path / "outcomes.parquet")
+    shutil.copy(readme_logs / "candidate.policy", tmp_path / "policy.zip")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv[1:]) == 0
+    report = json.loads((tmp_path / "rollout" / "report.json").read_text())
+    assert report["decision"] in ("GO", "NO-GO", "NEED MORE DATA")
+    assert (tmp_path / "rollout" / "report.html").stat().st_size > 10_000
     capsys.readouterr()
 
 

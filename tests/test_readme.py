@@ -27,6 +27,10 @@ def test_readme_python_snippets_run_in_order(tmp_path, monkeypatch):
     # the go/no-go comparison in the README found the candidate better, with a CI that excludes 0
     paired = namespace["paired"]
     assert paired.ci_low > 0 and paired.ci_low <= paired.value <= paired.ci_high
+    # the rollout report on the same logs: the candidate is clearly better, so GO, and the page is written
+    report = namespace["report"]
+    assert report.decision == "GO" and report.reasons[0].startswith("GO: roll out 'linucb'")
+    assert (tmp_path / "rollout.html").stat().st_size > 10_000
 
 
 def test_readme_simulation_config_is_valid(tmp_path):
