@@ -460,7 +460,7 @@ def test_bad_construction():
 
 
 @pytest.mark.parametrize("cls", CONTEXTUAL + [BetaTS], ids=lambda c: c.__name__)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     x=st.lists(st.floats(-1e3, 1e3), min_size=D, max_size=D),
     pos=st.integers(0, D - 1),
@@ -479,7 +479,7 @@ def test_hypothesis_non_finite_anywhere_is_rejected_without_side_effects(cls, x,
 
 
 @contextual
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(
     X=st.lists(st.lists(st.floats(-50, 50), min_size=D, max_size=D), min_size=1, max_size=8),
     data=st.data(),
