@@ -166,6 +166,37 @@ def require(columns: Sequence[str], present: Sequence[str], flag: str, path: Pat
         raise UsageError(f"{flag} {path}: missing column {missing[0]!r}{more}{why}")
 
 
+def add_log_arguments(parser: argparse.ArgumentParser, outcomes: str) -> None:
+    """``--logs``, ``--outcomes`` (described by ``outcomes``), ``--attribution-window`` and ``--now``: the decision
+    log and how its delayed outcomes are joined (shared by ``evaluate`` and ``report``)."""
+    parser.add_argument("--logs", required=True, type=Path, metavar="PATH",
+                        help="decision log: a Parquet file or a directory of Parquet part files")
+    parser.add_argument("--outcomes", type=Path, metavar="FILE",
+                        help=f"delayed outcomes ({outcomes}): a Parquet file or directory, joined to the logs with "
+                        "bandit.attribution.join_outcomes")
+    parser.add_argument("--attribution-window", metavar="WINDOW",
+                        help="with --outcomes: how long after a decision an outcome counts, e.g. 1D, 48h, 30min")
+    parser.add_argument("--now", metavar="TS",
+                        help="with --outcomes: the time up to which outcomes are complete, e.g. 2026-12-01T00:00Z "
+                        "(default: the latest timestamp in the logs and outcomes, at most the current time); "
+                        "decisions whose attribution window is still open at --now are left out")
+
+
+def check_outcome_arguments(args: argparse.Namespace) -> None:
+    """UsageError unless ``--attribution-window`` / ``--now`` come with ``--outcomes`` (the window required, both
+    parseable)."""
+    if args.outcomes is None:
+        for flag, value in (("--attribution-window", args.attribution_window), ("--now", args.now)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to joined outcomes; pass --outcomes FILE as well")
+        return
+    if args.attribution_window is None:
+        raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
+    parse_window(args.attribution_window)
+    if args.now is not None:
+        parse_now(args.now)
+
+
 def parse_window(text: str) -> Any:
     import pandas as pd
 

@@ -38,13 +38,13 @@ from bandit._cli_common import (
     STALE,
     Parser,
     UsageError,
+    add_log_arguments,
     check_out_dir,
+    check_outcome_arguments,
     echo,
     join,
     load_policies,
     one_line,
-    parse_now,
-    parse_window,
     policy_error,
     read_decision_log,
     require,
@@ -100,17 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "null until outcomes are joined: pass the outcomes table with --outcomes and the attribution window; "
         "decisions still inside their window are left out.",
     )
-    ev.add_argument("--logs", required=True, type=Path, metavar="PATH",
-                    help="decision log: a Parquet file or a directory of Parquet part files")
-    ev.add_argument("--outcomes", type=Path, metavar="FILE",
-                    help="delayed outcomes (event_id, timestamp, reward): a Parquet file or directory, joined to the "
-                    "logs with bandit.attribution.join_outcomes")
-    ev.add_argument("--attribution-window", metavar="WINDOW",
-                    help="with --outcomes: how long after a decision an outcome counts, e.g. 1D, 48h, 30min")
-    ev.add_argument("--now", metavar="TS",
-                    help="with --outcomes: the time up to which outcomes are complete, e.g. 2026-12-01T00:00Z "
-                    "(default: the latest timestamp in the logs and outcomes, at most the current time); decisions "
-                    "whose attribution window is still open at --now are left out")
+    add_log_arguments(ev, "event_id, timestamp, reward")
     ev.add_argument("--policy", required=True, action="append", metavar="SPEC", dest="policies",
                     help="a policy file written by policy.save(), as PATH or NAME=PATH; or 'uniform' (uniform over "
                     "the eligible arms); repeat to compare several")
@@ -255,16 +245,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import offline_eval
 
     names = _estimator_names(args.estimators)
-    if args.outcomes is None:
-        for flag, value in (("--attribution-window", args.attribution_window), ("--now", args.now)):
-            if value is not None:
-                raise UsageError(f"{flag} applies to joined outcomes; pass --outcomes FILE as well")
-    else:
-        if args.attribution_window is None:
-            raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
-        parse_window(args.attribution_window)
-        if args.now is not None:
-            parse_now(args.now)
+    check_outcome_arguments(args)
     check_out_dir(args.out, args.force)
     notes: list[str] = []
     data, source = _read_logs(args, notes)

@@ -35,13 +35,13 @@ from bandit._cli_common import (
     JOIN_COLUMNS,
     LOG_COLUMNS,
     UsageError,
+    add_log_arguments,
     check_out_dir,
+    check_outcome_arguments,
     join,
     load_policies,
     one_line,
     parquet_files,
-    parse_now,
-    parse_window,
     policy_error,
     read_decision_log,
     require,
@@ -71,14 +71,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "diagnostics, and forecast how much more data an undecided comparison needs. Writes report.html "
         "(self-contained), report.md, report.json and report.csv.",
     )
-    rep.add_argument("--logs", required=True, type=Path, metavar="DIR",
-                     help="decision log: a Parquet file or a directory of Parquet part files")
-    rep.add_argument("--outcomes", type=Path, metavar="FILE",
-                     help="delayed outcomes (event_id, timestamp and metric columns), joined with "
-                     "bandit.attribution.join_outcomes")
-    rep.add_argument("--attribution-window", metavar="WINDOW",
-                     help="with --outcomes: how long after a decision an outcome counts, e.g. 1D, 48h")
-    rep.add_argument("--now", metavar="TS", help="with --outcomes: the time up to which outcomes are complete")
+    add_log_arguments(rep, "event_id, timestamp and metric columns")
     rep.add_argument("--policy", required=True, action="append", metavar="NAME=FILE", dest="policies",
                      help="a candidate: a policy file written by policy.save(), as NAME=FILE (or FILE), or "
                      "'uniform'; repeat for several")
@@ -156,16 +149,7 @@ def _is_number(text: str) -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.outcomes is None:
-        for flag, value in (("--attribution-window", args.attribution_window), ("--now", args.now)):
-            if value is not None:
-                raise UsageError(f"{flag} applies to joined outcomes; pass --outcomes FILE as well")
-    else:
-        if args.attribution_window is None:
-            raise UsageError(f"--outcomes {args.outcomes}: needs --attribution-window (e.g. 1D, 48h)")
-        parse_window(args.attribution_window)
-        if args.now is not None:
-            parse_now(args.now)
+    check_outcome_arguments(args)
     if not math.isfinite(args.min_effect):
         raise UsageError(f"--min-effect {args.min_effect}: expected a finite number")
     if not 0 < args.alpha < 1:
