@@ -46,27 +46,6 @@ def utc_us(value: Any, name: str) -> int:
     )
 
 
-def utc_us_array(values: Any, name: str) -> np.ndarray:
-    """int64 microseconds since the epoch (UTC) of array-like timestamps; naive values are taken as UTC."""
-    if isinstance(values, pd.Series | pd.Index):
-        kind = values.dtype.kind
-    else:
-        values = np.asarray(values)
-        kind = values.dtype.kind
-    if kind in "biufc":
-        raise TypeError(
-            f"{name} must hold datetimes (datetime, numpy.datetime64, pandas.Timestamp), got numbers of dtype "
-            f"{values.dtype}; convert them with pandas.to_datetime(..., unit=...) first"
-        )
-    try:
-        idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} could not be read as timestamps: {exc}") from None
-    if idx.hasnans:
-        raise ValueError(f"{name} contains missing timestamps (NaT); every row needs a timestamp")
-    return idx.as_unit("us").asi8
-
-
 def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
@@ -82,7 +61,7 @@ def _one_us(value: Any) -> int | None:
 
 
 def parse_utc_us(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Lenient :func:`utc_us_array` for tables with bad rows: ``(us, ok)``, both of shape (n,).
+    """Timestamps of a table with possibly bad rows: ``(us, ok)``, both of shape (n,).
 
     ``us`` is int64 microseconds since the epoch (UTC; naive values are taken as UTC), :data:`MIN_US` (NaT) where
     ``ok`` is False: a missing value (None, NaN, NaT), a bare number inside an object column, or a string or
@@ -120,6 +99,19 @@ def parse_utc_us(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     ok = np.fromiter((p is not None for p in parsed), dtype=bool, count=n)
     us = np.fromiter((MIN_US if p is None else p for p in parsed), dtype=np.int64, count=n)
     return us, ok
+
+
+def utc_us_array(values: Any, name: str) -> np.ndarray:
+    """int64 microseconds since the epoch (UTC) of array-like timestamps (naive values are taken as UTC); every
+    row must be a timestamp: ``ValueError`` naming the first that is not (see :func:`parse_utc_us`)."""
+    us, ok = parse_utc_us(values, name)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        raise ValueError(
+            f"{name} has {bad.size} missing or unreadable timestamps (first at row {int(bad[0])}); every row needs a "
+            "timestamp"
+        )
+    return us
 
 
 def us_to_timestamps(us: np.ndarray) -> pd.DatetimeIndex:
