@@ -515,14 +515,16 @@ def test_default_now_is_never_later_than_the_clock(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monkeypatch, capsys):
+def _run_readme_command(subcommand, readme_logs, tmp_path, monkeypatch):
+    """Run the README's ``upsell-bandit SUBCOMMAND`` block as written, in a folder holding the README's files."""
     import re
     import shlex
     import shutil
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (command,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "upsell-bandit evaluate" in b]
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    (command,) = [b for b in blocks if f"upsell-bandit {subcommand}" in b]
     argv = shlex.split(command.replace("\\\n", " "))
     assert argv[0] == "upsell-bandit"
     shutil.copytree(readme_logs / "logs", tmp_path / "logs")
@@ -530,25 +532,16 @@ def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monk
     shutil.copy(readme_logs / "candidate.policy", tmp_path / "policy.zip")
     monkeypatch.chdir(tmp_path)
     assert main(argv[1:]) == 0
+
+
+def test_the_readme_evaluate_command_runs_as_written(readme_logs, tmp_path, monkeypatch, capsys):
+    _run_readme_command("evaluate", readme_logs, tmp_path, monkeypatch)
     assert set(pd.read_csv(tmp_path / "ope-report" / "ope.csv")["policy"]) == {"candidate", "uniform"}
     capsys.readouterr()
 
 
 def test_the_readme_report_command_runs_as_written(readme_logs, tmp_path, monkeypatch, capsys):
-    import re
-    import shlex
-    import shutil
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (command,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "upsell-bandit report" in b]
-    argv = shlex.split(command.replace("\\\n", " "))
-    assert argv[0] == "upsell-bandit"
-    shutil.copytree(readme_logs / "logs", tmp_path / "logs")
-    shutil.copy(readme_logs / "outcomes.parquet", tmp_path / "outcomes.parquet")
-    shutil.copy(readme_logs / "candidate.policy", tmp_path / "policy.zip")
-    monkeypatch.chdir(tmp_path)
-    assert main(argv[1:]) == 0
+    _run_readme_command("report", readme_logs, tmp_path, monkeypatch)
     report = json.loads((tmp_path / "rollout" / "report.json").read_text())
     assert report["decision"] in ("GO", "NO-GO", "NEED MORE DATA")
     assert (tmp_path / "rollout" / "report.html").stat().st_size > 10_000
