@@ -61,8 +61,8 @@ _US_PER_DAY = 86_400_000_000
 class UpsellHandler:
     """Decide one offer per request with the current snapshot and log it.
 
-    Thread-safety: any number of threads may call :meth:`handle`; the snapshot is read-only and thread-safe, the
-    log append is serialised by :attr:`log_lock` (which the trainer also takes to flush the log).
+    Thread-safety: any number of threads may call :meth:`handle`; the snapshot is read-only and thread-safe, and
+    so is the :class:`~bandit.DecisionLog` (appends never wait for the trainer's flush).
 
     Parameters
     ----------
@@ -78,7 +78,6 @@ class UpsellHandler:
     ) -> None:
         self._snapshot = policy.snapshot()
         self.log = log
-        self.log_lock = threading.Lock()
         self.featurize = featurize
 
     def swap(self, snapshot: Any) -> None:
@@ -112,8 +111,7 @@ class UpsellHandler:
         x = self.featurize(user)
         snapshot = self._snapshot  # one consistent policy state for this request
         decision = snapshot.choose(x, eligible=eligible, event_id=request_id)
-        with self.log_lock:
-            self.log.append(decision, x, timestamp=timestamp, eligible=eligible)
+        self.log.append(decision, x, timestamp=timestamp)  # records decision.eligible, the mask it was made under
         return decision
 
 
@@ -157,9 +155,8 @@ class Trainer(threading.Thread):
             while (job := self.jobs.get()) is not None:
                 now, outcomes = job
                 t0 = time.perf_counter()
-                with self.handler.log_lock:
-                    self.handler.log.flush()
-                decisions = read_decision_log(self.handler.log.path)  # committed parts only: safe to read unlocked
+                self.handler.log.flush()  # every decision handled so far is on disk when this returns
+                decisions = read_decision_log(self.handler.log.path)
                 report = self.policy.update_from_log(decisions, outcomes, attribution_window=self.window, now=now)
                 self.policy.save(self.policy_path)
                 self.handler.swap(self.policy.snapshot())
