@@ -73,6 +73,8 @@ def parse_utc_us(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         values = np.asarray(values)
         kind = values.dtype.kind
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of timestamps, got an array of shape {values.shape}")
     if kind in "biufc":
         raise TypeError(
             f"{name} must hold datetimes (datetime, numpy.datetime64, pandas.Timestamp, ISO strings), got numbers "
