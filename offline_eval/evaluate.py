@@ -1,24 +1,22 @@
 """Compare policies on logged data: a table of estimates (:func:`evaluate`) and paired differences (:func:`compare`).
 
-How :func:`evaluate` picks the recommended row of each policy
-------------------------------------------------------------
-Every row gets an estimated mean squared error ``est_mse = se^2 + bias_bound^2``:
+How :func:`evaluate` picks the recommended row of each policy (SLOPE)
+---------------------------------------------------------------------
+Every row has an honest interval (``honest``): unbiased estimators their own, estimators that trade bias for
+variance (DM, SwitchDR, DROS, clipped IPS / DR) a bias-aware one (the unbiased reference's interval extended to
+contain the estimate; ``bias`` is their difference to that reference). The recommended row is chosen by the
+SLOPE / Lepski rule (Su, Srinath and Krishnamurthy 2020) over the honest rows ordered by decreasing standard error
+``se`` (the spread of the estimator's own terms; unbiased rows first on ties): walking from the noisiest, keep the
+last row whose interval ``value +- SLOPE_WIDTH * se`` (2 standard errors) still intersects those of every row
+before it. A low-variance, model-based row is recommended only while its value agrees with every noisier, less
+biased row; a visible bias stops the walk, whatever the model claims about itself. The recommended row reports
+its own point estimate and its honest interval, so the number a user takes away is the most accurate one the data
+can vouch for and its interval covers whatever the reward model.
 
-* ``bias_bound = 0`` for estimators that are unbiased or consistent given correct propensities
-  (``Estimate.consistent``: IPS, SNIPS, DR, SNDR without clipping; SwitchDR / DROS whose chosen
-  hyperparameter reduces them to DR);
-* otherwise ``bias_bound = |V - V_ref|``, the disagreement with the unbiased reference computed on the same data
-  (``IPS()`` for clipped IPS; ``DR()`` with the same reward matrix for DM, clipped DR, SwitchDR and DROS). Its
-  square over-estimates the squared bias on average (by the variance of the difference);
-* when the policy has a support deficit ``d`` (target mass on arms the logging policy never takes, see
-  :mod:`offline_eval.estimators.base`), no row is consistent and every ``bias_bound`` gains
-  ``d * max(|r_max|, |r_min|, r_max - r_min)`` over the logged rewards: what IPS and SNIPS miss (and DR / DM
-  extrapolate) on that mass, at most.
-
-The recommended row is the one with the smallest ``est_mse`` **among the rows with honest intervals**
-(``consistent`` True), so the one number a user takes away comes with an interval that covers at its nominal
-rate. DM, clipped and shrunk estimators are shown for information (their intervals ignore their bias). If no row
-is consistent (e.g. ``estimators=[DM()]``, or a support deficit), the smallest ``est_mse`` overall is recommended.
+``bias_bound`` = ``|bias|`` plus, when the policy has a support deficit ``d`` (target mass on arms the logging
+policy never takes, see :mod:`offline_eval.estimators.base`), ``d * max(|r_max|, |r_min|, r_max - r_min)`` over the
+logged rewards; ``est_mse = se^2 + bias_bound^2`` is shown for information. With a support deficit no row is
+honest and the row with the smallest ``est_mse`` is recommended.
 
 Diagnostic warnings (:class:`~offline_eval.diagnostics.DiagnosticWarning`) name the policy: those about the (data,
 policy) pair -- support deficit, effective sample size, mean weight -- are raised once per policy, however many
@@ -43,6 +41,7 @@ from offline_eval.data import LoggedData
 from offline_eval.diagnostics import emit, worst_of
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
+from offline_eval.estimators.doubly_robust import slope_select
 
 __all__ = ["compare", "default_estimators", "evaluate"]
 
@@ -71,6 +70,8 @@ COLUMNS = (
     "clipped_share",
     "params",
     "warnings",
+    "bias",
+    "honest",
 )
 
 
@@ -112,19 +113,21 @@ class _RewardMatrices:
 
     def __init__(self, data: LoggedData) -> None:
         self.data = data
-        self._fitted: list[tuple[Any, np.ndarray]] = []
+        self._fitted: list[tuple[Any, ResolvedTarget | None, np.ndarray]] = []
 
-    def get(self, estimator: Estimator) -> np.ndarray | None:
+    def get(self, estimator: Estimator, target: ResolvedTarget | None = None) -> np.ndarray | None:
         if not estimator.uses_reward_model:
             return None
         model = getattr(estimator, "reward_model", None)
-        for key, q in self._fitted:
-            if key is model or (key is not None and model is not None and _same_model(key, model)):
+        per_target = getattr(model, "target_dependent", False)
+        for key, key_target, q in self._fitted:
+            same = key is model or (key is not None and model is not None and _same_model(key, model))
+            if same and (not per_target or key_target is target):
                 return q
-        fitted = estimator.reward_matrix(self.data)
+        fitted = estimator.reward_matrix(self.data, target=target)
         if fitted is None:  # pragma: no cover - uses_reward_model estimators always return a matrix
             raise RuntimeError(f"{estimator.name} uses a reward model but returned no reward matrix")
-        self._fitted.append((model, fitted))
+        self._fitted.append((model, target if per_target else None, fitted))
         return fitted
 
 
@@ -133,12 +136,6 @@ def _same_model(a: Any, b: Any) -> bool:
         return type(a) is type(b) and bool(a == b)
     except Exception:  # an __eq__ that cannot compare (e.g. arrays inside) means "not known to be the same"
         return False
-
-
-def _reference_value(estimator: Estimator, resolved: ResolvedTarget, q: np.ndarray | None) -> float:
-    """Value of the unbiased reference of a biased estimator: IPS() without a reward model, else DR() on ``q``."""
-    reference = DR() if estimator.uses_reward_model else IPS()
-    return reference._row_terms(resolved, q).terms.value()
 
 
 def _reward_scale(reward: np.ndarray) -> float:
@@ -225,19 +222,15 @@ def evaluate(
             raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
         shared = resolved.diagnostics().warnings  # about the (data, target) pair, raised once per policy
         messages: list[str] = list(shared)
-        references: dict[int, float] = {}
         support_bias = 0.0 if resolved.supported else (resolved.support_deficit or 0.0) * scale
         first_row = len(rows)
         for est in ests:
-            q = matrices.get(est)
+            q = matrices.get(est, resolved)
             result, out = est._estimate(resolved, q)
-            lift = est._interval(out.terms.minus(data.reward))
-            bias = support_bias
-            if not out.consistent:  # biased by construction: disagreement with the unbiased reference
-                key = id(q) if q is not None else 0
-                if key not in references:
-                    references[key] = _reference_value(est, resolved, q)
-                bias += abs(result.value - references[key])
+            lift_iv = est._terms_interval(resolved, out.terms.minus(data.reward), False)[0]
+            lift_ref = None if out.consistent or out.reference is None else out.reference.minus(data.reward)
+            lift_low, lift_high, _, _ = est._bias_aware(resolved, lift_iv, "", lift_ref, False)
+            bias = support_bias + abs(result.bias)
             d = result.diagnostics
             messages += [f"{result.estimator}: {m}" for m in d.warnings if m not in shared]
             rows.append(
@@ -248,10 +241,10 @@ def evaluate(
                     "se": result.se,
                     "ci_low": result.ci_low,
                     "ci_high": result.ci_high,
-                    "lift": lift.value,
-                    "lift_se": lift.se,
-                    "lift_ci_low": lift.low,
-                    "lift_ci_high": lift.high,
+                    "lift": lift_iv.value,
+                    "lift_se": lift_iv.se,
+                    "lift_ci_low": lift_low,
+                    "lift_ci_high": lift_high,
                     "n": result.n,
                     "alpha": result.alpha,
                     "interval": result.interval,
@@ -266,6 +259,8 @@ def evaluate(
                     "clipped_share": d.clipped_share,
                     "params": _format_params(result.params),
                     "warnings": "; ".join(d.warnings),
+                    "bias": result.bias,
+                    "honest": result.honest,
                 }
             )
         _mark_recommended(rows[first_row:])
@@ -273,13 +268,67 @@ def evaluate(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def _slope_choice(values: Sequence[float], ses: Sequence[float], unbiased: Sequence[bool]) -> int | None:
+    """Index chosen by SLOPE among candidates (module docstring); None when none has a finite value and se."""
+    order = [
+        i
+        for i in sorted(range(len(values)), key=lambda i: (-ses[i], not unbiased[i]))
+        if math.isfinite(values[i]) and math.isfinite(ses[i])
+    ]
+    if not order:
+        return None
+    j = slope_select(np.array([values[i] for i in order]), np.array([ses[i] for i in order]))
+    return order[j]
+
+
 def _mark_recommended(rows: list[dict[str, Any]]) -> None:
-    """Set ``recommended`` on the row with the smallest finite est_mse among consistent rows (else among all)."""
-    for pool in ([r for r in rows if r["consistent"]], rows):
-        finite = [r for r in pool if math.isfinite(r["est_mse"])]
-        if finite:
-            min(finite, key=lambda r: r["est_mse"])["recommended"] = True
+    """Set ``recommended`` on the SLOPE choice among honest rows (else the smallest finite est_mse overall)."""
+    honest = [r for r in rows if r["honest"]]
+    if honest:
+        i = _slope_choice([r["value"] for r in honest], [r["se"] for r in honest], [r["consistent"] for r in honest])
+        if i is not None:
+            honest[i]["recommended"] = True
             return
+    finite = [r for r in rows if math.isfinite(r["est_mse"])]
+    if finite:
+        min(finite, key=lambda r: r["est_mse"])["recommended"] = True
+
+
+def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matrices: _RewardMatrices,
+            names: tuple[str, str]) -> Estimate:
+    """``V(a) - V(b)`` by one estimator, with its (bias-aware where needed) interval of per-row differences."""
+    name_a, name_b = names
+    out_a = estimator._row_terms(ra, matrices.get(estimator, ra))
+    out_b = estimator._row_terms(rb, matrices.get(estimator, rb))
+    iv = estimator._interval(out_a.terms - out_b.terms)
+    consistent = out_a.consistent and out_b.consistent
+    reference = None
+    if not consistent:
+        ref_a = out_a.terms if out_a.consistent else out_a.reference
+        ref_b = out_b.terms if out_b.consistent else out_b.reference
+        if ref_a is not None and ref_b is not None:
+            reference = ref_a - ref_b
+    low, high, kind, bias = estimator._bias_aware(ra, iv, estimator._method(ra.data.n), reference, False)
+    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share), names)
+    params = {f"{name_a}.{k}": v for k, v in out_a.params.items()} | {
+        f"{name_b}.{k}": v for k, v in out_b.params.items()
+    }
+    supported = ra.supported and rb.supported
+    return Estimate(
+        value=iv.value,
+        se=iv.se,
+        ci_low=low,
+        ci_high=high,
+        n=ra.data.n,
+        estimator=f"{estimator.name}: {name_a} - {name_b}",
+        alpha=float(estimator.alpha),
+        interval=kind,
+        diagnostics=diagnostics,
+        consistent=consistent and supported,
+        params=params,
+        bias=bias,
+        honest=(consistent or (reference is not None and estimator.bias_aware)) and supported,
+    )
 
 
 def compare(
@@ -303,7 +352,9 @@ def compare(
     a, b : target
         The two target policies (any form accepted by :func:`offline_eval.estimators.resolve_target`).
     estimator : Estimator, optional
-        Default ``DR()``; its ``interval``, ``alpha`` and reward model are used.
+        The estimator of the difference (its ``interval``, ``alpha`` and reward model are used). Default: every
+        estimator of :func:`default_estimators` on the paired differences, and the SLOPE choice among them (as
+        :func:`evaluate` recommends; module docstring), with its honest interval.
     names : (str, str)
         What to call ``a`` and ``b`` in the result, its warnings and error messages (e.g. ``("new", "current")``).
 
@@ -329,8 +380,7 @@ def compare(
     (0.02, True)
     """
     _check_data(data)
-    estimator = DR() if estimator is None else estimator
-    if not isinstance(estimator, Estimator):
+    if estimator is not None and not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
     if not isinstance(names, tuple) or len(names) != 2 or not all(isinstance(x, str) for x in names):
         raise TypeError(f"names must be a tuple of two str labels, e.g. ('new', 'current'), got {names!r}")
@@ -341,27 +391,15 @@ def compare(
     rb = resolve_target(data, b, name=name_b)
     if data.n < 2:
         raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
-    q = estimator.reward_matrix(data)
-    out_a = estimator._row_terms(ra, q)
-    out_b = estimator._row_terms(rb, q)
-    iv = estimator._interval(out_a.terms - out_b.terms)
-    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share), names)
-    params = {f"{name_a}.{k}": v for k, v in out_a.params.items()} | {
-        f"{name_b}.{k}": v for k, v in out_b.params.items()
-    }
-    result = Estimate(
-        value=iv.value,
-        se=iv.se,
-        ci_low=iv.low,
-        ci_high=iv.high,
-        n=data.n,
-        estimator=f"{estimator.name}: {name_a} - {name_b}",
-        alpha=float(estimator.alpha),
-        interval=estimator.interval,
-        diagnostics=diagnostics,
-        consistent=out_a.consistent and out_b.consistent and ra.supported and rb.supported,
-        params=params,
-    )
+    matrices = _RewardMatrices(data)
+    if estimator is not None:
+        result = _paired(estimator, ra, rb, matrices, names)
+    else:
+        results = [_paired(est, ra, rb, matrices, names) for est in default_estimators()]
+        honest = [r for r in results if r.honest] or results
+        i = _slope_choice([r.value for r in honest], [r.se for r in honest], [r.consistent for r in honest])
+        result = honest[0 if i is None else i]
+    diagnostics = result.diagnostics
     emit(diagnostics.warnings, result.estimator, stacklevel=3)
     return result
 

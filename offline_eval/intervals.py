@@ -56,6 +56,7 @@ from numpy.typing import ArrayLike
 from offline_eval._bootstrap import POISSON1_THRESHOLDS, poisson_bootstrap_sums
 
 __all__ = [
+    "AUTO_EL_MAX_N",
     "INTERVAL_METHODS",
     "Interval",
     "RowTerms",
@@ -65,8 +66,8 @@ __all__ = [
     "normal_interval",
 ]
 
-INTERVAL_METHODS = ("normal", "bootstrap", "bernstein")
-IntervalMethod = Literal["normal", "bootstrap", "bernstein"]
+INTERVAL_METHODS = ("auto", "normal", "bootstrap", "bernstein", "el")
+IntervalMethod = Literal["auto", "normal", "bootstrap", "bernstein", "el"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -344,6 +345,10 @@ def _z(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha / 2.0)
 
 
+#: ``interval="auto"`` uses empirical likelihood up to this many rows (its advantage, the skewness of the terms,
+#: is a finite-sample one) and the one-pass normal interval above it.
+AUTO_EL_MAX_N = 200_000
+
 _PREFIX = 1024  # rows used to pick the shift of the one-pass moment kernels
 
 
@@ -548,13 +553,26 @@ def compute_interval(
     seed: int | None = 0,
     term_range: tuple[float, float] | None = None,
 ) -> Interval:
-    """Dispatch to :func:`normal_interval`, :func:`bootstrap_interval` or :func:`bernstein_interval` by ``method``.
+    """Dispatch to :func:`normal_interval`, :func:`bootstrap_interval`, :func:`bernstein_interval` or
+    :func:`offline_eval.empirical_likelihood.el_mean_interval` (``"el"``, on the linearised terms) by ``method``.
+
+    ``"auto"`` on bare terms is ``"el"`` up to :data:`AUTO_EL_MAX_N` rows and ``"normal"`` above (the estimators
+    resolve ``"auto"`` themselves, see :mod:`offline_eval.estimators.base`).
 
     Examples
     --------
     >>> compute_interval([1.0, 2.0, 3.0, 4.0], "normal").value
     2.5
     """
+    if method == "auto":
+        method = "el" if _as_row_terms(terms).n <= AUTO_EL_MAX_N else "normal"
+    if method == "el":
+        from offline_eval.empirical_likelihood import el_mean_interval
+
+        rt = _as_row_terms(terms)
+        alpha = _check_alpha(alpha)
+        psi = rt.terms if rt.terms is not None and not rt.ratios else rt.linearized()
+        return el_mean_interval(psi, alpha, value=rt.value())
     if method == "normal":
         return normal_interval(terms, alpha)
     if method == "bootstrap":

@@ -73,7 +73,15 @@ from numba import njit
 
 from offline_eval.data import LoggedData, _all_finite, _distribution_flaw, _row_sum_min_max
 from offline_eval.diagnostics import Diagnostics, emit, weight_diagnostics
-from offline_eval.intervals import INTERVAL_METHODS, IntervalMethod, RowTerms, compute_interval
+from offline_eval.intervals import (
+    AUTO_EL_MAX_N,
+    INTERVAL_METHODS,
+    Interval,
+    IntervalMethod,
+    RowTerms,
+    compute_interval,
+    normal_interval,
+)
 
 __all__ = ["TARGET_ATOL", "Estimate", "Estimator", "ResolvedTarget", "resolve_target"]
 
@@ -273,6 +281,7 @@ class ResolvedTarget:
     weight_sq_sum: float
     weight_max: float
     support_deficit: float | None
+    interval_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def supported(self) -> bool:
@@ -296,6 +305,23 @@ class ResolvedTarget:
             clipped_share,
             warn_clipped,
         )
+
+
+def _weight_bound(target: ResolvedTarget) -> float:
+    """A-priori largest importance weight: ``max_{i,k} pi(k|x_i) / mu(k|x_i)`` over arms the logger can take (with
+    logged probabilities), else ``max_i 1 / p_i`` (a target probability is at most 1)."""
+    data = target.data
+    P = data.probabilities
+    if P is None:
+        return float(1.0 / data.propensity.min())
+    if target.actions is not None:
+        p = P[np.arange(data.n), target.actions]
+        p = p[p > 0]
+        return float(1.0 / p.min()) if len(p) else 1.0
+    T = cast(np.ndarray, target.probabilities)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(P > 0, T / np.where(P > 0, P, 1.0), 0.0)
+    return float(ratio.max())
 
 
 def _clipped_terms(w: np.ndarray, x: np.ndarray, clip: float) -> tuple[np.ndarray, float]:
@@ -600,7 +626,11 @@ class Estimate:
     alpha : float
         Two-sided error rate of the interval; ``level = 1 - alpha``.
     interval : str
-        ``"normal"``, ``"bootstrap"`` or ``"bernstein"``.
+        The kind of interval (see ``docs/ope_intervals.md``): ``"normal"``, ``"bootstrap"``, ``"bernstein"``,
+        ``"el"`` (empirical likelihood of the mean of the terms), ``"el-ips"`` (empirical likelihood with the
+        mean-weight constraint and the weight / reward bounds, for IPS and SNIPS), or ``"bias-aware(<kind>)"``: the
+        interval of the unbiased reference (DR, or IPS for clipped IPS) computed with ``<kind>`` and extended to
+        contain this estimate, so that its coverage does not depend on the reward model.
     diagnostics : Diagnostics
         Importance-weight diagnostics of the (data, target) pair.
     consistent : bool
@@ -611,6 +641,11 @@ class Estimate:
         support deficit (mass on arms the logging policy never takes; see ``diagnostics.support_deficit``).
     params : Mapping[str, float]
         Hyperparameters chosen from the data (e.g. ``{"tau": 7.5}`` for SwitchDR); empty for the others.
+    bias : float
+        Estimated bias: this value minus its unbiased reference's on the same rows (0 for unbiased estimators).
+    honest : bool
+        True when the interval keeps its nominal coverage whatever the reward model (unbiased estimators and
+        bias-aware intervals), given correct propensities and no support deficit.
     """
 
     value: float
@@ -624,6 +659,13 @@ class Estimate:
     diagnostics: Diagnostics
     consistent: bool = True
     params: Mapping[str, float] = field(default_factory=dict)
+    bias: float = 0.0
+    honest: bool = True
+
+    @property
+    def interval_kind(self) -> str:
+        """Alias of :attr:`interval`."""
+        return self.interval
 
     @property
     def level(self) -> float:
@@ -646,6 +688,8 @@ class _Terms(NamedTuple):
     consistent: bool = True
     params: Mapping[str, float] = types.MappingProxyType({})
     warn_clipped: bool = True
+    reference: RowTerms | None = None  # terms of the unbiased reference of a biased estimator
+    reference_kind: str = "dr"  # "dr" (mean terms) or "ips" (weights x rewards: EL with the weight constraint)
 
 
 def _require_q(q: np.ndarray | None, estimator: str) -> np.ndarray:
@@ -673,7 +717,9 @@ def _check_number(value: Any, name: str, *, low: float, low_open: bool, allow_in
 # ----------------------------------------------------------------------------------------------------------------
 
 
-_INTERVAL_FIELDS = ("interval", "alpha", "seed", "n_bootstrap", "term_range", "reward_model")
+_INTERVAL_FIELDS = (
+    "interval", "alpha", "seed", "n_bootstrap", "term_range", "reward_model", "reward_range", "bias_aware"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -685,9 +731,11 @@ class Estimator(ABC):
 
     Parameters
     ----------
-    interval : {"normal", "bootstrap", "bernstein"}
+    interval : {"auto", "normal", "bootstrap", "bernstein", "el"}
         How the interval is computed from the per-row terms (see :mod:`offline_eval.intervals`); ``"normal"`` is
-        the delta method for the self-normalised estimators.
+        the delta method for the self-normalised estimators. ``"auto"`` (default) is the kind that measured best:
+        empirical likelihood up to :data:`offline_eval.intervals.AUTO_EL_MAX_N` rows (``"el-ips"`` for IPS and
+        SNIPS, with the weight and reward bounds; ``"el"`` on the terms of the others) and ``"normal"`` above.
     alpha : float
         Two-sided error rate of the interval, in (0, 1).
     seed : int or None
@@ -696,13 +744,21 @@ class Estimator(ABC):
         Number of bootstrap resamples (``interval="bootstrap"``), >= 100.
     term_range : (float, float) or None
         A-priori range of the per-row terms for ``interval="bernstein"`` (None: observed range).
+    reward_range : (float, float) or None
+        A-priori reward bounds (e.g. ``(0, top price)``) for the ``"el-ips"`` interval; None: the observed rewards
+        and 0.
+    bias_aware : bool
+        For estimators that trade bias for variance (DM, SwitchDR, DROS, clipped IPS / DR): report the bias-aware
+        interval (default) rather than the interval of their own terms, which ignores their bias.
     """
 
-    interval: IntervalMethod = "normal"
+    interval: IntervalMethod = "auto"
     alpha: float = 0.05
     seed: int | None = 0
     n_bootstrap: int = 2000
     term_range: tuple[float, float] | None = None
+    reward_range: tuple[float, float] | None = None
+    bias_aware: bool = True
 
     #: Whether the estimator needs a reward model q(x, a).
     uses_reward_model: ClassVar[bool] = False
@@ -746,12 +802,13 @@ class Estimator(ABC):
 
     # -- reward model --------------------------------------------------------------------------------------------
 
-    def reward_matrix(self, data: LoggedData, q: Any = None) -> np.ndarray | None:
+    def reward_matrix(self, data: LoggedData, q: Any = None, target: Any = None) -> np.ndarray | None:
         """The (n, K) reward matrix this estimator uses: ``q`` validated, else fitted; None if it needs none.
 
         When ``q`` is None the estimator's ``reward_model`` (or
         :func:`offline_eval.reward_models.default_reward_model` when that is None) is cross-fitted on ``data``
-        with ``fit_predict``. Pass a precomputed ``q`` to reuse one fit across estimators and targets.
+        with ``fit_predict``. Pass a precomputed ``q`` to reuse one fit across estimators and targets. A model
+        whose fit depends on the target (``target_dependent``, e.g. MRDR) gets ``target`` (resolved here if raw).
         """
         if not self.uses_reward_model:
             return None
@@ -761,7 +818,13 @@ class Estimator(ABC):
                 from offline_eval.reward_models import default_reward_model
 
                 model = default_reward_model(data)
-            q = model.fit_predict(data)
+            if getattr(model, "target_dependent", False):
+                if target is None:
+                    raise TypeError(f"{type(model).__name__} fits to a target policy: pass target=...")
+                resolved = target if isinstance(target, ResolvedTarget) else resolve_target(data, target)
+                q = cast(Any, model).fit_predict(data, target=resolved)
+            else:
+                q = model.fit_predict(data)
         arr = np.asarray(q, dtype=np.float64) if not isinstance(q, np.ndarray) or q.dtype != np.float64 else q
         if arr.shape != (data.n, data.n_actions):
             raise ValueError(
@@ -778,34 +841,100 @@ class Estimator(ABC):
         resolved = resolve_target(data, target)
         if data.n < 2:
             raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
-        return resolved, self.reward_matrix(data, q)
+        return resolved, self.reward_matrix(data, q, resolved)
 
-    def _interval(self, terms: RowTerms):
+    def _method(self, n: int) -> str:
+        """``interval`` with ``"auto"`` resolved for n rows (``"el"`` or ``"normal"``)."""
+        if self.interval == "auto":
+            return "el" if n <= AUTO_EL_MAX_N else "normal"
+        return self.interval
+
+    def _interval(self, terms: RowTerms) -> Interval:
         return compute_interval(
             terms,
-            self.interval,
+            cast(IntervalMethod, self._method(terms.n)),
             self.alpha,
             n_resamples=int(self.n_bootstrap),
             seed=self.seed,
             term_range=self.term_range,
         )
 
+    def _ips_el(self, target: ResolvedTarget, terms: RowTerms) -> Interval:
+        """The ``"el-ips"`` interval of the target's value from its weights and the logged rewards; value and se
+        are those of ``terms`` (IPS or SNIPS)."""
+        from offline_eval.empirical_likelihood import ips_el_interval
+
+        point = normal_interval(terms, self.alpha)
+        el = ips_el_interval(
+            target.weights,
+            target.data.reward,
+            self.alpha,
+            w_max=_weight_bound(target),
+            reward_range=self.reward_range,
+            value=point.value,
+        )
+        return Interval(point.value, point.se, el.low, el.high)
+
+    def _terms_interval(self, target: ResolvedTarget, terms: RowTerms, ips_form: bool) -> tuple[Interval, str]:
+        """Interval of ``terms`` and its kind; ``ips_form``: the terms are IPS / SNIPS of ``target`` (EL-IPS).
+
+        Intervals of mean terms are cached on the target, keyed by the interval settings and the terms' sum and
+        sum of squares (the bias-aware intervals of DM, SwitchDR and DROS share DR's reference interval).
+        """
+        method = self._method(terms.n)
+        key = None
+        if terms.terms is not None and not terms.ratios and method not in ("normal",):
+            t = terms.terms
+            key = (method, ips_form, float(self.alpha), self.reward_range, self.term_range, self.seed,
+                   int(self.n_bootstrap), float(t.sum()), float(t @ t))
+            hit = target.interval_cache.get(key)
+            if hit is not None:
+                return hit
+        if method == "el" and ips_form:
+            out = self._ips_el(target, terms), "el-ips"
+        else:
+            out = self._interval(terms), method
+        if key is not None:
+            target.interval_cache[key] = out
+        return out
+
+    def _bias_aware(
+        self, target: ResolvedTarget, iv: Interval, kind: str, reference: RowTerms | None, ips_form: bool
+    ) -> tuple[float, float, str, float]:
+        """``(low, high, kind, bias)``: the bias-aware interval when there is a reference and ``bias_aware``,
+        else ``iv``'s own bounds (bias still estimated when there is a reference)."""
+        if reference is None:
+            return iv.low, iv.high, kind, 0.0
+        if not self.bias_aware:
+            return iv.low, iv.high, kind, iv.value - reference.value()
+        ref, ref_kind = self._terms_interval(target, reference, ips_form)
+        return min(iv.value, ref.low), max(iv.value, ref.high), f"bias-aware({ref_kind})", iv.value - ref.value
+
+    def _own_interval(self, target: ResolvedTarget, out: _Terms) -> tuple[Interval, str]:
+        """The interval of the estimator's own terms (hook for IPS / SNIPS, which use the EL-IPS form)."""
+        return self._terms_interval(target, out.terms, False)
+
     def _estimate(self, resolved: ResolvedTarget, q: np.ndarray | None) -> tuple[Estimate, _Terms]:
         """The estimate and the hook's output (whose ``consistent`` ignores the target's support deficit)."""
         out = self._row_terms(resolved, q)
-        iv = self._interval(out.terms)
+        iv, kind = self._own_interval(resolved, out)
+        reference = None if out.consistent else out.reference
+        low, high, kind, bias = self._bias_aware(resolved, iv, kind, reference, out.reference_kind == "ips")
+        honest = out.consistent or (reference is not None and self.bias_aware)
         est = Estimate(
             value=iv.value,
             se=iv.se,
-            ci_low=iv.low,
-            ci_high=iv.high,
+            ci_low=low,
+            ci_high=high,
             n=resolved.data.n,
             estimator=self.name,
             alpha=float(self.alpha),
-            interval=self.interval,
+            interval=kind,
             diagnostics=resolved.diagnostics(out.clipped_share, out.warn_clipped),
             consistent=out.consistent and resolved.supported,
             params=dict(out.params),
+            bias=bias,
+            honest=honest and resolved.supported,
         )
         return est, out
 

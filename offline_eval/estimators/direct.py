@@ -27,9 +27,11 @@ class DM(Estimator):
     """Direct method: ``V = mean_i sum_k pi(k | x_i) q(x_i, k)`` with a cross-fitted reward model q.
 
     No importance weights, so low variance even far from the logging policy; but biased by every error of the
-    reward model, and its interval (the spread of the per-row predictions) **does not include that bias**: treat
-    it as a lower bound on the uncertainty. :func:`offline_eval.evaluate` recommends DM only when no consistent
-    estimator is in the table.
+    reward model. Its interval is therefore **bias-aware** by default (``interval="bias-aware(...)"``): the
+    interval of DR on the same reward matrix (DM plus the cross-fitted estimate of DM's bias,
+    ``mean_i w_i (r_i - q(x_i, a_i))``), extended to contain the DM value, so it covers at least as often as DR's
+    whatever the model. ``Estimate.bias`` is DM minus DR. ``bias_aware=False`` gives the spread of the
+    predictions alone, which ignores the bias.
 
     Parameters
     ----------
@@ -62,4 +64,8 @@ class DM(Estimator):
         check_reward_model(self.reward_model)
 
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
-        return _Terms(RowTerms(target.expected(_require_q(q, "DM"))), consistent=False)
+        q = _require_q(q, "DM")
+        dm = target.expected(q)
+        data = target.data
+        resid = data.reward - q[np.arange(data.n), data.action]
+        return _Terms(RowTerms(dm), consistent=False, reference=RowTerms(dm + target.weights * resid))

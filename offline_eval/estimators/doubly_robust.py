@@ -9,25 +9,20 @@ and differ in the weight function g applied to the importance weight ``w_i = pi(
 (DR: unbiased if the propensities are right, whatever q), ``min(w, clip)`` (clipped DR),
 ``w * 1[w <= tau]`` (SwitchDR), ``lam * w / (w^2 + lam)`` (DROS), or ``w / mean(w)`` (SNDR).
 
-Data-driven hyperparameters (``SwitchDR(tau=None)``, ``DROS(lam=None)``)
-------------------------------------------------------------------------
-The candidate set is {0 (= DM)} + a grid from the positive weights + {inf (= DR)}: for SwitchDR
-``tau`` in the quantiles of the positive weights at :data:`GRID_QUANTILES`; for DROS ``lam = s^2`` for the same
-quantiles s (weights above s are shrunk). The chosen candidate minimises the estimated mean squared error
-
-.. math:: \widehat{\mathrm{MSE}}(\theta) = \widehat{\mathrm{se}}^2(\hat V_\theta)
-          + \max\big(0, \; d_\theta^2 - \widehat{\mathrm{se}}^2(d_\theta)\big),
-          \qquad d_\theta = \hat V_{\mathrm{DR}} - \hat V_\theta
-          = \tfrac{1}{n}\textstyle\sum_i (w_i - g_\theta(w_i)) (r_i - q(x_i, a_i)),
-
-with DR (unbiased) as the reference: :math:`d_\theta` estimates the bias of candidate θ, and since
-:math:`E[d^2] = \mathrm{bias}^2 + \mathrm{Var}(d)`, subtracting the estimated variance of :math:`d_\theta` (the
-sample variance of its per-row terms over n) makes the squared-bias estimate approximately unbiased (floored at
-0). Without that correction the rule could never prefer shrinkage when the reward model is exact: the variance it
-removes would come back as "bias". Ties go to the candidate closest to DR. This is the MSE-minimising selection of
-Wang et al. (2017) and Su et al. (2020), with the difference to DR as the bias estimate. The chosen value is
-reported in ``Estimate.params``; the interval is the chosen estimator's and does not include its bias
-(``Estimate.consistent`` is False unless the choice reduces to DR).
+Data-driven hyperparameters (``SwitchDR(tau=None)``, ``DROS(lam=None)``): SLOPE
+-------------------------------------------------------------------------------
+The candidates form an ordered family from DR (unbiased, largest variance) to DM (smallest variance, largest
+bias): for SwitchDR ``tau`` in {inf} + the quantiles of the positive weights at :data:`GRID_QUANTILES`
+(descending) + {0}; for DROS ``lam = s^2`` for the same quantiles s, between ``inf`` and 0. The choice is the
+SLOPE / Lepski rule of Su, Srinath and Krishnamurthy (2020): with ``se_j`` the standard error of candidate j's
+per-row terms and the intervals ``I_j = [V_j - SLOPE_WIDTH * se_j, V_j + SLOPE_WIDTH * se_j]``, take the last
+candidate j (in the order above) such that ``I_1, ..., I_j`` still have a common point. A candidate whose bias is
+visible -- its value outside what the less biased, noisier candidates allow -- stops the walk; the rule needs no
+estimate of the bias itself, so it does not trust the reward model (the old rule minimised an MSE estimate in
+which the model's bias was estimated by the difference to DR, and preferred DM whenever that noisy difference
+happened to be small). ``SLOPE_WIDTH = 2`` is the paper's factor 2 on one standard error. The chosen value is in
+``Estimate.params``; the interval is bias-aware (the DR interval extended to contain the estimate) unless the
+choice is DR itself.
 
 References
 ----------
@@ -36,6 +31,7 @@ Wang, Y.-X., Agarwal, A. and Dudik, M. (2017). Optimal and adaptive off-policy e
 ICML.
 Su, Y., Dimakopoulou, M., Krishnamurthy, A. and Dudik, M. (2020). Doubly robust off-policy evaluation with
 shrinkage. ICML.
+Su, Y., Srinath, P. and Krishnamurthy, A. (2020). Adaptive estimator selection for off-policy evaluation. ICML.
 Kallus, N. and Uehara, M. (2019). Intrinsically efficient, stable, and bounded off-policy evaluation for
 reinforcement learning. NeurIPS (self-normalised DR).
 """
@@ -60,7 +56,10 @@ from offline_eval.estimators.base import (
 from offline_eval.estimators.direct import check_reward_model
 from offline_eval.intervals import RowTerms
 
-__all__ = ["DR", "DROS", "GRID_QUANTILES", "SNDR", "SwitchDR"]
+__all__ = ["DR", "DROS", "GRID_QUANTILES", "SLOPE_WIDTH", "SNDR", "SwitchDR", "slope_select"]
+
+#: Half-width of the SLOPE intervals in standard errors (the paper's 2 x CNF with CNF one standard error).
+SLOPE_WIDTH = 2.0
 
 #: Quantile levels of the positive importance weights that form the SwitchDR / DROS candidate grids.
 GRID_QUANTILES = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
@@ -75,6 +74,29 @@ def _parts(target: ResolvedTarget, q: np.ndarray | None) -> tuple[np.ndarray, np
     return dm, resid
 
 
+def slope_select(values: np.ndarray, ses: np.ndarray, width: float = SLOPE_WIDTH) -> int:
+    """Index chosen by SLOPE in a family ordered from least biased to least variable.
+
+    The last j such that the intervals ``values[i] +- width * ses[i]``, i <= j, share a point (NaN entries are
+    skipped). Returns 0 when the first interval is all there is.
+
+    Examples
+    --------
+    >>> slope_select(np.array([1.0, 1.2, 1.1, 3.0]), np.array([0.5, 0.2, 0.1, 0.01]))
+    2
+    """
+    lo, hi, best = -math.inf, math.inf, 0
+    for j in range(len(values)):
+        v, s = float(values[j]), float(ses[j])
+        if not (math.isfinite(v) and math.isfinite(s)):
+            continue
+        lo, hi = max(lo, v - width * s), min(hi, v + width * s)
+        if lo > hi:
+            break
+        best = j
+    return best
+
+
 def _select(
     dm: np.ndarray,
     resid: np.ndarray,
@@ -82,19 +104,15 @@ def _select(
     candidates: list[float],
     weight_fn: Callable[[np.ndarray, float], np.ndarray],
 ) -> float:
-    """The candidate minimising the estimated MSE (module docstring); candidates sorted from DR-like to DM-like."""
+    """The SLOPE choice among ``candidates`` (sorted from DR-like to DM-like; module docstring)."""
     n = len(w)
-    v_dr = float(np.mean(dm + w * resid))
-    best, best_mse = candidates[0], math.inf
-    for theta in candidates:
-        g = weight_fn(w, theta)
-        terms = dm + g * resid
-        diff = (w - g) * resid  # per-row V_DR - V_theta
-        bias_sq = max((v_dr - float(terms.mean())) ** 2 - float(diff.var(ddof=1)) / n, 0.0)
-        mse = float(terms.var(ddof=1)) / n + bias_sq
-        if mse < best_mse:
-            best, best_mse = theta, mse
-    return best
+    values = np.empty(len(candidates))
+    ses = np.empty(len(candidates))
+    for j, theta in enumerate(candidates):
+        terms = dm + weight_fn(w, theta) * resid
+        values[j] = float(terms.mean())
+        ses[j] = float(terms.std(ddof=1)) / math.sqrt(n)
+    return candidates[slope_select(values, ses)]
 
 
 def _candidates(w: np.ndarray, squared: bool) -> list[float]:
@@ -171,7 +189,9 @@ class DR(_DoublyRobust):
             return _Terms(RowTerms(dm + w * resid))
         correction, share = _clipped_terms(w, resid, self.clip)
         correction += dm
-        return _Terms(RowTerms(correction), clipped_share=share, consistent=False)
+        return _Terms(
+            RowTerms(correction), clipped_share=share, consistent=False, reference=RowTerms(dm + w * resid)
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,6 +269,7 @@ class SwitchDR(_DoublyRobust):
             consistent=switched == 0.0,
             params={"tau": tau},
             warn_clipped=self.tau is not None,
+            reference=None if switched == 0.0 else RowTerms(dm + w * resid),
         )
 
 
@@ -296,4 +317,5 @@ class DROS(_DoublyRobust):
             RowTerms(dm + _shrunk_weights(w, lam) * resid),
             consistent=math.isinf(lam),
             params={"lam": lam},
+            reference=None if math.isinf(lam) else RowTerms(dm + w * resid),
         )

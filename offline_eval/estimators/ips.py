@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from offline_eval.estimators.base import Estimator, ResolvedTarget, _check_number, _clipped_terms, _Terms
-from offline_eval.intervals import RowTerms
+from offline_eval.intervals import Interval, RowTerms
 
 __all__ = ["IPS", "SNIPS"]
 
@@ -56,7 +56,16 @@ class IPS(Estimator):
         if self.clip is None or target.weight_max <= self.clip:
             return _Terms(RowTerms(target.weighted_reward))
         terms, share = _clipped_terms(w, r, self.clip)
-        return _Terms(RowTerms(terms), clipped_share=share, consistent=False)
+        return _Terms(
+            RowTerms(terms),
+            clipped_share=share,
+            consistent=False,
+            reference=RowTerms(target.weighted_reward),
+            reference_kind="ips",
+        )
+
+    def _own_interval(self, target: ResolvedTarget, out: _Terms) -> tuple[Interval, str]:
+        return self._terms_interval(target, out.terms, out.consistent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,3 +96,6 @@ class SNIPS(Estimator):
 
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
         return _Terms(RowTerms(None, ((1.0, target.weighted_reward, target.weights),)))
+
+    def _own_interval(self, target: ResolvedTarget, out: _Terms) -> tuple[Interval, str]:
+        return self._terms_interval(target, out.terms, True)

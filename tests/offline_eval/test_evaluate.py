@@ -46,13 +46,21 @@ def test_table_shape_columns_and_one_recommendation_per_policy(case):
     assert list(table.columns) == list(COLUMNS)
     assert len(table) == len(policies) * len(default_estimators())
     assert table.groupby("policy")["recommended"].sum().tolist() == [1, 1, 1]
+    assert table.honest.all()
     for _, group in table.groupby("policy"):
         best = group[group.recommended].iloc[0]
-        assert bool(best.consistent)
-        assert best.est_mse == group[group.consistent].est_mse.min()
-    assert not table[table.estimator == "DM"].recommended.any()
+        # reference: SLOPE over honest rows by decreasing se, pairwise overlap of value +- 2 se
+        rows = sorted(group.itertuples(), key=lambda r: (-r.se, not r.consistent))
+        chosen = rows[0]
+        for j in range(len(rows)):
+            if all(abs(a.value - b.value) <= 2 * (a.se + b.se) for a in rows[: j + 1] for b in rows[: j + 1]):
+                chosen = rows[j]
+            else:
+                break
+        assert best.estimator == chosen.estimator
     np.testing.assert_allclose(table.est_mse, table.se**2 + table.bias_bound**2, rtol=1e-12)
     assert (table[table.consistent].bias_bound == 0).all()
+    np.testing.assert_allclose(table.bias_bound, table.bias.abs(), rtol=1e-12)
 
 
 def test_values_match_the_estimators_and_lift_is_paired(case):
@@ -94,10 +102,18 @@ def test_default_reward_model_is_fitted_once(case, monkeypatch):
     assert len(made) == 1 and made[0].calls == 1
 
 
-def test_recommendation_falls_back_when_no_estimator_is_consistent(case):
+def test_biased_estimators_alone_are_recommended_with_honest_intervals(case):
     world, draw, data, policies = case
     table = evaluate(data, {"target": policies["target"]}, estimators=[DM(), IPS(clip=1.5)])
-    assert table.recommended.sum() == 1 and not table.consistent.any()
+    assert table.recommended.sum() == 1 and not table.consistent.any() and table.honest.all()
+    assert table.interval.tolist() == ["bias-aware(el)", "bias-aware(el-ips)"]
+
+
+def test_recommendation_falls_back_to_est_mse_without_honest_rows(case):
+    world, draw, data, policies = case
+    table = evaluate(data, {"target": policies["target"]}, estimators=[DM(bias_aware=False), IPS(clip=1.5,
+                                                                                               bias_aware=False)])
+    assert not table.honest.any() and table.recommended.sum() == 1
     assert table.loc[table.recommended, "est_mse"].iloc[0] == table.est_mse.min()
 
 
@@ -207,11 +223,15 @@ def test_paired_interval_is_narrower_than_separate_intervals(case):
     assert diff.ci_high - diff.ci_low < min(sa.ci_high - sa.ci_low, sb.ci_high - sb.ci_low)
 
 
-def test_compare_defaults_to_dr_and_merges_diagnostics(case, monkeypatch):
+def test_compare_defaults_to_the_slope_choice_and_merges_diagnostics(case, monkeypatch):
     world, draw, data, policies = case
     monkeypatch.setattr(reward_models, "default_reward_model", lambda d: CountingModel(world.oracle_q(draw)))
     diff = compare(data, policies["target"], policies["greedy"])
-    assert diff.estimator == "DR: a - b" and diff.consistent
+    assert diff.honest and diff.estimator.endswith(": a - b")
+    assert diff.estimator.split(":")[0] in {e.name for e in default_estimators()}
+    explicit = compare(data, policies["target"], policies["greedy"], estimator=DR())
+    assert explicit.estimator == "DR: a - b" and explicit.consistent
+    diff = explicit
     da = DR().estimate(data, policies["target"]).diagnostics
     db = DR().estimate(data, policies["greedy"]).diagnostics
     assert diff.diagnostics.ess == min(da.ess, db.ess)
@@ -235,6 +255,7 @@ def test_all_default_estimators_run_in_evaluate_with_intervals_options(case):
     ests = [IPS(interval="bootstrap", n_bootstrap=200), SNDR(reward_model=model, interval="bernstein"),
             DROS(reward_model=model)]
     table = evaluate(data, {"target": policies["target"]}, estimators=ests)
-    assert (table.ci_low < table.value).all() and (table.value < table.ci_high).all()
-    assert (table.lift_ci_low < table.lift).all() and (table.lift < table.lift_ci_high).all()
-    assert table.interval.tolist() == ["bootstrap", "bernstein", "normal"]
+    assert (table.ci_low <= table.value).all() and (table.value <= table.ci_high).all()
+    assert (table.lift_ci_low <= table.lift).all() and (table.lift <= table.lift_ci_high).all()
+    assert table.interval.tolist()[:2] == ["bootstrap", "bernstein"]
+    assert table.interval.iloc[2] in ("el", "bias-aware(el)")

@@ -1,0 +1,339 @@
+r"""Empirical-likelihood intervals: for IPS / SNIPS with bounded weights and rewards, and for a plain mean.
+
+Heavy-tailed or very skewed per-row terms (a deterministic target, revenue from rare conversions of dear plans)
+make the normal interval too short on the side of the rare large terms. Empirical likelihood (EL) intervals are
+not symmetric: they follow the shape of the data and, with known bounds, leave room for values the sample has
+not seen.
+
+:func:`ips_el_interval` (Karampatziakis, Langford and Mineiro 2021)
+    The distribution of (w, r) -- importance weight and reward -- is modelled nonparametrically: probability q_i on
+    each logged pair, under the constraints that the known **mean weight is 1** (exact propensities and a target
+    inside the logging support) and that the policy value is v:
+
+    .. math:: \max_q \textstyle\sum_i \log q_i \quad\text{s.t.}\quad \sum_i q_i = 1,\;
+              \sum_i q_i w_i = 1,\; \sum_i q_i w_i r_i = v .
+
+    By convex duality :math:`-\log R(v) = \max_{\lambda} \sum_i \log(1 + \lambda_1 (w_i - 1) + \lambda_2 (w_i r_i
+    - v))` and the interval is :math:`\{v : 2(-\log R(v) + \log R_1) \le \chi^2_{1, 1-\alpha}\}`, with
+    :math:`R_1` the likelihood under the weight constraint alone (a profile-likelihood ratio, chi-square with one
+    degree of freedom). Following KLM, the implied density must stay non-negative on the **whole box**
+    ``[0, w_max] x [r_min, r_max]``, not only at the observed pairs: ``1 + lambda^T g >= 0`` at the four corners
+    (the dual is bilinear in w and r, so the corners suffice). This is what keeps the interval honest when the
+    largest weights x rewards are rare: the data may not have shown them, the bounds say they exist. The corner
+    constraints enter as a log barrier of weight :data:`CORNER_WEIGHT` (1e-3 of one row); observed rows use Owen's
+    pseudo-logarithm (quadratic below 1/n), so the dual is smooth and Newton's method converges in a few steps.
+    The bounds come from the data: ``w_max = max_{i,k} pi(k|x_i) / mu(k|x_i)`` from the logged probabilities (else
+    ``max_i 1 / p_i``) and the reward range from the estimator's ``reward_range`` (else the observed rewards with 0).
+:func:`el_mean_interval` (Owen 1988)
+    EL for the mean of per-row terms (used for DR, SNDR, DM-family references), the one-constraint special case.
+    Both are calibrated by the chi-square quantile times ``(1 + a / n)`` with the Bartlett-type factor
+    ``a = 1`` (DiCiccio, Hall and Romano 1991 give ``a = (m4/m2^2)/2 - (m3^2/m2^3)/3``; we use its value for
+    common skewness as a fixed, mild correction).
+
+Cost: each evaluation of ``-log R(v)`` is a few Newton steps of one compiled pass over the rows; an interval needs
+about 2 x 40 of them (a bracketing search then bisection per end), about 0.3 s for 10^6 rows.
+
+References
+----------
+Karampatziakis, N., Langford, J. and Mineiro, P. (2021). Empirical likelihood for contextual bandits. NeurIPS.
+Owen, A. B. (1988). Empirical likelihood ratio confidence intervals for a single functional. Biometrika 75(2).
+Owen, A. B. (2001). Empirical Likelihood. Chapman & Hall (the pseudo-logarithm, ch. 12).
+DiCiccio, T., Hall, P. and Romano, J. (1991). Empirical likelihood is Bartlett-correctable. Ann. Statist. 19(2).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+from numba import njit
+
+from offline_eval.intervals import Interval
+
+__all__ = ["CORNER_WEIGHT", "el_mean_interval", "ips_el_interval"]
+
+#: Weight (in rows) of the log-barrier terms that keep the implied density non-negative at the corners of the box.
+CORNER_WEIGHT = 1e-3
+_BARTLETT = 1.0
+_BISECT = 60
+
+
+@njit(cache=True)
+def _dual_pass(g1, g2, shift2, m, corners, cw, l0, l1, grad):  # pragma: no cover - numba
+    """One pass at ``lam = (l0, l1)``: returns f; ``grad`` (5,) = (d1, d2, h11, h12, h22). -inf if a corner is
+    infeasible (``1 + lam . g_c <= 0``)."""
+    n = g1.shape[0]
+    eps = 1.0 / n
+    log_eps = math.log(eps)
+    f = 0.0
+    d1 = 0.0
+    d2 = 0.0
+    h11 = 0.0
+    h12 = 0.0
+    h22 = 0.0
+    for c in range(corners.shape[0]):
+        a = corners[c, 0]
+        b = corners[c, 1] if m == 2 else 0.0
+        z = 1.0 + l0 * a + l1 * b
+        if z <= 0.0:
+            return -np.inf
+        f += cw * math.log(z)
+        d1 += cw * a / z
+        d2 += cw * b / z
+        h11 -= cw * a * a / (z * z)
+        h12 -= cw * a * b / (z * z)
+        h22 -= cw * b * b / (z * z)
+    for i in range(n):
+        a = g1[i]
+        b = g2[i] - shift2 if m == 2 else 0.0
+        z = 1.0 + l0 * a + l1 * b
+        if z >= eps:
+            f += math.log(z)
+            t1 = 1.0 / z
+            t2 = -t1 * t1
+        else:
+            u = z / eps
+            f += log_eps - 1.5 + 2.0 * u - 0.5 * u * u
+            t1 = 2.0 / eps - z / (eps * eps)
+            t2 = -1.0 / (eps * eps)
+        d1 += t1 * a
+        d2 += t1 * b
+        h11 += t2 * a * a
+        h12 += t2 * a * b
+        h22 += t2 * b * b
+    grad[0] = d1
+    grad[1] = d2
+    grad[2] = h11
+    grad[3] = h12
+    grad[4] = h22
+    return f
+
+
+@njit(cache=True)
+def _dual_max(g1, g2, shift2, m, corners, cw, lam, out):  # pragma: no cover - numba
+    """Maximise ``sum_i log*(1 + lam . g_i) + cw * sum_c log(1 + lam . g_c)`` by damped Newton.
+
+    ``g1`` (n,) first constraint column; ``g2`` (n,) second column before subtracting ``shift2`` (used if m == 2);
+    ``corners`` (c, >= m) corner constraint vectors (already shifted); ``lam`` (2,) start (feasible), overwritten
+    with the maximiser; ``out`` (1,) = the maximum. ``log*`` is Owen's pseudo-logarithm with knot 1/n. One pass
+    per iteration: a step that does not increase the objective is halved from the previous point. Returns the
+    number of passes.
+    """
+    grad = np.zeros(5)
+    g_new = np.zeros(5)
+    f = _dual_pass(g1, g2, shift2, m, corners, cw, lam[0], lam[1], grad)
+    passes = 1
+    for _ in range(200):
+        d1, d2, h11, h12, h22 = grad[0], grad[1], grad[2], grad[3], grad[4]
+        if m == 2:
+            a11 = -h11 + 1e-12
+            a12 = -h12
+            a22 = -h22 + 1e-12
+            det = a11 * a22 - a12 * a12
+            if det <= 0.0:
+                s1 = d1 / a11
+                s2 = 0.0
+            else:
+                s1 = (a22 * d1 - a12 * d2) / det
+                s2 = (a11 * d2 - a12 * d1) / det
+        else:
+            s1 = d1 / (-h11 + 1e-12)
+            s2 = 0.0
+        dec = s1 * d1 + s2 * d2  # Newton decrement squared
+        if dec < 1e-10:
+            break
+        t = 1.0
+        accepted = False
+        for _ in range(60):
+            fn = _dual_pass(g1, g2, shift2, m, corners, cw, lam[0] + t * s1, lam[1] + t * s2, g_new)
+            passes += 1
+            if fn >= f + 0.25 * t * dec:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        lam[0] += t * s1
+        lam[1] += t * s2
+        f = fn
+        grad[:] = g_new
+    out[0] = f
+    return passes
+
+
+def _chi2_1(alpha: float) -> float:
+    return NormalDist().inv_cdf(1.0 - alpha / 2.0) ** 2
+
+
+class _Profile:
+    """``-2 log`` profile likelihood ratio as a function of the value v, and its derivative.
+
+    By the envelope theorem the derivative of ``max_lam sum log(1 + lam . g_i(v))`` in v is ``-lam_v * sum_i
+    1 / (1 + lam . g_i) = -n lam_v`` at the optimum (``lam_v`` the multiplier of the value constraint), so each
+    evaluation also gives the slope for a Newton step on v. Duals are warm-started from the last solution when it
+    is feasible for the new corners.
+    """
+
+    def __init__(self, g1: np.ndarray, g2: np.ndarray, m: int, corners_fn, base: float) -> None:
+        self.g1, self.g2, self.m, self.corners_fn, self.base = g1, g2, m, corners_fn, base
+        self.lam = np.zeros(2)
+        self.n = len(g1)
+
+    def __call__(self, v: float) -> tuple[float, float]:
+        corners = self.corners_fn(v)
+        lam = self.lam.copy()
+        if corners.shape[0] and np.any(1.0 + corners @ lam[: corners.shape[1]] <= 0.0):
+            lam[:] = 0.0
+        out = np.zeros(1)
+        if self.m == 2:
+            _dual_max(self.g1, self.g2, float(v), 2, corners, CORNER_WEIGHT, lam, out)
+            slope = -2.0 * self.n * lam[1]
+        else:
+            _dual_max(self.g2 - v, self.g2, 0.0, 1, corners, CORNER_WEIGHT, lam, out)
+            slope = -2.0 * self.n * lam[0]
+        self.lam = lam
+        return 2.0 * (float(out[0]) - self.base), slope
+
+
+def _search(stat: _Profile, center: float, step: float, limit: float, crit: float, direction: float) -> float:
+    """The v beyond ``center`` (in ``direction``) where ``stat(v)`` crosses ``crit``, clipped at ``limit``.
+
+    Safeguarded Newton on the profile (its slope from :class:`_Profile`) inside a bracket found by doubling steps;
+    stops at 1e-4 standard errors.
+    """
+    if not (math.isfinite(center) and math.isfinite(step) and step > 0.0):
+        return math.nan
+    tol = 1e-4 * step
+    stat.lam = np.zeros(2)
+    lo, f_lo = center, stat(center)[0]
+    hi = center + direction * step
+    for _ in range(200):
+        if (hi - limit) * direction >= 0:
+            hi = limit
+            if stat(hi)[0] <= crit:
+                return limit
+            break
+        if not stat(hi)[0] <= crit:  # NaN counts as outside
+            break
+        lo, hi = hi, center + direction * abs(hi - center) * 2.0
+    x = lo if f_lo <= crit else center
+    for _ in range(_BISECT):
+        f, slope = stat(x)
+        if f <= crit:
+            lo = x
+        else:
+            hi = x
+        if abs(hi - lo) <= tol:
+            break
+        nxt = x - (f - crit) / slope if slope != 0.0 and math.isfinite(slope) else math.nan
+        inside = math.isfinite(nxt) and (nxt - lo) * direction > 0 and (hi - nxt) * direction > 0
+        x = nxt if inside else 0.5 * (lo + hi)
+    return lo
+
+
+def ips_el_interval(
+    weights: np.ndarray,
+    reward: np.ndarray,
+    alpha: float = 0.05,
+    *,
+    w_max: float | None = None,
+    reward_range: tuple[float, float] | None = None,
+    value: float | None = None,
+) -> Interval:
+    """Empirical-likelihood interval for the policy value from importance weights and rewards (module docstring).
+
+    Parameters
+    ----------
+    weights : ndarray (n,)
+        Importance weights ``w_i = pi(a_i | x_i) / p_i`` (mean 1 in expectation).
+    reward : ndarray (n,)
+        Logged rewards.
+    alpha : float
+        Two-sided error rate.
+    w_max : float, optional
+        A-priori largest weight (default: the observed maximum).
+    reward_range : (float, float), optional
+        A-priori reward bounds (default: ``(min(0, r_min), max(0, r_max))`` of the observed rewards).
+    value : float, optional
+        The point estimate reported (default: the IPS mean ``mean(w r)``); the interval does not depend on it.
+
+    Returns
+    -------
+    Interval
+        ``value``, ``se`` (the IPS standard error, for reference) and the EL bounds, clipped to the reward range.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> p = np.full(n, 0.25)
+    >>> w = (rng.random(n) < 0.25) / p  # deterministic target, uniform logging over 4 arms
+    >>> r = 19.99 * (rng.random(n) < 0.05)
+    >>> iv = ips_el_interval(w, r, w_max=4.0, reward_range=(0.0, 19.99))
+    >>> bool(iv.low < iv.value < iv.high), bool(iv.high - iv.value > iv.value - iv.low)  # skewed to the right
+    (True, True)
+    """
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    r = np.ascontiguousarray(reward, dtype=np.float64)
+    n = len(w)
+    wr = w * r
+    if value is None:
+        value = float(wr.mean())
+    se = float(wr.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    if n < 2:
+        return Interval(value, se, math.nan, math.nan)
+    r_lo, r_hi = (min(0.0, float(r.min())), max(0.0, float(r.max()))) if reward_range is None else reward_range
+    r_lo, r_hi = min(r_lo, float(r.min())), max(r_hi, float(r.max()))
+    wm = max(float(w.max()), 1.0) if w_max is None else max(float(w_max), float(w.max()), 1.0)
+    g1 = w - 1.0
+    cw = np.array([[-1.0], [wm - 1.0]])
+    base_out = np.zeros(1)
+    beta = np.zeros(2)
+    _dual_max(g1, wr, 0.0, 1, cw, CORNER_WEIGHT, beta, base_out)
+    base = float(base_out[0])
+    q = 1.0 / np.maximum(1.0 + beta[0] * g1, 1.0 / n)  # EL weights under the mean-weight constraint
+
+    def corners(v: float) -> np.ndarray:
+        return np.array(
+            [[-1.0, -v], [-1.0, -v], [wm - 1.0, wm * r_lo - v], [wm - 1.0, wm * r_hi - v]], dtype=np.float64
+        )
+
+    stat = _Profile(g1, wr, 2, corners, base)
+    crit = _chi2_1(alpha) * (1.0 + _BARTLETT / n)
+    # the maximum of the profile: the EL estimate sum q_i w_i r_i under the mean-weight constraint
+    center = float((q * wr).sum() / q.sum())
+    center = min(max(center, r_lo), r_hi)
+    step = max(se, 1e-9 * (1.0 + abs(center)), (r_hi - r_lo) * 1e-6)
+    low = _search(stat, center, step, r_lo, crit, -1.0)
+    high = _search(stat, center, step, r_hi, crit, 1.0)
+    return Interval(value, se, min(low, value), max(high, value)) if math.isfinite(value) else Interval(
+        value, se, low, high
+    )
+
+
+def el_mean_interval(x: np.ndarray, alpha: float = 0.05, *, value: float | None = None) -> Interval:
+    """Owen's empirical-likelihood interval for the mean of per-row terms ``x`` (n,).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.exponential(size=500)
+    >>> iv = el_mean_interval(x)
+    >>> bool(iv.high - iv.value > iv.value - iv.low)  # right-skewed data, longer right arm
+    True
+    """
+    t = np.ascontiguousarray(x, dtype=np.float64)
+    n = len(t)
+    mean = float(t.mean())
+    value = mean if value is None else value
+    se = float(t.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    if n < 2 or not math.isfinite(se) or se == 0.0:
+        return Interval(value, se, value if se == 0.0 else math.nan, value if se == 0.0 else math.nan)
+    lo_obs, hi_obs = float(t.min()), float(t.max())
+    empty = np.zeros((0, 1))
+    stat = _Profile(t, t, 1, lambda v: empty, 0.0)
+    crit = _chi2_1(alpha) * (1.0 + _BARTLETT / n)
+    low = _search(stat, mean, se, lo_obs, crit, -1.0)
+    high = _search(stat, mean, se, hi_obs, crit, 1.0)
+    return Interval(value, se, min(low, value), max(high, value))
