@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from offline_eval.reward_models import (
         CrossFittedRewardModel,
         LogisticRewardModel,
+        MRDRRewardModel,
         RidgeRewardModel,
         SklearnRewardModel,
         ValueAwareRewardModel,
@@ -59,6 +60,7 @@ _LAZY = {
     "rollout_report": "offline_eval.report",
     "CrossFittedRewardModel": "offline_eval.reward_models",
     "LogisticRewardModel": "offline_eval.reward_models",
+    "MRDRRewardModel": "offline_eval.reward_models",
     "RidgeRewardModel": "offline_eval.reward_models",
     "SklearnRewardModel": "offline_eval.reward_models",
     "ValueAwareRewardModel": "offline_eval.reward_models",
@@ -80,6 +82,7 @@ __all__ = [
     "Guardrail",
     "LoggedData",
     "LogisticRewardModel",
+    "MRDRRewardModel",
     "RidgeRewardModel",
     "RolloutReport",
     "RowTerms",
