@@ -22,6 +22,9 @@ from offline_eval.intervals import normal_interval
 from offline_eval.multilogger import balanced_ips, per_version_diagnostics, stratified_estimate
 from offline_eval.reward_models import MRDRRewardModel, _ridge_coefficients, mrdr_weights
 
+# the clipped estimators warn about their clipping bias on purpose here
+pytestmark = pytest.mark.filterwarnings("ignore::offline_eval.diagnostics.DiagnosticWarning")
+
 
 class FixedModel:
     """A 'reward model' returning a given matrix (to control the model's bias exactly)."""
