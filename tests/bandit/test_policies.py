@@ -668,3 +668,22 @@ def test_an_outlier_update_is_learned_exactly_or_refused_without_side_effects(cl
         policy.update(X[i], arms[i], float(rewards[i]))
     probs = policy.action_probabilities(CONTEXTS)
     assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
+
+
+@all_policies
+def test_decisions_reproduce_the_recorded_ones_bit_for_bit(cls):
+    # tests/bandit/data/recorded_decisions.npz holds what the code before the per-policy kernels decided on the
+    # script of decision_record.py; same state, same seeds and event ids -> the same arms and the same floats
+    import json
+    import pathlib
+
+    from decision_record import run_script
+
+    recorded = np.load(pathlib.Path(__file__).parent / "data" / "recorded_decisions.npz", allow_pickle=False)
+    name = cls.__name__
+    if f"{name}/params" not in recorded.files:
+        pytest.skip(f"{name} is newer than the recording")
+    params = json.loads(str(recorded[f"{name}/params"]))
+    got = run_script(cls(ARMS, **params))
+    for key, arr in got.items():
+        np.testing.assert_array_equal(arr, recorded[f"{name}/{key}"], err_msg=f"{name} {key}")
