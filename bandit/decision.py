@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -18,9 +19,8 @@ def _fields_equal(a: object, b: object, names: tuple[str, ...]) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Decision:
-    """One decision.
+    """One decision (immutable).
 
     Attributes
     ----------
@@ -43,6 +43,12 @@ class Decision:
         eligible arm may still have probability 0 (a deterministic policy); off-policy evaluation needs to know
         it was eligible, so the decision log records this mask. ``None`` only for hand-built decisions.
 
+    Notes
+    -----
+    The attributes are read-only properties; assigning one raises ``AttributeError``. A policy's decision keeps
+    the (2, K) array its kernel wrote and materialises ``probabilities``, ``scores`` (read-only views of it),
+    ``propensity`` and ``policy_version`` when they are first read: a decision costs little more than the draw.
+
     Examples
     --------
     >>> from bandit import UniformRandom
@@ -51,14 +57,78 @@ class Decision:
     ('duo', 1, 1.0, array([0., 1.]), array([False,  True]))
     """
 
-    arm: str
-    index: int
-    propensity: float
-    probabilities: np.ndarray
-    scores: np.ndarray
-    event_id: str | None
-    policy_version: str
-    eligible: np.ndarray | None = None
+    __slots__ = (
+        "_arm", "_index", "_propensity", "_probabilities", "_scores", "_event_id", "_version", "_eligible", "_out"
+    )
+    __match_args__ = FIELDS = (
+        "arm", "index", "propensity", "probabilities", "scores", "event_id", "policy_version", "eligible"
+    )
+
+    def __init__(
+        self,
+        arm: str,
+        index: int,
+        propensity: float,
+        probabilities: np.ndarray,
+        scores: np.ndarray,
+        event_id: str | None,
+        policy_version: str,
+        eligible: np.ndarray | None = None,
+    ) -> None:
+        self._arm = arm
+        self._index = index
+        self._propensity = propensity
+        self._probabilities = probabilities
+        self._scores = scores
+        self._event_id = event_id
+        self._version = policy_version
+        self._eligible = eligible
+        self._out = None
+
+    arm = property(attrgetter("_arm"), doc="Name of the chosen arm.")
+    index = property(attrgetter("_index"), doc="Index of the chosen arm in the policy's arm list.")
+    event_id = property(attrgetter("_event_id"), doc="The event id the decision was made for, or None.")
+    eligible = property(attrgetter("_eligible"), doc="The eligibility mask the decision was made under (read-only).")
+
+    def _views(self) -> None:
+        out = self._out
+        out.flags.writeable = False  # before the views are taken: they inherit it
+        self._probabilities = out[0]
+        self._scores = out[1]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Full distribution over all K arms (read-only)."""
+        p = self._probabilities
+        if p is None:
+            self._views()
+            p = self._probabilities
+        return p
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The policy's per-arm scores; -inf for ineligible arms (read-only)."""
+        s = self._scores
+        if s is None:
+            self._views()
+            s = self._scores
+        return s
+
+    @property
+    def propensity(self) -> float:
+        """Probability that this policy chose ``arm`` (in (0, 1])."""
+        p = self._propensity
+        if p is None:
+            p = self._propensity = self._out.item(self._index)  # row 0 (probabilities) of the (2, K) output
+        return p
+
+    @property
+    def policy_version(self) -> str:
+        """Identifies the exact policy state that decided."""
+        v = self._version
+        if type(v) is tuple:
+            v = self._version = f"{v[0]}{v[1]}"
+        return v
 
     __hash__ = None  # type: ignore[assignment]  # holds arrays: not hashable
 
@@ -66,38 +136,32 @@ class Decision:
         """Field-by-field equality (arrays compared element-wise): the same decision, e.g. after save/load."""
         if not isinstance(other, Decision):
             return NotImplemented
-        return _fields_equal(self, other, self.__slots__)
+        return _fields_equal(self, other, self.FIELDS)
+
+    def __repr__(self) -> str:
+        return "Decision(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
 
 
 _object_new = object.__new__
-_SET_DECISION_FIELDS = tuple(getattr(Decision, name).__set__ for name in Decision.__slots__)
 
 
-def new_decision(
-    arm: str,
-    index: int,
-    propensity: float,
-    probabilities: np.ndarray,
-    scores: np.ndarray,
-    event_id: str | None,
-    policy_version: str,
-    eligible: np.ndarray,
+def decided(
+    arm: str, index: int, out: np.ndarray, event_id: str | None, version: str | tuple[str, int], eligible: np.ndarray
 ) -> Decision:
-    """``Decision(...)`` for the policies' hot path, about twice as fast.
-
-    The frozen dataclass ``__init__`` sets each field through ``object.__setattr__`` by name; this sets the slots
-    through their descriptors directly. The result is an ordinary (frozen) :class:`Decision`.
-    """
+    """The :class:`Decision` of a policy's hot path: ``out`` (2, K) holds the probabilities (row 0) and scores (row
+    1) the kernel wrote (owned by the decision from now on); ``version`` is the policy version or its (prefix,
+    revision) parts, joined when first read. The views, the propensity and the version string are materialised
+    lazily (:class:`Decision`, Notes)."""
     d = _object_new(Decision)
-    s_arm, s_index, s_prop, s_probs, s_scores, s_event, s_version, s_eligible = _SET_DECISION_FIELDS
-    s_arm(d, arm)
-    s_index(d, index)
-    s_prop(d, propensity)
-    s_probs(d, probabilities)
-    s_scores(d, scores)
-    s_event(d, event_id)
-    s_version(d, policy_version)
-    s_eligible(d, eligible)
+    d._arm = arm
+    d._index = index
+    d._propensity = None
+    d._probabilities = None
+    d._scores = None
+    d._event_id = event_id
+    d._version = version
+    d._eligible = eligible
+    d._out = out
     return d
 
 

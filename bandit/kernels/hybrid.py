@@ -34,11 +34,11 @@ Discount. With gamma < 1 every observation first ages the whole joint system, ``
 ``y <- gamma y``, i.e. every raw statistic of every arm and the shared ones (the prior ``L`` is kept): the
 estimate is the joint ridge fit with observation weights ``gamma^age`` (age counted in observations of any arm).
 
-Status codes are those of :mod:`bandit.kernels.linalg`; the state is unchanged unless ``STATUS_OK`` is returned.
+Status codes are those of :mod:`bandit.kernels.status`; the state is unchanged unless ``STATUS_OK`` is returned.
 ``STATUS_NON_FINITE`` means a non-finite input (context or reward); statistics that overflow from finite inputs
-give ``STATUS_NOT_PD``, as in :func:`bandit.kernels.linalg.ridge_update_batch`.
+give ``STATUS_NOT_PD``, as in :func:`bandit.kernels.ridge.ridge_update_batch`.
 
-Numerics (see also :mod:`bandit.kernels.linalg`, "Conditioning"). An update is refused with
+Numerics (see also :mod:`bandit.kernels.dense`, "Conditioning"). An update is refused with
 ``STATUS_ILL_CONDITIONED`` when it would make ``D sum_j A[a]_jj A_inv[a]_jj`` (a bound on the condition number of
 the Jacobi-scaled ``A[a]``) or ``max_p Z_pp A0_inv_pp`` exceed ``MAX_CONDITION`` = 1e12; both are checked in
 O(D + P) on the new diagonals before anything is written. The second measures the cancellation in
@@ -67,26 +67,28 @@ import math
 import numpy as np
 from numba import njit
 
-from bandit.kernels.linalg import (
+from bandit.kernels.dense import (
     DIAG_SLACK,
     MAX_CONDITION,
+    all_finite,
+    cholesky_upper,
+    condition_bound,
+    inverse_from_cholesky,
+    spd_inverse_into,
+)
+from bandit.kernels.status import (
     STATUS_ILL_CONDITIONED,
     STATUS_INVALID,
     STATUS_NON_FINITE,
     STATUS_NOT_PD,
     STATUS_OK,
-    _all_finite,
-    _condition_bound,
-    _inverse_from_cholesky,
-    cholesky_upper,
-    spd_inverse_into,
 )
 
 __all__ = ["hybrid_mean_var", "hybrid_mean_var_batch", "hybrid_update", "hybrid_update_batch"]
 
-#: Hash of the kernel modules compiled into this module's numba cache (see ``policy_kernels.LINKED_SOURCES``).
-LINKED_SOURCES = ("linalg",)
-LINKED_SOURCES_SHA256 = "800387921fb8ac0f"
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("dense", "status")
+LINKED_SOURCES_SHA256 = "394760f4620a31bf"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,7 +252,7 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
     for a in range(K):
         if not cholesky_upper(A[a], U):
             return STATUS_ILL_CONDITIONED  # finite (checked by the callers) and PD in exact arithmetic
-        _inverse_from_cholesky(U, Wd, A_inv[a])
+        inverse_from_cholesky(U, Wd, A_inv[a])
         Ba = B[a]
         Ca = C[a]
         for i in range(D):  # U^T W = B (forward, row by row)
@@ -295,7 +297,7 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
         return STATUS_ILL_CONDITIONED  # A0 >= l2 I in exact arithmetic
     work = np.empty(P)
     _solve_coefficients(A_inv, C, b, c, A0_inv, beta, theta, work)
-    if not (_all_finite(beta) and _all_finite(theta.ravel()) and _all_finite(C.ravel())):
+    if not (all_finite(beta) and all_finite(theta.ravel()) and all_finite(C.ravel())):
         return STATUS_NOT_PD
     return _conditioning_status(A, A_inv, Z, A0_inv)
 
@@ -303,11 +305,11 @@ def _rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta):
 @njit(cache=True)
 def _conditioning_status(A, A_inv, Z, A0_inv):
     """``STATUS_ILL_CONDITIONED`` when an arm's ``D sum_j A[a]_jj A_inv[a]_jj`` or the shared
-    ``max_p Z_pp A0_inv_pp`` exceeds :data:`~bandit.kernels.linalg.MAX_CONDITION`, else ``STATUS_OK`` (module
+    ``max_p Z_pp A0_inv_pp`` exceeds :data:`~bandit.kernels.dense.MAX_CONDITION`, else ``STATUS_OK`` (module
     docstring, "Numerics").
     """
     for a in range(A.shape[0]):
-        if not _condition_bound(A[a], A_inv[a]) <= MAX_CONDITION:
+        if not condition_bound(A[a], A_inv[a]) <= MAX_CONDITION:
             return STATUS_ILL_CONDITIONED
     for p in range(Z.shape[0]):
         if not Z[p, p] * A0_inv[p, p] <= MAX_CONDITION:
@@ -362,7 +364,7 @@ def _check_rows(K, D, arms, X, rewards, gamma):
     for r in range(n):
         if arms[r] < 0 or arms[r] >= K:
             return STATUS_INVALID
-        if not (math.isfinite(rewards[r]) and _all_finite(X[r])):
+        if not (math.isfinite(rewards[r]) and all_finite(X[r])):
             return STATUS_NON_FINITE
     return STATUS_OK
 
@@ -382,8 +384,8 @@ def _update_rebuild(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_ref
         for j in range(i + 1, P):
             Z_new[j, i] = Z_new[i, j]
     if not (
-        _all_finite(A_new.ravel()) and _all_finite(B_new.ravel()) and _all_finite(b_new.ravel())
-        and _all_finite(Z_new.ravel()) and _all_finite(c_new)
+        all_finite(A_new.ravel()) and all_finite(B_new.ravel()) and all_finite(b_new.ravel())
+        and all_finite(Z_new.ravel()) and all_finite(c_new)
     ):
         return STATUS_NOT_PD  # the rows were checked finite (_check_rows): the sums overflowed
     A_inv_new = np.empty_like(A_inv)
@@ -529,7 +531,7 @@ def hybrid_update(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refac
     P = c.shape[0]
     if k < 0 or k >= K or x.shape[0] != D or not (gamma > 0.0 and gamma <= 1.0):
         return STATUS_INVALID
-    if not (math.isfinite(reward) and _all_finite(x)):
+    if not (math.isfinite(reward) and all_finite(x)):
         return STATUS_NON_FINITE
     counter = n_since_refactor[0] + 1
     if gamma != 1.0 or (refactor_every > 0 and counter >= refactor_every):
@@ -554,7 +556,7 @@ def hybrid_update(F, A, A_inv, B, C, b, theta, Z, c, A0_inv, beta, n_since_refac
     mx = _max_abs(x)
     mz = _max_abs(z)
     if not (
-        den != math.inf and _all_finite(z)
+        den != math.inf and all_finite(z)
         and math.isfinite(mx * mx) and math.isfinite(mz * mz)
         and math.isfinite(reward * mx) and math.isfinite(reward * mz)
     ):

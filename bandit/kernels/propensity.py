@@ -50,7 +50,7 @@ import math
 import numpy as np
 from numba import njit
 
-from bandit.kernels.linalg import _sigmoid
+from bandit.kernels.logistic import sigmoid
 
 __all__ = [
     "argmax_tie_probs",
@@ -61,6 +61,10 @@ __all__ = [
     "logistic_value_argmax_probs_batch",
     "uniform_mix",
 ]
+
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("dense", "logistic", "status")
+LINKED_SOURCES_SHA256 = "f6aeed4f2e5b6045"
 
 #: Support half-width of each arm, in standard deviations of its Gaussian.
 C_TAIL = 6.5
@@ -354,7 +358,7 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
             n_c += 1
         else:
             n_pm += 1
-            s = mu[k] if gauss else values[k] * _sigmoid(mu[k])
+            s = mu[k] if gauss else values[k] * sigmoid(mu[k])
             if s > s_top or top_pm < 0:
                 s_top = s
                 top_pm = k
@@ -372,7 +376,7 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
         t_L = -math.inf
         for c in range(n_c):
             s = cmu[c] - C_TAIL * csig[c]
-            t = s if gauss else cval[c] * _sigmoid(s)
+            t = s if gauss else cval[c] * sigmoid(s)
             if t > t_L:
                 t_L = t
                 s_L = s
@@ -382,7 +386,7 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
             for c in range(n_c):
                 U = max(U, cmu[c] + C_TAIL * csig[c])
             s_L = _tight_lower(s_L, U, cmu, cisg, n_c)
-        cut = top_pm >= 0 and s_top > (s_L if gauss else v_L * _sigmoid(s_L))
+        cut = top_pm >= 0 and s_top > (s_L if gauss else v_L * sigmoid(s_L))
         if cut:
             s_L = mu[top_pm]
             v_L = 1.0 if gauss else values[top_pm]
@@ -444,10 +448,10 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
         n_top = 0
         for k in range(K):
             if eligible[k] and not sigma[k] * C_TAIL > POINT_MASS_REL * abs(mu[k]):
-                n_top += (mu[k] if gauss else values[k] * _sigmoid(mu[k])) == s_top
+                n_top += (mu[k] if gauss else values[k] * sigmoid(mu[k])) == s_top
         for k in range(K):
             if eligible[k] and not sigma[k] * C_TAIL > POINT_MASS_REL * abs(mu[k]):
-                if (mu[k] if gauss else values[k] * _sigmoid(mu[k])) == s_top:
+                if (mu[k] if gauss else values[k] * sigmoid(mu[k])) == s_top:
                     out[k] = p_top / n_top
                     pm_total += out[k]
     # normalise: the point masses keep their closed-form probabilities, the integrals share the rest (their
@@ -469,7 +473,7 @@ def _argmax_probs_core(mu, sigma, values, gauss, eligible, out, cont, work):
         return
     # unreachable for finite inputs (the total is ~1); fall back to the argmax of the median scores
     for k in range(K):
-        scores[k] = (mu[k] if gauss else values[k] * _sigmoid(mu[k])) if eligible[k] else -math.inf
+        scores[k] = (mu[k] if gauss else values[k] * sigmoid(mu[k])) if eligible[k] else -math.inf
     argmax_tie_probs(scores, eligible, out)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "next_uint64",
     "next_uniform",
     "sample_categorical",
+    "seed_state",
     "splitmix64",
 ]
 
@@ -43,6 +44,11 @@ _TWO_PI = 2.0 * math.pi
 #: BLAKE2b personalisation of :func:`event_seed` (changing it changes every event seed).
 _PERSON = b"upsell-bandit-v1"
 _TWO_64 = 2**64
+
+
+def seed_state(seed: int | np.uint64) -> np.ndarray:
+    """A generator state for ``seed`` (in [0, 2**64)): a (1,) uint64 array, advanced in place by the draws."""
+    return np.array([seed], dtype=np.uint64)
 
 
 @njit(cache=True)

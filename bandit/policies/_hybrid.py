@@ -7,14 +7,15 @@ the arms' features and connects the kernels to the decision contract of :class:`
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bandit.arms import Arm, as_arms
-from bandit.kernels import hybrid
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide, hybrid
+from bandit.kernels.status import STATUS_SCORE_OVERFLOW
 from bandit.policies.base import Policy, gaussian_prior
 
 __all__ = ["HybridRidgePolicy"]
@@ -83,9 +84,6 @@ class HybridRidgePolicy(Policy):
     Scale the arm features like the context (numbers of order one, e.g. price / 10, log2 of seats, 0/1 flags).
     """
 
-    _kind: ClassVar[int]
-    #: Name of the hyper-parameter passed to the decision kernel as ``param`` (alpha, v).
-    _param_name: ClassVar[str]
     _state_arrays = ("A", "A_inv", "B", "C", "b", "theta")
     _shared_state_arrays = ("Z", "c", "A0_inv", "beta", "n_since_refactor")
     #: Rank-1 updates between exact rebuilds of every derived array from the raw statistics.
@@ -207,21 +205,26 @@ class HybridRidgePolicy(Policy):
         var = np.empty((n, k))
         hybrid.hybrid_mean_var_batch(self._F, self._A_inv, self._C, self._theta, self._A0_inv, self._beta, Xd, mu, var)
         if not (np.isfinite(mu).all() and np.isfinite(var).all()):
-            raise self._status_error(pk.STATUS_SCORE_OVERFLOW, "X")
+            raise self._status_error(STATUS_SCORE_OVERFLOW, "X")
         return mu, var
 
-    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+    @abstractmethod
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, st: np.ndarray,
+        seeds: np.ndarray, idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        """The policy's rule for n rows, from the (n, K) (or (1, K)) means and variances of the arms' predictions;
+        rows draw from their ``seeds`` or, when ``seeds`` is empty, from the generator ``st`` in order."""
+
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         xd = self._x
         xd[: self.n_features] = x
         mv = self._mv
         hybrid.hybrid_mean_var(self._F, self._A_inv, self._C, self._theta, self._A0_inv, self._beta, xd, mv[0], mv[1])
         if not np.isfinite(mv).all():
-            return pk.STATUS_SCORE_OVERFLOW
-        pk.decide_rows(
-            self._kind, mv[0:1], mv[1:2], self._values, eligible[None, :], getattr(self, self._param_name),
-            self.exploration_floor, True, self._rng_state, use_seed, np.array([seed], dtype=np.uint64), self._idx,
-            out[0:1], out[1:2],
-        )
+            return STATUS_SCORE_OVERFLOW
+        self._decide_rows(mv[0:1], mv[1:2], eligible[None, :], True, st, decide.NO_SEEDS, self._idx, out[0:1],
+                          out[1:2])
         return int(self._idx[0])
 
     def _choose_many(
@@ -229,10 +232,8 @@ class HybridRidgePolicy(Policy):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mu, var = self._mean_var(self._design(X))
         idx, probs, scores = self._batch_outputs(X.shape[0])
-        pk.decide_rows(
-            self._kind, mu, var, self._values, eligible, getattr(self, self._param_name), self.exploration_floor,
-            sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,
-        )
+        self._decide_rows(mu, var, eligible, sample, self._rng_state, decide.NO_SEEDS if seeds is None else seeds, idx,
+                          probs, scores)
         return idx, probs, scores
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:

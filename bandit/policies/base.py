@@ -39,15 +39,13 @@ from bandit._validation import (
     non_finite_context_error,
 )
 from bandit.arms import Arm, as_arms
-from bandit.decision import BatchDecision, Decision, new_decision
-from bandit.kernels import linalg
-from bandit.kernels import policy_kernels as pk
-from bandit.kernels.rng import event_seed
+from bandit.decision import BatchDecision, Decision, decided
+from bandit.kernels import decide, dense, ridge
+from bandit.kernels.rng import event_seed, seed_state
+from bandit.kernels.status import STATUS_ILL_CONDITIONED, STATUS_NON_FINITE, STATUS_NOT_PD, STATUS_SCORE_OVERFLOW
 
 __all__ = ["Policy"]
 
-#: Status codes returned by the fused kernels (see bandit.kernels.policy_kernels).
-_STATUS_NON_FINITE = pk.STATUS_NON_FINITE
 _F64 = np.dtype(np.float64)
 _isfinite = math.isfinite
 
@@ -139,8 +137,11 @@ class Policy(ABC):
         seed = check_seed(seed)
         #: The seed actually used (drawn from the OS when None was given, so that save/load reproduces it).
         self.seed: int = secrets.randbits(63) if seed is None else seed
-        self._rng_state = pk.seed_state(np.uint64(self.seed))
+        self._rng_state = seed_state(self.seed)
+        #: generator state of a decision with an event id (re-seeded for each such decision)
+        self._event_state = seed_state(0)
         self._uid = secrets.token_hex(4)
+        self._version_prefix = f"{type(self).__name__}-{self._uid}-"
         self._revision = 0
         self._version: str | None = None
         self._n_updates = 0
@@ -173,14 +174,12 @@ class Policy(ABC):
         """(Re)allocate the preallocated work buffers; called at construction, on add_arm and for snapshots."""
 
     @abstractmethod
-    def _choose_one(
-        self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray
-    ) -> int:
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         """Fill ``out[0]`` (probabilities) and ``out[1]`` (scores) and return the chosen index.
 
         ``x`` is the validated context (finiteness may still need checking: return ``STATUS_NON_FINITE``),
-        ``eligible`` a (K,) bool mask with at least one True. Draws come from ``seed`` when ``use_seed`` else from
-        ``self._rng_state``.
+        ``eligible`` a (K,) bool mask with at least one True. Draws come from the generator state ``st`` (the
+        policy's own, or one seeded for the decision's event id).
         """
 
     @abstractmethod
@@ -316,7 +315,7 @@ class Policy(ABC):
         """Identifies the exact learned state: changes on every update, add_arm and remove_arm; kept by save/load."""
         v = self._version
         if v is None:
-            v = self._version = f"{type(self).__name__}-{self._uid}-{self._revision}"
+            v = self._version = f"{self._version_prefix}{self._revision}"
         return v
 
     @property
@@ -374,7 +373,7 @@ class Policy(ABC):
 
     def _context(self, context: Any, name: str) -> np.ndarray:
         if self.n_features is None:
-            return pk.EMPTY
+            return decide.EMPTY
         return check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
 
     def _batch_contexts(self, X: Any, name: str) -> np.ndarray:
@@ -431,20 +430,22 @@ class Policy(ABC):
         else:
             recorded = mask = check_eligible(eligible, self._arm_index, self._active)
         if event_id is None:
-            use_seed, seed = False, pk.ZERO_SEED
+            st = self._rng_state
         else:
             event_id = check_event_id(event_id)
-            use_seed, seed = True, np.uint64(event_seed(self.seed, event_id))
+            st = self._event_state
+            st[0] = event_seed(self.seed, event_id)
         out = np.empty((2, len(self._names)))
-        idx = self._choose_one(x, mask, use_seed, seed, out)
+        idx = self._choose_one(x, mask, st, out)
         if idx < 0:
             raise self._status_error(idx, "context")
-        out.setflags(write=False)
         if recorded is mask:
             mask.setflags(write=False)
-        probs = out[0]
-        return new_decision(
-            self._names[idx], idx, probs.item(idx), probs, out[1], event_id, self.policy_version, recorded
+        # the version string and the read-only views of ``out`` are made when first read (bandit.decision)
+        version = self._version
+        return decided(
+            self._names[idx], idx, out, event_id,
+            (self._version_prefix, self._revision) if version is None else version, recorded,
         )
 
     def choose_batch(self, X: Any, eligible: Any = None, event_ids: Sequence[str | int] | None = None) -> BatchDecision:
@@ -528,10 +529,10 @@ class Policy(ABC):
         ``X`` is the rejected context (with ``arm``, its arm index) or batch of contexts (``arm`` None); they let
         the message of an ill-conditioned update name the offending context's norm and the arm (or the row).
         """
-        if status == _STATUS_NON_FINITE:
+        if status == STATUS_NON_FINITE:
             return non_finite_context_error(name)
-        if status == linalg.STATUS_ILL_CONDITIONED:
-            limit = f"condition number > {linalg.MAX_CONDITION:.0e}"
+        if status == STATUS_ILL_CONDITIONED:
+            limit = f"condition number > {dense.MAX_CONDITION:.0e}"
             fix = (
                 "nothing was changed; standardise the features (e.g. to unit variance) and clip outliers before "
                 "calling the policy"
@@ -550,7 +551,7 @@ class Policy(ABC):
                 f"{name} would make an arm's precision matrix lose precision ({limit}); its largest row is row {row} "
                 f"(norm {norms[row]:.3g}); {fix}"
             )
-        if status in (pk.STATUS_SCORE_OVERFLOW, linalg.STATUS_NOT_PD):
+        if status in (STATUS_SCORE_OVERFLOW, STATUS_NOT_PD):
             return ValueError(
                 f"{name} values are too large: the arm's scores or precision matrix overflowed (nothing was changed);"
                 " standardise the features (e.g. to unit variance) before calling the policy"
@@ -649,7 +650,7 @@ class Policy(ABC):
                     raise IllConditionedError(
                         f"X row {i} (norm {float(np.linalg.norm(Xc[i])):.3g}) would make arm "
                         f"{self._names[int(a[i])]!r}'s precision matrix lose precision (condition number > "
-                        f"{linalg.MAX_CONDITION:.0e}; the first such row when the batch is learned in order); nothing "
+                        f"{dense.MAX_CONDITION:.0e}; the first such row when the batch is learned in order); nothing "
                         "was learned from the batch; standardise the features (e.g. to unit variance) and clip outliers "
                         "before calling the policy"
                     ) from None
@@ -781,6 +782,7 @@ class Policy(ABC):
         policy._revision = int(counters["revision"])
         policy._rng_state[0] = np.uint64(int(meta["rng_state"]))
         policy._uid = str(meta["uid"])
+        policy._version_prefix = f"{cls.__name__}-{policy._uid}-"
         policy._applied_event_ids = ledger
         policy._version = None
         policy._allocate_buffers()
@@ -788,22 +790,29 @@ class Policy(ABC):
 
 
 class KernelPolicy(Policy):
-    """A contextual policy whose arms have a Gaussian posterior (mean, covariance) on a linear predictor.
+    """A contextual policy whose arms have a Gaussian posterior (covariance, mean) on a linear predictor.
 
-    Decisions go through :func:`bandit.kernels.policy_kernels.choose_one` (one compiled call per ``choose``) and
-    :func:`~bandit.kernels.policy_kernels.choose_rows` (batches). Both check finiteness themselves. Subclasses set
-    ``_kind`` and ``_param_name`` and provide ``_posterior``.
+    A subclass shows its decision rule: its ``_choose_one`` calls its own fused kernel (one compiled call per
+    ``choose``, which also checks the context's finiteness), and its ``_decide_rows`` its rows kernel, which
+    decides every row of a batch from the per-arm means and variances computed here
+    (:func:`bandit.kernels.decide.rows_mean_var`).
     """
 
-    _kind: ClassVar[int]
     _kernel_checks_finite = True
     n_features: int  # contextual: always set
-    #: Name of the hyper-parameter passed to the kernel as ``param`` (alpha, epsilon, v).
-    _param_name: ClassVar[str]
 
     @abstractmethod
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """(covariance (K, D, D), mean (K, D)) of each arm's coefficients."""
+
+    @abstractmethod
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        """Decide n rows from the (n, K) means and variances of the arms' linear predictors (``eligible`` (1, K) or
+        (n, K)); rows draw from their ``seeds`` (n,) uint64, or, when ``seeds`` is empty, from the policy's
+        generator in order. Fills ``idx`` (n,), ``probs`` and ``scores`` (n, K)."""
 
     @property
     def _n_dims(self) -> int:
@@ -814,42 +823,25 @@ class KernelPolicy(Policy):
         return (*gaussian_prior(n_arms, self._n_dims, l2), np.zeros(n_arms, dtype=np.int64))
 
     def _allocate_buffers(self) -> None:
-        self._scratch = pk.choose_one_scratch(self._n_dims, len(self._names))
-        self._update_scratch = pk.update_one_scratch(self._n_dims)
-        #: generator state of a decision with an event id (re-seeded for each such decision)
-        self._event_state = pk.seed_state(pk.ZERO_SEED)
-        # references to this object's own posterior arrays, refreshed whenever they are replaced (add_arm, load,
-        # snapshot): saves a call on the hot path
-        self._cov, self._mean = self._posterior()
-
-    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
-        if use_seed:
-            st = self._event_state
-            st[0] = seed
-        else:
-            st = self._rng_state
-        return pk.choose_one(
-            self._kind, x, self._cov, self._mean, self._values, eligible, getattr(self, self._param_name),
-            self.exploration_floor, st, out, self._scratch,
-        )
+        self._scratch = decide.choose_scratch(self._n_dims, len(self._names))
+        self._update_scratch = ridge.update_scratch(self._n_dims)
 
     def _batch_error(self, status: int, X: np.ndarray) -> Exception:
         """The exception for a negative batch-kernel status; a non-finite row is named by the validator."""
-        if status == _STATUS_NON_FINITE:
+        if status == STATUS_NON_FINITE:
             check_contexts(X, self.n_features, "X")  # raises, naming the first row with NaN or inf
         return self._status_error(status, "X", X)
 
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cov, coef = self._posterior()
         idx, probs, scores = self._batch_outputs(X.shape[0])
-        status = pk.choose_rows(
-            self._kind, X, self._cov, self._mean, self._values, eligible, getattr(self, self._param_name),
-            self.exploration_floor, sample, self._rng_state, seeds is not None, pk.NO_SEEDS if seeds is None else seeds,
-            idx, probs, scores,
-        )
+        mean, var = np.empty_like(probs), np.empty_like(probs)
+        status = decide.rows_mean_var(X, cov, coef, mean, var)
         if status < 0:
             raise self._batch_error(status, X)
+        self._decide_rows(mean, var, eligible, sample, decide.NO_SEEDS if seeds is None else seeds, idx, probs, scores)
         return idx, probs, scores
 
 
@@ -891,13 +883,13 @@ class RidgePolicy(KernelPolicy):
         return self._A_inv, self._theta
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
-        return pk.ridge_update_one(
+        return ridge.ridge_update_context(
             x, k, reward, self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, self.discount, self.l2,
             self._REFACTOR_EVERY, self._update_scratch,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
-        status = linalg.ridge_update_batch(
+        status = ridge.ridge_update_batch(
             self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, arms, X, rewards,
             np.ones(X.shape[0]), self.discount, self.l2, self._REFACTOR_EVERY,
         )

@@ -6,69 +6,51 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
-from scipy import special
+from numba import njit
 
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide
+from bandit.kernels.beta import beta_argmax_probs, beta_draw
 from bandit.policies.base import Policy
 
-__all__ = ["BetaTS"]
+__all__ = ["BetaTS", "beta_ts_draw_rows"]
 
-# Gauss-Legendre nodes/weights on [0, 1] used on every panel of the quadrature grid.
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(5)
-_GL_X = (_GL_X + 1.0) / 2.0
-_GL_W = _GL_W / 2.0
-# Panel breakpoints of each arm: mean + sd * t (one standard deviation apart, 8 sd either side), a coarse
-# uniform grid over the support, and -- for shapes below 1, whose densities are singular at an end of the
-# support -- geometric grading (ratio 2) towards that end.
-_SD_STEPS = np.arange(-8.0, 8.01, 1.0)
-_UNIFORM = np.linspace(0.0, 1.0, 17)
-_GRADED = 2.0 ** -np.arange(1.0, 51.0)
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("beta", "decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
+LINKED_SOURCES_SHA256 = "c94816ca14f7d88d"
 
 
-def _beta_argmax_probs(a: np.ndarray, b: np.ndarray, values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """P(arm k has the largest ``value_k * Beta(a_k, b_k)`` draw) over the eligible arms, by quadrature.
+@njit(cache=True)
+def beta_ts_draw_rows(alpha, beta, values, eligible, floor, rng_state, seeds, out_idx, out_scores):
+    """Beta-Bernoulli Thompson draws for n rows: arm ``argmax_k value_k * Beta(alpha_k, beta_k)`` per row.
 
-    ``P_k = int f_k(y) prod_{j != k} F_j(y) dy`` with ``f_k``, ``F_j`` the density and CDF of ``value * Beta``.
-    The integral runs over one panel grid shared by all arms that resolves every arm's mass (panels one
-    standard deviation wide around each mean, graded towards singular ends) with 5-point Gauss-Legendre per panel;
-    the result is renormalised to sum exactly to 1 (the raw sum is 1 to ~1e-9).
+    Each row tosses the exploration floor's coin (:func:`~bandit.kernels.decide.floor_coin`), draws one rate per
+    eligible arm (:func:`~bandit.kernels.beta.beta_draw`; scores ``value_k * rate_k``, -inf if ineligible) and
+    offers the argmax (exact ties split), or a uniform eligible arm when the coin fell below ``floor``. The exact
+    probabilities come from :func:`~bandit.kernels.beta.beta_argmax_probs`.
+
+    Parameters
+    ----------
+    alpha, beta, values : (K,)
+    eligible : (n, K) or (1, K) bool
+    seeds : (n,) uint64
+        Per-row seeds; when empty, rows draw from ``rng_state`` in order.
+    out_idx : (n,) int64
+    out_scores : (n, K)
     """
-    K = values.shape[0]
-    out = np.zeros(K)
-    idx = np.flatnonzero(eligible)
-    if idx.size == 1:
-        out[idx[0]] = 1.0
-        return out
-    a, b, v = a[idx], b[idx], values[idx]
-    mean = a / (a + b)
-    sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
-    rel = [np.clip(mean[:, None] + sd[:, None] * _SD_STEPS[None, :], 0.0, 1.0), np.broadcast_to(_UNIFORM, (idx.size, 17))]
-    if (a < 1.0).any():
-        rel.append(np.where((a < 1.0)[:, None], _GRADED[None, :], 0.0))
-    if (b < 1.0).any():
-        rel.append(np.where((b < 1.0)[:, None], 1.0 - _GRADED[None, :], 1.0))
-    edges = np.unique(np.concatenate([(np.concatenate(rel, axis=1) * v[:, None]).ravel(), [0.0, v.max()]]))
-    width = np.diff(edges)
-    keep = width > 0
-    left, width = edges[:-1][keep], width[keep]
-    y = (left[:, None] + width[:, None] * _GL_X[None, :]).ravel()
-    w = (width[:, None] * _GL_W[None, :]).ravel()
-    t = y[None, :] / v[:, None]  # (m, nodes) position inside each arm's [0, 1] support
-    inside = t < 1.0
-    tc = np.clip(t, 1e-300, 1.0 - 1e-16)
-    cdf = np.where(inside, special.betainc(a[:, None], b[:, None], tc), 1.0)
-    logpdf = (a[:, None] - 1.0) * np.log(tc) + (b[:, None] - 1.0) * np.log1p(-tc) - special.betaln(a, b)[:, None]
-    pdf = np.where(inside, np.exp(logpdf) / v[:, None], 0.0)
-    # prod_{j != k} F_j(y) from prefix and suffix products (no division by a CDF that may be 0)
-    ones = np.ones((1, y.size))
-    prefix = np.cumprod(np.vstack([ones, cdf[:-1]]), axis=0)
-    suffix = np.cumprod(np.vstack([ones, cdf[:0:-1]]), axis=0)[::-1]
-    p = (pdf * prefix * suffix) @ w
-    p = np.clip(p, 0.0, None)
-    out[idx] = p / p.sum()
-    return out
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
+    one_elig = eligible.shape[0] == 1
+    for i in range(out_idx.shape[0]):
+        st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
+        elig = eligible[0 if one_elig else i]
+        scores = out_scores[i]
+        coin = decide.floor_coin(floor, st)
+        for k in range(values.shape[0]):
+            scores[k] = values[k] * beta_draw(alpha[k], beta[k], st) if elig[k] else -np.inf
+        explore = decide.floor_pick(coin, floor, elig, st)
+        out_idx[i] = explore if explore >= 0 else decide.argmax_random_ties(scores, elig, st)
 
 
 class BetaTS(Policy):
@@ -173,20 +155,17 @@ class BetaTS(Policy):
         if p is None:
             if len(self._prob_cache) > 64 or any(k[0] != self._revision for k in self._prob_cache):
                 self._prob_cache.clear()
-            p = _beta_argmax_probs(self._alpha, self._beta, self._values, eligible)
-            f = self.exploration_floor
-            if f > 0.0:
-                p = (1.0 - f) * p + np.where(eligible, f / eligible.sum(), 0.0)
+            p = beta_argmax_probs(self._alpha, self._beta, self._values, eligible)
+            decide.mix_floor(p, eligible, self.exploration_floor)
             p.flags.writeable = False
             self._prob_cache[key] = p
         return p
 
-    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         idx = np.empty(1, dtype=np.int64)
-        seeds = np.array([seed], dtype=np.uint64)
-        pk.beta_draw_rows(
-            self._alpha, self._beta, self._values, eligible[None, :], self.exploration_floor, self._rng_state,
-            use_seed, seeds, idx, out[1:2],
+        beta_ts_draw_rows(
+            self._alpha, self._beta, self._values, eligible[None, :], self.exploration_floor, st, decide.NO_SEEDS, idx,
+            out[1:2],
         )
         out[0] = self._probabilities(eligible)
         return int(idx[0])
@@ -196,9 +175,9 @@ class BetaTS(Policy):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx, probs, scores = self._batch_outputs(X.shape[0])
         if sample:
-            pk.beta_draw_rows(
+            beta_ts_draw_rows(
                 self._alpha, self._beta, self._values, eligible, self.exploration_floor, self._rng_state,
-                seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, scores,
+                decide.NO_SEEDS if seeds is None else seeds, idx, scores,
             )
         else:
             scores[:] = np.where(eligible, self._values * self._alpha / (self._alpha + self._beta), -np.inf)

@@ -5,12 +5,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+from numba import njit
+
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide, propensity
 from bandit.policies.base import RidgePolicy
 
-__all__ = ["EpsilonGreedy"]
+__all__ = ["EpsilonGreedy", "epsilon_greedy_choose", "epsilon_greedy_decide", "epsilon_greedy_decide_rows"]
+
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
+LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+
+
+@njit(cache=True, inline="always")
+def epsilon_greedy_decide(mean, var, values, eligible, epsilon, floor, sample, st, probs, scores):
+    """Epsilon-greedy's rule for one context, from each arm's posterior ``mean`` (K,) (``var`` is unused).
+
+    Greedy score ``value_k * mean_k`` (-inf if ineligible); the best eligible score wins with exact ties split
+    evenly, mixed with ``epsilon`` uniform mass over the eligible arms; then the exploration floor and, if
+    ``sample``, the draw (:func:`~bandit.kernels.decide.draw_mixed`). Returns the drawn arm (-1 when not sampling).
+    """
+    for k in range(values.shape[0]):
+        scores[k] = values[k] * mean[k] if eligible[k] else -np.inf
+    propensity.argmax_tie_probs(scores, eligible, probs)
+    propensity.uniform_mix(probs, eligible, epsilon, probs)
+    return decide.draw_mixed(probs, eligible, floor, sample, st)
+
+
+@njit(cache=True)
+def epsilon_greedy_choose(context, A_inv, theta, values, eligible, epsilon, floor, st, out, scratch):
+    """One epsilon-greedy decision in one compiled call: the raw ``context`` (d,) -> :func:`epsilon_greedy_decide`.
+
+    ``A_inv``, ``theta`` (K, D, D), (K, D): ridge inverses and coefficients (D = d, or d + 1 with the intercept
+    appended); ``st`` (1,) uint64 the generator; ``out`` (2, K) receives the probabilities and scores;
+    ``scratch`` is :func:`~bandit.kernels.decide.choose_scratch`. Returns the arm, or STATUS_NON_FINITE /
+    STATUS_SCORE_OVERFLOW (nothing drawn).
+    """
+    status = decide.context_mean_var(context, A_inv, theta, scratch)
+    if status < 0:
+        return status
+    K, D = theta.shape
+    return epsilon_greedy_decide(scratch[2 * D : 2 * D + K], scratch[2 * D + K : 2 * D + 2 * K], values, eligible, epsilon,
+                                 floor, True, st, out[0], out[1])
+
+
+@njit(cache=True)
+def epsilon_greedy_decide_rows(mean, var, values, eligible, epsilon, floor, sample, rng_state, seeds, out_idx, out_probs,
+                               out_scores):
+    """:func:`epsilon_greedy_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K) or
+    (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from ``rng_state`` in order.
+    Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K)."""
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
+    one_mean = mean.shape[0] == 1
+    one_elig = eligible.shape[0] == 1
+    for i in range(out_idx.shape[0]):
+        st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
+        r = 0 if one_mean else i
+        out_idx[i] = epsilon_greedy_decide(mean[r], var[r], values, eligible[0 if one_elig else i], epsilon, floor, sample, st,
+                                           out_probs[i], out_scores[i])
 
 
 class EpsilonGreedy(RidgePolicy):
@@ -52,9 +108,6 @@ class EpsilonGreedy(RidgePolicy):
     array([0.0333, 0.9333, 0.0333])
     """
 
-    _kind = pk.GREEDY
-    _param_name = "epsilon"
-
     def __init__(
         self,
         arms: Sequence[str | Arm],
@@ -81,3 +134,15 @@ class EpsilonGreedy(RidgePolicy):
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return {"epsilon": 0.2, "l2": 1.0, "exploration_floor": 0.05}
+
+
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
+        return epsilon_greedy_choose(x, self._A_inv, self._theta, self._values, eligible, self.epsilon, self.exploration_floor,
+                                     st, out, self._scratch)
+
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        epsilon_greedy_decide_rows(mean, var, self._values, eligible, self.epsilon, self.exploration_floor, sample,
+                                   self._rng_state, seeds, idx, probs, scores)

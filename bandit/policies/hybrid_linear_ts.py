@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
 from bandit.policies._hybrid import HybridRidgePolicy
+from bandit.policies.linear_ts import linear_ts_decide_rows
 
 __all__ = ["HybridLinearTS"]
 
@@ -81,9 +83,6 @@ class HybridLinearTS(HybridRidgePolicy):
     WWW. Agrawal, Goyal (2013). Thompson sampling for contextual bandits with linear payoffs. ICML.
     """
 
-    _kind = pk.LINTS
-    _param_name = "v"
-
     def __init__(
         self,
         arms: Sequence[str | Arm],
@@ -112,3 +111,10 @@ class HybridLinearTS(HybridRidgePolicy):
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return {"v": 0.5, "l2": 1.0, "exploration_floor": 0.05}
+
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, st: np.ndarray,
+        seeds: np.ndarray, idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        linear_ts_decide_rows(mean, var, self._values, eligible, self.v, self.exploration_floor, sample, st, seeds, idx,
+                              probs, scores)

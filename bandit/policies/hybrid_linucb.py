@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
 from bandit.policies._hybrid import HybridRidgePolicy
+from bandit.policies.linucb import linucb_decide_rows
 
 __all__ = ["HybridLinUCB"]
 
@@ -119,9 +121,6 @@ class HybridLinUCB(HybridRidgePolicy):
     WWW (Algorithm 2, "LinUCB with hybrid linear models").
     """
 
-    _kind = pk.UCB
-    _param_name = "alpha"
-
     def __init__(
         self,
         arms: Sequence[str | Arm],
@@ -150,3 +149,10 @@ class HybridLinUCB(HybridRidgePolicy):
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return {"alpha": 0.5, "l2": 1.0, "exploration_floor": 0.05}
+
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, st: np.ndarray,
+        seeds: np.ndarray, idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        linucb_decide_rows(mean, var, self._values, eligible, self.alpha, self.exploration_floor, sample, st, seeds, idx,
+                           probs, scores)

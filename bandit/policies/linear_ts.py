@@ -2,15 +2,96 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+from numba import njit
+
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide, propensity, rng
 from bandit.policies.base import RidgePolicy
 
-__all__ = ["LinearTS"]
+__all__ = ["LinearTS", "linear_ts_choose", "linear_ts_decide", "linear_ts_decide_rows"]
+
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
+LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+
+
+@njit(cache=True, inline="always")
+def linear_ts_decide(mean, var, values, eligible, v, floor, sample, st, probs, scores, mu, sd):
+    """Linear Thompson sampling's rule for one context, from each arm's posterior ``mean`` and ``var`` (K,).
+
+    Arm k's score is ``value_k * N(mean_k, v^2 var_k)``, independent across arms: its mean ``mu`` and standard
+    deviation ``sd`` (K, scratch) give the exact probability that each arm's score is the largest
+    (:func:`~bandit.kernels.propensity.gaussian_argmax_probs`), the exploration floor is mixed in. Sampling: the
+    floor's coin (:func:`~bandit.kernels.decide.floor_coin`), one normal per eligible arm, and the argmax (exact
+    ties split) unless the coin chose a uniform arm. Without sampling the scores are the means. Returns the drawn
+    arm (-1 when not sampling).
+    """
+    K = values.shape[0]
+    for k in range(K):
+        sd[k] = v * math.sqrt(max(var[k], 0.0))
+    for k in range(K):
+        mu[k] = values[k] * mean[k]
+        sd[k] *= values[k]
+    propensity.gaussian_argmax_probs(mu, sd, eligible, probs)
+    decide.mix_floor(probs, eligible, floor)
+    if not sample:
+        for k in range(K):
+            scores[k] = mu[k] if eligible[k] else -np.inf
+        return -1
+    coin = decide.floor_coin(floor, st)
+    for k in range(K):
+        if eligible[k]:
+            scores[k] = mu[k] + sd[k] * rng.next_normal(st)
+        else:
+            scores[k] = -np.inf
+    explore = decide.floor_pick(coin, floor, eligible, st)
+    if explore >= 0:
+        return explore
+    return decide.argmax_random_ties(scores, eligible, st)
+
+
+@njit(cache=True)
+def linear_ts_choose(context, A_inv, theta, values, eligible, v, floor, st, out, scratch):
+    """One linear Thompson sampling decision in one compiled call: the raw ``context`` (d,) -> :func:`linear_ts_decide`.
+
+    ``A_inv``, ``theta`` (K, D, D), (K, D): ridge inverses and coefficients (D = d, or d + 1 with the intercept
+    appended); ``st`` (1,) uint64 the generator; ``out`` (2, K) receives the probabilities and scores;
+    ``scratch`` is :func:`~bandit.kernels.decide.choose_scratch`. Returns the arm, or STATUS_NON_FINITE /
+    STATUS_SCORE_OVERFLOW (nothing drawn).
+    """
+    status = decide.context_mean_var(context, A_inv, theta, scratch)
+    if status < 0:
+        return status
+    K, D = theta.shape
+    return linear_ts_decide(scratch[2 * D : 2 * D + K], scratch[2 * D + K : 2 * D + 2 * K], values, eligible, v,
+                            floor, True, st, out[0], out[1],
+                            scratch[2 * D + 2 * K : 2 * D + 3 * K], scratch[2 * D + 3 * K : 2 * D + 4 * K])
+
+
+@njit(cache=True)
+def linear_ts_decide_rows(mean, var, values, eligible, v, floor, sample, rng_state, seeds, out_idx, out_probs,
+                          out_scores):
+    """:func:`linear_ts_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K) or
+    (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from ``rng_state`` in order.
+    Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K)."""
+    K = values.shape[0]
+    mu = np.empty(K)
+    sd = np.empty(K)
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
+    one_mean = mean.shape[0] == 1
+    one_elig = eligible.shape[0] == 1
+    for i in range(out_idx.shape[0]):
+        st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
+        r = 0 if one_mean else i
+        out_idx[i] = linear_ts_decide(mean[r], var[r], values, eligible[0 if one_elig else i], v, floor, sample, st,
+                                      out_probs[i], out_scores[i], mu, sd)
 
 
 class LinearTS(RidgePolicy):
@@ -69,9 +150,6 @@ class LinearTS(RidgePolicy):
     Agrawal, Goyal (2013). Thompson sampling for contextual bandits with linear payoffs. ICML.
     """
 
-    _kind = pk.LINTS
-    _param_name = "v"
-
     def __init__(
         self,
         arms: Sequence[str | Arm],
@@ -98,3 +176,15 @@ class LinearTS(RidgePolicy):
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         return {"v": 0.5, "l2": 1.0, "exploration_floor": 0.05}
+
+
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
+        return linear_ts_choose(x, self._A_inv, self._theta, self._values, eligible, self.v, self.exploration_floor,
+                                st, out, self._scratch)
+
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        linear_ts_decide_rows(mean, var, self._values, eligible, self.v, self.exploration_floor, sample,
+                              self._rng_state, seeds, idx, probs, scores)

@@ -2,18 +2,97 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from numba import njit
 
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import linalg
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide, logistic, propensity, rng
 from bandit.policies.base import KernelPolicy
 
-__all__ = ["LogisticTS"]
+__all__ = ["LogisticTS", "logistic_ts_choose", "logistic_ts_decide", "logistic_ts_decide_rows"]
+
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
+LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+
+
+@njit(cache=True, inline="always")
+def logistic_ts_decide(mean, var, values, eligible, v, floor, sample, st, probs, scores, logodds, sd):
+    """Logistic Thompson sampling's rule for one context, from each arm's posterior log-odds ``mean`` and ``var``.
+
+    Arm k's score is ``value_k * sigmoid(s_k)`` with ``s_k ~ N(mean_k, v^2 var_k)`` independent across arms: the
+    exact probability that each score is the largest is computed on the log-odds scale
+    (:func:`~bandit.kernels.propensity.logistic_value_argmax_probs`), the exploration floor is mixed in. Sampling:
+    the floor's coin (:func:`~bandit.kernels.decide.floor_coin`), one normal per eligible arm (the sampled
+    log-odds go to ``logodds``, ``sd`` is scratch) and the argmax, ties resolved on the log-odds
+    (:func:`~bandit.kernels.decide.logistic_argmax`), unless the coin chose a uniform arm. Without sampling the
+    scores are ``value_k * sigmoid(mean_k)``. Returns the drawn arm (-1 when not sampling).
+    """
+    K = values.shape[0]
+    for k in range(K):
+        sd[k] = v * math.sqrt(max(var[k], 0.0))
+    propensity.logistic_value_argmax_probs(mean, sd, values, eligible, probs)
+    decide.mix_floor(probs, eligible, floor)
+    if not sample:
+        for k in range(K):
+            scores[k] = values[k] / (1.0 + math.exp(-mean[k])) if eligible[k] else -np.inf
+        return -1
+    coin = decide.floor_coin(floor, st)
+    for k in range(K):
+        if eligible[k]:
+            s = mean[k] + sd[k] * rng.next_normal(st)
+            logodds[k] = s
+            scores[k] = values[k] / (1.0 + math.exp(-s))
+        else:
+            scores[k] = -np.inf
+    explore = decide.floor_pick(coin, floor, eligible, st)
+    if explore >= 0:
+        return explore
+    return decide.logistic_argmax(scores, logodds, values, eligible, st)
+
+
+@njit(cache=True)
+def logistic_ts_choose(context, Sigma, m, values, eligible, v, floor, st, out, scratch):
+    """One logistic Thompson sampling decision in one compiled call: the raw ``context`` (d,) ->
+    :func:`logistic_ts_decide`.
+
+    ``Sigma``, ``m`` (K, D, D), (K, D): Laplace covariances and means (D = d, or d + 1 with the intercept
+    appended); ``st`` (1,) uint64 the generator; ``out`` (2, K) receives the probabilities and scores;
+    ``scratch`` is :func:`~bandit.kernels.decide.choose_scratch`. Returns the arm, or STATUS_NON_FINITE /
+    STATUS_SCORE_OVERFLOW (nothing drawn).
+    """
+    status = decide.context_mean_var(context, Sigma, m, scratch)
+    if status < 0:
+        return status
+    K, D = m.shape
+    return logistic_ts_decide(scratch[2 * D : 2 * D + K], scratch[2 * D + K : 2 * D + 2 * K], values, eligible, v,
+                              floor, True, st, out[0], out[1], scratch[2 * D + 2 * K : 2 * D + 3 * K],
+                              scratch[2 * D + 3 * K : 2 * D + 4 * K])
+
+
+@njit(cache=True)
+def logistic_ts_decide_rows(mean, var, values, eligible, v, floor, sample, rng_state, seeds, out_idx, out_probs,
+                            out_scores):
+    """:func:`logistic_ts_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K)
+    or (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from ``rng_state`` in order.
+    Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K)."""
+    K = values.shape[0]
+    logodds = np.empty(K)
+    sd = np.empty(K)
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
+    one_mean = mean.shape[0] == 1
+    one_elig = eligible.shape[0] == 1
+    for i in range(out_idx.shape[0]):
+        st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
+        r = 0 if one_mean else i
+        out_idx[i] = logistic_ts_decide(mean[r], var[r], values, eligible[0 if one_elig else i], v, floor, sample,
+                                        st, out_probs[i], out_scores[i], logodds, sd)
 
 
 class LogisticTS(KernelPolicy):
@@ -73,8 +152,6 @@ class LogisticTS(KernelPolicy):
     Chapelle, Li (2011). An empirical evaluation of Thompson sampling. NeurIPS.
     """
 
-    _kind = pk.LOGTS
-    _param_name = "v"
     _reward_low = 0.0
     _reward_high = 1.0
     _state_arrays = ("P", "Sigma", "m", "n_since_refactor")
@@ -133,14 +210,25 @@ class LogisticTS(KernelPolicy):
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self._Sigma, self._m
 
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
+        return logistic_ts_choose(x, self._Sigma, self._m, self._values, eligible, self.v, self.exploration_floor, st,
+                                  out, self._scratch)
+
+    def _decide_rows(
+        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
+    ) -> None:
+        logistic_ts_decide_rows(mean, var, self._values, eligible, self.v, self.exploration_floor, sample,
+                                self._rng_state, seeds, idx, probs, scores)
+
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
-        return pk.logistic_update_one(
+        return logistic.logistic_update_context(
             x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor, self.discount, self.l2,
             self._REFACTOR_EVERY, self._update_scratch,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
-        status = linalg.logistic_update_batch(
+        status = logistic.logistic_update_batch(
             self._P, self._Sigma, self._m, self._n_since_refactor, arms, X, rewards, self.discount, self.l2,
             self._NEWTON_ITERS,
         )

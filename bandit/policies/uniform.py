@@ -6,12 +6,38 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide, propensity
 from bandit.policies.base import Policy
 
-__all__ = ["UniformRandom"]
+__all__ = ["UniformRandom", "uniform_decide_rows"]
+
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
+LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+
+
+@njit(cache=True)
+def uniform_decide_rows(eligible, sample, rng_state, seeds, out_idx, out_probs, out_scores):
+    """Uniform decisions for n rows: every eligible arm scores 0 (-inf if ineligible), so the exact ties split the
+    mass evenly, ``1 / |eligible|``; if ``sample``, one uniform of the row's generator draws the arm.
+
+    ``eligible`` is (n, K) or (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from
+    ``rng_state`` in order. Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K).
+    """
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
+    one_elig = eligible.shape[0] == 1
+    for i in range(out_idx.shape[0]):
+        st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
+        elig = eligible[0 if one_elig else i]
+        scores = out_scores[i]
+        for k in range(elig.shape[0]):
+            scores[k] = 0.0 if elig[k] else -np.inf
+        propensity.argmax_tie_probs(scores, elig, out_probs[i])
+        out_idx[i] = decide.draw_mixed(out_probs[i], elig, 0.0, sample, st)
 
 
 class UniformRandom(Policy):
@@ -50,24 +76,17 @@ class UniformRandom(Policy):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         return {}
 
-    def _allocate_buffers(self) -> None:
-        self._zeros = np.zeros((1, len(self._names)))
-
-    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         idx = np.empty(1, dtype=np.int64)
-        pk.decide_rows(
-            pk.UNIFORM, self._zeros, self._zeros, self._values, eligible[None, :], 0.0, 0.0, True, self._rng_state,
-            use_seed, np.array([seed], dtype=np.uint64), idx, out[0:1], out[1:2],
-        )
+        uniform_decide_rows(eligible[None, :], True, st, decide.NO_SEEDS, idx, out[0:1], out[1:2])
         return int(idx[0])
 
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx, probs, scores = self._batch_outputs(X.shape[0])
-        pk.decide_rows(
-            pk.UNIFORM, self._zeros, self._zeros, self._values, eligible, 0.0, 0.0, sample, self._rng_state,
-            seeds is not None, pk.NO_SEEDS if seeds is None else seeds, idx, probs, scores,
+        uniform_decide_rows(
+            eligible, sample, self._rng_state, decide.NO_SEEDS if seeds is None else seeds, idx, probs, scores
         )
         return idx, probs, scores
 

@@ -17,7 +17,7 @@ import vowpalwabbit
 
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.kernels import policy_kernels as pk
+from bandit.kernels import decide
 from bandit.kernels.rng import next_uniform, sample_categorical
 from bandit.policies.base import Policy
 
@@ -526,8 +526,6 @@ class VWPolicy(Policy):
             feats = "".join(f" f{i}:{_number(v)}" for i, v in enumerate(arm.features or ()) if v != 0.0)
             lines.append(f"|A id{k}{feats}")
         self._action_lines = lines
-        #: generator state of a decision with an event id (re-seeded for each such decision)
-        self._event_state = pk.seed_state(pk.ZERO_SEED)
 
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         return {}  # VW's model grows with new actions by itself; it lives in self._vw
@@ -564,18 +562,13 @@ class VWPolicy(Policy):
                 "features before calling the policy"
             )
         pmf = np.maximum(pmf, 0.0) / total
-        floor = self.exploration_floor
         probs.fill(0.0)
-        probs[ks] = (1.0 - floor) * pmf + floor / ks.size if floor > 0.0 else pmf
+        probs[ks] = pmf
+        decide.mix_floor(probs, eligible, self.exploration_floor)
         scores.fill(-np.inf)
         scores[ks] = pmf if costs is None else costs * (-1.0 / self.cost_scale)
 
-    def _draw(self, probs: np.ndarray, use_seed: bool, seed: np.uint64) -> int:
-        if use_seed:
-            st = self._event_state
-            st[0] = seed
-        else:
-            st = self._rng_state
+    def _draw(self, probs: np.ndarray, st: np.ndarray) -> int:
         return int(sample_categorical(probs, next_uniform(st)))
 
     def _learn(self, shared: str, k: int, reward: float, name: str) -> None:
@@ -600,9 +593,9 @@ class VWPolicy(Policy):
     # hooks
     # ------------------------------------------------------------------------------------------------------------
 
-    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, use_seed: bool, seed: np.uint64, out: np.ndarray) -> int:
+    def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         self._predict(self._shared_line(x, "context"), eligible, out[0], out[1], "context")
-        return self._draw(out[0], use_seed, seed)
+        return self._draw(out[0], st)
 
     def _choose_many(
         self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
@@ -611,12 +604,13 @@ class VWPolicy(Policy):
         idx, probs, scores = self._batch_outputs(n)
         shared = [self._shared_line(X[i], "X", i) for i in range(n)]  # every row checked before VW sees any
         one_mask = eligible.shape[0] == 1
+        st = self._event_state
         for i in range(n):
             self._predict(shared[i], eligible[0] if one_mask else eligible[i], probs[i], scores[i], "X")
             if sample:
-                idx[i] = (
-                    self._draw(probs[i], False, pk.ZERO_SEED) if seeds is None else self._draw(probs[i], True, seeds[i])
-                )
+                if seeds is not None:
+                    st[0] = seeds[i]
+                idx[i] = self._draw(probs[i], self._rng_state if seeds is None else st)
         return idx, probs, scores
 
     def _check_costs(self, arms: np.ndarray, rewards: np.ndarray, name: str) -> None:

@@ -16,7 +16,7 @@ import json
 import sys
 
 import numpy as np
-from policy_helpers import ARMS, D, POLICY_CLASSES, training_data
+from policy_helpers import ARMS, POLICY_CLASSES, D, training_data
 
 from bandit.policies.base import Policy
 

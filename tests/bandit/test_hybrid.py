@@ -13,7 +13,7 @@ from scipy import stats
 
 from bandit import Arm, HybridLinearTS, HybridLinUCB, LinUCB, load
 from bandit.kernels import hybrid as hk
-from bandit.kernels.linalg import STATUS_INVALID, STATUS_NON_FINITE, STATUS_OK
+from bandit.kernels.status import STATUS_INVALID, STATUS_NON_FINITE, STATUS_OK
 
 HYBRID = [HybridLinUCB, HybridLinearTS]
 hybrid = pytest.mark.parametrize("cls", HYBRID, ids=lambda c: c.__name__)

@@ -23,7 +23,8 @@ from reference import (
 from scipy import stats
 from scipy.special import expit, logit
 
-from bandit.kernels import linalg, propensity, rng, scoring
+from bandit.kernels import dense, logistic, propensity, ridge, rng, scoring
+from bandit.kernels import status as codes
 
 MASK64 = (1 << 64) - 1
 
@@ -141,18 +142,18 @@ def test_spd_inverse_and_cholesky_match_numpy(D):
     gen = np.random.default_rng(D)
     M = _spd(gen, D)
     out = np.full((D, D), np.nan)
-    assert linalg.spd_inverse_into(M, out) == 0
+    assert dense.spd_inverse_into(M, out) == 0
     np.testing.assert_allclose(out, np.linalg.inv(M), rtol=1e-10, atol=1e-12 * np.abs(np.linalg.inv(M)).max())
     assert np.array_equal(out, out.T)
     U = np.empty((D, D))
-    assert linalg.cholesky_upper(M, U)
+    assert dense.cholesky_upper(M, U)
     np.testing.assert_allclose(U, np.linalg.cholesky(M).T, rtol=1e-12, atol=1e-12)
     rhs = gen.normal(size=D)
     z = np.empty(D)
-    linalg.cholesky_solve(U, rhs, z)
+    dense.cholesky_solve(U, rhs, z)
     np.testing.assert_allclose(z, np.linalg.solve(M, rhs), rtol=1e-9)
     alias = M.copy()  # out may alias M
-    assert linalg.spd_inverse_into(alias, alias) == 0
+    assert dense.spd_inverse_into(alias, alias) == 0
     np.testing.assert_array_equal(alias, out)
 
 
@@ -160,7 +161,7 @@ def test_spd_inverse_rejects_indefinite_and_non_finite_matrices_without_writing(
     for bad in (np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([[0.0, 0.0], [0.0, 1.0]]),
                 np.array([[np.nan, 0.0], [0.0, 1.0]]), np.array([[np.inf, 0.0], [0.0, 1.0]])):
         out = np.full((2, 2), 7.0)
-        assert linalg.spd_inverse_into(bad, out) == linalg.SPD_FAILED
+        assert dense.spd_inverse_into(bad, out) == dense.SPD_FAILED
         assert (out == 7.0).all()
 
 
@@ -173,7 +174,7 @@ def test_symmetric_matvec_sums_the_rows_in_order(D):
     for i in range(D):  # the documented order, element-wise rounding as in the kernel: bit for bit
         ref = ref + x[i] * S[i]
     out = np.empty(D)
-    linalg._symmetric_matvec(S, x, out)
+    dense.symmetric_matvec(S, x, out)
     np.testing.assert_array_equal(out, ref)
 
 
@@ -183,7 +184,7 @@ def _ridge_kernel_state(K, D, l2):
 
 
 def _ridge_call(s, k, x, r, w, gamma, l2, every):
-    return linalg.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], k, x, r, w, gamma, l2, every)
+    return ridge.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], k, x, r, w, gamma, l2, every)
 
 
 @pytest.mark.parametrize("K, D, gamma", [(1, 1, 1.0), (3, 4, 1.0), (4, 9, 1.0), (3, 4, 0.9), (2, 6, 0.995)])
@@ -196,7 +197,7 @@ def test_ridge_update_matches_the_textbook_reference(K, D, gamma):
     for i in range(300):
         k = int(gen.integers(K))
         r, w = gen.normal(), gen.uniform(0.2, 3.0)
-        assert _ridge_call(got, k, X[i], r, w, gamma, l2, every) == linalg.STATUS_OK
+        assert _ridge_call(got, k, X[i], r, w, gamma, l2, every) == codes.STATUS_OK
         ridge_update_ref(ref, k, X[i], r, w, gamma, l2, every)
     for name in ("A", "A_inv", "b", "theta"):
         assert _rel(got[name], ref[name]) < 1e-9, name
@@ -213,31 +214,31 @@ def test_ridge_update_rejects_bad_input_and_leaves_the_state_untouched():
     before = {k: v.copy() for k, v in s.items()}
     x = np.ones(4)
     cases = [
-        ((1, np.array([1.0, np.nan, 0.0, 1.0]), 1.0, 1.0, 1.0), linalg.STATUS_NON_FINITE),
-        ((1, np.array([1.0, np.inf, 0.0, 1.0]), 1.0, 1.0, 1.0), linalg.STATUS_NON_FINITE),
-        ((1, x, np.nan, 1.0, 1.0), linalg.STATUS_NON_FINITE),
-        ((1, x, 1.0, np.inf, 1.0), linalg.STATUS_NON_FINITE),
-        ((3, x, 1.0, 1.0, 1.0), linalg.STATUS_INVALID),
-        ((-1, x, 1.0, 1.0, 1.0), linalg.STATUS_INVALID),
-        ((1, x, 1.0, 0.0, 1.0), linalg.STATUS_INVALID),
-        ((1, x, 1.0, -2.0, 1.0), linalg.STATUS_INVALID),
-        ((1, x, 1.0, 1.0, 0.0), linalg.STATUS_INVALID),
-        ((1, x, 1.0, 1.0, 1.5), linalg.STATUS_INVALID),
-        ((1, np.ones(3), 1.0, 1.0, 1.0), linalg.STATUS_INVALID),
+        ((1, np.array([1.0, np.nan, 0.0, 1.0]), 1.0, 1.0, 1.0), codes.STATUS_NON_FINITE),
+        ((1, np.array([1.0, np.inf, 0.0, 1.0]), 1.0, 1.0, 1.0), codes.STATUS_NON_FINITE),
+        ((1, x, np.nan, 1.0, 1.0), codes.STATUS_NON_FINITE),
+        ((1, x, 1.0, np.inf, 1.0), codes.STATUS_NON_FINITE),
+        ((3, x, 1.0, 1.0, 1.0), codes.STATUS_INVALID),
+        ((-1, x, 1.0, 1.0, 1.0), codes.STATUS_INVALID),
+        ((1, x, 1.0, 0.0, 1.0), codes.STATUS_INVALID),
+        ((1, x, 1.0, -2.0, 1.0), codes.STATUS_INVALID),
+        ((1, x, 1.0, 1.0, 0.0), codes.STATUS_INVALID),
+        ((1, x, 1.0, 1.0, 1.5), codes.STATUS_INVALID),
+        ((1, np.ones(3), 1.0, 1.0, 1.0), codes.STATUS_INVALID),
     ]
     for (k, xx, r, w, gamma), status in cases:
         assert _ridge_call(s, k, xx, r, w, gamma, 1.0, 7) == status
         for name in before:
             np.testing.assert_array_equal(s[name], before[name])
     huge = np.full(4, 1e200)  # x x^T overflows: reported, not stored
-    assert _ridge_call(s, 1, huge, 1.0, 1.0, 1.0, 1.0, 7) == linalg.STATUS_NOT_PD
-    assert _ridge_call(s, 1, huge, 1.0, 1.0, 0.9, 1.0, 7) == linalg.STATUS_NOT_PD
+    assert _ridge_call(s, 1, huge, 1.0, 1.0, 1.0, 1.0, 7) == codes.STATUS_NOT_PD
+    assert _ridge_call(s, 1, huge, 1.0, 1.0, 0.9, 1.0, 7) == codes.STATUS_NOT_PD
     for name in before:
         np.testing.assert_array_equal(s[name], before[name])
 
 
 def _ridge_batch(s, arms, X, r, w, gamma, l2, every):
-    return linalg.ridge_update_batch(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], arms, X, r, w, gamma, l2,
+    return ridge.ridge_update_batch(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], arms, X, r, w, gamma, l2,
                                      every)
 
 
@@ -323,19 +324,19 @@ def test_ridge_update_batch_empty_and_bad_rows_change_nothing():
         nan_w = w.copy()
         nan_w[5] = np.nan
         cases = [
-            ((arms, bad_x, r, w), linalg.STATUS_NON_FINITE),
-            ((arms, X, bad_r, w), linalg.STATUS_NON_FINITE),
-            ((arms, X, r, nan_w), linalg.STATUS_NON_FINITE),
-            ((bad_arm, X, r, w), linalg.STATUS_INVALID),
-            ((arms, X, r, bad_w), linalg.STATUS_INVALID),
-            ((arms, X, r, w[:-1]), linalg.STATUS_INVALID),
-            ((arms, X[:, :2].copy(), r, w), linalg.STATUS_INVALID),  # D or D - 1 (intercept) columns only
+            ((arms, bad_x, r, w), codes.STATUS_NON_FINITE),
+            ((arms, X, bad_r, w), codes.STATUS_NON_FINITE),
+            ((arms, X, r, nan_w), codes.STATUS_NON_FINITE),
+            ((bad_arm, X, r, w), codes.STATUS_INVALID),
+            ((arms, X, r, bad_w), codes.STATUS_INVALID),
+            ((arms, X, r, w[:-1]), codes.STATUS_INVALID),
+            ((arms, X[:, :2].copy(), r, w), codes.STATUS_INVALID),  # D or D - 1 (intercept) columns only
         ]
         for args, status in cases:
             assert _ridge_batch(s, *args, gamma, 1.0, 5) == status
             for name in before:
                 np.testing.assert_array_equal(s[name], before[name])
-    assert _ridge_batch(s, arms, X, r, w, 1.2, 1.0, 5) == linalg.STATUS_INVALID
+    assert _ridge_batch(s, arms, X, r, w, 1.2, 1.0, 5) == codes.STATUS_INVALID
 
 
 @njit
@@ -346,7 +347,7 @@ def _many_rank1_updates(A, A_inv, b, theta, n_since, n_updates, D, refactor_ever
         for j in range(D - 1):
             x[j] = np.random.normal() * (1.0 + j)
         x[D - 1] = 1.0
-        status = linalg.ridge_update(A, A_inv, b, theta, n_since, 0, x, np.random.normal(), 1.0, 1.0, 1.0,
+        status = ridge.ridge_update(A, A_inv, b, theta, n_since, 0, x, np.random.normal(), 1.0, 1.0, 1.0,
                                      refactor_every)
         if status != 0:
             return status
@@ -381,7 +382,7 @@ def test_logistic_update_matches_the_online_laplace_reference(K, D, gamma):
     y[::7] = 0.35  # fractional labels are allowed
     for i in range(300):
         k = int(gen.integers(K))
-        assert linalg.logistic_update(got["P"], got["Sigma"], got["m"], got["n"], k, X[i], y[i], gamma, l2,
+        assert logistic.logistic_update(got["P"], got["Sigma"], got["m"], got["n"], k, X[i], y[i], gamma, l2,
                                       every) == 0
         logistic_update_ref(ref, k, X[i], y[i], gamma, l2, every)
     for name in ("P", "Sigma", "m"):
@@ -393,14 +394,14 @@ def test_logistic_update_rejects_bad_labels_and_features():
     before = {k: v.copy() for k, v in s.items()}
     x = np.ones(3)
     for k, xx, y, gamma, status in [
-        (0, x, 1.5, 1.0, linalg.STATUS_INVALID),
-        (0, x, -0.1, 1.0, linalg.STATUS_INVALID),
-        (0, x, np.nan, 1.0, linalg.STATUS_NON_FINITE),
-        (0, np.array([1.0, np.inf, 0.0]), 1.0, 1.0, linalg.STATUS_NON_FINITE),
-        (2, x, 1.0, 1.0, linalg.STATUS_INVALID),
-        (0, x, 1.0, 0.0, linalg.STATUS_INVALID),
+        (0, x, 1.5, 1.0, codes.STATUS_INVALID),
+        (0, x, -0.1, 1.0, codes.STATUS_INVALID),
+        (0, x, np.nan, 1.0, codes.STATUS_NON_FINITE),
+        (0, np.array([1.0, np.inf, 0.0]), 1.0, 1.0, codes.STATUS_NON_FINITE),
+        (2, x, 1.0, 1.0, codes.STATUS_INVALID),
+        (0, x, 1.0, 0.0, codes.STATUS_INVALID),
     ]:
-        assert linalg.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], k, xx, y, gamma, 1.0, 5) == status
+        assert logistic.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], k, xx, y, gamma, 1.0, 5) == status
         for name in before:
             np.testing.assert_array_equal(s[name], before[name])
 
@@ -425,7 +426,7 @@ def test_logistic_update_batch_finds_the_map_and_the_laplace_covariance(gamma):
     arms = gen.integers(0, K - 1, n)  # arm K-1 untouched
     m0, P0 = s["m"].copy(), s["P"].copy()
     untouched = {name: v[K - 1].copy() for name, v in s.items()}
-    assert linalg.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], arms, X, y, gamma, l2, 25) == 0
+    assert logistic.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], arms, X, y, gamma, l2, 25) == 0
     for k in range(K - 1):
         sel = arms == k
         prior = gamma * P0[k] + (1 - gamma) * l2 * np.eye(D)
@@ -448,9 +449,9 @@ def test_logistic_update_batch_appends_the_intercept_without_a_copy():
     arms = gen.integers(0, K, n)
     y = (gen.random(n) < expit(X[:, 0] - 0.5)).astype(float)
     full, raw = _logistic_kernel_state(K, D, 1.0), _logistic_kernel_state(K, D, 1.0)
-    assert linalg.logistic_update_batch(full["P"], full["Sigma"], full["m"], full["n"], arms, X, y, 1.0, 1.0, 10) == 0
+    assert logistic.logistic_update_batch(full["P"], full["Sigma"], full["m"], full["n"], arms, X, y, 1.0, 1.0, 10) == 0
     X_raw = np.ascontiguousarray(X[:, :-1])
-    assert linalg.logistic_update_batch(raw["P"], raw["Sigma"], raw["m"], raw["n"], arms, X_raw, y, 1.0, 1.0, 10) == 0
+    assert logistic.logistic_update_batch(raw["P"], raw["Sigma"], raw["m"], raw["n"], arms, X_raw, y, 1.0, 1.0, 10) == 0
     for name in ("P", "Sigma", "m"):
         np.testing.assert_array_equal(raw[name], full[name])
 
@@ -464,7 +465,7 @@ def test_logistic_update_batch_with_zero_newton_steps_keeps_the_mean_and_checks_
     y = (gen.random(n) < 0.5).astype(float)
     arms = gen.integers(0, K, n)
     m_before = s["m"].copy()
-    assert linalg.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], arms, X, y, 1.0, 1.0, 0) == 0
+    assert logistic.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], arms, X, y, 1.0, 1.0, 0) == 0
     np.testing.assert_array_equal(s["m"], m_before)
     before = {k: v.copy() for k, v in s.items()}
     bad_y = y.copy()
@@ -474,12 +475,12 @@ def test_logistic_update_batch_with_zero_newton_steps_keeps_the_mean_and_checks_
     bad_arm = arms.copy()
     bad_arm[0] = -1
     for args, status in [
-        ((arms, X, bad_y), linalg.STATUS_INVALID),
-        ((arms, bad_x, y), linalg.STATUS_NON_FINITE),
-        ((bad_arm, X, y), linalg.STATUS_INVALID),
-        ((arms, X, y[:-1]), linalg.STATUS_INVALID),
+        ((arms, X, bad_y), codes.STATUS_INVALID),
+        ((arms, bad_x, y), codes.STATUS_NON_FINITE),
+        ((bad_arm, X, y), codes.STATUS_INVALID),
+        ((arms, X, y[:-1]), codes.STATUS_INVALID),
     ]:
-        assert linalg.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], *args, 1.0, 1.0, 5) == status
+        assert logistic.logistic_update_batch(s["P"], s["Sigma"], s["m"], s["n"], *args, 1.0, 1.0, 5) == status
         for name in before:
             np.testing.assert_array_equal(s[name], before[name])
 
@@ -791,20 +792,62 @@ def test_argmax_tie_probs_splits_exact_ties_and_matches_the_reference():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["policy_kernels", "hybrid"])
-def test_linked_kernel_sources_are_recorded_so_numba_caches_refresh(module):
-    # numba's cache=True keys each cached function on its own file's content only: a kernel that calls linalg
-    # (say) keeps running a stale compiled linalg after linalg.py changes, unless its own file changes too
-    import hashlib
-    import importlib
+def _kernel_imports(path):
+    """The bandit.kernels modules a source file imports (``from bandit.kernels import a`` or ``.a import x``)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "bandit.kernels":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bandit.kernels."):
+            found.add(node.module.split(".")[2])
+    return found
+
+
+def _numba_modules():
+    """Every module of bandit/kernels and bandit/policies that defines numba kernels, with its path."""
     import pathlib
 
-    mod = importlib.import_module(f"bandit.kernels.{module}")
-    root = pathlib.Path(mod.__file__).parent
-    h = hashlib.sha256()
-    for name in mod.LINKED_SOURCES:
-        h.update((root / f"{name}.py").read_bytes())
-    assert mod.LINKED_SOURCES_SHA256 == h.hexdigest()[:16], (
-        f"a module linked into bandit/kernels/{module}.py changed: set its LINKED_SOURCES_SHA256 to "
-        f"{h.hexdigest()[:16]!r} (this also refreshes its numba cache)"
-    )
+    root = pathlib.Path(__file__).resolve().parents[2] / "bandit"
+    paths = sorted((root / "kernels").glob("*.py")) + sorted((root / "policies").glob("*.py"))
+    return root, [p for p in paths if "@njit" in p.read_text()]
+
+
+def _linked_closure(root, path):
+    """The kernel modules whose compiled code a module's kernels may contain: its kernel imports, transitively."""
+    seen: set[str] = set()
+    todo = list(_kernel_imports(path))
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_kernel_imports(root / "kernels" / f"{name}.py"))
+    seen.discard(path.stem if path.parent.name == "kernels" else "")
+    return seen
+
+
+def test_every_numba_module_records_its_linked_kernel_sources_so_numba_caches_refresh():
+    # numba's cache=True keys each cached function on its own file's content only: a kernel that calls dense.py
+    # (say) keeps running a stale compiled dense after dense.py changes, unless its own file changes too -- which
+    # the recorded hash of its linked modules forces (found by introspection: every module defining @njit kernels)
+    import hashlib
+    import importlib
+
+    root, paths = _numba_modules()
+    assert len(paths) >= 12  # the kernel modules and the policy files with their own rules
+    for path in paths:
+        module = importlib.import_module(f"bandit.{path.parent.name}.{path.stem}")
+        linked = _linked_closure(root, path)
+        recorded = getattr(module, "LINKED_SOURCES", ())
+        where = f"bandit/{path.parent.name}/{path.name}"
+        assert tuple(recorded) == tuple(sorted(linked)), f"{where}: set LINKED_SOURCES = {tuple(sorted(linked))!r}"
+        h = hashlib.sha256()
+        for name in recorded:
+            h.update((root / "kernels" / f"{name}.py").read_bytes())
+        expected = h.hexdigest()[:16] if recorded else ""
+        assert getattr(module, "LINKED_SOURCES_SHA256", "") == expected, (
+            f"a module linked into {where} changed: set its LINKED_SOURCES_SHA256 to {expected!r} (this also "
+            "refreshes its numba cache)"
+        )

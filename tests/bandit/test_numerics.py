@@ -14,7 +14,8 @@ from reference import fresh_logistic_state, fresh_ridge_state
 
 from bandit import EpsilonGreedy, LinearTS, LinUCB, LogisticTS, VWPolicy, load
 from bandit._validation import IllConditionedError
-from bandit.kernels import linalg
+from bandit.kernels import dense, logistic, ridge
+from bandit.kernels import status as codes
 
 RIDGE = [LinUCB, LinearTS, EpsilonGreedy]
 LINEAR = [*RIDGE, LogisticTS]
@@ -108,11 +109,11 @@ def test_the_conditioning_bound_is_an_upper_bound_of_the_scaled_condition_number
         M = gen.normal(size=(D, D)) * np.exp(gen.normal(0, 4, size=D))
         A = M @ M.T + 1e-3 * np.eye(D)
         s = 1 / np.sqrt(np.diag(A))
-        bound = linalg._condition_bound(A, np.linalg.inv(A))
+        bound = dense.condition_bound(A, np.linalg.inv(A))
         assert bound >= np.linalg.cond(A * s[:, None] * s[None, :]) * (1 - 1e-9)
         # and it ignores feature scaling: the same matrix in other units has the same bound
         T = np.diag(np.exp(gen.normal(0, 5, size=D)))
-        assert linalg._condition_bound(T @ A @ T, np.linalg.inv(T @ A @ T)) == pytest.approx(bound, rel=1e-6)
+        assert dense.condition_bound(T @ A @ T, np.linalg.inv(T @ A @ T)) == pytest.approx(bound, rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", LINEAR, ids=lambda c: c.__name__)
@@ -169,15 +170,15 @@ def test_ridge_kernel_repairs_a_covariance_that_lost_precision(gamma):
     s = {k: v.copy() for k, v in fresh_ridge_state(K, D, l2).items()}
     for _ in range(30):
         x = gen.normal(size=D)
-        assert linalg.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 0, x, 1.0, 1.0, 1.0, l2,
-                                   512) == linalg.STATUS_OK
+        assert ridge.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 0, x, 1.0, 1.0, 1.0, l2,
+                                   512) == codes.STATUS_OK
     # drifted inverse: symmetric, but no longer the inverse of A (A_jj (A^-1)_jj < 1 on the last diagonal)
     s["A_inv"][0, -1, -1] = 0.5 / s["A"][0, -1, -1]
     x = gen.normal(size=D)
     A_new = gamma * s["A"][0] + (1 - gamma) * l2 * np.eye(D) + np.outer(x, x)
     b_new = gamma * s["b"][0] + 0.7 * x
-    status = linalg.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 0, x, 0.7, 1.0, gamma, l2, 512)
-    assert status == linalg.STATUS_OK
+    status = ridge.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 0, x, 0.7, 1.0, gamma, l2, 512)
+    assert status == codes.STATUS_OK
     np.testing.assert_allclose(s["A"][0], A_new, rtol=1e-14)
     np.testing.assert_allclose(s["A_inv"][0], np.linalg.inv(A_new), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(s["theta"][0], np.linalg.solve(A_new, b_new), rtol=1e-10, atol=1e-12)
@@ -190,10 +191,10 @@ def test_logistic_kernel_repairs_a_covariance_that_lost_precision():
     s = {k: v.copy() for k, v in fresh_logistic_state(K, D, l2).items()}
     for _ in range(20):
         x = gen.normal(size=D)
-        assert linalg.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], 0, x, 1.0, 1.0, l2, 512) == 0
+        assert logistic.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], 0, x, 1.0, 1.0, l2, 512) == 0
     s["Sigma"][0, 0, 0] *= 0.3
     x = gen.normal(size=D)
-    assert linalg.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], 0, x, 0.0, 1.0, l2, 512) == 0
+    assert logistic.logistic_update(s["P"], s["Sigma"], s["m"], s["n"], 0, x, 0.0, 1.0, l2, 512) == 0
     np.testing.assert_allclose(s["Sigma"][0], np.linalg.inv(s["P"][0]), rtol=1e-10, atol=1e-13)
     assert s["n"][0] == 0
 
@@ -204,20 +205,20 @@ def test_kernels_report_ill_conditioning_and_change_nothing():
     before = {k: v.copy() for k, v in s.items()}
     big = np.array([1e7, -1e7, 1.0])  # trace(A) trace(A^-1) ~ 2e14 * 2
     for gamma in (1.0, 0.9):
-        assert linalg.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 1, big, 1.0, 1.0, gamma, 1.0,
-                                   512) == linalg.STATUS_ILL_CONDITIONED
+        assert ridge.ridge_update(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], 1, big, 1.0, 1.0, gamma, 1.0,
+                                   512) == codes.STATUS_ILL_CONDITIONED
     X = np.vstack([gen.normal(size=(5, 3)), big])
     for gamma in (1.0, 0.9):
-        assert linalg.ridge_update_batch(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], np.array([0, 1, 0, 1, 0, 1]),
-                                         X, np.ones(6), np.ones(6), gamma, 1.0, 512) == linalg.STATUS_ILL_CONDITIONED
+        assert ridge.ridge_update_batch(s["A"], s["A_inv"], s["b"], s["theta"], s["n"], np.array([0, 1, 0, 1, 0, 1]),
+                                         X, np.ones(6), np.ones(6), gamma, 1.0, 512) == codes.STATUS_ILL_CONDITIONED
     for name in before:
         np.testing.assert_array_equal(s[name], before[name])
     g = {k: v.copy() for k, v in fresh_logistic_state(2, 3, 1.0).items()}
     gb = {k: v.copy() for k, v in g.items()}
-    assert linalg.logistic_update(g["P"], g["Sigma"], g["m"], g["n"], 1, big * 1e3, 1.0, 1.0, 1.0,
-                                  512) == linalg.STATUS_ILL_CONDITIONED
-    assert linalg.logistic_update_batch(g["P"], g["Sigma"], g["m"], g["n"], np.array([0, 1, 0, 1, 0, 1]), X * 1e3,
-                                        np.ones(6), 1.0, 1.0, 5) == linalg.STATUS_ILL_CONDITIONED
+    assert logistic.logistic_update(g["P"], g["Sigma"], g["m"], g["n"], 1, big * 1e3, 1.0, 1.0, 1.0,
+                                  512) == codes.STATUS_ILL_CONDITIONED
+    assert logistic.logistic_update_batch(g["P"], g["Sigma"], g["m"], g["n"], np.array([0, 1, 0, 1, 0, 1]), X * 1e3,
+                                        np.ones(6), 1.0, 1.0, 5) == codes.STATUS_ILL_CONDITIONED
     for name in gb:
         np.testing.assert_array_equal(g[name], gb[name])
 

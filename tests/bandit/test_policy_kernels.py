@@ -1,4 +1,5 @@
-"""The fused glue kernels of bandit.kernels.policy_kernels against numpy / scipy references."""
+"""The decision building blocks (bandit.kernels.decide, .beta) and each policy's own decision kernels against numpy /
+scipy references."""
 
 from __future__ import annotations
 
@@ -6,52 +7,67 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bandit.kernels import linalg
-from bandit.kernels import policy_kernels as pk
-from bandit.policies.beta_ts import _beta_argmax_probs
+from bandit.kernels import beta, decide, dense, status
+from bandit.kernels import logistic as logistic_kernels
+from bandit.kernels import ridge as ridge_kernels
+from bandit.kernels.beta import beta_argmax_probs
+from bandit.kernels.rng import seed_state
+from bandit.policies.beta_ts import beta_ts_draw_rows
+from bandit.policies.epsilon_greedy import epsilon_greedy_choose, epsilon_greedy_decide_rows
+from bandit.policies.linear_ts import linear_ts_choose, linear_ts_decide_rows
+from bandit.policies.linucb import linucb_choose, linucb_decide_rows
+from bandit.policies.logistic_ts import logistic_ts_choose, logistic_ts_decide_rows
+
+#: Each policy's single-decision kernel and rows kernel (decide_rows takes the same hyper-parameters).
+RULES = {
+    "LinUCB": (linucb_choose, linucb_decide_rows),
+    "EpsilonGreedy": (epsilon_greedy_choose, epsilon_greedy_decide_rows),
+    "LinearTS": (linear_ts_choose, linear_ts_decide_rows),
+    "LogisticTS": (logistic_ts_choose, logistic_ts_decide_rows),
+}
 
 
 def _state(seed: int) -> np.ndarray:
-    return pk.seed_state(np.uint64(seed))
+    return seed_state(seed)
 
 
 def test_fill_context_copies_appends_intercept_and_flags_non_finite():
     x = np.full(4, -7.0)
-    assert pk.fill_context(np.array([1.0, 2.0, 3.0]), True, x)
+    assert dense.fill_context(np.array([1.0, 2.0, 3.0]), True, x)
     np.testing.assert_array_equal(x, [1.0, 2.0, 3.0, 1.0])
     x = np.full(3, -7.0)
-    assert pk.fill_context(np.array([1.0, 2.0, 3.0]), False, x)
+    assert dense.fill_context(np.array([1.0, 2.0, 3.0]), False, x)
     np.testing.assert_array_equal(x, [1.0, 2.0, 3.0])
     for bad in (np.nan, np.inf, -np.inf):
-        assert not pk.fill_context(np.array([1.0, bad, 3.0]), True, np.empty(4))
+        assert not dense.fill_context(np.array([1.0, bad, 3.0]), True, np.empty(4))
 
 
 def test_uniform_pick_is_uniform_over_eligible():
     eligible = np.array([False, True, True, False, True])
     us = (np.arange(3000) + 0.5) / 3000
-    picks = np.array([pk._uniform_pick(eligible, u) for u in us])
+    picks = np.array([decide.uniform_pick(eligible, u) for u in us])
     assert np.bincount(picks, minlength=5).tolist() == [0, 1000, 1000, 0, 1000]
-    assert pk._uniform_pick(eligible, 1.0 - 1e-17) == 4
+    assert decide.uniform_pick(eligible, 1.0 - 1e-17) == 4
 
 
 def test_argmax_random_ties_splits_exact_ties_uniformly():
     st = _state(3)
     scores = np.array([1.0, 3.0, 3.0, 3.0, -np.inf])
     eligible = np.array([True, True, True, False, False])
-    picks = np.array([pk._argmax_random_ties(scores, eligible, st) for _ in range(20_000)])
+    picks = np.array([decide.argmax_random_ties(scores, eligible, st) for _ in range(20_000)])
     counts = np.bincount(picks, minlength=5)
     assert counts[0] == counts[3] == counts[4] == 0  # not best / ineligible
     assert stats.chisquare(counts[1:3]).pvalue > 1e-3
     unique = np.array([0.5, 2.0, 1.0, 4.0, 0.0])
     before = st.copy()
-    assert pk._argmax_random_ties(unique, eligible, st) == 1
+    assert decide.argmax_random_ties(unique, eligible, st) == 1
     assert st[0] == before[0]  # a unique maximum draws nothing
 
 
 def test_draw_categorical_follows_probabilities_and_skips_zeros():
     st = _state(5)
     p = np.array([0.2, 0.0, 0.5, 0.3, 0.0])
-    draws = np.array([pk._draw_categorical(p, st) for _ in range(50_000)])
+    draws = np.array([decide.draw_categorical(p, st) for _ in range(50_000)])
     counts = np.bincount(draws, minlength=5)
     assert counts[1] == counts[4] == 0
     assert stats.chisquare(counts[[0, 2, 3]], 50_000 * p[[0, 2, 3]]).pvalue > 1e-3
@@ -60,25 +76,25 @@ def test_draw_categorical_follows_probabilities_and_skips_zeros():
 @pytest.mark.parametrize("shape", [0.3, 1.0, 2.5, 40.0, 5000.0])
 def test_gamma_draw_matches_gamma_distribution(shape):
     st = _state(11)
-    draws = np.array([pk._gamma_draw(shape, st) for _ in range(20_000)])
+    draws = np.array([beta.gamma_draw(shape, st) for _ in range(20_000)])
     assert stats.kstest(draws, stats.gamma(shape).cdf).pvalue > 1e-3
 
 
 def test_beta_draw_rows_follow_beta_marginals_and_per_row_seeds():
-    alpha, beta = np.array([2.0, 30.0, 0.7]), np.array([5.0, 10.0, 0.4])
+    alpha, beta_ = np.array([2.0, 30.0, 0.7]), np.array([5.0, 10.0, 0.4])
     values = np.array([1.0, 1.0, 2.0])
     n = 20_000
     idx = np.empty(n, dtype=np.int64)
     scores = np.empty((n, 3))
     eligible = np.ones((1, 3), dtype=bool)
-    pk.beta_draw_rows(alpha, beta, values, eligible, 0.0, _state(1), False, pk.NO_SEEDS, idx, scores)
+    beta_ts_draw_rows(alpha, beta_, values, eligible, 0.0, _state(1), decide.NO_SEEDS, idx, scores)
     for k in range(3):
-        assert stats.kstest(scores[:, k] / values[k], stats.beta(alpha[k], beta[k]).cdf).pvalue > 1e-3
+        assert stats.kstest(scores[:, k] / values[k], stats.beta(alpha[k], beta_[k]).cdf).pvalue > 1e-3
     np.testing.assert_array_equal(idx, scores.argmax(axis=1))
     # per-row seeds: the same seed gives the same row, whatever the row position
     seeds = np.array([7, 8, 7], dtype=np.uint64)
     idx3, sc3 = np.empty(3, dtype=np.int64), np.empty((3, 3))
-    pk.beta_draw_rows(alpha, beta, values, eligible, 0.2, _state(1), True, seeds, idx3, sc3)
+    beta_ts_draw_rows(alpha, beta_, values, eligible, 0.2, _state(1), seeds, idx3, sc3)
     np.testing.assert_array_equal(sc3[0], sc3[2])
     assert idx3[0] == idx3[2]
 
@@ -95,7 +111,7 @@ def test_beta_draw_rows_follow_beta_marginals_and_per_row_seeds():
 )
 def test_beta_argmax_probs_matches_monte_carlo(a, b, values, mask):
     a, b, values, mask = map(np.asarray, (a, b, values, mask))
-    p = _beta_argmax_probs(a.astype(float), b.astype(float), values.astype(float), mask)
+    p = beta_argmax_probs(a.astype(float), b.astype(float), values.astype(float), mask)
     rng = np.random.default_rng(0)
     draws = rng.beta(a, b, size=(1_000_000, 3)) * values
     draws[:, ~mask] = -np.inf
@@ -105,7 +121,7 @@ def test_beta_argmax_probs_matches_monte_carlo(a, b, values, mask):
 
 
 def test_beta_argmax_probs_symmetric_case_is_exact():
-    p = _beta_argmax_probs(np.array([4.0, 4.0]), np.array([9.0, 9.0]), np.ones(2), np.ones(2, dtype=bool))
+    p = beta_argmax_probs(np.array([4.0, 4.0]), np.array([9.0, 9.0]), np.ones(2), np.ones(2, dtype=bool))
     np.testing.assert_allclose(p, [0.5, 0.5], atol=1e-12)
 
 
@@ -115,8 +131,8 @@ def test_decide_rows_broadcasts_one_row_of_posterior_and_eligibility():
     values = np.ones(3)
     n = 5
     probs = np.empty((n, 3))
-    pk.decide_rows(pk.LINTS, mean, var, values, np.ones((1, 3), dtype=bool), 1.0, 0.0, False, _state(0), False,
-                   pk.NO_SEEDS, np.empty(n, dtype=np.int64), probs, np.empty((n, 3)))
+    linear_ts_decide_rows(mean, var, values, np.ones((1, 3), dtype=bool), 1.0, 0.0, False, _state(0), decide.NO_SEEDS,
+                          np.empty(n, dtype=np.int64), probs, np.empty((n, 3)))
     assert (probs == probs[0]).all()
     # Monte Carlo of independent normals
     rng = np.random.default_rng(1)
@@ -142,7 +158,7 @@ def test_beta_argmax_probs_matches_adaptive_quadrature(a, b, values):
     from scipy import integrate
 
     a, b, values = (np.asarray(z, dtype=float) for z in (a, b, values))
-    p = _beta_argmax_probs(a, b, values, np.ones(3, dtype=bool))
+    p = beta_argmax_probs(a, b, values, np.ones(3, dtype=bool))
     ref = np.empty(3)
     for k in range(3):
         dist = stats.beta(a[k], b[k], scale=values[k])
@@ -158,9 +174,10 @@ def _posterior(gen, K, D):
     return (A_inv + A_inv.transpose(0, 2, 1)) / 2, gen.normal(scale=0.5, size=(K, D))
 
 
-@pytest.mark.parametrize("kind", [pk.UCB, pk.GREEDY, pk.LINTS, pk.LOGTS])
-def test_choose_rows_equals_choose_one_row_by_row(kind):
-    gen = np.random.default_rng(kind)
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_decide_rows_equals_the_single_choose_kernel_row_by_row(rule):
+    choose, decide_rows = RULES[rule]
+    gen = np.random.default_rng(sorted(RULES).index(rule))
     K, d, n = 4, 6, 70  # two blocks of the batch scoring kernel; D = d + 1 (intercept)
     A_inv, theta = _posterior(gen, K, d + 1)
     values = np.array([1.0, 2.0, 0.5, 1.5])
@@ -170,20 +187,20 @@ def test_choose_rows_equals_choose_one_row_by_row(kind):
     seeds = gen.integers(0, 2**63, n).astype(np.uint64)
     idx, probs, scores = np.empty(n, dtype=np.int64), np.empty((n, K)), np.empty((n, K))
     st = _state(1)
-    assert pk.choose_rows(kind, X, A_inv, theta, values, eligible, 0.4, 0.1, True, st, True, seeds, idx, probs,
-                          scores) == 0
+    mean, var = np.empty((n, K)), np.empty((n, K))
+    assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_OK
+    decide_rows(mean, var, values, eligible, 0.4, 0.1, True, st, seeds, idx, probs, scores)
     assert st[0] == 1  # per-row seeds: the policy's generator is not used
-    scratch = pk.choose_one_scratch(d + 1, K)
+    scratch = decide.choose_scratch(d + 1, K)
     for i in range(n):
         out = np.empty((2, K))
-        one = pk.choose_one(kind, X[i], A_inv, theta, values, eligible[i], 0.4, 0.1, pk.seed_state(seeds[i]), out,
-                            scratch)
+        one = choose(X[i], A_inv, theta, values, eligible[i], 0.4, 0.1, seed_state(seeds[i]), out, scratch)
         assert one == idx[i] and eligible[i, one]
         np.testing.assert_array_equal(out[0], probs[i])
         np.testing.assert_array_equal(out[1], scores[i])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
     assert (probs[~eligible] == 0).all() and np.isneginf(scores[~eligible]).all()
-    if kind == pk.UCB:  # against the numpy posterior of [x, 1]
+    if rule == "LinUCB":  # against the numpy posterior of [x, 1]
         Xd = np.hstack([X, np.ones((n, 1))])
         mean = Xd @ theta.T
         sd = np.sqrt(np.einsum("nd,kde,ne->nk", Xd, A_inv, Xd))
@@ -199,20 +216,21 @@ def test_choose_kernels_report_bad_contexts_without_drawing():
     st = _state(7)
     X = gen.normal(size=(n, d))
     X[6, 1] = np.nan
-    assert pk.choose_rows(pk.LINTS, X, A_inv, theta, values, eligible, 1.0, 0.2, True, st, False, pk.NO_SEEDS,
-                          *outs) == pk.STATUS_NON_FINITE
-    scratch = pk.choose_one_scratch(d + 1, K)
-    assert pk.choose_one(pk.LINTS, X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, np.empty((2, K)),
-                         scratch) == pk.STATUS_NON_FINITE
+    mean, var = outs[1], outs[2]
+    assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_NON_FINITE
+    scratch = decide.choose_scratch(d + 1, K)
+    for choose, _ in RULES.values():
+        assert choose(X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, np.empty((2, K)),
+                      scratch) == status.STATUS_NON_FINITE
     huge = np.full((n, d), 1e300)  # x^T A_inv x overflows
-    assert pk.choose_rows(pk.UCB, huge, A_inv, theta, values, eligible, 1.0, 0.0, True, st, False, pk.NO_SEEDS,
-                          *outs) == pk.STATUS_SCORE_OVERFLOW
-    assert pk.choose_one(pk.UCB, huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, np.empty((2, K)),
-                         scratch) == pk.STATUS_SCORE_OVERFLOW
+    assert decide.rows_mean_var(huge, A_inv, theta, mean, var) == status.STATUS_SCORE_OVERFLOW
+    for choose, _ in RULES.values():
+        assert choose(huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, np.empty((2, K)),
+                      scratch) == status.STATUS_SCORE_OVERFLOW
     assert st[0] == 7  # nothing was drawn
 
 
-def test_update_one_kernels_equal_the_linalg_updates_on_the_design_row():
+def test_context_update_kernels_equal_the_updates_on_the_design_row():
     gen = np.random.default_rng(3)
     K, d = 3, 5
     ridge = [np.tile(np.eye(d + 1), (K, 1, 1)), np.tile(np.eye(d + 1), (K, 1, 1)), np.zeros((K, d + 1)),
@@ -221,21 +239,23 @@ def test_update_one_kernels_equal_the_linalg_updates_on_the_design_row():
     logit = [np.tile(np.eye(d + 1), (K, 1, 1)), np.tile(np.eye(d + 1), (K, 1, 1)), np.zeros((K, d + 1)),
              np.zeros(K, dtype=np.int64)]
     logit_ref = [a.copy() for a in logit]
-    scratch = pk.update_one_scratch(d + 1)
+    scratch = ridge_kernels.update_scratch(d + 1)
     for i in range(40):
         x = gen.normal(size=d)
         k = int(gen.integers(K))
         y = float(gen.random() < 0.3)
         xd = np.append(x, 1.0)
-        assert pk.ridge_update_one(x, k, y, *ridge, 1.0, 1.0, 16, scratch) == 0
-        assert linalg.ridge_update(*ridge_ref, k, xd, y, 1.0, 1.0, 1.0, 16) == 0
-        assert pk.logistic_update_one(x, k, y, *logit, 1.0, 1.0, 16, scratch) == 0
-        assert linalg.logistic_update(*logit_ref, k, xd, y, 1.0, 1.0, 16) == 0
+        assert ridge_kernels.ridge_update_context(x, k, y, *ridge, 1.0, 1.0, 16, scratch) == 0
+        assert ridge_kernels.ridge_update(*ridge_ref, k, xd, y, 1.0, 1.0, 1.0, 16) == 0
+        assert logistic_kernels.logistic_update_context(x, k, y, *logit, 1.0, 1.0, 16, scratch) == 0
+        assert logistic_kernels.logistic_update(*logit_ref, k, xd, y, 1.0, 1.0, 16) == 0
     for got, ref in zip(ridge + logit, ridge_ref + logit_ref, strict=False):
         np.testing.assert_array_equal(got, ref)
     before = [a.copy() for a in ridge + logit]
     bad = np.array([1.0, np.inf, 0.0, 0.0, 0.0])
-    assert pk.ridge_update_one(bad, 0, 1.0, *ridge, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
-    assert pk.logistic_update_one(bad, 0, 1.0, *logit, 1.0, 1.0, 16, scratch) == pk.STATUS_NON_FINITE
+    assert ridge_kernels.ridge_update_context(bad, 0, 1.0, *ridge, 1.0, 1.0, 16, scratch) == status.STATUS_NON_FINITE
+    assert logistic_kernels.logistic_update_context(bad, 0, 1.0, *logit, 1.0, 1.0, 16, scratch) == (
+        status.STATUS_NON_FINITE
+    )
     for got, ref in zip(ridge + logit, before, strict=False):
         np.testing.assert_array_equal(got, ref)
