@@ -767,6 +767,18 @@ class LoggedData:
             validate=validate,
         )
 
+    @classmethod
+    def from_dsjson(cls, path: str | os.PathLike[str], **options: Any) -> LoggedData:
+        """Read a Vowpal Wabbit decision-service JSON (DSJSON) log; see :func:`offline_eval.formats.read_dsjson`.
+
+        Bad lines are quarantined and reported in one :class:`~offline_eval.formats.DSJSONWarning` with their line
+        numbers (``read_dsjson(path).rejected`` lists them all); ``options`` are those of ``read_dsjson``
+        (``arms``, ``features``, ``missing_reward``, ``max_line_bytes``, ...).
+        """
+        from offline_eval.formats import read_dsjson
+
+        return read_dsjson(path, **options).data
+
     # -- writer ----------------------------------------------------------------------------------------------------
 
     def to_parquet(
