@@ -19,6 +19,7 @@
 * ``upsell-bandit export --logs DIR [--outcomes FILE --attribution-window 1D] --format dsjson|cb_adf --out FILE`` --
   decision logs with their joined rewards for Vowpal Wabbit (:mod:`bandit.cli_export`); ``evaluate --logs FILE.json``
   reads a DSJSON log.
+* ``upsell-bandit serve --policy FILE --log DIR ...`` -- the Rank/Reward HTTP service (:mod:`bandit.cli_serve`).
 
 An existing output directory is refused unless ``--force``; nothing is left behind when a command fails. Bad input
 (a missing file, an invalid config, a malformed log or outcomes table, logs the policy cannot be evaluated on)
@@ -136,6 +137,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from bandit.cli_export import add_parser as _add_export_parser  # VW DSJSON / cb_adf (bandit/cli_export.py)
 
     _add_export_parser(sub)
+    from bandit.cli_serve import add_parser as _add_serve_parser  # the Rank/Reward service (bandit/cli_serve.py)
+
+    _add_serve_parser(sub)
     return parser
 
 
@@ -335,9 +339,16 @@ def _export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from bandit.cli_serve import run
+
+    return run(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "simulate": _simulate, "evaluate": _evaluate, "demo": _demo, "report": _report,
     "export": _export,
+    "serve": _serve,
 }
 
 
