@@ -72,6 +72,7 @@ other lines. No code runs and nothing is unpickled; JSON nesting depth and sizes
   flattened to named columns: ``namespace.feature`` for numbers (``true`` is 1, ``false`` and ``null`` are absent,
   as in VW), ``namespace.feature=value`` (value 1) for strings, ``namespace.feature[i]`` for arrays of numbers.
   A feature absent from a line is 0, VW's meaning. Columns are in order of first appearance, or ``features=``.
+* **Other fields.** ``o``, ``pdrop``, ``_original_label_cost`` and any other field are not read.
 * **Rewards.** ``reward = -_label_cost``; a line without ``_label_cost`` has no outcome yet (``missing_reward``).
   ``p`` is the full logging distribution over the line's action set and ``p[0]`` the propensity; a ``p`` that sums
   to 1 only within ``1e-4`` (float32 logs) is renormalised.
@@ -368,7 +369,7 @@ def _dsjson_lines(
         line["p"] = [probs[j] for j in order]
         if versions is not None:
             line["VWState"] = {"m": str(versions[i])}
-        yield json.dumps(line, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+        yield json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n"  # ASCII: non-ASCII text escaped
 
 
 def _namespace(name: object, what: str) -> str:
@@ -496,14 +497,19 @@ class _Reject(Exception):
 def _finite(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(f"{what} must be a number, got {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond float64
+        out = math.inf
     if not math.isfinite(out):
-        raise _Reject(f"{what} must be finite, got {value!r}")
+        raise _Reject(f"{what} must be finite, got {str(value)[:30]}")
     return out
 
 
 def _index(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -(2**31) <= value < 2**31:
+        raise _Reject(f"{what} must be an integer, got {str(value)[:30]}")
+    if value != int(value):
         raise _Reject(f"{what} must be an integer, got {value!r}")
     return int(value)
 
@@ -555,12 +561,13 @@ def _parse_timestamp(value: Any) -> int:
         raise _Reject(f"Timestamp {value!r} is not YYYY-MM-DDTHH:MM:SS[.fraction][Z|+hh:mm]")
     date, clock, fraction, zone = m.groups()
     try:
-        ts = pd.Timestamp(f"{date}T{clock}{'' if zone in (None, 'Z') else zone}")
-    except (ValueError, OverflowError):
+        local = int(np.datetime64(f"{date}T{clock}", "us").astype(np.int64))
+    except ValueError:
         raise _Reject(f"Timestamp {value!r} is not a valid date and time") from None
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    micros = int((fraction or "0")[:6].ljust(6, "0"))
-    return int(ts.value // 1000) + micros
+    offset = 0
+    if zone not in (None, "Z"):
+        offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000_000 * (1 if zone[0] == "+" else -1)
+    return local - offset + int((fraction or "0")[:6].ljust(6, "0"))
 
 
 @dataclass
@@ -932,5 +939,5 @@ def _build(rows: list[_Row], arms: list[str], features: list[str], all_rows: lis
         timestamp=np.array([r.timestamp_us for r in rows], dtype=np.int64).astype("datetime64[us]") if has_time else None,
         event_id=np.array([r.event_id for r in rows], dtype=object) if has_ids else None,
         action_names=arms,
-        policy_version=np.array([r.version or "N/A" for r in rows], dtype=object) if has_versions else None,
+        policy_version=np.array(["N/A" if r.version is None else r.version for r in rows], dtype=object) if has_versions else None,
     )

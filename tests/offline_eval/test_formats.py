@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import vowpalwabbit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from offline_eval import IPS, SNIPS, LoggedData, evaluate
 from offline_eval.formats import DSJSONWarning, read_dsjson, write_cb_adf, write_dsjson
@@ -67,6 +69,41 @@ def test_logged_data_to_dsjson_and_back_is_exact(tmp_path):
     assert back.rejected.empty and back.n_lines == data.n
     assert back.features == ["U.0", "U.1", "U.2"]
     assert_same(data, back.data)  # arm order recovered from the action sets' order, every float64 bit for bit
+
+
+finite = st.floats(min_value=-1e38, max_value=1e38, allow_nan=False)
+
+
+@st.composite
+def logged(draw):
+    n, d, k = draw(st.integers(1, 8)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    rows = []
+    for _ in range(n):
+        mask = draw(st.lists(st.booleans(), min_size=k, max_size=k))
+        chosen = draw(st.integers(0, k - 1))
+        mask[chosen] = True
+        weights = [draw(st.floats(0.0, 1.0)) if m else 0.0 for m in mask]
+        weights[chosen] = max(weights[chosen], 1e-3)
+        probs = np.array(weights) / sum(weights)
+        rows.append((mask, chosen, probs))
+    E = np.array([r[0] for r in rows])
+    P = np.array([r[2] for r in rows])
+    action = np.array([r[1] for r in rows])
+    X = np.array(draw(st.lists(st.lists(finite, min_size=d, max_size=d), min_size=n, max_size=n)))
+    reward = np.array(draw(st.lists(finite, min_size=n, max_size=n)))
+    us = draw(st.lists(st.integers(-(10**15), 10**17), min_size=n, max_size=n))
+    names = [f"arm {i} ü" for i in range(k)]
+    return LoggedData(X, action, reward, P[np.arange(n), action], probabilities=P, eligible=E,
+                      timestamp=np.array(us, dtype="datetime64[us]"), event_id=[f"e\u00e9{i}" for i in range(n)],
+                      action_names=names, policy_version=[draw(st.text(max_size=5)) for _ in range(n)])
+
+
+@settings(derandomize=True, max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=logged())
+def test_dsjson_round_trip_property(data, tmp_path):
+    write_dsjson(data, tmp_path / "p.json")
+    back = read_dsjson(tmp_path / "p.json", arms=data.action_names).data
+    assert_same(data, back)
 
 
 def test_dsjson_to_logged_data_and_back_is_byte_identical(tmp_path):
@@ -273,6 +310,18 @@ def test_reads_a_decision_service_log(tmp_path):
     assert data.event_id.tolist() == ["ev-1", "ev-2"] and data.policy_version.tolist() == ["model-17/abc"] * 2
 
 
+def test_timestamps_with_offsets_are_read_as_utc(tmp_path):
+    lines = [_ds_line(EventId="a", Timestamp="2025-03-01T10:15:42+02:00"),
+             _ds_line(EventId="b", Timestamp="2300-01-01T00:00:00.5"),  # beyond pandas' nanosecond range
+             _ds_line(EventId="c", Timestamp="2025-02-30T00:00:00Z")]
+    (tmp_path / "ds.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    with pytest.warns(DSJSONWarning, match="line 3: Timestamp '2025-02-30T00:00:00Z' is not a valid date"):
+        data = read_dsjson(tmp_path / "ds.json").data
+    np.testing.assert_array_equal(
+        data.timestamp, np.array(["2025-03-01T08:15:42", "2300-01-01T00:00:00.5"], dtype="datetime64[us]")
+    )
+
+
 def test_actions_without_tags_are_identified_by_their_features(tmp_path):
     def line(order, chosen):
         acts = [{"ns": {"price": 5.99}}, {"ns": {"price": 9.99}}, {"ns": {"price": 14.99}}]
@@ -296,6 +345,8 @@ BAD_LINES = {
     "not json": ("{'_label_cost': 1", "not valid JSON"),
     "nan": (json.dumps(_ds_line()).replace('"_label_cost": -1.0', '"_label_cost": NaN'), "not valid JSON"),
     "overflow": (json.dumps(_ds_line()).replace('"tenure": 14', '"tenure": 1e400'), "must be finite"),
+    "huge int": (json.dumps(_ds_line()).replace('"tenure": 14', '"tenure": 1' + "0" * 400), "must be finite"),
+    "huge index": (json.dumps(_ds_line(_labelIndex=10**40)), "_labelIndex must be an integer"),
     "array": ("[1, 2, 3]", "must be a JSON object"),
     "no context": (json.dumps({"a": [1], "p": [1.0]}), "missing 'c'"),
     "empty multi": (json.dumps(_ds_line(c={"_multi": []})), "non-empty array of actions"),
@@ -330,7 +381,7 @@ def test_bad_lines_are_quarantined_with_their_line_numbers(tmp_path):
     body.append(b'{"pad": "' + b"x" * 5000 + b'"}')
     body.append(json.dumps(_ds_line(EventId="ev-ok")).encode())
     (tmp_path / "ds.json").write_bytes(b"\n".join(body) + b"\n")
-    with pytest.warns(DSJSONWarning, match=r"quarantined 24 of 26 lines \(line 2: not valid JSON"):
+    with pytest.warns(DSJSONWarning, match=r"quarantined 26 of 28 lines \(line 2: not valid JSON"):
         result = read_dsjson(tmp_path / "ds.json", max_line_bytes=4096)
     reasons = dict(zip(result.rejected["line"], result.rejected["reason"], strict=True))
     for number, (name, (_, match)) in enumerate(BAD_LINES.items(), start=2):
