@@ -505,6 +505,16 @@ class PolicyStatistics:
         return self._layout.discount
 
     @property
+    def n_features(self) -> int | None:
+        """The context length the rows must have (None: the context is ignored)."""
+        return self._layout.n_features
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        """The policy's reward range: rewards outside it are rejected."""
+        return self._layout.reward_low, self._layout.reward_high
+
+    @property
     def n_rows(self) -> int:
         """Rows accumulated (all arms)."""
         return int(self._count.sum())
@@ -767,6 +777,18 @@ class LogisticPassStatistics:
         )
 
     @property
+    def arm_names(self) -> tuple[str, ...]:
+        return self._layout.arm_names
+
+    @property
+    def n_features(self) -> int | None:
+        return self._layout.n_features
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        return self._layout.reward_low, self._layout.reward_high
+
+    @property
     def n_rows(self) -> int:
         return int(self._count.sum())
 
@@ -999,10 +1021,25 @@ Statistics = PolicyStatistics | LogisticPassStatistics
 
 @dataclass(frozen=True)
 class FitReport:
-    """What :func:`fit_passes` did: rows learned (once each) and passes over them (1, or Newton passes)."""
+    """What a fit did.
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows learned from (each once).
+    n_passes : int
+        Passes over the rows (1, or the Newton passes of a LogisticTS).
+    n_pending : int
+        Rows skipped because their reward is not known yet (null), by the engines that read a ``reward`` column
+        (:func:`bandit.spark.fit`).
+    rejected : dict of str to int
+        Rows skipped as unusable, counted by reason (``"bad_context"``, ``"unknown_arm"``, ``"bad_reward"``).
+    """
 
     n_rows: int
     n_passes: int
+    n_pending: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
 
 
 def fit_passes(policy: Any, run_pass: Callable[[Any], Any]) -> FitReport:
