@@ -193,6 +193,33 @@ def test_new_plan_launch_learns_the_plan_only_after_its_launch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# known_attribute_launch.py
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_known_attribute_launch_compares_each_hybrid_with_its_disjoint_twin():
+    known = _load("examples/known_attribute_launch.py", "example_known_attribute_launch")
+    res = known.main(["--small", "--seed", "0"])
+    result, table = res.result, res.table
+    step, window = result.config.launch_step, result.config.output.launch_window
+    assert result.episode.arm_names[-1] == "duo_saver"
+    t = table.set_index("policy")
+    assert set(t.index) == {p for pair in known.TWINS for p in pair}
+    for name, run in result.runs.items():
+        assert not (run.actions[run.steps < step] == len(result.episode.arm_names) - 1).any(), name
+        assert t.loc[name, "launch_window_regret"] == pytest.approx(run.regret[step : step + window].sum())
+        assert t.loc[name, "launch_cost"] == pytest.approx(
+            run.regret[step : step + window].sum() - run.regret[step - window : step].sum())
+        assert 0 <= t.loc[name, "first_day_new_plan_share"] <= 1
+        ttl = t.loc[name, "time_to_learn"]
+        assert 0 < ttl <= result.config.horizon - step, name  # every policy here learns the plan
+    for disjoint, hybrid in known.TWINS:
+        assert t.loc[disjoint, "ratio_to_twin"] == 1.0
+        assert t.loc[hybrid, "ratio_to_twin"] == pytest.approx(
+            t.loc[hybrid, "launch_window_regret"] / t.loc[disjoint, "launch_window_regret"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # bench/regret_bench.py: one seed of the quick path
 # ----------------------------------------------------------------------------------------------------------------
 
