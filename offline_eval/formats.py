@@ -392,7 +392,7 @@ def write_dsjson(
     """Write decisions with their rewards as VW decision-service JSON (DSJSON), one decision per line.
 
     Fields and mapping rules are in the module docstring. The file is written to a temporary name and renamed
-    into place (never half-written); about 30 us per decision.
+    into place (never half-written); about 60 us per decision for d = 23, K = 7 (``bench/vwio_bench.py``).
 
     Parameters
     ----------
@@ -727,6 +727,8 @@ def read_dsjson(
     The file is untrusted: every line is checked and a bad one is quarantined (listed in ``rejected`` with its
     line number and reason, and reported in one :class:`DSJSONWarning`), never fatal to the rest. Mapping rules are
     in the module docstring.
+
+    About 110 us per line for d = 23, K = 7 (``bench/vwio_bench.py``).
 
     Parameters
     ----------
