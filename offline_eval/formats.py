@@ -110,7 +110,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -197,7 +197,7 @@ class DSJSONImport:
     rejected: pd.DataFrame
     n_lines: int
     n_missing_reward: int
-    features: list[str] = field(default_factory=list)
+    features: list[str]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -602,6 +602,8 @@ def _parse_line(obj: Any, number: int, tol: float) -> _Row:
     context = obj.get("c")
     if not isinstance(context, dict):
         raise _Reject("missing 'c' (the context object with '_multi')")
+    if "_slots" in context:
+        raise _Reject("'c._slots' marks a CCB or slates decision; this reader takes contextual-bandit (cb_adf) ones")
     multi = context.get("_multi")
     if not isinstance(multi, list) or not multi:
         raise _Reject("'c._multi' must be a non-empty array of actions (this reader takes cb_adf decisions)")

@@ -350,6 +350,7 @@ BAD_LINES = {
     "array": ("[1, 2, 3]", "must be a JSON object"),
     "no context": (json.dumps({"a": [1], "p": [1.0]}), "missing 'c'"),
     "empty multi": (json.dumps(_ds_line(c={"_multi": []})), "non-empty array of actions"),
+    "slots": (json.dumps(_ds_line(c={"_multi": [{"_tag": "tea"}], "_slots": [{}]})), "CCB or slates"),
     "a not permutation": (json.dumps(_ds_line(a=[2, 2, 3])), "1-based action ids 1..3"),
     "zero-based a": (json.dumps(_ds_line(a=[1, 0, 2], _label_Action=1, _labelIndex=0)), "1-based action ids"),
     "short p": (json.dumps(_ds_line(p=[0.85, 0.15])), "must list each of the 3 actions"),
@@ -381,7 +382,7 @@ def test_bad_lines_are_quarantined_with_their_line_numbers(tmp_path):
     body.append(b'{"pad": "' + b"x" * 5000 + b'"}')
     body.append(json.dumps(_ds_line(EventId="ev-ok")).encode())
     (tmp_path / "ds.json").write_bytes(b"\n".join(body) + b"\n")
-    with pytest.warns(DSJSONWarning, match=r"quarantined 26 of 28 lines \(line 2: not valid JSON"):
+    with pytest.warns(DSJSONWarning, match=r"quarantined 27 of 29 lines \(line 2: not valid JSON"):
         result = read_dsjson(tmp_path / "ds.json", max_line_bytes=4096)
     reasons = dict(zip(result.rejected["line"], result.rejected["reason"], strict=True))
     for number, (name, (_, match)) in enumerate(BAD_LINES.items(), start=2):
