@@ -421,6 +421,9 @@ class Trainer:
         have had that long to arrive. Outcomes stamped after that instant wait for a later step.
     on_report : callable, optional
         ``on_report(report)`` after each update (e.g. metrics, the rejected-records file).
+    clock : callable, optional
+        ``clock()`` -> now in microseconds since the epoch (UTC); default the wall clock. A simulation passes its
+        simulated clock.
     """
 
     def __init__(
@@ -435,6 +438,7 @@ class Trainer:
         grace: timedelta | str = "1D",
         delivery_delay: float | timedelta | str = 2.0,
         on_report: Callable[[UpdateReport], None] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if not isinstance(holder, SnapshotHolder):
             raise TypeError(f"holder must be a SnapshotHolder, got {type(holder).__name__}")
@@ -454,6 +458,7 @@ class Trainer:
         self.grace = grace
         self._delay_us = round(_seconds(delivery_delay, "delivery_delay", allow_zero=True) * 1e6)
         self.on_report = on_report
+        self._clock = wall_clock_us if clock is None else clock
         self._decision_inbox: deque[tuple[str, int, np.ndarray, str]] = deque()
         self._outcome_inbox: deque[tuple[str, int, float]] = deque()
         #: event_id -> (decision time us, context, arm name), oldest first
@@ -509,7 +514,7 @@ class Trainer:
         -------
         StepResult
         """
-        now_us = wall_clock_us() - self._delay_us if now is None else utc_us(now, "now")
+        now_us = self._clock() - self._delay_us if now is None else utc_us(now, "now")
         self._drain()
         self.n_steps += 1
         policy = self.holder.policy
@@ -650,6 +655,10 @@ class DecisionService:
     compact_every : seconds, default 30
         How often journal segments are compacted into Parquet parts (also once ``compact_rows`` records wait).
     compact_rows : int, default 50_000
+    id_window : int, default 200_000
+        How many recent event ids are remembered to refuse a repeated one (409).
+    clock : callable, optional
+        The trainer's clock (see :class:`Trainer`); rank and reward timestamps default to the wall clock.
 
     Examples
     --------
@@ -686,6 +695,7 @@ class DecisionService:
         compact_every: float | timedelta | str = 30.0,
         compact_rows: int = 50_000,
         id_window: int = 200_000,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {list(DURABILITY_MODES)}, got {durability!r}")
@@ -717,7 +727,7 @@ class DecisionService:
         self.trainer = Trainer(
             self.holder, attribution_window=attribution_window, checkpoint_path=self.policy_path,
             checkpoint_every=checkpoint_every, checkpoint_updates=checkpoint_updates, combine=combine, grace=grace,
-            delivery_delay=delivery_delay, on_report=self._record_report,
+            delivery_delay=delivery_delay, on_report=self._record_report, clock=clock,
         )
         self.train_every = _seconds(train_every, "train_every")
         self.compact_every = _seconds(compact_every, "compact_every")
@@ -778,7 +788,11 @@ class DecisionService:
         decision_segments = self._decision_journal.close()
         outcome_segments = self._outcome_journal.close()
         self._store_segments(decision_segments, outcome_segments)
-        self.trainer.step()
+        try:
+            self.trainer.step()
+        except Exception as exc:  # a failing trainer must not lose the logs: its error stays in last_error
+            self.last_error = exc
+            self.n_trainer_errors += 1
         self.trainer.checkpoint()
         for log in self._logs.values():
             log.close()

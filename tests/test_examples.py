@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,25 +95,34 @@ def test_serving_handler_logs_everything_and_learns_each_decision_once(serving, 
 
 
 def test_a_failing_trainer_surfaces_instead_of_blocking_the_request_loop(serving, tmp_path):
-    class BrokenPolicy:
-        def update_from_log(self, *args, **kwargs):
-            raise ValueError("broken update")
-
     world = UpsellWorld(seed=0)
     policy = bandit.UniformRandom(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
-    log = bandit.DecisionLog(tmp_path / "decisions", policy=policy)
-    handler = serving.UpsellHandler(policy, log, world.featurizer.transform_one)
+    policy.save(tmp_path / "policy.zip")
+    clock = serving.SimulatedClock(pd.Timestamp("2024-01-01T00:00:00Z"))
+    service = serving.DecisionService(tmp_path / "policy.zip", tmp_path / "logs", durability="write",
+                                      attribution_window=serving.ATTRIBUTION_WINDOW, delivery_delay=0, clock=clock,
+                                      train_every=0.01).start()
+
+    def broken_update(*args, **kwargs):
+        raise ValueError("broken update")
+
+    service.holder.policy.update_from_log = broken_update
+    handler = serving.UpsellHandler(service, world.featurizer.transform_one)
     user = world.sample_users(1).to_dict("records")[0]
     handler.handle("req-1", user, ["individual"], "2024-01-01T00:00:00Z")
-    trainer = serving.Trainer(BrokenPolicy(), handler, tmp_path / "policy.zip", serving.ATTRIBUTION_WINDOW)
-    trainer.start()
-    outcomes = pd.DataFrame({"event_id": ["req-1"], "timestamp": ["2024-01-01T01:00:00Z"], "reward": [1.0]})
-    job = (pd.Timestamp("2024-01-01T02:00:00Z"), outcomes)
-    with pytest.raises(RuntimeError, match="trainer thread stopped"):
-        for _ in range(100):  # the queue holds one job: a dead trainer must not block submit() forever
-            trainer.submit(job)
-    assert isinstance(trainer.error, ValueError) and "broken update" in str(trainer.error)
-    assert not (tmp_path / "policy.zip").exists()
+    service.reward("req-1", 1.0, timestamp="2024-01-01T01:00:00Z")
+    clock.set(pd.Timestamp("2024-01-01T02:00:00Z"))
+    for _ in range(500):  # the trainer thread fails on its next step; the service reports itself unhealthy
+        if not service.healthy:
+            break
+        time.sleep(0.01)
+    assert not service.healthy
+    assert isinstance(service.last_error, ValueError) and "broken update" in str(service.last_error)
+    handler.handle("req-2", user, ["individual"], "2024-01-01T02:00:00Z")  # requests are still served
+    service.close()
+    assert bandit.load(tmp_path / "policy.zip").n_updates == 0
+    log = read_decision_log(tmp_path / "logs" / "decisions" / f"arms-{policy.n_arms}")
+    assert log["event_id"].tolist() == ["req-1", "req-2"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
