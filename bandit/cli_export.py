@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if summary.n_written == 0:
         args.out.unlink(missing_ok=True)
         raise UsageError(f"--logs {path}: no decision has a final outcome yet; nothing to export")
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    for note in notes:  # join() words its notes for evaluate
+        print(f"note: {note.replace('left out of the evaluation', 'left out of the export')}", file=sys.stderr)
     if summary.n_missing_reward and args.outcomes is None:
         print(f"note: left out {summary.n_missing_reward:,} decisions whose {args.reward_column!r} is null",
               file=sys.stderr)
