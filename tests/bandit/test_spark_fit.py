@@ -134,3 +134,14 @@ def test_spark_fit_refuses_vw_and_missing_columns(spark):
         fit(make(LinUCB), df)
     with pytest.raises(TypeError, match="not a sum of per-row terms"):
         fit(make(VWPolicy), df)
+
+
+def test_importing_bandit_spark_does_not_import_pyspark():
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, sys, bandit, bandit.spark, bandit.stats; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not any(m == "pyspark" or m.startswith("pyspark.") for m in loaded)
