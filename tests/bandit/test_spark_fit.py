@@ -145,3 +145,22 @@ def test_importing_bandit_spark_does_not_import_pyspark():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert not any(m == "pyspark" or m.startswith("pyspark.") for m in loaded)
+
+
+def test_spark_fit_example_runs_and_agrees_with_the_streaming_fit(spark, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "spark_fit.py"
+    spec = importlib.util.spec_from_file_location("example_spark_fit", path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module  # its dataclass resolves the module while the class body runs
+    spec.loader.exec_module(module)
+    res = module.main(["--n", "3000", "--out", str(tmp_path), "--policy", "LogisticTS"], spark=spark)
+    assert 2500 < res.report.n_rows < 3000 and res.report.n_pending == 3000 - res.report.n_rows
+    assert res.report.n_passes > 1 and res.max_diff_vs_streaming < 1e-9
+    loaded = __import__("bandit").load(res.policy_path)
+    np.testing.assert_array_equal(loaded.coef_, res.policy.coef_)
+    assert "rows/s" in capsys.readouterr().out
