@@ -769,6 +769,8 @@ class DecisionService:
         self._decision_journal = Journal(journal_dir, "decisions", self.durability)
         self._outcome_journal = Journal(journal_dir, "outcomes", self.durability)
         self._recover()
+        # compile (or load from numba's cache) the kernels this policy decides with before the first request
+        self.holder.snapshot.choose(np.zeros(self.n_features), event_id="warm-up")
         if thread:
             self._thread = threading.Thread(target=self._trainer_loop, name="upsell-trainer", daemon=True)
             self._thread.start()
@@ -939,6 +941,8 @@ class DecisionService:
                                    status=409)
             self._remember(event_id)
         assert decision.eligible is not None
+        if self.durability == "memory":  # no file: the in-memory record is all there is
+            return decision, x, ts, b""
         line = json.dumps({
             "e": event_id, "t": ts, "x": x.tolist(), "a": decision.index, "p": decision.propensity,
             "q": decision.probabilities.tolist(), "m": decision.eligible.astype(np.int8).tolist(),
@@ -1094,8 +1098,9 @@ class DecisionService:
                 break
             del self._outcome_keys[oldest_key]
         status = "accepted" if self.trainer.pending_state(event_id) or event_id in self._recent_set else "unknown_event"
-        line = json.dumps({"e": event_id, "t": ts, "r": reward, "c": given is not None, "at": now},
-                          separators=(",", ":")).encode() + b"\n"
+        line = b"" if self.durability == "memory" else json.dumps(
+            {"e": event_id, "t": ts, "r": reward, "c": given is not None, "at": now}, separators=(",", ":")
+        ).encode() + b"\n"
         return RewardReceipt(event_id, status, stamp), line, (event_id, ts, reward, now, given is not None, key)
 
     def reward(self, event_id: str, reward: float, timestamp: Any = None) -> RewardReceipt:
