@@ -582,6 +582,9 @@ class PolicyStatistics:
             shapes[name + "_hi"] = (shape, "float64")
             shapes[name + "_lo"] = (shape, "float64")
         _expect_arrays(arrays, shapes, "data")
+        for key in ("xx_hi", "xx_lo"):
+            if not np.array_equal(arrays[key], arrays[key].transpose(0, 2, 1)):
+                raise ValueError(f"data: array {key!r} is not symmetric")
         return cls(
             layout, arrays["count"], (arrays["scal_hi"], arrays["scal_lo"]), (arrays["xx_hi"], arrays["xx_lo"]),
             (arrays["xr_hi"], arrays["xr_lo"]),
@@ -996,14 +999,16 @@ class LaplaceFit:
         self._layout.check_same(_layout_of(policy, _policy_kind(policy)), "policy", "the fit")
         assert self._count is not None and self._label_sum is not None
         touched = np.flatnonzero(self._count > 0)
-        P = np.stack([self._arms[k].hess for k in touched]) if len(touched) else np.empty((0,) + policy._P.shape[1:])
+        if not len(touched):
+            return  # no rows: nothing learned (as update_batch with no rows)
+        P = np.stack([self._arms[k].hess for k in touched])
         Sigma = np.empty_like(P)
         for i, k in enumerate(touched):
             _mirror_upper(P[i])
             _check_precision(P[i], Sigma[i], self._arms[k].beta, policy, int(k))
         policy._P[touched] = P
         policy._Sigma[touched] = Sigma
-        policy._m[touched] = np.stack([self._arms[k].beta for k in touched]) if len(touched) else policy._m[touched]
+        policy._m[touched] = np.stack([self._arms[k].beta for k in touched])
         policy._n_since_refactor[touched] = 0
         policy._pulls = (np.array(policy._pulls, dtype=np.int64) + self._count).tolist()
         policy._reward_sum = (np.array(policy._reward_sum) + self._label_sum).tolist()

@@ -24,7 +24,9 @@ Differences from the in-memory path, by design: the policy's statistics are appl
 policy refuses as a whole (statistics that overflow or would lose precision) raises instead of being bisected into
 ``update_failed`` rows (run ``update_from_log`` on the offending slice to find them); and ``discount < 1`` with
 more than one partition raises (learning order is decision-time order across the whole log, which the hash
-partitions do not keep: raise ``partition_rows`` above the log's size). The report holds counts, not the list of
+partitions do not keep: raise ``partition_rows`` above the log's size). Part files are read batch by batch, so a
+part with a null in a required column, or one that turns unreadable half-way, has its good rows used (bad rows
+rejected one by one) where ``read_decision_log`` skips the whole file. The report holds counts, not the list of
 applied ids.
 """
 

@@ -379,3 +379,11 @@ def test_hybrid_statistics_are_the_joint_statistics():
         for name in ("Z", "c", "B", "A0_inv", "beta"):
             ref = getattr(reference, "_" + name)
             np.testing.assert_allclose(getattr(policy, "_" + name), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("cls", [LinUCB, LogisticTS, BetaTS])
+def test_fitting_no_rows_changes_nothing(cls):
+    policy = make(cls)
+    version = policy.policy_version
+    report = fit_batches(policy, lambda: iter(()))
+    assert report.n_rows == 0 and policy.policy_version == version and policy.n_updates == 0
