@@ -3,8 +3,8 @@
     upsell-bandit serve --policy FILE --log DIR [--host 127.0.0.1 --port 8000 --attribution-window 1D
         --checkpoint-every 60s --token-file FILE --durability fsync|write|memory --features a,b,c]
 
-Arguments are checked (and the policy file loaded) before the port is opened; a bad one prints one line naming the
-flag and exits with status 2. SIGINT / SIGTERM stop the service cleanly: the journals are compacted into the
+Arguments are checked, the policy file loaded and the log directory recovered before the port is opened; a bad one
+prints one line naming the flag and exits with status 2 (also when another process serves the same ``--log``). SIGINT / SIGTERM stop the service cleanly: the journals are compacted into the
 Parquet logs and the policy is checkpointed.
 """
 
@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         message = one_line(exc)
         flag = "--features" if "feature" in message else "--policy"
         raise UsageError(f"{flag} {args.features if flag == '--features' else args.policy}: {message}") from None
+    try:
+        service.start()  # recovery before the port opens; the app closes the service when uvicorn stops
+    except ValueError as exc:
+        raise UsageError(f"--log {args.log}: {one_line(exc)}") from None
     app = create_app(service, token=token, max_body_bytes=args.max_body_bytes)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                 lifespan="on", timeout_graceful_shutdown=10)

@@ -213,8 +213,8 @@ def create_app(service: DecisionService, *, token: str | None = None,
     max_body_bytes : int
         Largest request body accepted.
     manage : bool, default True
-        Start the service (recovery, trainer) when the app starts and close it (compaction, checkpoint) when it
-        stops, through the ASGI lifespan.
+        Start the service (recovery, trainer) when the app starts, unless it is started already, and close it
+        (compaction, checkpoint) when it stops, through the ASGI lifespan.
     """
     if token is not None and not token:
         raise ValueError("token must be a non-empty string or None")
@@ -315,7 +315,7 @@ def create_app(service: DecisionService, *, token: str | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage:
+        if manage and not service.started:
             await asyncio.get_running_loop().run_in_executor(None, service.start)
         try:
             yield

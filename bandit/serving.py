@@ -612,9 +612,10 @@ class RequestError(ValueError):
 class RewardReceipt:
     """The answer to :meth:`DecisionService.reward`.
 
-    ``status``: ``"accepted"`` (stored; counts if its decision resolves with it), ``"duplicate"`` (the same reward
-    was received before: nothing stored) or ``"unknown_event"`` (stored and reported: no pending decision has this
-    id -- an unknown id, or a decision already settled).
+    ``status``: ``"accepted"`` (stored; it counts if the attribution rules say so when the trainer resolves its
+    decision -- a reward for a decision already settled is reported as late), ``"duplicate"`` (the same reward was
+    received before: nothing stored) or ``"unknown_event"`` (stored, and reported in ``rejected.jsonl``: this service
+    has not ranked that id among its last ``id_window`` decisions).
     """
 
     event_id: str
@@ -753,6 +754,7 @@ class DecisionService:
         self.rejected_counts: dict[str, int] = {}
         self.n_journal_bad_lines = 0
         self._rejected_fh: Any = None
+        self._lock_fh: Any = None
         self._decision_journal: Journal | None = None
         self._outcome_journal: Journal | None = None
         self._async_done: dict[int, _AsyncDone] = {}
@@ -763,6 +765,7 @@ class DecisionService:
         """Recover (see the module docstring), then start the trainer thread (``thread=False``: call
         :meth:`run_trainer_once` yourself). Returns self."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = _lock_directory(self.log_dir)
         (self.log_dir / "outcomes").mkdir(exist_ok=True)
         self._rejected_fh = open(self.log_dir / "rejected.jsonl", "ab")
         journal_dir = self.log_dir / "journal"
@@ -800,12 +803,19 @@ class DecisionService:
             log.close()
         self._rejected_fh.close()
         self._decision_journal = None
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # releases the directory lock
 
     def __enter__(self) -> DecisionService:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has run and :meth:`close` has not."""
+        return self._decision_journal is not None
 
     @property
     def healthy(self) -> bool:
@@ -1097,7 +1107,7 @@ class DecisionService:
             if now - received <= self._dedupe_us:
                 break
             del self._outcome_keys[oldest_key]
-        status = "accepted" if self.trainer.pending_state(event_id) or event_id in self._recent_set else "unknown_event"
+        status = "accepted" if event_id in self._recent_set else "unknown_event"
         line = b"" if self.durability == "memory" else json.dumps(
             {"e": event_id, "t": ts, "r": reward, "c": given is not None, "at": now}, separators=(",", ":")
         ).encode() + b"\n"
@@ -1322,6 +1332,26 @@ class DecisionService:
                     self.trainer.add_outcome(event_id, ts, float(reward))
         self.trainer.step()
         self.trainer.checkpoint()
+
+
+def _lock_directory(directory: Path) -> Any:
+    """Hold an exclusive lock on ``directory/.lock`` for this process (released when the returned file is closed or
+    the process dies): two services on one log directory would interleave journals and overwrite each other's
+    policy file. Raises ``ValueError`` if another process holds it. No-op where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fh = open(directory / ".lock", "a+b")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ValueError(
+            f"{directory} is in use by another serving process; give every process its own log directory and "
+            "policy file"
+        ) from None
+    return fh
 
 
 def _us(column: pd.Series) -> list[int]:

@@ -146,7 +146,9 @@ def test_recovery_after_a_crash_counts_every_outcome_once_and_equals_a_rebuild(t
             first.trainer.step(now=ts + pd.Timedelta(minutes=2))  # applied, never checkpointed: lost in the crash
     applied_before_crash = first.trainer.n_applied
     assert applied_before_crash > int(converts[:60].sum())
-    # crash: the first service is abandoned (no close, buffers lost); a new one recovers from the same files
+    # crash: the first service is abandoned (no close, buffers lost; its death releases the directory lock); a new
+    # one recovers from the same files
+    first._lock_fh.close()
     second = service(tmp_path).start(thread=False)
     second.trainer.step(now=T0 + pd.Timedelta("1D"))
     second.close()
@@ -231,3 +233,12 @@ def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path)
     assert [(r["event_id"], r["reason"]) for r in lines] == [("nobody", "unknown_event")]
     log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
     assert log["event_id"].tolist() == ["e1"] and log["policy_version"].tolist() == [version]
+
+
+def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    first = service(tmp_path).start(thread=False)
+    with pytest.raises(ValueError, match="in use by another serving process"):
+        service(tmp_path).start(thread=False)
+    first.close()
+    service(tmp_path).start(thread=False).close()  # free again once the first one is closed
