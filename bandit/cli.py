@@ -16,6 +16,10 @@
   plots and decision logs to DIR (default ``./upsell-demo``) and prints the decision, one line per candidate and
   where the files are.
 * ``upsell-bandit report ...`` -- the rollout decision on decision logs (:mod:`bandit.cli_report`).
+* ``upsell-bandit export --logs DIR [--outcomes FILE --attribution-window 1D] --format dsjson|cb_adf --out FILE`` --
+  decision logs with their joined rewards for Vowpal Wabbit (:mod:`bandit.cli_export`); ``evaluate --logs FILE.json``
+  reads a DSJSON log.
+* ``upsell-bandit serve --policy FILE --log DIR ...`` -- the Rank/Reward HTTP service (:mod:`bandit.cli_serve`).
 
 An existing output directory is refused unless ``--force``; nothing is left behind when a command fails. Bad input
 (a missing file, an invalid config, a malformed log or outcomes table, logs the policy cannot be evaluated on)
@@ -130,6 +134,12 @@ def _build_parser() -> argparse.ArgumentParser:
     from bandit.cli_report import add_parser as _add_report_parser  # the rollout decision (bandit/cli_report.py)
 
     _add_report_parser(sub)
+    from bandit.cli_export import add_parser as _add_export_parser  # VW DSJSON / cb_adf (bandit/cli_export.py)
+
+    _add_export_parser(sub)
+    from bandit.cli_serve import add_parser as _add_serve_parser  # the Rank/Reward service (bandit/cli_serve.py)
+
+    _add_serve_parser(sub)
     return parser
 
 
@@ -185,7 +195,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, str]:
     """LoggedData from the decision log (rewards joined from ``--outcomes`` if given), and how rewards were got."""
+    from bandit.cli_export import is_dsjson, read_dsjson_logs
 
+    if is_dsjson(args.logs):  # a VW decision-service log (DSJSON) carries its rewards
+        return read_dsjson_logs(args, notes)
     from offline_eval import LoggedData
 
     path: Path = args.logs
@@ -320,8 +333,22 @@ def _report(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from bandit.cli_export import run
+
+    return run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bandit.cli_serve import run
+
+    return run(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "simulate": _simulate, "evaluate": _evaluate, "demo": _demo, "report": _report,
+    "export": _export,
+    "serve": _serve,
 }
 
 

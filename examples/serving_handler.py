@@ -7,23 +7,25 @@ What it shows
 1. **The handler** (:class:`UpsellHandler`): a request carries a request id, the user's attributes (a dict, as in a
    JSON body) and the offers the catalog allows for this user. The handler turns the attributes into a context
    vector (:meth:`bandit.simulation.Featurizer.transform_one`, a few microseconds, the batch featurizer's exact
-   encoding), calls ``choose`` on the current read-only ``policy.snapshot()`` with the
-   per-request eligibility and ``event_id=<request id>``, appends the decision to a :class:`bandit.DecisionLog`
-   (Parquet part files) and returns the decision (``decision.arm`` is the offer to show).
-2. **Bad input** raises ``ValueError`` naming the field (the web layer answers 400); nothing is logged and no state
+   encoding) and calls :meth:`bandit.serving.DecisionService.rank` with the per-request eligibility and
+   ``event_id=<request id>``: the current read-only snapshot decides, and the decision is in the journal (the
+   service's write-ahead log, compacted into the Parquet decision log) before it returns.
+2. **Bad input** raises ``ValueError`` naming the field (the web layer answers 422); nothing is logged and no state
    changes, so the request can be fixed and retried under the same id.
-3. **The trainer** (:class:`Trainer`, a separate thread): every ``--refresh`` requests it flushes the log, joins the
-   outcomes that have arrived with ``policy.update_from_log(decisions, outcomes, attribution_window=...)`` on the
-   live policy, saves the policy (atomic file replace) and swaps the snapshot the handler uses (one reference
-   assignment, atomic in Python). The handler never waits for it.
+3. **The trainer** (the service's background thread): conversions are posted with ``service.reward(request_id,
+   1.0, timestamp=...)``; the trainer applies them through the one-day attribution window with
+   ``policy.update_from_log`` on the live policy (a decision without a conversion counts 0 once its window has
+   closed), publishes a new snapshot (one reference assignment: the handler never waits) and checkpoints the
+   policy file atomically. ``upsell-bandit serve`` is this service behind HTTP.
 4. **Nothing is lost**: every request served is in the log exactly once, every logged decision is learned from
    exactly once (with its conversion, or 0 once its attribution window has passed), and the file on disk is the
    live state.
 
 Traffic, eligibility and conversions come from the simulated world (:mod:`bandit.simulation`) on a simulated clock
 (2,000 requests per simulated day; a conversion arrives after an exponential delay of mean half a day and counts
-when it arrives within the one-day attribution window). Exact figures vary slightly from run to run: when a
-snapshot swap lands between two requests depends on thread scheduling.
+when it arrives within the one-day attribution window); the trainer runs on the simulated clock
+(``DecisionService(clock=...)``). Exact figures vary slightly from run to run: when a snapshot swap lands between
+two requests depends on thread scheduling.
 
 Run ``python examples/serving_handler.py`` (20,000 requests, a few seconds) or ``--small`` (3,000).
 """
@@ -32,9 +34,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import queue
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +49,7 @@ import bandit
 from bandit.attribution import UpdateReport
 from bandit.decision import Decision
 from bandit.decision_log import read_decision_log
+from bandit.serving import DecisionService
 from bandit.simulation import UpsellWorld, WorldConfig
 from bandit.simulation.config import CatalogConfig
 
@@ -59,30 +60,22 @@ _US_PER_DAY = 86_400_000_000
 
 
 class UpsellHandler:
-    """Decide one offer per request with the current snapshot and log it.
+    """Decide one offer per request through a :class:`bandit.serving.DecisionService` and return it.
 
-    Thread-safety: any number of threads may call :meth:`handle`; the snapshot is read-only and thread-safe, and
-    so is the :class:`~bandit.DecisionLog` (appends never wait for the trainer's flush).
+    Thread-safety: any number of threads may call :meth:`handle`; the service's rank reads the current read-only
+    snapshot (never blocked by the trainer) and journals the decision before returning.
 
     Parameters
     ----------
-    policy : bandit policy
-        The live policy; the handler serves a snapshot of it until :meth:`swap` installs a newer one.
-    log : bandit.DecisionLog
+    service : bandit.serving.DecisionService
+        Started service (its trainer learns in the background and swaps the snapshot ``rank`` uses).
     featurize : callable
         User attributes (a mapping) -> context vector, e.g. :meth:`Featurizer.transform_one`.
     """
 
-    def __init__(
-        self, policy: Any, log: bandit.DecisionLog, featurize: Callable[[Mapping[str, Any]], np.ndarray]
-    ) -> None:
-        self._snapshot = policy.snapshot()
-        self.log = log
+    def __init__(self, service: DecisionService, featurize: Callable[[Mapping[str, Any]], np.ndarray]) -> None:
+        self.service = service
         self.featurize = featurize
-
-    def swap(self, snapshot: Any) -> None:
-        """Serve ``snapshot`` from the next request on (a single reference assignment: atomic)."""
-        self._snapshot = snapshot
 
     def handle(self, request_id: str, user: Mapping[str, Any], eligible: Sequence[str], timestamp: Any) -> Decision:
         """Choose, log and return the offer for one request.
@@ -106,64 +99,25 @@ class UpsellHandler:
         Raises
         ------
         TypeError, ValueError
-            Bad attributes, unknown or empty eligibility, a request id already served. Nothing is logged then.
+            Bad attributes, unknown or empty eligibility (a :class:`bandit.serving.RequestError` naming the field),
+            a request id already served. Nothing is logged then.
         """
         x = self.featurize(user)
-        snapshot = self._snapshot  # one consistent policy state for this request
-        decision = snapshot.choose(x, eligible=eligible, event_id=request_id)
-        self.log.append(decision, x, timestamp=timestamp)  # records decision.eligible, the mask it was made under
-        return decision
+        return self.service.rank(x, eligible=eligible, event_id=request_id, timestamp=timestamp)
 
 
-class Trainer(threading.Thread):
-    """Background learner: each job ``(now, outcomes)`` updates the live policy from the log, saves it, swaps it in.
+class SimulatedClock:
+    """The trainer's clock in the simulation (microseconds since the epoch): the time up to which the outcome
+    pipeline has delivered every conversion, advanced by the request loop after each delivery."""
 
-    Only this thread touches the live policy (``update_from_log``, ``save``, ``snapshot``). Send ``None`` to stop.
-    An exception stops the thread and is kept in :attr:`error` (re-raised by the caller after ``join``).
+    def __init__(self, start: pd.Timestamp) -> None:
+        self.us = start.value // 1000
 
-    The job queue holds one waiting job: the simulated traffic arrives far faster than real traffic (a day of
-    requests in about a second), so the request loop waits when the trainer falls two refreshes behind, which keeps
-    the served snapshot at most two refreshes old, as it would be in production. Each job re-reads the whole log for
-    simplicity; a production trainer would read only the parts added since its last job plus the decisions still
-    pending (``update_from_log`` skips decisions already applied either way).
-    """
+    def set(self, when: pd.Timestamp) -> None:
+        self.us = when.value // 1000
 
-    def __init__(self, policy: Any, handler: UpsellHandler, policy_path: Path, window: timedelta) -> None:
-        super().__init__(name="upsell-trainer", daemon=True)
-        self.policy = policy
-        self.handler = handler
-        self.policy_path = policy_path
-        self.window = window
-        self.jobs: queue.Queue[tuple[pd.Timestamp, pd.DataFrame] | None] = queue.Queue(maxsize=1)
-        self.reports: list[UpdateReport] = []
-        self.seconds: list[float] = []
-        self.error: BaseException | None = None
-
-    def submit(self, job: tuple[pd.Timestamp, pd.DataFrame] | None) -> None:
-        """Queue a job, waiting while one is already waiting; raises if the thread has died meanwhile."""
-        while True:
-            if not self.is_alive():
-                raise RuntimeError("the trainer thread stopped") from self.error
-            try:
-                self.jobs.put(job, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def run(self) -> None:
-        try:
-            while (job := self.jobs.get()) is not None:
-                now, outcomes = job
-                t0 = time.perf_counter()
-                self.handler.log.flush()  # every decision handled so far is on disk when this returns
-                decisions = read_decision_log(self.handler.log.path)
-                report = self.policy.update_from_log(decisions, outcomes, attribution_window=self.window, now=now)
-                self.policy.save(self.policy_path)
-                self.handler.swap(self.policy.snapshot())
-                self.reports.append(report)
-                self.seconds.append(time.perf_counter() - t0)
-        except BaseException as exc:  # surfaced by the main thread after join()
-            self.error = exc
+    def __call__(self) -> int:
+        return self.us
 
 
 @dataclass
@@ -213,16 +167,17 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="requests to serve (default 20,000)")
     parser.add_argument("--small", action="store_true", help="3,000 requests (a quick run)")
-    parser.add_argument("--refresh", type=int, default=1_000, help="requests between trainer jobs (default 1,000)")
-    parser.add_argument("--out", type=Path, default=None, help="directory for the log and the policy (default: temp)")
+    parser.add_argument("--refresh", type=int, default=1_000,
+                        help="requests between outcome deliveries (the outcome pipeline's batch; default 1,000)")
+    parser.add_argument("--out", type=Path, default=None, help="directory for the logs and the policy (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n = 3_000 if args.small else args.n
     if n < 1 or args.refresh < 1:
         parser.error("--n and --refresh must be positive")
     out = Path(tempfile.mkdtemp(prefix="upsell-serving-")) if args.out is None else args.out
-    if any((out / "decisions").glob("part-*.parquet")):
-        parser.error(f"{out / 'decisions'} already holds a decision log (request ids would repeat); use a new --out")
+    if (out / "logs").exists():
+        parser.error(f"{out / 'logs'} already holds a serving log (request ids would repeat); use a new --out")
     out.mkdir(parents=True, exist_ok=True)
 
     # the world supplies the traffic: users, the offers each may see, and what each would do with each offer
@@ -233,14 +188,18 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
     stamps = pd.DatetimeIndex(episode.timestamps).tz_localize("UTC")
 
     bandit.warmup()
-    policy = bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, alpha=0.5,
-                           exploration_floor=0.05, seed=args.seed)
-    log = bandit.DecisionLog(out / "decisions", policy=policy)
-    handler = UpsellHandler(policy, log, world.featurizer.transform_one)
-    trainer = Trainer(policy, handler, out / "policy.zip", ATTRIBUTION_WINDOW)
-    trainer.start()
+    policy_path = out / "policy.zip"
+    bandit.LinUCB(world.arms(include_new=False), n_features=world.featurizer.n_features, alpha=0.5,
+                  exploration_floor=0.05, seed=args.seed).save(policy_path)
+    clock = SimulatedClock(stamps[0])
+    # the trainer thread steps every 20 ms of wall time on the simulated clock; checkpoints every 1,000 updates
+    service = DecisionService(policy_path, out / "logs", attribution_window=ATTRIBUTION_WINDOW, durability="write",
+                              delivery_delay=0, train_every=0.02, checkpoint_updates=1_000, clock=clock)
+    service.trainer.keep_reports = True
+    service.start()
+    handler = UpsellHandler(service, world.featurizer.transform_one)
 
-    print(f"serving {n:,} requests with {type(policy).__name__} (exploration floor 0.05); log in {log.path}")
+    print(f"serving {n:,} requests with LinUCB (exploration floor 0.05); logs in {service.log_dir}")
     rejected = []
     for label, user, eligible in bad_requests(requests[0], list(names[episode.eligible[0]])):
         try:
@@ -254,13 +213,13 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
     attributed = np.zeros(n, dtype=np.bool_)
     revenue = np.zeros(n)
     arrivals: list[tuple[pd.Timestamp, str]] = []  # conversions in flight, by arrival time
-    delivered: list[tuple[str, pd.Timestamp]] = []  # the outcome pipeline's table so far
-    clock = time.perf_counter_ns
+    n_delivered = 0
+    clock_ns = time.perf_counter_ns
     for i in range(n):
         request_id = f"req-{i:07d}"
-        t0 = clock()
+        t0 = clock_ns()
         decision = handler.handle(request_id, requests[i], list(names[episode.eligible[i]]), stamps[i])
-        latency[i] = clock() - t0
+        latency[i] = clock_ns() - t0
         decisions.append(decision)
         outcome = episode.outcomes(np.array([i]), np.array([decision.index]))
         attributed[i], revenue[i] = outcome.attributed[0], outcome.revenue[0]
@@ -272,29 +231,33 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
             now = stamps[i] + (ATTRIBUTION_WINDOW + timedelta(microseconds=1) if i == n - 1 else timedelta(0))
             while arrivals and arrivals[0][0] <= now:
                 arrival, event_id = heapq.heappop(arrivals)
-                delivered.append((event_id, arrival))
-            outcomes = pd.DataFrame(delivered, columns=["event_id", "timestamp"]).assign(reward=1.0)
-            trainer.submit((now, outcomes))
-    trainer.submit(None)
-    trainer.join()
-    if trainer.error is not None:
-        raise RuntimeError("the trainer thread failed") from trainer.error
-    log.close()
+                service.reward(event_id, 1.0, timestamp=arrival)  # the outcome pipeline posts each conversion
+                n_delivered += 1
+            clock.set(now)  # the trainer's clock moves only once every outcome up to it is delivered
+            # the request loop runs a simulated day in about a second: let the trainer catch up so that the served
+            # snapshot is at most one refresh old, as it would be in production
+            service.submit(service.trainer.step).result()
+    service.close()  # compacts the journal into the Parquet logs, last step and checkpoint
+    if service.last_error is not None:
+        raise RuntimeError("the trainer failed") from service.last_error
 
-    logged = read_decision_log(log.path)
-    reloaded = bandit.load(trainer.policy_path)
-    applied = [e for r in trainer.reports for e in r.event_ids]
+    reports: list[UpdateReport] = service.trainer.reports
+    log_path = service.log_dir / "decisions" / f"arms-{len(names)}"
+    logged = read_decision_log(log_path)
+    reloaded = bandit.load(policy_path)
+    policy = service.holder.policy
+    applied = [e for r in reports for e in r.event_ids]
     windows = conversion_windows(attributed, revenue)
     lat = latency / 1e3
     print(f"\nserved {n:,} requests, rejected {len(rejected)} bad ones; logged {len(logged):,} decisions "
           f"({logged['policy_version'].nunique()} policy versions served)")
-    print(f"handler latency (informal, featurize + choose + log append, trainer running alongside): "
+    print(f"handler latency (informal, featurize + rank + journal write, trainer running alongside): "
           f"p50 {np.percentile(lat, 50):.1f} us, p99 {np.percentile(lat, 99):.1f} us")
     learned = float(np.nansum(policy.mean_rewards * policy.pulls))
-    print(f"trainer: {len(trainer.reports)} refreshes (median {1e3 * np.median(trainer.seconds):.0f} ms each), "
-          f"applied {len(applied):,} decisions ({sum(r.n_expired_zero for r in trainer.reports):,} expired without a "
-          f"conversion); {len(delivered):,} conversions delivered, {int(attributed.sum()):,} inside their "
-          f"attribution window, learned reward total {learned:,.0f}")
+    print(f"trainer: {service.trainer.n_steps} steps, {service.holder.n_published} snapshots published, applied "
+          f"{len(applied):,} decisions ({sum(r.n_expired_zero for r in reports):,} expired without a conversion); "
+          f"{n_delivered:,} conversions delivered, {int(attributed.sum()):,} inside their attribution window, "
+          f"learned reward total {learned:,.0f}")
     print("conversion over time:")
     print(windows.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     lost = n - len(applied)
@@ -308,10 +271,10 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
         latency_us=lat,
         attributed=attributed,
         revenue=revenue,
-        reports=trainer.reports,
+        reports=reports,
         policy=policy,
-        log_path=log.path,
-        policy_path=trainer.policy_path,
+        log_path=log_path,
+        policy_path=policy_path,
         windows=windows,
     )
 

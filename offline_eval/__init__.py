@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from offline_eval.diagnostics import Diagnostics, DiagnosticWarning
     from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR
     from offline_eval.evaluate import compare, evaluate
+    from offline_eval.formats import DSJSONWarning, read_dsjson, write_cb_adf, write_dsjson
     from offline_eval.intervals import RowTerms
     from offline_eval.report import Guardrail, RolloutReport, rollout_report
     from offline_eval.reward_models import (
@@ -54,6 +55,10 @@ _LAZY = {
     "SwitchDR": "offline_eval.estimators",
     "compare": "offline_eval.evaluate",
     "evaluate": "offline_eval.evaluate",
+    "DSJSONWarning": "offline_eval.formats",
+    "read_dsjson": "offline_eval.formats",
+    "write_cb_adf": "offline_eval.formats",
+    "write_dsjson": "offline_eval.formats",
     "RowTerms": "offline_eval.intervals",
     "Guardrail": "offline_eval.report",
     "RolloutReport": "offline_eval.report",
@@ -71,6 +76,7 @@ __all__ = [
     "DM",
     "DR",
     "DROS",
+    "DSJSONWarning",
     "IPS",
     "SNDR",
     "SNIPS",
@@ -92,7 +98,10 @@ __all__ = [
     "compare",
     "default_reward_model",
     "evaluate",
+    "read_dsjson",
     "rollout_report",
+    "write_cb_adf",
+    "write_dsjson",
 ]
 
 

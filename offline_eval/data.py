@@ -257,12 +257,15 @@ class LoggedData:
         Arm names in index order (length K, unique). Default ``["0", "1", ...]``.
     n_actions : int, optional
         Number of arms K when no other argument fixes it.
+    policy_version : array_like (n,) of str, optional
+        The logging policy's version per row (the decision log's ``policy_version`` column): logs that span several
+        policy refreshes are a mixture of logging policies, see :mod:`offline_eval.multilogger`.
     validate : bool
         Check the values (see the module docstring); shapes are always checked.
 
     Attributes
     ----------
-    context, action, reward, propensity, probabilities, eligible, timestamp, event_id
+    context, action, reward, propensity, probabilities, eligible, timestamp, event_id, policy_version
         The columns as read-only numpy arrays (None when not given).
     action_names : list of str
         Arm names, length K.
@@ -297,6 +300,7 @@ class LoggedData:
         "eligible",
         "timestamp",
         "event_id",
+        "policy_version",
         "action_names",
         "n_actions",
         "_unsupported_rows",
@@ -310,6 +314,7 @@ class LoggedData:
     eligible: np.ndarray | None
     timestamp: np.ndarray | None
     event_id: np.ndarray | None
+    policy_version: np.ndarray | None
     action_names: list[str]
     n_actions: int
     _unsupported_rows: np.ndarray | None
@@ -327,6 +332,7 @@ class LoggedData:
         action_names: Sequence[str] | None = None,
         n_actions: int | None = None,
         *,
+        policy_version: ArrayLike | None = None,
         validate: bool = True,
     ) -> None:
         a = _actions(action, "action")
@@ -347,6 +353,7 @@ class LoggedData:
             ids = np.asarray(event_id, dtype=object)
             if ids.shape != (n,):
                 raise ValueError(f"event_id must have shape ({n},), got shape {ids.shape}")
+        versions = None if policy_version is None else _labels(policy_version, "policy_version", n)
         k = self._infer_k(a, P, E, action_names, n_actions)
         if action_names is None:
             names = [str(i) for i in range(k)]
@@ -365,6 +372,7 @@ class LoggedData:
             "eligible": E,
             "timestamp": ts,
             "event_id": ids,
+            "policy_version": versions,
         }
         for name, arr in values.items():
             object.__setattr__(self, name, None if arr is None else _readonly(arr))
@@ -513,7 +521,7 @@ class LoggedData:
     def __repr__(self) -> str:
         optional = [
             name
-            for name in ("probabilities", "eligible", "timestamp", "event_id")
+            for name in ("probabilities", "eligible", "timestamp", "event_id", "policy_version")
             if getattr(self, name) is not None
         ]
         extra = f", with {', '.join(optional)}" if optional else ""
@@ -572,6 +580,7 @@ class LoggedData:
             event_id=take(self.event_id),
             action_names=self.action_names,
             n_actions=self.n_actions,
+            policy_version=take(self.policy_version),
             validate=False,
         )
 
@@ -593,6 +602,7 @@ class LoggedData:
         event_id: str | None = S.EVENT_ID,
         action_names: Sequence[str] | None = None,
         n_actions: int | None = None,
+        policy_version: str | None = S.POLICY_VERSION,
         missing_reward: MissingReward = "drop",
         validate: bool = True,
     ) -> LoggedData:
@@ -610,7 +620,7 @@ class LoggedData:
             (overrides ``context``); e.g. ``"x_"`` for columns ``x_0, x_1, ...``.
         action, reward, propensity : str
             Required column names.
-        probabilities, eligible, timestamp, event_id : str or None
+        probabilities, eligible, timestamp, event_id, policy_version : str or None
             Optional column names; used when the column exists, ignored when absent or None.
         action_names : sequence of str, optional
             Arm names in index order; default ``df.attrs["arms"]`` (set by the decision-log reader) if present.
@@ -663,6 +673,7 @@ class LoggedData:
 
         ts = optional(timestamp)
         ids = optional(event_id)
+        versions = optional(policy_version)
         if action_names is None and isinstance(df.attrs.get("arms"), list):
             action_names = df.attrs["arms"]
         return cls(
@@ -676,6 +687,7 @@ class LoggedData:
             event_id=None if ids is None else ids.to_numpy(dtype=object),
             action_names=action_names,
             n_actions=n_actions,
+            policy_version=None if versions is None else versions.to_numpy(dtype=object),
             validate=validate,
         )
 
@@ -711,7 +723,7 @@ class LoggedData:
         -------
         LoggedData
             Every column of the schema: ``action_names`` from the schema metadata (``upsell_bandit.arms``),
-            ``probabilities``, ``eligible``, ``timestamp`` (UTC) and ``event_id`` (unique).
+            ``probabilities``, ``eligible``, ``timestamp`` (UTC), ``event_id`` (unique) and ``policy_version``.
 
         Examples
         --------
@@ -751,13 +763,26 @@ class LoggedData:
             timestamp=_arrow_timestamps(table),
             event_id=table.column(S.EVENT_ID).to_numpy().astype(object),
             action_names=arms,
+            policy_version=table.column(S.POLICY_VERSION).to_numpy().astype(object),
             validate=validate,
         )
+
+    @classmethod
+    def from_dsjson(cls, path: str | os.PathLike[str], **options: Any) -> LoggedData:
+        """Read a Vowpal Wabbit decision-service JSON (DSJSON) log; see :func:`offline_eval.formats.read_dsjson`.
+
+        Bad lines are quarantined and reported in one :class:`~offline_eval.formats.DSJSONWarning` with their line
+        numbers (``read_dsjson(path).rejected`` lists them all); ``options`` are those of ``read_dsjson``
+        (``arms``, ``features``, ``missing_reward``, ``max_line_bytes``, ...).
+        """
+        from offline_eval.formats import read_dsjson
+
+        return read_dsjson(path, **options).data
 
     # -- writer ----------------------------------------------------------------------------------------------------
 
     def to_parquet(
-        self, path: str | os.PathLike[str], *, policy: str = "LoggedData", policy_version: str = "unknown"
+        self, path: str | os.PathLike[str], *, policy: str = "LoggedData", policy_version: str | None = None
     ) -> Path:
         """Write the data as one Parquet file in the decision-log schema; :meth:`from_parquet` reads it back.
 
@@ -771,8 +796,11 @@ class LoggedData:
         ----------
         path : str or path-like
             The file to write (parent directories are created; an existing file is replaced).
-        policy, policy_version : str
-            Values of the schema's ``policy`` and ``policy_version`` columns, which LoggedData does not hold.
+        policy : str
+            Value of the schema's ``policy`` column, which LoggedData does not hold.
+        policy_version : str, optional
+            Value of every row's ``policy_version``; default: this data's ``policy_version`` column, else
+            ``"unknown"``.
 
         Returns
         -------
@@ -816,7 +844,7 @@ class LoggedData:
         if self.n_features == 0:
             raise ValueError("to_parquet needs at least one context feature: the schema's context has d >= 1")
         for name, value in (("policy", policy), ("policy_version", policy_version)):
-            if not isinstance(value, str):
+            if not isinstance(value, str) and not (name == "policy_version" and value is None):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         S.check_event_ids([policy], "policy")
         assert self.event_id is not None and self.timestamp is not None  # checked above
@@ -834,7 +862,7 @@ class LoggedData:
             probabilities=self.probabilities,
             eligible=self.eligible,
             policy=policy,
-            policy_version=policy_version,
+            policy_version=self._versions_to_write(policy_version),
             arms=self.action_names,
             reward=self.reward,
         )
@@ -854,10 +882,26 @@ class LoggedData:
             raise
         return target
 
+    def _versions_to_write(self, policy_version: str | None) -> str | list[str]:
+        if policy_version is not None:
+            return policy_version
+        return "unknown" if self.policy_version is None else self.policy_version.tolist()
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # reader helpers
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _labels(value: Any, name: str, n: int) -> np.ndarray:
+    """An (n,) object array of str labels (e.g. policy versions), or a ValueError / TypeError naming ``name``."""
+    arr = np.asarray(value, dtype=object)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got shape {arr.shape}")
+    bad = [i for i, v in enumerate(arr) if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{name} must hold str labels; row {bad[0]} holds {type(arr[bad[0]]).__name__}")
+    return arr
 
 
 def _param_of(name: str, action: str, reward: str) -> str:

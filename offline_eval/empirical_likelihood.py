@@ -51,10 +51,13 @@ from numba import njit
 
 from offline_eval.intervals import Interval
 
-__all__ = ["CORNER_WEIGHT", "el_mean_interval", "ips_el_interval"]
+__all__ = ["CORNER_WEIGHT", "EL_TOL", "el_mean_interval", "ips_el_interval"]
 
 #: Weight (in rows) of the log-barrier terms that keep the implied density non-negative at the corners of the box.
 CORNER_WEIGHT = 1e-3
+#: The interval ends are located to this many standard errors. Tight, so that inputs equal to rounding (the same
+#: log evaluated in memory, streamed or on Spark) give ends equal to 1e-9, not merely within a loose tolerance.
+EL_TOL = 1e-10
 _BARTLETT = 1.0
 _BISECT = 60
 
@@ -200,11 +203,11 @@ def _search(stat: _Profile, center: float, step: float, limit: float, crit: floa
     """The v beyond ``center`` (in ``direction``) where ``stat(v)`` crosses ``crit``, clipped at ``limit``.
 
     Safeguarded Newton on the profile (its slope from :class:`_Profile`) inside a bracket found by doubling steps;
-    stops at 1e-4 standard errors.
+    stops at :data:`EL_TOL` standard errors.
     """
     if not (math.isfinite(center) and math.isfinite(step) and step > 0.0):
         return math.nan
-    tol = 1e-4 * step
+    tol = EL_TOL * step
     stat.lam = np.zeros(2)
     lo, f_lo = center, stat(center)[0]
     hi = center + direction * step

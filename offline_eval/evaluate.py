@@ -42,6 +42,7 @@ from offline_eval.diagnostics import emit, worst_of
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
+from offline_eval.intervals import Interval
 
 __all__ = ["compare", "default_estimators", "evaluate"]
 
@@ -230,42 +231,52 @@ def evaluate(
             lift_iv = est._terms_interval(resolved, out.terms.minus(data.reward), False)[0]
             lift_ref = None if out.consistent or out.reference is None else out.reference.minus(data.reward)
             lift_low, lift_high, _, _ = est._bias_aware(resolved, lift_iv, "", lift_ref, False)
-            bias = support_bias + abs(result.bias)
-            d = result.diagnostics
-            messages += [f"{result.estimator}: {m}" for m in d.warnings if m not in shared]
-            rows.append(
-                {
-                    "policy": policy_name,
-                    "estimator": result.estimator,
-                    "value": result.value,
-                    "se": result.se,
-                    "ci_low": result.ci_low,
-                    "ci_high": result.ci_high,
-                    "lift": lift_iv.value,
-                    "lift_se": lift_iv.se,
-                    "lift_ci_low": lift_low,
-                    "lift_ci_high": lift_high,
-                    "n": result.n,
-                    "alpha": result.alpha,
-                    "interval": result.interval,
-                    "consistent": result.consistent,
-                    "bias_bound": bias,
-                    "est_mse": result.se**2 + bias**2,
-                    "recommended": False,
-                    "ess": d.ess,
-                    "max_weight": d.max_weight,
-                    "mean_weight": d.mean_weight,
-                    "support_deficit": np.nan if d.support_deficit is None else d.support_deficit,
-                    "clipped_share": d.clipped_share,
-                    "params": _format_params(result.params),
-                    "warnings": "; ".join(d.warnings),
-                    "bias": result.bias,
-                    "honest": result.honest,
-                }
-            )
-        _mark_recommended(rows[first_row:])
+            rows.append(table_row(policy_name, result, lift_iv, lift_low, lift_high, support_bias))
+            messages += [f"{result.estimator}: {m}" for m in result.diagnostics.warnings if m not in shared]
+        mark_recommended(rows[first_row:])
         emit(messages, f"policies[{policy_name!r}]", stacklevel=3)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def table_row(
+    policy_name: str, result: Estimate, lift: Interval, lift_low: float, lift_high: float, support_bias: float
+) -> dict[str, Any]:
+    """One row of the :func:`evaluate` table (``recommended`` False until :func:`mark_recommended`).
+
+    ``lift`` is the interval of the estimator's terms minus the logged rewards and ``lift_low``, ``lift_high`` its
+    (bias-aware where needed) bounds; ``support_bias`` the support deficit times the reward scale. Shared with the
+    streaming and Spark evaluations, which compute the same inputs from mergeable statistics.
+    """
+    bias = support_bias + abs(result.bias)
+    d = result.diagnostics
+    return {
+        "policy": policy_name,
+        "estimator": result.estimator,
+        "value": result.value,
+        "se": result.se,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "lift": lift.value,
+        "lift_se": lift.se,
+        "lift_ci_low": lift_low,
+        "lift_ci_high": lift_high,
+        "n": result.n,
+        "alpha": result.alpha,
+        "interval": result.interval,
+        "consistent": result.consistent,
+        "bias_bound": bias,
+        "est_mse": result.se**2 + bias**2,
+        "recommended": False,
+        "ess": d.ess,
+        "max_weight": d.max_weight,
+        "mean_weight": d.mean_weight,
+        "support_deficit": np.nan if d.support_deficit is None else d.support_deficit,
+        "clipped_share": d.clipped_share,
+        "params": _format_params(result.params),
+        "warnings": "; ".join(d.warnings),
+        "bias": result.bias,
+        "honest": result.honest,
+    }
 
 
 def _slope_choice(values: Sequence[float], ses: Sequence[float], unbiased: Sequence[bool]) -> int | None:
@@ -281,7 +292,7 @@ def _slope_choice(values: Sequence[float], ses: Sequence[float], unbiased: Seque
     return order[j]
 
 
-def _mark_recommended(rows: list[dict[str, Any]]) -> None:
+def mark_recommended(rows: list[dict[str, Any]]) -> None:
     """Set ``recommended`` on the SLOPE choice among honest rows (else the smallest finite est_mse overall)."""
     honest = [r for r in rows if r["honest"]]
     if honest:

@@ -18,9 +18,9 @@ Joachims (2017) give two remedies, both here:
     Never worse than naive IPS in variance (the paper's Theorem 1).
 
 Per-version diagnostics (:func:`per_version_diagnostics`) show which versions the estimate leans on: rows,
-effective sample size, weights and each version's own estimate. :class:`~offline_eval.LoggedData` does not carry
-``policy_version`` yet: pass it as ``groups`` (an (n,) array of version labels, e.g. the decision log's
-``policy_version`` column).
+effective sample size, weights and each version's own estimate. The versions are :attr:`LoggedData.policy_version
+<offline_eval.LoggedData>` (read from the decision log's ``policy_version`` column) unless ``groups`` (an (n,) array
+of labels) says otherwise.
 
 References
 ----------
@@ -46,8 +46,15 @@ from offline_eval.intervals import Interval, normal_interval
 __all__ = ["StratifiedResult", "balanced_ips", "per_version_diagnostics", "stratified_estimate"]
 
 
-def _groups(data: LoggedData, groups: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Version labels (G,) and the version index of each row (n,)."""
+def _groups(data: LoggedData, groups: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+    """Version labels (G,) and the version index of each row (n,); ``groups`` None means ``data.policy_version``."""
+    if groups is None:
+        if data.policy_version is None:
+            raise ValueError(
+                "groups is None and the data has no policy_version column; pass groups (the logging-policy version "
+                "of each row) or build the data from a decision log (LoggedData.from_parquet)"
+            )
+        groups = data.policy_version
     arr = np.asarray(groups)
     if arr.shape != (data.n,):
         raise ValueError(
@@ -84,8 +91,9 @@ class StratifiedResult:
     per_version: pd.DataFrame
 
 
-def per_version_diagnostics(data: LoggedData, target: Any, groups: ArrayLike, estimator: Estimator | None = None
-                            ) -> pd.DataFrame:
+def per_version_diagnostics(
+    data: LoggedData, target: Any, groups: ArrayLike | None = None, estimator: Estimator | None = None
+) -> pd.DataFrame:
     """Per logging version: rows, share, the target's weight diagnostics and the version's own estimate.
 
     Examples
@@ -96,8 +104,8 @@ def per_version_diagnostics(data: LoggedData, target: Any, groups: ArrayLike, es
     >>> p1 = np.where(version == "v1", 0.5, 0.1)  # v2 rarely takes arm 1
     >>> a = (rng.random(n) < p1).astype(int)
     >>> r = (rng.random(n) < 0.2 + 0.1 * a).astype(float)
-    >>> data = LoggedData(None, a, r, np.where(a == 1, p1, 1 - p1))
-    >>> per_version_diagnostics(data, 1, version)[["version", "n", "ess", "max_weight"]].round(1)
+    >>> data = LoggedData(None, a, r, np.where(a == 1, p1, 1 - p1), policy_version=version)
+    >>> per_version_diagnostics(data, 1)[["version", "n", "ess", "max_weight"]].round(1)
       version     n     ess  max_weight
     0      v1  2000  1007.0         2.0
     1      v2  2000   205.0        10.0
@@ -106,7 +114,7 @@ def per_version_diagnostics(data: LoggedData, target: Any, groups: ArrayLike, es
 
 
 def stratified_estimate(
-    data: LoggedData, target: Any, groups: ArrayLike, estimator: Estimator | None = None
+    data: LoggedData, target: Any, groups: ArrayLike | None = None, estimator: Estimator | None = None
 ) -> StratifiedResult:
     """Precision-weighted combination of per-version estimates (weighted IPS of Agarwal et al. 2017).
 
@@ -116,8 +124,8 @@ def stratified_estimate(
         The logs (each row's propensity is its own version's).
     target : target
         Any target accepted by the estimators (per-row arrays are split with the rows).
-    groups : array_like (n,)
-        Logging-policy version of each row.
+    groups : array_like (n,), optional
+        Logging-policy version of each row; default ``data.policy_version``.
     estimator : Estimator, optional
         Estimator of each stratum (default ``IPS()``); its ``alpha`` sets the combined interval's level.
 
@@ -194,7 +202,11 @@ def stratified_estimate(
 
 
 def balanced_ips(
-    data: LoggedData, target: Any, version_propensities: ArrayLike, groups: ArrayLike, alpha: float = 0.05
+    data: LoggedData,
+    target: Any,
+    version_propensities: ArrayLike,
+    groups: ArrayLike | None = None,
+    alpha: float = 0.05,
 ) -> Estimate:
     """Balanced IPS (Agarwal et al. 2017): IPS with the mixture propensity of all logging versions.
 
@@ -208,8 +220,8 @@ def balanced_ips(
         ``version_propensities[i, g]`` = probability that version g (in the sorted order of the ``groups``
         labels) takes the logged action ``a_i`` in context ``x_i``; the column of row i's own version must equal
         its logged propensity.
-    groups : array_like (n,)
-        Logging-policy version of each row.
+    groups : array_like (n,), optional
+        Logging-policy version of each row; default ``data.policy_version``.
     alpha : float
         Two-sided error rate of the normal interval.
 

@@ -2,8 +2,17 @@
 
 A reward model predicts the expected reward of every action for every logged row. DM, DR, SNDR, SwitchDR and DROS
 call ``model.fit_predict(data)`` and get an (n, K) matrix ``q`` in which row i is predicted by a model that never
-saw row i: the rows are split into ``n_folds`` seeded folds and each fold is predicted by the model fitted on the
-other folds (cross-fitting). This keeps the reward model's own overfitting out of the estimate and its interval.
+saw row i: the rows are split into ``n_folds`` folds and each fold is predicted by the model fitted on the other
+folds (cross-fitting). This keeps the reward model's own overfitting out of the estimate and its interval.
+
+Folds
+-----
+A row's fold is a fixed function of its ``event_id`` and the model's ``seed`` (:func:`fold_of`): the 64-bit FNV-1a
+hash of the id's UTF-8 bytes, mixed with the seed by the splitmix64 finaliser, modulo ``n_folds``. It does not
+depend on the row's position, the batch or partition it is read in, the process or the engine, so in-memory,
+streaming (:mod:`offline_eval.streaming`) and Spark (:mod:`offline_eval.spark`) evaluations cross-fit identically.
+Rows without ids (``data.event_id`` is None) hash their row position (0-based, in log order) instead. Folds are
+balanced in expectation (multinomial sizes), not exactly.
 
 Models
 ------
@@ -53,6 +62,7 @@ __all__ = [
     "MRDRRewardModel",
     "mrdr_weights",
     "default_reward_model",
+    "fold_of",
 ]
 
 #: Relative tolerance within which the positive rewards of one action count as one constant value (a price).
@@ -85,6 +95,43 @@ def _group_moments(X, y, fold, action, n_actions, gram, xsum, count, xy, ysum): 
             xy[g, j] += xj * yi
             for k in range(d):
                 gram[g, j, k] += xj * X[i, k]
+    return 0
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True, inline="always")
+def _splitmix64(x):  # pragma: no cover - numba
+    """The splitmix64 finaliser of a uint64 (a bijection with good avalanche)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _hash_string_folds(offsets, data, salt, n_folds, out):  # pragma: no cover - numba
+    """Fold of each string: ``splitmix64(fnv1a64(bytes) ^ salt) % n_folds``.
+
+    ``offsets`` (n + 1,) int64 byte offsets into ``data`` (uint8, the UTF-8 bytes of all strings, Arrow layout);
+    ``salt`` uint64; ``out`` (n,) int64. Returns 0.
+    """
+    folds = np.uint64(n_folds)
+    for i in range(out.shape[0]):
+        h = _FNV_OFFSET
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        out[i] = np.int64(_splitmix64(h ^ salt) % folds)
+    return 0
+
+
+@njit(cache=True)
+def _hash_position_folds(start, salt, n_folds, out):  # pragma: no cover - numba
+    """Fold of rows ``start, start + 1, ...``: ``splitmix64(position ^ salt) % n_folds``; ``out`` (n,) int64."""
+    folds = np.uint64(n_folds)
+    for i in range(out.shape[0]):
+        out[i] = np.int64(_splitmix64(np.uint64(start + i) ^ salt) % folds)
     return 0
 
 
@@ -145,6 +192,66 @@ def _check_positive_int(value: object, name: str) -> None:
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
+def _salt(seed: int) -> np.uint64:
+    """The 64-bit salt of a fold seed (splitmix64 of the seed, so seeds 0, 1, ... give unrelated folds)."""
+    return np.uint64(_splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
+
+
+def fold_of(event_id: Any, n_folds: int, seed: int = 0, start: int = 0, n: int | None = None) -> np.ndarray:
+    """Cross-fitting fold of each row from its event id (module docstring, "Folds"), shape (n,) int64.
+
+    Parameters
+    ----------
+    event_id : sequence of str, numpy object array, pyarrow string array, or None
+        The rows' ids (no nulls). None: the rows have no ids and are identified by their position.
+    n_folds : int
+        Number of folds, >= 2.
+    seed : int
+        Fold seed, >= 0 (the model's ``seed``).
+    start : int
+        Position of the first row in the log (used only without ids: a batch starting at row ``start``).
+    n : int, optional
+        Number of rows (required without ids).
+
+    Examples
+    --------
+    >>> fold_of(["e1", "e2", "e3"], 5).tolist() == fold_of(np.array(["e1", "e2", "e3"], dtype=object), 5).tolist()
+    True
+    >>> fold_of(None, 5, n=3, start=1).tolist() == fold_of(None, 5, n=4)[1:].tolist()
+    True
+    """
+    _check_n_folds(n_folds)
+    salt = _salt(int(seed))
+    if event_id is None:
+        if n is None:
+            raise TypeError("fold_of needs n (the number of rows) when event_id is None")
+        out = np.empty(int(n), dtype=np.int64)
+        _hash_position_folds(int(start), salt, int(n_folds), out)
+        return out
+    import pyarrow as pa
+
+    if isinstance(event_id, pa.ChunkedArray):
+        event_id = event_id.combine_chunks()
+    if not isinstance(event_id, pa.Array):
+        try:
+            event_id = pa.array(np.asarray(event_id, dtype=object), type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise TypeError(f"event_id must hold str ids, got {err}") from None
+    if not (pa.types.is_string(event_id.type) or pa.types.is_large_string(event_id.type)):
+        raise TypeError(f"event_id must be a string array, got Arrow type {event_id.type}")
+    if event_id.null_count:
+        raise ValueError(f"event_id has {event_id.null_count} null ids; every row needs an id for its fold")
+    if not pa.types.is_large_string(event_id.type):
+        event_id = event_id.cast(pa.large_string())
+    m = len(event_id)
+    buffers = event_id.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[event_id.offset : event_id.offset + m + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, dtype=np.uint8)
+    out = np.empty(m, dtype=np.int64)
+    _hash_string_folds(np.ascontiguousarray(offsets), data, salt, int(n_folds), out)
+    return out
+
+
 def _logged_arrays(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(X (n, d) float64 C-contiguous, action (n,) int64, reward (n,) float64, K)`` from a LoggedData."""
     missing = [name for name in ("context", "action", "reward", "n_actions") if not hasattr(data, name)]
@@ -174,11 +281,12 @@ def _logged_arrays(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 
 
 class CrossFittedRewardModel(ABC):
-    """Base of the cross-fitted reward models: seeded folds, validation, and the ``fit_predict`` template.
+    """Base of the cross-fitted reward models: hashed folds, validation, and the ``fit_predict`` template.
 
     Subclasses are dataclasses with fields ``n_folds`` and ``seed`` (plus their hyperparameters) and implement
     ``_fit_predict(X, action, reward, n_actions, folds, data)`` returning the (n, K) cross-fitted matrix.
     After ``fit_predict`` the model keeps the last matrix as ``q_`` and the fold of each row as ``folds_``.
+    ``seed=None`` draws a fold seed once per model object (``fold_seed_``): not reproducible across objects.
     """
 
     n_folds: int
@@ -191,14 +299,24 @@ class CrossFittedRewardModel(ABC):
         _check_seed(self.seed)
         self.q_ = None
         self.folds_ = None
+        self.fold_seed_ = int(self.seed) if self.seed is not None else int(np.random.default_rng().integers(2**62))
 
-    def folds(self, n: int) -> np.ndarray:
-        """Fold of each of ``n`` rows, shape (n,) int64 in [0, n_folds).
+    def folds(self, n: int, event_id: Any = None, start: int = 0) -> np.ndarray:
+        """Fold of each of ``n`` rows, shape (n,) int64 in [0, n_folds) (module docstring, "Folds").
 
-        Folds are balanced (sizes differ by at most one) and depend only on ``n``, ``n_folds`` and ``seed``.
+        Parameters
+        ----------
+        n : int
+            Number of rows.
+        event_id : array of str, optional
+            The rows' ids; None: the rows are identified by their positions ``start, ..., start + n - 1``.
+        start : int
+            Position of the first row (rows without ids).
         """
-        rng = np.random.default_rng(self.seed)
-        return rng.permutation(n) % self.n_folds
+        folds = fold_of(event_id, int(self.n_folds), self.fold_seed_, start=start, n=n)
+        if len(folds) != n:
+            raise ValueError(f"event_id has {len(folds)} ids for {n} rows")
+        return folds
 
     def fit_predict(self, data: LoggedData) -> np.ndarray:
         """Cross-fitted predictions q(x_i, a) for every logged row i and every action a.
@@ -221,7 +339,7 @@ class CrossFittedRewardModel(ABC):
                 f"n_folds={self.n_folds} exceeds the number of logged rows n={n}; use n_folds <= n "
                 "(and far more rows than folds for a useful model)"
             )
-        folds = self.folds(n)
+        folds = self.folds(n, getattr(data, "event_id", None))
         q = self._fit_predict(X, action, reward, n_actions, folds, data)
         self.q_ = q
         self.folds_ = folds
@@ -286,6 +404,23 @@ def _ridge_coefficients(
             count[g] = s.sum()
             xy[g] = (s * yg) @ Xg
             ysum[g] = s @ yg
+    return _ridge_solve(gram, xsum, count, xy, ysum, F, K, l2, fit_intercept)
+
+
+def _ridge_solve(
+    gram: np.ndarray,
+    xsum: np.ndarray,
+    count: np.ndarray,
+    xy: np.ndarray,
+    ysum: np.ndarray,
+    F: int,
+    K: int,
+    l2: float,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-fold, per-action ridge fits from the per-(fold, action) moments of :func:`_group_moments` (group
+    ``f * K + a``; summed over any split of the rows): ``coef`` (F, d, K) and ``intercept`` (F, K)."""
+    d = gram.shape[1]
 
     def train(stat: np.ndarray) -> np.ndarray:
         # statistics of "all folds but f" = totals minus fold f, shape (F, K, ...)
@@ -1016,10 +1151,21 @@ def default_reward_model(data: LoggedData) -> CrossFittedRewardModel:
     'RidgeRewardModel'
     """
     _, action, reward, n_actions = _logged_arrays(data)
-    if np.all((reward == 0) | (reward == 1)):
+    binary = bool(np.all((reward == 0) | (reward == 1)))
+    nonnegative = bool(np.all(reward >= 0))
+    lo, hi = _positive_value_ranges(action, reward, n_actions)
+    return default_model_from_stats(binary, nonnegative, lo, hi)
+
+
+def default_model_from_stats(binary: bool, nonnegative: bool, lo: np.ndarray, hi: np.ndarray) -> CrossFittedRewardModel:
+    """:func:`default_reward_model`'s choice from mergeable reward statistics.
+
+    ``binary``: every reward is 0 or 1; ``nonnegative``: every reward is >= 0; ``lo``, ``hi`` (K,): the smallest and
+    largest positive reward of each action (NaN for an action without one).
+    """
+    if binary:
         return LogisticRewardModel()
-    if np.all(reward >= 0) and np.any(reward > 0):
-        lo, hi = _positive_value_ranges(action, reward, n_actions)
+    if nonnegative and not np.all(np.isnan(hi)):
         if not np.any(hi - lo > VALUE_RTOL * np.abs(hi)):  # NaN (no positive reward) compares False
             return ValueAwareRewardModel()
     return RidgeRewardModel()

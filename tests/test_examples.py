@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,25 +95,34 @@ def test_serving_handler_logs_everything_and_learns_each_decision_once(serving, 
 
 
 def test_a_failing_trainer_surfaces_instead_of_blocking_the_request_loop(serving, tmp_path):
-    class BrokenPolicy:
-        def update_from_log(self, *args, **kwargs):
-            raise ValueError("broken update")
-
     world = UpsellWorld(seed=0)
     policy = bandit.UniformRandom(world.arms(include_new=False), n_features=world.featurizer.n_features, seed=0)
-    log = bandit.DecisionLog(tmp_path / "decisions", policy=policy)
-    handler = serving.UpsellHandler(policy, log, world.featurizer.transform_one)
+    policy.save(tmp_path / "policy.zip")
+    clock = serving.SimulatedClock(pd.Timestamp("2024-01-01T00:00:00Z"))
+    service = serving.DecisionService(tmp_path / "policy.zip", tmp_path / "logs", durability="write",
+                                      attribution_window=serving.ATTRIBUTION_WINDOW, delivery_delay=0, clock=clock,
+                                      train_every=0.01).start()
+
+    def broken_update(*args, **kwargs):
+        raise ValueError("broken update")
+
+    service.holder.policy.update_from_log = broken_update
+    handler = serving.UpsellHandler(service, world.featurizer.transform_one)
     user = world.sample_users(1).to_dict("records")[0]
     handler.handle("req-1", user, ["individual"], "2024-01-01T00:00:00Z")
-    trainer = serving.Trainer(BrokenPolicy(), handler, tmp_path / "policy.zip", serving.ATTRIBUTION_WINDOW)
-    trainer.start()
-    outcomes = pd.DataFrame({"event_id": ["req-1"], "timestamp": ["2024-01-01T01:00:00Z"], "reward": [1.0]})
-    job = (pd.Timestamp("2024-01-01T02:00:00Z"), outcomes)
-    with pytest.raises(RuntimeError, match="trainer thread stopped"):
-        for _ in range(100):  # the queue holds one job: a dead trainer must not block submit() forever
-            trainer.submit(job)
-    assert isinstance(trainer.error, ValueError) and "broken update" in str(trainer.error)
-    assert not (tmp_path / "policy.zip").exists()
+    service.reward("req-1", 1.0, timestamp="2024-01-01T01:00:00Z")
+    clock.set(pd.Timestamp("2024-01-01T02:00:00Z"))
+    for _ in range(500):  # the trainer thread fails on its next step; the service reports itself unhealthy
+        if not service.healthy:
+            break
+        time.sleep(0.01)
+    assert not service.healthy
+    assert isinstance(service.last_error, ValueError) and "broken update" in str(service.last_error)
+    handler.handle("req-2", user, ["individual"], "2024-01-01T02:00:00Z")  # requests are still served
+    service.close()
+    assert bandit.load(tmp_path / "policy.zip").n_updates == 0
+    log = read_decision_log(tmp_path / "logs" / "decisions" / f"arms-{policy.n_arms}")
+    assert log["event_id"].tolist() == ["req-1", "req-2"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -190,6 +200,33 @@ def test_new_plan_launch_learns_the_plan_only_after_its_launch(tmp_path):
     for png in pngs.values():
         assert png.parent == tmp_path / "plots" and png.read_bytes()[:8] == PNG_MAGIC
     assert res.files["summary_md"].read_text().startswith("# Upsell simulation")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# known_attribute_launch.py
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_known_attribute_launch_compares_each_hybrid_with_its_disjoint_twin():
+    known = _load("examples/known_attribute_launch.py", "example_known_attribute_launch")
+    res = known.main(["--small", "--seed", "0"])
+    result, table = res.result, res.table
+    step, window = result.config.launch_step, result.config.output.launch_window
+    assert result.episode.arm_names[-1] == "duo_saver"
+    t = table.set_index("policy")
+    assert set(t.index) == {p for pair in known.TWINS for p in pair}
+    for name, run in result.runs.items():
+        assert not (run.actions[run.steps < step] == len(result.episode.arm_names) - 1).any(), name
+        assert t.loc[name, "launch_window_regret"] == pytest.approx(run.regret[step : step + window].sum())
+        assert t.loc[name, "launch_cost"] == pytest.approx(
+            run.regret[step : step + window].sum() - run.regret[step - window : step].sum())
+        assert 0 <= t.loc[name, "first_day_new_plan_share"] <= 1
+        ttl = t.loc[name, "time_to_learn"]
+        assert 0 < ttl <= result.config.horizon - step, name  # every policy here learns the plan
+    for disjoint, hybrid in known.TWINS:
+        assert t.loc[disjoint, "ratio_to_twin"] == 1.0
+        assert t.loc[hybrid, "ratio_to_twin"] == pytest.approx(
+            t.loc[hybrid, "launch_window_regret"] / t.loc[disjoint, "launch_window_regret"])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -77,14 +77,22 @@ class EpsilonGreedy(RidgePolicy):
     ties uniformly (so the first decisions are uniform), then the ``exploration_floor`` is mixed in as for every
     policy (it simply adds to epsilon's uniform mass).
 
-    Defaults and why: ``epsilon=0.1`` explores enough for ridge estimates on standardised features to keep
-    improving while losing at most 10% of decisions to exploration; ``l2=1`` is a unit prior per coefficient.
+    Defaults (validated on ``bench/defaults_bench.py``'s suite of ten worlds, never tuned on one): exploration at
+    rate epsilon costs about ``epsilon (1 - 1/K)`` of the reward for ever, while what it buys shrinks as the ridge
+    models settle. With diverse contexts (standardised, continuous features of real traffic) the greedy choices
+    alone keep enlarging each arm's design in new directions, so greedy ridge estimates keep improving (Bastani,
+    Bayati & Khosravi 2021); exploration is then needed only to avoid locking an unlucky arm out and to keep every
+    propensity at least ``epsilon / K`` for off-policy evaluation. ``epsilon=0.02`` does both at a cost of at most
+    2% of the decisions. On the suite, ``epsilon=0.1`` (the old default) lost 3-6 points of progressive reward
+    against 0.02 on seven of the ten worlds and 2 on the others; a schedule decaying as ``K / n`` (Auer, Cesa-Bianchi & Fischer 2002)
+    was no better on average and locked out arms on the noisy four-class world. ``l2=1`` is a unit prior per
+    coefficient on standardised features. In a drifting world raise ``epsilon`` (or use ``discount``).
 
     Parameters
     ----------
     arms : list of str or Arm
     n_features : int
-    epsilon : float, default 0.1
+    epsilon : float, default 0.02
         Uniform exploration mass, in [0, 1].
     l2 : float, default 1.0
         Ridge penalty (> 0).
@@ -105,7 +113,14 @@ class EpsilonGreedy(RidgePolicy):
     ...     d = policy.choose(x)
     ...     policy.update(x, d.arm, float(d.index == best))
     >>> policy.choose([1.5, 0.0], event_id="req-42").probabilities
-    array([0.0333, 0.9333, 0.0333])
+    array([0.0067, 0.9867, 0.0067])
+
+    References
+    ----------
+    Auer, Cesa-Bianchi, Fischer (2002). Finite-time analysis of the multiarmed bandit problem. Machine Learning
+    47.
+    Bastani, Bayati, Khosravi (2021). Mostly exploration-free algorithms for contextual bandits. Management Science
+    67(3).
     """
 
     def __init__(
@@ -113,7 +128,7 @@ class EpsilonGreedy(RidgePolicy):
         arms: Sequence[str | Arm],
         n_features: int,
         *,
-        epsilon: float = 0.1,
+        epsilon: float = 0.02,
         l2: float = 1.0,
         exploration_floor: float = 0.0,
         discount: float = 1.0,

@@ -39,8 +39,9 @@ class HybridLinearTS(HybridRidgePolicy):
         The offers, each with ``features`` of the same length m.
     n_features : int
         Length d of a context vector.
-    v : float, default 0.25
-        Posterior scale = reward-noise standard deviation (> 0); see :class:`~bandit.policies.linear_ts.LinearTS`.
+    v : float, default 0.125
+        Posterior scale (> 0): half the reward-noise standard deviation of 0/1 conversions, for the reasons given in
+        :class:`~bandit.policies.linear_ts.LinearTS`.
     l2 : float, default 1.0
         Ridge penalty = prior precision of each shared coefficient ``beta`` (> 0).
     arm_l2 : float, default 1.0
@@ -75,7 +76,7 @@ class HybridLinearTS(HybridRidgePolicy):
     >>> policy.add_arm(Arm(name="family_plus", features=[2.3, 3.0]))  # more seats, a little dearer; no data yet
     3
     >>> policy.action_probabilities([[1.5, 0.0]]).round(2)  # the shared model already rates it like family
-    array([[0.  , 0.04, 0.44, 0.52]])
+    array([[0.  , 0.  , 0.48, 0.52]])
 
     References
     ----------
@@ -88,7 +89,7 @@ class HybridLinearTS(HybridRidgePolicy):
         arms: Sequence[str | Arm],
         n_features: int,
         *,
-        v: float = 0.25,
+        v: float = 0.125,
         l2: float = 1.0,
         arm_l2: float = 1.0,
         exploration_floor: float = 0.0,

@@ -40,9 +40,10 @@ class HybridLinUCB(HybridRidgePolicy):
         The offers, each with ``features`` of the same length m; ``Arm.value`` multiplies the expected reward.
     n_features : int
         Length d of a context vector.
-    alpha : float, default 1.0
-        Width of the confidence bonus (>= 0; 0 is greedy), in posterior standard deviations of the prediction
-        (noise units, as in LinUCB).
+    alpha : float, default 0.25
+        Width of the confidence bonus (>= 0; 0 is greedy) in reward units per posterior standard deviation of the
+        prediction (noise units): the reward-noise standard deviation, 0.25 for 0/1 conversions (the argument of
+        :class:`~bandit.policies.linucb.LinUCB`).
     l2 : float, default 1.0
         Ridge penalty = prior precision of each shared coefficient ``beta`` (> 0).
     arm_l2 : float, default 1.0
@@ -126,7 +127,7 @@ class HybridLinUCB(HybridRidgePolicy):
         arms: Sequence[str | Arm],
         n_features: int,
         *,
-        alpha: float = 1.0,
+        alpha: float = 0.25,
         l2: float = 1.0,
         arm_l2: float = 1.0,
         exploration_floor: float = 0.0,

@@ -481,6 +481,47 @@ class VWPolicy(Policy):
     def _test_params(cls) -> dict[str, Any]:
         return {"exploration": "squarecb", "exploration_floor": 0.05}
 
+    def vw_arguments(self) -> list[str]:
+        """Vowpal Wabbit's command line for this policy's configuration (explorer, interactions, seed, ``vw_args``).
+
+        To train a model outside the policy, e.g. on logged decisions exported with
+        :func:`offline_eval.formats.write_dsjson` (whose examples have this policy's layout), run VW with these
+        options plus its input options (``--dsjson -d FILE``) and load the result with :meth:`from_vw_model`.
+        """
+        return list(self._workspace_args())
+
+    @classmethod
+    def from_vw_model(
+        cls, model: bytes, arms: Sequence[str | Arm], n_features: int, **config: Any
+    ) -> VWPolicy:
+        """A policy that decides (and goes on learning) with a VW model trained elsewhere.
+
+        Parameters
+        ----------
+        model : bytes
+            A VW model file's bytes (``Workspace.save``), trained with this configuration's options
+            (:meth:`vw_arguments`) on examples of the policy's layout, e.g. from a DSJSON export.
+        arms, n_features, **config
+            As in the constructor; ``arms`` in the index order of the examples' ``id<k>`` features.
+
+        Raises
+        ------
+        ValueError
+            The bytes are not a VW model, or the model stores options other than those this configuration
+            produces (it would decide by other rules); nothing is built.
+        TypeError
+            ``model`` is not bytes.
+        """
+        if not isinstance(model, bytes | bytearray):
+            raise TypeError(f"model must be the bytes of a Vowpal Wabbit model file, got {type(model).__name__}")
+        data = bytes(model)
+        _model_header(data)  # malformed headers are refused before anything is built
+        policy = cls(arms, n_features, **config)
+        _check_model_header(data, policy)
+        policy._vw = _deserialize(data)
+        policy._changed()
+        return policy
+
     # ------------------------------------------------------------------------------------------------------------
     # the VW workspace
     # ------------------------------------------------------------------------------------------------------------

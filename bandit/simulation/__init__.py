@@ -11,7 +11,7 @@
 The command line (``upsell-bandit simulate|evaluate|demo``) wraps these.
 """
 
-from bandit.simulation.catalog import Catalog, Product, default_catalog
+from bandit.simulation.catalog import Catalog, Product, default_catalog, known_attribute_plan
 from bandit.simulation.config import ConfigError, SimulationConfig, WorldConfig, load_config
 from bandit.simulation.featurizer import Featurizer
 from bandit.simulation.runner import OraclePolicy, PolicyRun, SimulationResult, run_demo, run_policy, run_simulation
@@ -30,6 +30,7 @@ __all__ = [
     "UpsellWorld",
     "WorldConfig",
     "default_catalog",
+    "known_attribute_plan",
     "load_config",
     "run_demo",
     "run_policy",

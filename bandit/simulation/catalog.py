@@ -75,6 +75,7 @@ __all__ = [
     "default_catalog",
     "default_new_plan",
     "default_products",
+    "known_attribute_plan",
 ]
 
 #: Names of the columns of :meth:`Product.arm_features`, in order.
@@ -202,6 +203,19 @@ def default_new_plan() -> Product:
     """
     return Product(name="basic", price=7.99, seats=1, premium=False, expected_months=11,
                    replaces=["individual", "student"], appeal=-2.3)
+
+
+def known_attribute_plan() -> Product:
+    """A plan whose attributes the launch-day catalog already spans: ``duo_saver``, two seats at a new price point.
+
+    13.99 a month for two accounts (between Individual's 11.99 and Duo's 16.99), premium tier, sold everywhere, with
+    a baseline appeal between theirs (-1.45): every arm feature it has (price, seats, tier, family) is one the
+    launch-day plans vary, so a model shared through the arm features can predict it before its first impression
+    -- unlike :func:`default_new_plan`, whose basic tier no launch-day product has. Use it as
+    ``CatalogConfig(new_plan=known_attribute_plan())`` (``examples/known_attribute_launch.py``).
+    """
+    return Product(name="duo_saver", price=13.99, seats=2, expected_months=18, replaces=["individual", "student"],
+                   appeal=-1.45)
 
 
 class Catalog:

@@ -302,7 +302,9 @@ class OutputConfig(_Model):
 
     ``plots``: PNG plots; ``decision_logs``: Parquet decision logs per policy; ``progress``: progress on stderr;
     ``share_window``: events per window of the arm-share and new-plan uptake tables; ``learn_fraction``: the
-    targeting threshold of the time to learn the new plan (:func:`bandit.simulation.runner.time_to_learn`).
+    share of its settled targeting agreement a policy must reach for the time to learn the new plan
+    (:func:`bandit.simulation.runner.time_to_learn`); ``launch_window``: offers after (and before) the launch over
+    which the launch-window regret is summed (:func:`bandit.simulation.metrics.launch_window_regret`).
     """
 
     plots: bool = True
@@ -310,6 +312,7 @@ class OutputConfig(_Model):
     progress: bool = True
     share_window: int = Field(default=1000, ge=10)
     learn_fraction: float = Field(default=0.6, gt=0, le=1)
+    launch_window: int = Field(default=5_000, ge=1)
 
 
 class OfflineEvalConfig(_Model):

@@ -580,12 +580,15 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         f"of its conversion probability, against the truth for the {n_judged:,} users of the first "
         f"{_COLD_START_EVENTS:,} offers after the launch who could be offered it: {guesses}; a fresh disjoint arm "
         f"guesses 0 for everyone (RMSE {fresh_rmse:.4f}). The cost of learning it: regret per offer over the roll-out "
-        f"and after the launch, and the time to learn the plan: steps until, within a window of {sizes.share_window:,} "
-        f"offers, the policy offers it to {result.config.output.learn_fraction:.0%} of the users the oracle offers it "
-        "to, with at least that share of its new-plan offers going to them:",
+        f"and after the launch, the regret over the first {result.config.output.launch_window:,} offers after the "
+        "launch next to as many offers just before it (or fewer when the run is shorter), and the time to learn the "
+        f"plan: steps until, within a window of {sizes.share_window:,} offers, the agreement between the policy's and "
+        "the oracle's new-plan offers (Cohen's kappa) reaches "
+        f"{result.config.output.learn_fraction:.0%} of the level the policy settles at:",
         "",
         markdown_table(result.summary, ["policy", "revenue_per_event", "regret_per_event",
-                                         "regret_per_event_after_launch", "new_plan_share", "oracle_new_plan_share",
+                                         "regret_per_event_after_launch", "launch_window_regret",
+                                         "pre_launch_window_regret", "new_plan_share", "oracle_new_plan_share",
                                          "time_to_learn", "new_plan_first_guess_rmse"]),
         "",
         f"Shown policy `{chosen}` ({demo.report.decision}): offline estimate {s.loc[chosen, 'ope_value']:.3f} "

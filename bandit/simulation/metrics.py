@@ -6,10 +6,15 @@ Metrics
 * regret: ``sum_i max_eligible E[i, k] - E[i, a_i]`` with ``E`` the oracle's exact expected values (no noise),
   also per event from the launch on (``regret_per_event_after_launch``: what learning the new plan costs);
 * arm share per window of ``share_window`` events;
-* new-plan uptake and **time to learn**: the number of steps after the launch until, within a window, the
-  policy's correctly targeted share of the new plan reaches ``learn_fraction`` of the oracle's share (it offers
-  the plan to that fraction of the users the oracle offers it to) and of its own share (that fraction of its
-  new-plan offers go to those users); NaN when that never happens (:func:`time_to_learn`);
+* the **launch window**: regret over the first ``launch_window`` offers after the launch, next to the same number of
+  offers just before it (:func:`launch_window_regret`): what learning the new plan costs, against the policy's own
+  running level;
+* new-plan uptake and **time to learn**: the number of steps after the launch until, within a window of
+  ``share_window`` offers, the agreement between the policy's and the oracle's new-plan offers (Cohen's kappa,
+  which is 0 for offering the plan to everyone, to no one or at random, and 1 for offering it exactly to the users
+  the oracle offers it to) first reaches ``learn_fraction`` of the level the policy settles at (its mean kappa over
+  the last third of the windows); NaN when the policy never targets the plan (that level below
+  :data:`MIN_LEARNED_KAPPA`) (:func:`time_to_learn`);
 * off-policy evaluation: every policy's final state is evaluated with ``offline_eval`` on the logs of a
   uniform-random logging run over the same users and compared with its exact value on those users (from the
   oracle) and with the revenue per event it realised online while learning.
@@ -29,7 +34,21 @@ from bandit.simulation.config import SimulationConfig
 from bandit.simulation.loop import OraclePolicy, PolicyRun, _n_arms, outcomes_table
 from bandit.simulation.world import Episode
 
-__all__ = ["METRICS", "logged_data", "logged_frame", "offline_evaluate", "target_probabilities", "time_to_learn"]
+__all__ = [
+    "METRICS",
+    "MIN_LEARNED_KAPPA",
+    "cohen_kappa",
+    "launch_window_regret",
+    "logged_data",
+    "logged_frame",
+    "offline_evaluate",
+    "target_probabilities",
+    "time_to_learn",
+]
+
+#: The settled agreement (Cohen's kappa) below which a policy is said never to have learned to target the new plan.
+MIN_LEARNED_KAPPA = 0.05
+
 
 def _cumulative(run: PolicyRun, every: int) -> pd.DataFrame:
     ends = np.unique(np.append(np.arange(every, run.stop - run.start, every), run.stop - run.start)) - 1
@@ -60,6 +79,29 @@ def _arm_share(actions: np.ndarray, start: int, window: int, names: list[str], l
     return pd.DataFrame(rows)
 
 
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa between two boolean arrays of equal length: chance-corrected agreement.
+
+    ``(p_o - p_e) / (1 - p_e)`` with ``p_o`` the share of rows where they agree and ``p_e = P(a) P(b) + (1 - P(a))
+    (1 - P(b))`` the agreement expected by chance; NaN when ``p_e == 1`` (both constant and equal) or empty.
+
+    Examples
+    --------
+    >>> b = np.array([True, False, True, False])
+    >>> cohen_kappa(b, b), cohen_kappa(np.ones(4, bool), b), cohen_kappa(~b, b)
+    (1.0, 0.0, -1.0)
+    """
+    n = a.shape[0]
+    if n == 0:
+        return math.nan
+    pa, pb = float(a.mean()), float(b.mean())
+    agree = float((a == b).mean())
+    chance = pa * pb + (1.0 - pa) * (1.0 - pb)
+    if chance >= 1.0:
+        return math.nan
+    return (agree - chance) / (1.0 - chance)
+
+
 def time_to_learn(
     actions: np.ndarray,
     best: np.ndarray,
@@ -72,10 +114,17 @@ def time_to_learn(
     """New-plan uptake per window after the launch, and the time to learn the new plan.
 
     In each window of ``window`` events after the launch, ``recall`` is the share of the users the oracle offers
-    the new plan to who get it from the policy, and ``precision`` the share of the policy's new-plan offers that
-    go to such users. The new plan is learned in the first window where both reach ``fraction``: the policy's
-    correctly targeted share of the new plan is at least ``fraction`` of the oracle's share and of its own share
-    (so neither ignoring the plan nor offering it to everyone counts as learning it).
+    the new plan to who get it from the policy, ``precision`` the share of the policy's new-plan offers that go to
+    such users, and ``kappa`` Cohen's kappa between "the policy offers the new plan" and "the oracle does"
+    (:func:`cohen_kappa`): 0 for offering it to everyone, to no one or at random, 1 for exactly the oracle's users.
+    The policy's settled level is its mean kappa over the last third of the windows (at least one). The new plan is
+    learned at the end of the first window whose kappa reaches ``fraction`` of that level, provided the level is at
+    least :data:`MIN_LEARNED_KAPPA` (else the policy never learned to target it).
+
+    Relative to the policy's own settled level, because a linear policy facing a non-linear truth may never offer
+    the plan to a fixed share of the oracle's users: an absolute bar then reports nothing at all for policies that
+    did learn the plan as well as their model allows. The settled level is shown next to it (``kappa`` of the late
+    windows in the uptake table), so a policy that settles low is visible as such.
 
     Parameters
     ----------
@@ -86,31 +135,33 @@ def time_to_learn(
     steps : ndarray of int, shape (n,)
     launch_step, window : int
     fraction : float
+        In (0, 1].
 
     Returns
     -------
     uptake : pandas.DataFrame
         Per window: ``window_end``, ``steps_since_launch``, ``share`` (policy's new-plan share), ``oracle_share``,
-        ``recall``, ``precision`` (NaN when undefined).
+        ``recall``, ``precision``, ``kappa`` (NaN when undefined).
     time_to_learn : float
-        Steps after the launch at the end of the first window where ``min(recall, precision) >= fraction``; NaN if
-        none.
+        Steps after the launch at the end of the first window whose kappa reaches ``fraction`` of the settled
+        level; NaN if the policy never learned to target the plan (or there is no window after the launch).
 
     Examples
     --------
+    A policy that offers the plan to everyone for two windows, then to the oracle's users:
+
     >>> steps = np.arange(12)
-    >>> best = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1])
-    >>> actions = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1])
-    >>> up, ttl = time_to_learn(actions, best, 1, steps, launch_step=2, window=2, fraction=0.75)
-    >>> up[["recall", "precision"]].to_numpy().tolist()
-    [[0.0, nan], [0.5, 1.0], [1.0, 0.5], [1.0, 1.0], [1.0, 1.0]]
+    >>> best = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    >>> actions = np.array([1, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    >>> up, ttl = time_to_learn(actions, best, 1, steps, launch_step=0, window=2, fraction=0.6)
+    >>> up["kappa"].tolist()
+    [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
     >>> ttl
-    8.0
+    6.0
     """
     post = steps >= launch_step
     a, b, s = actions[post], best[post], steps[post]
     rows = []
-    ttl = math.nan
     for lo in range(0, a.shape[0], window):
         hi = min(lo + window, a.shape[0])
         pa, po = a[lo:hi] == new_index, b[lo:hi] == new_index
@@ -120,12 +171,39 @@ def time_to_learn(
         since = int(s[hi - 1] - launch_step + 1)
         rows.append(
             {"window_end": int(s[hi - 1]) + 1, "steps_since_launch": since, "share": float(pa.mean()),
-             "oracle_share": float(po.mean()), "recall": recall, "precision": precision}
+             "oracle_share": float(po.mean()), "recall": recall, "precision": precision,
+             "kappa": cohen_kappa(pa, po)}
         )
-        if math.isnan(ttl) and not (math.isnan(recall) or math.isnan(precision)) and min(recall, precision) >= fraction:
-            ttl = float(since)
-    columns = ["window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision"]
-    return pd.DataFrame(rows, columns=columns), ttl
+    columns = ["window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision", "kappa"]
+    uptake = pd.DataFrame(rows, columns=columns)
+    if uptake.empty:
+        return uptake, math.nan
+    kappa = uptake["kappa"].to_numpy(dtype=np.float64)
+    late = kappa[-max(1, math.ceil(len(kappa) / 3)) :]
+    settled = float(np.nanmean(late)) if np.isfinite(late).any() else math.nan
+    if not settled >= MIN_LEARNED_KAPPA:
+        return uptake, math.nan
+    reached = np.flatnonzero(np.nan_to_num(kappa, nan=-np.inf) >= fraction * settled)
+    return uptake, float(uptake["steps_since_launch"].iloc[reached[0]])
+
+
+def launch_window_regret(run: PolicyRun, launch_step: int, window: int) -> tuple[float, float, int]:
+    """Regret over the first ``m`` offers after the launch and over the ``m`` offers just before it.
+
+    ``m = min(window, offers of the run after the launch, offers of the run before it)``, so both sums cover the
+    same number of offers and their difference is what the launch cost on top of the policy's running level.
+
+    Returns
+    -------
+    after, before : float
+        Expected regret summed over the two windows (NaN when ``m == 0``).
+    m : int
+    """
+    pos = int(np.searchsorted(run.steps, launch_step))
+    m = min(int(window), run.steps.shape[0] - pos, pos)
+    if m <= 0:
+        return math.nan, math.nan, 0
+    return float(run.regret[pos : pos + m].sum()), float(run.regret[pos - m : pos].sum()), m
 
 
 def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_index: int | None) -> dict[str, Any]:
@@ -148,6 +226,9 @@ def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_in
         row["regret_per_event_after_launch"] = float(run.regret[post].mean()) if post.any() else math.nan
         row["new_plan_share"] = float((run.actions[post] == new_index).mean())
         row["oracle_new_plan_share"] = float((best[post] == new_index).mean())
+        after, before, _ = launch_window_regret(run, cfg.launch_step, cfg.output.launch_window)
+        row["launch_window_regret"] = after
+        row["pre_launch_window_regret"] = before
     return row
 
 

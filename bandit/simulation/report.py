@@ -82,11 +82,15 @@ class SimulationResult:
         ]
         if cfg.launch_step is not None:
             lines[-1] += (
-                " `regret_per_event_after_launch` is the regret per event from the launch on."
-                f" `time_to_learn` counts steps after the launch until, within a window of {cfg.output.share_window:,} "
-                f"offers, the policy offers the new plan to {cfg.output.learn_fraction:.0%} of the users the oracle "
-                f"offers it to, with {cfg.output.learn_fraction:.0%} of its new-plan offers going to those users "
-                "(n/a: not within the run)."
+                " `regret_per_event_after_launch` is the regret per event from the launch on;"
+                f" `launch_window_regret` sums it over the first {cfg.output.launch_window:,} offers after the launch"
+                " and `pre_launch_window_regret` over as many offers just before it (their difference is what"
+                " learning the new plan cost)."
+                f" `time_to_learn` counts steps after the launch until, within a window of {cfg.output.share_window:,}"
+                " offers, the agreement between the policy's and the oracle's new-plan offers (Cohen's kappa: 0 for"
+                " offering it to everyone or at random, 1 for exactly the oracle's users) first reaches"
+                f" {cfg.output.learn_fraction:.0%} of the level the policy settles at (its mean over the last third of"
+                " the windows); n/a: the policy never learned to target the plan."
             )
         if "ope_value" in self.summary:
             lines += [
@@ -140,7 +144,8 @@ class SimulationResult:
 
 _SUMMARY_COLUMNS = [
     "policy", "type", "events", "revenue", "conversions", "revenue_per_event", "regret", "regret_per_event",
-    "regret_per_event_after_launch", "new_plan_share", "oracle_new_plan_share", "time_to_learn", "seconds",
+    "regret_per_event_after_launch", "launch_window_regret", "pre_launch_window_regret", "new_plan_share",
+    "oracle_new_plan_share", "time_to_learn", "seconds",
 ]
 
 
@@ -227,7 +232,7 @@ def _collect(
         rows.append(row)
     summary = pd.DataFrame(rows)
     uptake = pd.concat(uptakes, ignore_index=True) if uptakes else pd.DataFrame(
-        columns=["policy", "window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision"])
+        columns=["policy", "window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision", "kappa"])
     ope = None
     if logging_run is not None:
         frozen = {label: (r.policy if r.policy is not None else OraclePolicy()) for label, r in runs.items()}

@@ -12,16 +12,17 @@ and differ in the weight function g applied to the importance weight ``w_i = pi(
 Data-driven hyperparameters (``SwitchDR(tau=None)``, ``DROS(lam=None)``): SLOPE
 -------------------------------------------------------------------------------
 The candidates form an ordered family from DR (unbiased, largest variance) to DM (smallest variance, largest
-bias): for SwitchDR ``tau`` in {inf} + the quantiles of the positive weights at :data:`GRID_QUANTILES`
-(descending) + {0}; for DROS ``lam = s^2`` for the same quantiles s, between ``inf`` and 0. The choice is the
-SLOPE / Lepski rule of Su, Srinath and Krishnamurthy (2020): with ``se_j`` the standard error of candidate j's
-per-row terms and the intervals ``I_j = [V_j - SLOPE_WIDTH * se_j, V_j + SLOPE_WIDTH * se_j]``, take the last
-candidate j (in the order above) such that ``I_1, ..., I_j`` still have a common point. A candidate whose bias is
-visible -- its value outside what the less biased, noisier candidates allow -- stops the walk; the rule needs no
-estimate of the bias itself, so it does not trust the reward model (the old rule minimised an MSE estimate in
-which the model's bias was estimated by the difference to DR, and preferred DM whenever that noisy difference
-happened to be small). ``SLOPE_WIDTH = 2`` is the paper's factor 2 on one standard error. The chosen value is in
-``Estimate.params``; the interval is bias-aware (the DR interval extended to contain the estimate) unless the
+bias): for SwitchDR ``tau`` in {inf} + the points of the fixed geometric lattice
+:data:`offline_eval.slope_grid.LATTICE` (``2^(j/2)``) between the smallest positive and the largest weight
+(descending) + {0}; for DROS ``lam = s^2`` for the same points s, between ``inf`` and 0. Each candidate's mean and
+standard error come from sums over rows (:class:`offline_eval.slope_grid.CandidateMoments`), so a streaming or Spark
+evaluation selects exactly as in memory. The choice is the SLOPE / Lepski rule of Su, Srinath and Krishnamurthy
+(2020): with ``se_j`` the standard error of candidate j's per-row terms and the intervals
+``I_j = [V_j - SLOPE_WIDTH * se_j, V_j + SLOPE_WIDTH * se_j]``, take the last candidate j (in the order above) such
+that ``I_1, ..., I_j`` still have a common point. A candidate whose bias is visible -- its value outside what the
+less biased, noisier candidates allow -- stops the walk; the rule needs no estimate of the bias itself, so it does
+not trust the reward model. ``SLOPE_WIDTH = 2`` is the paper's factor 2 on one standard error. The chosen value is
+in ``Estimate.params``; the interval is bias-aware (the DR interval extended to contain the estimate) unless the
 choice is DR itself.
 
 References
@@ -39,7 +40,6 @@ reinforcement learning. NeurIPS (self-normalised DR).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,14 +55,13 @@ from offline_eval.estimators.base import (
 )
 from offline_eval.estimators.direct import check_reward_model
 from offline_eval.intervals import RowTerms
+from offline_eval.slope_grid import LATTICE, CandidateMoments, candidate_indices
 
-__all__ = ["DR", "DROS", "GRID_QUANTILES", "SLOPE_WIDTH", "SNDR", "SwitchDR", "slope_select"]
+__all__ = ["DR", "DROS", "SLOPE_WIDTH", "SNDR", "SwitchDR", "select_candidate", "slope_select"]
 
 #: Half-width of the SLOPE intervals in standard errors (the paper's 2 x CNF with CNF one standard error).
 SLOPE_WIDTH = 2.0
 
-#: Quantile levels of the positive importance weights that form the SwitchDR / DROS candidate grids.
-GRID_QUANTILES = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 
 
 def _parts(target: ResolvedTarget, q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -97,32 +96,29 @@ def slope_select(values: np.ndarray, ses: np.ndarray, width: float = SLOPE_WIDTH
     return best
 
 
-def _select(
-    dm: np.ndarray,
-    resid: np.ndarray,
-    w: np.ndarray,
-    candidates: list[float],
-    weight_fn: Callable[[np.ndarray, float], np.ndarray],
-) -> float:
-    """The SLOPE choice among ``candidates`` (sorted from DR-like to DM-like; module docstring)."""
-    n = len(w)
-    values = np.empty(len(candidates))
-    ses = np.empty(len(candidates))
-    for j, theta in enumerate(candidates):
-        terms = dm + weight_fn(w, theta) * resid
-        values[j] = float(terms.mean())
-        ses[j] = float(terms.std(ddof=1)) / math.sqrt(n)
-    return candidates[slope_select(values, ses)]
+def select_candidate(
+    moments: CandidateMoments, family: str, w_min_positive: float, w_max: float
+) -> tuple[float, int | None]:
+    """The SLOPE choice (module docstring) for ``family`` "switch" (tau) or "dros" (lam) from the candidates'
+    statistics; returns ``(theta, j)`` with ``j`` the lattice index, None for DR (inf) and -1 for DM (0)."""
+    inner = candidate_indices(w_min_positive, w_max)
+    keys: list[int | None] = [None, *inner, -1]
+    thetas = [math.inf, *(float(LATTICE[j]) ** (2 if family == "dros" else 1) for j in inner), 0.0]
+    n = moments.n
+    values = np.empty(len(keys))
+    ses = np.empty(len(keys))
+    for i, key in enumerate(keys):
+        mean_y, c_yy, c_dy, _ = moments.stats(family, key)
+        values[i] = moments.mean_dm + mean_y
+        ss = max(moments.c_dd + 2.0 * c_dy + c_yy, 0.0)
+        ses[i] = math.sqrt(ss / (n - 1)) / math.sqrt(n) if n > 1 else math.nan
+    i = slope_select(values, ses)
+    return thetas[i], keys[i]
 
 
-def _candidates(w: np.ndarray, squared: bool) -> list[float]:
-    """inf, the positive-weight quantile grid (descending; squared for DROS), 0."""
+def _min_positive(w: np.ndarray) -> float:
     positive = w[w > 0]
-    grid = np.quantile(positive, GRID_QUANTILES) if len(positive) else np.zeros(0)
-    if squared:
-        grid = grid**2
-    values = sorted({float(g) for g in grid if g > 0}, reverse=True)
-    return [math.inf, *values, 0.0]
+    return float(positive.min()) if len(positive) else math.inf
 
 
 def _switch_weights(w: np.ndarray, tau: float) -> np.ndarray:
@@ -146,6 +142,12 @@ class _DoublyRobust(Estimator):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_reward_model(self.reward_model)
+
+    @staticmethod
+    def _chosen(target: ResolvedTarget, dm: np.ndarray, resid: np.ndarray, family: str) -> float:
+        w = target.weights
+        moments = CandidateMoments.of(w, resid, dm, target.data.reward)
+        return select_candidate(moments, family, _min_positive(w), target.weight_max)[0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,7 +263,7 @@ class SwitchDR(_DoublyRobust):
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
         dm, resid = _parts(target, q)
         w = target.weights
-        tau = float(self.tau) if self.tau is not None else _select(dm, resid, w, _candidates(w, False), _switch_weights)
+        tau = float(self.tau) if self.tau is not None else self._chosen(target, dm, resid, "switch")
         switched = float(np.count_nonzero(w > tau)) / len(w)
         return _Terms(
             RowTerms(dm + _switch_weights(w, tau) * resid),
@@ -312,7 +314,7 @@ class DROS(_DoublyRobust):
     def _row_terms(self, target: ResolvedTarget, q: np.ndarray | None) -> _Terms:
         dm, resid = _parts(target, q)
         w = target.weights
-        lam = float(self.lam) if self.lam is not None else _select(dm, resid, w, _candidates(w, True), _shrunk_weights)
+        lam = float(self.lam) if self.lam is not None else self._chosen(target, dm, resid, "dros")
         return _Terms(
             RowTerms(dm + _shrunk_weights(w, lam) * resid),
             consistent=math.isinf(lam),

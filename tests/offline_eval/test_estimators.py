@@ -21,8 +21,8 @@ from offline_eval.estimators.base import (
     _gather_target,
     resolve_target,
 )
-from offline_eval.estimators.doubly_robust import GRID_QUANTILES
 from offline_eval.reward_models import RidgeRewardModel, default_reward_model
+from offline_eval.slope_grid import LATTICE
 
 ALL = [IPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS]
 
@@ -386,9 +386,9 @@ def reference_selection(dm, resid, w, shrink, squared):
     """Brute-force numpy reference of the documented SLOPE rule: the last candidate j such that every pair of
     intervals ``V_i +- 2 se_i``, i, k <= j, overlaps (for intervals on a line, pairwise overlap = a common point)."""
     positive = w[w > 0]
-    grid = np.quantile(positive, GRID_QUANTILES)
-    grid = grid**2 if squared else grid
-    candidates = [math.inf, *sorted(set(grid[grid > 0].tolist()), reverse=True), 0.0]
+    points = LATTICE[(LATTICE >= positive.min()) & (LATTICE < w.max())]
+    grid = points**2 if squared else points
+    candidates = [math.inf, *sorted(grid.tolist(), reverse=True), 0.0]
     n = len(w)
     values, ses = [], []
     for theta in candidates:

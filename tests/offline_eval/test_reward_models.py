@@ -129,17 +129,51 @@ def test_predict_linear_kernel_matches_numpy():
 # ------------------------------------------------------------------------------------------------ folds
 
 
-def test_folds_are_balanced_seeded_and_stored():
+def _reference_fold(key: bytes, n_folds: int, seed: int) -> int:
+    """Pure-Python FNV-1a 64 of ``key``, xor the splitmix64 of the seed, splitmix64 finaliser, modulo n_folds."""
+    mask = 2**64 - 1
+
+    def mix(x: int) -> int:
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    h = 0xCBF29CE484222325
+    for byte in key:
+        h = ((h ^ byte) * 0x100000001B3) & mask
+    return mix(h ^ mix(seed)) % n_folds
+
+
+def test_folds_hash_event_ids_seeded_and_stored():
     model = RidgeRewardModel(n_folds=4, seed=3)
-    folds = model.folds(1003)
+    ids = np.array([f"evt-{i}-é" for i in range(1003)], dtype=object)
+    folds = model.folds(1003, ids)
     assert folds.dtype == np.int64
-    assert sorted(np.bincount(folds)) == [250, 251, 251, 251]
-    np.testing.assert_array_equal(folds, RidgeRewardModel(n_folds=4, seed=3).folds(1003))
-    assert not np.array_equal(folds, RidgeRewardModel(n_folds=4, seed=4).folds(1003))
+    assert folds.tolist() == [_reference_fold(i.encode(), 4, 3) for i in ids]
+    counts = np.bincount(folds, minlength=4)
+    assert np.all(np.abs(counts - 1003 / 4) < 4 * np.sqrt(1003 * 0.25 * 0.75))  # multinomial, balanced on average
+    assert not np.array_equal(folds, RidgeRewardModel(n_folds=4, seed=4).folds(1003, ids))
+    order = np.random.default_rng(0).permutation(1003)  # a row keeps its fold wherever it is read
+    np.testing.assert_array_equal(model.folds(1003, ids[order]), folds[order])
+    # without ids: the row position is hashed; a batch starting at row 600 gets the same folds
+    by_position = model.folds(1003)
+    assert by_position.tolist() == [_reference_position(i, 4, 3) for i in range(1003)]
+    np.testing.assert_array_equal(model.folds(403, start=600), by_position[600:])
     data = linear_logs(n=1003)
     q = model.fit_predict(data)
-    np.testing.assert_array_equal(model.folds_, folds)
+    np.testing.assert_array_equal(model.folds_, by_position)  # these logs carry no event ids
     assert model.q_ is q
+
+
+def _reference_position(i: int, n_folds: int, seed: int) -> int:
+    mask = 2**64 - 1
+
+    def mix(x: int) -> int:
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    return mix(i ^ mix(seed)) % n_folds
 
 
 # ------------------------------------------------------------------------------------------------ ridge

@@ -1,0 +1,339 @@
+"""The HTTP layer of ``upsell-bandit serve``: a Starlette (ASGI) app over a :class:`bandit.serving.DecisionService`.
+
+Endpoints
+---------
+``POST /rank``
+    ``{"event_id"?: str, "context": [number, ...] | {feature: number}, "eligible"?: [plan, ...]}`` ->
+    200 ``{"event_id", "arm", "propensity", "probabilities": {plan: p}, "policy_version"}``. The decision is in the
+    journal (per the durability mode) before the response. 409 if the event id was already ranked.
+``POST /reward``
+    ``{"event_id": str, "reward": number, "timestamp"?: ISO-8601}`` -> 202 ``{"event_id", "status", "timestamp"}``
+    with ``status`` ``"accepted"``, ``"duplicate"`` (the same body again: nothing stored) or ``"unknown_event"``
+    (stored and reported: no pending decision has that id). Needs the bearer token when one is configured.
+``GET /healthz``
+    200 ``{"status": "ok", ...}``, or 503 once the trainer fails.
+``GET /metrics``
+    Prometheus text (see :func:`build_metrics`).
+``POST /admin/arms`` ``{"name": str, "value"?: number}`` (201), ``DELETE /admin/arms/{name}``, ``POST /admin/checkpoint``
+    Add or retire a plan, checkpoint now. Always need the bearer token; without a configured token they answer 403.
+
+Every rejected request leaves no state behind and gets a JSON body ``{"error": message, "field": name,
+"errors": [{"field", "message"}, ...]}``: 400 (malformed JSON), 401 (missing or wrong token), 403 (admin disabled),
+409 (event id already ranked, plan exists), 413 (body larger than ``max_body_bytes``), 415 (content type other
+than ``application/json``), 422 (a field fails validation; ``field`` names it).
+
+starlette, pydantic and prometheus_client are imported by this module only (``import bandit`` stays light).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bandit.serving import DecisionService, RequestError, check_token
+from offline_eval.schema import MAX_EVENT_ID_LENGTH
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "build_metrics", "create_app"]
+
+#: Largest request body accepted (bytes); larger ones get 413 before they are parsed.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: Latency histogram buckets (seconds).
+LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_MAX_ITEMS = 10_000
+
+
+class RankBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    event_id: str | None = Field(default=None, min_length=1, max_length=MAX_EVENT_ID_LENGTH)
+    context: list[float] | dict[str, float] = Field(max_length=_MAX_ITEMS)
+    eligible: list[str] | None = Field(default=None, min_length=1, max_length=_MAX_ITEMS)
+
+
+class RewardBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    event_id: str = Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH)
+    reward: float
+    timestamp: datetime | None = None
+
+
+class ArmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    name: str = Field(min_length=1, max_length=1024)
+    value: float = 1.0
+
+
+class HTTPError(Exception):
+    """A rejected request: status, the field to blame and the message."""
+
+    def __init__(self, status: int, field: str, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.errors = errors or [{"field": field, "message": message}]
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")).encode(), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _error_response(exc: HTTPError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return _json({"error": str(exc), "field": exc.field, "errors": exc.errors}, exc.status, headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """``("context", "list[float]", 3)`` -> ``"context[3]"`` (the union member pydantic inserts is dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "body"
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise HTTPError(415, "content-type", f"content-type must be application/json, got {media or 'none'!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise HTTPError(413, "body", f"the body must be at most {max_bytes} bytes (content-length {declared[:20]})")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise HTTPError(413, "body", f"the body must be at most {max_bytes} bytes")
+    except ClientDisconnect:
+        raise HTTPError(400, "body", "the client disconnected before sending the whole body") from None
+    return bytes(body)
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{"field": _field_path(e["loc"]), "message": e["msg"]} for e in exc.errors(include_url=False)]
+        status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
+        if status == 400:
+            errors = [{"field": "body", "message": "the body is not valid JSON"}]
+        raise HTTPError(status, errors[0]["field"], errors[0]["message"], errors) from None
+
+
+class _Collector:
+    """The trainer's and journal's state, read at scrape time (nothing on the request path)."""
+
+    def __init__(self, service: DecisionService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Any]:
+        s = self.service
+        per_arm = CounterMetricFamily("upsell_decisions", "Decisions served, per plan", labels=["arm"])
+        for arm, n in sorted(s.decisions_per_arm.items()):
+            per_arm.add_metric([arm], n)
+        yield per_arm
+        yield CounterMetricFamily("upsell_outcomes_received", "Rewards stored (duplicates excluded)",
+                                  value=s.n_outcomes_received)
+        yield CounterMetricFamily("upsell_outcome_duplicates", "Rewards received again (same body): not stored",
+                                  value=s.n_outcome_duplicates)
+        yield GaugeMetricFamily("upsell_pending_decisions", "Decisions waiting for an outcome or their window",
+                                value=s.trainer.n_pending)
+        yield CounterMetricFamily("upsell_applied_decisions", "Decisions the policy learned from (outcome or expiry)",
+                                  value=s.trainer.n_applied)
+        rejected = CounterMetricFamily("upsell_rejected_outcomes", "Outcomes and logged rows that did not count, by "
+                                       "reason (details in rejected.jsonl)", labels=["reason"])
+        for reason, n in sorted(s.rejected_counts.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
+        yield GaugeMetricFamily("upsell_checkpoint_age_seconds", "Seconds since the policy file was last saved",
+                                value=time.time() - s.trainer.last_checkpoint)
+        info = InfoMetricFamily("upsell_snapshot", "The policy version being served")
+        info.add_metric([], {"policy_version": s.holder.snapshot.policy_version})
+        yield info
+        yield CounterMetricFamily("upsell_snapshots_published", "Snapshots swapped in by the trainer",
+                                  value=s.holder.n_published)
+        yield GaugeMetricFamily("upsell_policy_updates", "Observations the live policy has learned from",
+                                value=s.holder.snapshot.n_updates)
+        yield CounterMetricFamily("upsell_trainer_errors", "Trainer rounds that failed", value=s.n_trainer_errors)
+        yield CounterMetricFamily("upsell_journal_bad_lines", "Unreadable journal lines skipped at recovery",
+                                  value=s.n_journal_bad_lines)
+
+
+def build_metrics(service: DecisionService) -> tuple[CollectorRegistry, Counter, Histogram, Counter]:
+    """A registry with the request metrics (returned for the handlers) and the service's state.
+
+    Metrics: ``upsell_requests_total{endpoint,code}``, ``upsell_request_duration_seconds{endpoint}`` (histogram),
+    ``upsell_rejected_requests_total{endpoint,field}``, ``upsell_decisions_total{arm}``,
+    ``upsell_outcomes_received_total``, ``upsell_outcome_duplicates_total``, ``upsell_pending_decisions``,
+    ``upsell_applied_decisions_total``, ``upsell_rejected_outcomes_total{reason}``,
+    ``upsell_checkpoint_age_seconds``, ``upsell_snapshot_info{policy_version}``,
+    ``upsell_snapshots_published_total``, ``upsell_policy_updates``, ``upsell_trainer_errors_total``,
+    ``upsell_journal_bad_lines_total``.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    requests = Counter("upsell_requests", "HTTP requests by endpoint and status code", ["endpoint", "code"],
+                       registry=registry)
+    latency = Histogram("upsell_request_duration_seconds", "Request handling time (seconds)", ["endpoint"],
+                        buckets=LATENCY_BUCKETS, registry=registry)
+    rejected = Counter("upsell_rejected_requests", "Requests rejected (4xx), by endpoint and field blamed",
+                       ["endpoint", "field"], registry=registry)
+    registry.register(_Collector(service))
+    return registry, requests, latency, rejected
+
+
+def create_app(service: DecisionService, *, token: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, manage: bool = True) -> Starlette:
+    """The ASGI app serving ``service``.
+
+    Parameters
+    ----------
+    service : DecisionService
+    token : str, optional
+        Bearer token for the admin endpoints and ``/reward`` (compared in constant time). None: ``/reward`` is open
+        and the admin endpoints are disabled (403).
+    max_body_bytes : int
+        Largest request body accepted.
+    manage : bool, default True
+        Start the service (recovery, trainer) when the app starts, unless it is started already, and close it
+        (compaction, checkpoint) when it stops, through the ASGI lifespan.
+    """
+    if token is not None and not token:
+        raise ValueError("token must be a non-empty string or None")
+    registry, requests, latency, rejected = build_metrics(service)
+    names_cache: dict[int, list[str]] = {}
+
+    def arm_names(snapshot: Any) -> list[str]:
+        key = id(snapshot)
+        names = names_cache.get(key)
+        if names is None:
+            names_cache.clear()
+            names = names_cache[key] = snapshot.arm_names
+        return names
+
+    def authorize(request: Request, *, admin: bool) -> None:
+        if admin and token is None:
+            raise HTTPError(403, "authorization", "admin endpoints are disabled: start the service with --token-file")
+        if token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not check_token(given.strip(), token):
+            raise HTTPError(401, "authorization", "missing or wrong bearer token (Authorization: Bearer <token>)")
+
+    def endpoint(name: str, fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        timer = latency.labels(endpoint=name)
+
+        async def handle(request: Request) -> Response:
+            t0 = time.perf_counter()
+            try:
+                response = await fn(request)
+            except HTTPError as exc:
+                rejected.labels(name, exc.field).inc()
+                response = _error_response(exc)
+            except RequestError as exc:
+                rejected.labels(name, exc.field).inc()
+                response = _error_response(HTTPError(exc.status, exc.field, str(exc)))
+            requests.labels(name, str(response.status_code)).inc()
+            timer.observe(time.perf_counter() - t0)
+            return response
+
+        return handle
+
+    async def rank(request: Request) -> Response:
+        body = _parse(RankBody, await _read_body(request, max_body_bytes))
+        decision = await service.rank_async(body.context, body.eligible, body.event_id)
+        probs = decision.probabilities.tolist()
+        names = arm_names(service.holder.snapshot)  # arms are only appended: the deciding snapshot's are a prefix
+        return _json({
+            "event_id": decision.event_id, "arm": decision.arm, "propensity": decision.propensity,
+            "probabilities": dict(zip(names[: len(probs)], probs, strict=True)),
+            "policy_version": decision.policy_version,
+        })
+
+    async def reward(request: Request) -> Response:
+        authorize(request, admin=False)
+        body = _parse(RewardBody, await _read_body(request, max_body_bytes))
+        receipt = await service.reward_async(body.event_id, body.reward, body.timestamp)
+        return _json({"event_id": receipt.event_id, "status": receipt.status,
+                      "timestamp": receipt.timestamp.isoformat()}, 202)
+
+    async def healthz(request: Request) -> Response:
+        snap = service.holder.snapshot
+        ok = service.healthy
+        return _json({
+            "status": "ok" if ok else "unhealthy", "policy_version": snap.policy_version, "n_updates": snap.n_updates,
+            "pending_decisions": service.trainer.n_pending, "durability": service.durability,
+            "checkpoint_age_seconds": round(time.time() - service.trainer.last_checkpoint, 3),
+            "last_error": None if service.last_error is None else str(service.last_error)[:500],
+        }, 200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def admin(request: Request, run: Callable[[], Any], status: int = 200) -> Response:
+        try:
+            result = await asyncio.wrap_future(run())
+        except ValueError as exc:
+            message = str(exc)
+            raise HTTPError(409 if "already exists" in message else 422, "name", message) from None
+        return _json(result, status)
+
+    async def add_arm(request: Request) -> Response:
+        authorize(request, admin=True)
+        body = _parse(ArmBody, await _read_body(request, max_body_bytes))
+        if not math.isfinite(body.value):
+            raise HTTPError(422, "value", "value must be finite")
+        return await admin(request, lambda: service.add_arm(body.name, body.value), 201)
+
+    async def retire_arm(request: Request) -> Response:
+        authorize(request, admin=True)
+        name = request.path_params["name"]
+        return await admin(request, lambda: service.retire_arm(name))
+
+    async def checkpoint(request: Request) -> Response:
+        authorize(request, admin=True)
+        return await admin(request, service.force_checkpoint)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage and not service.started:
+            await asyncio.get_running_loop().run_in_executor(None, service.start)
+        try:
+            yield
+        finally:
+            if manage:
+                await asyncio.get_running_loop().run_in_executor(None, service.close)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _json({"error": f"internal error: {type(exc).__name__}", "field": "server",
+                      "errors": [{"field": "server", "message": type(exc).__name__}]}, 500)
+
+    routes = [
+        Route("/rank", endpoint("rank", rank), methods=["POST"]),
+        Route("/reward", endpoint("reward", reward), methods=["POST"]),
+        Route("/healthz", endpoint("healthz", healthz), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/arms", endpoint("admin_add_arm", add_arm), methods=["POST"]),
+        Route("/admin/arms/{name}", endpoint("admin_retire_arm", retire_arm), methods=["DELETE"]),
+        Route("/admin/checkpoint", endpoint("admin_checkpoint", checkpoint), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})

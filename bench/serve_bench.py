@@ -1,0 +1,266 @@
+"""Load test of ``upsell-bandit serve`` on loopback: rank throughput and latency at concurrency 1, 16 and 64.
+
+One server process (one uvicorn worker) serves a LinUCB policy of 6 plans and 23 features (the simulated world's
+featurizer) with a short attribution window, so that its trainer applies outcomes and swaps snapshots every second
+while the load runs. A bounded, closed-loop load generator runs in separate processes (raw HTTP/1.1 over
+keep-alive connections on asyncio -- much lighter than an HTTP client library, so that the generator does not
+steal the server's CPU): each connection keeps exactly one request in flight, sends ``POST /rank`` with a fresh
+event id and, after every 5th rank, ``POST /reward`` for that event. Latency is measured by the client, from
+sending a request to reading the whole response.
+
+For every durability mode (``fsync``: group commit, ``write``, ``memory``; see :mod:`bandit.serving`) and every
+concurrency level the bench reports rank requests/s, p50 / p99 / max rank latency, rewards/s, errors (anything but
+200 / 202, or a broken connection) and the snapshots the trainer published during the level, plus the machine's
+load average. Results go to ``bench/results/serve.json``.
+
+Run ``python bench/serve_bench.py`` (60 s per level and mode: about 10 minutes) or ``--seconds 5`` for a quick look;
+``--modes fsync`` / ``--levels 16`` restrict the matrix. Targets on a 2-core machine: >= 3,000 rank requests/s on
+one worker process, p99 <= 10 ms at concurrency 16, zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "serve.json"
+ARMS = ["individual", "duo", "family", "student", "audiobooks", "podcast_plus"]
+N_FEATURES = 23
+TOKEN = "bench-token"
+REWARD_EVERY = 5
+WARMUP_SECONDS = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# load generator (runs in worker processes)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _request(path: str, body: bytes, auth: bool) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n")
+    if auth:
+        head += f"Authorization: Bearer {TOKEN}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    if match is None:
+        raise ValueError("response without content-length")
+    await reader.readexactly(int(match.group(1)))
+    return status
+
+
+async def _connection(port: int, run_id: str, worker: int, conn: int, warm_until: float, stop_at: float,
+                      out: dict[str, list]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = np.random.default_rng(worker * 10_000 + conn)
+    contexts = rng.normal(size=(64, N_FEATURES)).round(4).tolist()
+    i = 0
+    clock = time.perf_counter
+    try:
+        while True:
+            now = clock()
+            if now >= stop_at:
+                break
+            event_id = f"{run_id}-w{worker}-c{conn}-{i}"
+            body = json.dumps({"event_id": event_id, "context": contexts[i % 64]}).encode()
+            t0 = clock()
+            writer.write(_request("/rank", body, False))
+            status = await _read_response(reader)
+            t1 = clock()
+            if t0 >= warm_until:
+                out["rank_ms"].append((t1 - t0) * 1e3)
+                if status != 200:
+                    out["errors"].append(f"rank {status}")
+            i += 1
+            if i % REWARD_EVERY == 0:
+                body = json.dumps({"event_id": event_id, "reward": float(rng.random() < 0.3)}).encode()
+                t0 = clock()
+                writer.write(_request("/reward", body, True))
+                status = await _read_response(reader)
+                t1 = clock()
+                if t0 >= warm_until:
+                    out["reward_ms"].append((t1 - t0) * 1e3)
+                    if status != 202:
+                        out["errors"].append(f"reward {status}")
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        out["errors"].append(f"{type(exc).__name__}: {exc}")
+    finally:
+        writer.close()
+
+
+def _worker(port: int, run_id: str, worker: int, n_conn: int, warm_until: float, stop_at: float,
+            result_path: str) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    out: dict[str, list] = {"rank_ms": [], "reward_ms": [], "errors": []}
+
+    async def main() -> None:
+        await asyncio.gather(*(_connection(port, run_id, worker, c, warm_until, stop_at, out) for c in range(n_conn)))
+
+    asyncio.run(main())
+    np.savez(result_path, rank_ms=np.array(out["rank_ms"]), reward_ms=np.array(out["reward_ms"]),
+             errors=np.array(out["errors"][:100], dtype=str), n_errors=np.array(len(out["errors"])))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _metric(port: int, name: str) -> float:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else float("nan")
+
+
+def start_server(workdir: Path, mode: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    args = [sys.executable, "-m", "bandit.cli", "serve", "--policy", str(workdir / "policy.zip"), "--log",
+            str(workdir / "logs"), "--port", str(port), "--token-file", str(workdir / "token"), "--durability", mode,
+            "--attribution-window", "10s", "--delivery-delay", "1s", "--train-every", "1s", "--checkpoint-every",
+            "10s", "--compact-every", "10s"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(workdir / "server.err", "ab"))
+    import httpx
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((workdir / "server.err").read_text())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def run_level(port: int, concurrency: int, seconds: float, workdir: Path) -> dict:
+    n_workers = 1 if concurrency == 1 else 2
+    per_worker = [concurrency // n_workers + (w < concurrency % n_workers) for w in range(n_workers)]
+    start = time.perf_counter()
+    warm_until = start + WARMUP_SECONDS + 0.5
+    stop_at = warm_until + seconds
+    published0 = _metric(port, "upsell_snapshots_published_total")
+    load0 = os.getloadavg()
+    ctx = mp.get_context("fork")
+    paths = [str(workdir / f"load-{concurrency}-{w}.npz") for w in range(n_workers)]
+    run_id = f"c{concurrency}-{os.urandom(4).hex()}"  # event ids never repeat across levels
+    procs = [ctx.Process(target=_worker, args=(port, run_id, w, per_worker[w], warm_until, stop_at, paths[w]))
+             for w in range(n_workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    published = _metric(port, "upsell_snapshots_published_total") - published0
+    rank = np.concatenate([np.load(p)["rank_ms"] for p in paths])
+    reward = np.concatenate([np.load(p)["reward_ms"] for p in paths])
+    n_errors = int(sum(int(np.load(p)["n_errors"]) for p in paths))
+    examples = [str(e) for p in paths for e in np.load(p)["errors"][:3]]
+    return {
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "load_processes": n_workers,
+        "rank_requests": int(rank.size),
+        "rank_per_s": rank.size / seconds,
+        "rank_p50_ms": float(np.percentile(rank, 50)) if rank.size else None,
+        "rank_p99_ms": float(np.percentile(rank, 99)) if rank.size else None,
+        "rank_max_ms": float(rank.max()) if rank.size else None,
+        "reward_per_s": reward.size / seconds,
+        "reward_p99_ms": float(np.percentile(reward, 99)) if reward.size else None,
+        "errors": n_errors,
+        "error_examples": examples,
+        "snapshots_published": published,
+        "loadavg_before": load0,
+        "loadavg_after": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per level (default 60)")
+    parser.add_argument("--levels", default="1,16,64", help="concurrency levels (default 1,16,64)")
+    parser.add_argument("--modes", default="fsync,write,memory", help="durability modes (default all three)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default bench/results/serve.json)")
+    args = parser.parse_args(argv)
+    levels = [int(v) for v in args.levels.split(",")]
+    modes = args.modes.split(",")
+    import bandit
+
+    workdir = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    (workdir / "token").write_text(TOKEN)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip() if shutil.which("uptime") else ""
+    print(f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}; {uptime}")
+    rows = []
+    try:
+        for mode in modes:
+            if (workdir / "logs").exists():
+                shutil.rmtree(workdir / "logs")
+            bandit.LinUCB(ARMS, n_features=N_FEATURES, alpha=0.5, exploration_floor=0.05, seed=0).save(
+                workdir / "policy.zip")
+            proc, port = start_server(workdir, mode)
+            try:
+                for level in levels:
+                    row = {"durability": mode, **run_level(port, level, args.seconds, workdir)}
+                    rows.append(row)
+                    print(f"{mode:>6} c={level:<3} rank {row['rank_per_s']:8,.0f}/s  p50 {row['rank_p50_ms']:.2f} ms  "
+                          f"p99 {row['rank_p99_ms']:.2f} ms  max {row['rank_max_ms']:.1f} ms  rewards "
+                          f"{row['reward_per_s']:,.0f}/s  errors {row['errors']}  snapshots "
+                          f"{row['snapshots_published']:.0f}  load {row['loadavg_after'][0]:.2f}", flush=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=120)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip() if uptime else ""
+    result = {
+        "bench": "serve",
+        "description": "upsell-bandit serve, one uvicorn worker, loopback, closed-loop load (one request in flight "
+        f"per connection), a reward after every {REWARD_EVERY}th rank; LinUCB, {len(ARMS)} plans, {N_FEATURES} "
+        "features; attribution window 10s, trainer step every 1s",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "uptime_before": uptime, "uptime_after": uptime_after},
+        "targets": {"rank_per_s": 3000, "p99_ms_at_16": 10.0, "errors": 0},
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"uptime after: {uptime_after}")
+    print(f"results: {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""Cross-fitted reward models fitted from mergeable statistics, in passes over batches of rows.
+
+:mod:`offline_eval.reward_models` fits on a :class:`~offline_eval.LoggedData` held in memory. The streaming and
+Spark evaluations (:mod:`offline_eval.streaming`, :mod:`offline_eval.spark`) never hold all rows; they fit the
+same models from statistics that are sums (or minima / maxima) over rows, computed per batch or partition and
+merged:
+
+* :class:`~offline_eval.reward_models.RidgeRewardModel`: one pass accumulating the per-(fold, action) normal
+  equations (``sum x x^T``, ``sum x r``, sums, counts), then the same solve as in memory;
+* :class:`~offline_eval.reward_models.LogisticRewardModel` and
+  :class:`~offline_eval.reward_models.ValueAwareRewardModel`: one pass for the counts (the intercept prior) and the
+  reward checks, then Newton / IRLS iterations, each one pass that sums the gradient and Hessian of every
+  (action, fold) model at its current coefficients (plus one pass per step-halving, rare). They converge to the
+  same optimum as the in-memory Newton fit (a strictly convex objective), to the solver's tolerance;
+* ``reward_model=None``: one pass of reward statistics picks the model as
+  :func:`~offline_eval.reward_models.default_reward_model` does.
+
+Folds are the hashed event-id folds of :func:`offline_eval.reward_models.fold_of`, so the fitted models, and the
+predictions, equal the in-memory ones up to floating-point summation order. Target-dependent models (MRDR) and
+scikit-learn models are not supported here (a ``TypeError`` says so).
+
+The engine is abstract: a *reduce* callable ``reduce(map_fn, ops)`` applies ``map_fn`` to every batch
+(:class:`ModelBatch`) and combines the returned arrays elementwise with ``ops`` ("sum", "min" or "max").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit
+from scipy.special import expit
+
+from offline_eval.reward_models import (
+    LogisticRewardModel,
+    RidgeRewardModel,
+    ValueAwareRewardModel,
+    _group_moments,
+    _predict_linear,
+    _ridge_solve,
+    default_model_from_stats,
+)
+
+__all__ = ["CrossFitPredictor", "ModelBatch", "Reduce", "choose_model", "combine", "fit_cross_fit", "reduce_in_memory"]
+
+
+class ModelBatch(NamedTuple):
+    """A batch of logged rows for fitting: ``X`` (m, d) float64 C-contiguous, ``action`` (m,) int64 in [0, K),
+    ``reward`` (m,) float64, ``folds`` (m,) int64 in [0, n_folds)."""
+
+    X: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    folds: np.ndarray
+
+
+MapFn = Callable[[ModelBatch], tuple[np.ndarray, ...]]
+Reduce = Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]
+
+
+def combine(parts: Sequence[Sequence[np.ndarray]], ops: Sequence[str]) -> list[np.ndarray]:
+    """Combine per-batch outputs ``parts`` (one tuple of arrays per batch) elementwise by ``ops``.
+
+    Sums are pairwise (a balanced tree over the batches), so rounding grows with log(batches).
+    """
+    if not parts:
+        raise ValueError("no batches to combine: the data has no rows")
+    out = []
+    for j, op in enumerate(ops):
+        arrays = [np.asarray(p[j], dtype=np.float64) for p in parts]
+        if op == "sum":
+            while len(arrays) > 1:
+                arrays = [arrays[i] + arrays[i + 1] if i + 1 < len(arrays) else arrays[i]
+                          for i in range(0, len(arrays), 2)]
+            out.append(arrays[0])
+        elif op == "min":
+            out.append(np.minimum.reduce(arrays))
+        elif op == "max":
+            out.append(np.maximum.reduce(arrays))
+        else:
+            raise ValueError(f"ops must be 'sum', 'min' or 'max', got {op!r}")
+    return out
+
+
+def reduce_in_memory(batches: Sequence[ModelBatch]) -> Reduce:
+    """A *reduce* over batches held in memory (for tests and in-memory comparison)."""
+
+    def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
+        return combine([map_fn(b) for b in batches], ops)
+
+    return reduce
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# numba kernels
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _reward_stats(action, reward, out_counts, lo, hi):  # pragma: no cover - numba
+    """``out_counts`` (3,) += (rows not 0/1, rows < 0, rows > 1); ``lo``/``hi`` (K,) = min / max positive reward
+    per action (inf / -inf where none). ``action`` (m,) int64, ``reward`` (m,) float64. Returns 0."""
+    for i in range(reward.shape[0]):
+        r = reward[i]
+        if r != 0.0 and r != 1.0:
+            out_counts[0] += 1.0
+        if r < 0.0:
+            out_counts[1] += 1.0
+        if r > 1.0:
+            out_counts[2] += 1.0
+        if r > 0.0:
+            a = action[i]
+            lo[a] = min(lo[a], r)
+            hi[a] = max(hi[a], r)
+    return 0
+
+
+@njit(cache=True)
+def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover - numba
+    """Add every row's loss, gradient and Hessian to the models of the folds it trains (all but its own).
+
+    ``X`` (m, d) float64, ``y`` (m,) float64 in [0, 1], ``action`` and ``fold`` (m,) int64; ``B`` (K, F, p)
+    coefficients (intercept first, p = d + 1). Outputs (added to): ``obj`` (K, F) = sum of
+    ``log(1 + e^z) - y z``; ``grad`` (K, F, p) = sum of ``(sigmoid(z) - y) [1, x]``; ``hess`` (K, F, p, p), upper
+    triangle only = sum of ``s (1 - s) [1, x] [1, x]^T``. Returns 0.
+    """
+    m, d = X.shape
+    F = B.shape[1]
+    for i in range(m):
+        k = action[i]
+        g = fold[i]
+        yi = y[i]
+        for f in range(F):
+            if f == g:
+                continue
+            z = B[k, f, 0]
+            for j in range(d):
+                z += X[i, j] * B[k, f, j + 1]
+            if z > 0.0:
+                obj[k, f] += z + math.log1p(math.exp(-z)) - yi * z
+                e = math.exp(-z)
+                s = 1.0 / (1.0 + e)
+            else:
+                e = math.exp(z)
+                obj[k, f] += math.log1p(e) - yi * z
+                s = e / (1.0 + e)
+            r = s - yi
+            wgt = s * (1.0 - s)
+            grad[k, f, 0] += r
+            hess[k, f, 0, 0] += wgt
+            for j in range(d):
+                xj = X[i, j]
+                grad[k, f, j + 1] += r * xj
+                wx = wgt * xj
+                hess[k, f, 0, j + 1] += wx
+                for t in range(j, d):
+                    hess[k, f, j + 1, t + 1] += wx * X[i, t]
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the fitted predictor
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CrossFitPredictor:
+    """A fitted cross-fitted reward model: per-fold linear coefficients, applied batch by batch.
+
+    ``q[i, k] = link(intercept[f_i, k] + X[i] @ coef[f_i, :, k]) * values[k]`` with ``f_i`` row i's fold,
+    ``link`` the identity (ridge) or the logistic function, ``values`` (K,) the arm values (value-aware) or 1.
+
+    Attributes
+    ----------
+    coef : ndarray (F, d, K)
+    intercept : ndarray (F, K)
+    logistic : bool
+    values : ndarray (K,) or None
+    n_folds, fold_seed : int
+        The folds (:func:`offline_eval.reward_models.fold_of` with this seed).
+    model : str
+        Name of the model class it was fitted as.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    logistic: bool
+    values: np.ndarray | None
+    n_folds: int
+    fold_seed: int
+    model: str
+
+    def predict(self, X: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """(m, K) predictions of rows ``X`` (m, d) in folds ``folds`` (m,) int64."""
+        q = np.empty((len(X), self.intercept.shape[1]))
+        _predict_linear(np.ascontiguousarray(X, dtype=np.float64), folds, self.coef, self.intercept, q)
+        if self.logistic:
+            expit(q, out=q)
+        if self.values is not None:
+            q *= self.values
+        return q
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (for shipping to Spark executors); :meth:`from_arrays` rebuilds it."""
+        return {
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "logistic": np.array([self.logistic]),
+            "values": np.zeros(0) if self.values is None else self.values,
+            "has_values": np.array([self.values is not None]),
+            "folds": np.array([self.n_folds, self.fold_seed], dtype=np.int64),
+            "model": np.array([self.model]),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CrossFitPredictor:
+        """Inverse of :meth:`to_arrays`."""
+        return cls(
+            np.ascontiguousarray(arrays["coef"], dtype=np.float64),
+            np.ascontiguousarray(arrays["intercept"], dtype=np.float64),
+            bool(arrays["logistic"][0]),
+            np.asarray(arrays["values"], dtype=np.float64) if bool(arrays["has_values"][0]) else None,
+            int(arrays["folds"][0]),
+            int(arrays["folds"][1]),
+            str(arrays["model"][0]),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fitting
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _stats_map(n_actions: int, n_folds: int) -> MapFn:
+    def map_fn(b: ModelBatch) -> tuple[np.ndarray, ...]:
+        counts = np.zeros(3)
+        lo = np.full(n_actions, np.inf)
+        hi = np.full(n_actions, -np.inf)
+        _reward_stats(b.action, b.reward, counts, lo, hi)
+        rows = np.bincount(b.folds, minlength=n_folds).astype(np.float64)
+        positive = np.bincount(b.folds, weights=b.reward, minlength=n_folds)
+        converted = np.bincount(b.folds, weights=(b.reward > 0).astype(np.float64), minlength=n_folds)
+        r_range = np.array([b.reward.min(), b.reward.max()]) if len(b.reward) else np.array([np.inf, -np.inf])
+        return counts, lo, hi, rows, positive, converted, r_range[:1], r_range[1:]
+
+    return map_fn
+
+
+_STATS_OPS = ("sum", "min", "max", "sum", "sum", "sum", "min", "max")
+
+
+def _logistic_newton(
+    evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    b0: np.ndarray,
+    K: int,
+    p: int,
+    l2: float,
+    max_iter: int,
+    tol: float,
+) -> np.ndarray:
+    """Penalised Newton with per-model step halving (as the in-memory fit); ``evaluate(B)`` is one pass.
+
+    ``B`` (K, F, p), started at the prior (intercept ``b0[f]``, slopes 0). Returns the coefficients.
+    """
+    F = len(b0)
+    prior = np.zeros((K, F, p))
+    prior[..., 0] = b0[None, :]
+    eye = np.eye(p)
+
+    def penalised(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obj, grad, hess = evaluate(B)
+        diff = B - prior
+        hess = np.triu(hess) + np.swapaxes(np.triu(hess, 1), -1, -2)
+        return obj + 0.5 * l2 * (diff**2).sum(axis=-1), grad + l2 * diff, hess + l2 * eye
+
+    B = prior.copy()
+    obj, grad, hess = penalised(B)
+    active = np.ones(K, dtype=bool)
+    iters = np.zeros(K, dtype=np.int64)
+    converged = np.zeros(K, dtype=bool)
+    while active.any():
+        iters[active] += 1
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        step[~active] = 0.0
+        t = np.ones((K, F))
+        for _ in range(40):
+            B_new = B - t[..., None] * step
+            obj_new, grad_new, hess_new = penalised(B_new)
+            worse = (obj_new > obj + 1e-12 * np.abs(obj)) & active[:, None]
+            if not worse.any():
+                break
+            t = np.where(worse, 0.5 * t, t)
+        moved = np.abs(t[..., None] * step).max(axis=-1)
+        B, obj, grad, hess = B_new, obj_new, grad_new, hess_new
+        done = np.all(moved <= tol * (1.0 + np.abs(B).max(axis=-1)), axis=1)
+        converged |= done & active
+        active &= ~done & (iters < max_iter)
+    for k in np.flatnonzero(~converged):
+        warnings.warn(
+            f"LogisticRewardModel: Newton did not converge for action {k} within max_iter={max_iter} iterations "
+            f"(tol={tol}); raise max_iter or l2",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return B
+
+
+def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequence[str] | None = None
+                  ) -> CrossFitPredictor:
+    """Fit ``model`` (or the default for the data when None) by passes of ``reduce`` (module docstring).
+
+    Parameters
+    ----------
+    model : RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None
+        The estimator's ``reward_model``; None: chosen from the rewards as
+        :func:`offline_eval.reward_models.default_reward_model` does (one extra pass).
+    reduce : callable
+        ``reduce(map_fn, ops)``, the engine (module docstring). Its batches' folds must be this model's folds
+        (``model.folds(m, event_id, start)``).
+    n_actions : int
+        K.
+    action_names : sequence of str, optional
+        For ``ValueAwareRewardModel(values={name: value})``.
+
+    Returns
+    -------
+    CrossFitPredictor
+    """
+    if model is None:
+        raise TypeError("fit_cross_fit needs a model: resolve None with choose_model first")
+    F = int(model.n_folds)
+    counts, lo, hi, rows, total, converted, r_min, r_max = reduce(_stats_map(n_actions, F), _STATS_OPS)
+    if rows.sum() <= F:
+        raise ValueError(f"n_folds={F} needs more than {F} logged rows, got {int(rows.sum())}")
+    name = type(model).__name__
+    seed = int(model.fold_seed_)
+    if type(model) is RidgeRewardModel:
+        K = n_actions
+
+        def moments(b: ModelBatch) -> tuple[np.ndarray, ...]:
+            d = b.X.shape[1]
+            gram = np.zeros((F * K, d, d))
+            xsum = np.zeros((F * K, d))
+            count = np.zeros(F * K)
+            xy = np.zeros((F * K, d))
+            ysum = np.zeros(F * K)
+            _group_moments(b.X, b.reward, b.folds, b.action, K, gram, xsum, count, xy, ysum)
+            return gram, xsum, count, xy, ysum
+
+        gram, xsum, count, xy, ysum = reduce(moments, ("sum",) * 5)
+        coef, intercept = _ridge_solve(gram, xsum, count, xy, ysum, F, K, float(model.l2), bool(model.fit_intercept))
+        return CrossFitPredictor(coef, intercept, False, None, F, seed, name)
+    if type(model) is LogisticRewardModel:
+        if counts[1] or counts[2]:
+            raise ValueError(
+                f"LogisticRewardModel needs rewards in [0, 1] (0/1 conversions); the log has rewards in "
+                f"[{float(r_min[0]):g}, {float(r_max[0]):g}]; use ValueAwareRewardModel or RidgeRewardModel"
+            )
+        positive, values, value_aware = total, None, False
+    elif type(model) is ValueAwareRewardModel:
+        if counts[1]:
+            raise ValueError(
+                f"ValueAwareRewardModel needs rewards >= 0 (value x conversion); the log has {int(counts[1])} "
+                "negative rows; use RidgeRewardModel"
+            )
+        values = _values(model, lo, hi, n_actions, action_names)
+        positive, value_aware = converted, True
+    else:
+        raise TypeError(
+            f"{name} cannot be fitted from mergeable statistics (streaming / Spark): use RidgeRewardModel, "
+            "LogisticRewardModel, ValueAwareRewardModel or reward_model=None"
+        )
+    train_rows = rows.sum() - rows
+    train_pos = positive.sum() - positive
+    b0 = np.log((train_pos + 0.5) / (train_rows - train_pos + 0.5))
+    K = n_actions
+    holder: dict[str, int] = {}
+
+    def evaluate(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def pass_fn(b: ModelBatch) -> tuple[np.ndarray, ...]:
+            p = B.shape[2]
+            obj = np.zeros((K, F))
+            grad = np.zeros((K, F, p))
+            hess = np.zeros((K, F, p, p))
+            y = (b.reward > 0).astype(np.float64) if value_aware else b.reward
+            _logistic_pass(b.X, y, b.action, b.folds, B, obj, grad, hess)
+            return obj, grad, hess
+
+        holder["passes"] = holder.get("passes", 0) + 1
+        obj, grad, hess = reduce(pass_fn, ("sum", "sum", "sum"))
+        return obj, grad, hess
+
+    d = _n_features(reduce)
+    B = _logistic_newton(evaluate, b0, K, d + 1, float(model.l2), int(model.max_iter), float(model.tol))
+    coef = np.ascontiguousarray(B[..., 1:].transpose(1, 2, 0))  # (F, d, K)
+    intercept = np.ascontiguousarray(B[..., 0].T)  # (F, K)
+    return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
+
+
+def _n_features(reduce: Reduce) -> int:
+    (d,) = reduce(lambda b: (np.array([float(b.X.shape[1])]),), ("max",))
+    return int(d[0])
+
+
+def _values(model: ValueAwareRewardModel, lo: np.ndarray, hi: np.ndarray, K: int,
+            action_names: Sequence[str] | None) -> np.ndarray:
+    """The arm values of a value-aware model from the positive-reward ranges ``lo``, ``hi`` (K,) (inf where none)."""
+    none = ~np.isfinite(lo)
+    lo = np.where(none, np.nan, lo)
+    hi = np.where(none, np.nan, hi)
+    rtol = float(model.rtol)
+    if model.values is None:
+        spread = hi - lo > rtol * np.abs(hi)
+        if spread.any():
+            k = int(np.flatnonzero(spread)[0])
+            raise ValueError(
+                f"ValueAwareRewardModel(values=None) infers each action's value from its positive rewards, but "
+                f"action {k} has positive rewards from {lo[k]:g} to {hi[k]:g}, not one value (rtol={rtol:g}); pass "
+                "values={name: value} if rewards are value x conversion, otherwise use RidgeRewardModel"
+            )
+        return np.where(np.isnan(hi), 0.0, 0.5 * (lo + hi))
+    if isinstance(model.values, dict):
+        if action_names is None:
+            raise ValueError("values is a dict but the log has no action names; pass values as an array (K,)")
+        missing = [a for a in action_names if a not in model.values]
+        if missing:
+            raise ValueError(f"values must give a value for every action {list(action_names)}; missing {missing}")
+        values = np.array([float(model.values[a]) for a in action_names])
+    else:
+        values = np.asarray(model.values, dtype=np.float64)
+        if len(values) != K:
+            raise ValueError(f"values has {len(values)} entries but the data has K={K} actions")
+    off = (np.abs(lo - values) > rtol * values) | (np.abs(hi - values) > rtol * values)
+    if off.any():
+        k = int(np.flatnonzero(off)[0])
+        raise ValueError(
+            f"action {k} has positive rewards different from its value {values[k]:g} (rtol={rtol:g}); rewards must "
+            "be value x conversion, fix values or use RidgeRewardModel"
+        )
+    return values
+
+
+def choose_model(model: Any, reduce: Reduce, n_actions: int) -> Any:
+    """``model`` itself, or for None the model :func:`~offline_eval.reward_models.default_reward_model` picks from
+    the rewards (one pass; the folds of the batches are irrelevant to it)."""
+    if model is not None:
+        if getattr(model, "target_dependent", False):
+            raise TypeError(
+                f"{type(model).__name__} depends on the target policy and cannot be fitted in passes (streaming / "
+                "Spark); use RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None"
+            )
+        return model
+    counts, lo, hi, *_ = reduce(_stats_map(n_actions, 1), _STATS_OPS)
+    none = ~np.isfinite(lo)
+    return default_model_from_stats(
+        binary=counts[0] == 0,
+        nonnegative=counts[1] == 0,
+        lo=np.where(none, np.nan, lo),
+        hi=np.where(none, np.nan, hi),
+    )
+

@@ -1,0 +1,259 @@
+"""Evaluate policies on a decision log larger than memory, batch by batch (:func:`evaluate_parquet`).
+
+The log is read with a :mod:`pyarrow.dataset` scanner in record batches of ``batch_rows`` rows; each batch becomes a
+:class:`~offline_eval.LoggedData` (validated as :meth:`LoggedData.from_parquet` validates), the target policies'
+probabilities are computed on it (``action_probabilities``), and the estimators' statistics are accumulated in
+:class:`~offline_eval.accumulators.PolicyAccumulator` objects and merged. Memory is flat in the number of rows:
+one batch, the accumulators (a few kilobytes, plus at most
+:data:`~offline_eval.accumulators.RETAINED_MAX_ROWS` rows' base columns for the empirical-likelihood intervals
+of small logs) and the reward models' statistics.
+
+Passes over the data: one for IPS / SNIPS; estimators with a reward model add the model's passes before it
+(:mod:`offline_eval.reward_fit`: one to choose the default model from the rewards, one for ridge, one plus one
+per Newton iteration for the logistic and value-aware models), reading only the columns they need. The result is
+the table :func:`offline_eval.evaluate` returns on ``LoggedData.from_parquet(path)``, to floating-point summation
+order (tested to 1e-9).
+
+Differences from reading the log into memory, by design:
+
+* rows whose ``event_id`` already appeared earlier in the log are **not** dropped (that needs every id in
+  memory); logs written by :class:`bandit.DecisionLog` have unique ids;
+* targets must be policy objects (``action_probabilities(X, eligible)``) or a single arm: per-row arrays of a log
+  that does not fit in memory are not a thing;
+* an explicitly requested ``"el"``, ``"bootstrap"`` or ``"bernstein"`` interval on more than
+  :data:`~offline_eval.accumulators.RETAINED_MAX_ROWS` rows raises ``ValueError``; ``"auto"`` uses them exactly
+  where ``evaluate`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from offline_eval import schema as S
+from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
+from offline_eval.data import LoggedData, _arrow_matrix, _report_missing
+from offline_eval.estimators import Estimator
+from offline_eval.evaluate import _check_estimators
+from offline_eval.reward_fit import CrossFitPredictor, MapFn, ModelBatch, choose_model, combine, fit_cross_fit
+from offline_eval.reward_models import fold_of
+
+__all__ = ["DEFAULT_BATCH_ROWS", "evaluate_parquet"]
+
+#: Rows per record batch when ``batch_rows`` is None.
+DEFAULT_BATCH_ROWS = 1 << 18
+
+_EVAL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
+_MODEL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD]
+
+
+class _Log:
+    """A decision log as a pyarrow dataset in the canonical schema, and its arm list."""
+
+    def __init__(self, path: Any) -> None:
+        import pyarrow.dataset as ds
+
+        if isinstance(path, ds.Dataset):
+            arms = S.arms_from_schema(path.schema)
+            if arms is None:
+                raise ValueError(
+                    f"the dataset's schema carries no arm list ({S.META_ARMS!r} metadata); write the log with "
+                    "bandit.DecisionLog or LoggedData.to_parquet"
+                )
+            self.dataset, self.arms = path, arms
+            return
+        if not isinstance(path, str | os.PathLike) and not (
+            isinstance(path, Sequence) and not isinstance(path, bytes)
+        ):
+            raise TypeError(
+                f"path must be a decision-log directory, a Parquet file, a list of files or a pyarrow dataset, got "
+                f"{type(path).__name__}"
+            )
+        parts = S.scan_parts(path if isinstance(path, str | os.PathLike) else [Path(p) for p in path])
+        if not parts:
+            raise ValueError(f"{str(path)!r} holds no decision-log part files")
+        first = parts[0]
+        for info in parts[1:]:
+            if info.arms != first.arms or info.n_features != first.n_features:
+                raise ValueError(
+                    f"{info.path} was written for arms {info.arms} and {info.n_features} features, {first.path} for "
+                    f"{first.arms} and {first.n_features}; a log directory holds one arm list and context length"
+                )
+        schema = S.decision_log_schema(first.n_features, first.arms)
+        self.dataset = ds.dataset([str(p.path) for p in parts], format="parquet", schema=schema)
+        self.arms = list(first.arms)
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[tuple[Any, int]]:
+        """Record batches as one-chunk tables (rows with a reward only) and the number of rows dropped for a
+        missing reward."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        scanner = self.dataset.scanner(columns=columns, batch_size=batch_rows)
+        for record_batch in scanner.to_batches():
+            if record_batch.num_rows == 0:
+                continue
+            batch = pa.Table.from_batches([record_batch])
+            reward = batch.column(S.REWARD)
+            missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
+            n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
+            if n_missing:
+                batch = batch.filter(pc.invert(missing))
+            yield batch, n_missing
+
+
+def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
+    """Fitting inputs of a record batch, with the model's folds (zeros without a model)."""
+    m = batch.num_rows
+    X = np.ascontiguousarray(_arrow_matrix(batch, S.CONTEXT, np.float64))
+    action = batch.column(S.ACTION).to_numpy().astype(np.int64)
+    reward = batch.column(S.REWARD).to_numpy().astype(np.float64)
+    folds = np.zeros(m, dtype=np.int64) if model is None else model.folds(m, batch.column(S.EVENT_ID))
+    return ModelBatch(X, action, reward, folds)
+
+
+def _logged_data(batch: Any, arms: list[str]) -> LoggedData:
+    """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column)."""
+    return LoggedData(
+        _arrow_matrix(batch, S.CONTEXT, np.float64),
+        batch.column(S.ACTION).to_numpy().astype(np.int64),
+        batch.column(S.REWARD).to_numpy().astype(np.float64),
+        batch.column(S.PROPENSITY).to_numpy().astype(np.float64),
+        probabilities=_arrow_matrix(batch, S.PROBABILITIES, np.float64),
+        eligible=_arrow_matrix(batch, S.ELIGIBLE, np.bool_),
+        action_names=arms,
+    )
+
+
+def check_policies(policies: Any, where: str) -> dict[str, Any]:
+    """The policies mapping, checked: str names to policy objects (``action_probabilities``) or single arms."""
+    if not isinstance(policies, Mapping) or not policies:
+        raise TypeError(
+            "policies must be a non-empty mapping of name -> policy, e.g. {'new': policy, 'always duo': 'duo'}"
+        )
+    for name, target in policies.items():
+        if not isinstance(name, str):
+            raise TypeError(f"policies must be keyed by str names, got key {name!r}")
+        is_arm = isinstance(target, str | int | np.integer) and not isinstance(target, bool)
+        if not is_arm and not callable(getattr(target, "action_probabilities", None)):
+            raise TypeError(
+                f"policies[{name!r}] must be a policy object with action_probabilities(X, eligible) or a single arm "
+                f"for {where}, got {type(target).__name__}; per-row probability arrays need the rows in memory "
+                "(use offline_eval.evaluate)"
+            )
+    return dict(policies)
+
+
+def fit_models(layout: Layout, reduce_for: Callable[[Any], Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]],
+               n_actions: int, arms: list[str]) -> list[CrossFitPredictor]:
+    """Choose and fit every reward model of the layout by passes of ``reduce_for(model)`` (a reduce whose batches
+    carry that model's folds; ``reduce_for(None)`` for a pass that ignores folds)."""
+    fitted = []
+    for model in layout.models:
+        chosen = choose_model(model, reduce_for(None), n_actions)
+        fitted.append(fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms))
+    return fitted
+
+
+def evaluate_parquet(
+    path: Any,
+    policies: Mapping[str, Any],
+    estimators: Sequence[Estimator] | None = None,
+    batch_rows: int | None = None,
+) -> pd.DataFrame:
+    """Evaluate policies on a Parquet decision log, batch by batch: the table of :func:`offline_eval.evaluate`.
+
+    Parameters
+    ----------
+    path : str, path-like, list of paths or pyarrow.dataset.Dataset
+        A log directory (its ``part-*.parquet`` files in sequence order, as :meth:`LoggedData.from_parquet` reads
+        it), one Parquet file, a list of files, or a dataset in the decision-log schema (with its arm metadata).
+    policies : mapping of str to policy
+        Name -> a policy object with ``action_probabilities(X, eligible)`` (e.g. a ``bandit`` policy) or a single
+        arm (index or name).
+    estimators : sequence of Estimator, optional
+        Default :func:`offline_eval.evaluate.default_estimators`. Reward models must be ridge, logistic,
+        value-aware or None (the default for the rewards).
+    batch_rows : int, optional
+        Rows per record batch (default :data:`DEFAULT_BATCH_ROWS`); memory grows with it, not with the log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`offline_eval.evaluate` table (same rows, columns and recommended estimator). Rows with a missing
+        reward are dropped with one ``UserWarning``; diagnostic warnings are raised as ``evaluate`` raises them.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from offline_eval import LoggedData, IPS, SNIPS
+    >>> rng = np.random.default_rng(0)
+    >>> n = 5000
+    >>> a = rng.integers(0, 2, n)
+    >>> data = LoggedData(rng.normal(size=(n, 2)), a, (rng.random(n) < 0.1 + 0.1 * a).astype(float),
+    ...                   np.full(n, 0.5), probabilities=np.full((n, 2), 0.5), eligible=np.ones((n, 2), bool),
+    ...                   timestamp=np.arange(n).astype("datetime64[s]"), event_id=[f"e{i}" for i in range(n)],
+    ...                   action_names=["solo", "duo"])
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = data.to_parquet(tmp.name + "/part-0.parquet")
+    >>> table = evaluate_parquet(tmp.name, {"always duo": "duo"}, [IPS(), SNIPS()], batch_rows=1000)
+    >>> table[["estimator", "value"]].round(3)
+      estimator  value
+    0       IPS  0.202
+    1     SNIPS  0.201
+    >>> from offline_eval import evaluate
+    >>> in_memory = evaluate(LoggedData.from_parquet(tmp.name), {"always duo": "duo"}, [IPS(), SNIPS()])
+    >>> bool(np.allclose(table[["value", "ci_low", "ci_high"]], in_memory[["value", "ci_low", "ci_high"]], rtol=1e-9))
+    True
+    >>> tmp.cleanup()
+    """
+    ests = _check_estimators(estimators)
+    targets = check_policies(policies, "evaluate_parquet")
+    if batch_rows is None:
+        batch_rows = DEFAULT_BATCH_ROWS
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer) or batch_rows < 1:
+        raise ValueError(f"batch_rows must be a positive int (rows per record batch), got {batch_rows!r}")
+    log = _Log(path)
+    layout = Layout.of(ests)
+    K = len(log.arms)
+
+    def reduce_for(model: Any) -> Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]:
+        def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
+            total: list[np.ndarray] | None = None
+            for batch, _ in log.batches(_MODEL_COLUMNS, int(batch_rows)):
+                if batch.num_rows:
+                    part = combine([map_fn(_model_batch(batch, model))], ops)
+                    total = part if total is None else combine([total, part], ops)
+            if total is None:
+                raise ValueError("the log has no rows with a reward")
+            return total
+
+        return reduce
+
+    predictors = fit_models(layout, reduce_for, K, log.arms)
+    accs: dict[str, PolicyAccumulator | None] = dict.fromkeys(targets)
+    start = 0
+    n_missing = n_total = 0
+    for batch, dropped in log.batches(_EVAL_COLUMNS, int(batch_rows)):
+        n_missing += dropped
+        n_total += dropped + batch.num_rows
+        if batch.num_rows == 0:
+            continue
+        data = _logged_data(batch, log.arms)
+        ids = batch.column(S.EVENT_ID)
+        qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in predictors]
+        for name, target in targets.items():
+            part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{name!r}]")
+            acc = accs[name]
+            accs[name] = part if acc is None else acc.merge(part)
+        start += data.n
+    if n_missing:
+        _report_missing(n_missing, n_total, "drop")
+    if start == 0:
+        raise ValueError(f"the log {str(path)!r} has no rows with a reward")
+    return evaluation_table({name: acc for name, acc in accs.items() if acc is not None})

@@ -1,0 +1,153 @@
+"""bandit.streaming.fit_parquet: streaming (event-id hash partitions, record batches) == in-memory fitting."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bandit import BetaTS, HybridLinUCB, LinUCB, LogisticTS, VWPolicy
+from bandit.attribution import join_outcomes
+from bandit.streaming import fit_parquet
+from offline_eval.schema import DecisionLogWarning, encode_decisions, read_log
+from tests.bandit.policy_helpers import ARMS, make, state_of
+
+NAMES = [a.name for a in ARMS]
+T0 = pd.Timestamp("2026-11-01", tz="UTC")
+DAY_US = 86_400_000_000
+
+
+def write_log(root, n: int, seed: int, parts: int = 4) -> pd.DataFrame:
+    """A log of n decisions over 11 days in ``parts`` part files, with a duplicated id and a NaN context."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X[7, 1] = np.nan
+    action = rng.integers(0, len(NAMES), size=n)
+    ts = (T0.value // 1000) + np.sort(rng.integers(0, 11 * DAY_US, size=n))
+    ids = [f"ev-{i}" for i in range(n)]
+    ids[n // 2] = ids[3]  # a duplicate id in a later part: read_log keeps the first
+    probs = np.full((n, len(NAMES)), 1 / len(NAMES))
+    table = encode_decisions(
+        event_id=ids, timestamp_us=ts, context=X, action=action, propensity=probs[np.arange(n), action],
+        probabilities=probs, eligible=np.ones((n, len(NAMES)), dtype=bool), policy="UniformRandom",
+        policy_version="v1", arms=NAMES,
+    )
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    for p in range(parts):
+        pq.write_table(table.slice(bounds[p], bounds[p + 1] - bounds[p]), root / f"part-{p:08d}-a.parquet")
+    return table.to_pandas()
+
+
+def outcomes_for(log: pd.DataFrame, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    hit = rng.random(len(log)) < 0.3
+    out = pd.DataFrame({
+        "event_id": log["event_id"][hit].to_numpy(),
+        "timestamp": (log["timestamp"][hit] + pd.to_timedelta(rng.integers(0, 5 * 24, hit.sum()), "h")).to_numpy(),
+        "reward": np.ones(hit.sum()),
+    })
+    extra = pd.DataFrame({
+        "event_id": [out["event_id"].iloc[0], "no-such-decision", out["event_id"].iloc[2], out["event_id"].iloc[4],
+                     None],
+        "timestamp": [out["timestamp"].iloc[0], T0, T0 - pd.Timedelta("1D"), out["timestamp"].iloc[4], T0],
+        "reward": [1.0, 1.0, 1.0, float("nan"), 1.0],
+    })
+    return pd.concat([out, extra, out.iloc[[5]]], ignore_index=True)  # incl. an exact duplicate delivery
+
+
+CASES = [(LinUCB, {}), (LogisticTS, {}), (HybridLinUCB, {"discount": 0.9}), (BetaTS, {})]
+
+
+@pytest.mark.parametrize(("cls", "params"), CASES, ids=[c.__name__ for c, _ in CASES])
+def test_streaming_update_from_log_equals_in_memory(tmp_path, cls, params):
+    log = write_log(tmp_path, 3000, seed=1)
+    outcomes = outcomes_for(log, seed=2)
+    now = T0 + pd.Timedelta("12D")
+    arms = ARMS[:3]  # the log's fourth arm is unknown to the policy: "unknown_arm" rejections
+    policy = cls(arms, n_features=3, seed=0, **{**cls._test_params(), **params})
+    reference = copy.deepcopy(policy)
+    big = 1_000_000 if params.get("discount", 1.0) != 1.0 else 700  # several hash partitions unless discounted
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mem = reference.update_from_log(str(tmp_path), outcomes, "3D", now)
+        got = fit_parquet(policy, tmp_path, outcomes, "3D", now, batch_rows=333, partition_rows=big)
+    assert sum(issubclass(w.category, DecisionLogWarning) for w in caught) == 2  # one duplicate warning each
+    assert got.n_partitions == (1 if big > 3000 else 5)
+    assert (got.n_applied, got.n_expired_zero, got.n_pending, got.n_already_applied) == (
+        mem.n_applied, mem.n_expired_zero, mem.n_pending, mem.n_already_applied)
+    assert mem.n_applied > 1000 and len(mem.rejected) > 5
+    pd.testing.assert_frame_equal(got.rejected, mem.rejected)
+    pd.testing.assert_frame_equal(got.unknown_outcomes, mem.unknown_outcomes)
+    pd.testing.assert_frame_equal(got.late_outcomes, mem.late_outcomes)
+    assert got.watermark == mem.watermark
+    assert policy._applied_event_ids == reference._applied_event_ids  # same ids and times (insertion order aside)
+    a, b = state_of(policy)["arrays"], state_of(reference)["arrays"]
+    for name, ref in b.items():
+        if name.startswith("ledger_"):
+            continue
+        if ref.dtype.kind == "f" and ref.size:
+            tol = 1e-7 if cls is LogisticTS else 1e-9
+            np.testing.assert_allclose(a[name], ref, rtol=0, atol=tol * np.abs(ref).max(), err_msg=name)
+        else:
+            np.testing.assert_array_equal(a[name], ref, err_msg=name)
+    # a second call with the same data learns nothing, in both
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        again = fit_parquet(policy, tmp_path, outcomes, "3D", now, partition_rows=big)
+        assert again.n_applied == 0 == reference.update_from_log(str(tmp_path), outcomes, "3D", now).n_applied
+
+
+@pytest.mark.parametrize(("cls", "params"), [(LinUCB, {"discount": 0.95}), (LogisticTS, {})],
+                         ids=["LinUCB-discount", "LogisticTS"])
+def test_streaming_fit_from_joined_rewards_equals_update_batch(tmp_path, cls, params):
+    log = write_log(tmp_path, 2000, seed=3, parts=1)
+    outcomes = outcomes_for(log, seed=4)
+    joined_dir = tmp_path / "joined"
+    joined_dir.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        joined = join_outcomes(str(tmp_path / "part-00000000-a.parquet"), outcomes, "3D", T0 + pd.Timedelta("12D"))
+        table = read_log(tmp_path / "part-00000000-a.parquet").table  # the same rows, with the arm-list metadata
+    joined["reward"] = joined["reward"].clip(upper=1.0)
+    table = table.set_column(table.schema.get_field_index("reward"), "reward",
+                             pa.array(joined["reward"].to_numpy(), type=pa.float64(), from_pandas=True))
+    for p, (lo, hi) in enumerate([(0, 700), (700, 1500), (1500, table.num_rows)]):
+        pq.write_table(table.slice(lo, hi - lo), joined_dir / f"part-{p:08d}-j.parquet")
+    policy = make(cls, **params)
+    reference = copy.deepcopy(policy)
+    report = fit_parquet(policy, joined_dir, batch_rows=256)
+    usable = joined[joined["reward"].notna()]
+    usable = usable[usable["context"].map(lambda c: bool(np.isfinite(c).all()))]
+    reference.update_batch(np.stack(usable["context"].to_list()), usable["action_name"].to_list(),
+                           usable["reward"].to_numpy())
+    assert report.n_applied == len(usable) and report.rejected == {}
+    assert report.n_pending == int(joined["reward"].isna().sum())
+    np.testing.assert_allclose(policy.coef_, reference.coef_, rtol=0, atol=1e-7 if cls is LogisticTS else 1e-10)
+    assert policy.n_updates == reference.n_updates
+
+
+def test_streaming_refuses_order_dependent_fits_across_partitions_and_bad_arguments(tmp_path):
+    log = write_log(tmp_path, 300, seed=5, parts=1)
+    outcomes = outcomes_for(log, seed=6)
+    policy = make(LinUCB, discount=0.9)
+    before = state_of(policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        with pytest.raises(ValueError, match="decision-time order"):
+            fit_parquet(policy, tmp_path, outcomes, "3D", T0 + pd.Timedelta("12D"), partition_rows=100)
+        with pytest.raises(ValueError, match="attribution_window is required"):
+            fit_parquet(policy, tmp_path, outcomes)
+        with pytest.raises(ValueError, match="batch_rows"):
+            fit_parquet(policy, tmp_path, batch_rows=0)
+        with pytest.raises(TypeError, match="not a sum of per-row terms"):
+            fit_parquet(make(VWPolicy), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no decision-log part"):
+        fit_parquet(policy, tmp_path / "empty")
+    for k, v in before["arrays"].items():
+        np.testing.assert_array_equal(state_of(policy)["arrays"][k], v)

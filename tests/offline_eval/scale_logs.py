@@ -1,0 +1,51 @@
+"""Decision logs for the scale-out tests: written in parts through the schema's encoder, with real policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from bandit import EpsilonGreedy, LinUCB
+from offline_eval.schema import encode_decisions
+
+ARMS = ["solo", "duo", "family", "premium"]
+PRICES = np.array([5.99, 9.99, 14.99, 19.99])
+
+
+def write_log(directory: Path, n: int = 6000, parts: int = 4, seed: int = 0, missing: int = 25) -> dict:
+    """A log of ``n`` decisions by an epsilon-greedy logger in ``parts`` part files; ``missing`` rows of the second
+    part have no reward yet. Returns target policies (a trained LinUCB, a greedy one, a single arm)."""
+    rng = np.random.default_rng(seed)
+    d = 3
+    X = rng.normal(size=(n, d))
+    eligible = rng.random((n, len(ARMS))) < 0.8
+    eligible[:, 0] = True
+    logger = EpsilonGreedy(ARMS, n_features=d, epsilon=0.3, seed=seed)
+    warm = rng.normal(size=(300, d))
+    logger.update_batch(warm, rng.integers(0, 4, 300), rng.random(300))
+    batch = logger.choose_batch(X, eligible=eligible)
+    a = np.asarray(batch.indices)
+    convert = rng.random(n) < 1 / (1 + np.exp(2.2 - 0.9 * X[:, 0] * (a % 2) + 0.3 * a))
+    reward = PRICES[a] * convert
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    directory.mkdir(parents=True, exist_ok=True)
+    for p in range(parts):
+        rows = slice(bounds[p], bounds[p + 1])
+        r = reward[rows].astype(object)
+        if p == 1:
+            r[:missing] = None
+        table = encode_decisions(
+            event_id=[f"evt-{i:07d}" for i in range(bounds[p], bounds[p + 1])],
+            timestamp_us=np.arange(bounds[p], bounds[p + 1], dtype=np.int64) * 1_000_000,
+            context=X[rows], action=a[rows], propensity=np.asarray(batch.propensities)[rows],
+            probabilities=np.asarray(batch.probabilities)[rows], eligible=eligible[rows], policy="EpsilonGreedy",
+            policy_version="v1", arms=ARMS, reward=r,
+        )
+        pq.write_table(table, directory / f"part-{p:08d}-x.parquet")
+    learner = LinUCB(ARMS, n_features=d, alpha=0.5, exploration_floor=0.1, seed=1)
+    learner.update_batch(X[:3000], a[:3000], reward[:3000])
+    greedy = EpsilonGreedy(ARMS, n_features=d, epsilon=0.05, seed=2)
+    greedy.update_batch(X[:3000], a[:3000], reward[:3000])
+    return {"linucb": learner, "greedy": greedy, "always solo": "solo"}

@@ -1,0 +1,36 @@
+"""``upsell-bandit serve`` refuses bad arguments with one line naming the flag (exit 2) before opening a port."""
+
+from __future__ import annotations
+
+import pytest
+
+import bandit
+from bandit.cli import main
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--attribution-window", "1"], "--attribution-window"),
+        (["--checkpoint-every", "soon"], "--checkpoint-every"),
+        (["--delivery-delay=-1s"], "--delivery-delay"),
+        (["--port", "70000"], "--port"),
+        (["--features", "a,b"], "--features"),
+        (["--token-file", "missing-token"], "--token-file"),
+        (["--token-file", "empty-token"], "--token-file"),
+        (["--max-body-bytes", "10"], "--max-body-bytes"),
+    ],
+)
+def test_bad_serve_arguments_exit_2_naming_the_flag(tmp_path, capsys, monkeypatch, extra, flag):
+    monkeypatch.chdir(tmp_path)
+    bandit.LinUCB(["solo", "duo"], n_features=3, seed=0).save(tmp_path / "p.zip")
+    (tmp_path / "empty-token").write_text("\n")
+    assert main(["serve", "--policy", "p.zip", "--log", "logs", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"upsell-bandit serve: error: {flag}") and "\n" not in err, err
+    assert not (tmp_path / "logs").exists()  # nothing created
+
+
+def test_a_missing_policy_file_is_named(tmp_path, capsys):
+    assert main(["serve", "--policy", str(tmp_path / "nope.zip"), "--log", str(tmp_path / "logs")]) == 2
+    assert "--policy" in capsys.readouterr().err

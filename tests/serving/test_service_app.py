@@ -1,0 +1,165 @@
+"""The HTTP layer in process (Starlette TestClient, lifespan included): responses, every kind of bad request with
+the field named and no state changed, tokens, admin endpoints, metrics."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import bandit
+from bandit.decision_log import read_decision_log
+from bandit.service import create_app
+from bandit.serving import DecisionService
+
+with warnings.catch_warnings():  # starlette asks for httpx2 for its test client; httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture()
+def app_service(tmp_path):
+    bandit.LinUCB(["solo", "duo", "family"], n_features=3, exploration_floor=0.1, seed=0).save(tmp_path / "p.zip")
+    svc = DecisionService(tmp_path / "p.zip", tmp_path / "logs", attribution_window="1h", durability="write",
+                          feature_names=["tenure", "usage", "seats"], delivery_delay=0)
+    return svc, tmp_path
+
+
+def client_for(svc, token=TOKEN, max_body_bytes=2048):
+    return TestClient(create_app(svc, token=token, max_body_bytes=max_body_bytes), raise_server_exceptions=True)
+
+
+def rank(client, body, **kwargs):
+    return client.post("/rank", content=json.dumps(body), headers={"content-type": "application/json"}, **kwargs)
+
+
+def test_rank_returns_the_logged_decision_with_exact_probabilities(app_service):
+    svc, tmp = app_service
+    with client_for(svc) as client:
+        r = rank(client, {"event_id": "e1", "context": [0.5, 1.0, 2.0], "eligible": ["duo", "family"]})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert set(body) == {"event_id", "arm", "propensity", "probabilities", "policy_version"}
+        assert body["probabilities"]["solo"] == 0.0 and sum(body["probabilities"].values()) == pytest.approx(1.0)
+        assert body["propensity"] == body["probabilities"][body["arm"]]
+        r2 = rank(client, {"context": {"seats": 2.0, "tenure": 0.5, "usage": 1.0}})  # named features, any order
+        assert r2.status_code == 200 and len(r2.json()["event_id"]) == 32
+        # the same context by name and by position decides identically for the same event id
+        same = svc.holder.snapshot.choose(np.array([0.5, 1.0, 2.0]), event_id=r2.json()["event_id"])
+        assert same.arm == r2.json()["arm"]
+    log = read_decision_log(tmp / "logs" / "decisions" / "arms-3")
+    assert log["event_id"].tolist() == ["e1", r2.json()["event_id"]]
+    assert log["propensity"].tolist() == [body["propensity"], r2.json()["propensity"]]
+    np.testing.assert_array_equal(log["context"][1], [0.5, 1.0, 2.0])
+    assert log["eligible"][0].tolist() == [False, True, True]
+
+
+BAD_RANK = [
+    ("not json", b"{context: [1,2,3]}", "application/json", 400, "body"),
+    ("wrong content type", b'{"context": [1, 2, 3]}', "text/plain", 415, "content-type"),
+    ("no content type", b'{"context": [1, 2, 3]}', None, 415, "content-type"),
+    ("oversized", json.dumps({"context": [1.0, 2.0, 3.0], "pad": "x" * 5000}).encode(), "application/json", 413,
+     "body"),
+    ("missing context", b"{}", "application/json", 422, "context"),
+    ("string number", b'{"context": [1, "2", 3]}', "application/json", 422, "context[1]"),
+    ("NaN", b'{"context": [1, NaN, 3]}', "application/json", 422, "context[1]"),
+    ("too short", b'{"context": [1, 2]}', "application/json", 422, "context"),
+    ("unknown feature", b'{"context": {"tenure": 1, "usage": 2, "color": 3}}', "application/json", 422, "context"),
+    ("unknown plan", b'{"context": [1, 2, 3], "eligible": ["platinum"]}', "application/json", 422, "eligible"),
+    ("empty eligible", b'{"context": [1, 2, 3], "eligible": []}', "application/json", 422, "eligible"),
+    ("extra field", b'{"context": [1, 2, 3], "user": "x"}', "application/json", 422, "user"),
+    ("empty event id", b'{"context": [1, 2, 3], "event_id": ""}', "application/json", 422, "event_id"),
+    ("long event id", json.dumps({"context": [1, 2, 3], "event_id": "e" * 300}).encode(), "application/json", 422,
+     "event_id"),
+    ("numeric event id", b'{"context": [1, 2, 3], "event_id": 7}', "application/json", 422, "event_id"),
+    ("array body", b"[1, 2, 3]", "application/json", 422, "body"),
+    ("reused event id", b'{"context": [1, 2, 3], "event_id": "taken"}', "application/json", 409, "event_id"),
+]
+
+
+def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(app_service):
+    svc, tmp = app_service
+    with client_for(svc) as client:
+        assert rank(client, {"context": [1, 2, 3], "event_id": "taken"}).status_code == 200
+        version = svc.holder.snapshot.policy_version
+        for label, content, ctype, status, field in BAD_RANK:
+            headers = {} if ctype is None else {"content-type": ctype}
+            r = client.post("/rank", content=content, headers=headers)
+            assert r.status_code == status, (label, r.text)
+            body = r.json()
+            assert body["field"] == field and body["error"], (label, body)
+            assert body["errors"][0]["field"] == field
+        metrics = client.get("/metrics").text
+        assert svc.holder.snapshot.policy_version == version
+        assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
+    assert 'upsell_requests_total{code="422",endpoint="rank"} 12.0' in metrics
+    assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 2.0' in metrics
+    assert read_decision_log(tmp / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["taken"]
+
+
+def test_reward_token_checks_and_idempotence(app_service):
+    svc, tmp = app_service
+    with client_for(svc) as client:
+        event = rank(client, {"context": [1, 2, 3]}).json()["event_id"]
+        body = json.dumps({"event_id": event, "reward": 4.99})
+        post = {"content": body}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic x"}):
+            r = client.post("/reward", headers={"content-type": "application/json", **headers}, **post)
+            assert r.status_code == 401 and r.json()["field"] == "authorization"
+            assert r.headers["www-authenticate"] == "Bearer"
+        headers = {"content-type": "application/json", **AUTH}
+        first = client.post("/reward", headers=headers, **post)
+        again = client.post("/reward", headers=headers, **post)
+        assert (first.status_code, first.json()["status"]) == (202, "accepted")
+        assert (again.status_code, again.json()["status"]) == (202, "duplicate")
+        unknown = client.post("/reward", headers=headers, content=json.dumps({"event_id": "zz", "reward": 1}))
+        assert unknown.json()["status"] == "unknown_event"
+        bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": 1, "timestamp": "soon"}')
+        assert bad.status_code == 422 and bad.json()["field"] == "timestamp"
+        bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": "1"}')
+        assert bad.status_code == 422 and bad.json()["field"] == "reward"
+        metrics = client.get("/metrics").text
+    assert "upsell_outcomes_received_total 2.0" in metrics and "upsell_outcome_duplicates_total 1.0" in metrics
+    assert len(svc.read_outcomes()) == 2
+
+
+def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
+    svc, tmp = app_service
+    with client_for(svc) as client:
+        headers = {"content-type": "application/json"}
+        assert client.post("/admin/checkpoint", headers=headers).status_code == 401
+        r = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team", "value": 2.0}')
+        assert r.status_code == 201 and r.json()["index"] == 3
+        assert client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team"}').status_code == 409
+        decided = rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()
+        assert set(decided["probabilities"]) == {"solo", "duo", "family", "team"}
+        assert client.delete("/admin/arms/solo", headers=AUTH).status_code == 200
+        assert client.delete("/admin/arms/nope", headers=AUTH).status_code == 422
+        for _ in range(20):
+            assert rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()["arm"] == "team"
+        saved = client.post("/admin/checkpoint", headers=AUTH).json()
+        assert saved["policy_version"] == svc.holder.policy.policy_version
+    reloaded = bandit.load(tmp / "p.zip")
+    assert reloaded.arm_names == ["solo", "duo", "family", "team"] and reloaded.active_arms == ["duo", "family", "team"]
+    assert len(read_decision_log(tmp / "logs" / "decisions" / "arms-4")) == 21
+
+
+def test_admin_is_disabled_without_a_token_and_health_and_metrics_answer(app_service):
+    svc, _ = app_service
+    with client_for(svc, token=None) as client:
+        r = client.post("/admin/checkpoint", headers=AUTH)
+        assert r.status_code == 403 and r.json()["field"] == "authorization"
+        ok = client.post("/reward", headers={"content-type": "application/json"},
+                         content=b'{"event_id": "e", "reward": 0}')
+        assert ok.status_code == 202  # no token configured: /reward is open
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["durability"] == "write"
+        metrics = client.get("/metrics").text
+    for name in ("upsell_request_duration_seconds_bucket", "upsell_pending_decisions", "upsell_applied_decisions_total",
+                 "upsell_checkpoint_age_seconds", "upsell_snapshot_info", "upsell_rejected_outcomes_total"):
+        assert name in metrics, name

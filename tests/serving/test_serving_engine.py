@@ -1,0 +1,244 @@
+"""bandit.serving in process: the trainer equals one offline update_from_log, the journal's group commit, recovery
+after a crash without double counting, idempotent and concurrent rewards, reports of outcomes that do not count."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bandit
+from bandit.decision_log import read_decision_log
+from bandit.serving import DecisionService, Journal, RequestError, SnapshotHolder, Trainer
+
+ARMS = ["solo", "duo", "family"]
+T0 = pd.Timestamp("2026-11-01T00:00:00Z")
+
+
+def make_policy(seed: int = 0) -> bandit.LinUCB:
+    return bandit.LinUCB(ARMS, n_features=3, alpha=0.5, exploration_floor=0.1, seed=seed)
+
+
+def learned_state(policy) -> dict[str, np.ndarray]:
+    return {"A": policy._A, "b": policy._b, "pulls": policy.pulls, "reward_sum": np.array(policy._reward_sum)}
+
+
+def assert_same_learning(a, b) -> None:
+    assert a.n_updates == b.n_updates
+    np.testing.assert_array_equal(a.pulls, b.pulls)
+    for name, value in learned_state(a).items():
+        np.testing.assert_allclose(value, learned_state(b)[name], rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def traffic(n: int, seed: int):
+    """n decisions' contexts, one per minute from T0, and which of them convert (after 0-90 minutes)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    converts = rng.random(n) < 0.4
+    delay = pd.to_timedelta(rng.integers(0, 90, size=n), unit="min")
+    return X, converts, delay
+
+
+def test_trainer_steps_equal_one_offline_update_from_log():
+    """Many trainer steps on a growing log learn exactly what one update_from_log over the whole log learns."""
+    window = pd.Timedelta("1h")
+    live = make_policy()
+    reference = make_policy()
+    holder = SnapshotHolder(live)
+    trainer = Trainer(holder, attribution_window=window, delivery_delay=0)
+    X, converts, delay = traffic(300, seed=1)
+    decisions, outcomes = [], []
+    versions = {holder.snapshot.policy_version}
+    for i in range(300):
+        ts = T0 + pd.Timedelta(minutes=i)
+        d = holder.snapshot.choose(X[i], event_id=f"e{i}")
+        us = ts.value // 1000
+        trainer.add_decision(d.event_id, us, X[i], d.arm)
+        decisions.append({"event_id": d.event_id, "timestamp": ts, "context": X[i], "action": d.index,
+                          "action_name": d.arm})
+        if converts[i]:
+            outcomes.append((f"e{i}", ts + delay[i], float(1 + i % 3)))
+        if i % 25 == 24:  # deliver the outcomes that have happened, then step
+            for event_id, when, reward in [o for o in outcomes if o[1] <= ts and not o[0].startswith("#")]:
+                trainer.add_outcome(event_id, when.value // 1000, reward)
+            outcomes = [o if o[1] > ts else ("#" + o[0], o[1], o[2]) for o in outcomes]
+            trainer.step(now=ts)
+            versions.add(holder.snapshot.policy_version)
+    end = T0 + pd.Timedelta(minutes=300) + window + pd.Timedelta("2h")
+    for event_id, when, reward in [o for o in outcomes if not o[0].startswith("#")]:
+        trainer.add_outcome(event_id, when.value // 1000, reward)
+    trainer.step(now=end)
+    assert len(versions) > 5  # snapshots were swapped while serving
+    assert trainer.n_pending == 0 and trainer.n_applied == 300
+
+    all_outcomes = pd.DataFrame([(o[0].lstrip("#"), o[1], o[2]) for o in outcomes],
+                                columns=["event_id", "timestamp", "reward"])
+    report = reference.update_from_log(pd.DataFrame(decisions), all_outcomes, window, now=end)
+    assert report.n_applied == 300
+    assert_same_learning(live, reference)
+    assert live._applied_event_ids == reference._applied_event_ids  # same ledger: watermark and ids
+
+
+def test_journal_group_commit_from_many_threads_and_torn_line_recovery(tmp_path):
+    journal = Journal(tmp_path, "decisions", "fsync")
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def writer(t: int) -> None:
+        for i in range(50):
+            ev = threading.Event()
+            errors: list = []
+            record = {"t": t, "i": i}
+
+            def release(error, ev=ev, errors=errors):
+                errors.append(error)
+                ev.set()
+
+            journal.append_fsync(json.dumps(record).encode() + b"\n", record, release)
+            ev.wait()
+            assert errors == [None]
+            with lock:
+                done.append(t * 1000 + i)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(done) == sorted(t * 1000 + i for t in range(8) for i in range(50))
+    (segment,) = journal.close()
+    assert sorted((r["t"], r["i"]) for r in segment.records) == [(t, i) for t in range(8) for i in range(50)]
+    # the file holds exactly the committed records, in commit order; a torn last line is skipped on reopening
+    with open(segment.path, "ab") as fh:
+        fh.write(b'{"t": 99, "i"')
+    reopened = Journal(tmp_path, "decisions", "write")
+    (path, records), = reopened.recovered
+    assert path == segment.path and records == segment.records and reopened.n_bad_lines == 1
+    reopened.close()
+
+
+def service(tmp_path, **kwargs) -> DecisionService:
+    options = {"attribution_window": "1h", "durability": "write", "delivery_delay": 0,
+               "feature_names": ["a", "b", "c"], **kwargs}
+    return DecisionService(tmp_path / "policy.zip", tmp_path / "logs", **options)
+
+
+def test_recovery_after_a_crash_counts_every_outcome_once_and_equals_a_rebuild(tmp_path):
+    make_policy(seed=3).save(tmp_path / "policy.zip")
+    initial = bandit.load(tmp_path / "policy.zip")
+    X, converts, delay = traffic(120, seed=4)
+    first = service(tmp_path).start(thread=False)
+    acked = {}
+    for i in range(120):
+        ts = T0 + pd.Timedelta(minutes=i)
+        d = first.rank(X[i].tolist(), event_id=f"e{i}", timestamp=ts)
+        acked[d.event_id] = (d.arm, d.propensity)
+        if converts[i]:
+            assert first.reward(f"e{i}", 2.5, timestamp=ts + pd.Timedelta(minutes=1)).status == "accepted"
+        if i == 59:
+            first.trainer.step(now=ts + pd.Timedelta(minutes=2))
+            first.compact()  # the first 60 decisions are in Parquet parts, the rest stays in the journal
+            first.trainer.checkpoint()
+        if i == 89:
+            first.trainer.step(now=ts + pd.Timedelta(minutes=2))  # applied, never checkpointed: lost in the crash
+    applied_before_crash = first.trainer.n_applied
+    assert applied_before_crash > int(converts[:60].sum())
+    # crash: the first service is abandoned (no close, buffers lost; its death releases the directory lock); a new
+    # one recovers from the same files
+    first._lock_fh.close()
+    second = service(tmp_path).start(thread=False)
+    second.trainer.step(now=T0 + pd.Timedelta("1D"))
+    second.close()
+    recovered = bandit.load(tmp_path / "policy.zip")
+
+    log = pd.concat([read_decision_log(p) for p in (tmp_path / "logs" / "decisions").iterdir()], ignore_index=True)
+    assert sorted(log["event_id"]) == sorted(acked)  # every acknowledged decision, once
+    for row in log.itertuples():
+        assert (row.action_name, row.propensity) == acked[row.event_id]
+    outcomes = second.read_outcomes()
+    assert len(outcomes) == int(converts.sum())  # every acknowledged reward stored once
+    assert recovered.n_updates == 120
+    assert recovered.pulls.sum() == 120
+    assert sum(recovered._reward_sum) == pytest.approx(2.5 * converts.sum())
+    rebuilt = initial
+    rebuilt.update_from_log(log, outcomes[["event_id", "timestamp", "reward"]], "1h", now=T0 + pd.Timedelta("1D"))
+    assert_same_learning(recovered, rebuilt)
+    ledger = recovered._applied_event_ids
+    us = log["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
+    assert all(ledger.is_settled(e, int(t)) for e, t in zip(log["event_id"], us, strict=True))
+
+
+def test_rewards_for_one_event_from_many_threads_are_stored_and_counted_once(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    svc.rank([0.1, 0.2, 0.3], event_id="e1", timestamp=T0)
+    statuses: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def post(i: int) -> None:
+        barrier.wait()
+        same = svc.reward("e1", 1.0, timestamp=T0 + pd.Timedelta(minutes=5))
+        other = svc.reward("e1", 0.5 + i, timestamp=T0 + pd.Timedelta(minutes=6 + i))
+        statuses.extend([same.status, other.status])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert statuses.count("accepted") == 9 and statuses.count("duplicate") == 7
+    # a retry without a timestamp is the same body: a duplicate too
+    assert svc.reward("e1", 3.0).status == "accepted" and svc.reward("e1", 3.0).status == "duplicate"
+    svc.trainer.step(now=T0 + pd.Timedelta("2h"))
+    policy = svc.holder.policy
+    assert policy.n_updates == 1
+    # combine="sum" over the outcomes inside the window (the one without a timestamp is stamped now: after it)
+    assert sum(policy._reward_sum) == pytest.approx(1.0 + sum(0.5 + i for i in range(8)))
+    assert svc.rejected_counts == {}  # the reward stamped now waits for a step that reaches its time
+    svc.trainer.step()
+    assert svc.rejected_counts == {"late_already_settled": 1} and policy.n_updates == 1
+    svc.close()
+    assert len(svc.read_outcomes()) == 10
+
+
+def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    version = svc.holder.snapshot.policy_version
+    bad = [
+        ({"context": [1.0, 2.0]}, "context"),
+        ({"context": [1.0, float("nan"), 2.0]}, "context"),
+        ({"context": {"a": 1.0, "b": 2.0}}, "context"),
+        ({"context": [1.0, 2.0, 3.0], "eligible": ["platinum"]}, "eligible"),
+        ({"context": [1.0, 2.0, 3.0], "event_id": ""}, "event_id"),
+    ]
+    for kwargs, field in bad:
+        with pytest.raises(RequestError) as err:
+            svc.rank(**kwargs)
+        assert err.value.field == field, (kwargs, str(err.value))
+    svc.rank([1.0, 2.0, 3.0], event_id="e1", timestamp=T0)
+    with pytest.raises(RequestError) as err:
+        svc.rank([1.0, 2.0, 3.0], event_id="e1")
+    assert err.value.status == 409
+    with pytest.raises(RequestError, match="reward"):
+        svc.reward("e1", float("inf"))
+    assert svc.reward("nobody", 1.0, timestamp=T0).status == "unknown_event"
+    svc.trainer.step(now=T0 + pd.Timedelta(minutes=10))
+    assert svc.rejected_counts == {"unknown_event": 1}
+    svc.close()
+    lines = [json.loads(line) for line in (tmp_path / "logs" / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["event_id"], r["reason"]) for r in lines] == [("nobody", "unknown_event")]
+    log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
+    assert log["event_id"].tolist() == ["e1"] and log["policy_version"].tolist() == [version]
+
+
+def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    first = service(tmp_path).start(thread=False)
+    with pytest.raises(ValueError, match="in use by another serving process"):
+        service(tmp_path).start(thread=False)
+    first.close()
+    service(tmp_path).start(thread=False).close()  # free again once the first one is closed
