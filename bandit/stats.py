@@ -91,8 +91,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bandit._validation import IllConditionedError, check_arms, check_contexts, check_rewards
-from bandit.kernels import linalg
+from bandit.kernels import dense, logistic
 from bandit.kernels import sufficient_stats as ss
+from bandit.kernels.status import STATUS_OK
 from bandit.policies.base import Policy, RidgePolicy
 
 __all__ = [
@@ -665,7 +666,7 @@ class PolicyStatistics:
         A_inv, C = np.empty_like(A), np.empty_like(B)
         A0_inv, beta, theta = np.empty((P, P)), np.empty(P), np.empty((K, D))
         status = hybrid._rebuild(A, B, b, Z, c, A_inv, C, A0_inv, beta, theta)
-        if status != linalg.STATUS_OK:
+        if status != STATUS_OK:
             raise policy._status_error(status, "stats")
         for name, arr in (("A", A), ("A_inv", A_inv), ("B", B), ("C", C), ("b", b), ("theta", theta), ("Z", Z),
                           ("c", c), ("A0_inv", A0_inv), ("beta", beta)):
@@ -694,12 +695,12 @@ def _check_precision(A: np.ndarray, A_inv_out: np.ndarray, b: np.ndarray, policy
             f"the statistics would make arm {policy.arm_names[k]!r}'s precision matrix overflow (nothing was changed);"
             " standardise the features before fitting"
         )
-    if linalg.spd_inverse_into(A, A_inv_out) != 0 or not (
-        A.shape[0] * float(np.sum(np.diag(A) * np.diag(A_inv_out))) <= linalg.MAX_CONDITION
+    if dense.spd_inverse_into(A, A_inv_out) != 0 or not (
+        A.shape[0] * float(np.sum(np.diag(A) * np.diag(A_inv_out))) <= dense.MAX_CONDITION
     ):
         raise IllConditionedError(
             f"the statistics would make arm {policy.arm_names[k]!r}'s precision matrix lose precision (condition "
-            f"number > {linalg.MAX_CONDITION:.0e}); nothing was changed; standardise the features (e.g. to unit "
+            f"number > {dense.MAX_CONDITION:.0e}); nothing was changed; standardise the features (e.g. to unit "
             "variance) and clip outliers"
         )
 
@@ -757,7 +758,7 @@ class LogisticPassStatistics:
         grad = (self._grad[0].copy(), self._grad[1].copy())
         hess = (self._hess[0].copy(), self._hess[1].copy())
         status = ss.accumulate_logistic(
-            a, Xc, y, lay.fit_intercept, np.ascontiguousarray(self._coef), linalg.MIN_CURVATURE, count, scal[0],
+            a, Xc, y, lay.fit_intercept, np.ascontiguousarray(self._coef), logistic.MIN_CURVATURE, count, scal[0],
             scal[1], grad[0], grad[1], hess[0], hess[1],
         )
         if status != ss.STATUS_OK:
@@ -852,7 +853,7 @@ class LogisticPassStatistics:
 
 @dataclass
 class _ArmNewton:
-    """The Newton/line-search state of one arm of :class:`LaplaceFit` (mirrors ``linalg.logistic_update_batch``)."""
+    """The Newton/line-search state of one arm of :class:`LaplaceFit` (mirrors ``logistic.logistic_update_batch``)."""
 
     beta: np.ndarray  # current iterate
     point: np.ndarray  # where the next pass evaluates
@@ -870,7 +871,7 @@ class _ArmNewton:
 class LaplaceFit:
     """The batch Laplace fit of a LogisticTS, computed from passes of mergeable sums.
 
-    The fit it reproduces is ``LogisticTS.update_batch`` on all the rows (``linalg.logistic_update_batch``): for
+    The fit it reproduces is ``LogisticTS.update_batch`` on all the rows (``logistic.logistic_update_batch``): for
     each arm k with rows, prior ``N(m_k, P_k^-1)`` (with ``discount`` gamma < 1 first ``P_k <- gamma P_k +
     (1 - gamma) l2 I``, once), the MAP ``beta_k`` of prior x Bernoulli-logit likelihood of the arm's rows by up to
     ``LogisticTS._NEWTON_ITERS`` Newton steps from ``m_k`` (Armijo backtracking while the Newton decrement
@@ -951,9 +952,9 @@ class LaplaceFit:
         prior_grad = P0 @ diff
         f = 0.5 * float(diff @ prior_grad) + f_data
         grad, hess = prior_grad + g_data, P0 + h_data
-        if arm.phase == "search" and not f <= arm.f - linalg._ARMIJO * arm.scale * arm.decrement:
+        if arm.phase == "search" and not f <= arm.f - logistic._ARMIJO * arm.scale * arm.decrement:
             arm.halvings += 1
-            if arm.halvings == linalg._MAX_HALVINGS:
+            if arm.halvings == logistic._MAX_HALVINGS:
                 arm.phase = "done"  # no acceptable step: keep the current iterate (its Hessian is known)
                 return
             arm.scale *= 0.5
@@ -977,7 +978,7 @@ class LaplaceFit:
         arm.decrement = float(grad @ arm.step)
         if not arm.decrement > 1e-24:
             arm.phase = "done"
-        elif arm.decrement < linalg._FULL_STEP_DECREMENT:
+        elif arm.decrement < logistic._FULL_STEP_DECREMENT:
             arm.phase, arm.point = "full", arm.beta - arm.step
         else:
             arm.phase, arm.scale, arm.halvings = "search", 1.0, 0

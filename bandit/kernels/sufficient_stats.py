@@ -27,7 +27,8 @@ The logistic pass (:func:`accumulate_logistic`) keeps, at given coefficients ``b
 step of the Laplace fit needs: ``sum [softplus(eta) - y eta]``, ``sum (p - y) x`` and ``sum max(p (1 - p), c) x x^T``
 (``eta = beta_k . x``, ``p = sigmoid(eta)``, ``c`` the curvature floor).
 
-Status codes: 0 OK, -1 a non-finite feature or reward, -2 an arm index out of range or inconsistent shapes. The
+Status codes (:mod:`bandit.kernels.status`): STATUS_OK, STATUS_NON_FINITE (a non-finite feature or reward),
+STATUS_INVALID (an arm index out of range or inconsistent shapes). The
 kernels check every row before changing anything.
 
 References
@@ -43,11 +44,13 @@ import math
 import numpy as np
 from numba import njit
 
+from bandit.kernels.status import STATUS_INVALID, STATUS_NON_FINITE, STATUS_OK
+
 __all__ = ["STATUS_INVALID", "STATUS_NON_FINITE", "STATUS_OK", "accumulate_linear", "accumulate_logistic"]
 
-STATUS_OK = 0
-STATUS_NON_FINITE = -1
-STATUS_INVALID = -2
+#: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
+LINKED_SOURCES = ("status",)
+LINKED_SOURCES_SHA256 = "b1b6e53d11d6b31e"
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_linear`.
 WEIGHT, REWARD, REWARD_SQ, REWARD_TOTAL = 0, 1, 2, 3
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_logistic`.
