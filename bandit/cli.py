@@ -64,7 +64,7 @@ PROG = "upsell-bandit"
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from bandit.simulation.config import OPE_ESTIMATORS
+    from bandit.simulation.config import ope_estimators
 
     parser = Parser(
         prog=PROG,
@@ -114,7 +114,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="column holding the reward to evaluate: of the outcomes with --outcomes, else of the logs "
                     "(default: reward; e.g. revenue for simulator outcomes)")
     ev.add_argument("--estimators", default="IPS,SNIPS,DR,SNDR", metavar="LIST",
-                    help=f"comma-separated estimators among {','.join(OPE_ESTIMATORS)} (default: %(default)s)")
+                    help=f"comma-separated estimators among {','.join(ope_estimators())} (default: %(default)s)")
 
     demo = sub.add_parser(
         "demo",
@@ -243,14 +243,15 @@ def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, 
 
 
 def _estimator_names(text: str) -> list[str]:
-    from bandit.simulation.config import OPE_ESTIMATORS
+    from bandit.simulation.config import ope_estimators
 
+    known = ope_estimators()
     names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in OPE_ESTIMATORS]
+    unknown = [n for n in names if n not in known]
     if not names:
-        raise UsageError(f"--estimators {text!r}: expected a comma-separated list among {', '.join(OPE_ESTIMATORS)}")
+        raise UsageError(f"--estimators {text!r}: expected a comma-separated list among {', '.join(known)}")
     if unknown:
-        raise UsageError(f"--estimators {text!r}: unknown {unknown}; choose among {', '.join(OPE_ESTIMATORS)}")
+        raise UsageError(f"--estimators {text!r}: unknown {unknown}; choose among {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 

@@ -61,7 +61,7 @@ _HIGHER = "higher"
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register the ``report`` subcommand on ``sub`` (an argparse sub-parsers action); returns its parser."""
-    from bandit.simulation.config import OPE_ESTIMATORS
+    from bandit.simulation.config import ope_estimators
 
     rep = sub.add_parser(
         "report",
@@ -93,7 +93,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--conversion", metavar="COLUMN",
                      help="metric whose positive values are conversions (hit rate, popularity; default --metric)")
     rep.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
-    rep.add_argument("--estimator", default="DR", choices=list(OPE_ESTIMATORS),
+    rep.add_argument("--estimator", default="DR", choices=list(ope_estimators()),
                      help="estimator for every metric (default DR)")
     rep.add_argument("--backtest-windows", type=int, default=0, metavar="N",
                      help="rolling-origin backtest windows (default 0: none)")

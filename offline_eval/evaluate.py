@@ -39,7 +39,7 @@ import pandas as pd
 
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import emit, worst_of
-from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
+from offline_eval.estimators import Estimate, Estimator, estimator_classes, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
 from offline_eval.intervals import Interval
@@ -77,8 +77,12 @@ COLUMNS = (
 
 
 def default_estimators() -> list[Estimator]:
-    """``[IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR(), DROS()]``: what :func:`evaluate` runs by default."""
-    return [IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR(), DROS()]
+    """What :func:`evaluate` runs by default: one of every estimator class, with its default parameters.
+
+    The classes are found by introspection (:func:`~offline_eval.estimators.base.estimator_classes`, leaving out
+    those with ``_run_by_default = False``): today ``[IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR(), DROS()]``.
+    """
+    return [cls() for cls in estimator_classes() if cls._run_by_default]
 
 
 def _check_data(data: Any) -> None:

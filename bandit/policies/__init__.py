@@ -1,12 +1,22 @@
-"""Bandit policies: one class per module, all sharing :class:`~bandit.policies.base.Policy`."""
+"""Bandit policies: one class per module, all sharing :class:`~bandit.policies.base.Policy`.
+
+Adding a policy touches one file: a module here defining a :class:`~bandit.policies.base.Policy` subclass is
+imported below, which registers the class (``Policy.__init_subclass__``). From then on :func:`policy_classes`
+lists it, so :func:`warmup` compiles it, :func:`bandit.load` reads its files, simulation configs may name it and the
+generic test suite runs on it. Making it a public name of :mod:`bandit` is a separate decision (its ``__all__``).
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import time
 from typing import Any
 
 import numpy as np
 
+from bandit import state as _state
 from bandit.arms import Arm
 from bandit.policies.base import Policy
 from bandit.policies.beta_ts import BetaTS
@@ -30,14 +40,39 @@ __all__ = [
     "Policy",
     "UniformRandom",
     "VWPolicy",
+    "policy_classes",
     "warmup",
 ]
+
+# every policy module registers its classes on import, listed above or not
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def policy_classes() -> list[type[Policy]]:
+    """Every concrete policy class of this package, in the order their modules were imported.
+
+    Found by introspection: the classes ``Policy.__init_subclass__`` registered, minus abstract bases and private
+    (underscore) classes, defined in :mod:`bandit.policies` (user subclasses elsewhere are loadable by
+    :func:`bandit.load` but not listed here).
+
+    Examples
+    --------
+    >>> from bandit.policies import policy_classes
+    >>> sorted(cls.__name__ for cls in policy_classes())[:3]
+    ['BetaTS', 'EpsilonGreedy', 'HybridLinUCB']
+    """
+    return [
+        cls
+        for cls in _state._REGISTRY.values()
+        if cls.__module__.startswith(f"{__name__}.") and not inspect.isabstract(cls) and not cls.__name__.startswith("_")
+    ]
 
 
 def warmup() -> float:
     """Compile (or load from numba's on-disk cache) every kernel the policies use.
 
-    Runs each policy once through every public method on tiny arrays, so the first real request does not pay
+    Runs each policy of :func:`policy_classes` once through every public method on tiny arrays, so the first real request does not pay
     for compilation. Kernels are compiled with ``cache=True``: the first call in a fresh environment compiles
     (tens of seconds), later processes load the cache (well under a second).
 
@@ -55,15 +90,12 @@ def warmup() -> float:
     start = time.perf_counter()
     X = np.array([[0.5, -0.5], [1.0, 0.0]])
     masks = np.array([[True, True], [False, True]])
-    # Any: the constructors differ in whether n_features may be None (only BetaTS and UniformRandom get None here)
-    classes: tuple[Any, ...] = (
-        LinUCB, LinearTS, LogisticTS, EpsilonGreedy, BetaTS, UniformRandom, HybridLinUCB, HybridLinearTS, VWPolicy
-    )
-    for cls in classes:
-        hybrid = cls in (HybridLinUCB, HybridLinearTS)
-        arms = [Arm(name="a", features=[1.0, 0.0]), Arm(name="b", features=[0.0, 1.0])] if hybrid else ["a", "b"]
-        for n_features in (2, None) if cls in (BetaTS, UniformRandom) else (2,):
-            policy = cls(arms, n_features=n_features, seed=0)
+    # arms with features: the hybrid policies need them, the others ignore them
+    arms = [Arm(name="a", features=[1.0, 0.0]), Arm(name="b", features=[0.0, 1.0])]
+    for cls in policy_classes():
+        maker: Any = cls  # the constructors differ in whether n_features may be None
+        for n_features in (2,) if cls._contextual else (2, None):
+            policy = maker(arms, n_features=n_features, seed=0)
             for fit in (False, True):  # the floor branch of the Thompson samplers
                 policy.choose(X[0])
                 policy.choose(X[0], eligible=["b"], event_id="warmup")

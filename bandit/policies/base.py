@@ -212,6 +212,8 @@ class Policy(ABC):
         self._active = np.ascontiguousarray(active, dtype=np.bool_)
         self._refresh_active_view()
         self._names_obj = np.array(self._names, dtype=object)
+        #: shape of a decision's kernel output: probabilities and scores
+        self._out_shape = (2, len(arms))
 
     def _refresh_active_view(self) -> None:
         # decisions made with eligible=None record this read-only view; the kernels get the writeable original
@@ -435,7 +437,7 @@ class Policy(ABC):
             event_id = check_event_id(event_id)
             st = self._event_state
             st[0] = event_seed(self.seed, event_id)
-        out = np.empty((2, len(self._names)))
+        out = np.empty(self._out_shape)
         idx = self._choose_one(x, mask, st, out)
         if idx < 0:
             raise self._status_error(idx, "context")

@@ -64,7 +64,6 @@ from bandit.simulation.catalog import Catalog, Product, default_new_plan, defaul
 
 Device = Literal["mobile", "desktop", "tablet", "smart_speaker", "tv"]
 PriceTier = Literal["high", "mid", "low"]
-EstimatorName = Literal["IPS", "SNIPS", "DM", "DR", "SNDR", "SwitchDR", "DROS"]
 
 __all__ = [
     "CatalogConfig",
@@ -88,7 +87,14 @@ PRICE_TIERS: tuple[str, ...] = get_args(PriceTier)
 ORACLE = "oracle"
 #: Fewest logged decisions with a final outcome that off-policy evaluation accepts.
 _MIN_MATURE = 100
-OPE_ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
+
+
+def ope_estimators() -> tuple[str, ...]:
+    """Names of the estimators a config (and the CLI) may name: offline_eval's estimator classes, found by
+    introspection (:func:`offline_eval.estimators.estimator_classes`)."""
+    from offline_eval.estimators import estimator_classes
+
+    return tuple(cls.__name__ for cls in estimator_classes())
 
 
 class ConfigError(ValueError):
@@ -246,14 +252,10 @@ class CatalogConfig(_Model):
 
 
 def policy_types() -> dict[str, type]:
-    """Policy classes a config may name (public classes of :mod:`bandit` with ``choose_batch``), by name."""
-    import bandit
+    """Policy classes a config may name (:func:`bandit.policies.policy_classes`, found by introspection), by name."""
+    from bandit.policies import policy_classes
 
-    return {
-        name: obj
-        for name in getattr(bandit, "__all__", [])
-        if inspect.isclass(obj := getattr(bandit, name)) and callable(getattr(obj, "choose_batch", None))
-    }
+    return {cls.__name__: cls for cls in policy_classes()}
 
 
 class PolicyConfig(_Model):
@@ -319,9 +321,16 @@ class OfflineEvalConfig(_Model):
     """Off-policy evaluation of every policy's final state on the logs of a uniform-random logging run."""
 
     enabled: bool = True
-    estimators: list[EstimatorName] = Field(
-        default_factory=lambda: list[EstimatorName](["SNIPS", "DR"]), min_length=1
-    )
+    estimators: list[str] = Field(default_factory=lambda: ["SNIPS", "DR"], min_length=1)
+
+    @field_validator("estimators")
+    @classmethod
+    def _known_estimators(cls, names: list[str]) -> list[str]:
+        known = ope_estimators()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"unknown estimator {unknown[0]!r}; choose among {', '.join(known)}")
+        return names
 
 
 class SimulationConfig(_Model):

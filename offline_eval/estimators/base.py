@@ -60,6 +60,7 @@ target once to run several estimators on it without re-validating, as :func:`off
 
 from __future__ import annotations
 
+import inspect
 import math
 import types
 from abc import ABC, abstractmethod
@@ -722,6 +723,33 @@ _INTERVAL_FIELDS = (
 )
 
 
+#: Every subclass of :class:`Estimator`, by name, in definition order (``Estimator.__init_subclass__``).
+_REGISTRY: dict[str, type[Estimator]] = {}
+
+
+def estimator_classes() -> list[type[Estimator]]:
+    """Every concrete estimator class of :mod:`offline_eval.estimators`, in the order they were defined.
+
+    Found by introspection: the subclasses ``Estimator.__init_subclass__`` registered, minus abstract and private
+    (underscore) ones and those defined outside :mod:`offline_eval.estimators`. Adding an estimator class to a
+    module of the package is all it takes for :func:`offline_eval.evaluate` to run it by default (unless its
+    ``_run_by_default`` is False), for configs and the CLI to accept its name and for the generic tests to cover it.
+
+    Examples
+    --------
+    >>> from offline_eval.estimators import estimator_classes
+    >>> [cls.__name__ for cls in estimator_classes()]
+    ['IPS', 'SNIPS', 'DM', 'DR', 'SNDR', 'SwitchDR', 'DROS']
+    """
+    return [
+        cls
+        for cls in _REGISTRY.values()
+        if cls.__module__.startswith("offline_eval.estimators.")
+        and not inspect.isabstract(cls)
+        and not cls.__name__.startswith("_")
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Estimator(ABC):
     """Base of the off-policy estimators: validation, target resolution, intervals, diagnostics.
@@ -751,6 +779,13 @@ class Estimator(ABC):
         For estimators that trade bias for variance (DM, SwitchDR, DROS, clipped IPS / DR): report the bias-aware
         interval (default) rather than the interval of their own terms, which ignores their bias.
     """
+
+    #: Whether :func:`offline_eval.evaluate` runs this estimator when it is given no estimators.
+    _run_by_default: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls  # abstract and private classes are left out by estimator_classes()
 
     interval: IntervalMethod = "auto"
     alpha: float = 0.05

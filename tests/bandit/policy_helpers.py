@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
-import bandit
 from bandit import Arm
-from bandit.policies.base import Policy
+from bandit.policies import policy_classes
+from bandit.policies._hybrid import HybridRidgePolicy
+from bandit.policies.base import KernelPolicy, Policy, RidgePolicy
 
 #: Features (price / 10, log2 seats) are used by the hybrid policies only.
 ARMS = [
@@ -20,19 +19,18 @@ ARMS = [
 K = len(ARMS)
 D = 3
 
-#: Every public policy class, found by introspection of the public namespace.
-POLICY_CLASSES = sorted(
-    (
-        obj
-        for obj in vars(bandit).values()
-        if inspect.isclass(obj) and issubclass(obj, Policy) and not inspect.isabstract(obj)
-    ),
-    key=lambda c: c.__name__,
-)
+#: Every policy class, found by introspection (the classes ``Policy.__init_subclass__`` registered).
+POLICY_CLASSES = sorted(policy_classes(), key=lambda c: c.__name__)
 #: Classes whose choice depends on the context.
 CONTEXTUAL = [c for c in POLICY_CLASSES if c._contextual]
-#: Thompson samplers (randomised scores; propensities by quadrature).
-THOMPSON = [c for c in POLICY_CLASSES if c.__name__ in ("LinearTS", "LogisticTS", "BetaTS")]
+#: Disjoint ridge models per arm (closed-form state, batch == sequential updates).
+RIDGE = [c for c in POLICY_CLASSES if issubclass(c, RidgePolicy)]
+#: Contextual policies with a Gaussian posterior per arm (they learn with their default parameters).
+GAUSSIAN = [c for c in POLICY_CLASSES if issubclass(c, KernelPolicy)]
+#: Hybrid (shared + per-arm) models.
+HYBRID = [c for c in POLICY_CLASSES if issubclass(c, HybridRidgePolicy)]
+#: Policies for 0/1 conversions (rewards must lie in [0, 1]).
+CONVERSION = [c for c in POLICY_CLASSES if (c._reward_low, c._reward_high) == (0.0, 1.0)]
 
 
 def new_arm(name: str, value: float = 1.0) -> Arm:
@@ -79,3 +77,15 @@ def assert_same_state(a: dict, b: dict, *, same_instance: bool = True) -> None:
     assert a["arrays"].keys() == b["arrays"].keys()
     for k in a["arrays"]:
         np.testing.assert_array_equal(a["arrays"][k], b["arrays"][k], err_msg=k)
+
+
+def _samples_scores(cls: type[Policy]) -> bool:
+    """Whether ``cls`` draws random scores (a Thompson sampler): two event ids give the same state and context
+    different scores."""
+    policy = trained(cls, n=50)
+    x = np.linspace(-0.5, 0.5, D)
+    return not np.array_equal(policy.choose(x, event_id="probe-1").scores, policy.choose(x, event_id="probe-2").scores)
+
+
+#: Thompson samplers (randomised scores; propensities by quadrature), found by their behaviour.
+THOMPSON = [c for c in POLICY_CLASSES if _samples_scores(c)]

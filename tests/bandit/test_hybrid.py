@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from policy_helpers import assert_same_state, state_of
+from policy_helpers import HYBRID, assert_same_state, state_of
 from scipy import stats
 
 from bandit import Arm, HybridLinearTS, HybridLinUCB, LinUCB, load
 from bandit.kernels import hybrid as hk
 from bandit.kernels.status import STATUS_INVALID, STATUS_NON_FINITE, STATUS_OK
 
-HYBRID = [HybridLinUCB, HybridLinearTS]
 hybrid = pytest.mark.parametrize("cls", HYBRID, ids=lambda c: c.__name__)
 
 D = 3  # context length

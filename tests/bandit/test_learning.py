@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from policy_helpers import GAUSSIAN as CONTEXTUAL
 from sklearn.datasets import load_digits, load_iris, load_wine
 
-from bandit import EpsilonGreedy, LinearTS, LinUCB, LogisticTS, UniformRandom
-
-CONTEXTUAL = [LinUCB, LinearTS, LogisticTS, EpsilonGreedy]
+from bandit import LinUCB, LogisticTS, UniformRandom
 
 
 def _world(kind: str, seed: int = 0, K: int = 4, d: int = 5):

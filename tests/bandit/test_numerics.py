@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from policy_helpers import assert_same_state, state_of
+from policy_helpers import RIDGE, assert_same_state, state_of
 from reference import fresh_logistic_state, fresh_ridge_state
 
-from bandit import EpsilonGreedy, LinearTS, LinUCB, LogisticTS, VWPolicy, load
+from bandit import LogisticTS, VWPolicy, load
 from bandit._validation import IllConditionedError
 from bandit.kernels import dense, logistic, ridge
 from bandit.kernels import status as codes
 
-RIDGE = [LinUCB, LinearTS, EpsilonGreedy]
 LINEAR = [*RIDGE, LogisticTS]
 ARMS = ["a", "b", "c"]
 

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from policy_helpers import (
     ARMS,
     CONTEXTUAL,
+    CONVERSION,
     POLICY_CLASSES,
+    RIDGE,
     THOMPSON,
     D,
     K,
@@ -25,6 +27,7 @@ from scipy import stats
 
 from bandit import BetaTS, EpsilonGreedy, HybridLinUCB, LinearTS, LinUCB, LogisticTS, UniformRandom
 from bandit.decision import BatchDecision, Decision
+from bandit.policies._hybrid import HybridRidgePolicy
 
 ids = [c.__name__ for c in POLICY_CLASSES]
 all_policies = pytest.mark.parametrize("cls", POLICY_CLASSES, ids=ids)
@@ -213,7 +216,7 @@ def test_update_batch_equals_sequential(cls):
         np.testing.assert_allclose(b["arrays"][key], s["arrays"][key], rtol=1e-9, atol=1e-9, err_msg=key)
 
 
-@pytest.mark.parametrize("cls", [LinUCB, LinearTS, EpsilonGreedy], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", RIDGE, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("discount", [1.0, 0.98])
 def test_ridge_state_matches_numpy_closed_form(cls, fit_intercept, discount):
@@ -282,12 +285,39 @@ def test_exploration_floor_mixture(floor):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _hybrid_precision(policy) -> np.ndarray:
+    """The joint precision M of a hybrid policy, (P + K D) square, assembled from its raw statistics: shared block
+    ``Z``, per-arm blocks ``A[a]``, cross blocks ``B[a]`` (bandit.kernels.hybrid)."""
+    K_, D_ = policy._theta.shape
+    P = policy._Z.shape[0]
+    M = np.zeros((P + K_ * D_, P + K_ * D_))
+    M[:P, :P] = policy._Z
+    for a in range(K_):
+        s = slice(P + a * D_, P + (a + 1) * D_)
+        M[s, s] = policy._A[a]
+        M[s, :P] = policy._B[a]
+        M[:P, s] = policy._B[a].T
+    return M
+
+
 def _mc_probabilities(policy, x, mask, n=1_000_000, seed=0) -> np.ndarray:
     """Pure-numpy Monte Carlo of P(arm k has the largest sampled score), from the policy's posterior."""
     rng = np.random.default_rng(seed)
     values = np.array([a.value for a in ARMS])
     if isinstance(policy, BetaTS):
         draws = rng.beta(policy._alpha, policy._beta, size=(n, K)) * values
+    elif isinstance(policy, HybridRidgePolicy):  # the joint ridge posterior's marginal per arm, in numpy
+        z = np.append(x, 1.0)
+        F = np.array([[*a.features, 1.0] for a in ARMS])
+        M_inv = np.linalg.inv(_hybrid_precision(policy))
+        P = F.shape[1] * z.size
+        phis = np.zeros((K, P + K * z.size))
+        for k in range(K):
+            phis[k, :P] = np.outer(F[k], z).ravel()
+            phis[k, P + k * z.size : P + (k + 1) * z.size] = z
+        mu = phis @ np.concatenate([policy._beta, policy._theta.ravel()])
+        sd = policy.v * np.sqrt(np.einsum("kp,pq,kq->k", phis, M_inv, phis))
+        draws = values * (mu + sd * rng.standard_normal((n, K)))
     else:
         z = np.append(x, 1.0)
         cov, mean = policy._posterior()
@@ -413,7 +443,7 @@ def test_bad_batch_contexts(cls):
         assert_same_state(before, state_of(policy))
 
 
-@pytest.mark.parametrize("cls", [LogisticTS, BetaTS], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", CONVERSION, ids=lambda c: c.__name__)
 def test_conversion_policies_reject_rewards_outside_unit_interval(cls):
     policy = trained(cls)
     before = state_of(policy)
@@ -459,7 +489,7 @@ def test_bad_construction():
         LinUCB(ARMS, 2, 1.0)  # hyper-parameters are keyword-only
 
 
-@pytest.mark.parametrize("cls", CONTEXTUAL + [BetaTS], ids=lambda c: c.__name__)
+@all_policies
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     x=st.lists(st.floats(-1e3, 1e3), min_size=D, max_size=D),

@@ -19,12 +19,14 @@ from offline_eval.estimators.base import (
     _check_target_rows,
     _clipped_terms,
     _gather_target,
+    estimator_classes,
     resolve_target,
 )
 from offline_eval.reward_models import RidgeRewardModel, default_reward_model
 from offline_eval.slope_grid import LATTICE
 
-ALL = [IPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS]
+#: Every estimator class, found by introspection.
+ALL = estimator_classes()
 
 
 @pytest.fixture(autouse=True)
