@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -63,6 +64,15 @@ class Decision:
     __match_args__ = FIELDS = (
         "arm", "index", "propensity", "probabilities", "scores", "event_id", "policy_version", "eligible"
     )
+    _arm: str
+    _index: int
+    _propensity: float | None
+    _probabilities: np.ndarray | None
+    _scores: np.ndarray | None
+    _event_id: str | None
+    _version: str | tuple[str, int]
+    _eligible: np.ndarray | None
+    _out: np.ndarray | None
 
     def __init__(
         self,
@@ -85,48 +95,55 @@ class Decision:
         self._eligible = eligible
         self._out = None
 
-    arm = property(attrgetter("_arm"), doc="Name of the chosen arm.")
-    index = property(attrgetter("_index"), doc="Index of the chosen arm in the policy's arm list.")
-    event_id = property(attrgetter("_event_id"), doc="The event id the decision was made for, or None.")
-    eligible = property(attrgetter("_eligible"), doc="The eligibility mask the decision was made under (read-only).")
+    if TYPE_CHECKING:  # the types of the C-level getters below
 
-    def _views(self) -> None:
-        out = self._out
+        @property
+        def arm(self) -> str: ...
+        @property
+        def index(self) -> int: ...
+        @property
+        def event_id(self) -> str | None: ...
+        @property
+        def eligible(self) -> np.ndarray | None: ...
+
+    else:
+        arm = property(attrgetter("_arm"), doc="Name of the chosen arm.")
+        index = property(attrgetter("_index"), doc="Index of the chosen arm in the policy's arm list.")
+        event_id = property(attrgetter("_event_id"), doc="The event id the decision was made for, or None.")
+        eligible = property(attrgetter("_eligible"), doc="The eligibility mask the decision was made under (read-only).")
+
+    def _views(self) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only views of the kernel's output rows (probabilities, scores), kept for later reads."""
+        out = cast(np.ndarray, self._out)
         out.flags.writeable = False  # before the views are taken: they inherit it
-        self._probabilities = out[0]
-        self._scores = out[1]
+        self._probabilities, self._scores = probs, scores = out[0], out[1]
+        return probs, scores
 
     @property
     def probabilities(self) -> np.ndarray:
         """Full distribution over all K arms (read-only)."""
         p = self._probabilities
-        if p is None:
-            self._views()
-            p = self._probabilities
-        return p
+        return self._views()[0] if p is None else p
 
     @property
     def scores(self) -> np.ndarray:
         """The policy's per-arm scores; -inf for ineligible arms (read-only)."""
         s = self._scores
-        if s is None:
-            self._views()
-            s = self._scores
-        return s
+        return self._views()[1] if s is None else s
 
     @property
     def propensity(self) -> float:
         """Probability that this policy chose ``arm`` (in (0, 1])."""
         p = self._propensity
-        if p is None:
-            p = self._propensity = self._out.item(self._index)  # row 0 (probabilities) of the (2, K) output
+        if p is None:  # row 0 (probabilities) of the (2, K) output
+            p = self._propensity = float(cast(np.ndarray, self._out).item(self._index))
         return p
 
     @property
     def policy_version(self) -> str:
         """Identifies the exact policy state that decided."""
         v = self._version
-        if type(v) is tuple:
+        if isinstance(v, tuple):
             v = self._version = f"{v[0]}{v[1]}"
         return v
 
