@@ -32,8 +32,8 @@ __all__ = [
     "EMPTY",
     "NO_SEEDS",
     "argmax_random_ties",
-    "choose_scratch",
     "context_mean_var",
+    "decision_rows",
     "draw_categorical",
     "draw_mixed",
     "floor_coin",
@@ -43,6 +43,7 @@ __all__ = [
     "row_state",
     "rows_mean_var",
     "uniform_pick",
+    "work_space",
 ]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
@@ -60,17 +61,28 @@ NO_SEEDS = np.empty(0, dtype=np.uint64)
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def choose_scratch(n_dims: int, n_arms: int) -> np.ndarray:
-    """The ``scratch`` of a single decision for D = ``n_dims`` and K = ``n_arms``: (2 D + 4 K,) floats.
+def decision_rows(n_dims: int, n_arms: int) -> int:
+    """Rows of the (rows, K) float buffer of one decision for D = ``n_dims`` and K = ``n_arms``.
 
-    Layout: ``[x (D) | w (D) | mean (K) | var (K) | work (2 K)]`` (:func:`context_mean_var` fills x to var).
+    Rows 0 and 1 receive the probabilities and the scores (the decision keeps them); the rows after them are the
+    kernel's work space, ``out.reshape(-1)[2 K:]`` (:func:`work_space`), at least 2 D + 4 K floats:
+    ``[x (D) | w (D) | mean (K) | var (K) | work (2 K)]`` (:func:`context_mean_var` fills x to var). A fresh
+    buffer per decision means no work space is shared between decisions.
     """
-    return np.empty(2 * n_dims + 4 * n_arms)
+    return 2 + -(-(2 * n_dims + 4 * n_arms) // n_arms)
+
+
+@njit(cache=True, inline="always")
+def work_space(out):
+    """The work space of a decision buffer ``out`` (rows, K) of :func:`decision_rows`: its rows after the first two,
+    as one 1-D view."""
+    return out.reshape(-1)[2 * out.shape[1] :]
 
 
 @njit(cache=True, inline="always")
 def context_mean_var(context, A_inv, theta, scratch):
-    """Mean ``theta_k . x`` and variance ``x^T A_inv[k] x`` of every arm for one raw context, into ``scratch``.
+    """Mean ``theta_k . x`` and variance ``x^T A_inv[k] x`` of every arm for one raw context, into ``scratch``
+    (the :func:`work_space` of a decision).
 
     ``context`` is (d,); ``D = theta.shape[1]`` is ``d`` or ``d + 1`` (a constant 1.0 appended). The results are
     ``scratch[2D : 2D + K]`` (mean) and ``scratch[2D + K : 2D + 2K]`` (variance), bit-identical to row ``i`` of

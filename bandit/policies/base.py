@@ -170,12 +170,18 @@ class Policy(ABC):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         """Learned arrays (names in ``_state_arrays`` and ``_shared_state_arrays``) for ``n_arms`` arms, no data."""
 
+    def _decision_rows(self) -> int:
+        """Rows of a decision's (rows, K) buffer: 2 (probabilities, scores) plus any work space of the kernel."""
+        return 2
+
     def _allocate_buffers(self) -> None:
         """(Re)allocate the preallocated work buffers; called at construction, on add_arm and for snapshots."""
 
     @abstractmethod
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         """Fill ``out[0]`` (probabilities) and ``out[1]`` (scores) and return the chosen index.
+
+        ``out`` is a fresh (:meth:`_decision_rows`, K) buffer; its rows after the first two are the hook's work space.
 
         ``x`` is the validated context (finiteness may still need checking: return ``STATUS_NON_FINITE``),
         ``eligible`` a (K,) bool mask with at least one True. Draws come from the generator state ``st`` (the
@@ -212,8 +218,8 @@ class Policy(ABC):
         self._active = np.ascontiguousarray(active, dtype=np.bool_)
         self._refresh_active_view()
         self._names_obj = np.array(self._names, dtype=object)
-        #: shape of a decision's kernel output: probabilities and scores
-        self._out_shape = (2, len(arms))
+        #: shape of a decision's buffer: probabilities and scores (rows 0 and 1), then the kernel's work space
+        self._out_shape = (self._decision_rows(), len(arms))
 
     def _refresh_active_view(self) -> None:
         # decisions made with eligible=None record this read-only view; the kernels get the writeable original
@@ -824,8 +830,10 @@ class KernelPolicy(Policy):
         """:func:`gaussian_prior` over this policy's D dimensions, plus refactorisation counters 0 (n_arms,) int64."""
         return (*gaussian_prior(n_arms, self._n_dims, l2), np.zeros(n_arms, dtype=np.int64))
 
+    def _decision_rows(self) -> int:
+        return decide.decision_rows(self._n_dims, len(self._names))
+
     def _allocate_buffers(self) -> None:
-        self._scratch = decide.choose_scratch(self._n_dims, len(self._names))
         self._update_scratch = ridge.update_scratch(self._n_dims)
 
     def _batch_error(self, status: int, X: np.ndarray) -> Exception:

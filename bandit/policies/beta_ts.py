@@ -18,7 +18,7 @@ __all__ = ["BetaTS", "beta_ts_draw_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("beta", "decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "c94816ca14f7d88d"
+LINKED_SOURCES_SHA256 = "b0b7c942dd429db1"
 
 
 @njit(cache=True)

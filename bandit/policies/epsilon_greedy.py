@@ -17,7 +17,7 @@ __all__ = ["EpsilonGreedy", "epsilon_greedy_choose", "epsilon_greedy_decide", "e
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+LINKED_SOURCES_SHA256 = "beb1db38e17859b3"
 
 
 @njit(cache=True, inline="always")
@@ -36,14 +36,16 @@ def epsilon_greedy_decide(mean, var, values, eligible, epsilon, floor, sample, s
 
 
 @njit(cache=True)
-def epsilon_greedy_choose(context, A_inv, theta, values, eligible, epsilon, floor, st, out, scratch):
-    """One epsilon-greedy decision in one compiled call: the raw ``context`` (d,) -> :func:`epsilon_greedy_decide`.
+def epsilon_greedy_choose(context, A_inv, theta, values, eligible, epsilon, floor, st, out):
+    """One epsilon-greedy decision in one compiled call: the raw ``context`` (d,) ->
+    :func:`epsilon_greedy_decide`.
 
     ``A_inv``, ``theta`` (K, D, D), (K, D): ridge inverses and coefficients (D = d, or d + 1 with the intercept
-    appended); ``st`` (1,) uint64 the generator; ``out`` (2, K) receives the probabilities and scores;
-    ``scratch`` is :func:`~bandit.kernels.decide.choose_scratch`. Returns the arm, or STATUS_NON_FINITE /
-    STATUS_SCORE_OVERFLOW (nothing drawn).
+    appended); ``st`` (1,) uint64 the generator; ``out`` (rows, K) (:func:`~bandit.kernels.decide.decision_rows`)
+    receives the probabilities and scores in rows 0 and 1, the rows after them are work space. Returns the arm, or
+    STATUS_NON_FINITE / STATUS_SCORE_OVERFLOW (nothing drawn).
     """
+    scratch = decide.work_space(out)
     status = decide.context_mean_var(context, A_inv, theta, scratch)
     if status < 0:
         return status
@@ -153,7 +155,7 @@ class EpsilonGreedy(RidgePolicy):
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         return epsilon_greedy_choose(x, self._A_inv, self._theta, self._values, eligible, self.epsilon, self.exploration_floor,
-                                     st, out, self._scratch)
+                                     st, out)
 
     def _decide_rows(
         self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

@@ -18,7 +18,7 @@ __all__ = ["LogisticTS", "logistic_ts_choose", "logistic_ts_decide", "logistic_t
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "74b13ef38f3094ae"
+LINKED_SOURCES_SHA256 = "beb1db38e17859b3"
 
 
 @njit(cache=True, inline="always")
@@ -57,15 +57,16 @@ def logistic_ts_decide(mean, var, values, eligible, v, floor, sample, st, probs,
 
 
 @njit(cache=True)
-def logistic_ts_choose(context, Sigma, m, values, eligible, v, floor, st, out, scratch):
+def logistic_ts_choose(context, Sigma, m, values, eligible, v, floor, st, out):
     """One logistic Thompson sampling decision in one compiled call: the raw ``context`` (d,) ->
     :func:`logistic_ts_decide`.
 
     ``Sigma``, ``m`` (K, D, D), (K, D): Laplace covariances and means (D = d, or d + 1 with the intercept
-    appended); ``st`` (1,) uint64 the generator; ``out`` (2, K) receives the probabilities and scores;
-    ``scratch`` is :func:`~bandit.kernels.decide.choose_scratch`. Returns the arm, or STATUS_NON_FINITE /
-    STATUS_SCORE_OVERFLOW (nothing drawn).
+    appended); ``st`` (1,) uint64 the generator; ``out`` (rows, K) (:func:`~bandit.kernels.decide.decision_rows`)
+    receives the probabilities and scores in rows 0 and 1, the rows after them are work space. Returns the arm, or
+    STATUS_NON_FINITE / STATUS_SCORE_OVERFLOW (nothing drawn).
     """
+    scratch = decide.work_space(out)
     status = decide.context_mean_var(context, Sigma, m, scratch)
     if status < 0:
         return status
@@ -217,7 +218,7 @@ class LogisticTS(KernelPolicy):
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         return logistic_ts_choose(x, self._Sigma, self._m, self._values, eligible, self.v, self.exploration_floor, st,
-                                  out, self._scratch)
+                                  out)
 
     def _decide_rows(
         self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

@@ -191,10 +191,10 @@ def test_decide_rows_equals_the_single_choose_kernel_row_by_row(rule):
     assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_OK
     decide_rows(mean, var, values, eligible, 0.4, 0.1, True, st, seeds, idx, probs, scores)
     assert st[0] == 1  # per-row seeds: the policy's generator is not used
-    scratch = decide.choose_scratch(d + 1, K)
+    rows = decide.decision_rows(d + 1, K)
     for i in range(n):
-        out = np.empty((2, K))
-        one = choose(X[i], A_inv, theta, values, eligible[i], 0.4, 0.1, seed_state(seeds[i]), out, scratch)
+        out = np.empty((rows, K))
+        one = choose(X[i], A_inv, theta, values, eligible[i], 0.4, 0.1, seed_state(seeds[i]), out)
         assert one == idx[i] and eligible[i, one]
         np.testing.assert_array_equal(out[0], probs[i])
         np.testing.assert_array_equal(out[1], scores[i])
@@ -218,15 +218,13 @@ def test_choose_kernels_report_bad_contexts_without_drawing():
     X[6, 1] = np.nan
     mean, var = outs[1], outs[2]
     assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_NON_FINITE
-    scratch = decide.choose_scratch(d + 1, K)
+    out = np.empty((decide.decision_rows(d + 1, K), K))
     for choose, _ in RULES.values():
-        assert choose(X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, np.empty((2, K)),
-                      scratch) == status.STATUS_NON_FINITE
+        assert choose(X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, out) == status.STATUS_NON_FINITE
     huge = np.full((n, d), 1e300)  # x^T A_inv x overflows
     assert decide.rows_mean_var(huge, A_inv, theta, mean, var) == status.STATUS_SCORE_OVERFLOW
     for choose, _ in RULES.values():
-        assert choose(huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, np.empty((2, K)),
-                      scratch) == status.STATUS_SCORE_OVERFLOW
+        assert choose(huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, out) == status.STATUS_SCORE_OVERFLOW
     assert st[0] == 7  # nothing was drawn
 
 
