@@ -48,7 +48,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "d5ed425edbd202a3"
+LINKED_SOURCES_SHA256 = "4ef0c8eda5630ac1"
 
 #: Placeholder context for policies that ignore the context.
 EMPTY = np.empty(0, dtype=np.float64)

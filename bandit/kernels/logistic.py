@@ -150,13 +150,14 @@ def logistic_update_work(P, Sigma, m, n_since_refactor, k, x, y, gamma, l2, refa
 
 
 @njit(cache=True)
-def logistic_update_context(context, k, y, P, Sigma, m, n_since_refactor, gamma, l2, refactor_every, scratch):
+def logistic_update_context(context, k, y, P, Sigma, m, n_since_refactor, gamma, l2, refactor_every):
     """One observation from a raw context: finite check (+ intercept), then :func:`logistic_update_work`.
 
-    ``scratch`` is (3 D,) (:func:`bandit.kernels.ridge.update_scratch`). STATUS_NON_FINITE (or any negative
+    ``context`` is (d,) with ``D = m.shape[1]`` equal to ``d`` or ``d + 1``. STATUS_NON_FINITE (or any negative
     status) leaves the state untouched.
     """
     D = m.shape[1]
+    scratch = np.empty(3 * D)
     x = scratch[:D]
     if not fill_context(context, D > context.shape[0], x):
         return STATUS_NON_FINITE

@@ -40,7 +40,7 @@ from bandit.kernels.status import (
     STATUS_OK,
 )
 
-__all__ = ["ridge_update", "ridge_update_batch", "ridge_update_context", "ridge_update_work", "update_scratch"]
+__all__ = ["ridge_update", "ridge_update_batch", "ridge_update_context", "ridge_update_work"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "status")
@@ -50,11 +50,6 @@ LINKED_SOURCES_SHA256 = "394760f4620a31bf"
 _GRAM_ROWS = 256
 #: Upper bound on the floats of all the arms' row buffers together (16 MB).
 _GRAM_BUFFER = 1 << 21
-
-
-def update_scratch(n_dims: int) -> np.ndarray:
-    """The ``scratch`` array :func:`ridge_update_context` (and the logistic twin) needs for D = ``n_dims``."""
-    return np.empty(3 * n_dims)
 
 
 @njit(cache=True)
@@ -137,14 +132,14 @@ def ridge_update_work(A, A_inv, b, theta, n_since_refactor, k, x, reward, weight
 
 
 @njit(cache=True)
-def ridge_update_context(context, k, reward, A, A_inv, b, theta, n_since_refactor, gamma, l2, refactor_every, scratch):
+def ridge_update_context(context, k, reward, A, A_inv, b, theta, n_since_refactor, gamma, l2, refactor_every):
     """One observation with weight 1 from a raw context: finite check (+ intercept), then :func:`ridge_update_work`.
 
-    ``context`` is (d,) with ``D = b.shape[1]`` equal to ``d`` or ``d + 1`` (a constant 1.0 appended);
-    ``scratch`` is (3 D,) (:func:`update_scratch`). STATUS_NON_FINITE (or any negative status) leaves the state
-    untouched.
+    ``context`` is (d,) with ``D = b.shape[1]`` equal to ``d`` or ``d + 1`` (a constant 1.0 appended).
+    STATUS_NON_FINITE (or any negative status) leaves the state untouched.
     """
     D = b.shape[1]
+    scratch = np.empty(3 * D)
     x = scratch[:D]
     if not fill_context(context, D > context.shape[0], x):
         return STATUS_NON_FINITE

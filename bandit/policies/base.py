@@ -833,9 +833,6 @@ class KernelPolicy(Policy):
     def _decision_rows(self) -> int:
         return decide.decision_rows(self._n_dims, len(self._names))
 
-    def _allocate_buffers(self) -> None:
-        self._update_scratch = ridge.update_scratch(self._n_dims)
-
     def _batch_error(self, status: int, X: np.ndarray) -> Exception:
         """The exception for a negative batch-kernel status; a non-finite row is named by the validator."""
         if status == STATUS_NON_FINITE:
@@ -895,7 +892,7 @@ class RidgePolicy(KernelPolicy):
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
         return ridge.ridge_update_context(
             x, k, reward, self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, self.discount, self.l2,
-            self._REFACTOR_EVERY, self._update_scratch,
+            self._REFACTOR_EVERY,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:

@@ -17,7 +17,7 @@ __all__ = ["EpsilonGreedy", "epsilon_greedy_choose", "epsilon_greedy_decide", "e
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "beb1db38e17859b3"
+LINKED_SOURCES_SHA256 = "fb44e53d29de3986"
 
 
 @njit(cache=True, inline="always")

@@ -18,7 +18,7 @@ __all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "beb1db38e17859b3"
+LINKED_SOURCES_SHA256 = "fb44e53d29de3986"
 
 
 @njit(cache=True, inline="always")

@@ -18,7 +18,7 @@ __all__ = ["LogisticTS", "logistic_ts_choose", "logistic_ts_decide", "logistic_t
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "beb1db38e17859b3"
+LINKED_SOURCES_SHA256 = "fb44e53d29de3986"
 
 
 @njit(cache=True, inline="always")
@@ -230,7 +230,7 @@ class LogisticTS(KernelPolicy):
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
         return logistic.logistic_update_context(
             x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor, self.discount, self.l2,
-            self._REFACTOR_EVERY, self._update_scratch,
+            self._REFACTOR_EVERY,
         )
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:

@@ -237,22 +237,21 @@ def test_context_update_kernels_equal_the_updates_on_the_design_row():
     logit = [np.tile(np.eye(d + 1), (K, 1, 1)), np.tile(np.eye(d + 1), (K, 1, 1)), np.zeros((K, d + 1)),
              np.zeros(K, dtype=np.int64)]
     logit_ref = [a.copy() for a in logit]
-    scratch = ridge_kernels.update_scratch(d + 1)
     for i in range(40):
         x = gen.normal(size=d)
         k = int(gen.integers(K))
         y = float(gen.random() < 0.3)
         xd = np.append(x, 1.0)
-        assert ridge_kernels.ridge_update_context(x, k, y, *ridge, 1.0, 1.0, 16, scratch) == 0
+        assert ridge_kernels.ridge_update_context(x, k, y, *ridge, 1.0, 1.0, 16) == 0
         assert ridge_kernels.ridge_update(*ridge_ref, k, xd, y, 1.0, 1.0, 1.0, 16) == 0
-        assert logistic_kernels.logistic_update_context(x, k, y, *logit, 1.0, 1.0, 16, scratch) == 0
+        assert logistic_kernels.logistic_update_context(x, k, y, *logit, 1.0, 1.0, 16) == 0
         assert logistic_kernels.logistic_update(*logit_ref, k, xd, y, 1.0, 1.0, 16) == 0
     for got, ref in zip(ridge + logit, ridge_ref + logit_ref, strict=False):
         np.testing.assert_array_equal(got, ref)
     before = [a.copy() for a in ridge + logit]
     bad = np.array([1.0, np.inf, 0.0, 0.0, 0.0])
-    assert ridge_kernels.ridge_update_context(bad, 0, 1.0, *ridge, 1.0, 1.0, 16, scratch) == status.STATUS_NON_FINITE
-    assert logistic_kernels.logistic_update_context(bad, 0, 1.0, *logit, 1.0, 1.0, 16, scratch) == (
+    assert ridge_kernels.ridge_update_context(bad, 0, 1.0, *ridge, 1.0, 1.0, 16) == status.STATUS_NON_FINITE
+    assert logistic_kernels.logistic_update_context(bad, 0, 1.0, *logit, 1.0, 1.0, 16) == (
         status.STATUS_NON_FINITE
     )
     for got, ref in zip(ridge + logit, before, strict=False):
