@@ -199,3 +199,30 @@ def argmax_tie_ref(scores, eligible):
 def uniform_mix_ref(p, eligible, floor):
     eligible = np.asarray(eligible, bool)
     return np.where(eligible, (1 - floor) * np.asarray(p, float) + floor / eligible.sum(), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# each policy's decision rule: (probabilities, scores) without sampling, from the arms' predictor mean and variance
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def linucb_rule_ref(mean, var, values, eligible, alpha, floor):
+    scores = np.where(eligible, values * (mean + alpha * np.sqrt(np.maximum(var, 0.0))), -np.inf)
+    return uniform_mix_ref(argmax_tie_ref(scores, eligible), eligible, floor), scores
+
+
+def epsilon_greedy_rule_ref(mean, var, values, eligible, epsilon, floor):
+    scores = np.where(eligible, values * mean, -np.inf)
+    greedy = uniform_mix_ref(argmax_tie_ref(scores, eligible), eligible, epsilon)
+    return uniform_mix_ref(greedy, eligible, floor), scores
+
+
+def linear_ts_rule_ref(mean, var, values, eligible, v, floor):
+    sd = values * v * np.sqrt(np.maximum(var, 0.0))
+    probs = gaussian_argmax_quad(values * mean, sd, eligible)
+    return uniform_mix_ref(probs, eligible, floor), np.where(eligible, values * mean, -np.inf)
+
+
+def logistic_ts_rule_ref(mean, var, values, eligible, v, floor):
+    probs = logistic_value_argmax_quad(mean, v * np.sqrt(np.maximum(var, 0.0)), values, eligible)
+    return uniform_mix_ref(probs, eligible, floor), np.where(eligible, values * expit(mean), -np.inf)

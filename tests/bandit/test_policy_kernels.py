@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import epsilon_greedy_rule_ref, linear_ts_rule_ref, linucb_rule_ref, logistic_ts_rule_ref
 from scipy import stats
 
 from bandit.kernels import beta, decide, dense, status
@@ -18,6 +19,13 @@ from bandit.policies.linear_ts import linear_ts_choose, linear_ts_decide_rows
 from bandit.policies.linucb import linucb_choose, linucb_decide_rows
 from bandit.policies.logistic_ts import logistic_ts_choose, logistic_ts_decide_rows
 
+#: Each policy's rule as a numpy reference: (probabilities, scores) from the predictor means and variances.
+RULE_REFS = {
+    "LinUCB": linucb_rule_ref,
+    "EpsilonGreedy": epsilon_greedy_rule_ref,
+    "LinearTS": linear_ts_rule_ref,
+    "LogisticTS": logistic_ts_rule_ref,
+}
 #: Each policy's single-decision kernel and rows kernel (decide_rows takes the same hyper-parameters).
 RULES = {
     "LinUCB": (linucb_choose, linucb_decide_rows),
@@ -205,6 +213,32 @@ def test_decide_rows_equals_the_single_choose_kernel_row_by_row(rule):
         mean = Xd @ theta.T
         sd = np.sqrt(np.einsum("nd,kde,ne->nk", Xd, A_inv, Xd))
         np.testing.assert_allclose(scores[eligible], (values * (mean + 0.4 * sd))[eligible], rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_each_policy_rule_matches_its_numpy_reference(rule):
+    # probabilities (exact argmax shares / quadrature, epsilon and floor mixed) and scores of the rows kernel against
+    # the numpy reference, on random predictors with ties, eligibility masks and values
+    _, decide_rows = RULES[rule]
+    gen = np.random.default_rng(11)
+    n, K = 12, 5
+    mean = gen.normal(scale=1.5, size=(n, K))
+    mean[0, 1] = mean[0, 3]  # an exact tie
+    var = gen.uniform(0.01, 0.5, size=(n, K))
+    var[0, 1] = var[0, 3]
+    values = np.array([1.0, 2.0, 0.5, 1.0, 1.5])
+    eligible = gen.random((n, K)) < 0.75
+    eligible[np.arange(n), gen.integers(0, K, n)] = True
+    eligible[0] = True
+    for param, floor in ((0.7, 0.0), (0.3, 0.1)):
+        idx, probs, scores = np.empty(n, dtype=np.int64), np.empty((n, K)), np.empty((n, K))
+        st = _state(5)
+        decide_rows(mean, var, values, eligible, param, floor, False, st, decide.NO_SEEDS, idx, probs, scores)
+        assert st[0] == 5  # no sampling, no draw
+        for i in range(n):
+            ref_p, ref_s = RULE_REFS[rule](mean[i], var[i], values, eligible[i], param, floor)
+            np.testing.assert_allclose(probs[i], ref_p, atol=1e-8, err_msg=f"{rule} row {i}")
+            np.testing.assert_allclose(scores[i], ref_s, rtol=1e-13, err_msg=f"{rule} row {i}")
 
 
 def test_choose_kernels_report_bad_contexts_without_drawing():
