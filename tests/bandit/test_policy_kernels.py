@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import epsilon_greedy_rule_ref, linear_ts_rule_ref, linucb_rule_ref, logistic_ts_rule_ref
+from reference import (
+    epsilon_greedy_rule_ref,
+    linear_ts_rule_ref,
+    linucb_rule_ref,
+    logistic_ts_rule_ref,
+    uniform_mix_ref,
+)
 from scipy import stats
 
 from bandit.kernels import beta, decide, dense, status
@@ -290,3 +296,32 @@ def test_context_update_kernels_equal_the_updates_on_the_design_row():
     )
     for got, ref in zip(ridge + logit, before, strict=False):
         np.testing.assert_array_equal(got, ref)
+
+
+def test_the_exploration_floor_mixes_probabilities_and_draws_alike():
+    # mix_floor: (1 - f) p + f / |E| on the eligible arms (numpy reference); draw_mixed draws from that mixture;
+    # floor_coin / floor_pick: a sampler explores with probability f, uniformly over the eligible arms
+    eligible = np.array([True, False, True, True])
+    p = np.array([0.7, 0.0, 0.3, 0.0])
+    mixed = p.copy()
+    decide.mix_floor(mixed, eligible, 0.2)
+    np.testing.assert_allclose(mixed, uniform_mix_ref(p, eligible, 0.2), rtol=1e-15)
+    unchanged = p.copy()
+    decide.mix_floor(unchanged, eligible, 0.0)
+    assert np.array_equal(unchanged, p)  # a zero floor leaves the probabilities bit for bit
+    st = _state(21)
+    n = 60_000
+    draws = np.array([decide.draw_mixed(p.copy(), eligible, 0.2, True, st) for _ in range(n)])
+    counts = np.bincount(draws, minlength=4)
+    assert counts[1] == 0
+    assert stats.chisquare(counts[[0, 2, 3]], n * mixed[[0, 2, 3]]).pvalue > 1e-3
+    picks = []
+    for _ in range(n):
+        coin = decide.floor_coin(0.25, st)
+        picks.append(decide.floor_pick(coin, 0.25, eligible, st))
+    picks = np.array(picks)
+    explored = picks[picks >= 0]
+    assert abs(explored.size / n - 0.25) < 4 * np.sqrt(0.25 * 0.75 / n)
+    assert stats.chisquare(np.bincount(explored, minlength=4)[[0, 2, 3]]).pvalue > 1e-3
+    before = st.copy()
+    assert decide.floor_coin(0.0, st) == 1.0 and st[0] == before[0]  # no floor: no draw
