@@ -717,3 +717,26 @@ def test_decisions_reproduce_the_recorded_ones_bit_for_bit(cls):
     got = run_script(cls(ARMS, **params))
     for key, arr in got.items():
         np.testing.assert_array_equal(arr, recorded[f"{name}/{key}"], err_msg=f"{name} {key}")
+
+
+@all_policies
+def test_decisions_are_immutable_and_equal_to_hand_built_ones(cls):
+    # a policy's decision materialises its views, propensity and version when read: they must be the read-only,
+    # consistent values a hand-built Decision holds, and no field can be reassigned
+    policy = trained(cls)
+    d = policy.choose(CONTEXTS[0], eligible=["duo", "family"], event_id="imm-1")
+    version = policy.policy_version
+    policy.update(CONTEXTS[0], d.index, 1.0)  # later changes of the policy do not reach the decision
+    assert d.policy_version == version != policy.policy_version
+    assert d.propensity == d.probabilities[d.index] and type(d.propensity) is float
+    for field in Decision.FIELDS:
+        with pytest.raises(AttributeError):
+            setattr(d, field, None)
+    for arr in (d.probabilities, d.scores, d.eligible):
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr[0] = 0.5
+    twin = Decision(arm=d.arm, index=d.index, propensity=d.propensity, probabilities=d.probabilities.copy(),
+                    scores=d.scores.copy(), event_id="imm-1", policy_version=version, eligible=d.eligible.copy())
+    assert twin == d and repr(twin) == repr(d)
+    assert d.probabilities is d.probabilities  # materialised once
