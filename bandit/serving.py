@@ -81,7 +81,7 @@ import pyarrow.parquet as pq
 import bandit
 from bandit._fs import fsync_dir
 from bandit._timestamps import utc_us, wall_clock_us
-from bandit.attribution import UpdateReport
+from bandit.attribution import UpdateReport, _as_window
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import MAX_EVENT_ID_LENGTH, TIMESTAMP_TYPE, check_event_ids, outcome_schema
@@ -392,7 +392,8 @@ class Trainer:
     """Learns from delayed outcomes on the live policy of a :class:`SnapshotHolder`, checkpoints, publishes.
 
     Decisions (:meth:`add_decision`) and outcomes (:meth:`add_outcome`) may be added from any thread; everything
-    else runs on one thread (the caller of :meth:`step`, or the thread :meth:`start` runs). Each :meth:`step`
+    else runs on one thread, the one that calls :meth:`step` (in :class:`DecisionService`, its trainer thread).
+    Each :meth:`step`
     passes the pending decisions that can resolve now -- those with an outcome, and those whose attribution window
     has closed -- with their outcomes to ``policy.update_from_log`` (:func:`bandit.attribution.apply_log`: the
     attribution rules and the ledger of settled decisions that make a decision count exactly once), publishes a
@@ -442,9 +443,7 @@ class Trainer:
     ) -> None:
         if not isinstance(holder, SnapshotHolder):
             raise TypeError(f"holder must be a SnapshotHolder, got {type(holder).__name__}")
-        window = pd.Timedelta(attribution_window)
-        if window is pd.NaT or window <= pd.Timedelta(0):
-            raise ValueError(f"attribution_window must be a positive duration, got {attribution_window!r}")
+        window = _as_window(attribution_window)
         if checkpoint_updates is not None and (isinstance(checkpoint_updates, bool) or
                                                not isinstance(checkpoint_updates, int) or checkpoint_updates < 1):
             raise ValueError(f"checkpoint_updates must be a positive int or None, got {checkpoint_updates!r}")
@@ -725,6 +724,8 @@ class DecisionService:
             self.feature_names = None
             self._feature_index = {}
         self.holder = SnapshotHolder(policy)
+        self._reward_low = float(getattr(policy, "_reward_low", -math.inf))  # e.g. [0, 1] for LogisticTS
+        self._reward_high = float(getattr(policy, "_reward_high", math.inf))
         self.trainer = Trainer(
             self.holder, attribution_window=attribution_window, checkpoint_path=self.policy_path,
             checkpoint_every=checkpoint_every, checkpoint_updates=checkpoint_updates, combine=combine, grace=grace,
@@ -1088,6 +1089,9 @@ class DecisionService:
         if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
             raise RequestError("reward", f"reward must be a finite number, got {reward!r}")
         reward = float(reward)
+        if not self._reward_low <= reward <= self._reward_high:
+            raise RequestError("reward", f"reward must be in [{self._reward_low}, {self._reward_high}] for "
+                               f"{type(self.holder.policy).__name__}, got {reward}")
         now = time.time_ns() // 1000
         if timestamp is None:
             ts, given = now, None
