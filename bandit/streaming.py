@@ -156,7 +156,7 @@ def _fit_joined(policy: Any, parts: list[PartInfo], batch_rows: int) -> Streamin
             for reason, n in rows.rejected.items():
                 rejected[reason] = rejected.get(reason, 0) + n
             if len(rows.arms):
-                total = total.merge(empty.accumulate(rows.X, rows.arms, rows.rewards))
+                total = total.accumulate(rows.X, rows.arms, rows.rewards)
         tallies.update(pending=pending, rejected=dict(sorted(rejected.items())))
         return total
 
@@ -377,7 +377,7 @@ def _fit_with_outcomes(
                 X = None
                 if d is not None:
                     X = batch.column(4).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, d)
-                total = total.merge(empty.accumulate(X, batch.column(2).to_numpy(), batch.column(3).to_numpy()))
+                total = total.accumulate(X, batch.column(2).to_numpy(), batch.column(3).to_numpy())
             return total
 
         report = fit_passes(policy, run_pass)
