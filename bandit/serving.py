@@ -954,10 +954,11 @@ class DecisionService:
         assert decision.eligible is not None
         if self.durability == "memory":  # no file: the in-memory record is all there is
             return decision, x, ts, b""
+        # float arrays as the hex of their little-endian float64 bytes: exact, and ~10x cheaper than decimal text
         line = json.dumps({
-            "e": event_id, "t": ts, "x": x.tolist(), "a": decision.index, "p": decision.propensity,
-            "q": decision.probabilities.tolist(), "m": decision.eligible.astype(np.int8).tolist(),
-            "v": decision.policy_version,
+            "e": event_id, "t": ts, "x": x.astype("<f8").tobytes().hex(), "a": decision.index,
+            "p": decision.propensity, "q": decision.probabilities.astype("<f8").tobytes().hex(),
+            "m": decision.eligible.astype(np.uint8).tobytes().hex(), "v": decision.policy_version,
         }, separators=(",", ":")).encode() + b"\n"
         return decision, x, ts, line
 
@@ -1369,9 +1370,12 @@ def _record_row(r: Any) -> tuple[str, int, list[float], int, float, list[float],
         decision, x, ts = r
         return (decision.event_id, ts, x.tolist(), decision.index, decision.propensity,
                 decision.probabilities.tolist(), decision.eligible.tolist(), decision.policy_version)
-    row = (str(r["e"]), int(r["t"]), [float(v) for v in r["x"]], int(r["a"]), float(r["p"]),
-           [float(v) for v in r["q"]], [bool(v) for v in r["m"]], str(r["v"]))
-    if len(row[5]) != len(row[6]) or not 0 <= row[3] < len(row[5]):
+    x = np.frombuffer(bytes.fromhex(r["x"]), dtype="<f8")
+    q = np.frombuffer(bytes.fromhex(r["q"]), dtype="<f8")
+    m = np.frombuffer(bytes.fromhex(r["m"]), dtype=np.uint8)
+    row = (str(r["e"]), int(r["t"]), x.tolist(), int(r["a"]), float(r["p"]), q.tolist(), (m != 0).tolist(),
+           str(r["v"]))
+    if len(q) != len(m) or not 0 <= row[3] < len(q) or not len(x):
         raise ValueError("inconsistent decision record")
     return row
 
