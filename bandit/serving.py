@@ -1209,7 +1209,7 @@ class DecisionService:
             self._store_outcomes(seg.records)
             self._outcome_journal.remove(seg.path)
 
-    def _store_decisions(self, rows: list[tuple[str, int, list[float], int, float, list[float], list[bool], str]]) -> None:
+    def _store_decisions(self, rows: list[_DecisionRow]) -> None:
         """Append decision rows (event_id, ts, x, index, propensity, probabilities, mask, version) to the Parquet
         log of their arm list, one batch per run of equal (arm count, policy version); then flush (fsynced)."""
         start = 0
@@ -1221,16 +1221,18 @@ class DecisionService:
                 stop += 1
             run = rows[start:stop]
             log = self._log_for(k)
-            probs = np.array([r[5] for r in run], dtype=np.float64)
-            index = np.array([r[3] for r in run], dtype=np.int64)
+            probs = _rows_of(run, 5)
+            index = np.fromiter((r[3] for r in run), dtype=np.int64, count=len(run))
             names = log.arms
             batch = BatchDecision(
-                indices=index, arms=[names[i] for i in index], propensities=np.array([r[4] for r in run]),
+                indices=index, arms=[names[i] for i in index],
+                propensities=np.fromiter((r[4] for r in run), dtype=np.float64, count=len(run)),
                 probabilities=probs, scores=np.zeros_like(probs), event_ids=[r[0] for r in run],
-                policy_version=version, eligible=np.array([r[6] for r in run], dtype=np.bool_),
+                policy_version=version, eligible=_rows_of(run, 6),
             )
-            log.append_batch(batch, np.array([r[2] for r in run], dtype=np.float64),
-                             timestamps=np.array([r[1] for r in run], dtype="datetime64[us]"))
+            log.append_batch(batch, _rows_of(run, 2),
+                             timestamps=np.fromiter((r[1] for r in run), dtype=np.int64,
+                                                    count=len(run)).astype("datetime64[us]"))
             touched.add(k)
             start = stop
         for k in touched:
@@ -1364,17 +1366,27 @@ def _us(column: pd.Series) -> list[int]:
     return column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64).tolist()
 
 
-def _record_row(r: Any) -> tuple[str, int, list[float], int, float, list[float], list[bool], str]:
+#: A decision as stored: (event_id, time us, context (d,), index, propensity, probabilities (K,), eligible (K,) bool,
+#: policy version).
+_DecisionRow = tuple[str, int, np.ndarray, int, float, np.ndarray, np.ndarray, str]
+
+
+def _rows_of(rows: list[_DecisionRow], field: int) -> np.ndarray:
+    """The equal-length 1-D arrays ``row[field]`` stacked into (n, width) (concatenate: much cheaper than stack)."""
+    width = rows[0][field].shape[0]
+    return np.concatenate([r[field] for r in rows]).reshape(len(rows), width)
+
+
+def _record_row(r: Any) -> _DecisionRow:
     """A decision journal record (dict from JSON, or the in-memory tuple) as a row for :meth:`_store_decisions`."""
     if isinstance(r, tuple):
         decision, x, ts = r
-        return (decision.event_id, ts, x.tolist(), decision.index, decision.propensity,
-                decision.probabilities.tolist(), decision.eligible.tolist(), decision.policy_version)
-    x = np.frombuffer(bytes.fromhex(r["x"]), dtype="<f8")
-    q = np.frombuffer(bytes.fromhex(r["q"]), dtype="<f8")
-    m = np.frombuffer(bytes.fromhex(r["m"]), dtype=np.uint8)
-    row = (str(r["e"]), int(r["t"]), x.tolist(), int(r["a"]), float(r["p"]), q.tolist(), (m != 0).tolist(),
-           str(r["v"]))
+        return (decision.event_id, ts, x, decision.index, decision.propensity, decision.probabilities,
+                decision.eligible, decision.policy_version)
+    x = np.frombuffer(bytes.fromhex(r["x"]), dtype="<f8").astype(np.float64)
+    q = np.frombuffer(bytes.fromhex(r["q"]), dtype="<f8").astype(np.float64)
+    m = np.frombuffer(bytes.fromhex(r["m"]), dtype=np.uint8) != 0
+    row = (str(r["e"]), int(r["t"]), x, int(r["a"]), float(r["p"]), q, m, str(r["v"]))
     if len(q) != len(m) or not 0 <= row[3] < len(q) or not len(x):
         raise ValueError("inconsistent decision record")
     return row
