@@ -1373,8 +1373,8 @@ _DecisionRow = tuple[str, int, np.ndarray, int, float, np.ndarray, np.ndarray, s
 
 def _rows_of(rows: list[_DecisionRow], field: int) -> np.ndarray:
     """The equal-length 1-D arrays ``row[field]`` stacked into (n, width) (concatenate: much cheaper than stack)."""
-    width = rows[0][field].shape[0]
-    return np.concatenate([r[field] for r in rows]).reshape(len(rows), width)
+    arrays: list[np.ndarray] = [r[field] for r in rows]  # type: ignore[misc]  # fields 2, 5, 6 are arrays
+    return np.concatenate(arrays).reshape(len(rows), arrays[0].shape[0])
 
 
 def _record_row(r: Any) -> _DecisionRow:
