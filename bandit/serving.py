@@ -98,6 +98,8 @@ __all__ = [
 Durability = Literal["fsync", "write", "memory"]
 #: The journal's durability modes (see the module docstring).
 DURABILITY_MODES: tuple[str, ...] = ("fsync", "write", "memory")
+#: How far ahead of the server's clock a reward's timestamp may be (clock skew); later ones are refused.
+MAX_CLOCK_SKEW_US = 5 * 60_000_000
 _SEGMENT = re.compile(r"(?P<prefix>[a-z]+)-(?P<seq>\d{8})\.jsonl")
 _OUTCOME_FIELDS = [pa.field("received_at", TIMESTAMP_TYPE, nullable=False),
                    pa.field("client_timestamp", pa.bool_(), nullable=False)]
@@ -1101,6 +1103,9 @@ class DecisionService:
                 ts = given = utc_us(timestamp, "timestamp")
             except (TypeError, ValueError) as exc:
                 raise RequestError("timestamp", str(exc)) from None
+            if ts > now + MAX_CLOCK_SKEW_US:  # it would wait in memory until then: refuse the clock bug now
+                raise RequestError("timestamp", f"timestamp {timestamp} is in the future (more than "
+                                   f"{MAX_CLOCK_SKEW_US // 60_000_000} minutes ahead of the server's clock)")
         stamp = pd.Timestamp(ts, unit="us", tz="UTC")
         key = (event_id, reward, given)
         if key in self._outcome_keys:

@@ -121,6 +121,9 @@ def test_reward_token_checks_and_idempotence(app_service):
         assert unknown.json()["status"] == "unknown_event"
         bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": 1, "timestamp": "soon"}')
         assert bad.status_code == 422 and bad.json()["field"] == "timestamp"
+        bad = client.post("/reward", headers=headers,
+                          content=b'{"event_id": "x", "reward": 1, "timestamp": "2099-01-01T00:00:00Z"}')
+        assert bad.status_code == 422 and bad.json()["field"] == "timestamp" and "future" in bad.json()["error"]
         bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": "1"}')
         assert bad.status_code == 422 and bad.json()["field"] == "reward"
         metrics = client.get("/metrics").text
