@@ -136,7 +136,7 @@ def test_real_server_rejects_bad_requests_and_handles_concurrent_rewards(policy_
 @pytest.mark.slow
 def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(policy_dir):
     server = Server(policy_dir, "--attribution-window", "2s", "--delivery-delay", "0.5s", "--train-every", "0.2s",
-                    "--compact-every", "1s", "--checkpoint-every", "1s").start()
+                    "--compact-every", "1.5s", "--checkpoint-every", "1s").start()
     acked: dict[str, tuple[str, float]] = {}
     rewarded: dict[str, float] = {}
     stop = threading.Event()
