@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
@@ -299,9 +298,7 @@ def create_app(service: DecisionService, *, token: str | None = None,
 
     async def add_arm(request: Request) -> Response:
         authorize(request, admin=True)
-        body = _parse(ArmBody, await _read_body(request, max_body_bytes))
-        if not math.isfinite(body.value):
-            raise HTTPError(422, "value", "value must be finite")
+        body = _parse(ArmBody, await _read_body(request, max_body_bytes))  # (value: finite, pydantic checks it)
         return await admin(request, lambda: service.add_arm(body.name, body.value), 201)
 
     async def retire_arm(request: Request) -> Response:

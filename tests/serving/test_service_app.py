@@ -139,6 +139,8 @@ def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
         r = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team", "value": 2.0}')
         assert r.status_code == 201 and r.json()["index"] == 3
         assert client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team"}').status_code == 409
+        inf = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "big", "value": 1e999}')
+        assert inf.status_code == 422 and inf.json()["field"] == "value"
         decided = rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()
         assert set(decided["probabilities"]) == {"solo", "duo", "family", "team"}
         assert client.delete("/admin/arms/solo", headers=AUTH).status_code == 200
