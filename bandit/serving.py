@@ -1194,8 +1194,12 @@ class DecisionService:
         if log is None:
             policy = self.holder.policy
             names = policy.arm_names[:k]
+            # the service refuses a repeated id among its last id_window decisions (409) before anything is logged;
+            # the writer adds no check of its own (id_window=1), so a compaction can never fail on an id the
+            # service accepted: an id repeated after more than id_window decisions is kept by the readers' first-
+            # occurrence rule (with a warning)
             log = DecisionLog(self.log_dir / "decisions" / f"arms-{k}", arms=names, policy_name=type(policy).__name__,
-                              rows_per_part=1_000_000)
+                              rows_per_part=1_000_000, id_window=1)
             self._logs[k] = log
         return log
 

@@ -255,3 +255,20 @@ def test_a_reward_outside_the_policys_range_is_refused_at_once(tmp_path):
     assert err.value.field == "reward" and svc.n_outcomes_received == 0
     assert svc.reward("e1", 1.0).status == "accepted"
     svc.close()
+
+
+def test_an_id_reused_beyond_the_id_window_never_breaks_compaction(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, id_window=3).start(thread=False)
+    for i in range(4):
+        svc.rank([0.0, 1.0, float(i)], event_id=f"e{i}", timestamp=T0)
+    svc.compact()
+    with pytest.raises(RequestError):
+        svc.rank([0.0, 1.0, 0.0], event_id="e3")  # inside the window: refused
+    svc.rank([0.0, 1.0, 9.0], event_id="e0", timestamp=T0)  # beyond it: accepted, and logged
+    svc.compact()
+    assert svc.last_error is None
+    svc.close()
+    with pytest.warns(UserWarning, match="e0"):
+        log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
+    assert log["event_id"].tolist() == ["e0", "e1", "e2", "e3"]  # the readers keep the first occurrence
