@@ -41,8 +41,8 @@ Log directory layout
 ``journal/``
     The write-ahead segments (``decisions-*.jsonl``, ``outcomes-*.jsonl``) not yet compacted.
 ``rejected.jsonl``
-    One JSON line per outcome that did not count (unknown event id, late, duplicate, bad value) and per decision row
-    the attribution rules rejected, with the reason.
+    One JSON line per outcome that did not count (an unknown event id; late: after the window, before the decision,
+    or for a decision already settled) and per decision row the attribution rules rejected, with the reason.
 
 Recovery
 --------
@@ -51,7 +51,13 @@ On start the policy file (the last checkpoint; it carries the ledger of settled 
 already in the Parquet logs are skipped), and every logged decision the ledger does not cover becomes pending
 again with its outcomes. Decisions applied after the last checkpoint are therefore applied again -- to the
 checkpointed state, which never saw them -- and decisions the checkpoint settled are skipped: no outcome counts
-twice, and the recovered policy equals one rebuilt from the initial policy file, the decision log and the outcomes.
+twice, and the recovered policy equals one rebuilt from the initial policy file, the decision log and the outcomes
+(``policy.update_from_log(decisions, outcomes, window)``), provided every reward reached the service within
+``delivery_delay`` of its timestamp (a later one finds its decision settled and is reported as late, where a
+rebuild with hindsight would count it).
+
+Journal records are JSON objects; float arrays (context, probabilities) are stored as the hex of their
+little-endian float64 bytes -- exact, and several times cheaper to write than decimal text. Nothing is pickled.
 """
 
 from __future__ import annotations
