@@ -99,6 +99,7 @@ def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(a
         assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
     assert 'upsell_requests_total{code="422",endpoint="rank"} 12.0' in metrics
     assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 2.0' in metrics
+    assert 'field="other"} 1.0' in metrics and 'field="user"' not in metrics  # client-chosen names stay out of labels
     assert read_decision_log(tmp / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["taken"]
 
 
