@@ -39,7 +39,7 @@ class LinearTS(RidgePolicy):
     enough to make exploration nearly free (Bastani, Bayati & Khosravi 2021); shrinking the sampled posterior is
     the usual remedy (Chapelle & Li 2011). Hence ``v = sigma / 2 = 0.125``. On the suite, ``v=0.25`` (the old
     default, with ``l2=1``) lost 2-6 points of progressive reward on digits, wine and the ten-class synthetic world
-    and fell below Vowpal Wabbit on wine and breast_cancer; ``l2 = D / 4`` gained 4.5 more points on digits. For revenue rewards set ``v`` to half the reward's noise
+    and fell below Vowpal Wabbit on wine and breast_cancer; ``l2 = D / 4`` gained 5 more points on digits. For revenue rewards set ``v`` to half the reward's noise
     standard deviation.
 
     Parameters
