@@ -38,7 +38,7 @@ from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
 from offline_eval.reward_models import fold_of
-from offline_eval.streaming import _logged_data, _model_batch, check_policies, fit_models
+from offline_eval.streaming import _logged_data, _model_batch, arm_indices, check_policies, fit_models
 
 __all__ = ["PARTITION_STRIDE", "evaluate"]
 
@@ -252,6 +252,7 @@ def evaluate(
         raise ValueError(f"spark_df has no column(s) {missing_columns} of the decision-log schema "
                          f"(columns: {spark_df.columns})")
     arms_list = _arms(spark_df, arms)
+    targets = arm_indices(targets, arms_list)
     K = len(arms_list)
     layout = Layout.of(ests)
 

@@ -56,3 +56,21 @@ def test_arm_names_are_read_from_the_log_and_missing_rewards_are_reported(spark,
     assert_tables_equal(got, want)
     with pytest.raises(ValueError, match="no column"):
         spark_evaluate(df.drop("propensity"), policies)
+
+
+def test_spark_evaluate_example_runs_and_agrees_with_streaming(spark, tmp_path, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "spark_evaluate.py"
+    spec = importlib.util.spec_from_file_location("example_spark_evaluate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the example's dataclass looks its module up
+    spec.loader.exec_module(module)
+    result = module.main(["--n", "3000", "--out", str(tmp_path)], spark=spark)
+    assert result.max_diff_vs_streaming is not None and result.max_diff_vs_streaming < 1e-9
+    assert result.table.recommended.sum() == 1 and len(result.table) == 7
+    assert (tmp_path / "evaluation.csv").exists()
+    assert "max |Spark - streaming|" in capsys.readouterr().out
