@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
@@ -97,6 +96,17 @@ def _error_response(exc: HTTPError) -> Response:
     return _json({"error": str(exc), "field": exc.field, "errors": exc.errors}, exc.status, headers)
 
 
+#: Field names a metric label may carry (anything else, e.g. an unknown field a client invented, is "other": label
+#: values must stay a small fixed set).
+_KNOWN_FIELDS = frozenset({"body", "content-type", "authorization", "context", "eligible", "event_id", "reward",
+                           "timestamp", "name", "value", "server"})
+
+
+def _metric_field(field: str) -> str:
+    top = field.split("[", 1)[0].split(".", 1)[0]
+    return top if top in _KNOWN_FIELDS else "other"
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     """``("context", "list[float]", 3)`` -> ``"context[3]"`` (the union member pydantic inserts is dropped)."""
     out = ""
@@ -106,7 +116,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
         elif "[" in part:
             continue
         else:
-            out += f".{part}" if out else part
+            out += f".{part[:100]}" if out else part[:100]
     return out or "body"
 
 
@@ -247,10 +257,10 @@ def create_app(service: DecisionService, *, token: str | None = None,
             try:
                 response = await fn(request)
             except HTTPError as exc:
-                rejected.labels(name, exc.field).inc()
+                rejected.labels(name, _metric_field(exc.field)).inc()
                 response = _error_response(exc)
             except RequestError as exc:
-                rejected.labels(name, exc.field).inc()
+                rejected.labels(name, _metric_field(exc.field)).inc()
                 response = _error_response(HTTPError(exc.status, exc.field, str(exc)))
             requests.labels(name, str(response.status_code)).inc()
             timer.observe(time.perf_counter() - t0)
@@ -299,9 +309,7 @@ def create_app(service: DecisionService, *, token: str | None = None,
 
     async def add_arm(request: Request) -> Response:
         authorize(request, admin=True)
-        body = _parse(ArmBody, await _read_body(request, max_body_bytes))
-        if not math.isfinite(body.value):
-            raise HTTPError(422, "value", "value must be finite")
+        body = _parse(ArmBody, await _read_body(request, max_body_bytes))  # (value: finite, pydantic checks it)
         return await admin(request, lambda: service.add_arm(body.name, body.value), 201)
 
     async def retire_arm(request: Request) -> Response:

@@ -1112,7 +1112,7 @@ def fit_batches(policy: Any, batches: Callable[[], Iterable[tuple[Any, Any, Any]
     def run_pass(empty: Any) -> Any:
         total = empty
         for X, arms, rewards in batches():
-            total = total.merge(empty.accumulate(X, arms, rewards))
+            total = total.accumulate(X, arms, rewards)
         return total
 
     return fit_passes(policy, run_pass)

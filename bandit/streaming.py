@@ -15,19 +15,19 @@ a reward, in log order (so also with ``discount < 1``). Bad rows are skipped and
 needs every row of one event id together, so the decisions are first split by a hash of ``event_id`` into
 ``ceil(rows / partition_rows)`` partitions (one streaming read, spilled to Arrow IPC files in a temporary directory:
 disk ~ the log's size), then each partition is joined in memory with the existing attribution code, and its
-resolved rows are summarised. Memory is therefore flat in the number of rows: one partition (``partition_rows``
+resolved rows are spilled, sorted by decision time; the fit then reads them back (with ``discount < 1`` merging
+the partitions into decision-time order, ties in log order: the order ``update_from_log`` learns in, which matters
+for a discounted policy). Memory is therefore flat in the number of rows: one partition (``partition_rows``
 decisions, default 1e6) plus the **outcomes table, which is held in memory** (outcomes are conversions: typically a
-few percent of the decisions; a larger outcome table needs a bigger machine or Spark). A log that fits in one
-partition is read without spilling.
+few percent of the decisions; a larger outcome table needs a bigger machine or Spark). The decisions of a log that
+fits in one partition are not spilled.
 
 Differences from the in-memory path, by design: the policy's statistics are applied once at the end, so a batch the
 policy refuses as a whole (statistics that overflow or would lose precision) raises instead of being bisected into
-``update_failed`` rows (run ``update_from_log`` on the offending slice to find them); and ``discount < 1`` with
-more than one partition raises (learning order is decision-time order across the whole log, which the hash
-partitions do not keep: raise ``partition_rows`` above the log's size). Part files are read batch by batch, so a
-part with a null in a required column, or one that turns unreadable half-way, has its good rows used (bad rows
-rejected one by one) where ``read_decision_log`` skips the whole file. The report holds counts, not the list of
-applied ids.
+``update_failed`` rows (run ``update_from_log`` on the offending slice to find them). Part files are read batch by
+batch, so a part with a null in a required column, or one that turns unreadable half-way, has its good rows used
+(bad rows rejected one by one) where ``read_decision_log`` skips the whole file. The report holds counts, not the
+list of applied ids.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _fit_joined(policy: Any, parts: list[PartInfo], batch_rows: int) -> Streamin
             for reason, n in rows.rejected.items():
                 rejected[reason] = rejected.get(reason, 0) + n
             if len(rows.arms):
-                total = total.merge(empty.accumulate(rows.X, rows.arms, rows.rewards))
+                total = total.accumulate(rows.X, rows.arms, rows.rewards)
         tallies.update(pending=pending, rejected=dict(sorted(rejected.items())))
         return total
 
@@ -237,6 +237,43 @@ class _Partitions:
         return table.to_pandas()
 
 
+def _read_stream(path: Path) -> Iterator[pa.RecordBatch]:
+    with pa.ipc.open_stream(str(path)) as reader:
+        yield from reader
+
+
+def _ordered_batches(paths: list[Path]) -> Iterator[pa.RecordBatch]:
+    """The rows of several Arrow streams, each sorted by (``time``, ``row``), merged into that global order.
+
+    A k-way merge by chunks: every stream holds one record batch in memory; the rows of all buffers up to the
+    smallest "last key" among them are emitted (sorted), which empties at least that buffer each round.
+    """
+
+    def refill(stream: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
+        return next((b for b in stream if b.num_rows), None)
+
+    streams = [_read_stream(path) for path in paths]
+    buffers = {i: b for i, s in enumerate(streams) if (b := refill(s)) is not None}
+    while buffers:
+        keys = {i: (b.column(0).to_numpy(), b.column(1).to_numpy()) for i, b in buffers.items()}
+        bound_t, bound_r = min((int(t[-1]), int(r[-1])) for t, r in keys.values())
+        pieces = []
+        for i, (t, r) in keys.items():
+            take = int(np.sum((t < bound_t) | ((t == bound_t) & (r <= bound_r))))  # a prefix: the stream is sorted
+            batch = buffers[i]
+            if take:
+                pieces.append(batch.slice(0, take))
+            if take < batch.num_rows:
+                buffers[i] = batch.slice(take)
+            elif (nxt := refill(streams[i])) is not None:
+                buffers[i] = nxt
+            else:
+                del buffers[i]
+        table = pa.Table.from_batches(pieces).combine_chunks()
+        order = np.lexsort((table.column(1).to_numpy(), table.column(0).to_numpy()))
+        yield from table.take(pa.array(order)).to_batches()
+
+
 def _fit_with_outcomes(
     policy: Any, parts: list[PartInfo], outcomes: Any, attribution_window: Any, now: Any, combine: Any, grace: Any,
     batch_rows: int, partition_rows: int, spill_dir: Any,
@@ -254,13 +291,6 @@ def _fit_with_outcomes(
     applied = policy._applied_event_ids
     n_rows = sum(info.num_rows for info in parts)
     n_partitions = max(1, math.ceil(n_rows / partition_rows))
-    if n_partitions > 1 and policy.discount != 1.0:
-        raise ValueError(
-            f"the log has {n_rows} rows, more than partition_rows={partition_rows}: with discount={policy.discount} "
-            "the rows must be learned in decision-time order across the whole log, which the event-id partitions "
-            "do not keep; raise partition_rows above the number of rows (memory permitting) or fit a policy "
-            "without discount"
-        )
     new_watermark = now_us - (window + grace_td) // pd.Timedelta(microseconds=1)
     if applied.watermark_us is not None:
         new_watermark = max(new_watermark, applied.watermark_us)
@@ -278,12 +308,14 @@ def _fit_with_outcomes(
         finally:
             partitions.close()
 
-        resolved_path = Path(tmp) / "resolved.arrow"
         d = policy.n_features
-        resolved_fields = [("arm", pa.int64()), ("reward", pa.float64())]
+        resolved_fields = [("time", pa.int64()), ("row", pa.int64()), ("arm", pa.int64()), ("reward", pa.float64())]
         if d is not None:
             resolved_fields.append(("x", pa.list_(pa.float64(), d)))
         resolved_schema = pa.schema(resolved_fields)
+        resolved_paths = [Path(tmp) / f"resolved-{p:05d}.arrow" for p in range(n_partitions)]
+        # with a discount the passes merge the partitions by (decision time, row): one buffer of this size each
+        chunk = max(1024, batch_rows // n_partitions)
         dropped: list[np.ndarray] = []
         decision_rejects: list[pd.DataFrame] = []
         outcome_rejects: list[pd.DataFrame] = []
@@ -291,8 +323,8 @@ def _fit_with_outcomes(
         settle_ids: list[np.ndarray] = []
         settle_us: list[np.ndarray] = []
         counts = {"applied": 0, "expired": 0, "pending": 0, "settled": 0}
-        with pa.ipc.new_stream(str(resolved_path), resolved_schema) as sink:
-            for p in range(n_partitions):
+        for p in range(n_partitions):
+            with pa.ipc.new_stream(str(resolved_paths[p]), resolved_schema) as sink:
                 dec = partitions.frame(p)
                 dec = dec.sort_values(_ROW, kind="stable").reset_index(drop=True)
                 dup = pd.Index(dec[EVENT_ID]).duplicated(keep="first")
@@ -326,23 +358,26 @@ def _fit_with_outcomes(
                     keep = np.asarray(t) > new_watermark  # ids at or before the new watermark are covered by it
                     settle_ids.append(np.asarray(e, dtype=object)[keep])
                     settle_us.append(np.asarray(t)[keep])
-                if n:  # resolved is sorted by decision time (stable), as update_from_log learns it
+                if n:  # resolved is sorted by decision time (stable in log order), as update_from_log learns it
                     columns = [
+                        pa.array(res.resolved_us.astype(np.int64)),
+                        pa.array(raw_rows[res.resolved_rows]),
                         pa.array(pd.Index(arm_names).get_indexer(resolved[ACTION_NAME]).astype(np.int64)),
                         pa.array(resolved[REWARD].to_numpy(dtype=np.float64)),
                     ]
                     if d is not None:
                         columns.append(pa.FixedSizeListArray.from_arrays(pa.array(res.X.ravel()), d))
-                    sink.write_batch(pa.RecordBatch.from_arrays(columns, schema=resolved_schema))
+                    sink.write_table(pa.Table.from_arrays(columns, schema=resolved_schema), max_chunksize=chunk)
 
         def run_pass(empty: Any) -> Any:
             total = empty
-            with pa.ipc.open_stream(str(resolved_path)) as reader:
-                for batch in reader:
-                    X = None
-                    if d is not None:
-                        X = batch.column(2).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, d)
-                    total = total.merge(empty.accumulate(X, batch.column(0).to_numpy(), batch.column(1).to_numpy()))
+            batches = (_ordered_batches(resolved_paths) if policy.discount != 1.0
+                       else (b for path in resolved_paths for b in _read_stream(path)))
+            for batch in batches:
+                X = None
+                if d is not None:
+                    X = batch.column(4).flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, d)
+                total = total.accumulate(X, batch.column(2).to_numpy(), batch.column(3).to_numpy())
             return total
 
         report = fit_passes(policy, run_pass)

@@ -139,16 +139,15 @@ def simulator_scores(seed: int, horizon: int = SIM_HORIZON) -> dict[str, float]:
     from bandit.simulation import SimulationConfig, run_simulation
 
     specs = [{"name": n, "type": n} for n in (*POLICIES, *HYBRID)]
-    specs += [{"name": label, "type": "VWPolicy", "params": dict(p)} for label, p in VW.items()]
-    for spec in specs:
-        if "interactions" in spec.get("params", {}):
-            spec["params"]["interactions"] = list(spec["params"]["interactions"])
+    vw_names = {f"vw_{i}": label for i, label in enumerate(VW)}  # config names allow no spaces
+    specs += [{"name": name, "type": "VWPolicy", "params": {**VW[label], "interactions": list(VW[label]["interactions"])}}
+              for name, label in vw_names.items()]
     config = SimulationConfig.model_validate({
         "seed": seed, "horizon": horizon, "batch_size": 500, "policies": specs,
         "offline_eval": {"enabled": False}, "output": {"progress": False, "plots": False, "decision_logs": False},
     })
     result = run_simulation(config, progress=False)
-    return {label: float(run.expected.sum() / run.oracle.sum()) for label, run in result.runs.items()}
+    return {vw_names.get(label, label): float(run.expected.sum() / run.oracle.sum()) for label, run in result.runs.items()}
 
 
 def run_suite(worlds: Sequence[str], seeds: Sequence[int], with_sim: bool) -> dict[str, dict[str, list[float]]]:

@@ -82,6 +82,17 @@ def make_demo_log(root: Path, n: int, seed: int) -> Path:
     return joined_dir
 
 
+def log_arms(part: str) -> list[str]:
+    """The arm list in a part file's schema metadata (a local path, or any URI pyarrow's filesystems can open)."""
+    try:
+        arms = arms_from_schema(pq.read_schema(part.removeprefix("file://")))
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise SystemExit(f"could not read the arm list of {part} ({err}); pass --arms a,b,c") from None
+    if not arms:
+        raise SystemExit(f"{part} carries no arm list metadata; pass --arms a,b,c")
+    return arms
+
+
 def main(argv: list[str] | None = None, spark: Any = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--log", help="joined decision-log directory (Parquet); default: generate a demo log")
@@ -108,10 +119,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
         spark = builder.getOrCreate()
     try:
         df = spark.read.parquet(str(log_dir))
-        first = df.inputFiles()[0]
-        arms = args.arms.split(",") if args.arms else arms_from_schema(pq.read_schema(first.removeprefix("file://")))
-        if not arms:
-            raise SystemExit("the log carries no arm list: pass --arms")
+        arms = args.arms.split(",") if args.arms else log_arms(df.inputFiles()[0])
         n_features = len(df.select("context").first()[0])
         policy = POLICIES[args.policy](arms, n_features=n_features, seed=args.seed)
         start = time.perf_counter()

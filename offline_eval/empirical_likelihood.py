@@ -30,6 +30,9 @@ not seen.
     ``a = 1`` (DiCiccio, Hall and Romano 1991 give ``a = (m4/m2^2)/2 - (m3^2/m2^3)/3``; we use its value for
     common skewness as a fixed, mild correction).
 
+Both functions sort the rows first (a canonical order), so the interval is a function of the rows alone, bit for
+bit, however they were read (in memory, streamed, or gathered from Spark partitions in another order).
+
 Cost: each evaluation of ``-log R(v)`` is a few Newton steps of one compiled pass over the rows; an interval needs
 about 2 x 40 of them (a bracketing search then bisection per end), about 0.3 s for 10^6 rows.
 
@@ -277,8 +280,10 @@ def ips_el_interval(
     >>> bool(iv.low < iv.value < iv.high), bool(iv.high - iv.value > iv.value - iv.low)  # skewed to the right
     (True, True)
     """
-    w = np.ascontiguousarray(weights, dtype=np.float64)
-    r = np.ascontiguousarray(reward, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    r = np.asarray(reward, dtype=np.float64)
+    order = np.lexsort((r, w))  # a canonical row order: the result depends on the rows, not on how they were read
+    w, r = np.ascontiguousarray(w[order]), np.ascontiguousarray(r[order])
     n = len(w)
     wr = w * r
     if value is None:
@@ -326,7 +331,7 @@ def el_mean_interval(x: np.ndarray, alpha: float = 0.05, *, value: float | None 
     >>> bool(iv.high - iv.value > iv.value - iv.low)  # right-skewed data, longer right arm
     True
     """
-    t = np.ascontiguousarray(x, dtype=np.float64)
+    t = np.sort(np.asarray(x, dtype=np.float64))  # canonical order, as in ips_el_interval
     n = len(t)
     mean = float(t.mean())
     value = mean if value is None else value

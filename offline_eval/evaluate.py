@@ -283,15 +283,28 @@ def table_row(
     }
 
 
+#: Relative difference below which two standard errors are a tie for the recommendation (see :func:`_slope_choice`).
+SE_TIE_RTOL = 1e-9
+
+
 def _slope_choice(values: Sequence[float], ses: Sequence[float], unbiased: Sequence[bool]) -> int | None:
-    """Index chosen by SLOPE among candidates (module docstring); None when none has a finite value and se."""
-    order = [
-        i
-        for i in sorted(range(len(values)), key=lambda i: (-ses[i], not unbiased[i]))
-        if math.isfinite(values[i]) and math.isfinite(ses[i])
-    ]
-    if not order:
+    """Index chosen by SLOPE among candidates (module docstring); None when none has a finite value and se.
+
+    Standard errors within a relative :data:`SE_TIE_RTOL` of each other are ties (e.g. DR and a SwitchDR that chose
+    ``tau = inf``, or one estimator with two interval kinds): they are ordered unbiased first, then by position, so
+    that the choice does not depend on the last bits of equal standard errors computed along different paths
+    (in memory, streaming, Spark).
+    """
+    finite = [i for i in range(len(values)) if math.isfinite(values[i]) and math.isfinite(ses[i])]
+    if not finite:
         return None
+    group: dict[int, int] = {}
+    head, g = -1, -1
+    for i in sorted(finite, key=lambda i: -ses[i]):
+        if head < 0 or abs(ses[i] - ses[head]) > SE_TIE_RTOL * abs(ses[head]):
+            head, g = i, g + 1
+        group[i] = g
+    order = sorted(finite, key=lambda i: (group[i], not unbiased[i], i))
     j = slope_select(np.array([values[i] for i in order]), np.array([ses[i] for i in order]))
     return order[j]
 

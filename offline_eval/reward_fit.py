@@ -245,12 +245,13 @@ def _stats_map(n_actions: int, n_folds: int) -> MapFn:
         positive = np.bincount(b.folds, weights=b.reward, minlength=n_folds)
         converted = np.bincount(b.folds, weights=(b.reward > 0).astype(np.float64), minlength=n_folds)
         r_range = np.array([b.reward.min(), b.reward.max()]) if len(b.reward) else np.array([np.inf, -np.inf])
-        return counts, lo, hi, rows, positive, converted, r_range[:1], r_range[1:]
+        d = np.array([float(b.X.shape[1])])
+        return counts, lo, hi, rows, positive, converted, r_range[:1], r_range[1:], d
 
     return map_fn
 
 
-_STATS_OPS = ("sum", "min", "max", "sum", "sum", "sum", "min", "max")
+_STATS_OPS = ("sum", "min", "max", "sum", "sum", "sum", "min", "max", "max")
 
 
 def _logistic_newton(
@@ -333,7 +334,7 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
     if model is None:
         raise TypeError("fit_cross_fit needs a model: resolve None with choose_model first")
     F = int(model.n_folds)
-    counts, lo, hi, rows, total, converted, r_min, r_max = reduce(_stats_map(n_actions, F), _STATS_OPS)
+    counts, lo, hi, rows, total, converted, r_min, r_max, n_features = reduce(_stats_map(n_actions, F), _STATS_OPS)
     if rows.sum() <= F:
         raise ValueError(f"n_folds={F} needs more than {F} logged rows, got {int(rows.sum())}")
     name = type(model).__name__
@@ -378,7 +379,6 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
     train_pos = positive.sum() - positive
     b0 = np.log((train_pos + 0.5) / (train_rows - train_pos + 0.5))
     K = n_actions
-    holder: dict[str, int] = {}
 
     def evaluate(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def pass_fn(b: ModelBatch) -> tuple[np.ndarray, ...]:
@@ -390,20 +390,14 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
             _logistic_pass(b.X, y, b.action, b.folds, B, obj, grad, hess)
             return obj, grad, hess
 
-        holder["passes"] = holder.get("passes", 0) + 1
         obj, grad, hess = reduce(pass_fn, ("sum", "sum", "sum"))
         return obj, grad, hess
 
-    d = _n_features(reduce)
+    d = int(n_features[0])
     B = _logistic_newton(evaluate, b0, K, d + 1, float(model.l2), int(model.max_iter), float(model.tol))
     coef = np.ascontiguousarray(B[..., 1:].transpose(1, 2, 0))  # (F, d, K)
     intercept = np.ascontiguousarray(B[..., 0].T)  # (F, K)
     return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
-
-
-def _n_features(reduce: Reduce) -> int:
-    (d,) = reduce(lambda b: (np.array([float(b.X.shape[1])]),), ("max",))
-    return int(d[0])
 
 
 def _values(model: ValueAwareRewardModel, lo: np.ndarray, hi: np.ndarray, K: int,

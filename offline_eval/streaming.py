@@ -149,6 +149,12 @@ def check_policies(policies: Any, where: str) -> dict[str, Any]:
     return dict(policies)
 
 
+def arm_indices(targets: dict[str, Any], arms: list[str]) -> dict[str, Any]:
+    """Targets given as arm names replaced by their index (one lookup instead of one per row); unknown names are
+    left for :func:`~offline_eval.estimators.resolve_target` to reject with its message."""
+    return {name: arms.index(t) if isinstance(t, str) and t in arms else t for name, t in targets.items()}
+
+
 def fit_models(layout: Layout, reduce_for: Callable[[Any], Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]],
                n_actions: int, arms: list[str]) -> list[CrossFitPredictor]:
     """Choose and fit every reward model of the layout by passes of ``reduce_for(model)`` (a reduce whose batches
@@ -219,6 +225,7 @@ def evaluate_parquet(
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer) or batch_rows < 1:
         raise ValueError(f"batch_rows must be a positive int (rows per record batch), got {batch_rows!r}")
     log = _Log(path)
+    targets = arm_indices(targets, log.arms)
     layout = Layout.of(ests)
     K = len(log.arms)
 

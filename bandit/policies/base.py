@@ -57,6 +57,19 @@ def gaussian_prior(n_arms: int, n_dims: int, l2: float) -> tuple[np.ndarray, np.
     return np.tile(eye * l2, (n_arms, 1, 1)), np.tile(eye / l2, (n_arms, 1, 1)), np.zeros((n_arms, n_dims))
 
 
+def scaled_prior_precision(owner: str, n_features: Any, fit_intercept: bool) -> float:
+    """``D / 4``, the default prior precision ``l2`` of LinUCB, LinearTS and LogisticTS (D = ``n_features`` plus the
+    intercept column): on standardised features ``E ||x||^2 = D``, so a prior ``N(0, sigma^2 I / l2)`` gives the
+    predicted reward a prior standard deviation of ``sigma sqrt(D / l2) = 2 sigma`` (0.5 for 0/1 conversions, whose
+    sigma is 0.25), and a prior ``N(0, I / l2)`` on log-odds coefficients gives the logit a prior standard deviation
+    of 2, whatever the dimension. ``n_features`` is validated here, as :class:`Policy` would (it is needed before
+    the policy exists); ``owner`` is the class name for the error message."""
+    if n_features is None:
+        raise TypeError(f"{owner} needs n_features (the length of a context vector)")
+    d = int(check_scalar(n_features, "n_features", low=1, integer=True))
+    return (d + bool(fit_intercept)) / 4.0
+
+
 class Policy(ABC):
     """Base class of all policies (not instantiated directly).
 

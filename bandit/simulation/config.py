@@ -351,6 +351,11 @@ class SimulationConfig(_Model):
     reward : {"conversion", "value"}
         What policies learn from: 0/1 attributed conversions with arm value = price/LTV (short-term revenue), or
         the net value (long-term term included) divided by the largest arm value, with unit arm values.
+    learn_at : {"arrival", "window_close"}
+        When policies learn an outcome: a conversion as soon as it arrives and a non-conversion when its attribution
+        window closes (``"arrival"``, what ``update_from_log`` does in production), or every outcome when its window
+        closes (``"window_close"``; no early-conversion bias, one window of delay for everything). See
+        :func:`bandit.simulation.loop.run_policy`.
     """
 
     seed: int = Field(default=0, ge=0)
@@ -358,6 +363,7 @@ class SimulationConfig(_Model):
     batch_size: int = Field(default=500, ge=1)
     launch_step: int | None = Field(default=None, ge=0)
     reward: Literal["conversion", "value"] = "conversion"
+    learn_at: Literal["arrival", "window_close"] = "arrival"
     world: WorldConfig = Field(default_factory=WorldConfig)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     policies: list[PolicyConfig] = Field(default_factory=_default_policies, min_length=1)

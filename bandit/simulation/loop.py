@@ -38,9 +38,11 @@ from bandit.arms import Arm
 from bandit.simulation.config import ORACLE, ConfigError, PolicyConfig, policy_types
 from bandit.simulation.world import Episode, Outcomes
 
-__all__ = ["OraclePolicy", "PolicyRun", "Progress", "build_policy", "outcomes_table", "run_policy"]
+__all__ = ["LEARN_AT", "OraclePolicy", "PolicyRun", "Progress", "build_policy", "outcomes_table", "run_policy"]
 
 _US_PER_DAY = 86_400_000_000
+#: When a run learns a decision's outcome (see :func:`run_policy`'s ``learn_at``).
+LEARN_AT = ("arrival", "window_close")
 
 
 class OraclePolicy:
@@ -223,6 +225,7 @@ def run_policy(
     progress: Progress | None = None,
     on_launch: Callable[[Any, int], None] | None = None,
     log_dir: str | Path | None = None,
+    learn_at: str = "arrival",
 ) -> PolicyRun:
     """Run one policy on rows ``start..stop-1`` of ``episode`` with batch refresh and delayed rewards.
 
@@ -254,6 +257,13 @@ def run_policy(
     log_dir : str or path, optional
         Directory of the run's decision log (must not hold one yet); default a temporary directory that lives as
         long as the returned :class:`PolicyRun`.
+    learn_at : {"arrival", "window_close"}
+        When a decision's outcome is learned. ``"arrival"`` (what ``update_from_log`` does in production): a
+        conversion as soon as its outcome row arrives, a non-conversion when its attribution window closes.
+        ``"window_close"``: every decision when its window closes, conversion or not. Learning at arrival feeds
+        conversions before the non-conversions of the same decisions, so for about one window the learned outcomes
+        of an arm shown mostly recently (a new plan) are nearly all conversions; learning at window close waits one
+        window for every outcome but never sees that bias.
 
     Returns
     -------
@@ -276,6 +286,8 @@ def run_policy(
         raise ValueError(f"reward must be 'conversion' or 'value', got {reward!r}")
     if not (reward_scale > 0 and math.isfinite(reward_scale)):
         raise ValueError(f"reward_scale must be finite and > 0, got {reward_scale!r}")
+    if learn_at not in LEARN_AT:
+        raise ValueError(f"learn_at must be one of {list(LEARN_AT)}, got {learn_at!r}")
     is_oracle = isinstance(policy, OraclePolicy)
     kind = ORACLE if is_oracle else type(policy).__name__
     name = kind if name is None else name
@@ -301,7 +313,7 @@ def run_policy(
     notes: list[str] = []
     added_at: int | None = None
     t0 = time.perf_counter()
-    flow = _LogFlow(episode, start, stop, kind, reward, reward_scale, log_dir)
+    flow = _LogFlow(episode, start, stop, kind, reward, reward_scale, log_dir, learn_at)
     bounds = _boundaries(start, stop, batch_size, launch_step)
     try:
         for s, e in zip(bounds[:-1], bounds[1:], strict=False):
@@ -386,7 +398,7 @@ class _LogFlow:
     """
 
     def __init__(self, episode: Episode, start: int, stop: int, kind: str, reward: str, reward_scale: float,
-                 log_dir: str | Path | None) -> None:
+                 log_dir: str | Path | None, learn_at: str = "arrival") -> None:
         import tempfile
 
         from bandit.attribution import AppliedEvents
@@ -413,6 +425,7 @@ class _LogFlow:
         self.reward, self.reward_scale = reward, reward_scale
         self.pending = np.empty(0, dtype=np.int64)  # positions not resolved yet, in decision order
         self.ledger = AppliedEvents()
+        self.learn_at = learn_at
 
     def log_decisions(self, local: np.ndarray, actions: np.ndarray, propensities: np.ndarray,
                       probabilities: np.ndarray, eligible: np.ndarray, version: str) -> None:
@@ -459,7 +472,8 @@ class _LogFlow:
         # only decisions that can resolve now -- an outcome has arrived or the window has passed -- are passed on:
         # the others would only be reported pending (the attribution rules decide each decision on its own rows)
         p = self.pending
-        p = p[(self.arrival_us[p] <= now_us) | (self.ts_us[p] + self.window_us < now_us)]
+        closed = self.ts_us[p] + self.window_us < now_us
+        p = p[closed] if self.learn_at == "window_close" else p[(self.arrival_us[p] <= now_us) | closed]
         decisions = pd.DataFrame({
             "event_id": self.ids[p], "timestamp": self.times[p],
             "context": list(self.episode.X[p + self.start]), "action": actions[p].astype(np.int32),

@@ -69,7 +69,8 @@ class SimulationResult:
             "# Upsell simulation",
             "",
             f"- seed {cfg.seed}, {cfg.horizon:,} events, refresh every {cfg.batch_size} events, reward "
-            f"`{cfg.reward}`, arm value `{cfg.catalog.value}`, long-term weight {cfg.world.long_term_weight:g}",
+            f"`{cfg.reward}` learned at `{cfg.learn_at}`, arm value `{cfg.catalog.value}`, long-term weight "
+            f"{cfg.world.long_term_weight:g}",
             f"- arms: {', '.join(self.episode.arm_names)}"
             + (f" (`{self.episode.arm_names[-1]}` launched at step {cfg.launch_step:,})" if cfg.launch_step else ""),
             "",

@@ -97,7 +97,8 @@ def run_simulation(config: SimulationConfig, progress: bool | None = None) -> Si
 
     def run(policy: Any, label: str) -> PolicyRun:
         return run_policy(episode, policy, name=label, batch_size=config.batch_size, launch_step=config.launch_step,
-                          new_arm=new_arm, reward=config.reward, reward_scale=scale, progress=tracker)
+                          new_arm=new_arm, reward=config.reward, reward_scale=scale, progress=tracker,
+                          learn_at=config.learn_at)
 
     runs = {label: run(pol, label) for label, pol in policies.items()}
     logging_run = None

@@ -75,8 +75,8 @@ def test_standardise_gives_unit_columns_and_zeros_constant_ones(bench):
 
 @pytest.mark.parametrize("cls", DEFAULT_POLICIES, ids=lambda c: c.__name__)
 def test_defaults_beat_vowpal_wabbit_squarecb_on_an_overlapping_world(bench, overlap_world, cls):
-    """Measured (seeds 0-2): LinUCB 0.604, LinearTS 0.593, LogisticTS 0.602, EpsilonGreedy 0.606; VW SquareCB 0.576;
-    the old defaults (alpha 1, v 0.25, v 1, epsilon 0.1) 0.601, 0.601, 0.587, 0.567."""
+    """Measured (seeds 0-2): LinUCB 0.610, LinearTS 0.605, LogisticTS 0.603, EpsilonGreedy 0.606; VW SquareCB 0.576;
+    the old defaults (l2 1 and alpha 1, v 0.25, v 1, epsilon 0.1) 0.601, 0.601, 0.587, 0.567."""
     X, y = overlap_world
     ours = np.mean([bench.progressive_reward(cls, X, y, s) for s in SEEDS])
     vw = np.mean([bench.progressive_reward(bandit.VWPolicy, X, y, s, exploration="squarecb") for s in SEEDS])
@@ -86,7 +86,7 @@ def test_defaults_beat_vowpal_wabbit_squarecb_on_an_overlapping_world(bench, ove
 
 @pytest.mark.parametrize("cls", DEFAULT_POLICIES, ids=lambda c: c.__name__)
 def test_defaults_learn_wine_nearly_perfectly(bench, cls):
-    """wine (3 plans, 13 features, 178 rows), 3 passes: measured 0.95-0.97 at the defaults (VW SquareCB 0.943)."""
+    """wine (3 plans, 13 features, 178 rows), 3 passes: measured 0.96-0.97 at the defaults (VW SquareCB 0.943)."""
     X, y = load_wine(return_X_y=True)
     X = bench.standardise(X)
     score = np.mean([bench.progressive_reward(cls, X, y, s) for s in SEEDS])
@@ -94,12 +94,37 @@ def test_defaults_learn_wine_nearly_perfectly(bench, cls):
 
 
 def test_the_defaults_are_the_documented_noise_scale_argument():
-    """alpha = sigma = 0.25 (noise sd of a 0/1 conversion at 5-10%), Thompson posteriors halved, epsilon 0.02."""
+    """alpha = sigma = 0.25 (noise sd of a 0/1 conversion at 5-10%), Thompson posteriors halved, epsilon 0.02; the
+    posterior-width policies' prior precision is D / 4, saved and restored as the number it was."""
     arms, d = ["a", "b"], 3
     assert bandit.LinUCB(arms, n_features=d).alpha == 0.25
+    for cls in (bandit.LinUCB, bandit.LinearTS, bandit.LogisticTS):
+        assert cls(arms, n_features=63).l2 == 16.0  # D = 64 with the intercept
+        assert cls(arms, n_features=63, fit_intercept=False).l2 == 63 / 4
+        assert cls(arms, n_features=63, l2=2.0).l2 == 2.0
+        assert cls(arms, n_features=63).get_params()["l2"] == 16.0
+    assert bandit.EpsilonGreedy(arms, n_features=63).l2 == 1.0
     assert bandit.LinearTS(arms, n_features=d).v == 0.125
     assert bandit.LogisticTS(arms, n_features=d).v == 0.5
     assert bandit.EpsilonGreedy(arms, n_features=d).epsilon == 0.02
     featured = [bandit.Arm(name="a", features=[1.0]), bandit.Arm(name="b", features=[2.0])]
     assert bandit.HybridLinUCB(featured, n_features=d).alpha == bandit.LinUCB(arms, n_features=d).alpha
     assert bandit.HybridLinearTS(featured, n_features=d).v == bandit.LinearTS(arms, n_features=d).v
+
+
+def test_the_scaled_prior_gives_a_prior_predictive_sd_of_twice_the_noise_scale_in_any_dimension():
+    """Monte Carlo: x standardised (E ||x||^2 = D with the intercept), theta ~ N(0, I / l2) with l2 = D / 4: the
+    prior sd of x . theta is 2 (in noise units), whatever d."""
+    rng = np.random.default_rng(0)
+    for d in (3, 30, 120):
+        policy = bandit.LinUCB(["a", "b"], n_features=d)
+        X = np.column_stack([rng.normal(size=(20_000, d)), np.ones(20_000)])
+        theta = rng.normal(size=(20_000, d + 1)) / np.sqrt(policy.l2)
+        assert np.std(np.sum(X * theta, axis=1)) == pytest.approx(2.0, rel=0.03), d
+
+
+def test_bad_n_features_is_named_before_the_default_prior_is_computed():
+    with pytest.raises(ValueError, match="n_features"):
+        bandit.LinUCB(["a", "b"], n_features=0)
+    with pytest.raises(TypeError, match="n_features"):
+        bandit.LogisticTS(["a", "b"], n_features="3")

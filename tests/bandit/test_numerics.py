@@ -155,7 +155,7 @@ def test_exactly_collinear_features_never_give_negative_variances(cls, fit_inter
     P, S = _precision_and_covariance(policy)
     null = np.zeros(P.shape[1])
     null[:2] = [1 / np.sqrt(2), -1 / np.sqrt(2)]
-    np.testing.assert_allclose(null @ S[0] @ null, 1.0, rtol=1e-3)  # the prior variance 1 / l2 is kept
+    np.testing.assert_allclose(null @ S[0] @ null, 1.0 / policy.l2, rtol=1e-3)  # the prior variance 1 / l2 is kept
     X = gen.normal(size=(50, 3)) * scale
     X[:, 1] = X[:, 0]
     dec = policy.choose_batch(X)

@@ -62,7 +62,7 @@ def assert_close(got, want, rtol: float) -> None:
             np.testing.assert_array_equal(a[name], ref, err_msg=name)
 
 
-@pytest.mark.parametrize("cls", [LinUCB, HybridLinUCB, BetaTS, LogisticTS], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [LinUCB, HybridLinUCB, LogisticTS], ids=lambda c: c.__name__)
 def test_spark_fit_equals_update_batch(spark, tmp_path, cls):
     from bandit.spark import fit
 
@@ -104,7 +104,7 @@ def test_spark_fit_skips_and_counts_bad_rows(spark, tmp_path):
     names[3] = "retired-plan"
     contexts[5] = np.array([np.nan, 0.0, 1.0])
     contexts[6] = np.array([0.0, 1.0])  # wrong length
-    rewards[7] = 2.0  # outside LogisticTS's [0, 1]
+    rewards[7] = 2.0  # outside BetaTS's [0, 1]
     rewards[9] = float("nan")
     for i in (3, 5, 6):
         rewards[i] = 1.0
@@ -116,14 +116,14 @@ def test_spark_fit_skips_and_counts_bad_rows(spark, tmp_path):
     })
     pq.write_table(data, tmp_path / "joined.parquet")
     df = spark.read.parquet(str(tmp_path / "joined.parquet"))
-    policy = make(LogisticTS)
+    policy = make(BetaTS)  # contexts validated (n_features=3) though not used
     reference = copy.deepcopy(policy)
     report = fit(policy, df)
     keep = [i for i in range(200) if i not in bad and rewards[i] is not None]
     reference.update_batch(np.stack([contexts[i] for i in keep]), [names[i] for i in keep], [rewards[i] for i in keep])
     assert report.rejected == {"bad_context": 2, "bad_reward": 2, "unknown_arm": 1}
     assert report.n_rows == len(keep) and report.n_pending == sum(r is None for r in rewards)
-    assert_close(policy, reference, 1e-7)
+    assert_close(policy, reference, 1e-12)
 
 
 def test_spark_fit_refuses_vw_and_missing_columns(spark):
@@ -158,9 +158,9 @@ def test_spark_fit_example_runs_and_agrees_with_the_streaming_fit(spark, tmp_pat
 
     sys.modules[spec.name] = module  # its dataclass resolves the module while the class body runs
     spec.loader.exec_module(module)
-    res = module.main(["--n", "3000", "--out", str(tmp_path), "--policy", "LogisticTS"], spark=spark)
+    res = module.main(["--n", "3000", "--out", str(tmp_path), "--policy", "LinearTS"], spark=spark)
     assert 2500 < res.report.n_rows < 3000 and res.report.n_pending == 3000 - res.report.n_rows
-    assert res.report.n_passes > 1 and res.max_diff_vs_streaming < 1e-9
+    assert res.report.n_passes == 1 and res.max_diff_vs_streaming < 1e-9
     loaded = __import__("bandit").load(res.policy_path)
     np.testing.assert_array_equal(loaded.coef_, res.policy.coef_)
     assert "rows/s" in capsys.readouterr().out

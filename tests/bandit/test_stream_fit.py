@@ -60,10 +60,10 @@ def outcomes_for(log: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.concat([out, extra, out.iloc[[5]]], ignore_index=True)  # incl. an exact duplicate delivery
 
 
-CASES = [(LinUCB, {}), (LogisticTS, {}), (HybridLinUCB, {"discount": 0.9}), (BetaTS, {})]
+CASES = [(LinUCB, {}), (LogisticTS, {}), (HybridLinUCB, {"discount": 0.9}), (BetaTS, {}), (LinUCB, {"discount": 0.95})]
 
 
-@pytest.mark.parametrize(("cls", "params"), CASES, ids=[c.__name__ for c, _ in CASES])
+@pytest.mark.parametrize(("cls", "params"), CASES, ids=[c.__name__ + ("-discount" if p else "") for c, p in CASES])
 def test_streaming_update_from_log_equals_in_memory(tmp_path, cls, params):
     log = write_log(tmp_path, 3000, seed=1)
     outcomes = outcomes_for(log, seed=2)
@@ -71,13 +71,13 @@ def test_streaming_update_from_log_equals_in_memory(tmp_path, cls, params):
     arms = ARMS[:3]  # the log's fourth arm is unknown to the policy: "unknown_arm" rejections
     policy = cls(arms, n_features=3, seed=0, **{**cls._test_params(), **params})
     reference = copy.deepcopy(policy)
-    big = 1_000_000 if params.get("discount", 1.0) != 1.0 else 700  # several hash partitions unless discounted
+    big = 700  # 5 hash partitions; with a discount they are merged back into decision-time order
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mem = reference.update_from_log(str(tmp_path), outcomes, "3D", now)
         got = fit_parquet(policy, tmp_path, outcomes, "3D", now, batch_rows=333, partition_rows=big)
     assert sum(issubclass(w.category, DecisionLogWarning) for w in caught) == 2  # one duplicate warning each
-    assert got.n_partitions == (1 if big > 3000 else 5)
+    assert got.n_partitions == 5
     assert (got.n_applied, got.n_expired_zero, got.n_pending, got.n_already_applied) == (
         mem.n_applied, mem.n_expired_zero, mem.n_pending, mem.n_already_applied)
     assert mem.n_applied > 1000 and len(mem.rejected) > 5
@@ -131,19 +131,27 @@ def test_streaming_fit_from_joined_rewards_equals_update_batch(tmp_path, cls, pa
     assert policy.n_updates == reference.n_updates
 
 
-def test_streaming_refuses_order_dependent_fits_across_partitions_and_bad_arguments(tmp_path):
-    log = write_log(tmp_path, 300, seed=5, parts=1)
+def test_streaming_with_one_partition_equals_in_memory_and_bad_arguments_are_refused(tmp_path):
+    log = write_log(tmp_path, 300, seed=5, parts=2)
     outcomes = outcomes_for(log, seed=6)
+    now = T0 + pd.Timedelta("12D")
     policy = make(LinUCB, discount=0.9)
+    reference = copy.deepcopy(policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        got = fit_parquet(policy, tmp_path, outcomes, "3D", now, batch_rows=64)  # one partition: no spilling
+        mem = reference.update_from_log(str(tmp_path), outcomes, "3D", now)
+    assert got.n_partitions == 1 and got.n_applied == mem.n_applied > 0
+    np.testing.assert_allclose(policy.coef_, reference.coef_, rtol=0, atol=1e-10)
     before = state_of(policy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DecisionLogWarning)
-        with pytest.raises(ValueError, match="decision-time order"):
-            fit_parquet(policy, tmp_path, outcomes, "3D", T0 + pd.Timedelta("12D"), partition_rows=100)
         with pytest.raises(ValueError, match="attribution_window is required"):
             fit_parquet(policy, tmp_path, outcomes)
         with pytest.raises(ValueError, match="batch_rows"):
             fit_parquet(policy, tmp_path, batch_rows=0)
+        with pytest.raises(ValueError, match="partition_rows"):
+            fit_parquet(policy, tmp_path, outcomes, "3D", partition_rows=-5)
         with pytest.raises(TypeError, match="not a sum of per-row terms"):
             fit_parquet(make(VWPolicy), tmp_path)
     (tmp_path / "empty").mkdir()
@@ -151,3 +159,28 @@ def test_streaming_refuses_order_dependent_fits_across_partitions_and_bad_argume
         fit_parquet(policy, tmp_path / "empty")
     for k, v in before["arrays"].items():
         np.testing.assert_array_equal(state_of(policy)["arrays"][k], v)
+
+
+def test_ordered_merge_of_sorted_streams(tmp_path):
+    """The k-way merge used with a discount emits every row once, in (time, row) order, whatever the chunking."""
+    from bandit.streaming import _ordered_batches
+
+    rng = np.random.default_rng(0)
+    paths, everything = [], []
+    for p in range(4):
+        n = int(rng.integers(0, 300))
+        t = np.sort(rng.integers(0, 50, size=n))
+        r = rng.permutation(10_000)[:n] * 4 + p  # unique rows across streams
+        order = np.lexsort((r, t))
+        t, r = t[order], r[order]
+        everything.append(np.column_stack([t, r]))
+        table = pa.table({"time": t, "row": r})
+        path = tmp_path / f"s{p}.arrow"
+        with pa.ipc.new_stream(str(path), table.schema) as sink:
+            sink.write_table(table, max_chunksize=int(rng.integers(1, 40)))
+        paths.append(path)
+    got = np.concatenate([np.column_stack([b.column(0).to_numpy(), b.column(1).to_numpy()])
+                          for b in _ordered_batches(paths)])
+    want = np.concatenate(everything)
+    want = want[np.lexsort((want[:, 1], want[:, 0]))]
+    np.testing.assert_array_equal(got, want)

@@ -25,12 +25,16 @@ NUMERIC = ["value", "se", "ci_low", "ci_high", "lift", "lift_se", "lift_ci_low",
 EXACT = ["policy", "estimator", "n", "alpha", "interval", "consistent", "recommended", "params", "warnings", "honest"]
 
 
-def every_estimator(interval: str) -> list:
+def every_estimator(interval: str, model=None) -> list:
+    """One of each estimator (clipped / fixed / data-driven variants included), with ``model`` (None: the default),
+    and, for the default, a DR with a second reward model."""
+    m = {"reward_model": model}
+    second = [DR(reward_model=RidgeRewardModel(l2=5.0), interval=interval)] if model is None else []
     return [
-        IPS(interval=interval), IPS(clip=3.0, interval=interval), SNIPS(interval=interval), DM(interval=interval),
-        DR(interval=interval), DR(clip=2.0, interval=interval), SNDR(interval=interval), SwitchDR(interval=interval),
-        SwitchDR(tau=2.0, interval=interval), DROS(interval=interval), DROS(lam=4.0, interval=interval),
-        DR(reward_model=RidgeRewardModel(l2=5.0), interval=interval),
+        IPS(interval=interval), IPS(clip=3.0, interval=interval), SNIPS(interval=interval), DM(interval=interval, **m),
+        DR(interval=interval, **m), DR(clip=2.0, interval=interval, **m), SNDR(interval=interval, **m),
+        SwitchDR(interval=interval, **m), SwitchDR(tau=2.0, interval=interval, **m), DROS(interval=interval, **m),
+        DROS(lam=4.0, interval=interval, **m), *second,
     ]
 
 

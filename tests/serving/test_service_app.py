@@ -99,6 +99,7 @@ def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(a
         assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
     assert 'upsell_requests_total{code="422",endpoint="rank"} 12.0' in metrics
     assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 2.0' in metrics
+    assert 'field="other"} 1.0' in metrics and 'field="user"' not in metrics  # client-chosen names stay out of labels
     assert read_decision_log(tmp / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["taken"]
 
 
@@ -121,6 +122,9 @@ def test_reward_token_checks_and_idempotence(app_service):
         assert unknown.json()["status"] == "unknown_event"
         bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": 1, "timestamp": "soon"}')
         assert bad.status_code == 422 and bad.json()["field"] == "timestamp"
+        bad = client.post("/reward", headers=headers,
+                          content=b'{"event_id": "x", "reward": 1, "timestamp": "2099-01-01T00:00:00Z"}')
+        assert bad.status_code == 422 and bad.json()["field"] == "timestamp" and "future" in bad.json()["error"]
         bad = client.post("/reward", headers=headers, content=b'{"event_id": "x", "reward": "1"}')
         assert bad.status_code == 422 and bad.json()["field"] == "reward"
         metrics = client.get("/metrics").text
@@ -136,6 +140,8 @@ def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
         r = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team", "value": 2.0}')
         assert r.status_code == 201 and r.json()["index"] == 3
         assert client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team"}').status_code == 409
+        inf = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "big", "value": 1e999}')
+        assert inf.status_code == 422 and inf.json()["field"] == "value"
         decided = rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()
         assert set(decided["probabilities"]) == {"solo", "duo", "family", "team"}
         assert client.delete("/admin/arms/solo", headers=AUTH).status_code == 200

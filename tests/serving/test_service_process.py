@@ -109,7 +109,7 @@ def test_real_server_rejects_bad_requests_and_handles_concurrent_rewards(policy_
         def post(i: int) -> None:
             with httpx.Client(base_url=server.url, timeout=10) as http:
                 barrier.wait()
-                a = http.post("/reward", json={"event_id": "e1", "reward": 1.0, "timestamp": "2099-01-01T00:00:00Z"},
+                a = http.post("/reward", json={"event_id": "e1", "reward": 1.0, "timestamp": "2026-01-01T00:00:00Z"},
                               headers=AUTH)
                 b = http.post("/reward", json={"event_id": "e2", "reward": float(i)}, headers=AUTH)
                 assert a.status_code == b.status_code == 202
@@ -136,7 +136,7 @@ def test_real_server_rejects_bad_requests_and_handles_concurrent_rewards(policy_
 @pytest.mark.slow
 def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(policy_dir):
     server = Server(policy_dir, "--attribution-window", "2s", "--delivery-delay", "0.5s", "--train-every", "0.2s",
-                    "--compact-every", "1s", "--checkpoint-every", "1s").start()
+                    "--compact-every", "1.5s", "--checkpoint-every", "1s").start()
     acked: dict[str, tuple[str, float]] = {}
     rewarded: dict[str, float] = {}
     stop = threading.Event()

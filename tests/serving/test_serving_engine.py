@@ -225,6 +225,8 @@ def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path)
     assert err.value.status == 409
     with pytest.raises(RequestError, match="reward"):
         svc.reward("e1", float("inf"))
+    with pytest.raises(RequestError, match="reward"):
+        svc.reward("e1", True)
     assert svc.reward("nobody", 1.0, timestamp=T0).status == "unknown_event"
     svc.trainer.step(now=T0 + pd.Timedelta(minutes=10))
     assert svc.rejected_counts == {"unknown_event": 1}
@@ -242,3 +244,31 @@ def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
         service(tmp_path).start(thread=False)
     first.close()
     service(tmp_path).start(thread=False).close()  # free again once the first one is closed
+
+
+def test_a_reward_outside_the_policys_range_is_refused_at_once(tmp_path):
+    bandit.LogisticTS(ARMS, n_features=3, seed=0).save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    svc.rank([0.0, 1.0, 0.0], event_id="e1")
+    with pytest.raises(RequestError, match=r"reward must be in \[0.0, 1.0\]") as err:
+        svc.reward("e1", 16.99)
+    assert err.value.field == "reward" and svc.n_outcomes_received == 0
+    assert svc.reward("e1", 1.0).status == "accepted"
+    svc.close()
+
+
+def test_an_id_reused_beyond_the_id_window_never_breaks_compaction(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, id_window=3).start(thread=False)
+    for i in range(4):
+        svc.rank([0.0, 1.0, float(i)], event_id=f"e{i}", timestamp=T0)
+    svc.compact()
+    with pytest.raises(RequestError):
+        svc.rank([0.0, 1.0, 0.0], event_id="e3")  # inside the window: refused
+    svc.rank([0.0, 1.0, 9.0], event_id="e0", timestamp=T0)  # beyond it: accepted, and logged
+    svc.compact()
+    assert svc.last_error is None
+    svc.close()
+    with pytest.warns(UserWarning, match="e0"):
+        log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
+    assert log["event_id"].tolist() == ["e0", "e1", "e2", "e3"]  # the readers keep the first occurrence

@@ -116,3 +116,32 @@ def test_the_known_attribute_plan_is_spanned_by_the_launch_day_catalog():
     F = np.array([p.arm_features() for p in default_products() if p.kind == "plan" and not p.student_only])
     f = np.array(known_attribute_plan().arm_features())
     assert ((F.min(axis=0) <= f) & (f <= F.max(axis=0))).all()
+
+
+def test_learning_at_window_close_learns_exactly_the_closed_windows_and_at_arrival_also_early_conversions():
+    """``learn_at="window_close"``: what the run learned is exactly the decisions whose window had closed by its last
+    refresh (``mature``); at arrival, those plus the outcomes that arrived in still-open windows -- mostly
+    conversions, the early-conversion bias the option avoids."""
+    import bandit
+    from bandit.simulation import UpsellWorld, run_policy
+
+    world = UpsellWorld(seed=5, launch_step=None)
+    ep = world.episode(6_000)
+    arms, d = world.arms(include_new=False), world.featurizer.n_features
+    runs = {}
+    for mode in ("arrival", "window_close"):
+        pol = bandit.LinUCB(arms, n_features=d, seed=0)
+        runs[mode] = run = run_policy(ep, pol, batch_size=500, learn_at=mode)
+        assert pol.n_updates == int(run.known.sum())
+        learned = np.nansum(pol.mean_rewards * pol.pulls)
+        assert learned == pytest.approx(run.reward[run.known].sum(), abs=1e-9)
+    closed, early = runs["window_close"], runs["arrival"]
+    np.testing.assert_array_equal(closed.known, closed.mature)
+    extra = early.known & ~early.mature
+    assert extra.any() and (early.mature <= early.known).all()
+    # early outcomes are conversions (and cancellations of paying users, reward 0): far richer in conversions than
+    # the decisions whose window closed
+    np.testing.assert_array_equal(early.reward[extra], early.outcomes.attributed[extra])
+    assert early.reward[extra].mean() > 5 * early.reward[early.mature].mean()
+    with pytest.raises(ValueError, match="learn_at"):
+        run_policy(ep, bandit.LinUCB(arms, n_features=d, seed=0), learn_at="never")

@@ -1,0 +1,302 @@
+"""Evaluate policies on a Spark DataFrame of logged decisions (Apache Spark via pyspark): :func:`evaluate`.
+
+Each pass over the data is one Spark job: every partition turns its Arrow record batches (``mapInArrow``) into the
+mergeable statistics of :mod:`offline_eval.accumulators` (or, for the reward-model passes, of
+:mod:`offline_eval.reward_fit`), ships them to the driver as ``np.savez`` bytes (plain arrays, loaded with
+``allow_pickle=False``), and the driver merges them in partition order. The passes are those of
+:func:`offline_eval.streaming.evaluate_parquet`: the reward models' (DR family only), then one evaluation pass.
+The result is the table :func:`offline_eval.evaluate` returns on the same rows, to floating-point summation order.
+
+Policies travel to the executors as their saved state: an object with ``save(path)`` whose top-level package has
+``load(path)`` (every ``bandit`` policy: the versioned, checksummed, pickle-free zip of :mod:`bandit.state`) is
+saved once on the driver and loaded once per partition; a single arm travels as itself. Other policy objects are
+serialised by Spark's closure serialiser (cloudpickle).
+
+pyspark is imported lazily (``import offline_eval`` never loads it); the executors need this package installed in
+their Python. ``examples/spark_evaluate.py`` is a job that runs locally and with ``spark-submit``. As with the
+streaming evaluation, duplicate event ids are not dropped (deduplicate first, e.g. ``df.dropDuplicates(
+["event_id"])``, if the log may hold any) and rows with a null reward are dropped with one ``UserWarning``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from offline_eval import schema as S
+from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
+from offline_eval.data import _report_missing
+from offline_eval.estimators import Estimator
+from offline_eval.evaluate import _check_estimators
+from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
+from offline_eval.reward_models import fold_of
+from offline_eval.streaming import _logged_data, _model_batch, arm_indices, check_policies, fit_models
+
+__all__ = ["PARTITION_STRIDE", "evaluate"]
+
+#: Row positions of partition p start at ``p * PARTITION_STRIDE`` (orders the rows kept for the EL intervals).
+PARTITION_STRIDE = 1 << 40
+
+_OUTPUT = "partition long, key long, payload binary, missing long, total long"
+_EVAL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
+_MODEL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD]
+
+
+def _to_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    savez: Any = np.savez  # (its stubs type every keyword as allow_pickle)
+    savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _ship(target: Any) -> tuple[Any, ...]:
+    """How a policy travels to the executors (module docstring)."""
+    if isinstance(target, str | int | np.integer) and not isinstance(target, bool):
+        return ("arm", target)
+    package = type(target).__module__.split(".")[0]
+    loader = getattr(importlib.import_module(package), "load", None)
+    if callable(getattr(target, "save", None)) and callable(loader):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "policy.zip"
+            target.save(path)
+            return ("saved", package, path.read_bytes())
+    return ("object", target)
+
+
+def _unship(shipped: tuple[Any, ...]) -> Any:
+    kind = shipped[0]
+    if kind == "saved":
+        _, package, data = shipped
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "policy.zip"
+            path.write_bytes(data)
+            return importlib.import_module(package).load(path)
+    return shipped[1]
+
+
+def _rows_without_reward(table: Any) -> tuple[Any, int]:
+    import pyarrow.compute as pc
+
+    reward = table.column(S.REWARD)
+    missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
+    n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
+    return (table.filter(pc.invert(missing)) if n_missing else table), n_missing
+
+
+def _partition_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
+def _output(rows: list[tuple[int, int, bytes, int, int]]) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema([("partition", pa.int64()), ("key", pa.int64()), ("payload", pa.binary()),
+                        ("missing", pa.int64()), ("total", pa.int64())])
+    return pa.RecordBatch.from_pydict(
+        {name: [r[i] for r in rows] for i, name in enumerate(schema.names)}, schema=schema
+    )
+
+
+def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_seed: int) -> Any:
+    """``mapInArrow`` function of a reward-model pass: the partition's combined ``map_fn`` outputs as bytes."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        from offline_eval.reward_fit import ModelBatch
+
+        total = None
+        for record_batch in batches:
+            table, _ = _rows_without_reward(pa.Table.from_batches([record_batch]))
+            if table.num_rows == 0:
+                continue
+            part = _model_batch(table, None)
+            if n_folds is not None:
+                part = ModelBatch(part.X, part.action, part.reward,
+                                  fold_of(table.column(S.EVENT_ID), n_folds, fold_seed))
+            out = combine([map_fn(part)], ops)
+            total = out if total is None else combine([total, out], ops)
+        if total is not None:
+            yield _output([(_partition_id(), 0, _to_bytes({str(i): a for i, a in enumerate(total)}), 0, 0)])
+
+    return run
+
+
+def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies: list[tuple[Any, ...]],
+              names: list[str]) -> Any:
+    """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        pid = _partition_id()
+        fitted = [CrossFitPredictor.from_arrays(_from_bytes(p)) for p in predictors]
+        targets = [_unship(p) for p in policies]
+        accs: list[PolicyAccumulator | None] = [None] * len(targets)
+        start = pid * PARTITION_STRIDE
+        missing = total = 0
+        for record_batch in batches:
+            table, dropped = _rows_without_reward(pa.Table.from_batches([record_batch]))
+            missing += dropped
+            total += record_batch.num_rows
+            if table.num_rows == 0:
+                continue
+            data = _logged_data(table, arms)
+            ids = table.column(S.EVENT_ID)
+            qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in fitted]
+            for i, target in enumerate(targets):
+                part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{names[i]!r}]")
+                acc = accs[i]
+                accs[i] = part if acc is None else acc.merge(part)
+            start += data.n
+        rows = [(pid, i, _to_bytes(acc.to_arrays()), 0, 0) for i, acc in enumerate(accs) if acc is not None]
+        rows.append((pid, -1, b"", missing, total))
+        yield _output(rows)
+
+    return run
+
+
+def _collect(df: Any, job: Any) -> list[Any]:
+    with warnings.catch_warnings():
+        # pyspark 4 warns that pandas 3 is not fully supported; this path exchanges Arrow batches only (tested)
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        rows = df.mapInArrow(job, _OUTPUT).collect()
+    return sorted(rows, key=lambda r: (r["partition"], r["key"]))
+
+
+def _arms(spark_df: Any, arms: Sequence[str] | None) -> list[str]:
+    """The arm names in index order: given, or read from the distinct (action, action_name) pairs."""
+    if arms is not None:
+        if isinstance(arms, str) or not all(isinstance(a, str) for a in arms):
+            raise TypeError(f"arms must be a sequence of arm names (str), got {arms!r}")
+        return list(arms)
+    if S.ACTION_NAME not in spark_df.columns:
+        raise ValueError("spark_df has no action_name column to read the arm names from; pass arms=[...]")
+    pairs = spark_df.select(S.ACTION, S.ACTION_NAME).distinct().collect()
+    by_index: dict[int, str] = {}
+    for row in pairs:
+        i, name = int(row[S.ACTION]), str(row[S.ACTION_NAME])
+        if by_index.setdefault(i, name) != name:
+            raise ValueError(f"action {i} is logged as both {by_index[i]!r} and {name!r}; pass arms=[...]")
+    first = spark_df.select(S.PROBABILITIES).first()
+    if first is None:
+        raise ValueError("spark_df has no rows")
+    K = len(first[S.PROBABILITIES])
+    unknown = [k for k in range(K) if k not in by_index]
+    if unknown:
+        raise ValueError(
+            f"arms {unknown} (of {K}) are never logged, so their names are unknown; pass arms=[...] (the log's "
+            f"{S.META_ARMS!r} metadata, e.g. offline_eval.schema.arms_from_schema of a part's schema)"
+        )
+    return [by_index[k] for k in range(K)]
+
+
+def evaluate(
+    spark_df: Any,
+    policies: Mapping[str, Any],
+    estimators: Sequence[Estimator] | None = None,
+    *,
+    arms: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Evaluate policies on a Spark DataFrame in the decision-log schema: the table of :func:`offline_eval.evaluate`.
+
+    Parameters
+    ----------
+    spark_df : pyspark.sql.DataFrame
+        Decisions with joined rewards in the decision-log schema (e.g. ``spark.read.parquet(log_dir)``): the columns
+        ``event_id``, ``context``, ``action``, ``reward`` (null = not known yet), ``propensity``, ``probabilities``
+        and ``eligible``. Its row order (partition, then row) is the log order.
+    policies : mapping of str to policy
+        Name -> a policy object with ``action_probabilities(X, eligible)`` or a single arm (index or name).
+    estimators : sequence of Estimator, optional
+        As in :func:`offline_eval.streaming.evaluate_parquet`.
+    arms : sequence of str, optional
+        The arm names in index order (the log's ``upsell_bandit.arms`` metadata, which Spark does not carry);
+        default: read from the distinct ``(action, action_name)`` pairs (every arm must have been logged).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`offline_eval.evaluate` table.
+
+    Examples
+    --------
+    ::
+
+        from offline_eval.spark import evaluate
+
+        decisions = spark.read.parquet("s3://bucket/decision-log/")   # rewards joined in column "reward"
+        table = evaluate(decisions, {"candidate": bandit.load("candidate.zip")})
+        print(table[table.recommended])
+    """
+    ests = _check_estimators(estimators)
+    targets = check_policies(policies, "offline_eval.spark.evaluate")
+    missing_columns = [c for c in _EVAL_COLUMNS if c not in spark_df.columns]
+    if missing_columns:
+        raise ValueError(f"spark_df has no column(s) {missing_columns} of the decision-log schema "
+                         f"(columns: {spark_df.columns})")
+    arms_list = _arms(spark_df, arms)
+    targets = arm_indices(targets, arms_list)
+    K = len(arms_list)
+    layout = Layout.of(ests)
+
+    model_df = spark_df.select(*_MODEL_COLUMNS)
+
+    def reduce_for(model: Any) -> Any:
+        n_folds = None if model is None else int(model.n_folds)
+        seed = 0 if model is None else int(model.fold_seed_)
+
+        def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
+            rows = _collect(model_df, _model_job(map_fn, ops, n_folds, seed))
+            parts = [list(_from_bytes(bytes(r["payload"])).values()) for r in rows]
+            if not parts:
+                raise ValueError("spark_df has no rows with a reward")
+            return combine(parts, ops)
+
+        return reduce
+
+    if layout.models:
+        model_df = model_df.persist()  # the logistic fits read it once per Newton pass
+    try:
+        predictors = fit_models(layout, reduce_for, K, arms_list)
+    finally:
+        if layout.models:
+            model_df.unpersist()
+    policy_names = list(targets)
+    job = _eval_job(layout, arms_list, [_to_bytes(p.to_arrays()) for p in predictors],
+                    [_ship(targets[name]) for name in policy_names], policy_names)
+    rows = _collect(spark_df.select(*_EVAL_COLUMNS), job)
+    merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
+    n_missing = n_total = 0
+    for row in rows:
+        key = int(row["key"])
+        if key < 0:
+            n_missing += int(row["missing"])
+            n_total += int(row["total"])
+            continue
+        name = policy_names[key]
+        part = PolicyAccumulator.from_arrays(layout, _from_bytes(bytes(row["payload"])))
+        acc = merged[name]
+        merged[name] = part if acc is None else acc.merge(part)
+    if n_missing:
+        _report_missing(n_missing, n_total, "drop")
+    if any(acc is None for acc in merged.values()):
+        raise ValueError("spark_df has no rows with a reward")
+    return evaluation_table({name: acc for name, acc in merged.items() if acc is not None})
+
