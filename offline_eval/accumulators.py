@@ -289,7 +289,7 @@ class PolicyAccumulator:
         n = data.n
         w, r = resolved.weights, data.reward
         dm, resid = [], []
-        rows = np.arange(n)
+        rows = np.arange(n) if len(q) else None
         for qm in q:
             dm.append(resolved.expected(qm))
             resid.append(r - qm[rows, data.action])
