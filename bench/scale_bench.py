@@ -23,8 +23,10 @@ Usage::
 
     python bench/scale_bench.py --max-rows 1e7          # 10^6 and 10^7 rows (streaming also 10^8 with 1e8)
     python bench/scale_bench.py --max-rows 1e6 --data-dir /tmp/scale
+    python bench/scale_bench.py --sizes 1e8 --engines streaming --tasks ips+snips,ips+snips-arm,dr-ridge,fit
 
-Writes ``bench/results/scale.json`` and prints a table. The data directory (default ``/work/scratch/scale``) is
+Writes ``bench/results/scale.json`` (merging with the configurations of earlier runs) and prints a table. In-memory
+and Spark runs stop at 10^7 rows, DR with the default model too (its Newton passes). The data directory (default ``/work/scratch/scale``) is
 deleted at the end unless ``--keep-data``.
 """
 

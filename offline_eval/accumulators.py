@@ -53,7 +53,7 @@ from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Es
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
 from offline_eval.intervals import AUTO_EL_MAX_N, Interval, RowTerms
-from offline_eval.slope_grid import CandidateMoments
+from offline_eval.slope_grid import LATTICE, CandidateMoments
 
 __all__ = ["RETAINED_MAX_ROWS", "Layout", "Moments", "PolicyAccumulator", "evaluation_table", "policy_results"]
 
@@ -222,8 +222,8 @@ _SUPPORTED = (IPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS)
 # ----------------------------------------------------------------------------------------------------------------
 
 # scalar slots
-_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _RMAX, _INELIGIBLE = range(10)
-_N_SCALARS = 10
+_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _RMAX = range(9)
+_N_SCALARS = 9
 
 
 @dataclass
@@ -240,9 +240,9 @@ class PolicyAccumulator:
         Rows.
     moments : Moments
         Of the layout's columns.
-    scalars : ndarray (10,)
-        Weight sum, sum of squares, max, min positive, a-priori weight bound, target mass outside the logging
-        support, whether any row's support is known (0/1), reward min, reward max, unused.
+    scalars : ndarray (9,)
+        Weight sum, sum of squares, max, min positive, a-priori weight bound (NaN unless the rows are kept), target
+        mass outside the logging support, whether any row's support is known (0/1), reward min, reward max.
     exceed : ndarray (len(layout.clips),)
         Rows with ``w > threshold`` per threshold.
     candidates : list of CandidateMoments
@@ -289,7 +289,7 @@ class PolicyAccumulator:
         n = data.n
         w, r = resolved.weights, data.reward
         dm, resid = [], []
-        rows = np.arange(n)
+        rows = np.arange(n) if len(q) else None
         for qm in q:
             dm.append(resolved.expected(qm))
             resid.append(r - qm[rows, data.action])
@@ -328,7 +328,6 @@ class PolicyAccumulator:
         for k in (_WMINPOS, _RMIN):
             s[k] = min(a[k], b[k])
         s[_WBOUND] = np.maximum(a[_WBOUND], b[_WBOUND])  # NaN once rows are dropped
-        s[_INELIGIBLE] = 0.0
         n = self.n + other.n
         rows = None
         if self.rows is not None and other.rows is not None and n <= RETAINED_MAX_ROWS:
@@ -581,16 +580,12 @@ class PolicyResult:
     lift_high: float
 
 
-def _pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
+def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
+    """:meth:`ResolvedTarget.diagnostics <offline_eval.estimators.ResolvedTarget.diagnostics>`, from the
+    accumulator."""
     s = acc.scalars
-    deficit = float(s[_OUTSIDE]) / acc.n if s[_KNOWN] else None
-    return weight_diagnostics(acc.n, float(s[_WSUM]), float(s[_WSQ]), float(s[_WMAX]), deficit, clipped_share,
-                              warn_clipped)
-
-
-def pair_diagnostics(acc: PolicyAccumulator) -> Diagnostics:
-    """The (data, target) diagnostics of :meth:`ResolvedTarget.diagnostics`, from the accumulator."""
-    return _pair_diagnostics(acc)
+    return weight_diagnostics(acc.n, float(s[_WSUM]), float(s[_WSQ]), float(s[_WMAX]), support_deficit(acc),
+                              clipped_share, warn_clipped)
 
 
 def support_deficit(acc: PolicyAccumulator) -> float | None:
@@ -637,7 +632,7 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
                 return _normal(lin, acc.moments.mean, acc.moments.comoment, n, float(est.alpha)), "normal"
             if rows is None:  # pragma: no cover - built above for every non-normal method
                 raise RuntimeError("rows not materialised")
-            terms = rows.terms(lin, _candidate_theta(acc, candidate, m), layout)
+            terms = rows.terms(lin, _candidate_theta(acc, candidate), layout)
             if method == "el" and ips_form:
                 from offline_eval.empirical_likelihood import ips_el_interval
                 from offline_eval.intervals import normal_interval
@@ -668,7 +663,7 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
             estimator=est.name,
             alpha=float(est.alpha),
             interval=kind,
-            diagnostics=_pair_diagnostics(acc, spec.clipped_share, spec.warn_clipped),
+            diagnostics=pair_diagnostics(acc, spec.clipped_share, spec.warn_clipped),
             consistent=spec.consistent and supported,
             params=dict(spec.params),
             bias=bias,
@@ -684,13 +679,11 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
     return out
 
 
-def _candidate_theta(acc: PolicyAccumulator, candidate: Any, m: int) -> tuple[int, str, float] | None:
+def _candidate_theta(acc: PolicyAccumulator, candidate: Any) -> tuple[int, str, float] | None:
     """(model, family, theta) of a chosen candidate, for materialising it on the rows."""
     if candidate is None:
         return None
     ci, family, j = candidate
-    from offline_eval.slope_grid import LATTICE
-
     if j is None:
         theta = math.inf
     elif j < 0:

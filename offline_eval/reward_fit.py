@@ -6,7 +6,8 @@ same models from statistics that are sums (or minima / maxima) over rows, comput
 merged:
 
 * :class:`~offline_eval.reward_models.RidgeRewardModel`: one pass accumulating the per-(fold, action) normal
-  equations (``sum x x^T``, ``sum x r``, sums, counts), then the same solve as in memory;
+  equations (``sum x x^T``, ``sum x r``, sums, counts), then the same solve as in memory (with the evaluation pass:
+  two passes in all for a DR-family evaluation);
 * :class:`~offline_eval.reward_models.LogisticRewardModel` and
   :class:`~offline_eval.reward_models.ValueAwareRewardModel`: one pass for the counts (the intercept prior) and the
   reward checks, then Newton / IRLS iterations, each one pass that sums the gradient and Hessian of every
@@ -334,12 +335,9 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
     if model is None:
         raise TypeError("fit_cross_fit needs a model: resolve None with choose_model first")
     F = int(model.n_folds)
-    counts, lo, hi, rows, total, converted, r_min, r_max, n_features = reduce(_stats_map(n_actions, F), _STATS_OPS)
-    if rows.sum() <= F:
-        raise ValueError(f"n_folds={F} needs more than {F} logged rows, got {int(rows.sum())}")
     name = type(model).__name__
     seed = int(model.fold_seed_)
-    if type(model) is RidgeRewardModel:
+    if type(model) is RidgeRewardModel:  # one pass: the normal equations carry their own counts
         K = n_actions
 
         def moments(b: ModelBatch) -> tuple[np.ndarray, ...]:
@@ -353,8 +351,11 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
             return gram, xsum, count, xy, ysum
 
         gram, xsum, count, xy, ysum = reduce(moments, ("sum",) * 5)
+        _check_rows(count.sum(), F)
         coef, intercept = _ridge_solve(gram, xsum, count, xy, ysum, F, K, float(model.l2), bool(model.fit_intercept))
         return CrossFitPredictor(coef, intercept, False, None, F, seed, name)
+    counts, lo, hi, rows, total, converted, r_min, r_max, n_features = reduce(_stats_map(n_actions, F), _STATS_OPS)
+    _check_rows(rows.sum(), F)
     if type(model) is LogisticRewardModel:
         if counts[1] or counts[2]:
             raise ValueError(
@@ -398,6 +399,11 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
     coef = np.ascontiguousarray(B[..., 1:].transpose(1, 2, 0))  # (F, d, K)
     intercept = np.ascontiguousarray(B[..., 0].T)  # (F, K)
     return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
+
+
+def _check_rows(n: float, n_folds: int) -> None:
+    if n <= n_folds:
+        raise ValueError(f"n_folds={n_folds} needs more than {n_folds} logged rows, got {int(n)}")
 
 
 def _values(model: ValueAwareRewardModel, lo: np.ndarray, hi: np.ndarray, K: int,

@@ -16,6 +16,9 @@ pyspark is imported lazily (``import offline_eval`` never loads it); the executo
 their Python. ``examples/spark_evaluate.py`` is a job that runs locally and with ``spark-submit``. As with the
 streaming evaluation, duplicate event ids are not dropped (deduplicate first, e.g. ``df.dropDuplicates(
 ["event_id"])``, if the log may hold any) and rows with a null reward are dropped with one ``UserWarning``.
+The DataFrame's order (partition, then row) stands for the log order: it does not matter to any estimate or
+interval except the bootstrap's (its resampling counts are keyed by row), so keep the DataFrame in log order
+(e.g. ``orderBy("timestamp", "event_id")``) for ``interval="bootstrap"``.
 """
 
 from __future__ import annotations

@@ -94,7 +94,9 @@ class _Log:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        scanner = self.dataset.scanner(columns=columns, batch_size=batch_rows)
+        # little readahead: memory stays at a few batches whatever the number of files (the defaults, 16 batches and
+        # 4 files ahead, held ~1.8 GB on a 10-file log), and on a busy machine it is no slower
+        scanner = self.dataset.scanner(columns=columns, batch_size=batch_rows, batch_readahead=2, fragment_readahead=1)
         for record_batch in scanner.to_batches():
             if record_batch.num_rows == 0:
                 continue

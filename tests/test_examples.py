@@ -223,6 +223,7 @@ def test_known_attribute_launch_compares_each_hybrid_with_its_disjoint_twin():
         assert 0 <= t.loc[name, "first_day_new_plan_share"] <= 1
         ttl = t.loc[name, "time_to_learn"]
         assert 0 < ttl <= result.config.horizon - step, name  # every policy here learns the plan
+    assert result.config.learn_at == "arrival"
     for disjoint, hybrid in known.TWINS:
         assert t.loc[disjoint, "ratio_to_twin"] == 1.0
         assert t.loc[hybrid, "ratio_to_twin"] == pytest.approx(

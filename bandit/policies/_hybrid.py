@@ -79,6 +79,12 @@ class HybridRidgePolicy(Policy):
     not move. A larger ``arm_l2`` for every arm shrinks both parts but also slows how fast existing arms learn
     their own deviations (HybridLinUCB's regret before the launch rose by 20-28% at ``arm_l2`` = 100-1000). The
     defaults keep ``arm_l2 = l2 = 1``; ``bench/cold_start_bench.py`` reports what launches cost at these settings.
+    Whatever the model, the first outcomes a new arm learns are biased when outcomes are learned as they arrive
+    (production's ``update_from_log``): a conversion is learned when it arrives, a non-conversion only when its
+    attribution window closes, so for about one window nearly every learned outcome of the new arm is a conversion
+    (after the first refresh of the simulator's launch, LinUCB had learned 18 outcomes of the new plan, all
+    conversions, and predicted 0.89 for a true 0.11). The simulator's ``learn_at="window_close"`` measures the
+    alternative (:func:`bandit.simulation.loop.run_policy`).
 
     ``discount`` gamma < 1 ages the whole joint system at every update (whichever arm): every per-arm and shared
     statistic, towards the prior, so an observation's weight is ``gamma^age`` with the age counted in observations

@@ -88,3 +88,13 @@ def test_bad_arguments_name_what_is_wrong(log, tmp_path):
         warnings.simplefilter("ignore", DiagnosticWarning)
         with pytest.raises(ValueError, match="no decision-log part files"):
             evaluate_parquet(tmp_path, policies)
+
+
+def test_the_scale_modules_import_pyspark_and_bandit_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, offline_eval.streaming, offline_eval.spark, offline_eval.accumulators\n"
+            "assert 'pyspark' not in sys.modules, 'pyspark imported'\n"
+            "assert not any(m == 'bandit' or m.startswith('bandit.') for m in sys.modules), 'bandit imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
