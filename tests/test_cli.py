@@ -524,7 +524,8 @@ def _run_readme_command(subcommand, readme_logs, tmp_path, monkeypatch):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
-    (command,) = [b for b in blocks if f"upsell-bandit {subcommand}" in b]
+    # the block that runs on the README's own files (other sections show the command on other inputs)
+    (command,) = [b for b in blocks if f"upsell-bandit {subcommand} --logs logs/" in b]
     argv = shlex.split(command.replace("\\\n", " "))
     assert argv[0] == "upsell-bandit"
     shutil.copytree(readme_logs / "logs", tmp_path / "logs")
