@@ -358,8 +358,40 @@ def _gamma_power(gamma: float, n: np.ndarray | int) -> tuple[Any, Any]:
 # ------------------------------------------------------------------------------------------------------------------
 
 
+class _ArmSums:
+    """What both statistics objects answer about their layout and row counts (they hold ``_layout``, ``_count``)."""
+
+    _layout: _Layout
+    _count: np.ndarray
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        """The arms, in the index order of the policy the statistics were laid out for."""
+        return self._layout.arm_names
+
+    @property
+    def n_features(self) -> int | None:
+        """The context length the rows must have (None: the context is ignored)."""
+        return self._layout.n_features
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        """The policy's reward range: rewards outside it are rejected."""
+        return self._layout.reward_low, self._layout.reward_high
+
+    @property
+    def n_rows(self) -> int:
+        """Rows accumulated (all arms)."""
+        return int(self._count.sum())
+
+    @property
+    def count(self) -> np.ndarray:
+        """Rows per arm, shape (K,) int64 (a copy)."""
+        return self._count.copy()
+
+
 @dataclass(frozen=True, eq=False)
-class PolicyStatistics:
+class PolicyStatistics(_ArmSums):
     """Per-arm sufficient statistics of a ridge, hybrid or count policy: computed per piece, merged, applied.
 
     Build with :meth:`for_policy` (empty) and :meth:`accumulate`; never mutated (every method returns a new object).
@@ -498,31 +530,8 @@ class PolicyStatistics:
         return self._layout.kind
 
     @property
-    def arm_names(self) -> tuple[str, ...]:
-        return self._layout.arm_names
-
-    @property
     def discount(self) -> float:
         return self._layout.discount
-
-    @property
-    def n_features(self) -> int | None:
-        """The context length the rows must have (None: the context is ignored)."""
-        return self._layout.n_features
-
-    @property
-    def reward_range(self) -> tuple[float, float]:
-        """The policy's reward range: rewards outside it are rejected."""
-        return self._layout.reward_low, self._layout.reward_high
-
-    @property
-    def n_rows(self) -> int:
-        """Rows accumulated (all arms)."""
-        return int(self._count.sum())
-
-    @property
-    def count(self) -> np.ndarray:
-        return self._count.copy()
 
     def _value(self, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         return pair[0] + pair[1]
@@ -711,7 +720,7 @@ def _check_precision(A: np.ndarray, A_inv_out: np.ndarray, b: np.ndarray, policy
 
 
 @dataclass(frozen=True, eq=False)
-class LogisticPassStatistics:
+class LogisticPassStatistics(_ArmSums):
     """The sums one Newton pass of the LogisticTS Laplace fit needs, at fixed coefficients per arm.
 
     For each arm k at the point ``coef[k]`` (``eta = coef_k . x``, ``p = sigmoid(eta)``, ``x`` the design row):
@@ -781,28 +790,8 @@ class LogisticPassStatistics:
         )
 
     @property
-    def arm_names(self) -> tuple[str, ...]:
-        return self._layout.arm_names
-
-    @property
-    def n_features(self) -> int | None:
-        return self._layout.n_features
-
-    @property
-    def reward_range(self) -> tuple[float, float]:
-        return self._layout.reward_low, self._layout.reward_high
-
-    @property
-    def n_rows(self) -> int:
-        return int(self._count.sum())
-
-    @property
     def coef(self) -> np.ndarray:
         return self._coef.copy()
-
-    @property
-    def count(self) -> np.ndarray:
-        return self._count.copy()
 
     @property
     def objective(self) -> np.ndarray:
