@@ -44,13 +44,15 @@ import math
 import numpy as np
 from numba import njit
 
+from bandit.kernels.dense import design_row
+from bandit.kernels.logistic import sigmoid, softplus
 from bandit.kernels.status import STATUS_INVALID, STATUS_NON_FINITE, STATUS_OK
 
 __all__ = ["STATUS_INVALID", "STATUS_NON_FINITE", "STATUS_OK", "accumulate_linear", "accumulate_logistic"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
-LINKED_SOURCES = ("status",)
-LINKED_SOURCES_SHA256 = "b1b6e53d11d6b31e"
+LINKED_SOURCES = ("dense", "logistic", "status")
+LINKED_SOURCES_SHA256 = "e2cbba95657236c3"
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_linear`.
 WEIGHT, REWARD, REWARD_SQ, REWARD_TOTAL = 0, 1, 2, 3
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_logistic`.
@@ -81,16 +83,6 @@ def _check_rows(K, D, intercept, arms, X, rewards):
             if not math.isfinite(X[r, j]):
                 return STATUS_NON_FINITE
     return STATUS_OK
-
-
-@njit(cache=True)
-def _design_row(X, r, x):
-    """``x[:d] = X[r]``; ``x[d] = 1`` when ``x`` is one longer (the intercept)."""
-    d = X.shape[1]
-    for j in range(d):
-        x[j] = X[r, j]
-    if x.shape[0] > d:
-        x[d] = 1.0
 
 
 @njit(cache=True)
@@ -146,7 +138,7 @@ def accumulate_linear(arms, X, rewards, intercept, gamma, global_clock, count, s
                     _scale_arm(a, gamma, scal_hi, scal_lo, xx_hi, xx_lo, xr_hi, xr_lo)
             else:
                 _scale_arm(k, gamma, scal_hi, scal_lo, xx_hi, xx_lo, xr_hi, xr_lo)
-        _design_row(X, r, x)
+        design_row(X, r, 1.0, x)  # rows were checked finite by _check_rows
         count[k] += 1
         s, e = _two_sum(scal_hi[k, WEIGHT], 1.0)
         scal_hi[k, WEIGHT] = s
@@ -177,19 +169,6 @@ def accumulate_linear(arms, X, rewards, intercept, gamma, global_clock, count, s
             xr_hi[k, i] = s
             xr_lo[k, i] += e
     return STATUS_OK
-
-
-@njit(cache=True, inline="always")
-def _sigmoid(z):
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-@njit(cache=True, inline="always")
-def _softplus(z):
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
 @njit(cache=True)
@@ -230,15 +209,15 @@ def accumulate_logistic(arms, X, labels, intercept, coef, min_curvature, count, 
     for r in range(arms.shape[0]):
         k = arms[r]
         y = labels[r]
-        _design_row(X, r, x)
+        design_row(X, r, 1.0, x)  # rows were checked finite by _check_rows
         ck = coef[k]
         eta = 0.0
         for j in range(D):
             eta += x[j] * ck[j]
-        p = _sigmoid(eta)
+        p = sigmoid(eta)
         w = max(p * (1.0 - p), min_curvature)
         count[k] += 1
-        s, e = _two_sum(scal_hi[k, OBJECTIVE], _softplus(eta) - y * eta)
+        s, e = _two_sum(scal_hi[k, OBJECTIVE], softplus(eta) - y * eta)
         scal_hi[k, OBJECTIVE] = s
         scal_lo[k, OBJECTIVE] += e
         s, e = _two_sum(scal_hi[k, LABEL_SUM], y)
