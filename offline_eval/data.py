@@ -40,6 +40,7 @@ from numba import njit
 from numpy.typing import ArrayLike
 
 from offline_eval import schema as S
+from offline_eval._files import atomic_file
 
 __all__ = ["PROBABILITY_ATOL", "LoggedData"]
 
@@ -866,21 +867,9 @@ class LoggedData:
             arms=self.action_names,
             reward=self.reward,
         )
-        target = Path(path)
-        if target.is_dir():
-            raise ValueError(f"path must be a file to write, {str(target)!r} is a directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd", use_compliant_nested_type=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        with atomic_file(path, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd", use_compliant_nested_type=False)
+        return Path(path)
 
     def _versions_to_write(self, policy_version: str | None) -> str | list[str]:
         if policy_version is not None:

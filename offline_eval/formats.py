@@ -118,6 +118,7 @@ import numpy as np
 import pandas as pd
 
 from offline_eval import schema as S
+from offline_eval._files import atomic_file
 from offline_eval.data import LoggedData
 
 __all__ = [
@@ -302,20 +303,9 @@ def _export(
     arm_feats = _arm_features(arms, data.action_names)
     _check_vw_range(data)
     target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"path must be a file to write, {str(target)!r} is a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            for text in lines(data, arm_feats):
-                fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target, "w", encoding="utf-8", newline="\n") as fh:
+        for text in lines(data, arm_feats):
+            fh.write(text)
     if n_missing:
         warnings.warn(
             f"left out {n_missing} of {n_missing + data.n} decisions whose reward is missing (outcome not joined yet "
