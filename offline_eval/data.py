@@ -743,17 +743,23 @@ class LoggedData:
         (['individual', 'duo'], array([19.99,  0.  ]))
         >>> tmp.cleanup()
         """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         _check_missing_reward(missing_reward)
         table, arms = S.read_log(path if isinstance(path, str | os.PathLike) else list(path))
-        reward_col = table.column(S.REWARD).combine_chunks()
-        missing = pc.or_kleene(reward_col.is_null(), pc.is_nan(reward_col))
-        n_missing = int(pc.sum(pc.cast(missing, pa.int64())).as_py() or 0)
+        n_rows = table.num_rows
+        table, n_missing = rows_with_reward(table)
         if n_missing:
-            _report_missing(n_missing, table.num_rows, missing_reward)
-            table = table.filter(pc.invert(missing))
+            _report_missing(n_missing, n_rows, missing_reward)
+        return cls._from_arrow(table, arms, validate=validate)
+
+    @classmethod
+    def _from_arrow(
+        cls, table: Any, arms: Sequence[str], *, identities: bool = True, validate: bool = True
+    ) -> LoggedData:
+        """Build from an Arrow table (or record batch) in the decision-log schema whose rewards are all present.
+
+        ``identities=False`` leaves out ``timestamp``, ``event_id`` and ``policy_version`` (the batch readers of
+        :mod:`offline_eval.streaming` hash folds from the Arrow id column and need nothing else).
+        """
         return cls(
             _arrow_matrix(table, S.CONTEXT, np.float64),
             table.column(S.ACTION).to_numpy().astype(np.int64),
@@ -761,10 +767,10 @@ class LoggedData:
             table.column(S.PROPENSITY).to_numpy().astype(np.float64),
             probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
             eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
-            timestamp=_arrow_timestamps(table),
-            event_id=table.column(S.EVENT_ID).to_numpy().astype(object),
+            timestamp=_arrow_timestamps(table) if identities else None,
+            event_id=table.column(S.EVENT_ID).to_numpy().astype(object) if identities else None,
             action_names=arms,
-            policy_version=table.column(S.POLICY_VERSION).to_numpy().astype(object),
+            policy_version=table.column(S.POLICY_VERSION).to_numpy().astype(object) if identities else None,
             validate=validate,
         )
 
@@ -914,6 +920,16 @@ def _report_missing(n_missing: int, n: int, missing_reward: str) -> None:
         UserWarning,
         stacklevel=3,
     )
+
+
+def rows_with_reward(table: Any) -> tuple[Any, int]:
+    """The rows of an Arrow table whose ``reward`` is neither null nor NaN, and how many were dropped."""
+    import pyarrow.compute as pc
+
+    reward = table.column(S.REWARD)
+    missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
+    n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
+    return (table.filter(pc.invert(missing)) if n_missing else table), n_missing
 
 
 def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray | None:

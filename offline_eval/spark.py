@@ -36,7 +36,7 @@ import pandas as pd
 
 from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
-from offline_eval.data import _report_missing
+from offline_eval.data import _report_missing, rows_with_reward
 from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
@@ -90,15 +90,6 @@ def _unship(shipped: tuple[Any, ...]) -> Any:
     return shipped[1]
 
 
-def _rows_without_reward(table: Any) -> tuple[Any, int]:
-    import pyarrow.compute as pc
-
-    reward = table.column(S.REWARD)
-    missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
-    n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
-    return (table.filter(pc.invert(missing)) if n_missing else table), n_missing
-
-
 def _partition_id() -> int:
     from pyspark import TaskContext
 
@@ -126,7 +117,7 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
 
         total = None
         for record_batch in batches:
-            table, _ = _rows_without_reward(pa.Table.from_batches([record_batch]))
+            table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
             if table.num_rows == 0:
                 continue
             part = _model_batch(table, None)
@@ -155,7 +146,7 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies
         start = pid * PARTITION_STRIDE
         missing = total = 0
         for record_batch in batches:
-            table, dropped = _rows_without_reward(pa.Table.from_batches([record_batch]))
+            table, dropped = rows_with_reward(pa.Table.from_batches([record_batch]))
             missing += dropped
             total += record_batch.num_rows
             if table.num_rows == 0:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
-from offline_eval.data import LoggedData, _arrow_matrix, _report_missing
+from offline_eval.data import LoggedData, _arrow_matrix, _report_missing, rows_with_reward
 from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, ModelBatch, choose_model, combine, fit_cross_fit
@@ -92,7 +92,6 @@ class _Log:
         """Record batches as one-chunk tables (rows with a reward only) and the number of rows dropped for a
         missing reward."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         # little readahead: memory stays at a few batches whatever the number of files (the defaults, 16 batches and
         # 4 files ahead, held ~1.8 GB on a 10-file log), and on a busy machine it is no slower
@@ -100,13 +99,7 @@ class _Log:
         for record_batch in scanner.to_batches():
             if record_batch.num_rows == 0:
                 continue
-            batch = pa.Table.from_batches([record_batch])
-            reward = batch.column(S.REWARD)
-            missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
-            n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
-            if n_missing:
-                batch = batch.filter(pc.invert(missing))
-            yield batch, n_missing
+            yield rows_with_reward(pa.Table.from_batches([record_batch]))
 
 
 def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
@@ -121,15 +114,7 @@ def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
 
 def _logged_data(batch: Any, arms: list[str]) -> LoggedData:
     """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column)."""
-    return LoggedData(
-        _arrow_matrix(batch, S.CONTEXT, np.float64),
-        batch.column(S.ACTION).to_numpy().astype(np.int64),
-        batch.column(S.REWARD).to_numpy().astype(np.float64),
-        batch.column(S.PROPENSITY).to_numpy().astype(np.float64),
-        probabilities=_arrow_matrix(batch, S.PROBABILITIES, np.float64),
-        eligible=_arrow_matrix(batch, S.ELIGIBLE, np.bool_),
-        action_names=arms,
-    )
+    return LoggedData._from_arrow(batch, arms, identities=False)
 
 
 def check_policies(policies: Any, where: str) -> dict[str, Any]:
