@@ -170,9 +170,10 @@ def draw_categorical(probs, st):
     return k
 
 
-@njit(cache=True)
-def argmax_random_ties(scores, eligible, st):
-    """Argmax of ``scores`` over eligible arms; exact ties broken uniformly with a draw from ``st``."""
+@njit(cache=True, inline="always")
+def _eligible_max(scores, eligible):
+    """``(best, n_best, first)``: the largest eligible score, how many eligible arms have it, the first of them
+    (-1 when none is eligible)."""
     best = -np.inf
     n_best = 0
     first = -1
@@ -185,6 +186,13 @@ def argmax_random_ties(scores, eligible, st):
                 first = k
             elif s == best:
                 n_best += 1
+    return best, n_best, first
+
+
+@njit(cache=True)
+def argmax_random_ties(scores, eligible, st):
+    """Argmax of ``scores`` over eligible arms; exact ties broken uniformly with a draw from ``st``."""
+    best, n_best, first = _eligible_max(scores, eligible)
     if n_best == 1:
         return first
     target = int(rng.next_uniform(st) * n_best)
@@ -221,18 +229,7 @@ def logistic_argmax(scores, logodds, values, eligible, st):
     The first pass is :func:`argmax_random_ties`'s; only tied float scores (a saturated sigmoid) take the
     second, exact pass.
     """
-    best = -np.inf
-    n_best = 0
-    first = -1
-    for k in range(scores.shape[0]):
-        if eligible[k]:
-            s = scores[k]
-            if first < 0 or s > best:
-                best = s
-                n_best = 1
-                first = k
-            elif s == best:
-                n_best += 1
+    best, n_best, first = _eligible_max(scores, eligible)
     if n_best == 1:
         return first
     top = first

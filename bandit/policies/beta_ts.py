@@ -18,7 +18,7 @@ __all__ = ["BetaTS", "beta_ts_draw_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("beta", "decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "f02a1b4196f4b8ec"
+LINKED_SOURCES_SHA256 = "2c9a8c4695ed18fc"
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ __all__ = ["EpsilonGreedy", "epsilon_greedy_choose", "epsilon_greedy_decide", "e
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "fb44e53d29de3986"
+LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
 
 
 @njit(cache=True, inline="always")

@@ -16,7 +16,7 @@ __all__ = ["UniformRandom", "uniform_decide_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "fb44e53d29de3986"
+LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
 
 
 @njit(cache=True)
