@@ -19,8 +19,9 @@ Endpoints
 
 Every rejected request leaves no state behind and gets a JSON body ``{"error": message, "field": name,
 "errors": [{"field", "message"}, ...]}``: 400 (malformed JSON), 401 (missing or wrong token), 403 (admin disabled),
-409 (event id already ranked, plan exists), 413 (body larger than ``max_body_bytes``), 415 (content type other
-than ``application/json``), 422 (a field fails validation; ``field`` names it).
+400 also for a body larger than ``max_body_bytes`` (``field`` ``"body"``, the message states the limit in bytes) and
+for a content type other than ``application/json`` (``field`` ``"content-type"``), 409 (event id already ranked, plan
+exists), 422 (a field fails validation; ``field`` names it).
 
 starlette, pydantic and prometheus_client are imported by this module only (``import bandit`` stays light).
 """
@@ -49,7 +50,7 @@ from offline_eval.schema import MAX_EVENT_ID_LENGTH
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "build_metrics", "create_app"]
 
-#: Largest request body accepted (bytes); larger ones get 413 before they are parsed.
+#: Largest request body accepted (bytes); larger ones get 400 before they are parsed.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 #: Latency histogram buckets (seconds).
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -123,16 +124,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 async def _read_body(request: Request, max_bytes: int) -> bytes:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
-        raise HTTPError(415, "content-type", f"content-type must be application/json, got {media or 'none'!r}")
+        raise HTTPError(400, "content-type", f"content-type must be application/json, got {media or 'none'!r}")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise HTTPError(413, "body", f"the body must be at most {max_bytes} bytes (content-length {declared[:20]})")
+        raise HTTPError(400, "body", f"the body must be at most {max_bytes} bytes (content-length {declared[:20]})")
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_bytes:
-                raise HTTPError(413, "body", f"the body must be at most {max_bytes} bytes")
+                raise HTTPError(400, "body", f"the body must be at most {max_bytes} bytes")
     except ClientDisconnect:
         raise HTTPError(400, "body", "the client disconnected before sending the whole body") from None
     return bytes(body)

@@ -61,9 +61,9 @@ def test_rank_returns_the_logged_decision_with_exact_probabilities(app_service):
 
 BAD_RANK = [
     ("not json", b"{context: [1,2,3]}", "application/json", 400, "body"),
-    ("wrong content type", b'{"context": [1, 2, 3]}', "text/plain", 415, "content-type"),
-    ("no content type", b'{"context": [1, 2, 3]}', None, 415, "content-type"),
-    ("oversized", json.dumps({"context": [1.0, 2.0, 3.0], "pad": "x" * 5000}).encode(), "application/json", 413,
+    ("wrong content type", b'{"context": [1, 2, 3]}', "text/plain", 400, "content-type"),
+    ("no content type", b'{"context": [1, 2, 3]}', None, 400, "content-type"),
+    ("oversized", json.dumps({"context": [1.0, 2.0, 3.0], "pad": "x" * 5000}).encode(), "application/json", 400,
      "body"),
     ("missing context", b"{}", "application/json", 422, "context"),
     ("string number", b'{"context": [1, "2", 3]}', "application/json", 422, "context[1]"),
@@ -94,6 +94,8 @@ def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(a
             body = r.json()
             assert body["field"] == field and body["error"], (label, body)
             assert body["errors"][0]["field"] == field
+            if label == "oversized":
+                assert "2048 bytes" in body["error"], body  # the limit, in bytes
         metrics = client.get("/metrics").text
         assert svc.holder.snapshot.policy_version == version
         assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
