@@ -27,8 +27,10 @@ The engine is abstract: a *reduce* callable ``reduce(map_fn, ops)`` applies ``ma
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -46,7 +48,10 @@ from offline_eval.reward_models import (
     default_model_from_stats,
 )
 
-__all__ = ["CrossFitPredictor", "ModelBatch", "Reduce", "choose_model", "combine", "fit_cross_fit", "reduce_in_memory"]
+__all__ = [
+    "CrossFitPredictor", "ModelBatch", "Reduce", "choose_model", "combine", "fit_cross_fit", "reduce_in_memory",
+    "reward_stats",
+]
 
 
 class ModelBatch(NamedTuple):
@@ -120,30 +125,43 @@ def _reward_stats(action, reward, out_counts, lo, hi):  # pragma: no cover - num
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover - numba
     """Add every row's loss, gradient and Hessian to the models of the folds it trains (all but its own).
 
     ``X`` (m, d) float64, ``y`` (m,) float64 in [0, 1], ``action`` and ``fold`` (m,) int64; ``B`` (K, F, p)
     coefficients (intercept first, p = d + 1). Outputs (added to): ``obj`` (K, F) = sum of
-    ``log(1 + e^z) - y z``; ``grad`` (K, F, p) = sum of ``(sigmoid(z) - y) [1, x]``; ``hess`` (K, F, p, p), upper
-    triangle only = sum of ``s (1 - s) [1, x] [1, x]^T``. Returns 0.
+    ``log(1 + e^z) - y z``; ``grad`` (K, F, p) = sum of ``(sigmoid(z) - y) [1, x]``; ``hess`` (K, F, p (p + 1) / 2)
+    = sum of ``s (1 - s) [1, x] [1, x]^T``, its upper triangle packed row by row (``np.triu_indices(p)`` order).
+    Returns 0.
     """
     m, d = X.shape
     F = B.shape[1]
+    p = d + 1
+    x1 = np.empty(p)
+    outer = np.empty(hess.shape[2])
+    x1[0] = 1.0
     for i in range(m):
         k = action[i]
         g = fold[i]
         yi = y[i]
+        for j in range(d):
+            x1[j + 1] = X[i, j]
+        u = 0
+        for j in range(p):
+            xj = x1[j]
+            for t in range(j, p):
+                outer[u] = xj * x1[t]
+                u += 1
         for f in range(F):
             if f == g:
                 continue
-            z = B[k, f, 0]
-            for j in range(d):
-                z += X[i, j] * B[k, f, j + 1]
+            z = 0.0
+            for j in range(p):
+                z += x1[j] * B[k, f, j]
             if z > 0.0:
-                obj[k, f] += z + math.log1p(math.exp(-z)) - yi * z
                 e = math.exp(-z)
+                obj[k, f] += z + math.log1p(e) - yi * z
                 s = 1.0 / (1.0 + e)
             else:
                 e = math.exp(z)
@@ -151,16 +169,50 @@ def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover 
                 s = e / (1.0 + e)
             r = s - yi
             wgt = s * (1.0 - s)
-            grad[k, f, 0] += r
-            hess[k, f, 0, 0] += wgt
-            for j in range(d):
-                xj = X[i, j]
-                grad[k, f, j + 1] += r * xj
-                wx = wgt * xj
-                hess[k, f, 0, j + 1] += wx
-                for t in range(j, d):
-                    hess[k, f, j + 1, t + 1] += wx * X[i, t]
+            gk = grad[k, f]
+            for j in range(p):
+                gk[j] += r * x1[j]
+            hk = hess[k, f]
+            for v in range(outer.shape[0]):
+                hk[v] += wgt * outer[v]
     return 0
+
+
+#: Rows below which a logistic pass runs on one thread.
+_THREAD_MIN_ROWS = 1 << 14
+_executor: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _logistic_sums(X: np.ndarray, y: np.ndarray, action: np.ndarray, fold: np.ndarray, B: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(obj (K, F), grad (K, F, p), hess (K, F, p (p + 1) / 2) packed)`` of :func:`_logistic_pass` over the rows,
+    the rows split over up to 4 threads (the kernel releases the GIL) and the per-thread sums added."""
+    global _executor
+    K, F, p = B.shape
+    m = len(y)
+    chunks = _threads() if m >= _THREAD_MIN_ROWS else 1
+
+    def run(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obj, grad, hess = np.zeros((K, F)), np.zeros((K, F, p)), np.zeros((K, F, p * (p + 1) // 2))
+        _logistic_pass(X[lo:hi], y[lo:hi], action[lo:hi], fold[lo:hi], B, obj, grad, hess)
+        return obj, grad, hess
+
+    if chunks == 1:
+        return run(0, m)
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="offline_eval-irls")
+    bounds = np.linspace(0, m, chunks + 1).astype(int)
+    parts = list(_executor.map(run, bounds[:-1], bounds[1:]))
+    obj, grad, hess = parts[0]
+    for o, g, h in parts[1:]:
+        obj += o
+        grad += g
+        hess += h
+    return obj, grad, hess
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -264,7 +316,8 @@ def _logistic_newton(
     max_iter: int,
     tol: float,
 ) -> np.ndarray:
-    """Penalised Newton with per-model step halving (as the in-memory fit); ``evaluate(B)`` is one pass.
+    """Penalised Newton with per-model step halving (as the in-memory fit); ``evaluate(B)`` is one pass returning
+    the unpenalised sums of :func:`_logistic_pass` (the Hessian packed).
 
     ``B`` (K, F, p), started at the prior (intercept ``b0[f]``, slopes 0). Returns the coefficients.
     """
@@ -273,10 +326,14 @@ def _logistic_newton(
     prior[..., 0] = b0[None, :]
     eye = np.eye(p)
 
+    upper = np.triu_indices(p)
+
     def penalised(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        obj, grad, hess = evaluate(B)
+        obj, grad, packed = evaluate(B)
         diff = B - prior
-        hess = np.triu(hess) + np.swapaxes(np.triu(hess, 1), -1, -2)
+        hess = np.empty((K, F, p, p))
+        hess[..., upper[0], upper[1]] = packed
+        hess[..., upper[1], upper[0]] = packed
         return obj + 0.5 * l2 * (diff**2).sum(axis=-1), grad + l2 * diff, hess + l2 * eye
 
     B = prior.copy()
@@ -288,6 +345,16 @@ def _logistic_newton(
         iters[active] += 1
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
         step[~active] = 0.0
+        # a full step within the tolerance ends the action's fit; the in-memory fit takes it too (its line search
+        # accepts a step that small: the objective cannot rise by more than rounding), so it needs no pass
+        final = active & np.all(np.abs(step).max(axis=-1) <= tol * (1.0 + np.abs(B - step).max(axis=-1)), axis=1)
+        if final.any():
+            B[final] -= step[final]
+            converged |= final
+            active &= ~final
+            step[final] = 0.0
+            if not active.any():
+                break
         t = np.ones((K, F))
         for _ in range(40):
             B_new = B - t[..., None] * step
@@ -311,8 +378,15 @@ def _logistic_newton(
     return B
 
 
-def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequence[str] | None = None
-                  ) -> CrossFitPredictor:
+def reward_stats(reduce: Reduce, n_actions: int, n_folds: int) -> list[np.ndarray]:
+    """One pass of reward statistics with the batches' folds (``n_folds`` of them): what :func:`choose_model` needs
+    to pick the default model, and what :func:`fit_cross_fit` needs before the logistic passes of a model with the
+    same folds (pass them as ``stats`` to both to save a pass)."""
+    return reduce(_stats_map(n_actions, n_folds), _STATS_OPS)
+
+
+def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequence[str] | None = None,
+                  stats: Sequence[np.ndarray] | None = None) -> CrossFitPredictor:
     """Fit ``model`` (or the default for the data when None) by passes of ``reduce`` (module docstring).
 
     Parameters
@@ -327,6 +401,8 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
         K.
     action_names : sequence of str, optional
         For ``ValueAwareRewardModel(values={name: value})``.
+    stats : list of ndarray, optional
+        :func:`reward_stats` of the same rows in this model's folds (saves the logistic models' first pass).
 
     Returns
     -------
@@ -354,7 +430,9 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
         _check_rows(count.sum(), F)
         coef, intercept = _ridge_solve(gram, xsum, count, xy, ysum, F, K, float(model.l2), bool(model.fit_intercept))
         return CrossFitPredictor(coef, intercept, False, None, F, seed, name)
-    counts, lo, hi, rows, total, converted, r_min, r_max, n_features = reduce(_stats_map(n_actions, F), _STATS_OPS)
+    if stats is None or len(stats[3]) != F:
+        stats = reward_stats(reduce, n_actions, F)
+    counts, lo, hi, rows, total, converted, r_min, r_max, n_features = stats
     _check_rows(rows.sum(), F)
     if type(model) is LogisticRewardModel:
         if counts[1] or counts[2]:
@@ -383,13 +461,8 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
 
     def evaluate(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def pass_fn(b: ModelBatch) -> tuple[np.ndarray, ...]:
-            p = B.shape[2]
-            obj = np.zeros((K, F))
-            grad = np.zeros((K, F, p))
-            hess = np.zeros((K, F, p, p))
             y = (b.reward > 0).astype(np.float64) if value_aware else b.reward
-            _logistic_pass(b.X, y, b.action, b.folds, B, obj, grad, hess)
-            return obj, grad, hess
+            return _logistic_sums(b.X, y, b.action, b.folds, B)
 
         obj, grad, hess = reduce(pass_fn, ("sum", "sum", "sum"))
         return obj, grad, hess
@@ -444,9 +517,10 @@ def _values(model: ValueAwareRewardModel, lo: np.ndarray, hi: np.ndarray, K: int
     return values
 
 
-def choose_model(model: Any, reduce: Reduce, n_actions: int) -> Any:
+def choose_model(model: Any, reduce: Reduce, n_actions: int, stats: Sequence[np.ndarray] | None = None) -> Any:
     """``model`` itself, or for None the model :func:`~offline_eval.reward_models.default_reward_model` picks from
-    the rewards (one pass; the folds of the batches are irrelevant to it)."""
+    the rewards (one pass, none with ``stats`` from :func:`reward_stats`; the folds of the batches are irrelevant
+    to it)."""
     if model is not None:
         if getattr(model, "target_dependent", False):
             raise TypeError(
@@ -454,7 +528,7 @@ def choose_model(model: Any, reduce: Reduce, n_actions: int) -> Any:
                 "Spark); use RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None"
             )
         return model
-    counts, lo, hi, *_ = reduce(_stats_map(n_actions, 1), _STATS_OPS)
+    counts, lo, hi, *_ = reward_stats(reduce, n_actions, 1) if stats is None else stats
     none = ~np.isfinite(lo)
     return default_model_from_stats(
         binary=counts[0] == 0,

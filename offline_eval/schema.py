@@ -618,15 +618,21 @@ def _quarantine_duplicates(table: pa.Table) -> pa.Table:
 
     values = pd.Index(ids.to_numpy(zero_copy_only=False))
     dup = values.duplicated(keep="first")
-    names = values[dup].unique().tolist()
-    shown = ", ".join(repr(v) for v in names[:10]) + (", ..." if len(names) > 10 else "")
-    warnings.warn(
-        f"the decision log holds {int(dup.sum())} row(s) whose event id already appeared earlier in the log "
-        f"({len(names)} id(s): {shown}); kept the first occurrence of each and skipped the rest",
-        DecisionLogWarning,
-        stacklevel=3,
-    )
+    warn_duplicates(int(dup.sum()), values[dup].unique().tolist(), stacklevel=4)
     return table.filter(pa.array(~dup))
+
+
+def warn_duplicates(n_rows: int, ids: Sequence[str], stacklevel: int = 2) -> None:
+    """The one warning of a reader that dropped ``n_rows`` rows whose event id already appeared earlier in the log;
+    ``ids``: the distinct dropped ids, in the order of their first repeat (shared by :func:`read_log` and the
+    streaming and Spark readers of :mod:`offline_eval`)."""
+    shown = ", ".join(repr(v) for v in ids[:10]) + (", ..." if len(ids) > 10 else "")
+    warnings.warn(
+        f"the decision log holds {n_rows} row(s) whose event id already appeared earlier in the log "
+        f"({len(ids)} id(s): {shown}); kept the first occurrence of each and skipped the rest",
+        DecisionLogWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def read_log(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> LogTable:

@@ -38,26 +38,43 @@ import pandas as pd
 from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
 from offline_eval.data import LoggedData, _arrow_matrix, _report_missing, rows_with_reward
+from offline_eval.duplicate_ids import DuplicateFinder, DuplicateRows
 from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
-from offline_eval.reward_fit import CrossFitPredictor, MapFn, ModelBatch, choose_model, combine, fit_cross_fit
-from offline_eval.reward_models import fold_of
+from offline_eval.reward_fit import (
+    CrossFitPredictor,
+    MapFn,
+    ModelBatch,
+    choose_model,
+    combine,
+    fit_cross_fit,
+    reward_stats,
+)
+from offline_eval.reward_models import RidgeRewardModel, fold_of
 
-__all__ = ["DEFAULT_BATCH_ROWS", "evaluate_parquet"]
+__all__ = ["DEFAULT_BATCH_ROWS", "MODEL_CACHE_BYTES", "evaluate_parquet"]
 
 #: Rows per record batch when ``batch_rows`` is None.
 DEFAULT_BATCH_ROWS = 1 << 18
 
-_EVAL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
+#: Default memory for the reward-model columns kept between passes (``cache_bytes`` of :func:`evaluate_parquet`).
+MODEL_CACHE_BYTES = 1 << 30
+
 _MODEL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD]
 
 
+class _Restart(Exception):
+    """The first pass found duplicate event ids: every pass is run again without them."""
+
+
 class _Log:
-    """A decision log as a pyarrow dataset in the canonical schema, and its arm list."""
+    """A decision log as a pyarrow dataset in the canonical schema, its arm list, and its duplicated rows."""
 
     def __init__(self, path: Any) -> None:
         import pyarrow.dataset as ds
 
+        #: Rows to drop for a repeated event id (:mod:`offline_eval.duplicate_ids`); None until the first pass ends.
+        self.duplicates: DuplicateRows | None = None
         if isinstance(path, ds.Dataset):
             arms = S.arms_from_schema(path.schema)
             if arms is None:
@@ -88,18 +105,53 @@ class _Log:
         self.dataset = ds.dataset([str(p.path) for p in parts], format="parquet", schema=schema)
         self.arms = list(first.arms)
 
-    def batches(self, columns: list[str], batch_rows: int) -> Iterator[tuple[Any, int]]:
-        """Record batches as one-chunk tables (rows with a reward only) and the number of rows dropped for a
-        missing reward."""
-        import pyarrow as pa
-
+    def _record_batches(self, columns: list[str], batch_rows: int) -> Iterator[Any]:
         # little readahead: memory stays at a few batches whatever the number of files (the defaults, 16 batches and
         # 4 files ahead, held ~1.8 GB on a 10-file log), and on a busy machine it is no slower
         scanner = self.dataset.scanner(columns=columns, batch_size=batch_rows, batch_readahead=2, fragment_readahead=1)
         for record_batch in scanner.to_batches():
-            if record_batch.num_rows == 0:
-                continue
-            yield rows_with_reward(pa.Table.from_batches([record_batch]))
+            if record_batch.num_rows:
+                yield record_batch
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[tuple[Any, int]]:
+        """Record batches as one-chunk tables (rows with a reward only, repeated event ids dropped) and the number
+        of rows dropped for a missing reward.
+
+        The first complete pass also hashes the event ids (:class:`~offline_eval.duplicate_ids.DuplicateFinder`);
+        if some id repeats, it warns as :func:`~offline_eval.schema.read_log` does and raises :class:`_Restart`
+        at its end (the pass saw the repeated rows), and every later pass drops them.
+        """
+        import pyarrow as pa
+
+        finder = None
+        if self.duplicates is None:
+            finder = DuplicateFinder(self.dataset.count_rows())
+            if S.EVENT_ID not in columns:
+                columns = [*columns, S.EVENT_ID]
+        start = 0
+        try:
+            for record_batch in self._record_batches(columns, batch_rows):
+                m = record_batch.num_rows
+                table = pa.Table.from_batches([record_batch])
+                if finder is not None:
+                    finder.add(record_batch.column(S.EVENT_ID))
+                elif self.duplicates is not None and len(self.duplicates):
+                    keep = self.duplicates.keep_mask(start, m)
+                    if keep is not None:
+                        table = table.filter(pa.array(keep))
+                start += m
+                yield rows_with_reward(table)
+            if finder is not None:
+                self.duplicates = finder.finish(
+                    lambda: (b.column(S.EVENT_ID) for b in self._record_batches([S.EVENT_ID], batch_rows))
+                )
+                finder = None
+                if len(self.duplicates):
+                    S.warn_duplicates(len(self.duplicates), self.duplicates.ids, stacklevel=4)
+                    raise _Restart
+        finally:
+            if finder is not None:
+                finder.close()
 
 
 def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
@@ -112,9 +164,25 @@ def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
     return ModelBatch(X, action, reward, folds)
 
 
-def _logged_data(batch: Any, arms: list[str]) -> LoggedData:
-    """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column)."""
-    return LoggedData._from_arrow(batch, arms, identities=False)
+def _logged_data(batch: Any, arms: list[str], context: bool = True) -> LoggedData:
+    """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column); without
+    ``context`` (a pass that does not read it) the contexts are (n, 0)."""
+    if context:
+        return LoggedData._from_arrow(batch, arms, identities=False)
+    return LoggedData(
+        None,
+        batch.column(S.ACTION).to_numpy().astype(np.int64),
+        batch.column(S.REWARD).to_numpy().astype(np.float64),
+        batch.column(S.PROPENSITY).to_numpy().astype(np.float64),
+        probabilities=_arrow_matrix(batch, S.PROBABILITIES, np.float64),
+        eligible=_arrow_matrix(batch, S.ELIGIBLE, np.bool_),
+        action_names=arms,
+    )
+
+
+def is_arm(target: Any) -> bool:
+    """Whether a target is a single arm (a name or an index)."""
+    return isinstance(target, str | int | np.integer) and not isinstance(target, bool)
 
 
 def check_policies(policies: Any, where: str) -> dict[str, Any]:
@@ -126,8 +194,7 @@ def check_policies(policies: Any, where: str) -> dict[str, Any]:
     for name, target in policies.items():
         if not isinstance(name, str):
             raise TypeError(f"policies must be keyed by str names, got key {name!r}")
-        is_arm = isinstance(target, str | int | np.integer) and not isinstance(target, bool)
-        if not is_arm and not callable(getattr(target, "action_probabilities", None)):
+        if not is_arm(target) and not callable(getattr(target, "action_probabilities", None)):
             raise TypeError(
                 f"policies[{name!r}] must be a policy object with action_probabilities(X, eligible) or a single arm "
                 f"for {where}, got {type(target).__name__}; per-row probability arrays need the rows in memory "
@@ -148,8 +215,18 @@ def fit_models(layout: Layout, reduce_for: Callable[[Any], Callable[[MapFn, tupl
     carry that model's folds; ``reduce_for(None)`` for a pass that ignores folds)."""
     fitted = []
     for model in layout.models:
-        chosen = choose_model(model, reduce_for(None), n_actions)
-        fitted.append(fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms))
+        stats = None
+        if model is None:
+            # the default models share the folds of RidgeRewardModel(): one pass of statistics in those folds both
+            # chooses the model and starts a logistic fit
+            probe = RidgeRewardModel()
+            stats = reward_stats(reduce_for(probe), n_actions, int(probe.n_folds))
+            chosen = choose_model(None, reduce_for(None), n_actions, stats)
+            if (chosen.n_folds, chosen.fold_seed_) != (probe.n_folds, probe.fold_seed_):
+                stats = None
+        else:
+            chosen = choose_model(model, reduce_for(None), n_actions)
+        fitted.append(fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms, stats))
     return fitted
 
 
@@ -158,6 +235,8 @@ def evaluate_parquet(
     policies: Mapping[str, Any],
     estimators: Sequence[Estimator] | None = None,
     batch_rows: int | None = None,
+    *,
+    cache_bytes: int = MODEL_CACHE_BYTES,
 ) -> pd.DataFrame:
     """Evaluate policies on a Parquet decision log, batch by batch: the table of :func:`offline_eval.evaluate`.
 
@@ -174,6 +253,10 @@ def evaluate_parquet(
         value-aware or None (the default for the rewards).
     batch_rows : int, optional
         Rows per record batch (default :data:`DEFAULT_BATCH_ROWS`); memory grows with it, not with the log.
+    cache_bytes : int
+        Memory the reward models' passes may use to keep the columns they read (context, action, reward, folds:
+        ``8 d + 13`` bytes per row) after their first pass instead of reading them again (module docstring);
+        default :data:`MODEL_CACHE_BYTES`, 0 = always read. Logs whose columns do not fit are read every pass.
 
     Returns
     -------
@@ -214,15 +297,88 @@ def evaluate_parquet(
     log = _Log(path)
     targets = arm_indices(targets, log.arms)
     layout = Layout.of(ests)
+    if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int | np.integer) or cache_bytes < 0:
+        raise ValueError(f"cache_bytes must be an int >= 0 (bytes), got {cache_bytes!r}")
+    try:
+        accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
+    except _Restart:  # the first pass met repeated event ids: again without them
+        accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
+    if accs is None:
+        raise ValueError(f"the log {str(path)!r} has no rows with a reward")
+    return evaluation_table(accs)
+
+
+def eval_columns(layout: Layout, targets: Mapping[str, Any]) -> list[str]:
+    """The columns the evaluation pass reads: the context only for policy objects and reward models, the event id
+    only for the reward models' folds."""
+    columns = [S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
+    if layout.models or not all(is_arm(t) for t in targets.values()):
+        columns.append(S.CONTEXT)
+    if layout.models:
+        columns.append(S.EVENT_ID)
+    return columns
+
+
+class _ModelColumns:
+    """The reward-model passes' batches: read from the log, or from memory once a pass has read them all and they
+    fit in ``budget`` bytes (the context, action, reward, and the folds of each model seen)."""
+
+    def __init__(self, log: _Log, batch_rows: int, budget: int) -> None:
+        self.log, self.batch_rows = log, batch_rows
+        context = log.dataset.schema.field(S.CONTEXT).type
+        d = context.list_size if hasattr(context, "list_size") else 0
+        self.n_rows = log.dataset.count_rows()
+        self.row_bytes = 8 * d + 4 + 8  # float64 context, int32 action, float64 reward
+        self.budget = budget
+        self.base: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self.folds: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def release(self) -> None:
+        """Free the kept columns."""
+        self.base = None
+        self.folds.clear()
+
+    def _fits(self, extra_folds: int) -> bool:
+        return self.n_rows * (self.row_bytes + len(self.folds) + extra_folds) <= self.budget
+
+    def batches(self, model: Any) -> Iterator[ModelBatch]:
+        key = None if model is None else (int(model.n_folds), int(model.fold_seed_))
+        if self.base is not None and (key is None or key in self.folds):
+            for i, (X, action, reward) in enumerate(self.base):
+                fold = np.zeros(len(reward), dtype=np.int64) if key is None else self.folds[key][i].astype(np.int64)
+                yield ModelBatch(X, action.astype(np.int64), reward, fold)
+            return
+        keep_base = self.base is None and self._fits(0 if key is None else 1)
+        keep_folds = key is not None and self._fits(0 if self.base is not None or keep_base else 1)
+        keep_folds = keep_folds and (self.base is not None or keep_base)
+        base, folds = [], []
+        for batch, _ in self.log.batches(_MODEL_COLUMNS, self.batch_rows):
+            if batch.num_rows == 0:
+                continue
+            part = _model_batch(batch, model)
+            if keep_base:
+                base.append((part.X, part.action.astype(np.int32), part.reward))
+            if keep_folds and key is not None:
+                folds.append(part.folds.astype(np.min_scalar_type(key[0])))
+            yield part
+        if keep_base:
+            self.base = base
+        if keep_folds and key is not None:
+            self.folds[key] = folds
+
+
+def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int, cache_bytes: int
+            ) -> dict[str, PolicyAccumulator] | None:
+    """The reward models' passes and the evaluation pass: every policy's merged accumulator (None: no rows)."""
     K = len(log.arms)
+    model_columns = _ModelColumns(log, batch_rows, cache_bytes)
 
     def reduce_for(model: Any) -> Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]:
         def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
             total: list[np.ndarray] | None = None
-            for batch, _ in log.batches(_MODEL_COLUMNS, int(batch_rows)):
-                if batch.num_rows:
-                    part = combine([map_fn(_model_batch(batch, model))], ops)
-                    total = part if total is None else combine([total, part], ops)
+            for part in model_columns.batches(model):
+                out = combine([map_fn(part)], ops)
+                total = out if total is None else combine([total, out], ops)
             if total is None:
                 raise ValueError("the log has no rows with a reward")
             return total
@@ -230,17 +386,21 @@ def evaluate_parquet(
         return reduce
 
     predictors = fit_models(layout, reduce_for, K, log.arms)
+    model_columns.release()
+    columns = eval_columns(layout, targets)
     accs: dict[str, PolicyAccumulator | None] = dict.fromkeys(targets)
     start = 0
     n_missing = n_total = 0
-    for batch, dropped in log.batches(_EVAL_COLUMNS, int(batch_rows)):
+    for batch, dropped in log.batches(columns, batch_rows):
         n_missing += dropped
         n_total += dropped + batch.num_rows
         if batch.num_rows == 0:
             continue
-        data = _logged_data(batch, log.arms)
-        ids = batch.column(S.EVENT_ID)
-        qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in predictors]
+        data = _logged_data(batch, log.arms, S.CONTEXT in columns)
+        qs = []
+        if predictors:
+            ids = batch.column(S.EVENT_ID)
+            qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in predictors]
         for name, target in targets.items():
             part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{name!r}]")
             acc = accs[name]
@@ -249,5 +409,5 @@ def evaluate_parquet(
     if n_missing:
         _report_missing(n_missing, n_total, "drop")
     if start == 0:
-        raise ValueError(f"the log {str(path)!r} has no rows with a reward")
-    return evaluation_table({name: acc for name, acc in accs.items() if acc is not None})
+        return None
+    return {name: acc for name, acc in accs.items() if acc is not None}

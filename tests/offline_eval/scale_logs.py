@@ -49,3 +49,20 @@ def write_log(directory: Path, n: int = 6000, parts: int = 4, seed: int = 0, mis
     greedy = EpsilonGreedy(ARMS, n_features=d, epsilon=0.05, seed=2)
     greedy.update_batch(X[:3000], a[:3000], reward[:3000])
     return {"linucb": learner, "greedy": greedy, "always solo": "solo"}
+
+
+def add_duplicates(directory: Path) -> list[str]:
+    """Append a part repeating event ids of earlier parts (with other rewards, so keeping the wrong copy changes every
+    estimate): rows of part 0, the first rows of part 1 (whose rewards are missing, so their repeats are dropped
+    although they carry one), and one id twice within the new part. Returns the repeated ids in order of first
+    repeat."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = sorted(directory.glob("part-*.parquet"))
+    first, second = pq.read_table(parts[0]), pq.read_table(parts[1])
+    rows = pa.concat_tables([first.take([10, 11, 500]), second.take([0, 1]), first.take([500])])
+    reward = pa.array([9.99, 0.0, 19.99, 5.99, 0.0, 14.99], type=pa.float64())
+    rows = rows.set_column(rows.schema.get_field_index("reward"), "reward", reward)
+    pq.write_table(rows, directory / f"part-{len(parts):08d}-dup.parquet")
+    return pc.unique(rows.column("event_id")).to_pylist()

@@ -6,12 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
-from scale_logs import write_log
+from scale_logs import add_duplicates, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
-from offline_eval import DR, IPS, SNIPS, LoggedData, evaluate
+from offline_eval import DR, IPS, SNIPS, LoggedData, duplicate_ids, evaluate
 from offline_eval.diagnostics import DiagnosticWarning
 from offline_eval.reward_models import RidgeRewardModel
+from offline_eval.schema import DecisionLogWarning
 from offline_eval.streaming import evaluate_parquet
 
 
@@ -98,3 +99,44 @@ def test_the_scale_modules_import_pyspark_and_bandit_lazily():
             "assert 'pyspark' not in sys.modules, 'pyspark imported'\n"
             "assert not any(m == 'bandit' or m.startswith('bandit.') for m in sys.modules), 'bandit imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_repeated_event_ids_are_dropped_as_in_memory(tmp_path, monkeypatch):
+    policies = write_log(tmp_path, n=3000, parts=3)
+    repeated = add_duplicates(tmp_path)
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel()), DR()]
+    with warnings.catch_warnings(record=True) as want_warnings:
+        warnings.simplefilter("always")
+        want = evaluate(LoggedData.from_parquet(tmp_path), policies, estimators)
+    dup_warnings = [str(w.message) for w in want_warnings if w.category is DecisionLogWarning]
+    assert dup_warnings and "holds 6 row(s)" in dup_warnings[0] and f"{len(repeated)} id(s)" in dup_warnings[0]
+    monkeypatch.setattr(duplicate_ids, "BUCKET_ROWS", 700)  # 3006 rows: the hashes spill to 8 bucket files
+    for cache_bytes in (0, 1 << 30):  # the reward-model columns read every pass, or kept after the first
+        with warnings.catch_warnings(record=True) as got_warnings:
+            warnings.simplefilter("always")
+            got = evaluate_parquet(tmp_path, policies, estimators, batch_rows=400, cache_bytes=cache_bytes)
+        assert_tables_equal(got, want)
+        assert messages(got_warnings) == messages(want_warnings)
+
+
+def test_duplicate_finder_resolves_hash_collisions_on_the_ids(monkeypatch):
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    ids = [f"u{v}" for v in rng.integers(0, 400, 1000)]
+    real = duplicate_ids.id_hashes
+    # a 3-bit hash: almost every id collides with others; the result must still follow the ids themselves
+    monkeypatch.setattr(duplicate_ids, "id_hashes", lambda a: (real(a) % np.uint64(8)) << np.uint64(61))
+    monkeypatch.setattr(duplicate_ids, "BUCKET_ROWS", 100)
+    batches = [pa.array(ids[i : i + 128]) for i in range(0, len(ids), 128)]
+    finder = duplicate_ids.DuplicateFinder(len(ids))
+    for b in batches:
+        finder.add(b)
+    found = finder.finish(lambda: iter(batches))
+    index = pd.Index(ids)
+    dup = index.duplicated(keep="first")
+    assert found.positions.tolist() == np.flatnonzero(dup).tolist()
+    assert found.ids == index[dup].unique().tolist()
+    keep = found.keep_mask(128, 128)
+    assert keep is not None and keep.tolist() == (~dup[128:256]).tolist()
