@@ -1,7 +1,8 @@
 """Defaults bench: every contextual policy at its DEFAULT settings against Vowpal Wabbit, on a suite of worlds.
 
 Run ``python bench/defaults_bench.py`` (full: 5 seeds, every world; ~15 minutes on a shared 2-core machine) or
-``--quick`` (2 seeds, a smoke run writing ``defaults_quick.json``). Not a test: it prints a markdown table and writes
+``--quick`` (2 seeds, a smoke run writing ``defaults_quick.json``); ``--policies EpsilonGreedy`` (say) runs only those
+policies against VW and writes ``defaults_subset.json``. Not a test: it prints a markdown table and writes
 ``bench/results/defaults.json``.
 
 Protocol (issue 15, "Defaults that win without tuning"). Supervised-to-bandit: each row of a classification data
@@ -150,15 +151,18 @@ def simulator_scores(seed: int, horizon: int = SIM_HORIZON) -> dict[str, float]:
     return {vw_names.get(label, label): float(run.expected.sum() / run.oracle.sum()) for label, run in result.runs.items()}
 
 
-def run_suite(worlds: Sequence[str], seeds: Sequence[int], with_sim: bool) -> dict[str, dict[str, list[float]]]:
-    """``scores[world][contender]`` = one score per seed."""
+def run_suite(worlds: Sequence[str], seeds: Sequence[int], with_sim: bool,
+              policies: Sequence[str] | None = None) -> dict[str, dict[str, list[float]]]:
+    """``scores[world][contender]`` = one score per seed; ``policies`` limits the contenders besides VW (default
+    all)."""
+    chosen = {label: cls for label, cls in POLICIES.items() if policies is None or label in policies}
     scores: dict[str, dict[str, list[float]]] = {}
     t0 = time.perf_counter()
     for world in worlds:
         X, y = load_world(world)
         per: dict[str, list[float]] = {}
         for seed in seeds:
-            for label, cls in POLICIES.items():
+            for label, cls in chosen.items():
                 per.setdefault(label, []).append(progressive_reward(cls, X, y, seed))
             for label, params in VW.items():
                 per.setdefault(label, []).append(progressive_reward(bandit.VWPolicy, X, y, seed, **params))
@@ -168,7 +172,8 @@ def run_suite(worlds: Sequence[str], seeds: Sequence[int], with_sim: bool) -> di
         per = {}
         for seed in seeds:
             for label, v in simulator_scores(seed).items():
-                per.setdefault(label, []).append(v)
+                if policies is None or label in policies or label in VW:
+                    per.setdefault(label, []).append(v)
         scores["upsell_sim"] = per
         print(f"upsell_sim: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     return scores
@@ -213,12 +218,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 seeds (a smoke run; writes defaults_quick.json)")
     parser.add_argument("--worlds", nargs="*", default=None, help="a subset of the worlds (default all)")
     parser.add_argument("--no-sim", action="store_true", help="leave out the simulator world")
+    parser.add_argument("--policies", nargs="*", default=None, choices=[*POLICIES, *HYBRID],
+                        help="only these policies (VW always runs); the results go to defaults_subset.json")
     args = parser.parse_args(argv)
     seeds = QUICK_SEEDS if args.quick else FULL_SEEDS
     worlds = args.worlds if args.worlds is not None else [*SKLEARN, *(s.name for s in SYNTHETIC)]
     warmup_s = bandit.warmup()
     t0 = time.perf_counter()
-    scores = run_suite(worlds, seeds, with_sim=not args.no_sim and args.worlds is None)
+    scores = run_suite(worlds, seeds, with_sim=not args.no_sim and args.worlds is None, policies=args.policies)
     total_s = time.perf_counter() - t0
     misses, digits_ok = verdicts(scores)
     table = markdown(scores)
@@ -227,13 +234,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     print(f"\nDefaults bench ({'quick' if args.quick else 'full'}): seeds {list(seeds)}, {PASSES} passes; "
           f"warmup {warmup_s:.1f} s, total {total_s:.0f} s\n")
-    print_table(rows, ["world", *POLICIES, *HYBRID, *VW])
+    print_table(rows, ["world", *(c for c in (*POLICIES, *HYBRID, *VW) if any(c in per for per in scores.values()))])
     print("\n" + table + "\n")
     print("every contextual policy >= the better VW configuration on every world: "
           + ("MET" if not misses else f"MISSED ({len(misses)}): " + "; ".join(misses)))
     print(f"best policy >= 0.90 on digits: {'MET' if digits_ok else 'MISSED'}")
     path = write_results(
-        "defaults_quick" if args.quick else "defaults",
+        "defaults_quick" if args.quick else "defaults_subset" if args.policies is not None else "defaults",
         {
             "config": {
                 "seeds": list(seeds), "passes": PASSES, "worlds": list(scores),

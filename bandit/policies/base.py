@@ -828,12 +828,12 @@ class KernelPolicy(Policy):
 
     @abstractmethod
     def _decide_rows(
-        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
         idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
     ) -> None:
-        """Decide n rows from the (n, K) means and variances of the arms' linear predictors (``eligible`` (1, K) or
-        (n, K)); rows draw from their ``seeds`` (n,) uint64, or, when ``seeds`` is empty, from the policy's
-        generator in order. Fills ``idx`` (n,), ``probs`` and ``scores`` (n, K)."""
+        """Decide the n rows of the contexts ``X`` (n, d) from the (n, K) means and variances of the arms' linear
+        predictors (``eligible`` (1, K) or (n, K)); rows draw from their ``seeds`` (n,) uint64, or, when ``seeds`` is
+        empty, from the policy's generator in order. Fills ``idx`` (n,), ``probs`` and ``scores`` (n, K)."""
 
     @property
     def _n_dims(self) -> int:
@@ -861,7 +861,7 @@ class KernelPolicy(Policy):
         status = decide.rows_mean_var(X, cov, coef, mean, var)
         if status < 0:
             raise self._batch_error(status, X)
-        self._decide_rows(mean, var, eligible, sample, decide.NO_SEEDS if seeds is None else seeds, idx, probs, scores)
+        self._decide_rows(X, mean, var, eligible, sample, decide.NO_SEEDS if seeds is None else seeds, idx, probs, scores)
         return idx, probs, scores
 
 

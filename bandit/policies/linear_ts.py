@@ -201,7 +201,7 @@ class LinearTS(RidgePolicy):
                                 st, out)
 
     def _decide_rows(
-        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
         idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
     ) -> None:
         linear_ts_decide_rows(mean, var, self._values, eligible, self.v, self.exploration_floor, sample,

@@ -188,7 +188,7 @@ class LinUCB(RidgePolicy):
                              st, out)
 
     def _decide_rows(
-        self, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
+        self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
         idx: np.ndarray, probs: np.ndarray, scores: np.ndarray,
     ) -> None:
         linucb_decide_rows(mean, var, self._values, eligible, self.alpha, self.exploration_floor, sample,

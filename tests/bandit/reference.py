@@ -211,10 +211,18 @@ def linucb_rule_ref(mean, var, values, eligible, alpha, floor):
     return uniform_mix_ref(argmax_tie_ref(scores, eligible), eligible, floor), scores
 
 
-def epsilon_greedy_rule_ref(mean, var, values, eligible, epsilon, floor):
+def epsilon_greedy_rule_ref(mean, var, values, eligible, epsilon, floor, prior_var=None):
+    """Constant epsilon (``prior_var`` None), or per-arm shares ``epsilon w_k / |E|`` with ``w_k = var_k / prior_var``
+    clipped to [0, 1] and the greedy distribution keeping the rest."""
+    eligible = np.asarray(eligible, bool)
     scores = np.where(eligible, values * mean, -np.inf)
-    greedy = uniform_mix_ref(argmax_tie_ref(scores, eligible), eligible, epsilon)
-    return uniform_mix_ref(greedy, eligible, floor), scores
+    greedy = argmax_tie_ref(scores, eligible)
+    if prior_var is None:
+        mixed = uniform_mix_ref(greedy, eligible, epsilon)
+    else:
+        share = np.where(eligible, epsilon * np.clip(np.asarray(var) / prior_var, 0.0, 1.0) / eligible.sum(), 0.0)
+        mixed = np.where(eligible, (1.0 - share.sum()) * greedy + share, 0.0)
+    return uniform_mix_ref(mixed, eligible, floor), scores
 
 
 def linear_ts_rule_ref(mean, var, values, eligible, v, floor):

@@ -94,7 +94,7 @@ def test_defaults_learn_wine_nearly_perfectly(bench, cls):
 
 
 def test_the_defaults_are_the_documented_noise_scale_argument():
-    """alpha = sigma = 0.25 (noise sd of a 0/1 conversion at 5-10%), Thompson posteriors halved, epsilon 0.02; the
+    """alpha = sigma = 0.25 (noise sd of a 0/1 conversion at 5-10%), Thompson posteriors halved, epsilon 0.1 per arm; the
     posterior-width policies' prior precision is D / 4, saved and restored as the number it was."""
     arms, d = ["a", "b"], 3
     assert bandit.LinUCB(arms, n_features=d).alpha == 0.25
@@ -106,7 +106,8 @@ def test_the_defaults_are_the_documented_noise_scale_argument():
     assert bandit.EpsilonGreedy(arms, n_features=63).l2 == 1.0
     assert bandit.LinearTS(arms, n_features=d).v == 0.125
     assert bandit.LogisticTS(arms, n_features=d).v == 0.5
-    assert bandit.EpsilonGreedy(arms, n_features=d).epsilon == 0.02
+    assert bandit.EpsilonGreedy(arms, n_features=d).epsilon == 0.1
+    assert bandit.EpsilonGreedy(arms, n_features=d).schedule == "per_arm"
     featured = [bandit.Arm(name="a", features=[1.0]), bandit.Arm(name="b", features=[2.0])]
     assert bandit.HybridLinUCB(featured, n_features=d).alpha == bandit.LinUCB(arms, n_features=d).alpha
     assert bandit.HybridLinearTS(featured, n_features=d).v == bandit.LinearTS(arms, n_features=d).v

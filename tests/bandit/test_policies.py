@@ -251,14 +251,65 @@ def test_linucb_scores_and_tie_split_closed_form():
     np.testing.assert_allclose(d.probabilities, [0.5, 0.5, 0.0])
 
 
-def test_epsilon_greedy_probabilities_closed_form():
-    policy = trained(EpsilonGreedy, epsilon=0.2, exploration_floor=0.1)
+@pytest.mark.parametrize("schedule", ["per_arm", "constant"])
+def test_epsilon_greedy_probabilities_closed_form(schedule):
+    # p = (1 - sum e) greedy + e, then the floor; per arm e_k = epsilon w_k / K with w_k = x^T A_k^-1 x / (x^T x / l2)
+    policy = trained(EpsilonGreedy, epsilon=0.2, schedule=schedule, l2=2.0, exploration_floor=0.1)
     x = CONTEXTS[1]
+    xd = np.append(x, 1.0)
     values = np.array([a.value for a in ARMS])
-    greedy = int(np.argmax(values * (policy._theta @ np.append(x, 1.0))))
-    expected = np.full(K, 0.9 * 0.2 / K + 0.1 / K)
-    expected[greedy] += 0.9 * 0.8
-    np.testing.assert_allclose(policy.choose(x).probabilities, expected, rtol=1e-12)
+    greedy = int(np.argmax(values * (policy._theta @ xd)))
+    if schedule == "per_arm":
+        w = np.array([xd @ np.linalg.solve(A, xd) for A in policy._A]) / (xd @ xd / 2.0)
+        assert (w > 0).all() and (w < 0.5).all()  # 200 rows learned: well below the full rate
+    else:
+        w = np.ones(K)
+    e = 0.2 * w / K
+    expected = e.copy()
+    expected[greedy] += 1.0 - e.sum()
+    expected = 0.9 * expected + 0.1 / K
+    np.testing.assert_allclose(policy.choose(x).probabilities, expected, rtol=1e-9)
+    np.testing.assert_allclose(policy.action_probabilities(x[None]), expected[None], rtol=1e-9)
+
+
+def test_epsilon_greedy_explores_a_new_arm_at_the_full_rate_and_a_learned_one_as_l2_over_l2_plus_n():
+    # w_k = 1 for an arm without data; after n isotropic contexts A ~ (l2 + n) I, so w ~ l2 / (l2 + n)
+    gen = np.random.default_rng(4)
+    d, n, l2 = 4, 3000, 1.0
+
+    def learned(discount: float) -> EpsilonGreedy:
+        policy = EpsilonGreedy(["old", "best"], n_features=d, epsilon=0.3, l2=l2, discount=discount, seed=0)
+        X = gen.normal(size=(2 * n, d))
+        policy.update_batch(X, ["old"] * n + ["best"] * n, np.repeat([-1.0, 1.0], n) + gen.normal(size=2 * n))
+        return policy
+
+    policy = learned(1.0)
+    policy.add_arm("new")  # predicted 0: neither greedy nor learned
+    x = gen.normal(size=d)
+    p = policy.choose(x).probabilities
+    np.testing.assert_allclose(p[2], 0.3 / 3, rtol=1e-12)  # the new arm: epsilon / |E|
+    assert 0.3 / 3 * 0.7 * l2 / (l2 + n) < p[0] < 0.3 / 3 * 1.3 * l2 / (l2 + n)
+    # forgetting (discount < 1) lets A drift back to the prior: exploration of the old arm stays far higher
+    assert learned(0.99).choose(x).probabilities[0] > 10 * p[0]
+
+
+def test_epsilon_greedy_state_files_without_a_schedule_load_with_the_constant_one(tmp_path):
+    from state_files import read_state, write_state
+
+    import bandit
+
+    policy = trained(EpsilonGreedy, epsilon=0.2)
+    assert policy.schedule == "per_arm"
+    meta, arrays = read_state(policy.save(tmp_path / "new.policy"))
+    del meta["config"]["schedule"]  # what files written before the per-arm schedule hold
+    old = bandit.load(write_state(tmp_path / "old.policy", meta, arrays))
+    assert old.schedule == "constant" and old.get_params()["schedule"] == "constant"
+    constant = trained(EpsilonGreedy, epsilon=0.2, schedule="constant")
+    np.testing.assert_array_equal(old.action_probabilities(CONTEXTS), constant.action_probabilities(CONTEXTS))
+    again = bandit.load(old.save(tmp_path / "again.policy"))  # saved with the schedule made explicit
+    assert read_state(tmp_path / "again.policy")[0]["config"]["schedule"] == "constant" and again.schedule == "constant"
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        EpsilonGreedy(ARMS, n_features=D, schedule="linear")
 
 
 def test_uniform_probabilities():
@@ -700,6 +751,10 @@ def test_an_outlier_update_is_learned_exactly_or_refused_without_side_effects(cl
     assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
 
 
+#: Constructor arguments that did not exist when recorded_decisions.npz was written, with their old behaviour.
+ARGUMENTS_SINCE_RECORDING = {"EpsilonGreedy": {"schedule": "constant"}}
+
+
 @all_policies
 def test_decisions_reproduce_the_recorded_ones_bit_for_bit(cls):
     # tests/bandit/data/recorded_decisions.npz holds what the code before the per-policy kernels decided on the
@@ -713,7 +768,8 @@ def test_decisions_reproduce_the_recorded_ones_bit_for_bit(cls):
     name = cls.__name__
     if f"{name}/params" not in recorded.files:
         pytest.skip(f"{name} is newer than the recording")
-    params = json.loads(str(recorded[f"{name}/params"]))
+    # arguments added after the recording, at the values that reproduce the recorded behaviour
+    params = {**ARGUMENTS_SINCE_RECORDING.get(name, {}), **json.loads(str(recorded[f"{name}/params"]))}
     got = run_script(cls(ARMS, **params))
     for key, arr in got.items():
         np.testing.assert_array_equal(arr, recorded[f"{name}/{key}"], err_msg=f"{name} {key}")

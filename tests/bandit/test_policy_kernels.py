@@ -20,24 +20,55 @@ from bandit.kernels import ridge as ridge_kernels
 from bandit.kernels.beta import beta_argmax_probs
 from bandit.kernels.rng import seed_state
 from bandit.policies.beta_ts import beta_ts_draw_rows
-from bandit.policies.epsilon_greedy import epsilon_greedy_choose, epsilon_greedy_decide_rows
+from bandit.policies.epsilon_greedy import epsilon_greedy_choose, epsilon_greedy_decide_rows, prior_variance_rows
 from bandit.policies.linear_ts import linear_ts_choose, linear_ts_decide_rows
 from bandit.policies.linucb import linucb_choose, linucb_decide_rows
 from bandit.policies.logistic_ts import logistic_ts_choose, logistic_ts_decide_rows
 
-#: Each policy's rule as a numpy reference: (probabilities, scores) from the predictor means and variances.
+#: Ridge prior precision of the epsilon-greedy kernels under test (its per-arm shares divide by x^T x / l2).
+L2 = 2.0
+
+
+def _ignoring_contexts(ref):
+    """A rule reference (or rows kernel) that does not use the context, called with it first."""
+    return lambda x, *args: ref(*args)
+
+
+def _epsilon_greedy_ref(per_arm):
+    def ref(x, mean, var, values, eligible, epsilon, floor):
+        prior_var = (x @ x + 1.0) / L2 if per_arm else None  # the design row [x, 1]
+        return epsilon_greedy_rule_ref(mean, var, values, eligible, epsilon, floor, prior_var)
+    return ref
+
+
+def _epsilon_greedy_kernels(per_arm):
+    def choose(x, A_inv, theta, values, eligible, epsilon, floor, st, out):
+        return epsilon_greedy_choose(x, A_inv, theta, values, eligible, epsilon, per_arm, L2, floor, st, out)
+
+    def decide_rows(X, mean, var, values, eligible, epsilon, floor, sample, st, seeds, idx, probs, scores):
+        prior_var = np.empty(X.shape[0])
+        prior_variance_rows(X, True, L2, prior_var)
+        epsilon_greedy_decide_rows(mean, var, prior_var, values, eligible, epsilon, per_arm, floor, sample, st, seeds, idx,
+                                   probs, scores)
+    return choose, decide_rows
+
+
+#: Each policy's rule as a numpy reference: (probabilities, scores) from the context, the predictor means and variances.
 RULE_REFS = {
-    "LinUCB": linucb_rule_ref,
-    "EpsilonGreedy": epsilon_greedy_rule_ref,
-    "LinearTS": linear_ts_rule_ref,
-    "LogisticTS": logistic_ts_rule_ref,
+    "LinUCB": _ignoring_contexts(linucb_rule_ref),
+    "EpsilonGreedy": _epsilon_greedy_ref(True),
+    "EpsilonGreedy/constant": _epsilon_greedy_ref(False),
+    "LinearTS": _ignoring_contexts(linear_ts_rule_ref),
+    "LogisticTS": _ignoring_contexts(logistic_ts_rule_ref),
 }
-#: Each policy's single-decision kernel and rows kernel (decide_rows takes the same hyper-parameters).
+#: Each policy's single-decision kernel and rows kernel (decide_rows takes the contexts first, then the same
+#: hyper-parameters).
 RULES = {
-    "LinUCB": (linucb_choose, linucb_decide_rows),
-    "EpsilonGreedy": (epsilon_greedy_choose, epsilon_greedy_decide_rows),
-    "LinearTS": (linear_ts_choose, linear_ts_decide_rows),
-    "LogisticTS": (logistic_ts_choose, logistic_ts_decide_rows),
+    "LinUCB": (linucb_choose, _ignoring_contexts(linucb_decide_rows)),
+    "EpsilonGreedy": _epsilon_greedy_kernels(True),
+    "EpsilonGreedy/constant": _epsilon_greedy_kernels(False),
+    "LinearTS": (linear_ts_choose, _ignoring_contexts(linear_ts_decide_rows)),
+    "LogisticTS": (logistic_ts_choose, _ignoring_contexts(logistic_ts_decide_rows)),
 }
 
 
@@ -203,7 +234,7 @@ def test_decide_rows_equals_the_single_choose_kernel_row_by_row(rule):
     st = _state(1)
     mean, var = np.empty((n, K)), np.empty((n, K))
     assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_OK
-    decide_rows(mean, var, values, eligible, 0.4, 0.1, True, st, seeds, idx, probs, scores)
+    decide_rows(X, mean, var, values, eligible, 0.4, 0.1, True, st, seeds, idx, probs, scores)
     assert st[0] == 1  # per-row seeds: the policy's generator is not used
     rows = decide.decision_rows(d + 1, K)
     for i in range(n):
@@ -232,6 +263,8 @@ def test_each_policy_rule_matches_its_numpy_reference(rule):
     mean[0, 1] = mean[0, 3]  # an exact tie
     var = gen.uniform(0.01, 0.5, size=(n, K))
     var[0, 1] = var[0, 3]
+    var[1] = 10.0  # above the prior variance: epsilon-greedy's per-arm share is capped at the full rate
+    X = gen.normal(scale=0.3, size=(n, 3))
     values = np.array([1.0, 2.0, 0.5, 1.0, 1.5])
     eligible = gen.random((n, K)) < 0.75
     eligible[np.arange(n), gen.integers(0, K, n)] = True
@@ -239,10 +272,10 @@ def test_each_policy_rule_matches_its_numpy_reference(rule):
     for param, floor in ((0.7, 0.0), (0.3, 0.1)):
         idx, probs, scores = np.empty(n, dtype=np.int64), np.empty((n, K)), np.empty((n, K))
         st = _state(5)
-        decide_rows(mean, var, values, eligible, param, floor, False, st, decide.NO_SEEDS, idx, probs, scores)
+        decide_rows(X, mean, var, values, eligible, param, floor, False, st, decide.NO_SEEDS, idx, probs, scores)
         assert st[0] == 5  # no sampling, no draw
         for i in range(n):
-            ref_p, ref_s = RULE_REFS[rule](mean[i], var[i], values, eligible[i], param, floor)
+            ref_p, ref_s = RULE_REFS[rule](X[i], mean[i], var[i], values, eligible[i], param, floor)
             np.testing.assert_allclose(probs[i], ref_p, atol=1e-8, err_msg=f"{rule} row {i}")
             np.testing.assert_allclose(scores[i], ref_s, rtol=1e-13, err_msg=f"{rule} row {i}")
 
