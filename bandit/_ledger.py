@@ -6,6 +6,7 @@ numpy and the standard library only (``import bandit`` must not pull in pandas).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,11 +50,22 @@ class AppliedEvents:
     datetime.datetime(1970, 1, 1, 0, 0, 0, 2000, tzinfo=datetime.timezone.utc)
     """
 
-    __slots__ = ("_recent", "_watermark_us")
+    __slots__ = ("_by_time", "_maybe_unknown", "_recent", "_watermark_us")
 
     def __init__(self) -> None:
         self._watermark_us: int | None = None
         self._recent: dict[str, int] = {}
+        # (time, id) of every id stored, a min-heap: advance() pops what the watermark covers instead of scanning
+        # all ids (a serving trainer advances every second over a window of traffic); entries whose id was dropped
+        # or re-timed are skipped when popped
+        self._by_time: list[tuple[int, str]] = []
+        self._maybe_unknown = False  # False: no id has UNKNOWN_US (has_unknown_times without a scan)
+
+    def _index(self) -> None:
+        """Rebuild the time heap and the unknown-time flag from ``_recent``."""
+        self._by_time = [(t, e) for e, t in self._recent.items()]
+        heapq.heapify(self._by_time)
+        self._maybe_unknown = UNKNOWN_US in self._recent.values()
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -91,7 +103,7 @@ class AppliedEvents:
     @property
     def has_unknown_times(self) -> bool:
         """Whether some ids came from an old policy file without their decision times (see :meth:`learn_times`)."""
-        return any(t == UNKNOWN_US for t in self._recent.values())
+        return self._maybe_unknown and any(t == UNKNOWN_US for t in self._recent.values())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AppliedEvents):
@@ -111,10 +123,15 @@ class AppliedEvents:
         covered by it already and not stored."""
         w = self._watermark_us
         recent = self._recent
+        heap = self._by_time
         for e, t in zip(event_ids, timestamps_us, strict=True):
             t = int(t)
             if w is None or t > w:
-                recent[str(e)] = t
+                e = str(e)
+                recent[e] = t
+                heapq.heappush(heap, (t, e))
+                if t == UNKNOWN_US:
+                    self._maybe_unknown = True
 
     def learn_times(self, event_ids: Iterable[str], timestamps_us: Iterable[int]) -> None:
         """Give ids loaded without a decision time (old policy files) their time, so that they can age out."""
@@ -125,6 +142,7 @@ class AppliedEvents:
         w = self._watermark_us
         if w is not None:
             self._recent = {e: t for e, t in recent.items() if t > w}
+        self._index()
 
     def advance(self, watermark_us: int) -> None:
         """Move the watermark forward to ``watermark_us`` (never back) and drop the ids it now covers."""
@@ -132,12 +150,18 @@ class AppliedEvents:
         if self._watermark_us is not None and watermark_us <= self._watermark_us:
             return
         self._watermark_us = watermark_us
-        self._recent = {e: t for e, t in self._recent.items() if t > watermark_us}
+        recent, heap = self._recent, self._by_time
+        while heap and heap[0][0] <= watermark_us:
+            t, e = heapq.heappop(heap)
+            if recent.get(e) == t:
+                del recent[e]
 
     def copy(self) -> AppliedEvents:
         new = AppliedEvents()
         new._watermark_us = self._watermark_us
         new._recent = dict(self._recent)
+        new._by_time = list(self._by_time)
+        new._maybe_unknown = self._maybe_unknown
         return new
 
     # -- persistence --------------------------------------------------------------------------------------------
@@ -175,6 +199,7 @@ class AppliedEvents:
             if not isinstance(legacy, list) or not all(isinstance(e, str) for e in legacy):
                 raise ValueError("policy metadata field 'applied_event_ids' must be a list of event-id strings")
             ledger._recent = dict.fromkeys(legacy, UNKNOWN_US)
+            ledger._index()
             return ledger
         if not isinstance(state, Mapping) or set(state) != {"watermark_us", "n_ids", "id_bytes"}:
             raise ValueError("policy metadata field 'applied_events' must be an object with watermark_us, n_ids, id_bytes")
@@ -211,4 +236,5 @@ class AppliedEvents:
             raise ValueError("the applied-events ledger holds an event id twice")
         ledger._watermark_us = w
         ledger._recent = recent
+        ledger._index()
         return ledger

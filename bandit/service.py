@@ -185,6 +185,16 @@ class _Collector:
         yield GaugeMetricFamily("upsell_policy_updates", "Observations the live policy has learned from",
                                 value=s.holder.snapshot.n_updates)
         yield CounterMetricFamily("upsell_trainer_errors", "Trainer rounds that failed", value=s.n_trainer_errors)
+        yield CounterMetricFamily("upsell_trainer_steps", "Trainer steps run", value=s.trainer.n_steps)
+        yield CounterMetricFamily("upsell_trainer_step_seconds", "Wall seconds spent in trainer steps (the trainer "
+                                  "thread shares the process, and the GIL, with the request handlers)",
+                                  value=s.step_seconds)
+        yield GaugeMetricFamily("upsell_trainer_last_step_seconds", "Wall seconds of the last trainer step",
+                                value=s.last_step_seconds)
+        yield CounterMetricFamily("upsell_compactions", "Journal compactions into the Parquet logs",
+                                  value=s.n_compactions)
+        yield CounterMetricFamily("upsell_compaction_seconds", "Wall seconds spent compacting the journal",
+                                  value=s.compaction_seconds)
         yield CounterMetricFamily("upsell_journal_bad_lines", "Unreadable journal lines skipped at recovery",
                                   value=s.n_journal_bad_lines)
 
@@ -198,7 +208,8 @@ def build_metrics(service: DecisionService) -> tuple[CollectorRegistry, Counter,
     ``upsell_applied_decisions_total``, ``upsell_rejected_outcomes_total{reason}``,
     ``upsell_checkpoint_age_seconds``, ``upsell_snapshot_info{policy_version}``,
     ``upsell_snapshots_published_total``, ``upsell_policy_updates``, ``upsell_trainer_errors_total``,
-    ``upsell_journal_bad_lines_total``.
+    ``upsell_trainer_steps_total``, ``upsell_trainer_step_seconds_total``, ``upsell_trainer_last_step_seconds``,
+    ``upsell_compactions_total``, ``upsell_compaction_seconds_total``, ``upsell_journal_bad_lines_total``.
     """
     registry = CollectorRegistry(auto_describe=False)
     requests = Counter("upsell_requests", "HTTP requests by endpoint and status code", ["endpoint", "code"],

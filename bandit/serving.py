@@ -422,8 +422,12 @@ class Trainer:
         Also save once this many decisions were applied since the last save.
     combine : {"sum", "max", "first"}
         How several outcomes of a decision make its reward (see :func:`bandit.attribution.resolve_rewards`).
-    grace : timedelta or str, default "1D"
-        See :func:`bandit.attribution.apply_log`.
+    grace : timedelta or str, default "1min"
+        See :func:`bandit.attribution.apply_log`: the ledger of settled decisions keeps the ids of one attribution
+        window plus ``grace`` (plus ``delivery_delay``) of traffic, and every step and snapshot touches it. Here
+        decisions reach the trainer (:meth:`add_decision`) within milliseconds of their timestamp, and a decision is
+        resolved at the latest once its window has closed, so a short grace is enough; ``apply_log``'s default of
+        one day, meant for decision logs that land late, would hold a whole day of ids.
     delivery_delay : seconds, timedelta or str, default 2
         How long an outcome may take to reach the service after its timestamp: with the wall clock, a step resolves
         at ``now - delivery_delay``, so a decision expires to reward 0 only once outcomes stamped inside its window
@@ -444,7 +448,7 @@ class Trainer:
         checkpoint_every: float | timedelta | str = 60.0,
         checkpoint_updates: int | None = None,
         combine: Literal["sum", "max", "first"] = "sum",
-        grace: timedelta | str = "1D",
+        grace: timedelta | str = "1min",
         delivery_delay: float | timedelta | str = 2.0,
         on_report: Callable[[UpdateReport], None] | None = None,
         clock: Callable[[], int] | None = None,
@@ -697,7 +701,7 @@ class DecisionService:
         checkpoint_every: float | timedelta | str = 60.0,
         checkpoint_updates: int | None = None,
         combine: Literal["sum", "max", "first"] = "sum",
-        grace: timedelta | str = "1D",
+        grace: timedelta | str = "1min",
         delivery_delay: float | timedelta | str = 2.0,
         train_every: float | timedelta | str = 1.0,
         compact_every: float | timedelta | str = 30.0,
@@ -762,6 +766,11 @@ class DecisionService:
         self.n_outcome_duplicates = 0
         self.rejected_counts: dict[str, int] = {}
         self.n_journal_bad_lines = 0
+        #: wall seconds spent in trainer steps / journal compactions by the trainer thread (for /metrics)
+        self.step_seconds = 0.0
+        self.last_step_seconds = 0.0
+        self.compaction_seconds = 0.0
+        self.n_compactions = 0
         self._rejected_fh: Any = None
         self._lock_fh: Any = None
         self._decision_journal: Journal | None = None
@@ -845,9 +854,15 @@ class DecisionService:
         kept in :attr:`last_error` (the service reports itself unhealthy) and the next round retries."""
         try:
             self._run_commands()
+            t0 = time.perf_counter()
             self.trainer.step()
+            t1 = time.perf_counter()
+            self.step_seconds += t1 - t0
+            self.last_step_seconds = t1 - t0
             if time.time() - self._last_compaction >= self.compact_every or self._journal_backlog() >= self.compact_rows:
                 self.compact()
+                self.compaction_seconds += time.perf_counter() - t1
+                self.n_compactions += 1
             self.last_error = None
         except Exception as exc:
             self.last_error = exc

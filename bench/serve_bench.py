@@ -138,19 +138,27 @@ def _worker(port: int, run_id: str, worker: int, n_conn: int, warm_until: float,
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _metric(port: int, name: str) -> float:
+#: Server metrics read before and after each level (their difference is reported).
+SERVER_COUNTERS = ("upsell_snapshots_published_total", "upsell_trainer_steps_total",
+                   "upsell_trainer_step_seconds_total", "upsell_compactions_total", "upsell_compaction_seconds_total")
+
+
+def _metrics(port: int) -> dict[str, float]:
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else float("nan")
+    values = {}
+    for name in SERVER_COUNTERS:
+        match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+        values[name] = float(match.group(1)) if match else float("nan")
+    return values
 
 
-def start_server(workdir: Path, mode: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(workdir: Path, mode: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     args = [sys.executable, "-m", "bandit.cli", "serve", "--policy", str(workdir / "policy.zip"), "--log",
             str(workdir / "logs"), "--port", str(port), "--token-file", str(workdir / "token"), "--durability", mode,
-            "--attribution-window", "10s"]  # everything else at its default (trainer step 1 s, compaction 30 s...)
+            "--attribution-window", "10s", *extra]  # the rest at its default (trainer step 1 s, compaction 30 s...)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(workdir / "server.err", "ab"))
     import httpx
 
@@ -172,7 +180,7 @@ def run_level(port: int, concurrency: int, seconds: float, workdir: Path) -> dic
     start = time.perf_counter()
     warm_until = start + WARMUP_SECONDS + 0.5
     stop_at = warm_until + seconds
-    published0 = _metric(port, "upsell_snapshots_published_total")
+    server0 = _metrics(port)
     load0 = os.getloadavg()
     ctx = mp.get_context("fork")
     paths = [str(workdir / f"load-{concurrency}-{w}.npz") for w in range(n_workers)]
@@ -183,7 +191,8 @@ def run_level(port: int, concurrency: int, seconds: float, workdir: Path) -> dic
         p.start()
     for p in procs:
         p.join()
-    published = _metric(port, "upsell_snapshots_published_total") - published0
+    server = {k: v - server0[k] for k, v in _metrics(port).items()}
+    steps = server["upsell_trainer_steps_total"]
     rank = np.concatenate([np.load(p)["rank_ms"] for p in paths])
     reward = np.concatenate([np.load(p)["reward_ms"] for p in paths])
     n_errors = int(sum(int(np.load(p)["n_errors"]) for p in paths))
@@ -201,7 +210,11 @@ def run_level(port: int, concurrency: int, seconds: float, workdir: Path) -> dic
         "reward_p99_ms": float(np.percentile(reward, 99)) if reward.size else None,
         "errors": n_errors,
         "error_examples": examples,
-        "snapshots_published": published,
+        "snapshots_published": server["upsell_snapshots_published_total"],
+        "trainer_steps": steps,
+        "trainer_step_ms_mean": 1e3 * server["upsell_trainer_step_seconds_total"] / steps if steps else None,
+        "compactions": server["upsell_compactions_total"],
+        "compaction_seconds": server["upsell_compaction_seconds_total"],
         "loadavg_before": load0,
         "loadavg_after": os.getloadavg(),
     }
@@ -212,6 +225,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per level (default 60)")
     parser.add_argument("--levels", default="1,16,64", help="concurrency levels (default 1,16,64)")
     parser.add_argument("--modes", default="fsync,write,memory", help="durability modes (default all three)")
+    parser.add_argument("--server-args", default="", metavar="ARGS",
+                        help="extra flags for the server, e.g. '--train-every 1h --compact-every 1h' to see what the "
+                        "trainer and compaction cost (default none: the protocol)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default bench/results/serve.json)")
     args = parser.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",")]
@@ -229,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
                 shutil.rmtree(workdir / "logs")
             bandit.LinUCB(ARMS, n_features=N_FEATURES, alpha=0.5, exploration_floor=0.05, seed=0).save(
                 workdir / "policy.zip")
-            proc, port = start_server(workdir, mode)
+            proc, port = start_server(workdir, mode, args.server_args.split())
             try:
                 for level in levels:
                     row = {"durability": mode, **run_level(port, level, args.seconds, workdir)}
@@ -237,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"{mode:>6} c={level:<3} rank {row['rank_per_s']:8,.0f}/s  p50 {row['rank_p50_ms']:.2f} ms  "
                           f"p99 {row['rank_p99_ms']:.2f} ms  max {row['rank_max_ms']:.1f} ms  rewards "
                           f"{row['reward_per_s']:,.0f}/s  errors {row['errors']}  snapshots "
-                          f"{row['snapshots_published']:.0f}  load {row['loadavg_after'][0]:.2f}", flush=True)
+                          f"{row['snapshots_published']:.0f}  trainer step {row['trainer_step_ms_mean'] or 0:.0f} ms  compaction "
+                          f"{row['compaction_seconds']:.2f} s  load {row['loadavg_after'][0]:.2f}", flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=120)
@@ -252,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
         "2 s, checkpoint every 60 s, journal compaction every 30 s)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "uptime_before": uptime, "uptime_after": uptime_after},
+        "server_args": args.server_args,
         "targets": {"rank_per_s": 3000, "p99_ms_at_16": 10.0, "errors": 0},
         "rows": rows,
     }

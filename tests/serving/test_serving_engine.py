@@ -76,7 +76,8 @@ def test_trainer_steps_equal_one_offline_update_from_log():
 
     all_outcomes = pd.DataFrame([(o[0].lstrip("#"), o[1], o[2]) for o in outcomes],
                                 columns=["event_id", "timestamp", "reward"])
-    report = reference.update_from_log(pd.DataFrame(decisions), all_outcomes, window, now=end)
+    report = reference.update_from_log(pd.DataFrame(decisions), all_outcomes, window, now=end,
+                                       grace=trainer.grace)
     assert report.n_applied == 300
     assert_same_learning(live, reference)
     assert live._applied_event_ids == reference._applied_event_ids  # same ledger: watermark and ids
@@ -173,7 +174,10 @@ def test_recovery_after_a_crash_counts_every_outcome_once_and_equals_a_rebuild(t
 
 def test_rewards_for_one_event_from_many_threads_are_stored_and_counted_once(tmp_path):
     make_policy().save(tmp_path / "policy.zip")
-    svc = service(tmp_path).start(thread=False)
+    # grace 1D: the step at T0 + 2h keeps e1 in the ledger (its watermark stays before T0), so the reward stamped
+    # now, resolved by the next step before that step moves the watermark, is reported as late for a settled
+    # decision (with a grace under 1h the watermark would already cover e1: an unknown event)
+    svc = service(tmp_path, grace="1D").start(thread=False)
     svc.rank([0.1, 0.2, 0.3], event_id="e1", timestamp=T0)
     statuses: list[str] = []
     barrier = threading.Barrier(8)
