@@ -622,14 +622,16 @@ def _quarantine_duplicates(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(~dup))
 
 
-def warn_duplicates(n_rows: int, ids: Sequence[str], stacklevel: int = 2) -> None:
+def warn_duplicates(n_rows: int, ids: Sequence[str], stacklevel: int = 2, n_ids: int | None = None) -> None:
     """The one warning of a reader that dropped ``n_rows`` rows whose event id already appeared earlier in the log;
-    ``ids``: the distinct dropped ids, in the order of their first repeat (shared by :func:`read_log` and the
-    streaming and Spark readers of :mod:`offline_eval`)."""
-    shown = ", ".join(repr(v) for v in ids[:10]) + (", ..." if len(ids) > 10 else "")
+    ``ids``: the distinct dropped ids in the order of their first repeat (at least the first 10 of them when their
+    number ``n_ids`` is given). Shared by :func:`read_log` and the streaming and Spark readers of
+    :mod:`offline_eval`."""
+    n_ids = len(ids) if n_ids is None else n_ids
+    shown = ", ".join(repr(v) for v in ids[:10]) + (", ..." if n_ids > 10 else "")
     warnings.warn(
         f"the decision log holds {n_rows} row(s) whose event id already appeared earlier in the log "
-        f"({len(ids)} id(s): {shown}); kept the first occurrence of each and skipped the rest",
+        f"({n_ids} id(s): {shown}); kept the first occurrence of each and skipped the rest",
         DecisionLogWarning,
         stacklevel=stacklevel,
     )

@@ -41,7 +41,14 @@ from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
 from offline_eval.reward_models import fold_of
-from offline_eval.streaming import _logged_data, _model_batch, arm_indices, check_policies, fit_models
+from offline_eval.streaming import (
+    _logged_data,
+    _model_batch,
+    arm_indices,
+    check_policies,
+    eval_columns,
+    fit_models,
+)
 
 __all__ = ["PARTITION_STRIDE", "evaluate"]
 
@@ -133,7 +140,7 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
 
 
 def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies: list[tuple[Any, ...]],
-              names: list[str]) -> Any:
+              names: list[str], context: bool) -> Any:
     """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
@@ -151,9 +158,8 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies
             total += record_batch.num_rows
             if table.num_rows == 0:
                 continue
-            data = _logged_data(table, arms)
-            ids = table.column(S.EVENT_ID)
-            qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in fitted]
+            data = _logged_data(table, arms, context)
+            qs = [p.predict(data.context, fold_of(table.column(S.EVENT_ID), p.n_folds, p.fold_seed)) for p in fitted]
             for i, target in enumerate(targets):
                 part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{names[i]!r}]")
                 acc = accs[i]
@@ -172,6 +178,33 @@ def _collect(df: Any, job: Any) -> list[Any]:
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
         rows = df.mapInArrow(job, _OUTPUT).collect()
     return sorted(rows, key=lambda r: (r["partition"], r["key"]))
+
+
+def _without_repeated_ids(spark_df: Any) -> tuple[Any, Any]:
+    """The DataFrame without the rows whose event id already appeared earlier in it (DataFrame order), warned
+    about as :func:`offline_eval.schema.read_log` warns, and the persisted DataFrame to release after use (None
+    when no id repeats: then the DataFrame is returned as it is, after one aggregation of the ids)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if spark_df.groupBy(S.EVENT_ID).count().filter(F.col("count") > 1).limit(1).count() == 0:
+        return spark_df, None
+    position, rank = "__offline_eval_position__", "__offline_eval_rank__"
+    ranked = spark_df.withColumn(position, F.monotonically_increasing_id())
+    ranked = ranked.withColumn(rank, F.row_number().over(Window.partitionBy(S.EVENT_ID).orderBy(position)))
+    ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+    repeats = ranked.filter(F.col(rank) > 1)
+    firsts = repeats.groupBy(S.EVENT_ID).agg(F.min(position).alias("at"))
+    n_rows, n_ids = repeats.count(), firsts.count()
+    shown = [str(row[S.EVENT_ID]) for row in firsts.orderBy("at").limit(10).collect()]
+    S.warn_duplicates(n_rows, shown, stacklevel=4, n_ids=n_ids)
+    # the kept rows in DataFrame order (a range-partitioned sort), materialised once for every later pass
+    kept = ranked.filter(F.col(rank) == 1).orderBy(position).drop(position, rank)
+    kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+    kept.count()
+    ranked.unpersist()
+    return kept, kept
 
 
 def _arms(spark_df: Any, arms: Sequence[str] | None) -> list[str]:
@@ -247,8 +280,18 @@ def evaluate(
                          f"(columns: {spark_df.columns})")
     arms_list = _arms(spark_df, arms)
     targets = arm_indices(targets, arms_list)
-    K = len(arms_list)
     layout = Layout.of(ests)
+    spark_df, persisted = _without_repeated_ids(spark_df)
+    try:
+        return _evaluate(spark_df, targets, layout, arms_list)
+    finally:
+        if persisted is not None:
+            persisted.unpersist()
+
+
+def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list: list[str]) -> pd.DataFrame:
+    """The passes of :func:`evaluate` on a DataFrame without repeated ids."""
+    K = len(arms_list)
 
     model_df = spark_df.select(*_MODEL_COLUMNS)
 
@@ -273,9 +316,10 @@ def evaluate(
         if layout.models:
             model_df.unpersist()
     policy_names = list(targets)
+    columns = eval_columns(layout, targets)
     job = _eval_job(layout, arms_list, [_to_bytes(p.to_arrays()) for p in predictors],
-                    [_ship(targets[name]) for name in policy_names], policy_names)
-    rows = _collect(spark_df.select(*_EVAL_COLUMNS), job)
+                    [_ship(targets[name]) for name in policy_names], policy_names, S.CONTEXT in columns)
+    rows = _collect(spark_df.select(*columns), job)
     merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
     n_missing = n_total = 0
     for row in rows:

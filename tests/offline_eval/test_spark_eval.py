@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from scale_logs import ARMS, write_log
+from scale_logs import ARMS, add_duplicates, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
 from offline_eval import DR, IPS, SNIPS, LoggedData, SwitchDR, evaluate
@@ -74,3 +74,24 @@ def test_spark_evaluate_example_runs_and_agrees_with_streaming(spark, tmp_path, 
     assert result.table.recommended.sum() == 1 and len(result.table) == 7
     assert (tmp_path / "evaluation.csv").exists()
     assert "max |Spark - streaming|" in capsys.readouterr().out
+
+
+def test_repeated_event_ids_are_dropped_as_in_memory(spark, tmp_path):
+    from offline_eval.spark import evaluate as spark_evaluate
+
+    policies = write_log(tmp_path, n=2400, parts=3)
+    add_duplicates(tmp_path)
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())]
+    with warnings.catch_warnings(record=True) as want_warnings:
+        warnings.simplefilter("always")
+        want = evaluate(LoggedData.from_parquet(tmp_path), policies, estimators)
+    with warnings.catch_warnings(record=True) as got_warnings:
+        warnings.simplefilter("always")
+        got = spark_evaluate(spark.read.parquet(str(tmp_path)), policies, estimators, arms=ARMS)
+    assert_tables_equal(got, want)
+
+    def messages(caught):
+        return sorted(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+
+    assert messages(got_warnings) == messages(want_warnings)
+    assert any("holds 6 row(s) whose event id already appeared" in m for m in messages(got_warnings))
