@@ -107,6 +107,10 @@ DURABILITY_MODES: tuple[str, ...] = ("fsync", "write", "memory")
 #: How far ahead of the server's clock a reward's timestamp may be (clock skew); later ones are refused.
 MAX_CLOCK_SKEW_US = 5 * 60_000_000
 _SEGMENT = re.compile(r"(?P<prefix>[a-z]+)-(?P<seq>\d{8})\.jsonl")
+#: Journal records converted per slice at compaction, and the pause between slices (seconds) that lets the request
+#: threads take the GIL.
+_COMPACT_SLICE = 2048
+_COMPACT_PAUSE = 0.0005
 _OUTCOME_FIELDS = [pa.field("received_at", TIMESTAMP_TYPE, nullable=False),
                    pa.field("client_timestamp", pa.bool_(), nullable=False)]
 
@@ -1233,17 +1237,29 @@ class DecisionService:
     def _store_segments(self, decision_segments: list[_Segment], outcome_segments: list[_Segment]) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None
         for seg in decision_segments:
-            self._store_decisions([_record_row(r) for r in seg.records])
+            # in slices, with a pause between them: converted at once, 30 s of traffic held the GIL (and so the
+            # request handlers) in single C calls of up to ~100 ms; the Parquet part is still written once, by flush
+            records, seg.records = seg.records, []
+            touched: set[int] = set()
+            while records:
+                chunk = records[:_COMPACT_SLICE]
+                del records[:_COMPACT_SLICE]
+                touched |= self._store_decisions([_record_row(r) for r in chunk], flush=False)
+                del chunk
+                time.sleep(_COMPACT_PAUSE)
+            for k in touched:
+                self._logs[k].flush()
             self._decision_journal.remove(seg.path)
         for seg in outcome_segments:
             self._store_outcomes(seg.records)
             self._outcome_journal.remove(seg.path)
 
-    def _store_decisions(self, rows: list[_DecisionRow]) -> None:
+    def _store_decisions(self, rows: list[_DecisionRow], flush: bool = True) -> set[int]:
         """Append decision rows (event_id, ts, x, index, propensity, probabilities, mask, version) to the Parquet
-        log of their arm list, one batch per run of equal (arm count, policy version); then flush (fsynced)."""
+        log of their arm list, one batch per run of equal (arm count, policy version); then flush (fsynced) unless
+        ``flush`` is False. Returns the arm counts of the logs appended to."""
         start = 0
-        touched = set()
+        touched: set[int] = set()
         while start < len(rows):
             k, version = len(rows[start][5]), rows[start][7]
             stop = start
@@ -1265,8 +1281,10 @@ class DecisionService:
                                                     count=len(run)).astype("datetime64[us]"))
             touched.add(k)
             start = stop
-        for k in touched:
-            self._logs[k].flush()
+        if flush:
+            for k in touched:
+                self._logs[k].flush()
+        return touched
 
     def _store_outcomes(self, records: list[Any]) -> None:
         if not records:
