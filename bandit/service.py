@@ -41,14 +41,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bandit.serving import DecisionService, RequestError, check_token
 from offline_eval.schema import MAX_EVENT_ID_LENGTH
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "build_metrics", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServiceApp", "build_metrics", "create_app"]
 
 #: Largest request body accepted (bytes); larger ones get 400 before they are parsed.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -87,14 +88,25 @@ class HTTPError(Exception):
         self.errors = errors or [{"field": field, "message": message}]
 
 
+    def payload(self) -> dict[str, Any]:
+        """The JSON error body."""
+        return {"error": str(self), "field": self.field, "errors": self.errors}
+
+    def headers(self) -> dict[str, str] | None:
+        """Extra response headers (the bearer challenge of a 401)."""
+        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+
+
+#: Compact JSON (one encoder: ``json.dumps`` with options builds a new one per call).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")).encode(), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(_encode(payload).encode(), status_code=status, media_type="application/json", headers=headers)
 
 
 def _error_response(exc: HTTPError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return _json({"error": str(exc), "field": exc.field, "errors": exc.errors}, exc.status, headers)
+    return _json(exc.payload(), exc.status, exc.headers())
 
 
 #: Field names a metric label may carry (anything else, e.g. an unknown field a client invented, is "other": label
@@ -121,22 +133,32 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header ``name`` (lower-case bytes), decoded as Latin-1, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
+    """The request body, once the content type is JSON and within ``max_bytes`` (checked while it streams in)."""
+    media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
     if media != "application/json":
         raise HTTPError(400, "content-type", f"content-type must be application/json, got {media or 'none'!r}")
-    declared = request.headers.get("content-length")
+    declared = _header(scope, b"content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise HTTPError(400, "body", f"the body must be at most {max_bytes} bytes (content-length {declared[:20]})")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                raise HTTPError(400, "body", f"the body must be at most {max_bytes} bytes")
-    except ClientDisconnect:
-        raise HTTPError(400, "body", "the client disconnected before sending the whole body") from None
-    return bytes(body)
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise HTTPError(400, "body", "the client disconnected before sending the whole body")
+        body += message.get("body", b"")
+        if len(body) > max_bytes:
+            raise HTTPError(400, "body", f"the body must be at most {max_bytes} bytes")
+        if not message.get("more_body", False):
+            return body
 
 
 def _parse(model: type[BaseModel], body: bytes) -> Any:
@@ -222,9 +244,56 @@ def build_metrics(service: DecisionService) -> tuple[CollectorRegistry, Counter,
     return registry, requests, latency, rejected
 
 
+#: What a handler answers: status and JSON payload; what an endpoint answers: status, JSON bytes, extra headers.
+Handler = Callable[[Scope, Receive], Awaitable[tuple[int, Any]]]
+_Reply = tuple[int, bytes, "dict[str, str] | None"]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _server_error_body(exc: BaseException) -> bytes:
+    name = type(exc).__name__
+    return _encode({"error": f"internal error: {name}", "field": "server",
+                    "errors": [{"field": "server", "message": name}]}).encode()
+
+
+class ServiceApp:
+    """The ASGI app of :func:`create_app`: ``POST /rank`` and ``POST /reward`` are answered directly (the hot
+    path: no router, request or response objects -- the same handlers, validation and metrics as the Starlette
+    routes they shadow), everything else by the Starlette app :attr:`starlette` (lifespan, the other endpoints,
+    404 / 405)."""
+
+    def __init__(self, starlette: Starlette,
+                 hot: dict[str, Callable[[Scope, Receive], Awaitable[_Reply]]]) -> None:
+        self.starlette = starlette
+        self._hot = hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            handle = self._hot.get(path[len(root):] if root and path.startswith(root) else path)
+            if handle is not None:
+                try:
+                    status, body, headers = await handle(scope, receive)
+                except Exception as exc:  # answered like the Starlette app's 500, then raised for the server's log
+                    await _send(send, 500, _server_error_body(exc), None)
+                    raise
+                await _send(send, status, body, headers)
+                return
+        await self.starlette(scope, receive, send)
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str] | None) -> None:
+    raw = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(service: DecisionService, *, token: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, manage: bool = True) -> Starlette:
-    """The ASGI app serving ``service``.
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, manage: bool = True) -> ServiceApp:
+    """The ASGI app serving ``service`` (a :class:`ServiceApp`: the hot endpoints directly, the rest through Starlette).
 
     Parameters
     ----------
@@ -251,87 +320,98 @@ def create_app(service: DecisionService, *, token: str | None = None,
             names = names_cache[key] = snapshot.arm_names
         return names
 
-    def authorize(request: Request, *, admin: bool) -> None:
+    def authorize(scope: Scope, *, admin: bool) -> None:
         if admin and token is None:
             raise HTTPError(403, "authorization", "admin endpoints are disabled: start the service with --token-file")
         if token is None:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not check_token(given.strip(), token):
             raise HTTPError(401, "authorization", "missing or wrong bearer token (Authorization: Bearer <token>)")
 
-    def endpoint(name: str, fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(name: str, fn: Handler) -> Callable[[Scope, Receive], Awaitable[_Reply]]:
+        """``fn`` with rejected requests turned into JSON errors, counted and timed."""
         timer = latency.labels(endpoint=name)
+        counters: dict[int, Any] = {}
 
-        async def handle(request: Request) -> Response:
+        async def handle(scope: Scope, receive: Receive) -> _Reply:
             t0 = time.perf_counter()
+            headers = None
             try:
-                response = await fn(request)
-            except HTTPError as exc:
-                rejected.labels(name, _metric_field(exc.field)).inc()
-                response = _error_response(exc)
-            except RequestError as exc:
-                rejected.labels(name, _metric_field(exc.field)).inc()
-                response = _error_response(HTTPError(exc.status, exc.field, str(exc)))
-            requests.labels(name, str(response.status_code)).inc()
+                status, payload = await fn(scope, receive)
+            except (HTTPError, RequestError) as exc:
+                error = exc if isinstance(exc, HTTPError) else HTTPError(exc.status, exc.field, str(exc))
+                rejected.labels(name, _metric_field(error.field)).inc()
+                status, payload, headers = error.status, error.payload(), error.headers()
+            body = _encode(payload).encode()
+            counter = counters.get(status)
+            if counter is None:
+                counter = counters[status] = requests.labels(name, str(status))
+            counter.inc()
             timer.observe(time.perf_counter() - t0)
-            return response
+            return status, body, headers
 
         return handle
 
-    async def rank(request: Request) -> Response:
-        body = _parse(RankBody, await _read_body(request, max_body_bytes))
+    def route(handle: Callable[[Scope, Receive], Awaitable[_Reply]]) -> Callable[[Request], Awaitable[Response]]:
+        async def respond(request: Request) -> Response:
+            status, body, headers = await handle(request.scope, request.receive)
+            return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+        return respond
+
+    async def rank(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        body = _parse(RankBody, await _read_body(scope, receive, max_body_bytes))
         decision = await service.rank_async(body.context, body.eligible, body.event_id)
         probs = decision.probabilities.tolist()
         names = arm_names(service.holder.snapshot)  # arms are only appended: the deciding snapshot's are a prefix
-        return _json({
+        return 200, {
             "event_id": decision.event_id, "arm": decision.arm, "propensity": decision.propensity,
             "probabilities": dict(zip(names[: len(probs)], probs, strict=True)),
             "policy_version": decision.policy_version,
-        })
+        }
 
-    async def reward(request: Request) -> Response:
-        authorize(request, admin=False)
-        body = _parse(RewardBody, await _read_body(request, max_body_bytes))
+    async def reward(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        authorize(scope, admin=False)
+        body = _parse(RewardBody, await _read_body(scope, receive, max_body_bytes))
         receipt = await service.reward_async(body.event_id, body.reward, body.timestamp)
-        return _json({"event_id": receipt.event_id, "status": receipt.status,
-                      "timestamp": receipt.timestamp.isoformat()}, 202)
+        return 202, {"event_id": receipt.event_id, "status": receipt.status,
+                     "timestamp": receipt.timestamp.isoformat()}
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(scope: Scope, receive: Receive) -> tuple[int, Any]:
         snap = service.holder.snapshot
         ok = service.healthy
-        return _json({
+        return 200 if ok else 503, {
             "status": "ok" if ok else "unhealthy", "policy_version": snap.policy_version, "n_updates": snap.n_updates,
             "pending_decisions": service.trainer.n_pending, "durability": service.durability,
             "checkpoint_age_seconds": round(time.time() - service.trainer.last_checkpoint, 3),
             "last_error": None if service.last_error is None else str(service.last_error)[:500],
-        }, 200 if ok else 503)
+        }
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def admin(request: Request, run: Callable[[], Any], status: int = 200) -> Response:
+    async def admin(run: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
         try:
             result = await asyncio.wrap_future(run())
         except ValueError as exc:
             message = str(exc)
             raise HTTPError(409 if "already exists" in message else 422, "name", message) from None
-        return _json(result, status)
+        return status, result
 
-    async def add_arm(request: Request) -> Response:
-        authorize(request, admin=True)
-        body = _parse(ArmBody, await _read_body(request, max_body_bytes))  # (value: finite, pydantic checks it)
-        return await admin(request, lambda: service.add_arm(body.name, body.value), 201)
+    async def add_arm(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        authorize(scope, admin=True)
+        body = _parse(ArmBody, await _read_body(scope, receive, max_body_bytes))  # (value: finite, pydantic checks)
+        return await admin(lambda: service.add_arm(body.name, body.value), 201)
 
-    async def retire_arm(request: Request) -> Response:
-        authorize(request, admin=True)
-        name = request.path_params["name"]
-        return await admin(request, lambda: service.retire_arm(name))
+    async def retire_arm(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        authorize(scope, admin=True)
+        name = scope["path_params"]["name"]
+        return await admin(lambda: service.retire_arm(name))
 
-    async def checkpoint(request: Request) -> Response:
-        authorize(request, admin=True)
-        return await admin(request, service.force_checkpoint)
+    async def checkpoint(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        authorize(scope, admin=True)
+        return await admin(service.force_checkpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -344,16 +424,17 @@ def create_app(service: DecisionService, *, token: str | None = None,
                 await asyncio.get_running_loop().run_in_executor(None, service.close)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return _json({"error": f"internal error: {type(exc).__name__}", "field": "server",
-                      "errors": [{"field": "server", "message": type(exc).__name__}]}, 500)
+        return Response(_server_error_body(exc), status_code=500, media_type="application/json")
 
+    handle_rank, handle_reward = endpoint("rank", rank), endpoint("reward", reward)
     routes = [
-        Route("/rank", endpoint("rank", rank), methods=["POST"]),
-        Route("/reward", endpoint("reward", reward), methods=["POST"]),
-        Route("/healthz", endpoint("healthz", healthz), methods=["GET"]),
+        Route("/rank", route(handle_rank), methods=["POST"]),
+        Route("/reward", route(handle_reward), methods=["POST"]),
+        Route("/healthz", route(endpoint("healthz", healthz)), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/admin/arms", endpoint("admin_add_arm", add_arm), methods=["POST"]),
-        Route("/admin/arms/{name}", endpoint("admin_retire_arm", retire_arm), methods=["DELETE"]),
-        Route("/admin/checkpoint", endpoint("admin_checkpoint", checkpoint), methods=["POST"]),
+        Route("/admin/arms", route(endpoint("admin_add_arm", add_arm)), methods=["POST"]),
+        Route("/admin/arms/{name}", route(endpoint("admin_retire_arm", retire_arm)), methods=["DELETE"]),
+        Route("/admin/checkpoint", route(endpoint("admin_checkpoint", checkpoint)), methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})
+    return ServiceApp(starlette, {"/rank": handle_rank, "/reward": handle_reward})

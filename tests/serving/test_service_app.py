@@ -84,13 +84,19 @@ BAD_RANK = [
 
 def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(app_service):
     svc, tmp = app_service
-    with client_for(svc) as client:
+    app = create_app(svc, token=TOKEN, max_body_bytes=2048)
+    with TestClient(app) as client:
+        # the Starlette route behind the hot path answers every request the same way
+        routed = TestClient(app.starlette)
         assert rank(client, {"context": [1, 2, 3], "event_id": "taken"}).status_code == 200
         version = svc.holder.snapshot.policy_version
         for label, content, ctype, status, field in BAD_RANK:
             headers = {} if ctype is None else {"content-type": ctype}
             r = client.post("/rank", content=content, headers=headers)
             assert r.status_code == status, (label, r.text)
+            again = routed.post("/rank", content=content, headers=headers)
+            assert (again.status_code, again.json(), again.headers["content-type"]) == (
+                status, r.json(), "application/json"), label
             body = r.json()
             assert body["field"] == field and body["error"], (label, body)
             assert body["errors"][0]["field"] == field
@@ -99,9 +105,9 @@ def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(a
         metrics = client.get("/metrics").text
         assert svc.holder.snapshot.policy_version == version
         assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
-    assert 'upsell_requests_total{code="422",endpoint="rank"} 12.0' in metrics
-    assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 2.0' in metrics
-    assert 'field="other"} 1.0' in metrics and 'field="user"' not in metrics  # client-chosen names stay out of labels
+    assert 'upsell_requests_total{code="422",endpoint="rank"} 24.0' in metrics  # 12 each way
+    assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 4.0' in metrics
+    assert 'field="other"} 2.0' in metrics and 'field="user"' not in metrics  # client-chosen names stay out of labels
     assert read_decision_log(tmp / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["taken"]
 
 
@@ -171,3 +177,18 @@ def test_admin_is_disabled_without_a_token_and_health_and_metrics_answer(app_ser
     for name in ("upsell_request_duration_seconds_bucket", "upsell_pending_decisions", "upsell_applied_decisions_total",
                  "upsell_checkpoint_age_seconds", "upsell_snapshot_info", "upsell_rejected_outcomes_total"):
         assert name in metrics, name
+
+
+def test_an_unexpected_error_is_a_json_500_and_the_service_keeps_serving(app_service, monkeypatch):
+    svc, _ = app_service
+    with TestClient(create_app(svc, token=TOKEN), raise_server_exceptions=False) as client:
+        real = svc.rank_async
+
+        async def broken(*args, **kwargs):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(svc, "rank_async", broken)
+        r = rank(client, {"context": [1, 2, 3]})
+        assert r.status_code == 500 and r.json()["field"] == "server" and "OSError" in r.json()["error"]
+        monkeypatch.setattr(svc, "rank_async", real)
+        assert rank(client, {"context": [1, 2, 3]}).status_code == 200
