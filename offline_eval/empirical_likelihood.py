@@ -205,36 +205,59 @@ class _Profile:
 def _search(stat: _Profile, center: float, step: float, limit: float, crit: float, direction: float) -> float:
     """The v beyond ``center`` (in ``direction``) where ``stat(v)`` crosses ``crit``, clipped at ``limit``.
 
-    Safeguarded Newton on the profile (its slope from :class:`_Profile`) inside a bracket found by doubling steps;
-    stops at :data:`EL_TOL` standard errors.
+    A bracket ``[lo, hi]`` (``stat(lo) <= crit < stat(hi)``) is found by doubling steps, then closed by safeguarded
+    Newton steps (the profile's slope comes from :class:`_Profile`) taken from whichever bracket end gives a step
+    inside the bracket, else the secant, else bisection. Once Newton converges from one side the next point is set
+    just past the predicted root, so the bracket closes on both sides. Stops at :data:`EL_TOL` standard errors and
+    returns the inner end.
     """
     if not (math.isfinite(center) and math.isfinite(step) and step > 0.0):
         return math.nan
     tol = EL_TOL * step
     stat.lam = np.zeros(2)
-    lo, f_lo = center, stat(center)[0]
+    lo = center
+    f_lo, s_lo = stat(center)
     hi = center + direction * step
+    f_hi = s_hi = math.nan
     for _ in range(200):
         if (hi - limit) * direction >= 0:
             hi = limit
-            if stat(hi)[0] <= crit:
+            f_hi, s_hi = stat(hi)
+            if f_hi <= crit:
                 return limit
             break
-        if not stat(hi)[0] <= crit:  # NaN counts as outside
+        f_hi, s_hi = stat(hi)
+        if not f_hi <= crit:  # NaN counts as outside
             break
-        lo, hi = hi, center + direction * abs(hi - center) * 2.0
-    x = lo if f_lo <= crit else center
+        lo, f_lo, s_lo = hi, f_hi, s_hi
+        hi = center + direction * abs(hi - center) * 2.0
+    if not f_lo <= crit:
+        return lo
+
+    def inside(v: float) -> bool:
+        return math.isfinite(v) and (v - lo) * direction > 0 and (hi - v) * direction > 0
+
+    def newton(x: float, f: float, slope: float) -> float:
+        if not (slope != 0.0 and math.isfinite(slope) and math.isfinite(f)):
+            return math.nan
+        nxt = x - (f - crit) / slope
+        if abs(nxt - x) < 0.5 * tol:  # converged from this side: aim just past the root
+            nxt = x + math.copysign(0.5 * tol, (crit - f) * slope if nxt == x else nxt - x)
+        return nxt
+
+    last_is_lo = False
     for _ in range(_BISECT):
-        f, slope = stat(x)
-        if f <= crit:
-            lo = x
-        else:
-            hi = x
         if abs(hi - lo) <= tol:
             break
-        nxt = x - (f - crit) / slope if slope != 0.0 and math.isfinite(slope) else math.nan
-        inside = math.isfinite(nxt) and (nxt - lo) * direction > 0 and (hi - nxt) * direction > 0
-        x = nxt if inside else 0.5 * (lo + hi)
+        first, second = ((lo, f_lo, s_lo), (hi, f_hi, s_hi)) if last_is_lo else ((hi, f_hi, s_hi), (lo, f_lo, s_lo))
+        secant = lo + (crit - f_lo) * (hi - lo) / (f_hi - f_lo) if math.isfinite(f_hi) and f_hi != f_lo else math.nan
+        x = next((v for v in (newton(*first), newton(*second), secant) if inside(v)), 0.5 * (lo + hi))
+        f, slope = stat(x)
+        last_is_lo = f <= crit
+        if last_is_lo:
+            lo, f_lo, s_lo = x, f, slope
+        else:
+            hi, f_hi, s_hi = x, f, slope
     return lo
 
 
