@@ -53,6 +53,7 @@ from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Es
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
 from offline_eval.intervals import AUTO_EL_MAX_N, Interval, RowTerms
+from offline_eval.reward_fit import check_mergeable
 from offline_eval.slope_grid import LATTICE, CandidateMoments
 
 __all__ = ["RETAINED_MAX_ROWS", "Layout", "Moments", "PolicyAccumulator", "evaluation_table", "policy_results"]
@@ -142,11 +143,10 @@ class Layout:
                 model_of.append(-1)
                 continue
             model = getattr(est, "reward_model", None)
-            if getattr(model, "target_dependent", False):
-                raise TypeError(
-                    f"{est.name}: {type(model).__name__} is fitted per target and cannot be fitted from mergeable "
-                    "statistics; use RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None"
-                )
+            try:
+                check_mergeable(model)
+            except TypeError as err:
+                raise TypeError(f"{est.name}: {err}") from None
             for i, known in enumerate(models):
                 if _same_model(known, model):
                     model_of.append(i)

@@ -39,8 +39,12 @@ from numba import njit
 from scipy.special import expit
 
 from offline_eval.reward_models import (
+    MRDR_WEIGHT_FLOOR,
+    VALUE_RTOL,
     LogisticRewardModel,
+    MRDRRewardModel,
     RidgeRewardModel,
+    SklearnRewardModel,
     ValueAwareRewardModel,
     _group_moments,
     _predict_linear,
@@ -49,19 +53,21 @@ from offline_eval.reward_models import (
 )
 
 __all__ = [
-    "CrossFitPredictor", "ModelBatch", "Reduce", "choose_model", "combine", "fit_cross_fit", "reduce_in_memory",
-    "reward_stats",
+    "CrossFitPredictor", "ModelBatch", "Reduce", "check_mergeable", "choose_model", "combine", "fit_cross_fit",
+    "fit_mrdr", "reduce_in_memory", "reward_stats",
 ]
 
 
 class ModelBatch(NamedTuple):
     """A batch of logged rows for fitting: ``X`` (m, d) float64 C-contiguous, ``action`` (m,) int64 in [0, K),
-    ``reward`` (m,) float64, ``folds`` (m,) int64 in [0, n_folds)."""
+    ``reward`` (m,) float64, ``folds`` (m,) int64 in [0, n_folds); ``mrdr`` (m,) float64 or None: the rows' raw
+    MRDR weights ``pi(a|x) (1 - p) / p^2`` for the target an MRDR model is fitted to (:func:`fit_mrdr`)."""
 
     X: np.ndarray
     action: np.ndarray
     reward: np.ndarray
     folds: np.ndarray
+    mrdr: np.ndarray | None = None
 
 
 MapFn = Callable[[ModelBatch], tuple[np.ndarray, ...]]
@@ -126,10 +132,12 @@ def _reward_stats(action, reward, out_counts, lo, hi):  # pragma: no cover - num
 
 
 @njit(cache=True, nogil=True)
-def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover - numba
-    """Add every row's loss, gradient and Hessian to the models of the folds it trains (all but its own).
+def _logistic_pass(X, y, weight, action, fold, B, obj, grad, hess):  # pragma: no cover - numba
+    """Add every row's loss, gradient and Hessian, times its weight, to the models of the folds it trains (all but
+    its own).
 
-    ``X`` (m, d) float64, ``y`` (m,) float64 in [0, 1], ``action`` and ``fold`` (m,) int64; ``B`` (K, F, p)
+    ``X`` (m, d) float64, ``y`` (m,) float64 in [0, 1], ``weight`` (m,) float64 or (0,) for weight 1,
+    ``action`` and ``fold`` (m,) int64; ``B`` (K, F, p)
     coefficients (intercept first, p = d + 1). Outputs (added to): ``obj`` (K, F) = sum of
     ``log(1 + e^z) - y z``; ``grad`` (K, F, p) = sum of ``(sigmoid(z) - y) [1, x]``; ``hess`` (K, F, p (p + 1) / 2)
     = sum of ``s (1 - s) [1, x] [1, x]^T``, its upper triangle packed row by row (``np.triu_indices(p)`` order).
@@ -138,6 +146,7 @@ def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover 
     m, d = X.shape
     F = B.shape[1]
     p = d + 1
+    weighted = weight.shape[0] > 0
     x1 = np.empty(p)
     outer = np.empty(hess.shape[2])
     x1[0] = 1.0
@@ -145,6 +154,7 @@ def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover 
         k = action[i]
         g = fold[i]
         yi = y[i]
+        wi = weight[i] if weighted else 1.0
         for j in range(d):
             x1[j + 1] = X[i, j]
         u = 0
@@ -161,14 +171,14 @@ def _logistic_pass(X, y, action, fold, B, obj, grad, hess):  # pragma: no cover 
                 z += x1[j] * B[k, f, j]
             if z > 0.0:
                 e = math.exp(-z)
-                obj[k, f] += z + math.log1p(e) - yi * z
+                obj[k, f] += wi * (z + math.log1p(e) - yi * z)
                 s = 1.0 / (1.0 + e)
             else:
                 e = math.exp(z)
-                obj[k, f] += math.log1p(e) - yi * z
+                obj[k, f] += wi * (math.log1p(e) - yi * z)
                 s = e / (1.0 + e)
-            r = s - yi
-            wgt = s * (1.0 - s)
+            r = wi * (s - yi)
+            wgt = wi * (s * (1.0 - s))
             gk = grad[k, f]
             for j in range(p):
                 gk[j] += r * x1[j]
@@ -187,8 +197,8 @@ def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _logistic_sums(X: np.ndarray, y: np.ndarray, action: np.ndarray, fold: np.ndarray, B: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _logistic_sums(X: np.ndarray, y: np.ndarray, weight: np.ndarray, action: np.ndarray, fold: np.ndarray,
+                   B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(obj (K, F), grad (K, F, p), hess (K, F, p (p + 1) / 2) packed)`` of :func:`_logistic_pass` over the rows,
     the rows split over up to 4 threads (the kernel releases the GIL) and the per-thread sums added."""
     global _executor
@@ -198,7 +208,7 @@ def _logistic_sums(X: np.ndarray, y: np.ndarray, action: np.ndarray, fold: np.nd
 
     def run(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obj, grad, hess = np.zeros((K, F)), np.zeros((K, F, p)), np.zeros((K, F, p * (p + 1) // 2))
-        _logistic_pass(X[lo:hi], y[lo:hi], action[lo:hi], fold[lo:hi], B, obj, grad, hess)
+        _logistic_pass(X[lo:hi], y[lo:hi], weight[lo:hi], action[lo:hi], fold[lo:hi], B, obj, grad, hess)
         return obj, grad, hess
 
     if chunks == 1:
@@ -305,6 +315,7 @@ def _stats_map(n_actions: int, n_folds: int) -> MapFn:
 
 
 _STATS_OPS = ("sum", "min", "max", "sum", "sum", "sum", "min", "max", "max")
+_MERGEABLE = (RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel, MRDRRewardModel)
 
 
 def _logistic_newton(
@@ -391,9 +402,8 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
 
     Parameters
     ----------
-    model : RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None
-        The estimator's ``reward_model``; None: chosen from the rewards as
-        :func:`offline_eval.reward_models.default_reward_model` does (one extra pass).
+    model : RidgeRewardModel, LogisticRewardModel or ValueAwareRewardModel
+        The estimator's ``reward_model``, resolved by :func:`choose_model` (MRDR: :func:`fit_mrdr`).
     reduce : callable
         ``reduce(map_fn, ops)``, the engine (module docstring). Its batches' folds must be this model's folds
         (``model.folds(m, event_id, start)``).
@@ -410,25 +420,14 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
     """
     if model is None:
         raise TypeError("fit_cross_fit needs a model: resolve None with choose_model first")
+    check_mergeable(model)
+    if type(model) is MRDRRewardModel:
+        raise TypeError("MRDRRewardModel is fitted per target: use fit_mrdr")
     F = int(model.n_folds)
     name = type(model).__name__
     seed = int(model.fold_seed_)
     if type(model) is RidgeRewardModel:  # one pass: the normal equations carry their own counts
-        K = n_actions
-
-        def moments(b: ModelBatch) -> tuple[np.ndarray, ...]:
-            d = b.X.shape[1]
-            gram = np.zeros((F * K, d, d))
-            xsum = np.zeros((F * K, d))
-            count = np.zeros(F * K)
-            xy = np.zeros((F * K, d))
-            ysum = np.zeros(F * K)
-            _group_moments(b.X, b.reward, b.folds, b.action, K, gram, xsum, count, xy, ysum)
-            return gram, xsum, count, xy, ysum
-
-        gram, xsum, count, xy, ysum = reduce(moments, ("sum",) * 5)
-        _check_rows(count.sum(), F)
-        coef, intercept = _ridge_solve(gram, xsum, count, xy, ysum, F, K, float(model.l2), bool(model.fit_intercept))
+        coef, intercept = _ridge_fit(reduce, n_actions, F, float(model.l2), bool(model.fit_intercept), None)
         return CrossFitPredictor(coef, intercept, False, None, F, seed, name)
     if stats is None or len(stats[3]) != F:
         stats = reward_stats(reduce, n_actions, F)
@@ -441,7 +440,7 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
                 f"[{float(r_min[0]):g}, {float(r_max[0]):g}]; use ValueAwareRewardModel or RidgeRewardModel"
             )
         positive, values, value_aware = total, None, False
-    elif type(model) is ValueAwareRewardModel:
+    else:  # ValueAwareRewardModel
         if counts[1]:
             raise ValueError(
                 f"ValueAwareRewardModel needs rewards >= 0 (value x conversion); the log has {int(counts[1])} "
@@ -449,29 +448,149 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
             )
         values = _values(model, lo, hi, n_actions, action_names)
         positive, value_aware = converted, True
-    else:
-        raise TypeError(
-            f"{name} cannot be fitted from mergeable statistics (streaming / Spark): use RidgeRewardModel, "
-            "LogisticRewardModel, ValueAwareRewardModel or reward_model=None"
-        )
+    coef, intercept = _logistic_fit(reduce, rows, positive, n_actions, int(n_features[0]), model, value_aware, None)
+    return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
+
+
+WeightFn = Callable[[ModelBatch], np.ndarray]
+
+
+@njit(cache=True)
+def _weighted_group_moments(X, y, w, fold, action, n_actions, gram, xsum, count, xy, ysum):  # pragma: no cover
+    """:func:`offline_eval.reward_models._group_moments` with row weights ``w`` (n,) float64: every row's terms
+    times its weight (``count`` becomes the weight sum). Returns 0."""
+    n, d = X.shape
+    for i in range(n):
+        g = fold[i] * n_actions + action[i]
+        wi = w[i]
+        yi = y[i]
+        count[g] += wi
+        ysum[g] += wi * yi
+        for j in range(d):
+            wx = wi * X[i, j]
+            xsum[g, j] += wx
+            xy[g, j] += wx * yi
+            for k in range(d):
+                gram[g, j, k] += wx * X[i, k]
+    return 0
+
+
+def _ridge_fit(reduce: Reduce, K: int, F: int, l2: float, fit_intercept: bool, weight: WeightFn | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-(fold, action) ridge coefficients from one pass of (weighted) normal equations."""
+
+    def moments(b: ModelBatch) -> tuple[np.ndarray, ...]:
+        d = b.X.shape[1]
+        gram = np.zeros((F * K, d, d))
+        xsum = np.zeros((F * K, d))
+        count = np.zeros(F * K)
+        xy = np.zeros((F * K, d))
+        ysum = np.zeros(F * K)
+        if weight is None:
+            _group_moments(b.X, b.reward, b.folds, b.action, K, gram, xsum, count, xy, ysum)
+        else:
+            _weighted_group_moments(b.X, b.reward, weight(b), b.folds, b.action, K, gram, xsum, count, xy, ysum)
+        return gram, xsum, count, xy, ysum
+
+    gram, xsum, count, xy, ysum = reduce(moments, ("sum",) * 5)
+    if weight is None:
+        _check_rows(count.sum(), F)
+    return _ridge_solve(gram, xsum, count, xy, ysum, F, K, l2, fit_intercept)
+
+
+_UNWEIGHTED = np.zeros(0)
+
+
+def _logistic_fit(reduce: Reduce, rows: np.ndarray, positive: np.ndarray, K: int, d: int, model: Any,
+                  value_aware: bool, weight: WeightFn | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-(fold, action) penalised logistic coefficients ``coef`` (F, d, K) and ``intercept`` (F, K) by Newton
+    passes; the prior intercept from the (unweighted) rows and positives per fold, ``rows``, ``positive`` (F,)."""
     train_rows = rows.sum() - rows
     train_pos = positive.sum() - positive
     b0 = np.log((train_pos + 0.5) / (train_rows - train_pos + 0.5))
-    K = n_actions
 
     def evaluate(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def pass_fn(b: ModelBatch) -> tuple[np.ndarray, ...]:
             y = (b.reward > 0).astype(np.float64) if value_aware else b.reward
-            return _logistic_sums(b.X, y, b.action, b.folds, B)
+            w = _UNWEIGHTED if weight is None else weight(b)
+            return _logistic_sums(b.X, y, w, b.action, b.folds, B)
 
         obj, grad, hess = reduce(pass_fn, ("sum", "sum", "sum"))
         return obj, grad, hess
 
-    d = int(n_features[0])
     B = _logistic_newton(evaluate, b0, K, d + 1, float(model.l2), int(model.max_iter), float(model.tol))
-    coef = np.ascontiguousarray(B[..., 1:].transpose(1, 2, 0))  # (F, d, K)
-    intercept = np.ascontiguousarray(B[..., 0].T)  # (F, K)
-    return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
+    return np.ascontiguousarray(B[..., 1:].transpose(1, 2, 0)), np.ascontiguousarray(B[..., 0].T)
+
+
+def fit_mrdr(model: MRDRRewardModel, reduce: Reduce, n_actions: int) -> CrossFitPredictor:
+    """Fit an :class:`~offline_eval.reward_models.MRDRRewardModel` for one target by passes of ``reduce``, whose
+    batches carry the target's raw MRDR weights (``ModelBatch.mrdr``) and this model's folds.
+
+    As in memory: the weights :func:`~offline_eval.reward_models.mrdr_weights` (their mean from a first pass that
+    also takes the reward statistics, their floored mean from a second), then the weighted logistic conversion
+    model times the arm values (value x conversion rewards), the weighted logistic model (0/1 rewards) or weighted
+    ridge (other rewards), each a weighted sum of per-row terms.
+    """
+    F, K = int(model.n_folds), n_actions
+    stats_map = _stats_map(K, F)
+
+    def first(b: ModelBatch) -> tuple[np.ndarray, ...]:
+        return (*stats_map(b), np.array([_raw(b).sum()]))
+
+    *stats, raw_sum = reduce(first, (*_STATS_OPS, "sum"))
+    counts, lo, hi, rows, total, converted, _, _, n_features = stats
+    n = rows.sum()
+    _check_rows(n, F)
+    mean = float(raw_sum[0]) / n
+    weight: WeightFn
+    if mean <= 0.0:
+        def weight(b: ModelBatch) -> np.ndarray:
+            return np.ones(len(b.reward))
+    else:
+        floor = MRDR_WEIGHT_FLOOR * mean
+        (floored,) = reduce(lambda b: (np.array([np.maximum(_raw(b), floor).sum()]),), ("sum",))
+        scale = float(floored[0]) / n
+
+        def weight(b: ModelBatch) -> np.ndarray:
+            return np.maximum(_raw(b), floor) / scale
+
+    binary = counts[0] == 0
+    none = ~np.isfinite(lo)
+    lo, hi = np.where(none, np.nan, lo), np.where(none, np.nan, hi)
+    values = None
+    if not binary and counts[1] == 0 and not none.all() and not np.any(hi - lo > VALUE_RTOL * np.abs(hi)):
+        values = np.where(np.isnan(hi), 0.0, 0.5 * (lo + hi))
+    seed, name = int(model.fold_seed_), type(model).__name__
+    if binary or values is not None:
+        positive = converted if values is not None else total
+        coef, intercept = _logistic_fit(reduce, rows, positive, K, int(n_features[0]), model, values is not None,
+                                        weight)
+        return CrossFitPredictor(coef, intercept, True, values, F, seed, name)
+    coef, intercept = _ridge_fit(reduce, K, F, float(model.l2), True, weight)
+    return CrossFitPredictor(coef, intercept, False, None, F, seed, name)
+
+
+def _raw(b: ModelBatch) -> np.ndarray:
+    if b.mrdr is None:  # pragma: no cover - the engines attach them to an MRDR model's batches
+        raise RuntimeError("an MRDR pass needs the rows' MRDR weights")
+    return b.mrdr
+
+
+def check_mergeable(model: Any) -> None:
+    """Raise ``TypeError`` unless ``model`` (a ``reward_model``) can be fitted from mergeable statistics."""
+    if model is None or type(model) in _MERGEABLE:
+        return
+    if isinstance(model, SklearnRewardModel):
+        raise TypeError(
+            f"SklearnRewardModel({type(model.estimator).__name__}) cannot be fitted batch by batch (streaming / "
+            "Spark): a scikit-learn estimator's fit needs all its training rows at once, and its fitted state is "
+            "not a sum over rows that partitions could merge; use RidgeRewardModel, LogisticRewardModel, "
+            "ValueAwareRewardModel, MRDRRewardModel or None (the default), or evaluate() in memory"
+        )
+    raise TypeError(
+        f"{type(model).__name__} has no mergeable statistics (streaming / Spark): use RidgeRewardModel, "
+        "LogisticRewardModel, ValueAwareRewardModel, MRDRRewardModel or None (the default), or evaluate() in memory"
+    )
 
 
 def _check_rows(n: float, n_folds: int) -> None:
@@ -522,11 +641,7 @@ def choose_model(model: Any, reduce: Reduce, n_actions: int, stats: Sequence[np.
     the rewards (one pass, none with ``stats`` from :func:`reward_stats`; the folds of the batches are irrelevant
     to it)."""
     if model is not None:
-        if getattr(model, "target_dependent", False):
-            raise TypeError(
-                f"{type(model).__name__} depends on the target policy and cannot be fitted in passes (streaming / "
-                "Spark); use RidgeRewardModel, LogisticRewardModel, ValueAwareRewardModel or None"
-            )
+        check_mergeable(model)
         return model
     counts, lo, hi, *_ = reward_stats(reduce, n_actions, 1) if stats is None else stats
     none = ~np.isfinite(lo)

@@ -40,14 +40,16 @@ from offline_eval.data import _report_missing, rows_with_reward
 from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
-from offline_eval.reward_models import fold_of
+from offline_eval.reward_models import MRDRRewardModel, fold_of
 from offline_eval.streaming import (
+    Predictions,
     _logged_data,
     _model_batch,
     arm_indices,
     check_policies,
     eval_columns,
     fit_models,
+    mrdr_weights_of,
 )
 
 __all__ = ["PARTITION_STRIDE", "evaluate"]
@@ -58,6 +60,7 @@ PARTITION_STRIDE = 1 << 40
 _OUTPUT = "partition long, key long, payload binary, missing long, total long"
 _EVAL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
 _MODEL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD]
+_MRDR_COLUMNS = [S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
 
 
 def _to_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -114,14 +117,17 @@ def _output(rows: list[tuple[int, int, bytes, int, int]]) -> Any:
     )
 
 
-def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_seed: int) -> Any:
-    """``mapInArrow`` function of a reward-model pass: the partition's combined ``map_fn`` outputs as bytes."""
+def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_seed: int,
+               mrdr: tuple[tuple[Any, ...], str, list[str]] | None) -> Any:
+    """``mapInArrow`` function of a reward-model pass: the partition's combined ``map_fn`` outputs as bytes.
+    ``mrdr`` = (shipped target, its name, the arms): the batches carry that target's raw MRDR weights."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         from offline_eval.reward_fit import ModelBatch
 
+        target = None if mrdr is None else _unship(mrdr[0])
         total = None
         for record_batch in batches:
             table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
@@ -131,6 +137,9 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
             if n_folds is not None:
                 part = ModelBatch(part.X, part.action, part.reward,
                                   fold_of(table.column(S.EVENT_ID), n_folds, fold_seed))
+            if mrdr is not None:
+                data = _logged_data(table, mrdr[2])
+                part = part._replace(mrdr=mrdr_weights_of(data, target, f"policies[{mrdr[1]!r}]"))
             out = combine([map_fn(part)], ops)
             total = out if total is None else combine([total, out], ops)
         if total is not None:
@@ -139,7 +148,7 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
     return run
 
 
-def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies: list[tuple[Any, ...]],
+def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]], policies: list[tuple[Any, ...]],
               names: list[str], context: bool) -> Any:
     """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator."""
 
@@ -147,7 +156,9 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies
         import pyarrow as pa
 
         pid = _partition_id()
-        fitted = [CrossFitPredictor.from_arrays(_from_bytes(p)) for p in predictors]
+        loaded: dict[bytes, CrossFitPredictor] = {}
+        fitted = [{name: loaded.setdefault(p, CrossFitPredictor.from_arrays(_from_bytes(p))) for name, p in m.items()}
+                  for m in predictors]
         targets = [_unship(p) for p in policies]
         accs: list[PolicyAccumulator | None] = [None] * len(targets)
         start = pid * PARTITION_STRIDE
@@ -159,9 +170,10 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[bytes], policies
             if table.num_rows == 0:
                 continue
             data = _logged_data(table, arms, context)
-            qs = [p.predict(data.context, fold_of(table.column(S.EVENT_ID), p.n_folds, p.fold_seed)) for p in fitted]
+            predict = Predictions(fitted, data, table)
             for i, target in enumerate(targets):
-                part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{names[i]!r}]")
+                part = PolicyAccumulator.of(layout, data, target, predict(names[i]), start=start,
+                                            name=f"policies[{names[i]!r}]")
                 acc = accs[i]
                 accs[i] = part if acc is None else acc.merge(part)
             start += data.n
@@ -293,14 +305,19 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
     """The passes of :func:`evaluate` on a DataFrame without repeated ids."""
     K = len(arms_list)
 
-    model_df = spark_df.select(*_MODEL_COLUMNS)
+    policy_names = list(targets)
+    shipped = {name: _ship(targets[name]) for name in policy_names}
+    mrdr = any(type(m) is MRDRRewardModel for m in layout.models)
+    # the logistic fits read the model columns once per Newton pass; MRDR fits also the target's columns
+    model_df = spark_df.select(*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr else ())).persist()
 
-    def reduce_for(model: Any) -> Any:
+    def reduce_for(model: Any, target: str | None = None) -> Any:
         n_folds = None if model is None else int(model.n_folds)
         seed = 0 if model is None else int(model.fold_seed_)
+        weights = None if target is None else (shipped[target], target, arms_list)
 
         def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
-            rows = _collect(model_df, _model_job(map_fn, ops, n_folds, seed))
+            rows = _collect(model_df, _model_job(map_fn, ops, n_folds, seed, weights))
             parts = [list(_from_bytes(bytes(r["payload"])).values()) for r in rows]
             if not parts:
                 raise ValueError("spark_df has no rows with a reward")
@@ -308,17 +325,16 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
 
         return reduce
 
-    if layout.models:
-        model_df = model_df.persist()  # the logistic fits read it once per Newton pass
     try:
-        predictors = fit_models(layout, reduce_for, K, arms_list)
+        predictors = fit_models(layout, reduce_for, K, arms_list, policy_names) if layout.models else []
     finally:
-        if layout.models:
-            model_df.unpersist()
-    policy_names = list(targets)
+        model_df.unpersist()
+    as_bytes: dict[int, bytes] = {}
+    shipped_predictors = [{name: as_bytes.setdefault(id(p), _to_bytes(p.to_arrays())) for name, p in m.items()}
+                          for m in predictors]
     columns = eval_columns(layout, targets)
-    job = _eval_job(layout, arms_list, [_to_bytes(p.to_arrays()) for p in predictors],
-                    [_ship(targets[name]) for name in policy_names], policy_names, S.CONTEXT in columns)
+    job = _eval_job(layout, arms_list, shipped_predictors, [shipped[name] for name in policy_names], policy_names,
+                    S.CONTEXT in columns)
     rows = _collect(spark_df.select(*columns), job)
     merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
     n_missing = n_total = 0

@@ -39,7 +39,7 @@ from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
 from offline_eval.data import LoggedData, _arrow_matrix, _report_missing, rows_with_reward
 from offline_eval.duplicate_ids import DuplicateFinder, DuplicateRows
-from offline_eval.estimators import Estimator
+from offline_eval.estimators import Estimator, resolve_target
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import (
     CrossFitPredictor,
@@ -48,9 +48,10 @@ from offline_eval.reward_fit import (
     choose_model,
     combine,
     fit_cross_fit,
+    fit_mrdr,
     reward_stats,
 )
-from offline_eval.reward_models import RidgeRewardModel, fold_of
+from offline_eval.reward_models import MRDRRewardModel, RidgeRewardModel, fold_of
 
 __all__ = ["DEFAULT_BATCH_ROWS", "MODEL_CACHE_BYTES", "evaluate_parquet"]
 
@@ -209,12 +210,22 @@ def arm_indices(targets: dict[str, Any], arms: list[str]) -> dict[str, Any]:
     return {name: arms.index(t) if isinstance(t, str) and t in arms else t for name, t in targets.items()}
 
 
-def fit_models(layout: Layout, reduce_for: Callable[[Any], Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]],
-               n_actions: int, arms: list[str]) -> list[CrossFitPredictor]:
-    """Choose and fit every reward model of the layout by passes of ``reduce_for(model)`` (a reduce whose batches
-    carry that model's folds; ``reduce_for(None)`` for a pass that ignores folds)."""
+ReduceFor = Callable[..., Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]]
+
+
+def fit_models(layout: Layout, reduce_for: ReduceFor, n_actions: int, arms: list[str], targets: Sequence[str]
+               ) -> list[dict[str, CrossFitPredictor]]:
+    """Choose and fit every reward model of the layout: for each, the fitted predictor of every target (one fit
+    shared by all, except MRDR: one per target).
+
+    ``reduce_for(model)`` is a reduce whose batches carry that model's folds (``reduce_for(None)``: a pass that
+    ignores folds); ``reduce_for(model, name)`` one whose batches also carry target ``name``'s raw MRDR weights.
+    """
     fitted = []
     for model in layout.models:
+        if type(model) is MRDRRewardModel:
+            fitted.append({name: fit_mrdr(model, reduce_for(model, name), n_actions) for name in targets})
+            continue
         stats = None
         if model is None:
             # the default models share the folds of RidgeRewardModel(): one pass of statistics in those folds both
@@ -226,8 +237,36 @@ def fit_models(layout: Layout, reduce_for: Callable[[Any], Callable[[MapFn, tupl
                 stats = None
         else:
             chosen = choose_model(model, reduce_for(None), n_actions)
-        fitted.append(fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms, stats))
+        predictor = fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms, stats)
+        fitted.append(dict.fromkeys(targets, predictor))
     return fitted
+
+
+class Predictions:
+    """The reward matrices of a batch for each target: ``predictions(name)`` (each fit predicted once)."""
+
+    def __init__(self, predictors: list[dict[str, CrossFitPredictor]], data: LoggedData, batch: Any) -> None:
+        self.predictors, self.data, self.batch = predictors, data, batch
+        self.done: dict[int, np.ndarray] = {}
+
+    def __call__(self, name: str) -> list[np.ndarray]:
+        out = []
+        for per_target in self.predictors:
+            p = per_target[name]
+            if id(p) not in self.done:
+                folds = fold_of(self.batch.column(S.EVENT_ID), p.n_folds, p.fold_seed)
+                self.done[id(p)] = p.predict(self.data.context, folds)
+            out.append(self.done[id(p)])
+        return out
+
+
+def mrdr_weights_of(data: LoggedData, target: Any, name: str) -> np.ndarray:
+    """The raw MRDR weights ``pi(a_i|x_i) (1 - p_i) / p_i^2`` of a batch's rows for a target (before the floor and
+    normalisation of :func:`offline_eval.reward_models.mrdr_weights`)."""
+    resolved = resolve_target(data, target, name=name)
+    propensity = data.propensity
+    prob = resolved.weights * propensity
+    return np.asarray(prob * (1.0 - propensity) / propensity**2, dtype=np.float64)
 
 
 def evaluate_parquet(
@@ -321,10 +360,11 @@ def eval_columns(layout: Layout, targets: Mapping[str, Any]) -> list[str]:
 
 class _ModelColumns:
     """The reward-model passes' batches: read from the log, or from memory once a pass has read them all and they
-    fit in ``budget`` bytes (the context, action, reward, and the folds of each model seen)."""
+    fit in ``budget`` bytes (the context, action and reward, the folds of each model seen and the MRDR weights of
+    each target seen)."""
 
-    def __init__(self, log: _Log, batch_rows: int, budget: int) -> None:
-        self.log, self.batch_rows = log, batch_rows
+    def __init__(self, log: _Log, batch_rows: int, budget: int, targets: Mapping[str, Any]) -> None:
+        self.log, self.batch_rows, self.targets = log, batch_rows, targets
         context = log.dataset.schema.field(S.CONTEXT).type
         d = context.list_size if hasattr(context, "list_size") else 0
         self.n_rows = log.dataset.count_rows()
@@ -332,30 +372,46 @@ class _ModelColumns:
         self.budget = budget
         self.base: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self.folds: dict[tuple[int, int], list[np.ndarray]] = {}
+        self.weights: dict[str, list[np.ndarray]] = {}
 
     def release(self) -> None:
         """Free the kept columns."""
         self.base = None
         self.folds.clear()
+        self.weights.clear()
 
-    def _fits(self, extra_folds: int) -> bool:
-        return self.n_rows * (self.row_bytes + len(self.folds) + extra_folds) <= self.budget
+    def _fits(self, extra_bytes: int) -> bool:
+        kept = self.row_bytes + len(self.folds) + 8 * len(self.weights)
+        return self.n_rows * (kept + extra_bytes) <= self.budget
 
-    def batches(self, model: Any) -> Iterator[ModelBatch]:
+    def batches(self, model: Any, target: str | None = None) -> Iterator[ModelBatch]:
+        """Batches with ``model``'s folds (zeros for None) and, given a target name, its raw MRDR weights."""
         key = None if model is None else (int(model.n_folds), int(model.fold_seed_))
-        if self.base is not None and (key is None or key in self.folds):
+        if (self.base is not None and (key is None or key in self.folds)
+                and (target is None or target in self.weights)):
             for i, (X, action, reward) in enumerate(self.base):
                 fold = np.zeros(len(reward), dtype=np.int64) if key is None else self.folds[key][i].astype(np.int64)
-                yield ModelBatch(X, action.astype(np.int64), reward, fold)
+                mrdr = None if target is None else self.weights[target][i]
+                yield ModelBatch(X, action.astype(np.int64), reward, fold, mrdr)
             return
-        keep_base = self.base is None and self._fits(0 if key is None else 1)
-        keep_folds = key is not None and self._fits(0 if self.base is not None or keep_base else 1)
-        keep_folds = keep_folds and (self.base is not None or keep_base)
-        base, folds = [], []
-        for batch, _ in self.log.batches(_MODEL_COLUMNS, self.batch_rows):
+        keep_base = self.base is None and self._fits(self.row_bytes)
+        has_base = self.base is not None or keep_base
+        keep_folds = has_base and key is not None and key not in self.folds and self._fits(
+            (0 if self.base is not None else self.row_bytes) + 1)
+        keep_weights = has_base and target is not None and self._fits(
+            (0 if self.base is not None else self.row_bytes) + int(keep_folds) + 8)
+        columns = _MODEL_COLUMNS if target is None else [*_MODEL_COLUMNS, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
+        base, folds, weights = [], [], []
+        for batch, _ in self.log.batches(columns, self.batch_rows):
             if batch.num_rows == 0:
                 continue
             part = _model_batch(batch, model)
+            if target is not None:
+                data = _logged_data(batch, self.log.arms)
+                mrdr = mrdr_weights_of(data, self.targets[target], f"policies[{target!r}]")
+                part = part._replace(mrdr=mrdr)
+                if keep_weights:
+                    weights.append(mrdr)
             if keep_base:
                 base.append((part.X, part.action.astype(np.int32), part.reward))
             if keep_folds and key is not None:
@@ -365,18 +421,20 @@ class _ModelColumns:
             self.base = base
         if keep_folds and key is not None:
             self.folds[key] = folds
+        if keep_weights and target is not None:
+            self.weights[target] = weights
 
 
 def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int, cache_bytes: int
             ) -> dict[str, PolicyAccumulator] | None:
     """The reward models' passes and the evaluation pass: every policy's merged accumulator (None: no rows)."""
     K = len(log.arms)
-    model_columns = _ModelColumns(log, batch_rows, cache_bytes)
+    model_columns = _ModelColumns(log, batch_rows, cache_bytes, targets)
 
-    def reduce_for(model: Any) -> Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]:
+    def reduce_for(model: Any, target: str | None = None) -> Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]:
         def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
             total: list[np.ndarray] | None = None
-            for part in model_columns.batches(model):
+            for part in model_columns.batches(model, target):
                 out = combine([map_fn(part)], ops)
                 total = out if total is None else combine([total, out], ops)
             if total is None:
@@ -385,7 +443,7 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
 
         return reduce
 
-    predictors = fit_models(layout, reduce_for, K, log.arms)
+    predictors = fit_models(layout, reduce_for, K, log.arms, list(targets))
     model_columns.release()
     columns = eval_columns(layout, targets)
     accs: dict[str, PolicyAccumulator | None] = dict.fromkeys(targets)
@@ -397,12 +455,9 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
         if batch.num_rows == 0:
             continue
         data = _logged_data(batch, log.arms, S.CONTEXT in columns)
-        qs = []
-        if predictors:
-            ids = batch.column(S.EVENT_ID)
-            qs = [p.predict(data.context, fold_of(ids, p.n_folds, p.fold_seed)) for p in predictors]
+        predict = Predictions(predictors, data, batch)
         for name, target in targets.items():
-            part = PolicyAccumulator.of(layout, data, target, qs, start=start, name=f"policies[{name!r}]")
+            part = PolicyAccumulator.of(layout, data, target, predict(name), start=start, name=f"policies[{name!r}]")
             acc = accs[name]
             accs[name] = part if acc is None else acc.merge(part)
         start += data.n

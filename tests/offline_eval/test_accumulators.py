@@ -214,10 +214,13 @@ def test_explicit_row_intervals_beyond_the_retained_rows_raise(monkeypatch):
 
 
 def test_layout_rejects_what_has_no_mergeable_statistics():
-    from offline_eval.reward_models import MRDRRewardModel
+    from sklearn.tree import DecisionTreeRegressor
 
-    with pytest.raises(TypeError, match="fitted per target"):
-        Layout.of([DR(reward_model=MRDRRewardModel())])
+    from offline_eval.reward_models import MRDRRewardModel, SklearnRewardModel
+
+    Layout.of([DR(reward_model=MRDRRewardModel())])  # fitted per target (offline_eval.reward_fit.fit_mrdr)
+    with pytest.raises(TypeError, match=r"SklearnRewardModel\(DecisionTreeRegressor\) cannot be fitted batch"):
+        Layout.of([DR(reward_model=SklearnRewardModel(DecisionTreeRegressor()))])
     layout = Layout.of([IPS()])
     acc = accumulate(layout, DATA, TARGETS["soft"], [], [0, 1])[0]
     with pytest.raises(ValueError, match="at least 2"):

@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 
 from offline_eval import LoggedData
-from offline_eval.reward_fit import CrossFitPredictor, ModelBatch, choose_model, fit_cross_fit, reduce_in_memory
+from offline_eval.reward_fit import (
+    CrossFitPredictor,
+    ModelBatch,
+    choose_model,
+    fit_cross_fit,
+    fit_mrdr,
+    reduce_in_memory,
+)
 from offline_eval.reward_models import (
     LogisticRewardModel,
     MRDRRewardModel,
     RidgeRewardModel,
+    SklearnRewardModel,
     ValueAwareRewardModel,
     default_reward_model,
 )
@@ -30,12 +38,12 @@ def logs(kind: str, n: int = 6000, seed: int = 0) -> LoggedData:
     return LoggedData(X, a, reward, np.full(n, 1 / 3), event_id=ids)
 
 
-def batched(data: LoggedData, model, size: int = 1777):
+def batched(data: LoggedData, model, size: int = 1777, mrdr=None):
     folds = model.folds(data.n, data.event_id)
     X = np.ascontiguousarray(data.context)
     return reduce_in_memory([
         ModelBatch(X[i : i + size], data.action[i : i + size].astype(np.int64), data.reward[i : i + size],
-                   folds[i : i + size])
+                   folds[i : i + size], None if mrdr is None else mrdr[i : i + size])
         for i in range(0, data.n, size)
     ])
 
@@ -72,7 +80,27 @@ def test_value_aware_with_given_values_and_bad_rewards():
         fit_cross_fit(LogisticRewardModel(), batched(data, LogisticRewardModel()), 3)
 
 
+@pytest.mark.parametrize("kind", ["ridge", "logistic", "value"])
+def test_mrdr_fitted_in_passes_equals_in_memory(kind):
+    """The three MRDR forms (weighted ridge, weighted logistic, weighted conversion x value) from their raw weights."""
+    data = logs(kind, n=4000)
+    rng = np.random.default_rng(1)
+    target_prob = np.where(rng.random(data.n) < 0.3, 0.0, rng.uniform(0.2, 1.0, data.n))  # some weights floored
+    model = MRDRRewardModel(l2=2.0)
+    want = model.fit_predict(data, target=target_prob)
+    p = data.propensity
+    raw = target_prob * (1.0 - p) / p**2
+    fitted = fit_mrdr(model, batched(data, model, mrdr=raw), data.n_actions)
+    got = fitted.predict(data.context, model.folds_)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert fitted.logistic == (kind != "ridge")
+
+
 def test_models_without_mergeable_statistics_are_refused():
+    from sklearn.linear_model import LinearRegression
+
     data = logs("ridge", n=100)
-    with pytest.raises(TypeError, match="depends on the target policy"):
-        choose_model(MRDRRewardModel(), batched(data, RidgeRewardModel()), 3)
+    with pytest.raises(TypeError, match=r"SklearnRewardModel\(LinearRegression\) cannot be fitted batch by batch"):
+        choose_model(SklearnRewardModel(LinearRegression()), batched(data, RidgeRewardModel()), 3)
+    with pytest.raises(TypeError, match="fitted per target: use fit_mrdr"):
+        fit_cross_fit(MRDRRewardModel(), batched(data, RidgeRewardModel()), 3)

@@ -8,8 +8,8 @@ import pytest
 from scale_logs import ARMS, add_duplicates, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
-from offline_eval import DR, IPS, SNIPS, LoggedData, SwitchDR, evaluate
-from offline_eval.reward_models import RidgeRewardModel
+from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, SwitchDR, evaluate
+from offline_eval.reward_models import MRDRRewardModel, RidgeRewardModel
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +76,13 @@ def test_spark_evaluate_example_runs_and_agrees_with_streaming(spark, tmp_path, 
     assert "max |Spark - streaming|" in capsys.readouterr().out
 
 
-def test_repeated_event_ids_are_dropped_as_in_memory(spark, tmp_path):
+def test_repeated_event_ids_are_dropped_and_mrdr_fitted_as_in_memory(spark, tmp_path):
     from offline_eval.spark import evaluate as spark_evaluate
 
     policies = write_log(tmp_path, n=2400, parts=3)
     add_duplicates(tmp_path)
-    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())]
+    policies = {"linucb": policies["linucb"]}  # MRDR is fitted per target: one keeps the job count small
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel()), SNDR(reward_model=MRDRRewardModel())]
     with warnings.catch_warnings(record=True) as want_warnings:
         warnings.simplefilter("always")
         want = evaluate(LoggedData.from_parquet(tmp_path), policies, estimators)

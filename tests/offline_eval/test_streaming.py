@@ -9,9 +9,9 @@ import pytest
 from scale_logs import add_duplicates, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
-from offline_eval import DR, IPS, SNIPS, LoggedData, duplicate_ids, evaluate
+from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, duplicate_ids, evaluate
 from offline_eval.diagnostics import DiagnosticWarning
-from offline_eval.reward_models import RidgeRewardModel
+from offline_eval.reward_models import MRDRRewardModel, RidgeRewardModel
 from offline_eval.schema import DecisionLogWarning
 from offline_eval.streaming import evaluate_parquet
 
@@ -140,3 +140,16 @@ def test_duplicate_finder_resolves_hash_collisions_on_the_ids(monkeypatch):
     assert found.ids == index[dup].unique().tolist()
     keep = found.keep_mask(128, 128)
     assert keep is not None and keep.tolist() == (~dup[128:256]).tolist()
+
+
+def test_mrdr_is_fitted_per_target_as_in_memory(log):
+    path, policies, data = log
+    mrdr = MRDRRewardModel(l2=2.0)
+    estimators = [DR(reward_model=mrdr), SNDR(reward_model=mrdr, interval="normal"), DR(reward_model=RidgeRewardModel())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = evaluate(data, policies, estimators)
+        got = evaluate_parquet(path, policies, estimators, batch_rows=1500, cache_bytes=0)
+        got_cached = evaluate_parquet(path, policies, estimators, batch_rows=1500)
+    assert_tables_equal(got, want)
+    assert_tables_equal(got_cached, want)
