@@ -14,11 +14,19 @@ merged:
   (action, fold) model at its current coefficients (plus one pass per step-halving, rare). They converge to the
   same optimum as the in-memory Newton fit (a strictly convex objective), to the solver's tolerance;
 * ``reward_model=None``: one pass of reward statistics picks the model as
-  :func:`~offline_eval.reward_models.default_reward_model` does.
+  :func:`~offline_eval.reward_models.default_reward_model` does (:func:`reward_stats`; in the default models'
+  folds, the same statistics start the logistic fit);
+* :class:`~offline_eval.reward_models.MRDRRewardModel` (:func:`fit_mrdr`, once per target): the batches carry each
+  row's raw MRDR weight for the target; one pass sums them with the reward statistics, one sums the floored
+  weights (the normalisation of :func:`~offline_eval.reward_models.mrdr_weights`), then the weighted fit of the
+  form the rewards call for (weighted ridge normal equations in one pass, or weighted Newton passes).
+
+The Newton passes run the kernel on up to 4 threads (it releases the GIL) and skip the pass after a full step
+within the tolerance (the in-memory fit accepts that step too, so the coefficients agree).
 
 Folds are the hashed event-id folds of :func:`offline_eval.reward_models.fold_of`, so the fitted models, and the
-predictions, equal the in-memory ones up to floating-point summation order. Target-dependent models (MRDR) and
-scikit-learn models are not supported here (a ``TypeError`` says so).
+predictions, equal the in-memory ones up to floating-point summation order. scikit-learn models are not supported
+here (:func:`check_mergeable` raises ``TypeError``: their fit needs all training rows at once).
 
 The engine is abstract: a *reduce* callable ``reduce(map_fn, ops)`` applies ``map_fn`` to every batch
 (:class:`ModelBatch`) and combines the returned arrays elementwise with ``ops`` ("sum", "min" or "max").

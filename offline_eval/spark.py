@@ -13,12 +13,18 @@ saved once on the driver and loaded once per partition; a single arm travels as 
 serialised by Spark's closure serialiser (cloudpickle).
 
 pyspark is imported lazily (``import offline_eval`` never loads it); the executors need this package installed in
-their Python. ``examples/spark_evaluate.py`` is a job that runs locally and with ``spark-submit``. As with the
-streaming evaluation, duplicate event ids are not dropped (deduplicate first, e.g. ``df.dropDuplicates(
-["event_id"])``, if the log may hold any) and rows with a null reward are dropped with one ``UserWarning``.
-The DataFrame's order (partition, then row) stands for the log order: it does not matter to any estimate or
-interval except the bootstrap's (its resampling counts are keyed by row), so keep the DataFrame in log order
-(e.g. ``orderBy("timestamp", "event_id")``) for ``interval="bootstrap"``.
+their Python. ``examples/spark_evaluate.py`` is a job that runs locally and with ``spark-submit``. The DataFrame's
+order (partition, then row) stands for the log order: it does not matter to any estimate or interval except the
+bootstrap's (its resampling counts are keyed by row), so keep the DataFrame in log order (e.g.
+``orderBy("timestamp", "event_id")``) for ``interval="bootstrap"``.
+
+As in memory, rows whose ``event_id`` already appeared earlier (in that order) are dropped, keeping the first, with
+one :class:`~offline_eval.schema.DecisionLogWarning`, and rows with a null reward are dropped with one
+``UserWarning``. Checking the ids costs one aggregation of the ``event_id`` column (a shuffle of the ids); only when
+some id repeats, the rows are numbered (``monotonically_increasing_id``), ranked within their id, and the first of
+each id kept, re-sorted into DataFrame order and persisted (``MEMORY_AND_DISK``) for the passes. Reward models
+are fitted as in :mod:`offline_eval.streaming` (the model columns persisted for the Newton passes; MRDR per target,
+the policy shipped to the executors for its weights); scikit-learn models raise ``TypeError``.
 """
 
 from __future__ import annotations

@@ -6,23 +6,36 @@ probabilities are computed on it (``action_probabilities``), and the estimators'
 :class:`~offline_eval.accumulators.PolicyAccumulator` objects and merged. Memory is flat in the number of rows:
 one batch, the accumulators (a few kilobytes, plus at most
 :data:`~offline_eval.accumulators.RETAINED_MAX_ROWS` rows' base columns for the empirical-likelihood intervals
-of small logs) and the reward models' statistics.
+of small logs), the reward models' statistics, the duplicate-id scan's one bucket of hashes, and at most
+``cache_bytes`` of reward-model columns (below).
 
 Passes over the data: one for IPS / SNIPS; estimators with a reward model add the model's passes before it
-(:mod:`offline_eval.reward_fit`: one to choose the default model from the rewards, one for ridge, one plus one
-per Newton iteration for the logistic and value-aware models), reading only the columns they need. The result is
-the table :func:`offline_eval.evaluate` returns on ``LoggedData.from_parquet(path)``, to floating-point summation
-order (tested to 1e-9).
+(:mod:`offline_eval.reward_fit`): ridge one; the default model one of reward statistics (which both chooses it and
+starts a logistic fit) plus one per Newton iteration of the logistic and value-aware models (the last, a step
+within the tolerance, needs none); MRDR, per target, two of weights plus those of its weighted fit. Each pass
+reads only the columns it needs: the evaluation pass reads the context only for policy targets and reward models,
+the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
+reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus 8 per MRDR target) in memory after their first
+pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.3 x 10^7
+rows of 8 features), so the Newton passes cost their arithmetic only; larger logs are read again every pass.
 
-Differences from reading the log into memory, by design:
+Rows whose ``event_id`` already appeared earlier in the log are dropped (the first occurrence is kept) and
+reported in one :class:`~offline_eval.schema.DecisionLogWarning`, as :func:`offline_eval.schema.read_log` does:
+the first pass also hashes every id (:mod:`offline_eval.duplicate_ids`: exact, 8 bytes per row spilled to
+temporary files beyond 4 x 10^6 rows); if an id repeats, the passes run again without the repeated rows.
 
-* rows whose ``event_id`` already appeared earlier in the log are **not** dropped (that needs every id in
-  memory); logs written by :class:`bandit.DecisionLog` have unique ids;
+The result is the table :func:`offline_eval.evaluate` returns on ``LoggedData.from_parquet(path)``, to
+floating-point summation order (tested to 1e-9). Differences from reading the log into memory, by design:
+
 * targets must be policy objects (``action_probabilities(X, eligible)``) or a single arm: per-row arrays of a log
   that does not fit in memory are not a thing;
 * an explicitly requested ``"el"``, ``"bootstrap"`` or ``"bernstein"`` interval on more than
   :data:`~offline_eval.accumulators.RETAINED_MAX_ROWS` rows raises ``ValueError``; ``"auto"`` uses them exactly
-  where ``evaluate`` does.
+  where ``evaluate`` does;
+* columns no pass reads are not validated (e.g. a non-finite context when every target is a single arm and no
+  estimator has a reward model);
+* scikit-learn reward models (:class:`~offline_eval.reward_models.SklearnRewardModel`) raise ``TypeError``: their
+  fit needs all training rows at once.
 """
 
 from __future__ import annotations
