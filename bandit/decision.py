@@ -47,8 +47,12 @@ class Decision:
     Notes
     -----
     The attributes are read-only properties; assigning one raises ``AttributeError``. A policy's decision keeps
-    the (2, K) array its kernel wrote and materialises ``probabilities``, ``scores`` (read-only views of it),
-    ``propensity`` and ``policy_version`` when they are first read: a decision costs little more than the draw.
+    the (rows, K) array its kernel wrote and materialises ``probabilities``, ``scores`` (read-only views of its rows
+    0 and 1), ``propensity`` and ``policy_version`` when they are first read: a decision costs little more than the
+    draw. The policies' hot path (:meth:`bandit.policies.base.Policy.choose`) builds it with ``object.__new__``
+    and sets the slots itself (a constructor call would cost a tenth of a decision): ``_out`` the kernel's buffer
+    (owned by the decision from then on), ``_propensity``, ``_probabilities`` and ``_scores`` None, ``_version``
+    the policy version or its ``(prefix, revision)`` parts, joined when first read.
 
     Examples
     --------
@@ -157,29 +161,6 @@ class Decision:
 
     def __repr__(self) -> str:
         return "Decision(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
-
-
-_object_new = object.__new__
-
-
-def decided(
-    arm: str, index: int, out: np.ndarray, event_id: str | None, version: str | tuple[str, int], eligible: np.ndarray
-) -> Decision:
-    """The :class:`Decision` of a policy's hot path: ``out`` (2, K) holds the probabilities (row 0) and scores (row
-    1) the kernel wrote (owned by the decision from now on); ``version`` is the policy version or its (prefix,
-    revision) parts, joined when first read. The views, the propensity and the version string are materialised
-    lazily (:class:`Decision`, Notes)."""
-    d = _object_new(Decision)
-    d._arm = arm
-    d._index = index
-    d._propensity = None
-    d._probabilities = None
-    d._scores = None
-    d._event_id = event_id
-    d._version = version
-    d._eligible = eligible
-    d._out = out
-    return d
 
 
 @dataclass(frozen=True, slots=True, eq=False)

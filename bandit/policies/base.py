@@ -13,7 +13,7 @@ import math
 import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -39,7 +39,7 @@ from bandit._validation import (
     non_finite_context_error,
 )
 from bandit.arms import Arm, as_arms
-from bandit.decision import BatchDecision, Decision, decided
+from bandit.decision import BatchDecision, Decision
 from bandit.kernels import decide, dense, ridge
 from bandit.kernels.rng import event_seed, seed_state
 from bandit.kernels.status import STATUS_ILL_CONDITIONED, STATUS_NON_FINITE, STATUS_NOT_PD, STATUS_SCORE_OVERFLOW
@@ -48,6 +48,8 @@ __all__ = ["Policy"]
 
 _F64 = np.dtype(np.float64)
 _isfinite = math.isfinite
+_empty = np.empty
+_new = object.__new__
 
 
 def gaussian_prior(n_arms: int, n_dims: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,6 +57,18 @@ def gaussian_prior(n_arms: int, n_dims: int, l2: float) -> tuple[np.ndarray, np.
     (n_arms, D, D) and mean 0 (n_arms, D); writeable copies, also for one arm."""
     eye = np.eye(n_dims)
     return np.tile(eye * l2, (n_arms, 1, 1)), np.tile(eye / l2, (n_arms, 1, 1)), np.zeros((n_arms, n_dims))
+
+
+def compiled_entry(kernel: Any, args: tuple[Any, ...]) -> Callable[..., Any]:
+    """The compiled entry point of the numba dispatcher ``kernel`` for the exact numba types of ``args`` (compiled,
+    or loaded from numba's cache, when new).
+
+    Calling it skips the dispatcher's typing of every argument on every call (about 0.2 us for ten arguments), so
+    the caller must pass arguments of exactly these types on every later call: the policies bind their per-decision
+    kernels on first use (:meth:`Policy._bind`) to their own state arrays, the normalised context and mask
+    :meth:`Policy.choose` and :meth:`Policy.update` hand to the hooks, and Python scalars.
+    """
+    return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
 
 
 def scaled_prior_precision(owner: str, n_features: Any, fit_intercept: bool) -> float:
@@ -163,6 +177,7 @@ class Policy(ABC):
         #: which logged decisions update_from_log has settled: a watermark + recent ids (bounded memory)
         self._applied_event_ids = AppliedEvents()
         self._set_arms(arm_list, np.ones(len(arm_list), dtype=np.bool_))
+        self._unbind()
         # plain lists: incrementing a list element is several times cheaper than a numpy scalar on the hot path
         self._pulls: list[int] = [0] * len(arm_list)
         self._reward_sum: list[float] = [0.0] * len(arm_list)
@@ -183,6 +198,26 @@ class Policy(ABC):
     def _fresh_state(self, n_arms: int) -> dict[str, np.ndarray]:
         """Learned arrays (names in ``_state_arrays`` and ``_shared_state_arrays``) for ``n_arms`` arms, no data."""
 
+    def _unbind(self) -> None:
+        """Forget the compiled entry points of the per-decision kernels (:meth:`_bind`): whenever the state arrays
+        are replaced (their types may differ), the next call binds them again."""
+        self._choose_entry: Callable[..., int] | None = None
+        self._update_entry: Callable[..., int] | None = None
+
+    def _bind(self, hook: Literal["choose", "update"], kernel: Any, args: tuple[Any, ...]) -> Callable[..., int]:
+        """Bind ``kernel``'s compiled entry point for the types of ``args`` (:func:`compiled_entry`) as the
+        ``hook``'s entry (``_choose_entry`` / ``_update_entry``) and return it.
+
+        A policy's ``_choose_one`` / ``_update_one`` calls its kernel as ``(self._choose_entry or self._bind("choose",
+        kernel, args))(*args)``: the types of ``args`` never change between two :meth:`_unbind` calls, because the
+        hooks receive contexts and masks normalised to float64 / bool, 1-D, C-contiguous, writeable, aligned arrays
+        (:meth:`choose`, :meth:`update`), the policy's own state arrays and generator states, fresh ``np.empty``
+        buffers and Python scalars.
+        """
+        entry = compiled_entry(kernel, args)
+        setattr(self, f"_{hook}_entry", entry)
+        return entry
+
     def _decision_rows(self) -> int:
         """Rows of a decision's (rows, K) buffer: 2 (probabilities, scores) plus any work space of the kernel."""
         return 2
@@ -197,8 +232,9 @@ class Policy(ABC):
         ``out`` is a fresh (:meth:`_decision_rows`, K) buffer; its rows after the first two are the hook's work space.
 
         ``x`` is the validated context (finiteness may still need checking: return ``STATUS_NON_FINITE``),
-        ``eligible`` a (K,) bool mask with at least one True. Draws come from the generator state ``st`` (the
-        policy's own, or one seeded for the decision's event id).
+        ``eligible`` a (K,) bool mask with at least one True; both are C-contiguous, writeable and aligned (the
+        types a kernel bound by :meth:`_bind` takes). Draws come from the generator state ``st`` (the policy's own,
+        or one seeded for the decision's event id).
         """
 
     @abstractmethod
@@ -213,7 +249,9 @@ class Policy(ABC):
 
     @abstractmethod
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
-        """Learn from one observation; return a kernel status (``STATUS_NON_FINITE`` leaves the state untouched)."""
+        """Learn from one observation; return a kernel status (``STATUS_NON_FINITE`` leaves the state untouched).
+
+        ``x`` is a context as :meth:`_choose_one` gets it, ``k`` a Python int, ``reward`` a Python float."""
 
     @abstractmethod
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
@@ -299,6 +337,7 @@ class Policy(ABC):
         self._pulls.append(0)
         self._reward_sum.append(0.0)
         self._set_arms([*self._arms, new], np.append(self._active, True))
+        self._unbind()
         self._allocate_buffers()
         self._changed()
         return len(self._names) - 1
@@ -320,6 +359,7 @@ class Policy(ABC):
         active = self._active.copy()
         active[k] = False
         self._active = active
+        self._unbind()
         self._refresh_active_view()
         self._changed()
 
@@ -393,9 +433,12 @@ class Policy(ABC):
     # ------------------------------------------------------------------------------------------------------------
 
     def _context(self, context: Any, name: str) -> np.ndarray:
+        """The validated context off the fast path, as the hooks take it: float64, (n_features,), C-contiguous,
+        writeable and aligned (a misaligned view of a byte buffer is copied)."""
         if self.n_features is None:
             return decide.EMPTY
-        return check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
+        x = check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
+        return x if x.flags.aligned else x.copy()
 
     def _batch_contexts(self, X: Any, name: str) -> np.ndarray:
         if self.n_features is None:
@@ -426,20 +469,16 @@ class Policy(ABC):
         TypeError, ValueError
             Bad context (wrong length, NaN/inf, not numeric), bad ``eligible`` or no eligible arm.
         """
-        lock = self._lock
-        if lock is not None:
-            with lock:
-                return self._choose(context, eligible, event_id)
-        return self._choose(context, eligible, event_id)
-
-    def _choose(self, context: Any, eligible: Any, event_id: Any) -> Decision:
-        # the same fast-path test stands in _choose and update: a shared helper costs a call (~60 ns) per request
+        # one frame: a snapshot's choose is this method wrapped in the snapshot's lock (see snapshot), and the
+        # Decision is built here rather than by a helper (a Python call costs ~0.1 us per request)
+        # the same fast-path test stands in choose and update: a shared helper costs a call per request
         if (
             type(context) is np.ndarray
             and context.dtype is _F64
             and context.shape == self._context_shape
             and (flags := context.flags).c_contiguous
             and flags.writeable
+            and flags.aligned
             and self._kernel_checks_finite
         ):
             x = context  # fast path: the fused kernel checks finiteness
@@ -450,24 +489,30 @@ class Policy(ABC):
             recorded = self._active_view
         else:
             recorded = mask = check_eligible(eligible, self._arm_index, self._active)
-        if event_id is None:
+        eid = check_event_id(event_id) if event_id is not None else None
+        if eid is None:
             st = self._rng_state
         else:
-            event_id = check_event_id(event_id)
             st = self._event_state
-            st[0] = event_seed(self.seed, event_id)
-        out = np.empty(self._out_shape)
+            st[0] = event_seed(self.seed, eid)
+        out = _empty(self._out_shape)
         idx = self._choose_one(x, mask, st, out)
         if idx < 0:
             raise self._status_error(idx, "context")
         if recorded is mask:
             mask.setflags(write=False)
-        # the version string and the read-only views of ``out`` are made when first read (bandit.decision)
+        # a Decision as bandit.decision documents for the hot path: the kernel's buffer (owned by the decision from
+        # now on), the views, propensity and version string made when first read
+        d = _new(Decision)
+        d._arm = self._names[idx]
+        d._index = idx
+        d._propensity = d._probabilities = d._scores = None
+        d._event_id = eid
         version = self._version
-        return decided(
-            self._names[idx], idx, out, event_id,
-            (self._version_prefix, self._revision) if version is None else version, recorded,
-        )
+        d._version = (self._version_prefix, self._revision) if version is None else version
+        d._eligible = recorded
+        d._out = out
+        return d
 
     def choose_batch(self, X: Any, eligible: Any = None, event_ids: Sequence[str | int] | None = None) -> BatchDecision:
         """Choose an arm for each row of ``X``.
@@ -611,6 +656,7 @@ class Policy(ABC):
             and context.shape == self._context_shape
             and (flags := context.flags).c_contiguous
             and flags.writeable
+            and flags.aligned
             and self._kernel_checks_finite
         ):
             x = context  # fast path: the fused kernel checks finiteness
@@ -729,6 +775,8 @@ class Policy(ABC):
         """
         snap = object.__new__(type(self))
         for key, val in self.__dict__.items():
+            if key == "choose":  # a snapshot's locked choose, bound to it; the copy gets its own below
+                continue
             if isinstance(val, np.ndarray):
                 val = val.copy()
             elif isinstance(val, (list, dict, set)):
@@ -737,8 +785,17 @@ class Policy(ABC):
                 val = val.copy()
             snap.__dict__[key] = val
         snap._read_only = True
-        snap._lock = threading.Lock()
+        snap._lock = lock = threading.Lock()
+        unlocked = snap.choose
+
+        def choose(context: Any, eligible: Any = None, event_id: str | int | None = None) -> Decision:
+            with lock:
+                return unlocked(context, eligible, event_id)
+
+        choose.__doc__ = unlocked.__doc__
+        snap.__dict__["choose"] = choose  # shadows Policy.choose on this instance only
         snap._refresh_active_view()
+        snap._unbind()
         snap._allocate_buffers()
         return snap
 
@@ -806,6 +863,7 @@ class Policy(ABC):
         policy._version_prefix = f"{cls.__name__}-{policy._uid}-"
         policy._applied_event_ids = ledger
         policy._version = None
+        policy._unbind()
         policy._allocate_buffers()
         return policy
 
@@ -903,10 +961,9 @@ class RidgePolicy(KernelPolicy):
         return self._A_inv, self._theta
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
-        return ridge.ridge_update_context(
-            x, k, reward, self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, self.discount, self.l2,
-            self._REFACTOR_EVERY,
-        )
+        args = (x, k, reward, self._A, self._A_inv, self._b, self._theta, self._n_since_refactor, self.discount, self.l2,
+                self._REFACTOR_EVERY)
+        return (self._update_entry or self._bind("update", ridge.ridge_update_context, args))(*args)
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         status = ridge.ridge_update_batch(

@@ -246,8 +246,9 @@ class EpsilonGreedy(RidgePolicy):
 
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
-        return epsilon_greedy_choose(x, self._A_inv, self._theta, self._values, eligible, self.epsilon, self._per_arm,
-                                     self.l2, self.exploration_floor, st, out)
+        args = (x, self._A_inv, self._theta, self._values, eligible, self.epsilon, self._per_arm, self.l2,
+                self.exploration_floor, st, out)
+        return (self._choose_entry or self._bind("choose", epsilon_greedy_choose, args))(*args)
 
     def _decide_rows(
         self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

@@ -197,8 +197,8 @@ class LinearTS(RidgePolicy):
 
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
-        return linear_ts_choose(x, self._A_inv, self._theta, self._values, eligible, self.v, self.exploration_floor,
-                                st, out)
+        args = (x, self._A_inv, self._theta, self._values, eligible, self.v, self.exploration_floor, st, out)
+        return (self._choose_entry or self._bind("choose", linear_ts_choose, args))(*args)
 
     def _decide_rows(
         self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

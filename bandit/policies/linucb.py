@@ -184,8 +184,8 @@ class LinUCB(RidgePolicy):
         return {"alpha": 0.5, "l2": 1.0, "exploration_floor": 0.05}
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
-        return linucb_choose(x, self._A_inv, self._theta, self._values, eligible, self.alpha, self.exploration_floor,
-                             st, out)
+        args = (x, self._A_inv, self._theta, self._values, eligible, self.alpha, self.exploration_floor, st, out)
+        return (self._choose_entry or self._bind("choose", linucb_choose, args))(*args)
 
     def _decide_rows(
         self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

@@ -225,8 +225,8 @@ class LogisticTS(KernelPolicy):
         return self._Sigma, self._m
 
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
-        return logistic_ts_choose(x, self._Sigma, self._m, self._values, eligible, self.v, self.exploration_floor, st,
-                                  out)
+        args = (x, self._Sigma, self._m, self._values, eligible, self.v, self.exploration_floor, st, out)
+        return (self._choose_entry or self._bind("choose", logistic_ts_choose, args))(*args)
 
     def _decide_rows(
         self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,
@@ -236,10 +236,9 @@ class LogisticTS(KernelPolicy):
                                 self._rng_state, seeds, idx, probs, scores)
 
     def _update_one(self, x: np.ndarray, k: int, reward: float) -> int:
-        return logistic.logistic_update_context(
-            x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor, self.discount, self.l2,
-            self._REFACTOR_EVERY,
-        )
+        args = (x, k, reward, self._P, self._Sigma, self._m, self._n_since_refactor, self.discount, self.l2,
+                self._REFACTOR_EVERY)
+        return (self._update_entry or self._bind("update", logistic.logistic_update_context, args))(*args)
 
     def _update_many(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         status = logistic.logistic_update_batch(

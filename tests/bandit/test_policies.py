@@ -605,7 +605,19 @@ def test_context_types_accepted(cls):
         np.testing.assert_array_equal(policy.choose(x, event_id="t").probabilities, ref)
     ro = CONTEXTS[0].copy()
     ro.flags.writeable = False
-    np.testing.assert_array_equal(policy.choose(ro, event_id="t").probabilities, ref)
+    misaligned = np.frombuffer(b"\0" + CONTEXTS[0].tobytes(), dtype=np.float64, offset=1)
+    misaligned = misaligned.copy() if misaligned.flags.aligned else misaligned  # (the platform may align it)
+    writable = bytearray(b"\0" + CONTEXTS[0].tobytes())
+    unaligned_rw = np.frombuffer(writable, dtype=np.float64, offset=1)
+    layouts = (ro, misaligned, unaligned_rw, np.repeat(CONTEXTS[0], 2)[::2])
+    # the policies' kernels are bound to one exact array type (Policy._bind): every other layout is normalised first
+    for x in layouts:
+        np.testing.assert_array_equal(policy.choose(x, event_id="t").probabilities, ref)
+    learners = [trained(cls) for _ in range(len(layouts) + 1)]
+    learners[0].update(CONTEXTS[0].copy(), 1, 1.0)
+    for learner, x in zip(learners[1:], layouts, strict=True):
+        learner.update(x, 1, 1.0)
+        assert_same_state(state_of(learner), state_of(learners[0]), same_instance=False)
     fresh = make(cls)
     d = fresh.choose([1, 0, 1], event_id="i")  # ints and bools are 0/1 numbers
     np.testing.assert_array_equal(fresh.choose(np.array([True, False, True]), event_id="i").probabilities,

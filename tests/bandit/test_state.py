@@ -237,6 +237,11 @@ def test_snapshot_is_read_only_and_frozen(cls):
     again = [snap.choose(x, event_id=f"s{i}") for i, x in enumerate(CONTEXTS)]
     for a, b in zip(ref, again, strict=False):
         assert a.index == b.index and np.array_equal(a.probabilities, b.probabilities)
+    # a snapshot's (locked) choose belongs to it: a snapshot of it draws from its own generator, not the original's
+    twin = snap.snapshot()
+    generator = snap._rng_state.copy()
+    twin.choose(CONTEXTS[0])
+    assert snap._rng_state[0] == generator[0] != twin._rng_state[0]
 
 
 @pytest.mark.parametrize("cls", [LinUCB, bandit.LinearTS], ids=lambda c: c.__name__)
