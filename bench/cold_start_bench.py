@@ -21,6 +21,11 @@ day after the launch, and the time to learn it (:func:`bandit.simulation.time_to
 ratio of its launch-window regret (and of its launch cost) to its disjoint twin's, per seed, then mean ± sd. The
 goal: ratio <= 0.6 on the known launch.
 
+``linear_floor`` (:func:`linear_floor`) is the launch-window regret of per-arm least-squares fits of the true
+expected values, linear in the context -- the model class of every policy here, hybrids included -- chosen greedily
+with no noise, exploration or delay; ``floor_ratio`` is it over the disjoint twin's regret, per seed: the smallest
+ratio a linear reward model could roughly reach on this world.
+
 Each launch runs twice: with outcomes learned as production's ``update_from_log`` learns them (``learn_at =
 "arrival"``: a conversion when it arrives, a non-conversion when its window closes -- the default, on which the goal
 is judged) and with every outcome learned when its window closes (``"window_close"``), which shows what the
@@ -45,6 +50,7 @@ from _common import print_table, write_results  # noqa: E402
 import bandit  # noqa: E402
 from bandit.simulation import SimulationConfig, known_attribute_plan, run_simulation  # noqa: E402
 from bandit.simulation.catalog import default_new_plan  # noqa: E402
+from bandit.simulation.world import Episode  # noqa: E402
 
 TWINS = (("LinUCB", "HybridLinUCB"), ("LinearTS", "HybridLinearTS"))
 POLICIES = (*(p for pair in TWINS for p in pair), "EpsilonGreedy")
@@ -53,6 +59,8 @@ HORIZON, LAUNCH, WINDOW = 25_000, 15_000, 5_000
 LEARN_AT = ("arrival", "window_close")
 FULL_SEEDS, QUICK_SEEDS = (0, 1, 2, 3, 4), (0, 1)
 GOAL = 0.6
+#: Row label of the linear model's floor (:func:`linear_floor`) in the per-seed results.
+FLOOR = "linear_floor"
 
 
 def run_launch(seed: int, launch: str, learn_at: str) -> dict[str, dict[str, float]]:
@@ -66,6 +74,7 @@ def run_launch(seed: int, launch: str, learn_at: str) -> dict[str, dict[str, flo
                    "launch_window": WINDOW},
     })
     result = run_simulation(config, progress=False)
+    floor = linear_floor(result.episode, LAUNCH, WINDOW)
     s = result.summary.set_index("policy")
     day = int(config.world.events_per_day * config.world.delay.attribution_window_days)
     new_index = len(result.episode.arm_names) - 1
@@ -79,7 +88,30 @@ def run_launch(seed: int, launch: str, learn_at: str) -> dict[str, dict[str, flo
             "time_to_learn": float(s.loc[name, "time_to_learn"]),
             "seconds": run.seconds,
         }
+    out[FLOOR] = {"launch_window_regret": floor}
     return out
+
+
+def linear_floor(episode: Episode, launch: int, window: int) -> float:
+    """Launch-window regret of the best a reward model linear in the context can do: per arm, the least-squares fit
+    (with an intercept) of the arm's true expected value (attributed-conversion probability times value) over every
+    offer of the episode where it is eligible (noise-free, no exploration, no delay), then the eligible arm of
+    highest fit.
+
+    Every policy compared here models ``E[reward | x, a]`` as linear in ``x`` per arm (the hybrids too: ``z . beta +
+    x . theta_a`` is linear in ``x`` for a fixed arm), so this is roughly the floor of their launch-window regret
+    on a world whose conversions are logistic in many interactions.
+    """
+    X = np.hstack([episode.X, np.ones((len(episode), 1))])
+    target = episode.expected_value
+    fit = np.empty_like(target)
+    for k in range(target.shape[1]):
+        rows = episode.eligible[:, k]
+        coef = np.linalg.lstsq(X[rows], target[rows, k], rcond=None)[0]
+        fit[:, k] = X @ coef
+    sl = slice(launch, launch + window)
+    chosen = np.where(episode.eligible[sl], fit[sl], -np.inf).argmax(axis=1)
+    return float((episode.oracle_value(sl) - target[sl][np.arange(window), chosen]).sum())
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -102,17 +134,22 @@ def summarise(per_seed: dict[int, dict[str, dict[str, float]]]) -> tuple[list[di
             if key == "time_to_learn":
                 row["learned_on"] = f"{sum(math.isfinite(v) for v in vals)}/{len(vals)}"
         rows.append(row)
+    floor, floor_sd = _mean_sd([per_seed[s][FLOOR]["launch_window_regret"] for s in seeds])
+    rows.append({"policy": FLOOR, "launch_window_regret": floor, "launch_window_regret_sd": floor_sd})
     pairs = []
     for disjoint, hybrid in TWINS:
         raw = [per_seed[s][hybrid]["launch_window_regret"] / per_seed[s][disjoint]["launch_window_regret"]
                for s in seeds]
         cost = [per_seed[s][hybrid]["launch_cost"] / per_seed[s][disjoint]["launch_cost"] for s in seeds]
+        best = [per_seed[s][FLOOR]["launch_window_regret"] / per_seed[s][disjoint]["launch_window_regret"]
+                for s in seeds]
         mean_raw, sd_raw = _mean_sd(raw)
         mean_cost, sd_cost = _mean_sd(cost)
         pairs.append({
             "pair": f"{hybrid} / {disjoint}", "ratio": mean_raw, "ratio_sd": sd_raw,
             "ratio_per_seed": [round(r, 3) for r in raw], "cost_ratio": mean_cost, "cost_ratio_sd": sd_cost,
             "cost_ratio_per_seed": [round(r, 3) for r in cost], "goal_met": bool(mean_raw <= GOAL),
+            "floor_ratio": _mean_sd(best)[0], "floor_ratio_per_seed": [round(r, 3) for r in best],
         })
     return rows, pairs
 
@@ -146,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   "learned_on"])
         print()
         print_table(res["pairs"], ["pair", "ratio", "ratio_sd", "ratio_per_seed", "cost_ratio", "cost_ratio_sd",
-                                   "cost_ratio_per_seed", "goal_met"])
+                                   "cost_ratio_per_seed", "goal_met", "floor_ratio"])
     path = write_results(
         "cold_start_quick" if args.quick else "cold_start",
         {

@@ -47,7 +47,13 @@ class HybridLinearTS(HybridRidgePolicy):
     arm_l2 : float, default 1.0
         Prior precision of each arm's own coefficients ``theta_a`` (> 0). Larger values trust the shared model
         more: new arms are scored, and explored, mostly from their features (see
-        :class:`~bandit.policies._hybrid.HybridRidgePolicy`, "Cold start").
+        :class:`~bandit.policies._hybrid.HybridRidgePolicy`, "Cold start"). Li et al.'s ``l2 = arm_l2 = 1`` are
+        kept here, unlike :class:`~bandit.policies.hybrid_linucb.HybridLinUCB`'s ``P / 4``
+        (:func:`~bandit.policies._hybrid.joint_prior_precision`): with ``v = 0.125`` the draws explore in
+        proportion to the posterior's width, and the tighter prior made the sampler explore too little on the
+        simulator's default world (``bench/defaults_bench.py``'s ``upsell_sim``, 5 seeds: 0.874 of the oracle's
+        revenue against 0.883), although it learned the novel launch faster (launch-window regret 1,233 against
+        1,855 on seeds 0-2 of ``bench/cold_start_bench.py``).
     exploration_floor : float, default 0.0
         Uniform mass over the eligible arms mixed into every decision, in [0, 1].
     discount : float, default 1.0

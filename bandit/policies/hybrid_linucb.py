@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from bandit._validation import check_scalar
 from bandit.arms import Arm
-from bandit.policies._hybrid import HybridRidgePolicy
+from bandit.policies._hybrid import HybridRidgePolicy, joint_prior_precision
 from bandit.policies.linucb import linucb_decide_rows
 
 __all__ = ["HybridLinUCB"]
@@ -44,12 +45,17 @@ class HybridLinUCB(HybridRidgePolicy):
         Width of the confidence bonus (>= 0; 0 is greedy) in reward units per posterior standard deviation of the
         prediction (noise units): the reward-noise standard deviation, 0.25 for 0/1 conversions (the argument of
         :class:`~bandit.policies.linucb.LinUCB`).
-    l2 : float, default 1.0
-        Ridge penalty = prior precision of each shared coefficient ``beta`` (> 0).
-    arm_l2 : float, default 1.0
-        Prior precision of each arm's own coefficients ``theta_a`` (> 0). Larger values trust the shared model
-        more: new arms are scored, and explored, mostly from their features (see
-        :class:`~bandit.policies._hybrid.HybridRidgePolicy`, "Cold start").
+    l2 : float, optional
+        Ridge penalty = prior precision of each shared coefficient ``beta`` (> 0). Default ``P / 4`` with
+        ``P = (m + 1) D`` the length of ``z`` (:func:`~bandit.policies._hybrid.joint_prior_precision`): the shared
+        part alone gives a prediction the prior standard deviation ``2 sigma`` of a disjoint
+        :class:`~bandit.policies.linucb.LinUCB` arm (whose ``l2`` is ``D / 4``).
+    arm_l2 : float, optional
+        Prior precision of each arm's own coefficients ``theta_a`` (> 0), default ``P / 4`` like ``l2``: an arm's
+        own part is a deviation from the shared model with prior standard deviation ``2 sigma / sqrt(m + 1)``, so a
+        new arm is scored, and explored, mostly from its features (see
+        :class:`~bandit.policies._hybrid.HybridRidgePolicy`, "Cold start"). Li et al.'s priors are
+        ``l2 = arm_l2 = 1``.
     exploration_floor : float, default 0.0
         Uniform mass over the eligible arms mixed into every decision, in [0, 1].
     discount : float, default 1.0
@@ -128,16 +134,18 @@ class HybridLinUCB(HybridRidgePolicy):
         n_features: int,
         *,
         alpha: float = 0.25,
-        l2: float = 1.0,
-        arm_l2: float = 1.0,
+        l2: float | None = None,
+        arm_l2: float | None = None,
         exploration_floor: float = 0.0,
         discount: float = 1.0,
         fit_intercept: bool = True,
         seed: int | None = None,
     ) -> None:
         self.alpha = check_scalar(alpha, "alpha", low=0.0)
-        self.l2 = check_scalar(l2, "l2", low=0.0, low_inclusive=False)
-        self.arm_l2 = check_scalar(arm_l2, "arm_l2", low=0.0, low_inclusive=False)
+        scaled = (joint_prior_precision(type(self).__name__, arms, n_features, fit_intercept)
+                  if l2 is None or arm_l2 is None else math.nan)
+        self.l2 = scaled if l2 is None else check_scalar(l2, "l2", low=0.0, low_inclusive=False)
+        self.arm_l2 = scaled if arm_l2 is None else check_scalar(arm_l2, "arm_l2", low=0.0, low_inclusive=False)
         super().__init__(
             arms,
             n_features,
