@@ -19,6 +19,13 @@ with a 20 % uniform floor, revenue = price x conversion), written once per size 
 Parquet, the writer's default) and reused. The target policy is a LinUCB fitted on 20 000 rows, evaluated through
 its ``action_probabilities`` (exploration floor 0.1), so its scoring is part of every evaluation's cost.
 
+Every streaming and Spark evaluation includes the duplicate-event-id check (the ids are unique here). Streaming
+runs use the defaults: ``batch_rows`` 2^18 and ``cache_bytes`` 1 GiB, so at 10^7 rows the reward models' columns
+(context, action, reward, folds: 77 bytes per row, 0.77 GB) stay in memory after their first pass and the Newton
+passes do not read the files again (the peak RSS shows it); at 10^8 rows they do not fit and every pass reads.
+Each record carries the machine's 1-minute load average before and after the run (2 cores, shared with other
+jobs: a load above 2 means the run had less than the whole machine).
+
 Usage::
 
     python bench/scale_bench.py --max-rows 1e7          # 10^6 and 10^7 rows (streaming also 10^8 with 1e8)
@@ -209,6 +216,7 @@ def measure(config: dict) -> dict:
     """Run ``config`` in a child process; peak RSS of the process tree sampled every 50 ms."""
     import psutil
 
+    load_before = os.getloadavg()[0]
     proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -241,6 +249,8 @@ def measure(config: dict) -> dict:
                 "peak_rss_gb": peak / 1e9}
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_gb"] = peak / 1e9
+    # the machine is shared: the 1-minute load average (2 cores) before and after the run says how busy it was
+    result["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
 
@@ -293,6 +303,7 @@ def main() -> None:
                     else f"{record['rows_per_s_incl_load']:.3g}",
                     "peak RSS GB": f"{res['peak_rss_gb']:.2f}",
                     "warm-up s": f"{res.get('warmup_s', float('nan')):.1f}",
+                    "load": "/".join(f"{v:.1f}" for v in res.get("load_avg_1min", [])),
                     "note": res.get("error", ""),
                 })
                 print_table(rows[-1:], list(rows[-1]))

@@ -58,10 +58,12 @@ from offline_eval.reward_fit import (
     CrossFitPredictor,
     MapFn,
     ModelBatch,
+    Sample,
     choose_model,
     combine,
     fit_cross_fit,
     fit_mrdr,
+    reduce_in_memory,
     reward_stats,
 )
 from offline_eval.reward_models import MRDRRewardModel, RidgeRewardModel, fold_of
@@ -73,6 +75,9 @@ DEFAULT_BATCH_ROWS = 1 << 18
 
 #: Default memory for the reward-model columns kept between passes (``cache_bytes`` of :func:`evaluate_parquet`).
 MODEL_CACHE_BYTES = 1 << 30
+
+#: With the reward-model columns in memory, a logistic fit on every SAMPLE_STRIDE-th row starts the fit on all rows.
+SAMPLE_STRIDE = 16
 
 _MODEL_COLUMNS = [S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD]
 
@@ -226,18 +231,24 @@ def arm_indices(targets: dict[str, Any], arms: list[str]) -> dict[str, Any]:
 ReduceFor = Callable[..., Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]]
 
 
-def fit_models(layout: Layout, reduce_for: ReduceFor, n_actions: int, arms: list[str], targets: Sequence[str]
-               ) -> list[dict[str, CrossFitPredictor]]:
+def fit_models(layout: Layout, reduce_for: ReduceFor, n_actions: int, arms: list[str], targets: Sequence[str],
+               sample_for: Callable[..., Sample] | None = None) -> list[dict[str, CrossFitPredictor]]:
     """Choose and fit every reward model of the layout: for each, the fitted predictor of every target (one fit
     shared by all, except MRDR: one per target).
 
     ``reduce_for(model)`` is a reduce whose batches carry that model's folds (``reduce_for(None)``: a pass that
     ignores folds); ``reduce_for(model, name)`` one whose batches also carry target ``name``'s raw MRDR weights.
+    ``sample_for(model[, name])``: the ``sample`` of :func:`~offline_eval.reward_fit.fit_cross_fit` for that reduce.
     """
+
+    def sample(*key: Any) -> Sample | None:
+        return None if sample_for is None else sample_for(*key)
+
     fitted = []
     for model in layout.models:
         if type(model) is MRDRRewardModel:
-            fitted.append({name: fit_mrdr(model, reduce_for(model, name), n_actions) for name in targets})
+            fitted.append({name: fit_mrdr(model, reduce_for(model, name), n_actions, sample(model, name))
+                           for name in targets})
             continue
         stats = None
         if model is None:
@@ -250,7 +261,7 @@ def fit_models(layout: Layout, reduce_for: ReduceFor, n_actions: int, arms: list
                 stats = None
         else:
             chosen = choose_model(model, reduce_for(None), n_actions)
-        predictor = fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms, stats)
+        predictor = fit_cross_fit(chosen, reduce_for(chosen), n_actions, arms, stats, sample(chosen))
         fitted.append(dict.fromkeys(targets, predictor))
     return fitted
 
@@ -397,15 +408,46 @@ class _ModelColumns:
         kept = self.row_bytes + len(self.folds) + 8 * len(self.weights)
         return self.n_rows * (kept + extra_bytes) <= self.budget
 
+    def kept(self, model: Any, target: str | None = None, stride: int = 1) -> Iterator[ModelBatch] | None:
+        """The batches from memory (every ``stride``-th row), or None when they are not all kept."""
+        key = None if model is None else (int(model.n_folds), int(model.fold_seed_))
+        if self.base is None or (key is not None and key not in self.folds) or (
+                target is not None and target not in self.weights):
+            return None
+        base, folds = self.base, None if key is None else self.folds[key]
+        weights = None if target is None else self.weights[target]
+        step = slice(None, None, stride)
+
+        def rows() -> Iterator[ModelBatch]:
+            for i, (X, action, reward) in enumerate(base):
+                m = len(reward[step])
+                fold = np.zeros(m, dtype=np.int64) if folds is None else folds[i][step].astype(np.int64)
+                yield ModelBatch(X if stride == 1 else np.ascontiguousarray(X[step]), action[step].astype(np.int64),
+                                 reward if stride == 1 else np.ascontiguousarray(reward[step]), fold,
+                                 None if weights is None else np.ascontiguousarray(weights[i][step]))
+
+        return rows()
+
+    def sample(self, model: Any, target: str | None = None) -> Sample:
+        """The ``sample`` of :func:`~offline_eval.reward_fit.fit_cross_fit`: every :data:`SAMPLE_STRIDE`-th kept
+        row, once the batches are kept (None before)."""
+
+        def make() -> tuple[Callable[[MapFn, tuple[str, ...]], list[np.ndarray]], float] | None:
+            sampled = self.kept(model, target, SAMPLE_STRIDE)
+            if sampled is None or self.base is None:
+                return None
+            batches = list(sampled)
+            n = sum(len(r) for _, _, r in self.base)
+            return reduce_in_memory(batches), sum(len(b.reward) for b in batches) / max(n, 1)
+
+        return make
+
     def batches(self, model: Any, target: str | None = None) -> Iterator[ModelBatch]:
         """Batches with ``model``'s folds (zeros for None) and, given a target name, its raw MRDR weights."""
         key = None if model is None else (int(model.n_folds), int(model.fold_seed_))
-        if (self.base is not None and (key is None or key in self.folds)
-                and (target is None or target in self.weights)):
-            for i, (X, action, reward) in enumerate(self.base):
-                fold = np.zeros(len(reward), dtype=np.int64) if key is None else self.folds[key][i].astype(np.int64)
-                mrdr = None if target is None else self.weights[target][i]
-                yield ModelBatch(X, action.astype(np.int64), reward, fold, mrdr)
+        kept = self.kept(model, target)
+        if kept is not None:
+            yield from kept
             return
         keep_base = self.base is None and self._fits(self.row_bytes)
         has_base = self.base is not None or keep_base
@@ -456,7 +498,7 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
 
         return reduce
 
-    predictors = fit_models(layout, reduce_for, K, log.arms, list(targets))
+    predictors = fit_models(layout, reduce_for, K, log.arms, list(targets), model_columns.sample)
     model_columns.release()
     columns = eval_columns(layout, targets)
     accs: dict[str, PolicyAccumulator | None] = dict.fromkeys(targets)
