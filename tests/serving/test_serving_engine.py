@@ -52,6 +52,7 @@ def test_trainer_steps_equal_one_offline_update_from_log():
     X, converts, delay = traffic(300, seed=1)
     decisions, outcomes = [], []
     versions = {holder.snapshot.policy_version}
+    ids_seen = 0
     for i in range(300):
         ts = T0 + pd.Timedelta(minutes=i)
         d = holder.snapshot.choose(X[i], event_id=f"e{i}")
@@ -67,12 +68,15 @@ def test_trainer_steps_equal_one_offline_update_from_log():
             outcomes = [o if o[1] > ts else ("#" + o[0], o[1], o[2]) for o in outcomes]
             trainer.step(now=ts)
             versions.add(holder.snapshot.policy_version)
+            # the served snapshot carries no copy of the ledger (copying it at every publish stalled requests)
+            assert len(holder.snapshot._applied_event_ids) == 0
+            ids_seen = max(ids_seen, len(live._applied_event_ids))
     end = T0 + pd.Timedelta(minutes=300) + window + pd.Timedelta("2h")
     for event_id, when, reward in [o for o in outcomes if not o[0].startswith("#")]:
         trainer.add_outcome(event_id, when.value // 1000, reward)
     trainer.step(now=end)
     assert len(versions) > 5  # snapshots were swapped while serving
-    assert trainer.n_pending == 0 and trainer.n_applied == 300
+    assert trainer.n_pending == 0 and trainer.n_applied == 300 and ids_seen >= 10  # the live ledger held ids
 
     all_outcomes = pd.DataFrame([(o[0].lstrip("#"), o[1], o[2]) for o in outcomes],
                                 columns=["event_id", "timestamp", "reward"])
@@ -81,6 +85,8 @@ def test_trainer_steps_equal_one_offline_update_from_log():
     assert report.n_applied == 300
     assert_same_learning(live, reference)
     assert live._applied_event_ids == reference._applied_event_ids  # same ledger: watermark and ids
+    x = np.array([0.3, -1.0, 2.0])
+    assert holder.snapshot.choose(x, event_id="probe") == live.choose(x, event_id="probe")
 
 
 def test_journal_group_commit_from_many_threads_and_torn_line_recovery(tmp_path):
