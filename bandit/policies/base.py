@@ -434,11 +434,12 @@ class Policy(ABC):
 
     def _context(self, context: Any, name: str) -> np.ndarray:
         """The validated context off the fast path, as the hooks take it: float64, (n_features,), C-contiguous,
-        writeable and aligned (a misaligned view of a byte buffer is copied)."""
+        writeable and aligned (a read-only or misaligned view of a foreign buffer is copied)."""
         if self.n_features is None:
             return decide.EMPTY
         x = check_context(context, self.n_features, name, finite=not self._kernel_checks_finite)
-        return x if x.flags.aligned else x.copy()
+        flags = x.flags
+        return x if flags.aligned and flags.writeable else x.copy()
 
     def _batch_contexts(self, X: Any, name: str) -> np.ndarray:
         if self.n_features is None:

@@ -609,15 +609,30 @@ def test_context_types_accepted(cls):
     misaligned = misaligned.copy() if misaligned.flags.aligned else misaligned  # (the platform may align it)
     writable = bytearray(b"\0" + CONTEXTS[0].tobytes())
     unaligned_rw = np.frombuffer(writable, dtype=np.float64, offset=1)
-    layouts = (ro, misaligned, unaligned_rw, np.repeat(CONTEXTS[0], 2)[::2])
+    layouts = (ro, misaligned, unaligned_rw, np.repeat(CONTEXTS[0], 2)[::2], memoryview(ro))
     # the policies' kernels are bound to one exact array type (Policy._bind): every other layout is normalised first
+    seen = []
+
+    def spy(hook):
+        def call(x, *args):
+            arrays = [x, *(a for a in args if isinstance(a, np.ndarray))]
+            seen.append(all(a.flags.c_contiguous and a.flags.writeable and a.flags.aligned for a in arrays)
+                        and x.dtype == np.float64 and x.shape == (D,))
+            return hook(x, *args)
+        return call
+
+    policy._choose_one = spy(policy._choose_one)
     for x in layouts:
         np.testing.assert_array_equal(policy.choose(x, event_id="t").probabilities, ref)
+        np.testing.assert_array_equal(policy.choose(x, eligible=["duo", "family"], event_id="t").probabilities,
+                                      policy.choose(CONTEXTS[0], eligible=["duo", "family"], event_id="t").probabilities)
     learners = [trained(cls) for _ in range(len(layouts) + 1)]
     learners[0].update(CONTEXTS[0].copy(), 1, 1.0)
     for learner, x in zip(learners[1:], layouts, strict=True):
+        learner._update_one = spy(learner._update_one)
         learner.update(x, 1, 1.0)
         assert_same_state(state_of(learner), state_of(learners[0]), same_instance=False)
+    assert len(seen) == 4 * len(layouts) and all(seen)
     fresh = make(cls)
     d = fresh.choose([1, 0, 1], event_id="i")  # ints and bools are 0/1 numbers
     np.testing.assert_array_equal(fresh.choose(np.array([True, False, True]), event_id="i").probabilities,
