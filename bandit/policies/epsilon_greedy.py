@@ -152,8 +152,8 @@ class EpsilonGreedy(RidgePolicy):
     rather than a fixed share for ever, and it stays high in directions of the context the arm has not seen. With
     ``discount < 1`` old data fade, ``A_k`` drifts back to the prior and exploration rises again. Every decision's
     probabilities are exact (a deterministic function of the state, the context and the eligibility).
-    ``schedule="constant"`` gives every eligible arm ``epsilon / |E|`` for ever (the behaviour before 0.x; state
-    files written before ``schedule`` existed load with it). The ``exploration_floor`` is mixed in last, as for every
+    ``schedule="constant"`` gives every eligible arm ``epsilon / |E|`` for ever (the only behaviour before the
+    schedule existed; state files written then load with it). The ``exploration_floor`` is mixed in last, as for every
     policy; since the per-arm shares shrink towards 0, set a floor when the logs must keep every propensity above
     a minimum for off-policy evaluation.
 
@@ -164,7 +164,12 @@ class EpsilonGreedy(RidgePolicy):
     Exploration is still needed to keep an unlucky arm from being locked out (greedy alone scored 0.46 against
     0.50 on the noisy 4-plan world over 20 seeds) and to learn a new plan. The per-arm schedule with
     ``epsilon=0.1`` scores within 0.1 point of pure greedy where greedy is safe (breast_cancer 0.970 against 0.971
-    over 30 seeds), keeps the noisy world's 0.50, and explores a new plan at 0.1 / |E|. ``l2=1`` is a unit prior
+    over 30 seeds), keeps the noisy world's 0.50, and explores a new plan at 0.1 / |E| (``epsilon=0.05`` locked an
+    arm out on the noisy world again, 0.46; 0.2 cost up to a point elsewhere). On the simulator's launches it also
+    pays less than the constant 0.02 did (regret over the 5,000 offers after a launch, 10 seeds: 850 against 1,227
+    for a plan of known attributes, 1,484 against 1,639 for a new tier). Weighting by the predictive variance in
+    noise units, ``min(1, x^T A_k^-1 x)``, instead of its share of the prior's was measured too: it decays as
+    ``D / n_k``, too slowly in 64 dimensions (digits 0.84 at ``epsilon=0.1``). ``l2=1`` is a unit prior
     per coefficient on standardised features: epsilon-greedy uses only the posterior mean, for which a weak ridge
     penalty is the usual choice.
 
