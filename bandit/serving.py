@@ -1041,7 +1041,7 @@ class DecisionService:
             A bad input (``field`` names it; ``status`` 409 for an event id already ranked); nothing is logged.
         """
         decision, x, ts, line = self._decide(context, eligible, event_id, timestamp)
-        self._commit(self._decision_journal, line, (decision, x, ts), decision.event_id)
+        self._commit(self._decision_journal, line, _decision_row(decision, x, ts), decision.event_id)
         self._decided(decision, x, ts)
         return decision
 
@@ -1049,7 +1049,7 @@ class DecisionService:
                          event_id: str | None = None) -> Decision:
         """:meth:`rank` for an asyncio server: waits for the fsync group without blocking the event loop."""
         decision, x, ts, line = self._decide(context, eligible, event_id, None)
-        await self._commit_async(self._decision_journal, line, (decision, x, ts), decision.event_id)
+        await self._commit_async(self._decision_journal, line, _decision_row(decision, x, ts), decision.event_id)
         self._decided(decision, x, ts)
         return decision
 
@@ -1437,12 +1437,19 @@ def _rows_of(rows: list[_DecisionRow], field: int) -> np.ndarray:
     return np.concatenate(arrays).reshape(len(rows), arrays[0].shape[0])
 
 
+def _decision_row(decision: Decision, x: np.ndarray, ts: int) -> _DecisionRow:
+    """The in-memory journal record of a decision: a tuple of strings, numbers and arrays, which the cyclic garbage
+    collector stops tracking (a Decision object is tracked: 30 s of them made its full passes long and frequent)."""
+    assert decision.eligible is not None
+    return (decision.event_id, ts, x, decision.index, decision.propensity, decision.probabilities,  # type: ignore[return-value]
+            decision.eligible, decision.policy_version)
+
+
 def _record_row(r: Any) -> _DecisionRow:
-    """A decision journal record (dict from JSON, or the in-memory tuple) as a row for :meth:`_store_decisions`."""
+    """A decision journal record (dict from JSON, or the in-memory row of :func:`_decision_row`) as a row for
+    :meth:`_store_decisions`."""
     if isinstance(r, tuple):
-        decision, x, ts = r
-        return (decision.event_id, ts, x, decision.index, decision.propensity, decision.probabilities,
-                decision.eligible, decision.policy_version)
+        return r
     x = np.frombuffer(bytes.fromhex(r["x"]), dtype="<f8").astype(np.float64)
     q = np.frombuffer(bytes.fromhex(r["q"]), dtype="<f8").astype(np.float64)
     m = np.frombuffer(bytes.fromhex(r["m"]), dtype=np.uint8) != 0
