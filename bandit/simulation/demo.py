@@ -65,7 +65,7 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
     """The demo's candidate policies: disjoint (one model per plan) and hybrid (shared through the arm features).
 
     The hybrid policies' settings were tuned on the full demo's launch stage with world seeds 1, 2 and 3 (the demo
-    reports seed 0), l2 = 1 for every policy, comparing post-launch regret per event and, for the new plan, the
+    reports seed 0), l2 = 1 for every policy then, comparing post-launch regret per event and, for the new plan, the
     error of the predicted conversion before its first impression:
 
     * HybridLinUCB alpha in {0.25, 0.5, 1}: 1 lost 5-10% against 0.5; 0.25 gained about 2% (0.139 vs 0.142, 0.145
@@ -77,7 +77,11 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
       0.139 / 0.141 / 0.140, 0.134 / - / 0.131), but the new plan's pre-impression RMSE grew with it (0.045, 0.070,
       0.083 on seed 1 after 40,000 uniform-random offers; a fresh disjoint arm, which predicts 0: 0.058): the
       features over-rate the basic tier (its baseline appeal is below what its price and seats suggest), and a
-      large arm_l2 leans on them harder. arm_l2 = 1 (the default).
+      large arm_l2 leans on them harder. arm_l2 = 1 was then kept for both.
+
+    Since then HybridLinUCB's default prior became ``l2 = arm_l2 = P / 4`` (the disjoint ``D / 4`` scaled to the
+    joint model; ``bench/cold_start_bench.py``: novel-tier launch-window regret 2,616 -> 1,636 over 5 seeds), and
+    the demo uses it; HybridLinearTS keeps ``l2 = arm_l2 = 1``, its default.
     """
     import bandit
 
@@ -85,8 +89,8 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
         "linucb": bandit.LinUCB(arms, n_features=d, alpha=0.5, seed=seed),
         "linear_ts": bandit.LinearTS(arms, n_features=d, seed=seed),
         "epsilon_greedy": bandit.EpsilonGreedy(arms, n_features=d, epsilon=0.05, seed=seed),
-        "hybrid_linucb": bandit.HybridLinUCB(arms, n_features=d, alpha=0.5, arm_l2=1.0, seed=seed),
-        "hybrid_linear_ts": bandit.HybridLinearTS(arms, n_features=d, arm_l2=1.0, seed=seed),
+        "hybrid_linucb": bandit.HybridLinUCB(arms, n_features=d, alpha=0.5, seed=seed),
+        "hybrid_linear_ts": bandit.HybridLinearTS(arms, n_features=d, seed=seed),
     }
 
 
