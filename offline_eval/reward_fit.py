@@ -208,11 +208,12 @@ def _threads() -> int:
 def _logistic_sums(X: np.ndarray, y: np.ndarray, weight: np.ndarray, action: np.ndarray, fold: np.ndarray,
                    B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(obj (K, F), grad (K, F, p), hess (K, F, p (p + 1) / 2) packed)`` of :func:`_logistic_pass` over the rows,
-    the rows split over up to 4 threads (the kernel releases the GIL) and the per-thread sums added."""
+    the rows split in chunks run on up to 4 threads (the kernel releases the GIL) and the chunks' sums added."""
     global _executor
     K, F, p = B.shape
     m = len(y)
-    chunks = _threads() if m >= _THREAD_MIN_ROWS else 1
+    # several chunks per thread: a thread that the OS schedules late (a busy machine) delays the pass by one chunk
+    chunks = min(4 * _threads(), max(1, m // _THREAD_MIN_ROWS))
 
     def run(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obj, grad, hess = np.zeros((K, F)), np.zeros((K, F, p)), np.zeros((K, F, p * (p + 1) // 2))

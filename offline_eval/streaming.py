@@ -405,7 +405,8 @@ class _ModelColumns:
         self.weights.clear()
 
     def _fits(self, extra_bytes: int) -> bool:
-        kept = self.row_bytes + len(self.folds) + 8 * len(self.weights)
+        """Whether what is kept plus ``extra_bytes`` per row fits in the budget."""
+        kept = (0 if self.base is None else self.row_bytes) + len(self.folds) + 8 * len(self.weights)
         return self.n_rows * (kept + extra_bytes) <= self.budget
 
     def kept(self, model: Any, target: str | None = None, stride: int = 1) -> Iterator[ModelBatch] | None:

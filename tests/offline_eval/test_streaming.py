@@ -153,3 +153,26 @@ def test_mrdr_is_fitted_per_target_as_in_memory(log):
         got_cached = evaluate_parquet(path, policies, estimators, batch_rows=1500)
     assert_tables_equal(got, want)
     assert_tables_equal(got_cached, want)
+
+
+def test_reward_model_columns_are_read_once_when_they_fit(log, monkeypatch):
+    from offline_eval import streaming
+
+    path, policies, data = log
+    scans = []
+    original = streaming._Log.batches
+
+    def counted(self, columns, batch_rows):
+        scans.append(columns)
+        return original(self, columns, batch_rows)
+
+    monkeypatch.setattr(streaming._Log, "batches", counted)
+    need = 6000 * (8 * 3 + 4 + 8 + 1)  # rows x (context, action, reward, folds) bytes: 3 features
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        kept = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need)
+        assert len(scans) == 2  # the statistics pass (then the Newton passes from memory) and the evaluation pass
+        scans.clear()
+        read = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need - 1)
+        assert len(scans) >= 5  # every Newton pass reads the log
+    assert_tables_equal(kept, read)
