@@ -16,7 +16,7 @@ within the tolerance, needs none); MRDR, per target, two of weights plus those o
 reads only the columns it needs: the evaluation pass reads the context only for policy targets and reward models,
 the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
 reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus 8 per MRDR target) in memory after their first
-pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.3 x 10^7
+pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.4 x 10^7
 rows of 8 features), so the Newton passes cost their arithmetic only; larger logs are read again every pass.
 
 Rows whose ``event_id`` already appeared earlier in the log are dropped (the first occurrence is kept) and
