@@ -6,7 +6,10 @@
 ``bandit.attribution.join_outcomes`` or an upstream job; null = not known yet). The part files are read in log order
 by record batches of ``batch_rows`` rows (pyarrow), each batch becomes mergeable statistics (:mod:`bandit.stats`),
 and the merged statistics are loaded into the policy: the policy ends up as after ``update_batch`` on the rows with
-a reward, in log order (so also with ``discount < 1``). Bad rows are skipped and counted (see
+a reward, in log order (so also with ``discount < 1``). Rows whose ``event_id`` already appeared earlier in the log
+are dropped first, as ``read_decision_log`` drops them (the first occurrence is kept; one ``DecisionLogWarning``):
+the first pass hashes every id (:mod:`offline_eval.duplicate_ids`, exact, 8 bytes per row spilled beyond 4e6 rows)
+and, only if an id repeats, runs again without the repeated rows. Bad rows are skipped and counted (see
 :func:`bandit.spark.fit`, same rules). Memory: one record batch plus the statistics (``K D^2`` numbers).
 
 **Outcomes to attribute** (``outcomes=`` a table, ``attribution_window=``): the streaming twin of
@@ -45,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bandit import attribution as _attr
@@ -60,6 +64,7 @@ from offline_eval.schema import (
     DecisionLogWarning,
     PartInfo,
     scan_parts,
+    warn_duplicates,
 )
 
 __all__ = ["StreamingUpdateReport", "fit_parquet"]
@@ -144,23 +149,68 @@ def _iter_batches(parts: list[PartInfo], columns: list[str], batch_rows: int) ->
 
 
 def _fit_joined(policy: Any, parts: list[PartInfo], batch_rows: int) -> StreamingUpdateReport:
-    tallies: dict[str, Any] = {}
-    columns = [CONTEXT, ACTION_NAME, REWARD] if policy.n_features is not None else [ACTION_NAME, REWARD]
+    # The exact, bounded-memory duplicate-id scan of offline_eval's streaming reader: the rule (first occurrence
+    # kept, before anything else) is the decision-log schema's, and the finder holds no estimator logic.
+    from offline_eval.duplicate_ids import DuplicateFinder, DuplicateRows
 
-    def run_pass(empty: Any) -> Any:
+    tallies: dict[str, Any] = {}
+    columns = [EVENT_ID, CONTEXT, ACTION_NAME, REWARD] if policy.n_features is not None else [
+        EVENT_ID, ACTION_NAME, REWARD]
+    n_rows = sum(info.num_rows for info in parts)
+    found: list[DuplicateRows] = []
+
+    def ids_of(batch: pa.RecordBatch, start: int) -> pa.Array:
+        ids = batch.column(EVENT_ID)
+        if ids.null_count:  # a row without an id repeats nothing: give it a key no real id can have
+            filler = pa.array([f"\x00row {start + i}" for i in range(batch.num_rows)], type=ids.type)
+            ids = pc.if_else(ids.is_null(), filler, ids)
+        return ids
+
+    def accumulate(empty: Any, drop: DuplicateRows | None) -> tuple[Any, Any]:
         total, pending = empty, 0
         rejected: dict[str, int] = {}
-        for batch in _iter_batches(parts, columns, batch_rows):
-            rows = rows_from_batch(batch, empty.arm_names, empty.n_features, empty.reward_range)
-            pending += rows.n_pending
-            for reason, n in rows.rejected.items():
-                rejected[reason] = rejected.get(reason, 0) + n
-            if len(rows.arms):
-                total = total.accumulate(rows.X, rows.arms, rows.rewards)
+        finder = DuplicateFinder(n_rows) if drop is None else None
+        start = 0
+        try:
+            for batch in _iter_batches(parts, columns, batch_rows):
+                m = batch.num_rows
+                if finder is not None:
+                    finder.add(ids_of(batch, start))
+                elif (keep := drop.keep_mask(start, m)) is not None:  # type: ignore[union-attr]
+                    batch = batch.filter(pa.array(keep))
+                start += m
+                rows = rows_from_batch(batch, empty.arm_names, empty.n_features, empty.reward_range)
+                pending += rows.n_pending
+                for reason, n in rows.rejected.items():
+                    rejected[reason] = rejected.get(reason, 0) + n
+                if len(rows.arms):
+                    total = total.accumulate(rows.X, rows.arms, rows.rewards)
+        except BaseException:
+            if finder is not None:
+                finder.close()
+            raise
         tallies.update(pending=pending, rejected=dict(sorted(rejected.items())))
+        return total, finder
+
+    def reread_ids() -> Iterator[pa.Array]:
+        start = 0
+        for batch in _iter_batches(parts, [EVENT_ID], batch_rows):
+            yield ids_of(batch, start)
+            start += batch.num_rows
+
+    def run_pass(empty: Any) -> Any:
+        if found:
+            return accumulate(empty, found[0])[0]
+        total, finder = accumulate(empty, None)  # the first pass also hashes the ids
+        duplicates = finder.finish(reread_ids)
+        found.append(duplicates)
+        if len(duplicates):  # rare: the pass counted repeated rows, so run it again without them
+            total = accumulate(empty, duplicates)[0]
         return total
 
     report = fit_passes(policy, run_pass)
+    if found and len(found[0]):
+        warn_duplicates(len(found[0]), found[0].ids, stacklevel=3)
     return StreamingUpdateReport(report.n_rows, report.n_passes, n_pending=tallies["pending"],
                                  rejected=tallies["rejected"])
 

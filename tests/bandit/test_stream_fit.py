@@ -116,11 +116,19 @@ def test_streaming_fit_from_joined_rewards_equals_update_batch(tmp_path, cls, pa
     joined["reward"] = joined["reward"].clip(upper=1.0)
     table = table.set_column(table.schema.get_field_index("reward"), "reward",
                              pa.array(joined["reward"].to_numpy(), type=pa.float64(), from_pandas=True))
-    for p, (lo, hi) in enumerate([(0, 700), (700, 1500), (1500, table.num_rows)]):
-        pq.write_table(table.slice(lo, hi - lo), joined_dir / f"part-{p:08d}-j.parquet")
+    # a repeated event id in a later part (with another context and reward) must be dropped as read_log drops it
+    repeat = table.slice(10, 1)
+    for name, value in (("reward", [0.5]), ("context", [[3.0, -3.0, 3.0]])):
+        field = table.schema.field(name)
+        repeat = repeat.set_column(table.schema.get_field_index(name), field, pa.array(value, field.type))
+    last = pa.concat_tables([table.slice(1500, 600), repeat, table.slice(2100)])
+    for p, part in enumerate([table.slice(0, 700), table.slice(700, 800), last]):
+        pq.write_table(part, joined_dir / f"part-{p:08d}-j.parquet")
+    assert len(read_log(joined_dir).table) == table.num_rows  # the in-memory reader drops the repeat
     policy = make(cls, **params)
     reference = copy.deepcopy(policy)
-    report = fit_parquet(policy, joined_dir, batch_rows=256)
+    with pytest.warns(DecisionLogWarning, match="1 row\\(s\\) whose event id already appeared"):
+        report = fit_parquet(policy, joined_dir, batch_rows=256)
     usable = joined[joined["reward"].notna()]
     usable = usable[usable["context"].map(lambda c: bool(np.isfinite(c).all()))]
     reference.update_batch(np.stack(usable["context"].to_list()), usable["action_name"].to_list(),
@@ -184,3 +192,28 @@ def test_ordered_merge_of_sorted_streams(tmp_path):
     want = np.concatenate(everything)
     want = want[np.lexsort((want[:, 1], want[:, 0]))]
     np.testing.assert_array_equal(got, want)
+
+
+def test_joined_fit_keeps_the_first_of_each_repeated_id_and_a_crafted_null_id_repeats_nothing(tmp_path):
+    n, names = 40, ["a", "b"]
+    rng = np.random.default_rng(11)
+    X, action = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+    probs = np.full((n, 2), 0.5)
+    ids = [f"e{i % 15}" for i in range(n)]
+    table = encode_decisions(event_id=ids, timestamp_us=1_700_000_000_000_000 + np.arange(n), context=X,
+                             action=action, propensity=probs[np.arange(n), action], probabilities=probs,
+                             eligible=np.ones((n, 2), dtype=bool), policy="UniformRandom", policy_version="v",
+                             arms=names)
+    reward = rng.random(n)
+    table = table.set_column(table.schema.get_field_index("reward"), table.schema.field("reward"), pa.array(reward))
+    ids[20] = None  # a crafted part whose event_id column is nullable
+    table = table.set_column(0, pa.field("event_id", pa.string(), nullable=True), pa.array(ids, pa.string()))
+    pq.write_table(table, tmp_path / "part-00000000-x.parquet")
+    policy = LinUCB(names, n_features=3)
+    reference = copy.deepcopy(policy)
+    with pytest.warns(DecisionLogWarning, match="24 row"):
+        report = fit_parquet(policy, tmp_path, batch_rows=7)
+    first = [i for i in range(n) if i == 20 or ids.index(ids[i]) == i]  # first occurrences, and the null-id row
+    reference.update_batch(X[first], [names[a] for a in action[first]], reward[first])
+    assert report.n_applied == len(first) == 16
+    np.testing.assert_allclose(policy.coef_, reference.coef_, rtol=0, atol=1e-10)
