@@ -97,7 +97,10 @@ def fit(
 
     Notes
     -----
-    Rows are learned in the DataFrame's order (partition index, then order within the partition). That only
+    Rows whose ``event_id`` already appeared earlier in the DataFrame are dropped first, as ``read_decision_log``
+    drops them (the first occurrence in DataFrame order is kept; one ``DecisionLogWarning``): one aggregation of the
+    ids, and only when an id repeats a ranked de-duplication (:func:`offline_eval.schema.spark_without_repeated_ids`).
+    A DataFrame without an ``event_id`` column is learned row by row. Rows are learned in the DataFrame's order (partition index, then order within the partition). That only
     matters with ``discount < 1``, where it is the order of ``update_batch``: sort first (``df.orderBy("timestamp",
     "event_id")``). Memory: each executor holds one record batch and its statistics (``K D^2`` numbers); the
     driver holds one statistics object per partition.
@@ -119,7 +122,12 @@ def fit(
     for col in ((context,) if policy.n_features is not None else ()) + (action_name, reward):
         if col not in spark_df.columns:
             raise ValueError(f"spark_df has no column {col!r} (columns: {spark_df.columns})")
+    from offline_eval.schema import EVENT_ID, spark_without_repeated_ids
+
     columns = (context, action_name, reward)
+    persisted = None
+    if EVENT_ID in spark_df.columns:  # the schema's rule: a repeated event id counts once (first occurrence)
+        spark_df, persisted = spark_without_repeated_ids(spark_df, stacklevel=3)
     selected = spark_df.select(*[c for c in dict.fromkeys(columns) if c in spark_df.columns])
     tallies: dict[str, Any] = {"pending": 0, "rejected": {}}
     logistic = kind == "logistic"
@@ -148,4 +156,6 @@ def fit(
     finally:
         if logistic:
             selected.unpersist()
+        if persisted is not None:
+            persisted.unpersist()
     return FitReport(report.n_rows, report.n_passes, tallies["pending"], dict(sorted(tallies["rejected"].items())))

@@ -90,6 +90,8 @@ __all__ = [
     "read_log",
     "read_parts",
     "scan_parts",
+    "spark_without_repeated_ids",
+    "warn_duplicates",
 ]
 
 SCHEMA_VERSION = "1"
@@ -635,6 +637,35 @@ def warn_duplicates(n_rows: int, ids: Sequence[str], stacklevel: int = 2, n_ids:
         DecisionLogWarning,
         stacklevel=stacklevel,
     )
+
+
+def spark_without_repeated_ids(spark_df: Any, stacklevel: int = 4) -> tuple[Any, Any]:
+    """A Spark DataFrame in the decision-log schema without the rows whose ``event_id`` already appeared earlier in
+    it (DataFrame order), warned about as :func:`read_log` warns (:func:`warn_duplicates`), and the persisted
+    DataFrame to release after use (None when no id repeats: then the DataFrame is returned as it is, after one
+    aggregation of the ids). The Spark readers of both packages (``offline_eval.spark.evaluate``,
+    ``bandit.spark.fit``) apply the schema's rule with it; pyspark is imported only here."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if spark_df.groupBy(EVENT_ID).count().filter(F.col("count") > 1).limit(1).count() == 0:
+        return spark_df, None
+    position, rank = "__offline_eval_position__", "__offline_eval_rank__"
+    ranked = spark_df.withColumn(position, F.monotonically_increasing_id())
+    ranked = ranked.withColumn(rank, F.row_number().over(Window.partitionBy(EVENT_ID).orderBy(position)))
+    ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+    repeats = ranked.filter(F.col(rank) > 1)
+    firsts = repeats.groupBy(EVENT_ID).agg(F.min(position).alias("at"))
+    n_rows, n_ids = repeats.count(), firsts.count()
+    shown = [str(row[EVENT_ID]) for row in firsts.orderBy("at").limit(10).collect()]
+    warn_duplicates(n_rows, shown, stacklevel=stacklevel, n_ids=n_ids)
+    # the kept rows in DataFrame order (a range-partitioned sort), materialised once for every later pass
+    kept = ranked.filter(F.col(rank) == 1).orderBy(position).drop(position, rank)
+    kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+    kept.count()
+    ranked.unpersist()
+    return kept, kept
 
 
 def read_log(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> LogTable:

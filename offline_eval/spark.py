@@ -198,33 +198,6 @@ def _collect(df: Any, job: Any) -> list[Any]:
     return sorted(rows, key=lambda r: (r["partition"], r["key"]))
 
 
-def _without_repeated_ids(spark_df: Any) -> tuple[Any, Any]:
-    """The DataFrame without the rows whose event id already appeared earlier in it (DataFrame order), warned
-    about as :func:`offline_eval.schema.read_log` warns, and the persisted DataFrame to release after use (None
-    when no id repeats: then the DataFrame is returned as it is, after one aggregation of the ids)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    if spark_df.groupBy(S.EVENT_ID).count().filter(F.col("count") > 1).limit(1).count() == 0:
-        return spark_df, None
-    position, rank = "__offline_eval_position__", "__offline_eval_rank__"
-    ranked = spark_df.withColumn(position, F.monotonically_increasing_id())
-    ranked = ranked.withColumn(rank, F.row_number().over(Window.partitionBy(S.EVENT_ID).orderBy(position)))
-    ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
-    repeats = ranked.filter(F.col(rank) > 1)
-    firsts = repeats.groupBy(S.EVENT_ID).agg(F.min(position).alias("at"))
-    n_rows, n_ids = repeats.count(), firsts.count()
-    shown = [str(row[S.EVENT_ID]) for row in firsts.orderBy("at").limit(10).collect()]
-    S.warn_duplicates(n_rows, shown, stacklevel=4, n_ids=n_ids)
-    # the kept rows in DataFrame order (a range-partitioned sort), materialised once for every later pass
-    kept = ranked.filter(F.col(rank) == 1).orderBy(position).drop(position, rank)
-    kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
-    kept.count()
-    ranked.unpersist()
-    return kept, kept
-
-
 def _arms(spark_df: Any, arms: Sequence[str] | None) -> list[str]:
     """The arm names in index order: given, or read from the distinct (action, action_name) pairs."""
     if arms is not None:
@@ -299,7 +272,7 @@ def evaluate(
     arms_list = _arms(spark_df, arms)
     targets = arm_indices(targets, arms_list)
     layout = Layout.of(ests)
-    spark_df, persisted = _without_repeated_ids(spark_df)
+    spark_df, persisted = S.spark_without_repeated_ids(spark_df)
     try:
         return _evaluate(spark_df, targets, layout, arms_list)
     finally:

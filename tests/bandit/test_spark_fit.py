@@ -79,6 +79,27 @@ def test_spark_fit_equals_update_batch(spark, tmp_path, cls):
     assert_close(policy, reference, 1e-9 if cls is not LogisticTS else 1e-7)
 
 
+def test_spark_fit_drops_repeated_event_ids_as_read_decision_log_does(spark, tmp_path):
+    """A later row repeating an earlier event id (another context and reward) is not learned, and is warned about."""
+    from bandit.spark import fit
+    from offline_eval.schema import DecisionLogWarning
+
+    table = joined_log(400, seed=3)
+    repeat = table.slice(5, 1)
+    for name, value in (("reward", [0.0 if table.column("reward")[5].as_py() else 1.0]), ("context", [[4.0, -4.0, 4.0]])):
+        field = table.schema.field(name)
+        repeat = repeat.set_column(table.schema.get_field_index(name), field, pa.array(value, field.type))
+    with_repeat = pa.concat_tables([table.slice(0, 300), repeat, table.slice(300)])
+    df = spark.read.parquet(write_parts(with_repeat, tmp_path, parts=1))
+    policy = make(LinUCB)
+    reference = copy.deepcopy(policy)
+    with pytest.warns(DecisionLogWarning, match="1 row\\(s\\) whose event id already appeared.*'e5'"):
+        report = fit(policy, df)
+    reference.update_batch(*usable(table))
+    assert report.n_rows == len(usable(table)[2])
+    assert_close(policy, reference, 1e-9)
+
+
 def test_spark_fit_with_discount_follows_the_dataframe_order(spark):
     """discount < 1: rows learned in DataFrame order (sorted by timestamp), partitions merged in order."""
     from bandit.spark import fit
