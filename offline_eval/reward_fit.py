@@ -54,10 +54,10 @@ from offline_eval.reward_models import (
     RidgeRewardModel,
     SklearnRewardModel,
     ValueAwareRewardModel,
-    _group_moments,
     _predict_linear,
     _ridge_solve,
     default_model_from_stats,
+    group_moments,
 )
 
 __all__ = [
@@ -474,24 +474,6 @@ def fit_cross_fit(model: Any, reduce: Reduce, n_actions: int, action_names: Sequ
 WeightFn = Callable[[ModelBatch], np.ndarray]
 
 
-@njit(cache=True)
-def _weighted_group_moments(X, y, w, fold, action, n_actions, gram, xsum, count, xy, ysum):  # pragma: no cover
-    """:func:`offline_eval.reward_models._group_moments` with row weights ``w`` (n,) float64: every row's terms
-    times its weight (``count`` becomes the weight sum). Returns 0."""
-    n, d = X.shape
-    for i in range(n):
-        g = fold[i] * n_actions + action[i]
-        wi = w[i]
-        yi = y[i]
-        count[g] += wi
-        ysum[g] += wi * yi
-        for j in range(d):
-            wx = wi * X[i, j]
-            xsum[g, j] += wx
-            xy[g, j] += wx * yi
-            for k in range(d):
-                gram[g, j, k] += wx * X[i, k]
-    return 0
 
 
 def _ridge_fit(reduce: Reduce, K: int, F: int, l2: float, fit_intercept: bool, weight: WeightFn | None
@@ -499,17 +481,7 @@ def _ridge_fit(reduce: Reduce, K: int, F: int, l2: float, fit_intercept: bool, w
     """Per-(fold, action) ridge coefficients from one pass of (weighted) normal equations."""
 
     def moments(b: ModelBatch) -> tuple[np.ndarray, ...]:
-        d = b.X.shape[1]
-        gram = np.zeros((F * K, d, d))
-        xsum = np.zeros((F * K, d))
-        count = np.zeros(F * K)
-        xy = np.zeros((F * K, d))
-        ysum = np.zeros(F * K)
-        if weight is None:
-            _group_moments(b.X, b.reward, b.folds, b.action, K, gram, xsum, count, xy, ysum)
-        else:
-            _weighted_group_moments(b.X, b.reward, weight(b), b.folds, b.action, K, gram, xsum, count, xy, ysum)
-        return gram, xsum, count, xy, ysum
+        return group_moments(b.X, b.reward, b.folds, b.action, K, F, None if weight is None else weight(b))
 
     gram, xsum, count, xy, ysum = reduce(moments, ("sum",) * 5)
     if weight is None:

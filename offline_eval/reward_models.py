@@ -98,6 +98,42 @@ def _group_moments(X, y, fold, action, n_actions, gram, xsum, count, xy, ysum): 
     return 0
 
 
+@njit(cache=True)
+def _weighted_group_moments(X, y, w, fold, action, n_actions, gram, xsum, count, xy, ysum):  # pragma: no cover
+    """:func:`_group_moments` with row weights ``w`` (n,) float64: every row's terms
+    times its weight (``count`` becomes the weight sum). Returns 0."""
+    n, d = X.shape
+    for i in range(n):
+        g = fold[i] * n_actions + action[i]
+        wi = w[i]
+        yi = y[i]
+        count[g] += wi
+        ysum[g] += wi * yi
+        for j in range(d):
+            wx = wi * X[i, j]
+            xsum[g, j] += wx
+            xy[g, j] += wx * yi
+            for k in range(d):
+                gram[g, j, k] += wx * X[i, k]
+    return 0
+
+
+def group_moments(
+    X: np.ndarray, y: np.ndarray, fold: np.ndarray, action: np.ndarray, n_actions: int, n_folds: int,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-(fold, action) moments of the rows, optionally weighted: ``(gram, xsum, count, xy, ysum)`` with ``G =
+    n_folds * n_actions`` groups (:func:`_group_moments`; with ``weight`` (n,) every row's terms times its weight).
+    ``X`` (n, d) float64 C-contiguous, ``y`` (n,) float64, ``fold``, ``action`` (n,) int64."""
+    G, d = n_folds * n_actions, X.shape[1]
+    out = (np.zeros((G, d, d)), np.zeros((G, d)), np.zeros(G), np.zeros((G, d)), np.zeros(G))
+    if weight is None:
+        _group_moments(X, y, fold, action, n_actions, *out)
+    else:
+        _weighted_group_moments(X, y, np.ascontiguousarray(weight, dtype=np.float64), fold, action, n_actions, *out)
+    return out
+
+
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -385,25 +421,8 @@ def _ridge_coefficients(
 
     ``sample_weight`` (n,), optional: weighted least squares (each row's squared error times its weight).
     """
-    n, d = X.shape
     F, K = n_folds, n_actions
-    gram = np.zeros((F * K, d, d))
-    xsum = np.zeros((F * K, d))
-    count = np.zeros(F * K)
-    xy = np.zeros((F * K, d))
-    ysum = np.zeros(F * K)
-    if sample_weight is None:
-        _group_moments(X, reward, folds, action, K, gram, xsum, count, xy, ysum)
-    else:
-        group = folds * K + action
-        for g in range(F * K):
-            rows = group == g
-            s, Xg, yg = sample_weight[rows], X[rows], reward[rows]
-            gram[g] = (Xg * s[:, None]).T @ Xg
-            xsum[g] = s @ Xg
-            count[g] = s.sum()
-            xy[g] = (s * yg) @ Xg
-            ysum[g] = s @ yg
+    gram, xsum, count, xy, ysum = group_moments(X, reward, folds, action, K, F, sample_weight)
     return _ridge_solve(gram, xsum, count, xy, ysum, F, K, l2, fit_intercept)
 
 
