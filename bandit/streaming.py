@@ -367,6 +367,7 @@ def _fit_with_outcomes(
         # with a discount the passes merge the partitions by (decision time, row): one buffer of this size each
         chunk = max(1024, batch_rows // n_partitions)
         dropped: list[np.ndarray] = []
+        dropped_ids: list[np.ndarray] = []
         decision_rejects: list[pd.DataFrame] = []
         outcome_rejects: list[pd.DataFrame] = []
         unknown, late = [], []
@@ -379,6 +380,7 @@ def _fit_with_outcomes(
                 dec = dec.sort_values(_ROW, kind="stable").reset_index(drop=True)
                 dup = pd.Index(dec[EVENT_ID]).duplicated(keep="first")
                 dropped.append(dec[_ROW].to_numpy()[dup])
+                dropped_ids.append(dec[EVENT_ID].to_numpy(dtype=object)[dup])
                 dec = dec[~dup].reset_index(drop=True)
                 raw_rows = dec[_ROW].to_numpy()
                 o_rows = np.flatnonzero(out_part == p)
@@ -437,12 +439,12 @@ def _fit_with_outcomes(
         applied.add(e.tolist(), t.tolist())
     applied.advance(now_us - (window + grace_td) // pd.Timedelta(microseconds=1))
     wm = applied.watermark_us
-    all_dropped = np.sort(np.concatenate(dropped)) if dropped else np.empty(0, dtype=np.int64)
-    if len(all_dropped):
-        warnings.warn(
-            f"the decision log holds {len(all_dropped)} row(s) whose event id already appeared earlier in the log; "
-            "kept the first occurrence of each and skipped the rest", DecisionLogWarning, stacklevel=3,
-        )
+    all_dropped = np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
+    order = np.argsort(all_dropped, kind="stable")
+    all_dropped = all_dropped[order]
+    if len(all_dropped):  # the ids in the order of their first repeat in the log, as read_decision_log lists them
+        ids = pd.unique(np.concatenate(dropped_ids)[order])
+        warn_duplicates(len(all_dropped), [str(e) for e in ids], stacklevel=3)
     dec_rej = pd.concat(decision_rejects, ignore_index=True)
     # rows are numbered as in the log read by read_decision_log (duplicate rows removed)
     dec_rej["row"] = dec_rej["row"] - np.searchsorted(all_dropped, dec_rej["row"].to_numpy())

@@ -77,6 +77,8 @@ def test_streaming_update_from_log_equals_in_memory(tmp_path, cls, params):
         mem = reference.update_from_log(str(tmp_path), outcomes, "3D", now)
         got = fit_parquet(policy, tmp_path, outcomes, "3D", now, batch_rows=333, partition_rows=big)
     assert sum(issubclass(w.category, DecisionLogWarning) for w in caught) == 2  # one duplicate warning each
+    texts = [str(w.message) for w in caught if issubclass(w.category, DecisionLogWarning)]
+    assert texts[0] == texts[1] and "'ev-3'" in texts[0]  # the same words and ids as the in-memory reader
     assert got.n_partitions == 5
     assert (got.n_applied, got.n_expired_zero, got.n_pending, got.n_already_applied) == (
         mem.n_applied, mem.n_expired_zero, mem.n_pending, mem.n_already_applied)
