@@ -193,16 +193,16 @@ class _Collector:
         yield CounterMetricFamily("upsell_outcome_duplicates", "Rewards received again (same body): not stored",
                                   value=s.n_outcome_duplicates)
         yield GaugeMetricFamily("upsell_pending_decisions", "Decisions waiting for an outcome or their window",
-                                value=s.trainer.n_pending)
+                                value=s.n_pending)
         yield CounterMetricFamily("upsell_applied_decisions", "Decisions the policy learned from (outcome or expiry)",
-                                  value=s.trainer.n_applied)
+                                  value=s.n_applied)
         rejected = CounterMetricFamily("upsell_rejected_outcomes", "Outcomes and logged rows that did not count, by "
                                        "reason (details in rejected.jsonl)", labels=["reason"])
         for reason, n in sorted(s.rejected_counts.items()):
             rejected.add_metric([reason], n)
         yield rejected
         yield GaugeMetricFamily("upsell_checkpoint_age_seconds", "Seconds since the policy file was last saved",
-                                value=time.time() - s.trainer.last_checkpoint)
+                                value=time.time() - s.last_checkpoint)
         info = InfoMetricFamily("upsell_snapshot", "The policy version being served")
         info.add_metric([], {"policy_version": s.holder.snapshot.policy_version})
         yield info
@@ -211,9 +211,9 @@ class _Collector:
         yield GaugeMetricFamily("upsell_policy_updates", "Observations the live policy has learned from",
                                 value=s.holder.snapshot.n_updates)
         yield CounterMetricFamily("upsell_trainer_errors", "Trainer rounds that failed", value=s.n_trainer_errors)
-        yield CounterMetricFamily("upsell_trainer_steps", "Trainer steps run", value=s.trainer.n_steps)
-        yield CounterMetricFamily("upsell_trainer_step_seconds", "Wall seconds spent in trainer steps (the trainer "
-                                  "thread shares the process, and the GIL, with the request handlers)",
+        yield CounterMetricFamily("upsell_trainer_steps", "Trainer steps run", value=s.n_trainer_steps)
+        yield CounterMetricFamily("upsell_trainer_step_seconds", "Wall seconds spent in trainer steps (with the trainer "
+                                  "in a process: the round trip to it)",
                                   value=s.step_seconds)
         yield GaugeMetricFamily("upsell_trainer_last_step_seconds", "Wall seconds of the last trainer step",
                                 value=s.last_step_seconds)
@@ -387,8 +387,8 @@ def create_app(service: DecisionService, *, token: str | None = None,
         ok = service.healthy
         return 200 if ok else 503, {
             "status": "ok" if ok else "unhealthy", "policy_version": snap.policy_version, "n_updates": snap.n_updates,
-            "pending_decisions": service.trainer.n_pending, "durability": service.durability,
-            "checkpoint_age_seconds": round(time.time() - service.trainer.last_checkpoint, 3),
+            "pending_decisions": service.n_pending, "durability": service.durability,
+            "checkpoint_age_seconds": round(time.time() - service.last_checkpoint, 3),
             "last_error": None if service.last_error is None else str(service.last_error)[:500],
         }
 

@@ -87,7 +87,7 @@ import pyarrow.parquet as pq
 import bandit
 from bandit._fs import fsync_dir
 from bandit._timestamps import utc_us, wall_clock_us
-from bandit.attribution import AppliedEvents, UpdateReport, _as_window
+from bandit.attribution import AppliedEvents, UpdateReport, _as_duration, _as_window
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import MAX_EVENT_ID_LENGTH, TIMESTAMP_TYPE, check_event_ids, outcome_schema
@@ -207,6 +207,12 @@ class SnapshotHolder:
         self.n_published += 1
         return snap
 
+    def replace(self, policy: Any) -> Any:
+        """Make ``policy`` the live policy and publish it (a service whose trainer runs in another process rebuilds
+        its policy from the trainer's state); returns the new snapshot."""
+        self._policy = policy
+        return self.publish()
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # journal
@@ -222,6 +228,19 @@ class _Segment:
         self.path = path
         self.fd = fd
         self.records: list[Any] = []
+
+
+def parse_segment(path: Path) -> tuple[list[Any], int]:
+    """The records of a journal segment file and the number of lines that are not valid JSON (a torn last write)."""
+    records = []
+    n_bad = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                n_bad += 1
+    return records, n_bad
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -281,13 +300,8 @@ class Journal:
             self._committer.start()
 
     def _parse(self, path: Path) -> list[Any]:
-        records = []
-        with open(path, "rb") as fh:
-            for line in fh:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    self.n_bad_lines += 1
+        records, n_bad = parse_segment(path)
+        self.n_bad_lines += n_bad
         return records
 
     def _open_segment(self) -> _Segment:
@@ -372,11 +386,7 @@ class Journal:
             self._unlink(path)
 
     def _unlink(self, path: Path) -> None:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        fsync_dir(self._dir)
+        _unlink_durably(path)
 
     def close(self) -> list[_Segment]:
         """Stop accepting records, finish the queued group and return the last segment (see :meth:`rotate`)."""
@@ -687,6 +697,14 @@ class DecisionService:
         How many recent event ids are remembered to refuse a repeated one (409).
     clock : callable, optional
         The trainer's clock (see :class:`Trainer`); rank and reward timestamps default to the wall clock.
+    trainer : {"thread", "process"}, default "thread"
+        Where the trainer runs. ``"thread"``: a thread of this process (one process, simplest to embed; its steps
+        and compactions share the GIL with the request threads). ``"process"``: a child process
+        (:mod:`bandit._trainer_process`) that owns the live policy, the pending decisions, the Parquet logs and the
+        policy file; this process journals, decides from snapshots the child sends back after each step, and
+        forwards decisions and outcomes once per ``train_every``. Same learning, same files, same recovery; the
+        request path no longer waits for trainer work (measured in ``bench/serve_bench.py``). Needs durability
+        ``"fsync"`` or ``"write"`` (the child compacts journal files) and the wall clock.
 
     Examples
     --------
@@ -724,9 +742,16 @@ class DecisionService:
         compact_rows: int = 50_000,
         id_window: int = 200_000,
         clock: Callable[[], int] | None = None,
+        trainer: Literal["thread", "process"] = "thread",
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {list(DURABILITY_MODES)}, got {durability!r}")
+        if trainer not in ("thread", "process"):
+            raise ValueError(f"trainer must be 'thread' or 'process', got {trainer!r}")
+        if trainer == "process" and (durability == "memory" or clock is not None):
+            raise ValueError("trainer='process' needs durability 'fsync' or 'write' (the trainer process compacts the "
+                             "journal files) and the wall clock (clock=None)")
+        self.trainer_mode = trainer
         self.policy_path = Path(policy_path)
         self.log_dir = Path(log_dir)
         self.durability = durability
@@ -759,6 +784,17 @@ class DecisionService:
             checkpoint_every=checkpoint_every, checkpoint_updates=checkpoint_updates, combine=combine, grace=grace,
             delivery_delay=delivery_delay, on_report=self._record_report, clock=clock,
         )
+        # what a trainer process is built with (plain JSON: durations in microseconds or seconds)
+        self._trainer_init: dict[str, Any] = {
+            "policy_path": str(self.policy_path), "log_dir": str(self.log_dir), "durability": durability,
+            "attribution_window": f"{self.trainer._window_us}us",
+            "grace": f"{_as_duration(grace, 'grace', allow_zero=True).value // 1000}us",
+            "checkpoint_every": self.trainer.checkpoint_every, "checkpoint_updates": checkpoint_updates,
+            "combine": combine, "delivery_delay": self.trainer._delay_us / 1e6,
+        }
+        self._remote: Any = None  # the trainer process's handle (trainer="process", once started)
+        self._remote_stats: dict[str, Any] = {}
+        self._recovery_rejected: dict[str, int] = {}
         self.train_every = _seconds(train_every, "train_every")
         self.compact_every = _seconds(compact_every, "compact_every")
         self.compact_rows = int(compact_rows)
@@ -808,6 +844,8 @@ class DecisionService:
         self._recover()
         # compile (or load from numba's cache) the kernels this policy decides with before the first request
         self.holder.snapshot.choose(np.zeros(self.n_features), event_id="warm-up")
+        if self.trainer_mode == "process":
+            self._start_trainer_process()
         if thread:
             self._thread = threading.Thread(target=self._trainer_loop, name="upsell-trainer", daemon=True)
             self._thread.start()
@@ -826,7 +864,21 @@ class DecisionService:
         assert self._outcome_journal is not None
         decision_segments = self._decision_journal.close()
         outcome_segments = self._outcome_journal.close()
-        self._store_segments(decision_segments, outcome_segments)
+        if self._remote is not None:
+            try:  # the child compacts, steps and checkpoints; if it is gone, the journal files stay for recovery
+                self._call_trainer("close", **_segment_paths(decision_segments, outcome_segments))
+            except Exception as exc:
+                self.last_error = exc
+                self.n_trainer_errors += 1
+            self._remote.close()
+        else:
+            self._store_segments(decision_segments, outcome_segments)
+            self._close_trainer_side()
+        self._decision_journal = None
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # releases the directory lock
+
+    def _close_trainer_side(self) -> None:
         try:
             self.trainer.step()
         except Exception as exc:  # a failing trainer must not lose the logs: its error stays in last_error
@@ -836,9 +888,78 @@ class DecisionService:
         for log in self._logs.values():
             log.close()
         self._rejected_fh.close()
-        self._decision_journal = None
-        if self._lock_fh is not None:
-            self._lock_fh.close()  # releases the directory lock
+
+    # --- the trainer in a process ----------------------------------------------------------------------------
+
+    def _open_trainer_side(self) -> None:
+        """Make this (unstarted) service the trainer side of a service whose request side runs in another process
+        (:mod:`bandit._trainer_process`): it owns the Parquet logs, the policy file and rejected.jsonl."""
+        (self.log_dir / "outcomes").mkdir(parents=True, exist_ok=True)
+        self._rejected_fh = open(self.log_dir / "rejected.jsonl", "ab")
+
+    def _start_trainer_process(self) -> None:
+        from bandit._trainer_process import TrainerProcess
+
+        # hand over: the Parquet writers and rejected.jsonl to the child, then what recovery left pending
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        self._rejected_fh.close()
+        self._recovery_rejected = dict(self.rejected_counts)
+        trainer = self.trainer
+        trainer._drain()
+        for event_id, (ts, x, arm) in trainer._pending.items():
+            trainer._decision_inbox.append((event_id, ts, x, arm))
+        for event_id, outs in trainer._outcomes.items():
+            trainer._outcome_inbox.extend((event_id, t, r) for t, r in outs)
+        trainer._outcome_inbox.extend(trainer._orphans)
+        trainer._pending.clear()
+        trainer._outcomes.clear()
+        trainer._orphans = []
+        keep = () if self._lock_fh is None else (self._lock_fh.fileno(),)  # the child holds the lock while it lives
+        self._remote = TrainerProcess(self._trainer_init, keep_fds=keep)
+        self._call_trainer("batch")
+
+    def _call_trainer(self, kind: str, **fields: Any) -> Any:
+        """Send the trainer process what was decided and received since the last call, with one request; apply its
+        reply (counters, a new snapshot); return its result."""
+        from bandit._trainer_process import batch_message, policy_from_state
+
+        trainer = self.trainer
+        # outcomes first (as in Trainer._drain): an outcome taken now has its decision in the inbox already
+        outcomes = [trainer._outcome_inbox.popleft() for _ in range(len(trainer._outcome_inbox))]
+        decisions = [trainer._decision_inbox.popleft() for _ in range(len(trainer._decision_inbox))]
+        header, arrays = batch_message(decisions, outcomes, self.n_features)
+        reply, state = self._remote.call({"kind": kind, **fields, **header}, arrays)
+        self._remote_stats = reply
+        self.rejected_counts = dict(self._recovery_rejected)
+        for reason, n in reply["rejected_counts"].items():
+            self.rejected_counts[reason] = self.rejected_counts.get(reason, 0) + n
+        if "snapshot" in reply:
+            self.holder.replace(policy_from_state(reply["snapshot"], state))
+        return reply["result"]
+
+    @property
+    def n_pending(self) -> int:
+        """Decisions waiting for an outcome or for their window to close."""
+        if self._remote is None:
+            return self.trainer.n_pending
+        return int(self._remote_stats.get("n_pending", 0)) + len(self.trainer._decision_inbox)
+
+    @property
+    def n_applied(self) -> int:
+        """Decisions the policy learned from since start (an outcome, or the window closing without one)."""
+        return self.trainer.n_applied + int(self._remote_stats.get("n_applied", 0))
+
+    @property
+    def n_trainer_steps(self) -> int:
+        """Trainer steps run since start."""
+        return self.trainer.n_steps + int(self._remote_stats.get("n_steps", 0))
+
+    @property
+    def last_checkpoint(self) -> float:
+        """When the policy file was last saved (seconds since the epoch)."""
+        return float(self._remote_stats.get("last_checkpoint", self.trainer.last_checkpoint))
 
     def __enter__(self) -> DecisionService:
         return self
@@ -853,8 +974,10 @@ class DecisionService:
 
     @property
     def healthy(self) -> bool:
-        """False once the trainer thread has died or its last step failed."""
+        """False once the trainer thread (or process) has died or its last step failed."""
         alive = self._thread is None or self._thread.is_alive()
+        if self._remote is not None:
+            alive = alive and self._remote.alive
         return alive and self.last_error is None
 
     def _trainer_loop(self) -> None:
@@ -871,7 +994,10 @@ class DecisionService:
         try:
             self._run_commands()
             t0 = time.perf_counter()
-            self.trainer.step()
+            if self._remote is None:
+                self.trainer.step()
+            else:
+                self._call_trainer("step")
             t1 = time.perf_counter()
             self.step_seconds += t1 - t0
             self.last_step_seconds = t1 - t0
@@ -909,6 +1035,8 @@ class DecisionService:
         return fut
 
     def _add_arm(self, name: str, value: float) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._call_trainer("add_arm", name=name, value=value)
         policy = self.holder.policy
         index = policy.add_arm(bandit.Arm(name=name, value=value))
         self.trainer.checkpoint()  # the file knows the arm before any decision can name it
@@ -916,6 +1044,8 @@ class DecisionService:
         return {"arm": name, "index": index, "policy_version": policy.policy_version}
 
     def _retire_arm(self, name: str) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._call_trainer("retire_arm", name=name)
         policy = self.holder.policy
         policy.remove_arm(name)
         self.trainer.checkpoint()
@@ -923,6 +1053,8 @@ class DecisionService:
         return {"arm": name, "retired": True, "policy_version": policy.policy_version}
 
     def _checkpoint(self) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._call_trainer("checkpoint")
         self.trainer.step()
         path = self.trainer.checkpoint()
         policy = self.holder.policy
@@ -1243,8 +1375,37 @@ class DecisionService:
     def compact(self) -> None:
         """Move the journal's closed segments into the Parquet logs and delete them (trainer thread)."""
         assert self._decision_journal is not None and self._outcome_journal is not None
-        self._store_segments(self._decision_journal.rotate(), self._outcome_journal.rotate())
+        decision_segments, outcome_segments = self._decision_journal.rotate(), self._outcome_journal.rotate()
+        if self._remote is None:
+            self._store_segments(decision_segments, outcome_segments)
+        elif decision_segments or outcome_segments:
+            self._call_trainer("compact", **_segment_paths(decision_segments, outcome_segments))
         self._last_compaction = time.time()
+
+    def _compact_files(self, decision_paths: list[Path], outcome_paths: list[Path]) -> None:
+        """The trainer process's compaction: parse closed journal segment files, store them, delete them."""
+        for path in decision_paths:
+            records, n_bad = parse_segment(path)
+            self.n_journal_bad_lines += n_bad
+            rows = []
+            for r in records:
+                try:
+                    rows.append(_record_row(r))
+                except (KeyError, TypeError, ValueError):
+                    self.n_journal_bad_lines += 1
+            self._store_decisions(rows)
+            _unlink_durably(path)
+        for path in outcome_paths:
+            records, n_bad = parse_segment(path)
+            self.n_journal_bad_lines += n_bad
+            outcomes = []
+            for r in records:
+                try:
+                    outcomes.append(_outcome_row(r))
+                except (KeyError, TypeError, ValueError):
+                    self.n_journal_bad_lines += 1
+            self._store_outcomes(outcomes)
+            _unlink_durably(path)
 
     def _store_segments(self, decision_segments: list[_Segment], outcome_segments: list[_Segment]) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None
@@ -1399,6 +1560,19 @@ class DecisionService:
                     self.trainer.add_outcome(event_id, ts, float(reward))
         self.trainer.step()
         self.trainer.checkpoint()
+
+
+def _segment_paths(decision_segments: list[_Segment], outcome_segments: list[_Segment]) -> dict[str, list[str]]:
+    return {"decision_paths": [str(s.path) for s in decision_segments if s.path is not None],
+            "outcome_paths": [str(s.path) for s in outcome_segments if s.path is not None]}
+
+
+def _unlink_durably(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
 
 
 def _lock_directory(directory: Path) -> Any:

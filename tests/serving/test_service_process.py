@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 import bandit
@@ -134,9 +135,10 @@ def test_real_server_rejects_bad_requests_and_handles_concurrent_rewards(policy_
 
 
 @pytest.mark.slow
-def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(policy_dir):
+@pytest.mark.parametrize("trainer", ["process", "thread"])
+def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(policy_dir, trainer):
     server = Server(policy_dir, "--attribution-window", "2s", "--delivery-delay", "0.5s", "--train-every", "0.2s",
-                    "--compact-every", "1.5s", "--checkpoint-every", "1s").start()
+                    "--compact-every", "1.5s", "--checkpoint-every", "1s", "--trainer", trainer).start()
     acked: dict[str, tuple[str, float]] = {}
     rewarded: dict[str, float] = {}
     stop = threading.Event()
@@ -164,8 +166,12 @@ def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(polic
     for th in threads:
         th.start()
     time.sleep(2.0)  # under load: checkpoints, compactions and snapshot swaps are happening
+    children = psutil.Process(server.proc.pid).children()
+    assert len(children) == (trainer == "process")
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive  # the trainer process dies with the server (it holds the log directory's lock)
     stop.set()
     for th in threads:
         th.join()

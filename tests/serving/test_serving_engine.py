@@ -305,3 +305,122 @@ def test_compaction_in_slices_stores_every_record_once_in_order(tmp_path, monkey
     assert second["event_id"].tolist() == [f"e{i}" for i in range(45, 100)]
     assert sorted(svc.read_outcomes()["event_id"]) == sorted(f"e{i}" for i in range(0, 100, 3))
     svc.close()
+
+
+def _run_with_trainer(tmp_path, mode: str) -> tuple[DecisionService, dict]:
+    """The same traffic, admin operations and compactions through a service with its trainer in ``mode``; the
+    decisions are stamped in the past (from T0), so with the wall clock every window has closed (grace covers them)."""
+    tmp_path.mkdir()
+    make_policy(seed=5).save(tmp_path / "policy.zip")
+    svc = service(tmp_path, trainer=mode, grace="90D").start(thread=False)
+    X, converts, delay = traffic(150, seed=6)
+    for i in range(150):
+        ts = T0 + pd.Timedelta(minutes=i)
+        svc.rank(X[i].tolist(), event_id=f"e{i}", timestamp=ts)
+        if converts[i]:
+            svc.reward(f"e{i}", 1.5, timestamp=ts + delay[i])
+        if i == 49:
+            svc.run_trainer_once()
+            svc.compact()
+        if i == 99:
+            assert svc.add_arm("student", 2.0).result()["index"] == 3
+            assert svc.holder.snapshot.arm_names[-1] == "student"  # served from the next request on
+    svc.reward("never-ranked", 1.0, timestamp=T0)
+    svc.run_trainer_once()
+    seen = {"pending": svc.n_pending, "applied": svc.n_applied, "rejected": dict(svc.rejected_counts),
+            "healthy": svc.healthy, "served_updates": svc.holder.snapshot.n_updates,
+            "checkpoint": svc.force_checkpoint().result()["n_updates"]}
+    svc.close()
+    return svc, seen
+
+
+def test_a_trainer_process_learns_logs_and_reports_exactly_like_the_trainer_thread(tmp_path):
+    thread_svc, by_thread = _run_with_trainer(tmp_path / "thread", "thread")
+    process_svc, by_process = _run_with_trainer(tmp_path / "process", "process")
+    assert by_process == by_thread
+    _, converts, delay = traffic(150, seed=6)
+    late = int((converts & (delay > pd.Timedelta("1h"))).sum())
+    assert late > 0
+    assert by_thread["applied"] == 150 and by_thread["pending"] == 0
+    assert by_thread["rejected"] == {"unknown_event": 1, "late_after_window": late}
+    assert_same_learning(bandit.load(tmp_path / "process" / "policy.zip"), bandit.load(tmp_path / "thread" / "policy.zip"))
+    for kind in ("arms-3", "arms-4"):
+        a = read_decision_log(tmp_path / "thread" / "logs" / "decisions" / kind)
+        b = read_decision_log(tmp_path / "process" / "logs" / "decisions" / kind)
+        pd.testing.assert_frame_equal(a.drop(columns=["policy_version"]), b.drop(columns=["policy_version"]))
+    pd.testing.assert_frame_equal(thread_svc.read_outcomes()[["event_id", "timestamp", "reward"]],
+                                  process_svc.read_outcomes()[["event_id", "timestamp", "reward"]])
+    assert not list((tmp_path / "process" / "logs" / "journal").iterdir())
+    assert (tmp_path / "process" / "logs" / "rejected.jsonl").read_text().count("never-ranked") == 1
+
+
+def test_a_dead_trainer_process_makes_the_service_unhealthy_and_nothing_is_lost(tmp_path):
+    import os
+    import signal
+
+    make_policy(seed=7).save(tmp_path / "policy.zip")
+    initial = bandit.load(tmp_path / "policy.zip")
+    X, converts, _ = traffic(60, seed=8)
+    svc = service(tmp_path, trainer="process", grace="90D").start(thread=False)
+    for i in range(60):
+        ts = T0 + pd.Timedelta(minutes=i)
+        svc.rank(X[i].tolist(), event_id=f"e{i}", timestamp=ts)
+        if converts[i]:
+            svc.reward(f"e{i}", 1.0, timestamp=ts + pd.Timedelta(minutes=1))
+        if i == 29:
+            svc.run_trainer_once()
+            os.kill(svc._remote.pid, signal.SIGKILL)
+            svc._remote.proc.wait()
+    assert not svc.healthy
+    svc.run_trainer_once()  # fails: reported, the service keeps answering
+    assert svc.last_error is not None and svc.n_trainer_errors >= 1
+    d = svc.rank([0.0, 1.0, 2.0], event_id="after-death", timestamp=T0 + pd.Timedelta(minutes=61))
+    svc.close()  # the journal files stay for the next start
+    assert list((tmp_path / "logs" / "journal").glob("decisions-*.jsonl"))
+    again = service(tmp_path, trainer="process", grace="90D").start(thread=False)
+    again.run_trainer_once()
+    assert again.healthy and again.n_pending == 0
+    again.close()
+    log = pd.concat([read_decision_log(p) for p in (tmp_path / "logs" / "decisions").iterdir()], ignore_index=True)
+    assert sorted(log["event_id"]) == sorted([f"e{i}" for i in range(60)] + [d.event_id])
+    outcomes = again.read_outcomes()
+    assert len(outcomes) == int(converts.sum())
+    recovered = bandit.load(tmp_path / "policy.zip")
+    assert recovered.n_updates == 61
+    initial.update_from_log(log, outcomes[["event_id", "timestamp", "reward"]], "1h", grace="90D")
+    assert_same_learning(recovered, initial)
+
+
+def test_trainer_pipe_frames_round_trip_and_refuse_corrupt_streams():
+    import io
+
+    from bandit._trainer_process import read_message, write_message
+
+    buf = io.BytesIO()
+    arrays = {"x": np.arange(12.0).reshape(3, 4), "ids": np.array([1, -2], dtype=np.int64),
+              "mask": np.array([True, False]), "empty": np.zeros((0, 5))}
+    write_message(buf, {"kind": "step", "names": ["a", "ü"]}, arrays)
+    write_message(buf, {"kind": "batch"})
+    buf.seek(0)
+    header, got = read_message(buf)
+    assert header == {"kind": "step", "names": ["a", "ü"]}
+    for name, a in arrays.items():
+        assert got[name].dtype == a.dtype and got[name].shape == a.shape and np.array_equal(got[name], a)
+        assert got[name].flags.writeable
+    assert read_message(buf) == ({"kind": "batch"}, {})
+    with pytest.raises(EOFError):
+        read_message(buf)
+    with pytest.raises(EOFError):  # a frame cut short: the other end died mid-write
+        read_message(io.BytesIO(buf.getvalue()[:20]))
+    with pytest.raises(ValueError, match="corrupt"):
+        read_message(io.BytesIO(b"\xff\xff\xff\xff\x00\x00\x00\x00"))
+
+
+def test_trainer_process_needs_a_journal_file_and_the_wall_clock(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    with pytest.raises(ValueError, match="trainer='process' needs durability"):
+        service(tmp_path, trainer="process", durability="memory")
+    with pytest.raises(ValueError, match="wall clock"):
+        service(tmp_path, trainer="process", clock=lambda: 0)
+    with pytest.raises(ValueError, match="trainer must be"):
+        service(tmp_path, trainer="fork")
