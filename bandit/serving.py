@@ -795,6 +795,7 @@ class DecisionService:
         self._remote: Any = None  # the trainer process's handle (trainer="process", once started)
         self._remote_stats: dict[str, Any] = {}
         self._recovery_rejected: dict[str, int] = {}
+        self._recovery_bad_lines = 0
         self.train_every = _seconds(train_every, "train_every")
         self.compact_every = _seconds(compact_every, "compact_every")
         self.compact_rows = int(compact_rows)
@@ -906,6 +907,7 @@ class DecisionService:
         self._logs.clear()
         self._rejected_fh.close()
         self._recovery_rejected = dict(self.rejected_counts)
+        self._recovery_bad_lines = self.n_journal_bad_lines
         trainer = self.trainer
         trainer._drain()
         for event_id, (ts, x, arm) in trainer._pending.items():
@@ -932,6 +934,7 @@ class DecisionService:
         header, arrays = batch_message(decisions, outcomes, self.n_features)
         reply, state = self._remote.call({"kind": kind, **fields, **header}, arrays)
         self._remote_stats = reply
+        self.n_journal_bad_lines = self._recovery_bad_lines + reply["n_journal_bad_lines"]
         self.rejected_counts = dict(self._recovery_rejected)
         for reason, n in reply["rejected_counts"].items():
             self.rejected_counts[reason] = self.rejected_counts.get(reason, 0) + n
