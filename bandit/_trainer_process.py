@@ -9,7 +9,8 @@ owns the live policy, the pending decisions, the Parquet logs and the policy fil
   (one frame of arrays) and asks for a step; the reply carries the trainer's counters and, when the policy learned,
   its state without the ledger of settled decisions (the request process rebuilds a read-only snapshot from it);
 * compaction: the request process rotates its journals and sends the closed segment files; the child parses them,
-  appends them to the Parquet logs and deletes them;
+  appends them to the Parquet logs and deletes them. With durability ``"memory"`` there are no files: every message
+  also carries the journal records made since the last one, which the child keeps until the next compaction;
 * admin commands (add / retire a plan, checkpoint) and the last compaction, step and checkpoint at close.
 
 Frames on the child's stdin / stdout: ``<u32 header length><u32 number of arrays>``, the header (UTF-8 JSON),
@@ -102,6 +103,49 @@ def batch_message(decisions: list[tuple[str, int, np.ndarray, str]], outcomes: l
     return header, arrays
 
 
+def records_message(decision_rows: list[Any], outcome_rows: list[tuple[str, int, float, int, bool]]) -> Message:
+    """Journal records as a message (durability ``"memory"``: the records exist nowhere else): decision rows
+    (event_id, time us, context, index, propensity, probabilities, eligible, version) and outcome rows (event_id,
+    time us, reward, received us, client timestamp)."""
+    n = len(decision_rows)
+    header = {"row_ids": [r[0] for r in decision_rows], "row_versions": [r[7] for r in decision_rows],
+              "stored_outcome_ids": [o[0] for o in outcome_rows]}
+    empty = np.zeros(0)
+    arrays = {
+        "row_us": np.fromiter((r[1] for r in decision_rows), dtype=np.int64, count=n),
+        "row_contexts": np.concatenate([r[2] for r in decision_rows]) if n else empty,
+        "row_index": np.fromiter((r[3] for r in decision_rows), dtype=np.int64, count=n),
+        "row_propensity": np.fromiter((r[4] for r in decision_rows), dtype=np.float64, count=n),
+        "row_n_arms": np.fromiter((len(r[5]) for r in decision_rows), dtype=np.int64, count=n),
+        "row_probabilities": np.concatenate([r[5] for r in decision_rows]) if n else empty,
+        "row_eligible": np.concatenate([r[6] for r in decision_rows]) if n else np.zeros(0, dtype=bool),
+        "stored_outcome_us": np.array([o[1] for o in outcome_rows], dtype=np.int64),
+        "stored_rewards": np.array([o[2] for o in outcome_rows], dtype=np.float64),
+        "stored_received_us": np.array([o[3] for o in outcome_rows], dtype=np.int64),
+        "stored_client": np.array([o[4] for o in outcome_rows], dtype=bool),
+    }
+    return header, arrays
+
+
+def records_from_message(header: dict[str, Any], arrays: dict[str, np.ndarray],
+                         n_features: int) -> tuple[list[Any], list[tuple[str, int, float, int, bool]]]:
+    """The decision and outcome rows of :func:`records_message`."""
+    ids = header.get("row_ids", [])
+    rows = []
+    if ids:
+        contexts = arrays["row_contexts"].reshape(len(ids), n_features)
+        bounds = np.concatenate([[0], np.cumsum(arrays["row_n_arms"])])
+        probs, eligible = arrays["row_probabilities"], arrays["row_eligible"]
+        for i, (event_id, version) in enumerate(zip(ids, header["row_versions"], strict=True)):
+            lo, hi = bounds[i], bounds[i + 1]
+            rows.append((event_id, int(arrays["row_us"][i]), contexts[i], int(arrays["row_index"][i]),
+                         float(arrays["row_propensity"][i]), probs[lo:hi], eligible[lo:hi], version))
+    outcomes = [(event_id, int(ts), float(r), int(at), bool(c)) for event_id, ts, r, at, c in zip(
+        header.get("stored_outcome_ids", []), arrays.get("stored_outcome_us", ()), arrays.get("stored_rewards", ()),
+        arrays.get("stored_received_us", ()), arrays.get("stored_client", ()), strict=True)]
+    return rows, outcomes
+
+
 def policy_state(policy: Any) -> Message:
     """The policy's state without its ledger of settled decisions (a snapshot never learns, so never reads it)."""
     from bandit.attribution import AppliedEvents
@@ -183,6 +227,9 @@ class _Worker:
         )
         self.service._open_trainer_side()
         self.published = self.service.holder.n_published
+        #: durability "memory": the records received and not yet stored (the next compaction stores them)
+        self.decision_rows: list[Any] = []
+        self.outcome_rows: list[tuple[str, int, float, int, bool]] = []
 
     def handle(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
         svc = self.service
@@ -193,13 +240,21 @@ class _Worker:
         for event_id, ts, reward in zip(header.get("outcome_ids", ()), arrays.get("outcome_us", ()),
                                         arrays.get("rewards", ()), strict=True):
             trainer.add_outcome(event_id, int(ts), float(reward))
+        rows, outcomes = records_from_message(header, arrays, svc.n_features)
+        self.decision_rows += rows
+        self.outcome_rows += outcomes
         kind = header["kind"]
         result: Any = None
         t0 = time.perf_counter()
+        if kind in ("compact", "close"):
+            svc._compact_files([Path(p) for p in header.get("decision_paths", ())],
+                               [Path(p) for p in header.get("outcome_paths", ())])
+            if self.decision_rows:
+                svc._store_decisions(self.decision_rows)
+            svc._store_outcomes(self.outcome_rows)
+            self.decision_rows, self.outcome_rows = [], []
         if kind == "step":
             trainer.step()
-        elif kind == "compact":
-            svc._compact_files([Path(p) for p in header["decision_paths"]], [Path(p) for p in header["outcome_paths"]])
         elif kind == "add_arm":
             result = svc._add_arm(header["name"], float(header["value"]))
         elif kind == "retire_arm":
@@ -207,9 +262,8 @@ class _Worker:
         elif kind == "checkpoint":
             result = svc._checkpoint()
         elif kind == "close":
-            svc._compact_files([Path(p) for p in header["decision_paths"]], [Path(p) for p in header["outcome_paths"]])
             svc._close_trainer_side()
-        elif kind != "batch":
+        elif kind not in ("batch", "compact"):
             raise ValueError(f"unknown message kind {kind!r}")
         reply: dict[str, Any] = {
             "result": result, "seconds": time.perf_counter() - t0, "n_pending": trainer.n_pending,

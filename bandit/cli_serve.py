@@ -1,7 +1,7 @@
 """``upsell-bandit serve``: the Rank/Reward HTTP service (:mod:`bandit.service` under uvicorn).
 
     upsell-bandit serve --policy FILE --log DIR [--host 127.0.0.1 --port 8000 --attribution-window 1D
-        --checkpoint-every 60s --token-file FILE --durability fsync|write|memory --trainer auto|process|thread
+        --checkpoint-every 60s --token-file FILE --durability fsync|write|memory --trainer process|thread
         --features a,b,c]
 
 Arguments are checked, the policy file loaded and the log directory recovered before the port is opened; a bad one
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 from pathlib import Path
-from typing import Literal
 
 from bandit._cli_common import UsageError, one_line, parse_window
 
@@ -63,23 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="pause between trainer steps (default: %(default)s)")
     p.add_argument("--compact-every", default="30s", metavar="DURATION",
                    help="how often the journal is compacted into Parquet parts (default: %(default)s)")
-    p.add_argument("--trainer", choices=["auto", "process", "thread"], default="auto",
+    p.add_argument("--trainer", choices=["process", "thread"], default="process",
                    help="where the trainer (learning, compaction, checkpoints) runs: a child process, so that its "
-                   "work never holds up a request, or a thread of the server process; auto: process, except with "
-                   "--durability memory (default: %(default)s)")
+                   "work never holds up a request, or a thread of the server process (default: %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, metavar="N",
                    help="largest request body accepted (default: %(default)s)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default: %(default)s)")
-
-
-def _trainer_mode(choice: str, durability: str) -> Literal["thread", "process"]:
-    if choice == "auto":
-        return "thread" if durability == "memory" else "process"
-    if choice == "process" and durability == "memory":
-        raise UsageError("--trainer process: needs --durability fsync or write (the trainer process compacts the "
-                         "journal files)")
-    return "process" if choice == "process" else "thread"
 
 
 def _duration(text: str, flag: str) -> float:
@@ -138,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every=durations["--checkpoint-every"], checkpoint_updates=args.checkpoint_updates,
             combine=args.combine, delivery_delay=delay, train_every=durations["--train-every"],
             compact_every=durations["--compact-every"],
-            trainer=_trainer_mode(args.trainer, args.durability),
+            trainer=args.trainer,
         )
     except (ValueError, TypeError) as exc:
         message = one_line(exc)

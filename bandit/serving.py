@@ -703,8 +703,7 @@ class DecisionService:
         (:mod:`bandit._trainer_process`) that owns the live policy, the pending decisions, the Parquet logs and the
         policy file; this process journals, decides from snapshots the child sends back after each step, and
         forwards decisions and outcomes once per ``train_every``. Same learning, same files, same recovery; the
-        request path no longer waits for trainer work (measured in ``bench/serve_bench.py``). Needs durability
-        ``"fsync"`` or ``"write"`` (the child compacts journal files) and the wall clock.
+        request path no longer waits for trainer work (measured in ``bench/serve_bench.py``). Needs the wall clock.
 
     Examples
     --------
@@ -748,9 +747,8 @@ class DecisionService:
             raise ValueError(f"durability must be one of {list(DURABILITY_MODES)}, got {durability!r}")
         if trainer not in ("thread", "process"):
             raise ValueError(f"trainer must be 'thread' or 'process', got {trainer!r}")
-        if trainer == "process" and (durability == "memory" or clock is not None):
-            raise ValueError("trainer='process' needs durability 'fsync' or 'write' (the trainer process compacts the "
-                             "journal files) and the wall clock (clock=None)")
+        if trainer == "process" and clock is not None:
+            raise ValueError("trainer='process' needs the wall clock (clock=None): the trainer process steps by it")
         self.trainer_mode = trainer
         self.policy_path = Path(policy_path)
         self.log_dir = Path(log_dir)
@@ -867,7 +865,7 @@ class DecisionService:
         outcome_segments = self._outcome_journal.close()
         if self._remote is not None:
             try:  # the child compacts, steps and checkpoints; if it is gone, the journal files stay for recovery
-                self._call_trainer("close", **_segment_paths(decision_segments, outcome_segments))
+                self._call_trainer("close", decision_segments, outcome_segments)
             except Exception as exc:
                 self.last_error = exc
                 self.n_trainer_errors += 1
@@ -922,16 +920,28 @@ class DecisionService:
         self._remote = TrainerProcess(self._trainer_init, keep_fds=keep)
         self._call_trainer("batch")
 
-    def _call_trainer(self, kind: str, **fields: Any) -> Any:
-        """Send the trainer process what was decided and received since the last call, with one request; apply its
-        reply (counters, a new snapshot); return its result."""
-        from bandit._trainer_process import batch_message, policy_from_state
+    def _call_trainer(self, kind: str, decision_segments: Sequence[_Segment] = (),
+                      outcome_segments: Sequence[_Segment] = (), **fields: Any) -> Any:
+        """Send the trainer process what was decided and received since the last call, with one request (and the
+        closed journal segments to compact); apply its reply (counters, a new snapshot); return its result."""
+        from bandit._trainer_process import batch_message, policy_from_state, records_message
 
         trainer = self.trainer
         # outcomes first (as in Trainer._drain): an outcome taken now has its decision in the inbox already
         outcomes = [trainer._outcome_inbox.popleft() for _ in range(len(trainer._outcome_inbox))]
         decisions = [trainer._decision_inbox.popleft() for _ in range(len(trainer._decision_inbox))]
         header, arrays = batch_message(decisions, outcomes, self.n_features)
+        header.update(_segment_paths(decision_segments, outcome_segments))
+        if self.durability == "memory":
+            # the records exist only here: they travel with every message, the child stores them at compaction
+            assert self._decision_journal is not None and self._outcome_journal is not None
+            decision_segments = [*decision_segments, *self._decision_journal.rotate()]
+            outcome_segments = [*outcome_segments, *self._outcome_journal.rotate()]
+            more_header, more_arrays = records_message(
+                [r for seg in decision_segments for r in seg.records],
+                [_outcome_row(r) for seg in outcome_segments for r in seg.records])
+            header.update(more_header)
+            arrays.update(more_arrays)
         reply, state = self._remote.call({"kind": kind, **fields, **header}, arrays)
         self._remote_stats = reply
         self.n_journal_bad_lines = self._recovery_bad_lines + reply["n_journal_bad_lines"]
@@ -1381,8 +1391,8 @@ class DecisionService:
         decision_segments, outcome_segments = self._decision_journal.rotate(), self._outcome_journal.rotate()
         if self._remote is None:
             self._store_segments(decision_segments, outcome_segments)
-        elif decision_segments or outcome_segments:
-            self._call_trainer("compact", **_segment_paths(decision_segments, outcome_segments))
+        elif decision_segments or outcome_segments or self.durability == "memory":
+            self._call_trainer("compact", decision_segments, outcome_segments)
         self._last_compaction = time.time()
 
     def _compact_files(self, decision_paths: list[Path], outcome_paths: list[Path]) -> None:
@@ -1565,7 +1575,7 @@ class DecisionService:
         self.trainer.checkpoint()
 
 
-def _segment_paths(decision_segments: list[_Segment], outcome_segments: list[_Segment]) -> dict[str, list[str]]:
+def _segment_paths(decision_segments: Sequence[_Segment], outcome_segments: Sequence[_Segment]) -> dict[str, list[str]]:
     return {"decision_paths": [str(s.path) for s in decision_segments if s.path is not None],
             "outcome_paths": [str(s.path) for s in outcome_segments if s.path is not None]}
 

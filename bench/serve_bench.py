@@ -2,8 +2,8 @@
 
 One server process (one uvicorn worker) serves a LinUCB policy of 6 plans and 23 features (the simulated world's
 featurizer) with a short attribution window, so that its trainer applies outcomes and swaps snapshots every second
-while the load runs. The trainer runs where ``serve`` puts it by default (``--trainer auto``): in a child process
-for ``fsync`` and ``write``, on a thread for ``memory``; ``--server-args '--trainer thread'`` measures the thread. A bounded, closed-loop load generator runs in separate processes (raw HTTP/1.1 over
+while the load runs. The trainer runs where ``serve`` puts it by default, in a child process; ``--server-args
+'--trainer thread'`` measures it on a thread of the server process. A bounded, closed-loop load generator runs in separate processes (raw HTTP/1.1 over
 keep-alive connections on asyncio -- much lighter than an HTTP client library, so that the generator does not
 steal the server's CPU): each connection keeps exactly one request in flight, sends ``POST /rank`` with a fresh
 event id and, after every 5th rank, ``POST /reward`` for that event. Latency is measured by the client, from
@@ -266,9 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
         "bench": "serve",
         "description": "upsell-bandit serve, one uvicorn worker, loopback, closed-loop load (one request in flight "
         f"per connection), a reward after every {REWARD_EVERY}th rank; LinUCB, {len(ARMS)} plans, {N_FEATURES} "
-        "features; attribution window 10s, the other settings at their defaults (trainer in a child process for fsync "
-        "and write, on a thread for memory; trainer step every 1 s, delivery delay 2 s, checkpoint every 60 s, "
-        "journal compaction every 30 s)",
+        "features; attribution window 10s, the other settings at their defaults (trainer in a child process, a step "
+        "every 1 s, delivery delay 2 s, checkpoint every 60 s, journal compaction every 30 s)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "uptime_before": uptime, "uptime_after": uptime_after},
         "server_args": args.server_args,
