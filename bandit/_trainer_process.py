@@ -288,8 +288,11 @@ def main() -> int:
     """The child's loop: read a message, handle it, reply; exit on end of input."""
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but frames on the pipe
+    stdin = sys.stdin.buffer
+    # the frames get the pipe to themselves: anything else writing to fd 1 (a print, a C library) goes to stderr
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     worker: _Worker | None = None
     while True:
         try:

@@ -110,6 +110,8 @@ _SEGMENT = re.compile(r"(?P<prefix>[a-z]+)-(?P<seq>\d{8})\.jsonl")
 #: Journal records converted per slice at compaction, and the pause between slices (seconds) that lets the request
 #: threads take the GIL.
 _COMPACT_SLICE = 2048
+#: Decisions per message to a trainer process at most (a bounded frame; a larger backlog goes in several).
+_FORWARD_ROWS = 100_000
 _COMPACT_PAUSE = 0.0005
 _OUTCOME_FIELDS = [pa.field("received_at", TIMESTAMP_TYPE, nullable=False),
                    pa.field("client_timestamp", pa.bool_(), nullable=False)]
@@ -924,13 +926,20 @@ class DecisionService:
                       outcome_segments: Sequence[_Segment] = (), **fields: Any) -> Any:
         """Send the trainer process what was decided and received since the last call, with one request (and the
         closed journal segments to compact); apply its reply (counters, a new snapshot); return its result."""
-        from bandit._trainer_process import batch_message, policy_from_state, records_message
+        from bandit._trainer_process import batch_message, records_message
 
         trainer = self.trainer
         # outcomes first (as in Trainer._drain): an outcome taken now has its decision in the inbox already
         outcomes = [trainer._outcome_inbox.popleft() for _ in range(len(trainer._outcome_inbox))]
         decisions = [trainer._decision_inbox.popleft() for _ in range(len(trainer._decision_inbox))]
-        header, arrays = batch_message(decisions, outcomes, self.n_features)
+        # a large backlog (e.g. what recovery left pending) goes first, in bounded frames of decisions only; the
+        # outcomes follow with the last frame, after every decision they can belong to
+        start = 0
+        while len(decisions) - start > _FORWARD_ROWS:
+            chunk_header, chunk_arrays = batch_message(decisions[start : start + _FORWARD_ROWS], [], self.n_features)
+            self._apply_trainer_reply(*self._remote.call({"kind": "batch", **chunk_header}, chunk_arrays))
+            start += _FORWARD_ROWS
+        header, arrays = batch_message(decisions[start:], outcomes, self.n_features)
         header.update(_segment_paths(decision_segments, outcome_segments))
         if self.durability == "memory":
             # the records exist only here: they travel with every message, the child stores them at compaction
@@ -942,7 +951,11 @@ class DecisionService:
                 [_outcome_row(r) for seg in outcome_segments for r in seg.records])
             header.update(more_header)
             arrays.update(more_arrays)
-        reply, state = self._remote.call({"kind": kind, **fields, **header}, arrays)
+        return self._apply_trainer_reply(*self._remote.call({"kind": kind, **fields, **header}, arrays))
+
+    def _apply_trainer_reply(self, reply: dict[str, Any], state: dict[str, np.ndarray]) -> Any:
+        from bandit._trainer_process import policy_from_state
+
         self._remote_stats = reply
         self.n_journal_bad_lines = self._recovery_bad_lines + reply["n_journal_bad_lines"]
         self.rejected_counts = dict(self._recovery_rejected)

@@ -335,7 +335,8 @@ def _run_with_trainer(tmp_path, mode: str, durability: str) -> tuple[DecisionSer
 
 
 @pytest.mark.parametrize("durability", ["write", "memory"])
-def test_a_trainer_process_learns_logs_and_reports_exactly_like_the_trainer_thread(tmp_path, durability):
+def test_a_trainer_process_learns_logs_and_reports_exactly_like_the_trainer_thread(tmp_path, durability, monkeypatch):
+    monkeypatch.setattr("bandit.serving._FORWARD_ROWS", 16)  # backlogs go in several frames
     thread_svc, by_thread = _run_with_trainer(tmp_path / "thread", "thread", durability)
     process_svc, by_process = _run_with_trainer(tmp_path / "process", "process", durability)
     assert by_process == by_thread
