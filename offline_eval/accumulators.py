@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from offline_eval._stream_kernels import column_moments
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import Diagnostics, weight_diagnostics
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
@@ -79,10 +80,9 @@ class Moments:
 
     @classmethod
     def of(cls, columns: np.ndarray) -> Moments:
-        """Moments of the columns (m, rows) of one batch."""
-        mean = columns.mean(axis=1)
-        centred = columns - mean[:, None]
-        return cls(columns.shape[1], mean, centred @ centred.T)
+        """Moments of the columns (m, rows) of one batch (no BLAS call: see :mod:`offline_eval._stream_kernels`)."""
+        mean, comoment = column_moments(columns)
+        return cls(columns.shape[1], mean, comoment)
 
     def merge(self, other: Moments) -> Moments:
         """Moments of the union of the rows (Chan et al.)."""

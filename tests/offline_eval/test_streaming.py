@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from scale_logs import add_duplicates, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
-from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, duplicate_ids, evaluate
+from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, duplicate_ids, evaluate, streaming
 from offline_eval.diagnostics import DiagnosticWarning
 from offline_eval.reward_models import MRDRRewardModel, RidgeRewardModel
 from offline_eval.schema import DecisionLogWarning
@@ -64,15 +66,58 @@ def test_default_estimators_on_a_pyarrow_dataset_and_a_file_list(log):
     assert set(want.interval) >= {"el-ips", "el"}  # small log: the EL intervals, from the retained rows
 
 
-def test_batch_size_does_not_change_the_result(log):
+class OneCallerAtATime:
+    """A policy that fails when two threads call ``action_probabilities`` at once (policies need not be
+    thread-safe: the passes' worker threads must take turns on one)."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.busy = threading.Lock()
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def action_probabilities(self, X, eligible=None):
+        if not self.busy.acquire(blocking=False):
+            raise AssertionError("action_probabilities called by two threads at once")
+        try:
+            self.calls += 1
+            time.sleep(0.002)  # a window for a second caller
+            return self.policy.action_probabilities(X, eligible)
+        finally:
+            self.busy.release()
+
+
+def test_batch_size_and_threads_do_not_change_the_result(log, monkeypatch):
     path, policies, _ = log
     estimators = [IPS(interval="normal"), SNIPS(interval="normal"), DR(reward_model=RidgeRewardModel(),
                                                                      interval="normal")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        tables = [evaluate_parquet(path, {"linucb": policies["linucb"]}, estimators, batch_rows=b)
-                  for b in (97, 5000)]
+    tables = []
+    for batch_rows, threads in ((97, 4), (5000, 1)):
+        monkeypatch.setattr(streaming, "PASS_THREADS", threads)
+        target = OneCallerAtATime(policies["linucb"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            tables.append(evaluate_parquet(path, {"linucb": target, "solo": "solo"}, estimators, batch_rows=batch_rows))
+        assert target.calls >= 5975 // batch_rows  # one call per batch (6000 rows, 25 without a reward)
     assert_tables_equal(tables[0], tables[1])
+
+
+def test_ordered_map_keeps_the_order_and_raises_in_turn():
+    def slow_first(i):
+        time.sleep(0.02 if i % 3 == 0 else 0.0)  # early items finish last
+        if i == 7:
+            raise ValueError("item 7")
+        return i * i
+
+    assert list(streaming.ordered_map(slow_first, range(7), threads=3)) == [i * i for i in range(7)]
+    assert list(streaming.ordered_map(slow_first, range(7), threads=1)) == [i * i for i in range(7)]
+    got = []
+    with pytest.raises(ValueError, match="item 7"):
+        for value in streaming.ordered_map(slow_first, range(20), threads=3):
+            got.append(value)
+    assert got == [i * i for i in range(7)]
 
 
 def test_bad_arguments_name_what_is_wrong(log, tmp_path):
@@ -172,7 +217,24 @@ def test_reward_model_columns_are_read_once_when_they_fit(log, monkeypatch):
         warnings.simplefilter("ignore", UserWarning)
         kept = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need)
         assert len(scans) == 2  # the statistics pass (then the Newton passes from memory) and the evaluation pass
+        # ... which takes the contexts and folds from memory too
+        assert "context" not in scans[-1] and "event_id" not in scans[-1]
         scans.clear()
         read = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need - 1)
         assert len(scans) >= 5  # every Newton pass reads the log
+        assert "context" in scans[-1] and "event_id" in scans[-1]
     assert_tables_equal(kept, read)
+
+
+def test_kept_rows_are_found_by_position_across_kept_batches():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 2))
+    folds = rng.integers(0, 5, 50).astype(np.uint8)
+    bounds = [0, 20, 21, 50]
+    kept = streaming._KeptRows([X[a:b] for a, b in zip(bounds, bounds[1:])],
+                               {(5, 7): [folds[a:b] for a, b in zip(bounds, bounds[1:])]})
+    for start, m in [(0, 20), (20, 1), (21, 29), (5, 10), (15, 30), (0, 50), (49, 1)]:
+        np.testing.assert_array_equal(kept.context(start, m), X[start:start + m])
+        got = kept.fold_rows(start, m)[(5, 7)]
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, folds[start:start + m])
