@@ -17,13 +17,15 @@ Frames on the child's stdin / stdout: ``<u32 header length><u32 number of arrays
 then per array ``<u64 byte length>`` and its raw little-endian bytes; the header's ``"arrays"`` lists each array's
 name, dtype and shape. Nothing is pickled. The child inherits the log directory's lock (its file descriptor), so a
 restarted service cannot start while an old child still writes; the child exits when its stdin closes or its parent
-dies (a watchdog thread notices the parent's death within 50 ms).
+dies (a watchdog thread notices the parent's death within 50 ms); it ignores SIGINT and SIGTERM, which a terminal or
+a service manager sends to the whole process group, so that the service can still close cleanly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -288,6 +290,10 @@ def main() -> int:
     """The child's loop: read a message, handle it, reply; exit on end of input."""
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    # Ctrl-C in a terminal and systemd's stop signal the whole process group: the service then closes cleanly, and
+    # its close needs this process for the last compaction, step and checkpoint
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stdin = sys.stdin.buffer
     # the frames get the pipe to themselves: anything else writing to fd 1 (a print, a C library) goes to stderr
     stdout = os.fdopen(os.dup(1), "wb")

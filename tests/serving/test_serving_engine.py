@@ -393,6 +393,22 @@ def test_a_dead_trainer_process_makes_the_service_unhealthy_and_nothing_is_lost(
     assert_same_learning(recovered, initial)
 
 
+def test_the_trainer_process_outlives_a_process_group_interrupt_so_the_service_closes_cleanly(tmp_path):
+    import os
+    import signal
+
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, trainer="process", grace="90D").start(thread=False)
+    svc.rank([0.1, 0.2, 0.3], event_id="e0", timestamp=T0)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # what Ctrl-C / a service manager send to the process group
+        os.kill(svc._remote.pid, sig)
+    svc.run_trainer_once()
+    assert svc.healthy and svc.n_applied == 1
+    svc.close()
+    assert svc.last_error is None and svc._remote.proc.returncode == 0
+    assert not list((tmp_path / "logs" / "journal").iterdir())
+
+
 def test_trainer_pipe_frames_round_trip_and_refuse_corrupt_streams():
     import io
 
