@@ -1411,27 +1411,23 @@ class DecisionService:
     def _compact_files(self, decision_paths: list[Path], outcome_paths: list[Path]) -> None:
         """The trainer process's compaction: parse closed journal segment files, store them, delete them."""
         for path in decision_paths:
-            records, n_bad = parse_segment(path)
-            self.n_journal_bad_lines += n_bad
-            rows = []
-            for r in records:
-                try:
-                    rows.append(_record_row(r))
-                except (KeyError, TypeError, ValueError):
-                    self.n_journal_bad_lines += 1
-            self._store_decisions(rows)
+            self._store_decisions(self._parse_rows(path, _record_row))
             _unlink_durably(path)
         for path in outcome_paths:
-            records, n_bad = parse_segment(path)
-            self.n_journal_bad_lines += n_bad
-            outcomes = []
-            for r in records:
-                try:
-                    outcomes.append(_outcome_row(r))
-                except (KeyError, TypeError, ValueError):
-                    self.n_journal_bad_lines += 1
-            self._store_outcomes(outcomes)
+            self._store_outcomes(self._parse_rows(path, _outcome_row))
             _unlink_durably(path)
+
+    def _parse_rows(self, path: Path, row: Callable[[Any], Any]) -> list[Any]:
+        """The records of a segment file as rows; unreadable lines and records are counted and skipped."""
+        records, n_bad = parse_segment(path)
+        self.n_journal_bad_lines += n_bad
+        rows = []
+        for r in records:
+            try:
+                rows.append(row(r))
+            except (KeyError, TypeError, ValueError):
+                self.n_journal_bad_lines += 1
+        return rows
 
     def _store_segments(self, decision_segments: list[_Segment], outcome_segments: list[_Segment]) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None

@@ -409,6 +409,22 @@ def test_the_trainer_process_outlives_a_process_group_interrupt_so_the_service_c
     assert not list((tmp_path / "logs" / "journal").iterdir())
 
 
+def test_the_trainer_process_quarantines_bad_journal_lines_and_stores_the_rest(tmp_path):
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, trainer="process", grace="90D").start(thread=False)
+    svc.rank([0.1, 0.2, 0.3], event_id="e0", timestamp=T0)
+    svc.reward("e0", 1.0, timestamp=T0)
+    for prefix in ("decisions", "outcomes"):
+        (segment,) = (tmp_path / "logs" / "journal").glob(f"{prefix}-*.jsonl")
+        with open(segment, "ab") as fh:  # a record with a field missing, then a torn last write
+            fh.write(b'{"e": "crafted", "t": 1}\n{"e": "to')
+    svc.compact()
+    svc.close()
+    assert svc.n_journal_bad_lines == 4
+    assert read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["e0"]
+    assert svc.read_outcomes()["event_id"].tolist() == ["e0"]
+
+
 def test_trainer_pipe_frames_round_trip_and_refuse_corrupt_streams():
     import io
 
