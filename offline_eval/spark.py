@@ -56,6 +56,7 @@ from offline_eval.streaming import (
     eval_columns,
     fit_models,
     mrdr_weights_of,
+    one_blas_thread,
 )
 
 __all__ = ["PARTITION_STRIDE", "evaluate"]
@@ -135,19 +136,20 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
 
         target = None if mrdr is None else _unship(mrdr[0])
         total = None
-        for record_batch in batches:
-            table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
-            if table.num_rows == 0:
-                continue
-            part = _model_batch(table, None)
-            if n_folds is not None:
-                part = ModelBatch(part.X, part.action, part.reward,
-                                  fold_of(table.column(S.EVENT_ID), n_folds, fold_seed))
-            if mrdr is not None:
-                data = _logged_data(table, mrdr[2])
-                part = part._replace(mrdr=mrdr_weights_of(data, target, f"policies[{mrdr[1]!r}]"))
-            out = combine([map_fn(part)], ops)
-            total = out if total is None else combine([total, out], ops)
+        with one_blas_thread():  # see offline_eval.streaming.one_blas_thread
+            for record_batch in batches:
+                table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
+                if table.num_rows == 0:
+                    continue
+                part = _model_batch(table, None)
+                if n_folds is not None:
+                    part = ModelBatch(part.X, part.action, part.reward,
+                                      fold_of(table.column(S.EVENT_ID), n_folds, fold_seed))
+                if mrdr is not None:
+                    data = _logged_data(table, mrdr[2])
+                    part = part._replace(mrdr=mrdr_weights_of(data, target, f"policies[{mrdr[1]!r}]"))
+                out = combine([map_fn(part)], ops)
+                total = out if total is None else combine([total, out], ops)
         if total is not None:
             yield _output([(_partition_id(), 0, _to_bytes({str(i): a for i, a in enumerate(total)}), 0, 0)])
 
@@ -169,20 +171,21 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
         accs: list[PolicyAccumulator | None] = [None] * len(targets)
         start = pid * PARTITION_STRIDE
         missing = total = 0
-        for record_batch in batches:
-            table, dropped = rows_with_reward(pa.Table.from_batches([record_batch]))
-            missing += dropped
-            total += record_batch.num_rows
-            if table.num_rows == 0:
-                continue
-            data = _logged_data(table, arms, context)
-            predict = Predictions(fitted, data, table)
-            for i, target in enumerate(targets):
-                part = PolicyAccumulator.of(layout, data, target, predict(names[i]), start=start,
-                                            name=f"policies[{names[i]!r}]")
-                acc = accs[i]
-                accs[i] = part if acc is None else acc.merge(part)
-            start += data.n
+        with one_blas_thread():  # see offline_eval.streaming.one_blas_thread
+            for record_batch in batches:
+                table, dropped = rows_with_reward(pa.Table.from_batches([record_batch]))
+                missing += dropped
+                total += record_batch.num_rows
+                if table.num_rows == 0:
+                    continue
+                data = _logged_data(table, arms, context)
+                predict = Predictions(fitted, data, table)
+                for i, target in enumerate(targets):
+                    part = PolicyAccumulator.of(layout, data, target, predict(names[i]), start=start,
+                                                name=f"policies[{names[i]!r}]")
+                    acc = accs[i]
+                    accs[i] = part if acc is None else acc.merge(part)
+                start += data.n
         rows = [(pid, i, _to_bytes(acc.to_arrays()), 0, 0) for i, acc in enumerate(accs) if acc is not None]
         rows.append((pid, -1, b"", missing, total))
         yield _output(rows)

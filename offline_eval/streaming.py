@@ -17,7 +17,14 @@ reads only the columns it needs: the evaluation pass reads the context only for 
 the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
 reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus 8 per MRDR target) in memory after their first
 pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.4 x 10^7
-rows of 8 features), so the Newton passes cost their arithmetic only; larger logs are read again every pass.
+rows of 8 features), so the Newton passes cost their arithmetic only, and the evaluation pass then takes the contexts
+and folds from memory too (it reads neither the context nor the event id); larger logs are read again every pass.
+
+Threads: the scanner decodes the next batches on pyarrow's threads while :data:`PASS_THREADS` worker threads (the
+cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); the results are merged in log
+order, so the result does not depend on the threads. A policy object is called by one thread at a time (its
+``action_probabilities`` need not be thread-safe). During the passes BLAS calls use one thread
+(:func:`one_blas_thread`) and the scanners decode into the jemalloc pool (:func:`scan_memory_pool`).
 
 Rows whose ``event_id`` already appeared earlier in the log are dropped (the first occurrence is kept) and
 reported in one :class:`~offline_eval.schema.DecisionLogWarning`, as :func:`offline_eval.schema.read_log` does:
