@@ -526,15 +526,20 @@ class _ModelColumns:
 
     def sample(self, model: Any, target: str | None = None) -> Sample:
         """The ``sample`` of :func:`~offline_eval.reward_fit.fit_cross_fit`: every :data:`SAMPLE_STRIDE`-th kept
-        row, once the batches are kept (None before)."""
+        row, once the batches are kept (None before), as one batch (a logistic pass splits a batch over its threads
+        only when it is large: one sampled batch of each kept one would run on one thread)."""
 
         def make() -> tuple[Callable[[MapFn, tuple[str, ...]], list[np.ndarray]], float] | None:
             sampled = self.kept(model, target, SAMPLE_STRIDE)
             if sampled is None or self.base is None:
                 return None
             batches = list(sampled)
+            weights = [b.mrdr for b in batches if b.mrdr is not None]
+            one = ModelBatch(np.concatenate([b.X for b in batches]), np.concatenate([b.action for b in batches]),
+                             np.concatenate([b.reward for b in batches]), np.concatenate([b.folds for b in batches]),
+                             np.concatenate(weights) if weights else None)
             n = sum(len(r) for _, _, r in self.base)
-            return reduce_in_memory(batches), sum(len(b.reward) for b in batches) / max(n, 1)
+            return reduce_in_memory([one]), len(one.reward) / max(n, 1)
 
         return make
 
