@@ -39,7 +39,7 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hash_strings(offsets, data, out):  # pragma: no cover - numba
     """64-bit hash of each string: splitmix64(FNV-1a(bytes)).
 
@@ -56,7 +56,7 @@ def _hash_strings(offsets, data, out):  # pragma: no cover - numba
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _group_by_top_bits(h, bits, out, bounds):  # pragma: no cover - numba
     """Counting sort of the hashes ``h`` (n,) uint64 by their top ``bits`` bits (>= 1) into ``out`` (n,) uint64,
     stable; ``bounds`` (2^bits + 1,) int64 receives each group's start (and the end). Returns 0."""
