@@ -26,9 +26,19 @@ not seen.
     ``max_i 1 / p_i``) and the reward range from the estimator's ``reward_range`` (else the observed rewards with 0).
 :func:`el_mean_interval` (Owen 1988)
     EL for the mean of per-row terms (used for DR, SNDR, DM-family references), the one-constraint special case.
-    Both are calibrated by the chi-square quantile times ``(1 + a / n)`` with the Bartlett-type factor
-    ``a = 1`` (DiCiccio, Hall and Romano 1991 give ``a = (m4/m2^2)/2 - (m3^2/m2^3)/3``; we use its value for
-    common skewness as a fixed, mild correction).
+
+Calibration (both functions, :func:`critical_value`): the interval is ``{v : -2 log R(v) <= c}`` with
+``c = t_nu^2 (1 + a / n)``, ``t_nu`` the ``1 - alpha / 2`` quantile of Student's t with ``nu`` degrees of freedom
+and the Bartlett-type factor ``a = 1`` (DiCiccio, Hall and Romano 1991 give ``a = (m4/m2^2)/2 - (m3^2/m2^3)/3``;
+its value for common skewness as a fixed, mild correction). ``nu`` accounts for the noise of the variance that
+the interval implicitly estimates: the sample variance of terms with kurtosis ``kappa = m4 / m2^2`` has relative
+variance about ``(kappa - 1) / n``, which is that of ``chi^2_nu / nu`` for ``nu = 2 n / (kappa - 1)``
+(Satterthwaite's moment matching), so the studentised mean is about ``t_nu`` and ``-2 log R`` about
+``F(1, nu) = t_nu^2``. For normal terms (``kappa = 3``) ``nu = n``, about the F(1, n - 1) calibration discussed by Owen
+(2001, ch. 3); ``nu`` is capped at ``n - 1``. Heavy-tailed terms -- importance weights up to 30 times rare revenue,
+kurtosis in the hundreds at n = 2,000 -- have ``nu`` of 10-30, and the chi-square calibration
+(``nu = infinity``) covered 0.93 instead of 0.95 there (``bench/ope_accuracy.py``, ``upsell6-skewed``); with
+``t_nu`` the measured coverage is 0.955-0.96, and unchanged where ``nu`` is large.
 
 Both functions sort the rows first (a canonical order), so the interval is a function of the rows alone, bit for
 bit, however they were read (in memory, streamed, or gathered from Spark partitions in another order).
@@ -40,21 +50,22 @@ References
 ----------
 Karampatziakis, N., Langford, J. and Mineiro, P. (2021). Empirical likelihood for contextual bandits. NeurIPS.
 Owen, A. B. (1988). Empirical likelihood ratio confidence intervals for a single functional. Biometrika 75(2).
-Owen, A. B. (2001). Empirical Likelihood. Chapman & Hall (the pseudo-logarithm, ch. 12).
+Owen, A. B. (2001). Empirical Likelihood. Chapman & Hall (calibration, ch. 3; the pseudo-logarithm, ch. 12).
+Satterthwaite, F. E. (1946). An approximate distribution of estimates of variance components. Biometrics Bull. 2(6).
 DiCiccio, T., Hall, P. and Romano, J. (1991). Empirical likelihood is Bartlett-correctable. Ann. Statist. 19(2).
 """
 
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import numpy as np
 from numba import njit
+from scipy.special import stdtrit
 
 from offline_eval.intervals import Interval
 
-__all__ = ["CORNER_WEIGHT", "EL_TOL", "el_mean_interval", "ips_el_interval"]
+__all__ = ["CORNER_WEIGHT", "EL_TOL", "critical_value", "el_mean_interval", "ips_el_interval"]
 
 #: Weight (in rows) of the log-barrier terms that keep the implied density non-negative at the corners of the box.
 CORNER_WEIGHT = 1e-3
@@ -168,8 +179,30 @@ def _dual_max(g1, g2, shift2, m, corners, cw, lam, out):  # pragma: no cover - n
     return passes
 
 
-def _chi2_1(alpha: float) -> float:
-    return NormalDist().inv_cdf(1.0 - alpha / 2.0) ** 2
+def critical_value(x: np.ndarray, alpha: float) -> float:
+    """Critical value of ``-2 log R`` for a two-sided ``1 - alpha`` interval from the terms ``x`` (n,), n >= 2
+    (module docstring, "Calibration"): ``t_nu^2 (1 + 1 / n)`` with ``nu = min(n - 1, 2 n / (kappa - 1))``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(critical_value(rng.normal(size=100_000), 0.05), 3)  # chi-square(1) 0.95 quantile: 3.841
+    3.841
+    >>> heavy = np.where(rng.random(2000) < 0.01, 100.0, 0.0)  # kurtosis about 100: nu about 40
+    >>> round(critical_value(heavy, 0.05), 2)
+    4.08
+    """
+    n = len(x)
+    c = x - x.mean()
+    c2 = c * c
+    m2 = float(c2.sum()) / n
+    nu = n - 1.0
+    if m2 > 0.0:
+        excess = float(c2 @ c2) / n / (m2 * m2) - 1.0
+        if excess > 0.0:
+            nu = min(nu, 2.0 * n / excess)
+    t = float(stdtrit(nu, 1.0 - alpha / 2.0))
+    return t * t * (1.0 + _BARTLETT / n)
 
 
 class _Profile:
@@ -331,7 +364,7 @@ def ips_el_interval(
         )
 
     stat = _Profile(g1, wr, 2, corners, base)
-    crit = _chi2_1(alpha) * (1.0 + _BARTLETT / n)
+    crit = critical_value(wr, alpha)
     # the maximum of the profile: the EL estimate sum q_i w_i r_i under the mean-weight constraint
     center = float((q * wr).sum() / q.sum())
     center = min(max(center, r_lo), r_hi)
@@ -364,7 +397,7 @@ def el_mean_interval(x: np.ndarray, alpha: float = 0.05, *, value: float | None 
     lo_obs, hi_obs = float(t.min()), float(t.max())
     empty = np.zeros((0, 1))
     stat = _Profile(t, t, 1, lambda v: empty, 0.0)
-    crit = _chi2_1(alpha) * (1.0 + _BARTLETT / n)
+    crit = critical_value(t, alpha)
     low = _search(stat, mean, se, lo_obs, crit, -1.0)
     high = _search(stat, mean, se, hi_obs, crit, 1.0)
     return Interval(value, se, min(low, value), max(high, value))
