@@ -1148,7 +1148,7 @@ def default_reward_model(data: LoggedData) -> CrossFittedRewardModel:
     features, n = 5,000) DM with this model is biased by about -12 % for the greedy and softmax targets, and the
     bias is misspecification, not shrinkage: it stays at -12.7 % / -11.2 % with 200,000 rows, is -10 % with
     ``l2 = 0.1``, and gets worse with more pooling across arms (shared slopes with per-arm deviations of penalty
-    1-30: -11 % to -14 %; shared slopes only: -17 %) or a gradient-boosted conversion model (-19 % to -30 % at
+    1-30: -10 % to -14 %; shared slopes only: -17 %) or a gradient-boosted conversion model (-19 % to -30 % at
     n = 5,000). The linear logit cannot follow the world's price-sensitivity interactions where the targets
     concentrate; the doubly robust estimators correct it (DR's relative RMSE there is 0.08 against DM's 0.14).
 
