@@ -1,6 +1,6 @@
 """Accuracy and coverage of the off-policy estimators and of ``evaluate``'s recommendation, against known truth.
 
-Run ``python bench/ope_accuracy.py`` (full: 1,000 replications per setting, about 15 minutes on one core) or
+Run ``python bench/ope_accuracy.py`` (full: 1,000 replications per setting, 15-20 minutes on one core) or
 ``--quick`` (20 replications, a smoke run). Not a test: prints a table and writes ``bench/results/ope_accuracy.json``
 (``ope_accuracy_quick.json`` for ``--quick``). Run the accuracy part under ``nice`` with ``--no-timing``, then the
 short timed part alone under the machine's quiet lock with ``--timing-only`` (it updates the ``timing`` entry of
