@@ -546,14 +546,17 @@ class _ModelColumns:
     def batches(self, model: Any, target: str | None = None, map_fn: MapFn | None = None
                 ) -> Iterator[tuple[ModelBatch, tuple[np.ndarray, ...] | None]]:
         """Batches with ``model``'s folds (zeros for None) and, given a target name, its raw MRDR weights, each with
-        ``map_fn`` of it (None without a ``map_fn``). Batches read from the log are converted and mapped on the
-        pass's worker threads (:func:`ordered_map`), kept ones on the calling thread (a logistic pass runs on
-        threads of its own)."""
+        ``map_fn`` of it (None without a ``map_fn``), converted (batches read from the log) and mapped on the
+        pass's worker threads (:func:`ordered_map`)."""
         key = None if model is None else (int(model.n_folds), int(model.fold_seed_))
         kept = self.kept(model, target)
         if kept is not None:
-            for part in kept:
-                yield part, None if map_fn is None else map_fn(part)
+            if map_fn is None:
+                yield from ((part, None) for part in kept)
+            else:
+                # two batches' logistic chunks queue on its threads at once: no idle core while a batch's last
+                # chunk finishes
+                yield from ordered_map(lambda part: (part, map_fn(part)), kept)
             return
         keep_base = self.base is None and self._fits(self.row_bytes)
         has_base = self.base is not None or keep_base
