@@ -578,6 +578,7 @@ class PolicyResult:
     lift: Interval
     lift_low: float
     lift_high: float
+    bias_se: float = math.nan  # DM: standard error of its bias (the mean correction), as evaluate() computes it
 
 
 def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
@@ -675,7 +676,12 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
         if lift_ref is not None and est.bias_aware:
             ref = interval(lift_ref, False)[0]
             lift_low, lift_high = min(lift_iv.value, ref.low), max(lift_iv.value, ref.high)
-        out.append(PolicyResult(estimate, lift_iv, lift_low, lift_high))
+        bias_se = math.nan
+        if isinstance(est, DM) and reference is not None:
+            own, ref_coef = spec.terms.coef, reference.coef
+            gap = _Linear({j: own.get(j, 0.0) - ref_coef.get(j, 0.0) for j in own.keys() | ref_coef.keys()})
+            bias_se = _normal(gap, acc.moments.mean, acc.moments.comoment, n, float(est.alpha)).se
+        out.append(PolicyResult(estimate, lift_iv, lift_low, lift_high, bias_se))
     return out
 
 
@@ -714,8 +720,9 @@ def evaluation_table(accumulators: Mapping[str, PolicyAccumulator], stacklevel: 
         support_bias = 0.0 if supported else (deficit or 0.0) * scale
         first = len(rows)
         for res in results:
-            rows.append(table_row(policy_name, res.estimate, res.lift, res.lift_low, res.lift_high, support_bias))
+            rows.append(table_row(policy_name, res.estimate, res.lift, res.lift_low, res.lift_high, support_bias,
+                                  res.bias_se))
             messages += [f"{res.estimate.estimator}: {m}" for m in res.estimate.diagnostics.warnings if m not in shared]
-        mark_recommended(rows[first:])
+        mark_recommended(rows, first)
         emit(messages, f"policies[{policy_name!r}]", stacklevel=stacklevel + 1)
     return pd.DataFrame(rows, columns=list(COLUMNS))

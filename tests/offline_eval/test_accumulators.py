@@ -21,7 +21,7 @@ from offline_eval.reward_models import RidgeRewardModel, default_reward_model
 from offline_eval.slope_grid import LATTICE, CandidateMoments
 
 NUMERIC = ["value", "se", "ci_low", "ci_high", "lift", "lift_se", "lift_ci_low", "lift_ci_high", "bias_bound",
-           "est_mse", "ess", "max_weight", "mean_weight", "support_deficit", "clipped_share", "bias"]
+           "est_mse", "ess", "max_weight", "mean_weight", "support_deficit", "clipped_share", "bias", "bias_se"]
 EXACT = ["policy", "estimator", "n", "alpha", "interval", "consistent", "recommended", "params", "warnings", "honest"]
 
 
@@ -134,6 +134,9 @@ def test_the_table_covers_every_interval_kind_and_a_support_deficit():
     assert {"normal", "bias-aware(normal)"} <= set(normal.interval)
     assert {"el-ips", "el", "bias-aware(el)", "bias-aware(el-ips)"} <= set(auto.interval)
     assert (normal.support_deficit > 0.01).all() and not normal.honest.any()  # arm 3 has logging probability 0
+    for table in (normal, auto):  # the DR-DM blend row (DM and DR share the default model) and DM's bias_se
+        assert (table.estimator == "DR-DM blend").sum() == len(TARGETS)
+        assert table.bias_se.notna().tolist() == (table.estimator == "DM").tolist()
 
 
 def test_inner_slope_candidates_are_selected_exactly_as_in_memory():

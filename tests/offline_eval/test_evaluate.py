@@ -12,7 +12,7 @@ from ope_world import World
 
 import offline_eval.reward_models as reward_models
 from offline_eval import DM, DR, DROS, IPS, SNDR, SNIPS, DiagnosticWarning, LoggedData, SwitchDR, compare, evaluate
-from offline_eval.evaluate import COLUMNS, default_estimators
+from offline_eval.evaluate import BLEND_NAME, COLUMNS, blend_row, blend_weight, default_estimators, mark_recommended
 
 pytestmark = pytest.mark.filterwarnings("ignore::offline_eval.diagnostics.DiagnosticWarning")
 
@@ -40,16 +40,36 @@ class CountingModel:
         return self.q
 
 
+def blend_reference(dm_value: float, dr_value: float, gap_var: float) -> tuple[float, float]:
+    """(lam, value) of the DR-DM blend by the module docstring's formula, written out independently."""
+    gap = dr_value - dm_value
+    lam = 1.0 if gap**2 <= gap_var else gap_var / gap**2
+    return lam, dr_value - lam * gap
+
+
 def test_table_shape_columns_and_one_recommendation_per_policy(case):
     world, draw, data, policies = case
     table = evaluate(data, policies)
     assert list(table.columns) == list(COLUMNS)
-    assert len(table) == len(policies) * len(default_estimators())
+    assert len(table) == len(policies) * (len(default_estimators()) + 1)  # + the DR-DM blend row
     assert table.groupby("policy")["recommended"].sum().tolist() == [1, 1, 1]
     assert table.honest.all()
     for _, group in table.groupby("policy"):
+        rows = group.set_index("estimator")
+        assert rows.recommended.idxmax() == BLEND_NAME
+        blend, dm, dr = rows.loc[BLEND_NAME], rows.loc["DM"], rows.loc["DR"]
+        lam, value = blend_reference(dm.value, dr.value, dm.bias_se**2)
+        assert blend.value == pytest.approx(value, rel=1e-12) and blend.params == f"lam={lam:.4g}"
+        assert (blend.ci_low, blend.ci_high) == (min(value, dr.ci_low), max(value, dr.ci_high))
+        assert blend.interval == f"bias-aware({dr.interval})" and blend.se == dr.se
+        assert blend.lift == pytest.approx(dr.lift - (dr.value - value), rel=1e-9)
+        assert blend.lift_ci_low <= blend.lift <= blend.lift_ci_high
+        assert rows.bias_se.notna().tolist() == [name == "DM" for name in rows.index]
+    # without DM there is no blend: SLOPE over honest rows by decreasing se, pairwise overlap of value +- 2 se
+    no_dm = evaluate(data, policies, [e for e in default_estimators() if not isinstance(e, DM)])
+    assert len(no_dm) == len(policies) * (len(default_estimators()) - 1)
+    for _, group in no_dm.groupby("policy"):
         best = group[group.recommended].iloc[0]
-        # reference: SLOPE over honest rows by decreasing se, pairwise overlap of value +- 2 se
         rows = sorted(group.itertuples(), key=lambda r: (-r.se, not r.consistent))
         chosen = rows[0]
         for j in range(len(rows)):
@@ -61,6 +81,65 @@ def test_table_shape_columns_and_one_recommendation_per_policy(case):
     np.testing.assert_allclose(table.est_mse, table.se**2 + table.bias_bound**2, rtol=1e-12)
     assert (table[table.consistent].bias_bound == 0).all()
     np.testing.assert_allclose(table.bias_bound, table.bias.abs(), rtol=1e-12)
+
+
+def blend_rows(dm_value: float, dr_value: float, bias_se: float, dr_interval=(-1.0, 3.0)) -> list[dict]:
+    """A hand-made DM row and DR row of one policy, with the fields the blend reads."""
+    common = {"policy": "p", "alpha": 0.05, "consistent": True, "honest": True, "bias": 0.0, "bias_se": math.nan,
+              "se": 0.5, "lift": dr_value - 0.5, "lift_ci_low": dr_interval[0] - 0.5,
+              "lift_ci_high": dr_interval[1] - 0.5, "interval": "el", "recommended": False, "params": ""}
+    dm = common | {"estimator": "DM", "value": dm_value, "bias": dm_value - dr_value, "bias_se": bias_se,
+                   "consistent": False, "se": 0.01, "ci_low": min(dm_value, dr_interval[0]),
+                   "ci_high": max(dm_value, dr_interval[1]), "interval": "bias-aware(el)"}
+    dr = common | {"estimator": "DR", "value": dr_value, "ci_low": dr_interval[0], "ci_high": dr_interval[1]}
+    for row in (dm, dr):
+        row["bias_bound"] = abs(row["bias"])
+        row["est_mse"] = row["se"] ** 2 + row["bias_bound"] ** 2
+    return [dm, dr]
+
+
+def test_blend_row_is_the_formula_on_a_hand_made_case():
+    rows = blend_rows(dm_value=1.0, dr_value=1.3, bias_se=0.1)
+    mark_recommended(rows)
+    blend = rows[-1]
+    assert len(rows) == 3 and blend["recommended"] and not rows[0]["recommended"] and not rows[1]["recommended"]
+    # gap 0.3 = 3 standard errors: lam = 0.01 / 0.09 = 1/9, value = 1.3 - 0.3 / 9
+    assert blend["params"] == "lam=0.1111" and blend["value"] == pytest.approx(1.3 - 0.3 / 9, rel=1e-15)
+    assert blend["bias"] == pytest.approx(-0.3 / 9, rel=1e-12) and blend["se"] == 0.5
+    assert (blend["ci_low"], blend["ci_high"]) == (-1.0, 3.0) and blend["interval"] == "bias-aware(el)"
+    assert blend["lift"] == pytest.approx(1.3 - 0.3 / 9 - 0.5, rel=1e-12) and blend["estimator"] == BLEND_NAME
+    # an interval that does not contain the blend is widened to it, the lift's too
+    rows = blend_rows(dm_value=1.0, dr_value=1.3, bias_se=0.1, dr_interval=(1.28, 1.32))
+    blend = blend_row(rows)
+    assert blend is not None and blend["ci_low"] == blend["value"] < 1.28 and blend["ci_high"] == 1.32
+    assert blend["lift_ci_low"] == blend["lift"]
+    # no DR row with DM's reward model: no blend, SLOPE among the rows
+    rows = blend_rows(1.0, 1.3, 0.1)
+    rows[1]["estimator"] = "DR(model=Other)"
+    mark_recommended(rows)
+    assert len(rows) == 2 and sum(r["recommended"] for r in rows) == 1
+
+
+def test_blend_weight_is_in_0_1_and_the_blend_moves_at_most_one_gap_se_from_dr():
+    rng = np.random.default_rng(12)
+    gaps = rng.normal(0.0, 1.0, 500) * rng.choice([1e-3, 1.0, 1e3], 500)
+    ses = rng.uniform(0.0, 2.0, 500)
+    for gap, se in zip(gaps, ses, strict=True):
+        lam = blend_weight(gap, se**2)
+        assert 0.0 <= lam <= 1.0
+        assert lam == blend_reference(0.0, gap, se**2)[0]
+        assert abs(lam * gap) <= se * (1 + 1e-12)  # |V - DR| <= sqrt(v_D)
+    assert blend_weight(0.0, 0.0) == 1.0 and math.isnan(blend_weight(math.nan, 1.0))
+    assert math.isnan(blend_weight(1.0, -1.0))
+    # DM == DR: the blend equals both
+    same = blend_row(blend_rows(dm_value=2.0, dr_value=2.0, bias_se=0.3))
+    assert same is not None and same["value"] == 2.0 and same["params"] == "lam=1"
+    # a gap of 1000 standard errors: the blend is DR (to 1e-6 of the gap)
+    far = blend_row(blend_rows(dm_value=1.0, dr_value=2.0, bias_se=1e-3))
+    assert far is not None and far["value"] == pytest.approx(2.0, abs=1e-6)
+    # a gap within one standard error: the blend is DM
+    near = blend_row(blend_rows(dm_value=1.0, dr_value=1.05, bias_se=0.1))
+    assert near is not None and near["value"] == pytest.approx(1.0, rel=1e-15)
 
 
 def test_values_match_the_estimators_and_lift_is_paired(case):
@@ -83,6 +162,12 @@ def test_values_match_the_estimators_and_lift_is_paired(case):
     dm = table.loc[("target", ests[3].name)]
     dr = table.loc[("target", ests[2].name)]
     assert dm.bias_bound == pytest.approx(abs(dm.value - dr.value), rel=1e-12)
+    # bias_se: the se of the mean correction DR - DM from the per-row terms; the blend pairs DM and DR by model
+    gap = ests[2].per_row(data, policies["target"], q=q) - ests[3].per_row(data, policies["target"], q=q)
+    assert dm.bias_se == pytest.approx(gap.std(ddof=1) / math.sqrt(data.n), rel=1e-9)
+    blend = table.loc[("target", f"{BLEND_NAME}(model=CountingModel)")]
+    assert blend.value == pytest.approx(blend_reference(dm.value, dr.value, dm.bias_se**2)[1], rel=1e-12)
+    assert blend.recommended
     # on the logging policy itself IPS weights are all 1: lift is exactly 0 with a zero-width interval
     on_policy = table.loc[("logging", "IPS")]
     assert on_policy.lift == pytest.approx(0.0, abs=1e-15) and on_policy.lift_se == pytest.approx(0.0, abs=1e-15)
@@ -223,12 +308,21 @@ def test_paired_interval_is_narrower_than_separate_intervals(case):
     assert diff.ci_high - diff.ci_low < min(sa.ci_high - sa.ci_low, sb.ci_high - sb.ci_low)
 
 
-def test_compare_defaults_to_the_slope_choice_and_merges_diagnostics(case, monkeypatch):
+def test_compare_defaults_to_the_blend_and_merges_diagnostics(case, monkeypatch):
     world, draw, data, policies = case
-    monkeypatch.setattr(reward_models, "default_reward_model", lambda d: CountingModel(world.oracle_q(draw)))
-    diff = compare(data, policies["target"], policies["greedy"])
-    assert diff.honest and diff.estimator.endswith(": a - b")
-    assert diff.estimator.split(":")[0] in {e.name for e in default_estimators()}
+    q = world.oracle_q(draw) + 0.05 * (np.arange(3) - 1)  # a biased model: its gap to DR is a few se
+    monkeypatch.setattr(reward_models, "default_reward_model", lambda d: CountingModel(q))
+    a, b = policies["target"], policies["greedy"]
+    diff = compare(data, a, b)
+    assert diff.honest and diff.estimator == f"{BLEND_NAME}: a - b"
+    dm, dr = compare(data, a, b, estimator=DM()), compare(data, a, b, estimator=DR())
+    gap = (DR().per_row(data, a, q=q) - DR().per_row(data, b, q=q)) - (
+        DM().per_row(data, a, q=q) - DM().per_row(data, b, q=q))
+    lam, value = blend_reference(dm.value, dr.value, gap.var(ddof=1) / data.n)
+    assert 0.1 < lam < 0.9 and diff.params["lam"] == pytest.approx(lam, rel=1e-9)
+    assert diff.value == pytest.approx(value, rel=1e-10)
+    assert (diff.ci_low, diff.ci_high) == (min(value, dr.ci_low), max(value, dr.ci_high))
+    assert diff.se == dr.se and diff.interval == f"bias-aware({dr.interval})"
     explicit = compare(data, policies["target"], policies["greedy"], estimator=DR())
     assert explicit.estimator == "DR: a - b" and explicit.consistent
     diff = explicit

@@ -71,7 +71,7 @@ def test_spark_evaluate_example_runs_and_agrees_with_streaming(spark, tmp_path, 
     spec.loader.exec_module(module)
     result = module.main(["--n", "3000", "--out", str(tmp_path)], spark=spark)
     assert result.max_diff_vs_streaming is not None and result.max_diff_vs_streaming < 1e-9
-    assert result.table.recommended.sum() == 1 and len(result.table) == 7
+    assert result.table.recommended.sum() == 1 and len(result.table) == 8  # 7 default estimators + DR-DM blend
     assert (tmp_path / "evaluation.csv").exists()
     assert "max |Spark - streaming|" in capsys.readouterr().out
 

@@ -48,6 +48,7 @@ def test_streaming_equals_in_memory_with_every_estimator(log, kind):
     assert_tables_equal(got, want)
     assert messages(got_warnings) == messages(want_warnings)
     assert got.recommended.sum() == len(policies)
+    assert (got.estimator == "DR-DM blend").sum() == len(policies)  # computed from the rows, as in memory
 
 
 def test_default_estimators_on_a_pyarrow_dataset_and_a_file_list(log):
