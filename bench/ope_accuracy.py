@@ -20,12 +20,17 @@ Settings (each with a deterministic ``greedy`` and a ``softmax`` target, evaluat
   from the world's oracle ``expected_value``.
 
 Truth of the synthetic worlds: the population value by a seeded 4,000,000-context sample (relative Monte-Carlo
-error about 1e-4). Reported per setting, target and estimator: relative RMSE ``sqrt(mean((V - truth)^2)) / truth``,
+error about 1e-4). Reported per setting, target and row label: relative RMSE ``sqrt(mean((V - truth)^2)) / truth``,
 relative bias, coverage of the nominal 95 % interval (share of replications with ``ci_low <= truth <= ci_high``;
 binomial sd 0.007 at 1,000 replications: at 200 it was 0.015, as wide as the distance from 0.95 to the 0.92 bar,
-and the RMSE ratios moved by a few percent between seed sets), mean interval width; and for ``evaluate``'s recommended row the same plus
-``rmse_ratio`` = its RMSE over the lowest RMSE of any estimator in the same run (target <= 1.05) and which
-estimators it picked. A second part times ``evaluate`` (default estimators, two policies) on 10^6 rows.
+and the RMSE ratios moved by a few percent between seed sets), mean interval width. The labels are the seven
+default estimators, the ``DR-DM blend`` row, ``recommended`` (``evaluate``'s recommended row) and ``SLOPE`` (the
+SLOPE choice among the seven single estimators, :func:`offline_eval.evaluate.slope_recommendation`, recomputed from
+the same table: the recommendation before the blend). For the last three, ``rmse_ratio`` = RMSE over the lowest RMSE
+of the seven single estimators in the same run (target <= 1.05; the summary also gives the recommended row's ratio
+with the blend counted among the estimators, ``recommended_rmse_ratio_incl_blend``) and which rows they picked;
+``worst`` is each one's largest ratio over the settings. A second part times ``evaluate`` (default estimators, two
+policies) on 10^6 rows.
 """
 
 from __future__ import annotations
