@@ -285,8 +285,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     md = (
         f"# Off-policy evaluation\n\nLogs: `{args.logs}` ({data.n:,} decisions with a final outcome, "
         f"{data.n_actions} arms: {', '.join(data.action_names)}); rewards from {source}. Values are per decision "
-        "with 95% intervals; `lift` is relative to the logging policy; `recommended` marks the estimator with the "
-        "smallest estimated error among those with honest intervals.\n\n" + markdown_table(table, cols) + "\n"
+        "with 95% intervals; `lift` is relative to the logging policy; `recommended` marks the recommended estimate "
+        "(the DR-DM blend when DM and DR run, else the SLOPE choice among the rows with honest intervals).\n\n" + markdown_table(table, cols) + "\n"
     )
     if notes:
         md += "\n" + "".join(f"- note: {n}\n" for n in notes)

@@ -552,7 +552,8 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         f"outcome is final (steps {demo.fit_steps.min():,}-{demo.fit_steps.max():,}).",
         f"3. **Offline evaluation** on the {demo.eval_steps.size:,} later ones (steps {demo.eval_steps.min():,}-"
         f"{demo.eval_steps.max():,}; out of sample: no decision used for fitting is evaluated). Revenue per offer, "
-        "95% intervals; `recommended` = estimator with the smallest estimated error; `true_value` is the exact "
+        "95% intervals; `recommended` = the recommended estimate (the DR-DM blend of DM and DR); `true_value` is "
+        "the exact "
         "value of the fitted policy on the same users, known in the simulation, and `covered` says whether the "
         "interval holds it:",
         "",
