@@ -110,9 +110,9 @@ _SEGMENT = re.compile(r"(?P<prefix>[a-z]+)-(?P<seq>\d{8})\.jsonl")
 #: Journal records converted per slice at compaction, and the pause between slices (seconds) that lets the request
 #: threads take the GIL.
 _COMPACT_SLICE = 2048
+_COMPACT_PAUSE = 0.0005
 #: Decisions per message to a trainer process at most (a bounded frame; a larger backlog goes in several).
 _FORWARD_ROWS = 100_000
-_COMPACT_PAUSE = 0.0005
 _OUTCOME_FIELDS = [pa.field("received_at", TIMESTAMP_TYPE, nullable=False),
                    pa.field("client_timestamp", pa.bool_(), nullable=False)]
 
@@ -871,6 +871,12 @@ class DecisionService:
             except Exception as exc:
                 self.last_error = exc
                 self.n_trainer_errors += 1
+                if self.durability == "memory" and not self._remote.alive:
+                    # the records exist only here: store them (the policy is not saved: this process's copy has no
+                    # ledger of settled decisions; the next start learns them from the log)
+                    self._store_segments(decision_segments, outcome_segments)
+                    for log in self._logs.values():
+                        log.close()
             self._remote.close()
         else:
             self._store_segments(decision_segments, outcome_segments)
@@ -928,6 +934,9 @@ class DecisionService:
         closed journal segments to compact); apply its reply (counters, a new snapshot); return its result."""
         from bandit._trainer_process import batch_message, records_message
 
+        if not self._remote.alive:  # before anything is taken from the inboxes and journals: it all stays here
+            raise RuntimeError(f"the trainer process has exited (status {self._remote.proc.returncode}); requests are "
+                               "still served and logged, restart the service to recover")
         trainer = self.trainer
         # outcomes first (as in Trainer._drain): an outcome taken now has its decision in the inbox already
         outcomes = [trainer._outcome_inbox.popleft() for _ in range(len(trainer._outcome_inbox))]

@@ -393,6 +393,30 @@ def test_a_dead_trainer_process_makes_the_service_unhealthy_and_nothing_is_lost(
     assert_same_learning(recovered, initial)
 
 
+def test_with_durability_memory_a_dead_trainer_process_loses_nothing_the_server_still_holds(tmp_path):
+    import os
+    import signal
+
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, trainer="process", durability="memory", grace="90D").start(thread=False)
+    X, _, _ = traffic(15, seed=9)
+    for i in range(15):
+        svc.rank(X[i].tolist(), event_id=f"e{i}", timestamp=T0 + pd.Timedelta(minutes=i))
+        svc.reward(f"e{i}", 1.0, timestamp=T0 + pd.Timedelta(minutes=i, seconds=30))
+        if i == 9:
+            os.kill(svc._remote.pid, signal.SIGKILL)
+            svc._remote.proc.wait()
+    svc.run_trainer_once()  # refused before anything leaves the journal
+    assert "trainer process has exited" in str(svc.last_error) and not svc.healthy
+    svc.close()  # the records exist only in this process: it stores them itself
+    log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
+    assert log["event_id"].tolist() == [f"e{i}" for i in range(15)]
+    assert sorted(svc.read_outcomes()["event_id"]) == sorted(f"e{i}" for i in range(15))
+    again = service(tmp_path, trainer="process", durability="memory", grace="90D").start(thread=False)
+    again.close()
+    assert bandit.load(tmp_path / "policy.zip").n_updates == 15  # learned from the log at the next start
+
+
 def test_the_trainer_process_outlives_a_process_group_interrupt_so_the_service_closes_cleanly(tmp_path):
     import os
     import signal
