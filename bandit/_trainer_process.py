@@ -247,7 +247,6 @@ class _Worker:
         self.outcome_rows += outcomes
         kind = header["kind"]
         result: Any = None
-        t0 = time.perf_counter()
         if kind in ("compact", "close"):
             svc._compact_files([Path(p) for p in header.get("decision_paths", ())],
                                [Path(p) for p in header.get("outcome_paths", ())])
@@ -268,7 +267,7 @@ class _Worker:
         elif kind not in ("batch", "compact"):
             raise ValueError(f"unknown message kind {kind!r}")
         reply: dict[str, Any] = {
-            "result": result, "seconds": time.perf_counter() - t0, "n_pending": trainer.n_pending,
+            "result": result, "n_pending": trainer.n_pending,
             "n_applied": trainer.n_applied, "n_steps": trainer.n_steps, "last_checkpoint": trainer.last_checkpoint,
             "rejected_counts": svc.rejected_counts, "n_journal_bad_lines": svc.n_journal_bad_lines,
         }
