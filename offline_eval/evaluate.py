@@ -377,6 +377,16 @@ def blend_weight(gap: float, gap_var: float) -> float:
     return gap_var / (gap * gap)
 
 
+def _blend_shift(dr_value: float, dm_value: float, gap_var: float) -> tuple[float, float] | None:
+    """``(lam, lam (DR - DM))`` of the blend ``V = DR - lam (DR - DM)`` (module docstring), or None when a value is
+    not finite."""
+    gap = dr_value - dm_value
+    lam = blend_weight(gap, gap_var)
+    if not (math.isfinite(lam) and math.isfinite(dr_value)):
+        return None
+    return lam, lam * gap
+
+
 def _blend_pair(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], str] | None:
     """The first DM row with a finite ``bias_se`` and the DR row with the same reward model, alpha and policy (DR's
     name is DM's with the class name replaced, e.g. ``DM(model=X)`` and ``DR(model=X)``), and the name suffix."""
@@ -404,11 +414,10 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if pair is None:
         return None
     dm, dr, suffix = pair
-    gap = dr["value"] - dm["value"]
-    lam = blend_weight(gap, dm["bias_se"] ** 2)
-    if not (math.isfinite(lam) and math.isfinite(dr["value"])):
+    blended = _blend_shift(dr["value"], dm["value"], dm["bias_se"] ** 2)
+    if blended is None:
         return None
-    shift = lam * gap
+    lam, shift = blended
     value = dr["value"] - shift
     lift = dr["lift"] - shift
     bias = value - dr["value"]
@@ -513,11 +522,11 @@ def _paired_blend(results: Sequence[Estimate], bias_ses: Sequence[float], names:
     dr = next((r for r in results if r.estimator.startswith("DR: ")), None)
     if dm is None or dr is None:
         return None
-    gap = dr.value - results[dm].value
-    lam = blend_weight(gap, bias_ses[dm] ** 2)
-    if not (math.isfinite(lam) and math.isfinite(dr.value)):
+    blended = _blend_shift(dr.value, results[dm].value, bias_ses[dm] ** 2)
+    if blended is None:
         return None
-    value = dr.value - lam * gap
+    lam, shift = blended
+    value = dr.value - shift
     return dataclasses.replace(
         dr,
         value=value,
