@@ -23,7 +23,9 @@ and folds from memory too (it reads neither the context nor the event id); large
 Threads: the scanner decodes the next batches on pyarrow's threads while :data:`PASS_THREADS` worker threads (the
 cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); the results are merged in log
 order, so the result does not depend on the threads. A policy object is called by one thread at a time (its
-``action_probabilities`` need not be thread-safe). During the passes BLAS calls use one thread
+``action_probabilities`` need not be thread-safe), unless it sets ``action_probabilities_thread_safe = True``
+(:func:`scores_concurrently`; every ``bandit`` policy whose scoring is pure does): then the threads score
+batches at once. During the passes BLAS calls use one thread
 (:func:`one_blas_thread`) and the scanners decode into the jemalloc pool (:func:`scan_memory_pool`).
 
 Rows whose ``event_id`` already appeared earlier in the log are dropped (the first occurrence is kept) and
@@ -270,6 +272,21 @@ def one_blas_thread() -> AbstractContextManager[Any]:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def scores_concurrently(target: Any) -> bool:
+    """Whether a policy object opts in to concurrent ``action_probabilities`` calls: its class sets
+    ``action_probabilities_thread_safe = True`` (the bool itself: any other value, or none, means one call at a
+    time).
+
+    The opt-in is the class's own statement that scoring reads the object's state and changes nothing, so that the
+    pass's worker threads may score several batches of the log at once (each call on its own arrays). ``bandit``
+    policies set it where it holds (:attr:`bandit.policies.base.Policy.action_probabilities_thread_safe`); a target
+    that does not say so is called under a lock, whatever it is. It is read on the class, not the instance: a
+    wrapper that forwards attribute lookups to a policy (``__getattr__``) wraps its calls in code of its own, and
+    does not inherit the policy's opt-in.
+    """
+    return getattr(type(target), "action_probabilities_thread_safe", False) is True
 
 
 def is_arm(target: Any) -> bool:
@@ -624,8 +641,10 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
             ) -> dict[str, PolicyAccumulator] | None:
     """The reward models' passes and the evaluation pass: every policy's merged accumulator (None: no rows)."""
     K = len(log.arms)
-    # a policy object is scored by one thread at a time (its action_probabilities need not be thread-safe)
-    locks = {name: threading.Lock() for name, target in targets.items() if not is_arm(target)}
+    # a policy object is scored by one thread at a time (its action_probabilities need not be thread-safe), unless
+    # it opts in to concurrent calls
+    locks = {name: threading.Lock() for name, target in targets.items()
+             if not is_arm(target) and not scores_concurrently(target)}
     model_columns = _ModelColumns(log, batch_rows, cache_bytes, targets, locks)
 
     def reduce_for(model: Any, target: str | None = None) -> Callable[[MapFn, tuple[str, ...]], list[np.ndarray]]:

@@ -31,6 +31,7 @@ from bandit.kernels.status import STATUS_NON_FINITE, STATUS_OK, STATUS_SCORE_OVE
 __all__ = [
     "EMPTY",
     "NO_SEEDS",
+    "argmax_probs_rows",
     "argmax_random_ties",
     "context_mean_var",
     "decision_rows",
@@ -48,7 +49,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "4ef0c8eda5630ac1"
+LINKED_SOURCES_SHA256 = "56c6ddc18fd7993b"
 
 #: Placeholder context for policies that ignore the context.
 EMPTY = np.empty(0, dtype=np.float64)
@@ -106,19 +107,18 @@ def context_mean_var(context, A_inv, theta, scratch):
     return STATUS_OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rows_mean_var(X, A_inv, theta, mean, var):
     """:func:`context_mean_var` for every row of ``X`` (n, d) into ``mean``, ``var`` (n, K); returns a status.
 
     STATUS_NON_FINITE when a row holds NaN/inf, STATUS_SCORE_OVERFLOW when a mean or variance overflowed (the
-    outputs are then unspecified), else STATUS_OK.
+    outputs are then unspecified), else STATUS_OK. Releases the GIL.
     """
-    if scoring.linear_mean_var_batch(A_inv, theta, X, mean, var) >= 0:
+    found = scoring.linear_mean_var_batch(A_inv, theta, X, mean, var)
+    if found == scoring.OVERFLOW:
+        return STATUS_SCORE_OVERFLOW
+    if found >= 0:
         return STATUS_NON_FINITE
-    for i in range(mean.shape[0]):
-        for k in range(mean.shape[1]):
-            if not (np.isfinite(mean[i, k]) and np.isfinite(var[i, k])):
-                return STATUS_SCORE_OVERFLOW
     return STATUS_OK
 
 
@@ -265,6 +265,45 @@ def mix_floor(probs, eligible, floor):
     ``probs`` exactly as it is)."""
     if floor > 0.0:
         propensity.uniform_mix(probs, eligible, floor, probs)
+
+
+@njit(cache=True, nogil=True)
+def argmax_probs_rows(scores, eligible, floor, out):
+    """The probabilities of a deterministic policy for n rows: every row of ``out`` (n, K) is bit-identical to
+    :func:`~bandit.kernels.propensity.argmax_tie_probs` of ``scores[i]`` (n, K) followed by :func:`mix_floor`
+    (``eligible`` (n, K) or (1, K), broadcast).
+
+    Indexes the 2-D arrays instead of taking a view of each row, which costs about as much as the row's arithmetic;
+    releases the GIL.
+    """
+    n, K = out.shape
+    one_elig = eligible.shape[0] == 1
+    keep = 1.0 - floor
+    for i in range(n):
+        e = 0 if one_elig else i
+        best = np.nan
+        n_best = 0
+        n_elig = 0
+        for k in range(K):
+            if eligible[e, k]:
+                n_elig += 1
+                s = scores[i, k] if scores[i, k] == scores[i, k] else -np.inf  # NaN counts as -inf
+                if s == best:
+                    n_best += 1
+                elif not s < best:  # first eligible arm (best is NaN) or a larger score
+                    best = s
+                    n_best = 1
+        share = 1.0 / n_best if n_best > 0 else 0.0
+        uniform = floor / n_elig if n_elig > 0 else 0.0
+        for k in range(K):
+            p = 0.0
+            if eligible[e, k]:
+                s = scores[i, k] if scores[i, k] == scores[i, k] else -np.inf
+                if s == best:
+                    p = share
+                if floor > 0.0:
+                    p = keep * p + uniform
+            out[i, k] = p
 
 
 @njit(cache=True, inline="always")

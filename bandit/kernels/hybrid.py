@@ -481,7 +481,7 @@ def hybrid_mean_var(F, A_inv, C, theta, A0_inv, beta, x, out_mean, out_var):
     _mean_var_row(F, A_inv, C, theta, A0_inv, beta, x, z, d, t, out_mean, out_var)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hybrid_mean_var_batch(F, A_inv, C, theta, A0_inv, beta, X, out_mean, out_var):
     """:func:`hybrid_mean_var` for every row of ``X`` (n, D) into ``out_mean``, ``out_var`` (n, K).
 

@@ -9,7 +9,9 @@ vectorise differently:
 - :func:`linear_mean_var` (one context) accumulates ``w`` with contiguous row updates ``w[j] += x_i A[i, j]``,
   eight rows ``i`` per pass;
 - :func:`linear_mean_var_batch` (many contexts) transposes blocks of 64 contexts and runs every loop over the
-  contexts of the block, so each row of the block is one SIMD lane.
+  contexts of the block, so each row of the block is one SIMD lane; ``w`` takes four rows ``i`` per pass over the
+  block (``w <- (((w + x_i A[i, j]) + ...) + x_{i+3} A[i+3, j])``, the same additions in the same order). It
+  releases the GIL (``nogil``): threads may score batches at once.
 
 Only the upper triangle of ``A_inv[k]`` is read.
 """
@@ -23,6 +25,8 @@ __all__ = ["linear_mean_var", "linear_mean_var_batch"]
 
 #: Contexts per block of :func:`linear_mean_var_batch` (the transposed block and one arm's matrix stay in L1).
 _ROWS = 64
+#: Status of :func:`linear_mean_var_batch`: a mean or variance overflowed.
+OVERFLOW = -2
 
 
 @njit(cache=True, inline="always")
@@ -110,9 +114,10 @@ def linear_mean_var(A_inv, theta, x, out_mean, out_var):
     _mean_var_row(A_inv, theta, x, w, out_mean, out_var)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
-    """:func:`linear_mean_var` for every row of ``X``, appending the intercept on the fly; checks finiteness.
+    """:func:`linear_mean_var` for every row of ``X``, appending the intercept on the fly; checks finiteness of
+    the contexts and of the results.
 
     Parameters
     ----------
@@ -127,8 +132,8 @@ def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
     Returns
     -------
     int
-        -1 when every value of ``X`` is finite, else the index of the first row holding NaN or inf (the outputs
-        are then incomplete).
+        -1 when every value of ``X`` and of the outputs is finite; else the index of the first row of ``X`` holding
+        NaN or inf, or :data:`OVERFLOW` (-2) when a mean or variance overflowed (the outputs are then incomplete).
     """
     K, D = theta.shape
     n, d = X.shape
@@ -136,6 +141,7 @@ def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
     W = np.empty(_ROWS)
     M = np.empty(_ROWS)
     V = np.empty(_ROWS)
+    C = np.zeros(_ROWS)
     for r0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - r0)
         for q in range(nb):
@@ -159,11 +165,25 @@ def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
             for j in range(D):
                 for q in range(nb):
                     W[q] = 0.0
-                for i in range(j):
+                i = 0
+                while i + 4 <= j:  # four rows per pass over W, added in order
+                    a0 = Ak[i, j]
+                    a1 = Ak[i + 1, j]
+                    a2 = Ak[i + 2, j]
+                    a3 = Ak[i + 3, j]
+                    x0 = Xt[i]
+                    x1 = Xt[i + 1]
+                    x2 = Xt[i + 2]
+                    x3 = Xt[i + 3]
+                    for q in range(nb):
+                        W[q] = (((W[q] + x0[q] * a0) + x1[q] * a1) + x2[q] * a2) + x3[q] * a3
+                    i += 4
+                while i < j:
                     a = Ak[i, j]
                     xi = Xt[i]
                     for q in range(nb):
                         W[q] += xi[q] * a
+                    i += 1
                 t = tk[j]
                 ajj = Ak[j, j]
                 xj = Xt[j]
@@ -175,4 +195,8 @@ def linear_mean_var_batch(A_inv, theta, X, out_mean, out_var):
                 out_mean[r0 + q, k] = M[q]
                 v = V[q]
                 out_var[r0 + q, k] = 0.0 if v < 0.0 else v
+                C[q] += M[q] * 0.0 + v * 0.0  # NaN iff a mean or variance is NaN or inf
+        for q in range(nb):
+            if C[q] != 0.0:
+                return OVERFLOW
     return -1

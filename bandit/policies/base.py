@@ -111,9 +111,12 @@ class Policy(ABC):
     -------------
     A live policy is **not** thread-safe: it reuses preallocated buffers; use it from one thread at a time (e.g.
     the trainer). ``snapshot()`` returns a read-only copy that any number of serving threads may share: its
-    ``choose``/``choose_batch``/``action_probabilities`` are serialised by an internal lock (they hold the GIL in
-    compiled code anyway), and it never changes when the live policy is updated. ``Decision`` and
-    ``BatchDecision`` objects are immutable and safe to share.
+    ``choose``/``choose_batch`` are serialised by an internal lock (they advance its generator), and it never
+    changes when the live policy is updated. ``Decision`` and ``BatchDecision`` objects are immutable and safe to
+    share. :attr:`action_probabilities_thread_safe` says whether ``action_probabilities`` may run in several
+    threads at once (true for every policy whose scoring is a pure function of its state: it changes nothing and
+    its kernels release the GIL, so e.g. :func:`offline_eval.streaming.evaluate_parquet` scores batches in
+    parallel); on a live policy this holds only while nothing updates it.
 
     Arms over time
     --------------
@@ -133,6 +136,12 @@ class Policy(ABC):
     _state_arrays: ClassVar[tuple[str, ...]] = ()
     #: Names of the learned arrays shared by all arms (no arm axis; ``add_arm`` leaves them as they are), saved too.
     _shared_state_arrays: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``action_probabilities`` may be called from several threads at once: it reads the learned state and
+    #: changes nothing (no generator, cache or buffer), and its compiled kernels release the GIL. A snapshot then
+    #: scores without its lock; on a live policy it holds while no thread updates the policy. Callers that score
+    #: many batches (offline evaluation) read it on the class as an opt-in to concurrent calls; any target class
+    #: may set it, and a subclass whose scoring changes state must set it back to False.
+    action_probabilities_thread_safe: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -575,7 +584,7 @@ class Policy(ABC):
             Rows sum to 1; exactly 0 for ineligible and retired arms. No generator is advanced.
         """
         lock = self._lock
-        if lock is not None:
+        if lock is not None and not self.action_probabilities_thread_safe:
             with lock:
                 return self._action_probabilities(X, eligible)
         return self._action_probabilities(X, eligible)
@@ -879,6 +888,7 @@ class KernelPolicy(Policy):
     """
 
     _kernel_checks_finite = True
+    action_probabilities_thread_safe = True  # fresh arrays per call, nogil kernels, no draw without sampling
     n_features: int  # contextual: always set
 
     @abstractmethod

@@ -18,10 +18,10 @@ __all__ = ["BetaTS", "beta_ts_draw_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("beta", "decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "2c9a8c4695ed18fc"
+LINKED_SOURCES_SHA256 = "aafc1ed92d2b0493"
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def beta_ts_draw_rows(alpha, beta, values, eligible, floor, rng_state, seeds, out_idx, out_scores):
     """Beta-Bernoulli Thompson draws for n rows: arm ``argmax_k value_k * Beta(alpha_k, beta_k)`` per row.
 

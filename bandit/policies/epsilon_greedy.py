@@ -20,7 +20,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
+LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
 
 #: The exploration schedules (see :class:`EpsilonGreedy`).
 SCHEDULES = ("per_arm", "constant")
@@ -38,7 +38,7 @@ def prior_variance(context, intercept, l2):
     return s / l2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def prior_variance_rows(X, intercept, l2, out):
     """:func:`prior_variance` of every row of ``X`` (n, d) into ``out`` (n,)."""
     for i in range(X.shape[0]):
@@ -117,7 +117,7 @@ def epsilon_greedy_choose(context, A_inv, theta, values, eligible, epsilon, per_
                                  eligible, epsilon, per_arm, floor, True, st, out[0], out[1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def epsilon_greedy_decide_rows(mean, var, prior_var, values, eligible, epsilon, per_arm, floor, sample, rng_state, seeds,
                                out_idx, out_probs, out_scores):
     """:func:`epsilon_greedy_decide` for n rows: ``mean``, ``var`` (n, K) and ``prior_var`` (n,), or (1, K) and (1,)

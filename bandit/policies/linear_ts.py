@@ -18,7 +18,7 @@ __all__ = ["LinearTS", "linear_ts_choose", "linear_ts_decide", "linear_ts_decide
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
+LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
 
 
 @njit(cache=True, inline="always")
@@ -76,7 +76,7 @@ def linear_ts_choose(context, A_inv, theta, values, eligible, v, floor, st, out)
                             scratch[2 * D + 2 * K : 2 * D + 3 * K], scratch[2 * D + 3 * K : 2 * D + 4 * K])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def linear_ts_decide_rows(mean, var, values, eligible, v, floor, sample, rng_state, seeds, out_idx, out_probs,
                           out_scores):
     """:func:`linear_ts_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K) or

@@ -14,11 +14,17 @@ from bandit.arms import Arm
 from bandit.kernels import decide, propensity
 from bandit.policies.base import RidgePolicy, scaled_prior_precision
 
-__all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows"]
+__all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows", "ucb_score"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
+LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
+
+
+@njit(cache=True, inline="always")
+def ucb_score(mean, var, value, alpha):
+    """LinUCB's score of one eligible arm: ``value * (mean + alpha * sqrt(max(var, 0)))``."""
+    return value * (mean + alpha * math.sqrt(max(var, 0.0)))
 
 
 @njit(cache=True, inline="always")
@@ -32,7 +38,7 @@ def linucb_decide(mean, var, values, eligible, alpha, floor, sample, st, probs, 
     """
     for k in range(values.shape[0]):
         if eligible[k]:
-            scores[k] = values[k] * (mean[k] + alpha * math.sqrt(max(var[k], 0.0)))
+            scores[k] = ucb_score(mean[k], var[k], values[k], alpha)
         else:
             scores[k] = -np.inf
     propensity.argmax_tie_probs(scores, eligible, probs)
@@ -57,16 +63,29 @@ def linucb_choose(context, A_inv, theta, values, eligible, alpha, floor, st, out
                          floor, True, st, out[0], out[1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def linucb_decide_rows(mean, var, values, eligible, alpha, floor, sample, rng_state, seeds, out_idx, out_probs,
                        out_scores):
     """:func:`linucb_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K) or
     (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from ``rng_state`` in order.
-    Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K)."""
-    st_row = np.empty(1, dtype=np.uint64)
-    use_seeds = seeds.shape[0] > 0
+    Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K); without ``sample`` (probabilities only, the
+    off-policy evaluation path) the scores of all rows come first (a loop the compiler vectorises), then the tie
+    split and floor of every row (:func:`~bandit.kernels.decide.argmax_probs_rows`), the same arithmetic as
+    :func:`linucb_decide`, and ``out_idx`` is left as it is. Releases the GIL."""
     one_mean = mean.shape[0] == 1
     one_elig = eligible.shape[0] == 1
+    if not sample:
+        n, K = out_scores.shape
+        for i in range(n):
+            r = 0 if one_mean else i
+            e = 0 if one_elig else i
+            for k in range(K):
+                s = ucb_score(mean[r, k], var[r, k], values[k], alpha)
+                out_scores[i, k] = s if eligible[e, k] else -np.inf
+        decide.argmax_probs_rows(out_scores, eligible, floor, out_probs)
+        return
+    st_row = np.empty(1, dtype=np.uint64)
+    use_seeds = seeds.shape[0] > 0
     for i in range(out_idx.shape[0]):
         st = decide.row_state(use_seeds, seeds, i, st_row, rng_state)
         r = 0 if one_mean else i

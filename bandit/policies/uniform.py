@@ -16,10 +16,10 @@ __all__ = ["UniformRandom", "uniform_decide_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "dd2b2d2abff6592a"
+LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def uniform_decide_rows(eligible, sample, rng_state, seeds, out_idx, out_probs, out_scores):
     """Uniform decisions for n rows: every eligible arm scores 0 (-inf if ineligible), so the exact ties split the
     mass evenly, ``1 / |eligible|``; if ``sample``, one uniform of the row's generator draws the arm.
@@ -65,6 +65,7 @@ class UniformRandom(Policy):
     """
 
     _contextual = False
+    action_probabilities_thread_safe = True  # fresh arrays per batch, a nogil kernel, no draw without sampling
 
     def __init__(self, arms: Sequence[str | Arm], n_features: int | None = None, *, seed: int | None = None) -> None:
         super().__init__(arms, n_features, seed=seed)

@@ -131,6 +131,58 @@ def test_action_probabilities_do_not_advance_the_generator(cls):
     assert [a.choose(x).index for x in CONTEXTS] == [b.choose(x).index for x in CONTEXTS]
 
 
+def test_action_probabilities_thread_safe_is_false_exactly_where_scoring_has_state():
+    # BetaTS caches its distributions in a dict, VW scores through its one workspace; every other policy scores
+    # from its state into fresh arrays
+    assert {c.__name__ for c in POLICY_CLASSES if not c.action_probabilities_thread_safe} == {"BetaTS", "VWPolicy"}
+
+
+@all_policies
+def test_thread_safe_scoring_gives_the_sequential_results_from_many_threads_and_changes_nothing(cls):
+    import threading
+
+    if not cls.action_probabilities_thread_safe:
+        pytest.skip("scored one call at a time")
+    live = trained(cls)
+    snap = live.snapshot()
+    gen = np.random.default_rng(5)
+    X = gen.normal(size=(400, D))
+    masks = gen.random((400, K)) < 0.7
+    masks[:, 0] = True
+    chunks = [slice(i, i + 50) for i in range(0, 400, 50)]
+    before = state_of(live)
+    want = [live.action_probabilities(X[c], eligible=masks[c]) for c in chunks]
+    got: dict[tuple[int, int], np.ndarray] = {}
+
+    def score(t: int, policy) -> None:
+        for _ in range(5):
+            for j, c in enumerate(chunks):
+                got[(t, j)] = policy.action_probabilities(X[c], eligible=masks[c])
+
+    with snap._lock:  # a snapshot whose scoring is thread-safe does not take its lock to score
+        threads = [threading.Thread(target=score, args=(t, live if t % 2 else snap)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert len(got) == 4 * len(chunks)
+    for (_, j), probs in got.items():
+        np.testing.assert_array_equal(probs, want[j])
+    assert_same_state(before, state_of(live))
+
+
+def test_the_batch_scoring_kernels_release_the_gil():
+    # the threads of an offline evaluation score batches at once only if the kernels let go of the GIL
+    from bandit.kernels import decide, hybrid, scoring
+    from bandit.policies import epsilon_greedy, linear_ts, linucb, logistic_ts, uniform
+
+    kernels = [decide.rows_mean_var, decide.argmax_probs_rows, scoring.linear_mean_var_batch,
+               hybrid.hybrid_mean_var_batch, linucb.linucb_decide_rows, linear_ts.linear_ts_decide_rows,
+               logistic_ts.logistic_ts_decide_rows, epsilon_greedy.epsilon_greedy_decide_rows,
+               epsilon_greedy.prior_variance_rows, uniform.uniform_decide_rows]
+    assert [k.__name__ for k in kernels if not k.targetoptions.get("nogil")] == []
+
+
 @all_policies
 def test_empirical_frequencies_follow_reported_probabilities(cls):
     policy = trained(cls, seed=3)

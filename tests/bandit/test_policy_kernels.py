@@ -245,6 +245,12 @@ def test_decide_rows_equals_the_single_choose_kernel_row_by_row(rule):
         np.testing.assert_array_equal(out[1], scores[i])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
     assert (probs[~eligible] == 0).all() and np.isneginf(scores[~eligible]).all()
+    # probabilities only (the off-policy evaluation path, LinUCB's own row-vectorised loop): the same bits
+    probs_only, scores_only = np.empty((n, K)), np.empty((n, K))
+    decide_rows(X, mean, var, values, eligible, 0.4, 0.1, False, st, decide.NO_SEEDS, idx, probs_only, scores_only)
+    np.testing.assert_array_equal(probs_only.view(np.int64), probs.view(np.int64))
+    if rule == "LinUCB":  # deterministic scores (a sampler's scores are its draws)
+        np.testing.assert_array_equal(scores_only.view(np.int64), scores.view(np.int64))
     if rule == "LinUCB":  # against the numpy posterior of [x, 1]
         Xd = np.hstack([X, np.ones((n, 1))])
         mean = Xd @ theta.T
@@ -280,6 +286,32 @@ def test_each_policy_rule_matches_its_numpy_reference(rule):
             np.testing.assert_allclose(scores[i], ref_s, rtol=1e-13, err_msg=f"{rule} row {i}")
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.15])
+def test_argmax_probs_rows_is_the_per_row_tie_split_and_floor_bit_for_bit(floor):
+    from bandit.kernels import propensity
+
+    gen = np.random.default_rng(21)
+    n, K = 300, 5
+    scores = gen.integers(-2, 3, size=(n, K)).astype(float)  # many exact ties
+    scores[gen.random((n, K)) < 0.05] = np.nan  # counts as -inf
+    scores[gen.random((n, K)) < 0.05] = -np.inf
+    scores[7] = np.nan  # every arm NaN: a tie of all eligible arms
+    scores[8] = -0.0
+    scores[8, 2] = 0.0  # -0.0 == 0.0: a tie
+    eligible = gen.random((n, K)) < 0.6
+    eligible[np.arange(n), gen.integers(0, K, n)] = True
+    for mask in (eligible, eligible[:1]):  # per row, and one row broadcast
+        out = np.empty((n, K))
+        decide.argmax_probs_rows(scores, mask, floor, out)
+        for i in range(n):
+            e = mask[0 if len(mask) == 1 else i]
+            ref = np.empty(K)
+            propensity.argmax_tie_probs(scores[i], e, ref)
+            decide.mix_floor(ref, e, floor)
+            np.testing.assert_array_equal(out[i].view(np.int64), ref.view(np.int64), err_msg=f"row {i}")
+        assert np.allclose(out.sum(axis=1), 1.0, atol=1e-12) and (out[~np.broadcast_to(mask, (n, K))] == 0).all()
+
+
 def test_choose_kernels_report_bad_contexts_without_drawing():
     gen = np.random.default_rng(2)
     K, d, n = 3, 4, 10
@@ -296,6 +328,12 @@ def test_choose_kernels_report_bad_contexts_without_drawing():
         assert choose(X[6], A_inv, theta, values, eligible[0], 1.0, 0.2, st, out) == status.STATUS_NON_FINITE
     huge = np.full((n, d), 1e300)  # x^T A_inv x overflows
     assert decide.rows_mean_var(huge, A_inv, theta, mean, var) == status.STATUS_SCORE_OVERFLOW
+    late = gen.normal(size=(150, d))
+    late[140] = 1e200  # one row of the third block: its variance overflows, its mean does not
+    assert decide.rows_mean_var(late, A_inv, theta, *(np.empty((150, K)) for _ in range(2))) == (
+        status.STATUS_SCORE_OVERFLOW)
+    late[140] = 1e100
+    assert decide.rows_mean_var(late, A_inv, theta, *(np.empty((150, K)) for _ in range(2))) == status.STATUS_OK
     for choose, _ in RULES.values():
         assert choose(huge[0], A_inv, theta, values, eligible[0], 1.0, 0.0, st, out) == status.STATUS_SCORE_OVERFLOW
     assert st[0] == 7  # nothing was drawn

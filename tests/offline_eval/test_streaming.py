@@ -105,6 +105,48 @@ def test_batch_size_and_threads_do_not_change_the_result(log, monkeypatch):
     assert_tables_equal(tables[0], tables[1])
 
 
+class ConcurrentScorer:
+    """A target whose class opts in to concurrent scoring; records the most calls that ran at once."""
+
+    action_probabilities_thread_safe = True
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+
+    def action_probabilities(self, X, eligible=None):
+        with self.lock:
+            self.calls += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.005)  # a window for a second caller
+            return self.policy.action_probabilities(X, eligible)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_targets_that_opt_in_are_scored_by_several_threads_at_once_with_the_same_result(log, monkeypatch):
+    path, policies, _ = log
+    estimators = [IPS(interval="normal"), SNIPS(interval="normal")]
+    monkeypatch.setattr(streaming, "PASS_THREADS", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = evaluate_parquet(path, {"linucb": policies["linucb"]}, estimators, batch_rows=5000)
+        monkeypatch.setattr(streaming, "PASS_THREADS", 4)
+        target = ConcurrentScorer(policies["linucb"])
+        got = evaluate_parquet(path, {"linucb": target}, estimators, batch_rows=97)
+        direct = evaluate_parquet(path, {"linucb": policies["linucb"]}, estimators, batch_rows=97)
+    assert target.calls >= 5975 // 97 and target.most >= 2  # the batches were scored concurrently
+    assert_tables_equal(got, want)
+    assert_tables_equal(direct, want)
+    # the opt-in is read on the class: a wrapper forwarding attributes to the policy (OneCallerAtATime) is locked
+    assert streaming.scores_concurrently(policies["linucb"]) and streaming.scores_concurrently(target)
+    assert not streaming.scores_concurrently(OneCallerAtATime(policies["linucb"]))
+
+
 def test_ordered_map_keeps_the_order_and_raises_in_turn():
     def slow_first(i):
         time.sleep(0.02 if i % 3 == 0 else 0.0)  # early items finish last
