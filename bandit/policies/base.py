@@ -111,12 +111,12 @@ class Policy(ABC):
     -------------
     A live policy is **not** thread-safe: it reuses preallocated buffers; use it from one thread at a time (e.g.
     the trainer). ``snapshot()`` returns a read-only copy that any number of serving threads may share: its
-    ``choose``/``choose_batch`` are serialised by an internal lock (they advance its generator), and it never
-    changes when the live policy is updated. ``Decision`` and ``BatchDecision`` objects are immutable and safe to
-    share. :attr:`action_probabilities_thread_safe` says whether ``action_probabilities`` may run in several
-    threads at once (true for every policy whose scoring is a pure function of its state: it changes nothing and
-    its kernels release the GIL, so e.g. :func:`offline_eval.streaming.evaluate_parquet` scores batches in
-    parallel); on a live policy this holds only while nothing updates it.
+    ``choose``/``choose_batch``/``action_probabilities`` are serialised by an internal lock, and it never changes
+    when the live policy is updated. ``Decision`` and ``BatchDecision`` objects are immutable and safe to share.
+    Where :attr:`action_probabilities_thread_safe` is true (every policy whose scoring is a pure function of its
+    state: it changes nothing and its kernels release the GIL), ``action_probabilities`` may run in several
+    threads at once -- a snapshot's without its lock, a live policy's while nothing updates it -- so e.g.
+    :func:`offline_eval.streaming.evaluate_parquet` scores batches in parallel.
 
     Arms over time
     --------------

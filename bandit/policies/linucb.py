@@ -12,9 +12,11 @@ from numba import njit
 from bandit._validation import check_scalar
 from bandit.arms import Arm
 from bandit.kernels import decide, propensity
+from bandit.kernels.status import STATUS_OK
 from bandit.policies.base import RidgePolicy, scaled_prior_precision
 
-__all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows", "ucb_score"]
+__all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows", "linucb_probabilities",
+           "linucb_probability_rows", "ucb_score"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
@@ -63,27 +65,64 @@ def linucb_choose(context, A_inv, theta, values, eligible, alpha, floor, st, out
                          floor, True, st, out[0], out[1])
 
 
+@njit(cache=True, inline="always")
+def linucb_probability_rows(mean, var, values, eligible, alpha, floor, out_probs, out_scores):
+    """:func:`linucb_decide`'s probabilities and scores for n rows, without drawing (arguments as
+    :func:`linucb_decide_rows`): the scores of all rows first (a loop the compiler vectorises), then the tie split
+    and floor of every row (:func:`~bandit.kernels.decide.argmax_probs_rows`); the same arithmetic, bit for bit."""
+    one_mean = mean.shape[0] == 1
+    one_elig = eligible.shape[0] == 1
+    n, K = out_scores.shape
+    for i in range(n):
+        r = 0 if one_mean else i
+        e = 0 if one_elig else i
+        for k in range(K):
+            s = ucb_score(mean[r, k], var[r, k], values[k], alpha)
+            out_scores[i, k] = s if eligible[e, k] else -np.inf
+    decide.argmax_probs_rows(out_scores, eligible, floor, out_probs)
+
+
+#: Rows per chunk of :func:`linucb_probabilities` (its means and variances stay in the L2 cache).
+_CHUNK = 1024
+
+
+@njit(cache=True, nogil=True)
+def linucb_probabilities(X, A_inv, theta, values, eligible, alpha, floor, out_probs, out_scores):
+    """LinUCB's probabilities and scores (n, K) for the raw contexts ``X`` (n, d) in one call, without drawing:
+    :func:`~bandit.kernels.decide.rows_mean_var` and :func:`linucb_probability_rows` chunk by chunk of
+    :data:`_CHUNK` rows, so the (n, K) means and variances are never stored (row ``i`` is bit-identical to
+    :func:`linucb_choose` of ``X[i]``). ``eligible`` (n, K) or (1, K). Returns STATUS_OK, or the status of
+    ``rows_mean_var`` (outputs then incomplete). Releases the GIL."""
+    n = X.shape[0]
+    K = theta.shape[0]
+    mean = np.empty((_CHUNK, K))
+    var = np.empty((_CHUNK, K))
+    one_elig = eligible.shape[0] == 1
+    for r0 in range(0, n, _CHUNK):
+        r1 = min(n, r0 + _CHUNK)
+        m = mean[: r1 - r0]
+        v = var[: r1 - r0]
+        status = decide.rows_mean_var(X[r0:r1], A_inv, theta, m, v)
+        if status < 0:
+            return status
+        linucb_probability_rows(m, v, values, eligible if one_elig else eligible[r0:r1], alpha, floor,
+                                out_probs[r0:r1], out_scores[r0:r1])
+    return STATUS_OK
+
+
 @njit(cache=True, nogil=True)
 def linucb_decide_rows(mean, var, values, eligible, alpha, floor, sample, rng_state, seeds, out_idx, out_probs,
                        out_scores):
     """:func:`linucb_decide` for n rows: ``mean``, ``var`` (n, K) or (1, K) (broadcast), ``eligible`` (n, K) or
     (1, K); row ``i`` draws from ``seeds[i]`` or, when ``seeds`` is empty, from ``rng_state`` in order.
     Fills ``out_idx`` (n,), ``out_probs`` and ``out_scores`` (n, K); without ``sample`` (probabilities only, the
-    off-policy evaluation path) the scores of all rows come first (a loop the compiler vectorises), then the tie
-    split and floor of every row (:func:`~bandit.kernels.decide.argmax_probs_rows`), the same arithmetic as
-    :func:`linucb_decide`, and ``out_idx`` is left as it is. Releases the GIL."""
+    off-policy evaluation path: :func:`linucb_probability_rows`) ``out_idx`` is left as it is. Releases the
+    GIL."""
+    if not sample:
+        linucb_probability_rows(mean, var, values, eligible, alpha, floor, out_probs, out_scores)
+        return
     one_mean = mean.shape[0] == 1
     one_elig = eligible.shape[0] == 1
-    if not sample:
-        n, K = out_scores.shape
-        for i in range(n):
-            r = 0 if one_mean else i
-            e = 0 if one_elig else i
-            for k in range(K):
-                s = ucb_score(mean[r, k], var[r, k], values[k], alpha)
-                out_scores[i, k] = s if eligible[e, k] else -np.inf
-        decide.argmax_probs_rows(out_scores, eligible, floor, out_probs)
-        return
     st_row = np.empty(1, dtype=np.uint64)
     use_seeds = seeds.shape[0] > 0
     for i in range(out_idx.shape[0]):
@@ -205,6 +244,18 @@ class LinUCB(RidgePolicy):
     def _choose_one(self, x: np.ndarray, eligible: np.ndarray, st: np.ndarray, out: np.ndarray) -> int:
         args = (x, self._A_inv, self._theta, self._values, eligible, self.alpha, self.exploration_floor, st, out)
         return (self._choose_entry or self._bind("choose", linucb_choose, args))(*args)
+
+    def _choose_many(
+        self, X: np.ndarray, eligible: np.ndarray, seeds: np.ndarray | None, sample: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if sample:
+            return super()._choose_many(X, eligible, seeds, sample)
+        idx, probs, scores = self._batch_outputs(X.shape[0])
+        status = linucb_probabilities(X, self._A_inv, self._theta, self._values, eligible, self.alpha,
+                                      self.exploration_floor, probs, scores)
+        if status < 0:
+            raise self._batch_error(status, X)
+        return idx, probs, scores
 
     def _decide_rows(
         self, X: np.ndarray, mean: np.ndarray, var: np.ndarray, eligible: np.ndarray, sample: bool, seeds: np.ndarray,

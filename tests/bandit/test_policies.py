@@ -177,7 +177,8 @@ def test_the_batch_scoring_kernels_release_the_gil():
     from bandit.policies import epsilon_greedy, linear_ts, linucb, logistic_ts, uniform
 
     kernels = [decide.rows_mean_var, decide.argmax_probs_rows, scoring.linear_mean_var_batch,
-               hybrid.hybrid_mean_var_batch, linucb.linucb_decide_rows, linear_ts.linear_ts_decide_rows,
+               hybrid.hybrid_mean_var_batch, linucb.linucb_decide_rows, linucb.linucb_probabilities,
+               linear_ts.linear_ts_decide_rows,
                logistic_ts.logistic_ts_decide_rows, epsilon_greedy.epsilon_greedy_decide_rows,
                epsilon_greedy.prior_variance_rows, uniform.uniform_decide_rows]
     assert [k.__name__ for k in kernels if not k.targetoptions.get("nogil")] == []

@@ -286,6 +286,34 @@ def test_each_policy_rule_matches_its_numpy_reference(rule):
             np.testing.assert_allclose(scores[i], ref_s, rtol=1e-13, err_msg=f"{rule} row {i}")
 
 
+def test_linucb_probabilities_in_chunks_equal_the_rows_kernels_bit_for_bit():
+    from bandit.policies.linucb import _CHUNK, linucb_probabilities
+
+    gen = np.random.default_rng(8)
+    K, d = 4, 6
+    n = 2 * _CHUNK + 37  # three chunks, the last one short
+    A_inv, theta = _posterior(gen, K, d + 1)
+    values = np.array([1.0, 2.0, 0.5, 1.5])
+    X = gen.normal(size=(n, d))
+    eligible = gen.random((n, K)) < 0.7
+    eligible[np.arange(n), gen.integers(0, K, n)] = True
+    mean, var = np.empty((n, K)), np.empty((n, K))
+    assert decide.rows_mean_var(X, A_inv, theta, mean, var) == status.STATUS_OK
+    for mask in (eligible, eligible[:1]):
+        want_p, want_s = np.empty((n, K)), np.empty((n, K))
+        linucb_decide_rows(mean, var, values, mask, 0.4, 0.1, False, _state(1), decide.NO_SEEDS,
+                           np.empty(n, dtype=np.int64), want_p, want_s)
+        probs, scores = np.empty((n, K)), np.empty((n, K))
+        assert linucb_probabilities(X, A_inv, theta, values, mask, 0.4, 0.1, probs, scores) == status.STATUS_OK
+        np.testing.assert_array_equal(probs.view(np.int64), want_p.view(np.int64))
+        np.testing.assert_array_equal(scores.view(np.int64), want_s.view(np.int64))
+    X[_CHUNK + 5, 2] = np.inf  # in the second chunk
+    assert linucb_probabilities(X, A_inv, theta, values, eligible, 0.4, 0.1, probs, scores) == status.STATUS_NON_FINITE
+    X[_CHUNK + 5, 2] = 1e200
+    assert linucb_probabilities(X, A_inv, theta, values, eligible, 0.4, 0.1, probs, scores) == (
+        status.STATUS_SCORE_OVERFLOW)
+
+
 @pytest.mark.parametrize("floor", [0.0, 0.15])
 def test_argmax_probs_rows_is_the_per_row_tie_split_and_floor_bit_for_bit(floor):
     from bandit.kernels import propensity
