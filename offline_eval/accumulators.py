@@ -53,6 +53,7 @@ from offline_eval.diagnostics import Diagnostics, weight_diagnostics
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
+from offline_eval.gap import GapMoments, projects_weights
 from offline_eval.intervals import AUTO_EL_MAX_N, Interval, RowTerms
 from offline_eval.reward_fit import check_mergeable
 from offline_eval.slope_grid import LATTICE, CandidateMoments
@@ -128,6 +129,7 @@ class Layout:
     columns: tuple[tuple[str, int, float], ...]  # (kind, model index, threshold)
     clips: tuple[float, ...]  # weight thresholds whose exceedances are counted
     candidate_models: tuple[int, ...]  # models whose SwitchDR / DROS candidates are accumulated
+    gap_models: tuple[int, ...]  # models of a DM whose DR - DM gap sums are accumulated (offline_eval.gap)
 
     @classmethod
     def of(cls, estimators: Sequence[Estimator]) -> Layout:
@@ -181,8 +183,10 @@ class Layout:
                 columns.append(extra)
             if not math.isnan(threshold) and threshold not in clips:
                 clips.append(threshold)
+        gaps = tuple(sorted({m for est, m in zip(estimators, model_of, strict=True)
+                             if isinstance(est, DM) and projects_weights(models[m])}))
         return cls(tuple(estimators), tuple(models), tuple(model_of), tuple(columns), tuple(clips),
-                   tuple(candidates))
+                   tuple(candidates), gaps)
 
     def index(self, kind: str, model: int = -1, threshold: float = 0.0) -> int:
         """Position of a column."""
@@ -247,6 +251,8 @@ class PolicyAccumulator:
         Rows with ``w > threshold`` per threshold.
     candidates : list of CandidateMoments
         Per entry of ``layout.candidate_models``.
+    gaps : list of GapMoments
+        Per entry of ``layout.gap_models``: the sums behind the standard error of DR - DM (:mod:`offline_eval.gap`).
     rows : dict of arrays or None
         The retained base columns (``position``, ``w``, ``r``, ``dm{m}``, ``resid{m}``), None once dropped.
     """
@@ -257,6 +263,7 @@ class PolicyAccumulator:
     scalars: np.ndarray
     exceed: np.ndarray
     candidates: list[CandidateMoments]
+    gaps: list[GapMoments]
     rows: dict[str, np.ndarray] | None = field(default=None)
 
     @classmethod
@@ -307,17 +314,19 @@ class PolicyAccumulator:
         scalars[_WBOUND] = _weight_bound(resolved) if keep else math.nan
         exceed = np.array([float(np.count_nonzero(w > t)) for t in layout.clips])
         candidates = [CandidateMoments.of(w, resid[m], dm[m], r) for m in layout.candidate_models]
+        gaps = [GapMoments.of(data.context, data.action, data.n_actions, w, resid[m]) for m in layout.gap_models]
         kept = None
         if keep:
             kept = {"position": np.arange(start, start + n, dtype=np.float64), "w": np.array(w), "r": np.array(r)}
             for m in range(len(q)):
                 kept[f"dm{m}"] = dm[m]
                 kept[f"resid{m}"] = resid[m]
-        return cls(layout, n, Moments.of(columns), scalars, exceed, candidates, kept)
+        return cls(layout, n, Moments.of(columns), scalars, exceed, candidates, gaps, kept)
 
     def merge(self, other: PolicyAccumulator) -> PolicyAccumulator:
         """The statistics of both accumulators' rows."""
-        if other.layout.columns != self.layout.columns or len(other.candidates) != len(self.candidates):
+        if (other.layout.columns != self.layout.columns or len(other.candidates) != len(self.candidates)
+                or len(other.gaps) != len(self.gaps)):
             raise ValueError("cannot merge accumulators of different estimator layouts")
         a, b = self.scalars, other.scalars
         s = np.empty(_N_SCALARS)
@@ -342,6 +351,7 @@ class PolicyAccumulator:
             s,
             self.exceed + other.exceed,
             [x.merge(y) for x, y in zip(self.candidates, other.candidates, strict=True)],
+            [x.merge(y) for x, y in zip(self.gaps, other.gaps, strict=True)],
             rows,
         )
 
@@ -358,6 +368,8 @@ class PolicyAccumulator:
         }
         for i, c in enumerate(self.candidates):
             out[f"candidates{i}"] = c.to_array()
+        for i, g in enumerate(self.gaps):
+            out[f"gaps{i}"] = g.to_array()
         if self.rows is not None:
             for k, v in self.rows.items():
                 out[f"rows.{k}"] = v
@@ -381,6 +393,7 @@ class PolicyAccumulator:
             np.asarray(arrays["exceed"], dtype=np.float64).copy(),
             [CandidateMoments.from_array(np.asarray(arrays[f"candidates{i}"], dtype=np.float64))
              for i in range(len(layout.candidate_models))],
+            [GapMoments.from_array(arrays[f"gaps{i}"]) for i in range(len(layout.gap_models))],
             rows or None,
         )
 
@@ -677,7 +690,9 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
             ref = interval(lift_ref, False)[0]
             lift_low, lift_high = min(lift_iv.value, ref.low), max(lift_iv.value, ref.high)
         bias_se = math.nan
-        if isinstance(est, DM) and reference is not None:
+        if isinstance(est, DM) and reference is not None and m in layout.gap_models:
+            bias_se = math.sqrt(acc.gaps[layout.gap_models.index(m)].variance())
+        elif isinstance(est, DM) and reference is not None:
             own, ref_coef = spec.terms.coef, reference.coef
             gap = _Linear({j: own.get(j, 0.0) - ref_coef.get(j, 0.0) for j in own.keys() | ref_coef.keys()})
             bias_se = _normal(gap, acc.moments.mean, acc.moments.comoment, n, float(est.alpha)).se

@@ -330,6 +330,10 @@ class CrossFittedRewardModel(ABC):
     q_: np.ndarray | None
     folds_: np.ndarray | None
 
+    #: Whether each action's model has an intercept and a linear part in the context, fitted to the logged rows of
+    #: that action (the standard error of DM's bias then projects the weights on them: :mod:`offline_eval.gap`).
+    per_arm_linear_fit: ClassVar[bool] = False
+
     def _init_fitted(self) -> None:
         _check_n_folds(self.n_folds)
         _check_seed(self.seed)
@@ -521,6 +525,8 @@ class RidgeRewardModel(CrossFittedRewardModel):
     0.009
     """
 
+    per_arm_linear_fit: ClassVar[bool] = True
+
     l2: float = 1.0
     n_folds: int = 5
     seed: int | None = 0
@@ -684,6 +690,8 @@ class LogisticRewardModel(CrossFittedRewardModel):
     (True, (2000, 3))
     """
 
+    per_arm_linear_fit: ClassVar[bool] = True
+
     l2: float = 1.0
     n_folds: int = 5
     seed: int | None = 0
@@ -788,6 +796,8 @@ class ValueAwareRewardModel(CrossFittedRewardModel):
     >>> q.mean(axis=0).round(1)  # the truth is 0.1 * price
     array([1.1, 1.9])
     """
+
+    per_arm_linear_fit: ClassVar[bool] = True
 
     values: Mapping[str, float] | np.ndarray | list[float] | None = None
     l2: float = 1.0

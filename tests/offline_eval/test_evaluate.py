@@ -12,7 +12,8 @@ from ope_world import World
 
 import offline_eval.reward_models as reward_models
 from offline_eval import DM, DR, DROS, IPS, SNDR, SNIPS, DiagnosticWarning, LoggedData, SwitchDR, compare, evaluate
-from offline_eval.evaluate import BLEND_NAME, COLUMNS, blend_row, blend_weight, default_estimators, mark_recommended
+from offline_eval.blend import BLEND_CONSTANTS, blend_constant, blend_weight
+from offline_eval.evaluate import BLEND_NAME, COLUMNS, blend_row, default_estimators, mark_recommended
 
 pytestmark = pytest.mark.filterwarnings("ignore::offline_eval.diagnostics.DiagnosticWarning")
 
@@ -40,10 +41,14 @@ class CountingModel:
         return self.q
 
 
-def blend_reference(dm_value: float, dr_value: float, gap_var: float) -> tuple[float, float]:
-    """(lam, value) of the DR-DM blend by the module docstring's formula, written out independently."""
+def blend_reference(dm_value: float, dr_value: float, gap_var: float, dr_var: float) -> tuple[float, float]:
+    """(lam, value) of the DR-DM blend by the module docstring's formula, written out independently (only the
+    table of constants c(s) is offline_eval.blend's)."""
     gap = dr_value - dm_value
-    lam = 1.0 if gap**2 <= gap_var else gap_var / gap**2
+    s = min(1.0, gap_var / dr_var)
+    knots = np.array(BLEND_CONSTANTS)
+    c = float(np.interp(s, knots[:, 0], knots[:, 1]))
+    lam = 1.0 if gap**2 <= c * gap_var else c * gap_var / gap**2
     return lam, dr_value - lam * gap
 
 
@@ -58,7 +63,7 @@ def test_table_shape_columns_and_one_recommendation_per_policy(case):
         rows = group.set_index("estimator")
         assert rows.recommended.idxmax() == BLEND_NAME
         blend, dm, dr = rows.loc[BLEND_NAME], rows.loc["DM"], rows.loc["DR"]
-        lam, value = blend_reference(dm.value, dr.value, dm.bias_se**2)
+        lam, value = blend_reference(dm.value, dr.value, dm.bias_se**2, dr.se**2)
         assert blend.value == pytest.approx(value, rel=1e-12) and blend.params == f"lam={lam:.4g}"
         assert (blend.ci_low, blend.ci_high) == (min(value, dr.ci_low), max(value, dr.ci_high))
         assert blend.interval == f"bias-aware({dr.interval})" and blend.se == dr.se
@@ -103,11 +108,13 @@ def test_blend_row_is_the_formula_on_a_hand_made_case():
     mark_recommended(rows)
     blend = rows[-1]
     assert len(rows) == 3 and blend["recommended"] and not rows[0]["recommended"] and not rows[1]["recommended"]
-    # gap 0.3 = 3 standard errors: lam = 0.01 / 0.09 = 1/9, value = 1.3 - 0.3 / 9
-    assert blend["params"] == "lam=0.1111" and blend["value"] == pytest.approx(1.3 - 0.3 / 9, rel=1e-15)
-    assert blend["bias"] == pytest.approx(-0.3 / 9, rel=1e-12) and blend["se"] == 0.5
+    # gap 0.3 = 3 standard errors, s = 0.1^2 / 0.5^2 = 0.04 (below the first knot: c = 0.8125):
+    # lam = 0.8125 * 0.01 / 0.09 = 0.8125 / 9, value = 1.3 - 0.3 * 0.8125 / 9
+    shift = 0.3 * 0.8125 / 9
+    assert blend["params"] == "lam=0.09028" and blend["value"] == pytest.approx(1.3 - shift, rel=1e-15)
+    assert blend["bias"] == pytest.approx(-shift, rel=1e-12) and blend["se"] == 0.5
     assert (blend["ci_low"], blend["ci_high"]) == (-1.0, 3.0) and blend["interval"] == "bias-aware(el)"
-    assert blend["lift"] == pytest.approx(1.3 - 0.3 / 9 - 0.5, rel=1e-12) and blend["estimator"] == BLEND_NAME
+    assert blend["lift"] == pytest.approx(1.3 - shift - 0.5, rel=1e-12) and blend["estimator"] == BLEND_NAME
     # an interval that does not contain the blend is widened to it, the lift's too
     rows = blend_rows(dm_value=1.0, dr_value=1.3, bias_se=0.1, dr_interval=(1.28, 1.32))
     blend = blend_row(rows)
@@ -120,17 +127,19 @@ def test_blend_row_is_the_formula_on_a_hand_made_case():
     assert len(rows) == 2 and sum(r["recommended"] for r in rows) == 1
 
 
-def test_blend_weight_is_in_0_1_and_the_blend_moves_at_most_one_gap_se_from_dr():
+def test_blend_weight_is_in_0_1_and_the_blend_moves_at_most_sqrt_c_gap_se_from_dr():
     rng = np.random.default_rng(12)
     gaps = rng.normal(0.0, 1.0, 500) * rng.choice([1e-3, 1.0, 1e3], 500)
     ses = rng.uniform(0.0, 2.0, 500)
-    for gap, se in zip(gaps, ses, strict=True):
-        lam = blend_weight(gap, se**2)
+    dr_vars = ses**2 / rng.uniform(0.01, 1.0, 500)  # s = v_D / se_DR^2 anywhere in (0, 1]
+    for gap, se, dr_var in zip(gaps, ses, dr_vars, strict=True):
+        lam = blend_weight(gap, se**2, dr_var)
         assert 0.0 <= lam <= 1.0
-        assert lam == blend_reference(0.0, gap, se**2)[0]
-        assert abs(lam * gap) <= se * (1 + 1e-12)  # |V - DR| <= sqrt(v_D)
-    assert blend_weight(0.0, 0.0) == 1.0 and math.isnan(blend_weight(math.nan, 1.0))
-    assert math.isnan(blend_weight(1.0, -1.0))
+        assert lam == pytest.approx(blend_reference(0.0, gap, se**2, dr_var)[0], rel=1e-14)
+        assert abs(lam * gap) <= math.sqrt(blend_constant(se**2 / dr_var)) * se * (1 + 1e-12)  # |V - DR| bound
+    assert blend_weight(0.0, 0.0, 1.0) == 1.0 and math.isnan(blend_weight(math.nan, 1.0, 1.0))
+    assert math.isnan(blend_weight(1.0, -1.0, 1.0)) and math.isnan(blend_weight(1.0, 1.0, -1.0))
+    assert blend_weight(2.0, 1.0, 0.0) == blend_constant(1.0) / 4  # DR without noise: s = 1
     # DM == DR: the blend equals both
     same = blend_row(blend_rows(dm_value=2.0, dr_value=2.0, bias_se=0.3))
     assert same is not None and same["value"] == 2.0 and same["params"] == "lam=1"
@@ -166,7 +175,7 @@ def test_values_match_the_estimators_and_lift_is_paired(case):
     gap = ests[2].per_row(data, policies["target"], q=q) - ests[3].per_row(data, policies["target"], q=q)
     assert dm.bias_se == pytest.approx(gap.std(ddof=1) / math.sqrt(data.n), rel=1e-9)
     blend = table.loc[("target", f"{BLEND_NAME}(model=CountingModel)")]
-    assert blend.value == pytest.approx(blend_reference(dm.value, dr.value, dm.bias_se**2)[1], rel=1e-12)
+    assert blend.value == pytest.approx(blend_reference(dm.value, dr.value, dm.bias_se**2, dr.se**2)[1], rel=1e-12)
     assert blend.recommended
     # on the logging policy itself IPS weights are all 1: lift is exactly 0 with a zero-width interval
     on_policy = table.loc[("logging", "IPS")]
@@ -318,7 +327,7 @@ def test_compare_defaults_to_the_blend_and_merges_diagnostics(case, monkeypatch)
     dm, dr = compare(data, a, b, estimator=DM()), compare(data, a, b, estimator=DR())
     gap = (DR().per_row(data, a, q=q) - DR().per_row(data, b, q=q)) - (
         DM().per_row(data, a, q=q) - DM().per_row(data, b, q=q))
-    lam, value = blend_reference(dm.value, dr.value, gap.var(ddof=1) / data.n)
+    lam, value = blend_reference(dm.value, dr.value, gap.var(ddof=1) / data.n, dr.se**2)
     assert 0.1 < lam < 0.9 and diff.params["lam"] == pytest.approx(lam, rel=1e-9)
     assert diff.value == pytest.approx(value, rel=1e-10)
     assert (diff.ci_low, diff.ci_high) == (min(value, dr.ci_low), max(value, dr.ci_high))
