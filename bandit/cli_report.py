@@ -93,8 +93,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--conversion", metavar="COLUMN",
                      help="metric whose positive values are conversions (hit rate, popularity; default --metric)")
     rep.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
-    rep.add_argument("--estimator", default="DR", choices=list(ope_estimators()),
-                     help="estimator for every metric (default DR)")
+    rep.add_argument("--estimator", default=None, choices=list(ope_estimators()),
+                     help="one estimator for every metric (default: the recommended DR-DM blend, as in evaluate)")
     rep.add_argument("--backtest-windows", type=int, default=0, metavar="N",
                      help="rolling-origin backtest windows (default 0: none)")
     rep.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
                 guardrails=gr,
                 min_effect=args.min_effect,
                 alpha=args.alpha,
-                estimator=getattr(offline_eval, args.estimator)(),
+                estimator=None if args.estimator is None else getattr(offline_eval, args.estimator)(),
                 split_at=args.split_at,
                 test_days=args.test_days,
                 conversion=args.conversion,

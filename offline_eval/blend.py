@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["BLEND_CONSTANTS", "blend_constant", "blend_weight", "gaussian_worst_ratio"]
+__all__ = ["BLEND_CONSTANTS", "blend_constant", "blend_shift", "blend_weight", "gaussian_worst_ratio"]
 
 #: ``(s, c(s))`` knots, ``s = v_D / se_DR^2``; :func:`blend_constant` interpolates linearly and clamps at the ends.
 BLEND_CONSTANTS: tuple[tuple[float, float], ...] = (
@@ -74,6 +74,16 @@ def blend_weight(gap: float, gap_var: float, dr_var: float) -> float:
     if gap * gap <= scaled:
         return 1.0
     return scaled / (gap * gap)
+
+
+def blend_shift(dr_value: float, dm_value: float, gap_var: float, dr_var: float) -> tuple[float, float] | None:
+    """``(lam, lam (DR - DM))`` of the blend ``V = DR - lam (DR - DM)`` (:func:`blend_weight`), or None when a value
+    is not finite."""
+    gap = dr_value - dm_value
+    lam = blend_weight(gap, gap_var, dr_var)
+    if not (math.isfinite(lam) and math.isfinite(dr_value)):
+        return None
+    return lam, lam * gap
 
 
 def gaussian_worst_ratio(c: float, s: float, betas: np.ndarray | None = None) -> tuple[float, float]:

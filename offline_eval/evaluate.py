@@ -85,13 +85,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offline_eval.blend import blend_weight
+from offline_eval.blend import blend_shift
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import emit, worst_of
 from offline_eval.estimators import DM, Estimate, Estimator, estimator_classes, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
-from offline_eval.gap import gap_variance, projects_weights
+from offline_eval.gap import gap_se, projects_weights
 from offline_eval.intervals import Interval, normal_interval
 
 __all__ = ["compare", "default_estimators", "evaluate"]
@@ -304,7 +304,7 @@ def evaluate(
             bias_se = math.nan
             if isinstance(est, DM) and out.reference is not None:
                 if q is not None and projects_weights(matrices.model(est)):
-                    bias_se = _gap_se(data, resolved.weights, q)
+                    bias_se = gap_se(data, resolved.weights, q)
                 else:
                     bias_se = normal_interval(out.terms - out.reference, est.alpha).se
             rows.append(table_row(policy_name, result, lift_iv, lift_low, lift_high, support_bias, bias_se))
@@ -393,16 +393,6 @@ def _slope_choice(values: Sequence[float], ses: Sequence[float], unbiased: Seque
 BLEND_NAME = "DR-DM blend"
 
 
-def _blend_shift(dr_value: float, dm_value: float, gap_var: float, dr_var: float) -> tuple[float, float] | None:
-    """``(lam, lam (DR - DM))`` of the blend ``V = DR - lam (DR - DM)`` (:func:`offline_eval.blend.blend_weight`),
-    or None when a value is not finite."""
-    gap = dr_value - dm_value
-    lam = blend_weight(gap, gap_var, dr_var)
-    if not (math.isfinite(lam) and math.isfinite(dr_value)):
-        return None
-    return lam, lam * gap
-
-
 def _blend_pair(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], str] | None:
     """The first DM row with a finite ``bias_se`` and the DR row with the same reward model, alpha and policy (DR's
     name is DM's with the class name replaced, e.g. ``DM(model=X)`` and ``DR(model=X)``), and the name suffix."""
@@ -422,7 +412,7 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
     Computed from the rows' fields only (``value``, ``bias_se``, DR's interval and lift), so the in-memory,
     streaming and Spark tables get the same blend. ``value = DR - lam (DR - DM)`` with ``lam``
-    :func:`blend_weight`; ``se``, ``n``, ``alpha`` and the diagnostics are DR's; ``ci_low`` / ``ci_high`` (and the
+    :func:`offline_eval.blend.blend_weight`; ``se``, ``n``, ``alpha`` and the diagnostics are DR's; ``ci_low`` / ``ci_high`` (and the
     lift's bounds) are DR's interval widened to contain the blend (``interval = "bias-aware(<DR's kind>)"``);
     ``bias`` = blend - DR; ``params`` = ``"lam=..."``.
     """
@@ -430,7 +420,7 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if pair is None:
         return None
     dm, dr, suffix = pair
-    blended = _blend_shift(dr["value"], dm["value"], dm["bias_se"] ** 2, dr["se"] ** 2)
+    blended = blend_shift(dr["value"], dm["value"], dm["bias_se"] ** 2, dr["se"] ** 2)
     if blended is None:
         return None
     lam, shift = blended
@@ -491,12 +481,6 @@ def mark_recommended(rows: list[dict[str, Any]], first: int = 0) -> None:
         choice["recommended"] = True
 
 
-def _gap_se(data: LoggedData, w: np.ndarray, q: np.ndarray) -> float:
-    """Standard error of DM's bias ``mean_i w_i (r_i - q(x_i, a_i))`` (:mod:`offline_eval.gap`)."""
-    resid = data.reward - q[np.arange(data.n), data.action]
-    return math.sqrt(gap_variance(data.context, data.action, data.n_actions, w, resid))
-
-
 def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matrices: _RewardMatrices,
             names: tuple[str, str]) -> tuple[Estimate, float]:
     """``V(a) - V(b)`` by one estimator, with its (bias-aware where needed) interval of per-row differences, and
@@ -517,7 +501,7 @@ def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matric
     bias_se = math.nan
     if isinstance(estimator, DM) and reference is not None:
         if q_a is not None and q_b is q_a and projects_weights(matrices.model(estimator)):
-            bias_se = _gap_se(ra.data, ra.weights - rb.weights, q_a)
+            bias_se = gap_se(ra.data, ra.weights - rb.weights, q_a)
         else:
             bias_se = normal_interval(out_a.terms - out_b.terms - reference, estimator.alpha).se
     diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share), names)
@@ -548,7 +532,7 @@ def _paired_blend(results: Sequence[Estimate], bias_ses: Sequence[float], names:
     dr = next((r for r in results if r.estimator.startswith("DR: ")), None)
     if dm is None or dr is None:
         return None
-    blended = _blend_shift(dr.value, results[dm].value, bias_ses[dm] ** 2, dr.se**2)
+    blended = blend_shift(dr.value, results[dm].value, bias_ses[dm] ** 2, dr.se**2)
     if blended is None:
         return None
     lam, shift = blended

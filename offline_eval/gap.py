@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["MAX_PROJECTION_FEATURES", "GapMoments", "gap_variance", "projects_weights"]
+__all__ = ["MAX_PROJECTION_FEATURES", "GapMoments", "gap_se", "gap_variance", "projects_weights"]
 
 #: Above this many context features the weights are projected on the per-arm intercept only.
 MAX_PROJECTION_FEATURES = 64
@@ -217,3 +217,9 @@ def gap_variance(context: np.ndarray | None, action: np.ndarray, n_actions: int,
     0.5
     """
     return GapMoments.of(context, action, n_actions, w, e).variance()
+
+
+def gap_se(data: Any, w: np.ndarray, q: np.ndarray) -> float:
+    """Standard error of ``mean_i w_i (r_i - q(x_i, a_i))`` on a LoggedData's rows (``w`` (n,), ``q`` (n, K))."""
+    resid = data.reward - q[np.arange(data.n), data.action]
+    return math.sqrt(gap_variance(data.context, data.action, data.n_actions, w, resid))

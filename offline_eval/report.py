@@ -40,6 +40,15 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
 The guardrail tests are z-tests on the paired difference's standard error; the intervals shown are the
 estimator's own (``estimator.interval``), which for a skewed metric need not be symmetric.
 
+Estimator
+---------
+By default (``estimator=None``) every value and difference is the **DR-DM blend** that :func:`offline_eval.evaluate`
+and :func:`offline_eval.compare` recommend (``V = DR - lam (DR - DM)``, :mod:`offline_eval.blend`, from the same
+cross-fitted default reward model), with DR's interval widened to contain it and DR's standard error. The lift
+test therefore needs both the blend and DR's interval to clear ``min_effect``, and a guardrail's z-tests keep the
+larger p-value of the blend's and DR's: the blend makes the point estimates more accurate and never a test bolder
+than DR's. Pass ``estimator=DR()`` (or any estimator) to use one estimator throughout.
+
 The report's decision is GO if any candidate is GO (the recommended one: the GO candidate with the largest lift),
 NO-GO if every candidate is NO-GO, NEED MORE DATA otherwise.
 
@@ -91,6 +100,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from offline_eval.blend import blend_shift
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import (
     ESS_MIN,
@@ -101,8 +111,9 @@ from offline_eval.diagnostics import (
     Diagnostics,
     DiagnosticWarning,
 )
-from offline_eval.estimators import DR, Estimate, Estimator, resolve_target
+from offline_eval.estimators import DM, DR, Estimate, Estimator, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
+from offline_eval.gap import gap_variance, projects_weights
 from offline_eval.intervals import RowTerms
 
 __all__ = [
@@ -441,15 +452,88 @@ class _Paired:
     se: float
     low: float
     high: float
+    reference: float = float("nan")  # the unbiased estimate behind a blend (DR's); NaN: ``value`` itself
 
 
 #: The baseline's difference with itself: 0, without an interval.
 _SELF = _Paired(0.0, float("nan"), float("nan"), float("nan"))
 
 
-def _interval(est: Estimator, terms: RowTerms | np.ndarray) -> _Paired:
-    iv = est._interval(terms if isinstance(terms, RowTerms) else RowTerms(np.asarray(terms, dtype=np.float64)))
-    return _Paired(float(iv.value), float(iv.se), float(iv.low), float(iv.high))
+@dataclass(frozen=True)
+class _Blended:
+    """Per-row DR and DM terms of a target (or of a difference of targets) and its importance weights (n,)."""
+
+    dr: RowTerms
+    dm: RowTerms
+    w: np.ndarray
+    level: _Blended | None = None  # for a lift over the logged rewards: the target's own terms, which set the weight
+
+    def minus(self, reward: np.ndarray) -> _Blended:
+        """The lift over the logged rewards, blended with the target's own weight (as :func:`evaluate`'s lift)."""
+        return _Blended(self.dr.minus(reward), self.dm.minus(reward), self.w, self)
+
+    def __sub__(self, other: _Blended) -> _Blended:
+        return _Blended(self.dr - other.dr, self.dm - other.dm, self.w - other.w)
+
+
+class _Scorer:
+    """The report's estimator: a given one, or (``estimator=None``) the DR-DM blend that :func:`offline_eval.evaluate`
+    recommends, from the same cross-fitted default reward model (:mod:`offline_eval.blend`, :mod:`offline_eval.gap`).
+
+    ``prepare(d)`` fits the reward model on one metric's rows; ``terms`` gives a target's terms (``RowTerms``, or
+    :class:`_Blended`, which subtract and shift like them); ``interval`` their estimate. A blend's interval is DR's
+    widened to contain the blend, its ``se`` DR's, and its ``reference`` DR's value (tests take the larger p-value of
+    the two, so they are never less conservative than DR's).
+    """
+
+    def __init__(self, estimator: Estimator | None, alpha: float) -> None:
+        self.blend = estimator is None
+        self.est = DR(alpha=alpha) if estimator is None else dataclasses.replace(estimator, alpha=alpha)
+        self.dm = DM(alpha=alpha)
+        self.name = "DR-DM blend" if self.blend else self.est.name
+        self.interval_kind = f"bias-aware({self.est.interval})" if self.blend else self.est.interval
+        self._data: LoggedData | None = None
+        self._resid = np.empty(0)
+        self._project = False
+
+    def prepare(self, d: LoggedData) -> np.ndarray | None:
+        q = self.est.reward_matrix(d)
+        if self.blend and q is not None:
+            from offline_eval import reward_models
+
+            self._data = d
+            self._resid = d.reward - q[np.arange(d.n), d.action]
+            self._project = projects_weights(reward_models.default_reward_model(d))
+        return q
+
+    def terms(self, resolved: ResolvedTarget, q: np.ndarray | None) -> RowTerms | _Blended:
+        dr = self.est._row_terms(resolved, q).terms
+        if not self.blend:
+            return dr
+        return _Blended(dr, self.dm._row_terms(resolved, q).terms, resolved.weights)
+
+    def logging_terms(self, reward: np.ndarray) -> RowTerms | _Blended:
+        """The logging policy's on-policy terms: the rewards (no model, no gap)."""
+        own = RowTerms(np.array(reward, dtype=np.float64))
+        return _Blended(own, own, np.zeros(len(reward))) if self.blend else own
+
+    def interval(self, terms: RowTerms | _Blended | np.ndarray) -> _Paired:
+        if not isinstance(terms, _Blended):
+            rt = terms if isinstance(terms, RowTerms) else RowTerms(np.asarray(terms, dtype=np.float64))
+            iv = self.est._interval(rt)
+            return _Paired(float(iv.value), float(iv.se), float(iv.low), float(iv.high))
+        d = self._data
+        assert d is not None  # prepare() came first
+        dr = self.est._interval(terms.dr)
+        own = terms.level or terms  # the weight of a lift is the target's own (its value minus the logged mean)
+        own_dr = dr if terms.level is None else self.est._interval(own.dr)
+        if self._project:
+            gap_var = gap_variance(d.context, d.action, d.n_actions, own.w, self._resid)
+        else:
+            gap_var = float(np.var(own.w * self._resid, ddof=1) / d.n)
+        shifted = blend_shift(float(own_dr.value), float(own.dm.linearized().mean()), gap_var, float(own_dr.se) ** 2)
+        value = float(dr.value) if shifted is None else float(dr.value) - shifted[1]
+        return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)), float(dr.value))
 
 
 def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
@@ -802,7 +886,8 @@ def rollout_report(
     alpha : float
         Family-wise error rate, split over the candidates (Bonferroni).
     estimator : Estimator, optional
-        Used for every metric (default ``DR()``; its ``interval`` is used, its ``alpha`` replaced).
+        Used for every metric (its ``interval`` is used, its ``alpha`` replaced); default the DR-DM blend ("Estimator"
+        in the module docstring).
     train : LoggedData, optional
         Training rows (then ``data`` holds the test rows only). Or give ``split_at`` (a time) or ``test_days``
         for :func:`offline_eval.splits.chronological_split` of ``data``.
@@ -872,8 +957,7 @@ def rollout_report(
         raise ValueError(f"power must lie in (0.5, 1), e.g. 0.9, got {power!r}")
     if isinstance(backtest_windows, bool) or not isinstance(backtest_windows, (int, np.integer)) or backtest_windows < 0:
         raise ValueError(f"backtest_windows must be an int >= 0, got {backtest_windows!r}")
-    estimator = DR() if estimator is None else estimator
-    if not isinstance(estimator, Estimator):
+    if estimator is not None and not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
     if conversion is not None and not isinstance(conversion, str):
         raise TypeError(f"conversion must be a metric name (str) or None, got {type(conversion).__name__}")
@@ -924,7 +1008,7 @@ def rollout_report(
 
     m = len(decided)
     a = alpha / m
-    est = dataclasses.replace(estimator, alpha=a)
+    scorer = _Scorer(estimator, a)
     z_lift = float(norm.ppf(1 - a / 2))
     z_power = float(norm.ppf(power))
     k_g = len(gr)
@@ -933,6 +1017,7 @@ def rollout_report(
     verdicts: dict[str, str] = {}
     per_candidate: dict[str, dict[str, Any]] = {c: {"reasons": [], "needs": []} for c in decided}
     resolved_primary: dict[str, ResolvedTarget] = {}
+    harm_reference: dict[tuple[str, str], float] = {}  # (candidate, guardrail) -> harm by the unbiased reference
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)
@@ -940,21 +1025,22 @@ def rollout_report(
             if metric_name not in (metric, *gr):
                 continue
             kind = "primary" if metric_name == metric else "guardrail"
-            q = est.reward_matrix(d)
-            terms: dict[str, RowTerms] = {}
+            q = scorer.prepare(d)
+            terms: dict[str, Any] = {}
             resolved: dict[str, ResolvedTarget] = {}
             for name, arr in {**targets, **refs}.items():
                 resolved[name] = resolve_target(d, arr, name=name)
-                terms[name] = est._row_terms(resolved[name], q).terms
+                terms[name] = scorer.terms(resolved[name], q)
             if metric_name == metric:
                 resolved_primary = resolved
-            base_terms: RowTerms | None = None if baseline == LOGGING else terms[baseline]
+            base_terms: Any = None if baseline == LOGGING else terms[baseline]
+            diffs: dict[str, _Paired] = {}
 
-            def diff_of(t: RowTerms) -> _Paired:
-                return _interval(est, t.minus(d.reward) if base_terms is None else t - base_terms)  # noqa: B023
+            def diff_of(t: Any) -> _Paired:
+                return scorer.interval(t.minus(d.reward) if base_terms is None else t - base_terms)  # noqa: B023
 
-            log_iv = _interval(est, d.reward)
-            log_diff = _SELF if baseline == LOGGING else diff_of(RowTerms(d.reward.copy()))
+            log_iv = scorer.interval(d.reward)
+            log_diff = _SELF if baseline == LOGGING else diff_of(scorer.logging_terms(d.reward))
             g = gr.get(metric_name)
             sign = 1.0 if g is None or g.higher_is_better else -1.0  # harm = -sign * diff for guardrails
             rows.append(_row(LOGGING, "baseline" if baseline == LOGGING else "reference", metric_name, kind, log_iv,
@@ -963,7 +1049,8 @@ def rollout_report(
             for name, arr in {**targets, **refs}.items():
                 role = "baseline" if name == baseline else "candidate" if name in targets else "reference"
                 diff = _SELF if name == baseline else diff_of(terms[name])
-                rows.append(_row(name, role, metric_name, kind, _interval(est, terms[name]), diff,
+                diffs[name] = diff
+                rows.append(_row(name, role, metric_name, kind, scorer.interval(terms[name]), diff,
                                  _hit_rate(arr, d, converted),
                                  resolved[name].diagnostics()))
             # tests for the decided candidates
@@ -984,18 +1071,24 @@ def rollout_report(
                     assert g is not None
                     harm = -sign * row["diff"]
                     info.setdefault("guardrails", []).append((metric_name, g, harm, row))
+                    reference = diffs[name].reference
+                    harm_reference[(name, metric_name)] = harm if math.isnan(reference) else -sign * reference
         # Holm across guardrails, per candidate
         for name in decided:
             info = per_candidate[name]
             gl = info.get("guardrails", [])
             if gl:
                 se = np.array([r["diff_se"] for _, _, _, r in gl])
-                harm = np.array([h for _, _, h, _ in gl])
                 margin = np.array([g.margin for _, g, _, _ in gl])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    z = np.where(se > 0, (harm - margin) / np.where(se > 0, se, 1.0), np.sign(harm - margin) * np.inf)
-                p_noninf = norm.cdf(z)  # H0: harm >= margin
-                p_breach = norm.sf(z)  # H0: harm <= margin
+                p_noninf, p_breach = np.zeros(len(gl)), np.zeros(len(gl))
+                # a blend is tested at its own value and at DR's; the larger p-value is kept (never bolder than DR)
+                for harm in (np.array([h for _, _, h, _ in gl]),
+                             np.array([harm_reference[(name, gname)] for gname, _, _, _ in gl])):
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        z = np.where(se > 0, (harm - margin) / np.where(se > 0, se, 1.0),
+                                     np.sign(harm - margin) * np.inf)
+                    p_noninf = np.maximum(p_noninf, norm.cdf(z))  # H0: harm >= margin
+                    p_breach = np.maximum(p_breach, norm.sf(z))  # H0: harm <= margin
                 ok, adj_ok = holm_bonferroni(p_noninf, a / 2)
                 bad, adj_bad = holm_bonferroni(p_breach, a / 2)
                 z_g = float(norm.ppf(1 - a / (2 * k_g)))
@@ -1083,8 +1176,8 @@ def rollout_report(
         "alpha": alpha,
         "alpha_per_candidate": a,
         "n_candidates": m,
-        "estimator": est.name,
-        "interval": est.interval,
+        "estimator": scorer.name,
+        "interval": scorer.interval_kind,
         "power": power,
         "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better} for k, g in gr.items()},
         "n_test": primary.n,
@@ -1099,7 +1192,7 @@ def rollout_report(
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     backtest = None
     if backtest_windows:
-        backtest = _backtest(full[metric], fitted_sources=candidates, baseline=baseline, est=est,
+        backtest = _backtest(full[metric], fitted_sources=candidates, baseline=baseline, scorer=scorer,
                              n_windows=int(backtest_windows), test_days=backtest_test_days or test_days)
     power_plot: dict[str, Any] | None = None
     if forecast is not None:
@@ -1287,7 +1380,7 @@ def _backtest(
     data: LoggedData,
     fitted_sources: Mapping[str, Any],
     baseline: str,
-    est: Estimator,
+    scorer: _Scorer,
     n_windows: int,
     test_days: float | None,
 ) -> pd.DataFrame:
@@ -1306,20 +1399,20 @@ def _backtest(
         for j, w in enumerate(rolling_origin(data, n_windows=n_windows, test_days=float(test_days))):
             if w.test.n < 2:
                 continue
-            q = est.reward_matrix(w.test)
-            terms = {}
+            q = scorer.prepare(w.test)
+            terms: dict[str, Any] = {}
             for name, src in fitted_sources.items():
                 if isinstance(src, (np.ndarray, pd.DataFrame, list)):
                     continue  # arrays are tied to the evaluated rows
                 target = fit_on_train(w, src) if _is_fit_function(src) else src
-                terms[name] = est._row_terms(resolve_target(w.test, target, name=name), q).terms
+                terms[name] = scorer.terms(resolve_target(w.test, target, name=name), q)
             for name, t in terms.items():
                 if name == baseline:
                     continue
                 if baseline == LOGGING:
-                    iv = _interval(est, t.minus(w.test.reward))
+                    iv = scorer.interval(t.minus(w.test.reward))
                 elif baseline in terms:
-                    iv = _interval(est, t - terms[baseline])
+                    iv = scorer.interval(t - terms[baseline])
                 else:
                     continue
                 rows.append({"window": j, "train_end": w.train_end, "test_end": w.test_end, "policy": name,

@@ -18,6 +18,7 @@ import pytest
 from scipy.stats import norm
 
 from offline_eval import DR, IPS, SNIPS, LoggedData, compare, evaluate
+from offline_eval.evaluate import BLEND_NAME
 from offline_eval.report import (
     DECISIONS,
     TABLE_COLUMNS,
@@ -276,6 +277,46 @@ def test_logging_baseline_equals_evaluate_lift():
     assert row.diff_ci_low == pytest.approx(ev.lift_ci_low.iloc[0], rel=1e-9)
     log = r.table.query("policy == 'logging'").iloc[0]
     assert log.value == pytest.approx(data.reward.mean()) and log.role == "baseline"
+
+
+def test_default_estimator_is_the_blend_evaluate_and_compare_recommend():
+    df = make_logs(6_000, 0.08, 0.12, seed=3)
+    data = as_logged(df, reward="revenue")
+    probs = np.random.default_rng(1).dirichlet([1, 1], size=data.n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = rollout_report(df, {"b": "B", "mix": probs}, metric="revenue", frame_options=OPTS, alpha=0.1)
+        ev = evaluate(data, {"b": "B", "mix": probs}).set_index(["policy", "estimator"])
+    assert r.settings["estimator"] == BLEND_NAME and r.settings["interval"].startswith("bias-aware(")
+    # two candidates: each interval at alpha / 2 = 0.05, evaluate's default
+    for name in ("b", "mix"):
+        row, blend = r.table.query(f"policy == '{name}'").iloc[0], ev.loc[(name, BLEND_NAME)]
+        assert row.value == pytest.approx(blend.value, rel=1e-9)
+        assert (row["diff"], row.diff_ci_low, row.diff_ci_high) == pytest.approx(
+            (blend.lift, blend.lift_ci_low, blend.lift_ci_high), rel=1e-9)
+    assert 0.0 < float(ev.loc[("mix", BLEND_NAME)].params.split("=")[1]) < 1.0  # a real blend, not DR or DM
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paired = rollout_report(df, {"b": "B", "mix": probs}, metric="revenue", frame_options=OPTS, baseline="mix")
+    ref = compare(data, "B", probs, names=("b", "mix"))
+    row = paired.table.query("policy == 'b'").iloc[0]
+    assert ref.estimator == f"{BLEND_NAME}: b - mix"
+    assert (row["diff"], row.diff_ci_low, row.diff_ci_high) == pytest.approx((ref.value, ref.ci_low, ref.ci_high),
+                                                                              rel=1e-9)
+
+
+def test_blend_guardrail_tests_are_never_bolder_than_dr():
+    for seed in range(4):
+        df = make_logs(4_000, 0.08, 0.12, seed=seed, cancel_a=0.02, cancel_b=0.03)
+        kw = {"metric": "revenue", "guardrails": {"cancelled": Guardrail("cancelled", margin=0.01)},
+              "frame_options": OPTS}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blend = rollout_report(df, {"b": "B"}, **kw).table.query("metric == 'cancelled' and policy == 'b'")
+            dr = rollout_report(df, {"b": "B"}, estimator=DR(), **kw).table.query(
+                "metric == 'cancelled' and policy == 'b'")
+        assert blend.p_holm.iloc[0] >= dr.p_holm.iloc[0] - 1e-12
+        assert blend.diff_ci_low.iloc[0] <= dr.diff_ci_low.iloc[0] and blend.diff_ci_high.iloc[0] >= dr.diff_ci_high.iloc[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
