@@ -115,13 +115,20 @@ class GapMoments:
     def of(cls, context: np.ndarray | None, action: np.ndarray, n_actions: int, w: np.ndarray, e: np.ndarray
            ) -> GapMoments:
         """Sums of one batch: contexts (n, d) or None, logged actions (n,) in [0, K), weights and residuals (n,)."""
-        n = len(action)
-        X = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64).reshape(n, -1)
+        a = np.asarray(action, dtype=np.int64)
+        n = len(a)
+        w = np.asarray(w, dtype=np.float64)
+        e = np.asarray(e, dtype=np.float64)
+        X = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64)
+        if a.ndim != 1 or w.shape != (n,) or e.shape != (n,) or X.ndim != 2 or len(X) != n:
+            raise ValueError(f"action, w and e must have shape (n,) and context (n, d); got action {a.shape}, "
+                             f"w {w.shape}, e {e.shape}, context {X.shape}")
+        if n and (int(a.min()) < 0 or int(a.max()) >= n_actions):
+            raise ValueError(f"action must lie in [0, {n_actions}), got values from {int(a.min())} to {int(a.max())}")
         out = cls.empty(n_actions, X.shape[1])
         if X.shape[1] > MAX_PROJECTION_FEATURES:
             X = X[:, :0]
-        _gap_sums(np.ascontiguousarray(X), np.asarray(action, dtype=np.int64), np.asarray(w, dtype=np.float64),
-                  np.asarray(e, dtype=np.float64), out.gram, out.zze2, out.zw, out.ze, out.zwe2, out.scalars)
+        _gap_sums(np.ascontiguousarray(X), a, w, e, out.gram, out.zze2, out.zw, out.ze, out.zwe2, out.scalars)
         out.n = n
         return out
 

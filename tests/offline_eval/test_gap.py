@@ -79,6 +79,16 @@ def test_crafted_arrays_are_refused(array):
         GapMoments.from_array(array)
 
 
+def test_bad_arrays_are_refused_before_any_sum():
+    X, action, w, e = np.zeros((4, 2)), np.array([0, 1, 2, 1]), np.ones(4), np.ones(4)
+    with pytest.raises(ValueError, match=r"action must lie in \[0, 2\)"):
+        GapMoments.of(X, action, 2, w, e)
+    with pytest.raises(ValueError, match="shape"):
+        GapMoments.of(X[:3], action, 3, w, e)
+    with pytest.raises(ValueError, match="shape"):
+        GapMoments.of(X, action, 3, w[:2], e)
+
+
 def test_which_models_project():
     assert projects_weights(None) and projects_weights(RidgeRewardModel())
     assert not SklearnRewardModel.per_arm_linear_fit and not projects_weights(object())
