@@ -412,9 +412,9 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
     Computed from the rows' fields only (``value``, ``bias_se``, DR's interval and lift), so the in-memory,
     streaming and Spark tables get the same blend. ``value = DR - lam (DR - DM)`` with ``lam``
-    :func:`offline_eval.blend.blend_weight`; ``se``, ``n``, ``alpha`` and the diagnostics are DR's; ``ci_low`` / ``ci_high`` (and the
-    lift's bounds) are DR's interval widened to contain the blend (``interval = "bias-aware(<DR's kind>)"``);
-    ``bias`` = blend - DR; ``params`` = ``"lam=..."``.
+    :func:`offline_eval.blend.blend_weight`; ``se``, ``n``, ``alpha`` and the diagnostics are DR's; ``ci_low`` /
+    ``ci_high`` (and the lift's bounds) are DR's interval widened to contain the blend (``interval =
+    "bias-aware(<DR's kind>)"``); ``bias`` = blend - DR; ``params`` = ``"lam=..."``.
     """
     pair = _blend_pair(rows)
     if pair is None:
