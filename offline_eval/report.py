@@ -113,7 +113,8 @@ from offline_eval.diagnostics import (
 )
 from offline_eval.estimators import DM, DR, Estimate, Estimator, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
-from offline_eval.gap import gap_variance, projects_weights
+from offline_eval.evaluate import BLEND_NAME
+from offline_eval.gap import gap_variance
 from offline_eval.intervals import RowTerms
 
 __all__ = [
@@ -490,20 +491,16 @@ class _Scorer:
         self.blend = estimator is None
         self.est = DR(alpha=alpha) if estimator is None else dataclasses.replace(estimator, alpha=alpha)
         self.dm = DM(alpha=alpha)
-        self.name = "DR-DM blend" if self.blend else self.est.name
+        self.name = BLEND_NAME if self.blend else self.est.name
         self.interval_kind = f"bias-aware({self.est.interval})" if self.blend else self.est.interval
         self._data: LoggedData | None = None
         self._resid = np.empty(0)
-        self._project = False
 
     def prepare(self, d: LoggedData) -> np.ndarray | None:
         q = self.est.reward_matrix(d)
         if self.blend and q is not None:
-            from offline_eval import reward_models
-
             self._data = d
             self._resid = d.reward - q[np.arange(d.n), d.action]
-            self._project = projects_weights(reward_models.default_reward_model(d))
         return q
 
     def terms(self, resolved: ResolvedTarget, q: np.ndarray | None) -> RowTerms | _Blended:
@@ -527,10 +524,7 @@ class _Scorer:
         dr = self.est._interval(terms.dr)
         own = terms.level or terms  # the weight of a lift is the target's own (its value minus the logged mean)
         own_dr = dr if terms.level is None else self.est._interval(own.dr)
-        if self._project:
-            gap_var = gap_variance(d.context, d.action, d.n_actions, own.w, self._resid)
-        else:
-            gap_var = float(np.var(own.w * self._resid, ddof=1) / d.n)
+        gap_var = gap_variance(d.context, d.action, d.n_actions, own.w, self._resid)  # the default model projects
         shifted = blend_shift(float(own_dr.value), float(own.dm.linearized().mean()), gap_var, float(own_dr.se) ** 2)
         value = float(dr.value) if shifted is None else float(dr.value) - shifted[1]
         return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)), float(dr.value))

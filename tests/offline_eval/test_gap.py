@@ -11,7 +11,12 @@ import pytest
 from offline_eval import DM, DR, LoggedData, compare, evaluate
 from offline_eval.blend import blend_weight
 from offline_eval.gap import MAX_PROJECTION_FEATURES, GapMoments, gap_variance, projects_weights
-from offline_eval.reward_models import RidgeRewardModel, SklearnRewardModel
+from offline_eval.reward_models import (
+    LogisticRewardModel,
+    RidgeRewardModel,
+    SklearnRewardModel,
+    ValueAwareRewardModel,
+)
 
 
 def reference_variance(X: np.ndarray | None, action: np.ndarray, k: int, w: np.ndarray, e: np.ndarray) -> float:
@@ -90,7 +95,9 @@ def test_bad_arrays_are_refused_before_any_sum():
 
 
 def test_which_models_project():
-    assert projects_weights(None) and projects_weights(RidgeRewardModel())
+    # every model default_reward_model can pick (rollout_report's blend relies on it)
+    assert projects_weights(None) and all(m.per_arm_linear_fit for m in (RidgeRewardModel, LogisticRewardModel,
+                                                                        ValueAwareRewardModel))
     assert not SklearnRewardModel.per_arm_linear_fit and not projects_weights(object())
 
 
