@@ -137,12 +137,11 @@ def test_action_probabilities_thread_safe_is_false_exactly_where_scoring_has_sta
     assert {c.__name__ for c in POLICY_CLASSES if not c.action_probabilities_thread_safe} == {"BetaTS", "VWPolicy"}
 
 
-@all_policies
+@pytest.mark.parametrize("cls", [c for c in POLICY_CLASSES if c.action_probabilities_thread_safe],
+                         ids=lambda c: c.__name__)
 def test_thread_safe_scoring_gives_the_sequential_results_from_many_threads_and_changes_nothing(cls):
     import threading
 
-    if not cls.action_probabilities_thread_safe:
-        pytest.skip("scored one call at a time")
     live = trained(cls)
     snap = live.snapshot()
     gen = np.random.default_rng(5)
