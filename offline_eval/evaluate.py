@@ -21,7 +21,7 @@ without bias by the observed ``D^2``, and ``Var(D)`` by ``v_D``, the DM row's ``
 (:mod:`offline_eval.gap`): the sample variance over n of ``(w_i - w^_i) (r_i - q(x_i, a_i))``, where ``w^`` is the
 per-arm least-squares projection of the weights on ``[1, x]``. The reward model was fitted to the same residuals
 and absorbs their per-arm means and slopes, so only the weights it cannot express add noise to D; the plain
-variance of ``w_i (r_i - q(x_i, a_i))`` overstated the replications' spread of D 1.1-3.7 times in the accuracy
+standard error of ``w_i (r_i - q(x_i, a_i))`` overstated the replications' spread of D 1.1-3.6 times in the accuracy
 bench, which pulled the blend to DM where DM's bias was plainly visible. (For a reward model that is not a per-arm
 fit with an intercept and linear terms, e.g. a scikit-learn wrapper, ``v_D`` stays the plain variance.) Keeping
 ``lam`` in [0, 1] (the positive part) gives the plug-in ``lam = min(1, v_D / D^2)``. The rule scales ``v_D`` by a

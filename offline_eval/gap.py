@@ -13,13 +13,13 @@ so the part of the weights a model could express in its features does not add no
 residual weights ``w - w^`` (the per-arm least-squares projection of w on ``[1, x]`` taken out) do. The variance
 of D is estimated by the sample variance of ``d_i = (w_i - w^_i) e_i`` over n. Measured on the plan-upsell worlds
 of ``bench/ope_accuracy.py`` (400 replications each, value-aware and logistic reward models), this predicts the
-replications' spread of D within about 10 % in every setting, where the plain variance of ``w_i e_i`` overstated
-it 1.1-3.7 times (README, "Accuracy").
+replications' spread of D within about 10 % in every setting, where the plain standard error of ``w_i e_i``
+overstated it 1.1-3.6 times (README, "Accuracy").
 
 All of it is computed from mergeable per-arm sums (:class:`GapMoments`: ``sum z z'``, ``sum z w``, ``sum z e``,
 ``sum z w e^2``, ``sum z z' e^2``, ``sum w e``, ``sum w^2 e^2``), so the in-memory, streaming and Spark evaluations
 give the same standard error. Contexts with more than :data:`MAX_PROJECTION_FEATURES` features are projected on
-the per-arm intercept only (a larger, conservative standard error) to keep the sums small.
+the per-arm intercept only (a standard error between the projected and the plain one) to keep the sums small.
 
 The expansion needs a reward model fitted to these rows, per arm, with an intercept and linear terms
 (:func:`projects_weights`: the library's ridge, logistic and value-aware models, and the default model). For any
