@@ -982,7 +982,8 @@ def _arrow_matrix(table: Any, name: str, dtype: type) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    col = table.column(name).combine_chunks()
+    chunked = table.column(name)
+    col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()  # combining copies, even one
     n = len(col)
     if col.null_count:
         raise ValueError(f"column {name!r} has {col.null_count} null rows; every decision needs a value")
