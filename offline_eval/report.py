@@ -115,7 +115,7 @@ from offline_eval.estimators import DM, DR, Estimate, Estimator, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.evaluate import BLEND_NAME
 from offline_eval.gap import gap_variance
-from offline_eval.intervals import RowTerms
+from offline_eval.intervals import Interval, RowTerms
 
 __all__ = [
     "DECISIONS",
@@ -495,9 +495,13 @@ class _Scorer:
         self.interval_kind = f"bias-aware({self.est.interval})" if self.blend else self.est.interval
         self._data: LoggedData | None = None
         self._resid = np.empty(0)
+        # id of a blended target's own terms -> (the terms, DR's interval, the blend's shift), for the current
+        # metric: a target's value and its lift share them (holding the terms keeps their id from being reused)
+        self._own_cache: dict[int, tuple[_Blended, Interval, float]] = {}
 
     def prepare(self, d: LoggedData) -> np.ndarray | None:
         q = self.est.reward_matrix(d)
+        self._own_cache.clear()
         if self.blend and q is not None:
             self._data = d
             self._resid = d.reward - q[np.arange(d.n), d.action]
@@ -514,19 +518,30 @@ class _Scorer:
         own = RowTerms(np.array(reward, dtype=np.float64))
         return _Blended(own, own, np.zeros(len(reward))) if self.blend else own
 
+    def _own(self, own: _Blended) -> tuple[Interval, float]:
+        """DR's interval of a blended target's own terms and the blend's shift ``lam (DR - DM)`` (0 when a value is
+        not finite), computed once per metric."""
+        hit = self._own_cache.get(id(own))
+        if hit is None:
+            d = self._data
+            assert d is not None  # prepare() came first
+            dr = self.est._interval(own.dr)
+            gap_var = gap_variance(d.context, d.action, d.n_actions, own.w, self._resid)  # the default model projects
+            shifted = blend_shift(float(dr.value), float(own.dm.linearized().mean()), gap_var, float(dr.se) ** 2)
+            hit = (own, dr, 0.0 if shifted is None else shifted[1])
+            self._own_cache[id(own)] = hit
+        return hit[1], hit[2]
+
     def interval(self, terms: RowTerms | _Blended | np.ndarray) -> _Paired:
         if not isinstance(terms, _Blended):
             rt = terms if isinstance(terms, RowTerms) else RowTerms(np.asarray(terms, dtype=np.float64))
             iv = self.est._interval(rt)
             return _Paired(float(iv.value), float(iv.se), float(iv.low), float(iv.high))
-        d = self._data
-        assert d is not None  # prepare() came first
-        dr = self.est._interval(terms.dr)
-        own = terms.level or terms  # the weight of a lift is the target's own (its value minus the logged mean)
-        own_dr = dr if terms.level is None else self.est._interval(own.dr)
-        gap_var = gap_variance(d.context, d.action, d.n_actions, own.w, self._resid)  # the default model projects
-        shifted = blend_shift(float(own_dr.value), float(own.dm.linearized().mean()), gap_var, float(own_dr.se) ** 2)
-        value = float(dr.value) if shifted is None else float(dr.value) - shifted[1]
+        if terms.level is None:
+            dr, shift = self._own(terms)
+        else:  # a lift: its own interval, shifted by the target's own blend (its value minus the logged mean)
+            dr, shift = self.est._interval(terms.dr), self._own(terms.level)[1]
+        value = float(dr.value) - shift
         return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)), float(dr.value))
 
 
