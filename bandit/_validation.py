@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_ABS_REWARD",
     "IllConditionedError",
     "check_arm",
     "check_arms",
@@ -36,6 +37,12 @@ __all__ = [
 ]
 
 _F64 = np.dtype(np.float64)
+
+#: Largest reward magnitude a policy learns from (its default reward range is [-MAX_ABS_REWARD, MAX_ABS_REWARD]):
+#: a few finite rewards near the float64 limit (e.g. two of 1e308) overflow the per-arm reward sums and the learned
+#: statistics to inf, which then neither decide nor load back. 1e100 is far beyond any revenue or conversion count
+#: and keeps sums of 10**200 such rewards finite.
+MAX_ABS_REWARD = 1e100
 
 
 def _kind(obj: Any) -> str:
@@ -70,11 +77,15 @@ def _as_float_array(value: Any, name: str, what: str) -> np.ndarray:
         raise TypeError(f"{name} must be {what}, got {_kind(value)}")
     if isinstance(value, Mapping):
         raise TypeError(f"{name} must be {what}, got a {_kind(value)}; pass the values in feature order")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):  # np.asarray would use the hidden values
+        raise ValueError(f"{name} has masked (missing) entries; impute or drop missing values first")
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":  # bools are 0/1 (flags, conversions)
         if arr.dtype.kind == "O":
             try:
                 arr = arr.astype(np.float64)
+            except OverflowError:
+                raise ValueError(f"{name} holds an integer too large for float64 (beyond 1.8e308)") from None
             except (TypeError, ValueError):
                 raise TypeError(f"{name} must be {what} of real numbers, got elements that are not numbers") from None
         else:
@@ -369,7 +380,10 @@ def check_reward(reward: Any, name: str = "reward", *, low: float = -math.inf, h
     if type(reward) is not float:
         if isinstance(reward, (str, bytes)) or not isinstance(reward, numbers.Real):
             raise TypeError(f"{name} must be a real number (a conversion 0/1 or revenue), got {_kind(reward)}")
-        reward = float(reward)
+        try:
+            reward = float(reward)
+        except OverflowError:
+            raise ValueError(f"{name} must be a finite number, got an integer beyond the float64 range") from None
     if not math.isfinite(reward):
         raise ValueError(f"{name} must be a finite number, got {reward}; drop or impute the outcome before updating")
     if not low <= reward <= high:
@@ -474,8 +488,13 @@ def check_scalar(
         if not isinstance(value, numbers.Integral):
             raise TypeError(f"{name} must be an integer, got {_kind(value)}")
         value = int(value)
-    elif not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+    else:
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond the float64 range
+            finite = False
+        if not finite:
+            raise ValueError(f"{name} must be finite, got {value if isinstance(value, float) else 'a huge integer'}")
     if low is not None and (value < low or (not low_inclusive and value == low)):
         raise ValueError(f"{name} must be {'>=' if low_inclusive else '>'} {low:g}, got {value}")
     if high is not None and (value > high or (not high_inclusive and value == high)):

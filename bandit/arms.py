@@ -7,6 +7,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from bandit.state import MAX_ARMS, MAX_FEATURES
+
+#: Longest arm name (``bandit.load`` refuses longer ones, so a policy holding one could not be loaded back).
+MAX_NAME_CHARS = 1024
+
 
 class Arm(BaseModel):
     """A plan offer.
@@ -14,13 +19,15 @@ class Arm(BaseModel):
     Parameters
     ----------
     name : str
-        Unique, non-empty identifier, e.g. ``"family"``. Decision logs store it in ``action_name``.
+        Unique, non-empty identifier, e.g. ``"family"``, of at most 1024 characters of valid UTF-8 text. Decision
+        logs store it in ``action_name``.
     value : float
         Revenue of one conversion (e.g. monthly price or lifetime value), > 0. Policies maximise
         ``value * P(conversion | context, arm)`` when rewards are 0/1 conversions; with all values 1.0 (the default)
         they maximise the expected reward itself.
     features : list of float, optional
-        Numeric description of the plan (price, seats, tier, ...), used by hybrid policies for cold start.
+        Numeric description of the plan (price, seats, tier, ...), used by hybrid policies for cold start; at most
+        ``bandit.state.MAX_FEATURES`` numbers.
 
     Examples
     --------
@@ -39,6 +46,12 @@ class Arm(BaseModel):
     def _check_name(cls, name: str) -> str:
         if not name or not name.strip():
             raise ValueError("arm name must be a non-empty string")
+        if len(name) > MAX_NAME_CHARS:
+            raise ValueError(f"arm name must be at most {MAX_NAME_CHARS} characters, got {len(name)}")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no decision log (Parquet) can hold it
+            raise ValueError(f"arm name must be valid UTF-8 text (no lone surrogates), got {name!r}") from None
         return name
 
     @field_validator("value")
@@ -53,6 +66,8 @@ class Arm(BaseModel):
     def _check_features(cls, features: list[float] | None) -> list[float] | None:
         if features is not None and not all(math.isfinite(f) for f in features):
             raise ValueError("arm features must be finite numbers")
+        if features is not None and len(features) > MAX_FEATURES:
+            raise ValueError(f"an arm has at most {MAX_FEATURES} features, got {len(features)}")
         return features
 
 
@@ -60,6 +75,8 @@ def as_arms(arms: Sequence[str | Arm]) -> list[Arm]:
     """Normalise a list of names and/or :class:`Arm` into a list of :class:`Arm` with unique names."""
     if isinstance(arms, (str, bytes)) or not isinstance(arms, Sequence):
         raise TypeError(f"arms must be a list of names or Arm objects, got {type(arms).__name__}")
+    if len(arms) > MAX_ARMS:
+        raise ValueError(f"arms must contain at most {MAX_ARMS} arms, got {len(arms)}")
     out: list[Arm] = []
     for a in arms:
         if isinstance(a, Arm):

@@ -50,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bandit.arms import MAX_NAME_CHARS
 from bandit.serving import DecisionService, RequestError, check_token
 from offline_eval.schema import MAX_EVENT_ID_LENGTH
 
@@ -78,7 +79,7 @@ class RewardBody(BaseModel):
 
 class ArmBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-    name: str = Field(min_length=1, max_length=1024)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     value: float = 1.0
 
 

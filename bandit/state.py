@@ -485,7 +485,7 @@ def check_meta(cls: type[Policy], meta: dict[str, Any]) -> tuple[list[Arm], dict
     Raises TypeError/ValueError naming the field; nothing is built except the small :class:`~bandit.arms.Arm`
     objects.
     """
-    from bandit.arms import Arm  # (bandit.arms imports nothing of ours; imported here to keep this module light)
+    from bandit.arms import MAX_NAME_CHARS, Arm  # (bandit.arms imports this module: imported here)
 
     if not isinstance(meta, dict):
         raise TypeError(f"the metadata must be a JSON object, got {type(meta).__name__}")
@@ -506,8 +506,8 @@ def check_meta(cls: type[Policy], meta: dict[str, Any]) -> tuple[list[Arm], dict
     for i, a in enumerate(raw_arms):
         if not isinstance(a, dict) or not set(a) <= {"name", "value", "features"} or "name" not in a:
             raise ValueError(f"arms[{i}] must be an object with 'name' and optionally 'value' and 'features'")
-        if not isinstance(a["name"], str) or len(a["name"]) > 1024:
-            raise ValueError(f"arms[{i}].name must be a string of at most 1024 characters")
+        if not isinstance(a["name"], str) or len(a["name"]) > MAX_NAME_CHARS:
+            raise ValueError(f"arms[{i}].name must be a string of at most {MAX_NAME_CHARS} characters")
         if "value" in a and not _is_number(a["value"]):
             raise TypeError(f"arms[{i}].value must be a number, got {type(a['value']).__name__}")
         feats = a.get("features")

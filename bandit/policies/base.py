@@ -23,6 +23,7 @@ from bandit import state as _state
 from bandit._ledger import STATE_ARRAYS as LEDGER_ARRAYS
 from bandit._ledger import AppliedEvents
 from bandit._validation import (
+    MAX_ABS_REWARD,
     IllConditionedError,
     check_arm,
     check_arms,
@@ -127,9 +128,10 @@ class Policy(ABC):
 
     #: Whether the policy uses the context (False: the context is ignored unless ``n_features`` is given).
     _contextual: ClassVar[bool] = True
-    #: Allowed reward range for update/update_batch.
-    _reward_low: ClassVar[float] = -math.inf
-    _reward_high: ClassVar[float] = math.inf
+    #: Allowed reward range for update/update_batch (also read by update_from_log and the service). Unbounded
+    #: rewards stop at +-MAX_ABS_REWARD: larger finite ones overflow the learned sums to inf.
+    _reward_low: ClassVar[float] = -MAX_ABS_REWARD
+    _reward_high: ClassVar[float] = MAX_ABS_REWARD
     #: Whether the hooks check the finiteness of a single context themselves (in the fused kernel).
     _kernel_checks_finite: ClassVar[bool] = False
     #: Names of the per-arm learned arrays (attributes ``_<name>``, leading axis = arm), saved by ``save``.
@@ -162,7 +164,7 @@ class Policy(ABC):
         if n_features is not None or self._contextual:
             if n_features is None:
                 raise TypeError(f"{type(self).__name__} needs n_features (the length of a context vector)")
-            n_features = int(check_scalar(n_features, "n_features", low=1, integer=True))
+            n_features = int(check_scalar(n_features, "n_features", low=1, high=_state.MAX_FEATURES, integer=True))
         self.n_features: int | None = n_features
         self._context_shape = (n_features,)
         self.exploration_floor = check_scalar(exploration_floor, "exploration_floor", low=0.0, high=1.0)
@@ -336,6 +338,8 @@ class Policy(ABC):
         new = as_arms([arm])[0]
         if new.name in self._arm_index:
             raise ValueError(f"arm {new.name!r} already exists (index {self._arm_index[new.name]}); arm names are unique")
+        if len(self._names) >= _state.MAX_ARMS:
+            raise ValueError(f"the policy already has {len(self._names)} arms, the most a policy file holds")
         fresh = self._fresh_state(1)
         grown = {
             name: np.ascontiguousarray(np.concatenate([getattr(self, "_" + name), fresh[name]]))
@@ -648,7 +652,8 @@ class Policy(ABC):
         arm : str or int
             Arm name or index (retired arms are accepted: outcomes of earlier decisions still count).
         reward : float
-            Observed reward (a 0/1 conversion, or revenue when all arm values are 1).
+            Observed reward (a 0/1 conversion, or revenue when all arm values are 1), within the policy's reward
+            range: [0, 1] for the conversion policies, at most 1e100 in magnitude (``MAX_ABS_REWARD``) otherwise.
 
         Raises
         ------

@@ -25,7 +25,9 @@ from policy_helpers import (
 )
 from scipy import stats
 
-from bandit import BetaTS, EpsilonGreedy, HybridLinUCB, LinearTS, LinUCB, LogisticTS, UniformRandom
+import bandit.state
+from bandit import Arm, BetaTS, EpsilonGreedy, HybridLinUCB, LinearTS, LinUCB, LogisticTS, UniformRandom, load
+from bandit._validation import MAX_ABS_REWARD, check_scalar
 from bandit.decision import BatchDecision, Decision
 from bandit.policies._hybrid import HybridRidgePolicy
 
@@ -469,6 +471,8 @@ BAD_CONTEXTS = [
     ({"a": 1.0}, TypeError, "context"),
     (np.array([1 + 1j, 0, 0]), TypeError, "context"),
     ([None, 1.0, 2.0], ValueError, "context contains NaN"),  # None is a missing value
+    ([10**400, 1.0, 2.0], ValueError, "context holds an integer too large"),  # not an OverflowError
+    (np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]), ValueError, "context has masked"),  # not the hidden 2.0
 ]
 
 
@@ -494,6 +498,10 @@ def _bad_calls(policy):
         (lambda: policy.update(x, 0, float("nan")), ValueError, "reward must be a finite"),
         (lambda: policy.update(x, 0, "1"), TypeError, "reward must be a real"),
         (lambda: policy.update(x, 0, None), TypeError, "reward"),
+        (lambda: policy.update(x, 0, 10**400), ValueError, "reward must be a finite"),
+        (lambda: policy.update(x, 0, 1e308), ValueError, r"reward must be in \["),
+        (lambda: policy.update(x, 0, -1e101), ValueError, r"reward must be in \["),
+        (lambda: policy.update_batch(X, arms, np.full(5, 1e308)), ValueError, r"rewards must be in \["),
         (lambda: policy.choose(x, eligible=["platinum"]), ValueError, "eligible names unknown arm"),
         (lambda: policy.choose(x, eligible=[False] * K), ValueError, "eligible leaves no arm"),
         (lambda: policy.choose(x, eligible=[True] * (K + 1)), ValueError, "eligible mask must have shape"),
@@ -524,6 +532,23 @@ def test_bad_arguments_raise_naming_them_and_leave_state(cls):
         with pytest.raises(exc, match=match):
             call()
         assert_same_state(before, state_of(policy))
+
+
+@pytest.mark.parametrize("cls", [c for c in POLICY_CLASSES if c not in CONVERSION and c.__name__ != "VWPolicy"],
+                         ids=lambda c: c.__name__)  # (VWPolicy bounds its costs tighter, see test_vw_policy)
+def test_the_largest_accepted_rewards_leave_a_state_that_decides_and_loads_back(cls, tmp_path):
+    # regression: two finite rewards of 1e308 were learned and overflowed the reward sums (and the ridge statistics)
+    # to inf; the policy then saved a file that bandit.load refused, e.g. the service's checkpoint after two
+    # /reward calls, so it could not restart
+    policy = make(cls)
+    X, arms, _ = training_data(40)
+    for i in range(40):
+        policy.update(X[i], int(arms[i]), MAX_ABS_REWARD if i % 3 else -MAX_ABS_REWARD)
+    policy.update_batch(X, arms, np.full(40, MAX_ABS_REWARD))
+    for arr in policy._get_state()[1].values():
+        assert np.isfinite(arr).all()
+    assert np.isclose(policy.choose(CONTEXTS[0], event_id="e").probabilities.sum(), 1.0)
+    assert_same_state(state_of(policy), state_of(load(policy.save(tmp_path / "p.zip"))))
 
 
 @contextual
@@ -579,7 +604,7 @@ def test_bad_hyper_parameters(cls, kwargs, exc, match):
         cls(ARMS, n_features=D, **kwargs)
 
 
-def test_bad_construction():
+def test_bad_construction(monkeypatch):
     with pytest.raises(TypeError, match="needs n_features"):
         LinUCB(ARMS, None)
     with pytest.raises(ValueError, match="n_features must be >= 1"):
@@ -590,6 +615,24 @@ def test_bad_construction():
         LinUCB("abc", 2)
     with pytest.raises(TypeError, match="positional"):
         LinUCB(ARMS, 2, 1.0)  # hyper-parameters are keyword-only
+    # what bandit.load refuses cannot be built either (such a policy saved a file that could not be loaded back)
+    with pytest.raises(ValueError, match="at most 1024 characters"):
+        LinUCB(["a", "x" * 1025], 2)
+    with pytest.raises(ValueError, match="valid UTF-8"):
+        LinUCB(["a", "b\ud800"], 2)
+    with pytest.raises(ValueError, match=r"n_features must be <= 100000"):
+        UniformRandom(["a", "b"], n_features=100_001)
+    with pytest.raises(ValueError, match="at most 100000 features"):
+        UniformRandom([Arm(name="a", features=[0.0] * 100_001)])
+    with pytest.raises(ValueError, match="at most 100000 arms"):
+        UniformRandom([str(i) for i in range(100_001)])
+    with pytest.raises(ValueError, match="n_features must be finite"):
+        check_scalar(10**400, "n_features")
+    policy = UniformRandom(["a", "x" * 1024], n_features=1)  # the limits themselves are fine
+    monkeypatch.setattr(bandit.state, "MAX_ARMS", 2)
+    with pytest.raises(ValueError, match="already has 2 arms"):
+        policy.add_arm("c")
+    assert policy.arm_names == ["a", "x" * 1024]
 
 
 @all_policies

@@ -267,6 +267,24 @@ def test_a_reward_outside_the_policys_range_is_refused_at_once(tmp_path):
     svc.close()
 
 
+def test_rewards_that_would_overflow_the_policy_are_refused_so_its_checkpoint_always_loads(tmp_path):
+    # regression: three /reward calls of 1e308 (finite JSON numbers) were learned by a UniformRandom logging policy,
+    # overflowed its reward sums to inf, and the checkpoint was a file bandit.load refuses: the service could not
+    # restart
+    bandit.UniformRandom(ARMS, n_features=3, seed=0).save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    for i in range(3):
+        svc.rank([0.0, 1.0, 0.0], event_id=f"e{i}", timestamp=T0)
+        with pytest.raises(RequestError, match=r"reward must be in \[-1e\+100, 1e\+100\]") as err:
+            svc.reward(f"e{i}", 1e308, timestamp=T0)
+        assert err.value.field == "reward"
+        assert svc.reward(f"e{i}", 1e100, timestamp=T0).status == "accepted"
+    svc.trainer.step(now=T0 + pd.Timedelta(minutes=10))
+    assert svc.holder.policy.n_updates == 3
+    svc.close()
+    assert bandit.load(tmp_path / "policy.zip").n_updates == 3
+
+
 def test_an_id_reused_beyond_the_id_window_never_breaks_compaction(tmp_path):
     make_policy().save(tmp_path / "policy.zip")
     svc = service(tmp_path, id_window=3).start(thread=False)
