@@ -713,6 +713,17 @@ def _check_number(value: Any, name: str, *, low: float, low_open: bool, allow_in
     return v
 
 
+def _check_range(pair: Any, name: str) -> tuple[float, float]:
+    """``pair`` as ``(low, high)`` floats, finite with ``low <= high`` (a list or array of two numbers is accepted)."""
+    try:
+        lo, hi = (float(v) for v in pair)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a pair of floats (low, high), got {pair!r}") from err
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{name} must be (low, high) with finite low <= high, got {pair!r}")
+    return lo, hi
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # base estimator
 # ----------------------------------------------------------------------------------------------------------------
@@ -810,13 +821,10 @@ class Estimator(ABC):
             raise TypeError(f"n_bootstrap must be an int >= 100, got {type(self.n_bootstrap).__name__}")
         if self.n_bootstrap < 100:
             raise ValueError(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
-        if self.term_range is not None:
-            try:
-                lo, hi = (float(v) for v in self.term_range)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"term_range must be a pair of floats (low, high), got {self.term_range!r}") from err
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ValueError(f"term_range must be (low, high) with finite low <= high, got {self.term_range!r}")
+        for name in ("term_range", "reward_range"):  # stored as a tuple of floats: hashable, used in cache keys
+            pair = getattr(self, name)
+            if pair is not None:
+                object.__setattr__(self, name, _check_range(pair, name))
 
     # -- naming --------------------------------------------------------------------------------------------------
 

@@ -354,6 +354,10 @@ def test_data_and_q_are_checked():
         (lambda: IPS(n_bootstrap=10), ValueError, "n_bootstrap must be >= 100"),
         (lambda: IPS(seed="x"), TypeError, "seed must be an int"),
         (lambda: IPS(term_range=(1.0, 0.0)), ValueError, "term_range"),
+        (lambda: IPS(reward_range=(float("nan"), 20.0)), ValueError, "reward_range must be .* finite low <= high"),
+        (lambda: IPS(reward_range=(20.0, 0.0)), ValueError, "reward_range must be .* finite low <= high"),
+        (lambda: SNIPS(reward_range=(0.0,)), TypeError, "reward_range must be a pair of floats"),
+        (lambda: IPS(reward_range="0-20"), TypeError, "reward_range must be a pair of floats"),
         (lambda: DR(reward_model=object()), TypeError, "reward_model must have fit_predict"),
         (lambda: IPS(3.0), TypeError, "positional"),
     ],
@@ -361,6 +365,20 @@ def test_data_and_q_are_checked():
 def test_hyperparameters_are_checked(make, exc, message):
     with pytest.raises(exc, match=message):
         make()
+
+
+def test_ranges_given_as_lists_or_arrays_work_like_tuples():
+    """Regression: a list or array reward_range / term_range failed inside estimate() with "unhashable type" (the
+    interval cache key), and a NaN bound silently moved the EL-IPS interval."""
+    data, target, q = tiny()
+    ref = IPS(reward_range=(0.0, 20.0)).estimate(data, target)
+    for given in ([0, 20], np.array([0.0, 20.0])):
+        est = IPS(reward_range=given)
+        assert est.reward_range == (0.0, 20.0)
+        got = est.estimate(data, target)
+        assert (got.ci_low, got.ci_high) == (ref.ci_low, ref.ci_high)
+    bern = IPS(interval="bernstein", term_range=[0, 100]).estimate(data, target)
+    assert bern.ci_low <= bern.value <= bern.ci_high
 
 
 def test_estimators_are_frozen_and_named():
