@@ -50,6 +50,7 @@ from bandit._cli_common import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["add_parser", "run"]
 
@@ -186,6 +187,7 @@ def _metric_columns(args: argparse.Namespace, guardrails: dict[str, tuple[str, f
 
 def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -> pd.DataFrame:
     """The decision log as a DataFrame with one column per metric (NaN where the outcome is not final)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path: Path = args.logs
@@ -196,18 +198,25 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
     df = table.to_pandas()
     if arms is not None:
         df.attrs["arms"] = arms
-    outcome_columns: list[str] = []
+    outcome_schema: pa.Schema | None = None
     if args.outcomes is not None:
         require(JOIN_COLUMNS, table.column_names, "--logs", path, "; joining --outcomes needs it")
         files = parquet_files(args.outcomes, "--outcomes")
-        outcome_columns = list(pq.read_schema(files[0]).names)
+        try:
+            outcome_schema = pq.read_schema(files[0])
+        except (OSError, pa.ArrowException) as e:
+            raise UsageError(f"--outcomes {args.outcomes}: not a readable Parquet file ({one_line(e)})") from None
+    outcome_columns = [] if outcome_schema is None else list(outcome_schema.names)
     metrics = {}
     for column, flag in columns.items():
         if column in outcome_columns:
+            assert outcome_schema is not None
+            _check_numeric(outcome_schema.field(column).type, flag, column, f"--outcomes {args.outcomes}")
             joined, _ = join(df.copy(), argparse.Namespace(**{**vars(args), "reward_column": column}), notes)
             metrics[column] = joined["reward"].to_numpy(dtype=np.float64)
             df["timestamp"] = joined["timestamp"]
         elif column in df.columns and (column != "reward" or args.outcomes is None):
+            _check_numeric(table.schema.field(column).type, flag, column, f"--logs {path}")
             values = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isnan(values).all():
                 raise UsageError(
@@ -222,6 +231,15 @@ def _read(args: argparse.Namespace, columns: dict[str, str], notes: list[str]) -
     for column, values in metrics.items():
         df[column] = values
     return df
+
+
+def _check_numeric(kind: pa.DataType, flag: str, column: str, where: str) -> None:
+    """A metric column must hold numbers (or booleans): not the event ids, timestamps or arm names."""
+    import pyarrow as pa
+
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind)):
+        raise UsageError(f"{flag}: column {column!r} of {where} holds {kind}, not a numeric metric per decision")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -163,6 +163,9 @@ def test_report_metric_from_the_logs_without_outcomes(logs, tmp_path, capsys):
         (["--guardrail", "c=cancelled:-1"], "--guardrail 'c=cancelled:-1': MARGIN must be a number >= 0"),
         (["--guardrail", "c=nope:0.1"], "--guardrail c=nope: no column 'nope'"),
         (["--metric", "nope"], "--metric: no column 'nope'"),
+        (["--metric", "timestamp"], "--metric: column 'timestamp' of --outcomes"),  # was an AttributeError
+        (["--metric", "action_name"], "--metric: column 'action_name' of --logs"),  # was a ValueError traceback
+        (["--guardrail", "g=event_id:0.1"], "--guardrail g=event_id: column 'event_id' of --outcomes"),
         (["--baseline", "other"], "--baseline 'other': expected 'logging' or a --policy NAME"),
         (["--split-at", "yesterday-ish"], "--split-at 'yesterday-ish': expected a date"),
         (["--split-at", "2030-01-01"], "--split-at 2030-01-01:"),
@@ -191,6 +194,10 @@ def test_bad_files_are_one_line(logs, tmp_path, capsys):
     argv.remove("1D")
     assert main(argv) == 2
     assert "needs --attribution-window" in _one_line(capsys.readouterr().err)
+    argv = _argv(logs, out)  # regression: an outcomes file that is not Parquet escaped as an ArrowInvalid
+    argv[argv.index("--outcomes") + 1] = str(logs / "fitted.policy")
+    assert main(argv) == 2
+    assert "--outcomes" in _one_line(capsys.readouterr().err) and not out.exists()
     out.mkdir()
     assert main(_argv(logs, out)) == 2
     assert "--out" in _one_line(capsys.readouterr().err) and "--force" in capsys.readouterr().err + "--force"
