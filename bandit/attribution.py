@@ -31,7 +31,8 @@ with which decision rows become readable: a decision row first seen after ``W`` 
 
 **Decision rows**, checked in this order (first failure wins):
 
-1. ``event_id`` must be a non-empty string, else ``"bad_event_id"``. An id in the ledger is skipped (settled).
+1. ``event_id`` must be a non-empty string of valid UTF-8 text, else ``"bad_event_id"``. An id in the ledger is
+   skipped (settled).
 2. ``timestamp`` must be a readable timestamp, else ``"bad_timestamp"``.
 3. Several rows with one id: the first (in table order) is the decision, the others are ``"duplicate_event_id"``
    (not reported once the id is settled). A decision with ``t <= W`` is skipped (settled).
@@ -45,7 +46,7 @@ with which decision rows become readable: a decision row first seen after ``W`` 
 
 **Outcome rows**, checked in this order:
 
-1. ``event_id`` a non-empty string, else ``"bad_event_id"``; ``timestamp`` readable, else ``"bad_timestamp"``;
+1. ``event_id`` a non-empty UTF-8 string, else ``"bad_event_id"``; ``timestamp`` readable, else ``"bad_timestamp"``;
    ``reward`` a finite real number, else ``"non_finite_reward"`` (NaN, inf, missing) or ``"bad_reward"`` (not a
    number).
 2. ``timestamp > now``: ``"future_timestamp"``: never counted and never used to expire anything; not final (a
@@ -299,10 +300,27 @@ def _as_reward_range(reward_range: Any) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------------------------------
 
 
+_BAD_ID_DETAIL = "event_id must be a non-empty string of valid UTF-8 text"
+
+
 def _valid_ids(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(ids as objects, ok (n,)): an id is ok when it is a non-empty string of valid UTF-8 text (a lone surrogate,
+    which no Parquet file or arrow string can hold, would break the whole table's indexing)."""
     ids = column.to_numpy(dtype=object)
     ok = np.fromiter((isinstance(e, str) and e != "" for e in ids), dtype=bool, count=len(ids))
+    try:
+        "".join(ids[ok]).encode("utf-8")
+    except UnicodeEncodeError:
+        ok &= np.fromiter((not k or _is_utf8(e) for e, k in zip(ids, ok, strict=True)), dtype=bool, count=len(ids))
     return ids, ok
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _in_ledger(ids: np.ndarray, ok: np.ndarray, settled: Container[str]) -> np.ndarray:
@@ -327,7 +345,10 @@ def _parse_rewards(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         if v is None or v is pd.NA or v is pd.NaT:
             code[i] = _REWARD_NON_FINITE
         elif isinstance(v, numbers.Real | np.bool_) and not isinstance(v, str | bytes):
-            values[i] = float(v)
+            try:
+                values[i] = float(v)
+            except OverflowError:  # an int beyond the float64 range
+                values[i] = math.inf
             code[i] = _REWARD_OK if math.isfinite(values[i]) else _REWARD_NON_FINITE
     return values, code
 
@@ -343,7 +364,7 @@ def _one_context(value: Any) -> np.ndarray | None:
         elif arr.dtype.kind not in "biuf":
             return None
         arr = arr.astype(np.float64, copy=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: an int beyond the float64 range)
         return None
     if arr.ndim != 1 or not np.isfinite(arr).all():
         return None
@@ -487,7 +508,7 @@ def _resolve(
     ids, id_ok = _valid_ids(dec[EVENT_ID])
     dec_us, ts_ok = parse_utc_us(dec[TIMESTAMP], "decisions['timestamp']")
     by_id = _in_ledger(ids, id_ok, settled)
-    rej.add(DEC, np.flatnonzero(~id_ok), ids, dec_us, "bad_event_id", "event_id must be a non-empty string")
+    rej.add(DEC, np.flatnonzero(~id_ok), ids, dec_us, "bad_event_id", _BAD_ID_DETAIL)
     rej.add(DEC, np.flatnonzero(id_ok & ~by_id & ~ts_ok), ids, dec_us, "bad_timestamp",
             "timestamp is missing or not a readable date-time")
     cand = np.flatnonzero(id_ok & ~by_id & ts_ok)
@@ -544,7 +565,7 @@ def _resolve(
     o_ids, o_id_ok = _valid_ids(out[EVENT_ID])
     o_us, o_ts_ok = parse_utc_us(out[TIMESTAMP], "outcomes['timestamp']")
     o_reward, o_code = _parse_rewards(out[REWARD])
-    rej.add(OUT, np.flatnonzero(~o_id_ok), o_ids, o_us, "bad_event_id", "event_id must be a non-empty string")
+    rej.add(OUT, np.flatnonzero(~o_id_ok), o_ids, o_us, "bad_event_id", _BAD_ID_DETAIL)
     bad_ts = o_id_ok & ~o_ts_ok
     rej.add(OUT, np.flatnonzero(bad_ts), o_ids, o_us, "bad_timestamp", "timestamp is missing or not a readable date-time")
     base = o_id_ok & o_ts_ok

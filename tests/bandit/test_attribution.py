@@ -682,6 +682,35 @@ def test_one_bad_row_never_blocks_update_from_log(cls_name, kind):
     assert again.rejected[again.rejected["source"] == "decisions"].empty
 
 
+def test_rows_float64_or_utf8_cannot_hold_are_rejected_and_the_rest_learned():
+    """Regression: a lone-surrogate event id (in the decisions or the outcomes) and an integer beyond the float64
+    range (in a context, or a reward in an object column) made update_from_log raise UnicodeEncodeError /
+    OverflowError for the whole log, on every retry."""
+    import bandit
+
+    clean_dec, clean_outs = clean_log(12, seed=4)
+    dec = clean_dec.astype({"event_id": object})
+    dec.at[5, "event_id"] = "e5\ud800"
+    dec.at[7, "context"] = [10**400, 0.0]
+    outs = pd.DataFrame({"event_id": pd.Series([*clean_outs["event_id"], "e\udc80"], dtype=object),
+                         "timestamp": [*clean_outs["timestamp"], at(2)],
+                         "reward": pd.Series([1.0, 10**400, 1.0, 1.0, 1.0], dtype=object)})  # 10**400: e3's reward
+    policy = real_policy(bandit.LinUCB)
+    report = policy.update_from_log(dec, outs, "10min", now=at(60))
+    assert sorted(map(tuple, report.rejected[["source", "event_id", "reason"]].values.tolist())) == sorted([
+        ("decisions", "e5\ud800", "bad_event_id"), ("decisions", "e7", "bad_context"),
+        ("decisions", "e3", "bad_outcome"), ("outcomes", "e3", "non_finite_reward"),
+        ("outcomes", "e\udc80", "bad_event_id"),
+    ])
+    good = [f"e{i}" for i in range(12) if i not in (3, 5, 7)]
+    assert sorted(report.event_ids) == sorted(good)
+    reference = real_policy(bandit.LinUCB)
+    res = resolve_rewards(clean_dec, clean_outs, "10min", now=at(60))
+    keep = res.resolved[res.resolved["event_id"].isin(good)]
+    reference.update_batch(np.stack(keep["context"]), keep["action_name"].tolist(), keep["reward"].to_numpy())
+    assert_same_learned_state(policy, reference)
+
+
 def test_update_failed_rows_are_isolated_by_bisection():
     """A finite context so large the statistics overflow: update_batch refuses the whole batch; the row alone is
     rejected (final) and the other rows are learned, in order."""
