@@ -50,7 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bandit.arms import MAX_NAME_CHARS
+from bandit.arms import MAX_NAME_CHARS, Arm
 from bandit.serving import DecisionService, RequestError, check_token
 from offline_eval.schema import MAX_EVENT_ID_LENGTH
 
@@ -407,6 +407,11 @@ def create_app(service: DecisionService, *, token: str | None = None,
     async def add_arm(scope: Scope, receive: Receive) -> tuple[int, Any]:
         authorize(scope, admin=True)
         body = _parse(ArmBody, await _read_body(scope, receive, max_body_bytes))  # (value: finite, pydantic checks)
+        try:  # the plan's own rules (value > 0, a name that is not blank), blaming the field that breaks them
+            Arm(name=body.name, value=body.value)
+        except ValidationError as exc:
+            errors = [{"field": _field_path(e["loc"]), "message": e["msg"]} for e in exc.errors(include_url=False)]
+            raise HTTPError(422, errors[0]["field"], errors[0]["message"], errors) from None
         return await admin(lambda: service.add_arm(body.name, body.value), 201)
 
     async def retire_arm(scope: Scope, receive: Receive) -> tuple[int, Any]:
@@ -438,7 +443,8 @@ def create_app(service: DecisionService, *, token: str | None = None,
         Route("/healthz", route(endpoint("healthz", healthz)), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/arms", route(endpoint("admin_add_arm", add_arm)), methods=["POST"]),
-        Route("/admin/arms/{name}", route(endpoint("admin_retire_arm", retire_arm)), methods=["DELETE"]),
+        # (:path: a plan name may hold "/", which a client sends as %2F and the router sees decoded)
+        Route("/admin/arms/{name:path}", route(endpoint("admin_retire_arm", retire_arm)), methods=["DELETE"]),
         Route("/admin/checkpoint", route(endpoint("admin_checkpoint", checkpoint)), methods=["POST"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: server_error})

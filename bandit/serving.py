@@ -837,6 +837,8 @@ class DecisionService:
         :meth:`run_trainer_once` yourself). Returns self."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fh = _lock_directory(self.log_dir)
+        for leftover in bandit.state.stale_temporaries(self.policy_path):  # checkpoints a killed process left
+            leftover.unlink(missing_ok=True)
         (self.log_dir / "outcomes").mkdir(exist_ok=True)
         self._rejected_fh = open(self.log_dir / "rejected.jsonl", "ab")
         journal_dir = self.log_dir / "journal"

@@ -103,6 +103,7 @@ __all__ = [
     "load",
     "register",
     "save",
+    "stale_temporaries",
 ]
 
 FORMAT = "upsell-bandit/policy"
@@ -195,6 +196,19 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files :func:`save` leaves beside ``path`` when its process dies mid-write (``kill -9``, power
+    loss): ``.<name>.<random>.tmp``, never renamed over ``path``. Only the owner of ``path`` may remove them (a
+    concurrent ``save`` to the same path is writing one)."""
+    path = Path(os.fspath(path))
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except FileNotFoundError:
+        return []
+    return sorted(path.parent / n for n in names if n.startswith(prefix) and n.endswith(".tmp"))
 
 
 def _bad(path: Path, why: str) -> ValueError:

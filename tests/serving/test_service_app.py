@@ -150,6 +150,11 @@ def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
         assert client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "team"}').status_code == 409
         inf = client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "big", "value": 1e999}')
         assert inf.status_code == 422 and inf.json()["field"] == "value"
+        # regression: the plan's own rules were reported against "name", with pydantic's multi-line text
+        for bad, field, message in [(b'{"name": "free", "value": 0}', "value", "arm value must be finite and > 0"),
+                                    (b'{"name": "   "}', "name", "arm name must be a non-empty string")]:
+            r = client.post("/admin/arms", headers={**headers, **AUTH}, content=bad)
+            assert (r.status_code, r.json()["field"]) == (422, field) and message in r.json()["error"]
         decided = rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()
         assert set(decided["probabilities"]) == {"solo", "duo", "family", "team"}
         assert client.delete("/admin/arms/solo", headers=AUTH).status_code == 200
@@ -158,8 +163,13 @@ def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
             assert rank(client, {"context": [1, 2, 3], "eligible": ["team", "solo"]}).json()["arm"] == "team"
         saved = client.post("/admin/checkpoint", headers=AUTH).json()
         assert saved["policy_version"] == svc.holder.policy.policy_version
+        # regression: a plan whose name holds "/" could be added but never retired (the route did not match)
+        assert client.post("/admin/arms", headers={**headers, **AUTH}, content=b'{"name": "duo/annual"}').status_code == 201
+        assert client.delete("/admin/arms/duo%2Fannual", headers=AUTH).status_code == 200
+        assert svc.holder.policy.arm_names[-1] == "duo/annual" and "duo/annual" not in svc.holder.policy.active_arms
     reloaded = bandit.load(tmp / "p.zip")
-    assert reloaded.arm_names == ["solo", "duo", "family", "team"] and reloaded.active_arms == ["duo", "family", "team"]
+    assert reloaded.arm_names == ["solo", "duo", "family", "team", "duo/annual"]
+    assert reloaded.active_arms == ["duo", "family", "team"]
     assert len(read_decision_log(tmp / "logs" / "decisions" / "arms-4")) == 21
 
 

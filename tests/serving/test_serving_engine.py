@@ -249,7 +249,12 @@ def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path)
 
 def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
     make_policy().save(tmp_path / "policy.zip")
+    # regression: the temporary file of a checkpoint interrupted by kill -9 stayed forever (one per crash, each the
+    # size of the policy file); the service that owns the policy file removes them when it starts
+    (tmp_path / ".policy.zip.k3x9_a.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".other.zip.k3x9_a.tmp").write_bytes(b"not ours")
     first = service(tmp_path).start(thread=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.zip.k3x9_a.tmp", "logs", "policy.zip"]
     with pytest.raises(ValueError, match="in use by another serving process"):
         service(tmp_path).start(thread=False)
     first.close()
