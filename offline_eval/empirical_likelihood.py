@@ -77,10 +77,10 @@ _BISECT = 60
 
 
 @njit(cache=True)
-def _dual_pass(g1, g2, shift2, m, corners, cw, l0, l1, grad):  # pragma: no cover - numba
-    """One pass at ``lam = (l0, l1)``: returns f; ``grad`` (5,) = (d1, d2, h11, h12, h22). -inf if a corner is
-    infeasible (``1 + lam . g_c <= 0``)."""
-    n = g1.shape[0]
+def _dual_pass(g1, g2, count, n, shift2, m, corners, cw, l0, l1, grad):  # pragma: no cover - numba
+    """One pass at ``lam = (l0, l1)`` over the distinct rows (``count`` (u,) float: how many of the ``n`` rows
+    each stands for): returns f; ``grad`` (5,) = (d1, d2, h11, h12, h22). -inf if a corner is infeasible
+    (``1 + lam . g_c <= 0``)."""
     eps = 1.0 / n
     log_eps = math.log(eps)
     f = 0.0
@@ -101,19 +101,21 @@ def _dual_pass(g1, g2, shift2, m, corners, cw, l0, l1, grad):  # pragma: no cove
         h11 -= cw * a * a / (z * z)
         h12 -= cw * a * b / (z * z)
         h22 -= cw * b * b / (z * z)
-    for i in range(n):
+    for i in range(g1.shape[0]):
         a = g1[i]
         b = g2[i] - shift2 if m == 2 else 0.0
+        c = count[i]
         z = 1.0 + l0 * a + l1 * b
         if z >= eps:
-            f += math.log(z)
-            t1 = 1.0 / z
-            t2 = -t1 * t1
+            f += c * math.log(z)
+            inv = 1.0 / z
+            t1 = c * inv
+            t2 = -t1 * inv
         else:
             u = z / eps
-            f += log_eps - 1.5 + 2.0 * u - 0.5 * u * u
-            t1 = 2.0 / eps - z / (eps * eps)
-            t2 = -1.0 / (eps * eps)
+            f += c * (log_eps - 1.5 + 2.0 * u - 0.5 * u * u)
+            t1 = c * (2.0 / eps - z / (eps * eps))
+            t2 = -c / (eps * eps)
         d1 += t1 * a
         d2 += t1 * b
         h11 += t2 * a * a
@@ -128,10 +130,11 @@ def _dual_pass(g1, g2, shift2, m, corners, cw, l0, l1, grad):  # pragma: no cove
 
 
 @njit(cache=True)
-def _dual_max(g1, g2, shift2, m, corners, cw, lam, out):  # pragma: no cover - numba
+def _dual_max(g1, g2, count, n, shift2, m, corners, cw, lam, out):  # pragma: no cover - numba
     """Maximise ``sum_i log*(1 + lam . g_i) + cw * sum_c log(1 + lam . g_c)`` by damped Newton.
 
-    ``g1`` (n,) first constraint column; ``g2`` (n,) second column before subtracting ``shift2`` (used if m == 2);
+    ``g1`` (u,) first constraint column; ``g2`` (u,) second column before subtracting ``shift2`` (used if m == 2),
+    over the u distinct rows, ``count`` (u,) the multiplicity of each among the ``n`` rows;
     ``corners`` (c, >= m) corner constraint vectors (already shifted); ``lam`` (2,) start (feasible), overwritten
     with the maximiser; ``out`` (1,) = the maximum. ``log*`` is Owen's pseudo-logarithm with knot 1/n. One pass
     per iteration: a step that does not increase the objective is halved from the previous point. Returns the
@@ -139,7 +142,7 @@ def _dual_max(g1, g2, shift2, m, corners, cw, lam, out):  # pragma: no cover - n
     """
     grad = np.zeros(5)
     g_new = np.zeros(5)
-    f = _dual_pass(g1, g2, shift2, m, corners, cw, lam[0], lam[1], grad)
+    f = _dual_pass(g1, g2, count, n, shift2, m, corners, cw, lam[0], lam[1], grad)
     passes = 1
     for _ in range(200):
         d1, d2, h11, h12, h22 = grad[0], grad[1], grad[2], grad[3], grad[4]
@@ -163,7 +166,7 @@ def _dual_max(g1, g2, shift2, m, corners, cw, lam, out):  # pragma: no cover - n
         t = 1.0
         accepted = False
         for _ in range(60):
-            fn = _dual_pass(g1, g2, shift2, m, corners, cw, lam[0] + t * s1, lam[1] + t * s2, g_new)
+            fn = _dual_pass(g1, g2, count, n, shift2, m, corners, cw, lam[0] + t * s1, lam[1] + t * s2, g_new)
             passes += 1
             if fn >= f + 0.25 * t * dec:
                 accepted = True
@@ -205,19 +208,40 @@ def critical_value(x: np.ndarray, alpha: float) -> float:
     return t * t * (1.0 + _BARTLETT / n)
 
 
+def _distinct_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct pairs ``(a_i, b_i)`` of rows sorted so that equal pairs are adjacent, and how many rows each
+    stands for (float64): ``(a_u, b_u, count)``, each (u,).
+
+    The dual's objective and derivatives are sums over rows, so a pass over the u distinct rows weighted by their
+    counts gives the same sums. Logged weights and rewards often take few values (prices x conversions, the
+    propensities of a uniform or epsilon-greedy logger), and a pass then costs u instead of n rows: the rollout
+    report's intervals on 10^5 such rows went from about 0.3 s to milliseconds. The result is still a function of
+    the multiset of rows (the canonical order is kept).
+    """
+    n = a.shape[0]
+    starts = np.empty(n, dtype=bool)
+    starts[:1] = True
+    np.not_equal(a[1:], a[:-1], out=starts[1:])
+    starts[1:] |= b[1:] != b[:-1]
+    first = np.flatnonzero(starts)
+    count = np.diff(np.append(first, n)).astype(np.float64)
+    return np.ascontiguousarray(a[first]), np.ascontiguousarray(b[first]), count
+
+
 class _Profile:
     """``-2 log`` profile likelihood ratio as a function of the value v, and its derivative.
 
     By the envelope theorem the derivative of ``max_lam sum log(1 + lam . g_i(v))`` in v is ``-lam_v * sum_i
     1 / (1 + lam . g_i) = -n lam_v`` at the optimum (``lam_v`` the multiplier of the value constraint), so each
     evaluation also gives the slope for a Newton step on v. Duals are warm-started from the last solution when it
-    is feasible for the new corners.
+    is feasible for the new corners. ``g1``, ``g2`` (u,) are the distinct rows, ``count`` (u,) their multiplicities
+    (:func:`_distinct_rows`).
     """
 
-    def __init__(self, g1: np.ndarray, g2: np.ndarray, m: int, corners_fn, base: float) -> None:
-        self.g1, self.g2, self.m, self.corners_fn, self.base = g1, g2, m, corners_fn, base
+    def __init__(self, g1: np.ndarray, g2: np.ndarray, count: np.ndarray, m: int, corners_fn, base: float) -> None:
+        self.g1, self.g2, self.count, self.m, self.corners_fn, self.base = g1, g2, count, m, corners_fn, base
         self.lam = np.zeros(2)
-        self.n = len(g1)
+        self.n = float(count.sum())
 
     def __call__(self, v: float) -> tuple[float, float]:
         corners = self.corners_fn(v)
@@ -226,10 +250,10 @@ class _Profile:
             lam[:] = 0.0
         out = np.zeros(1)
         if self.m == 2:
-            _dual_max(self.g1, self.g2, float(v), 2, corners, CORNER_WEIGHT, lam, out)
+            _dual_max(self.g1, self.g2, self.count, self.n, float(v), 2, corners, CORNER_WEIGHT, lam, out)
             slope = -2.0 * self.n * lam[1]
         else:
-            _dual_max(self.g2 - v, self.g2, 0.0, 1, corners, CORNER_WEIGHT, lam, out)
+            _dual_max(self.g2 - v, self.g2, self.count, self.n, 0.0, 1, corners, CORNER_WEIGHT, lam, out)
             slope = -2.0 * self.n * lam[0]
         self.lam = lam
         return 2.0 * (float(out[0]) - self.base), slope
@@ -350,23 +374,24 @@ def ips_el_interval(
     r_lo, r_hi = (min(0.0, float(r.min())), max(0.0, float(r.max()))) if reward_range is None else reward_range
     r_lo, r_hi = min(r_lo, float(r.min())), max(r_hi, float(r.max()))
     wm = max(float(w.max()), 1.0) if w_max is None else max(float(w_max), float(w.max()), 1.0)
-    g1 = w - 1.0
+    crit = critical_value(wr, alpha)
+    w_u, wr_u, count = _distinct_rows(w, wr)
+    g1 = w_u - 1.0
     cw = np.array([[-1.0], [wm - 1.0]])
     base_out = np.zeros(1)
     beta = np.zeros(2)
-    _dual_max(g1, wr, 0.0, 1, cw, CORNER_WEIGHT, beta, base_out)
+    _dual_max(g1, wr_u, count, float(n), 0.0, 1, cw, CORNER_WEIGHT, beta, base_out)
     base = float(base_out[0])
-    q = 1.0 / np.maximum(1.0 + beta[0] * g1, 1.0 / n)  # EL weights under the mean-weight constraint
+    q = count / np.maximum(1.0 + beta[0] * g1, 1.0 / n)  # EL weights under the mean-weight constraint (x count)
 
     def corners(v: float) -> np.ndarray:
         return np.array(
             [[-1.0, -v], [-1.0, -v], [wm - 1.0, wm * r_lo - v], [wm - 1.0, wm * r_hi - v]], dtype=np.float64
         )
 
-    stat = _Profile(g1, wr, 2, corners, base)
-    crit = critical_value(wr, alpha)
+    stat = _Profile(g1, wr_u, count, 2, corners, base)
     # the maximum of the profile: the EL estimate sum q_i w_i r_i under the mean-weight constraint
-    center = float((q * wr).sum() / q.sum())
+    center = float((q * wr_u).sum() / q.sum())
     center = min(max(center, r_lo), r_hi)
     step = max(se, 1e-9 * (1.0 + abs(center)), (r_hi - r_lo) * 1e-6)
     low = _search(stat, center, step, r_lo, crit, -1.0)
@@ -396,8 +421,18 @@ def el_mean_interval(x: np.ndarray, alpha: float = 0.05, *, value: float | None 
         return Interval(value, se, value if se == 0.0 else math.nan, value if se == 0.0 else math.nan)
     lo_obs, hi_obs = float(t.min()), float(t.max())
     empty = np.zeros((0, 1))
-    stat = _Profile(t, t, 1, lambda v: empty, 0.0)
+    t_u, _, count = _distinct_rows(t, t)
+    stat = _Profile(t_u, t_u, count, 1, lambda v: empty, 0.0)
     crit = critical_value(t, alpha)
     low = _search(stat, mean, se, lo_obs, crit, -1.0)
     high = _search(stat, mean, se, hi_obs, crit, 1.0)
+    # EL gives every value outside the terms' range likelihood 0, so an end can be no further than the most extreme
+    # term. Where that term lies within the normal half-width of the mean (few informative rows: e.g. none of the
+    # target's rows converted, every lift term <= 0), the range, not the likelihood ratio, would set the end; the
+    # t-calibrated normal end is used on that side.
+    half = math.sqrt(crit) * se
+    if lo_obs > mean - half:
+        low = mean - half
+    if hi_obs < mean + half:
+        high = mean + half
     return Interval(value, se, min(low, value), max(high, value))

@@ -89,6 +89,21 @@ def test_el_mean_endpoints_solve_the_chi_square_equation():
     assert iv.low < x.mean() < iv.high
 
 
+def test_el_mean_end_stopped_by_the_terms_range_falls_back_to_the_normal_end():
+    """Regression: EL cannot leave the range of the terms. Lift terms of a target none of whose rows converted are
+    all <= 0 (195 zeros, 5 logged conversions elsewhere), and the upper end sat at -2e-6: "95% sure the lift is
+    negative" from 5 conversions, where the normal interval's upper end is +0.05. Such an end is now the
+    t-calibrated normal end; ends the likelihood ratio sets are unchanged (the lower end here, and
+    test_el_mean_endpoints_solve_the_chi_square_equation)."""
+    x = np.zeros(200)
+    x[:5] = [-5.0, -5.0, -10.0, -10.0, -20.0]
+    iv = el_mean_interval(x)
+    half = math.sqrt(_reference_crit(x)) * x.std(ddof=1) / math.sqrt(len(x))
+    assert iv.high == pytest.approx(x.mean() + half, rel=1e-9) and iv.high > 0
+    empty = np.zeros((0, 1))  # the lower end, far inside the range, still solves the EL equation
+    assert 2 * _reference_profile((x - iv.low)[:, None], empty) == pytest.approx(_reference_crit(x), rel=2e-3)
+
+
 def test_ips_el_endpoints_solve_the_profile_equation_with_the_box_constraints():
     rng = np.random.default_rng(1)
     n, p = 400, 0.25

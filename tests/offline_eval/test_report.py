@@ -239,6 +239,30 @@ def test_multiple_candidates_bonferroni_and_largest_go_lift_recommended():
     assert (row.diff_ci_high - row.diff_ci_low) / 2 == pytest.approx(norm.ppf(1 - 0.05 / 6) * row.diff_se, rel=1e-3)
 
 
+def test_no_conversion_on_the_candidates_rows_is_not_a_confident_no_go():
+    """Regression: 200 uniform offers of three plans; plan 2 converts most (3%) and is dearest, so always offering it
+    doubles revenue per offer (0.6 against the logged 0.3). In the logs where none of plan 2's ~67 offers converted
+    (8 of the first 60 seeds), every per-row term of the lift is <= 0, and the default (DR-DM blend, EL interval)
+    report said NO-GO in all 8: the EL interval's upper end stopped at the largest term, -2e-6. The data cannot rule
+    out a gain there; the report now asks for more data."""
+    rate, price = np.array([0.02, 0.02, 0.03]), np.array([5.0, 10.0, 20.0])
+    decisions = []
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        a = rng.integers(0, 3, 200)
+        r = price[a] * (rng.random(200) < rate[a])
+        if ((a == 2) & (r > 0)).any():
+            continue
+        data = LoggedData(None, a, r, np.full(200, 1 / 3), probabilities=np.full((200, 3), 1 / 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = rollout_report(data, {"plan 2": 2})
+        lift = rep.table.loc[rep.table.policy == "plan 2"].iloc[0]
+        assert lift["diff"] < 0 < lift["diff_ci_high"]  # a negative estimate, but a gain is not ruled out
+        decisions.append(rep.decision)
+    assert len(decisions) == 8 and "NO-GO" not in decisions and "GO" not in decisions
+
+
 def test_all_no_go_is_no_go():
     df = make_logs(20_000, 0.10, 0.10)
     r = report(df, {"always B": "B", "always A": "A"}, min_effect=0.02)
