@@ -231,6 +231,9 @@ def _partition_of(ids: np.ndarray, n_partitions: int) -> np.ndarray:
 
 
 def _target_schema(n_features: int) -> pa.Schema:
+    """The spilled decisions' schema. The context's elements stay nullable: parts of both forms of the log's list
+    columns are cast to it at no cost, and an old part's null element reaches the join, which rejects its row as
+    ``bad_context`` (a non-nullable target would carry the null under a type that says there is none)."""
     return pa.schema([
         (EVENT_ID, pa.string()), (TIMESTAMP, pa.timestamp("us", tz="UTC")),
         (CONTEXT, pa.list_(pa.float64(), n_features)), (ACTION, pa.int32()), (ACTION_NAME, pa.string()),

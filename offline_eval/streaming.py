@@ -142,6 +142,22 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int | N
                 future.cancel()
 
 
+def _reading_both_forms(dataset: Any) -> Any:
+    """A caller's Parquet dataset re-typed to read parts of both forms of the list columns (non-nullable and nullable
+    elements, :func:`offline_eval.schema.with_nullable_items`).
+
+    ``pyarrow.dataset.dataset(directory)`` takes its schema from the first file: when that is a new part, Arrow would
+    cast an older part's null element into a non-nullable type. Other datasets are returned as they are.
+    """
+    import pyarrow.dataset as ds
+
+    schema = S.with_nullable_items(dataset.schema)
+    if schema.equals(dataset.schema) or not isinstance(dataset, ds.FileSystemDataset):
+        return dataset
+    return ds.FileSystemDataset(list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem,
+                                dataset.partition_expression)
+
+
 class _Restart(Exception):
     """The first pass found duplicate event ids: every pass is run again without them."""
 
@@ -161,7 +177,7 @@ class _Log:
                     f"the dataset's schema carries no arm list ({S.META_ARMS!r} metadata); write the log with "
                     "bandit.DecisionLog or LoggedData.to_parquet"
                 )
-            self.dataset, self.arms = path, arms
+            self.dataset, self.arms = _reading_both_forms(path), arms
             return
         if not isinstance(path, str | os.PathLike) and not (
             isinstance(path, Sequence) and not isinstance(path, bytes)
@@ -180,7 +196,9 @@ class _Log:
                     f"{info.path} was written for arms {info.arms} and {info.n_features} features, {first.path} for "
                     f"{first.arms} and {first.n_features}; a log directory holds one arm list and context length"
                 )
-        schema = S.decision_log_schema(first.n_features, first.arms)
+        # the list columns' elements typed nullable where some part types them so (old and new parts mixed)
+        schema = S.with_nullable_items(S.decision_log_schema(first.n_features, first.arms),
+                                       frozenset().union(*(info.nullable_items for info in parts)))
         self.dataset = ds.dataset([str(p.path) for p in parts], format="parquet", schema=schema)
         self.arms = list(first.arms)
 

@@ -28,6 +28,7 @@ from offline_eval.schema import (
     arms_from_schema,
     decision_log_schema,
 )
+from tests.offline_eval.scale_logs import old_form
 
 # ------------------------------------------------------------------------------------------------------------------
 # writer: round trip, schema
@@ -213,6 +214,9 @@ def test_reopening_continues_the_log(tmp_path):
     decisions, X = random_decisions(4, seed=9)
     with DecisionLog(tmp_path, arms=ARMS, policy_name="P") as log:
         log.append(decisions[0], X[0])
+    # the first part as a writer before the non-nullable list elements wrote it: the log continues in the new form
+    (first,) = part_files(tmp_path)
+    pq.write_table(old_form(pq.read_table(first)), first)
     log2 = DecisionLog(tmp_path, arms=ARMS, policy_name="P")
     assert log2.n_features == 4
     with pytest.raises(ValueError, match="context has 3 features"):
@@ -220,8 +224,12 @@ def test_reopening_continues_the_log(tmp_path):
     log2.append(decisions[1], X[1])
     df = log2.read()
     assert df["event_id"].tolist() == [decisions[0].event_id, decisions[1].event_id]
+    np.testing.assert_array_equal(np.stack(df["context"]), X[:2])
+    np.testing.assert_array_equal(np.stack(df["eligible"]), [decisions[0].eligible, decisions[1].eligible])
     names = [p.name for p in part_files(tmp_path)]
     assert [n.split("-")[1] for n in names] == ["00000000", "00000001"]
+    nullable = [pq.read_schema(path).field("context").type.value_field.nullable for path in part_files(tmp_path)]
+    assert nullable == [True, False]
 
 
 def test_empty_log_reads_as_empty_frame(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from bandit import BetaTS, HybridLinUCB, LinUCB, LogisticTS, VWPolicy
 from offline_eval.schema import encode_decisions
 from tests.bandit.policy_helpers import ARMS, make, state_of
+from tests.offline_eval.scale_logs import old_form
 
 pytestmark = [
     pytest.mark.slow,  # one shared local[2] session; each Spark job costs ~0.5-1 s once the workers are warm
@@ -97,6 +98,25 @@ def test_spark_fit_drops_repeated_event_ids_as_read_decision_log_does(spark, tmp
         report = fit(policy, df)
     reference.update_batch(*usable(table))
     assert report.n_rows == len(usable(table)[2])
+    assert_close(policy, reference, 1e-9)
+
+
+def test_spark_fit_reads_old_and_new_parts_and_rejects_a_null_context_element(spark, tmp_path):
+    """A directory of an old-form part (nullable list elements, one of them null) then a new-form part (the other
+    order: tests/offline_eval/test_spark_eval.py): the null element's row is a bad context, every other row is
+    learned."""
+    from bandit.spark import fit
+
+    table = joined_log(400, seed=4)
+    row = int(np.flatnonzero(~np.isnan(table.column("reward").to_numpy(zero_copy_only=False)))[3])  # has a reward
+    old, new = old_form(table.slice(0, 200), ("context", row, 2)), table.slice(200)
+    for i, part in enumerate([old, new]):
+        pq.write_table(part, tmp_path / f"part-{i:08d}-x.parquet")
+    policy = make(LinUCB)
+    reference = copy.deepcopy(policy)
+    report = fit(policy, spark.read.parquet(str(tmp_path)))
+    assert report.rejected == {"bad_context": 1}
+    reference.update_batch(*usable(pa.concat_tables([table.slice(0, row), table.slice(row + 1)])))
     assert_close(policy, reference, 1e-9)
 
 

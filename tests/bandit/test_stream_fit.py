@@ -16,6 +16,7 @@ from bandit.attribution import join_outcomes
 from bandit.streaming import fit_parquet
 from offline_eval.schema import DecisionLogWarning, encode_decisions, read_log
 from tests.bandit.policy_helpers import ARMS, make, state_of
+from tests.offline_eval.scale_logs import old_form
 
 NAMES = [a.name for a in ARMS]
 T0 = pd.Timestamp("2026-11-01", tz="UTC")
@@ -170,6 +171,44 @@ def test_streaming_with_one_partition_equals_in_memory_and_bad_arguments_are_ref
         fit_parquet(policy, tmp_path / "empty")
     for k, v in before["arrays"].items():
         np.testing.assert_array_equal(state_of(policy)["arrays"][k], v)
+
+
+def test_old_and_new_parts_fit_alike_and_a_null_context_element_is_a_bad_context(tmp_path):
+    """A log whose first part has the old form (nullable list elements) with a null where the new-form log has its
+    NaN context element: every reader fits the same policy and rejects that row as a bad context."""
+    from bandit._arrow_rows import rows_from_batch
+
+    for name in ("new", "mixed"):
+        (tmp_path / name).mkdir()
+    log = write_log(tmp_path / "new", 300, seed=5, parts=2)  # row 7's context holds a NaN
+    mixed = tmp_path / "mixed"
+    for p, part in enumerate(sorted((tmp_path / "new").glob("part-*.parquet"))):
+        table = pq.read_table(part)
+        pq.write_table(old_form(table, ("context", 7, 1)) if p == 0 else table, mixed / part.name)
+    outcomes = outcomes_for(log, seed=6)
+    now = T0 + pd.Timedelta("12D")
+    fitted = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        for name in ("new", "mixed"):
+            for partition_rows in (1000, 100):  # in memory (one partition) and spilled
+                policy = make(LinUCB)
+                report = fit_parquet(policy, tmp_path / name, outcomes, "3D", now, batch_rows=64,
+                                     partition_rows=partition_rows)
+                fitted[name, partition_rows] = report.rejected, policy.coef_
+            policy = make(LinUCB)
+            fitted[name, "memory"] = policy.update_from_log(str(tmp_path / name), outcomes, "3D", now).rejected, \
+                policy.coef_
+    want_rejected, want_coef = fitted["new", "memory"]
+    assert "bad_context" in set(want_rejected[want_rejected["row"] == 7]["reason"])
+    for rejected, coef in fitted.values():
+        pd.testing.assert_frame_equal(rejected, want_rejected)
+        np.testing.assert_allclose(coef, want_coef, rtol=0, atol=1e-10)
+    # the joined-rewards reader (streaming and Spark fits) counts the row as a bad context too
+    table = pq.read_table(mixed / "part-00000000-a.parquet")
+    table = table.set_column(table.schema.get_field_index("reward"), "reward", pa.array(np.ones(table.num_rows)))
+    rows = rows_from_batch(table, NAMES, 3, (0.0, 1.0))
+    assert rows.rejected == {"bad_context": 1} and len(rows.arms) == table.num_rows - 1
 
 
 def test_ordered_merge_of_sorted_streams(tmp_path):

@@ -66,3 +66,26 @@ def add_duplicates(directory: Path) -> list[str]:
     rows = rows.set_column(rows.schema.get_field_index("reward"), "reward", reward)
     pq.write_table(rows, directory / f"part-{len(parts):08d}-dup.parquet")
     return pc.unique(rows.column("event_id")).to_pylist()
+
+
+def old_form(table, null_at: tuple[str, int, int] | None = None):
+    """``table`` (a decision log in the written schema) as logs were written before the list columns' elements were
+    typed non-nullable; ``null_at`` = (column, row, slot) makes that list element null, which only this form can
+    hold. Write it with ``pq.write_table``."""
+    import pyarrow as pa
+
+    from offline_eval.schema import LIST_COLUMNS
+
+    fields, columns = [], []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if field.name in LIST_COLUMNS:
+            size, value_type = field.type.list_size, field.type.value_type
+            values = column.combine_chunks().flatten().to_pylist()
+            if null_at is not None and null_at[0] == field.name:
+                values[null_at[1] * size + null_at[2]] = None
+            field = pa.field(field.name, pa.list_(value_type, size), nullable=False)
+            column = pa.FixedSizeListArray.from_arrays(pa.array(values, value_type), size)
+            assert field.type.value_field.nullable
+        fields.append(field)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -12,10 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scale_logs import old_form
 
 from offline_eval import LoggedData
 from offline_eval.schema import (
     DECISION_COLUMNS,
+    LIST_COLUMNS,
     MAX_EVENT_ID_LENGTH,
     META_ARMS,
     META_SCHEMA_VERSION,
@@ -26,6 +29,7 @@ from offline_eval.schema import (
     encode_decisions,
     read_log,
     scan_parts,
+    with_nullable_items,
 )
 
 ARMS = ["individual", "duo", "family"]
@@ -231,6 +235,85 @@ def test_reader_refuses_a_newer_schema_version(tmp_path):
     pq.write_table(table.replace_schema_metadata(meta), tmp_path / "part-00000000-a.parquet")
     with pytest.raises(ValueError, match="upgrade upsell-bandit"):
         read_log(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# element nullability of the list columns: written non-nullable, read in both forms
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def items_nullable(schema: pa.Schema) -> list[bool]:
+    return [schema.field(name).type.value_field.nullable for name in LIST_COLUMNS]
+
+
+def test_writers_type_list_elements_non_nullable_and_parquet_stores_no_element_definition_level(tmp_path):
+    assert items_nullable(decision_log_schema(2, ARMS)) == [False] * 3
+    assert items_nullable(encode_decisions(**columns()).schema) == [False] * 3
+    new = logged().to_parquet(tmp_path / "new.parquet")
+    assert items_nullable(pq.read_schema(new)) == [False] * 3
+    old = tmp_path / "old.parquet"
+    pq.write_table(old_form(pq.read_table(new)), old)
+    assert items_nullable(pq.read_schema(old)) == [True] * 3
+
+    def definition_levels(path) -> list[int]:
+        schema = pq.read_metadata(path).schema
+        return [schema.column(i).max_definition_level for i in range(len(schema)) if schema.column(i).path.split(
+            ".")[0] in LIST_COLUMNS]
+
+    # the point of the form: Parquet decodes one definition level less per element (none beyond the list's own)
+    assert definition_levels(new) == [level - 1 for level in definition_levels(old)]
+    assert_same(LoggedData.from_parquet(new), LoggedData.from_parquet(old))
+
+
+@pytest.mark.parametrize("forms", [("old", "new"), ("new", "old"), ("old", "old"), ("new", "new")])
+def test_reader_reads_old_and_new_parts_alone_or_mixed_in_either_order(tmp_path, forms):
+    written = []
+    for i, form in enumerate(forms):
+        c = columns(n=5, d=2, seed=i, prefix=f"p{i}-")
+        table = encode_decisions(**c, reward=np.arange(5.0) + i)
+        pq.write_table(old_form(table) if form == "old" else table, tmp_path / f"part-{i:08d}-{form}.parquet")
+        written.append((table, c))
+    nullable = frozenset(LIST_COLUMNS) if "old" in forms else frozenset()
+    assert [info.nullable_items for info in scan_parts(tmp_path)] == [
+        frozenset(LIST_COLUMNS) if form == "old" else frozenset() for form in forms]
+    log = read_log(tmp_path)
+    # all new: exactly the written schema; any old part: its list elements nullable, nothing else changed
+    assert log.table.schema.equals(with_nullable_items(decision_log_schema(2, ARMS), nullable), check_metadata=True)
+    for name in DECISION_COLUMNS:
+        assert log.table.column(name).to_pylist() == sum((t.column(name).to_pylist() for t, _ in written), [])
+    want = LoggedData(
+        np.vstack([c["context"] for _, c in written]), np.concatenate([c["action"] for _, c in written]),
+        np.concatenate([np.arange(5.0), np.arange(5.0) + 1]), np.concatenate([c["propensity"] for _, c in written]),
+        probabilities=np.vstack([c["probabilities"] for _, c in written]),
+        eligible=np.vstack([c["eligible"] for _, c in written]),
+        timestamp=pd.to_datetime(np.concatenate([c["timestamp_us"] for _, c in written]), unit="us", utc=True),
+        event_id=sum((c["event_id"] for _, c in written), []), action_names=ARMS,
+    )
+    assert_same(LoggedData.from_parquet(tmp_path), want)
+    frame = log.table.to_pandas()  # what bandit.read_decision_log hands to pandas users
+    assert_same(LoggedData.from_dataframe(frame, action_names=ARMS), want)
+
+
+@pytest.mark.parametrize(("column", "message"), [
+    ("context", "context must be finite; 1 of 10 rows violate it (first at row 7)"),
+    ("probabilities", "probabilities entries must be finite and in [0, 1]; 1 of 10 rows violate it (first at row 7)"),
+    ("eligible", "eligible must be True for the logged action; 1 of 10 rows violate it (first at row 7)"),
+])
+def test_a_null_element_of_an_old_part_is_reported_as_before(tmp_path, column, message):
+    """A null element (only the old form holds one) reads as NaN / False and its row is reported by the value
+    checks, whichever form the other parts have: the messages of the readers before the new form."""
+    first = encode_decisions(**columns(n=5, seed=0, prefix="a"), reward=np.ones(5))
+    c = columns(n=5, seed=1, prefix="b")
+    second = encode_decisions(**c, reward=np.ones(5))
+    slot = int(c["action"][2]) if column == "eligible" else 0  # eligible: the logged arm's entry
+    pq.write_table(first, tmp_path / "part-00000000-new.parquet")
+    pq.write_table(old_form(second, (column, 2, slot)), tmp_path / "part-00000001-old.parquet")
+    assert read_log(tmp_path).table.column(column).combine_chunks().flatten().null_count == 1
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LoggedData.from_parquet(tmp_path)
+    if column != "eligible":  # an object column of None / bool in pandas: refused by its type check, as before
+        with pytest.raises(ValueError, match=re.escape(message)):
+            LoggedData.from_dataframe(read_log(tmp_path).table.to_pandas(), action_names=ARMS)
 
 
 # ------------------------------------------------------------------------------------------------------------------

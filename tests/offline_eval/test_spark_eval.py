@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from scale_logs import ARMS, add_duplicates, write_log
+from scale_logs import ARMS, add_duplicates, old_form, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
 from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, SwitchDR, evaluate
@@ -98,3 +98,23 @@ def test_repeated_event_ids_are_dropped_and_mrdr_fitted_as_in_memory(spark, tmp_
 
     assert messages(got_warnings) == messages(want_warnings)
     assert any("holds 6 row(s) whose event id already appeared" in m for m in messages(got_warnings))
+
+
+def test_spark_reads_new_and_old_parts_mixed(spark, log, tmp_path):
+    """Parts of both element forms of the list columns alternating, a new-form part first (the other order:
+    tests/bandit/test_spark_fit.py): Spark's reader equals the streaming one on the new-form log."""
+    import pyarrow.parquet as pq
+
+    from offline_eval.spark import evaluate as spark_evaluate
+    from offline_eval.streaming import evaluate_parquet
+
+    path, policies, _ = log
+    targets = {"linucb": policies["linucb"]}
+    for i, part in enumerate(sorted(path.glob("part-*.parquet"))):
+        table = pq.read_table(part)
+        pq.write_table(old_form(table) if i % 2 else table, tmp_path / part.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = evaluate_parquet(path, targets, [IPS(), SNIPS()])
+        got = spark_evaluate(spark.read.parquet(str(tmp_path)), targets, [IPS(), SNIPS()], arms=ARMS)
+    assert_tables_equal(got, want)

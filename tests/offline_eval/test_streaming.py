@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from scale_logs import add_duplicates, write_log
+from scale_logs import add_duplicates, old_form, write_log
 from test_accumulators import assert_tables_equal, every_estimator
 
 from offline_eval import DR, IPS, SNDR, SNIPS, LoggedData, duplicate_ids, evaluate, streaming
@@ -205,6 +205,45 @@ def test_repeated_event_ids_are_dropped_as_in_memory(tmp_path, monkeypatch):
             got = evaluate_parquet(tmp_path, policies, estimators, batch_rows=400, cache_bytes=cache_bytes)
         assert_tables_equal(got, want)
         assert messages(got_warnings) == messages(want_warnings)
+
+
+@pytest.mark.parametrize("forms", [("old", "new"), ("new", "old")])
+def test_old_and_new_parts_mixed_give_the_new_form_result_bit_for_bit(log, tmp_path, forms):
+    """Parts of both element forms (old: nullable list elements) alternating, first part of either form: a directory,
+    and a pyarrow dataset of it (whose schema pyarrow takes from the first file), evaluate as the new-form log."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path, policies, _ = log
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, part in enumerate(sorted(path.glob("part-*.parquet"))):
+        table = pq.read_table(part)
+        pq.write_table(old_form(table) if forms[i % 2] == "old" else table, mixed / part.name)
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())]
+    targets = {"linucb": policies["linucb"], "always solo": "solo"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = evaluate_parquet(path, targets, estimators, batch_rows=1000)
+        for source in (mixed, ds.dataset(str(mixed), format="parquet")):
+            pd.testing.assert_frame_equal(evaluate_parquet(source, targets, estimators, batch_rows=1000), want)
+
+
+def test_a_null_element_of_an_old_part_is_reported_as_before(log, tmp_path):
+    """A null context element in an old part after a new one (so a dataset of the directory takes the new form's
+    schema from its first file) fails its batch's validation as it did before the new form."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path, policies, _ = log
+    parts = sorted(path.glob("part-*.parquet"))
+    pq.write_table(pq.read_table(parts[0]), tmp_path / parts[0].name)
+    pq.write_table(old_form(pq.read_table(parts[2]), ("context", 3, 1)), tmp_path / parts[2].name)
+    message = r"context must be finite; 1 of 500 rows violate it \(first at row 3\); impute or drop missing features"
+    for source in (tmp_path, ds.dataset(str(tmp_path), format="parquet")):
+        with pytest.raises(ValueError, match=message):
+            evaluate_parquet(source, {"linucb": policies["linucb"]}, [IPS()], batch_rows=500)
 
 
 def test_duplicate_finder_resolves_hash_collisions_on_the_ids(monkeypatch):
