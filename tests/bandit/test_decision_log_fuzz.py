@@ -214,7 +214,7 @@ def test_malformed_appends_are_rejected_and_good_rows_still_flush(ops):
 
 
 @pytest.mark.slow
-@settings(max_examples=1500, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
 def test_malformed_appends_are_rejected_and_good_rows_still_flush_many_examples(ops):
     run(ops)

@@ -119,6 +119,31 @@ def test_ips_el_endpoints_solve_the_profile_equation_with_the_box_constraints():
         assert stat == pytest.approx(crit, rel=5e-3)
 
 
+def test_el_passes_run_over_distinct_rows_weighted_by_their_counts():
+    """The dual's sums over rows are taken over the distinct (w, w r) pairs times their counts: the pairs and counts
+    are np.unique's (a NaN pair stands alone, as a row did). That the sums themselves are right is checked by the
+    endpoint tests around this one, whose samples take two to four distinct values, against scipy's optimum over
+    all rows."""
+    from offline_eval.empirical_likelihood import _distinct_rows
+
+    rng = np.random.default_rng(7)
+    w = rng.choice([0.0, 2.0, 4.0], 5000)
+    r = rng.choice([0.0, 5.99, 19.99, np.nan], 5000, p=[0.9, 0.05, 0.049, 0.001])
+    order = np.lexsort((r, w))
+    a, b, count = _distinct_rows(w[order], (w * r)[order])
+    pairs = np.column_stack([w * r, w])
+    finite = ~np.isnan(pairs).any(axis=1)
+    uniq, ref_count = np.unique(pairs[finite], axis=0, return_counts=True)
+    got = np.column_stack([b, a])
+    keep = ~np.isnan(got).any(axis=1)
+    assert count.sum() == 5000 and np.sum(count[~keep]) == np.sum(~finite)  # each NaN pair stands alone
+    assert np.array_equal(got[keep][np.lexsort((got[keep][:, 1], got[keep][:, 0]))], uniq)
+    assert np.array_equal(count[keep][np.lexsort((got[keep][:, 1], got[keep][:, 0]))], ref_count)
+    x = rng.choice([-1.0, 0.0, 0.5, 3.0], 400)
+    a1, _, c1 = _distinct_rows(np.sort(x), np.sort(x))
+    assert len(a1) == 4 and c1.sum() == 400
+
+
 def test_ips_el_interval_is_skewed_towards_rare_large_terms_and_bounded_by_the_reward_range():
     rng = np.random.default_rng(2)
     w = (rng.random(3000) < 0.1) / 0.1
