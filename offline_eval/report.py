@@ -12,8 +12,10 @@ Metrics
 * a pandas DataFrame in the decision-log schema (``context`` or feature columns, ``action``, ``propensity``,
   ``probabilities``, ``eligible``, ``timestamp`` ...) with one column per metric: the primary ``metric`` (default
   ``"reward"``) and each guardrail's column. Each metric is read with
-  ``LoggedData.from_dataframe(df, reward=column, **frame_options)`` on identical rows: rows where any used metric is
-  missing (outcome not joined yet) are dropped first, with one warning;
+  ``LoggedData.from_dataframe(df, reward=column, **frame_options)`` on identical rows: rows whose event id already
+  appeared earlier are dropped (as the decision-log readers do, with their
+  :class:`~offline_eval.schema.DecisionLogWarning`), then rows where any used metric is missing (outcome not
+  joined yet), with one warning;
 * a :class:`~offline_eval.LoggedData`, whose ``reward`` is the primary metric (``metric`` only names it); a
   guardrail's ``column`` is then an array of per-row values (same rows).
 
@@ -335,6 +337,14 @@ def _metric_data(
         if col not in data.columns:
             what = "metric" if name == metric else "conversion" if name == conversion else f"guardrails[{name!r}]"
             raise ValueError(f"{what}: column {col!r} is not in data (columns: {list(data.columns)})")
+    id_column = frame_options.get("event_id", "event_id")
+    if id_column is not None and id_column in data.columns:  # the decision-log readers' rule: first occurrence kept
+        repeated = data[id_column].duplicated(keep="first").to_numpy()
+        if repeated.any():
+            from offline_eval.schema import warn_duplicates
+
+            warn_duplicates(int(repeated.sum()), data.loc[repeated, id_column].unique().tolist(), stacklevel=4)
+            data = data.loc[~repeated]
     values = {}
     for name, col in columns.items():
         try:

@@ -422,6 +422,21 @@ def test_dataframe_rows_with_a_missing_metric_are_dropped_for_every_metric():
     )
 
 
+def test_dataframe_rows_with_a_repeated_event_id_are_dropped_as_the_log_readers_do():
+    """Regression: a DataFrame whose rows were duplicated (e.g. a join that fanned out) was evaluated with every copy
+    counted, silently: 1,000 of 3,000 rows twice gave n_test = 4,000 and an interval as if from 4,000 decisions."""
+    from offline_eval.schema import DecisionLogWarning
+
+    df = make_logs(3_000, 0.05, 0.15)
+    df["event_id"] = [f"e{i}" for i in range(len(df))]
+    doubled = pd.concat([df, df.iloc[:1_000]], ignore_index=True)
+    with pytest.warns(DecisionLogWarning, match=r"1000 row\(s\) whose event id already appeared earlier"):
+        got = rollout_report(doubled, {"b": "B"}, metric="converted", estimator=IPS(), frame_options=OPTS)
+    ref = report(df, {"b": "B"})
+    assert got.settings["n_test"] == 3_000
+    pd.testing.assert_frame_equal(got.table, ref.table)
+
+
 def test_logged_data_input_with_array_guardrails():
     df = make_logs(20_000, 0.05, 0.15, cancel_b=0.10)
     data = as_logged(df)
