@@ -97,7 +97,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--estimator", default=None, choices=list(ope_estimators()),
                      help="one estimator for every metric (default: the recommended DR-DM blend, as in evaluate)")
     rep.add_argument("--backtest-windows", type=int, default=0, metavar="N",
-                     help="rolling-origin backtest windows (default 0: none)")
+                     help="rolling-origin backtest windows (default 0: none); saved policies are not refitted "
+                     "per window, so windows inside the period a policy was trained on are in-sample")
     rep.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
     rep.add_argument("--force", action="store_true",
                      help="write into an existing --out directory (default: refuse)")

@@ -682,7 +682,9 @@ class RolloutReport:
         With NEED MORE DATA: the forecast for the undecided candidate with the largest lift.
     backtest : pandas.DataFrame or None
         Rolling-origin lift per window and candidate (``window``, ``train_end``, ``test_end``, ``policy``,
-        ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``), when requested.
+        ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``refitted``), when requested. Only fit functions are
+        refitted on each window's training rows (``refitted`` True); a policy object is evaluated as it is, so a
+        window inside the period it was trained on is an in-sample figure, not an out-of-sample backtest.
     settings : dict
         Metric, baseline, min effect, alpha, estimator, split and sizes.
     verdicts : dict of str to str
@@ -756,15 +758,18 @@ class RolloutReport:
                 )
             lines.append("")
         if self.backtest is not None and len(self.backtest):
-            lines += ["## Backtest (rolling origin)", "", "| window | test period | policy | rows | lift | interval |",
-                      "|---|---|---|---|---|---|"]
+            lines += ["## Backtest (rolling origin)", "",
+                      "| window | test period | policy | refitted | rows | lift | interval |",
+                      "|---|---|---|---|---|---|---|"]
             for _, r in self.backtest.iterrows():
                 lines.append(
                     f"| {r['window']} | {str(r['train_end'])[:16]} to {str(r['test_end'])[:16]} | {r['policy']} | "
-                    f"{int(r['n']):,} | {_fmt(r['diff'], signed=True)} | [{_fmt(r['diff_ci_low'], signed=True)}, "
-                    f"{_fmt(r['diff_ci_high'], signed=True)}] |"
+                    f"{'yes' if r['refitted'] else 'no'} | {int(r['n']):,} | {_fmt(r['diff'], signed=True)} | "
+                    f"[{_fmt(r['diff_ci_low'], signed=True)}, {_fmt(r['diff_ci_high'], signed=True)}] |"
                 )
             lines.append("")
+            if not self.backtest["refitted"].all():
+                lines += [_FIXED_NOTE, ""]
         return "\n".join(lines)
 
     def figures(self) -> dict[str, str]:
@@ -790,7 +795,9 @@ class RolloutReport:
         env.filters["fmt"] = _fmt
         env.filters["pct"] = _pct
         env.filters["count"] = _count
-        html = env.from_string(source).render(report=self, figures=self.figures(), metrics=self._metric_tables())
+        fixed = self.backtest is not None and len(self.backtest) and not self.backtest["refitted"].all()
+        html = env.from_string(source).render(report=self, figures=self.figures(), metrics=self._metric_tables(),
+                                              backtest_note=_FIXED_NOTE if fixed else "")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html, encoding="utf-8")
         return target
@@ -1403,7 +1410,8 @@ def _backtest(
     n_windows: int,
     test_days: float | None,
 ) -> pd.DataFrame:
-    """Lift of each candidate over the baseline on each rolling-origin window (fit functions refitted per window)."""
+    """Lift of each candidate over the baseline on each rolling-origin window (fit functions refitted per window;
+    ``refitted`` False for a fixed policy, which is evaluated as it is on every window)."""
     from offline_eval.splits import fit_on_train, rolling_origin
 
     if data.timestamp is None:
@@ -1435,9 +1443,18 @@ def _backtest(
                 else:
                     continue
                 rows.append({"window": j, "train_end": w.train_end, "test_end": w.test_end, "policy": name,
-                             "n": w.test.n, "diff": iv.value, "diff_ci_low": iv.low, "diff_ci_high": iv.high})
+                             "n": w.test.n, "diff": iv.value, "diff_ci_low": iv.low, "diff_ci_high": iv.high,
+                             "refitted": _is_fit_function(fitted_sources[name])})
     return pd.DataFrame(rows, columns=["window", "train_end", "test_end", "policy", "n", "diff", "diff_ci_low",
-                                       "diff_ci_high"])
+                                       "diff_ci_high", "refitted"])
+
+
+#: Said under a backtest that holds policies which were not refitted per window.
+_FIXED_NOTE = (
+    "Policies not refitted (refitted = no) are evaluated as they are on every window: a window inside the period "
+    "they were trained on is an in-sample figure, not an out-of-sample backtest. Pass a fit function "
+    "(train -> policy) to refit them per window."
+)
 
 
 def _dumps(report: RolloutReport) -> str:
@@ -1509,7 +1526,7 @@ def _backtest_png(report: RolloutReport) -> bytes:
         x = part["window"].to_numpy() + (j - (len(names) - 1) / 2) * width
         d = part["diff"].to_numpy()
         err = [d - part["diff_ci_low"].to_numpy(), part["diff_ci_high"].to_numpy() - d]
-        ax.errorbar(x, d, yerr=err, fmt="o", capsize=3, label=name)
+        ax.errorbar(x, d, yerr=err, fmt="o", capsize=3, label=name if part["refitted"].all() else f"{name} (fixed)")
     ax.axhline(0.0, color="#333333", lw=0.8)
     ax.axhline(report.settings["min_effect"], color=_VERDICT_COLORS[GO], ls="--", lw=1, label="min effect")
     windows = bt.drop_duplicates("window")

@@ -455,6 +455,13 @@ def test_backtest_windows():
     assert (bt.n == 3_000).all()
     # the same target on the same windows: identical lifts
     np.testing.assert_allclose(bt[bt.policy == "b"]["diff"].to_numpy(), bt[bt.policy == "fit"]["diff"].to_numpy())
+    # regression: a policy evaluated as it is on every window (perhaps on rows it was trained on) was shown as an
+    # out-of-sample rolling-origin backtest; it is now marked as not refitted, with a note
+    assert bt.set_index("policy")["refitted"].groupby(level=0).all().to_dict() == {"b": False, "fit": True}
+    md = r.to_markdown()
+    assert "| refitted |" in md and "in-sample figure, not an out-of-sample backtest" in md
+    r.backtest = bt[bt.refitted]
+    assert "in-sample figure" not in r.to_markdown()
 
 
 # ----------------------------------------------------------------------------------------------------------------
