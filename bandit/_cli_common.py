@@ -256,6 +256,11 @@ def read_outcomes(path: Path, reward_column: str) -> pd.DataFrame:
             "table (event_id, timestamp, metric columns); pass it as --logs"
         )
     require(["event_id", "timestamp"], table.column_names, "--outcomes", path)
+    if reward_column in ("event_id", "timestamp"):
+        raise UsageError(
+            f"--outcomes {path}: column {reward_column!r} identifies the outcome, it is not a metric; name a numeric "
+            "metric column (--reward-column)"
+        )
     if reward_column not in table.column_names:
         hint = "" if reward_column == "reward" else " (named by --reward-column)"
         raise UsageError(f"--outcomes {path}: missing column {reward_column!r}{hint}")

@@ -155,6 +155,8 @@ def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):
         (["--logs", "{logs}", "--policy", "{tmp}/nope.policy"], "no policy file"),
         (["--logs", "{logs}", "--policy", "uniform", "--estimators", "IPS,MAGIC"], "--estimators"),
         (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "profit"], "missing column 'profit' (named by --reward-column)"),
+        (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "timestamp"], "column 'timestamp' identifies"),
+        (["--logs", "{logs}", "--policy", "uniform", "--reward-column", "event_id"], "column 'event_id' identifies"),
         (["--logs", "{tmp}/garbage.parquet", "--policy", "uniform"], "not a readable Parquet"),
         (["--logs", "{logs}/../..", "--policy", "uniform"], "holds decision logs in subdirectories, pass one, e.g."),
         (["--logs", "{logs}", "--policy", "{tmp}/small.policy"], "features"),
