@@ -77,9 +77,14 @@ def _as_float_array(value: Any, name: str, what: str) -> np.ndarray:
         raise TypeError(f"{name} must be {what}, got {_kind(value)}")
     if isinstance(value, Mapping):
         raise TypeError(f"{name} must be {what}, got a {_kind(value)}; pass the values in feature order")
+    if value is None:
+        raise TypeError(f"{name} must be {what}, got None")
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):  # np.asarray would use the hidden values
         raise ValueError(f"{name} has masked (missing) entries; impute or drop missing values first")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # numpy's "inhomogeneous shape": rows of different lengths
+        raise ValueError(f"{name} must be {what} with rows of equal length; it is ragged") from None
     if arr.dtype.kind not in "biuf":  # bools are 0/1 (flags, conversions)
         if arr.dtype.kind == "O":
             try:
@@ -288,7 +293,10 @@ def check_eligible_batch(
     if eligible is not None and not isinstance(eligible, (str, bytes)):
         arr = eligible if isinstance(eligible, np.ndarray) else None
         if arr is None and isinstance(eligible, Sequence) and eligible and not isinstance(eligible[0], (str, bool)):
-            arr = np.asarray(eligible)
+            try:
+                arr = np.asarray(eligible)
+            except ValueError:  # numpy's "inhomogeneous shape"
+                raise ValueError(f"{name} as an (n, K) mask must have K={k} flags in every row; it is ragged") from None
         if arr is not None and arr.ndim == 2:
             if arr.dtype != np.bool_:
                 raise TypeError(f"{name} as a 2-D mask must have dtype bool, got {arr.dtype}")
@@ -432,6 +440,8 @@ def check_event_id(event_id: Any, name: str = "event_id") -> str | None:
         if event_id == "":
             raise ValueError(f"{name} must be a non-empty string (e.g. the request id) or None")
         return event_id
+    if isinstance(event_id, str):  # a str subclass, e.g. numpy.str_ from an array of ids
+        return check_event_id(str(event_id), name)
     if isinstance(event_id, numbers.Integral) and not isinstance(event_id, (bool, np.bool_)):
         return str(int(event_id))
     raise TypeError(f"{name} must be a string (e.g. the request id), an int or None, got {_kind(event_id)}")
@@ -449,6 +459,8 @@ def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str
         return None
     if isinstance(event_ids, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of ids (one per row), got a single string")
+    if isinstance(event_ids, (set, frozenset, Mapping)):  # no row order: ids would land on arbitrary rows
+        raise TypeError(f"{name} must be an ordered sequence of ids (one per row, e.g. a list), got a {_kind(event_ids)}")
     ids = list(event_ids)
     if len(ids) != n:
         raise ValueError(f"{name} has {len(ids)} entries but X has {n} rows; pass one id per row")

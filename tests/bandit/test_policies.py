@@ -521,7 +521,23 @@ def _bad_calls(policy):
         (lambda: policy.choose(x, eligible=[]), ValueError, "eligible is empty: it leaves no arm to choose from"),
         (lambda: policy.choose_batch(X, eligible=[]), ValueError, "eligible is empty: it leaves no arm to choose from"),
         (lambda: policy.choose_batch(X, eligible=np.ones((5, K))), TypeError, "eligible as a 2-D mask must have dtype bool"),
+        # regression: numpy's "setting an array element with a sequence" named no argument
+        (lambda: policy.update_batch([*X[:4].tolist(), [1.0]], arms, rewards), ValueError, "X must be .* it is ragged"),
+        (lambda: policy.choose_batch(X, eligible=[[True] * K] * 4 + [[True]]), ValueError, "eligible as an .* ragged"),
+        # regression: a set was accepted, its ids landing on rows in hash order
+        (lambda: policy.choose_batch(X, event_ids={f"s{i}" for i in range(5)}), TypeError, "event_ids must be an ordered"),
     ]
+
+
+@all_policies
+def test_numpy_string_event_ids_are_event_ids(cls):
+    # regression: numpy.str_ ids (from an array of ids) were refused as "must be a string ..., got str_"
+    policy = trained(cls)
+    ids = np.array(["req-1", "req-2"])
+    assert policy.choose(CONTEXTS[0], event_id=ids[0]) == policy.choose(CONTEXTS[0], event_id="req-1")
+    batch = policy.choose_batch(CONTEXTS[:2], event_ids=ids)
+    assert batch.event_ids == ["req-1", "req-2"] and all(type(e) is str for e in batch.event_ids)
+    np.testing.assert_array_equal(batch.indices, policy.choose_batch(CONTEXTS[:2], event_ids=["req-1", "req-2"]).indices)
 
 
 @all_policies
