@@ -396,6 +396,29 @@ def _split(
     return {k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()}
 
 
+def _check_disjoint(train: LoggedData, test: LoggedData, data: Any) -> None:
+    """A given ``train`` may not be the evaluated rows: not the same object, and no event id in both."""
+    if train is data:
+        raise ValueError("train is the evaluated data itself; give the training rows only (e.g. chronological_split)")
+    if train.event_id is not None and test.event_id is not None:
+        shared = pd.Index(train.event_id).intersection(pd.Index(test.event_id))
+        if len(shared):
+            raise ValueError(
+                f"train and data share {len(shared):,} event ids (e.g. {shared[0]!r}): the evaluated rows must not "
+                "be training rows; build the parts with offline_eval.splits.chronological_split"
+            )
+
+
+def _split_text(train: LoggedData, test: LoggedData) -> str:
+    """How the training and evaluated rows relate, for the report's settings (``earlier`` only when the times say so)."""
+    sizes = f"trained on {train.n:,}"
+    if train.timestamp is None or test.timestamp is None:
+        return f"{sizes} given rows, tested on {test.n:,} rows (no timestamps: that training came first is not checked)"
+    if train.n and test.n and train.timestamp.max() >= test.timestamp.min():
+        return f"{sizes} given rows, tested on {test.n:,} rows (the training rows are not all earlier)"
+    return f"{sizes} earlier rows, tested on {test.n:,} later rows"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # targets
 # ----------------------------------------------------------------------------------------------------------------
@@ -996,6 +1019,8 @@ def rollout_report(
     if primary.n < 2:
         raise ValueError(f"the evaluated data has {primary.n} rows; a report needs at least 2")
     train_primary = None if train_parts is None else train_parts[metric]
+    if train is not None:
+        _check_disjoint(train, primary, data)
     conv_name = metric if conversion is None else conversion
     converted = test[conv_name].reward > 0
 
@@ -1190,10 +1215,8 @@ def rollout_report(
         decision, recommended = NO_GO, None
     forecast = forecasts[max(undecided, key=lambda c: lift_of[c])] if undecided else None
 
-    split = (
-        "no split: references ranked on the evaluated rows (in-sample)"
-        if train_parts is None
-        else f"trained on {train_parts[metric].n:,} earlier rows, tested on {primary.n:,} later rows"
+    split = "no split: references ranked on the evaluated rows (in-sample)" if train_primary is None else (
+        _split_text(train_primary, primary)
     )
     settings: dict[str, Any] = {
         "metric": metric,

@@ -378,6 +378,26 @@ def test_fit_functions_see_only_the_training_rows():
         report(df, {"fitted": fit_policy})
 
 
+def test_given_train_rows_may_not_be_the_evaluated_rows():
+    """Regression: train=data (or overlapping parts) without timestamps was accepted: fit functions were fitted on
+    the evaluated rows and the report said "trained on 2,000 earlier rows, tested on 2,000 later rows"."""
+    n = 2_000
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, n)
+    ids = np.array([f"e{i}" for i in range(n)], dtype=object)
+    data = LoggedData(None, a, (rng.random(n) < 0.1).astype(float), np.full(n, 0.5),
+                      probabilities=np.full((n, 2), 0.5), event_id=ids, action_names=ARMS)
+    with pytest.raises(ValueError, match="train is the evaluated data itself"):
+        report(data, {"fit": lambda train: "B"}, train=data, frame_options=None)
+    with pytest.raises(ValueError, match="train and data share 500 event ids"):
+        report(data.subset(slice(500, None)), {"fit": lambda train: "B"}, train=data.subset(slice(0, 1_000)),
+               frame_options=None)
+    ok = report(data.subset(slice(1_000, None)), {"fit": lambda train: "B"}, train=data.subset(slice(0, 1_000)),
+                frame_options=None)
+    assert ok.settings["split"] == ("trained on 1,000 given rows, tested on 1,000 rows (no timestamps: that training "
+                                    "came first is not checked)")
+
+
 def test_references_are_ranked_on_the_training_rows():
     # train (first half): B converts more (popular) but A earns more per offer; test: rates swap
     n = 20_000
