@@ -325,10 +325,10 @@ def check_arm(arm: Any, arm_index: Mapping[str, int], n_arms: int, name: str = "
     ...
     ValueError: arm index 5 is out of range for 2 arms (valid: 0..1)
     """
-    if type(arm) is str:
+    if type(arm) is str or isinstance(arm, str):  # (a str subclass, e.g. numpy.str_ from an array of names)
         j = arm_index.get(arm)
         if j is None:
-            raise ValueError(f"{name} {arm!r} is unknown; known arms: {list(arm_index)}")
+            raise ValueError(f"{name} {str(arm)!r} is unknown; known arms: {list(arm_index)}")
         return j
     if isinstance(arm, (bool, np.bool_)) or not isinstance(arm, numbers.Integral):
         raise TypeError(f"{name} must be an arm name (str) or an integer index, got {_kind(arm)}")

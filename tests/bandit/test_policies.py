@@ -530,14 +530,21 @@ def _bad_calls(policy):
 
 
 @all_policies
-def test_numpy_string_event_ids_are_event_ids(cls):
-    # regression: numpy.str_ ids (from an array of ids) were refused as "must be a string ..., got str_"
+def test_numpy_strings_are_event_ids_and_arm_names(cls):
+    # regression: numpy.str_ ids and names (from arrays) were refused as "must be a string ..., got str_"
     policy = trained(cls)
     ids = np.array(["req-1", "req-2"])
     assert policy.choose(CONTEXTS[0], event_id=ids[0]) == policy.choose(CONTEXTS[0], event_id="req-1")
     batch = policy.choose_batch(CONTEXTS[:2], event_ids=ids)
     assert batch.event_ids == ["req-1", "req-2"] and all(type(e) is str for e in batch.event_ids)
     np.testing.assert_array_equal(batch.indices, policy.choose_batch(CONTEXTS[:2], event_ids=["req-1", "req-2"]).indices)
+    names = np.array(policy.arm_names)  # likewise arm names (update, remove_arm)
+    policy, twin = trained(cls), trained(cls)
+    policy.update(CONTEXTS[1], names[2], 1.0)
+    twin.update(CONTEXTS[1], "family", 1.0)
+    policy.remove_arm(names[0])
+    twin.remove_arm("individual")
+    assert_same_state(state_of(policy), state_of(twin), same_instance=False)
 
 
 @all_policies
