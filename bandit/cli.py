@@ -307,10 +307,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from bandit.simulation.config import MAX_SEED
     from bandit.simulation.demo import run_demo
 
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
+    if args.seed > MAX_SEED:  # the logging run is seeded with seed + 1, policy seeds are below 2**64
+        raise UsageError(f"--seed {args.seed}: expected at most {MAX_SEED} (2**64 - 2)")
     check_out_dir(args.out, args.force)
     with writing(args.out, stale=STALE):
         args.out.mkdir(parents=True, exist_ok=True)  # before the run: a directory that cannot be made fails at once
@@ -370,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as e:
         print(f"{PROG} {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # e.g. pyarrow.ArrowMemoryError: a run larger than the memory it was allowed
+        print(f"{PROG} {args.command}: error: out of memory ({one_line(e) or type(e).__name__}); try a smaller "
+              "run", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)

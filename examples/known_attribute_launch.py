@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bandit.simulation import SimulationConfig, SimulationResult, known_attribute_plan, run_simulation
+from bandit.simulation.config import MAX_SEED
 from bandit.simulation.loop import LEARN_AT
 
 #: The twins compared: (disjoint, hybrid).
@@ -75,7 +76,7 @@ def launch_table(result: SimulationResult) -> pd.DataFrame:
     s = result.summary.set_index("policy")
     cfg = result.config
     launch = cfg.launch_step
-    day = int(cfg.world.events_per_day * cfg.world.delay.attribution_window_days)
+    day = int(cfg.world.events_per_day)  # offers in the first day after the launch
     new_index = len(result.episode.arm_names) - 1
     rows = []
     for disjoint, hybrid in TWINS:
@@ -93,7 +94,12 @@ def launch_table(result: SimulationResult) -> pd.DataFrame:
     twin = table.set_index("policy")
     table["ratio_to_twin"] = [r.launch_window_regret / twin.loc[r.twin, "launch_window_regret"] for r in
                               table.itertuples()]
-    table["cost_ratio_to_twin"] = [r.launch_cost / twin.loc[r.twin, "launch_cost"] for r in table.itertuples()]
+    # a ratio of costs means something only when the twin's launch cost something: a zero or negative cost (the
+    # twin's regret fell at the launch) would make a cheaper launch look dearer, or a dearer one look free
+    table["cost_ratio_to_twin"] = [
+        r.launch_cost / twin.loc[r.twin, "launch_cost"] if twin.loc[r.twin, "launch_cost"] > 0 else np.nan
+        for r in table.itertuples()
+    ]
     return table
 
 
@@ -105,20 +111,24 @@ def main(argv: Sequence[str] | None = None) -> KnownLaunchResult:
                         help="learn a conversion when it arrives (default, as in production) or every outcome when its "
                              "attribution window closes")
     args = parser.parse_args(argv)
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed {args.seed}: expected an integer between 0 and {MAX_SEED}")
     sizes = SMALL if args.small else FULL
     config = launch_config(args.seed, **sizes, learn_at=args.learn_at)
     result = run_simulation(config)
     table = launch_table(result)
     print(f"{config.horizon:,} offers, 'duo_saver' (13.99, two seats) launched at step {config.launch_step:,}; "
-          f"windows of {sizes['launch_window']:,} offers; every policy at its default settings; outcomes learned at "
+          f"launch windows of {sizes['launch_window']:,} offers, time to learn in windows of "
+          f"{config.output.share_window:,}; every policy at its default settings; outcomes learned at "
           f"{config.learn_at}")
     formats = {c: "{:,.1f}".format for c in ("launch_window_regret", "pre_launch_window_regret", "launch_cost")}
     formats.update({"first_day_new_plan_share": "{:.2f}".format, "ratio_to_twin": "{:.2f}".format,
-                    "cost_ratio_to_twin": "{:.2f}".format,
+                    "cost_ratio_to_twin": lambda v: "n/a" if np.isnan(v) else f"{v:.2f}",
                     "time_to_learn": lambda v: "n/a" if np.isnan(v) else f"{v:,.0f}"})
-    print(table.drop(columns="twin").to_string(index=False, formatters=formats))
+    print(table.drop(columns="twin").to_string(index=False, formatters=formats, na_rep="n/a"))
     print("launch_cost = launch-window regret minus the regret over as many offers just before the launch; ratios "
-          "compare each policy with its disjoint twin (1.00 for the twin itself)")
+          "compare each policy with its disjoint twin (1.00 for the twin itself; cost ratio n/a when the twin's "
+          "launch cost nothing)")
     return KnownLaunchResult(result, table)
 
 

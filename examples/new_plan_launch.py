@@ -11,10 +11,11 @@ What it shows
 2. Two or three policies side by side (default ``LinUCB``, ``LinearTS``, ``EpsilonGreedy``; ``--policy`` takes any
    policy class of :mod:`bandit`) plus the oracle as the reference. Every policy meets the same users with the
    same potential outcomes (common random numbers), so the differences are the policies' doing.
-3. Per policy: **time to learn** the new plan (steps after the launch until, within a window, the policy offers it
-   to most of the users the oracle offers it to, and mostly to them), its share of offers after the launch against
-   the oracle's, revenue, and the **cost**: regret -- expected revenue lost against the oracle -- per 1,000 offers
-   before and after the launch.
+3. Per policy: **time to learn** the new plan (steps after the launch until, within a window, the agreement between
+   the policy's and the oracle's new-plan offers -- Cohen's kappa, 0 for offering it to everyone or at random, 1 for
+   exactly the oracle's users -- first reaches 60% of the level the policy settles at; n/a for a policy that never
+   learns to target it), its share of offers after the launch against the oracle's, revenue, and the **cost**:
+   regret -- expected revenue lost against the oracle -- per 1,000 offers before and after the launch.
 4. The plots (cumulative regret, arm share over time, new-plan uptake) and tables are written to ``--out``.
 
 Run ``python examples/new_plan_launch.py --out launch`` (40,000 offers, under a minute) or ``--small`` (8,000).
@@ -31,7 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bandit.simulation import SimulationConfig, SimulationResult, run_simulation
+from bandit.simulation import ConfigError, SimulationConfig, SimulationResult, run_simulation
+from bandit.simulation.config import MAX_SEED, policy_types
+
+#: The most offers a simulation config accepts (:class:`bandit.simulation.SimulationConfig`'s ``horizon``).
+MAX_HORIZON = 10_000_000
 
 DEFAULT_POLICIES = ("LinUCB", "LinearTS", "EpsilonGreedy")
 _COUNT = "{:,.0f}".format
@@ -90,8 +95,22 @@ def main(argv: Sequence[str] | None = None) -> LaunchResult:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n = 8_000 if args.small else args.n
-    out = Path(tempfile.mkdtemp(prefix="upsell-launch-")) if args.out is None else args.out
     types = args.policy or list(DEFAULT_POLICIES)
+    known = sorted(policy_types())
+    if not 2 <= n <= MAX_HORIZON:
+        parser.error(f"--n {n}: expected between 2 and {MAX_HORIZON:,} offers (the plan launches half-way)")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed {args.seed}: expected an integer between 0 and {MAX_SEED}")
+    for t in types:
+        if t == "oracle":
+            parser.error("--policy oracle: the oracle always runs, as the reference; name a policy class")
+        if t not in known:
+            parser.error(f"--policy {t}: unknown policy class; choose among {', '.join(known)}")
+    if len(set(types)) < len(types):
+        parser.error(f"--policy: each policy once, got {', '.join(types)}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
+    out = Path(tempfile.mkdtemp(prefix="upsell-launch-")) if args.out is None else args.out
 
     config = SimulationConfig.model_validate(
         {
@@ -107,22 +126,29 @@ def main(argv: Sequence[str] | None = None) -> LaunchResult:
             "output": {"progress": False, "share_window": max(n // 40, 100)},
         }
     )
-    result = run_simulation(config)
-    files = result.save(out, plots=True, logs=False)
+    try:
+        result = run_simulation(config)
+    except ConfigError as e:  # e.g. more offers than the machine has memory for
+        parser.error(f"--n {n}: {e}")
+    try:
+        files = result.save(out, plots=True, logs=False)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot write there: {e}")
     table = launch_table(result)
 
     new_plan = result.episode.arm_names[-1]
     print(f"{n:,} offers, new plan {new_plan!r} launched at step {config.launch_step:,}; "
           f"windows of {config.output.share_window:,} offers")
-    print(table.to_string(index=False, formatters=FORMATS))
+    print(table.to_string(index=False, formatters=FORMATS, na_rep="n/a"))
     print("regret = expected revenue lost against the oracle; time_to_learn in steps after the launch "
-          "(n/a: not within the run)")
+          "(n/a: never learned to target the plan)")
     learners = table[table["policy"] != "oracle"]
     fastest = learners.sort_values(["time_to_learn", "regret_per_1k_after"]).iloc[0]
-    print(f"fastest to learn {new_plan!r}: {fastest['policy']} "
-          + ("(none learned it within the run)" if np.isnan(fastest["time_to_learn"])
-             else f"in {fastest['time_to_learn']:,.0f} steps, losing {fastest['regret_per_1k_after']:,.1f} per "
-                  "1,000 offers after the launch"))
+    if np.isnan(fastest["time_to_learn"]):
+        print(f"no policy learned to target {new_plan!r} within the run")
+    else:
+        print(f"fastest to learn {new_plan!r}: {fastest['policy']} in {fastest['time_to_learn']:,.0f} steps, losing "
+              f"{fastest['regret_per_1k_after']:,.1f} per 1,000 offers after the launch")
     plots = sorted(p.name for k, p in files.items() if p.suffix == ".png")
     print(f"plots in {out / 'plots'}: {', '.join(plots)}; report {files['summary_md']}")
     return LaunchResult(result, table, files)

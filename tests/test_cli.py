@@ -570,3 +570,36 @@ def test_demo_bad_seed_names_the_flag(tmp_path, capsys):
     assert main(["demo", "--quick", "--quiet", "--seed", "-3", "--out", str(tmp_path / "d")]) == 2
     assert _one_line(capsys.readouterr().err) == "upsell-bandit demo: error: --seed -3: expected a non-negative integer"
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_seed_too_large_names_the_flag(tmp_path, capsys):
+    """A seed past 2**64 - 2 used to end in a traceback from a policy's seed check."""
+    assert main(["demo", "--quick", "--quiet", "--seed", str(2**64 - 1), "--out", str(tmp_path / "d")]) == 2
+    assert _one_line(capsys.readouterr().err) == (
+        f"upsell-bandit demo: error: --seed {2**64 - 1}: expected at most {2**64 - 2} (2**64 - 2)")
+    assert not (tmp_path / "d").exists()
+
+
+def test_simulate_refuses_a_run_larger_than_memory_before_running_it(tmp_path, capsys, monkeypatch):
+    """A huge horizon used to run for hours and die of memory with a traceback; it is refused up front, naming
+    horizon. A MemoryError that happens anyway is one line, exit 2."""
+    import bandit.simulation.runner as runner
+
+    cfg = tmp_path / "big.toml"
+    cfg.write_text("horizon = 10000000\n")
+    monkeypatch.setattr(runner, "_available_memory", lambda: 8 * 10**9)
+    assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"upsell-bandit simulate: error: --config {cfg}: horizon: 10,000,000 events with 4 policy "
+                           "runs") and "36.0 GB of memory, but 8.0 GB are available" in line
+    assert not (tmp_path / "o").exists()
+
+    def out_of_memory(config, progress=None):
+        raise MemoryError("realloc of size 33554432 failed")
+
+    monkeypatch.setattr(runner, "run_simulation", out_of_memory)
+    cfg.write_text(SMALL)
+    assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert _one_line(capsys.readouterr().err) == (
+        "upsell-bandit simulate: error: out of memory (realloc of size 33554432 failed); try a smaller run")
+    assert not (tmp_path / "o").exists()

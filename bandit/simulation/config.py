@@ -85,6 +85,11 @@ __all__ = [
 
 PRICE_TIERS: tuple[str, ...] = get_args(PriceTier)
 ORACLE = "oracle"
+#: The clock of a simulation (decision times, arrivals, attribution windows) stays inside pandas' timestamp range.
+TIME_RANGE = (datetime(1678, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))
+_MAX_DAYS = 36_500.0
+#: Largest world seed: the off-policy logging run is seeded with ``seed + 1`` and policy seeds are below 2**64.
+MAX_SEED = 2**64 - 2
 #: Fewest logged decisions with a final outcome that off-policy evaluation accepts.
 _MIN_MATURE = 100
 
@@ -196,16 +201,24 @@ class ModelConfig(_Model):
 class DelayConfig(_Model):
     """Conversions arrive after an exponential delay; only those within the attribution window count."""
 
-    mean_days: float = Field(default=0.5, gt=0)
-    attribution_window_days: float = Field(default=1.0, gt=0)
+    mean_days: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    attribution_window_days: float = Field(default=1.0, gt=0, le=_MAX_DAYS)
 
 
 class DriftConfig(_Model):
     """Tastes drift linearly: product ``k``'s log-odds move by ``strength * direction[k] * step / steps``."""
 
-    strength: float = 0.6
+    strength: float = Field(default=0.6, allow_inf_nan=False)
     steps: int = Field(default=100_000, ge=1)
     direction: dict[str, float] = Field(default_factory=lambda: {"family": 1.0, "individual": -0.5})
+
+    @field_validator("direction")
+    @classmethod
+    def _finite_direction(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, x in v.items() if not math.isfinite(x))
+        if bad:
+            raise ValueError(f"must be finite numbers, got {bad[0]!r}: {v[bad[0]]}")
+        return v
 
 
 class WorldConfig(_Model):
@@ -217,7 +230,7 @@ class WorldConfig(_Model):
     delay: DelayConfig = Field(default_factory=DelayConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     long_term_weight: float = Field(default=0.0, ge=0, le=10)
-    events_per_day: float = Field(default=2000.0, gt=0)
+    events_per_day: float = Field(default=2000.0, gt=0, allow_inf_nan=False)
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
 
     @field_validator("markets")
@@ -231,7 +244,10 @@ class WorldConfig(_Model):
     @field_validator("start")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if not TIME_RANGE[0] <= v < TIME_RANGE[1]:
+            raise ValueError(f"must lie between {TIME_RANGE[0]:%Y-%m-%d} and {TIME_RANGE[1]:%Y-%m-%d} (UTC), got {v}")
+        return v
 
 
 class CatalogConfig(_Model):
@@ -358,7 +374,7 @@ class SimulationConfig(_Model):
         :func:`bandit.simulation.loop.run_policy`.
     """
 
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     horizon: int = Field(default=20_000, ge=1, le=10_000_000)
     batch_size: int = Field(default=500, ge=1)
     launch_step: int | None = Field(default=None, ge=0)
@@ -369,6 +385,13 @@ class SimulationConfig(_Model):
     policies: list[PolicyConfig] = Field(default_factory=_default_policies, min_length=1)
     output: OutputConfig = Field(default_factory=OutputConfig)
     offline_eval: OfflineEvalConfig = Field(default_factory=OfflineEvalConfig)
+
+    @field_validator("seed", "horizon", "batch_size", "launch_step", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # JSON/YAML true would otherwise count as 1
+            raise ValueError(f"must be an integer, got a boolean ({str(v).lower()})")
+        return v
 
     @model_validator(mode="after")
     def _cross_check(self) -> SimulationConfig:
@@ -411,6 +434,15 @@ class SimulationConfig(_Model):
                     f"{max(int(self.horizon - window), 0)}; raise horizon or world.events_per_day, or set "
                     "offline_eval.enabled = false"
                 )
+        world = self.world
+        days = self.horizon / world.events_per_day + world.delay.attribution_window_days
+        if days * 86_400.0 > (TIME_RANGE[1] - world.start).total_seconds():
+            raise ValueError(
+                f"world: {self.horizon:,} events at {world.events_per_day:g} per day from {world.start:%Y-%m-%d} (plus "
+                f"the {world.delay.attribution_window_days:g}-day attribution window) run past "
+                f"{TIME_RANGE[1]:%Y-%m-%d}, the end of the simulation clock; raise world.events_per_day, lower horizon "
+                "or move world.start earlier"
+            )
         unknown = sorted(set(self.world.drift.direction) - set(catalog.names))
         if unknown:
             raise ValueError(f"world.drift.direction names unknown products {unknown}; known: {catalog.names}")

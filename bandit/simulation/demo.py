@@ -585,8 +585,8 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         f"of its conversion probability, against the truth for the {n_judged:,} users of the first "
         f"{_COLD_START_EVENTS:,} offers after the launch who could be offered it: {guesses}; a fresh disjoint arm "
         f"guesses 0 for everyone (RMSE {fresh_rmse:.4f}). The cost of learning it: regret per offer over the roll-out "
-        f"and after the launch, the regret over the first {result.config.output.launch_window:,} offers after the "
-        "launch next to as many offers just before it (or fewer when the run is shorter), and the time to learn the "
+        f"and after the launch, the regret over the first {int(result.summary['launch_window_offers'].max()):,} offers "
+        "after the launch next to as many offers just before it, and the time to learn the "
         f"plan: steps until, within a window of {sizes.share_window:,} offers, the agreement between the policy's and "
         "the oracle's new-plan offers (Cohen's kappa) reaches "
         f"{result.config.output.learn_fraction:.0%} of the level the policy settles at:",

@@ -13,8 +13,8 @@ Metrics
   ``share_window`` offers, the agreement between the policy's and the oracle's new-plan offers (Cohen's kappa,
   which is 0 for offering the plan to everyone, to no one or at random, and 1 for offering it exactly to the users
   the oracle offers it to) first reaches ``learn_fraction`` of the level the policy settles at (its mean kappa over
-  the last third of the windows); NaN when the policy never targets the plan (that level below
-  :data:`MIN_LEARNED_KAPPA`) (:func:`time_to_learn`);
+  the windows of the last third of the offers after the launch, :func:`settled_kappa`); NaN when the policy never
+  targets the plan (that level below :data:`MIN_LEARNED_KAPPA`) (:func:`time_to_learn`);
 * off-policy evaluation: every policy's final state is evaluated with ``offline_eval`` on the logs of a
   uniform-random logging run over the same users and compared with its exact value on those users (from the
   oracle) and with the revenue per event it realised online while learning.
@@ -39,9 +39,11 @@ __all__ = [
     "MIN_LEARNED_KAPPA",
     "cohen_kappa",
     "launch_window_regret",
+    "learned_at",
     "logged_data",
     "logged_frame",
     "offline_evaluate",
+    "settled_kappa",
     "target_probabilities",
     "time_to_learn",
 ]
@@ -117,9 +119,10 @@ def time_to_learn(
     the new plan to who get it from the policy, ``precision`` the share of the policy's new-plan offers that go to
     such users, and ``kappa`` Cohen's kappa between "the policy offers the new plan" and "the oracle does"
     (:func:`cohen_kappa`): 0 for offering it to everyone, to no one or at random, 1 for exactly the oracle's users.
-    The policy's settled level is its mean kappa over the last third of the windows (at least one). The new plan is
-    learned at the end of the first window whose kappa reaches ``fraction`` of that level, provided the level is at
-    least :data:`MIN_LEARNED_KAPPA` (else the policy never learned to target it).
+    The policy's settled level is its mean kappa over the windows of the last third of the offers after the launch
+    (at least one window; weighted by offers, so a short last window cannot decide it: :func:`settled_kappa`). The
+    new plan is learned at the end of the first window whose kappa reaches ``fraction`` of that level, provided the
+    level is at least :data:`MIN_LEARNED_KAPPA` (else the policy never learned to target it; :func:`learned_at`).
 
     Relative to the policy's own settled level, because a linear policy facing a non-linear truth may never offer
     the plan to a fixed share of the oracle's users: an absolute bar then reports nothing at all for policies that
@@ -176,15 +179,72 @@ def time_to_learn(
         )
     columns = ["window_end", "steps_since_launch", "share", "oracle_share", "recall", "precision", "kappa"]
     uptake = pd.DataFrame(rows, columns=columns)
-    if uptake.empty:
-        return uptake, math.nan
+    return uptake, learned_at(uptake, fraction)[1]
+
+
+def settled_kappa(uptake: pd.DataFrame) -> float:
+    """The level a policy's targeting of the new plan settles at: its mean kappa over the late windows.
+
+    The late windows are the last ones that together hold at least a third of the offers after the launch (at least
+    one window); their kappas are averaged weighted by their number of offers, undefined (NaN) windows left out. A
+    short last window (a run that does not end on a window boundary) thus counts for its few offers only, instead of
+    deciding the level on its own.
+
+    Parameters
+    ----------
+    uptake : pandas.DataFrame
+        One policy's uptake table (:func:`time_to_learn`): ``steps_since_launch`` and ``kappa`` per window.
+
+    Returns
+    -------
+    float
+        NaN when every late window's kappa is undefined, or there is no window.
+
+    Examples
+    --------
+    >>> up = pd.DataFrame({"steps_since_launch": [500, 1000, 1001], "kappa": [0.2, 0.8, float("nan")]})
+    >>> settled_kappa(up)
+    0.8
+    """
+    since = uptake["steps_since_launch"].to_numpy(dtype=np.float64)
+    if since.size == 0:
+        return math.nan
     kappa = uptake["kappa"].to_numpy(dtype=np.float64)
-    late = kappa[-max(1, math.ceil(len(kappa) / 3)) :]
-    settled = float(np.nanmean(late)) if np.isfinite(late).any() else math.nan
+    sizes = np.diff(since, prepend=0.0)
+    from_end = np.cumsum(sizes[::-1])[::-1]  # offers in this window and every later one
+    first_late = int(np.flatnonzero(from_end >= since[-1] / 3.0)[-1])
+    late, weight = kappa[first_late:], sizes[first_late:]
+    ok = np.isfinite(late)
+    if not ok.any():
+        return math.nan
+    return float(np.average(late[ok], weights=weight[ok]))
+
+
+def learned_at(uptake: pd.DataFrame, fraction: float) -> tuple[float, float]:
+    """The kappa a policy must reach to have learned the new plan, and when it first reached it.
+
+    Parameters
+    ----------
+    uptake : pandas.DataFrame
+        One policy's uptake table (:func:`time_to_learn`).
+    fraction : float
+        Share of the settled level (:func:`settled_kappa`) to reach, in (0, 1].
+
+    Returns
+    -------
+    threshold : float
+        ``fraction * settled_kappa(uptake)``; NaN when the settled level is below :data:`MIN_LEARNED_KAPPA` (the
+        policy never learned to target the plan) or undefined.
+    time_to_learn : float
+        ``steps_since_launch`` at the end of the first window whose kappa reaches ``threshold``; NaN with it.
+    """
+    settled = settled_kappa(uptake)
     if not settled >= MIN_LEARNED_KAPPA:
-        return uptake, math.nan
-    reached = np.flatnonzero(np.nan_to_num(kappa, nan=-np.inf) >= fraction * settled)
-    return uptake, float(uptake["steps_since_launch"].iloc[reached[0]])
+        return math.nan, math.nan
+    threshold = fraction * settled
+    kappa = uptake["kappa"].to_numpy(dtype=np.float64)
+    reached = np.flatnonzero(np.nan_to_num(kappa, nan=-np.inf) >= threshold)
+    return threshold, float(uptake["steps_since_launch"].iloc[reached[0]])
 
 
 def launch_window_regret(run: PolicyRun, launch_step: int, window: int) -> tuple[float, float, int]:
@@ -226,9 +286,10 @@ def _summary_row(run: PolicyRun, episode: Episode, cfg: SimulationConfig, new_in
         row["regret_per_event_after_launch"] = float(run.regret[post].mean()) if post.any() else math.nan
         row["new_plan_share"] = float((run.actions[post] == new_index).mean())
         row["oracle_new_plan_share"] = float((best[post] == new_index).mean())
-        after, before, _ = launch_window_regret(run, cfg.launch_step, cfg.output.launch_window)
+        after, before, offers = launch_window_regret(run, cfg.launch_step, cfg.output.launch_window)
         row["launch_window_regret"] = after
         row["pre_launch_window_regret"] = before
+        row["launch_window_offers"] = offers
     return row
 
 

@@ -93,6 +93,10 @@ def plot_arm_share(arm_share: pd.DataFrame, path: str | Path, launch_step: int |
         ax.set_ylim(0, 1)
         ax.set_title(str(name), fontsize=9)
         ax.tick_params(labelsize=7)
+        if i % ncol == 0:
+            ax.set_ylabel("share of offers", fontsize=8)
+        if i + ncol >= len(policies):  # nothing below it
+            ax.set_xlabel("step (offers)", fontsize=8)
     fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(len(arms), 7), fontsize=8)
     fig.suptitle("Arm share over time", fontsize=10)
     p = Path(path)
@@ -103,36 +107,62 @@ def plot_arm_share(arm_share: pd.DataFrame, path: str | Path, launch_step: int |
 
 
 def plot_new_plan_uptake(uptake: pd.DataFrame, path: str | Path, fraction: float) -> Path:
-    """New-plan share per window after the launch (oracle dashed) and how well each policy targets it.
+    """New-plan share per window after the launch (oracle dashed), and each policy's targeting of it.
+
+    The right panel is the quantity the time to learn is defined on
+    (:func:`bandit.simulation.metrics.time_to_learn`): Cohen's kappa between the policy's and the oracle's new-plan
+    offers per window, with each policy's own learn threshold (``fraction`` of its settled level, dotted, in its
+    colour) and a dot where it is first reached -- the policy's time to learn. A policy that never learned to target
+    the plan has neither.
 
     Parameters
     ----------
     uptake : pandas.DataFrame
-        Columns ``policy``, ``steps_since_launch``, ``share``, ``oracle_share``, ``recall``, ``precision`` (see
+        Columns ``policy``, ``steps_since_launch``, ``share``, ``oracle_share``, ``kappa`` (see
         :func:`bandit.simulation.metrics.time_to_learn`).
+    path : path
+        PNG to write.
     fraction : float
-        The learn threshold, drawn on the right panel.
+        The share of its settled level a policy must reach (``output.learn_fraction``).
     """
+    return _save(_uptake_figure(uptake, fraction), path)
+
+
+def _uptake_figure(uptake: pd.DataFrame, fraction: float) -> Any:
+    from bandit.simulation.metrics import learned_at
+
     fig = _figure(10, 4)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    low = 0.0
     for i, (name, df) in enumerate(uptake.groupby("policy", sort=False)):
-        left.plot(df["steps_since_launch"], df["share"], color=f"C{i}", label=str(name))
-        targeting = np.fmin(df["recall"].to_numpy(), df["precision"].to_numpy())
-        right.plot(df["steps_since_launch"], targeting, color=f"C{i}", label=str(name))
+        color = f"C{i % 10}"
+        since = df["steps_since_launch"].to_numpy(dtype=np.float64)
+        kappa = df["kappa"].to_numpy(dtype=np.float64)
+        left.plot(since, df["share"], color=color, label=str(name))
+        right.plot(since, kappa, color=color, label=str(name), gid=f"kappa:{name}")
+        if np.isfinite(kappa).any():
+            low = min(low, float(np.nanmin(kappa)))
+        threshold, ttl = learned_at(df, fraction)
+        if math.isfinite(ttl):
+            right.axhline(threshold, color=color, linestyle=":", linewidth=1)
+            right.plot([ttl], [kappa[since == ttl][0]], "o", color=color, markersize=6, gid=f"learned:{name}")
     if not uptake.empty:
         ref = uptake.drop_duplicates("steps_since_launch")
         left.plot(ref["steps_since_launch"], ref["oracle_share"], "k--", label="oracle")
-    right.axhline(fraction, color="0.3", linestyle=":", linewidth=1)
-    right.annotate("learned", (0.0, fraction), xycoords=("axes fraction", "data"), xytext=(3, 3),
-                   textcoords="offset points", fontsize=8, color="0.3")
     left.set_title("New-plan share of offers")
-    right.set_title("Targeting of the new plan: min(recall, precision)")
+    left.set_ylabel("share of offers")
+    left.set_ylim(0, 1)
+    left.legend(fontsize=8)
+    right.set_title("Targeting of the new plan")
+    right.set_ylabel("agreement with the oracle (Cohen's kappa)")
+    right.set_ylim(min(-0.1, low - 0.05), 1.0)
+    right.annotate("0: to everyone / at random, 1: exactly the oracle's users\n"
+                   f"dot: learned (kappa first reaches {fraction:.0%} of the policy's settled level, dotted)",
+                   (0.01, 0.98), xycoords="axes fraction", va="top", fontsize=7, color="0.3")
     for ax in (left, right):
         ax.set_xlabel("steps since launch")
-        ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def plot_ope(summary: pd.DataFrame, path: str | Path) -> Path:

@@ -72,7 +72,8 @@ class SimulationResult:
             f"`{cfg.reward}` learned at `{cfg.learn_at}`, arm value `{cfg.catalog.value}`, long-term weight "
             f"{cfg.world.long_term_weight:g}",
             f"- arms: {', '.join(self.episode.arm_names)}"
-            + (f" (`{self.episode.arm_names[-1]}` launched at step {cfg.launch_step:,})" if cfg.launch_step else ""),
+            + (f" (`{self.episode.arm_names[-1]}` launched at step {cfg.launch_step:,})"
+               if cfg.launch_step is not None else ""),
             "",
             "## Policies",
             "",
@@ -84,14 +85,15 @@ class SimulationResult:
         if cfg.launch_step is not None:
             lines[-1] += (
                 " `regret_per_event_after_launch` is the regret per event from the launch on;"
-                f" `launch_window_regret` sums it over the first {cfg.output.launch_window:,} offers after the launch"
-                " and `pre_launch_window_regret` over as many offers just before it (their difference is what"
-                " learning the new plan cost)."
+                " `launch_window_regret` sums it over the first `launch_window_offers` offers after the launch"
+                f" ({cfg.output.launch_window:,}, or fewer when the run has fewer offers on either side of the"
+                " launch) and `pre_launch_window_regret` over as many offers just before it (their difference is"
+                " what learning the new plan cost)."
                 f" `time_to_learn` counts steps after the launch until, within a window of {cfg.output.share_window:,}"
                 " offers, the agreement between the policy's and the oracle's new-plan offers (Cohen's kappa: 0 for"
                 " offering it to everyone or at random, 1 for exactly the oracle's users) first reaches"
-                f" {cfg.output.learn_fraction:.0%} of the level the policy settles at (its mean over the last third of"
-                " the windows); n/a: the policy never learned to target the plan."
+                f" {cfg.output.learn_fraction:.0%} of the level the policy settles at (its mean over the windows of the"
+                " last third of the offers after the launch); n/a: the policy never learned to target the plan."
             )
         if "ope_value" in self.summary:
             lines += [
@@ -145,7 +147,8 @@ class SimulationResult:
 
 _SUMMARY_COLUMNS = [
     "policy", "type", "events", "revenue", "conversions", "revenue_per_event", "regret", "regret_per_event",
-    "regret_per_event_after_launch", "launch_window_regret", "pre_launch_window_regret", "new_plan_share",
+    "regret_per_event_after_launch", "launch_window_regret", "pre_launch_window_regret", "launch_window_offers",
+    "new_plan_share",
     "oracle_new_plan_share", "time_to_learn", "seconds",
 ]
 

@@ -99,6 +99,19 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ("[world.population]\nplans_others = { free = 0.5, premium_plus = 0.5 }", "names 'premium_plus'"),
         ('reward = "profit"', "reward: Input should be 'conversion' or 'value'"),
         ("[catalog]\nnew_plan = { name = \"x\", price = 0 }", "catalog.new_plan.price"),
+        # non-finite numbers that used to run and report NaN regret, or crash with a traceback
+        ("[world.drift]\nstrength = inf", "world.drift.strength: Input should be a finite number"),
+        ("[world.drift]\nstrength = nan", "world.drift.strength: Input should be a finite number"),
+        ("[world.drift]\ndirection = { family = nan }", "world.drift.direction: must be finite numbers"),
+        ("[world]\nevents_per_day = inf", "world.events_per_day: Input should be a finite number"),
+        ("[world.delay]\nmean_days = inf", "world.delay.mean_days: Input should be a finite number"),
+        ("[world.delay]\nattribution_window_days = 1e300", "world.delay.attribution_window_days"),
+        # a clock that leaves the timestamp range (a traceback from the decision log or pandas before)
+        ("[world]\nevents_per_day = 1e-9", "run past 2262-01-01, the end of the simulation clock"),
+        ("[world]\nstart = 9999-12-31T00:00:00Z", "world.start: must lie between 1678-01-01 and 2262-01-01"),
+        ("[world]\nstart = 1000-01-01T00:00:00Z", "world.start: must lie between"),
+        # the logging run is seeded with seed + 1: the largest seed used to fail as "policies.0.params"
+        ("seed = 18446744073709551615", "seed: Input should be less than or equal to 18446744073709551614"),
     ],
 )
 def test_validation_errors_are_one_line_naming_the_field(tmp_path, text, expected):
@@ -110,6 +123,23 @@ def test_validation_errors_are_one_line_naming_the_field(tmp_path, text, expecte
     assert "\n" not in message
     assert message.startswith(f"{p}: ")
     assert expected in message
+
+
+@pytest.mark.parametrize("field", ["horizon", "seed", "batch_size", "launch_step"])
+def test_a_boolean_is_not_a_count(tmp_path, field):
+    """JSON/YAML ``true`` used to be read as 1 (``horizon: true`` ran one event, then complained about offline_eval)."""
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"horizon": 3000, field: True}))
+    with pytest.raises(ConfigError, match=f"{field}: must be an integer, got a boolean"):
+        load_config(p)
+
+
+def test_the_largest_seed_and_the_clock_edges_are_accepted():
+    base = {"horizon": 3000, "offline_eval": {"enabled": False}}
+    assert SimulationConfig.model_validate({**base, "seed": 2**64 - 2}).seed == 2**64 - 2
+    late = SimulationConfig.model_validate({**base, "world": {"start": "2261-12-30T00:00:00Z",
+                                                             "events_per_day": 1e6}})
+    assert late.world.start.year == 2261
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,14 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from bandit.simulation import SimulationConfig, known_attribute_plan, run_simulation
-from bandit.simulation.metrics import MIN_LEARNED_KAPPA, cohen_kappa, launch_window_regret, time_to_learn
+from bandit.simulation.metrics import (
+    MIN_LEARNED_KAPPA,
+    cohen_kappa,
+    launch_window_regret,
+    learned_at,
+    settled_kappa,
+    time_to_learn,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -66,6 +73,77 @@ def test_time_to_learn_is_nan_for_a_policy_that_never_targets_the_plan():
     assert empty.empty and math.isnan(ttl)
 
 
+@pytest.mark.parametrize("extra", [1, 7, 499])
+def test_a_short_last_window_does_not_decide_the_settled_level(extra):
+    """A run that does not end on a window boundary ends with a short window; one offer more must not turn a policy
+    that learned the plan (even the oracle) into one that never did (it did: the short window alone was the
+    settled level, and a one-offer window's kappa is 0 or undefined)."""
+    window = 500
+    actions, best, steps = _learner(4, window, learn_at=1, accuracy=0.95)
+    full = time_to_learn(actions, best, 1, steps, 0, window, 0.6)[1]
+    assert full == 2 * window
+    rng = np.random.default_rng(extra)
+    more_best = np.concatenate([best, (rng.random(extra) < 0.3).astype(np.int64)])
+    more_actions = np.concatenate([actions, more_best[-extra:]])
+    more_steps = np.arange(more_best.shape[0])
+    up, ttl = time_to_learn(more_actions, more_best, 1, more_steps, 0, window, 0.6)
+    assert len(up) == 5 and up["steps_since_launch"].iloc[-1] == 4 * window + extra
+    assert ttl == full
+    assert time_to_learn(more_best, more_best, 1, more_steps, 0, window, 0.6)[1] == window  # the oracle itself
+    # the late windows: the last ones holding a third of the offers after the launch, weighted by their offers
+    # (the last two hold 500 + extra >= (2000 + extra) / 3 offers from extra = 250 on)
+    kappa = up["kappa"].to_numpy()
+    late = slice(3, 5) if extra >= window / 2 else slice(2, 5)
+    sizes = np.array([window] * 4 + [extra], dtype=np.float64)[late]
+    ok = np.isfinite(kappa[late])
+    assert settled_kappa(up) == pytest.approx(np.average(kappa[late][ok], weights=sizes[ok]))
+
+
+@pytest.mark.parametrize("n_windows", [1, 2, 3, 4, 5, 9, 12])
+def test_the_settled_level_of_full_windows_is_the_mean_over_the_last_third(n_windows):
+    window = 100
+    actions, best, steps = _learner(n_windows, window, learn_at=0, accuracy=0.9, seed=n_windows)
+    up, ttl = time_to_learn(actions, best, 1, steps, 0, window, 0.6)
+    kappa = up["kappa"].to_numpy()
+    expected = kappa[-math.ceil(n_windows / 3):].mean()
+    assert settled_kappa(up) == pytest.approx(expected)
+    threshold, when = learned_at(up, 0.6)
+    assert threshold == pytest.approx(0.6 * expected) and when == ttl
+    assert ttl == up["steps_since_launch"].iloc[np.flatnonzero(kappa >= threshold)[0]]
+
+
+def test_the_uptake_plot_shows_the_kappa_and_threshold_the_time_to_learn_uses():
+    """The targeting panel draws each policy's kappa per window, and marks its time to learn where the kappa first
+    reaches that policy's threshold (it used to draw min(recall, precision) against a line at ``fraction``: a
+    different quantity, which learners never crossed)."""
+    import pandas as pd
+
+    from bandit.simulation.plots import _uptake_figure
+
+    window = 200
+    learner, best, steps = _learner(10, window, learn_at=3, accuracy=0.8)
+    frames, ttls = [], {}
+    for name, actions in (("learner", learner), ("everyone", np.ones_like(best))):
+        up, ttls[name] = time_to_learn(actions, best, 1, steps, 0, window, 0.6)
+        up.insert(0, "policy", name)
+        frames.append(up)
+    uptake = pd.concat(frames, ignore_index=True)
+    assert ttls["learner"] == 4 * window and math.isnan(ttls["everyone"])
+    fig = _uptake_figure(uptake, 0.6)
+    right = fig.axes[1]
+    lines = {line.get_gid(): line for line in right.get_lines() if line.get_gid()}
+    for name, ttl in ttls.items():
+        rows = uptake[uptake["policy"] == name]
+        np.testing.assert_array_equal(lines[f"kappa:{name}"].get_ydata(), rows["kappa"].to_numpy())
+        if math.isnan(ttl):
+            assert f"learned:{name}" not in lines
+        else:
+            x, y = lines[f"learned:{name}"].get_xdata(), lines[f"learned:{name}"].get_ydata()
+            assert (x[0], y[0]) == (ttl, rows.loc[rows["steps_since_launch"] == ttl, "kappa"].iloc[0])
+            assert y[0] >= learned_at(rows, 0.6)[0]
+    assert "kappa" in right.get_ylabel()
+
+
 class _Run:
     def __init__(self, start: int, regret: np.ndarray) -> None:
         self.steps = np.arange(start, start + regret.shape[0])
@@ -105,8 +183,27 @@ def test_the_summary_reports_the_launch_window_regret_and_a_time_to_learn_for_ev
     for name in ("linucb", "eps", "hybrid", "oracle"):
         assert 0 < s.loc[name, "time_to_learn"] <= 4_000, name
     assert math.isnan(s.loc["uniform", "time_to_learn"])  # offers it at random: never learned
+    assert (s["launch_window_offers"] == 3_000).all()
     md = result.to_markdown()
-    assert "launch_window_regret" in md and "3,000 offers after the launch" in md
+    assert "launch_window_regret" in md and "`launch_window_offers` offers after the launch (3,000" in md
+
+
+def test_a_launch_at_step_zero_is_reported_and_the_launch_window_is_its_true_size():
+    """The summary named the launched plan only for a launch step that was truthy (not 0), and stated the configured
+    launch window even when the run had fewer offers on one side of the launch."""
+    base = {"horizon": 600, "batch_size": 100, "world": {"events_per_day": 200}, "offline_eval": {"enabled": False},
+            "policies": [{"name": "oracle", "type": "oracle"}, {"name": "uniform", "type": "UniformRandom"}],
+            "output": {"progress": False, "share_window": 100, "launch_window": 5_000}}
+    at_zero = run_simulation(SimulationConfig.model_validate({**base, "launch_step": 0}))
+    assert "(`basic` launched at step 0)" in at_zero.to_markdown()
+    assert (at_zero.summary["launch_window_offers"] == 0).all()  # nothing before the launch to compare with
+    later = run_simulation(SimulationConfig.model_validate({**base, "launch_step": 200}))
+    s = later.summary.set_index("policy")
+    assert (s["launch_window_offers"] == 200).all()  # 200 offers before the launch, 400 after
+    run = later.runs["uniform"]
+    assert s.loc["uniform", "launch_window_regret"] == pytest.approx(run.regret[200:400].sum())
+    assert s.loc["uniform", "pre_launch_window_regret"] == pytest.approx(run.regret[:200].sum())
+    assert " launch_window_offers |" in later.to_markdown()  # a column of the report's table
 
 
 def test_the_known_attribute_plan_is_spanned_by_the_launch_day_catalog():
