@@ -463,9 +463,23 @@ def format_validation_error(err: ValidationError, source: str | None = None) -> 
     return " ".join(f"{prefix}{where}{msg}{more}".split())
 
 
+#: Largest config file read (a config with dozens of policies is a few kilobytes): anything larger is refused
+#: before it is read into memory.
+MAX_CONFIG_BYTES = 1_000_000
+_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
+
+
 def _parse(path: Path) -> Any:
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    if suffix not in _SUFFIXES:  # decided before reading anything
+        raise ConfigError(
+            f"{path}: unknown config format {suffix or '(no suffix)'!r}; use .toml, .yaml, .yml or .json"
+        )
+    with path.open("rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; a simulation config is a few kilobytes")
+    text = data.decode("utf-8")
     if suffix == ".toml":
         try:
             return tomllib.loads(text)
@@ -476,16 +490,14 @@ def _parse(path: Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON: {e}") from None
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use TOML/JSON") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    raise ConfigError(f"{path}: unknown config format {suffix or '(no suffix)'!r}; use .toml, .yaml, .yml or .json")
+    try:  # .yaml / .yml
+        import yaml
+    except ImportError:
+        raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use TOML/JSON") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
 
 
 def load_config(path: str | Path) -> SimulationConfig:

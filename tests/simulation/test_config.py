@@ -162,6 +162,20 @@ def test_unreadable_files(tmp_path, name, content, expected):
     assert "\n" not in str(info.value)
 
 
+def test_an_oversized_config_is_refused_before_it_is_read(tmp_path):
+    """A config file was read whole whatever its size (or its suffix) before anything was checked."""
+    from bandit.simulation.config import MAX_CONFIG_BYTES
+
+    big = tmp_path / "big.toml"
+    with big.open("wb") as f:
+        f.truncate(50 * MAX_CONFIG_BYTES)  # sparse: costs no disk
+    with pytest.raises(ConfigError, match=f"big.toml: larger than {MAX_CONFIG_BYTES:,} bytes"):
+        load_config(big)
+    at_limit = tmp_path / "ok.toml"
+    at_limit.write_text("horizon = 3000\n" + "#" * (MAX_CONFIG_BYTES - 16) + "\n")
+    assert at_limit.stat().st_size == MAX_CONFIG_BYTES and load_config(at_limit).horizon == 3000
+
+
 def test_missing_path_and_directory(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
