@@ -37,6 +37,22 @@ def _save(fig: Any, path: str | Path) -> Path:
     return p
 
 
+def _colors(n: int) -> list[Any]:
+    """``n`` distinct colours: matplotlib's default ten for up to ten, then tab20, then an even spread of turbo."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["turbo"](x) for x in np.linspace(0.0, 1.0, n)]
+
+
+def _line_style(i: int) -> dict[str, Any]:
+    """Colour and dash of the ``i``-th policy's line: the ten default colours, then the same with other dashes."""
+    return {"color": f"C{i % 10}", "linestyle": ("-", "--", "-.", ":")[(i // 10) % 4]}
+
+
 def _launch_line(ax: Any, launch_step: int | None) -> None:
     if launch_step is not None:
         ax.axvline(launch_step, color="0.3", linestyle=":", linewidth=1)
@@ -58,8 +74,8 @@ def plot_cumulative_regret(metrics: pd.DataFrame, path: str | Path, launch_step:
     """
     fig = _figure(7.5, 4.2)
     ax = fig.add_subplot()
-    for name, df in metrics.groupby("policy", sort=False):
-        ax.plot(df["step"], df["cum_regret"], label=str(name), linewidth=1.6)
+    for i, (name, df) in enumerate(metrics.groupby("policy", sort=False)):
+        ax.plot(df["step"], df["cum_regret"], label=str(name), linewidth=1.6, **_line_style(i))
     _launch_line(ax, launch_step)
     ax.set_xlabel("step (offers)")
     ax.set_ylabel("cumulative regret (expected revenue lost)")
@@ -77,12 +93,19 @@ def plot_arm_share(arm_share: pd.DataFrame, path: str | Path, launch_step: int |
     arm_share : pandas.DataFrame
         Columns ``policy``, ``window_start``, ``window_end``, ``arm``, ``share``.
     """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _arm_share_figure(arm_share, launch_step).savefig(p)
+    return p
+
+
+def _arm_share_figure(arm_share: pd.DataFrame, launch_step: int | None) -> Any:
     policies = list(dict.fromkeys(arm_share["policy"]))
     arms = list(dict.fromkeys(arm_share["arm"]))
     ncol = min(3, len(policies))
     nrow = math.ceil(len(policies) / ncol)
     fig = _figure(4.2 * ncol, 2.8 * nrow + 0.6)
-    colors = [f"C{i % 10}" for i in range(len(arms))]
+    colors = _colors(len(arms))  # one colour per arm: a catalog of more than ten must not repeat any
     for i, name in enumerate(policies):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         wide = arm_share[arm_share["policy"] == name].pivot_table(
@@ -99,11 +122,9 @@ def plot_arm_share(arm_share: pd.DataFrame, path: str | Path, launch_step: int |
             ax.set_xlabel("step (offers)", fontsize=8)
     fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(len(arms), 7), fontsize=8)
     fig.suptitle("Arm share over time", fontsize=10)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(p)
-    return p
+    legend_rows = math.ceil(len(arms) / 7)
+    fig.tight_layout(rect=(0, min(0.4, (0.35 + 0.25 * legend_rows) / fig.get_figheight()), 1, 1))
+    return fig
 
 
 def plot_new_plan_uptake(uptake: pd.DataFrame, path: str | Path, fraction: float) -> Path:
@@ -135,11 +156,12 @@ def _uptake_figure(uptake: pd.DataFrame, fraction: float) -> Any:
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     low = 0.0
     for i, (name, df) in enumerate(uptake.groupby("policy", sort=False)):
-        color = f"C{i % 10}"
+        style = _line_style(i)
+        color = style["color"]
         since = df["steps_since_launch"].to_numpy(dtype=np.float64)
         kappa = df["kappa"].to_numpy(dtype=np.float64)
-        left.plot(since, df["share"], color=color, label=str(name))
-        right.plot(since, kappa, color=color, label=str(name), gid=f"kappa:{name}")
+        left.plot(since, df["share"], label=str(name), **style)
+        right.plot(since, kappa, label=str(name), gid=f"kappa:{name}", **style)
         if np.isfinite(kappa).any():
             low = min(low, float(np.nanmin(kappa)))
         threshold, ttl = learned_at(df, fraction)

@@ -144,6 +144,26 @@ def test_the_uptake_plot_shows_the_kappa_and_threshold_the_time_to_learn_uses():
     assert "kappa" in right.get_ylabel()
 
 
+def test_plots_tell_apart_more_than_ten_arms_and_policies():
+    """The arm-share plot coloured arm k with C{k % 10}: in a catalog of more than ten products two arms shared a
+    colour, so their shares could not be told apart; policy lines past the tenth reuse a colour with another dash."""
+    import pandas as pd
+    from matplotlib.colors import to_rgba
+
+    from bandit.simulation.plots import _arm_share_figure, _line_style
+
+    arms = [f"plan_{k}" for k in range(13)]
+    share = pd.DataFrame([
+        {"policy": p, "window_start": w, "window_end": w + 100, "arm": a, "share": 1 / len(arms)}
+        for p in ("linucb", "oracle (reference)") for w in (0, 100, 200) for a in arms
+    ])
+    fig = _arm_share_figure(share, launch_step=100)
+    faces = [tuple(np.round(c.get_facecolor()[0], 6)) for c in fig.axes[0].collections]
+    assert len(faces) == len(arms) == len(set(faces))
+    styles = [_line_style(i) for i in range(40)]
+    assert len({(to_rgba(st["color"]), st["linestyle"]) for st in styles}) == 40
+
+
 class _Run:
     def __init__(self, start: int, regret: np.ndarray) -> None:
         self.steps = np.arange(start, start + regret.shape[0])
