@@ -346,6 +346,9 @@ class OfflineEvalConfig(_Model):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ValueError(f"unknown estimator {unknown[0]!r}; choose among {', '.join(known)}")
+        dupes = sorted({name for name in names if names.count(name) > 1})
+        if dupes:
+            raise ValueError(f"each estimator once, duplicated: {dupes}")
         return names
 
 

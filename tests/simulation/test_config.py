@@ -110,6 +110,9 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ("[world]\nevents_per_day = 1e-9", "run past 2262-01-01, the end of the simulation clock"),
         ("[world]\nstart = 9999-12-31T00:00:00Z", "world.start: must lie between 1678-01-01 and 2262-01-01"),
         ("[world]\nstart = 1000-01-01T00:00:00Z", "world.start: must lie between"),
+        # used to fail with offline_eval's ValueError (a traceback in the CLI) after the whole simulation had run
+        ('[offline_eval]\nestimators = ["IPS", "DR", "IPS"]', "offline_eval.estimators: each estimator once, "
+         "duplicated: ['IPS']"),
         # the logging run is seeded with seed + 1: the largest seed used to fail as "policies.0.params"
         ("seed = 18446744073709551615", "seed: Input should be less than or equal to 18446744073709551614"),
     ],
