@@ -34,8 +34,10 @@ A zip archive with exactly three members, all stored uncompressed (``ZIP_STORED`
     ``ledger_id_ends`` (each id's end offset, int64) and ``ledger_times_us`` (decision times, int64). Only little-endian float64 and
     int64, bool and uint8, C order, are accepted; every name, shape and dtype must be the one the policy class
     derives from ``policy.json`` (``Policy._state_shapes``), floats must be finite, counts non-negative,
-    ``pulls`` must sum to ``counters.n_updates``, at least one arm must be active (policies may check more, e.g.
-    BetaTS's counts lie between the prior and the prior plus the arm's pulls).
+    ``pulls`` must sum to ``counters.n_updates``, at least one arm must be active, each precision matrix and its
+    stored inverse (e.g. LinUCB's ``A`` and ``A_inv``) must be symmetric positive definite within the conditioning
+    limit every update checks (``Policy._inverse_pairs``); policies may check more, e.g. BetaTS's counts lie
+    between the prior and the prior plus the arm's pulls.
 
 ``policy.sha256``
     64 lowercase hex digits: the SHA-256 of ``b"upsell-bandit/policy\\0"``, then for ``policy.json`` and
@@ -556,6 +558,49 @@ def check_meta(cls: type[Policy], meta: dict[str, Any]) -> tuple[list[Arm], dict
     return arms, dict(config), n_features
 
 
+def _matrices(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.ndim == 3 else arr[None]
+
+
+def check_inverse_pairs(cls: type[Policy], arrays: dict[str, np.ndarray]) -> None:
+    """ValueError unless every ``(precision, covariance)`` pair of ``cls._inverse_pairs`` holds, per arm, what the
+    policy's updates maintain: both symmetric positive definite, with the condition-number bound the kernels check
+    on every update, ``D * sum_j P_jj C_jj <= cls._max_condition`` (:func:`bandit.kernels.dense.condition_bound`).
+
+    A crafted file (checksum recomputed) with, e.g., a negated or zeroed precision matrix would otherwise load and
+    decide, but refuse every later update as ill-conditioned: a policy that silently never learns again.
+    """
+    for precision, covariance in cls._inverse_pairs:
+        P, C = _matrices(arrays[precision]), _matrices(arrays[covariance])
+        for name, M in ((precision, P), (covariance, C)):
+            scale = np.abs(M).max(axis=(1, 2), initial=0.0)
+            asym = np.abs(M - M.transpose(0, 2, 1)).max(axis=(1, 2), initial=0.0)
+            bad = np.flatnonzero(~(asym <= 1e-9 * scale))
+            if bad.size == 0:
+                bad = np.array([k for k in range(M.shape[0]) if not _positive_definite(M[k])], dtype=np.int64)
+            if bad.size:
+                raise ValueError(
+                    f"array {name!r} is not a symmetric positive definite matrix (index {int(bad[0])}); the policy "
+                    "never writes such a state"
+                )
+        D = P.shape[-1]
+        bound = D * np.einsum("kjj,kjj->k", P, C)
+        bad = np.flatnonzero(~(bound <= cls._max_condition))
+        if bad.size:
+            raise ValueError(
+                f"arrays {precision!r} and {covariance!r} (index {int(bad[0])}) are not an inverse pair within the "
+                f"policy's conditioning limit (bound {float(bound[bad[0]]):.3g} > {cls._max_condition:.0e})"
+            )
+
+
+def _positive_definite(M: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
 def check_arrays(
     cls: type[Policy],
     arms: list[Arm],
@@ -589,5 +634,6 @@ def check_arrays(
             raise ValueError(f"array {name!r} holds negative counts")
     if not arrays["active"].any():
         raise ValueError("array 'active' marks every arm retired; a policy keeps at least one active arm")
+    check_inverse_pairs(cls, arrays)
     if sum(arrays["pulls"].tolist()) != n_updates:
         raise ValueError(f"array 'pulls' sums to {sum(arrays['pulls'].tolist())}, not counters['n_updates']={n_updates}")

@@ -129,6 +129,7 @@ class HybridRidgePolicy(Policy):
 
     _state_arrays = ("A", "A_inv", "B", "C", "b", "theta")
     _shared_state_arrays = ("Z", "c", "A0_inv", "beta", "n_since_refactor")
+    _inverse_pairs = (("A", "A_inv"),)
     action_probabilities_thread_safe = True  # fresh arrays per batch, nogil kernels, no draw without sampling
     #: Rank-1 updates between exact rebuilds of every derived array from the raw statistics.
     _REFACTOR_EVERY: ClassVar[int] = 512

@@ -138,6 +138,10 @@ class Policy(ABC):
     _state_arrays: ClassVar[tuple[str, ...]] = ()
     #: Names of the learned arrays shared by all arms (no arm axis; ``add_arm`` leaves them as they are), saved too.
     _shared_state_arrays: ClassVar[tuple[str, ...]] = ()
+    #: (precision, covariance) state arrays that the updates keep symmetric positive definite and inverse to each
+    #: other within ``_max_condition`` (:func:`bandit.kernels.dense.condition_bound`); ``bandit.load`` checks them.
+    _inverse_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    _max_condition: ClassVar[float] = dense.MAX_CONDITION
     #: Whether ``action_probabilities`` may be called from several threads at once: it reads the learned state and
     #: changes nothing (no generator, cache or buffer), and its compiled kernels release the GIL. A snapshot then
     #: scores without its lock; on a live policy it holds while no thread updates the policy. Callers that score
@@ -947,6 +951,7 @@ class RidgePolicy(KernelPolicy):
     """
 
     _state_arrays = ("A", "A_inv", "b", "theta", "n_since_refactor")
+    _inverse_pairs = (("A", "A_inv"),)
     l2: float
     _A: np.ndarray
     _A_inv: np.ndarray

@@ -166,6 +166,7 @@ class LogisticTS(KernelPolicy):
     _reward_low = 0.0
     _reward_high = 1.0
     _state_arrays = ("P", "Sigma", "m", "n_since_refactor")
+    _inverse_pairs = (("P", "Sigma"),)
     _P: np.ndarray
     _Sigma: np.ndarray
     _m: np.ndarray

@@ -235,9 +235,11 @@ def test_vw_rejects_rewards_beyond_float32_and_stays_usable(exploration, tmp_pat
         x = gen.normal(size=2)
         policy.update(x, policy.choose(x).arm, float(gen.random() < 0.5))
     version = policy.policy_version
-    for reward in (1e39, 3e38, 2e37, -1e300):  # 3e38 and 2e37 are float32 numbers, yet made VW's model inf
+    for reward in (1e39, 3e38, 2e37, -1e99):  # 3e38 and 2e37 are float32 numbers, yet made VW's model inf
         with pytest.raises(ValueError, match=r"reward = .* is too large for Vowpal Wabbit.*rescale the rewards"):
             policy.update([0.5, -0.3], "a", reward)
+    with pytest.raises(ValueError, match=r"reward must be in \[-1e\+100, 1e\+100\]"):  # every policy's range
+        policy.update([0.5, -0.3], "a", -1e300)
     with pytest.raises(ValueError, match=r"rewards\[1\] = 1e\+39 is too large"):
         policy.update_batch([[0.1, 0.2]] * 3, ["a", "b", "c"], [1.0, 1e39, 0.0])
     assert policy.policy_version == version and policy.n_updates == 30

@@ -325,6 +325,48 @@ def test_beta_ts_counts_must_lie_between_prior_and_prior_plus_pulls(alpha, tmp_p
         load(path)
 
 
+PAIRED = [c for c in POLICY_CLASSES if c._inverse_pairs]
+
+
+def _edit_arm(arr, k, fn):
+    out = arr.copy()
+    out[k] = fn(out[k])
+    return out
+
+
+@pytest.mark.parametrize("cls", PAIRED, ids=[c.__name__ for c in PAIRED])
+@pytest.mark.parametrize(
+    "which, fn, match",
+    [
+        (0, lambda M: -M, "not a symmetric positive definite"),
+        (0, lambda M: M * 0.0, "not a symmetric positive definite"),
+        (1, lambda M: M + np.triu(np.ones_like(M), 1), "not a symmetric positive definite"),
+        (0, lambda M: M * 1e300, "not an inverse pair within the policy's conditioning limit"),
+        (1, lambda M: M * 1e14, "not an inverse pair within the policy's conditioning limit"),
+    ],
+    ids=["negated-precision", "zero-precision", "asymmetric-covariance", "huge-precision", "huge-covariance"],
+)
+def test_a_precision_pair_the_updates_could_not_have_written_is_refused(cls, which, fn, match, tmp_path):
+    """Regression: with a negated, zeroed or rescaled precision matrix (checksum recomputed) the policy loaded and
+    decided, then refused every update as ill-conditioned (the service then learned nothing, silently)."""
+    policy = trained(cls, n=60)
+    path = policy.save(tmp_path / "p.zip")
+    meta, arrays = read_state(path)
+    name = cls._inverse_pairs[0][which]
+    write_state(path, meta, {**arrays, name: _edit_arm(arrays[name], 2, fn)})
+    with pytest.raises(ValueError, match=f"'{name}'.*{match}.*index 2|index 2.*{match}"):
+        load(path)
+    # what the updates write loads, also near the conditioning limit (strongly collinear contexts)
+    gen = np.random.default_rng(3)
+    base = gen.normal(size=3)
+    for _ in range(300):
+        try:
+            policy.update(base * (1 + 1e-7 * gen.normal()), 2, float(gen.integers(0, 2)))
+        except ValueError:
+            pass
+    assert_same_state(state_of(policy), state_of(load(policy.save(tmp_path / "q.zip"))))
+
+
 def test_non_boolean_bytes_in_a_bool_array_are_refused(saved):
     path, meta, arrays = saved
     raw = bytearray(npz_bytes({"active": arrays["active"]}))
