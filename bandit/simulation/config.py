@@ -70,6 +70,7 @@ __all__ = [
     "ConfigError",
     "DelayConfig",
     "DriftConfig",
+    "LOGGING_RUN",
     "MarketConfig",
     "ModelConfig",
     "OfflineEvalConfig",
@@ -85,6 +86,8 @@ __all__ = [
 
 PRICE_TIERS: tuple[str, ...] = get_args(PriceTier)
 ORACLE = "oracle"
+#: Label of the uniform-random logging run of off-policy evaluation (its decision log is ``logs/logging_uniform``).
+LOGGING_RUN = "logging_uniform"
 #: The clock of a simulation (decision times, arrivals, attribution windows) stays inside pandas' timestamp range.
 TIME_RANGE = (datetime(1678, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))
 _MAX_DAYS = 36_500.0
@@ -285,7 +288,7 @@ class PolicyConfig(_Model):
     reference line).
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$", min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$", min_length=1)  # a directory name, never . or ..
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -407,6 +410,8 @@ class SimulationConfig(_Model):
         dupes = sorted({n for n in labels if labels.count(n) > 1})
         if dupes:
             raise ValueError(f"policies: names must be unique, duplicated: {dupes}")
+        if LOGGING_RUN in labels:
+            raise ValueError(f"policies: the name {LOGGING_RUN!r} is the off-policy logging run's; choose another")
         markets = set(self.world.markets)
         for p in self.catalog.build().products:
             unknown = sorted(set(p.markets or ()) - markets)

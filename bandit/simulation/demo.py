@@ -16,7 +16,7 @@ import pandas as pd
 
 from bandit.arms import Arm
 from bandit.decision_log import read_decision_log
-from bandit.simulation.config import PolicyConfig, SimulationConfig
+from bandit.simulation.config import LOGGING_RUN, PolicyConfig, SimulationConfig
 from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
 from bandit.simulation.metrics import logged_frame, offline_evaluate, target_probabilities
 from bandit.simulation.report import SimulationResult, _collect, markdown_table
@@ -357,8 +357,8 @@ def build_demo(
     tracker = Progress(sizes.n_log + sizes.rollout * (len(cands) + 1), enabled=progress)
 
     # 1. logging run with a randomised policy
-    logger = build_policy(PolicyConfig(name="logging_uniform", type="UniformRandom"), arms, d, seed + 1)
-    log_run = run_policy(episode, logger, name="logging_uniform", batch_size=sizes.batch_size,
+    logger = build_policy(PolicyConfig(name=LOGGING_RUN, type="UniformRandom"), arms, d, seed + 1)
+    log_run = run_policy(episode, logger, name=LOGGING_RUN, batch_size=sizes.batch_size,
                          start=0, stop=sizes.n_log, progress=tracker)
     say(f"1. logged {sizes.n_log:,} uniform-random offers")
 

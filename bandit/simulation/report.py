@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bandit.simulation.config import SimulationConfig
+from bandit.simulation.config import LOGGING_RUN, SimulationConfig
 from bandit.simulation.loop import OraclePolicy, PolicyRun, outcomes_table
 from bandit.simulation.metrics import _arm_share, _cumulative, _summary_row, offline_evaluate, time_to_learn
 from bandit.simulation.world import Episode
@@ -134,7 +134,7 @@ class SimulationResult:
         if logs:
             runs = dict(self.runs)
             if self.logging_run is not None:
-                runs["logging_uniform"] = self.logging_run
+                runs[LOGGING_RUN] = self.logging_run
             files["decision_logs"] = write_decision_logs(runs, self.episode, out / "logs")
         if plots:
             from bandit.simulation import plots as P

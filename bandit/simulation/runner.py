@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bandit.simulation.config import ConfigError, PolicyConfig, SimulationConfig
+from bandit.simulation.config import LOGGING_RUN, ConfigError, PolicyConfig, SimulationConfig
 from bandit.simulation.demo import DemoResult, build_demo, run_demo
 from bandit.simulation.loop import OraclePolicy, PolicyRun, Progress, build_policy, run_policy
 from bandit.simulation.metrics import logged_data, offline_evaluate, target_probabilities, time_to_learn
@@ -158,6 +158,6 @@ def run_simulation(config: SimulationConfig, progress: bool | None = None) -> Si
     runs = {label: run(pol, label) for label, pol in policies.items()}
     logging_run = None
     if config.offline_eval.enabled:
-        logger = build_policy(PolicyConfig(name="logging_uniform", type="UniformRandom"), arms, d, config.seed + 1)
-        logging_run = run(logger, "logging_uniform")
+        logger = build_policy(PolicyConfig(name=LOGGING_RUN, type="UniformRandom"), arms, d, config.seed + 1)
+        logging_run = run(logger, LOGGING_RUN)
     return _collect(config, episode, runs, logging_run)

@@ -110,6 +110,12 @@ def test_empty_file_gives_the_defaults(tmp_path):
         ("[world]\nevents_per_day = 1e-9", "run past 2262-01-01, the end of the simulation clock"),
         ("[world]\nstart = 9999-12-31T00:00:00Z", "world.start: must lie between 1678-01-01 and 2262-01-01"),
         ("[world]\nstart = 1000-01-01T00:00:00Z", "world.start: must lie between"),
+        # a policy's decision log is logs/<name>/: ".." wrote it outside logs/, "logging_uniform" was silently
+        # replaced by the off-policy logging run's
+        ('[[policies]]\nname = ".."\ntype = "UniformRandom"', "policies.0.name: String should match pattern"),
+        ('[[policies]]\nname = "."\ntype = "UniformRandom"', "policies.0.name: String should match pattern"),
+        ('[[policies]]\nname = "logging_uniform"\ntype = "LinUCB"',
+         "policies: the name 'logging_uniform' is the off-policy logging run's"),
         # used to fail with offline_eval's ValueError (a traceback in the CLI) after the whole simulation had run
         ('[offline_eval]\nestimators = ["IPS", "DR", "IPS"]', "offline_eval.estimators: each estimator once, "
          "duplicated: ['IPS']"),
