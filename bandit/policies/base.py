@@ -565,12 +565,13 @@ class Policy(ABC):
             s = self.seed
             seeds = np.fromiter((event_seed(s, e) for e in ids), dtype=np.uint64, count=n)
         idx, probs, scores = self._choose_many(Xc, mask, seeds, True)
-        for a in (idx, probs, scores):
+        propensities = probs[np.arange(n), idx]
+        for a in (idx, probs, scores, propensities):
             a.flags.writeable = False
         return BatchDecision(
             indices=idx,
             arms=self._names_obj[idx].tolist(),
-            propensities=probs[np.arange(n), idx],
+            propensities=propensities,
             probabilities=probs,
             scores=scores,
             event_ids=list[str | None](ids) if ids is not None else [None] * n,

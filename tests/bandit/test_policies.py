@@ -941,3 +941,6 @@ def test_decisions_are_immutable_and_equal_to_hand_built_ones(cls):
                     scores=d.scores.copy(), event_id="imm-1", policy_version=version, eligible=d.eligible.copy())
     assert twin == d and repr(twin) == repr(d)
     assert d.probabilities is d.probabilities  # materialised once
+    batch = policy.choose_batch(CONTEXTS, event_ids=["b0", "b1", "b2", "b3"])
+    for arr in (batch.indices, batch.propensities, batch.probabilities, batch.scores, batch.eligible):
+        assert not arr.flags.writeable  # (regression: propensities, a fresh array, was writeable)
