@@ -116,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--token-file {args.token_file}: {one_line(exc)}") from None
         token = raw.decode("utf-8", errors="replace").strip()
-        if not token or len(raw) > 4096 or any(c.isspace() for c in token):
-            raise UsageError(f"--token-file {args.token_file}: expected one token (1-4096 characters, no spaces)")
+        # printable ASCII only: HTTP header bytes beyond ASCII are read as Latin-1, so a UTF-8 token (or the
+        # replacement characters of undecodable bytes) could never match what a client sends
+        if not token or len(raw) > 4096 or not all("!" <= c <= "~" for c in token):
+            raise UsageError(f"--token-file {args.token_file}: expected one token (1-4096 printable ASCII "
+                             "characters, no spaces)")
     if args.log.exists() and not args.log.is_dir():
         raise UsageError(f"--log {args.log}: exists and is not a directory")
     try:

@@ -312,8 +312,9 @@ def create_app(service: DecisionService, *, token: str | None = None,
         Start the service (recovery, trainer) when the app starts, unless it is started already, and close it
         (compaction, checkpoint) when it stops, through the ASGI lifespan.
     """
-    if token is not None and not token:
-        raise ValueError("token must be a non-empty string or None")
+    if token is not None and (not token or not all("!" <= c <= "~" for c in token)):
+        # (HTTP header bytes beyond ASCII are read as Latin-1: a non-ASCII token could never match)
+        raise ValueError("token must be a non-empty string of printable ASCII characters (no spaces) or None")
     registry, requests, latency, rejected = build_metrics(service)
     names_cache: dict[int, list[str]] = {}
 

@@ -18,6 +18,8 @@ from bandit.cli import main
         (["--features", "a,b"], "--features"),
         (["--token-file", "missing-token"], "--token-file"),
         (["--token-file", "empty-token"], "--token-file"),
+        (["--token-file", "utf8-token"], "--token-file"),  # regression: accepted, yet no client could ever match it
+        (["--token-file", "binary-token"], "--token-file"),
         (["--max-body-bytes", "10"], "--max-body-bytes"),
     ],
 )
@@ -25,6 +27,8 @@ def test_bad_serve_arguments_exit_2_naming_the_flag(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     bandit.LinUCB(["solo", "duo"], n_features=3, seed=0).save(tmp_path / "p.zip")
     (tmp_path / "empty-token").write_text("\n")
+    (tmp_path / "utf8-token").write_text("s\u00e9same\n", encoding="utf-8")
+    (tmp_path / "binary-token").write_bytes(b"ab\xff\xfe\n")
     assert main(["serve", "--policy", "p.zip", "--log", "logs", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"upsell-bandit serve: error: {flag}") and "\n" not in err, err

@@ -175,6 +175,9 @@ def test_admin_endpoints_add_and_retire_plans_and_checkpoint(app_service):
 
 def test_admin_is_disabled_without_a_token_and_health_and_metrics_answer(app_service):
     svc, _ = app_service
+    for bad in ("", "s\u00e9same", "two words"):  # a non-ASCII token could never match a header (read as Latin-1)
+        with pytest.raises(ValueError, match="token must be a non-empty string of printable ASCII"):
+            create_app(svc, token=bad)
     with client_for(svc, token=None) as client:
         r = client.post("/admin/checkpoint", headers=AUTH)
         assert r.status_code == 403 and r.json()["field"] == "authorization"
