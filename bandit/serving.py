@@ -1685,7 +1685,10 @@ def load_feature_names(policy_path: str | os.PathLike[str], spec: str | None) ->
     if beside.is_file():
         if beside.stat().st_size > 1 << 20:
             raise ValueError(f"{beside}: larger than 1 MiB")
-        names = json.loads(beside.read_text())
+        try:
+            names = json.loads(beside.read_bytes())
+        except (ValueError, RecursionError) as exc:  # (RecursionError: nesting deeper than the parser's stack)
+            raise ValueError(f"{beside}: not a readable JSON list of feature names ({type(exc).__name__})") from None
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise ValueError(f"{beside}: expected a JSON list of feature names")
         return names

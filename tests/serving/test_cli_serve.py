@@ -35,6 +35,17 @@ def test_bad_serve_arguments_exit_2_naming_the_flag(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "logs").exists()  # nothing created
 
 
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'["tenure", "usage"', b'\xff["a"]'], ids=["deep", "torn", "binary"])
+def test_an_unreadable_features_file_beside_the_policy_exits_2_naming_features(tmp_path, capsys, content):
+    # regression: nesting deeper than the JSON parser's stack escaped as a RecursionError traceback, and a torn file
+    # was blamed on --policy
+    bandit.LinUCB(["solo", "duo"], n_features=3, seed=0).save(tmp_path / "p.zip")
+    (tmp_path / "p.features.json").write_bytes(content)
+    assert main(["serve", "--policy", str(tmp_path / "p.zip"), "--log", str(tmp_path / "logs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("upsell-bandit serve: error: --features") and "p.features.json" in err, err
+
+
 def test_a_missing_policy_file_is_named(tmp_path, capsys):
     assert main(["serve", "--policy", str(tmp_path / "nope.zip"), "--log", str(tmp_path / "logs")]) == 2
     assert "--policy" in capsys.readouterr().err
