@@ -463,6 +463,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert summary.loc[disjoint + ["uniform"], "new_plan_first_guess_rmse"].isna().all()
     assert "regret_per_event_after_launch" in report and "hybrid_linucb" in report and "guesses 0" in report
     assert "first guess of its conversion before any impression" in printed
+    # the quick run has 4,000 offers after the launch and 2,000 roll-out offers before it: the story says so (it
+    # claimed the first 10,000 offers after the launch and a 5,000-offer launch window)
+    assert "offers after the launch who could be offered it" in report
+    assert "of the first 4,000 offers after the launch who" in report
+    assert "the regret over the first 2,000 offers after the launch" in report
+    assert (summary["launch_window_offers"] == 2_000).all()
 
 
 def test_demo_quick_ends_in_the_rollout_report(tmp_path, capsys):
