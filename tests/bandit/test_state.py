@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import threading
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from policy_helpers import POLICY_CLASSES, assert_same_state, make, new_arm, state_of, trained, training_data
 from state_files import read_members, read_state, write_members, write_raw, write_v1
 
@@ -46,6 +50,42 @@ def test_save_load_round_trip_is_bit_exact(cls, tmp_path):
         p.update_batch(X, arms, rewards)
         p.update(X[0], "bundle", 1.0)
     assert_same_state(state_of(policy), state_of(restored))
+
+
+NAMES = st.one_of(
+    st.text(min_size=1, max_size=12),
+    st.text(alphabet="xé\u4e00\U0001f600", min_size=1020, max_size=1030),  # around the 1,024-character limit
+    st.sampled_from(["a\ud800", " ", "\x00", "a/b", "../x", "NaN", "\u2028"]),  # lone surrogate, blank, odd names
+)
+
+
+@given(
+    names=st.lists(NAMES, min_size=1, max_size=4),
+    value=st.floats(min_value=-1.0, max_value=1e308),
+    reward=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**400), 10**400)),
+    seed=st.integers(0, 2**64 - 1),
+)
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_any_policy_the_public_api_accepts_saves_and_loads_back(names, value, reward, seed):
+    """Regression (property): arm names of more than 1,024 characters, and rewards that overflowed the reward sums,
+    were accepted, then the saved file could not be loaded. Whatever the constructor, add_arm and update accept,
+    bandit.load restores exactly; whatever they refuse is a ValueError/TypeError that changes nothing."""
+    try:
+        policy = bandit.UniformRandom([bandit.Arm(name=n, value=value) for n in names], n_features=2, seed=seed)
+    except (ValueError, TypeError):
+        return
+    before = state_of(policy)
+    for _ in range(2):
+        try:
+            policy.update([0.5, -0.5], 0, reward)
+        except (ValueError, TypeError):
+            assert_same_state(before, state_of(policy))
+    try:
+        policy.add_arm(bandit.Arm(name=names[0] + "+", value=value))
+    except (ValueError, TypeError):
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        assert_same_state(state_of(policy), state_of(bandit.load(policy.save(Path(tmp) / "p.zip"))))
 
 
 def test_save_is_atomic_and_overwrites(tmp_path):
