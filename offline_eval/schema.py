@@ -30,12 +30,13 @@ Every column but ``reward`` is itself non-nullable.
 
 Element nullability of the list columns (:data:`LIST_COLUMNS`): the writers (:func:`decision_log_schema`,
 :func:`encode_decisions`, so ``bandit.DecisionLog`` and ``LoggedData.to_parquet``) type the elements non-nullable
-(``fixed_size_list<item: double not null>[d]``): Parquet then stores no definition level per element, and decoding
-the context is about 40 % faster. Logs written before typed them nullable (``fixed_size_list<item: double>[d]``);
-both forms are the schema, and every reader accepts either, also mixed in one directory. A reader of several parts
-types a list column's elements nullable when some part does (:func:`with_nullable_items`); a null element, which
-only an old-form part can hold, is read as NaN (``False`` in ``eligible``) and its row reported by the checks that
-follow (e.g. "context must be finite"), as before.
+(``fixed_size_list<item: double not null>[d]``): Parquet then stores the elements as ``required`` (one definition
+level fewer to decode per value), and scanning the list columns takes about a fifth less CPU (the context of 10^7
+rows of 8 features: 0.92 s instead of 1.10 s). Logs written before typed them nullable
+(``fixed_size_list<item: double>[d]``); both forms are the schema, and every reader accepts either, also mixed in one
+directory. A reader of several parts types a list column's elements nullable when some part does
+(:func:`with_nullable_items`); a null element, which only an old-form part can hold, is read as NaN (``False`` in
+``eligible``) and its row reported by the checks that follow (e.g. "context must be finite"), as before.
 
 ``event_id`` is a non-empty string of at most :data:`MAX_EVENT_ID_LENGTH` characters that encodes as UTF-8 (no
 lone surrogates), unique across the log.
