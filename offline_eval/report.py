@@ -33,23 +33,27 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
   them. An ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows only is a small-sample problem: NEED MORE DATA.
 * **lift** -- ``ci_high < min_effect``: NO-GO (it does not pay enough); ``ci_low > min_effect``: lift shown.
 * **guardrails** -- a guardrail with non-inferiority margin ``M >= 0`` is *harmed* by ``h = d`` (``h = -d`` when
-  higher is better). Two one-sided z-tests per guardrail at level ``a / 2``, each family corrected with
+  higher is better). Two one-sided tests per guardrail at level ``a / 2``, each family corrected with
   Holm-Bonferroni across the guardrails: *non-inferior* when ``H0: h >= M`` is rejected (equivalently, the Holm-
   adjusted upper bound of ``h`` is below ``M``), *breached* when ``H0: h <= M`` is rejected. A breach is NO-GO.
 * **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy; **NO-GO** as above;
   otherwise **NEED MORE DATA**.
 
-The guardrail tests are z-tests on the paired difference's standard error; the intervals shown are the
-estimator's own (``estimator.interval``), which for a skewed metric need not be symmetric.
+The guardrail tests use the same intervals as the lift, the estimator's own (``estimator.interval``; by default
+empirical likelihood up to 200,000 rows), which for a skewed metric need not be symmetric: a test's one-sided
+p-value is half the smallest two-sided level at which the difference's interval excludes the margin (for the normal
+interval, the z-test's). They were z-tests on the standard error until the attack review of 2026-12-05: with rare
+cancellations and skewed logging (3 plans, cancellation 2-5 %, logging 10-70 %, n = 2,000) a guardrail exactly at
+its margin was declared non-inferior in 6.7-8 % of 300 replications at the nominal 2.5 %; from the intervals, 1.3 %.
 
 Estimator
 ---------
 By default (``estimator=None``) every value and difference is the **DR-DM blend** that :func:`offline_eval.evaluate`
 and :func:`offline_eval.compare` recommend (``V = DR - lam (DR - DM)``, :mod:`offline_eval.blend`, from the same
 cross-fitted default reward model), with DR's interval widened to contain it and DR's standard error. The lift
-test therefore needs both the blend and DR's interval to clear ``min_effect``, and a guardrail's z-tests keep the
-larger p-value of the blend's and DR's: the blend makes the point estimates more accurate and never a test bolder
-than DR's. Pass ``estimator=DR()`` (or any estimator) to use one estimator throughout.
+test therefore needs both the blend and DR's interval to clear ``min_effect``, and a guardrail's test rejects at a
+level only when DR's interval excludes the margin there and the blend lies on the same side: the blend makes the
+point estimates more accurate and never a test bolder than DR's. Pass ``estimator=DR()`` (or any estimator) to use one estimator throughout.
 
 The report's decision is GO if any candidate is GO (the recommended one: the GO candidate with the largest lift),
 NO-GO if every candidate is NO-GO, NEED MORE DATA otherwise.
@@ -486,7 +490,6 @@ class _Paired:
     se: float
     low: float
     high: float
-    reference: float = float("nan")  # the unbiased estimate behind a blend (DR's); NaN: ``value`` itself
 
 
 #: The baseline's difference with itself: 0, without an interval.
@@ -515,9 +518,9 @@ class _Scorer:
     recommends, from the same cross-fitted default reward model (:mod:`offline_eval.blend`, :mod:`offline_eval.gap`).
 
     ``prepare(d)`` fits the reward model on one metric's rows; ``terms`` gives a target's terms (``RowTerms``, or
-    :class:`_Blended`, which subtract and shift like them); ``interval`` their estimate. A blend's interval is DR's
-    widened to contain the blend, its ``se`` DR's, and its ``reference`` DR's value (tests take the larger p-value of
-    the two, so they are never less conservative than DR's).
+    :class:`_Blended`, which subtract and shift like them); ``interval`` their estimate; ``p_values`` the one-sided
+    tests of a threshold, from the same intervals. A blend's interval is DR's widened to contain the blend and its
+    ``se`` DR's, so its tests are never less conservative than DR's.
     """
 
     def __init__(self, estimator: Estimator | None, alpha: float) -> None:
@@ -575,7 +578,60 @@ class _Scorer:
         else:  # a lift: its own interval, shifted by the target's own blend (its value minus the logged mean)
             dr, shift = self.est._interval(terms.dr), self._own(terms.level)[1]
         value = float(dr.value) - shift
-        return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)), float(dr.value))
+        return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)))
+
+
+    def p_values(self, terms: RowTerms | _Blended, value: float, threshold: float) -> tuple[float, float]:
+        """One-sided p-values of ``H0: d >= threshold`` and of ``H0: d <= threshold`` for the paired difference
+        ``terms`` whose reported estimate is ``value``, from this scorer's own intervals.
+
+        Each is half the smallest two-sided level at which the interval excludes ``threshold`` on that side (the
+        interval's ends move monotonically with the level; found by bisection on the level's logit). For the normal
+        interval these are the z-tests' p-values; for the empirical-likelihood and other asymmetric intervals they
+        follow the interval's shape. A blend's interval is DR's widened to contain the blend, which excludes the
+        threshold only where DR's does and the blend lies on the same side: its p-value is DR's then, else 1.
+        p-values are resolved down to about 5e-14 (a level's logit >= -30); smaller ones are reported as that.
+        """
+        rt = terms.dr if isinstance(terms, _Blended) else terms
+        own = float(rt.value())
+        if own == threshold:
+            below = above = 1.0
+        elif own < threshold:
+            below = self._one_sided(rt, threshold, upper=True)
+            above = 1.0 - below
+        else:
+            above = self._one_sided(rt, threshold, upper=False)
+            below = 1.0 - above
+        if self.blend:
+            below = below if value < threshold else 1.0
+            above = above if value > threshold else 1.0
+        return below, above
+
+    def _one_sided(self, rt: RowTerms, threshold: float, upper: bool) -> float:
+        """p-value of ``H0: d >= threshold`` (``upper``: the terms' estimate is below the threshold, rejected when the
+        interval's upper end is too) or of ``H0: d <= threshold`` (the estimate is above it)."""
+
+        def excludes(logit: float) -> bool:
+            iv = dataclasses.replace(self.est, alpha=_expit(logit))._interval(rt)
+            return bool(iv.high < threshold) if upper else bool(iv.low > threshold)
+
+        lo, hi = -30.0, 30.0  # logits of two-sided levels; at hi the interval has all but shrunk to the estimate
+        if excludes(lo):
+            return _expit(lo) / 2
+        if not excludes(hi):
+            return _expit(hi) / 2
+        for _ in range(_P_BISECT):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
+        return _expit(hi) / 2
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+#: Bisection steps for a guardrail's p-value, on the logit of the level (about 1e-7 relative precision).
+_P_BISECT = 30
 
 
 def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
@@ -1068,7 +1124,8 @@ def rollout_report(
     verdicts: dict[str, str] = {}
     per_candidate: dict[str, dict[str, Any]] = {c: {"reasons": [], "needs": []} for c in decided}
     resolved_primary: dict[str, ResolvedTarget] = {}
-    harm_reference: dict[tuple[str, str], float] = {}  # (candidate, guardrail) -> harm by the unbiased reference
+    # (candidate, guardrail) -> one-sided p-values of (H0: harm >= margin, H0: harm <= margin)
+    guard_p: dict[tuple[str, str], tuple[float, float]] = {}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)
@@ -1087,8 +1144,11 @@ def rollout_report(
             base_terms: Any = None if baseline == LOGGING else terms[baseline]
             diffs: dict[str, _Paired] = {}
 
+            def diff_terms(t: Any) -> Any:
+                return t.minus(d.reward) if base_terms is None else t - base_terms  # noqa: B023
+
             def diff_of(t: Any) -> _Paired:
-                return scorer.interval(t.minus(d.reward) if base_terms is None else t - base_terms)  # noqa: B023
+                return scorer.interval(diff_terms(t))
 
             log_iv = scorer.interval(d.reward)
             log_diff = _SELF if baseline == LOGGING else diff_of(scorer.logging_terms(d.reward))
@@ -1122,24 +1182,16 @@ def rollout_report(
                     assert g is not None
                     harm = -sign * row["diff"]
                     info.setdefault("guardrails", []).append((metric_name, g, harm, row))
-                    reference = diffs[name].reference
-                    harm_reference[(name, metric_name)] = harm if math.isnan(reference) else -sign * reference
+                    # the tests' p-values, in the difference's units (harm = -sign * diff)
+                    p_below, p_above = scorer.p_values(diff_terms(terms[name]), diffs[name].value, -sign * g.margin)
+                    guard_p[(name, metric_name)] = (p_below, p_above) if sign < 0 else (p_above, p_below)
         # Holm across guardrails, per candidate
         for name in decided:
             info = per_candidate[name]
             gl = info.get("guardrails", [])
             if gl:
-                se = np.array([r["diff_se"] for _, _, _, r in gl])
-                margin = np.array([g.margin for _, g, _, _ in gl])
-                p_noninf, p_breach = np.zeros(len(gl)), np.zeros(len(gl))
-                # a blend is tested at its own value and at DR's; the larger p-value is kept (never bolder than DR)
-                for harm in (np.array([h for _, _, h, _ in gl]),
-                             np.array([harm_reference[(name, gname)] for gname, _, _, _ in gl])):
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        z = np.where(se > 0, (harm - margin) / np.where(se > 0, se, 1.0),
-                                     np.sign(harm - margin) * np.inf)
-                    p_noninf = np.maximum(p_noninf, norm.cdf(z))  # H0: harm >= margin
-                    p_breach = np.maximum(p_breach, norm.sf(z))  # H0: harm <= margin
+                p_noninf = np.array([guard_p[(name, gname)][0] for gname, _, _, _ in gl])  # H0: harm >= margin
+                p_breach = np.array([guard_p[(name, gname)][1] for gname, _, _, _ in gl])  # H0: harm <= margin
                 ok, adj_ok = holm_bonferroni(p_noninf, a / 2)
                 bad, adj_bad = holm_bonferroni(p_breach, a / 2)
                 z_g = float(norm.ppf(1 - a / (2 * k_g)))
