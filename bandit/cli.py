@@ -181,7 +181,7 @@ def _simulate(args: argparse.Namespace) -> int:
                             logs=config.output.decision_logs and not args.no_logs)
     cols = [c for c in ("policy", "revenue", "regret", "time_to_learn", "ope_value", "true_value")
             if c in result.summary]
-    print(result.summary[cols].to_string(index=False, float_format=_fmt))
+    print(result.summary[cols].to_string(index=False, float_format=_fmt, na_rep="n/a"))  # as summary.md
     for note in result.notes:
         print(f"note: {note}")
     _print_files(files, "summary_md")

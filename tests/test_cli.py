@@ -101,7 +101,13 @@ def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
     cfg = root / "sim.toml"
     cfg.write_text(SMALL)
-    assert main(["simulate", "--config", str(cfg), "--out", str(root / "out"), "--quiet"]) == 0
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["simulate", "--config", str(cfg), "--out", str(root / "out"), "--quiet"]) == 0
+    (root / "stdout.txt").write_text(printed.getvalue())
     return root / "out"
 
 
@@ -112,6 +118,10 @@ def test_simulate_writes_report_plots_and_logs(simulated):
     summary = pd.read_csv(simulated / "summary.csv")
     assert list(summary["policy"]) == ["uniform", "linucb"]
     assert (simulated / "logs" / "logging_uniform" / "decisions").is_dir()
+    # the printed table says n/a for a policy that never learned the plan, as summary.md does (it printed NaN)
+    uniform = next(ln for ln in (simulated.parent / "stdout.txt").read_text().splitlines() if "uniform" in ln)
+    assert "n/a" in uniform and "NaN" not in uniform
+    assert "n/a" in next(ln for ln in (simulated / "summary.md").read_text().splitlines() if ln.startswith("| uniform"))
 
 
 def test_evaluate_saved_policies_on_simulated_logs(simulated, tmp_path, capsys):

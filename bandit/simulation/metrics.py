@@ -14,7 +14,8 @@ Metrics
   which is 0 for offering the plan to everyone, to no one or at random, and 1 for offering it exactly to the users
   the oracle offers it to) first reaches ``learn_fraction`` of the level the policy settles at (its mean kappa over
   the windows of the last third of the offers after the launch, :func:`settled_kappa`); NaN when the policy never
-  targets the plan (that level below :data:`MIN_LEARNED_KAPPA`) (:func:`time_to_learn`);
+  targets the plan (that level below :data:`MIN_LEARNED_KAPPA`, or within :data:`CHANCE_Z` standard errors of
+  what offering it at random reaches, :func:`chance_kappa_se`) (:func:`time_to_learn`);
 * off-policy evaluation: every policy's final state is evaluated with ``offline_eval`` on the logs of a
   uniform-random logging run over the same users and compared with its exact value on those users (from the
   oracle) and with the revenue per event it realised online while learning.
@@ -35,8 +36,10 @@ from bandit.simulation.loop import OraclePolicy, PolicyRun, _n_arms, outcomes_ta
 from bandit.simulation.world import Episode
 
 __all__ = [
+    "CHANCE_Z",
     "METRICS",
     "MIN_LEARNED_KAPPA",
+    "chance_kappa_se",
     "cohen_kappa",
     "launch_window_regret",
     "learned_at",
@@ -50,6 +53,9 @@ __all__ = [
 
 #: The settled agreement (Cohen's kappa) below which a policy is said never to have learned to target the new plan.
 MIN_LEARNED_KAPPA = 0.05
+#: Standard errors of chance agreement (:func:`chance_kappa_se`) a settled level must also exceed to count as learned:
+#: a policy that offers the plan at random passes about once in 700 times.
+CHANCE_Z = 3.0
 
 
 def _cumulative(run: PolicyRun, every: int) -> pd.DataFrame:
@@ -122,7 +128,8 @@ def time_to_learn(
     The policy's settled level is its mean kappa over the windows of the last third of the offers after the launch
     (at least one window; weighted by offers, so a short last window cannot decide it: :func:`settled_kappa`). The
     new plan is learned at the end of the first window whose kappa reaches ``fraction`` of that level, provided the
-    level is at least :data:`MIN_LEARNED_KAPPA` (else the policy never learned to target it; :func:`learned_at`).
+    level is at least :data:`MIN_LEARNED_KAPPA` and :data:`CHANCE_Z` standard errors of chance agreement
+    (:func:`chance_kappa_se`; else the policy never learned to target it; :func:`learned_at`).
 
     Relative to the policy's own settled level, because a linear policy facing a non-linear truth may never offer
     the plan to a fixed share of the oracle's users: an absolute bar then reports nothing at all for policies that
@@ -153,14 +160,14 @@ def time_to_learn(
     --------
     A policy that offers the plan to everyone for two windows, then to the oracle's users:
 
-    >>> steps = np.arange(12)
-    >>> best = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
-    >>> actions = np.array([1, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1])
-    >>> up, ttl = time_to_learn(actions, best, 1, steps, launch_step=0, window=2, fraction=0.6)
+    >>> steps = np.arange(60)
+    >>> best = steps % 2
+    >>> actions = np.where(steps < 20, 1, best)
+    >>> up, ttl = time_to_learn(actions, best, 1, steps, launch_step=0, window=10, fraction=0.6)
     >>> up["kappa"].tolist()
     [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
     >>> ttl
-    6.0
+    30.0
     """
     post = steps >= launch_step
     a, b, s = actions[post], best[post], steps[post]
@@ -206,18 +213,61 @@ def settled_kappa(uptake: pd.DataFrame) -> float:
     >>> settled_kappa(up)
     0.8
     """
+    late, weight = _late_windows(uptake)
+    kappa = uptake["kappa"].to_numpy(dtype=np.float64)[late]
+    ok = np.isfinite(kappa)
+    if not ok.any():
+        return math.nan
+    return float(np.average(kappa[ok], weights=weight[ok]))
+
+
+def _late_windows(uptake: pd.DataFrame) -> tuple[slice, np.ndarray]:
+    """The late windows of :func:`settled_kappa` (a slice of ``uptake``'s rows) and their numbers of offers."""
     since = uptake["steps_since_launch"].to_numpy(dtype=np.float64)
     if since.size == 0:
-        return math.nan
-    kappa = uptake["kappa"].to_numpy(dtype=np.float64)
+        return slice(0, 0), np.zeros(0)
     sizes = np.diff(since, prepend=0.0)
     from_end = np.cumsum(sizes[::-1])[::-1]  # offers in this window and every later one
     first_late = int(np.flatnonzero(from_end >= since[-1] / 3.0)[-1])
-    late, weight = kappa[first_late:], sizes[first_late:]
-    ok = np.isfinite(late)
-    if not ok.any():
+    return slice(first_late, None), sizes[first_late:]
+
+
+def chance_kappa_se(uptake: pd.DataFrame) -> float:
+    """Standard error of the settled kappa of a policy that offers the new plan independently of the oracle.
+
+    The large-sample null variance of Cohen's kappa (Fleiss, Cohen & Everitt, 1969) for the ``m`` offers of the late
+    windows, with ``a`` and ``b`` the policy's and the oracle's new-plan shares there and ``p_e = ab + (1-a)(1-b)``:
+    ``(p_e + p_e^2 - ab(a+b) - (1-a)(1-b)(2-a-b)) / (m (1 - p_e)^2)``. A policy offering the plan at random in
+    windows of a few hundred offers reaches a settled kappa of 0.05 by chance about one time in six; three of these
+    standard errors, once in several hundred.
+
+    Parameters
+    ----------
+    uptake : pandas.DataFrame
+        One policy's uptake table (:func:`time_to_learn`): ``steps_since_launch``, ``share``, ``oracle_share``.
+
+    Returns
+    -------
+    float
+        NaN when undefined (no window, or both shares 0 or 1).
+
+    Examples
+    --------
+    >>> up = pd.DataFrame({"steps_since_launch": [200], "share": [0.2], "oracle_share": [0.2]})
+    >>> round(chance_kappa_se(up), 4)  # Monte Carlo over 20,000 draws: 0.0704
+    0.0707
+    """
+    late, weight = _late_windows(uptake)
+    m = float(weight.sum())
+    if m == 0:
         return math.nan
-    return float(np.average(late[ok], weights=weight[ok]))
+    a = float(np.average(uptake["share"].to_numpy(dtype=np.float64)[late], weights=weight))
+    b = float(np.average(uptake["oracle_share"].to_numpy(dtype=np.float64)[late], weights=weight))
+    chance = a * b + (1.0 - a) * (1.0 - b)
+    if chance >= 1.0:
+        return math.nan
+    spread = a * b * (a + b) + (1.0 - a) * (1.0 - b) * (2.0 - a - b)
+    return math.sqrt(max(chance + chance**2 - spread, 0.0) / (m * (1.0 - chance) ** 2))
 
 
 def learned_at(uptake: pd.DataFrame, fraction: float) -> tuple[float, float]:
@@ -233,13 +283,14 @@ def learned_at(uptake: pd.DataFrame, fraction: float) -> tuple[float, float]:
     Returns
     -------
     threshold : float
-        ``fraction * settled_kappa(uptake)``; NaN when the settled level is below :data:`MIN_LEARNED_KAPPA` (the
-        policy never learned to target the plan) or undefined.
+        ``fraction * settled_kappa(uptake)``; NaN when the policy never learned to target the plan: its settled
+        level is undefined, below :data:`MIN_LEARNED_KAPPA`, or within :data:`CHANCE_Z` standard errors of what
+        offering the plan at random reaches (:func:`chance_kappa_se`).
     time_to_learn : float
         ``steps_since_launch`` at the end of the first window whose kappa reaches ``threshold``; NaN with it.
     """
     settled = settled_kappa(uptake)
-    if not settled >= MIN_LEARNED_KAPPA:
+    if not settled >= max(MIN_LEARNED_KAPPA, CHANCE_Z * chance_kappa_se(uptake)):
         return math.nan, math.nan
     threshold = fraction * settled
     kappa = uptake["kappa"].to_numpy(dtype=np.float64)

@@ -93,7 +93,8 @@ class SimulationResult:
                 " offers, the agreement between the policy's and the oracle's new-plan offers (Cohen's kappa: 0 for"
                 " offering it to everyone or at random, 1 for exactly the oracle's users) first reaches"
                 f" {cfg.output.learn_fraction:.0%} of the level the policy settles at (its mean over the windows of the"
-                " last third of the offers after the launch); n/a: the policy never learned to target the plan."
+                " last third of the offers after the launch); n/a: the policy never learned to target the plan (its"
+                " settled agreement is below 0.05 or within three standard errors of offering it at random)."
             )
         if "ope_value" in self.summary:
             lines += [

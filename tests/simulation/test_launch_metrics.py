@@ -73,6 +73,26 @@ def test_time_to_learn_is_nan_for_a_policy_that_never_targets_the_plan():
     assert empty.empty and math.isnan(ttl)
 
 
+def test_offering_the_plan_at_random_is_not_learning_it_even_in_small_windows():
+    """With windows of 200 offers a random policy's settled kappa passed the absolute bar of 0.05 about one time in
+    six (17 of these 100 seeds, and the uniform policy of the CLI's small simulation): a time to learn for a policy
+    that never learned. The settled level must also beat chance by three standard errors."""
+    from bandit.simulation.metrics import CHANCE_Z, chance_kappa_se
+
+    learned = 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        best = (rng.random(1200) < 0.25).astype(np.int64)
+        actions = (rng.random(1200) < 0.25).astype(np.int64)
+        up, ttl = time_to_learn(actions, best, 1, np.arange(1200), 0, 200, 0.6)
+        learned += not math.isnan(ttl)
+        assert math.isnan(ttl) == (settled_kappa(up) < max(MIN_LEARNED_KAPPA, CHANCE_Z * chance_kappa_se(up)))
+    assert learned <= 2  # about 0.2 expected
+    # a policy that does target the plan in the same small windows still learns it
+    actions, best, steps = _learner(6, 200, learn_at=2, accuracy=0.9)
+    assert time_to_learn(actions, best, 1, steps, 0, 200, 0.6)[1] == 600
+
+
 @pytest.mark.parametrize("extra", [1, 7, 499])
 def test_a_short_last_window_does_not_decide_the_settled_level(extra):
     """A run that does not end on a window boundary ends with a short window; one offer more must not turn a policy
