@@ -63,6 +63,7 @@ little-endian float64 bytes -- exact, and several times cheaper to write than de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import math
@@ -90,7 +91,14 @@ from bandit._timestamps import utc_us, wall_clock_us
 from bandit.attribution import AppliedEvents, UpdateReport, _as_duration, _as_window
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import DecisionLog, read_decision_log
-from offline_eval.schema import MAX_EVENT_ID_LENGTH, TIMESTAMP_TYPE, check_event_ids, outcome_schema
+from offline_eval.schema import (
+    CONTEXT,
+    MAX_EVENT_ID_LENGTH,
+    TIMESTAMP_TYPE,
+    arms_from_schema,
+    check_event_ids,
+    outcome_schema,
+)
 
 __all__ = [
     "DURABILITY_MODES",
@@ -834,25 +842,50 @@ class DecisionService:
 
     def start(self, *, thread: bool = True) -> DecisionService:
         """Recover (see the module docstring), then start the trainer thread (``thread=False``: call
-        :meth:`run_trainer_once` yourself). Returns self."""
+        :meth:`run_trainer_once` yourself). Returns self. If it raises, nothing is left running or locked: the
+        directory can be started again (by this or another process) once the cause is fixed."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fh = _lock_directory(self.log_dir)
-        for leftover in bandit.state.stale_temporaries(self.policy_path):  # checkpoints a killed process left
-            leftover.unlink(missing_ok=True)
-        (self.log_dir / "outcomes").mkdir(exist_ok=True)
-        self._rejected_fh = open(self.log_dir / "rejected.jsonl", "ab")
-        journal_dir = self.log_dir / "journal"
-        self._decision_journal = Journal(journal_dir, "decisions", self.durability)
-        self._outcome_journal = Journal(journal_dir, "outcomes", self.durability)
-        self._recover()
-        # compile (or load from numba's cache) the kernels this policy decides with before the first request
-        self.holder.snapshot.choose(np.zeros(self.n_features), event_id="warm-up")
-        if self.trainer_mode == "process":
-            self._start_trainer_process()
+        try:
+            for leftover in bandit.state.stale_temporaries(self.policy_path):  # checkpoints a killed process left
+                leftover.unlink(missing_ok=True)
+            self._check_logs_fit_policy()
+            (self.log_dir / "outcomes").mkdir(exist_ok=True)
+            self._rejected_fh = open(self.log_dir / "rejected.jsonl", "ab")
+            journal_dir = self.log_dir / "journal"
+            self._decision_journal = Journal(journal_dir, "decisions", self.durability)
+            self._outcome_journal = Journal(journal_dir, "outcomes", self.durability)
+            self._recover()
+            # compile (or load from numba's cache) the kernels this policy decides with before the first request
+            self.holder.snapshot.choose(np.zeros(self.n_features), event_id="warm-up")
+            if self.trainer_mode == "process":
+                self._start_trainer_process()
+        except BaseException:
+            self._abandon_start()
+            raise
         if thread:
             self._thread = threading.Thread(target=self._trainer_loop, name="upsell-trainer", daemon=True)
             self._thread.start()
         return self
+
+    def _abandon_start(self) -> None:
+        """Undo a failed :meth:`start`: stop the journals' commit threads and the trainer process, close the files,
+        release the directory lock. What the journals and logs hold stays on disk for the next start's recovery."""
+        for journal in (self._decision_journal, self._outcome_journal):
+            if journal is not None:
+                journal.close()
+        self._decision_journal = self._outcome_journal = None
+        for log in self._logs.values():
+            with contextlib.suppress(Exception):  # (the error being raised is the one to report)
+                log.close()
+        self._logs.clear()
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
+        for fh in (self._rejected_fh, self._lock_fh):
+            if fh is not None and not fh.closed:
+                fh.close()
+        self._rejected_fh = self._lock_fh = None
 
     def close(self) -> None:
         """Stop the trainer, compact the journals, run a last step and checkpoint (idempotent)."""
@@ -1536,6 +1569,30 @@ class DecisionService:
                                  "timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
                                  "context": pd.Series([], dtype=object), "action_name": pd.Series([], dtype=object)})
         return pd.concat(frames, ignore_index=True)
+
+    def _check_logs_fit_policy(self) -> None:
+        """ValueError unless every decision log in the directory was written for this policy: its arm list a prefix
+        of the policy's (or the policy's of it) and contexts of ``n_features`` values. A policy file swapped for one
+        with other plans or features would otherwise start, serve, and then fail every compaction."""
+        root = self.log_dir / "decisions"
+        names = self.holder.policy.arm_names
+        for sub in sorted(root.glob("arms-*")) if root.exists() else []:
+            part = min(sub.glob("part-*.parquet"), default=None)
+            if part is None:
+                continue
+            try:
+                schema = pq.read_schema(part)
+                arms = arms_from_schema(schema)
+                width = getattr(schema.field(CONTEXT).type, "list_size", None)
+            except (OSError, ValueError, KeyError, pa.ArrowException):
+                continue  # an unreadable part is reported (and skipped) by the log reader
+            k = min(len(names), len(arms or ()))
+            if (arms is not None and arms[:k] != names[:k]) or (width is not None and width != self.n_features):
+                raise ValueError(
+                    f"{sub} holds decisions for plans {arms} with {width} features, but the policy {self.policy_path}"
+                    f" has plans {names} and n_features={self.n_features}: a log directory belongs to one policy; "
+                    "start this policy with a new --log directory"
+                )
 
     def _recover(self) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None

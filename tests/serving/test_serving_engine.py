@@ -261,6 +261,31 @@ def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
     service(tmp_path).start(thread=False).close()  # free again once the first one is closed
 
 
+def test_a_policy_file_swapped_for_one_with_other_plans_or_features_is_refused_at_start(tmp_path):
+    # regression: with a 4-feature policy in place of the 3-feature one the service started and served, then every
+    # compaction failed ("X has 4 features, this log's rows have 3"): the journal grew and nothing was logged
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    svc.rank([0.0, 1.0, 0.0], event_id="e1")
+    svc.close()
+    original = (tmp_path / "policy.zip").read_bytes()
+    for other, match in [(bandit.LinUCB(ARMS, n_features=4, seed=0), "plans .* with 3 features.*n_features=4"),
+                         (bandit.LinUCB(["x", "y", "z"], n_features=3, seed=0), "plans .*'solo'.* has plans .*'x'")]:
+        other.save(tmp_path / "policy.zip")
+        options = {"feature_names": ["a", "b", "c", "d"]} if other.n_features == 4 else {}
+        with pytest.raises(ValueError, match=f"arms-3 holds decisions for {match}.*new --log directory"):
+            service(tmp_path, **options).start(thread=False)
+        # (a failed start releases the directory: the next attempt is not refused as "in use by another process")
+    (tmp_path / "policy.zip").write_bytes(original)
+    grown = bandit.load(tmp_path / "policy.zip")
+    grown.add_arm("team")  # a policy with more plans than the log (add_arm) still fits it
+    grown.save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    assert svc.rank([0.0, 1.0, 0.0], event_id="e2").probabilities.shape == (4,)
+    svc.close()
+    assert svc.last_error is None
+
+
 def test_a_reward_outside_the_policys_range_is_refused_at_once(tmp_path):
     bandit.LogisticTS(ARMS, n_features=3, seed=0).save(tmp_path / "policy.zip")
     svc = service(tmp_path).start(thread=False)
