@@ -356,8 +356,14 @@ def _metric_data(
         except (TypeError, ValueError) as err:
             raise TypeError(f"column {col!r} must be numeric (metric values per decision): {err}") from None
     missing = np.zeros(len(data), dtype=bool)
-    for v in values.values():
+    for name, v in values.items():
         missing |= np.isnan(v)
+        infinite = np.isinf(v)
+        if infinite.any():
+            raise ValueError(
+                f"column {columns[name]!r} has {int(infinite.sum())} infinite values (first at row "
+                f"{int(np.flatnonzero(infinite)[0])}); every metric value must be finite (NaN: outcome not joined yet)"
+            )
     frame = data
     if missing.any():
         warnings.warn(

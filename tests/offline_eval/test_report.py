@@ -465,6 +465,14 @@ def test_dataframe_rows_with_a_missing_metric_are_dropped_for_every_metric():
     )
 
 
+def test_an_infinite_metric_value_is_refused_naming_its_column():
+    """Regression: an infinite primary metric was refused as "reward must be finite", naming no column of the frame."""
+    df = make_logs(200, 0.05, 0.15)
+    df.loc[7, "revenue"] = np.inf
+    with pytest.raises(ValueError, match=r"column 'revenue' has 1 infinite values \(first at row 7\)"):
+        report(df, {"b": "B"}, metric="revenue")
+
+
 def test_dataframe_rows_with_a_repeated_event_id_are_dropped_as_the_log_readers_do():
     """Regression: a DataFrame whose rows were duplicated (e.g. a join that fanned out) was evaluated with every copy
     counted, silently: 1,000 of 3,000 rows twice gave n_test = 4,000 and an interval as if from 4,000 decisions."""
