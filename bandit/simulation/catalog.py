@@ -71,6 +71,7 @@ __all__ = [
     "ARM_FEATURE_NAMES",
     "ADDON_FAMILIES",
     "Catalog",
+    "NO_PLAN",
     "Product",
     "default_catalog",
     "default_new_plan",
@@ -88,6 +89,9 @@ ARM_FEATURE_NAMES: tuple[str, ...] = (
     "audiobooks",
     "podcasts",
 )
+
+#: ``current_plan`` of a user without a paid plan (so no product may be called this).
+NO_PLAN = "free"
 
 #: Add-on families and the user column that says the user already pays for one.
 ADDON_FAMILIES: Mapping[str, str] = {"audiobooks": "has_audiobooks", "podcasts": "has_podcasts"}
@@ -233,7 +237,7 @@ class Catalog:
     Raises
     ------
     ValueError
-        Duplicate names, or ``replaces`` naming an unknown product.
+        Duplicate names, a product called ``"free"`` (:data:`NO_PLAN`), or ``replaces`` naming an unknown product.
     """
 
     def __init__(
@@ -255,6 +259,9 @@ class Catalog:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"product names must be unique, duplicated: {dupes}")
+        if NO_PLAN in names:
+            raise ValueError(f"the product name {NO_PLAN!r} is reserved: it is the current_plan of users without a paid "
+                             "plan; name the product otherwise")
         for p in items:
             unknown = sorted(set(p.replaces) - set(names))
             if unknown:

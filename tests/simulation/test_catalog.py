@@ -144,6 +144,17 @@ def test_catalog_validation_errors():
         Product(name="a", price=-1.0)
     with pytest.raises(ValidationError):
         Product(name="a b", price=1.0)
+    # "free" is every unpaid user's current_plan: such a product made free users pay its price (and the world failed
+    # to build with a bare ValueError from the featurizer, a traceback in the CLI)
+    for kind, family in (("plan", "music"), ("addon", "podcasts")):
+        with pytest.raises(ValueError, match="'free' is reserved"):
+            Catalog([*products, Product(name="free", kind=kind, family=family, price=2.0)])
+    with pytest.raises(ValueError, match="'free' is reserved"):
+        Catalog(products, new_plan=Product(name="free", price=2.0))
+    from bandit.simulation.config import SimulationConfig
+
+    with pytest.raises(ValidationError, match="(?s)catalog.*'free' is reserved"):
+        SimulationConfig.model_validate({"catalog": {"new_plan": {"name": "free", "price": 2.0}}})
 
 
 def test_eligibility_needs_columns():
