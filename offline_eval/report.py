@@ -596,7 +596,8 @@ class _Scorer:
         interval these are the z-tests' p-values; for the empirical-likelihood and other asymmetric intervals they
         follow the interval's shape. A blend's interval is DR's widened to contain the blend, which excludes the
         threshold only where DR's does and the blend lies on the same side: its p-value is DR's then, else 1.
-        p-values are resolved down to about 5e-14 (a level's logit >= -30); smaller ones are reported as that.
+        p-values are resolved down to about 5e-14 (a level's logit >= -30; with a bootstrap interval of B resamples
+        down to 1 / (B + 1)); smaller ones are reported as that.
         """
         rt = terms.dr if isinstance(terms, _Blended) else terms
         own = float(rt.value())
@@ -622,6 +623,8 @@ class _Scorer:
             return bool(iv.high < threshold) if upper else bool(iv.low > threshold)
 
         lo, hi = -30.0, 30.0  # logits of two-sided levels; at hi the interval has all but shrunk to the estimate
+        if self.est._method(rt.n) == "bootstrap":  # B resamples resolve one-sided p-values down to 1 / (B + 1)
+            lo = math.log(2.0 / (int(self.est.n_bootstrap) - 1))
         if excludes(lo):
             return _expit(lo) / 2
         if not excludes(hi):

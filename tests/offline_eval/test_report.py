@@ -186,6 +186,16 @@ def test_holm_is_applied_across_guardrails():
     assert compute_interval(w * c - c, "el", 2 * p1).high == pytest.approx(0.0045, rel=1e-6)
 
 
+def test_bootstrap_guardrail_p_values_stop_at_the_resamples_resolution():
+    """p-values invert the interval; B bootstrap resamples cannot show a one-sided p below 1 / (B + 1) (it read
+    4.7e-14, the bisection's floor)."""
+    df = make_logs(2_000, 0.05, 0.15)
+    r = report(df, {"b": "B"}, guardrails={"c": Guardrail("cancelled", 0.05)},
+               estimator=SNIPS(interval="bootstrap", n_bootstrap=500))
+    g = r.table.query("policy == 'b' and metric == 'c'").iloc[0]
+    assert g.status == "non-inferior" and g.p_holm == pytest.approx(1 / 501, rel=1e-9)
+
+
 def test_guardrail_at_its_margin_is_rarely_declared_non_inferior():
     """Regression: the guardrail tests were z-tests on the standard error. Rare cancellations (2% on plans 0-1, 5% on
     plan 2) under skewed logging (plan 2 offered 10% or 70% of the time), n = 2,000, candidate "always plan 2": its
