@@ -423,6 +423,18 @@ class SimulationConfig(_Model):
         catalog = self.catalog.build()
         plans = {p.name: p for p in catalog.products[: catalog.n_base] if p.kind == "plan"}
         pop = self.world.population
+        # every user must have an offer: a free user without add-ons may be offered any launch-day product sold in
+        # their market (student-only ones if a verified student)
+        groups = [flag for flag, share in ((False, 1.0 - pop.student_share), (True, pop.student_share)) if share > 0]
+        for market in self.world.markets:
+            for student in groups:
+                if not any((p.markets is None or market in p.markets) and (student or not p.student_only)
+                           for p in catalog.products[: catalog.n_base]):
+                    who = "verified students" if student else "users who are not verified students"
+                    raise ValueError(
+                        f"catalog.products: nothing is on sale to {who} in market {market!r}; add a product sold "
+                        "there, or drop the market from world.markets"
+                    )
         for field, shares in (("plans_students", pop.plans_students), ("plans_others", pop.plans_others)):
             for name in shares:
                 if name != "free" and name not in plans:

@@ -143,6 +143,34 @@ def test_a_boolean_is_not_a_count(tmp_path, field):
         load_config(p)
 
 
+@pytest.mark.parametrize(
+    ("products", "student_share", "expected"),
+    [
+        ([{"name": "a", "price": 5, "markets": ["us"]}], 0.12,
+         "nothing is on sale to users who are not verified students in market 'gb'"),
+        ([{"name": "s", "price": 5, "student_only": True}], 0.12,
+         "nothing is on sale to users who are not verified students in market 'us'"),
+        ([{"name": "s", "price": 5, "student_only": True}], 1.0, None),  # everyone is a verified student
+    ],
+)
+def test_every_user_has_an_offer_or_the_config_says_where_not(products, student_share, expected):
+    """These configs validated, then the world failed with a bare ValueError (a traceback in the CLI)."""
+    from bandit.simulation import UpsellWorld
+
+    raw = {"horizon": 3000, "catalog": {"new_plan": None, "products": products},
+           "world": {"markets": {"us": {"share": 0.5, "price_tier": "high"}, "gb": {"share": 0.5, "price_tier": "mid"}},
+                     "population": {"student_share": student_share, "plans_students": {"free": 1.0},
+                                    "plans_others": {"free": 1.0}},
+                     "drift": {"direction": {}}}}
+    if expected is None:
+        cfg = SimulationConfig.model_validate(raw)
+        episode = UpsellWorld(cfg.world, cfg.catalog.build(), seed=0).episode(500)
+        assert episode.eligible.any(axis=1).all()
+        return
+    with pytest.raises(ValueError, match=expected):
+        SimulationConfig.model_validate(raw)
+
+
 def test_the_largest_seed_and_the_clock_edges_are_accepted():
     base = {"horizon": 3000, "offline_eval": {"enabled": False}}
     assert SimulationConfig.model_validate({**base, "seed": 2**64 - 2}).seed == 2**64 - 2
