@@ -53,6 +53,11 @@ def beta_ts_draw_rows(alpha, beta, values, eligible, floor, rng_state, seeds, ou
         out_idx[i] = explore if explore >= 0 else decide.argmax_random_ties(scores, elig, st)
 
 
+#: Largest prior pseudo-count (prior_alpha, prior_beta): a prior worth 1e12 observations is already beyond any use,
+#: and from about 1e17-1e18 the posterior's spread falls below float64's resolution of its mean (NaN probabilities).
+MAX_PRIOR = 1e12
+
+
 class BetaTS(Policy):
     """Beta-Bernoulli Thompson sampling (no context): a baseline, and the right model for a single segment.
 
@@ -76,7 +81,8 @@ class BetaTS(Policy):
     ----------
     arms : list of str or Arm
     prior_alpha, prior_beta : float, default 1.0
-        Beta prior pseudo-counts (> 0).
+        Beta prior pseudo-counts, in (0, 1e12] (``MAX_PRIOR``: beyond about 1e17 pseudo-counts the quadrature of
+        the probabilities loses its float64 resolution and returned NaN).
     n_features : int, optional
         Validate contexts of this length (they are still ignored).
     exploration_floor : float, default 0.0
@@ -110,8 +116,8 @@ class BetaTS(Policy):
         discount: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        self.prior_alpha = check_scalar(prior_alpha, "prior_alpha", low=0.0, low_inclusive=False)
-        self.prior_beta = check_scalar(prior_beta, "prior_beta", low=0.0, low_inclusive=False)
+        self.prior_alpha = check_scalar(prior_alpha, "prior_alpha", low=0.0, low_inclusive=False, high=MAX_PRIOR)
+        self.prior_beta = check_scalar(prior_beta, "prior_beta", low=0.0, low_inclusive=False, high=MAX_PRIOR)
         super().__init__(
             arms, n_features, exploration_floor=exploration_floor, discount=discount, fit_intercept=False, seed=seed
         )

@@ -456,6 +456,13 @@ def test_beta_ts_extreme_posteriors_match_monte_carlo():
     p = policy.choose(None).probabilities
     np.testing.assert_allclose(p, _mc_probabilities(policy, None, mask), atol=2e-3)
     assert abs(p.sum() - 1) < 1e-12
+    # the largest prior accepted: sharp, nearly equal posteriors still give the exact distribution (1e18 gave NaN)
+    sharp = BetaTS(["a", "b", "c"], prior_alpha=3e11, prior_beta=1e12, seed=0)
+    sharp.update_batch(None, ["a"] * 3 + ["b"] * 2, [1, 1, 0, 1, 0])
+    p = sharp.choose(None).probabilities
+    # the means differ by ~1e-12, ~3e-6 posterior standard deviations: each arm wins 1/3 to within 1e-5
+    np.testing.assert_allclose(p, [1 / 3] * 3, atol=2e-3)
+    assert abs(p.sum() - 1) < 1e-12
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -620,6 +627,8 @@ def test_conversion_policies_reject_rewards_outside_unit_interval(cls):
         (LogisticTS, {"v": float("nan")}, ValueError, "v must be finite"),
         (EpsilonGreedy, {"epsilon": 2.0}, ValueError, "epsilon must be <= 1"),
         (BetaTS, {"prior_alpha": 0.0}, ValueError, "prior_alpha must be > 0"),
+        (BetaTS, {"prior_alpha": 1e18}, ValueError, r"prior_alpha must be <= 1e\+12"),  # gave NaN probabilities
+        (BetaTS, {"prior_beta": math.inf}, ValueError, "prior_beta must be finite"),
     ],
 )
 def test_bad_hyper_parameters(cls, kwargs, exc, match):
