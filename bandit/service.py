@@ -170,7 +170,10 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        errors = [{"field": _field_path(e["loc"]), "message": e["msg"]} for e in exc.errors(include_url=False)]
+        # the most specific location first: for a union (context: list or object) pydantic lists the failure of
+        # every member, and the first one ("should be a valid array" for an object) does not say what is wrong
+        found = sorted(exc.errors(include_url=False), key=lambda e: -len(e["loc"]))
+        errors = [{"field": _field_path(e["loc"]), "message": e["msg"]} for e in found]
         status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
         if status == 400:
             errors = [{"field": "body", "message": "the body is not valid JSON"}]

@@ -70,6 +70,9 @@ BAD_RANK = [
     ("NaN", b'{"context": [1, NaN, 3]}', "application/json", 422, "context[1]"),
     ("too short", b'{"context": [1, 2]}', "application/json", 422, "context"),
     ("unknown feature", b'{"context": {"tenure": 1, "usage": 2, "color": 3}}', "application/json", 422, "context"),
+    # regression: blamed "context" with the list member's "Input should be a valid array"
+    ("object value not a number", b'{"context": {"tenure": 1, "usage": true, "seats": 3}}', "application/json", 422,
+     "context.usage"),
     ("unknown plan", b'{"context": [1, 2, 3], "eligible": ["platinum"]}', "application/json", 422, "eligible"),
     ("empty eligible", b'{"context": [1, 2, 3], "eligible": []}', "application/json", 422, "eligible"),
     ("extra field", b'{"context": [1, 2, 3], "user": "x"}', "application/json", 422, "user"),
@@ -105,7 +108,7 @@ def test_bad_rank_requests_get_json_errors_naming_the_field_and_change_nothing(a
         metrics = client.get("/metrics").text
         assert svc.holder.snapshot.policy_version == version
         assert svc.decisions_per_arm and sum(svc.decisions_per_arm.values()) == 1
-    assert 'upsell_requests_total{code="422",endpoint="rank"} 24.0' in metrics  # 12 each way
+    assert 'upsell_requests_total{code="422",endpoint="rank"} 26.0' in metrics  # 13 each way
     assert 'upsell_rejected_requests_total{endpoint="rank",field="content-type"} 4.0' in metrics
     assert 'field="other"} 2.0' in metrics and 'field="user"' not in metrics  # client-chosen names stay out of labels
     assert read_decision_log(tmp / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["taken"]
