@@ -167,6 +167,12 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a directory or its directory is missing, or the file would exceed a limit of :func:`load`
+        (:data:`MAX_JSON_BYTES`, :data:`MAX_FILE_BYTES`); nothing is written then.
     """
     path = Path(os.fspath(path))
     if path.is_dir():
@@ -180,6 +186,13 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
     npz = buf.getvalue()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     payload = json.dumps(meta, indent=1, allow_nan=False).encode("utf-8")
+    # what load would refuse is refused here, before the destination (e.g. the last good checkpoint) is replaced
+    if len(payload) > MAX_JSON_BYTES:
+        raise ValueError(f"the policy's metadata ({len(payload)} bytes of {_JSON}: arm names and features) exceeds "
+                         f"the {MAX_JSON_BYTES}-byte limit of bandit.load; nothing was written")
+    if len(payload) + len(npz) > MAX_FILE_BYTES:
+        raise ValueError(f"the policy's state ({len(payload) + len(npz)} bytes) exceeds the {MAX_FILE_BYTES}-byte "
+                         "limit of bandit.load; nothing was written")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -113,6 +113,15 @@ def test_failed_save_leaves_previous_file(tmp_path, monkeypatch):
         policy.save(path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["p.zip"]
+    monkeypatch.undo()
+    # regression: a policy beyond a limit of bandit.load (e.g. ~20,000 plans with long names: policy.json over
+    # 16 MiB, or arrays over 1 GiB) was saved over the last good file, and that file could not be loaded back
+    for limit, size in (("MAX_JSON_BYTES", 100), ("MAX_FILE_BYTES", 2_000)):
+        with monkeypatch.context() as m:
+            m.setattr(bandit.state, limit, size)
+            with pytest.raises(ValueError, match=f"exceeds the {size}-byte limit of bandit.load; nothing was written"):
+                policy.save(path)
+        assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["p.zip"]
 
 
 def _rewrite(path, *, meta=None, arrays=None, checksum=True):
