@@ -46,11 +46,13 @@ import bandit
 from bandit.attribution import join_outcomes
 from bandit.decision_log import read_decision_log
 from bandit.simulation import Episode, UpsellWorld, WorldConfig
-from bandit.simulation.config import CatalogConfig
+from bandit.simulation.config import MAX_SEED, CatalogConfig
 from bandit.simulation.runner import run_policy, write_decision_logs
 from offline_eval import DR, IPS, SNDR, SNIPS, Estimate, LoggedData, compare, evaluate
 
 LOGGING = "logging policy"
+#: Fewest decisions with a final outcome the example fits (older half) and evaluates (newer half) on.
+MIN_FINAL = 200
 SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "ess",
          "max_weight"]
 _MONEY = "{:.3f}".format
@@ -123,6 +125,31 @@ def main(argv: Sequence[str] | None = None) -> OpeResult:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n = 5_000 if args.small else args.n
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed {args.seed}: expected an integer between 0 and {MAX_SEED}")
+    if args.logs is None and n < 1:
+        parser.error(f"--n {n}: expected a positive number of offers")
+    try:
+        window = pd.Timedelta(args.window)
+    except ValueError:
+        window = pd.NaT
+    if window is pd.NaT or window <= pd.Timedelta(0):
+        parser.error(f"--window {args.window!r}: expected a positive duration such as 1D or 12h")
+    if args.logs is not None and not args.logs.is_dir():
+        parser.error(f"--logs {args.logs}: not a decision-log directory")
+    if args.logs is None:  # the generated log has events_per_day offers a day; only closed windows count
+        open_rows = window / pd.Timedelta(days=1) * WorldConfig().events_per_day
+        if n - open_rows < MIN_FINAL:
+            parser.error(f"--n {n}: the last {open_rows:,.0f} offers are still inside their {args.window} attribution "
+                         f"window; log at least {int(open_rows) + MIN_FINAL:,} offers to fit and evaluate on "
+                         f"{MIN_FINAL} final outcomes")
+    if args.logs is not None:
+        outcomes_path = args.outcomes if args.outcomes is not None else args.logs.parent / "outcomes.parquet"
+        if not outcomes_path.is_file():
+            parser.error(f"--outcomes {outcomes_path}: no outcomes table there; pass --outcomes FILE (event_id, "
+                         "timestamp, reward)")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
     out = Path(tempfile.mkdtemp(prefix="upsell-ope-")) if args.out is None else args.out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -130,17 +157,21 @@ def main(argv: Sequence[str] | None = None) -> OpeResult:
     if args.logs is None:
         log_dir, episode = generate_log(out, n, args.seed)
         print(f"logged {n:,} offers of LinUCB with a 30% exploration floor to {log_dir}")
+        outcomes_path = log_dir.parent / "outcomes.parquet"
     else:
         log_dir = args.logs
-    outcomes_path = args.outcomes if args.outcomes is not None else Path(log_dir).parent / "outcomes.parquet"
-    if not outcomes_path.is_file():
-        raise ValueError(f"no outcomes table at {outcomes_path}; pass --outcomes FILE (event_id, timestamp, reward)")
-    df = read_decision_log(log_dir)
-    outcomes = pd.read_parquet(outcomes_path)
-    window = pd.Timedelta(args.window)
+    try:
+        df = read_decision_log(log_dir)
+        outcomes = pd.read_parquet(outcomes_path)
+    except (OSError, ValueError) as e:
+        parser.error(f"--logs {log_dir} / --outcomes {outcomes_path}: cannot be read: {' '.join(str(e).split())}")
     now = df["timestamp"].max()  # the end of the log: outcomes are complete up to here
     final = df[df["timestamp"] + window < now].sort_values("timestamp", kind="stable").reset_index(drop=True)
     print(f"{len(final):,} of {len(df):,} decisions have a final outcome (attribution window closed at {now})")
+    if len(final) < MIN_FINAL:
+        flag = f"--logs {log_dir}" if args.logs is not None else f"--n {n}"
+        parser.error(f"{flag}: only {len(final):,} decisions have a final outcome (their {args.window} attribution "
+                     f"window closed before the last decision); fitting and evaluating needs at least {MIN_FINAL}")
     revenue = outcomes.assign(reward=outcomes["revenue"]) if "revenue" in outcomes else outcomes
     joined = join_outcomes(final, revenue, window, now=now)
     joined.attrs["arms"] = df.attrs["arms"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -42,12 +43,15 @@ import pandas as pd
 
 import bandit
 from bandit.simulation import UpsellWorld, WorldConfig
-from bandit.simulation.config import CatalogConfig
+from bandit.simulation.config import MAX_SEED, CatalogConfig
 from bandit.simulation.metrics import logged_frame
 from bandit.simulation.runner import run_policy
 from offline_eval import LoggedData
 from offline_eval.diagnostics import DiagnosticWarning
 from offline_eval.report import Guardrail, RolloutReport, rollout_report
+
+#: Fewest days of final outcomes the candidates are fitted on, before the test days.
+MIN_TRAIN_DAYS = 1.0
 
 
 @dataclass
@@ -114,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> RolloutExample:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=30_000, help="offers to log (default 30,000: 15 days at 2,000 a day)")
     parser.add_argument("--small", action="store_true", help="8,000 offers (a quick run)")
-    parser.add_argument("--test-days", type=float, default=5.0, help="days at the end evaluated (default 5)")
+    parser.add_argument("--test-days", type=float, default=None,
+                        help="days at the end evaluated (default 5; 1 with --small)")
     parser.add_argument("--min-effect", type=float, default=0.05,
                         help="smallest revenue lift per offer worth shipping (default 0.05)")
     parser.add_argument("--backtest-windows", type=int, default=3, help="rolling-origin windows (default 3)")
@@ -122,7 +127,24 @@ def main(argv: Sequence[str] | None = None) -> RolloutExample:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n = 8_000 if args.small else args.n
-    test_days = 1.0 if args.small else args.test_days
+    test_days = args.test_days if args.test_days is not None else 1.0 if args.small else 5.0
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed {args.seed}: expected an integer between 0 and {MAX_SEED}")
+    if not (math.isfinite(test_days) and test_days > 0):
+        parser.error(f"--test-days {test_days:g}: expected a positive number of days")
+    if not math.isfinite(args.min_effect):
+        parser.error(f"--min-effect {args.min_effect}: expected a finite revenue lift per offer")
+    if args.backtest_windows < 0:
+        parser.error(f"--backtest-windows {args.backtest_windows}: expected 0 (no backtest) or more")
+    world = WorldConfig()
+    days = n / world.events_per_day - world.delay.attribution_window_days  # of offers with a final outcome
+    if days < test_days + MIN_TRAIN_DAYS:
+        parser.error(f"{'--small' if args.small else f'--n {n}'} and --test-days {test_days:g}: {n:,} offers leave {max(days, 0):g} days of final outcomes (the last "
+                     f"{world.delay.attribution_window_days:g} day is still inside the attribution window); the "
+                     f"{test_days:g} test day(s) and {MIN_TRAIN_DAYS:g} day(s) of training need at least "
+                     f"{math.ceil((test_days + MIN_TRAIN_DAYS + world.delay.attribution_window_days) * world.events_per_day):,}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
     out = Path(tempfile.mkdtemp(prefix="upsell-rollout-")) if args.out is None else args.out
     out.mkdir(parents=True, exist_ok=True)
 

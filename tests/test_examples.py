@@ -168,6 +168,35 @@ def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
     np.testing.assert_allclose(written["value"], table["value"])
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("ope_on_logs", ["--n", "0"], "--n 0: expected a positive number of offers"),
+        ("ope_on_logs", ["--n", "50"], "--n 50: the last 2,000 offers are still inside their 1D attribution window"),
+        ("ope_on_logs", ["--small", "--window", "junk"], "--window 'junk': expected a positive duration"),
+        ("ope_on_logs", ["--small", "--seed", "-1"], "--seed -1: expected an integer between 0 and"),
+        ("ope_on_logs", ["--logs", "{tmp}/nope"], "--logs {tmp}/nope: not a decision-log directory"),
+        ("ope_on_logs", ["--logs", "{tmp}"], "--outcomes"),
+        ("rollout_report", ["--n", "100"], "--n 100 and --test-days 5: 100 offers leave 0 days of final outcomes"),
+        ("rollout_report", ["--small", "--test-days", "-1"], "--test-days -1: expected a positive number of days"),
+        ("rollout_report", ["--small", "--test-days", "100"], "--small and --test-days 100: 8,000 offers leave 3"),
+        ("rollout_report", ["--small", "--min-effect", "nan"], "--min-effect nan: expected a finite revenue lift"),
+        ("rollout_report", ["--small", "--backtest-windows", "-1"], "--backtest-windows -1: expected 0"),
+        ("rollout_report", ["--small", "--seed", "-2"], "--seed -2: expected an integer between 0 and"),
+    ],
+)
+def test_offline_examples_bad_flags_are_one_line_naming_the_flag(tmp_path, capsys, script, args, expected):
+    """Each of these ended in a traceback (or, for --small --test-days, was silently ignored)."""
+    module = _load(f"examples/{script}.py", f"example_{script}")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    with pytest.raises(SystemExit) as info:
+        module.main([*args, "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected.replace("{tmp}", str(tmp_path)) in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # new_plan_launch.py
 # ----------------------------------------------------------------------------------------------------------------
