@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> ServingResult:
     n = 3_000 if args.small else args.n
     if n < 1 or args.refresh < 1:
         parser.error("--n and --refresh must be positive")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: expected a non-negative integer")
     out = Path(tempfile.mkdtemp(prefix="upsell-serving-")) if args.out is None else args.out
     if (out / "logs").exists():
         parser.error(f"{out / 'logs'} already holds a serving log (request ids would repeat); use a new --out")

@@ -183,6 +183,7 @@ def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
         ("rollout_report", ["--small", "--min-effect", "nan"], "--min-effect nan: expected a finite revenue lift"),
         ("rollout_report", ["--small", "--backtest-windows", "-1"], "--backtest-windows -1: expected 0"),
         ("rollout_report", ["--small", "--seed", "-2"], "--seed -2: expected an integer between 0 and"),
+        ("serving_handler", ["--small", "--seed", "-3"], "--seed -3: expected a non-negative integer"),
     ],
 )
 def test_offline_examples_bad_flags_are_one_line_naming_the_flag(tmp_path, capsys, script, args, expected):
