@@ -61,6 +61,10 @@ if TYPE_CHECKING:
 __all__ = ["UsageError", "main"]
 
 PROG = "upsell-bandit"
+#: Files ``simulate`` and ``demo`` write at the top of ``--out``: with ``--force`` every one of them is removed first,
+#: so a run never leaves an earlier run's table or report (e.g. an ``ope.csv`` it does not write) next to its own.
+RUN_FILES = ("summary.md", "summary.csv", "metrics.csv", "arm_share.csv", "uptake.csv", "ope.csv", "config.json",
+             "demo.md", "report.html", "report.md", "report.json", "rollout.csv")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -176,7 +180,7 @@ def _simulate(args: argparse.Namespace) -> int:
         result = run_simulation(config, progress=not args.quiet and config.output.progress)
     except ConfigError as e:
         raise UsageError(f"--config {args.config}: {one_line(e)}") from None
-    with writing(args.out, stale=STALE):
+    with writing(args.out, stale=(*STALE, *RUN_FILES)):
         files = result.save(args.out, plots=config.output.plots and not args.no_plots,
                             logs=config.output.decision_logs and not args.no_logs)
     cols = [c for c in ("policy", "revenue", "regret", "time_to_learn", "ope_value", "true_value")
@@ -315,7 +319,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.seed > MAX_SEED:  # the logging run is seeded with seed + 1, policy seeds are below 2**64
         raise UsageError(f"--seed {args.seed}: expected at most {MAX_SEED} (2**64 - 2)")
     check_out_dir(args.out, args.force)
-    with writing(args.out, stale=STALE):
+    with writing(args.out, stale=(*STALE, *RUN_FILES)):
         args.out.mkdir(parents=True, exist_ok=True)  # before the run: a directory that cannot be made fails at once
         files = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, echo=echo)
     echo()

@@ -399,6 +399,16 @@ def test_simulate_refuses_existing_out_and_force_replaces_the_old_logs(tmp_path,
     assert main([*argv, "--force"]) == 0
     assert not stale.exists() and (out / "summary.md").is_file()
     capsys.readouterr()
+    # an earlier run's tables and reports that this run does not write are gone too (they were kept: an ope.csv or
+    # a demo's report.html next to a summary they do not describe); files of the user's own are kept
+    earlier = ["ope.csv", "demo.md", "report.html", "rollout.csv"]
+    for name in [*earlier, "my_notes.txt"]:
+        (out / name).write_text("from an earlier run")
+    cfg.write_text(cfg.read_text() + "\n[offline_eval]\nenabled = false\n")
+    assert main([*argv, "--force"]) == 0
+    assert not any((out / name).exists() for name in earlier)
+    assert (out / "my_notes.txt").read_text() == "from an earlier run" and (out / "summary.md").is_file()
+    capsys.readouterr()
 
 
 def test_failed_write_leaves_no_output_directory(tmp_path, capsys, monkeypatch):
