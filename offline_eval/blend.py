@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["BLEND_CONSTANTS", "blend_constant", "blend_shift", "blend_weight", "gaussian_worst_ratio"]
+__all__ = ["BLEND_CONSTANTS", "blend_constant", "blend_shift", "blend_weight", "gaussian_worst_ratio", "shifted_interval"]
 
 #: ``(s, c(s))`` knots, ``s = v_D / se_DR^2``; :func:`blend_constant` interpolates linearly and clamps at the ends.
 BLEND_CONSTANTS: tuple[tuple[float, float], ...] = (
@@ -84,6 +84,21 @@ def blend_shift(dr_value: float, dm_value: float, gap_var: float, dr_var: float)
     if not (math.isfinite(lam) and math.isfinite(dr_value)):
         return None
     return lam, lam * gap
+
+
+def shifted_interval(dr_value: float, dr_low: float, dr_high: float, shift: float) -> tuple[float, float, float]:
+    """The blend's ``(value, low, high)``: ``value = DR - shift`` (``shift`` from :func:`blend_shift`) and DR's
+    interval widened to contain it, ``[min(value, DR_low), max(value, DR_high)]`` -- the one rule every blended
+    value, lift and paired difference follows (:func:`offline_eval.evaluate.blend_row`,
+    :func:`offline_eval.compare`, :func:`offline_eval.report.rollout_report`).
+
+    Examples
+    --------
+    >>> shifted_interval(1.0, 0.8, 1.2, 0.3)  # the blend 0.7 lies below DR's interval
+    (0.7, 0.7, 1.2)
+    """
+    value = dr_value - shift
+    return value, min(value, dr_low), max(value, dr_high)
 
 
 def gaussian_worst_ratio(c: float, s: float, betas: np.ndarray | None = None) -> tuple[float, float]:

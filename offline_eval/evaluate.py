@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offline_eval.blend import blend_shift
+from offline_eval.blend import blend_shift, shifted_interval
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import emit, worst_of
 from offline_eval.estimators import DM, Estimate, Estimator, estimator_classes, resolve_target
@@ -424,8 +424,8 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if blended is None:
         return None
     lam, shift = blended
-    value = dr["value"] - shift
-    lift = dr["lift"] - shift
+    value, low, high = shifted_interval(dr["value"], dr["ci_low"], dr["ci_high"], shift)
+    lift, lift_low, lift_high = shifted_interval(dr["lift"], dr["lift_ci_low"], dr["lift_ci_high"], shift)
     bias = value - dr["value"]
     kind = dr["interval"]
     if kind.startswith("bias-aware("):  # pragma: no cover - DR rows are unbiased (clipped DR has another name)
@@ -435,11 +435,11 @@ def blend_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return dr | {
         "estimator": BLEND_NAME + suffix,
         "value": value,
-        "ci_low": min(value, dr["ci_low"]),
-        "ci_high": max(value, dr["ci_high"]),
+        "ci_low": low,
+        "ci_high": high,
         "lift": lift,
-        "lift_ci_low": min(lift, dr["lift_ci_low"]),
-        "lift_ci_high": max(lift, dr["lift_ci_high"]),
+        "lift_ci_low": lift_low,
+        "lift_ci_high": lift_high,
         "interval": f"bias-aware({kind})",
         "consistent": dr["consistent"] and lam == 0.0,
         "bias_bound": bias_bound,
@@ -536,12 +536,12 @@ def _paired_blend(results: Sequence[Estimate], bias_ses: Sequence[float], names:
     if blended is None:
         return None
     lam, shift = blended
-    value = dr.value - shift
+    value, low, high = shifted_interval(dr.value, dr.ci_low, dr.ci_high, shift)
     return dataclasses.replace(
         dr,
         value=value,
-        ci_low=min(value, dr.ci_low),
-        ci_high=max(value, dr.ci_high),
+        ci_low=low,
+        ci_high=high,
         estimator=f"{BLEND_NAME}: {names[0]} - {names[1]}",
         interval=f"bias-aware({dr.interval})",
         consistent=dr.consistent and lam == 0.0,

@@ -106,7 +106,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from offline_eval.blend import blend_shift
+from offline_eval.blend import blend_shift, shifted_interval
 from offline_eval.data import LoggedData
 from offline_eval.diagnostics import (
     ESS_MIN,
@@ -583,8 +583,8 @@ class _Scorer:
             dr, shift = self._own(terms)
         else:  # a lift: its own interval, shifted by the target's own blend (its value minus the logged mean)
             dr, shift = self.est._interval(terms.dr), self._own(terms.level)[1]
-        value = float(dr.value) - shift
-        return _Paired(value, float(dr.se), min(value, float(dr.low)), max(value, float(dr.high)))
+        value, low, high = shifted_interval(float(dr.value), float(dr.low), float(dr.high), shift)
+        return _Paired(value, float(dr.se), low, high)
 
 
     def p_values(self, terms: RowTerms | _Blended, value: float, threshold: float) -> tuple[float, float]:
