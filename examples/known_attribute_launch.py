@@ -76,6 +76,8 @@ def launch_table(result: SimulationResult) -> pd.DataFrame:
     s = result.summary.set_index("policy")
     cfg = result.config
     launch = cfg.launch_step
+    if launch is None:
+        raise ValueError("the known-attribute launch table needs a simulation with a launch_step")
     day = int(cfg.world.events_per_day)  # offers in the first day after the launch
     new_index = len(result.episode.arm_names) - 1
     rows = []
@@ -122,10 +124,9 @@ def main(argv: Sequence[str] | None = None) -> KnownLaunchResult:
           f"{config.output.share_window:,}; every policy at its default settings; outcomes learned at "
           f"{config.learn_at}")
     formats = {c: "{:,.1f}".format for c in ("launch_window_regret", "pre_launch_window_regret", "launch_cost")}
-    formats.update({"first_day_new_plan_share": "{:.2f}".format, "ratio_to_twin": "{:.2f}".format,
-                    "cost_ratio_to_twin": lambda v: "n/a" if np.isnan(v) else f"{v:.2f}",
-                    "time_to_learn": lambda v: "n/a" if np.isnan(v) else f"{v:,.0f}"})
-    print(table.drop(columns="twin").to_string(index=False, formatters=formats, na_rep="n/a"))
+    formats.update({c: "{:.2f}".format for c in ("first_day_new_plan_share", "ratio_to_twin", "cost_ratio_to_twin")})
+    formats["time_to_learn"] = "{:,.0f}".format
+    print(table.drop(columns="twin").to_string(index=False, formatters=formats, na_rep="n/a"))  # NaN: n/a
     print("launch_cost = launch-window regret minus the regret over as many offers just before the launch; ratios "
           "compare each policy with its disjoint twin (1.00 for the twin itself; cost ratio n/a when the twin's "
           "launch cost nothing)")
