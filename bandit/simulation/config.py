@@ -507,17 +507,54 @@ def _parse(path: Path) -> Any:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON: {e}") from None
+        except _DuplicateKey as e:
             raise ConfigError(f"{path}: not valid JSON: {e}") from None
     try:  # .yaml / .yml
         import yaml
     except ImportError:
         raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use TOML/JSON") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_yaml_loader())  # a SafeLoader that refuses repeated keys
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except _DuplicateKey as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one mapping of a JSON or YAML config (TOML refuses it itself)."""
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``dict(pairs)``, refusing a key given twice: JSON and YAML would silently keep the last one."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"the key {key!r} is given twice in one mapping (the first would be ignored)")
+        out[key] = value
+    return out
+
+
+def _unique_key_yaml_loader() -> Any:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:  # the keys written in this mapping; merged ones (<<) may be overridden
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise _DuplicateKey(f"the key {key!r} is given twice in one mapping (line "
+                                        f"{key_node.start_mark.line + 1}; the first would be ignored)")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def load_config(path: str | Path) -> SimulationConfig:

@@ -187,6 +187,11 @@ def test_the_largest_seed_and_the_clock_edges_are_accepted():
         ("bad.yaml", "horizon: [1, 2", "not valid YAML"),
         ("bad.ini", "horizon=3", "unknown config format '.ini'"),
         ("list.json", "[1, 2]", "top level must be a table/mapping"),
+        # a key given twice: JSON and YAML silently kept the last one (TOML refuses it itself)
+        ("dup.json", '{"horizon": 5000, "world": {"events_per_day": 10, "events_per_day": 1000}}',
+         "not valid JSON: the key 'events_per_day' is given twice in one mapping"),
+        ("dup.yaml", "horizon: 5000\nbatch_size: 100\nhorizon: 3000\n",
+         "not valid YAML: the key 'horizon' is given twice in one mapping \\(line 3"),
     ],
 )
 def test_unreadable_files(tmp_path, name, content, expected):
@@ -211,6 +216,15 @@ def test_an_oversized_config_is_refused_before_it_is_read(tmp_path):
     at_limit = tmp_path / "ok.toml"
     at_limit.write_text("horizon = 3000\n" + "#" * (MAX_CONFIG_BYTES - 16) + "\n")
     assert at_limit.stat().st_size == MAX_CONFIG_BYTES and load_config(at_limit).horizon == 3000
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
+    pytest.importorskip("yaml")
+    p = tmp_path / "merge.yaml"
+    p.write_text("horizon: 3000\npolicies:\n  - &p {name: a, type: LinUCB, params: {alpha: 0.3}}\n  - <<: *p\n    name: b\n")
+    cfg = load_config(p)
+    assert [(q.name, q.type, q.params) for q in cfg.policies] == [("a", "LinUCB", {"alpha": 0.3}),
+                                                                  ("b", "LinUCB", {"alpha": 0.3})]
 
 
 def test_missing_path_and_directory(tmp_path):
