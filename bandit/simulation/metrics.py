@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bandit._validation import check_scalar
 from bandit.simulation.config import SimulationConfig
 from bandit.simulation.loop import OraclePolicy, PolicyRun, _n_arms, outcomes_table
 from bandit.simulation.world import Episode
@@ -169,6 +170,12 @@ def time_to_learn(
     >>> ttl
     30.0
     """
+    window = int(check_scalar(window, "window", low=1, integer=True))
+    fraction = float(check_scalar(fraction, "fraction", low=0.0, high=1.0, low_inclusive=False))
+    actions, best, steps = (np.asarray(x) for x in (actions, best, steps))
+    if not (actions.ndim == 1 and actions.shape == best.shape == steps.shape):
+        raise ValueError(f"actions, best and steps must be 1-D of one length, got shapes {actions.shape}, "
+                         f"{best.shape} and {steps.shape}")
     post = steps >= launch_step
     a, b, s = actions[post], best[post], steps[post]
     rows = []

@@ -184,6 +184,19 @@ def test_plots_tell_apart_more_than_ten_arms_and_policies():
     assert len({(to_rgba(st["color"]), st["linestyle"]) for st in styles}) == 40
 
 
+def test_time_to_learn_rejects_bad_arguments_naming_them():
+    """A zero window failed inside range(), a fraction outside (0, 1] returned NaN as if nothing was learned, and
+    arrays of different lengths raised an IndexError."""
+    a, steps = np.zeros(10, dtype=np.int64), np.arange(10)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        time_to_learn(a, a, 1, steps, 0, 0, 0.6)
+    for fraction in (0.0, 2.0, float("nan")):
+        with pytest.raises(ValueError, match="fraction must be"):
+            time_to_learn(a, a, 1, steps, 0, 5, fraction)
+    with pytest.raises(ValueError, match="1-D of one length"):
+        time_to_learn(a, a[:5], 1, steps, 0, 5, 0.6)
+
+
 class _Run:
     def __init__(self, start: int, regret: np.ndarray) -> None:
         self.steps = np.arange(start, start + regret.shape[0])
