@@ -21,6 +21,15 @@ Cost: a few passes over each column with no large temporaries (one fused compile
 ``eligible``); about 0.25 s for n = 10^7, d = 20, K = 10 on one core. ``validate=False`` skips the value checks
 (shapes are still checked) for data you have validated before. ``event_id`` uniqueness is not checked.
 
+The constructor raises :class:`InvalidRowsError` (a ``ValueError``) for a bad value: a programmer's arrays are
+fixed, not filtered. The readers of logs (:meth:`LoggedData.from_parquet`, :meth:`LoggedData.from_dataframe`,
+:func:`offline_eval.streaming.evaluate_parquet`, :func:`offline_eval.spark.evaluate`) treat logs as untrusted: with
+``invalid_rows="quarantine"`` (their default) they leave the bad rows out, count them per reason
+(:attr:`LoggedData.quarantined`, the evaluation table's ``attrs["quarantined"]``) and warn once
+(:class:`~offline_eval.schema.DecisionLogWarning`); ``invalid_rows="raise"`` stops at the first. All go through one
+check, :func:`check_rows`, so every engine leaves out the same rows. Leaving rows out biases an estimate when the
+fault is in how the logging policy's propensities were recorded; the warning says so.
+
 Arrays are stored without copying when they already have the right dtype and layout (float64 / int64 / bool,
 C-contiguous); the stored arrays are read-only views. Do not modify the arrays you passed in afterwards.
 """
@@ -31,8 +40,9 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,7 +52,7 @@ from numpy.typing import ArrayLike
 from offline_eval import schema as S
 from offline_eval._files import atomic_file
 
-__all__ = ["PROBABILITY_ATOL", "LoggedData"]
+__all__ = ["PROBABILITY_ATOL", "ROW_REASONS", "InvalidRowsError", "LoggedData", "Quarantine", "RowCheck", "check_rows"]
 
 #: Absolute tolerance for "probabilities sum to 1" and "propensity equals probabilities[i, action[i]]".
 PROBABILITY_ATOL = S.PROBABILITY_ATOL
@@ -82,41 +92,44 @@ def _distribution_flaw(s, lo, hi, atol):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _check_probabilities(P, action, propensity, atol, unsupported, counts, first):  # pragma: no cover - numba
+def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the logging probabilities.
 
-    ``P`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64, ``atol`` float. Outputs:
-    ``unsupported`` (n,) bool, True where the row has an arm of probability 0 (overwritten); ``counts`` and
-    ``first`` (5,) int64 (entries 0-2 updated: number of bad rows and first bad row) for: 0 a row with an entry
-    outside [0, 1] or non-finite, 1 a row not summing to 1 within ``atol``, 2 a propensity differing from
-    ``P[i, action[i]]`` by more than ``atol``. Returns 0.
+    ``P`` (n, K) float64, ``action`` (n,) int64 (rows with an action outside [0, K) skip the propensity check),
+    ``propensity`` (n,) float64, ``atol`` float. Outputs: ``unsupported`` (n,) bool, True where the row has an arm of
+    probability 0 (overwritten); ``flags`` (n,) uint8, bit ``c`` set (or-ed) on a row with problem ``c``, and
+    ``counts`` (5,) int64, entries 0-2 incremented per bad row, for: 0 a row with an entry outside [0, 1] or
+    non-finite, 1 a row not summing to 1 within ``atol``, 2 a propensity differing from ``P[i, action[i]]`` by more
+    than ``atol``. Returns 0.
     """
+    K = P.shape[1]
     for i in range(P.shape[0]):
         s, lo, hi = _row_sum_min_max(P, i)
         unsupported[i] = lo == 0.0
         c = _distribution_flaw(s, lo, hi, atol)
-        if c < 0 and abs(P[i, action[i]] - propensity[i]) > atol:
+        a = action[i]
+        if c < 0 and 0 <= a < K and abs(P[i, a] - propensity[i]) > atol:
             c = 2
         if c >= 0:
-            if counts[c] == 0:
-                first[c] = i
+            flags[i] |= 1 << c
             counts[c] += 1
     return 0
 
 
 @njit(cache=True)
-def _check_eligibility(E, P, has_p, action, atol, unsupported, counts, first):  # pragma: no cover - numba
+def _check_eligibility(E, P, has_p, action, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the eligibility mask.
 
-    ``E`` (n, K) bool, ``P`` (n, K) float64 (read only if ``has_p``), ``action`` (n,) int64. Outputs:
-    ``unsupported`` (n,) bool, set True (or-ed) where the row has an ineligible arm; ``counts`` / ``first`` entries
-    3 (the logged action is ineligible) and 4 (probability above ``atol`` on an ineligible arm). Returns 0.
+    ``E`` (n, K) bool, ``P`` (n, K) float64 (read only if ``has_p``), ``action`` (n,) int64 (rows with an action
+    outside [0, K) skip the first check). Outputs: ``unsupported`` (n,) bool, set True (or-ed) where the row has an
+    ineligible arm; ``flags`` bits and ``counts`` entries 3 (the logged action is ineligible) and 4 (probability
+    above ``atol`` on an ineligible arm). Returns 0.
     """
     n, K = E.shape
     for i in range(n):
-        if not E[i, action[i]]:
-            if counts[3] == 0:
-                first[3] = i
+        a = action[i]
+        if 0 <= a < K and not E[i, a]:
+            flags[i] |= 1 << 3
             counts[3] += 1
         inel = False
         for k in range(K):
@@ -125,8 +138,7 @@ def _check_eligibility(E, P, has_p, action, atol, unsupported, counts, first):  
                 if has_p and P[i, k] > atol:
                     inel = True
         if inel:
-            if counts[4] == 0:
-                first[4] = i
+            flags[i] |= 1 << 4
             counts[4] += 1
     return 0
 
@@ -228,6 +240,200 @@ def _all_finite(arr: np.ndarray) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# row checks: one function, used by the constructor (raise) and by the readers (quarantine)
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Why a row breaks the decision-log contract: reason -> (column, what it must satisfy, how to fix it, show the value).
+#: Ordered as the checks run; the first five come from LoggedData's checks per column, the others from the compiled
+#: pass over ``probabilities`` / ``eligible`` (its flag bit ``c`` is the ``c``-th of them).
+ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
+    "action": ("action", "must lie in [0, K={k})",
+               "actions index the arm list (action_names); pass n_actions/action_names if arms are missing", True),
+    "propensity": ("propensity", "must lie in (0, 1]",
+                   "log the probability with which the logging policy chose the logged action", True),
+    "reward": ("reward", "must be finite",
+               "a NaN reward usually means the outcome is not joined yet: drop those rows (from_parquet and "
+               "from_dataframe do this with missing_reward='drop')", True),
+    "context": ("context", "must be finite", "impute or drop missing features", False),
+    "timestamp": ("timestamp", "must not be missing", "fill or drop them", False),
+    "probabilities": ("probabilities", "entries must be finite and in [0, 1]", "check the logging code", False),
+    "probabilities_sum": ("probabilities", f"rows must sum to 1 (within {PROBABILITY_ATOL:g})",
+                          "log the full distribution", False),
+    "propensity_mismatch": ("propensity", f"must equal probabilities[i, action[i]] (within {PROBABILITY_ATOL:g})",
+                            "propensities and probabilities come from different policies or are misaligned", False),
+    "ineligible_action": ("eligible", "must be True for the logged action",
+                          "a policy cannot take an ineligible action", False),
+    "ineligible_probability": ("probabilities", "must be 0 on ineligible arms", "ineligible arms cannot be taken",
+                               False),
+}
+_SUPPORT_REASONS = list(ROW_REASONS)[5:]
+
+InvalidRows = Literal["quarantine", "raise"]
+
+#: Dropped rows a quarantine warning names (event ids, else row numbers).
+QUARANTINE_EXAMPLES = 5
+
+
+class InvalidRowsError(ValueError):
+    """Rows of logged data break the decision-log contract (the message names the column, the count and the first
+    row); raised by :class:`LoggedData` and by the readers with ``invalid_rows="raise"``."""
+
+
+class RowCheck(NamedTuple):
+    """What :func:`check_rows` found: ``reasons`` maps each reason of :data:`ROW_REASONS` that some row has to the
+    (n,) bool mask of its rows (empty when every row is valid); ``unsupported``: (n,) bool, rows with an arm of
+    logging probability 0 or an ineligible arm (None without ``probabilities`` and ``eligible``)."""
+
+    reasons: dict[str, np.ndarray]
+    unsupported: np.ndarray | None
+
+    def bad(self) -> np.ndarray | None:
+        """(n,) bool mask of the rows with at least one reason, or None when every row is valid."""
+        masks = list(self.reasons.values())
+        if not masks:
+            return None
+        out = masks[0].copy()
+        for mask in masks[1:]:
+            out |= mask
+        return out
+
+
+def check_rows(
+    action: np.ndarray,
+    reward: np.ndarray,
+    propensity: np.ndarray,
+    context: np.ndarray,
+    probabilities: np.ndarray | None,
+    eligible: np.ndarray | None,
+    timestamp: np.ndarray | None,
+    n_actions: int,
+) -> RowCheck:
+    """The rows that break the decision-log contract, and why: the one row check of every reader and of
+    :class:`LoggedData` (which raises for the first reason; the readers quarantine the rows).
+
+    Vectorised, and as cheap as the validation on valid data: per column one aggregate (min / max, or a sum that is
+    finite), and one compiled pass over ``probabilities`` / ``eligible``; a per-row mask is built only for a column
+    whose aggregate fails.
+
+    Parameters
+    ----------
+    action : (n,) int64
+    reward, propensity : (n,) float64
+    context : (n, d) float64
+    probabilities : (n, K) float64 or None
+    eligible : (n, K) bool or None
+    timestamp : (n,) datetime64[us] or None
+    n_actions : int
+        K.
+
+    Returns
+    -------
+    RowCheck
+        The mask of each reason found (:data:`ROW_REASONS`; a row may have several) and the unsupported rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check = check_rows(np.array([0, 5, 1]), np.zeros(3), np.array([0.5, 0.5, 0.0]), np.zeros((3, 1)),
+    ...                    None, None, None, n_actions=2)
+    >>> {reason: np.flatnonzero(mask).tolist() for reason, mask in check.reasons.items()}
+    {'action': [1], 'propensity': [2]}
+    >>> check.bad().tolist()
+    [False, True, True]
+    """
+    n, k = len(action), n_actions
+    reasons: dict[str, np.ndarray] = {}
+    if n:
+        if action.min() < 0 or action.max() >= k:
+            reasons["action"] = (action < 0) | (action >= k)
+        lo, hi = propensity.min(), propensity.max()
+        if not (lo > 0.0 and hi <= 1.0):
+            reasons["propensity"] = ~((propensity > 0.0) & (propensity <= 1.0))
+    if not _all_finite(reward):
+        reasons["reward"] = ~np.isfinite(reward)
+    if not _all_finite(context):
+        reasons["context"] = ~np.isfinite(context).all(axis=1)
+    if timestamp is not None and n:
+        nat = np.isnat(timestamp)
+        if nat.any():
+            reasons["timestamp"] = nat
+    unsupported = None
+    if probabilities is not None or eligible is not None:
+        unsupported = np.zeros(n, dtype=np.bool_)
+        flags = np.zeros(n, dtype=np.uint8)
+        counts = np.zeros(len(_SUPPORT_REASONS), dtype=np.int64)
+        P = np.zeros((0, 0)) if probabilities is None else probabilities
+        if probabilities is not None:
+            _check_probabilities(P, action, propensity, PROBABILITY_ATOL, unsupported, flags, counts)
+        if eligible is not None:
+            _check_eligibility(eligible, P, probabilities is not None, action, PROBABILITY_ATOL, unsupported, flags,
+                               counts)
+        for c, reason in enumerate(_SUPPORT_REASONS):
+            if counts[c]:
+                reasons[reason] = (flags & (1 << c)) != 0
+    return RowCheck(reasons, unsupported)
+
+
+def _row_message(reason: str, mask: np.ndarray, values: np.ndarray, k: int) -> str:
+    """The error message of :class:`LoggedData` for the rows ``mask`` with ``reason``."""
+    name, what, fix, show = ROW_REASONS[reason]
+    return _bad_rows_message(name, mask, values if show else None, len(mask), what.format(k=k), fix)
+
+
+@dataclass(frozen=True, eq=False)
+class Quarantine:
+    """The rows a reader left out because they break the decision-log contract (``invalid_rows="quarantine"``).
+
+    Attributes
+    ----------
+    counts : dict of str to int
+        Rows per reason of :data:`ROW_REASONS`, in that order (a row with several reasons counts under each).
+    n_rows : int
+        Rows left out.
+    n_checked : int
+        Rows checked (with a reward, after the rows with a repeated event id).
+    examples : tuple of str
+        The first :data:`QUARANTINE_EXAMPLES` rows left out, in log order: their event ids, else ``"row i"``.
+    rows : (n_rows,) int64
+        Positions of the rows left out among the rows the reader was given (the DataFrame's rows for
+        :meth:`LoggedData.from_dataframe`, the log's rows with a reward in reading order for
+        :meth:`LoggedData.from_parquet`); empty for the batch readers (streaming, Spark), which only count.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    n_rows: int = 0
+    n_checked: int = 0
+    examples: tuple[str, ...] = ()
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __bool__(self) -> bool:
+        return self.n_rows > 0
+
+    def merge(self, later: Quarantine) -> Quarantine:
+        """Both quarantines, ``later`` covering rows after this one's (the batch readers merge in log order; the
+        positions are not kept)."""
+        counts = {r: self.counts.get(r, 0) + later.counts.get(r, 0) for r in ROW_REASONS
+                  if self.counts.get(r, 0) + later.counts.get(r, 0)}
+        return Quarantine(counts, self.n_rows + later.n_rows, self.n_checked + later.n_checked,
+                          (self.examples + later.examples)[:QUARANTINE_EXAMPLES])
+
+    def warn(self, stacklevel: int = 2) -> None:
+        """The readers' one :class:`~offline_eval.schema.DecisionLogWarning` about these rows (nothing if none)."""
+        if not self:
+            return
+        counts = ", ".join(f"{r}: {c}" for r, c in self.counts.items())
+        shown = ", ".join(self.examples) + (", ..." if self.n_rows > len(self.examples) else "")
+        warnings.warn(
+            f"quarantined {self.n_rows} of {self.n_checked} rows that break the decision-log contract ({counts}; "
+            f"first: {shown}) and left them out. Leaving rows out biases the estimates when the reason is in the "
+            "logging (e.g. propensities that are not the logging policy's): fix the logger, and pass "
+            'invalid_rows="raise" (CLI: --invalid-rows raise) to stop at the first bad row instead',
+            S.DecisionLogWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # LoggedData
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -273,6 +479,10 @@ class LoggedData:
     n_actions : int
         K, inferred from ``probabilities``, ``eligible``, ``action_names`` or ``n_actions`` (all must agree), else
         ``max(action) + 1``.
+    quarantined : Quarantine
+        The rows the reader left out because they break the decision-log contract (:meth:`from_parquet`,
+        :meth:`from_dataframe` with ``invalid_rows="quarantine"``): counts per reason, the first ones, their
+        positions. Empty for data built from arrays (the constructor raises instead) and kept by :meth:`subset`.
 
     Examples
     --------
@@ -289,7 +499,7 @@ class LoggedData:
     >>> LoggedData(X, action, reward, propensity=np.full(1000, 1.5))
     Traceback (most recent call last):
     ...
-    ValueError: propensity must lie in (0, 1]; 1000 of 1000 rows violate it (first at row 0: 1.5); ...
+    offline_eval.data.InvalidRowsError: propensity must lie in (0, 1]; 1000 of 1000 rows violate it (first at row 0: 1.5); ...
     """
 
     __slots__ = (
@@ -304,6 +514,7 @@ class LoggedData:
         "policy_version",
         "action_names",
         "n_actions",
+        "quarantined",
         "_unsupported_rows",
     )
 
@@ -318,6 +529,7 @@ class LoggedData:
     policy_version: np.ndarray | None
     action_names: list[str]
     n_actions: int
+    quarantined: Quarantine
     _unsupported_rows: np.ndarray | None
 
     def __init__(
@@ -380,6 +592,7 @@ class LoggedData:
         object.__setattr__(self, "action_names", names)
         object.__setattr__(self, "n_actions", k)
         object.__setattr__(self, "_unsupported_rows", None)
+        object.__setattr__(self, "quarantined", Quarantine(n_checked=n))
         if validate:
             self._validate()
 
@@ -417,77 +630,43 @@ class LoggedData:
             raise ValueError(f"the number of actions K must be >= 1, got {k}")
         return k
 
-    def _validate(self) -> None:
-        n, k = self.n, self.n_actions
-        a, p, r = self.action, self.propensity, self.reward
-        if n:
-            lo, hi = a.min(), a.max()
-            if lo < 0 or hi >= k:
-                raise ValueError(
-                    _bad_rows_message(
-                        "action", (a < 0) | (a >= k), a, n, f"must lie in [0, K={k})",
-                        "actions index the arm list (action_names); pass n_actions/action_names if arms are missing",
-                    )
-                )
-            lo, hi = p.min(), p.max()
-            if not (lo > 0.0 and hi <= 1.0):
-                raise ValueError(
-                    _bad_rows_message(
-                        "propensity", ~((p > 0.0) & (p <= 1.0)), p, n, "must lie in (0, 1]",
-                        "log the probability with which the logging policy chose the logged action",
-                    )
-                )
-        if not _all_finite(r):
-            raise ValueError(
-                _bad_rows_message(
-                    "reward", ~np.isfinite(r), r, n, "must be finite",
-                    "a NaN reward usually means the outcome is not joined yet: drop those rows (from_parquet and "
-                    "from_dataframe do this with missing_reward='drop')",
-                )
-            )
-        if not _all_finite(self.context):
-            bad = ~np.isfinite(self.context).all(axis=1)
-            raise ValueError(
-                _bad_rows_message("context", bad, None, n, "must be finite", "impute or drop missing features")
-            )
-        if self.timestamp is not None and n:
-            nat = np.isnat(self.timestamp)
-            if nat.any():
-                raise ValueError(
-                    _bad_rows_message("timestamp", nat, None, n, "must not be missing", "fill or drop them")
-                )
-        if self.probabilities is not None or self.eligible is not None:
-            self._check_support_columns()
+    def _row_check(self) -> RowCheck:
+        """:func:`check_rows` of this data's columns; keeps the unsupported rows it finds."""
+        check = check_rows(self.action, self.reward, self.propensity, self.context, self.probabilities,
+                           self.eligible, self.timestamp, self.n_actions)
+        if check.unsupported is not None:
+            object.__setattr__(self, "_unsupported_rows", np.flatnonzero(check.unsupported))
+        return check
 
-    def _check_support_columns(self) -> None:
-        n = self.n
-        has_p = self.probabilities is not None
-        has_e = self.eligible is not None
-        P = self.probabilities if has_p else np.zeros((0, 0))
-        E = self.eligible
-        unsupported = np.zeros(n, dtype=np.bool_)
-        counts = np.zeros(5, dtype=np.int64)
-        first = np.full(5, -1, dtype=np.int64)
-        if has_p:
-            _check_probabilities(P, self.action, self.propensity, PROBABILITY_ATOL, unsupported, counts, first)
-        if has_e:
-            _check_eligibility(E, P, has_p, self.action, PROBABILITY_ATOL, unsupported, counts, first)
-        problems = [
-            ("probabilities", "entries must be finite and in [0, 1]", "check the logging code"),
-            ("probabilities", f"rows must sum to 1 (within {PROBABILITY_ATOL:g})", "log the full distribution"),
-            (
-                "propensity",
-                f"must equal probabilities[i, action[i]] (within {PROBABILITY_ATOL:g})",
-                "propensities and probabilities come from different policies or are misaligned",
-            ),
-            ("eligible", "must be True for the logged action", "a policy cannot take an ineligible action"),
-            ("probabilities", "must be 0 on ineligible arms", "ineligible arms cannot be taken"),
-        ]
-        for c, (name, what, fix) in enumerate(problems):
-            if counts[c]:
-                i = int(first[c])
-                raise ValueError(f"{name} {what}; {counts[c]} of {n} rows violate it (first at row {i}); {fix}")
-        object.__setattr__(self, "_unsupported_rows", np.flatnonzero(unsupported))
+    def _validate(self) -> None:
+        check = self._row_check()
+        for reason, mask in check.reasons.items():
+            values = self.action if reason == "action" else self.reward if reason == "reward" else self.propensity
+            raise InvalidRowsError(_row_message(reason, mask, values, self.n_actions))
+
+    def _checked(self, invalid_rows: str, positions: np.ndarray | None = None) -> LoggedData:
+        """This data (built with ``validate=False``) checked as a reader checks it: raise for the first bad row
+        (``"raise"``, :class:`InvalidRowsError`), or without its bad rows, recorded in :attr:`quarantined`
+        (``"quarantine"``; not warned here). ``positions``: the rows' positions in the reader's input."""
+        if invalid_rows == "raise":
+            self._validate()
+            return self
+        check = self._row_check()
+        bad = check.bad()
+        if bad is None:
+            object.__setattr__(self, "quarantined", Quarantine(n_checked=self.n))
+            return self
+        idx = np.flatnonzero(bad)
+        ids = self.event_id
+        examples = tuple(
+            str(ids[i]) if ids is not None else f"row {i if positions is None else positions[i]}"
+            for i in idx[:QUARANTINE_EXAMPLES]
+        )
+        kept = self.subset(~bad)
+        record = Quarantine({r: int(m.sum()) for r, m in check.reasons.items()}, len(idx), self.n, examples,
+                            idx if positions is None else positions[idx])
+        object.__setattr__(kept, "quarantined", record)
+        return kept
 
     # -- immutability --------------------------------------------------------------------------------------------
 
@@ -570,7 +749,7 @@ class LoggedData:
         def take(arr: np.ndarray | None) -> np.ndarray | None:
             return None if arr is None else arr[index]
 
-        return LoggedData(
+        out = LoggedData(
             self.context[index],
             self.action[index],
             self.reward[index],
@@ -584,6 +763,8 @@ class LoggedData:
             policy_version=take(self.policy_version),
             validate=False,
         )
+        object.__setattr__(out, "quarantined", self.quarantined)
+        return out
 
     # -- readers ---------------------------------------------------------------------------------------------------
 
@@ -605,9 +786,14 @@ class LoggedData:
         n_actions: int | None = None,
         policy_version: str | None = S.POLICY_VERSION,
         missing_reward: MissingReward = "drop",
+        invalid_rows: InvalidRows = "quarantine",
         validate: bool = True,
     ) -> LoggedData:
         """Build from a DataFrame with the decision-log columns (e.g. ``bandit.DecisionLog.read()``).
+
+        Read as the decision-log readers read a log: rows whose ``event_id`` already appeared earlier in ``df`` are
+        dropped (the first occurrence is kept) with the readers' :class:`~offline_eval.schema.DecisionLogWarning`,
+        then rows without a reward (``missing_reward``), then rows that break the contract (``invalid_rows``).
 
         Parameters
         ----------
@@ -630,8 +816,16 @@ class LoggedData:
         missing_reward : {"drop", "raise"}
             Rows whose reward is missing (NaN / None: outcome not joined yet) are dropped with a ``UserWarning``
             stating how many (``"drop"``), or raise ``ValueError`` (``"raise"``). They are never treated as 0.
+        invalid_rows : {"quarantine", "raise"}
+            Rows that break the decision-log contract (:data:`ROW_REASONS`: an action out of range, a propensity
+            outside (0, 1], a non-finite reward or context, probabilities not summing to 1 or not matching the
+            propensity, an ineligible logged action, ...) are left out, counted per reason in :attr:`quarantined`
+            and reported in one :class:`~offline_eval.schema.DecisionLogWarning` (``"quarantine"``, the default),
+            or raise :class:`InvalidRowsError` (a ``ValueError``) naming the first (``"raise"``). Leaving rows out
+            biases the estimates when the fault is in the logging (wrong propensities): treat the warning as a bug
+            report on the logger.
         validate : bool
-            As in :class:`LoggedData`.
+            As in :class:`LoggedData` (``False``: no row is checked, none quarantined).
 
         Examples
         --------
@@ -651,17 +845,25 @@ class LoggedData:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
         _check_missing_reward(missing_reward)
+        _check_invalid_rows(invalid_rows)
         for name in (action, reward, propensity):
             if name not in df.columns:
                 raise ValueError(
                     f"column {name!r} is missing from df (columns: {list(df.columns)}); pass its name, e.g. "
                     f"from_dataframe(df, {_param_of(name, action, reward)}='my_column')"
                 )
+        positions = np.arange(len(df))
+        if event_id is not None and event_id in df.columns:  # the decision-log readers' rule: first occurrence kept
+            repeated = df[event_id].duplicated(keep="first").to_numpy()
+            if repeated.any():
+                S.warn_duplicates(int(repeated.sum()), df.loc[repeated, event_id].unique().tolist(), stacklevel=3)
+                df, positions = df.loc[~repeated], positions[~repeated]
         rewards = pd.to_numeric(df[reward], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
         keep = _missing_reward_mask(rewards, missing_reward)
         if keep is not None:
             df = df.loc[keep]
             rewards = rewards[keep]
+            positions = positions[keep]
         X = _context_from_frame(df, context, context_prefix)
 
         def optional(name: str | None) -> Any:
@@ -677,7 +879,7 @@ class LoggedData:
         versions = optional(policy_version)
         if action_names is None and isinstance(df.attrs.get("arms"), list):
             action_names = df.attrs["arms"]
-        return cls(
+        data = cls(
             X,
             df[action].to_numpy(),
             rewards,
@@ -689,8 +891,13 @@ class LoggedData:
             action_names=action_names,
             n_actions=n_actions,
             policy_version=None if versions is None else versions.to_numpy(dtype=object),
-            validate=validate,
+            validate=False,
         )
+        if not validate:
+            return data
+        data = data._checked(invalid_rows, positions)
+        data.quarantined.warn(stacklevel=2)
+        return data
 
     @classmethod
     def from_parquet(
@@ -698,6 +905,7 @@ class LoggedData:
         path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         missing_reward: MissingReward = "drop",
+        invalid_rows: InvalidRows = "quarantine",
         validate: bool = True,
     ) -> LoggedData:
         """Read a decision log written in the schema of :mod:`offline_eval.schema` (a directory or file(s)).
@@ -717,8 +925,13 @@ class LoggedData:
             Rows with a null (or NaN) reward -- decisions whose outcome is not joined yet -- are dropped with a
             ``UserWarning`` stating how many (``"drop"``, the default), or raise ``ValueError`` (``"raise"``).
             They are never treated as reward 0.
+        invalid_rows : {"quarantine", "raise"}
+            Rows that break the decision-log contract are left out and reported (``"quarantine"``, the default:
+            counts per reason in :attr:`quarantined` and one :class:`~offline_eval.schema.DecisionLogWarning`), or
+            raise :class:`InvalidRowsError` naming the first (``"raise"``); see :meth:`from_dataframe`, and there
+            the bias that leaving rows out can cause.
         validate : bool
-            As in :class:`LoggedData`.
+            As in :class:`LoggedData` (``False``: no row is checked, none quarantined).
 
         Returns
         -------
@@ -744,12 +957,18 @@ class LoggedData:
         >>> tmp.cleanup()
         """
         _check_missing_reward(missing_reward)
+        _check_invalid_rows(invalid_rows)
         table, arms = S.read_log(path if isinstance(path, str | os.PathLike) else list(path))
         n_rows = table.num_rows
         table, n_missing = rows_with_reward(table)
         if n_missing:
             _report_missing(n_missing, n_rows, missing_reward)
-        return cls._from_arrow(table, arms, validate=validate)
+        data = cls._from_arrow(table, arms, validate=False)
+        if not validate:
+            return data
+        data = data._checked(invalid_rows)
+        data.quarantined.warn(stacklevel=2)
+        return data
 
     @classmethod
     def _from_arrow(
@@ -758,7 +977,8 @@ class LoggedData:
         """Build from an Arrow table (or record batch) in the decision-log schema whose rewards are all present.
 
         ``identities=False`` leaves out ``timestamp``, ``event_id`` and ``policy_version`` (the batch readers of
-        :mod:`offline_eval.streaming` hash folds from the Arrow id column and need nothing else).
+        :mod:`offline_eval.streaming` hash folds from the Arrow id column and need nothing else). ``validate``
+        raises :class:`InvalidRowsError` for a bad row, as the constructor does.
         """
         return cls(
             _arrow_matrix(table, S.CONTEXT, np.float64),
@@ -903,6 +1123,11 @@ def _param_of(name: str, action: str, reward: str) -> str:
     return "action" if name == action else "reward" if name == reward else "propensity"
 
 
+def _check_invalid_rows(invalid_rows: object) -> None:
+    if invalid_rows not in ("quarantine", "raise"):
+        raise ValueError(f"invalid_rows must be 'quarantine' or 'raise', got {invalid_rows!r}")
+
+
 def _check_missing_reward(missing_reward: object) -> None:
     if missing_reward not in ("drop", "raise"):
         raise ValueError(f"missing_reward must be 'drop' or 'raise', got {missing_reward!r}")
@@ -930,6 +1155,41 @@ def rows_with_reward(table: Any) -> tuple[Any, int]:
     missing = pc.or_kleene(reward.is_null(), pc.is_nan(reward))
     n_missing = int(pc.sum(pc.cast(missing, "int64")).as_py() or 0)
     return (table.filter(pc.invert(missing)) if n_missing else table), n_missing
+
+
+#: The columns :func:`quarantine_batch` checks (the context too when the reader reads it); the event id names rows.
+CHECKED_COLUMNS = (S.EVENT_ID, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE)
+
+
+def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> tuple[Any, LoggedData, Quarantine]:
+    """The rows of an Arrow table (or record batch) in the decision-log schema, all with a reward, that keep the
+    contract, as the batch readers (:mod:`offline_eval.streaming`, :mod:`offline_eval.spark`) quarantine them.
+
+    Checks :data:`CHECKED_COLUMNS` (and the context when ``context``) with :func:`check_rows`, as
+    :meth:`LoggedData.from_parquet` does. Returns the kept rows (``table`` itself when every row is valid), their
+    validated LoggedData (no timestamps / policy versions; contexts (n, 0) without ``context``) and the
+    :class:`Quarantine` (examples: event ids).
+    """
+    import pyarrow as pa
+
+    data = LoggedData(
+        _arrow_matrix(table, S.CONTEXT, np.float64) if context else None,
+        table.column(S.ACTION).to_numpy().astype(np.int64),
+        table.column(S.REWARD).to_numpy().astype(np.float64),
+        table.column(S.PROPENSITY).to_numpy().astype(np.float64),
+        probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
+        eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
+        event_id=table.column(S.EVENT_ID).to_numpy(zero_copy_only=False).astype(object),
+        action_names=arms,
+        validate=False,
+    )._checked("quarantine")
+    record = data.quarantined
+    if not record:
+        return table, data, record
+    keep = np.ones(record.n_checked, dtype=bool)
+    keep[record.rows] = False
+    return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked,
+                                                          record.examples)
 
 
 def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray | None:

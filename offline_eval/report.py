@@ -15,7 +15,8 @@ Metrics
   ``LoggedData.from_dataframe(df, reward=column, **frame_options)`` on identical rows: rows whose event id already
   appeared earlier are dropped (as the decision-log readers do, with their
   :class:`~offline_eval.schema.DecisionLogWarning`), then rows where any used metric is missing (outcome not
-  joined yet), with one warning;
+  joined yet), with one warning, then rows that break the decision-log contract (quarantined by
+  ``from_dataframe``; ``frame_options={"invalid_rows": "raise"}`` stops at the first instead);
 * a :class:`~offline_eval.LoggedData`, whose ``reward`` is the primary metric (``metric`` only names it); a
   guardrail's ``column`` is then an array of per-row values (same rows).
 
@@ -376,8 +377,9 @@ def _metric_data(
     primary = LoggedData.from_dataframe(frame, reward=metric, **dict(frame_options))
     out = {metric: primary}
     for name in columns:
-        if name != metric:
-            out[name] = _with_reward(primary, values[name][~missing], f"column {columns[name]!r}")
+        if name != metric:  # on the primary's rows: without those it quarantined
+            kept = np.delete(values[name][~missing], primary.quarantined.rows)
+            out[name] = _with_reward(primary, kept, f"column {columns[name]!r}")
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from offline_eval import LoggedData
 from offline_eval.data import PROBABILITY_ATOL
-from offline_eval.schema import META_ARMS, decision_log_schema
+from offline_eval.schema import META_ARMS, DecisionLogWarning, decision_log_schema
 
 ARMS = ["individual", "duo", "family"]
 
@@ -326,7 +326,10 @@ def test_from_parquet_validates(tmp_path):
     df.loc[3, "propensity"] = 0.0
     write_log(tmp_path / "log.parquet", df)
     with pytest.raises(ValueError, match=r"propensity must lie in \(0, 1\]; 1 of 5"):
-        LoggedData.from_parquet(tmp_path / "log.parquet")
+        LoggedData.from_parquet(tmp_path / "log.parquet", invalid_rows="raise")
+    with pytest.warns(DecisionLogWarning, match=r"quarantined 1 of 5 rows .*propensity: 1.*first: e3"):
+        data = LoggedData.from_parquet(tmp_path / "log.parquet")
+    assert data.event_id.tolist() == ["e0", "e1", "e2", "e4"] and data.quarantined.rows.tolist() == [3]
 
 
 def test_schema_metadata_holds_the_arms(tmp_path):
