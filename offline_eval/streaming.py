@@ -45,6 +45,10 @@ floating-point summation order (tested to 1e-9). Differences from reading the lo
   estimator has a reward model);
 * scikit-learn reward models (:class:`~offline_eval.reward_models.SklearnRewardModel`) raise ``TypeError``: their
   fit needs all training rows at once.
+
+Rows that break the decision-log contract (``invalid_rows``) are quarantined as in memory: the batches' validation
+finds them at no extra cost, and then every pass is run again checking the rows it reads
+(:func:`offline_eval.data.quarantine_batch`), so all passes leave out the same rows.
 """
 
 from __future__ import annotations
@@ -63,7 +67,17 @@ import pandas as pd
 
 from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
-from offline_eval.data import LoggedData, _arrow_matrix, _report_missing, rows_with_reward
+from offline_eval.data import (
+    CHECKED_COLUMNS,
+    InvalidRowsError,
+    LoggedData,
+    Quarantine,
+    _arrow_matrix,
+    _check_invalid_rows,
+    _report_missing,
+    quarantine_batch,
+    rows_with_reward,
+)
 from offline_eval.duplicate_ids import DuplicateFinder, DuplicateRows
 from offline_eval.estimators import Estimator, resolve_target
 from offline_eval.evaluate import _check_estimators
@@ -170,6 +184,11 @@ class _Log:
 
         #: Rows to drop for a repeated event id (:mod:`offline_eval.duplicate_ids`); None until the first pass ends.
         self.duplicates: DuplicateRows | None = None
+        #: Every pass quarantines rows that break the contract (:func:`~offline_eval.data.quarantine_batch`), the
+        #: context too when ``check_context``; set once a pass met such a row (:func:`evaluate_parquet`).
+        self.quarantine, self.check_context = False, True
+        #: What the last pass quarantined.
+        self.quarantined = Quarantine()
         if isinstance(path, ds.Dataset):
             arms = S.arms_from_schema(path.schema)
             if arms is None:
@@ -226,6 +245,10 @@ class _Log:
             finder = DuplicateFinder(self.dataset.count_rows())
             if S.EVENT_ID not in columns:
                 columns = [*columns, S.EVENT_ID]
+        if self.quarantine:
+            checked = [*CHECKED_COLUMNS, *([S.CONTEXT] if self.check_context else [])]
+            columns = [*columns, *(c for c in checked if c not in columns)]
+            self.quarantined = Quarantine()
         start = 0
         try:
             for record_batch in self._record_batches(columns, batch_rows):
@@ -238,7 +261,11 @@ class _Log:
                     if keep is not None:
                         table = table.filter(pa.array(keep))
                 start += m
-                yield rows_with_reward(table)
+                table, n_missing = rows_with_reward(table)
+                if self.quarantine and table.num_rows:
+                    table, _, found = quarantine_batch(table, self.arms, self.check_context)
+                    self.quarantined = self.quarantined.merge(found)
+                yield table, n_missing
             if finder is not None:
                 self.duplicates = finder.finish(
                     lambda: (b.column(S.EVENT_ID) for b in self._record_batches([S.EVENT_ID], batch_rows))
@@ -416,6 +443,7 @@ def evaluate_parquet(
     batch_rows: int | None = None,
     *,
     cache_bytes: int = MODEL_CACHE_BYTES,
+    invalid_rows: str = "quarantine",
 ) -> pd.DataFrame:
     """Evaluate policies on a Parquet decision log, batch by batch: the table of :func:`offline_eval.evaluate`.
 
@@ -436,6 +464,12 @@ def evaluate_parquet(
         Memory the reward models' passes may use to keep the columns they read (context, action, reward, folds:
         ``8 d + 13`` bytes per row) after their first pass instead of reading them again (module docstring);
         default :data:`MODEL_CACHE_BYTES`, 0 = always read. Logs whose columns do not fit are read every pass.
+    invalid_rows : {"quarantine", "raise"}
+        Rows that break the decision-log contract are left out as :meth:`LoggedData.from_parquet` leaves them out
+        (the same rows: one warning, counts per reason in the table's ``attrs["quarantined"]``), or raise
+        ``ValueError`` naming the first (``"raise"``). The check is the validation each batch gets anyway; the
+        first batch that fails it starts the passes again with every pass quarantining (reading the checked
+        columns), so a log with bad rows costs up to one more run.
 
     Returns
     -------
@@ -478,14 +512,25 @@ def evaluate_parquet(
     layout = Layout.of(ests)
     if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int | np.integer) or cache_bytes < 0:
         raise ValueError(f"cache_bytes must be an int >= 0 (bytes), got {cache_bytes!r}")
+    _check_invalid_rows(invalid_rows)
+    log.check_context = S.CONTEXT in eval_columns(layout, targets)
     with one_blas_thread():
-        try:
-            accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
-        except _Restart:  # the first pass met repeated event ids: again without them
-            accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
+        while True:  # at most three runs: each restart sets what the next run drops
+            try:
+                accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
+                break
+            except _Restart:  # the first pass met repeated event ids: again without them
+                continue
+            except InvalidRowsError:  # a batch broke the contract: again, every pass quarantining the same rows
+                if invalid_rows == "raise" or log.quarantine:
+                    raise
+                log.quarantine = True
     if accs is None:
         raise ValueError(f"the log {str(path)!r} has no rows with a reward")
-    return evaluation_table(accs)
+    log.quarantined.warn(stacklevel=2)
+    table = evaluation_table(accs)
+    table.attrs["quarantined"] = dict(log.quarantined.counts)
+    return table
 
 
 def eval_columns(layout: Layout, targets: Mapping[str, Any], kept: bool = False) -> list[str]:
@@ -714,7 +759,7 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
             acc = accs.get(name)
             accs[name] = part if acc is None else acc.merge(part)
     if counts["missing"]:
-        _report_missing(counts["missing"], counts["total"], "drop")
+        _report_missing(counts["missing"], counts["total"] + log.quarantined.n_rows, "drop")
     if counts["rows"] == 0:
         return None
     return accs

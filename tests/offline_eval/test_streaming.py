@@ -243,7 +243,7 @@ def test_a_null_element_of_an_old_part_is_reported_as_before(log, tmp_path):
     message = r"context must be finite; 1 of 500 rows violate it \(first at row 3\); impute or drop missing features"
     for source in (tmp_path, ds.dataset(str(tmp_path), format="parquet")):
         with pytest.raises(ValueError, match=message):
-            evaluate_parquet(source, {"linucb": policies["linucb"]}, [IPS()], batch_rows=500)
+            evaluate_parquet(source, {"linucb": policies["linucb"]}, [IPS()], batch_rows=500, invalid_rows="raise")
 
 
 def test_duplicate_finder_resolves_hash_collisions_on_the_ids(monkeypatch):
