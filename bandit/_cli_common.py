@@ -30,6 +30,7 @@ __all__ = [
     "Parser",
     "Uniform",
     "UsageError",
+    "add_invalid_rows_argument",
     "check_out_dir",
     "echo",
     "join",
@@ -180,6 +181,16 @@ def add_log_arguments(parser: argparse.ArgumentParser, outcomes: str) -> None:
                         help="with --outcomes: the time up to which outcomes are complete, e.g. 2026-12-01T00:00Z "
                         "(default: the latest timestamp in the logs and outcomes, at most the current time); "
                         "decisions whose attribution window is still open at --now are left out")
+
+
+def add_invalid_rows_argument(parser: argparse.ArgumentParser) -> None:
+    """``--invalid-rows quarantine|raise``: what reading ``--logs`` does with rows that break the decision-log contract
+    (``invalid_rows`` of ``offline_eval.LoggedData.from_dataframe``; shared by ``evaluate`` and ``report``)."""
+    parser.add_argument("--invalid-rows", choices=("quarantine", "raise"), default="quarantine",
+                        help="rows of --logs that break the decision-log contract (action out of range, propensity "
+                        "outside (0, 1] or not probabilities[action], non-finite context or reward, ...): leave them "
+                        "out with a note counting them per reason (quarantine, the default; leaving rows out can "
+                        "bias the estimates when the logging is at fault) or stop at the first (raise)")
 
 
 def check_outcome_arguments(args: argparse.Namespace) -> None:

@@ -42,6 +42,7 @@ from bandit._cli_common import (
     STALE,
     Parser,
     UsageError,
+    add_invalid_rows_argument,
     add_log_arguments,
     check_out_dir,
     check_outcome_arguments,
@@ -119,6 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "(default: reward; e.g. revenue for simulator outcomes)")
     ev.add_argument("--estimators", default="IPS,SNIPS,DR,SNDR", metavar="LIST",
                     help=f"comma-separated estimators among {','.join(ope_estimators())} (default: %(default)s)")
+    add_invalid_rows_argument(ev)
 
     demo = sub.add_parser(
         "demo",
@@ -234,11 +236,15 @@ def _read_logs(args: argparse.Namespace, notes: list[str]) -> tuple[LoggedData, 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
-            data = LoggedData.from_dataframe(df, reward=reward_column, action_names=arms)
+            data = LoggedData.from_dataframe(df, reward=reward_column, action_names=arms,
+                                             invalid_rows=args.invalid_rows)
         except (TypeError, ValueError) as e:
             raise UsageError(f"--logs {path}: {one_line(e)}") from None
-    if args.outcomes is None:
-        notes.extend(one_line(w.message) for w in caught)
+    from offline_eval.schema import DecisionLogWarning
+
+    # with --outcomes the join's notes already say which rewards are missing; quarantined rows are always noted
+    notes.extend(one_line(w.message) for w in caught
+                 if args.outcomes is None or issubclass(w.category, DecisionLogWarning))
     if data.n == 0:
         raise UsageError(f"--logs {path}: no decision has a final outcome yet; nothing to evaluate")
     if data.eligible is None:

@@ -35,6 +35,7 @@ from bandit._cli_common import (
     JOIN_COLUMNS,
     LOG_COLUMNS,
     UsageError,
+    add_invalid_rows_argument,
     add_log_arguments,
     check_out_dir,
     check_outcome_arguments,
@@ -99,6 +100,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--backtest-windows", type=int, default=0, metavar="N",
                      help="rolling-origin backtest windows (default 0: none); saved policies are not refitted "
                      "per window, so windows inside the period a policy was trained on are in-sample")
+    add_invalid_rows_argument(rep)
     rep.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
     rep.add_argument("--force", action="store_true",
                      help="write into an existing --out directory (default: refuse)")
@@ -293,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
                 test_days=args.test_days,
                 conversion=args.conversion,
                 backtest_windows=args.backtest_windows,
-                frame_options={"action_names": df.attrs.get("arms")},
+                frame_options={"action_names": df.attrs.get("arms"), "invalid_rows": args.invalid_rows},
             )
         except (TypeError, ValueError) as e:
             raise UsageError(policy_error(str(e), specs) or _flag_of(str(e), args) + one_line(e)) from None

@@ -1179,7 +1179,6 @@ def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> t
         table.column(S.PROPENSITY).to_numpy().astype(np.float64),
         probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
         eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
-        event_id=table.column(S.EVENT_ID).to_numpy(zero_copy_only=False).astype(object),
         action_names=arms,
         validate=False,
     )._checked("quarantine")
@@ -1188,8 +1187,8 @@ def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> t
         return table, data, record
     keep = np.ones(record.n_checked, dtype=bool)
     keep[record.rows] = False
-    return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked,
-                                                          record.examples)
+    examples = tuple(table.column(S.EVENT_ID).take(pa.array(record.rows[:QUARANTINE_EXAMPLES])).to_pylist())
+    return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked, examples)
 
 
 def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray | None:

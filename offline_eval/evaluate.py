@@ -248,6 +248,8 @@ def evaluate(
         ``support_deficit``, ``clipped_share``; ``params`` (data-driven hyperparameters as text) and ``warnings``
         (diagnostic messages joined by "; "). Diagnostic warnings are also raised: those about the (data,
         policy) pair once per policy, estimator-specific ones (clipping) prefixed by the estimator name.
+        ``table.attrs["quarantined"]``: the rows the log reader left out as breaking the decision-log contract,
+        per reason (:attr:`LoggedData.quarantined`; empty when none), as the streaming and Spark engines report it.
 
     Examples
     --------
@@ -311,7 +313,9 @@ def evaluate(
             messages += [f"{result.estimator}: {m}" for m in result.diagnostics.warnings if m not in shared]
         mark_recommended(rows, first_row)
         emit(messages, f"policies[{policy_name!r}]", stacklevel=3)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table.attrs["quarantined"] = dict(data.quarantined.counts)
+    return table
 
 
 def table_row(

@@ -328,10 +328,36 @@ def test_evaluate_bad_data_is_one_line_naming_the_flag(readme_logs, tmp_path, ca
     argv = _evaluate_argv(root, tmp_path / "o", "--outcomes", str(root / "outcomes.parquet"),
                           "--attribution-window", "1D")
     argv[argv.index(flag) + 1] = str(path)
+    if kind.startswith("propensity"):  # quarantined by default (test_evaluate_quarantines_bad_log_rows)
+        argv += ["--invalid-rows", "raise"]
     assert main(argv) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("upsell-bandit evaluate: error: " + expected.format(path=path)), line
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_quarantines_bad_log_rows(readme_logs, tmp_path, capsys):
+    """A log row with propensity 0 is left out and noted (also with --outcomes), and the estimates are those of the
+    log without it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = readme_logs
+    path = _bad_logs(root, tmp_path, "propensity_0")
+    clean = tmp_path / "clean.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.filter(pa.array(np.arange(table.num_rows) != 5)), clean)
+    tables = {}
+    for name, logs in (("bad", path), ("clean", clean)):
+        argv = _evaluate_argv(root, tmp_path / name, "--outcomes", str(root / "outcomes.parquet"),
+                              "--attribution-window", "1D")
+        argv[argv.index("--logs") + 1] = str(logs)
+        assert main(argv) == 0
+        tables[name] = pd.read_csv(tmp_path / name / "ope.csv")
+        err = capsys.readouterr().err
+        assert ("note: quarantined 1 of" in err) == (name == "bad"), err
+    assert "(propensity: 1, propensity_mismatch: 1; first: req-5)" in (tmp_path / "bad" / "ope.md").read_text()
+    pd.testing.assert_frame_equal(tables["bad"], tables["clean"])
 
 
 @pytest.mark.parametrize(
