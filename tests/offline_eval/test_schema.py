@@ -299,21 +299,36 @@ def test_reader_reads_old_and_new_parts_alone_or_mixed_in_either_order(tmp_path,
     ("probabilities", "probabilities entries must be finite and in [0, 1]; 1 of 10 rows violate it (first at row 7)"),
     ("eligible", "eligible must be True for the logged action; 1 of 10 rows violate it (first at row 7)"),
 ])
-def test_a_null_element_of_an_old_part_is_reported_as_before(tmp_path, column, message):
-    """A null element (only the old form holds one) reads as NaN / False and its row is reported by the value
-    checks, whichever form the other parts have: the messages of the readers before the new form."""
+def test_a_null_element_of_an_old_part_is_read_as_nan_and_reported_as_before(tmp_path, column, message):
+    """A null element (only the old form holds one) after a new part reads as NaN (False in ``eligible``): the row is
+    reported with the message of the readers before the new form (``invalid_rows="raise"``) and quarantined as that
+    value in a new-form log is (the default)."""
     first = encode_decisions(**columns(n=5, seed=0, prefix="a"), reward=np.ones(5))
     c = columns(n=5, seed=1, prefix="b")
-    second = encode_decisions(**c, reward=np.ones(5))
     slot = int(c["action"][2]) if column == "eligible" else 0  # eligible: the logged arm's entry
-    pq.write_table(first, tmp_path / "part-00000000-new.parquet")
-    pq.write_table(old_form(second, (column, 2, slot)), tmp_path / "part-00000001-old.parquet")
-    assert read_log(tmp_path).table.column(column).combine_chunks().flatten().null_count == 1
-    with pytest.raises(ValueError, match=re.escape(message)):
-        LoggedData.from_parquet(tmp_path)
-    if column != "eligible":  # an object column of None / bool in pandas: refused by its type check, as before
+    logs = {name: tmp_path / name for name in ("old", "nan")}
+    for directory in logs.values():
+        directory.mkdir()
+        pq.write_table(first, directory / "part-00000000-new.parquet")
+    pq.write_table(old_form(encode_decisions(**c, reward=np.ones(5)), (column, 2, slot)),
+                   logs["old"] / "part-00000001-old.parquet")
+    bad = {**c, column: np.array(c[column], copy=True)}
+    bad[column][2, slot] = False if column == "eligible" else np.nan
+    pq.write_table(encode_decisions(**bad, reward=np.ones(5)), logs["nan"] / "part-00000001-new.parquet")
+    assert read_log(logs["old"]).table.column(column).combine_chunks().flatten().null_count == 1
+    frames = {name: read_log(path).table.to_pandas() for name, path in logs.items()}
+    for name, path in logs.items():
         with pytest.raises(ValueError, match=re.escape(message)):
-            LoggedData.from_dataframe(read_log(tmp_path).table.to_pandas(), action_names=ARMS)
+            LoggedData.from_parquet(path, invalid_rows="raise")
+        if column != "eligible":  # an object column of None / bool in pandas: refused by its type check, as before
+            with pytest.raises(ValueError, match=re.escape(message)):
+                LoggedData.from_dataframe(frames[name], action_names=ARMS, invalid_rows="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecisionLogWarning)
+        old, nan = (LoggedData.from_parquet(path) for path in logs.values())
+    assert old.n == nan.n == 9 and "b2" not in old.event_id.tolist()
+    assert old.quarantined.counts == nan.quarantined.counts and old.quarantined.examples == ("b2",)
+    assert_same(old, nan)
 
 
 # ------------------------------------------------------------------------------------------------------------------
