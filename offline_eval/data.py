@@ -1191,6 +1191,20 @@ def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> t
     return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked, examples)
 
 
+def check_action_range(table: Any, n_actions: int) -> None:
+    """Raise :class:`InvalidRowsError` (the message of :class:`LoggedData`) when an Arrow table's ``action`` column
+    holds a value outside [0, ``n_actions``): the batch readers check it (one min / max) before a reward-model pass
+    indexes its statistics by the action."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return
+    lo, hi = (v.as_py() for v in pc.min_max(table.column(S.ACTION)).values())
+    if lo < 0 or hi >= n_actions:
+        a = table.column(S.ACTION).to_numpy()
+        raise InvalidRowsError(_row_message("action", (a < 0) | (a >= n_actions), a, n_actions))
+
+
 def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray | None:
     """Boolean mask of the rows to keep, or None when no reward is missing (warns / raises otherwise)."""
     missing = np.isnan(rewards)

@@ -75,6 +75,7 @@ from offline_eval.data import (
     _arrow_matrix,
     _check_invalid_rows,
     _report_missing,
+    check_action_range,
     quarantine_batch,
     rows_with_reward,
 )
@@ -265,6 +266,8 @@ class _Log:
                 if self.quarantine and table.num_rows:
                     table, _, found = quarantine_batch(table, self.arms, self.check_context)
                     self.quarantined = self.quarantined.merge(found)
+                else:  # before a reward-model pass indexes its statistics by the action
+                    check_action_range(table, len(self.arms))
                 yield table, n_missing
             if finder is not None:
                 self.duplicates = finder.finish(
