@@ -104,11 +104,12 @@ def check_memory(config: SimulationConfig, available: int | None = None) -> int:
     need = config.horizon * (EPISODE_BYTES_PER_EVENT + RUN_BYTES_PER_EVENT * n_runs)
     available = _available_memory() if available is None else available
     if available is not None and need > available:
+        logging_run = config.offline_eval.enabled
         raise ConfigError(
-            f"horizon: {config.horizon:,} events with {n_runs} policy runs (policies"
-            f"{' + the off-policy logging run' if config.offline_eval.enabled else ''}) need about "
-            f"{need / 1e9:.1f} GB of memory, but {available / 1e9:.1f} GB are available; lower horizon, run fewer "
-            "policies or set offline_eval.enabled = false"
+            f"horizon: {config.horizon:,} events with {n_runs} policy runs"
+            f"{' (the policies and the off-policy logging run)' if logging_run else ''} need about "
+            f"{need / 1e9:.1f} GB of memory, but {available / 1e9:.1f} GB are available; lower horizon"
+            + (", run fewer policies or set offline_eval.enabled = false" if logging_run else " or run fewer policies")
         )
     return need
 
