@@ -110,7 +110,6 @@ def main(argv: Sequence[str] | None = None) -> LaunchResult:
         parser.error(f"--policy: each policy once, got {', '.join(types)}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a directory")
-    out = Path(tempfile.mkdtemp(prefix="upsell-launch-")) if args.out is None else args.out
 
     config = SimulationConfig.model_validate(
         {
@@ -130,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> LaunchResult:
         result = run_simulation(config)
     except ConfigError as e:  # e.g. more offers than the machine has memory for
         parser.error(f"--n {n}: {e}")
+    out = Path(tempfile.mkdtemp(prefix="upsell-launch-")) if args.out is None else args.out  # after a run that worked
     try:
         files = result.save(out, plots=True, logs=False)
     except OSError as e:

@@ -254,6 +254,21 @@ def test_new_plan_launch_bad_flags_are_one_line_naming_the_flag(tmp_path, capsys
     assert not (tmp_path / "o").exists()
 
 
+def test_new_plan_launch_too_large_for_memory_names_the_flag_and_leaves_no_temp_dir(capsys, monkeypatch):
+    import tempfile
+
+    import bandit.simulation.runner as runner
+
+    launch = _load("examples/new_plan_launch.py", "example_new_plan_launch")
+    monkeypatch.setattr(runner, "_available_memory", lambda: 10**6)
+    made = []
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(kw) or "/nonexistent")
+    with pytest.raises(SystemExit) as info:
+        launch.main(["--n", "2000"])
+    assert info.value.code == 2 and not made  # the temporary output directory used to be made before the run
+    assert "--n 2000: horizon: 2,000 events with 4 policy runs need about" in capsys.readouterr().err
+
+
 def test_new_plan_launch_out_that_is_a_file_names_the_flag(tmp_path, capsys):
     launch = _load("examples/new_plan_launch.py", "example_new_plan_launch")
     target = tmp_path / "file.txt"
