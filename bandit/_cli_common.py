@@ -121,6 +121,12 @@ def writing(out: Path, stale: Sequence[str] = ()) -> Iterator[Path]:
             elif old.exists() or old.is_symlink():
                 old.unlink()
     try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a name too long, or a parent (/proc) that holds no new directories
+        if not existed and top.exists():
+            shutil.rmtree(top, ignore_errors=True)
+        raise UsageError(f"--out {out}: cannot be created ({exc.strerror or exc})") from None
+    try:
         yield out
     except BaseException:
         if not existed and top.exists():

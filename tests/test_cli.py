@@ -96,6 +96,18 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert "not a directory" in _one_line(capsys.readouterr().err)
 
 
+def test_out_that_cannot_be_created_is_one_line_naming_it(tmp_path, capsys):
+    """Its parent is writable, but the directory itself cannot be made (a name longer than the file system allows;
+    likewise a path under /proc): one line naming --out, nothing left behind."""
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(SMALL)
+    target = tmp_path / "new" / ("x" * 300)
+    assert main(["simulate", "--config", str(cfg), "--out", str(target)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"--out {target}: cannot be created" in line
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
