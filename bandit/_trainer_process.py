@@ -193,12 +193,22 @@ class TrainerProcess:
         return self.proc.poll() is None
 
     def call(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Message:
-        """Send one message, return the reply; a reply with ``"error"`` raises it as a ``RuntimeError``."""
+        """Send one message, return the reply. A reply with ``"error"`` raises it: a ``ValueError``, ``TypeError``
+        or :class:`~bandit.serving.CheckpointError` of the child as the same type with the same message (so that
+        the service answers them as in thread mode, e.g. 409 for a plan that exists), anything else as a
+        ``RuntimeError`` naming the child's exception type."""
         with self._lock:
             write_message(self._in, header, arrays)
             reply, reply_arrays = read_message(self._out)
         if reply.get("error"):
-            raise RuntimeError(f"trainer process: {reply['error']}")
+            from bandit.serving import CheckpointError
+
+            passed: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError,
+                                                  "CheckpointError": CheckpointError}
+            kind = passed.get(reply.get("error_type", ""))
+            if kind is not None:
+                raise kind(reply["error"])
+            raise RuntimeError(f"trainer process: {reply.get('error_type', 'Exception')}: {reply['error']}")
         return reply, reply_arrays
 
     def close(self, timeout: float = 60.0) -> None:
@@ -225,7 +235,7 @@ class _Worker:
             init["policy_path"], init["log_dir"], attribution_window=init["attribution_window"],
             durability=init["durability"], checkpoint_every=init["checkpoint_every"],
             checkpoint_updates=init["checkpoint_updates"], combine=init["combine"], grace=init["grace"],
-            delivery_delay=init["delivery_delay"],
+            delivery_delay=init["delivery_delay"], shard=init["shard"],
         )
         self.service._open_trainer_side()
         self.published = self.service.holder.n_published
@@ -312,7 +322,7 @@ def main() -> int:
                 assert worker is not None, "the first message must be init"
                 reply = worker.handle(header, arrays)
         except Exception as exc:  # reported to the service (its last_error); the next message may succeed
-            reply = ({"error": f"{type(exc).__name__}: {exc}"}, {})
+            reply = ({"error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__}, {})
         write_message(stdout, *reply)
         if header.get("kind") == "close":
             return 0

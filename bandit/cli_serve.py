@@ -2,7 +2,7 @@
 
     upsell-bandit serve --policy FILE --log DIR [--host 127.0.0.1 --port 8000 --attribution-window 1D
         --checkpoint-every 60s --token-file FILE --durability fsync|write|memory --trainer process|thread
-        --features a,b,c]
+        --features a,b,c --shard NAME]
 
 Arguments are checked, the policy file loaded and the log directory recovered before the port is opened; a bad one
 prints one line naming the flag and exits with status 2 (also when another process serves the same ``--log``). SIGINT / SIGTERM stop the service cleanly: the journals are compacted into the
@@ -65,6 +65,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trainer", choices=["process", "thread"], default="process",
                    help="where the trainer (learning, compaction, checkpoints) runs: a child process, so that its "
                    "work never holds up a request, or a thread of the server process (default: %(default)s)")
+    p.add_argument("--shard", metavar="NAME",
+                   help="this service's name among several serving copies of one policy file (1-32 characters of "
+                   "A-Z a-z 0-9 _ . -): it enters every policy_version (LinUCB-ab12cd34@NAME-57), so the shards' "
+                   "merged logs tell their states apart; a restart with the same name continues the sequence "
+                   "(default: the versions of the policy file)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, metavar="N",
                    help="largest request body accepted (default: %(default)s)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from bandit.service import create_app
-        from bandit.serving import DecisionService, load_feature_names
+        from bandit.serving import DecisionService, check_shard, load_feature_names
     except ImportError as exc:
         raise UsageError(f"serve needs the 'serve' extra ({exc.name} is missing): pip install "
                          "'upsell-bandit[serve]'") from None
@@ -121,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
         if not token or len(raw) > 4096 or not all("!" <= c <= "~" for c in token):
             raise UsageError(f"--token-file {args.token_file}: expected one token (1-4096 printable ASCII "
                              "characters, no spaces)")
+    try:
+        check_shard(args.shard)
+    except ValueError as exc:
+        raise UsageError(f"--shard {args.shard!r}: {one_line(exc)}") from None
     if args.log.exists() and not args.log.is_dir():
         raise UsageError(f"--log {args.log}: exists and is not a directory")
     try:
@@ -130,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every=durations["--checkpoint-every"], checkpoint_updates=args.checkpoint_updates,
             combine=args.combine, delivery_delay=delay, train_every=durations["--train-every"],
             compact_every=durations["--compact-every"],
-            trainer=args.trainer,
+            trainer=args.trainer, shard=args.shard,
         )
     except (ValueError, TypeError) as exc:
         message = one_line(exc)

@@ -20,6 +20,8 @@ Endpoints
     Prometheus text (see :func:`build_metrics`).
 ``POST /admin/arms`` ``{"name": str, "value"?: number}`` (201), ``DELETE /admin/arms/{name}``, ``POST /admin/checkpoint``
     Add or retire a plan, checkpoint now. Always need the bearer token; without a configured token they answer 403.
+    A plan change is checkpointed before it is served, all or nothing: if the policy file cannot be saved (a full
+    disk, a limit of ``bandit.load``), the change is undone and the answer is 503 (``field`` ``"server"``).
 
 Every rejected request leaves no state behind and gets a JSON body ``{"error": message, "field": name,
 "errors": [{"field", "message"}, ...]}``: 400 (malformed JSON), 401 (missing or wrong token), 403 (admin disabled),
@@ -51,7 +53,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bandit.arms import MAX_NAME_CHARS, Arm
-from bandit.serving import DecisionService, RequestError, check_token
+from bandit.serving import CheckpointError, DecisionService, RequestError, check_token
 from offline_eval.schema import MAX_EVENT_ID_LENGTH
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ServiceApp", "build_metrics", "create_app"]
@@ -403,6 +405,8 @@ def create_app(service: DecisionService, *, token: str | None = None,
     async def admin(run: Callable[[], Any], status: int = 200) -> tuple[int, Any]:
         try:
             result = await asyncio.wrap_future(run())
+        except CheckpointError as exc:  # the change was undone: nothing to fix in the request, retry later
+            raise HTTPError(503, "server", str(exc)) from None
         except ValueError as exc:
             message = str(exc)
             raise HTTPError(409 if "already exists" in message else 422, "name", message) from None

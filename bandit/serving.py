@@ -106,6 +106,7 @@ __all__ = [
     "Journal",
     "SnapshotHolder",
     "Trainer",
+    "check_shard",
     "check_token",
 ]
 
@@ -139,6 +140,32 @@ def _seconds(value: float | timedelta | str, name: str, *, allow_zero: bool = Fa
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} duration, got {value!r}")
     return seconds
+
+
+def check_shard(shard: Any) -> str | None:
+    """``shard`` (a service's name among several serving copies of one policy file) if it is None or a valid
+    name -- 1 to 32 characters of ``[A-Za-z0-9_.-]`` starting with a letter or digit
+    (:data:`bandit.state.SHARD_NAME`); otherwise a ``TypeError`` / ``ValueError`` naming ``shard``.
+
+    >>> check_shard("eu-west.1"), check_shard(None)
+    ('eu-west.1', None)
+    """
+    if shard is None:
+        return None
+    if not isinstance(shard, str):
+        raise TypeError(f"shard must be a string or None, got {type(shard).__name__}")
+    if not bandit.state.SHARD_NAME.fullmatch(shard):
+        raise ValueError(f"shard must be 1 to 32 characters of [A-Za-z0-9_.-] starting with a letter or digit, got "
+                         f"{shard[:40]!r}")
+    return shard
+
+
+def _assign_shard(policy: Any, shard: str) -> None:
+    """Make ``shard`` part of the live policy's instance id, so of every ``policy_version``: ``<id>@<shard>``, where
+    ``<id>`` is the id before any earlier ``@shard`` (the revision, and so the sequence, is kept)."""
+    policy._uid = f"{policy._uid.partition('@')[0]}@{shard}"
+    policy._version_prefix = f"{type(policy).__name__}-{policy._uid}-"
+    policy._version = None
 
 
 def check_token(given: str | None, expected: str | None) -> bool:
@@ -646,6 +673,10 @@ class Trainer:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class CheckpointError(RuntimeError):
+    """An admin change (add or retire a plan) was undone because the policy file could not be saved with it."""
+
+
 class RequestError(ValueError):
     """A bad rank/reward input: ``field`` names the offending field of the request (``str(error)`` says why)."""
 
@@ -714,6 +745,14 @@ class DecisionService:
         policy file; this process journals, decides from snapshots the child sends back after each step, and
         forwards decisions and outcomes once per ``train_every``. Same learning, same files, same recovery; the
         request path no longer waits for trainer work (measured in ``bench/serve_bench.py``). Needs the wall clock.
+    shard : str, optional
+        This service's name among several services started from copies of one policy file (see
+        :func:`check_shard`). ``policy_version`` is the policy's class, instance id and revision
+        (``LinUCB-ab12cd34-57``), and the copies share the id, so their logs would name different states alike;
+        with a shard the id becomes ``<id>@<shard>`` (``LinUCB-ab12cd34@eu-1-57``) in every decision, snapshot and
+        checkpoint, so merged shard logs tell the states apart, while a restart of the shard (same name, its own
+        checkpoint) continues its sequence. A shard name replaces an earlier one in the id. Default None: the
+        versions are those of the policy file, as they are.
 
     Examples
     --------
@@ -752,7 +791,9 @@ class DecisionService:
         id_window: int = 200_000,
         clock: Callable[[], int] | None = None,
         trainer: Literal["thread", "process"] = "thread",
+        shard: str | None = None,
     ) -> None:
+        self.shard = check_shard(shard)
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {list(DURABILITY_MODES)}, got {durability!r}")
         if trainer not in ("thread", "process"):
@@ -770,6 +811,8 @@ class DecisionService:
                 "serves contextual policies (build it with n_features=...)"
             )
         self.n_features: int = int(policy.n_features)
+        if self.shard is not None:
+            _assign_shard(policy, self.shard)
         if feature_names is not None:
             names = list(feature_names)
             if len(names) != self.n_features or len(set(names)) != len(names) or not all(
@@ -798,7 +841,7 @@ class DecisionService:
             "attribution_window": f"{self.trainer._window_us}us",
             "grace": f"{_as_duration(grace, 'grace', allow_zero=True).value // 1000}us",
             "checkpoint_every": self.trainer.checkpoint_every, "checkpoint_updates": checkpoint_updates,
-            "combine": combine, "delivery_delay": self.trainer._delay_us / 1e6,
+            "combine": combine, "delivery_delay": self.trainer._delay_us / 1e6, "shard": self.shard,
         }
         self._remote: Any = None  # the trainer process's handle (trainer="process", once started)
         self._remote_stats: dict[str, Any] = {}
@@ -1108,19 +1151,48 @@ class DecisionService:
         if self._remote is not None:
             return self._call_trainer("add_arm", name=name, value=value)
         policy = self.holder.policy
-        index = policy.add_arm(bandit.Arm(name=name, value=value))
-        self.trainer.checkpoint()  # the file knows the arm before any decision can name it
-        self.holder.publish()
+        # the file knows the arm before any decision can name it
+        index = self._change_durably(f"plan {name!r} was not added", lambda: policy.add_arm(bandit.Arm(name=name,
+                                                                                                         value=value)))
         return {"arm": name, "index": index, "policy_version": policy.policy_version}
 
     def _retire_arm(self, name: str) -> dict[str, Any]:
         if self._remote is not None:
             return self._call_trainer("retire_arm", name=name)
         policy = self.holder.policy
-        policy.remove_arm(name)
-        self.trainer.checkpoint()
-        self.holder.publish()
+        self._change_durably(f"plan {name!r} was not retired", lambda: policy.remove_arm(name))
         return {"arm": name, "retired": True, "policy_version": policy.policy_version}
+
+    def _change_durably(self, what: str, change: Callable[[], Any]) -> Any:
+        """Apply ``change()`` to the live policy and checkpoint it, then publish; returns what ``change`` returned.
+
+        All or nothing: if the checkpoint fails (a full disk, a limit of ``bandit.load``), the live policy gets back
+        its exact state from before the change -- rebuilt from its arrays, counters and ledger taken before it
+        (``remove_arm`` is no inverse of ``add_arm``: the retired plan keeps its index) -- and :class:`CheckpointError`
+        is raised. What the policy learned before stays learned (the next checkpoint saves it), nothing logged is
+        touched, and no snapshot ever offered the change. A ``change`` that raises changes nothing itself (the
+        policies' contract) and its error is raised as it is.
+        """
+        from bandit._trainer_process import policy_from_state, policy_state
+
+        policy = self.holder.policy
+        meta, arrays = policy_state(policy)  # (without the ledger, which an arm change never touches)
+        arrays = {key: array.copy() for key, array in arrays.items()}
+        result = change()
+        try:
+            self.trainer.checkpoint()
+        except Exception as exc:
+            before = policy_from_state(meta, arrays)
+            before._applied_event_ids = policy._applied_event_ids
+            self.holder.replace(before)
+            # (a save that failed after its rename -- syncing the directory -- left the change in the file: put the
+            # file back in line with the live policy if the disk lets us; else the next checkpoint does)
+            with contextlib.suppress(Exception):
+                self.trainer.checkpoint()
+            raise CheckpointError(f"{what}: the policy file could not be saved ({type(exc).__name__}: {exc}); the "
+                                  "live policy is unchanged") from exc
+        self.holder.publish()
+        return result
 
     def _checkpoint(self) -> dict[str, Any]:
         if self._remote is not None:
@@ -1322,6 +1394,12 @@ class DecisionService:
     # --- reward ---------------------------------------------------------------------------------------------
 
     def _receive(self, event_id: Any, reward: Any, timestamp: Any) -> tuple[RewardReceipt, bytes | None, Any]:
+        """Check a reward and claim its delivery key: ``(receipt, journal line or None for a duplicate, record)``.
+
+        Only the claim -- the dedupe dict and the recent-ids set, shared by :meth:`reward` on any thread and
+        :meth:`reward_async` on the event loop -- runs under ``_ids_lock``, for a few dict operations (never I/O),
+        so the event loop waits at most that long for a request thread.
+        """
         if self._outcome_journal is None:
             raise RuntimeError("the service is not started (call start())")
         try:
@@ -1334,73 +1412,85 @@ class DecisionService:
         if not self._reward_low <= reward <= self._reward_high:
             raise RequestError("reward", f"reward must be in [{self._reward_low}, {self._reward_high}] for "
                                f"{type(self.holder.policy).__name__}, got {reward}")
-        now = time.time_ns() // 1000
-        if timestamp is None:
-            ts, given = now, None
-        else:
+        given = None
+        if timestamp is not None:
             try:
-                ts = given = utc_us(timestamp, "timestamp")
+                given = utc_us(timestamp, "timestamp")
             except (TypeError, ValueError) as exc:
                 raise RequestError("timestamp", str(exc)) from None
-            if ts > now + MAX_CLOCK_SKEW_US:  # it would wait in memory until then: refuse the clock bug now
+        key = (event_id, reward, given)
+        with self._ids_lock:
+            now = time.time_ns() // 1000  # (under the lock: the dedupe dict stays in order of arrival)
+            if given is not None and given > now + MAX_CLOCK_SKEW_US:
+                # it would wait in memory until then: refuse the clock bug now
                 raise RequestError("timestamp", f"timestamp {timestamp} is in the future (more than "
                                    f"{MAX_CLOCK_SKEW_US // 60_000_000} minutes ahead of the server's clock)")
+            duplicate = key in self._outcome_keys
+            if duplicate:
+                self.n_outcome_duplicates += 1
+            else:
+                self.n_outcomes_received += 1
+                self._outcome_keys[key] = now
+                while self._outcome_keys:
+                    oldest_key, received = next(iter(self._outcome_keys.items()))
+                    if now - received <= self._dedupe_us:
+                        break
+                    del self._outcome_keys[oldest_key]
+                known = event_id in self._recent_set
+        ts = now if given is None else given
         stamp = pd.Timestamp(ts, unit="us", tz="UTC")
-        key = (event_id, reward, given)
-        if key in self._outcome_keys:
-            self.n_outcome_duplicates += 1
+        if duplicate:
             return RewardReceipt(event_id, "duplicate", stamp), None, None
-        self._outcome_keys[key] = now
-        while self._outcome_keys:
-            oldest_key, received = next(iter(self._outcome_keys.items()))
-            if now - received <= self._dedupe_us:
-                break
-            del self._outcome_keys[oldest_key]
-        status = "accepted" if event_id in self._recent_set else "unknown_event"
         line = b"" if self.durability == "memory" else json.dumps(
             {"e": event_id, "t": ts, "r": reward, "c": given is not None, "at": now}, separators=(",", ":")
         ).encode() + b"\n"
-        return RewardReceipt(event_id, status, stamp), line, (event_id, ts, reward, now, given is not None, key)
+        return (RewardReceipt(event_id, "accepted" if known else "unknown_event", stamp), line,
+                (event_id, ts, reward, now, given is not None, key))
+
+    def _release(self, key: tuple[str, float, int | None]) -> None:
+        """Give back the delivery key of a reward whose journal write failed (a retry is then not a duplicate)."""
+        with self._ids_lock:
+            self._outcome_keys.pop(key, None)
+            self.n_outcomes_received -= 1
 
     def reward(self, event_id: str, reward: float, timestamp: Any = None) -> RewardReceipt:
         """Record a reward for a ranked event; durable (per the durability mode) when this returns; thread-safe.
 
         The same body received twice (same ``event_id``, ``reward`` and ``timestamp`` -- or no timestamp both
-        times) is one delivery: the second is a ``"duplicate"`` and stores nothing. Without ``timestamp`` the
-        reward is stamped with the time it is received. Whether it counts is decided by the attribution rules when
-        the trainer resolves its decision; outcomes that do not count are reported in ``rejected.jsonl``.
+        times) is one delivery: the second is a ``"duplicate"`` and stores nothing, also when the two arrive at
+        once on different threads or through :meth:`reward_async`. Without ``timestamp`` the reward is stamped with
+        the time it is received. Whether it counts is decided by the attribution rules when the trainer resolves
+        its decision; outcomes that do not count are reported in ``rejected.jsonl``.
 
         Raises
         ------
         RequestError
             A bad ``event_id``, ``reward`` or ``timestamp``; nothing is stored.
         """
-        with self._ids_lock:
-            receipt, line, record = self._receive(event_id, reward, timestamp)
+        receipt, line, record = self._receive(event_id, reward, timestamp)
         if line is not None:
             try:
                 self._commit(self._outcome_journal, line, record, None)
             except BaseException:
-                self._outcome_keys.pop(record[-1], None)
+                self._release(record[-1])
                 raise
             self._received(record)
         return receipt
 
     async def reward_async(self, event_id: Any, reward: Any, timestamp: Any = None) -> RewardReceipt:
-        """:meth:`reward` for an asyncio server."""
+        """:meth:`reward` for an asyncio server (may be mixed with :meth:`reward` calls from other threads)."""
         receipt, line, record = self._receive(event_id, reward, timestamp)
         if line is not None:
             try:
                 await self._commit_async(self._outcome_journal, line, record, None)
             except BaseException:
-                self._outcome_keys.pop(record[-1], None)
+                self._release(record[-1])
                 raise
             self._received(record)
         return receipt
 
     def _received(self, record: Any) -> None:
         event_id, ts, reward = record[0], record[1], record[2]
-        self.n_outcomes_received += 1
         self.trainer.add_outcome(event_id, ts, reward)
 
     # --- reports --------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ A zip archive with exactly three members, all stored uncompressed (``ZIP_STORED`
          "arms": [{"name": str, "value": number, "features": [number, ...] | null}, ...],   # index order
          "counters": {"n_updates": int, "revision": int},
          "rng_state": int,                       # the policy's own generator state, in [0, 2**64)
-         "uid": str,                             # instance id of the policy_version, [A-Za-z0-9_-]{1,64}
+         "uid": str,                             # instance id of the policy_version, [A-Za-z0-9_-]{1,64},
+                                                 # optionally "@" + a shard name (SHARD_NAME, see bandit.serving)
          "applied_events": {"watermark_us": int | null, "n_ids": int, "id_bytes": int}}
                                                  # the ledger of settled logged decisions (bandit.attribution)
 
@@ -64,11 +65,13 @@ metadata is not covered by a checksum. Saving it again writes version 2. ``save`
 version.
 
 ``save`` writes to a temporary file in the destination directory, fsyncs it and renames it over the destination
-(``os.replace``), so readers see either the old file or the new one, never a partial write.
+(``os.replace``), so readers see either the old file or the new one, never a partial write. The temporary of a save
+killed mid-write is removed by a later save (see :func:`save`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import inspect
@@ -76,7 +79,9 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -87,11 +92,17 @@ from numpy.lib import format as npy_format
 
 from bandit._fs import fsync_dir
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from bandit.arms import Arm
     from bandit.policies.base import Policy
 
 __all__ = [
+    "DEAD_TEMPORARY_SECONDS",
     "FORMAT",
     "FORMAT_VERSION",
     "MAX_ARMS",
@@ -101,6 +112,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_STRING_CHARS",
+    "SHARD_NAME",
     "UnverifiedMetadataWarning",
     "load",
     "register",
@@ -126,6 +138,9 @@ MAX_ARRAYS = 64
 MAX_ARMS = 100_000
 #: Most context features (``n_features``) and arm features of a loaded policy.
 MAX_FEATURES = 100_000
+#: How long after its last write :func:`save` takes an unlocked temporary of its destination for one a killed save
+#: left (seconds).
+DEAD_TEMPORARY_SECONDS = 60.0
 
 
 class UnverifiedMetadataWarning(UserWarning):
@@ -140,7 +155,9 @@ _MEMBERS = {1: (_JSON, _ARRAYS), 2: (_JSON, _ARRAYS, _CHECKSUM)}
 #: The dtypes arrays.npz may hold (little-endian float64/int64, bool, uint8).
 _DTYPES = {np.dtype("<f8"), np.dtype("<i8"), np.dtype("|b1"), np.dtype("|u1")}
 _ARRAY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_UID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: A shard name: a service's name among several serving copies of one policy file (``DecisionService(shard=...)``).
+SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_UID = re.compile(rf"[A-Za-z0-9_-]{{1,64}}(?:@{SHARD_NAME.pattern})?")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 #: Digits of the largest integer policy.json may hold (2**64 has 20).
 _MAX_INT_DIGITS = 20
@@ -173,6 +190,15 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
     ValueError
         ``path`` is a directory or its directory is missing, or the file would exceed a limit of :func:`load`
         (:data:`MAX_JSON_BYTES`, :data:`MAX_FILE_BYTES`); nothing is written then.
+
+    Notes
+    -----
+    A save killed mid-write (``kill -9``, a crash) leaves its temporary ``.<name>.<random>.tmp`` beside ``path``
+    (:func:`stale_temporaries`); ``path`` itself is always the old or the new file. Each later successful save to
+    ``path`` removes such leftovers once they are :data:`DEAD_TEMPORARY_SECONDS` old (on POSIX systems): only
+    temporaries of ``path``, and never one a live save is writing, in this or another process (each save holds a
+    ``flock`` on its temporary while writing it). Elsewhere, or to clean up at once, the owner of ``path`` removes
+    what :func:`stale_temporaries` lists while nothing else saves to ``path``.
     """
     path = Path(os.fspath(path))
     if path.is_dir():
@@ -195,6 +221,9 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
                          "limit of bandit.load; nothing was written")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if fcntl is not None:  # held until the file is closed: tells a live temporary from one a killed save left
+            with contextlib.suppress(OSError):  # (a file system without flock: then no temporary looks dead)
+                fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr(_JSON, payload)
@@ -210,13 +239,42 @@ def save(policy: Policy, path: str | os.PathLike[str]) -> Path:
             pass
         raise
     fsync_dir(path.parent)
+    _remove_dead_temporaries(path)
     return path
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove the temporaries of ``path`` (:func:`stale_temporaries`) that a save killed mid-write left, and only
+    those: regular files (not symlinks) last written more than :data:`DEAD_TEMPORARY_SECONDS` ago that no open file
+    holds locked. Every save holds an exclusive ``flock`` on its temporary from right after creating it until it
+    closes it, microseconds before renaming it over ``path``; the kernel drops the lock when the process dies, and
+    the age covers the instants around it. Best effort: errors are ignored. POSIX only (no ``fcntl``: nothing)."""
+    if fcntl is None:
+        return
+    cutoff = time.time() - DEAD_TEMPORARY_SECONDS
+    for tmp in stale_temporaries(path):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError while a live save holds it
+            if os.lstat(tmp).st_ino == st.st_ino:  # still the file checked
+                os.unlink(tmp)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
 def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """The temporary files :func:`save` leaves beside ``path`` when its process dies mid-write (``kill -9``, power
-    loss): ``.<name>.<random>.tmp``, never renamed over ``path``. Only the owner of ``path`` may remove them (a
-    concurrent ``save`` to the same path is writing one)."""
+    loss): ``.<name>.<random>.tmp``, never renamed over ``path``. Only the owner of ``path`` may remove them all (a
+    concurrent ``save`` to the same path is writing one); :func:`save` itself removes those it can tell are dead
+    (see :func:`save`)."""
     path = Path(os.fspath(path))
     prefix = f".{path.name}."
     try:
@@ -567,7 +625,8 @@ def check_meta(cls: type[Policy], meta: dict[str, Any]) -> tuple[list[Arm], dict
         _check_int(counters[key], f"counters[{key!r}]", 0, 2**63)
     _check_int(meta["rng_state"], "rng_state", 0, 2**64)
     if not isinstance(meta["uid"], str) or not _UID.fullmatch(meta["uid"]):
-        raise ValueError(f"uid must be 1 to 64 characters of [A-Za-z0-9_-], got {str(meta['uid'])[:80]!r}")
+        raise ValueError("uid must be 1 to 64 characters of [A-Za-z0-9_-], optionally followed by '@' and a shard "
+                         f"name, got {str(meta['uid'])[:80]!r}")
     return arms, dict(config), n_features
 
 

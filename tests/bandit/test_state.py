@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tempfile
 import threading
 import warnings
@@ -404,3 +405,51 @@ def test_update_from_log_is_idempotent(tmp_path):
     assert restored.update_from_log(decisions, outcomes, "7D", now="2024-05-20").n_applied == 0
     assert restored.n_updates == 3
     assert_same_state(state_of(policy), state_of(restored))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="save removes dead temporaries on POSIX systems only")
+def test_save_removes_the_temporary_a_killed_save_left_and_nothing_else(tmp_path):
+    """Regression: a save killed mid-write (kill -9) left its temporary beside the policy file forever (library
+    users had no cleanup). Now a later save removes it, and never one a live save is writing."""
+    import fcntl
+    import os
+    import subprocess
+    import time
+
+    path = tmp_path / "p.zip"
+    policy = LinUCB(["solo", "duo"], n_features=2, seed=0)
+    policy.save(path)
+    long_ago = time.time() - 3600
+    # a writer killed while it held its temporary (save's lock): the kernel dropped the lock with the process
+    dead = tmp_path / ".p.zip.k1ll3d.tmp"
+    writer = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(dead)!r}, os.O_WRONLY | os.O_CREAT, 0o600)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'PK partial')\n"
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    assert writer.stdout.readline() == b"held\n"
+    writer.kill()
+    writer.wait()
+    live = tmp_path / ".p.zip.wr1t1ng.tmp"  # a save writing right now (a slow disk): it holds the lock
+    fresh = tmp_path / ".p.zip.n3w.tmp"  # just created, its writer not yet holding the lock
+    unrelated = [tmp_path / ".q.zip.x.tmp", tmp_path / ".p.zip.x.tmp.bak", tmp_path / "p.zip.tmp"]
+    for f in (live, fresh, *unrelated):
+        f.write_bytes(b"data")
+    target = tmp_path / "precious"
+    target.write_bytes(b"keep")
+    link = tmp_path / ".p.zip.l1nk.tmp"
+    link.symlink_to(target)
+    for f in (dead, live, *unrelated, target):
+        os.utime(f, (long_ago, long_ago))
+    holder = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        policy.update([1.0, 0.0], "duo", 1.0)
+        policy.save(path)
+        assert not dead.exists()
+        assert all(f.exists() for f in (live, fresh, link, target, *unrelated))
+        assert target.read_bytes() == b"keep" and load(path).n_updates == 1
+    finally:
+        os.close(holder)  # the live writer finished (or died) long ago: its temporary goes with the next save
+    policy.save(path)
+    assert not live.exists() and fresh.exists() and link.is_symlink()
+    assert sorted(p.name for p in bandit.state.stale_temporaries(path)) == sorted([fresh.name, link.name])

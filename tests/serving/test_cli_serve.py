@@ -21,6 +21,8 @@ from bandit.cli import main
         (["--token-file", "utf8-token"], "--token-file"),  # regression: accepted, yet no client could ever match it
         (["--token-file", "binary-token"], "--token-file"),
         (["--max-body-bytes", "10"], "--max-body-bytes"),
+        (["--shard", "eu 1"], "--shard"),
+        (["--shard", "eu@1"], "--shard"),
     ],
 )
 def test_bad_serve_arguments_exit_2_naming_the_flag(tmp_path, capsys, monkeypatch, extra, flag):

@@ -208,3 +208,22 @@ def test_an_unexpected_error_is_a_json_500_and_the_service_keeps_serving(app_ser
         assert r.status_code == 500 and r.json()["field"] == "server" and "OSError" in r.json()["error"]
         monkeypatch.setattr(svc, "rank_async", real)
         assert rank(client, {"context": [1, 2, 3]}).status_code == 200
+
+
+def test_a_plan_change_that_cannot_be_checkpointed_answers_503_and_is_undone(app_service):
+    # regression: the checkpoint's error was answered as the client's (422 blaming "name") or a 500, and the plan
+    # stayed in the live policy, so a retry answered 409 "already exists"
+    svc, tmp = app_service
+    headers = {"content-type": "application/json", **AUTH}
+    with client_for(svc) as client:
+        (tmp / "p.zip").unlink()
+        (tmp / "p.zip").mkdir()  # the policy file cannot be written
+        for r in (client.post("/admin/arms", headers=headers, content=b'{"name": "team"}'),
+                  client.delete("/admin/arms/solo", headers=AUTH)):
+            assert r.status_code == 503 and r.json()["field"] == "server", r.text
+            assert "the live policy is unchanged" in r.json()["error"]
+        assert client.get("/healthz").json()["status"] == "ok"
+        assert set(rank(client, {"context": [1, 2, 3]}).json()["probabilities"]) == {"solo", "duo", "family"}
+        (tmp / "p.zip").rmdir()
+        assert client.post("/admin/arms", headers=headers, content=b'{"name": "team"}').status_code == 201
+    assert bandit.load(tmp / "p.zip").active_arms == ["solo", "duo", "family", "team"]

@@ -214,6 +214,60 @@ def test_rewards_for_one_event_from_many_threads_are_stored_and_counted_once(tmp
     assert len(svc.read_outcomes()) == 10
 
 
+def test_reward_from_threads_mixed_with_reward_async_on_the_loop_stores_each_delivery_exactly_once(tmp_path):
+    """Regression: reward_async checked and claimed a delivery key without the lock reward() takes, so an embedder
+    mixing the two (threads and an event loop) could store one delivery twice. 300 distinct bodies, each sent by 4
+    threads and twice on the loop; the dedupe dict hands the GIL to another thread right after each membership test
+    (the race window made wide, so that any check-then-claim outside the lock shows)."""
+    import asyncio
+    import random
+    import time
+    from collections import OrderedDict
+
+    class Yielding(OrderedDict):
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            time.sleep(0)  # releases the GIL
+            return found
+
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, durability="memory").start(thread=False)
+    for i in range(0, 100, 2):
+        svc.rank([0.1, 0.2, 0.3], event_id=f"e{i}")
+    svc._outcome_keys = Yielding(svc._outcome_keys)
+    bodies = [(f"e{i % 100}", float(i // 100)) for i in range(300)]
+    statuses: dict[tuple[str, float], list[str]] = {b: [] for b in bodies}
+    barrier = threading.Barrier(5)
+
+    order = random.Random(9).sample(bodies, len(bodies))  # everyone in the same order: the same body at once
+
+    def post() -> None:
+        barrier.wait()
+        for body in order:
+            statuses[body].append(svc.reward(*body).status)
+
+    async def post_async() -> None:
+        for body in order:
+            for _ in range(2):
+                statuses[body].append((await svc.reward_async(*body)).status)
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for th in threads:
+        th.start()
+    barrier.wait()
+    asyncio.run(post_async())
+    for th in threads:
+        th.join()
+    for (event_id, _), got in statuses.items():
+        known = int(event_id[1:]) % 2 == 0
+        assert sorted(got) == sorted(["accepted" if known else "unknown_event"] + ["duplicate"] * 5), event_id
+    assert svc.n_outcomes_received == 300 and svc.n_outcome_duplicates == 1500
+    svc.compact()
+    stored = svc.read_outcomes()
+    assert sorted(zip(stored["event_id"], stored["reward"], strict=True)) == sorted(bodies)
+    svc.close()
+
+
 def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path):
     make_policy().save(tmp_path / "policy.zip")
     svc = service(tmp_path).start(thread=False)
@@ -360,7 +414,7 @@ def _run_with_trainer(tmp_path, mode: str, durability: str) -> tuple[DecisionSer
     decisions are stamped in the past (from T0), so with the wall clock every window has closed (grace covers them)."""
     tmp_path.mkdir()
     make_policy(seed=5).save(tmp_path / "policy.zip")
-    svc = service(tmp_path, trainer=mode, grace="90D", durability=durability).start(thread=False)
+    svc = service(tmp_path, trainer=mode, grace="90D", durability=durability, shard=mode).start(thread=False)
     X, converts, delay = traffic(150, seed=6)
     for i in range(150):
         ts = T0 + pd.Timedelta(minutes=i)
@@ -398,6 +452,10 @@ def test_a_trainer_process_learns_logs_and_reports_exactly_like_the_trainer_thre
         a = read_decision_log(tmp_path / "thread" / "logs" / "decisions" / kind)
         b = read_decision_log(tmp_path / "process" / "logs" / "decisions" / kind)
         pd.testing.assert_frame_equal(a.drop(columns=["policy_version"]), b.drop(columns=["policy_version"]))
+        # the shard is in every version, also in those of the snapshots the trainer process sends; same revisions
+        assert a["policy_version"].str.contains("@thread-").all() and b["policy_version"].str.contains("@process-").all()
+        assert a["policy_version"].str.rsplit("-", n=1).str[1].tolist() == b["policy_version"].str.rsplit(
+            "-", n=1).str[1].tolist()
     pd.testing.assert_frame_equal(thread_svc.read_outcomes()[["event_id", "timestamp", "reward"]],
                                   process_svc.read_outcomes()[["event_id", "timestamp", "reward"]])
     assert not list((tmp_path / "process" / "logs" / "journal").iterdir())
@@ -528,3 +586,113 @@ def test_trainer_process_needs_the_wall_clock(tmp_path):
         service(tmp_path, trainer="process", clock=lambda: 0)
     with pytest.raises(ValueError, match="trainer must be"):
         service(tmp_path, trainer="fork")
+
+
+@pytest.mark.parametrize("trainer", ["thread", "process"])
+def test_a_plan_change_whose_checkpoint_fails_is_undone_and_nothing_learned_or_logged_is_lost(tmp_path, trainer):
+    """Regression: the plan stayed in the live policy after its checkpoint failed, so the next snapshot offered a
+    plan the policy file did not know (and every retry answered "already exists"). Now the live policy gets back
+    its exact state (remove_arm would keep the plan's index) and the service stays healthy."""
+    from bandit._trainer_process import policy_state
+    from bandit.serving import CheckpointError
+
+    make_policy(seed=11).save(tmp_path / "policy.zip")
+    initial = bandit.load(tmp_path / "policy.zip")
+    svc = service(tmp_path, trainer=trainer, grace="90D").start(thread=False)
+    X, converts, _ = traffic(50, seed=12)
+
+    def decide(i: int) -> None:
+        ts = T0 + pd.Timedelta(minutes=i)
+        svc.rank(X[i].tolist(), event_id=f"e{i}", timestamp=ts)
+        if converts[i]:
+            svc.reward(f"e{i}", 1.0, timestamp=ts + pd.Timedelta(minutes=1))
+
+    for i in range(30):
+        decide(i)
+    svc.run_trainer_once()  # learned, not yet checkpointed (checkpoint_every 60 s)
+    served = svc.holder.snapshot.policy_version
+    live = policy_state(svc.holder.policy) if trainer == "thread" else None
+    # the policy file cannot be written (its path is taken by a directory; a full disk fails the same way)
+    (tmp_path / "policy.zip").unlink()
+    (tmp_path / "policy.zip").mkdir()
+    with pytest.raises(CheckpointError, match="plan 'team' was not added: the policy file could not be saved"):
+        svc.add_arm("team", 2.0).result()
+    with pytest.raises(CheckpointError, match="plan 'solo' was not retired"):
+        svc.retire_arm("solo").result()
+    if live is not None:  # the exact state from before: arrays, counters, arms, generator, version
+        meta, arrays = policy_state(svc.holder.policy)
+        assert meta == live[0] and arrays.keys() == live[1].keys()
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(array, live[1][name], err_msg=name)
+    assert svc.holder.snapshot.policy_version == served
+    for i in range(30, 40):  # more learning publishes new snapshots: none offers the undone changes
+        decide(i)
+    svc.run_trainer_once()
+    assert svc.healthy and svc.n_applied == 40
+    snap = svc.holder.snapshot
+    assert snap.arm_names == ARMS and snap.active_arms == ARMS and snap.n_updates == 40
+    (tmp_path / "policy.zip").rmdir()
+    assert svc.add_arm("team", 2.0).result()["index"] == 3  # not "already exists": it was never added
+    with pytest.raises(ValueError, match="already exists"):  # (process mode: not a RuntimeError, so HTTP 409)
+        svc.add_arm("team").result()
+    for i in range(40, 50):
+        decide(i)
+    svc.run_trainer_once()
+    assert svc.healthy
+    svc.close()
+    assert svc.last_error is None
+    log = pd.concat([read_decision_log(p) for p in sorted((tmp_path / "logs" / "decisions").iterdir())],
+                    ignore_index=True)
+    assert log["event_id"].tolist() == [f"e{i}" for i in range(50)]
+    recovered = bandit.load(tmp_path / "policy.zip")
+    assert recovered.arm_names == [*ARMS, "team"] and recovered.active_arms == [*ARMS, "team"]
+    initial.add_arm(bandit.Arm(name="team", value=2.0))
+    initial.update_from_log(log, svc.read_outcomes()[["event_id", "timestamp", "reward"]], "1h", grace="90D")
+    assert_same_learning(recovered, initial)
+
+
+def test_shards_started_from_copies_of_one_policy_file_log_distinct_versions_and_a_restart_continues(tmp_path):
+    """Regression: services started from copies of one policy file logged the same policy_version strings for
+    different states (the copies share the instance id), so merged shard logs could not tell them apart."""
+    from bandit.serving import check_shard
+
+    make_policy(seed=13).save(tmp_path / "policy.zip")
+    uid_version = bandit.load(tmp_path / "policy.zip").policy_version  # e.g. LinUCB-ab12cd34-1
+    X, converts, _ = traffic(20, seed=14)
+    logs = {}
+    for shard in ("eu-1", "us.2", None):
+        (tmp_path / str(shard)).mkdir()
+        (tmp_path / str(shard) / "policy.zip").write_bytes((tmp_path / "policy.zip").read_bytes())
+        svc = service(tmp_path / str(shard), shard=shard, grace="90D").start(thread=False)
+        for i in range(20):  # the same traffic: the same states, revision for revision
+            ts = T0 + pd.Timedelta(minutes=i)
+            svc.rank(X[i].tolist(), event_id=f"e{i}", timestamp=ts)
+            if converts[i]:
+                svc.reward(f"e{i}", 1.0, timestamp=ts)
+            if i == 9:
+                svc.run_trainer_once()
+        svc.close()
+        logs[shard] = read_decision_log(tmp_path / str(shard) / "logs" / "decisions" / "arms-3")["policy_version"]
+    assert logs[None].tolist()[0] == uid_version  # no shard: the versions of the file, as before
+    revisions = logs[None].str.rsplit("-", n=1).str[1]
+    assert revisions.nunique() == 2  # decided by two states
+    for shard in ("eu-1", "us.2"):  # LinUCB-<id>-<revision> -> LinUCB-<id>@<shard>-<revision>
+        assert logs[shard].tolist() == [f"{v.rsplit('-', 1)[0]}@{shard}-{v.rsplit('-', 1)[1]}" for v in logs[None]]
+    assert not set(logs["eu-1"]) & set(logs["us.2"])  # merged, the shards' states are told apart
+    # a restart of a shard continues its own sequence: the checkpoint carries the shard, the revision goes on
+    saved = bandit.load(tmp_path / "eu-1" / "policy.zip")
+    svc = service(tmp_path / "eu-1", shard="eu-1", grace="90D").start(thread=False)
+    assert svc.holder.snapshot.policy_version == saved.policy_version
+    svc.rank(X[0].tolist(), event_id="after-restart", timestamp=T0 + pd.Timedelta(minutes=30))
+    svc.reward("after-restart", 1.0, timestamp=T0 + pd.Timedelta(minutes=30))
+    svc.run_trainer_once()
+    version = svc.holder.snapshot.policy_version
+    svc.close()
+    prefix, revision = version.rsplit("-", 1)
+    assert prefix == f"{uid_version.rsplit('-', 1)[0]}@eu-1" and int(revision) > int(logs["eu-1"].iloc[-1].rsplit("-", 1)[1])
+    for bad, error in (("", ValueError), ("eu 1", ValueError), ("a@b", ValueError), ("-x", ValueError),
+                       ("x" * 33, ValueError), (7, TypeError)):
+        with pytest.raises(error, match="shard must be"):
+            check_shard(bad)
+        with pytest.raises(error, match="shard must be"):
+            service(tmp_path / "eu-1", shard=bad)
