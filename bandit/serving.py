@@ -1203,11 +1203,13 @@ class DecisionService:
         return {"path": str(path), "policy_version": policy.policy_version, "n_updates": policy.n_updates}
 
     def add_arm(self, name: str, value: float = 1.0) -> Future[Any]:
-        """Add a plan (on the trainer thread; checkpointed before it is served)."""
+        """Add a plan (on the trainer thread; checkpointed before it is served). All or nothing: if the checkpoint
+        fails, the future raises :class:`CheckpointError` and the live policy is exactly as before."""
         return self.submit(lambda: self._add_arm(name, value))
 
     def retire_arm(self, name: str) -> Future[Any]:
-        """Retire a plan: never offered again, its history kept (on the trainer thread; checkpointed)."""
+        """Retire a plan: never offered again, its history kept (on the trainer thread; checkpointed before it takes
+        effect, all or nothing like :meth:`add_arm`)."""
         return self.submit(lambda: self._retire_arm(name))
 
     def force_checkpoint(self) -> Future[Any]:
