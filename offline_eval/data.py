@@ -1191,6 +1191,19 @@ def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> t
     return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked, examples)
 
 
+def replay_warnings(records: Sequence[warnings.WarningMessage]) -> None:
+    """Issue again warnings recorded with ``warnings.catch_warnings(record=True)``: the batch readers record each
+    run of their passes and replay the warnings of the run whose result they keep (a run given up to quarantine bad
+    rows is repeated, and its warnings with it). Each message is issued once per place, as the default filter
+    shows it (the run was recorded with every warning let through)."""
+    seen = set()
+    for w in records:
+        key = (str(w.message), w.category, w.filename, w.lineno)
+        if key not in seen:
+            seen.add(key)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
 def check_action_range(table: Any, n_actions: int) -> None:
     """Raise :class:`InvalidRowsError` (the message of :class:`LoggedData`) when an Arrow table's ``action`` column
     holds a value outside [0, ``n_actions``): the batch readers check it (one min / max) before a reward-model pass

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,6 +78,7 @@ from offline_eval.data import (
     _report_missing,
     check_action_range,
     quarantine_batch,
+    replay_warnings,
     rows_with_reward,
 )
 from offline_eval.duplicate_ids import DuplicateFinder, DuplicateRows
@@ -519,15 +521,25 @@ def evaluate_parquet(
     log.check_context = S.CONTEXT in eval_columns(layout, targets)
     with one_blas_thread():
         while True:  # at most three runs: each restart sets what the next run drops
-            try:
-                accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
-                break
-            except _Restart:  # the first pass met repeated event ids: again without them
-                continue
-            except InvalidRowsError:  # a batch broke the contract: again, every pass quarantining the same rows
-                if invalid_rows == "raise" or log.quarantine:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    accs = _passes(log, layout, targets, int(batch_rows), int(cache_bytes))
+                    done = True
+                except _Restart:  # the first pass met repeated event ids (and warned): again without them
+                    done = False
+                except InvalidRowsError:  # a batch broke the contract: again, every pass quarantining the same rows
+                    if invalid_rows == "raise" or log.quarantine:
+                        replay_warnings(caught)
+                        raise
+                    log.quarantine = True
+                    continue  # the next run repeats this one's warnings
+                except BaseException:
+                    replay_warnings(caught)
                     raise
-                log.quarantine = True
+            replay_warnings(caught)
+            if done:
+                break
     if accs is None:
         raise ValueError(f"the log {str(path)!r} has no rows with a reward")
     log.quarantined.warn(stacklevel=2)
