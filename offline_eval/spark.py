@@ -42,7 +42,17 @@ import pandas as pd
 
 from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
-from offline_eval.data import _report_missing, rows_with_reward
+from offline_eval.data import (
+    CHECKED_COLUMNS,
+    ROW_REASONS,
+    InvalidRowsError,
+    Quarantine,
+    _check_invalid_rows,
+    _report_missing,
+    quarantine_batch,
+    replay_warnings,
+    rows_with_reward,
+)
 from offline_eval.estimators import Estimator
 from offline_eval.evaluate import _check_estimators
 from offline_eval.reward_fit import CrossFitPredictor, MapFn, combine
@@ -125,12 +135,16 @@ def _output(rows: list[tuple[int, int, bytes, int, int]]) -> Any:
 
 
 def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_seed: int,
-               mrdr: tuple[tuple[Any, ...], str, list[str]] | None) -> Any:
+               mrdr: tuple[tuple[Any, ...], str, list[str]] | None, n_actions: int,
+               quarantine: list[str] | None = None) -> Any:
     """``mapInArrow`` function of a reward-model pass: the partition's combined ``map_fn`` outputs as bytes.
-    ``mrdr`` = (shipped target, its name, the arms): the batches carry that target's raw MRDR weights."""
+    ``mrdr`` = (shipped target, its name, the arms): the batches carry that target's raw MRDR weights.
+    ``quarantine`` (the arms): the rows that break the contract are left out first, as the evaluation pass does;
+    without it only the rows whose action is outside [0, ``n_actions``)."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from offline_eval.reward_fit import ModelBatch
 
@@ -139,6 +153,12 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
         with one_blas_thread():  # see offline_eval.streaming.one_blas_thread
             for record_batch in batches:
                 table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
+                if quarantine is not None and table.num_rows:
+                    table, _, _ = quarantine_batch(table, quarantine)
+                elif table.num_rows:  # an action outside [0, K) must not index the statistics; the evaluation
+                    # pass quarantines its row (and the passes run again with the model passes leaving it out)
+                    table = table.filter(pc.and_(pc.greater_equal(table.column(S.ACTION), 0),
+                                                 pc.less(table.column(S.ACTION), n_actions)))
                 if table.num_rows == 0:
                     continue
                 part = _model_batch(table, None)
@@ -157,8 +177,10 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
 
 
 def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]], policies: list[tuple[Any, ...]],
-              names: list[str], context: bool) -> Any:
-    """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator."""
+              names: list[str], context: bool, invalid_rows: str) -> Any:
+    """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator, and a
+    row (key -1) with the rows missing a reward, the rows read and what was quarantined (:func:`_quarantine_bytes`;
+    with ``invalid_rows="raise"``, the first bad row's error)."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -171,6 +193,7 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
         accs: list[PolicyAccumulator | None] = [None] * len(targets)
         start = pid * PARTITION_STRIDE
         missing = total = 0
+        quarantined, error = Quarantine(), ""
         with one_blas_thread():  # see offline_eval.streaming.one_blas_thread
             for record_batch in batches:
                 table, dropped = rows_with_reward(pa.Table.from_batches([record_batch]))
@@ -178,7 +201,17 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
                 total += record_batch.num_rows
                 if table.num_rows == 0:
                     continue
-                data = _logged_data(table, arms, context)
+                if invalid_rows == "raise":
+                    try:
+                        data = _logged_data(table, arms, context)
+                    except InvalidRowsError as err:
+                        error = f"{err} (in a batch of partition {pid})"
+                        break
+                else:
+                    table, data, found = quarantine_batch(table, arms, context)
+                    quarantined = quarantined.merge(found)
+                    if table.num_rows == 0:
+                        continue
                 predict = Predictions(fitted, data, table)
                 for i, target in enumerate(targets):
                     part = PolicyAccumulator.of(layout, data, target, predict(names[i]), start=start,
@@ -187,10 +220,28 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
                     accs[i] = part if acc is None else acc.merge(part)
                 start += data.n
         rows = [(pid, i, _to_bytes(acc.to_arrays()), 0, 0) for i, acc in enumerate(accs) if acc is not None]
-        rows.append((pid, -1, b"", missing, total))
+        rows.append((pid, -1, _quarantine_bytes(quarantined, error), missing, total))
         yield _output(rows)
 
     return run
+
+
+def _quarantine_bytes(quarantined: Quarantine, error: str) -> bytes:
+    """A partition's :class:`~offline_eval.data.Quarantine` (and error) as plain arrays; :func:`_quarantine_of`
+    reads them back."""
+    return _to_bytes({
+        "counts": np.array([quarantined.counts.get(r, 0) for r in ROW_REASONS], dtype=np.int64),
+        "rows": np.array([quarantined.n_rows, quarantined.n_checked], dtype=np.int64),
+        "examples": np.array(quarantined.examples, dtype=str),
+        "error": np.array(error),
+    })
+
+
+def _quarantine_of(payload: bytes) -> tuple[Quarantine, str]:
+    arrays = _from_bytes(payload)
+    counts = {r: int(c) for r, c in zip(ROW_REASONS, arrays["counts"], strict=True) if c}
+    n_rows, n_checked = (int(v) for v in arrays["rows"])
+    return Quarantine(counts, n_rows, n_checked, tuple(str(e) for e in arrays["examples"])), str(arrays["error"])
 
 
 def _collect(df: Any, job: Any) -> list[Any]:
@@ -234,6 +285,7 @@ def evaluate(
     estimators: Sequence[Estimator] | None = None,
     *,
     arms: Sequence[str] | None = None,
+    invalid_rows: str = "quarantine",
 ) -> pd.DataFrame:
     """Evaluate policies on a Spark DataFrame in the decision-log schema: the table of :func:`offline_eval.evaluate`.
 
@@ -250,11 +302,17 @@ def evaluate(
     arms : sequence of str, optional
         The arm names in index order (the log's ``upsell_bandit.arms`` metadata, which Spark does not carry);
         default: read from the distinct ``(action, action_name)`` pairs (every arm must have been logged).
+    invalid_rows : {"quarantine", "raise"}
+        Rows that break the decision-log contract are left out as :meth:`LoggedData.from_parquet` leaves them out
+        (the same rows: one :class:`~offline_eval.schema.DecisionLogWarning`, counts per reason in the table's
+        ``attrs["quarantined"]``), or raise :class:`~offline_eval.data.InvalidRowsError` naming the first
+        (``"raise"``). The evaluation pass checks every batch (the validation it needs anyway); when it finds bad
+        rows and reward models were fitted, the passes run again with the model passes leaving them out too.
 
     Returns
     -------
     pandas.DataFrame
-        The :func:`offline_eval.evaluate` table.
+        The :func:`offline_eval.evaluate` table; ``attrs["quarantined"]``: rows left out per reason.
 
     Examples
     --------
@@ -268,6 +326,7 @@ def evaluate(
     """
     ests = _check_estimators(estimators)
     targets = check_policies(policies, "offline_eval.spark.evaluate")
+    _check_invalid_rows(invalid_rows)
     missing_columns = [c for c in _EVAL_COLUMNS if c not in spark_df.columns]
     if missing_columns:
         raise ValueError(f"spark_df has no column(s) {missing_columns} of the decision-log schema "
@@ -277,21 +336,38 @@ def evaluate(
     layout = Layout.of(ests)
     spark_df, persisted = S.spark_without_repeated_ids(spark_df)
     try:
-        return _evaluate(spark_df, targets, layout, arms_list)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                table, quarantined = _evaluate(spark_df, targets, layout, arms_list, invalid_rows)
+            except BaseException:
+                replay_warnings(caught)
+                raise
+        if quarantined and layout.models:  # the reward models were fitted on rows the evaluation left out: again
+            # (and its warnings with it), the model passes leaving them out too
+            table, quarantined = _evaluate(spark_df, targets, layout, arms_list, invalid_rows, quarantine_models=True)
+        else:
+            replay_warnings(caught)
     finally:
         if persisted is not None:
             persisted.unpersist()
+    quarantined.warn(stacklevel=2)
+    table.attrs["quarantined"] = dict(quarantined.counts)
+    return table
 
 
-def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list: list[str]) -> pd.DataFrame:
-    """The passes of :func:`evaluate` on a DataFrame without repeated ids."""
+def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list: list[str], invalid_rows: str,
+              quarantine_models: bool = False) -> tuple[pd.DataFrame, Quarantine]:
+    """The passes of :func:`evaluate` on a DataFrame without repeated ids: the table and what the evaluation pass
+    quarantined. ``quarantine_models``: the model passes leave out the same rows."""
     K = len(arms_list)
 
     policy_names = list(targets)
     shipped = {name: _ship(targets[name]) for name in policy_names}
     mrdr = any(type(m) is MRDRRewardModel for m in layout.models)
     # the logistic fits read the model columns once per Newton pass; MRDR fits also the target's columns
-    model_df = spark_df.select(*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr else ())).persist()
+    checked = [*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr or quarantine_models else ())]
+    model_df = spark_df.select(*checked).persist()
 
     def reduce_for(model: Any, target: str | None = None) -> Any:
         n_folds = None if model is None else int(model.n_folds)
@@ -299,7 +375,8 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
         weights = None if target is None else (shipped[target], target, arms_list)
 
         def reduce(map_fn: MapFn, ops: tuple[str, ...]) -> list[np.ndarray]:
-            rows = _collect(model_df, _model_job(map_fn, ops, n_folds, seed, weights))
+            rows = _collect(model_df, _model_job(map_fn, ops, n_folds, seed, weights, K,
+                                                 arms_list if quarantine_models else None))
             parts = [list(_from_bytes(bytes(r["payload"])).values()) for r in rows]
             if not parts:
                 raise ValueError("spark_df has no rows with a reward")
@@ -316,15 +393,20 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
                           for m in predictors]
     columns = eval_columns(layout, targets)
     job = _eval_job(layout, arms_list, shipped_predictors, [shipped[name] for name in policy_names], policy_names,
-                    S.CONTEXT in columns)
-    rows = _collect(spark_df.select(*columns), job)
+                    S.CONTEXT in columns, invalid_rows)
+    rows = _collect(spark_df.select(*dict.fromkeys([*columns, *CHECKED_COLUMNS])), job)
     merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
     n_missing = n_total = 0
+    quarantined = Quarantine()
     for row in rows:
         key = int(row["key"])
         if key < 0:
             n_missing += int(row["missing"])
             n_total += int(row["total"])
+            found, error = _quarantine_of(bytes(row["payload"]))
+            if error:
+                raise InvalidRowsError(error)
+            quarantined = quarantined.merge(found)
             continue
         name = policy_names[key]
         part = PolicyAccumulator.from_arrays(layout, _from_bytes(bytes(row["payload"])))
@@ -334,5 +416,5 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
         _report_missing(n_missing, n_total, "drop")
     if any(acc is None for acc in merged.values()):
         raise ValueError("spark_df has no rows with a reward")
-    return evaluation_table({name: acc for name, acc in merged.items() if acc is not None})
+    return evaluation_table({name: acc for name, acc in merged.items() if acc is not None}), quarantined
 
