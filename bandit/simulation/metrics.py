@@ -410,7 +410,9 @@ def logged_data(run: PolicyRun, episode: Episode, rows: np.ndarray | None = None
     now = decisions["timestamp"].iloc[-1]  # the run's last decision: the end of the run
     joined = join_outcomes(decisions, outcomes, pd.Timedelta(days=episode.attribution_window_days), now=now)
     final = joined.iloc[_final_rows(run, rows)].drop(columns=["reward_status"])
-    return LoggedData.from_dataframe(final, reward="reward", action_names=episode.arm_names, missing_reward="raise")
+    # the simulator's own log: a row that breaks the contract is a bug here, not something to leave out
+    return LoggedData.from_dataframe(final, reward="reward", action_names=episode.arm_names, missing_reward="raise",
+                                     invalid_rows="raise")
 
 
 def _final_rows(run: PolicyRun, rows: np.ndarray | None) -> np.ndarray:
