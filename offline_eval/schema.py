@@ -63,6 +63,12 @@ empty or unreadable ``part-*.parquet`` files, and part files that do not carry t
 missing columns, wrong types, nulls in a required column). It also quarantines duplicate event ids (keeps the
 first occurrence in log order, warns naming the ids), so nothing downstream ever sees an id twice.
 
+The values of a row (an action in [0, K), a propensity in (0, 1] equal to ``probabilities[action]``, finite context
+and reward, ...) are not checked here: the readers that feed an evaluation (``LoggedData.from_parquet`` /
+``from_dataframe``, ``offline_eval.streaming.evaluate_parquet``, ``offline_eval.spark.evaluate``) check every row
+with one function, ``offline_eval.data.check_rows``, and by default quarantine the rows that break the contract
+(left out, counted per reason, one :class:`DecisionLogWarning`; ``invalid_rows="raise"`` stops at the first).
+
 Examples
 --------
 >>> schema = decision_log_schema(n_features=3, arms=["individual", "duo"])
@@ -162,7 +168,8 @@ PART_SUFFIX = ".parquet"
 
 
 class DecisionLogWarning(UserWarning):
-    """A reader skipped something in a decision log: a stray or broken file, or rows with a duplicate event id."""
+    """A reader skipped something in a decision log: a stray or broken file, rows with a duplicate event id, or rows
+    that break the schema's contract (quarantined by the readers of ``offline_eval``)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
