@@ -453,7 +453,7 @@ def test_failed_write_leaves_no_output_directory(tmp_path, capsys, monkeypatch):
     from bandit.simulation.runner import SimulationResult
 
     def broken_save(self, out_dir, plots=None, logs=None):
-        (tmp_path / "new" / "out").mkdir(parents=True)
+        (tmp_path / "new" / "out").mkdir(parents=True, exist_ok=True)  # made by the CLI before writing
         (tmp_path / "new" / "out" / "summary.csv").write_text("half")
         raise OSError(28, "No space left on device")
 
