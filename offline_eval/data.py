@@ -95,20 +95,17 @@ def _distribution_flaw(s, lo, hi, atol):  # pragma: no cover - numba
 def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the logging probabilities.
 
-    ``P`` (n, K) float64, ``action`` (n,) int64 (rows with an action outside [0, K) skip the propensity check),
-    ``propensity`` (n,) float64, ``atol`` float. Outputs: ``unsupported`` (n,) bool, True where the row has an arm of
+    ``P`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64, ``atol`` float. Outputs: ``unsupported`` (n,) bool, True where the row has an arm of
     probability 0 (overwritten); ``flags`` (n,) uint8, bit ``c`` set (or-ed) on a row with problem ``c``, and
     ``counts`` (5,) int64, entries 0-2 incremented per bad row, for: 0 a row with an entry outside [0, 1] or
     non-finite, 1 a row not summing to 1 within ``atol``, 2 a propensity differing from ``P[i, action[i]]`` by more
     than ``atol``. Returns 0.
     """
-    K = P.shape[1]
     for i in range(P.shape[0]):
         s, lo, hi = _row_sum_min_max(P, i)
         unsupported[i] = lo == 0.0
         c = _distribution_flaw(s, lo, hi, atol)
-        a = action[i]
-        if c < 0 and 0 <= a < K and abs(P[i, a] - propensity[i]) > atol:
+        if c < 0 and abs(P[i, action[i]] - propensity[i]) > atol:
             c = 2
         if c >= 0:
             flags[i] |= 1 << c
@@ -120,15 +117,13 @@ def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts
 def _check_eligibility(E, P, has_p, action, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the eligibility mask.
 
-    ``E`` (n, K) bool, ``P`` (n, K) float64 (read only if ``has_p``), ``action`` (n,) int64 (rows with an action
-    outside [0, K) skip the first check). Outputs: ``unsupported`` (n,) bool, set True (or-ed) where the row has an
+    ``E`` (n, K) bool, ``P`` (n, K) float64 (read only if ``has_p``), ``action`` (n,) int64 in [0, K). Outputs: ``unsupported`` (n,) bool, set True (or-ed) where the row has an
     ineligible arm; ``flags`` bits and ``counts`` entries 3 (the logged action is ineligible) and 4 (probability
     above ``atol`` on an ineligible arm). Returns 0.
     """
     n, K = E.shape
     for i in range(n):
-        a = action[i]
-        if 0 <= a < K and not E[i, a]:
+        if not E[i, action[i]]:
             flags[i] |= 1 << 3
             counts[3] += 1
         inel = False
@@ -363,14 +358,22 @@ def check_rows(
         flags = np.zeros(n, dtype=np.uint8)
         counts = np.zeros(len(_SUPPORT_REASONS), dtype=np.int64)
         P = np.zeros((0, 0)) if probabilities is None else probabilities
+        outside = reasons.get("action")
+        # the kernels index by the action: rows outside [0, K) are checked at arm 0, their verdicts on the logged
+        # arm dropped below (those rows are reported for their action)
+        indexable = action if outside is None else np.where(outside, 0, action)
         if probabilities is not None:
-            _check_probabilities(P, action, propensity, PROBABILITY_ATOL, unsupported, flags, counts)
+            _check_probabilities(P, indexable, propensity, PROBABILITY_ATOL, unsupported, flags, counts)
         if eligible is not None:
-            _check_eligibility(eligible, P, probabilities is not None, action, PROBABILITY_ATOL, unsupported, flags,
+            _check_eligibility(eligible, P, probabilities is not None, indexable, PROBABILITY_ATOL, unsupported, flags,
                                counts)
         for c, reason in enumerate(_SUPPORT_REASONS):
             if counts[c]:
-                reasons[reason] = (flags & (1 << c)) != 0
+                mask = (flags & (1 << c)) != 0
+                if outside is not None and reason in ("propensity_mismatch", "ineligible_action"):
+                    mask &= ~outside
+                if mask.any():
+                    reasons[reason] = mask
     return RowCheck(reasons, unsupported)
 
 
