@@ -96,7 +96,8 @@ def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts
     """One pass over the logging probabilities.
 
     ``P`` (n, K) float64, ``action`` (n,) int64 in [0, K), ``propensity`` (n,) float64, ``atol`` float. Outputs: ``unsupported`` (n,) bool, True where the row has an arm of
-    probability 0 (overwritten); ``flags`` (n,) uint8, bit ``c`` set (or-ed) on a row with problem ``c``, and
+    probability 0 (overwritten); ``flags`` (n,) uint8 or (0,), bit ``c`` set (or-ed) on a row with problem ``c``
+    (unless empty), and
     ``counts`` (5,) int64, entries 0-2 incremented per bad row, for: 0 a row with an entry outside [0, 1] or
     non-finite, 1 a row not summing to 1 within ``atol``, 2 a propensity differing from ``P[i, action[i]]`` by more
     than ``atol``. Returns 0.
@@ -108,7 +109,8 @@ def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts
         if c < 0 and abs(P[i, action[i]] - propensity[i]) > atol:
             c = 2
         if c >= 0:
-            flags[i] |= 1 << c
+            if flags.shape[0]:
+                flags[i] |= 1 << c
             counts[c] += 1
     return 0
 
@@ -124,7 +126,8 @@ def _check_eligibility(E, P, has_p, action, atol, unsupported, flags, counts):  
     n, K = E.shape
     for i in range(n):
         if not E[i, action[i]]:
-            flags[i] |= 1 << 3
+            if flags.shape[0]:
+                flags[i] |= 1 << 3
             counts[3] += 1
         inel = False
         for k in range(K):
@@ -133,7 +136,8 @@ def _check_eligibility(E, P, has_p, action, atol, unsupported, flags, counts):  
                 if has_p and P[i, k] > atol:
                     inel = True
         if inel:
-            flags[i] |= 1 << 4
+            if flags.shape[0]:
+                flags[i] |= 1 << 4
             counts[4] += 1
     return 0
 
@@ -355,18 +359,26 @@ def check_rows(
     unsupported = None
     if probabilities is not None or eligible is not None:
         unsupported = np.zeros(n, dtype=np.bool_)
-        flags = np.zeros(n, dtype=np.uint8)
-        counts = np.zeros(len(_SUPPORT_REASONS), dtype=np.int64)
         P = np.zeros((0, 0)) if probabilities is None else probabilities
         outside = reasons.get("action")
         # the kernels index by the action: rows outside [0, K) are checked at arm 0, their verdicts on the logged
         # arm dropped below (those rows are reported for their action)
         indexable = action if outside is None else np.where(outside, 0, action)
-        if probabilities is not None:
-            _check_probabilities(P, indexable, propensity, PROBABILITY_ATOL, unsupported, flags, counts)
-        if eligible is not None:
-            _check_eligibility(eligible, P, probabilities is not None, indexable, PROBABILITY_ATOL, unsupported, flags,
-                               counts)
+
+        def support_pass(flags: np.ndarray) -> np.ndarray:
+            counts = np.zeros(len(_SUPPORT_REASONS), dtype=np.int64)
+            if probabilities is not None:
+                _check_probabilities(P, indexable, propensity, PROBABILITY_ATOL, unsupported, flags, counts)
+            if eligible is not None:
+                _check_eligibility(eligible, P, probabilities is not None, indexable, PROBABILITY_ATOL, unsupported,
+                                   flags, counts)
+            return counts
+
+        # counts only; the rows' flags in a second pass when some row is bad (a valid batch pays one pass)
+        counts = support_pass(np.zeros(0, dtype=np.uint8))
+        if counts.any():
+            flags = np.zeros(n, dtype=np.uint8)
+            counts = support_pass(flags)
         for c, reason in enumerate(_SUPPORT_REASONS):
             if counts[c]:
                 mask = (flags & (1 << c)) != 0
