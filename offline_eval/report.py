@@ -776,7 +776,8 @@ class RolloutReport:
         refitted on each window's training rows (``refitted`` True); a policy object is evaluated as it is, so a
         window inside the period it was trained on is an in-sample figure, not an out-of-sample backtest.
     settings : dict
-        Metric, baseline, min effect, alpha, estimator, split and sizes.
+        Metric, baseline, min effect, alpha, estimator, split and sizes; the rows the reader quarantined
+        (``quarantined``: per reason; ``n_quarantined`` of ``n_checked``).
     verdicts : dict of str to str
         Each decided candidate's own decision.
     power_curve : dict or None
@@ -1294,6 +1295,9 @@ def rollout_report(
         "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better} for k, g in gr.items()},
         "n_test": primary.n,
         "n_train": None if train_parts is None else train_parts[metric].n,
+        "quarantined": dict(full[metric].quarantined.counts),
+        "n_quarantined": full[metric].quarantined.n_rows,
+        "n_checked": full[metric].quarantined.n_checked,
         "split": split,
         "arms": list(primary.action_names),
         "best_plan_order": [primary.action_names[j] for j in best_order],
@@ -1467,6 +1471,11 @@ def _reasons(
     if settings["n_train"] is None:
         out.append("No training split was given: the best single plan and popularity references were ranked on the "
                    "evaluated rows themselves, which flatters them.")
+    if settings["n_quarantined"]:
+        why = ", ".join(f"{reason}: {count:,}" for reason, count in settings["quarantined"].items())
+        out.append(f"{settings['n_quarantined']:,} of {settings['n_checked']:,} logged rows broke the decision-log "
+                   f"contract ({why}) and were left out; if the logger is at fault (wrong propensities), the rows "
+                   "that look valid may be wrong too, and the estimates biased.")
     return out
 
 

@@ -498,6 +498,30 @@ def test_dataframe_rows_with_a_repeated_event_id_are_dropped_as_the_log_readers_
     pd.testing.assert_frame_equal(got.table, ref.table)
 
 
+def test_quarantined_rows_are_named_in_the_report_and_left_out_of_every_metric():
+    """Rows that break the log contract (here: propensity 0, and a propensity that is not probabilities[action]) are
+    left out by the reader; the report says how many and why, in its reasons (so in the Markdown and the HTML), and
+    its table equals the report on the clean rows alone."""
+    from offline_eval.schema import DecisionLogWarning
+
+    df = make_logs(3_000, 0.05, 0.15)
+    bad = df.copy()
+    bad.loc[[5, 17], "propensity"] = 0.0
+    bad.loc[40, "propensity"] = 0.9
+    with pytest.warns(DecisionLogWarning, match="quarantined 3 of 3000 rows"):
+        got = rollout_report(bad, {"b": "B"}, metric="converted", guardrails={"c": Guardrail("cancelled", 0.01)},
+                             estimator=IPS(), frame_options=OPTS)
+    assert got.settings["n_quarantined"] == 3 and got.settings["n_checked"] == 3_000
+    assert got.settings["quarantined"] == {"propensity": 2, "propensity_mismatch": 3}
+    sentence = [r for r in got.reasons if "broke the decision-log contract" in r]
+    assert sentence == [got.reasons[-1]] and sentence[0].startswith("3 of 3,000 logged rows")
+    assert sentence[0] in got.to_markdown()
+    ref = rollout_report(df.drop(index=[5, 17, 40]), {"b": "B"}, metric="converted",
+                         guardrails={"c": Guardrail("cancelled", 0.01)}, estimator=IPS(), frame_options=OPTS)
+    pd.testing.assert_frame_equal(got.table, ref.table)
+    assert not any("broke the decision-log contract" in r for r in ref.reasons)
+
+
 def test_logged_data_input_with_array_guardrails():
     df = make_logs(20_000, 0.05, 0.15, cancel_b=0.10)
     data = as_logged(df)
