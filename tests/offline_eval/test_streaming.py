@@ -231,6 +231,41 @@ def test_old_and_new_parts_mixed_give_the_new_form_result_bit_for_bit(log, tmp_p
                 pd.testing.assert_frame_equal(evaluate_parquet(source, targets, estimators, batch_rows=1000), want)
 
 
+def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path):
+    """read_row_groups (a log directory's reader) cuts the batches a pyarrow dataset scanner cuts -- per row group,
+    the last of each shorter, also when batch_rows exceeds a row group -- with the same values and the dataset's
+    types (old-form and new-form parts, row groups of unequal sizes); and a directory evaluates bit for bit as a
+    dataset of it, whose scan is the reference."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path, policies, _ = log
+    for i, part in enumerate(sorted(path.glob("part-*.parquet"))):
+        table = pq.read_table(part)
+        pq.write_table(old_form(table) if i == 1 else table, tmp_path / part.name, row_group_size=[700, 1100][i % 2])
+    reader = streaming._Log(tmp_path)
+    assert reader.files is not None
+    scanned = streaming._Log(ds.dataset(str(tmp_path), format="parquet"))
+    assert scanned.files is None
+    columns = ["action", "reward", "context", "probabilities", "eligible", "event_id"]
+    for batch_rows in (64, 500, 700, 4000):
+        got, want = list(reader._record_batches(columns, batch_rows)), list(scanned._record_batches(columns, batch_rows))
+        assert [b.num_rows for b in got] == [b.num_rows for b in want]
+        assert max(b.num_rows for b in got) == min(batch_rows, 1100) and sum(b.num_rows for b in got) == 6000
+        for g, w in zip(got, want, strict=True):
+            assert g.schema.names == columns
+            assert [f.type for f in g.schema] == [f.type for f in w.schema] == [
+                reader.dataset.schema.field(c).type for c in columns]  # the old part's nullable elements kept
+            assert g.to_pydict() == w.to_pydict()
+    estimators = [IPS(interval="normal"), SNIPS(interval="normal")]
+    targets = {"linucb": policies["linucb"], "always solo": "solo"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want_table = evaluate_parquet(ds.dataset(str(tmp_path), format="parquet"), targets, estimators, batch_rows=500)
+        pd.testing.assert_frame_equal(evaluate_parquet(tmp_path, targets, estimators, batch_rows=500), want_table)
+
+
 def test_a_null_element_of_an_old_part_is_reported_as_before(log, tmp_path):
     """A null context element in an old part after a new one (so a dataset of the directory takes the new form's
     schema from its first file) fails its batch's validation as it did before the new form, and is quarantined as a
