@@ -133,29 +133,38 @@ def scan_memory_pool() -> Any:
         return pa.default_memory_pool()
 
 
+#: Bytes a part file is read in by :func:`read_row_groups` (Parquet pages are read through a buffer of this size).
+READ_BUFFER_BYTES = 1 << 20
+
+
 def read_row_groups(files: Sequence[Path], columns: list[str], batch_rows: int, schema: Any) -> Iterator[Any]:
     """The record batches of ``columns`` of Parquet ``files``, row group after row group, each cut into batches of
     ``batch_rows`` rows (the last of a row group shorter), with the column types of ``schema``.
 
     These are the batches a :mod:`pyarrow.dataset` scanner yields with ``batch_size=batch_rows``, so the passes'
-    results do not depend on the reader. The scanner decodes a whole row group at once (a 10^6-row part: ~300 MB of
-    fresh buffers, growing), and the allocator returns them to the OS before the next one: on the bench log that
-    was ~75 % of the page faults of an IPS + SNIPS pass with a LinUCB target and ~1.2 s of system CPU per 10^7
-    rows. :meth:`pyarrow.parquet.ParquetFile.iter_batches` decodes one batch at a time, into buffers of one
-    batch's size, which the default memory pool reuses from batch to batch (the faults of reading: ~300 000 -> ~10
-    000 per 10^7 rows).
+    results do not depend on the reader. It reads them for less CPU: the scanner decodes a whole row group at once
+    (a 10^6-row part of the bench log: ~300 MB of buffers, grown as it goes) and reads each column chunk into one
+    more buffer, which the allocator hands back to the OS and faults in again group after group.
+    :meth:`pyarrow.parquet.ParquetFile.iter_batches` decodes one batch at a time, into buffers of one batch's size,
+    from pages read through a :data:`READ_BUFFER_BYTES` buffer. Measured on the bench log (10^7 rows, IPS + SNIPS
+    with a LinUCB target, 2 cores, median of 3): 3.3 x 10^5 -> 0.9 x 10^5 page faults, 5.8 -> 4.8 s of CPU,
+    peak RSS 1.25 -> 0.66 GB. A batch's columns are decoded by the calling thread, or on pyarrow's threads when the
+    machine has more cores than the passes have worker threads (:data:`PASS_THREADS`; on 2 cores the hand-off to
+    pyarrow's threads cost more CPU than it saved).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    fields = [schema.field(name) for name in columns]
+    decode_threads = (os.cpu_count() or 1) > PASS_THREADS
     for path in files:
-        with pq.ParquetFile(path) as parquet:
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER_BYTES) as parquet:
             for group in range(parquet.metadata.num_row_groups):
-                for record_batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
+                for record_batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns,
+                                                         use_threads=decode_threads):
                     if not record_batch.num_rows:
                         continue
                     record_batch = record_batch.select(columns)
-                    fields = [schema.field(name) for name in columns]
                     if any(not c.type.equals(f.type) for c, f in zip(record_batch.columns, fields, strict=True)):
                         # e.g. a part with nullable list elements among new parts, a large_string id, float32 values
                         record_batch = pa.RecordBatch.from_arrays(

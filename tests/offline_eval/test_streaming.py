@@ -231,7 +231,7 @@ def test_old_and_new_parts_mixed_give_the_new_form_result_bit_for_bit(log, tmp_p
                 pd.testing.assert_frame_equal(evaluate_parquet(source, targets, estimators, batch_rows=1000), want)
 
 
-def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path):
+def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path, monkeypatch):
     """read_row_groups (a log directory's reader) cuts the batches a pyarrow dataset scanner cuts -- per row group,
     the last of each shorter, also when batch_rows exceeds a row group -- with the same values and the dataset's
     types (old-form and new-form parts, row groups of unequal sizes); and a directory evaluates bit for bit as a
@@ -249,7 +249,9 @@ def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path):
     scanned = streaming._Log(ds.dataset(str(tmp_path), format="parquet"))
     assert scanned.files is None
     columns = ["action", "reward", "context", "probabilities", "eligible", "event_id"]
-    for batch_rows in (64, 500, 700, 4000):
+    for batch_rows, pass_threads in ((64, 1), (500, 64), (700, 1), (4000, 64)):
+        # the columns decoded on pyarrow's threads (more cores than worker threads) or by the calling thread
+        monkeypatch.setattr(streaming, "PASS_THREADS", pass_threads)
         got, want = list(reader._record_batches(columns, batch_rows)), list(scanned._record_batches(columns, batch_rows))
         assert [b.num_rows for b in got] == [b.num_rows for b in want]
         assert max(b.num_rows for b in got) == min(batch_rows, 1100) and sum(b.num_rows for b in got) == 6000
@@ -258,6 +260,7 @@ def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path):
             assert [f.type for f in g.schema] == [f.type for f in w.schema] == [
                 reader.dataset.schema.field(c).type for c in columns]  # the old part's nullable elements kept
             assert g.to_pydict() == w.to_pydict()
+    monkeypatch.undo()
     estimators = [IPS(interval="normal"), SNIPS(interval="normal")]
     targets = {"linucb": policies["linucb"], "always solo": "solo"}
     with warnings.catch_warnings():
