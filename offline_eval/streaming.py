@@ -268,15 +268,17 @@ class _Log:
         self.arms = list(first.arms)
         self.files = [p.path for p in parts]
 
-    def _record_batches(self, columns: list[str], batch_rows: int) -> Iterator[Any]:
+    def _record_batches(self, columns: list[str], batch_rows: int, retained: bool = False) -> Iterator[Any]:
         """The non-empty record batches of ``columns``, typed as the dataset's schema: ``batch_rows`` rows each, the
         last of every row group shorter (a batch never spans row groups).
 
-        The part files of a log directory or file list are decoded batch by batch
-        (:func:`read_row_groups`); a caller's dataset is scanned (:meth:`pyarrow.dataset.Dataset.scanner`), which
-        cuts the same batches.
+        The part files of a log directory or file list are decoded batch by batch (:func:`read_row_groups`), unless
+        the caller keeps the batches' columns (``retained``: a reward-model pass whose columns stay in memory):
+        their buffers are then never reused, and the scanner's jemalloc pool provides fresh memory for less CPU
+        (measured, DR with a ridge model at 10^7 rows: +8 % CPU read batch by batch). A caller's dataset is always
+        scanned (:meth:`pyarrow.dataset.Dataset.scanner`); the scanner cuts the same batches.
         """
-        if self.files is not None:
+        if self.files is not None and not retained:
             yield from read_row_groups(self.files, columns, batch_rows, self.dataset.schema)
             return
         # little readahead: memory stays at a few batches whatever the number of files (the defaults, 16 batches and
@@ -287,9 +289,9 @@ class _Log:
             if record_batch.num_rows:
                 yield record_batch
 
-    def batches(self, columns: list[str], batch_rows: int) -> Iterator[tuple[Any, int]]:
+    def batches(self, columns: list[str], batch_rows: int, retained: bool = False) -> Iterator[tuple[Any, int]]:
         """Record batches as one-chunk tables (rows with a reward only, repeated event ids dropped) and the number
-        of rows dropped for a missing reward.
+        of rows dropped for a missing reward; ``retained``: the caller keeps their columns (:meth:`_record_batches`).
 
         The first complete pass also hashes the event ids (:class:`~offline_eval.duplicate_ids.DuplicateFinder`);
         if some id repeats, it warns as :func:`~offline_eval.schema.read_log` does and raises :class:`_Restart`
@@ -308,7 +310,7 @@ class _Log:
             self.quarantined = Quarantine()
         start = 0
         try:
-            for record_batch in self._record_batches(columns, batch_rows):
+            for record_batch in self._record_batches(columns, batch_rows, retained):
                 m = record_batch.num_rows
                 table = pa.Table.from_batches([record_batch])
                 if finder is not None:
@@ -726,7 +728,7 @@ class _ModelColumns:
             return part, None if map_fn is None else map_fn(part)
 
         base, folds, weights = [], [], []
-        read = (batch for batch, _ in self.log.batches(columns, self.batch_rows) if batch.num_rows)
+        read = (batch for batch, _ in self.log.batches(columns, self.batch_rows, keep_base) if batch.num_rows)
         for part, out in ordered_map(convert, read):
             if keep_weights and part.mrdr is not None:
                 weights.append(part.mrdr)

@@ -350,9 +350,9 @@ def test_reward_model_columns_are_read_once_when_they_fit(log, monkeypatch):
     scans = []
     original = streaming._Log.batches
 
-    def counted(self, columns, batch_rows):
-        scans.append(columns)
-        return original(self, columns, batch_rows)
+    def counted(self, columns, batch_rows, retained=False):
+        scans.append((columns, retained))
+        return original(self, columns, batch_rows, retained)
 
     monkeypatch.setattr(streaming._Log, "batches", counted)
     need = 6000 * (8 * 3 + 4 + 8 + 1)  # rows x (context, action, reward, folds) bytes: 3 features
@@ -360,12 +360,14 @@ def test_reward_model_columns_are_read_once_when_they_fit(log, monkeypatch):
         warnings.simplefilter("ignore", UserWarning)
         kept = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need)
         assert len(scans) == 2  # the statistics pass (then the Newton passes from memory) and the evaluation pass
-        # ... which takes the contexts and folds from memory too
-        assert "context" not in scans[-1] and "event_id" not in scans[-1]
+        # ... which takes the contexts and folds from memory too; only the kept pass's batches are retained (scanned)
+        assert "context" not in scans[-1][0] and "event_id" not in scans[-1][0]
+        assert [retained for _, retained in scans] == [True, False]
         scans.clear()
         read = evaluate_parquet(path, {"linucb": policies["linucb"]}, [DR()], batch_rows=1000, cache_bytes=need - 1)
         assert len(scans) >= 5  # every Newton pass reads the log
-        assert "context" in scans[-1] and "event_id" in scans[-1]
+        assert "context" in scans[-1][0] and "event_id" in scans[-1][0]
+        assert not any(retained for _, retained in scans[1:])  # (the first keeps the base columns, which fit)
     assert_tables_equal(kept, read)
 
 
