@@ -23,8 +23,9 @@ Every streaming and Spark evaluation includes the duplicate-event-id check (the 
 runs use the defaults: ``batch_rows`` 2^18 and ``cache_bytes`` 1 GiB, so at 10^7 rows the reward models' columns
 (context, action, reward, folds: 77 bytes per row, 0.77 GB) stay in memory after their first pass and the Newton
 passes do not read the files again (the peak RSS shows it), nor does the evaluation pass read the context and ids;
-at 10^8 rows they do not fit and every pass reads. Streaming passes run on the machine's cores (pyarrow's
-decoding threads plus ``offline_eval.streaming.PASS_THREADS`` worker threads, 2 here) with one BLAS thread; the
+at 10^8 rows they do not fit and every pass reads. Streaming passes run on the machine's cores (the reading thread
+decodes the part files batch by batch, ``offline_eval.streaming.read_row_groups``, while
+``offline_eval.streaming.PASS_THREADS`` worker threads, 2 here, convert and accumulate) with one BLAS thread; the
 LinUCB target declares its scoring thread-safe (``action_probabilities_thread_safe``), so the worker threads score
 batches at once.
 Each record carries the machine's 1-minute load average before and after the run (2 cores, shared with other
