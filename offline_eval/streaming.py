@@ -147,8 +147,8 @@ def read_row_groups(files: Sequence[Path], columns: list[str], batch_rows: int, 
     more buffer, which the allocator hands back to the OS and faults in again group after group.
     :meth:`pyarrow.parquet.ParquetFile.iter_batches` decodes one batch at a time, into buffers of one batch's size,
     from pages read through a :data:`READ_BUFFER_BYTES` buffer. Measured on the bench log (10^7 rows, IPS + SNIPS
-    with a LinUCB target, 2 cores, median of 3): 3.3 x 10^5 -> 0.9 x 10^5 page faults, 5.8 -> 4.8 s of CPU,
-    peak RSS 1.25 -> 0.66 GB. A batch's columns are decoded by the calling thread, or on pyarrow's threads when the
+    with a LinUCB target, 2 shared cores, medians of 17 runs in 5 sessions): 3.3 x 10^5 -> 0.8 x 10^5 page faults,
+    system CPU 2.1 -> 1.0 s, user 4.0 -> 4.2 s, wall 3.2 -> 2.8 s, peak RSS 1.25 -> 0.66 GB. A batch's columns are decoded by the calling thread, or on pyarrow's threads when the
     machine has more cores than the passes have worker threads (:data:`PASS_THREADS`; on 2 cores the hand-off to
     pyarrow's threads cost more CPU than it saved).
     """
