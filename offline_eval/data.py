@@ -987,16 +987,19 @@ class LoggedData:
 
     @classmethod
     def _from_arrow(
-        cls, table: Any, arms: Sequence[str], *, identities: bool = True, validate: bool = True
+        cls, table: Any, arms: Sequence[str], *, identities: bool = True, validate: bool = True,
+        context: bool | np.ndarray = True,
     ) -> LoggedData:
         """Build from an Arrow table (or record batch) in the decision-log schema whose rewards are all present.
 
         ``identities=False`` leaves out ``timestamp``, ``event_id`` and ``policy_version`` (the batch readers of
         :mod:`offline_eval.streaming` hash folds from the Arrow id column and need nothing else). ``validate``
-        raises :class:`InvalidRowsError` for a bad row, as the constructor does.
+        raises :class:`InvalidRowsError` for a bad row, as the constructor does. ``context``: True reads the
+        column, False leaves it out (contexts (n, 0): a pass that does not need them), an array (n, d) is used as
+        the rows' contexts (kept from an earlier pass).
         """
         return cls(
-            _arrow_matrix(table, S.CONTEXT, np.float64),
+            _arrow_matrix(table, S.CONTEXT, np.float64) if context is True else (None if context is False else context),
             table.column(S.ACTION).to_numpy().astype(np.int64),
             table.column(S.REWARD).to_numpy().astype(np.float64),
             table.column(S.PROPENSITY).to_numpy().astype(np.float64),
@@ -1187,16 +1190,9 @@ def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> t
     """
     import pyarrow as pa
 
-    data = LoggedData(
-        _arrow_matrix(table, S.CONTEXT, np.float64) if context else None,
-        table.column(S.ACTION).to_numpy().astype(np.int64),
-        table.column(S.REWARD).to_numpy().astype(np.float64),
-        table.column(S.PROPENSITY).to_numpy().astype(np.float64),
-        probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
-        eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
-        action_names=arms,
-        validate=False,
-    )._checked("quarantine")
+    data = LoggedData._from_arrow(table, arms, identities=False, validate=False, context=bool(context))._checked(
+        "quarantine"
+    )
     record = data.quarantined
     if not record:
         return table, data, record

@@ -354,17 +354,7 @@ def _logged_data(batch: Any, arms: list[str], context: bool = True, X: np.ndarra
     """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column); without
     ``context`` (a pass that does not read it) the contexts are (n, 0), or ``X`` (the batch's rows' contexts kept
     from an earlier pass) when given."""
-    if context and X is None:
-        return LoggedData._from_arrow(batch, arms, identities=False)
-    return LoggedData(
-        X,
-        batch.column(S.ACTION).to_numpy().astype(np.int64),
-        batch.column(S.REWARD).to_numpy().astype(np.float64),
-        batch.column(S.PROPENSITY).to_numpy().astype(np.float64),
-        probabilities=_arrow_matrix(batch, S.PROBABILITIES, np.float64),
-        eligible=_arrow_matrix(batch, S.ELIGIBLE, np.bool_),
-        action_names=arms,
-    )
+    return LoggedData._from_arrow(batch, arms, identities=False, context=context if X is None else X)
 
 
 def one_blas_thread() -> AbstractContextManager[Any]:
