@@ -164,13 +164,15 @@ def test_from_parquet_and_from_dataframe_quarantine_exactly_the_bad_rows(bad_log
     assert reference.quarantined.n_rows == 0
     for name in ("context", "action", "reward", "propensity", "probabilities", "eligible", "event_id"):
         np.testing.assert_array_equal(getattr(data, name), getattr(reference, name), err_msg=name)
-    with pytest.raises(ValueError, match=r"action must lie in \[0, K=4\); 3 of 2375 rows violate it"):
+    with pytest.raises(ValueError, match=r"action must lie in \[0, K=4\); 3 of 2375 rows violate it"), \
+            pytest.warns(UserWarning, match="dropped 25 of 2400 rows with a missing reward"):
         LoggedData.from_parquet(path, invalid_rows="raise")
     # the same rows from a DataFrame (a NaT timestamp too), with their positions in the DataFrame
     df = table.to_pandas()
     df.attrs["arms"] = arms
     df.loc[100, "timestamp"] = pd.NaT
-    with pytest.warns(DecisionLogWarning, match=rf"quarantined {len(ids) + 1} of 2375 rows .*timestamp: 1"):
+    with pytest.warns(DecisionLogWarning, match=rf"quarantined {len(ids) + 1} of 2375 rows .*timestamp: 1"), \
+            pytest.warns(UserWarning, match="dropped 25 of 2400 rows with a missing reward"):
         from_df = LoggedData.from_dataframe(df)
     bad = np.flatnonzero(df["event_id"].isin(ids).to_numpy() | (np.arange(len(df)) == 100))
     assert from_df.quarantined.rows.tolist() == bad.tolist()
