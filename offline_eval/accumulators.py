@@ -49,7 +49,7 @@ import pandas as pd
 
 from offline_eval._stream_kernels import column_moments
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import Diagnostics, weight_diagnostics
+from offline_eval.diagnostics import Diagnostics, informative_rows, weight_diagnostics
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
@@ -226,8 +226,8 @@ _SUPPORTED = (IPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS)
 # ----------------------------------------------------------------------------------------------------------------
 
 # scalar slots
-_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _RMAX = range(9)
-_N_SCALARS = 9
+_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _RMAX, _INFORMATIVE = range(10)
+_N_SCALARS = 10
 
 
 @dataclass
@@ -244,9 +244,10 @@ class PolicyAccumulator:
         Rows.
     moments : Moments
         Of the layout's columns.
-    scalars : ndarray (9,)
+    scalars : ndarray (10,)
         Weight sum, sum of squares, max, min positive, a-priori weight bound (NaN unless the rows are kept), target
-        mass outside the logging support, whether any row's support is known (0/1), reward min, reward max.
+        mass outside the logging support, whether any row's support is known (0/1), reward min, reward max, rows with a
+        positive weight and a non-zero reward.
     exceed : ndarray (len(layout.clips),)
         Rows with ``w > threshold`` per threshold.
     candidates : list of CandidateMoments
@@ -310,6 +311,7 @@ class PolicyAccumulator:
         scalars[_OUTSIDE] = (resolved.support_deficit or 0.0) * n
         scalars[_RMIN] = float(r.min())
         scalars[_RMAX] = float(r.max())
+        scalars[_INFORMATIVE] = informative_rows(w, r)
         keep = n <= RETAINED_MAX_ROWS and layout_needs_rows(layout)
         scalars[_WBOUND] = _weight_bound(resolved) if keep else math.nan
         exceed = np.array([float(np.count_nonzero(w > t)) for t in layout.clips])
@@ -330,7 +332,7 @@ class PolicyAccumulator:
             raise ValueError("cannot merge accumulators of different estimator layouts")
         a, b = self.scalars, other.scalars
         s = np.empty(_N_SCALARS)
-        for k in (_WSUM, _WSQ, _OUTSIDE):
+        for k in (_WSUM, _WSQ, _OUTSIDE, _INFORMATIVE):
             s[k] = a[k] + b[k]
         for k in (_WMAX, _KNOWN, _RMAX):
             s[k] = max(a[k], b[k])
@@ -599,7 +601,7 @@ def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_cl
     accumulator."""
     s = acc.scalars
     return weight_diagnostics(acc.n, float(s[_WSUM]), float(s[_WSQ]), float(s[_WMAX]), support_deficit(acc),
-                              clipped_share, warn_clipped)
+                              clipped_share, warn_clipped, int(s[_INFORMATIVE]))
 
 
 def support_deficit(acc: PolicyAccumulator) -> float | None:

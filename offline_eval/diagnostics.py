@@ -20,6 +20,11 @@ mean weight                 ``|mean(w) - (1 - support_deficit)| > MEAN_WEIGHT_TO
                             ``MEAN_WEIGHT_Z`` (4) standard errors: with correct propensities E[w] = 1 - (mass
                             outside the support) exactly, so this signals wrong propensities or a target
                             misaligned with the logged rows.
+``INFORMATIVE_ROWS_MIN``    fewer than 10 rows with a positive weight and a non-zero reward (e.g. conversions
+= 10                        on the target's offers): every interval then understates the uncertainty (with
+                            ~2.5 such rows per log, seeded Monte Carlo coverage of nominal 95% intervals was
+                            0.56-0.75 for every estimator; with ~11, 0.96-0.98), and when there are none
+                            the model-based estimates can collapse to an interval of zero width.
 ==========================  ============================================================================
 """
 
@@ -30,16 +35,20 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = [
     "CLIPPED_SHARE_MAX",
     "ESS_MIN",
     "ESS_MIN_SHARE",
+    "INFORMATIVE_ROWS_MIN",
     "MEAN_WEIGHT_TOL",
     "MEAN_WEIGHT_Z",
     "SUPPORT_DEFICIT_MAX",
     "DiagnosticWarning",
     "Diagnostics",
     "emit",
+    "informative_rows",
     "weight_diagnostics",
     "worst_of",
 ]
@@ -50,6 +59,7 @@ SUPPORT_DEFICIT_MAX = 0.01
 CLIPPED_SHARE_MAX = 0.05
 MEAN_WEIGHT_TOL = 0.05
 MEAN_WEIGHT_Z = 4.0
+INFORMATIVE_ROWS_MIN = 10
 
 
 class DiagnosticWarning(UserWarning):
@@ -79,6 +89,9 @@ class Diagnostics:
         estimators that use the raw weights.
     warnings : tuple of str
         One message per crossed threshold.
+    informative_rows : int or None
+        Rows with a positive weight and a non-zero reward: the rows that carry the value's signal (None when not
+        computed).
     """
 
     ess: float
@@ -87,6 +100,7 @@ class Diagnostics:
     support_deficit: float | None
     clipped_share: float
     warnings: tuple[str, ...] = ()
+    informative_rows: int | None = None
 
 
 def weight_diagnostics(
@@ -97,6 +111,7 @@ def weight_diagnostics(
     support_deficit: float | None,
     clipped_share: float = 0.0,
     warn_clipped: bool = True,
+    informative_rows: int | None = None,
 ) -> Diagnostics:
     """Diagnostics from the sufficient statistics of the raw weights, with threshold warnings attached.
 
@@ -113,6 +128,8 @@ def weight_diagnostics(
     warn_clipped : bool
         Whether a clipped share above ``CLIPPED_SHARE_MAX`` is a warning (False for a clipping level the estimator
         chose from the data, e.g. ``SwitchDR(tau=None)``, whose bias the choice already weighed).
+    informative_rows : int, optional
+        Rows with a positive weight and a non-zero reward; fewer than :data:`INFORMATIVE_ROWS_MIN` is a warning.
 
     Returns
     -------
@@ -141,6 +158,12 @@ def weight_diagnostics(
             "logging policy never takes (logging probability 0); weighting estimators (IPS, SNIPS) miss it and "
             "DR / DM extrapolate the reward model there, so no estimate is unbiased and the intervals ignore it"
         )
+    if informative_rows is not None and informative_rows < INFORMATIVE_ROWS_MIN:
+        messages.append(
+            f"only {informative_rows} row(s) the target weights have a non-zero reward (fewer than "
+            f"{INFORMATIVE_ROWS_MIN}): every interval understates the uncertainty, and with none the model-based "
+            "estimates can report an interval of zero width"
+        )
     if warn_clipped and clipped_share > CLIPPED_SHARE_MAX:
         messages.append(f"{100 * clipped_share:.3g}% of the weights are clipped: the estimate carries clipping bias")
     expected = 1.0 - (support_deficit or 0.0)
@@ -159,7 +182,18 @@ def weight_diagnostics(
         support_deficit=None if support_deficit is None else float(support_deficit),
         clipped_share=float(clipped_share),
         warnings=tuple(messages),
+        informative_rows=None if informative_rows is None else int(informative_rows),
     )
+
+
+def informative_rows(weights: np.ndarray, reward: np.ndarray) -> int:
+    """Rows with a positive importance weight and a non-zero reward (``weights``, ``reward`` (n,)): a sum over rows,
+    so the batch engines add their batches' counts.
+
+    >>> informative_rows(np.array([0.0, 2.0, 2.0, 1.0]), np.array([5.0, 0.0, 9.99, 1.0]))
+    2
+    """
+    return int(np.count_nonzero((weights > 0.0) & (reward != 0.0)))
 
 
 def emit(messages: Iterable[str], label: str, stacklevel: int = 3) -> None:
@@ -172,7 +206,7 @@ def worst_of(first: Diagnostics, second: Diagnostics, labels: tuple[str, str] = 
     """The worse of two diagnostics, field by field (for paired comparisons of two targets).
 
     Smaller ESS, larger max weight, the mean weight farther from 1, the larger support deficit (None if either is
-    unknown) and clipped share; warnings of both, prefixed by ``labels``.
+    unknown), clipped share and the fewer informative rows; warnings of both, prefixed by ``labels``.
     """
     d1, d2 = first.support_deficit, second.support_deficit
     return Diagnostics(
@@ -183,4 +217,6 @@ def worst_of(first: Diagnostics, second: Diagnostics, labels: tuple[str, str] = 
         clipped_share=max(first.clipped_share, second.clipped_share),
         warnings=tuple(f"{labels[0]}: {m}" for m in first.warnings)
         + tuple(f"{labels[1]}: {m}" for m in second.warnings),
+        informative_rows=None if first.informative_rows is None or second.informative_rows is None
+        else min(first.informative_rows, second.informative_rows),
     )

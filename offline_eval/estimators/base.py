@@ -73,7 +73,7 @@ import pandas as pd
 from numba import njit
 
 from offline_eval.data import LoggedData, _all_finite, _distribution_flaw, _row_sum_min_max
-from offline_eval.diagnostics import Diagnostics, emit, weight_diagnostics
+from offline_eval.diagnostics import Diagnostics, emit, informative_rows, weight_diagnostics
 from offline_eval.intervals import (
     AUTO_EL_MAX_N,
     INTERVAL_METHODS,
@@ -305,6 +305,7 @@ class ResolvedTarget:
             self.support_deficit,
             clipped_share,
             warn_clipped,
+            informative_rows(self.weights, self.data.reward),
         )
 
 

@@ -516,6 +516,37 @@ def test_ess_of_uniform_weights_is_n_and_diagnostics_are_exact():
     assert d.clipped_share == pytest.approx(0.2) and d.support_deficit is None
 
 
+def test_few_informative_rows_are_counted_and_warned_alike_in_memory_and_from_merged_batches():
+    """Rows with a positive weight and a non-zero reward carry the value's signal: below INFORMATIVE_ROWS_MIN every
+    interval understates the uncertainty. The count is the hand count, in the estimate's diagnostics and, as a sum
+    of the batches' counts, from merged accumulators (so in streaming and Spark)."""
+    from offline_eval.accumulators import Layout, PolicyAccumulator, pair_diagnostics
+    from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN
+
+    rng = np.random.default_rng(11)
+    n, K = 600, 3
+    action = rng.integers(0, K, n)
+    target = np.full(n, 2)
+    counts = []
+    for conversions in (3, 40):
+        reward = np.zeros(n)
+        reward[rng.choice(n, conversions, replace=False)] = 9.99  # some on the target's arm, most not
+        data = LoggedData(None, action, reward, np.full(n, 1 / K), probabilities=np.full((n, K), 1 / K))
+        want = int(np.count_nonzero((action == 2) & (reward != 0)))
+        counts.append(want)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            d = SNIPS().estimate(data, target).diagnostics
+        assert d.informative_rows == want
+        flagged = any("non-zero reward" in str(w.message) for w in caught)
+        assert flagged == (want < INFORMATIVE_ROWS_MIN) and flagged == any("non-zero reward" in m for m in d.warnings)
+        layout = Layout.of([SNIPS()])
+        halves = [PolicyAccumulator.of(layout, data.subset(np.arange(lo, hi)), target[lo:hi], [], start=lo)
+                  for lo, hi in ((0, 250), (250, n))]
+        assert pair_diagnostics(halves[1].merge(halves[0])) == d
+    assert counts[0] < INFORMATIVE_ROWS_MIN <= counts[1]  # both branches ran
+
+
 def test_support_deficit_is_detected_and_warned():
     n = 400
     probs = np.tile([0.5, 0.5, 0.0], (n, 1))  # the logging policy never takes arm 2
