@@ -31,7 +31,10 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
   show much of what the candidate would do), an effective sample size below
   :data:`~offline_eval.diagnostics.ESS_MIN_SHARE` of the rows, or a mean importance weight off its expected value
   (the diagnostics' test: wrong propensities) make the candidate **NO-GO**: more logs of the same kind cannot fix
-  them. An ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows only is a small-sample problem: NEED MORE DATA.
+  them. An ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows, or fewer than
+  :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` rows of the candidate's offers with a non-zero primary
+  metric (``Diagnostics.informative_rows``: its intervals understate the uncertainty), is a small-sample problem: it
+  cannot be GO (NEED MORE DATA unless its lift is already below the minimum effect).
 * **lift** -- ``ci_high < min_effect``: NO-GO (it does not pay enough); ``ci_low > min_effect``: lift shown.
 * **guardrails** -- a guardrail with non-inferiority margin ``M >= 0`` is *harmed* by ``h = d`` (``h = -d`` when
   higher is better). Two one-sided tests per guardrail at level ``a / 2``, each family corrected with
@@ -68,7 +71,8 @@ guardrail against its margin) with estimate ``q^`` and standard error ``se`` on 
 
 rows in total for its interval to exclude the threshold with probability ``power`` if the truth were ``q^``
 (``level = a/2`` for the lift, ``a/(2k)`` for ``k`` guardrails: Holm's worst case). The forecast is
-``max_q n_q - n`` more rows (and ``n * ESS_MIN / ess`` when the ESS is below ``ESS_MIN`` rows), in days at the
+``max_q n_q - n`` more rows (and ``n * ESS_MIN / ess`` when the ESS is below ``ESS_MIN`` rows, ``n *
+INFORMATIVE_ROWS_MIN / max(k, 1)`` with ``k`` informative rows below ``INFORMATIVE_ROWS_MIN``), in days at the
 evaluated rows' traffic (rows per day); beyond :data:`MAX_GROWTH` times the current rows it is reported as
 impractical (infinite).
 
@@ -112,6 +116,7 @@ from offline_eval.data import LoggedData
 from offline_eval.diagnostics import (
     ESS_MIN,
     ESS_MIN_SHARE,
+    INFORMATIVE_ROWS_MIN,
     MEAN_WEIGHT_TOL,
     MEAN_WEIGHT_Z,
     SUPPORT_DEFICIT_MAX,
@@ -667,6 +672,11 @@ def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
         )
     if d.ess < ESS_MIN:
         return "small", f"only about {d.ess:.0f} decisions effectively count (at least {ESS_MIN:.0f} are needed)"
+    if d.informative_rows is not None and d.informative_rows < INFORMATIVE_ROWS_MIN:
+        return "small", (
+            f"only {d.informative_rows} of the logged decisions it would make have a non-zero outcome (at least "
+            f"{INFORMATIVE_ROWS_MIN} are needed before its intervals can be trusted)"
+        )
     return "ok", ""
 
 
@@ -735,7 +745,8 @@ class Forecast:
     power : float
         Planned probability that the new interval excludes the threshold.
     driver : str
-        What needs the most rows (``"lift"`` or a guardrail name or ``"ess"``).
+        What needs the most rows (``"lift"``, a guardrail name, ``"ess"`` or ``"outcomes"``: too few rows with a
+        non-zero outcome among the offers it would make).
     curve : list of (float, float)
         (additional rows, probability of settling the driver) pairs, for the power-curve plot.
     """
@@ -1248,6 +1259,10 @@ def rollout_report(
                 needs.append((q_name, _more_rows_to_settle(plan, thr, zl, z_power), plan, thr, zl))
             if overlap == "small":
                 needs.append(("ess", float(math.ceil(n * ESS_MIN / max(diag.ess, 1e-12)) - n), None, 0.0, 0.0))
+                k = diag.informative_rows
+                if k is not None and k < INFORMATIVE_ROWS_MIN:  # at the rate seen so far (at least one row)
+                    needs.append(("outcomes", float(math.ceil(n * INFORMATIVE_ROWS_MIN / max(k, 1)) - n), None, 0.0,
+                                  0.0))
             driver, more, planned, thr, zl = max(needs, key=lambda x: x[1])
             more = max(more, 1.0)
             if not math.isfinite(more) or more > MAX_GROWTH * n:
@@ -1421,10 +1436,12 @@ def _reasons(
             out.append(f"NO-GO: do not roll out {decided[0]!r}: {_no_go_cause(info[decided[0]], min_eff)}.")
     else:
         assert forecast is not None
-        what = "the lift" if forecast.driver == "lift" else (
-            "the effective sample size" if forecast.driver == "ess" else f"the {forecast.driver} guardrail"
+        what = {"lift": "the lift", "ess": "the effective sample size", "outcomes": "the outcomes it is judged on"}.get(
+            forecast.driver, f"the {forecast.driver} guardrail"
         )
-        pending = "too few decisions effectively count yet" if forecast.driver == "ess" else f"{what} is still undecided"
+        pending = {"ess": "too few decisions effectively count yet",
+                   "outcomes": f"fewer than {INFORMATIVE_ROWS_MIN} of its offers have a non-zero outcome yet"}.get(
+            forecast.driver, f"{what} is still undecided")
         if math.isfinite(forecast.more_rows):
             days = (
                 f" (about {_days_text(forecast.more_days)} at the current {forecast.rows_per_day:,.0f} decisions a day)"

@@ -296,6 +296,30 @@ def test_no_conversion_on_the_candidates_rows_is_not_a_confident_no_go():
     assert len(decisions) == 8 and "NO-GO" not in decisions and "GO" not in decisions
 
 
+def test_a_lift_resting_on_a_handful_of_outcomes_is_not_go(monkeypatch):
+    """Five conversions (at 100) among the candidate's ~100 logged offers make a lift whose interval clears the
+    minimum effect, but intervals resting on fewer than INFORMATIVE_ROWS_MIN outcomes understate the uncertainty
+    (attack_ds: coverage 0.56-0.75 at ~2.5 outcomes): NEED MORE DATA, driven by the outcomes, with the reason. Without
+    the rule (minimum 0) the same report said GO."""
+    import offline_eval.report as report_module
+
+    rng = np.random.default_rng(3)
+    n = 300
+    a = rng.integers(0, 3, n)
+    r = np.zeros(n)
+    r[np.flatnonzero(a == 2)[:5]] = 100.0
+    data = LoggedData(None, a, r, np.full(n, 1 / 3), probabilities=np.full((n, 3), 1 / 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+        monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
+        before = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+    assert before.decision == "GO"
+    assert rep.decision == "NEED MORE DATA" and rep.forecast is not None and rep.forecast.driver == "outcomes"
+    assert "fewer than 10 of its offers have a non-zero outcome yet" in rep.reasons[0]
+    assert rep.forecast.more_rows == math.ceil(n * 10 / 5) - n
+
+
 def test_all_no_go_is_no_go():
     df = make_logs(20_000, 0.10, 0.10)
     r = report(df, {"always B": "B", "always A": "A"}, min_effect=0.02)
