@@ -191,7 +191,7 @@ def add_log_arguments(parser: argparse.ArgumentParser, outcomes: str) -> None:
 
 def add_invalid_rows_argument(parser: argparse.ArgumentParser) -> None:
     """``--invalid-rows quarantine|raise``: what reading ``--logs`` does with rows that break the decision-log contract
-    (``invalid_rows`` of ``offline_eval.LoggedData.from_dataframe``; shared by ``evaluate`` and ``report``)."""
+    (``invalid_rows`` of ``offline_eval.LoggedData.from_dataframe``; shared by ``evaluate``, ``report`` and ``export``)."""
     parser.add_argument("--invalid-rows", choices=("quarantine", "raise"), default="quarantine",
                         help="rows of --logs that break the decision-log contract (action out of range, propensity "
                         "outside (0, 1] or not probabilities[action], non-finite context or reward, ...): leave them "

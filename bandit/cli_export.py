@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bandit._cli_common import (
     LOG_COLUMNS,
     UsageError,
+    add_invalid_rows_argument,
     add_log_arguments,
     check_outcome_arguments,
     join,
@@ -64,6 +65,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help="dsjson (vw --dsjson --cb_explore_adf) or cb_adf text (vw --cb_explore_adf)")
     exp.add_argument("--out", required=True, type=Path, metavar="FILE", help="the file to write")
     exp.add_argument("--force", action="store_true", help="replace an existing --out file")
+    add_invalid_rows_argument(exp)
     return exp
 
 
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the count of left-out decisions is reported below
         try:
-            summary = writer(df, args.out)
+            summary = writer(df, args.out, invalid_rows=args.invalid_rows)
         except (TypeError, ValueError) as e:
             raise UsageError(f"--logs {path}: {one_line(e)}") from None
     if summary.n_written == 0:
@@ -121,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
     if summary.n_missing_reward and args.outcomes is None:
         print(f"note: left out {summary.n_missing_reward:,} decisions whose {args.reward_column!r} is null",
               file=sys.stderr)
-    total = summary.n_written + summary.n_missing_reward
+    quarantined = summary.quarantined
+    if quarantined:
+        why = ", ".join(f"{reason}: {count:,}" for reason, count in quarantined.counts.items())
+        print(f"note: left out {quarantined.n_rows:,} decisions that break the decision-log contract ({why}; first: "
+              f"{', '.join(quarantined.examples)}); --invalid-rows raise stops at the first instead", file=sys.stderr)
+    total = summary.n_written + summary.n_missing_reward + quarantined.n_rows
     print(f"wrote {summary.n_written:,} of {total:,} decisions ({args.fmt}, {len(arms)} arms, "
           f"mean reward {float(np.nanmean(df['reward'])):.4g}) to {summary.path}")
     return 0

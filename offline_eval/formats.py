@@ -110,7 +110,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -119,7 +119,7 @@ import pandas as pd
 
 from offline_eval import schema as S
 from offline_eval._files import atomic_file
-from offline_eval.data import LoggedData
+from offline_eval.data import InvalidRows, LoggedData, Quarantine
 
 __all__ = [
     "DSJSONImport",
@@ -168,12 +168,16 @@ class ExportSummary:
         Decisions left out because their reward is missing (outcome not joined, or still inside the window).
     format : str
         ``"dsjson"`` or ``"cb_adf"``.
+    quarantined : Quarantine
+        Decisions left out because they break the decision-log contract (``invalid_rows="quarantine"``; see
+        :attr:`offline_eval.LoggedData.quarantined`); empty for a LoggedData source.
     """
 
     path: Path
     n_written: int
     n_missing_reward: int
     format: str
+    quarantined: Quarantine = field(default_factory=Quarantine)
 
 
 @dataclass(frozen=True)
@@ -211,8 +215,9 @@ def _check_missing_reward(missing_reward: object) -> None:
         raise ValueError(f"missing_reward must be 'drop' or 'raise', got {missing_reward!r}")
 
 
-def _as_logged(source: Any, missing_reward: str) -> tuple[LoggedData, int]:
-    """The decisions of ``source`` that have a reward, as LoggedData, and the number left out without one."""
+def _as_logged(source: Any, missing_reward: str, invalid_rows: InvalidRows) -> tuple[LoggedData, int]:
+    """The decisions of ``source`` that have a reward, as LoggedData (rows that break the log contract quarantined
+    or refused by ``invalid_rows``), and the number left out without a reward."""
     if isinstance(source, LoggedData):
         return source, 0
     if isinstance(source, str | os.PathLike):
@@ -239,7 +244,7 @@ def _as_logged(source: Any, missing_reward: str) -> tuple[LoggedData, int]:
             'its attribution window); join the outcomes first or pass missing_reward="drop" to leave them out'
         )
     kept = source.loc[~missing] if n_missing else source
-    data = LoggedData.from_dataframe(kept, missing_reward="raise")
+    data = LoggedData.from_dataframe(kept, missing_reward="raise", invalid_rows=invalid_rows)
     return data, n_missing
 
 
@@ -291,10 +296,10 @@ def _action_sets(data: LoggedData) -> np.ndarray:
 
 def _export(
     source: Any, path: str | os.PathLike[str], arms: Sequence[Any] | None, missing_reward: str, fmt: str,
-    lines: Any,
+    lines: Any, invalid_rows: InvalidRows = "quarantine",
 ) -> ExportSummary:
     _check_missing_reward(missing_reward)
-    data, n_missing = _as_logged(source, missing_reward)
+    data, n_missing = _as_logged(source, missing_reward, invalid_rows)
     if data.probabilities is None:
         raise ValueError(
             "the data has no logging probabilities (n, K); DSJSON and cb_adf need the distribution over each action "
@@ -313,7 +318,7 @@ def _export(
             UserWarning,
             stacklevel=3,
         )
-    return ExportSummary(target, data.n, n_missing, fmt)
+    return ExportSummary(target, data.n, n_missing, fmt, data.quarantined)
 
 
 def _dsjson_lines(
@@ -378,6 +383,7 @@ def write_dsjson(
     missing_reward: MissingReward = "drop",
     shared_namespace: str = "U",
     action_namespace: str = "A",
+    invalid_rows: InvalidRows = "quarantine",
 ) -> ExportSummary:
     """Write decisions with their rewards as VW decision-service JSON (DSJSON), one decision per line.
 
@@ -398,6 +404,10 @@ def write_dsjson(
         Decisions without a reward are left out with a ``UserWarning`` and counted (``"drop"``), or refused.
     shared_namespace, action_namespace : str
         VW namespaces of the context and of the action features (defaults match :class:`bandit.VWPolicy`).
+    invalid_rows : {"quarantine", "raise"}
+        For a DataFrame or path source: decisions that break the decision-log contract are left out, counted in
+        ``ExportSummary.quarantined`` and reported in one warning (``"quarantine"``), or refused (``"raise"``), as
+        :meth:`offline_eval.LoggedData.from_dataframe` does.
 
     Returns
     -------
@@ -413,7 +423,7 @@ def write_dsjson(
     if shared == action:
         raise ValueError(f"shared_namespace and action_namespace must differ, both are {shared!r}")
     return _export(
-        source, path, arms, missing_reward, "dsjson", lambda d, f: _dsjson_lines(d, f, shared, action)
+        source, path, arms, missing_reward, "dsjson", lambda d, f: _dsjson_lines(d, f, shared, action), invalid_rows
     )
 
 
@@ -448,6 +458,7 @@ def write_cb_adf(
     *,
     arms: Sequence[Any] | None = None,
     missing_reward: MissingReward = "drop",
+    invalid_rows: InvalidRows = "quarantine",
 ) -> ExportSummary:
     """Write decisions with their rewards as VW ``cb_adf`` text (``vw --cb_explore_adf -d FILE``).
 
@@ -472,7 +483,7 @@ def write_cb_adf(
     <BLANKLINE>
     >>> tmp.cleanup()
     """
-    return _export(source, path, arms, missing_reward, "cb_adf", _cb_adf_lines)
+    return _export(source, path, arms, missing_reward, "cb_adf", _cb_adf_lines, invalid_rows)
 
 
 # ----------------------------------------------------------------------------------------------------------------

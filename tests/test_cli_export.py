@@ -72,6 +72,36 @@ def test_export_leaves_out_decisions_still_inside_their_window(logs, tmp_path, c
     assert f"{400 - n:,} of 400 decisions are still inside their 1D attribution window" in captured.err
 
 
+def test_export_quarantines_decisions_that_break_the_log_contract_and_says_so(logs, tmp_path, capsys):
+    """Two decisions with a propensity of 0: left out of the export with a note counting them (they were dropped
+    silently: the warning was swallowed and the total did not count them), or refused with --invalid-rows raise."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "copy"
+    shutil.copytree(logs, root)
+    part = sorted((root / "logs").rglob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    propensity = table.column("propensity").to_numpy().copy()
+    propensity[[3, 7]] = 0.0
+    i = table.schema.get_field_index("propensity")
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array(propensity)), part)
+    bad_ids = [table.column("event_id")[j].as_py() for j in (3, 7)]
+    out = tmp_path / "log.json"
+    assert main(_export(root, out, "--format", "dsjson", "--now", LATE)) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("wrote 398 of 400 decisions (dsjson")
+    assert "left out 2 decisions that break the decision-log contract (propensity: 2" in captured.err
+    assert f"first: {bad_ids[0]}, {bad_ids[1]}" in captured.err
+    assert not set(bad_ids) & {json.loads(line)["EventId"] for line in out.read_text().splitlines()}
+    assert main(_export(root, tmp_path / "strict.json", "--format", "dsjson", "--now", LATE, "--invalid-rows",
+                        "raise")) == 2
+    assert "propensity must lie in (0, 1]" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "strict.json").exists()
+
+
 def test_export_cb_adf_writes_one_block_per_decision(logs, tmp_path, capsys):
     out = tmp_path / "log.txt"
     assert main(_export(logs, out, "--format", "cb_adf", "--now", LATE)) == 0
