@@ -49,7 +49,7 @@ import pandas as pd
 
 from offline_eval._stream_kernels import column_moments
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import Diagnostics, informative_rows, weight_diagnostics
+from offline_eval.diagnostics import Diagnostics, weight_diagnostics
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
@@ -311,7 +311,7 @@ class PolicyAccumulator:
         scalars[_OUTSIDE] = (resolved.support_deficit or 0.0) * n
         scalars[_RMIN] = float(r.min())
         scalars[_RMAX] = float(r.max())
-        scalars[_INFORMATIVE] = informative_rows(w, r)
+        scalars[_INFORMATIVE] = resolved.n_informative
         keep = n <= RETAINED_MAX_ROWS and layout_needs_rows(layout)
         scalars[_WBOUND] = _weight_bound(resolved) if keep else math.nan
         exceed = np.array([float(np.count_nonzero(w > t)) for t in layout.clips])

@@ -271,6 +271,8 @@ class ResolvedTarget:
     support_deficit : float or None
         Mean target mass on arms with logging probability 0 or ineligible (see "Support deficit" in
         :mod:`offline_eval.estimators.base`; None when unknown).
+    n_informative : int
+        Rows with a positive weight and a non-zero reward (:func:`offline_eval.diagnostics.informative_rows`).
     """
 
     data: LoggedData
@@ -282,6 +284,7 @@ class ResolvedTarget:
     weight_sq_sum: float
     weight_max: float
     support_deficit: float | None
+    n_informative: int
     interval_cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -305,7 +308,7 @@ class ResolvedTarget:
             self.support_deficit,
             clipped_share,
             warn_clipped,
-            informative_rows(self.weights, self.data.reward),
+            self.n_informative,
         )
 
 
@@ -601,7 +604,8 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         actions, probabilities = None, arr
     w.flags.writeable = False
     wr.flags.writeable = False
-    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit)
+    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit,
+                          informative_rows(w, data.reward))
 
 
 # ----------------------------------------------------------------------------------------------------------------
