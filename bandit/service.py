@@ -15,7 +15,13 @@ Endpoints
     with ``status`` ``"accepted"``, ``"duplicate"`` (the same body again: nothing stored) or ``"unknown_event"``
     (stored and reported: no pending decision has that id). Needs the bearer token when one is configured.
 ``GET /healthz``
-    200 ``{"status": "ok", ...}``, or 503 once the trainer fails.
+    200 ``{"status": "ok", "policy_version", "n_updates", "pending_decisions", "durability",
+    "checkpoint_age_seconds", "error_type"}``, or 503 (``"status": "unhealthy"``) once the trainer fails. Open to
+    everyone, like any load balancer's probe (a missing or wrong token never changes the status code); the body
+    names only the failure's exception type (``"error_type"``, e.g. ``"OSError"``, None while healthy). Its
+    message -- which can hold file paths, plan names and other internals -- is in ``"last_error"`` (at most 500
+    characters) only for a caller that sends the bearer token, and in the server's log (logger
+    ``bandit.serving``) whatever the token; a service started without a token shows it in the log only.
 ``GET /metrics``
     Prometheus text (see :func:`build_metrics`).
 ``POST /admin/arms`` ``{"name": str, "value"?: number}`` (201), ``DELETE /admin/arms/{name}``, ``POST /admin/checkpoint``
@@ -331,13 +337,17 @@ def create_app(service: DecisionService, *, token: str | None = None,
             names = names_cache[key] = snapshot.arm_names
         return names
 
+    def authenticated(scope: Scope) -> bool:
+        """Whether the request carries the configured bearer token (False when no token is configured)."""
+        if token is None:
+            return False
+        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and check_token(given.strip(), token)
+
     def authorize(scope: Scope, *, admin: bool) -> None:
         if admin and token is None:
             raise HTTPError(403, "authorization", "admin endpoints are disabled: start the service with --token-file")
-        if token is None:
-            return
-        scheme, _, given = (_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not check_token(given.strip(), token):
+        if token is not None and not authenticated(scope):
             raise HTTPError(401, "authorization", "missing or wrong bearer token (Authorization: Bearer <token>)")
 
     def endpoint(name: str, fn: Handler) -> Callable[[Scope, Receive], Awaitable[_Reply]]:
@@ -392,12 +402,16 @@ def create_app(service: DecisionService, *, token: str | None = None,
     async def healthz(scope: Scope, receive: Receive) -> tuple[int, Any]:
         snap = service.holder.snapshot
         ok = service.healthy
-        return 200 if ok else 503, {
+        error = service.last_error
+        body = {
             "status": "ok" if ok else "unhealthy", "policy_version": snap.policy_version, "n_updates": snap.n_updates,
             "pending_decisions": service.n_pending, "durability": service.durability,
             "checkpoint_age_seconds": round(time.time() - service.last_checkpoint, 3),
-            "last_error": None if service.last_error is None else str(service.last_error)[:500],
+            "error_type": None if error is None else type(error).__name__,
         }
+        if authenticated(scope):  # the message names paths and plans: for the operator only (module docstring)
+            body["last_error"] = None if error is None else str(error)[:500]
+        return 200 if ok else 503, body
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

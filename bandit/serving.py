@@ -66,6 +66,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import math
 import os
 import re
@@ -122,6 +123,8 @@ _COMPACT_SLICE = 2048
 _COMPACT_PAUSE = 0.0005
 #: Decisions per message to a trainer process at most (a bounded frame; a larger backlog goes in several).
 _FORWARD_ROWS = 100_000
+#: Where trainer failures are reported (the service's ``/healthz`` shows their message only to the token holder).
+_log = logging.getLogger("bandit.serving")
 _OUTCOME_FIELDS = [pa.field("received_at", TIMESTAMP_TYPE, nullable=False),
                    pa.field("client_timestamp", pa.bool_(), nullable=False)]
 
@@ -947,8 +950,7 @@ class DecisionService:
             try:  # the child compacts, steps and checkpoints; if it is gone, the journal files stay for recovery
                 self._call_trainer("close", decision_segments, outcome_segments)
             except Exception as exc:
-                self.last_error = exc
-                self.n_trainer_errors += 1
+                self._trainer_failed(exc)
                 if self.durability == "memory" and not self._remote.alive:
                     # the records exist only here: store them (the policy is not saved: this process's copy has no
                     # ledger of settled decisions; the next start learns them from the log)
@@ -967,8 +969,7 @@ class DecisionService:
         try:
             self.trainer.step()
         except Exception as exc:  # a failing trainer must not lose the logs: its error stays in last_error
-            self.last_error = exc
-            self.n_trainer_errors += 1
+            self._trainer_failed(exc)
         self.trainer.checkpoint()
         for log in self._logs.values():
             log.close()
@@ -1120,8 +1121,17 @@ class DecisionService:
                 self.n_compactions += 1
             self.last_error = None
         except Exception as exc:
-            self.last_error = exc
-            self.n_trainer_errors += 1
+            self._trainer_failed(exc)
+
+    def _trainer_failed(self, exc: Exception) -> None:
+        """Keep ``exc`` in :attr:`last_error` (the service is unhealthy until a round succeeds), count it, and log it
+        when it differs from the error before it (a failure that repeats every round is logged once)."""
+        last = self.last_error
+        if last is None or type(last) is not type(exc) or str(last) != str(exc):
+            _log.error("trainer round failed (the service reports itself unhealthy until a round succeeds): %s: %s",
+                       type(exc).__name__, str(exc)[:2000])
+        self.last_error = exc
+        self.n_trainer_errors += 1
 
     def _journal_backlog(self) -> int:
         assert self._decision_journal is not None and self._outcome_journal is not None

@@ -227,3 +227,39 @@ def test_a_plan_change_that_cannot_be_checkpointed_answers_503_and_is_undone(app
         (tmp / "p.zip").rmdir()
         assert client.post("/admin/arms", headers=headers, content=b'{"name": "team"}').status_code == 201
     assert bandit.load(tmp / "p.zip").active_arms == ["solo", "duo", "family", "team"]
+
+
+def test_healthz_shows_the_error_message_only_to_the_token_holder_and_keeps_its_status_code(app_service, monkeypatch,
+                                                                                             caplog):
+    # regression: the unauthenticated /healthz (load balancers probe it) answered str(last_error): paths, plan names
+    svc, tmp = app_service
+    secret = f"{tmp}/p.zip: plan 'family' could not be saved"
+    with client_for(svc) as client:
+        assert client.get("/healthz").json()["error_type"] is None
+        healthy = client.get("/healthz", headers=AUTH).json()
+        assert healthy["status"] == "ok" and healthy["last_error"] is None
+
+        def failing_step(*args, **kwargs):
+            raise OSError(secret)
+
+        monkeypatch.setattr(svc.trainer, "step", failing_step)
+        with caplog.at_level("ERROR", logger="bandit.serving"):
+            svc.run_trainer_once()
+            svc.run_trainer_once()  # the same failure again: logged once
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            r = client.get("/healthz", headers=headers)
+            assert r.status_code == 503 and "last_error" not in r.json(), headers
+            assert r.json()["status"] == "unhealthy" and r.json()["error_type"] == "OSError"
+            assert str(tmp) not in r.text and "family" not in r.text
+        r = client.get("/healthz", headers=AUTH)
+        assert r.status_code == 503 and r.json()["last_error"] == secret
+        monkeypatch.undo()
+        svc.run_trainer_once()
+        assert client.get("/healthz").status_code == 200
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "bandit.serving"]
+    assert len(logged) == 1 and secret in logged[0] and "OSError" in logged[0]
+    with client_for(svc, token=None) as client:  # no token configured: nobody sees the message over HTTP
+        monkeypatch.setattr(svc.trainer, "step", failing_step)
+        svc.run_trainer_once()
+        r = client.get("/healthz", headers=AUTH)
+        assert r.status_code == 503 and "last_error" not in r.json() and r.json()["error_type"] == "OSError"
