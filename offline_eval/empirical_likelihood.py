@@ -63,11 +63,11 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy.special import stdtrit
+from scipy.special import stdtr, stdtrit
 
 from offline_eval.intervals import Interval
 
-__all__ = ["CORNER_WEIGHT", "EL_TOL", "critical_value", "el_mean_interval", "ips_el_interval"]
+__all__ = ["CORNER_WEIGHT", "EL_TOL", "critical_value", "el_mean_interval", "el_mean_p_value", "ips_el_interval"]
 
 #: Weight (in rows) of the log-barrier terms that keep the implied density non-negative at the corners of the box.
 CORNER_WEIGHT = 1e-3
@@ -197,6 +197,12 @@ def critical_value(x: np.ndarray, alpha: float) -> float:
     >>> round(critical_value(heavy, 0.05), 2)
     4.08
     """
+    t = float(stdtrit(_degrees_of_freedom(x), 1.0 - alpha / 2.0))
+    return t * t * (1.0 + _BARTLETT / len(x))
+
+
+def _degrees_of_freedom(x: np.ndarray) -> float:
+    """``nu = min(n - 1, 2 n / (kappa - 1))`` of the terms ``x`` (n,), ``kappa`` their kurtosis (module docstring)."""
     n = len(x)
     c = x - x.mean()
     c2 = c * c
@@ -206,8 +212,13 @@ def critical_value(x: np.ndarray, alpha: float) -> float:
         excess = float(c2 @ c2) / n / (m2 * m2) - 1.0
         if excess > 0.0:
             nu = min(nu, 2.0 * n / excess)
-    t = float(stdtrit(nu, 1.0 - alpha / 2.0))
-    return t * t * (1.0 + _BARTLETT / n)
+    return nu
+
+
+def _level_of(stat: float, nu: float, n: int) -> float:
+    """The one-sided level ``alpha / 2`` whose critical value is ``stat``: :func:`critical_value` inverted,
+    ``P(T_nu < -sqrt(stat / (1 + a / n)))``."""
+    return float(stdtr(nu, -math.sqrt(max(stat, 0.0) / (1.0 + _BARTLETT / n))))
 
 
 def _distinct_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,3 +449,59 @@ def el_mean_interval(x: np.ndarray, alpha: float = 0.05, *, value: float | None 
     if hi_obs < mean + half:
         high = mean + half
     return Interval(value, se, min(low, value), max(high, value))
+
+
+def el_mean_p_value(x: np.ndarray, threshold: float) -> float:
+    """One-sided p-value of a threshold for the mean of ``x`` (n,), by inverting :func:`el_mean_interval`: half the
+    smallest two-sided level ``alpha`` at which ``el_mean_interval(x, alpha)`` excludes ``threshold`` (on the side of
+    the threshold: the p-value of ``H0: mean >= threshold`` when the threshold is above the mean, of ``H0: mean <=
+    threshold`` when below).
+
+    The interval is ``{v : -2 log R(v) <= c(alpha)}`` with ``c(alpha) = t_nu^2 (1 + 1 / n)`` (``t_nu`` the ``1 -
+    alpha / 2`` quantile; ``nu`` does not depend on ``alpha``), so the EL end passes the threshold at the level
+    where ``c(alpha) = -2 log R(threshold)``: ``alpha / 2 = P(T_nu < -sqrt(-2 log R(threshold) / (1 + 1 / n)))``, one
+    profile evaluation. Where the range of the terms stops the EL end, the interval's end is the t-calibrated normal
+    one, ``mean +- sqrt(c(alpha)) se``, and so is the p-value: for a threshold beyond the most extreme term on its
+    side it is that of the normal end; otherwise the EL end is in force only from the level at which the normal
+    half-width no longer passes that term, and the p-value is the larger of the two levels.
+
+    Parameters
+    ----------
+    x : ndarray (n,)
+        Per-row terms.
+    threshold : float
+        The value tested.
+
+    Returns
+    -------
+    float
+        In [0, 0.5]: 0 when the interval is the single point ``mean`` (constant terms) and the threshold is
+        elsewhere; 0.5 when no level excludes it (the threshold is the mean, or fewer than 2 terms).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.exponential(size=500)
+    >>> p = el_mean_p_value(x, 1.1)
+    >>> bool(abs(el_mean_interval(x, 2 * p).high - 1.1) < 1e-6)  # at the level 2 p the interval ends there
+    True
+    """
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    t = np.sort(np.asarray(x, dtype=np.float64))  # the canonical order of el_mean_interval
+    n = len(t)
+    mean = float(t.mean()) if n else math.nan
+    se = float(t.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    if not (math.isfinite(se) and threshold != mean):
+        return 0.5
+    if se == 0.0:
+        return 0.0
+    nu = _degrees_of_freedom(t)
+    gap = abs(threshold - mean)
+    reach = float(t[-1]) - mean if threshold > mean else mean - float(t[0])  # how far the terms go on that side
+    if gap > reach:
+        return _level_of((gap / se) ** 2, nu, n)
+    t_u, _, count = _distinct_rows(t, t)
+    stat, _ = _Profile(t_u, t_u, count, 1, lambda v: np.zeros((0, 1)), 0.0)(threshold)
+    return max(_level_of(stat, nu, n), _level_of((reach / se) ** 2, nu, n))

@@ -127,7 +127,7 @@ from offline_eval.estimators import DM, DR, Estimate, Estimator, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.evaluate import BLEND_NAME
 from offline_eval.gap import gap_variance
-from offline_eval.intervals import Interval, RowTerms
+from offline_eval.intervals import Interval, RowTerms, normal_interval
 
 __all__ = [
     "DECISIONS",
@@ -598,13 +598,14 @@ class _Scorer:
         """One-sided p-values of ``H0: d >= threshold`` and of ``H0: d <= threshold`` for the paired difference
         ``terms`` whose reported estimate is ``value``, from this scorer's own intervals.
 
-        Each is half the smallest two-sided level at which the interval excludes ``threshold`` on that side (the
-        interval's ends move monotonically with the level; found by bisection on the level's logit). For the normal
-        interval these are the z-tests' p-values; for the empirical-likelihood and other asymmetric intervals they
-        follow the interval's shape. A blend's interval is DR's widened to contain the blend, which excludes the
-        threshold only where DR's does and the blend lies on the same side: its p-value is DR's then, else 1.
-        p-values are resolved down to about 5e-14 (a level's logit >= -30; with a bootstrap interval of B resamples
-        down to 1 / (B + 1)); smaller ones are reported as that.
+        Each is half the smallest two-sided level at which the interval excludes ``threshold`` on that side. For
+        the normal interval that is the z-test's p-value; for the empirical-likelihood interval it comes from one
+        profile evaluation at the threshold (:func:`offline_eval.empirical_likelihood.el_mean_p_value`, which keeps
+        the interval's range fallback); for the other kinds (bootstrap, Bernstein) the level is found by bisection
+        on its logit (:func:`_bisected_p_value`). A blend's interval is DR's widened to contain the blend, which
+        excludes the threshold only where DR's does and the blend lies on the same side: its p-value is DR's then,
+        else 1. p-values are resolved down to about 5e-14 (a level's logit >= -30; with a bootstrap interval of B
+        resamples down to 1 / (B + 1)); smaller ones are reported as that.
         """
         rt = terms.dr if isinstance(terms, _Blended) else terms
         own = float(rt.value())
@@ -624,29 +625,54 @@ class _Scorer:
     def _one_sided(self, rt: RowTerms, threshold: float, upper: bool) -> float:
         """p-value of ``H0: d >= threshold`` (``upper``: the terms' estimate is below the threshold, rejected when the
         interval's upper end is too) or of ``H0: d <= threshold`` (the estimate is above it)."""
+        method = self.est._method(rt.n)
+        if method == "el":
+            from offline_eval.empirical_likelihood import el_mean_p_value
 
-        def excludes(logit: float) -> bool:
-            iv = dataclasses.replace(self.est, alpha=_expit(logit))._interval(rt)
-            return bool(iv.high < threshold) if upper else bool(iv.low > threshold)
+            psi = rt.linearized()  # the terms el_mean_interval is computed on (compute_interval's "el")
+            on_side = (threshold > float(psi.mean())) == upper  # else no level excludes it (rounding only)
+            p = el_mean_p_value(psi, threshold) if on_side else 0.5
+        elif method == "normal":
+            iv = normal_interval(rt, 0.5)  # value and se (any level)
+            p = float(norm.sf(abs(threshold - float(iv.value)) / iv.se)) if iv.se > 0 else (
+                0.0 if iv.se == 0 else 0.5)
+        else:
+            return _bisected_p_value(lambda level: dataclasses.replace(self.est, alpha=level)._interval(rt),
+                                     threshold, upper,
+                                     bootstrap=int(self.est.n_bootstrap) if method == "bootstrap" else None)
+        return min(max(p, _expit(_LOGIT_MIN) / 2), _expit(_LOGIT_MAX) / 2)
 
-        lo, hi = -30.0, 30.0  # logits of two-sided levels; at hi the interval has all but shrunk to the estimate
-        if self.est._method(rt.n) == "bootstrap":  # B resamples resolve one-sided p-values down to 1 / (B + 1)
-            lo = math.log(2.0 / (int(self.est.n_bootstrap) - 1))
-        if excludes(lo):
-            return _expit(lo) / 2
-        if not excludes(hi):
-            return _expit(hi) / 2
-        for _ in range(_P_BISECT):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
+
+def _bisected_p_value(interval: Any, threshold: float, upper: bool, bootstrap: int | None = None) -> float:
+    """Half the smallest two-sided level at which ``interval(level)`` (an :class:`Interval`) excludes ``threshold``
+    (``upper``: its upper end falls below it; else its lower end above it), by bisection on the level's logit in
+    [``_LOGIT_MIN``, ``_LOGIT_MAX``] (``_P_BISECT`` steps); with ``bootstrap`` = B resamples the smallest level is
+    ``2 / (B - 1)``, the resolution of B resamples."""
+
+    def excludes(logit: float) -> bool:
+        iv = interval(_expit(logit))
+        return bool(iv.high < threshold) if upper else bool(iv.low > threshold)
+
+    lo, hi = _LOGIT_MIN, _LOGIT_MAX  # at hi the interval has all but shrunk to the estimate
+    if bootstrap is not None:  # B resamples resolve one-sided p-values down to 1 / (B + 1)
+        lo = math.log(2.0 / (bootstrap - 1))
+    if excludes(lo):
+        return _expit(lo) / 2
+    if not excludes(hi):
         return _expit(hi) / 2
+    for _ in range(_P_BISECT):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
+    return _expit(hi) / 2
 
 
 def _expit(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-#: Bisection steps for a guardrail's p-value, on the logit of the level (about 1e-7 relative precision).
+#: Logits of the smallest and largest two-sided levels a guardrail's p-value resolves (p in [4.7e-14, 0.5]).
+_LOGIT_MIN, _LOGIT_MAX = -30.0, 30.0
+#: Bisection steps for a p-value of the interval kinds without a direct inversion (about 1e-7 relative precision).
 _P_BISECT = 30
 
 
