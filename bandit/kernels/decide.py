@@ -49,7 +49,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "56c6ddc18fd7993b"
+LINKED_SOURCES_SHA256 = "64ddc52908c24089"
 
 #: Placeholder context for policies that ignore the context.
 EMPTY = np.empty(0, dtype=np.float64)

@@ -37,6 +37,15 @@ inflation factors stay bounded). Measured after 20,000 updates (d = 6 plus the i
 contexts and for contexts scaled by 100 or 300, ~4e5 for ``100 + N(0, 1)`` features (strongly collinear with the
 intercept); a single context of norm ``r`` spread over several features of a fresh arm gives ~``D r^2 / l2``.
 
+Leverage. A Sherman-Morrison step computes the new inverse in the direction of the row as the difference
+``s - s^2 / (1 + s)`` of two numbers of size ``s = q^T A^-1 q`` whose true value is below 1: its relative error is
+``eps (1 + s)``. A row far outside what the arm has seen (a context many orders of magnitude larger than the earlier
+ones in some direction) therefore loses the inverse in that direction -- at ``1 + s ~ 1e16`` it came out indefinite,
+and ``bandit.load`` then refused the policy's checkpoint -- while every diagonal still passed the check below. Rows
+with ``1 + s >`` :data:`MAX_LEVERAGE` (1e4: error ~2e-12, below the ``1 / MAX_CONDITION`` a well-conditioned pair
+needs) are learned by Cholesky refactorisation instead; on standardised contexts ``1 + s`` is of order ``1 + D / l2``
+for an arm's first rows and falls towards 1 as it learns, so this one comparison per update changes nothing there.
+
 Precision loss. Sherman-Morrison can drift from the true inverse. Every rank-1 step checks the O(D) necessary
 condition of an SPD inverse pair ``A_jj (A^-1)_jj >= 1`` (Cauchy-Schwarz) on the new diagonals, with a relative
 slack :data:`DIAG_SLACK` (and that ``1 + q^T A^-1 q >= 1``); when it fails ``A^-1`` is recomputed from ``A`` by
@@ -65,6 +74,7 @@ __all__ = [
     "BLOCK",
     "DIAG_SLACK",
     "MAX_CONDITION",
+    "MAX_LEVERAGE",
     "SPD_FAILED",
     "add_rank1",
     "add_scaled_row",
@@ -97,6 +107,9 @@ LINKED_SOURCES_SHA256 = "b1b6e53d11d6b31e"
 #: Largest accepted bound ``D sum_j A_jj (A^-1)_jj`` on the (Jacobi-scaled) condition number of an updated
 #: precision matrix (module docstring, "Conditioning").
 MAX_CONDITION = 1e12
+#: Largest ``1 + q^T A^-1 q`` learned by a Sherman-Morrison step; a row beyond it refactorises (module docstring,
+#: "Leverage").
+MAX_LEVERAGE = 1e4
 #: A rank-1 step whose new diagonals give ``A_jj (A^-1)_jj < 1 - DIAG_SLACK`` for some j has lost precision.
 DIAG_SLACK = 1e-6
 #: Returned by :func:`spd_inverse_into` when the matrix is not positive definite.
@@ -365,8 +378,9 @@ def condition_bound(M, M_inv):
 def rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refactor_every, work):
     """``A[k] <- (gamma A[k] + (1 - gamma) l2 I) + w x x^T`` with ``A_inv[k]`` kept equal to its inverse.
 
-    gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update, and whenever the
-    Sherman-Morrison result fails the diagonal check of the module docstring) Cholesky refactorisation.
+    gamma == 1: Sherman-Morrison on ``A_inv[k]``, or (every ``refactor_every``-th update, for a row whose
+    ``1 + q^T A_inv q`` exceeds :data:`MAX_LEVERAGE`, and whenever the Sherman-Morrison result fails the diagonal
+    check of the module docstring) Cholesky refactorisation.
     gamma < 1: Cholesky. Either way the update is refused when :func:`condition_bound` of the new pair exceeds
     :data:`MAX_CONDITION`. ``work`` is (2, D) scratch.
 
@@ -393,8 +407,9 @@ def rank1_precision_update(A, A_inv, n_since_refactor, k, x, w, gamma, l2, refac
             denom += q[j] * u[j]
         if denom == math.inf:
             return -1.0
-        # denom >= 1 in exact arithmetic: anything else means A_inv lost precision (repaired below)
-        consistent = denom >= 1.0 - DIAG_SLACK
+        # denom >= 1 in exact arithmetic: anything else means A_inv lost precision (repaired below); a row of
+        # leverage above MAX_LEVERAGE would lose it (module docstring): refactorised below too
+        consistent = denom >= 1.0 - DIAG_SLACK and denom <= MAX_LEVERAGE
         c = 1.0 / math.sqrt(denom) if consistent else 0.0
         for j in range(D):
             u[j] *= c

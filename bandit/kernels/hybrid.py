@@ -70,6 +70,7 @@ from numba import njit
 from bandit.kernels.dense import (
     DIAG_SLACK,
     MAX_CONDITION,
+    MAX_LEVERAGE,
     all_finite,
     cholesky_upper,
     condition_bound,
@@ -88,7 +89,7 @@ __all__ = ["hybrid_mean_var", "hybrid_mean_var_batch", "hybrid_update", "hybrid_
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "status")
-LINKED_SOURCES_SHA256 = "394760f4620a31bf"
+LINKED_SOURCES_SHA256 = "dc3a3e161a4c1d86"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,10 +419,11 @@ def _rank1_diagonal_status(Ak, Ak_inv, x, u, den_arm, Z, A0_inv, z, q, den):
     ``A0_inv - q q^T / den`` (``q = A0_inv d``). Returns ``STATUS_ILL_CONDITIONED`` when ``D sum_j A[k]_jj
     A_inv[k]_jj`` or ``max_p Z_pp A0_inv_pp`` would exceed ``MAX_CONDITION``, ``STATUS_NOT_PD`` when an
     inverse pair fails ``M_jj (M^-1)_jj >= 1 - DIAG_SLACK`` (for the shared block ``Z_jj >= A0_jj`` stands in for
-    ``A0_jj``: the test stays necessary) or a denominator is below 1, else ``STATUS_OK``.
+    ``A0_jj``: the test stays necessary) or a denominator is below 1 or above ``MAX_LEVERAGE``, else ``STATUS_OK``.
     """
-    # both denominators are >= 1 in exact arithmetic (NaN fails too)
-    consistent = den_arm >= 1.0 - DIAG_SLACK and den >= 1.0 - DIAG_SLACK
+    # both denominators are >= 1 in exact arithmetic (NaN fails too); above MAX_LEVERAGE the rank-1 step would lose
+    # the inverse in the row's direction (bandit.kernels.dense, "Leverage"): rebuilt by Cholesky instead
+    consistent = 1.0 - DIAG_SLACK <= den_arm <= MAX_LEVERAGE and 1.0 - DIAG_SLACK <= den <= MAX_LEVERAGE
     vif = 0.0
     for j in range(x.shape[0]):
         p_jj = (Ak[j, j] + x[j] * x[j]) * (Ak_inv[j, j] - u[j] * u[j] / den_arm)

@@ -64,7 +64,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "status")
-LINKED_SOURCES_SHA256 = "394760f4620a31bf"
+LINKED_SOURCES_SHA256 = "dc3a3e161a4c1d86"
 
 #: Floor of the logistic curvature p (1 - p): keeps a confident arm learning (Chapelle & Li 2011).
 MIN_CURVATURE = 1e-6

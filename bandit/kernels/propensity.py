@@ -64,7 +64,7 @@ __all__ = [
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "logistic", "status")
-LINKED_SOURCES_SHA256 = "e2cbba95657236c3"
+LINKED_SOURCES_SHA256 = "6595939b70d0f7b1"
 
 #: Support half-width of each arm, in standard deviations of its Gaussian.
 C_TAIL = 6.5

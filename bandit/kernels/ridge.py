@@ -44,7 +44,7 @@ __all__ = ["ridge_update", "ridge_update_batch", "ridge_update_context", "ridge_
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "status")
-LINKED_SOURCES_SHA256 = "394760f4620a31bf"
+LINKED_SOURCES_SHA256 = "dc3a3e161a4c1d86"
 
 #: Rows buffered per arm before their Gram matrix is added by one BLAS product (``np.dot``).
 _GRAM_ROWS = 256

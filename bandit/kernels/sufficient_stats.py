@@ -52,7 +52,7 @@ __all__ = ["STATUS_INVALID", "STATUS_NON_FINITE", "STATUS_OK", "accumulate_linea
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("dense", "logistic", "status")
-LINKED_SOURCES_SHA256 = "e2cbba95657236c3"
+LINKED_SOURCES_SHA256 = "6595939b70d0f7b1"
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_linear`.
 WEIGHT, REWARD, REWARD_SQ, REWARD_TOTAL = 0, 1, 2, 3
 #: Columns of ``scal_hi``/``scal_lo`` in :func:`accumulate_logistic`.

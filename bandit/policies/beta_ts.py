@@ -18,7 +18,7 @@ __all__ = ["BetaTS", "beta_ts_draw_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("beta", "decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "aafc1ed92d2b0493"
+LINKED_SOURCES_SHA256 = "45d0d5e04823a30e"
 
 
 @njit(cache=True, nogil=True)

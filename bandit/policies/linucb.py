@@ -20,7 +20,7 @@ __all__ = ["LinUCB", "linucb_choose", "linucb_decide", "linucb_decide_rows", "li
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
+LINKED_SOURCES_SHA256 = "5caffd1252692377"
 
 
 @njit(cache=True, inline="always")

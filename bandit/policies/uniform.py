@@ -16,7 +16,7 @@ __all__ = ["UniformRandom", "uniform_decide_rows"]
 
 #: Kernel modules compiled into this module's numba cache (see tests/bandit/test_kernels.py).
 LINKED_SOURCES = ("decide", "dense", "logistic", "propensity", "rng", "scoring", "status")
-LINKED_SOURCES_SHA256 = "fef96540f5e53eed"
+LINKED_SOURCES_SHA256 = "5caffd1252692377"
 
 
 @njit(cache=True, nogil=True)
