@@ -27,7 +27,9 @@ Endpoints
 ``POST /admin/arms`` ``{"name": str, "value"?: number}`` (201), ``DELETE /admin/arms/{name}``, ``POST /admin/checkpoint``
     Add or retire a plan, checkpoint now. Always need the bearer token; without a configured token they answer 403.
     A plan change is checkpointed before it is served, all or nothing: if the policy file cannot be saved (a full
-    disk, a limit of ``bandit.load``), the change is undone and the answer is 503 (``field`` ``"server"``).
+    disk, a limit of ``bandit.load``), the change is undone and the answer is 503 (``field`` ``"server"``). Also 503
+    when the trainer process has exited (``--trainer process``): restart the service, which recovers everything
+    logged meanwhile.
 
 Every rejected request leaves no state behind and gets a JSON body ``{"error": message, "field": name,
 "errors": [{"field", "message"}, ...]}``: 400 (malformed JSON), 401 (missing or wrong token), 403 (admin disabled),
@@ -421,6 +423,13 @@ def create_app(service: DecisionService, *, token: str | None = None,
             result = await asyncio.wrap_future(run())
         except CheckpointError as exc:  # the change was undone: nothing to fix in the request, retry later
             raise HTTPError(503, "server", str(exc)) from None
+        except (RuntimeError, EOFError, OSError) as exc:
+            if service.trainer_mode != "process" or service.healthy:
+                raise
+            # the trainer process has exited (was a 500 "internal error: RuntimeError"): the operator's next step
+            raise HTTPError(503, "server", f"the trainer process has exited, the admin command was not confirmed "
+                            f"({type(exc).__name__}); requests are still served and logged: restart the service to "
+                            "recover") from None
         except ValueError as exc:
             message = str(exc)
             raise HTTPError(409 if "already exists" in message else 422, "name", message) from None

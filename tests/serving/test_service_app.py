@@ -263,3 +263,24 @@ def test_healthz_shows_the_error_message_only_to_the_token_holder_and_keeps_its_
         svc.run_trainer_once()
         r = client.get("/healthz", headers=AUTH)
         assert r.status_code == 503 and "last_error" not in r.json() and r.json()["error_type"] == "OSError"
+
+
+def test_an_admin_command_after_the_trainer_process_died_answers_503_saying_so(tmp_path):
+    # regression: a 500 "internal error: RuntimeError" that told the operator nothing
+    import os
+    import signal
+
+    bandit.LinUCB(["solo", "duo"], n_features=2, seed=0).save(tmp_path / "p.zip")
+    svc = DecisionService(tmp_path / "p.zip", tmp_path / "logs", attribution_window="1h", durability="write",
+                          trainer="process", train_every=3600)
+    with client_for(svc) as client:
+        os.kill(svc._remote.pid, signal.SIGKILL)
+        svc._remote.proc.wait()
+        for r in (client.post("/admin/arms", headers={"content-type": "application/json", **AUTH},
+                              content=b'{"name": "team"}'),
+                  client.post("/admin/checkpoint", headers=AUTH)):
+            assert r.status_code == 503 and r.json()["field"] == "server", r.text
+            assert "trainer process has exited" in r.json()["error"] and "restart" in r.json()["error"]
+        assert rank(client, {"context": [1, 2], "event_id": "still-served"}).status_code == 200
+        assert client.get("/healthz").status_code == 503
+    assert bandit.load(tmp_path / "p.zip").arm_names == ["solo", "duo"]
