@@ -105,7 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="estimate saved policies' value on logged decisions (off-policy)",
         description="Off-policy evaluation: estimate the value per decision of saved policies on a decision log "
-        "(decision-log schema), with 95%% intervals and importance-weight diagnostics. A decision log's reward is "
+        "(decision-log schema), with 95% intervals and importance-weight diagnostics. A decision log's reward is "
         "null until outcomes are joined: pass the outcomes table with --outcomes and the attribution window; "
         "decisions still inside their window are left out.",
     )
