@@ -316,8 +316,121 @@ def test_a_lift_resting_on_a_handful_of_outcomes_is_not_go(monkeypatch):
         before = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
     assert before.decision == "GO"
     assert rep.decision == "NEED MORE DATA" and rep.forecast is not None and rep.forecast.driver == "outcomes"
-    assert "fewer than 10 of its offers have a non-zero outcome yet" in rep.reasons[0]
+    assert "only 5 of its offers have a non-zero outcome yet, and at least 10 are needed" in rep.reasons[0]
     assert rep.forecast.more_rows == math.ceil(n * 10 / 5) - n
+
+
+def test_a_no_go_resting_on_too_few_outcomes_is_need_more_data(monkeypatch):
+    """Regression: plan 2 (price 20, converts 3%) doubles revenue per offer (0.6 against the logged 0.3: a lift of
+    0.3, above the 0.1 worth shipping), but none of its 105 offers in this log converted (a 3% converter shows none
+    in 105 offers 4% of the time). The lift's interval ended at +0.054, below the minimum effect, and the report
+    said NO-GO. An interval resting on fewer than INFORMATIVE_ROWS_MIN outcomes understates the uncertainty on
+    either side: NEED MORE DATA, driven by the outcomes, with the count named."""
+    import offline_eval.report as report_module
+
+    rate, price = np.array([0.02, 0.02, 0.03]), np.array([5.0, 10.0, 20.0])
+    rng = np.random.default_rng(7)
+    n = 300
+    a = rng.integers(0, 3, n)
+    r = price[a] * (rng.random(n) < rate[a])
+    assert (a == 2).sum() == 105 and not r[a == 2].any()
+    data = LoggedData(None, a, r, np.full(n, 1 / 3), probabilities=np.full((n, 3), 1 / 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+        monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
+        without_rule = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+    lift = rep.table.query("policy == 'plan 2'").iloc[0]
+    assert lift.status == "below min effect" and lift.diff_ci_high < 0.1  # the interval alone would say NO-GO
+    assert without_rule.decision == "NO-GO"
+    assert rep.decision == "NEED MORE DATA" and rep.verdicts == {"plan 2": "NEED MORE DATA"}
+    assert rep.forecast is not None and rep.forecast.driver == "outcomes"
+    assert rep.forecast.more_rows == math.ceil(n * 10 / 1) - n  # at least one outcome's rate
+    assert "only 0 of its offers have a non-zero outcome yet, and at least 10 are needed" in rep.reasons[0]
+    text = " ".join(rep.reasons)
+    assert "only 0 of the logged decisions it would make have a non-zero outcome" in text
+    assert "but that interval cannot be trusted yet" in text
+    assert lift.informative_rows == 0
+
+
+def test_a_no_go_resting_on_a_small_effective_sample_is_need_more_data():
+    """Regression, the same rule for a small ESS: the logger offers plan B in 2% of 1,000 rows; a candidate offering
+    B with probability 0.9 has weights 45 there (ESS about 22) and plenty of rows with an outcome (the A rows, weight
+    0.1). B truly earns 2.0 per offer against A's 1.5 (lift +0.44, above the 0.2 worth shipping), but none of B's 17
+    offers converted here: the lift's interval ended at -1.18 and the report said NO-GO. Such a confident wrong
+    NO-GO happened in 12% of 400 logs at a true lift equal to the minimum effect (nominal at most 2.5%; with ESS about
+    37, 3.7%): a small ESS now means NEED MORE DATA on either side, like too few outcomes."""
+    n, pb = 1000, 0.02
+    rng = np.random.default_rng(7)
+    a = (rng.random(n) < pb).astype(int)
+    r = np.where(a == 1, 20.0 * (rng.random(n) < 0.1), 5.0 * (rng.random(n) < 0.3))
+    P = np.tile([1 - pb, pb], (n, 1))
+    data = LoggedData(None, a, r, P[np.arange(n), a], probabilities=P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = rollout_report(data, {"mostly B": np.tile([0.1, 0.9], (n, 1))}, min_effect=0.2)
+    lift = rep.table.query("policy == 'mostly B'").iloc[0]
+    assert lift.status == "below min effect" and lift.diff_ci_high < -1.0
+    assert lift.ess < 30 and lift.informative_rows >= 10  # only the ESS rule applies
+    assert rep.decision == "NEED MORE DATA" and rep.forecast.driver == "ess"
+    assert "too few decisions effectively count yet" in rep.reasons[0]
+
+
+def _refund_logs(n, refunds_on_b, amount_b, amount_a, seed=0):
+    """Uniform logging over A, B; conversions 5% / 15%; refunds of ``amount_a`` on 3% of A's rows and of
+    ``amount_b`` on exactly ``refunds_on_b`` of B's rows."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n)
+    conv = (rng.random(n) < np.where(a == 1, 0.15, 0.05)).astype(float)
+    refund = amount_a * ((a == 0) & (rng.random(n) < 0.03))
+    refund[np.flatnonzero(a == 1)[:refunds_on_b]] = amount_b
+    data = LoggedData(None, a, conv, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5), action_names=ARMS)
+    return data, refund
+
+
+@pytest.mark.parametrize("refunds_on_b,amount_b,amount_a,margin,old_status", [(4, 10.0, 10.0, 0.01, "non-inferior"),
+                                                                              (9, 100.0, 0.1, 0.0, "breached")])
+def test_a_guardrail_with_too_few_outcomes_is_neither_passed_nor_failed(monkeypatch, refunds_on_b, amount_b, amount_a,
+                                                                        margin, old_status):
+    """Regression: a guardrail's test rests on its own outcomes. 'always B' converts more; its refunds guardrail has
+    many non-zero values on A's rows but only 4 (9) on B's, the rows the candidate is judged on. Its interval was
+    taken at face value: a confident pass (GO) or breach (NO-GO). Now the guardrail counts its own informative rows
+    (diagnostics.informative_rows of the candidate's weights and the refunds) and, with fewer than 10, is 'few
+    outcomes': never non-inferior nor breached, named in the reasons with its count, the forecast's driver, and still
+    one of Holm's family (with p = 1)."""
+    import offline_eval.report as report_module
+    from offline_eval.diagnostics import informative_rows
+
+    data, refund = _refund_logs(4_000, refunds_on_b, amount_b, amount_a)
+    guard = {"refunds": Guardrail(refund, margin=margin)}
+    cancelled = (np.random.default_rng(1).random(4_000) < 0.05).astype(float)  # 5% on every arm's rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = rollout_report(data, {"always B": "B"}, guardrails=guard, estimator=IPS())
+        two = rollout_report(data, {"always B": "B"}, estimator=IPS(),
+                             guardrails={**guard, "cancellations": Guardrail(cancelled, margin=0.02)})
+        alone = rollout_report(data, {"always B": "B"}, estimator=IPS(),
+                               guardrails={"cancellations": Guardrail(cancelled, margin=0.02)})
+        monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
+        without_rule = rollout_report(data, {"always B": "B"}, guardrails=guard, estimator=IPS())
+    old = without_rule.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
+    assert old.status == old_status and without_rule.decision == ("GO" if old_status == "non-inferior" else "NO-GO")
+    g = rep.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
+    assert g.informative_rows == refunds_on_b == informative_rows(2.0 * (data.action == 1), refund)
+    assert (refund > 0).sum() > 50  # plenty of refunds overall, but not on the candidate's offers
+    assert g.status == "few outcomes" and math.isnan(g.p_holm)
+    assert rep.table.query("policy == 'always B' and metric == 'reward'").status.iloc[0] == "above min effect"
+    assert rep.decision == "NEED MORE DATA" and rep.forecast.driver == "refunds"
+    # rows for 10 refunds at the rate seen so far, or more when its interval also needs them to settle the margin
+    assert rep.forecast.more_rows >= math.ceil(4_000 * 10 / refunds_on_b) - 4_000
+    assert f"only {refunds_on_b} of its offers have a non-zero refunds value yet, and at least 10 are needed" in (
+        rep.reasons[0])
+    assert any(s.startswith("'always B': refunds changes by") and f"only {refunds_on_b} of its offers have a non-zero"
+               in s for s in rep.reasons)
+    # the other guardrail is still judged, in a Holm family of two: its adjusted p-value doubles
+    c2 = two.table.query("policy == 'always B' and metric == 'cancellations'").iloc[0]
+    c1 = alone.table.query("policy == 'always B' and metric == 'cancellations'").iloc[0]
+    assert c2.status == c1.status == "non-inferior" and c2.p_holm == pytest.approx(2 * c1.p_holm, rel=1e-12)
 
 
 def test_all_no_go_is_no_go():
