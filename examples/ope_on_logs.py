@@ -23,7 +23,7 @@ What it shows
    diagnostics (effective sample size, largest weight, warnings).
 4. **Go / no-go.** The candidate with the highest lower confidence bound is compared with the logging policy by
    :func:`offline_eval.compare` (doubly robust, paired per row, so the shared noise cancels). GO only if the
-   whole 95 % interval of the difference is above zero.
+   whole 95 % interval of the difference is above zero, NO-GO if it is below zero, NEED MORE DATA otherwise.
 5. In the simulation the truth is known: the table also shows each policy's exact expected revenue per offer on the
    evaluation users (``true_value``), so you can see the intervals at work.
 
@@ -104,13 +104,14 @@ def candidates_for(arm_names: Sequence[str], n_features: int, seed: int) -> dict
 
 
 def go_no_go(diff: Estimate, best: str) -> tuple[str, str]:
-    """GO when the whole interval of V(best) - V(logging) is above 0; the decision and a one-line reason."""
+    """The decision and a one-line reason: GO when the whole interval of V(best) - V(logging) is above 0, NO-GO when
+    it is below 0, NEED MORE DATA when it contains 0 (the words of :func:`offline_eval.report.rollout_report`)."""
     ci = f"{diff.value:+.3f} revenue/offer, {diff.level:.0%} CI [{diff.ci_low:+.3f}, {diff.ci_high:+.3f}]"
     if diff.ci_low > 0:
         return "GO", f"GO: roll out {best}: it beats the logging policy by {ci}"
     if diff.ci_high < 0:
         return "NO-GO", f"NO-GO: {best} is worse than the logging policy ({ci})"
-    return "NO-GO", f"NO-GO: {best} is not distinguishable from the logging policy ({ci}); collect more data"
+    return "NEED MORE DATA", f"NEED MORE DATA: {best} is not distinguishable from the logging policy ({ci})"
 
 
 def main(argv: Sequence[str] | None = None) -> OpeResult:

@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -130,6 +131,16 @@ def test_a_failing_trainer_surfaces_instead_of_blocking_the_request_loop(serving
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("low", "high", "expected"), [(0.1, 0.3, "GO"), (-0.3, -0.1, "NO-GO"),
+                                                      (-0.1, 0.3, "NEED MORE DATA")])
+def test_ope_on_logs_undecided_difference_needs_more_data(low, high, expected):
+    # an interval containing 0 was printed as "NO-GO ... collect more data": the rollout report's NEED MORE DATA
+    ope = _load("examples/ope_on_logs.py", "example_ope_on_logs")
+    diff = SimpleNamespace(value=(low + high) / 2, level=0.95, ci_low=low, ci_high=high)
+    decision, line = ope.go_no_go(diff, "linucb")
+    assert decision == expected and line.startswith(f"{expected}: ")
+
+
 def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
     ope = _load("examples/ope_on_logs.py", "example_ope_on_logs")
     res = ope.main(["--small", "--out", str(tmp_path), "--seed", "1"])
@@ -153,7 +164,7 @@ def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
     diff = res.comparison
     assert diff.value == pytest.approx(dr[res.best] - dr[ope.LOGGING], abs=1e-9)
     assert diff.ci_low <= diff.value <= diff.ci_high
-    assert res.decision == ("GO" if diff.ci_low > 0 else "NO-GO")
+    assert res.decision == ("GO" if diff.ci_low > 0 else "NO-GO" if diff.ci_high < 0 else "NEED MORE DATA")
     rec = res.recommended.set_index("policy")
     assert rec.loc[res.best, "ci_low"] == rec.drop(ope.LOGGING)["ci_low"].max()
 
