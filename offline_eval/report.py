@@ -814,8 +814,9 @@ class Forecast:
     power : float
         Planned probability that the new interval excludes the threshold.
     driver : str
-        What needs the most rows (``"lift"``, a guardrail name, ``"ess"`` or ``"outcomes"``: too few rows with a
-        non-zero outcome among the offers it would make).
+        What needs the most rows (``"lift"``, a guardrail name -- its margin test, or its own outcomes when it has
+        too few --, ``"ess"`` or ``"outcomes"``: too few rows with a non-zero primary outcome among the offers it
+        would make). Counts are forecast at the rate seen so far (no ``curve``).
     curve : list of (float, float)
         (additional rows, probability of settling the driver) pairs, for the power-curve plot.
     """
@@ -844,8 +845,10 @@ class RolloutReport:
         One row per (policy, metric): the candidates, the baseline and the references (logging policy, best
         single plan, popularity). Columns :data:`TABLE_COLUMNS`: the estimate ``value`` and interval, the paired
         difference over the baseline ``diff`` (se, interval), the ``threshold`` it is judged against (min effect
-        or margin, in harm units for guardrails), the ``status`` of that test, the Holm-adjusted ``p_holm``, the
-        candidate's ``verdict``, its ``hit_rate``, its weight diagnostics and the forecast ``more_rows``.
+        or margin, in harm units for guardrails), the ``status`` of that test (``"few outcomes"`` for a guardrail
+        with too few non-zero values among the candidate's offers: not tested, ``p_holm`` NaN), the Holm-adjusted
+        ``p_holm``, the candidate's ``verdict``, its ``hit_rate``, its weight diagnostics, ``informative_rows`` (its
+        offers with a non-zero value of that metric) and the forecast ``more_rows``.
     recommended : str or None
         The GO candidate to roll out (largest lift), if any.
     forecast : Forecast or None
