@@ -329,14 +329,14 @@ def create_app(service: DecisionService, *, token: str | None = None,
         # (HTTP header bytes beyond ASCII are read as Latin-1: a non-ASCII token could never match)
         raise ValueError("token must be a non-empty string of printable ASCII characters (no spaces) or None")
     registry, requests, latency, rejected = build_metrics(service)
-    names_cache: dict[int, list[str]] = {}
+    # the last snapshot whose plan names were read, and the names: held (compared with ``is``), not keyed by id(),
+    # which a later snapshot -- with a plan more -- may reuse once the cached one is freed
+    names_cache: list[Any] = [None, []]
 
     def arm_names(snapshot: Any) -> list[str]:
-        key = id(snapshot)
-        names = names_cache.get(key)
-        if names is None:
-            names_cache.clear()
-            names = names_cache[key] = snapshot.arm_names
+        if names_cache[0] is not snapshot:
+            names_cache[:] = [snapshot, snapshot.arm_names]
+        names: list[str] = names_cache[1]
         return names
 
     def authenticated(scope: Scope) -> bool:

@@ -284,3 +284,22 @@ def test_an_admin_command_after_the_trainer_process_died_answers_503_saying_so(t
         assert rank(client, {"context": [1, 2], "event_id": "still-served"}).status_code == 200
         assert client.get("/healthz").status_code == 503
     assert bandit.load(tmp_path / "p.zip").arm_names == ["solo", "duo"]
+
+
+def test_rank_names_the_plans_of_the_snapshot_it_read_even_when_a_new_snapshot_reuses_an_old_ones_id(app_service,
+                                                                                                  monkeypatch):
+    # regression: the plan names of /rank answers were cached by id(snapshot) without keeping the snapshot alive; a
+    # snapshot published after add_arm at the address of a freed one (CPython reuses them) got the old, shorter list
+    # and every /rank answered 500 (zip of K + 1 probabilities with K names) until the next publish. A constant id
+    # stands in for that address reuse.
+    import bandit.service
+
+    svc, _ = app_service
+    monkeypatch.setattr(bandit.service, "id", lambda obj: 1, raising=False)
+    with client_for(svc) as client:
+        assert set(rank(client, {"context": [1, 2, 3]}).json()["probabilities"]) == {"solo", "duo", "family"}
+        r = client.post("/admin/arms", headers={"content-type": "application/json", **AUTH}, content=b'{"name": "team"}')
+        assert r.status_code == 201
+        r = rank(client, {"context": [1, 2, 3], "eligible": ["team"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["arm"] == "team" and set(r.json()["probabilities"]) == {"solo", "duo", "family", "team"}
