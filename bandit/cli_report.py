@@ -23,6 +23,7 @@ other commands of :mod:`bandit.cli`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import warnings
@@ -305,11 +306,13 @@ def run(args: argparse.Namespace) -> int:
         if args.outcomes is not None and "with a missing metric" in message:
             continue  # the attribution note above already says which decisions are left out
         print(f"note: {message}", file=sys.stderr)
+    # the files are read without this terminal: they state what the reading and joining left out, as ope.md does
+    written = dataclasses.replace(report, reasons=[*report.reasons, *(f"Note: {n}" for n in dict.fromkeys(notes))])
     with writing(args.out):
         args.out.mkdir(parents=True, exist_ok=True)
-        html = report.to_html(args.out / "report.html")
-        (args.out / "report.md").write_text(report.to_markdown())
-        (args.out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        html = written.to_html(args.out / "report.html")
+        (args.out / "report.md").write_text(written.to_markdown())
+        (args.out / "report.json").write_text(json.dumps(written.to_dict(), indent=2, allow_nan=False))
         report.table.to_csv(args.out / "report.csv", index=False)
     print(f"DECISION: {report.decision}")
     for reason in report.reasons:

@@ -329,3 +329,18 @@ def test_a_decision_log_passed_as_outcomes_and_a_tiny_test_window_name_their_fla
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("upsell-bandit report: error: --test-days 1e-05: "), line
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_files_state_the_decisions_left_out(logs, tmp_path, capsys):
+    # the attribution window's "left out" note went to stderr only: report.html / .md / .json, the files handed on,
+    # did not say that the last day's decisions were not evaluated (evaluate's ope.md always did)
+    out = tmp_path / "out"
+    assert main(_argv(logs, out, "--test-days", "2", "--min-effect", "0.01")) == 0
+    err = capsys.readouterr().err
+    note = next(ln[len("note: "):] for ln in err.splitlines() if "still inside their 1D attribution window" in ln)
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["reasons"][-1] == f"Note: {note}"
+    assert f"- Note: {note}" in (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "still inside their 1D attribution window" in html
+    assert doc["reasons"][0].startswith(doc["decision"])  # the decision stays first
