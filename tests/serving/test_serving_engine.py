@@ -696,3 +696,64 @@ def test_shards_started_from_copies_of_one_policy_file_log_distinct_versions_and
             check_shard(bad)
         with pytest.raises(error, match="shard must be"):
             service(tmp_path / "eu-1", shard=bad)
+
+
+def test_a_trainer_process_killed_mid_checkpoint_then_a_restart_loses_and_double_counts_nothing(tmp_path):
+    """SIGKILL of the trainer child while it writes the policy file (its temporary is on disk), more traffic while
+    it is dead, then a restart: the last good checkpoint loads, the temporary is removed, every decision and reward
+    is stored once, and the policy equals one rebuilt from the initial file, the log and the outcomes."""
+    import os
+    import signal
+
+    D = 120  # a policy file of ~1 MB: its write takes long enough for the kill to land inside it
+    rng = np.random.default_rng(11)
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        run.mkdir()
+        bandit.LinUCB(ARMS, n_features=D, alpha=0.5, seed=attempt).save(run / "policy.zip")
+        initial = bandit.load(run / "policy.zip")
+        svc = DecisionService(run / "policy.zip", run / "logs", attribution_window="1h", durability="write",
+                              trainer="process", grace="90D").start(thread=False)
+        rewarded = {}
+        for i in range(30):
+            ts = T0 + pd.Timedelta(minutes=i)
+            svc.rank(rng.normal(size=D).tolist(), event_id=f"e{i}", timestamp=ts)
+            if i % 3 == 0:
+                rewarded[f"e{i}"] = float(i)
+                assert svc.reward(f"e{i}", float(i), timestamp=ts + pd.Timedelta(seconds=30)).status == "accepted"
+            if i == 19:
+                pid, stop = svc._remote.pid, threading.Event()
+
+                def kill_when_writing(pid=pid, stop=stop, run=run):
+                    while not stop.is_set():
+                        if any(n.endswith(".tmp") for n in os.listdir(run)):
+                            os.kill(pid, signal.SIGKILL)
+                            return
+
+                watcher = threading.Thread(target=kill_when_writing)
+                watcher.start()
+                with pytest.raises((EOFError, OSError, RuntimeError)):
+                    svc.force_checkpoint().result()
+                stop.set()
+                watcher.join()
+                svc._remote.proc.wait()
+        mid_write = any(n.endswith(".tmp") for n in os.listdir(run))
+        assert not svc.healthy
+        svc.close()  # the trainer is gone: the journal files stay for the restart
+        again = DecisionService(run / "policy.zip", run / "logs", attribution_window="1h", durability="write",
+                                grace="90D").start(thread=False)  # (a trainer thread: the same files and recovery)
+        again.run_trainer_once()
+        assert again.healthy and again.n_pending == 0
+        again.close()
+        assert not any(n.endswith(".tmp") for n in os.listdir(run))
+        log = read_decision_log(run / "logs" / "decisions" / "arms-3")
+        assert sorted(log["event_id"]) == sorted(f"e{i}" for i in range(30))
+        outcomes = again.read_outcomes()
+        assert dict(zip(outcomes["event_id"], outcomes["reward"], strict=True)) == rewarded  # each once
+        recovered = bandit.load(run / "policy.zip")
+        assert recovered.n_updates == 30 and sum(recovered._reward_sum) == sum(rewarded.values())
+        initial.update_from_log(log, outcomes[["event_id", "timestamp", "reward"]], "1h", grace="90D")
+        assert_same_learning(recovered, initial)
+        if mid_write:
+            return
+    pytest.fail("the kill never landed while the policy file was being written")
