@@ -274,6 +274,10 @@ def test_an_admin_command_after_the_trainer_process_died_answers_503_saying_so(t
     svc = DecisionService(tmp_path / "p.zip", tmp_path / "logs", attribution_window="1h", durability="write",
                           trainer="process", train_every=3600)
     with client_for(svc) as client:
+        # alive, the trainer process applies a plan change and /rank serves it from the snapshot it sends back
+        r = client.post("/admin/arms", headers={"content-type": "application/json", **AUTH}, content=b'{"name": "pro"}')
+        assert r.status_code == 201
+        assert rank(client, {"context": [1, 2], "eligible": ["pro"]}).json()["arm"] == "pro"
         os.kill(svc._remote.pid, signal.SIGKILL)
         svc._remote.proc.wait()
         for r in (client.post("/admin/arms", headers={"content-type": "application/json", **AUTH},
@@ -283,7 +287,7 @@ def test_an_admin_command_after_the_trainer_process_died_answers_503_saying_so(t
             assert "trainer process has exited" in r.json()["error"] and "restart" in r.json()["error"]
         assert rank(client, {"context": [1, 2], "event_id": "still-served"}).status_code == 200
         assert client.get("/healthz").status_code == 503
-    assert bandit.load(tmp_path / "p.zip").arm_names == ["solo", "duo"]
+    assert bandit.load(tmp_path / "p.zip").arm_names == ["solo", "duo", "pro"]
 
 
 def test_rank_names_the_plans_of_the_snapshot_it_read_even_when_a_new_snapshot_reuses_an_old_ones_id(app_service,
@@ -303,3 +307,55 @@ def test_rank_names_the_plans_of_the_snapshot_it_read_even_when_a_new_snapshot_r
         r = rank(client, {"context": [1, 2, 3], "eligible": ["team"]})
         assert r.status_code == 200, r.text
         assert r.json()["arm"] == "team" and set(r.json()["probabilities"]) == {"solo", "duo", "family", "team"}
+
+
+def test_plans_added_and_retired_during_a_burst_of_ranks_and_rewards_keep_every_answer_consistent_and_logged(tmp_path):
+    import threading
+
+    bandit.LinUCB(["solo", "duo", "family"], n_features=3, exploration_floor=0.1, seed=0).save(tmp_path / "p.zip")
+    svc = DecisionService(tmp_path / "p.zip", tmp_path / "logs", attribution_window="1h", durability="write",
+                          train_every=0.01, compact_every=0.05, delivery_delay=0)
+    final = ["solo", "duo", "family", "team", "pro", "max"]
+    answers: dict[str, dict] = {}
+    failures: list[str] = []
+    retired = threading.Event()
+    headers = {"content-type": "application/json", **AUTH}
+    with client_for(svc) as client:
+        def burst(worker: int) -> None:
+            rng = np.random.default_rng(worker)
+            for i in range(40):
+                event_id = f"w{worker}-{i}"
+                after_retire = retired.is_set()
+                r = rank(client, {"event_id": event_id, "context": rng.normal(size=3).tolist()})
+                if r.status_code != 200:
+                    failures.append(r.text)
+                    continue
+                body = r.json()
+                names = list(body["probabilities"])
+                if names != final[: len(names)] or abs(sum(body["probabilities"].values()) - 1) > 1e-9 or (
+                        after_retire and body["arm"] == "duo"):
+                    failures.append(str(body))
+                answers[event_id] = body
+                r = client.post("/reward", headers=headers, content=json.dumps({"event_id": event_id, "reward": 1.0}))
+                if r.status_code != 202 or r.json()["status"] != "accepted":
+                    failures.append(r.text)
+
+        threads = [threading.Thread(target=burst, args=(w,)) for w in range(4)]
+        for th in threads:
+            th.start()
+        for name in final[3:]:
+            assert client.post("/admin/arms", headers=headers, content=json.dumps({"name": name})).status_code == 201
+        assert client.delete("/admin/arms/duo", headers=AUTH).status_code == 200
+        retired.set()
+        for th in threads:
+            th.join()
+    assert not failures, failures[:3]
+    assert len(answers) == 160
+    logs = [read_decision_log(p) for p in sorted((tmp_path / "logs" / "decisions").iterdir())]
+    logged = {e: (a, p) for log in logs for e, a, p in zip(log["event_id"], log["action_name"], log["propensity"],
+                                                            strict=True)}
+    assert sum(len(log) for log in logs) == len(logged) == 160  # each decision once, in the log of its arm list
+    assert all(logged[e] == (b["arm"], b["propensity"]) for e, b in answers.items())
+    assert sorted(svc.read_outcomes()["event_id"]) == sorted(answers)
+    reloaded = bandit.load(tmp_path / "p.zip")
+    assert reloaded.arm_names == final and "duo" not in reloaded.active_arms
