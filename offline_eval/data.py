@@ -988,19 +988,18 @@ class LoggedData:
     @classmethod
     def _from_arrow(
         cls, table: Any, arms: Sequence[str], *, identities: bool = True, validate: bool = True,
-        context: bool | np.ndarray = True,
+        context: np.ndarray | None = None,
     ) -> LoggedData:
         """Build from an Arrow table (or record batch) in the decision-log schema whose rewards are all present.
 
         ``identities=False`` leaves out ``timestamp``, ``event_id`` and ``policy_version`` (the batch readers of
         :mod:`offline_eval.streaming` hash folds from the Arrow id column and need nothing else). ``validate``
-        raises :class:`InvalidRowsError` for a bad row, as the constructor does. ``context``: True reads the
-        column, False leaves it out (contexts (n, 0): a pass that does not need them), an array (n, d) is used as
-        the rows' contexts (kept from an earlier pass).
+        raises :class:`InvalidRowsError` for a bad row, as the constructor does. ``context``: the rows' contexts
+        (n, d) kept from an earlier pass, used instead of the column (None: read the column).
         """
         return cls(
-            _arrow_matrix(table, S.CONTEXT, np.float64) if context is True else (None if context is False else context),
-            table.column(S.ACTION).to_numpy().astype(np.int64),
+            _arrow_matrix(table, S.CONTEXT, np.float64) if context is None else context,
+            arrow_actions(table),
             table.column(S.REWARD).to_numpy().astype(np.float64),
             table.column(S.PROPENSITY).to_numpy().astype(np.float64),
             probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
@@ -1175,24 +1174,23 @@ def rows_with_reward(table: Any) -> tuple[Any, int]:
     return (table.filter(pc.invert(missing)) if n_missing else table), n_missing
 
 
-#: The columns :func:`quarantine_batch` checks (the context too when the reader reads it); the event id names rows.
-CHECKED_COLUMNS = (S.EVENT_ID, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE)
+#: The columns :func:`quarantine_batch` checks; the event id names rows. The context is checked whatever the
+#: targets: a row with a non-finite context is a broken log row (its logged propensity was computed from it), and
+#: the batch readers leave it out as :meth:`LoggedData.from_parquet` does.
+CHECKED_COLUMNS = (S.EVENT_ID, S.CONTEXT, S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE)
 
 
-def quarantine_batch(table: Any, arms: Sequence[str], context: bool = True) -> tuple[Any, LoggedData, Quarantine]:
+def quarantine_batch(table: Any, arms: Sequence[str]) -> tuple[Any, LoggedData, Quarantine]:
     """The rows of an Arrow table (or record batch) in the decision-log schema, all with a reward, that keep the
     contract, as the batch readers (:mod:`offline_eval.streaming`, :mod:`offline_eval.spark`) quarantine them.
 
-    Checks :data:`CHECKED_COLUMNS` (and the context when ``context``) with :func:`check_rows`, as
-    :meth:`LoggedData.from_parquet` does. Returns the kept rows (``table`` itself when every row is valid), their
-    validated LoggedData (no timestamps / policy versions; contexts (n, 0) without ``context``) and the
-    :class:`Quarantine` (examples: event ids).
+    Checks :data:`CHECKED_COLUMNS` with :func:`check_rows`, as :meth:`LoggedData.from_parquet` does. Returns the
+    kept rows (``table`` itself when every row is valid), their validated LoggedData (no timestamps / policy
+    versions) and the :class:`Quarantine` (examples: event ids).
     """
     import pyarrow as pa
 
-    data = LoggedData._from_arrow(table, arms, identities=False, validate=False, context=bool(context))._checked(
-        "quarantine"
-    )
+    data = LoggedData._from_arrow(table, arms, identities=False, validate=False)._checked("quarantine")
     record = data.quarantined
     if not record:
         return table, data, record
@@ -1224,9 +1222,20 @@ def check_action_range(table: Any, n_actions: int) -> None:
     if table.num_rows == 0:
         return
     lo, hi = (v.as_py() for v in pc.min_max(table.column(S.ACTION)).values())
-    if lo < 0 or hi >= n_actions:
-        a = table.column(S.ACTION).to_numpy()
+    if table.column(S.ACTION).null_count or lo < 0 or hi >= n_actions:
+        a = arrow_actions(table)
         raise InvalidRowsError(_row_message("action", (a < 0) | (a >= n_actions), a, n_actions))
+
+
+def arrow_actions(table: Any) -> np.ndarray:
+    """The ``action`` column of an Arrow table as (n,) int64; a null action is read as -1 (outside the arms, so the
+    row checks quarantine it)."""
+    import pyarrow.compute as pc
+
+    column = table.column(S.ACTION)
+    if column.null_count:
+        column = pc.fill_null(column, -1)
+    return np.asarray(column.to_numpy(), dtype=np.int64)
 
 
 def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray | None:
@@ -1275,26 +1284,37 @@ def _context_from_frame(df: pd.DataFrame, context: Any, prefix: str | None) -> n
 
 
 def _arrow_matrix(table: Any, name: str, dtype: type) -> np.ndarray:
-    """A (fixed-size) list column of an Arrow table as an (n, m) numpy array."""
+    """A (fixed-size) list column of an Arrow table as an (n, m) numpy array.
+
+    A null row, like a null element, is read as missing values: NaN, or False for a bool column, so that the row
+    checks (:func:`check_rows`) quarantine it. The batch readers of a Spark DataFrame or a caller's dataset meet such
+    rows; :func:`~offline_eval.schema.read_log` skips the part files that hold them.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     chunked = table.column(name)
     col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()  # combining copies, even one
     n = len(col)
-    if col.null_count:
-        raise ValueError(f"column {name!r} has {col.null_count} null rows; every decision needs a value")
     if pa.types.is_fixed_size_list(col.type):
         width = col.type.list_size
     elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        lengths = pc.list_value_length(col).to_numpy()
-        if n and lengths.min() != lengths.max():
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)  # NaN for a null row
+        lengths = lengths[~np.isnan(lengths)] if col.null_count else lengths
+        if len(lengths) and lengths.min() != lengths.max():
             raise ValueError(f"column {name!r} holds lists of lengths {lengths.min()} to {lengths.max()}; need one")
-        width = int(lengths[0]) if n else 0
+        width = int(lengths[0]) if len(lengths) else 0
+        if col.null_count:  # a fixed-size list keeps a null row's elements
+            col = col.cast(pa.list_(pa.field("item", col.type.value_type), width))
     else:
         raise TypeError(f"column {name!r} must be a list column, got Arrow type {col.type}")
-    flat = col.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, dtype=dtype).reshape(n, width)
+    if not col.null_count:
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=dtype).reshape(n, width)
+    values = col.values.slice(col.offset * width, n * width).to_numpy(zero_copy_only=False)
+    out: np.ndarray = np.array(values, dtype=dtype).reshape(n, width)
+    out[col.is_null().to_numpy(zero_copy_only=False)] = np.nan if out.dtype.kind == "f" else False
+    return out
 
 
 def _arrow_timestamps(table: Any) -> np.ndarray:

@@ -530,7 +530,8 @@ def encode_decisions(
 
 
 class PartInfo(NamedTuple):
-    """A part file that carries the decision-log schema (from its footer; no data read)."""
+    """A part file that carries the decision-log schema (from its footer; the data of a list column is read only
+    when the footer cannot tell whether it holds a null row, :func:`_null_problem`)."""
 
     path: Path
     seq: int
@@ -601,6 +602,41 @@ def _schema_problem(schema: pa.Schema, arms: list[str]) -> str | None:
     return None
 
 
+def _null_problem(path: Path, meta: pq.FileMetaData) -> str | None:
+    """Why a part with the decision-log columns is skipped for nulls in a required column (every column but
+    ``reward``; the message of :func:`_canonical`), or None, from its footer where it can tell.
+
+    A column chunk's statistics count its nulls. A list column's count also counts null elements (which an old-form
+    part may hold, and which are read as missing values), and a writer may leave the statistics out: such columns
+    are read to count their null rows. So every reader of the log's parts skips the same parts: :func:`read_log`
+    and the streaming passes of ``offline_eval.streaming``, which read a part's columns batch by batch.
+    """
+    required = [c for c in DECISION_COLUMNS if c != REWARD]
+    nulls: dict[str, int] = dict.fromkeys(required, 0)
+    unknown: set[str] = set()
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            name = chunk.path_in_schema.split(".")[0]
+            if name not in nulls:
+                continue
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                unknown.add(name)
+            else:
+                nulls[name] += stats.null_count
+    for name in required:
+        if name in unknown or (nulls[name] and name in LIST_COLUMNS):
+            try:
+                nulls[name] = pq.read_table(path, columns=[name]).column(name).null_count
+            except (OSError, pa.ArrowException):
+                continue  # read_parts reports the unreadable data
+        if nulls[name]:
+            return f"column {name!r} has {nulls[name]} nulls"
+    return None
+
+
 def _inspect(path: Path) -> PartInfo | str:
     """PartInfo of one file, or why it is skipped."""
     try:
@@ -618,7 +654,7 @@ def _inspect(path: Path) -> PartInfo | str:
         return f"it is not a decision-log part ({err})"
     if arms is None:
         return f"it is not a decision-log part (no {META_ARMS!r} schema metadata)"
-    problem = _schema_problem(schema, arms)
+    problem = _schema_problem(schema, arms) or _null_problem(path, meta)
     if problem is not None:
         return f"it is not a decision-log part ({problem})"
     extra = [schema.field(i) for i, name in enumerate(schema.names) if name not in DECISION_COLUMNS]

@@ -177,7 +177,7 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
 
 
 def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]], policies: list[tuple[Any, ...]],
-              names: list[str], context: bool, invalid_rows: str) -> Any:
+              names: list[str], invalid_rows: str) -> Any:
     """``mapInArrow`` function of the evaluation pass: one row per policy with the partition's accumulator, and a
     row (key -1) with the rows missing a reward, the rows read and what was quarantined (:func:`_quarantine_bytes`;
     with ``invalid_rows="raise"``, the first bad row's error)."""
@@ -203,12 +203,12 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
                     continue
                 if invalid_rows == "raise":
                     try:
-                        data = _logged_data(table, arms, context)
+                        data = _logged_data(table, arms)
                     except InvalidRowsError as err:
                         error = f"{err} (in a batch of partition {pid})"
                         break
                 else:
-                    table, data, found = quarantine_batch(table, arms, context)
+                    table, data, found = quarantine_batch(table, arms)
                     quarantined = quarantined.merge(found)
                     if table.num_rows == 0:
                         continue
@@ -391,9 +391,9 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
     as_bytes: dict[int, bytes] = {}
     shipped_predictors = [{name: as_bytes.setdefault(id(p), _to_bytes(p.to_arrays())) for name, p in m.items()}
                           for m in predictors]
-    columns = eval_columns(layout, targets)
+    columns = eval_columns(layout)
     job = _eval_job(layout, arms_list, shipped_predictors, [shipped[name] for name in policy_names], policy_names,
-                    S.CONTEXT in columns, invalid_rows)
+                    invalid_rows)
     rows = _collect(spark_df.select(*dict.fromkeys([*columns, *CHECKED_COLUMNS])), job)
     merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
     n_missing = n_total = 0

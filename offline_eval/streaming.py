@@ -14,8 +14,8 @@ Passes over the data: one for IPS / SNIPS; estimators with a reward model add th
 (:mod:`offline_eval.reward_fit`): ridge one; the default model one of reward statistics (which both chooses it and
 starts a logistic fit) plus one per Newton iteration of the logistic and value-aware models (the last, a step
 within the tolerance, needs none); MRDR, per target, two of weights plus those of its weighted fit. Each pass
-reads only the columns it needs: the evaluation pass reads the context only for policy targets and reward models,
-the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
+reads only the columns it needs, except the context, which the evaluation pass always reads to check it (a row with
+a non-finite context is left out whatever the targets, as in memory); the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
 reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus 8 per MRDR target) in memory after their first
 pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.4 x 10^7
 rows of 8 features), so the Newton passes cost their arithmetic only, and the evaluation pass then takes the contexts
@@ -42,8 +42,6 @@ floating-point summation order (tested to 1e-9). Differences from reading the lo
 * an explicitly requested ``"el"``, ``"bootstrap"`` or ``"bernstein"`` interval on more than
   :data:`~offline_eval.accumulators.RETAINED_MAX_ROWS` rows raises ``ValueError``; ``"auto"`` uses them exactly
   where ``evaluate`` does;
-* columns no pass reads are not validated (e.g. a non-finite context when every target is a single arm and no
-  estimator has a reward model);
 * scikit-learn reward models (:class:`~offline_eval.reward_models.SklearnRewardModel`) raise ``TypeError``: their
   fit needs all training rows at once.
 
@@ -77,6 +75,7 @@ from offline_eval.data import (
     _arrow_matrix,
     _check_invalid_rows,
     _report_missing,
+    arrow_actions,
     check_action_range,
     quarantine_batch,
     replay_warnings,
@@ -173,6 +172,80 @@ def read_row_groups(files: Sequence[Path], columns: list[str], batch_rows: int, 
                     yield record_batch
 
 
+def read_context_apart(files: Sequence[Path], columns: list[str], batch_rows: int, schema: Any) -> Iterator[Any]:
+    """The batches of :func:`read_row_groups`, the ``context`` column decoded on a thread of its own
+    (:func:`prefetched`) while the calling thread decodes the other columns.
+
+    The context is the widest column (``d`` doubles per row, a value and two levels each in Parquet); decoded with
+    the others on the reading thread it made that thread the pass's bottleneck. Used on machines with more than one
+    core when ``columns`` holds the context and another column.
+    """
+    import pyarrow as pa
+
+    if S.CONTEXT not in columns or len(columns) == 1 or (os.cpu_count() or 1) < 2:
+        yield from read_row_groups(files, columns, batch_rows, schema)
+        return
+    others = [c for c in columns if c != S.CONTEXT]
+    with prefetched(read_row_groups(files, [S.CONTEXT], batch_rows, schema)) as contexts:
+        for batch in read_row_groups(files, others, batch_rows, schema):
+            context = next(contexts).column(0)
+            arrays = [context if c == S.CONTEXT else batch.column(others.index(c)) for c in columns]
+            yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in columns]))
+
+
+class prefetched(AbstractContextManager[Iterator[Any]]):  # noqa: N801 - used as a function
+    """A context whose value iterates ``items``, drawn ahead (at most ``depth`` items) on a thread of its own.
+
+    An exception of ``items`` is raised where its item would have been yielded. Leaving the context stops the thread
+    (it draws at most one more item).
+    """
+
+    def __init__(self, items: Iterator[Any], depth: int = 2) -> None:
+        import queue
+
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._draw, args=(items,), name="offline_eval-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _draw(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put(("item", item)):
+                    return
+        except BaseException as err:  # handed to the consumer
+            self._put(("error", err))
+            return
+        self._put(("end", None))
+
+    def __enter__(self) -> Iterator[Any]:
+        return self._items()
+
+    def _items(self) -> Iterator[Any]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int | None = None) -> Iterator[Any]:
     """``fn(item)`` for every item, computed on worker threads and yielded in the items' order.
 
@@ -228,9 +301,9 @@ class _Log:
 
         #: Rows to drop for a repeated event id (:mod:`offline_eval.duplicate_ids`); None until the first pass ends.
         self.duplicates: DuplicateRows | None = None
-        #: Every pass quarantines rows that break the contract (:func:`~offline_eval.data.quarantine_batch`), the
-        #: context too when ``check_context``; set once a pass met such a row (:func:`evaluate_parquet`).
-        self.quarantine, self.check_context = False, True
+        #: Every pass quarantines rows that break the contract (:func:`~offline_eval.data.quarantine_batch`); set
+        #: once a pass met such a row (:func:`evaluate_parquet`).
+        self.quarantine = False
         #: What the last pass quarantined.
         self.quarantined = Quarantine()
         #: The part files, read row group by row group (:meth:`_record_batches`); None for a caller's dataset.
@@ -279,7 +352,7 @@ class _Log:
         scanned (:meth:`pyarrow.dataset.Dataset.scanner`); the scanner cuts the same batches.
         """
         if self.files is not None and not retained:
-            yield from read_row_groups(self.files, columns, batch_rows, self.dataset.schema)
+            yield from read_context_apart(self.files, columns, batch_rows, self.dataset.schema)
             return
         # little readahead: memory stays at a few batches whatever the number of files (the defaults, 16 batches and
         # 4 files ahead, held ~1.8 GB on a 10-file log), and on a busy machine it is no slower
@@ -305,8 +378,7 @@ class _Log:
             if S.EVENT_ID not in columns:
                 columns = [*columns, S.EVENT_ID]
         if self.quarantine:
-            checked = [*CHECKED_COLUMNS, *([S.CONTEXT] if self.check_context else [])]
-            columns = [*columns, *(c for c in checked if c not in columns)]
+            columns = [*columns, *(c for c in CHECKED_COLUMNS if c not in columns)]
             self.quarantined = Quarantine()
         start = 0
         try:
@@ -322,7 +394,7 @@ class _Log:
                 start += m
                 table, n_missing = rows_with_reward(table)
                 if self.quarantine and table.num_rows:
-                    table, _, found = quarantine_batch(table, self.arms, self.check_context)
+                    table, _, found = quarantine_batch(table, self.arms)
                     self.quarantined = self.quarantined.merge(found)
                 else:  # before a reward-model pass indexes its statistics by the action
                     check_action_range(table, len(self.arms))
@@ -344,17 +416,16 @@ def _model_batch(batch: Any, model: Any | None) -> ModelBatch:
     """Fitting inputs of a record batch, with the model's folds (zeros without a model)."""
     m = batch.num_rows
     X = np.ascontiguousarray(_arrow_matrix(batch, S.CONTEXT, np.float64))
-    action = batch.column(S.ACTION).to_numpy().astype(np.int64)
+    action = arrow_actions(batch)
     reward = batch.column(S.REWARD).to_numpy().astype(np.float64)
     folds = np.zeros(m, dtype=np.int64) if model is None else model.folds(m, batch.column(S.EVENT_ID))
     return ModelBatch(X, action, reward, folds)
 
 
-def _logged_data(batch: Any, arms: list[str], context: bool = True, X: np.ndarray | None = None) -> LoggedData:
-    """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column); without
-    ``context`` (a pass that does not read it) the contexts are (n, 0), or ``X`` (the batch's rows' contexts kept
-    from an earlier pass) when given."""
-    return LoggedData._from_arrow(batch, arms, identities=False, context=context if X is None else X)
+def _logged_data(batch: Any, arms: list[str], X: np.ndarray | None = None) -> LoggedData:
+    """A validated LoggedData of a record batch (no event ids: folds are hashed from the Arrow column); its contexts
+    are ``X`` (the batch's rows' contexts kept from an earlier pass) when given."""
+    return LoggedData._from_arrow(batch, arms, identities=False, context=X)
 
 
 def one_blas_thread() -> AbstractContextManager[Any]:
@@ -564,7 +635,6 @@ def evaluate_parquet(
     if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int | np.integer) or cache_bytes < 0:
         raise ValueError(f"cache_bytes must be an int >= 0 (bytes), got {cache_bytes!r}")
     _check_invalid_rows(invalid_rows)
-    log.check_context = S.CONTEXT in eval_columns(layout, targets)
     with one_blas_thread():
         while True:  # at most three runs: each restart sets what the next run drops
             with warnings.catch_warnings(record=True) as caught:
@@ -594,14 +664,15 @@ def evaluate_parquet(
     return table
 
 
-def eval_columns(layout: Layout, targets: Mapping[str, Any], kept: bool = False) -> list[str]:
-    """The columns the evaluation pass reads: the context only for policy objects and reward models, the event id
-    only for the reward models' folds; neither when the model passes ``kept`` them (:meth:`_ModelColumns.kept_rows`)."""
+def eval_columns(layout: Layout, kept: bool = False) -> list[str]:
+    """The columns the evaluation pass reads: the context always (a row with a non-finite context breaks the log
+    contract whatever the targets, and is left out as in memory), the event id only for the reward models' folds;
+    neither when the model passes ``kept`` them (:meth:`_ModelColumns.kept_rows`: the kept contexts are validated
+    with their batch)."""
     columns = [S.ACTION, S.REWARD, S.PROPENSITY, S.PROBABILITIES, S.ELIGIBLE]
     if kept:
         return columns
-    if layout.models or not all(is_arm(t) for t in targets.values()):
-        columns.append(S.CONTEXT)
+    columns.append(S.CONTEXT)
     if layout.models:
         columns.append(S.EVENT_ID)
     return columns
@@ -785,13 +856,12 @@ def _passes(log: _Log, layout: Layout, targets: dict[str, Any], batch_rows: int,
 
     predictors = fit_models(layout, reduce_for, K, log.arms, list(targets), model_columns.sample)
     kept = model_columns.kept_rows([(p.n_folds, p.fold_seed) for fitted in predictors for p in fitted.values()])
-    columns = eval_columns(layout, targets, kept is not None)
-    context = S.CONTEXT in columns
+    columns = eval_columns(layout, kept is not None)
 
     def accumulate(item: tuple[Any, int]) -> dict[str, PolicyAccumulator]:
         batch, start = item
         if kept is None:
-            data = _logged_data(batch, log.arms, context)
+            data = _logged_data(batch, log.arms)
             predict = Predictions(predictors, data, batch)
         else:
             data = _logged_data(batch, log.arms, X=kept.context(start, batch.num_rows))

@@ -163,6 +163,30 @@ def test_ordered_map_keeps_the_order_and_raises_in_turn():
     assert got == [i * i for i in range(7)]
 
 
+def test_prefetched_keeps_the_order_raises_in_turn_and_stops_its_thread():
+    drawn = []
+
+    def items(fail_at):
+        for i in range(50):
+            if i == fail_at:
+                raise ValueError(f"item {i}")
+            drawn.append(i)
+            yield i
+
+    with streaming.prefetched(items(None)) as it:
+        assert list(it) == list(range(50))
+    got = []
+    with pytest.raises(ValueError, match="item 9"), streaming.prefetched(items(9)) as it:
+        got.extend(it)
+    assert got == list(range(9))
+    drawn.clear()
+    with streaming.prefetched(items(None), depth=2) as it:
+        assert next(it) == 0
+    # left after one item: the thread drew at most the queue's depth and one more, then stopped
+    assert len(drawn) <= 4
+    assert not any(t.name == "offline_eval-prefetch" for t in threading.enumerate())
+
+
 def test_bad_arguments_name_what_is_wrong(log, tmp_path):
     path, policies, data = log
     with pytest.raises(TypeError, match="per-row probability arrays need the rows in memory"):
