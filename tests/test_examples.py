@@ -13,6 +13,7 @@ import importlib.util
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -385,3 +386,29 @@ def test_regret_bench_quick_seed_runs_every_policy_and_feeds_vw_as_documented(re
     learners = [r["regret"] for n, r in table.items() if n not in ("oracle", "uniform", *rb.VW_LABELS)]
     assert beats == (min(learners) < min(table[n]["regret"] for n in rb.VW_LABELS))
     assert ("MET" if beats else "MISSED") in text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# spark_evaluate.py (the Spark run itself is tested in tests/offline_eval/test_spark_eval.py)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_spark_evaluate_demo_log_keeps_every_propensity_at_the_exploration_rate(tmp_path):
+    # the demo logger's per-arm schedule let propensities fall to ~6e-4: weights near 2,000, an effective sample
+    # size of 0.1 % of the log, and every estimate flagged by a warning the example did not print
+    from offline_eval import LoggedData
+
+    example = _load("examples/spark_evaluate.py", "example_spark_evaluate")
+    data = LoggedData.from_parquet(example.make_demo_log(tmp_path, 3_000, seed=0))
+    assert data.propensity.min() >= 0.3 / 3 - 1e-12
+
+
+def test_spark_evaluate_prints_each_user_warning_once(capsys):
+    example = _load("examples/spark_evaluate.py", "example_spark_evaluate")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            warnings.warn("effective sample size 193 is below 2e+03 rows", UserWarning, stacklevel=1)
+        warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
+    example.print_warnings(caught)
+    assert capsys.readouterr().out == "warning: effective sample size 193 is below 2e+03 rows\n"
