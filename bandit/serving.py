@@ -91,6 +91,8 @@ from bandit._fs import fsync_dir
 from bandit._timestamps import utc_us, wall_clock_us
 from bandit.attribution import AppliedEvents, UpdateReport, _as_duration, _as_window
 from bandit.decision import BatchDecision, Decision
+from bandit.decision_log import _MAX_US as _LOG_MAX_US
+from bandit.decision_log import _MIN_US as _LOG_MIN_US
 from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import (
     CONTEXT,
@@ -1557,7 +1559,7 @@ class DecisionService:
     def _compact_files(self, decision_paths: list[Path], outcome_paths: list[Path]) -> None:
         """The trainer process's compaction: parse closed journal segment files, store them, delete them."""
         for path in decision_paths:
-            self._store_decisions(self._parse_rows(path, _record_row))
+            self._store_decisions(self._parse_rows(path, lambda r: _record_row(r, self.n_features)))
             _unlink_durably(path)
         for path in outcome_paths:
             self._store_outcomes(self._parse_rows(path, _outcome_row))
@@ -1585,7 +1587,7 @@ class DecisionService:
             while records:
                 chunk = records[:_COMPACT_SLICE]
                 del records[:_COMPACT_SLICE]
-                touched |= self._store_decisions([_record_row(r) for r in chunk], flush=False)
+                touched |= self._store_decisions([_record_row(r, self.n_features) for r in chunk], flush=False)
                 del chunk
                 time.sleep(_COMPACT_PAUSE)
             for k in touched:
@@ -1607,25 +1609,49 @@ class DecisionService:
             while stop < len(rows) and len(rows[stop][5]) == k and rows[stop][7] == version:
                 stop += 1
             run = rows[start:stop]
-            log = self._log_for(k)
-            probs = _rows_of(run, 5)
-            index = np.fromiter((r[3] for r in run), dtype=np.int64, count=len(run))
-            names = log.arms
-            batch = BatchDecision(
-                indices=index, arms=[names[i] for i in index],
-                propensities=np.fromiter((r[4] for r in run), dtype=np.float64, count=len(run)),
-                probabilities=probs, scores=np.zeros_like(probs), event_ids=[r[0] for r in run],
-                policy_version=version, eligible=_rows_of(run, 6),
-            )
-            log.append_batch(batch, _rows_of(run, 2),
-                             timestamps=np.fromiter((r[1] for r in run), dtype=np.int64,
-                                                    count=len(run)).astype("datetime64[us]"))
-            touched.add(k)
+            try:
+                self._append_run(run)
+                touched.add(k)
+            except (TypeError, ValueError) as exc:
+                # a record the log refuses (a corrupt or crafted journal line; the log checks a whole batch before it
+                # buffers a row): store the others one by one, quarantine it -- before, one such line stopped every
+                # start (recovery) and every compaction of its segment
+                refused = [(run[0], exc)] if len(run) == 1 else []
+                for row in run if len(run) > 1 else ():
+                    try:
+                        self._append_run([row])
+                        touched.add(k)
+                    except (TypeError, ValueError) as row_exc:
+                        refused.append((row, row_exc))
+                for row, error in refused:
+                    self.n_journal_bad_lines += 1
+                    _log.warning("journal record %r quarantined (not stored in the decision log): %s", row[0],
+                                 str(error)[:300])
             start = stop
         if flush:
             for k in touched:
                 self._logs[k].flush()
         return touched
+
+    def _append_run(self, run: list[_DecisionRow]) -> None:
+        """Append decision rows of one arm count and policy version to their log (buffered; nothing if it raises)."""
+        k = len(run[0][5])
+        if k > len(self.holder.policy.arm_names):
+            raise ValueError(f"the record has {k} arm probabilities, the policy has {len(self.holder.policy.arm_names)}"
+                             " plans")
+        log = self._log_for(k)
+        probs = _rows_of(run, 5)
+        index = np.fromiter((r[3] for r in run), dtype=np.int64, count=len(run))
+        names = log.arms
+        batch = BatchDecision(
+            indices=index, arms=[names[i] for i in index],
+            propensities=np.fromiter((r[4] for r in run), dtype=np.float64, count=len(run)),
+            probabilities=probs, scores=np.zeros_like(probs), event_ids=[r[0] for r in run],
+            policy_version=run[0][7], eligible=_rows_of(run, 6),
+        )
+        log.append_batch(batch, _rows_of(run, 2),
+                         timestamps=np.fromiter((r[1] for r in run), dtype=np.int64,
+                                                count=len(run)).astype("datetime64[us]"))
 
     def _store_outcomes(self, records: list[Any]) -> None:
         if not records:
@@ -1704,7 +1730,7 @@ class DecisionService:
             rows = []
             for r in records:
                 try:
-                    row = _record_row(r)
+                    row = _record_row(r, self.n_features)
                 except (KeyError, TypeError, ValueError):
                     self.n_journal_bad_lines += 1
                     continue
@@ -1811,25 +1837,41 @@ def _decision_row(decision: Decision, x: np.ndarray, ts: int) -> _DecisionRow:
             decision.eligible, decision.policy_version)
 
 
-def _record_row(r: Any) -> _DecisionRow:
+def _journal_us(value: Any) -> int:
+    """A journal record's timestamp (int microseconds since the epoch, UTC, in the years 1 to 9999 that the Parquet
+    logs hold); ValueError otherwise (a corrupt or crafted record)."""
+    if type(value) is not int or not _LOG_MIN_US <= value <= _LOG_MAX_US:
+        raise ValueError(f"journal timestamp {str(value)[:30]} is not an int of microseconds in the years 1 to 9999")
+    return value
+
+
+def _journal_event_id(value: Any) -> str:
+    check_event_ids([value], "event_id")  # (a str of 1 to 256 characters that Parquet can hold)
+    return str(value)
+
+
+def _record_row(r: Any, n_features: int) -> _DecisionRow:
     """A decision journal record (dict from JSON, or the in-memory row of :func:`_decision_row`) as a row for
-    :meth:`_store_decisions`."""
+    :meth:`_store_decisions`. A record read from a file is checked (a ``TypeError`` / ``ValueError`` for a corrupt or
+    crafted one): a valid event id and timestamp, a finite context of ``n_features`` values, an arm index within
+    probabilities and an eligibility mask of equal length."""
     if isinstance(r, tuple):
         return r
     x = np.frombuffer(bytes.fromhex(r["x"]), dtype="<f8").astype(np.float64)
     q = np.frombuffer(bytes.fromhex(r["q"]), dtype="<f8").astype(np.float64)
     m = np.frombuffer(bytes.fromhex(r["m"]), dtype=np.uint8) != 0
-    row = (str(r["e"]), int(r["t"]), x, int(r["a"]), float(r["p"]), q, m, str(r["v"]))
-    if len(q) != len(m) or not 0 <= row[3] < len(q) or not len(x):
+    row = (_journal_event_id(r["e"]), _journal_us(r["t"]), x, int(r["a"]), float(r["p"]), q, m, str(r["v"]))
+    if len(q) != len(m) or not 0 <= row[3] < len(q) or x.shape != (n_features,) or not np.isfinite(x).all():
         raise ValueError("inconsistent decision record")
     return row
 
 
 def _outcome_row(r: Any) -> tuple[str, int, float, int, bool]:
-    """An outcome journal record (dict from JSON, or the in-memory tuple) as (event_id, ts, reward, at, client)."""
+    """An outcome journal record (dict from JSON, or the in-memory tuple) as (event_id, ts, reward, at, client); a
+    record read from a file is checked like :func:`_record_row` (event id, timestamps)."""
     if isinstance(r, tuple):
         return r[0], r[1], r[2], r[3], r[4]
-    return str(r["e"]), int(r["t"]), float(r["r"]), int(r["at"]), bool(r["c"])
+    return _journal_event_id(r["e"]), _journal_us(r["t"]), float(r["r"]), _journal_us(r["at"]), bool(r["c"])
 
 
 def load_feature_names(policy_path: str | os.PathLike[str], spec: str | None) -> list[str] | None:

@@ -548,9 +548,13 @@ def test_the_trainer_process_quarantines_bad_journal_lines_and_stores_the_rest(t
         (segment,) = (tmp_path / "logs" / "journal").glob(f"{prefix}-*.jsonl")
         with open(segment, "ab") as fh:  # a record with a field missing, then a torn last write
             fh.write(b'{"e": "crafted", "t": 1}\n{"e": "to')
-    svc.compact()
+    (segment,) = (tmp_path / "logs" / "journal").glob("decisions-*.jsonl")
+    lines = segment.read_bytes().split(b"\n")
+    wide = json.loads(lines[0]) | {"e": "wide", "x": np.arange(4.0).tobytes().hex()}  # 4 features for a 3-feature log
+    segment.write_bytes(b"\n".join([lines[0], json.dumps(wide).encode(), *lines[1:]]))
+    svc.compact()  # regression: the wide record failed the whole segment's compaction, every time
     svc.close()
-    assert svc.n_journal_bad_lines == 4
+    assert svc.n_journal_bad_lines == 5
     assert read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["e0"]
     assert svc.read_outcomes()["event_id"].tolist() == ["e0"]
 
@@ -757,3 +761,40 @@ def test_a_trainer_process_killed_mid_checkpoint_then_a_restart_loses_and_double
         if mid_write:
             return
     pytest.fail("the kill never landed while the policy file was being written")
+
+
+#: Decision journal records a corrupt or crafted file may hold (each next to valid ones), and outcome records.
+_T = int(T0.value // 1000)
+_GOOD = {"e": "good-0", "t": _T, "x": np.array([0.5, 1.0, -1.0]).tobytes().hex(), "a": 1, "p": 0.5,
+         "q": np.array([0.5, 0.5, 0.0]).tobytes().hex(), "m": bytes([1, 1, 0]).hex(), "v": "LinUCB-x-0"}
+_BAD_DECISIONS = [
+    {"x": np.array([1.0, 2.0]).tobytes().hex()}, {"x": np.array([1.0, 2.0, 3.0, 4.0]).tobytes().hex()},
+    {"x": np.array([np.nan, 2.0, 3.0]).tobytes().hex()}, {"x": "abc"},
+    {"q": np.full(10, 0.1).tobytes().hex(), "m": bytes([1] * 10).hex()}, {"t": 10**30}, {"t": -(10**19)}, {"t": 1.5},
+    {"p": float("nan")}, {"p": 0.0}, {"q": np.array([np.nan, 0.5, 0.0]).tobytes().hex()}, {"e": ["a"]}, {"e": 7},
+    {"e": "x" * 300}, {"e": "\ud800"}, {"a": 5}, {"m": bytes([0, 0, 1]).hex()},
+]
+_BAD_OUTCOMES = [{"t": 10**30}, {"at": -(10**19)}, {"e": "x" * 300}, {"e": None}, {"t": "soon"}]
+
+
+def test_corrupt_or_crafted_journal_records_are_quarantined_and_the_rest_recovered(tmp_path):
+    # regression: one such record (a torn disk block, a crafted file) made every start fail -- recovery raised on
+    # it (a reshape, an int64 overflow, the decision log's checks) -- so the service could not come back at all
+    make_policy().save(tmp_path / "policy.zip")
+    journal = tmp_path / "logs" / "journal"
+    journal.mkdir(parents=True)
+    decisions = [_GOOD] + [_GOOD | bad | {"e": bad.get("e", f"bad-{i}")} for i, bad in enumerate(_BAD_DECISIONS)]
+    decisions.append(_GOOD | {"e": "good-1", "t": _T + 60_000_000})
+    (journal / "decisions-00000000.jsonl").write_text("\n".join(json.dumps(r) for r in decisions) + "\n")
+    good_outcome = {"e": "good-1", "t": _T + 90_000_000, "r": 2.5, "at": _T + 90_000_000, "c": True}
+    outcomes = [good_outcome] + [good_outcome | bad for bad in _BAD_OUTCOMES]
+    (journal / "outcomes-00000000.jsonl").write_text("\n".join(json.dumps(r) for r in outcomes) + "\n")
+    svc = service(tmp_path, grace="90D").start(thread=False)
+    svc.run_trainer_once()
+    svc.close()
+    assert svc.n_journal_bad_lines == len(_BAD_DECISIONS) + len(_BAD_OUTCOMES)
+    assert read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")["event_id"].tolist() == ["good-0", "good-1"]
+    assert svc.read_outcomes()[["event_id", "reward"]].values.tolist() == [["good-1", 2.5]]
+    assert not list(journal.iterdir())
+    learned = bandit.load(tmp_path / "policy.zip")
+    assert learned.n_updates == 2 and learned._reward_sum == [0.0, 2.5, 0.0]
