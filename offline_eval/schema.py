@@ -531,7 +531,7 @@ def encode_decisions(
 
 class PartInfo(NamedTuple):
     """A part file that carries the decision-log schema (from its footer; the data of a list column is read only
-    when the footer cannot tell whether it holds a null row, :func:`_null_problem`)."""
+    when the footer cannot tell whether it holds a null row, :func:`_value_problem`)."""
 
     path: Path
     seq: int
@@ -602,18 +602,24 @@ def _schema_problem(schema: pa.Schema, arms: list[str]) -> str | None:
     return None
 
 
-def _null_problem(path: Path, meta: pq.FileMetaData) -> str | None:
-    """Why a part with the decision-log columns is skipped for nulls in a required column (every column but
-    ``reward``; the message of :func:`_canonical`), or None, from its footer where it can tell.
+_INT32 = (-(2**31), 2**31 - 1)
 
-    A column chunk's statistics count its nulls. A list column's count also counts null elements (which an old-form
-    part may hold, and which are read as missing values), and a writer may leave the statistics out: such columns
-    are read to count their null rows. So every reader of the log's parts skips the same parts: :func:`read_log`
+
+def _value_problem(path: Path, meta: pq.FileMetaData, schema: pa.Schema) -> str | None:
+    """Why a part with the decision-log columns is skipped for its values, or None, from its footer where it can
+    tell: a null in a required column (every column but ``reward``; the message of :func:`_canonical`), or an
+    ``action`` stored wider than int32 holding a value that does not fit int32 (the cast :func:`_canonical` makes).
+
+    A column chunk's statistics count its nulls and bound its values. A list column's count also counts null
+    elements (which an old-form part may hold, and which are read as missing values), and a writer may leave the
+    statistics out: such columns are read. So every reader of the log's parts skips the same parts: :func:`read_log`
     and the streaming passes of ``offline_eval.streaming``, which read a part's columns batch by batch.
     """
     required = [c for c in DECISION_COLUMNS if c != REWARD]
     nulls: dict[str, int] = dict.fromkeys(required, 0)
     unknown: set[str] = set()
+    bounds: list[int] = []  # the action's minima and maxima
+    wide_action = schema.field(ACTION).type.bit_width > 32 or pa.types.is_uint32(schema.field(ACTION).type)
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for j in range(group.num_columns):
@@ -622,18 +628,25 @@ def _null_problem(path: Path, meta: pq.FileMetaData) -> str | None:
             if name not in nulls:
                 continue
             stats = chunk.statistics
-            if stats is None or not stats.has_null_count:
+            if stats is None or not stats.has_null_count or (name == ACTION and wide_action and not stats.has_min_max):
                 unknown.add(name)
-            else:
-                nulls[name] += stats.null_count
+                continue
+            nulls[name] += stats.null_count
+            if name == ACTION and wide_action:
+                bounds += [stats.min, stats.max]
     for name in required:
         if name in unknown or (nulls[name] and name in LIST_COLUMNS):
             try:
-                nulls[name] = pq.read_table(path, columns=[name]).column(name).null_count
+                column = pq.read_table(path, columns=[name]).column(name)
             except (OSError, pa.ArrowException):
                 continue  # read_parts reports the unreadable data
+            nulls[name] = column.null_count
+            if name == ACTION and wide_action and len(column) > column.null_count:
+                bounds += [v.as_py() for v in pc.min_max(column).values()]
         if nulls[name]:
             return f"column {name!r} has {nulls[name]} nulls"
+    if bounds and (min(bounds) < _INT32[0] or max(bounds) > _INT32[1]):
+        return f"column {ACTION!r} holds values from {min(bounds)} to {max(bounds)}, outside int32"
     return None
 
 
@@ -654,7 +667,7 @@ def _inspect(path: Path) -> PartInfo | str:
         return f"it is not a decision-log part ({err})"
     if arms is None:
         return f"it is not a decision-log part (no {META_ARMS!r} schema metadata)"
-    problem = _schema_problem(schema, arms) or _null_problem(path, meta)
+    problem = _schema_problem(schema, arms) or _value_problem(path, meta, schema)
     if problem is not None:
         return f"it is not a decision-log part ({problem})"
     extra = [schema.field(i) for i, name in enumerate(schema.names) if name not in DECISION_COLUMNS]

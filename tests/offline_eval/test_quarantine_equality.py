@@ -65,11 +65,13 @@ def _unnormalise(row: dict) -> None:
 
 
 #: What is done to a row: every reason of check_rows, and values the checks may not expect (NaN / inf where a
-#: number is checked by range, nulls, null list elements). A null in a required column makes a Parquet part a
-#: non-log part (skipped whole, by both readers); the rest are row faults (quarantined) or a missing reward.
+#: number is checked by range, nulls, null list elements, an action beyond int32). A null in a required column or
+#: an action beyond int32 makes a Parquet part a non-log part (skipped whole, by both readers); the rest are row
+#: faults (quarantined) or a missing reward.
 CORRUPTIONS = {
     "action = K": _set("action", K),
     "action = -1": _set("action", -1),
+    "action = 2^40": _set("action", 2**40),
     "propensity NaN": _set("propensity", math.nan),
     "propensity inf": _set("propensity", math.inf),
     "propensity 0": _set("propensity", 0.0),
@@ -98,6 +100,13 @@ CORRUPTIONS = {
 }
 
 
+#: The faults that make a part a non-log part, and what the readers' warning says.
+PART_FAULTS = {
+    **{kind: f"column {kind.removeprefix('null ')!r} has 1 nulls" for kind in CORRUPTIONS if kind.startswith("null ")},
+    "action = 2^40": "column 'action' holds values from 0 to 1099511627776, outside int32",
+}
+
+
 def write_part(table: pa.Table, rows: dict[int, list[str]], path: Path, old_form: bool, statistics: bool) -> None:
     """``table`` (a part of the log) with ``rows`` corrupted as named, written to ``path``: a column that holds a
     null typed nullable (as a writer other than ours would write it), the list columns' elements nullable in the old
@@ -115,6 +124,8 @@ def write_part(table: pa.Table, rows: dict[int, list[str]], path: Path, old_form
     fields = []
     for field in table.schema:
         values = columns[field.name]
+        if field.name == "action" and any(v is not None and abs(v) >= 2**31 for v in values):
+            field = field.with_type(pa.int64())  # as a writer of int64 actions would write it
         if field.name in LIST_COLUMNS:
             item = field.type.value_field
             if old_form or any(v is not None and None in v for v in values):
@@ -204,17 +215,17 @@ def test_in_memory_and_streaming_agree_on_corrupted_logs(clean_log, case):
 
 
 def test_every_corruption_alone_is_left_out_alike(clean_log, tmp_path):
-    """Each corruption in its own part (nulls: the part is skipped by both readers, from its footer or from its data
-    when the footer has no statistics); the quarantine counts name every row reason."""
+    """Each row fault on its own row; each part fault (a null, an action beyond int32) in its own part, skipped by
+    both readers, from its footer or from its data when the footer has no statistics; the quarantine counts name
+    every row reason."""
     parts, targets = clean_log
-    kinds = sorted(CORRUPTIONS)
+    rows = [kind for kind in sorted(CORRUPTIONS) if kind not in PART_FAULTS]
     for p, table in enumerate(parts):
-        chosen = {5 * j: [kind] for j, kind in enumerate(kinds) if j % 3 == p and not kind.startswith("null ")}
+        chosen = {5 * j: [kind] for j, kind in enumerate(rows) if j % 3 == p}
         write_part(table, chosen, tmp_path / f"part-{p:08d}-x.parquet", old_form=p == 1, statistics=True)
-    nulls = [kind for kind in kinds if kind.startswith("null ")]
-    for j, kind in enumerate(nulls):  # one part per null, a copy of the first part with other ids
+    for j, kind in enumerate(PART_FAULTS):  # one part each, a copy of rows of the first part with other ids
         table = parts[0].slice(0, 40)
-        ids = [f"null-{j}-{i}" for i in range(table.num_rows)]
+        ids = [f"part-fault-{j}-{i}" for i in range(table.num_rows)]
         table = table.set_column(0, table.schema.field(0), pa.array(ids, pa.string()))
         write_part(table, {7: [kind]}, tmp_path / f"part-{10 + j:08d}-x.parquet", old_form=False,
                    statistics=j % 2 == 0)
@@ -222,16 +233,15 @@ def test_every_corruption_alone_is_left_out_alike(clean_log, tmp_path):
     assert set(data.quarantined.counts) == {"action", "propensity", "reward", "context", "probabilities",
                                             "probabilities_sum", "propensity_mismatch", "ineligible_action",
                                             "ineligible_probability"}
-    # 4 rows without a reward, 1 more (reward NaN), the quarantined rows; every part with a null skipped
+    # 4 rows without a reward, 1 more (reward NaN), the quarantined rows; every part with a part fault skipped
     assert data.n == arm_table.n.iloc[0] == 450 - 4 - 1 - data.quarantined.n_rows
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         LoggedData.from_parquet(tmp_path)
-    skipped = [str(w.message) for w in caught if "skipping" in str(w.message)]
-    assert len(skipped) == len(nulls)
-    for kind in nulls:
-        column = kind.removeprefix("null ")
-        assert any(f"column {column!r} has 1 nulls" in message for message in skipped), kind
+    skipped = sorted(str(w.message) for w in caught if "skipping" in str(w.message))
+    assert len(skipped) == len(PART_FAULTS)
+    for kind, why in PART_FAULTS.items():
+        assert any(why in message for message in skipped), kind
 
 
 def test_a_non_finite_context_is_left_out_whatever_the_targets(tmp_path):
@@ -293,7 +303,7 @@ def test_spark_agrees_on_corrupted_rows_and_quarantines_null_rows(spark, clean_l
     from offline_eval.spark import evaluate as spark_evaluate
 
     parts, targets = clean_log
-    kinds = [kind for kind in sorted(CORRUPTIONS) if not kind.startswith("null ")]
+    kinds = [kind for kind in sorted(CORRUPTIONS) if kind not in PART_FAULTS]
     for p, table in enumerate(parts):
         chosen = {5 * j: [kind] for j, kind in enumerate(kinds) if j % 3 == p}
         if p == 2:
