@@ -1002,8 +1002,8 @@ class LoggedData:
             arrow_actions(table),
             table.column(S.REWARD).to_numpy().astype(np.float64),
             table.column(S.PROPENSITY).to_numpy().astype(np.float64),
-            probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64),
-            eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_),
+            probabilities=_arrow_matrix(table, S.PROBABILITIES, np.float64, len(arms)),
+            eligible=_arrow_matrix(table, S.ELIGIBLE, np.bool_, len(arms)),
             timestamp=_arrow_timestamps(table) if identities else None,
             event_id=table.column(S.EVENT_ID).to_numpy().astype(object) if identities else None,
             action_names=arms,
@@ -1283,12 +1283,13 @@ def _context_from_frame(df: pd.DataFrame, context: Any, prefix: str | None) -> n
     return df[cols].to_numpy(dtype=np.float64)
 
 
-def _arrow_matrix(table: Any, name: str, dtype: type) -> np.ndarray:
+def _arrow_matrix(table: Any, name: str, dtype: type, width: int | None = None) -> np.ndarray:
     """A (fixed-size) list column of an Arrow table as an (n, m) numpy array.
 
     A null row, like a null element, is read as missing values: NaN, or False for a bool column, so that the row
-    checks (:func:`check_rows`) quarantine it. The batch readers of a Spark DataFrame or a caller's dataset meet such
-    rows; :func:`~offline_eval.schema.read_log` skips the part files that hold them.
+    checks (:func:`check_rows`) quarantine it; so is a row of a variable-size list column whose length is not
+    ``width`` (default: the length most rows have). The batch readers of a Spark DataFrame or a caller's dataset
+    meet such rows; :func:`~offline_eval.schema.read_log` skips the part files that hold them.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -1296,18 +1297,18 @@ def _arrow_matrix(table: Any, name: str, dtype: type) -> np.ndarray:
     chunked = table.column(name)
     col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()  # combining copies, even one
     n = len(col)
-    if pa.types.is_fixed_size_list(col.type):
-        width = col.type.list_size
-    elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)  # NaN for a null row
-        lengths = lengths[~np.isnan(lengths)] if col.null_count else lengths
-        if len(lengths) and lengths.min() != lengths.max():
-            raise ValueError(f"column {name!r} holds lists of lengths {lengths.min()} to {lengths.max()}; need one")
-        width = int(lengths[0]) if len(lengths) else 0
-        if col.null_count:  # a fixed-size list keeps a null row's elements
-            col = col.cast(pa.list_(pa.field("item", col.type.value_type), width))
-    else:
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        lengths = pc.list_value_length(col).fill_null(-1).to_numpy()
+        if width is None:
+            counts = np.bincount(lengths[lengths >= 0])
+            width = int(len(counts) - 1 - counts[::-1].argmax()) if len(counts) else 0  # a tie: the longer
+        wrong = lengths != width
+        if wrong.any():  # null rows and rows of another length: as null rows of a fixed-size list
+            col = pc.if_else(pa.array(wrong), pa.nulls(n, col.type), col)
+        col = col.cast(pa.list_(pa.field("item", col.type.value_type), width))
+    elif not pa.types.is_fixed_size_list(col.type):
         raise TypeError(f"column {name!r} must be a list column, got Arrow type {col.type}")
+    width = col.type.list_size
     if not col.null_count:
         flat = col.flatten().to_numpy(zero_copy_only=False)
         return np.asarray(flat, dtype=dtype).reshape(n, width)

@@ -65,9 +65,10 @@ def _unnormalise(row: dict) -> None:
 
 
 #: What is done to a row: every reason of check_rows, and values the checks may not expect (NaN / inf where a
-#: number is checked by range, nulls, null list elements, an action beyond int32). A null in a required column or
-#: an action beyond int32 makes a Parquet part a non-log part (skipped whole, by both readers); the rest are row
-#: faults (quarantined) or a missing reward.
+#: number is checked by range, nulls, null list elements, an action beyond int32, lists of another length). A null
+#: in a required column, an action beyond int32 or a list of another length makes a Parquet part a non-log part
+#: (skipped whole, by both readers: :data:`PART_FAULTS`); the rest are row faults (quarantined) or a missing
+#: reward.
 CORRUPTIONS = {
     "action = K": _set("action", K),
     "action = -1": _set("action", -1),
@@ -89,6 +90,8 @@ CORRUPTIONS = {
     "action ineligible": _set_item("eligible", "action", False),
     "action eligibility null": _set_item("eligible", "action", None),
     "other arm ineligible": _set_item("eligible", "other", False),
+    "eligible empty": _set("eligible", []),
+    "context short": lambda row: row.__setitem__("context", row["context"][:-1]),
     "null action": _set("action", None),
     "null propensity": _set("propensity", None),
     "null context": _set("context", None),
@@ -104,6 +107,9 @@ CORRUPTIONS = {
 PART_FAULTS = {
     **{kind: f"column {kind.removeprefix('null ')!r} has 1 nulls" for kind in CORRUPTIONS if kind.startswith("null ")},
     "action = 2^40": "column 'action' holds values from 0 to 1099511627776, outside int32",
+    # a list column of variable length (as Spark writes arrays) is no decision-log column
+    "eligible empty": "column types do not match the decision-log schema for 4 arms: eligible (list<",
+    "context short": "column types do not match the decision-log schema for 4 arms: context (list<",
 }
 
 
@@ -130,7 +136,9 @@ def write_part(table: pa.Table, rows: dict[int, list[str]], path: Path, old_form
             item = field.type.value_field
             if old_form or any(v is not None and None in v for v in values):
                 item = item.with_nullable(True)
-            field = field.with_type(pa.list_(item, field.type.list_size))
+            size = field.type.list_size
+            ragged = any(v is not None and len(v) != size for v in values)
+            field = field.with_type(pa.list_(item) if ragged else pa.list_(item, size))
         fields.append(field.with_nullable(field.nullable or None in values))
     schema = pa.schema(fields, metadata=table.schema.metadata)
     arrays = [pa.array(columns[f.name], type=f.type) for f in schema]  # NaN stays NaN (not from pandas)
@@ -277,13 +285,14 @@ def test_parts_of_another_context_length_fail_alike(clean_log, tmp_path):
 
 
 def test_null_rows_of_a_dataset_are_quarantined_not_fatal(clean_log, tmp_path):
-    """A caller's pyarrow dataset (or a Spark DataFrame) has no parts to skip: a null in a checked column is read as
-    a missing value (NaN, False, action -1) and its row quarantined; the other rows evaluate as in memory."""
+    """A caller's pyarrow dataset (or a Spark DataFrame) has no parts to skip: a null in a checked column, or a list
+    of another length, is read as missing values (NaN, False, action -1) and its row quarantined; the other rows
+    evaluate as in memory."""
     import pyarrow.dataset as ds
 
     parts, targets = clean_log
     bad = {3: ["null context"], 8: ["null eligible"], 11: ["null action"], 12: ["null propensity"],
-           20: ["null probabilities"]}
+           20: ["null probabilities"], 25: ["eligible empty"], 30: ["context short"]}
     write_part(parts[0], bad, tmp_path / "part-0.parquet", old_form=False, statistics=True)
     dataset = ds.dataset(tmp_path / "part-0.parquet", format="parquet")
     got, _ = run(lambda: evaluate_parquet(dataset, targets, [IPS(), SNIPS()], batch_rows=64))
@@ -291,15 +300,15 @@ def test_null_rows_of_a_dataset_are_quarantined_not_fatal(clean_log, tmp_path):
     pq.write_table(parts[0].take(keep), tmp_path / "kept.parquet")
     want, _ = run(lambda: evaluate(LoggedData.from_parquet(tmp_path / "kept.parquet"), targets, [IPS(), SNIPS()]))
     assert_tables_equal(got, want)
-    assert got.attrs["quarantined"] == {"action": 1, "propensity": 1, "context": 1, "probabilities": 1,
-                                        "ineligible_action": 1, "ineligible_probability": 1}
+    assert got.attrs["quarantined"] == {"action": 1, "propensity": 1, "context": 2, "probabilities": 1,
+                                        "ineligible_action": 2, "ineligible_probability": 2}
 
 
 @pytest.mark.slow
 def test_spark_agrees_on_corrupted_rows_and_quarantines_null_rows(spark, clean_log, tmp_path):
     """Spark on a log with a row of every row fault (the arm-target pass too) and a repeated id across parts equals
-    in memory; on a DataFrame with null rows (no parts to skip) it quarantines them as the streaming reader of a
-    dataset does."""
+    in memory; on a DataFrame with null rows and lists of another length (no parts to skip) it quarantines them
+    as the streaming reader of a dataset does."""
     from offline_eval.spark import evaluate as spark_evaluate
 
     parts, targets = clean_log
@@ -329,12 +338,13 @@ def test_spark_agrees_on_corrupted_rows_and_quarantines_null_rows(spark, clean_l
 
     nulls = tmp_path / "nulls"
     nulls.mkdir()
-    bad = {3: ["null context"], 8: ["null eligible"], 11: ["null action"], 12: ["null propensity"]}
+    bad = {3: ["null context"], 8: ["null eligible"], 11: ["null action"], 12: ["null propensity"],
+           20: ["eligible empty"], 31: ["context short"]}
     write_part(parts[0], bad, nulls / "part-0.parquet", old_form=False, statistics=True)
     got, _ = run(lambda: spark_evaluate(spark.read.parquet(str(nulls)), targets, [IPS(), SNIPS()], arms=ARMS))
     keep = np.setdiff1d(np.arange(parts[0].num_rows), list(bad))
     pq.write_table(parts[0].take(keep), tmp_path / "kept.parquet")
     want, _ = run(lambda: evaluate(LoggedData.from_parquet(tmp_path / "kept.parquet"), targets, [IPS(), SNIPS()]))
     assert_tables_equal(got, want)
-    assert got.attrs["quarantined"] == {"action": 1, "propensity": 1, "context": 1, "ineligible_action": 1,
-                                        "ineligible_probability": 1}
+    assert got.attrs["quarantined"] == {"action": 1, "propensity": 1, "context": 2, "ineligible_action": 2,
+                                        "ineligible_probability": 2}
