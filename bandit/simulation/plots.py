@@ -170,14 +170,17 @@ def _uptake_figure(uptake: pd.DataFrame, fraction: float) -> Any:
             right.plot([ttl], [kappa[since == ttl][0]], "o", color=color, markersize=6, gid=f"learned:{name}")
     if not uptake.empty:
         ref = uptake.drop_duplicates("steps_since_launch")
-        left.plot(ref["steps_since_launch"], ref["oracle_share"], "k--", label="oracle")
+        left.plot(ref["steps_since_launch"], ref["oracle_share"], "k--", label="oracle (reference)")
     left.set_title("New-plan share of offers")
     left.set_ylabel("share of offers")
     left.set_ylim(0, 1)
     left.legend(fontsize=8)
     right.set_title("Targeting of the new plan")
     right.set_ylabel("agreement with the oracle (Cohen's kappa)")
-    right.set_ylim(min(-0.1, low - 0.05), 1.0)
+    # headroom above kappa = 1 (the oracle run as a policy) for the explanation, which hid that line at the top edge
+    bottom = min(-0.1, low - 0.05)
+    right.set_ylim(bottom, 1.3)
+    right.set_yticks([t for t in right.get_yticks() if bottom - 1e-9 <= t <= 1.0 + 1e-9])
     right.annotate("0: to everyone / at random, 1: exactly the oracle's users\n"
                    f"dot: learned (kappa first reaches {fraction:.0%} of the policy's settled level, dotted)",
                    (0.01, 0.98), xycoords="axes fraction", va="top", fontsize=7, color="0.3")

@@ -295,3 +295,30 @@ def test_learning_at_window_close_learns_exactly_the_closed_windows_and_at_arriv
     assert early.reward[extra].mean() > 5 * early.reward[early.mature].mean()
     with pytest.raises(ValueError, match="learn_at"):
         run_policy(ep, bandit.LinUCB(arms, n_features=d, seed=0), learn_at="never")
+
+
+def test_the_uptake_plot_shows_a_policy_that_targets_exactly_like_the_oracle():
+    """An ``oracle`` policy (kappa 1 in every window, as in examples/new_plan_launch.py) was drawn on the top edge
+    of the targeting panel, under its frame and explanation, and the left legend named "oracle" twice."""
+    import pandas as pd
+    from matplotlib.text import Annotation
+
+    from bandit.simulation.plots import _uptake_figure
+
+    steps = np.array([500, 1000, 1500, 2000])
+    uptake = pd.concat([
+        pd.DataFrame({"policy": name, "steps_since_launch": steps, "share": share, "oracle_share": 0.2,
+                      "kappa": kappa})
+        for name, share, kappa in (("oracle", 0.2, 1.0), ("linucb", 0.4, np.array([0.1, 0.5, 0.7, 0.7])))
+    ], ignore_index=True)
+    fig = _uptake_figure(uptake, 0.6)
+    fig.canvas.draw()
+    left, right = fig.axes
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    assert len(labels) == len(set(labels)) and "oracle (reference)" in labels
+    bottom, top = right.get_ylim()
+    assert top > 1.0 and bottom - 1e-9 <= min(right.get_yticks()) and max(right.get_yticks()) <= 1.0 + 1e-9
+    # the explanation sits above kappa = 1, not on the oracle's line
+    note = next(c for c in right.get_children() if isinstance(c, Annotation))
+    box = note.get_window_extent().transformed(right.transData.inverted())
+    assert box.y0 > 1.0
