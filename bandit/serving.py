@@ -73,6 +73,7 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -98,6 +99,7 @@ from offline_eval.schema import (
     CONTEXT,
     MAX_EVENT_ID_LENGTH,
     TIMESTAMP_TYPE,
+    DecisionLogWarning,
     arms_from_schema,
     check_event_ids,
     outcome_schema,
@@ -1678,19 +1680,36 @@ class DecisionService:
         fsync_dir(directory)
 
     def read_outcomes(self) -> pd.DataFrame:
-        """Every outcome stored in the Parquet outcome parts (compacted ones), in arrival order."""
-        parts = sorted(p for p in (self.log_dir / "outcomes").glob("part-*.parquet"))
-        if not parts:
-            return outcome_schema(_OUTCOME_FIELDS).empty_table().to_pandas()
-        return pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
+        """Every outcome stored in the Parquet outcome parts (compacted ones), in arrival order.
+
+        A part that is not a readable outcome table (a corrupt or crafted file) is skipped with a
+        :class:`~offline_eval.schema.DecisionLogWarning` naming it, as the decision-log reader skips its parts.
+        """
+        schema = outcome_schema(_OUTCOME_FIELDS)
+        tables = []
+        for part in sorted((self.log_dir / "outcomes").glob("part-*.parquet")):
+            try:
+                tables.append(pq.read_table(part).select(schema.names).cast(schema))
+            except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+                warnings.warn(DecisionLogWarning(f"skipping {str(part)!r}: not a readable outcome table "
+                                                 f"({type(exc).__name__}: {one_line_error(exc)})"), stacklevel=2)
+        if not tables:
+            return schema.empty_table().to_pandas()
+        return pa.concat_tables(tables).to_pandas()
 
     def read_decisions(self) -> pd.DataFrame:
-        """Every decision in the Parquet logs (all arm lists), with the columns the trainer needs."""
+        """Every decision in the Parquet logs (all arm lists), with the columns the trainer needs. A log directory
+        none of whose parts is readable (corrupt or crafted files) is skipped with a
+        :class:`~offline_eval.schema.DecisionLogWarning`, as the reader skips single unreadable parts."""
         frames = []
         root = self.log_dir / "decisions"
         for sub in sorted(root.glob("arms-*")) if root.exists() else []:
             if any(sub.glob("part-*.parquet")):
-                df = read_decision_log(sub)
+                try:
+                    df = read_decision_log(sub)
+                except (OSError, ValueError, pa.ArrowException) as exc:
+                    warnings.warn(DecisionLogWarning(f"skipping {str(sub)!r}: {one_line_error(exc)}"), stacklevel=2)
+                    continue
                 frames.append(df[["event_id", "timestamp", "context", "action_name"]])
         if not frames:
             return pd.DataFrame({"event_id": pd.Series([], dtype=object),
@@ -1723,6 +1742,27 @@ class DecisionService:
                 )
 
     def _recover(self) -> None:
+        """Recovery (module docstring). What the log readers skip or quarantine on the way -- unreadable Parquet
+        parts, repeated event ids (:class:`~offline_eval.schema.DecisionLogWarning`) -- is reported once each, as
+        rejected records with reason ``"log_read"`` (rejected.jsonl, ``upsell_rejected_outcomes_total``) and in the
+        server's log; it never stops the start."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self._recover_logs()
+        reported: set[str] = set()
+        for w in caught:
+            if not issubclass(w.category, DecisionLogWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            elif (message := str(w.message)) not in reported:
+                reported.add(message)
+                self.rejected_counts["log_read"] = self.rejected_counts.get("log_read", 0) + 1
+                _log.error("recovery: %s", message[:1000])
+                self._rejected_fh.write(json.dumps({
+                    "time": pd.Timestamp.now(tz="UTC").isoformat(), "source": "recovery", "event_id": None,
+                    "reason": "log_read", "detail": message[:2000]}).encode() + b"\n")
+        self._rejected_fh.flush()
+
+    def _recover_logs(self) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None
         logged = self.read_decisions()
         known = set(logged["event_id"].tolist())
@@ -1770,12 +1810,22 @@ class DecisionService:
         if len(outcomes):
             now = time.time_ns() // 1000
             o_us, at_us = _us(outcomes["timestamp"]), _us(outcomes["received_at"])
+            seen: set[tuple[Any, int, float, int]] = set()
+            n_repeated = 0
             for event_id, ts, reward, at, client in zip(outcomes["event_id"], o_us, outcomes["reward"], at_us,
                                                         outcomes["client_timestamp"], strict=True):
+                if (event_id, ts, reward, at) in seen:  # one delivery stored twice (a copied or crafted part)
+                    n_repeated += 1
+                    continue
+                seen.add((event_id, ts, reward, at))
                 if now - at <= self._dedupe_us:
                     self._outcome_keys[(event_id, float(reward), ts if client else None)] = at
                 if self.trainer.pending_state(event_id):
                     self.trainer.add_outcome(event_id, ts, float(reward))
+            if n_repeated:
+                warnings.warn(DecisionLogWarning(f"{n_repeated} outcome rows of {self.log_dir / 'outcomes'} repeat "
+                                                 "a stored delivery (same event id, timestamps and reward): each "
+                                                 "counted once"), stacklevel=2)
         self.trainer.step()
         self.trainer.checkpoint()
 
@@ -1783,6 +1833,11 @@ class DecisionService:
 def _segment_paths(decision_segments: Sequence[_Segment], outcome_segments: Sequence[_Segment]) -> dict[str, list[str]]:
     return {"decision_paths": [str(s.path) for s in decision_segments if s.path is not None],
             "outcome_paths": [str(s.path) for s in outcome_segments if s.path is not None]}
+
+
+def one_line_error(exc: BaseException) -> str:
+    """``str(exc)`` on one line, at most 300 characters (for a warning or a log line)."""
+    return " ".join(str(exc).split())[:300]
 
 
 def _unlink_durably(path: Path) -> None:

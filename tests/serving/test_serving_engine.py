@@ -798,3 +798,38 @@ def test_corrupt_or_crafted_journal_records_are_quarantined_and_the_rest_recover
     assert not list(journal.iterdir())
     learned = bandit.load(tmp_path / "policy.zip")
     assert learned.n_updates == 2 and learned._reward_sum == [0.0, 2.5, 0.0]
+
+
+def test_unreadable_or_repeated_log_parts_at_start_are_reported_and_recovery_goes_on(tmp_path):
+    # regression: a log directory whose every part was unreadable, or one unreadable outcome part (a corrupt disk
+    # block, a crafted file), made every start fail; outcome rows stored twice were learned twice
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    make_policy().save(tmp_path / "policy.zip")
+    first = service(tmp_path, grace="90D").start(thread=False)
+    for i in range(4):
+        first.rank([0.1 * i, 1.0, -1.0], event_id=f"e{i}", timestamp=T0 + pd.Timedelta(minutes=i))
+    first.reward("e0", 2.0, timestamp=T0 + pd.Timedelta(minutes=1))
+    first.reward("e1", 3.0, timestamp=T0 + pd.Timedelta(minutes=2))
+    first.compact()  # in the Parquet logs, not yet learned: then the process dies (the checkpoint is the initial one)
+    for fh in (first._decision_journal, first._outcome_journal, *first._logs.values(), first._rejected_fh,
+               first._lock_fh):
+        fh.close()  # (what the process's death closes; nothing is stepped or checkpointed)
+    logs = tmp_path / "logs"
+    (part,) = (logs / "outcomes").glob("part-*.parquet")
+    pq.write_table(pa.concat_tables([pq.read_table(part)] * 2), part)  # every delivery stored twice
+    (logs / "outcomes" / "part-zzzz.parquet").write_bytes(b"\0" * 512)
+    (logs / "decisions" / "arms-2").mkdir()
+    (logs / "decisions" / "arms-2" / "part-00000000-x.parquet").write_bytes(b"PAR1 torn")
+
+    again = service(tmp_path, grace="90D").start(thread=False)
+    again.run_trainer_once()
+    again.close()
+    assert again.rejected_counts["log_read"] == 4  # the part, its directory, the outcome part, the repeated rows
+    reported = [json.loads(line) for line in (logs / "rejected.jsonl").read_text().splitlines()]
+    details = " ".join(r["detail"] for r in reported if r["reason"] == "log_read")
+    assert "arms-2" in details and "part-zzzz.parquet" in details and "each counted once" in details
+    learned = bandit.load(tmp_path / "policy.zip")
+    assert learned.n_updates == 4 and sum(learned._reward_sum) == 5.0  # each reward once
+    assert read_decision_log(logs / "decisions" / "arms-3")["event_id"].tolist() == [f"e{i}" for i in range(4)]
