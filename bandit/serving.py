@@ -300,8 +300,9 @@ class Journal:
     once it is durable in that mode, :meth:`append_fsync` (mode ``"fsync"``) hands it to the commit thread and calls
     ``done(error)`` once the group holding it is written and fsynced. :meth:`rotate` closes the current segment and
     returns the closed ones, each quiescent (no write in flight) with its records in commit order; the owner stores
-    them elsewhere and then calls :meth:`remove`. Segments left by an earlier process are parsed on opening
-    (:attr:`recovered`); a line that is not valid JSON (a torn final write) is skipped and counted in
+    them elsewhere and then calls :meth:`remove`. Segments left by an earlier process are listed on opening
+    (:attr:`recovered`) and parsed one at a time by :meth:`read_segment` (so recovering a long outage's segments holds
+    one of them in memory, not all); a line that is not valid JSON (a torn final write) is skipped and counted in
     :attr:`n_bad_lines`.
 
     Parameters
@@ -335,15 +336,17 @@ class Journal:
             if (m := _SEGMENT.fullmatch(name)) and m["prefix"] == prefix
         )
         self._seq = found[-1][0] + 1 if found else 0
-        #: ``(path, records)`` of the segments an earlier process left behind, oldest first.
-        self.recovered: list[tuple[Path, list[Any]]] = [(path, self._parse(path)) for _, path in found]
+        #: The segment files an earlier process left behind, oldest first (their records: :meth:`read_segment`).
+        self.recovered: list[Path] = [path for _, path in found]
         self._segment = self._open_segment()
         self._committer: threading.Thread | None = None
         if durability == "fsync":
             self._committer = threading.Thread(target=self._commit_loop, name=f"journal-{prefix}", daemon=True)
             self._committer.start()
 
-    def _parse(self, path: Path) -> list[Any]:
+    def read_segment(self, path: Path) -> list[Any]:
+        """The records of the segment file ``path`` (one of :attr:`recovered`), parsed now; its lines that are not
+        valid JSON are skipped and counted in :attr:`n_bad_lines`."""
         records, n_bad = parse_segment(path)
         self.n_bad_lines += n_bad
         return records
@@ -1766,7 +1769,8 @@ class DecisionService:
         assert self._decision_journal is not None and self._outcome_journal is not None
         logged = self.read_decisions()
         known = set(logged["event_id"].tolist())
-        for path, records in self._decision_journal.recovered:
+        for path in self._decision_journal.recovered:  # one segment in memory at a time
+            records = self._decision_journal.read_segment(path)
             rows = []
             for r in records:
                 try:
@@ -1782,7 +1786,8 @@ class DecisionService:
         stored = self.read_outcomes()
         have = set(zip(stored["event_id"], _us(stored["timestamp"]), stored["reward"], _us(stored["received_at"]),
                        strict=True))
-        for path, records in self._outcome_journal.recovered:
+        for path in self._outcome_journal.recovered:  # one segment in memory at a time
+            records = self._outcome_journal.read_segment(path)
             fresh = []
             for r in records:
                 try:

@@ -122,8 +122,8 @@ def test_journal_group_commit_from_many_threads_and_torn_line_recovery(tmp_path)
     with open(segment.path, "ab") as fh:
         fh.write(b'{"t": 99, "i"')
     reopened = Journal(tmp_path, "decisions", "write")
-    (path, records), = reopened.recovered
-    assert path == segment.path and records == segment.records and reopened.n_bad_lines == 1
+    (path,) = reopened.recovered
+    assert path == segment.path and reopened.read_segment(path) == segment.records and reopened.n_bad_lines == 1
     reopened.close()
 
 
@@ -833,3 +833,44 @@ def test_unreadable_or_repeated_log_parts_at_start_are_reported_and_recovery_goe
     learned = bandit.load(tmp_path / "policy.zip")
     assert learned.n_updates == 4 and sum(learned._reward_sum) == 5.0  # each reward once
     assert read_decision_log(logs / "decisions" / "arms-3")["event_id"].tolist() == [f"e{i}" for i in range(4)]
+
+
+def test_recovery_holds_one_journal_segment_in_memory_at_a_time(tmp_path, monkeypatch):
+    # regression: every segment left behind was parsed when the journal opened and kept until recovery ended; the
+    # segments of a long outage (a dead trainer process: one per compaction) could exceed memory at the restart
+    import weakref
+
+    import bandit.serving
+
+    make_policy().save(tmp_path / "policy.zip")
+    first = service(tmp_path).start(thread=False)
+    for i in range(12):
+        first.rank([0.1 * i, 1.0, -1.0], event_id=f"e{i}", timestamp=T0 + pd.Timedelta(minutes=i))
+        first.reward(f"e{i}", 1.0, timestamp=T0 + pd.Timedelta(minutes=i, seconds=1))
+        for journal in (first._decision_journal, first._outcome_journal):
+            journal.rotate()  # a compaction whose store failed: the segment file stays for the restart
+    for fh in (first._decision_journal, first._outcome_journal, first._rejected_fh, first._lock_fh):
+        fh.close()
+    assert len(list((tmp_path / "logs" / "journal").glob("*.jsonl"))) == 24
+
+    class Records(list):
+        pass
+
+    parsed: list[weakref.ref] = []
+    most_alive = []
+    real = bandit.serving.parse_segment
+
+    def tracked(path):
+        records, n_bad = real(path)
+        most_alive.append(sum(ref() is not None for ref in parsed))
+        records = Records(records)
+        parsed.append(weakref.ref(records))
+        return records, n_bad
+
+    monkeypatch.setattr(bandit.serving, "parse_segment", tracked)
+    again = service(tmp_path, grace="90D").start(thread=False)
+    again.close()
+    assert len(parsed) == 24 and max(most_alive) <= 1  # at most the segment before (its loop variable)
+    assert sorted(read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")["event_id"]) == sorted(
+        f"e{i}" for i in range(12))
+    assert bandit.load(tmp_path / "policy.zip").n_updates == 12 and len(again.read_outcomes()) == 12
