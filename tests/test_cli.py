@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -528,6 +529,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (summary.loc[hybrid, "new_plan_first_guess_rmse"] > 0).all()
     assert summary.loc[disjoint + ["uniform"], "new_plan_first_guess_rmse"].isna().all()
     assert "regret_per_event_after_launch" in report and "hybrid_linucb" in report and "guesses 0" in report
+    # the files demo.md and summary.md list are links relative to the report (they were paths from the cwd)
+    for md, listed in (("demo.md", {"report.html", "summary.csv", "plots/arm_share.png", "logs"}),
+                       ("summary.md", {"summary.csv", "plots/arm_share.png", "logs"})):
+        targets = re.findall(r"\]\(([^)]+)\)", (out / md).read_text())
+        assert listed <= set(targets), md
+        assert all((out / target).exists() for target in targets), md
     assert "first guess of its conversion before any impression" in printed
     # the quick run has 4,000 offers after the launch and 2,000 roll-out offers before it: the story says so (it
     # claimed the first 10,000 offers after the launch and a 5,000-offer launch window)

@@ -19,7 +19,7 @@ from bandit.decision_log import read_decision_log
 from bandit.simulation.config import LOGGING_RUN, PolicyConfig, SimulationConfig
 from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
 from bandit.simulation.metrics import logged_frame, offline_evaluate, target_probabilities
-from bandit.simulation.report import SimulationResult, _collect, markdown_table
+from bandit.simulation.report import SimulationResult, _collect, file_links, markdown_table
 from bandit.simulation.world import Episode, UpsellWorld
 from offline_eval import LoggedData
 from offline_eval.diagnostics import DiagnosticWarning
@@ -604,6 +604,6 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         "",
         "## Files",
         "",
-        *(f"- {k}: `{v}`" for k, v in files.items()),
+        *file_links(files, files["demo_md"].parent),
     ]
     return "\n".join(lines) + "\n"

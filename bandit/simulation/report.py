@@ -109,7 +109,7 @@ class SimulationResult:
         if self.notes:
             lines += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
         if files:
-            lines += ["", "## Files", "", *(f"- {k}: `{v}`" for k, v in files.items())]
+            lines += ["", "## Files", "", *file_links(files, files["summary_md"].parent)]
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | Path, plots: bool | None = None, logs: bool | None = None) -> dict[str, Path]:
@@ -152,6 +152,25 @@ _SUMMARY_COLUMNS = [
     "new_plan_share",
     "oracle_new_plan_share", "time_to_learn", "seconds",
 ]
+
+
+def file_links(files: Mapping[str, Path], base: Path) -> list[str]:
+    """Markdown list items linking each written file relative to ``base``, the directory of the report that lists
+    them (paths relative to the working directory, as before, pointed nowhere from inside the report).
+
+    Examples
+    --------
+    >>> file_links({"summary": Path("run/summary.csv"), "logs": Path("run/logs")}, Path("run"))
+    ['- summary: [summary.csv](summary.csv)', '- logs: [logs](logs)']
+    """
+    items = []
+    for kind, path in files.items():
+        try:
+            name = Path(path).relative_to(base).as_posix()
+        except ValueError:  # written outside the report's directory: its own path
+            name = Path(path).as_posix()
+        items.append(f"- {kind}: [{name}]({name})")
+    return items
 
 
 def markdown_table(df: pd.DataFrame, columns: Sequence[str]) -> str:

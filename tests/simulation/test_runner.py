@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -286,6 +287,9 @@ def test_run_simulation_end_to_end_and_save(tmp_path):
         assert (files["decision_logs"] / label / "outcomes.parquet").is_file()
     text = files["summary_md"].read_text()
     assert "linucb" in text and "Offline estimate vs truth" in text
+    # every file written is listed as a link relative to summary.md (they were paths from the working directory)
+    targets = re.findall(r"\]\(([^)]+)\)", text)
+    assert sorted(targets) == sorted(path.relative_to(tmp_path).as_posix() for path in files.values())
 
 
 def test_written_logs_replay_through_the_decision_log_join(world_episode, tmp_path):
