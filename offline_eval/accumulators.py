@@ -49,7 +49,7 @@ import pandas as pd
 
 from offline_eval._stream_kernels import column_moments
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import Diagnostics, weight_diagnostics
+from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, Diagnostics, weight_diagnostics
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
@@ -57,6 +57,7 @@ from offline_eval.gap import GapMoments, projects_weights
 from offline_eval.intervals import AUTO_EL_MAX_N, Interval, RowTerms
 from offline_eval.reward_fit import check_mergeable
 from offline_eval.slope_grid import LATTICE, CandidateMoments
+from offline_eval.small_sample import SmallSampleFloor, small_sample_floor
 
 __all__ = ["RETAINED_MAX_ROWS", "Layout", "Moments", "PolicyAccumulator", "evaluation_table", "policy_results"]
 
@@ -313,7 +314,10 @@ class PolicyAccumulator:
         scalars[_RMAX] = float(r.max())
         scalars[_INFORMATIVE] = resolved.n_informative
         keep = n <= RETAINED_MAX_ROWS and layout_needs_rows(layout)
-        scalars[_WBOUND] = _weight_bound(resolved) if keep else math.nan
+        # the bound serves EL-IPS on kept rows and the small-sample floor, which a merge can need only if this
+        # batch alone has too few informative rows
+        needed = keep or resolved.n_informative < INFORMATIVE_ROWS_MIN
+        scalars[_WBOUND] = _weight_bound(resolved) if needed else math.nan
         exceed = np.array([float(np.count_nonzero(w > t)) for t in layout.clips])
         candidates = [CandidateMoments.of(w, resid[m], dm[m], r) for m in layout.candidate_models]
         gaps = [GapMoments.of(data.context, data.action, data.n_actions, w, resid[m]) for m in layout.gap_models]
@@ -338,13 +342,12 @@ class PolicyAccumulator:
             s[k] = max(a[k], b[k])
         for k in (_WMINPOS, _RMIN):
             s[k] = min(a[k], b[k])
-        s[_WBOUND] = np.maximum(a[_WBOUND], b[_WBOUND])  # NaN once rows are dropped
+        s[_WBOUND] = np.fmax(a[_WBOUND], b[_WBOUND])  # NaN in batches that need it for neither use (of())
         n = self.n + other.n
         rows = None
         if self.rows is not None and other.rows is not None and n <= RETAINED_MAX_ROWS:
             rows = {k: np.concatenate([self.rows[k], other.rows[k]]) for k in self.rows}
         else:
-            s[_WBOUND] = math.nan
             _check_rows_not_needed(self.layout, n)
         return PolicyAccumulator(
             self.layout,
@@ -604,6 +607,19 @@ def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_cl
                               clipped_share, warn_clipped, int(s[_INFORMATIVE]))
 
 
+def _small_sample_floor(acc: PolicyAccumulator, est: Estimator) -> SmallSampleFloor | None:
+    """:meth:`ResolvedTarget.small_sample_floor <offline_eval.estimators.ResolvedTarget.small_sample_floor>`, from
+    the accumulator."""
+    s = acc.scalars
+    if s[_INFORMATIVE] >= INFORMATIVE_ROWS_MIN:
+        return None
+    mean = acc.moments.mean
+    layout = acc.layout
+    return small_sample_floor(acc.n, int(s[_INFORMATIVE]), float(mean[layout.index("wr")]),
+                              float(mean[layout.index("r")]), float(s[_WBOUND]),
+                              reward_range(acc) if est.reward_range is None else est.reward_range, float(est.alpha))
+
+
 def support_deficit(acc: PolicyAccumulator) -> float | None:
     """Mean target mass outside the logging support (None when unknown)."""
     return float(acc.scalars[_OUTSIDE]) / acc.n if acc.scalars[_KNOWN] else None
@@ -669,6 +685,9 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
             bias = iv.value - ref.value
             if est.bias_aware:
                 low, high, kind = min(iv.value, ref.low), max(iv.value, ref.high), f"bias-aware({ref_kind})"
+        floor = _small_sample_floor(acc, est)
+        if floor is not None:
+            low, high, kind = min(low, floor.value_low), max(high, floor.value_high), f"{kind}+kl"
         honest = spec.consistent or (reference is not None and est.bias_aware)
         estimate = Estimate(
             value=iv.value,
@@ -691,6 +710,8 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
         if lift_ref is not None and est.bias_aware:
             ref = interval(lift_ref, False)[0]
             lift_low, lift_high = min(lift_iv.value, ref.low), max(lift_iv.value, ref.high)
+        if floor is not None:
+            lift_low, lift_high = min(lift_low, floor.lift_low), max(lift_high, floor.lift_high)
         bias_se = math.nan
         if isinstance(est, DM) and reference is not None and m in layout.gap_models:
             bias_se = math.sqrt(acc.gaps[layout.gap_models.index(m)].variance())

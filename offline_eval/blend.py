@@ -42,6 +42,10 @@ def blend_constant(s: float) -> float:
     return float(np.interp(s, _S, _C))
 
 
+#: Gap variances below this fraction of DR's variance are round-off (:func:`blend_weight`).
+GAP_VAR_ROUNDOFF = 1e-12
+
+
 def blend_weight(gap: float, gap_var: float, dr_var: float) -> float:
     """The blend's weight on DM, ``min(1, c(s) gap_var / gap^2)`` with ``s = min(1, gap_var / dr_var)``.
 
@@ -70,6 +74,10 @@ def blend_weight(gap: float, gap_var: float, dr_var: float) -> float:
     if not all(math.isfinite(x) for x in (gap, gap_var, dr_var)) or gap_var < 0.0 or dr_var < 0.0:
         return math.nan
     s = min(1.0, gap_var / dr_var) if dr_var > 0.0 else 1.0
+    if s <= GAP_VAR_ROUNDOFF:
+        # a gap variance at round-off of DR's is 0 (e.g. weights the reward model's projection reproduces exactly):
+        # merged moments leave ~1e-30 where one pass in memory gives 0, and the blend must not tell them apart
+        s = gap_var = 0.0
     scaled = blend_constant(s) * gap_var
     if gap * gap <= scaled:
         return 1.0

@@ -21,10 +21,10 @@ mean weight                 ``|mean(w) - (1 - support_deficit)| > MEAN_WEIGHT_TO
                             outside the support) exactly, so this signals wrong propensities or a target
                             misaligned with the logged rows.
 ``INFORMATIVE_ROWS_MIN``    fewer than 10 rows with a positive weight and a non-zero reward (e.g. conversions
-= 10                        on the target's offers): every interval then understates the uncertainty (with
-                            ~2.5 such rows per log, seeded Monte Carlo coverage of nominal 95% intervals was
-                            0.56-0.75 for every estimator; with ~11, 0.96-0.98), and when there are none
-                            the model-based estimates can collapse to an interval of zero width.
+= 10                        on the target's offers): variance-based intervals then understate the
+                            uncertainty (with ~2.5 such rows per log, seeded Monte Carlo coverage of nominal
+                            95% intervals was 0.56-0.75 for every estimator; with ~11, 0.96-0.98), so every
+                            interval is widened to the KL bound of :mod:`offline_eval.small_sample`.
 ==========================  ============================================================================
 """
 
@@ -161,8 +161,9 @@ def weight_diagnostics(
     if informative_rows is not None and informative_rows < INFORMATIVE_ROWS_MIN:
         messages.append(
             f"only {informative_rows} row(s) the target weights have a non-zero reward (fewer than "
-            f"{INFORMATIVE_ROWS_MIN}): every interval understates the uncertainty, and with none the model-based "
-            "estimates can report an interval of zero width"
+            f"{INFORMATIVE_ROWS_MIN}): variance-based intervals understate the uncertainty, so the interval is "
+            "widened to the small-sample (KL) bound of the IPS terms; it holds if the rewards stay in reward_range "
+            "(default: the observed range)"
         )
     if warn_clipped and clipped_share > CLIPPED_SHARE_MAX:
         messages.append(f"{100 * clipped_share:.3g}% of the weights are clipped: the estimate carries clipping bias")

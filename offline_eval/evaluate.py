@@ -87,7 +87,7 @@ import pandas as pd
 
 from offline_eval.blend import blend_shift, shifted_interval
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import emit, worst_of
+from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, emit, worst_of
 from offline_eval.estimators import DM, Estimate, Estimator, estimator_classes, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
@@ -303,6 +303,9 @@ def evaluate(
             lift_iv = est._terms_interval(resolved, out.terms.minus(data.reward), False)[0]
             lift_ref = None if out.consistent or out.reference is None else out.reference.minus(data.reward)
             lift_low, lift_high, _, _ = est._bias_aware(resolved, lift_iv, "", lift_ref, False)
+            floor = resolved.small_sample_floor(est.alpha, est.reward_range)
+            if floor is not None:
+                lift_low, lift_high = min(lift_low, floor.lift_low), max(lift_high, floor.lift_high)
             bias_se = math.nan
             if isinstance(est, DM) and out.reference is not None:
                 if q is not None and projects_weights(matrices.model(est)):
@@ -502,6 +505,10 @@ def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matric
         if ref_a is not None and ref_b is not None:
             reference = ref_a - ref_b
     low, high, kind, bias = estimator._bias_aware(ra, iv, estimator._method(ra.data.n), reference, False)
+    if min(ra.n_informative, rb.n_informative) < INFORMATIVE_ROWS_MIN:  # offline_eval.small_sample: union bound
+        a_low, a_high = ra.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
+        b_low, b_high = rb.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
+        low, high, kind = min(low, a_low - b_high), max(high, a_high - b_low), f"{kind}+kl"
     bias_se = math.nan
     if isinstance(estimator, DM) and reference is not None:
         if q_a is not None and q_b is q_a and projects_weights(matrices.model(estimator)):

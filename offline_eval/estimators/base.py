@@ -73,7 +73,7 @@ import pandas as pd
 from numba import njit
 
 from offline_eval.data import LoggedData, _all_finite, _distribution_flaw, _row_sum_min_max
-from offline_eval.diagnostics import Diagnostics, emit, informative_rows, weight_diagnostics
+from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, Diagnostics, emit, informative_rows, weight_diagnostics
 from offline_eval.intervals import (
     AUTO_EL_MAX_N,
     INTERVAL_METHODS,
@@ -83,6 +83,7 @@ from offline_eval.intervals import (
     compute_interval,
     normal_interval,
 )
+from offline_eval.small_sample import SmallSampleFloor, ips_kl_interval, small_sample_floor
 
 __all__ = ["TARGET_ATOL", "Estimate", "Estimator", "ResolvedTarget", "resolve_target"]
 
@@ -291,6 +292,24 @@ class ResolvedTarget:
     def supported(self) -> bool:
         """False when the target has a support deficit above :data:`TARGET_ATOL`: no estimate is then consistent."""
         return self.support_deficit is None or self.support_deficit <= TARGET_ATOL
+
+    def small_sample_floor(self, alpha: float, reward_range: tuple[float, float] | None) -> SmallSampleFloor | None:
+        """What every interval of this target must contain when it has too few informative rows
+        (:mod:`offline_eval.small_sample`); None otherwise. ``reward_range``: the estimator's, else the observed."""
+        if self.n_informative >= INFORMATIVE_ROWS_MIN:
+            return None
+        return small_sample_floor(self.data.n, self.n_informative, float(self.weighted_reward.mean()),
+                                  float(self.data.reward.mean()), _weight_bound(self), self._reward_range(reward_range),
+                                  alpha)
+
+    def value_kl_interval(self, alpha: float, reward_range: tuple[float, float] | None) -> tuple[float, float]:
+        """:func:`offline_eval.small_sample.ips_kl_interval` of this target's value (valid at every n)."""
+        return ips_kl_interval(self.data.n, float(self.weighted_reward.mean()), _weight_bound(self),
+                               self._reward_range(reward_range), alpha)
+
+    def _reward_range(self, reward_range: tuple[float, float] | None) -> tuple[float, float]:
+        r = self.data.reward
+        return (float(r.min()), float(r.max())) if reward_range is None else reward_range
 
     def expected(self, q: np.ndarray) -> np.ndarray:
         """``sum_k pi(k | x_i) q[i, k]`` per row, shape (n,), for a reward matrix ``q`` (n, K)."""
@@ -968,6 +987,9 @@ class Estimator(ABC):
         iv, kind = self._own_interval(resolved, out)
         reference = None if out.consistent else out.reference
         low, high, kind, bias = self._bias_aware(resolved, iv, kind, reference, out.reference_kind == "ips")
+        floor = resolved.small_sample_floor(self.alpha, self.reward_range)
+        if floor is not None:
+            low, high, kind = min(low, floor.value_low), max(high, floor.value_high), f"{kind}+kl"
         honest = out.consistent or (reference is not None and self.bias_aware)
         est = Estimate(
             value=iv.value,

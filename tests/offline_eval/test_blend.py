@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from offline_eval.blend import BLEND_CONSTANTS, blend_constant, gaussian_worst_ratio
+from offline_eval.blend import BLEND_CONSTANTS, blend_constant, blend_weight, gaussian_worst_ratio
 
 
 def monte_carlo_ratio(c: float, s: float, beta: float, reps: int, seed: int) -> float:
@@ -37,3 +37,12 @@ def test_tabulated_constants_are_the_minimax_ones():
     assert gaussian_worst_ratio(1.0, 0.9)[0] > 1.8 * gaussian_worst_ratio(blend_constant(0.9), 0.9)[0]
     assert blend_constant(0.0) == BLEND_CONSTANTS[0][1] and blend_constant(1.0) == BLEND_CONSTANTS[-1][1]
     assert blend_constant(0.325) == pytest.approx(1.0) and blend_constant(0.775) == pytest.approx((1.5625 + 1.75) / 2)
+
+
+def test_a_gap_variance_at_round_off_counts_as_zero():
+    """Merged moments leave ~1e-30 where one pass in memory gives exactly 0 (weights the reward model's projection
+    reproduces): both must give DR itself (lam = 0), or the blend row's ``consistent`` differs between
+    evaluate() and the streaming / Spark tables."""
+    assert blend_weight(0.1, 0.0, 0.01) == 0.0
+    assert blend_weight(0.1, 1e-31, 0.01) == 0.0
+    assert blend_weight(0.1, 1e-6, 0.01) > 0.0  # s = 1e-4 is a real (small) variance

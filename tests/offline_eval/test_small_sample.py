@@ -1,0 +1,210 @@
+"""offline_eval.small_sample: the KL interval and the floor it puts under every interval of a target with fewer
+than INFORMATIVE_ROWS_MIN informative rows (in memory, streaming and on Spark alike)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+from test_accumulators import assert_tables_equal
+
+from offline_eval import IPS, LoggedData, compare, evaluate
+from offline_eval.evaluate import default_estimators
+from offline_eval.schema import encode_decisions
+from offline_eval.small_sample import kl_interval, small_sample_floor
+from offline_eval.streaming import evaluate_parquet
+
+PRICES = np.array([5.0, 10.0, 20.0])
+TOP = (0.0, 20.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the KL interval
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 5000])
+def test_no_success_gives_the_closed_form_upper_end(n):
+    low, high = kl_interval(0.0, n, 0.0, 1.0, alpha=0.05)
+    assert low == 0.0
+    assert high == pytest.approx(1.0 - 0.025 ** (1.0 / n), rel=1e-12)
+    # rescaled to a range, and mirrored for the all-success case
+    assert kl_interval(3.0, n, 3.0, 13.0, 0.05) == pytest.approx((3.0, 3.0 + 10.0 * high), rel=1e-12)
+    assert kl_interval(1.0, n, 0.0, 1.0, 0.05) == pytest.approx((1.0 - high, 1.0), rel=1e-12)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 20), (1, 20), (3, 50), (10, 40), (37, 40), (250, 1000)])
+def test_contains_the_exact_binomial_interval(k, n):
+    """A Chernoff bound is never tighter than the exact (Clopper-Pearson) binomial interval at the same level, and
+    it is not far off: its ends solve n KL = ln(2 / alpha), the tail exponent."""
+    low, high = kl_interval(k / n, n, 0.0, 1.0, 0.05)
+    cp_low = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+    cp_high = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+    assert low <= cp_low + 1e-12 and high >= cp_high - 1e-12
+    assert high - low <= 2.0 * (cp_high - cp_low)
+    p = k / n
+    for end in (low, high):
+        if 0.0 < end < 1.0 and end != p:
+            kl = (p * np.log(p / end) if p > 0 else 0.0) + ((1 - p) * np.log((1 - p) / (1 - end)) if p < 1 else 0.0)
+            assert n * kl == pytest.approx(np.log(40.0), rel=1e-9)
+
+
+def test_covers_any_bounded_distribution_at_small_n():
+    """Monte Carlo: three-point terms in [0, 20] (mostly 0, rare large values), n = 25: both sides hold at
+    alpha / 2 (the guarantee is for every distribution in the range, not only two-point ones)."""
+    rng = np.random.default_rng(11)
+    values, probs = np.array([0.0, 5.0, 20.0]), np.array([0.9, 0.07, 0.03])
+    mu = float(values @ probs)
+    reps, n = 4000, 25
+    draws = rng.choice(values, p=probs, size=(reps, n)).mean(axis=1)
+    ends = np.array([kl_interval(m, n, 0.0, 20.0, 0.05) for m in draws])
+    assert np.mean(ends[:, 0] > mu) <= 0.025 + 0.008
+    assert np.mean(ends[:, 1] < mu) <= 0.025 + 0.008
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="high must be >= low"):
+        kl_interval(0.5, 10, 1.0, 0.0)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        kl_interval(0.5, 0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        kl_interval(0.5, 10, 0.0, 1.0, alpha=1.0)
+
+
+def test_floor_applies_below_the_informative_rows_threshold_only():
+    floor = small_sample_floor(300, 9, 0.3, 0.5, 3.0, (0.0, 10.0), 0.05)
+    assert floor is not None
+    assert floor.value_low == pytest.approx(kl_interval(0.3, 300, 0.0, 30.0, 0.05)[0], rel=1e-12)
+    # the lift: a union bound of the target's and the logged rewards' intervals at alpha / 2 each
+    v = kl_interval(0.3, 300, 0.0, 30.0, 0.025)
+    r = kl_interval(0.5, 300, 0.0, 10.0, 0.025)
+    assert (floor.lift_low, floor.lift_high) == pytest.approx((v[0] - r[1], v[1] - r[0]), rel=1e-12)
+    assert small_sample_floor(300, 10, 0.3, 0.5, 3.0, (0.0, 10.0), 0.05) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a world of rare conversions
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _rare_log(rng: np.random.Generator, n: int, rate: float, skewed: bool):
+    """3 plans priced 5 / 10 / 20; conversions ~ rate; the target offers plan 2 to x0 = 1, plan 1 to the others."""
+    x0 = (rng.random(n) < 0.5).astype(int)
+    X = np.column_stack([x0, rng.normal(size=n)])
+    conv = rate * np.array([[1.0, 1.0, 0.5], [1.0, 1.5, 1.5]])
+    if skewed:
+        P = np.where(x0[:, None] == 1, np.array([0.6, 0.3, 0.1]), np.array([0.1, 0.3, 0.6]))
+    else:
+        P = np.full((n, 3), 1.0 / 3.0)
+    a = (rng.random(n)[:, None] > P.cumsum(1)).sum(1).clip(0, 2)
+    r = PRICES[a] * (rng.random(n) < conv[x0, a])
+    target = np.where(x0 == 1, 2, 1)
+    truth = 0.5 * (conv[0, 1] * PRICES[1] + conv[1, 2] * PRICES[2])
+    logged = 0.5 * sum(float((P[x0 == v][0] * conv[v] * PRICES).sum()) for v in (0, 1))
+    return LoggedData(X, a, r, P[np.arange(n), a], probabilities=P), target, truth, logged
+
+
+@pytest.mark.parametrize("skewed", [False, True])
+def test_every_interval_covers_with_a_few_conversions(skewed):
+    """n = 200 at 1% conversion (about 2.5 conversions per log): before the floor every estimator's 95% interval
+    covered 0.56-0.75 here and a target without a conversion got DR / DM intervals of zero width. With the
+    catalog's top price as reward_range, value, lift and paired-comparison intervals all cover at least 0.95."""
+    ests = [dataclasses.replace(e, reward_range=TOP) for e in default_estimators()]
+    hits: dict[str, list[int]] = {}
+    reps = 120
+    for s in range(reps):
+        data, target, truth, logged = _rare_log(np.random.default_rng([7, s, skewed]), 200, 0.01, skewed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = evaluate(data, {"t": target}, ests)
+            diff = compare(data, target, data.probabilities, estimator=ests[3])
+        for row in table.itertuples():
+            h = hits.setdefault(row.estimator, [0, 0])
+            h[0] += row.ci_low <= truth <= row.ci_high
+            h[1] += row.lift_ci_low <= truth - logged <= row.lift_ci_high
+            if data.reward[data.action == 2].max() == 0.0 and row.estimator in ("DM", "DR", "DR-DM blend"):
+                assert row.ci_high > 0.0 and row.interval.endswith(("+kl", "+kl)"))
+        hits.setdefault("compare", [0, 0])[0] += diff.ci_low <= truth - logged <= diff.ci_high
+        hits["compare"][1] += diff.interval.endswith("+kl")
+    assert hits["compare"][1] > reps // 2  # the floor is what is being tested
+    for name, (value_hits, lift_hits) in hits.items():
+        assert value_hits / reps >= 0.95, (name, value_hits)
+        if name != "compare":
+            assert lift_hits / reps >= 0.95, (name, lift_hits)
+
+
+def test_enough_informative_rows_leave_intervals_alone():
+    data, target, _, _ = _rare_log(np.random.default_rng(3), 4000, 0.05, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = evaluate(data, {"t": target})
+        est = IPS().estimate(data, target)
+    assert est.diagnostics.informative_rows >= 10
+    assert not any("+kl" in kind for kind in table.interval)
+    assert est.interval == "el-ips"
+
+
+def _write_parts(path: Path, data: LoggedData, cuts: list[int]) -> None:
+    bounds = [0, *cuts, data.n]
+    P = data.probabilities
+    assert P is not None
+    for p in range(len(bounds) - 1):
+        rows = slice(bounds[p], bounds[p + 1])
+        m = bounds[p + 1] - bounds[p]
+        table = encode_decisions(
+            event_id=[f"e{i:05d}" for i in range(bounds[p], bounds[p + 1])],
+            timestamp_us=np.arange(bounds[p], bounds[p + 1], dtype=np.int64) + 1_700_000_000_000_000,
+            context=data.context[rows], action=data.action[rows], propensity=data.propensity[rows],
+            probabilities=P[rows], eligible=np.ones((m, 3), dtype=bool), policy="logger", policy_version="v1",
+            arms=["solo", "duo", "family"], reward=data.reward[rows],
+        )
+        pq.write_table(table, path / f"part-{p:08d}-x.parquet")
+
+
+def _zero_conversion_log(tmp_path: Path) -> tuple[Path, dict]:
+    rng = np.random.default_rng(5)
+    data, _, _, _ = _rare_log(rng, 600, 0.02, False)
+    reward = data.reward.copy()
+    reward[data.action == 2] = 0.0  # the family plan never converted in the log
+    reward[(data.action == 0) & (rng.random(data.n) < 0.3)] = 5.0  # and solo often did
+    data = LoggedData(data.context, data.action, reward, data.propensity, probabilities=data.probabilities)
+    _write_parts(tmp_path, data, [150, 420])
+    # a target with no informative row, one with a few, and one past the threshold
+    return tmp_path, {"family": "family", "duo": "duo", "solo": "solo"}
+
+
+def test_streaming_floors_exactly_as_in_memory(tmp_path):
+    """The floor needs n, two means, the weight bound and the reward range: merged across part files and batches
+    (of which most have enough informative rows alone to skip the weight bound), it equals the in-memory one."""
+    path, targets = _zero_conversion_log(tmp_path)
+    ests = default_estimators() + [dataclasses.replace(e, reward_range=TOP, alpha=0.1) for e in default_estimators()[:2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = LoggedData.from_parquet(path)
+        want = evaluate(data, targets, ests)
+        for batch_rows in (64, 1000):
+            assert_tables_equal(evaluate_parquet(path, targets, ests, batch_rows=batch_rows), want)
+    kinds = want.groupby("policy").interval.apply(lambda k: all("+kl" in x for x in k))
+    assert kinds["family"] and kinds["duo"] and not kinds["solo"]
+    family = want[want.policy == "family"]
+    assert (family.ci_high > 0).all() and (family.value == 0).all()
+
+
+@pytest.mark.slow
+def test_spark_floors_exactly_as_in_memory(spark, tmp_path):
+    from offline_eval.spark import evaluate as spark_evaluate
+
+    path, targets = _zero_conversion_log(tmp_path)
+    ests = default_estimators()[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(LoggedData.from_parquet(path), targets, ests)
+        got = spark_evaluate(spark.read.parquet(str(path)).repartition(3, "event_id"), targets, ests,
+                             arms=["solo", "duo", "family"])
+    assert_tables_equal(got, want)
+    assert any("+kl" in kind for kind in got.interval)
