@@ -473,6 +473,26 @@ def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str
     return out
 
 
+def check_precision(value: Any, name: str) -> float:
+    """A prior precision (``l2``, ``arm_l2``): a finite real > 0 whose inverse, the prior variance, is finite too.
+
+    Examples
+    --------
+    >>> check_precision(1e-300, "l2")
+    1e-300
+    >>> check_precision(1e-310, "l2")
+    Traceback (most recent call last):
+    ...
+    ValueError: l2 must be a precision whose inverse (the prior variance) is finite, i.e. >= 5.6e-309, got 1e-310
+    """
+    value = check_scalar(value, name, low=0.0, low_inclusive=False)
+    if not math.isfinite(1.0 / value):
+        raise ValueError(
+            f"{name} must be a precision whose inverse (the prior variance) is finite, i.e. >= 5.6e-309, got {value}"
+        )
+    return float(value)
+
+
 def check_scalar(
     value: Any,
     name: str,

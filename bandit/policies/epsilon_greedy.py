@@ -8,7 +8,7 @@ from typing import Any, Literal, cast
 import numpy as np
 from numba import njit
 
-from bandit._validation import check_scalar
+from bandit._validation import check_precision, check_scalar
 from bandit.arms import Arm
 from bandit.kernels import decide, propensity
 from bandit.policies.base import RidgePolicy
@@ -235,7 +235,7 @@ class EpsilonGreedy(RidgePolicy):
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.schedule = schedule
         self._per_arm = schedule == "per_arm"
-        self.l2 = check_scalar(l2, "l2", low=0.0, low_inclusive=False)
+        self.l2 = check_precision(l2, "l2")
         super().__init__(
             arms,
             n_features,

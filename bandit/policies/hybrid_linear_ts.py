@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit._validation import check_scalar
+from bandit._validation import check_precision, check_scalar
 from bandit.arms import Arm
 from bandit.policies._hybrid import HybridRidgePolicy
 from bandit.policies.linear_ts import linear_ts_decide_rows
@@ -106,8 +106,8 @@ class HybridLinearTS(HybridRidgePolicy):
         seed: int | None = None,
     ) -> None:
         self.v = check_scalar(v, "v", low=0.0, low_inclusive=False)
-        self.l2 = check_scalar(l2, "l2", low=0.0, low_inclusive=False)
-        self.arm_l2 = check_scalar(arm_l2, "arm_l2", low=0.0, low_inclusive=False)
+        self.l2 = check_precision(l2, "l2")
+        self.arm_l2 = check_precision(arm_l2, "arm_l2")
         super().__init__(
             arms,
             n_features,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit._validation import check_scalar
+from bandit._validation import check_precision, check_scalar
 from bandit.arms import Arm
 from bandit.policies._hybrid import HybridRidgePolicy, joint_prior_precision
 from bandit.policies.linucb import linucb_decide_rows
@@ -144,8 +144,8 @@ class HybridLinUCB(HybridRidgePolicy):
         self.alpha = check_scalar(alpha, "alpha", low=0.0)
         scaled = (joint_prior_precision(type(self).__name__, arms, n_features, fit_intercept)
                   if l2 is None or arm_l2 is None else math.nan)
-        self.l2 = scaled if l2 is None else check_scalar(l2, "l2", low=0.0, low_inclusive=False)
-        self.arm_l2 = scaled if arm_l2 is None else check_scalar(arm_l2, "arm_l2", low=0.0, low_inclusive=False)
+        self.l2 = scaled if l2 is None else check_precision(l2, "l2")
+        self.arm_l2 = scaled if arm_l2 is None else check_precision(arm_l2, "arm_l2")
         super().__init__(
             arms,
             n_features,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from bandit._validation import check_scalar
+from bandit._validation import check_precision, check_scalar
 from bandit.arms import Arm
 from bandit.kernels import decide, propensity, rng
 from bandit.policies.base import RidgePolicy, scaled_prior_precision
@@ -180,7 +180,7 @@ class LinearTS(RidgePolicy):
         self.v = check_scalar(v, "v", low=0.0, low_inclusive=False)
         self.l2 = (
             scaled_prior_precision(type(self).__name__, n_features, fit_intercept) if l2 is None
-            else check_scalar(l2, "l2", low=0.0, low_inclusive=False)
+            else check_precision(l2, "l2")
         )
         super().__init__(
             arms,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
-from bandit._validation import check_scalar
+from bandit._validation import check_precision, check_scalar
 from bandit.arms import Arm
 from bandit.kernels import decide, logistic, propensity, rng
 from bandit.policies.base import KernelPolicy, scaled_prior_precision
@@ -190,7 +190,7 @@ class LogisticTS(KernelPolicy):
     ) -> None:
         self.l2 = (
             scaled_prior_precision(type(self).__name__, n_features, fit_intercept) if l2 is None
-            else check_scalar(l2, "l2", low=0.0, low_inclusive=False)
+            else check_precision(l2, "l2")
         )
         self.v = check_scalar(v, "v", low=0.0, low_inclusive=False)
         super().__init__(

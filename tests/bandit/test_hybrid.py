@@ -393,6 +393,9 @@ def test_arms_without_consistent_features_are_rejected(cls):
         Arm(name="nan", features=[1.0, float("nan"), 0.0])
     with pytest.raises(ValueError, match="arm_l2 must be > 0"):
         cls(PLANS, n_features=D, arm_l2=0.0)
+    for name in ("l2", "arm_l2"):  # an infinite prior variance made every later choose / update fail
+        with pytest.raises(ValueError, match=f"{name} must be a precision whose inverse"):
+            cls(PLANS, n_features=D, **{name: 1e-310})
 
 
 @hybrid

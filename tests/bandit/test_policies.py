@@ -618,6 +618,11 @@ def test_conversion_policies_reject_rewards_outside_unit_interval(cls):
     [
         (LinUCB, {"alpha": -1.0}, ValueError, "alpha must be >= 0"),
         (LinUCB, {"l2": 0.0}, ValueError, "l2 must be > 0"),
+        # an infinite prior variance: accepted, then every choose and update was refused as non-finite state
+        (LinUCB, {"l2": 5e-309}, ValueError, r"l2 must be a precision whose inverse \(the prior variance\) is finite"),
+        (LinearTS, {"l2": 1e-320}, ValueError, "prior variance"),
+        (LogisticTS, {"l2": 1e-320}, ValueError, "prior variance"),
+        (EpsilonGreedy, {"l2": 1e-320}, ValueError, "prior variance"),
         (LinUCB, {"exploration_floor": 1.5}, ValueError, "exploration_floor must be <= 1"),
         (LinUCB, {"discount": 0.0}, ValueError, "discount must be > 0"),
         (LinUCB, {"seed": -1}, ValueError, "seed"),
