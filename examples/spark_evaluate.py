@@ -41,6 +41,8 @@ from offline_eval.streaming import evaluate_parquet
 PLANS = ["individual", "duo", "family"]
 PRICES = np.array([9.99, 14.99, 19.99])
 COLUMNS = ["policy", "estimator", "value", "ci_low", "ci_high", "lift", "interval", "recommended"]
+#: Fewest rows of the demo log: the logger is fitted on 500 of them, the demo candidate on the first quarter.
+MIN_DEMO_ROWS = 1_000
 
 
 @dataclass
@@ -92,6 +94,18 @@ def demo_candidate(log_dir: Path, out: Path) -> Path:
     return policy.save(out / "candidate-linucb.zip")
 
 
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One line naming the flag (``parser.error``, exit 2) for a value the script cannot run with, before any work."""
+    if args.n < MIN_DEMO_ROWS:
+        parser.error(f"--n {args.n}: the demo log needs at least {MIN_DEMO_ROWS:,} rows")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: expected a non-negative integer")
+    if args.log and "://" not in args.log and not Path(args.log).is_dir():
+        parser.error(f"--log {args.log}: no such directory (a joined decision-log directory, or a URI Spark reads)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
+
+
 def print_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Print each distinct user-facing warning of the evaluation once (weight diagnostics, rows left out)."""
     for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
@@ -105,15 +119,28 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
                         help="name=path of a saved policy file (repeatable); default: a demo LinUCB")
     parser.add_argument("--arms", help="comma-separated arm names (default: read from the log)")
     parser.add_argument("--master", help='Spark master, e.g. "local[2]" (default: set by spark-submit)')
-    parser.add_argument("--n", type=int, default=200_000, help="rows of the demo log")
+    parser.add_argument("--n", type=int, default=200_000, help=f"rows of the demo log (at least {MIN_DEMO_ROWS:,})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="spark-evaluate-output", help="directory for the table (and demo log)")
     args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    candidates: dict[str, str] = {}
+    for spec in args.candidate:
+        name, _, path = spec.partition("=")
+        if not name or not path or name in candidates:
+            parser.error(f"--candidate {spec}: expected NAME=PATH of a saved policy file, each NAME once")
+        candidates[name] = path
+    policies = {}
+    for name, path in candidates.items():
+        try:
+            policies[name] = bandit.load(path)
+        except (OSError, ValueError) as err:
+            parser.error(f"--candidate {name}={path}: {err}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_dir = Path(args.log) if args.log else make_demo_log(out, args.n, args.seed)
-    candidates = dict(c.split("=", 1) for c in args.candidate) or {"linucb": str(demo_candidate(log_dir, out))}
-    policies = {name: bandit.load(path) for name, path in candidates.items()}
+    if not policies:
+        policies = {"linucb": bandit.load(demo_candidate(log_dir, out))}
 
     own_session = spark is None
     if own_session:

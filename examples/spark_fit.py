@@ -42,6 +42,8 @@ from offline_eval.schema import DecisionLogWarning, arms_from_schema, read_log
 POLICIES = {"LinUCB": bandit.LinUCB, "LinearTS": bandit.LinearTS, "EpsilonGreedy": bandit.EpsilonGreedy,
             "LogisticTS": bandit.LogisticTS}
 PLANS = ["individual", "duo", "family"]
+#: Fewest rows of the demo log (over its 14 days, the last day's still pending).
+MIN_DEMO_ROWS = 1_000
 
 
 @dataclass
@@ -99,10 +101,18 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
     parser.add_argument("--policy", choices=sorted(POLICIES), default="LinUCB")
     parser.add_argument("--arms", help="comma-separated arm names (default: the log's arm-list metadata)")
     parser.add_argument("--master", help='Spark master, e.g. "local[2]" (default: set by spark-submit)')
-    parser.add_argument("--n", type=int, default=200_000, help="rows of the demo log")
+    parser.add_argument("--n", type=int, default=200_000, help=f"rows of the demo log (at least {MIN_DEMO_ROWS:,})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="spark-fit-output", help="directory for the policy file (and demo log)")
     args = parser.parse_args(argv)
+    if args.n < MIN_DEMO_ROWS:  # one line naming the flag (exit 2), before any work
+        parser.error(f"--n {args.n}: the demo log needs at least {MIN_DEMO_ROWS:,} rows")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: expected a non-negative integer")
+    if args.log and "://" not in args.log and not Path(args.log).is_dir():
+        parser.error(f"--log {args.log}: no such directory (a joined decision-log directory, or a URI Spark reads)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

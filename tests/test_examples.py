@@ -196,6 +196,14 @@ def test_ope_on_logs_intervals_and_go_no_go(tmp_path, recwarn):
         ("rollout_report", ["--small", "--backtest-windows", "-1"], "--backtest-windows -1: expected 0"),
         ("rollout_report", ["--small", "--seed", "-2"], "--seed -2: expected an integer between 0 and"),
         ("serving_handler", ["--small", "--seed", "-3"], "--seed -3: expected a non-negative integer"),
+        ("spark_evaluate", ["--n", "0"], "--n 0: the demo log needs at least 1,000 rows"),
+        ("spark_evaluate", ["--seed", "-1"], "--seed -1: expected a non-negative integer"),
+        ("spark_evaluate", ["--log", "{tmp}/nope"], "--log {tmp}/nope: no such directory"),
+        ("spark_evaluate", ["--candidate", "nonsense"], "--candidate nonsense: expected NAME=PATH"),
+        ("spark_evaluate", ["--candidate", "x={tmp}/nope.zip"], "--candidate x={tmp}/nope.zip: no policy file at"),
+        ("spark_fit", ["--n", "-5"], "--n -5: the demo log needs at least 1,000 rows"),
+        ("spark_fit", ["--seed", "-1"], "--seed -1: expected a non-negative integer"),
+        ("spark_fit", ["--log", "{tmp}/nope"], "--log {tmp}/nope: no such directory"),
     ],
 )
 def test_offline_examples_bad_flags_are_one_line_naming_the_flag(tmp_path, capsys, script, args, expected):
