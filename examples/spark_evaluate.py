@@ -31,9 +31,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 import bandit
+import bandit.state
 from offline_eval.schema import arms_from_schema, encode_decisions
 from offline_eval.spark import evaluate
 from offline_eval.streaming import evaluate_parquet
@@ -94,16 +97,58 @@ def demo_candidate(log_dir: Path, out: Path) -> Path:
     return policy.save(out / "candidate-linucb.zip")
 
 
+# spark_fit.py has the same URI helpers: each example is one file, which spark-submit ships alone
+def is_uri(location: str) -> bool:
+    """Whether ``location`` is a URI (``s3://bucket/...``, ``hdfs://...``, ``file:///...``), not a local path."""
+    return "://" in location
+
+
+def _filesystem(uri: str) -> tuple[Any, str]:
+    # pyarrow names S3 's3'; Spark's Hadoop connector 's3a'
+    return pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
+
+
+def load_policy(location: str) -> Any:
+    """``bandit.load`` of a local policy file, or of one at a URI pyarrow's filesystems open (copied locally)."""
+    if not is_uri(location):
+        return bandit.load(location)
+    fs, path = _filesystem(location)
+    with fs.open_input_stream(path) as stream, tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "policy.zip"
+        local.write_bytes(stream.read(bandit.state.MAX_FILE_BYTES + 1))
+        return bandit.load(local)
+
+
+def write_output(data: bytes, out: str, name: str) -> str:
+    """Write ``name`` under ``out`` (a local directory: atomically; or a URI pyarrow's filesystems open, e.g.
+    ``s3://bucket/reports/``) and return where it went."""
+    if not is_uri(out):
+        target = Path(out) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=target.parent, suffix=".tmp", delete=False) as fh:
+            fh.write(data)
+        Path(fh.name).replace(target)
+        return str(target)
+    fs, root = _filesystem(out)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root.rstrip('/')}/{name}") as stream:
+        stream.write(data)
+    return f"{out.rstrip('/')}/{name}"
+
+
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One line naming the flag (``parser.error``, exit 2) for a value the script cannot run with, before any work."""
     if args.n < MIN_DEMO_ROWS:
         parser.error(f"--n {args.n}: the demo log needs at least {MIN_DEMO_ROWS:,} rows")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: expected a non-negative integer")
-    if args.log and "://" not in args.log and not Path(args.log).is_dir():
+    if args.log and not is_uri(args.log) and not Path(args.log).is_dir():
         parser.error(f"--log {args.log}: no such directory (a joined decision-log directory, or a URI Spark reads)")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    if not is_uri(args.out) and Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: exists and is not a directory")
+    if is_uri(args.out) and not (args.log and args.candidate):
+        parser.error(f"--out {args.out}: a URI needs --log and --candidate (the demo log and candidate are written "
+                     "to a local --out directory)")
 
 
 def print_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -133,14 +178,17 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
     policies = {}
     for name, path in candidates.items():
         try:
-            policies[name] = bandit.load(path)
-        except (OSError, ValueError) as err:
-            parser.error(f"--candidate {name}={path}: {err}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_dir = Path(args.log) if args.log else make_demo_log(out, args.n, args.seed)
+            policies[name] = load_policy(path)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            parser.error(f"--candidate {name}={path}: {' '.join(str(err).split())}")
+    # a URI (s3://bucket/...) stays a string: pathlib would make it 's3:/bucket/...', a local directory
+    if args.log:
+        log = args.log
+    else:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        log = str(make_demo_log(Path(args.out), args.n, args.seed))
     if not policies:
-        policies = {"linucb": bandit.load(demo_candidate(log_dir, out))}
+        policies = {"linucb": bandit.load(demo_candidate(Path(log), Path(args.out)))}
 
     own_session = spark is None
     if own_session:
@@ -151,7 +199,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
             builder = builder.master(args.master)
         spark = builder.getOrCreate()
     try:
-        decisions = spark.read.parquet(str(log_dir))
+        decisions = spark.read.parquet(log)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # rows without a reward yet, weight diagnostics: printed once below
@@ -161,19 +209,17 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
         if own_session:
             spark.stop()
     diff = None
-    if log_dir.exists():  # a local log: the single-machine streaming evaluation must give the same table
+    if not is_uri(log):  # a local log: the single-machine streaming evaluation must give the same table
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            local = evaluate_parquet(log_dir, policies)
+            local = evaluate_parquet(log, policies)
         diff = float(np.nanmax(np.abs(local[["value", "ci_low", "ci_high"]].to_numpy()
                                       - table[["value", "ci_low", "ci_high"]].to_numpy())))
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".csv", delete=False) as fh:
-        table.to_csv(fh, index=False)
-    Path(fh.name).replace(out / "evaluation.csv")
+    written = write_output(table.to_csv(index=False).encode(), args.out, "evaluation.csv")
     with pd.option_context("display.width", 160):
         print(table[COLUMNS].round(4).to_string(index=False))
     print_warnings(caught)
-    print(f"{len(table)} rows in {seconds:.1f} s on Spark; table written to {out / 'evaluation.csv'}")
+    print(f"{len(table)} rows in {seconds:.1f} s on Spark; table written to {written}")
     if diff is not None:
         print(f"max |Spark - streaming| over value, ci_low, ci_high: {diff:.1e}")
     return Result(table, seconds, diff)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 import bandit
@@ -50,7 +52,7 @@ MIN_DEMO_ROWS = 1_000
 class Result:
     report: FitReport
     policy: Any
-    policy_path: Path
+    policy_path: str  # a local path or the --out URI's file
     seconds: float
     max_diff_vs_streaming: float | None
 
@@ -95,6 +97,22 @@ def log_arms(part: str) -> list[str]:
     return arms
 
 
+# spark_evaluate.py has the same two helpers: each example is one file, which spark-submit ships alone
+def is_uri(location: str) -> bool:
+    """Whether ``location`` is a URI (``s3://bucket/...``, ``hdfs://...``, ``file:///...``), not a local path."""
+    return "://" in location
+
+
+def write_output(data: bytes, out: str, name: str) -> str:
+    """Write ``name`` under the URI ``out`` with pyarrow's filesystems (S3 as ``s3://`` or Spark's ``s3a://``,
+    GCS, HDFS, ``file://``) and return where it went."""
+    fs, root = pafs.FileSystem.from_uri(out.replace("s3a://", "s3://", 1))
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root.rstrip('/')}/{name}") as stream:
+        stream.write(data)
+    return f"{out.rstrip('/')}/{name}"
+
+
 def main(argv: list[str] | None = None, spark: Any = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--log", help="joined decision-log directory (Parquet); default: generate a demo log")
@@ -109,15 +127,20 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
         parser.error(f"--n {args.n}: the demo log needs at least {MIN_DEMO_ROWS:,} rows")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: expected a non-negative integer")
-    if args.log and "://" not in args.log and not Path(args.log).is_dir():
+    if args.log and not is_uri(args.log) and not Path(args.log).is_dir():
         parser.error(f"--log {args.log}: no such directory (a joined decision-log directory, or a URI Spark reads)")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    if not is_uri(args.out) and Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: exists and is not a directory")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DecisionLogWarning)
-        log_dir = Path(args.log) if args.log else make_demo_log(out, args.n, args.seed)
+    if is_uri(args.out) and not args.log:
+        parser.error(f"--out {args.out}: a URI needs --log (the demo log is written to a local --out directory)")
+    # a URI (s3://bucket/...) stays a string: pathlib would make it 's3:/bucket/...', a local directory
+    if args.log:
+        log = args.log
+    else:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DecisionLogWarning)
+            log = str(make_demo_log(Path(args.out), args.n, args.seed))
 
     own_session = spark is None
     if own_session:
@@ -128,7 +151,7 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
             builder = builder.master(args.master)
         spark = builder.getOrCreate()
     try:
-        df = spark.read.parquet(str(log_dir))
+        df = spark.read.parquet(log)
         arms = args.arms.split(",") if args.arms else log_arms(df.inputFiles()[0])
         n_features = len(df.select("context").first()[0])
         policy = POLICIES[args.policy](arms, n_features=n_features, seed=args.seed)
@@ -138,19 +161,24 @@ def main(argv: list[str] | None = None, spark: Any = None) -> Result:
     finally:
         if own_session:
             spark.stop()
-    policy_path = policy.save(out / f"{args.policy.lower()}.policy")
+    name = f"{args.policy.lower()}.policy"
+    if is_uri(args.out):
+        with tempfile.TemporaryDirectory() as tmp:
+            policy_path = write_output(Path(policy.save(Path(tmp) / name)).read_bytes(), args.out, name)
+    else:
+        policy_path = str(policy.save(Path(args.out) / name))
 
     diff = None
-    if log_dir.exists():  # a local log: the single-machine streaming fit must agree
+    if not is_uri(log):  # a local log: the single-machine streaming fit must agree
         check = POLICIES[args.policy](arms, n_features=n_features, seed=args.seed)
-        fit_parquet(check, log_dir)
+        fit_parquet(check, log)
         diff = float(np.max(np.abs(check.coef_ - policy.coef_)))
     print(f"{args.policy}: learned {report.n_rows} rows in {report.n_passes} Spark job(s), {seconds:.1f} s "
           f"({report.n_rows / seconds:,.0f} rows/s); pending {report.n_pending}, rejected {report.rejected}")
     print(f"policy saved to {policy_path}")
     if diff is not None:
         print(f"max |coef(Spark) - coef(streaming)| = {diff:.2e}")
-    return Result(report, policy, Path(policy_path), seconds, diff)
+    return Result(report, policy, policy_path, seconds, diff)
 
 
 if __name__ == "__main__":

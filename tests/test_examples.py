@@ -420,3 +420,50 @@ def test_spark_evaluate_prints_each_user_warning_once(capsys):
         warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
     example.print_warnings(caught)
     assert capsys.readouterr().out == "warning: effective sample size 193 is below 2e+03 rows\n"
+
+
+class _SparkReadStop(Exception):
+    pass
+
+
+class _RecordingSpark:
+    """Stands in for a SparkSession: records the location handed to ``spark.read.parquet``, then stops the run."""
+
+    def __init__(self) -> None:
+        self.read = self
+        self.locations: list[str] = []
+
+    def parquet(self, location: str) -> None:
+        self.locations.append(location)
+        raise _SparkReadStop
+
+
+@pytest.mark.parametrize("script", ["spark_fit", "spark_evaluate"])
+def test_spark_examples_hand_a_log_uri_to_spark_unchanged(tmp_path, script):
+    # Path("s3://bucket/log/") is 's3:/bucket/log': the README's cluster commands could not even read their log
+    module = _load(f"examples/{script}.py", f"example_{script}")
+    spark = _RecordingSpark()
+    extra = []
+    if script == "spark_evaluate":
+        extra = ["--candidate", f"c={bandit.LinUCB(['a', 'b'], n_features=2).save(tmp_path / 'c.zip')}"]
+    with pytest.raises(_SparkReadStop):
+        module.main(["--log", "s3://bucket/decision-log-joined/", *extra, "--out", str(tmp_path / "o")], spark=spark)
+    assert spark.locations == ["s3://bucket/decision-log-joined/"]
+
+
+def test_spark_examples_read_and_write_uris(tmp_path, monkeypatch):
+    # an --out or --candidate URI was turned into a local directory named 's3:' (or 'file:') by pathlib: on a
+    # cluster the model and the table were written to the driver's scratch disk and lost
+    monkeypatch.chdir(tmp_path)
+    evaluate = _load("examples/spark_evaluate.py", "example_spark_evaluate")
+    fit = _load("examples/spark_fit.py", "example_spark_fit")
+    uri = f"file://{tmp_path}/reports/"
+    for module in (evaluate, fit):
+        assert module.write_output(b"policy,value\n", uri, "table.csv") == f"{uri}table.csv"
+        assert (tmp_path / "reports" / "table.csv").read_bytes() == b"policy,value\n"
+    policy = bandit.LinUCB(["a", "b"], n_features=2, seed=0)
+    policy.update([0.5, 1.0], "b", 1.0)
+    policy.save(tmp_path / "reports" / "p.zip")
+    loaded = evaluate.load_policy(f"{uri}p.zip")
+    assert loaded.choose([0.5, 1.0], event_id="e") == policy.choose([0.5, 1.0], event_id="e")
+    assert not (tmp_path / "file:").exists()
