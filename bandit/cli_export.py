@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             summary = writer(df, args.out, invalid_rows=args.invalid_rows)
         except (TypeError, ValueError) as e:
             raise UsageError(f"--logs {path}: {one_line(e)}") from None
+        except OSError as e:  # disk full, a file system that refuses files (/proc): the temporary file's name is ours
+            raise UsageError(f"--out {args.out}: cannot be written ({e.strerror or one_line(e)})") from None
     if summary.n_written == 0:
         args.out.unlink(missing_ok=True)
         raise UsageError(f"--logs {path}: no decision has a final outcome yet; nothing to export")

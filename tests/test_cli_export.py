@@ -170,3 +170,18 @@ def test_evaluate_notes_quarantined_dsjson_lines(logs, tmp_path, capsys):
                  "--out", str(tmp_path / "a")]) == 0
     assert "quarantined 1 of 401 lines (line 4: not valid JSON" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "a" / "ope.csv")["n"].iloc[0] == 400
+
+
+def test_export_that_cannot_be_written_names_out(logs, tmp_path, capsys, monkeypatch):
+    # a write failure (disk full; /proc/x.json as root) gave "error: [Errno 2] ...: '/proc/.x.json.29078.tmp'",
+    # naming a temporary file the user never chose and no flag
+    import offline_eval.formats
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / ".log.json.123.tmp"))
+
+    monkeypatch.setattr(offline_eval.formats, "write_dsjson", disk_full)
+    out = tmp_path / "log.json"
+    assert main(_export(logs, out, "--format", "dsjson", "--now", LATE)) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line == f"upsell-bandit export: error: --out {out}: cannot be written (No space left on device)"
