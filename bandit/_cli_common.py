@@ -14,7 +14,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -82,7 +82,8 @@ STALE = ("logs", "plots")
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse an unusable ``--out`` before any work is done (nothing is created here)."""
+    """Refuse an unusable ``--out`` before any work is done (a directory that does not exist yet is created and
+    removed again: ``os.access`` cannot tell, e.g. for root or under ``/proc``, which holds no new directories)."""
     if out.exists():
         if not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
@@ -98,6 +99,20 @@ def check_out_dir(out: Path, force: bool) -> None:
         raise UsageError(f"--out {out}: cannot be created, {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: cannot be created, {ancestor} is not writable")
+    target = out.absolute()
+    try:
+        target.mkdir(parents=True)
+    except OSError as exc:
+        problem: str | None = f"--out {out}: cannot be created ({exc.strerror or exc})"
+    else:
+        problem = None
+    made = target
+    while made != ancestor:  # below ``ancestor`` nothing existed: remove what was made, deepest first
+        with suppress(OSError):  # not made (the failure), or no longer empty (rmdir removes no content)
+            made.rmdir()
+        made = made.parent
+    if problem:
+        raise UsageError(problem)
 
 
 @contextmanager

@@ -105,9 +105,16 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert "not a directory" in _one_line(capsys.readouterr().err)
 
 
-def test_out_that_cannot_be_created_is_one_line_naming_it(tmp_path, capsys):
+def test_out_that_cannot_be_created_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     """Its parent is writable, but the directory itself cannot be made (a name longer than the file system allows;
-    likewise a path under /proc): one line naming --out, nothing left behind."""
+    likewise a path under /proc): one line naming --out, nothing left behind -- and before the run (it was found
+    only when the results were written, after the whole simulation)."""
+    import bandit.simulation.runner
+
+    def never(*args, **kwargs):
+        raise AssertionError("the simulation ran before --out was found unusable")
+
+    monkeypatch.setattr(bandit.simulation.runner, "run_simulation", never)
     cfg = tmp_path / "ok.toml"
     cfg.write_text(SMALL)
     target = tmp_path / "new" / ("x" * 300)
