@@ -32,39 +32,54 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
   :data:`~offline_eval.diagnostics.ESS_MIN_SHARE` of the rows, or a mean importance weight off its expected value
   (the diagnostics' test: wrong propensities) make the candidate **NO-GO**: more logs of the same kind cannot fix
   them.
-* **small samples** -- an interval that understates the uncertainty decides nothing, in either direction: not GO,
-  and not NO-GO either (a plan that doubles revenue but none of whose ~100 offers converted in the log must not be
-  rejected on an interval that rests on no outcome). Two counts (of the candidate, and of the baseline when it is a
-  candidate) say when:
+* **small samples** -- an interval that understates the uncertainty decides nothing, in either direction. Two
+  counts (of the candidate, and of the baseline when it is a candidate) say when:
 
   - an ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows: every interval of the candidate (lift and
     guardrails) rests on too few effective rows, so it is **NEED MORE DATA** whatever they show;
-  - fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` of the candidate's offers with a non-zero
-    primary metric (``Diagnostics.informative_rows``, the table's ``informative_rows``): the lift's interval cannot
-    settle anything, so it is **NEED MORE DATA** unless a guardrail with enough outcomes of its own is breached
-    (NO-GO);
-  - a guardrail counts its own: fewer than ``INFORMATIVE_ROWS_MIN`` of the candidate's offers with a non-zero
-    value of that guardrail's metric make its status ``few outcomes``, neither non-inferior nor breached (it stays
-    in Holm's family with p-values 1, so it never loosens the others' tests), named with its count in the reasons.
+  - fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` informative rows (offers with a non-zero
+    value of the metric, ``Diagnostics.informative_rows``, the table's ``informative_rows``; for a difference the
+    fewer of its two sides'): every interval is given the **small-sample floor** of :func:`offline_eval.evaluate`
+    and :func:`offline_eval.compare` (:mod:`offline_eval.small_sample`, the same functions) -- the value's
+    interval widened to contain the Chernoff-Hoeffding (KL) interval of the IPS terms, a difference's to contain
+    the union bound of both sides' KL intervals at ``alpha / 2`` each (the logging policy's terms are its
+    rewards) -- and its kind gets ``+kl`` (the table's ``interval``). That floor holds at every n, *given the
+    metric's range*. With a **stated range** (the estimator's ``reward_range`` for the primary metric, the
+    guardrail's ``value_range``) the floored interval is judged like any other: the lift against ``min_effect``,
+    a guardrail as non-inferior / breached / inconclusive (so a rare harm -- no refund among 10^5 offers -- can
+    pass). With only the **range seen in the log** it decides nothing: the candidate is **NEED MORE DATA** (unless
+    a guardrail is breached) and such a guardrail is inconclusive (p = 1 in Holm's family, ``p_holm`` NaN, so it
+    never loosens the others' tests); the reasons say how to state the range. When every value of the metric is 0
+    and no range is stated, nothing bounds it: the floored interval is the whole line.
 
   Measured (seeded Monte Carlo, 400 logs each): with an ESS of about 25 and hundreds of outcomes (a candidate
   offering, with probability 0.9, a plan the logger shows 2% of the time), the lift's interval put a true lift equal
   to the minimum effect below it -- a confident NO-GO -- in 12% of logs, at a nominal 2.5% at most (3.7% at an ESS
-  of about 37).
+  of about 37). Why the observed range is not enough: a plan priced 50 among plans priced 5 and 10, about 2.5
+  conversions on its offers, lift at the minimum effect: judged on the floor over the observed range, 3.0% of logs
+  were a confident NO-GO (all among the 35 logs where none of its offers converted, so the range stopped at 10); a
+  refund guardrail of 50 per refund (10 elsewhere) at its margin was declared non-inferior in 6.3%. With the range
+  stated: 0 of 400 in both. On a stated range, a guardrail at its margin with about 4 or 9 events on the
+  candidate's offers was declared non-inferior in 0 of 400 logs (breached in at most 1.5%), and a harmless one
+  passed in all of them (figures in the module's tests and the README).
 * **lift** -- ``ci_high < min_effect``: NO-GO (it does not pay enough); ``ci_low > min_effect``: lift shown.
 * **guardrails** -- a guardrail with non-inferiority margin ``M >= 0`` is *harmed* by ``h = d`` (``h = -d`` when
   higher is better). Two one-sided tests per guardrail at level ``a / 2``, each family corrected with
   Holm-Bonferroni across the guardrails: *non-inferior* when ``H0: h >= M`` is rejected (equivalently, the Holm-
   adjusted upper bound of ``h`` is below ``M``), *breached* when ``H0: h <= M`` is rejected. A breach is NO-GO.
-* **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy with enough outcomes;
-  **NO-GO** as above; otherwise **NEED MORE DATA**.
+* **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy (with enough effective
+  rows, and enough outcomes or a stated range); **NO-GO** as above; otherwise **NEED MORE DATA**.
 
 The guardrail tests use the same intervals as the lift, the estimator's own (``estimator.interval``; by default
 empirical likelihood up to 200,000 rows), which for a skewed metric need not be symmetric: a test's one-sided
 p-value is half the smallest two-sided level at which the difference's interval excludes the margin: for the normal
 interval the z-test's, for the empirical-likelihood interval the level whose calibrated critical value is the EL
 statistic at the margin (one profile evaluation, :func:`offline_eval.empirical_likelihood.el_mean_p_value`, with
-the interval's range fallback), for the others found by bisecting the level. They were z-tests on the standard error until the attack review of 2026-12-05: with rare
+the interval's range fallback), for the others found by bisecting the level. A floored interval is the hull of
+the scorer's interval and the KL floor, so it excludes the margin only where both do: its p-value is the larger of
+the two, the floor's in closed form from the Chernoff bound (``exp(-n KL)`` of the terms rescaled to their range,
+and for a difference the union bound of both sides',
+:func:`offline_eval.small_sample.kl_difference_p_value`). They were z-tests on the standard error until the attack review of 2026-12-05: with rare
 cancellations and skewed logging (3 plans, cancellation 2-5 %, logging 10-70 %, n = 2,000) a guardrail exactly at
 its margin was declared non-inferior in 6.7-8 % of 300 replications at the nominal 2.5 %; from the intervals, 1.3 %.
 
@@ -90,8 +105,9 @@ guardrail against its margin) with estimate ``q^`` and standard error ``se`` on 
 rows in total for its interval to exclude the threshold with probability ``power`` if the truth were ``q^``
 (``level = a/2`` for the lift, ``a/(2k)`` for ``k`` guardrails: Holm's worst case). The forecast is
 ``max_q n_q - n`` more rows (and ``n * ESS_MIN / ess`` when the ESS is below ``ESS_MIN`` rows, ``n *
-INFORMATIVE_ROWS_MIN / max(k, 1)`` with ``k`` informative rows below ``INFORMATIVE_ROWS_MIN``, of the primary
-metric or of a guardrail with too few outcomes, whose margin test is planned as well), in days at the
+INFORMATIVE_ROWS_MIN / max(k, 1)`` with ``k`` informative rows below ``INFORMATIVE_ROWS_MIN``, when an unsettled
+lift or guardrail is still on the small-sample floor -- the rows after which its own interval takes over, at the
+rate seen so far -- whose threshold is planned as well), in days at the
 evaluated rows' traffic (rows per day); beyond :data:`MAX_GROWTH` times the current rows it is reported as
 impractical (infinite).
 
@@ -124,7 +140,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -147,6 +163,7 @@ from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.evaluate import BLEND_NAME
 from offline_eval.gap import gap_variance
 from offline_eval.intervals import Interval, RowTerms, normal_interval
+from offline_eval.small_sample import ips_term_range, kl_difference_p_value, kl_interval
 
 __all__ = [
     "DECISIONS",
@@ -174,6 +191,7 @@ TABLE_COLUMNS = (
     "role",
     "metric",
     "kind",
+    "interval",
     "value",
     "ci_low",
     "ci_high",
@@ -214,11 +232,19 @@ class Guardrail:
     higher_is_better : bool
         False (default) for harms such as cancellations and cannibalised revenue (an increase is the harm); True
         for metrics such as retention (a decrease is the harm).
+    value_range : (float, float), optional
+        A-priori range of one per-decision value (e.g. ``(0, 1)`` for a 0/1 flag, ``(0, top price)`` for a refund
+        amount), used by the small-sample bound that judges the guardrail while fewer than
+        :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` of a candidate's offers have a non-zero value
+        (:mod:`offline_eval.small_sample`). Default: the range observed on the evaluated rows (with 0), which
+        bounds nothing when every value is 0 -- give it for a rare harm.
 
     Examples
     --------
     >>> Guardrail("cancelled", margin=0.002)
     Guardrail(column='cancelled', margin=0.002, higher_is_better=False)
+    >>> Guardrail("refunded", margin=0.001, value_range=(0, 1))
+    Guardrail(column='refunded', margin=0.001, higher_is_better=False, value_range=(0.0, 1.0))
     >>> Guardrail("cancelled", margin=-1)
     Traceback (most recent call last):
     ...
@@ -228,6 +254,7 @@ class Guardrail:
     column: Any
     margin: float
     higher_is_better: bool = False
+    value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float, np.integer, np.floating)):
@@ -236,10 +263,21 @@ class Guardrail:
             raise ValueError(f"margin must be a finite number >= 0 (metric units per decision), got {self.margin!r}")
         if not isinstance(self.higher_is_better, bool):
             raise TypeError(f"higher_is_better must be a bool, got {type(self.higher_is_better).__name__}")
+        if self.value_range is not None:
+            try:
+                low, high = (float(v) for v in self.value_range)
+            except (TypeError, ValueError):
+                raise TypeError(f"value_range must be a (low, high) pair of numbers or None, got {self.value_range!r}"
+                                ) from None
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"value_range must be finite with low < high (the range of one per-decision value), "
+                                 f"got {self.value_range!r}")
+            object.__setattr__(self, "value_range", (low, high))
 
     def __repr__(self) -> str:
         col = self.column if isinstance(self.column, str) else f"<{len(np.asarray(self.column))} values>"
-        return f"Guardrail(column={col!r}, margin={self.margin!r}, higher_is_better={self.higher_is_better})"
+        extra = "" if self.value_range is None else f", value_range={self.value_range!r}"
+        return f"Guardrail(column={col!r}, margin={self.margin!r}, higher_is_better={self.higher_is_better}{extra})"
 
 
 def holm_bonferroni(pvalues: Sequence[float] | np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -523,10 +561,113 @@ class _Paired:
     se: float
     low: float
     high: float
+    floored: bool = False  # widened by the small-sample floor (_SmallSample)
 
 
 #: The baseline's difference with itself: 0, without an interval.
 _SELF = _Paired(0.0, float("nan"), float("nan"), float("nan"))
+
+
+class _KLSide(NamedTuple):
+    """A policy's IPS terms for the small-sample floor: their mean, a-priori range and informative rows."""
+
+    mean: float
+    low: float
+    high: float
+    n_informative: int
+
+
+class _SmallSample:
+    """The small-sample floor of one metric's intervals, as :func:`offline_eval.evaluate` and
+    :func:`offline_eval.compare` put it (:mod:`offline_eval.small_sample`): a policy with fewer than
+    :data:`INFORMATIVE_ROWS_MIN` informative rows gets its value interval widened to contain the KL interval of its
+    IPS terms (``ResolvedTarget.small_sample_floor``), a difference whose either side has too few the union bound
+    of both sides' KL intervals at ``alpha / 2`` each (the lift floor over the logged rewards; ``compare``'s for a
+    candidate baseline). The logging policy's terms are its rewards (weight 1).
+
+    ``value_range`` is the metric's a-priori range (the estimator's ``reward_range`` for the primary metric, the
+    guardrail's ``value_range``), else the observed one. When it is not given and every value of the metric is 0,
+    nothing bounds a policy without informative rows (``unbounded``): its floored interval is the whole line.
+    """
+
+    def __init__(self, d: LoggedData, resolved: Mapping[str, ResolvedTarget], alpha: float,
+                 value_range: tuple[float, float] | None) -> None:
+        from offline_eval.diagnostics import informative_rows
+        from offline_eval.estimators.base import _weight_bound
+
+        self.n, self.alpha, self.value_range, self.resolved = d.n, alpha, value_range, resolved
+        self.unbounded = value_range is None and not d.reward.any()
+        observed = (float(d.reward.min()), float(d.reward.max()))
+        self._range = observed if value_range is None else value_range
+        self.sides = {LOGGING: _KLSide(float(d.reward.mean()), *ips_term_range(1.0, value_range or observed),
+                                       informative_rows(np.ones(d.n), d.reward))}
+        for name, rt in resolved.items():
+            low, high = ips_term_range(_weight_bound(rt), rt._reward_range(value_range))
+            self.sides[name] = _KLSide(float(rt.weighted_reward.mean()), low, high, rt.n_informative)
+
+    @property
+    def decides(self) -> bool:
+        """Whether a floored interval may decide: only on a stated range. The observed one can miss what a policy's
+        own offers would bring (a plan none of whose offers converted, dearer than anything that did): measured,
+        it gave confident wrong answers above the nominal rate (module docstring)."""
+        return self.value_range is not None
+
+    def range_settings(self) -> dict[str, Any]:
+        """The range of one value the floor rests on (for the settings): ``low``, ``high``, ``given``."""
+        return {"low": self._range[0], "high": self._range[1], "given": self.decides}
+
+    def count(self, name: str, base: str | None = None) -> int:
+        """Informative rows of ``name`` (the fewer of ``name`` and ``base`` for their difference)."""
+        k = self.sides[name].n_informative
+        return k if base is None else min(k, self.sides[base].n_informative)
+
+    def _kl(self, name: str, alpha: float) -> tuple[float, float]:
+        if name == LOGGING:
+            side = self.sides[LOGGING]
+            return kl_interval(side.mean, self.n, side.low, side.high, alpha)
+        return self.resolved[name].value_kl_interval(alpha, self.value_range)
+
+    def value(self, name: str, iv: _Paired) -> _Paired:
+        """``iv``, the interval of ``name``'s value, with the floor when ``name`` has too few informative rows."""
+        if self.count(name) >= INFORMATIVE_ROWS_MIN:
+            return iv
+        if self.unbounded:
+            low, high = -math.inf, math.inf
+        elif name == LOGGING:
+            low, high = self._kl(LOGGING, self.alpha)
+        else:
+            floor = self.resolved[name].small_sample_floor(self.alpha, self.value_range)
+            assert floor is not None
+            low, high = floor.value_low, floor.value_high
+        return _Paired(iv.value, iv.se, min(iv.low, low), max(iv.high, high), True)
+
+    def diff(self, name: str, base: str, iv: _Paired) -> _Paired:
+        """``iv``, the interval of ``V(name) - V(base)``, with the floor when either has too few informative rows."""
+        if self.count(name, base) >= INFORMATIVE_ROWS_MIN:
+            return iv
+        if self.unbounded:
+            low, high = -math.inf, math.inf
+        elif base == LOGGING and name != LOGGING:  # evaluate()'s lift floor
+            floor = self.resolved[name].small_sample_floor(self.alpha, self.value_range)
+            assert floor is not None  # the target's informative rows are among the logged non-zero rewards
+            low, high = floor.lift_low, floor.lift_high
+        else:  # compare()'s union bound
+            a_low, a_high = self._kl(name, self.alpha / 2.0)
+            b_low, b_high = self._kl(base, self.alpha / 2.0)
+            low, high = a_low - b_high, a_high - b_low
+        return _Paired(iv.value, iv.se, min(iv.low, low), max(iv.high, high), True)
+
+    def p_values(self, name: str, base: str, threshold: float) -> tuple[float, float] | None:
+        """One-sided p-values of ``H0: d >= threshold`` and ``H0: d <= threshold`` for ``d = V(name) - V(base)``
+        from the floor of :meth:`diff` (:func:`offline_eval.small_sample.kl_difference_p_value`), None when the
+        difference has enough informative rows to need no floor."""
+        if self.count(name, base) >= INFORMATIVE_ROWS_MIN:
+            return None
+        if self.unbounded:
+            return 1.0, 1.0
+        a, b = self.sides[name][:3], self.sides[base][:3]
+        return (kl_difference_p_value(a, b, self.n, threshold, upper=True),
+                kl_difference_p_value(a, b, self.n, threshold, upper=False))
 
 
 @dataclass(frozen=True)
@@ -561,15 +702,22 @@ class _Scorer:
         self.est = DR(alpha=alpha) if estimator is None else dataclasses.replace(estimator, alpha=alpha)
         self.dm = DM(alpha=alpha)
         self.name = BLEND_NAME if self.blend else self.est.name
-        self.interval_kind = f"bias-aware({self.est.interval})" if self.blend else self.est.interval
         self._data: LoggedData | None = None
+        self.n_rows = 0  # of the metric being scored (prepare)
         self._resid = np.empty(0)
         # id of a blended target's own terms -> (the terms, DR's interval, the blend's shift), for the current
         # metric: a target's value and its lift share them (holding the terms keeps their id from being reused)
         self._own_cache: dict[int, tuple[_Blended, Interval, float]] = {}
 
+    def kind(self, n: int, floored: bool) -> str:
+        """The interval kind on ``n`` rows, as :func:`offline_eval.evaluate` names it (``+kl``: with the small-sample
+        floor; the blend's interval is DR's, floored, widened to contain the blend)."""
+        method = self.est._method(n) + ("+kl" if floored else "")
+        return f"bias-aware({method})" if self.blend else method
+
     def prepare(self, d: LoggedData) -> np.ndarray | None:
         q = self.est.reward_matrix(d)
+        self.n_rows = d.n
         self._own_cache.clear()
         if self.blend and q is not None:
             self._data = d
@@ -726,8 +874,8 @@ def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
         return "small", f"only about {d.ess:.0f} decisions effectively count (at least {ESS_MIN:.0f} are needed)"
     if d.informative_rows is not None and d.informative_rows < INFORMATIVE_ROWS_MIN:
         return "outcomes", (
-            f"only {d.informative_rows} of the logged decisions it would make have a non-zero outcome (at least "
-            f"{INFORMATIVE_ROWS_MIN} are needed before its intervals can be trusted)"
+            f"only {d.informative_rows} of the logged decisions it would make have a non-zero outcome (below "
+            f"{INFORMATIVE_ROWS_MIN} its intervals are the small-sample bound, valid at any size but wide)"
         )
     return "ok", ""
 
@@ -843,12 +991,15 @@ class RolloutReport:
         Plain sentences: the decision first, then what each candidate showed.
     table : pandas.DataFrame
         One row per (policy, metric): the candidates, the baseline and the references (logging policy, best
-        single plan, popularity). Columns :data:`TABLE_COLUMNS`: the estimate ``value`` and interval, the paired
-        difference over the baseline ``diff`` (se, interval), the ``threshold`` it is judged against (min effect
-        or margin, in harm units for guardrails), the ``status`` of that test (``"few outcomes"`` for a guardrail
-        with too few non-zero values among the candidate's offers: not tested, ``p_holm`` NaN), the Holm-adjusted
-        ``p_holm``, the candidate's ``verdict``, its ``hit_rate``, its weight diagnostics, ``informative_rows`` (its
-        offers with a non-zero value of that metric) and the forecast ``more_rows``.
+        single plan, popularity). Columns :data:`TABLE_COLUMNS`: the ``interval`` kind (as :func:`evaluate` names
+        it; ``+kl`` where the small-sample floor widened the row's value interval -- its ``informative_rows`` below
+        :data:`INFORMATIVE_ROWS_MIN` -- or its difference's -- it or the baseline below), the estimate ``value``
+        and interval, the paired difference over the baseline ``diff`` (se, interval), the ``threshold`` it is
+        judged against (min effect or margin, in harm units for guardrails), the ``status`` of that test (a
+        guardrail on the small-sample floor of an observed range is ``"inconclusive"`` with ``p_holm`` NaN: not
+        tested), the Holm-adjusted ``p_holm``, the candidate's ``verdict``, its ``hit_rate``, its weight
+        diagnostics, ``informative_rows`` (its offers with a non-zero value of that metric; the logging policy's:
+        the non-zero values) and the forecast ``more_rows``.
     recommended : str or None
         The GO candidate to roll out (largest lift), if any.
     forecast : Forecast or None
@@ -971,16 +1122,22 @@ class RolloutReport:
         env.filters["count"] = _count
         fixed = self.backtest is not None and len(self.backtest) and not self.backtest["refitted"].all()
         html = env.from_string(source).render(report=self, figures=self.figures(), metrics=self._metric_tables(),
-                                              backtest_note=_FIXED_NOTE if fixed else "")
+                                              backtest_note=_FIXED_NOTE if fixed else "",
+                                              min_informative=INFORMATIVE_ROWS_MIN)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html, encoding="utf-8")
         return target
 
     def _metric_tables(self) -> list[dict[str, Any]]:
         out = []
+        ranges = self.settings.get("value_ranges", {})
         for metric in self.table["metric"].unique():
             part = self.table[self.table["metric"] == metric]
-            out.append({"name": metric, "kind": part["kind"].iloc[0], "rows": part.to_dict(orient="records")})
+            vr = ranges.get(metric)
+            text = "" if vr is None else (
+                f"{'given' if vr['given'] else 'as observed in the log'}: {_fmt(vr['low'])} to {_fmt(vr['high'])}")
+            out.append({"name": metric, "kind": part["kind"].iloc[0], "rows": part.to_dict(orient="records"),
+                        "floored": bool(part["interval"].str.endswith("+kl").any()), "range": text})
         return out
 
 
@@ -1222,6 +1379,8 @@ def rollout_report(
     resolved_primary: dict[str, ResolvedTarget] = {}
     # (candidate, guardrail) -> one-sided p-values of (H0: harm >= margin, H0: harm <= margin)
     guard_p: dict[tuple[str, str], tuple[float, float]] = {}
+    unbounded: dict[str, bool] = {}  # metric -> no range bounds its small-sample floor (_SmallSample)
+    value_ranges: dict[str, dict[str, Any]] = {}  # metric -> the range its small-sample floor rests on
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)
@@ -1246,25 +1405,33 @@ def rollout_report(
             def diff_of(t: Any) -> _Paired:
                 return scorer.interval(diff_terms(t))
 
-            log_iv = scorer.interval(d.reward)
-            log_diff = _SELF if baseline == LOGGING else diff_of(scorer.logging_terms(d.reward))
             g = gr.get(metric_name)
             sign = 1.0 if g is None or g.higher_is_better else -1.0  # harm = -sign * diff for guardrails
+            floors = _SmallSample(d, resolved, scorer.est.alpha,
+                                  scorer.est.reward_range if g is None else g.value_range)
+            unbounded[metric_name] = floors.unbounded
+            value_ranges[metric_name] = floors.range_settings()
+            base_name = LOGGING if baseline == LOGGING else baseline
+            log_iv = floors.value(LOGGING, scorer.interval(d.reward))
+            log_diff = _SELF if baseline == LOGGING else floors.diff(LOGGING, baseline,
+                                                                     diff_of(scorer.logging_terms(d.reward)))
             rows.append(_row(LOGGING, "baseline" if baseline == LOGGING else "reference", metric_name, kind, log_iv,
                              log_diff, _hit_rate(_logging_target(d), d, converted) if d.probabilities is not None
-                             else float("nan")))
+                             else float("nan"), None, scorer, floors.count(LOGGING)))
             for name, arr in {**targets, **refs}.items():
                 role = "baseline" if name == baseline else "candidate" if name in targets else "reference"
-                diff = _SELF if name == baseline else diff_of(terms[name])
+                diff = _SELF if name == baseline else floors.diff(name, base_name, diff_of(terms[name]))
                 diffs[name] = diff
-                rows.append(_row(name, role, metric_name, kind, scorer.interval(terms[name]), diff,
-                                 _hit_rate(arr, d, converted),
-                                 resolved[name].diagnostics()))
-            # tests for the decided candidates
+                rows.append(_row(name, role, metric_name, kind, floors.value(name, scorer.interval(terms[name])),
+                                 diff, _hit_rate(arr, d, converted), resolved[name].diagnostics(),
+                                 scorer))
+            # tests for the decided candidates, on the (floored) intervals
             for name in decided:
                 row = next(r for r in rows if r["policy"] == name and r["metric"] == metric_name)
                 info = per_candidate[name]
+                k_informative = floors.count(name, base_name)  # what the floor of its difference depends on
                 if kind == "primary":
+                    info["outcomes"], info["bound_decides"] = k_informative, floors.decides
                     row["threshold"] = min_effect
                     if row["diff_ci_low"] > min_effect:
                         row["status"] = "above min effect"
@@ -1272,36 +1439,43 @@ def rollout_report(
                         row["status"] = "below min effect"
                     else:
                         row["status"] = "inconclusive"
-                        info["needs"].append(("lift", row["diff"], row["diff_se"], min_effect, z_lift))
+                        # on the small-sample bound the driver is the outcomes: the floor is gone at
+                        # INFORMATIVE_ROWS_MIN of them (the verdict adds those rows), its own se plans the rest
+                        driver = "outcomes" if k_informative < INFORMATIVE_ROWS_MIN else "lift"
+                        info["needs"].append((driver, row["diff"], row["diff_se"], min_effect, z_lift))
                     info["lift"] = row
                 else:
                     assert g is not None
                     harm = -sign * row["diff"]
                     info.setdefault("guardrails", []).append((metric_name, g, harm, row))
-                    # the guardrail's own outcomes among the offers it is judged on (and the baseline's)
-                    k_guard = resolved[name].n_informative
-                    if baseline != LOGGING:
-                        k_guard = min(k_guard, resolved[baseline].n_informative)
-                    info.setdefault("guard_outcomes", {})[metric_name] = k_guard
-                    # the tests' p-values, in the difference's units (harm = -sign * diff)
-                    p_below, p_above = scorer.p_values(diff_terms(terms[name]), diffs[name].value, -sign * g.margin)
+                    info.setdefault("guard_outcomes", {})[metric_name] = k_informative
+                    # a floored interval decides only on a stated range (_SmallSample.decides); else not judged
+                    info.setdefault("guard_judged", {})[metric_name] = (k_informative >= INFORMATIVE_ROWS_MIN
+                                                                        or floors.decides)
+                    # the tests' p-values, in the difference's units (harm = -sign * diff); a floored interval is
+                    # the hull of the scorer's and the KL floor's, so it excludes a value only where both do
+                    thr = -sign * g.margin
+                    p_below, p_above = scorer.p_values(diff_terms(terms[name]), diffs[name].value, thr)
+                    kl_p = floors.p_values(name, base_name, thr)
+                    if kl_p is not None:
+                        p_below, p_above = max(p_below, kl_p[0]), max(p_above, kl_p[1])
                     guard_p[(name, metric_name)] = (p_below, p_above) if sign < 0 else (p_above, p_below)
         # Holm across guardrails, per candidate
         for name in decided:
             info = per_candidate[name]
             gl = info.get("guardrails", [])
             if gl:
-                # a guardrail with too few outcomes of its own stays in Holm's family but is never rejected (p = 1)
-                few = np.array([info["guard_outcomes"][gname] < INFORMATIVE_ROWS_MIN for gname, _, _, _ in gl])
                 p_noninf = np.array([guard_p[(name, gname)][0] for gname, _, _, _ in gl])  # H0: harm >= margin
                 p_breach = np.array([guard_p[(name, gname)][1] for gname, _, _, _ in gl])  # H0: harm <= margin
-                ok, adj_ok = holm_bonferroni(np.where(few, 1.0, p_noninf), a / 2)
-                bad, adj_bad = holm_bonferroni(np.where(few, 1.0, p_breach), a / 2)
+                # a guardrail that cannot be judged stays in Holm's family with p = 1: it never loosens the others
+                judged = np.array([info["guard_judged"][gname] for gname, _, _, _ in gl])
+                ok, adj_ok = holm_bonferroni(np.where(judged, p_noninf, 1.0), a / 2)
+                bad, adj_bad = holm_bonferroni(np.where(judged, p_breach, 1.0), a / 2)
                 z_g = float(norm.ppf(1 - a / (2 * k_g)))
                 for j, (gname, g, h, row) in enumerate(gl):
                     row["threshold"] = g.margin
-                    if few[j]:
-                        row["status"], row["p_holm"] = "few outcomes", float("nan")
+                    if not judged[j]:
+                        row["status"], row["p_holm"] = "inconclusive", float("nan")
                         info["needs"].append((gname, h, row["diff_se"], g.margin, z_g))
                         info["count_needs"].append((gname, _outcome_rows(primary.n, info["guard_outcomes"][gname])))
                     elif bad[j]:
@@ -1311,6 +1485,9 @@ def rollout_report(
                     else:
                         row["status"], row["p_holm"] = "inconclusive", min(adj_ok[j], adj_bad[j])
                         info["needs"].append((gname, h, row["diff_se"], g.margin, z_g))
+                        k_guard = info["guard_outcomes"][gname]
+                        if k_guard < INFORMATIVE_ROWS_MIN:  # judged on the small-sample bound until then
+                            info["count_needs"].append((gname, _outcome_rows(primary.n, k_guard)))
 
     # verdicts
     n = primary.n
@@ -1335,8 +1512,8 @@ def rollout_report(
             verdict = MORE
         elif breached:
             verdict = NO_GO
-        elif overlap == "outcomes":  # too few outcomes: the lift's interval decides nothing, either way
-            verdict = MORE
+        elif info["outcomes"] < INFORMATIVE_ROWS_MIN and not info["bound_decides"]:
+            verdict = MORE  # the small-sample bound on an observed range decides nothing (module docstring)
         elif lift["status"] == "below min effect":
             verdict = NO_GO
         elif lift["status"] == "above min effect" and all(x[3]["status"] == "non-inferior" for x in gl):
@@ -1345,14 +1522,16 @@ def rollout_report(
             verdict = MORE
         verdicts[name] = verdict
         info["overlap"], info["why"], info["breached"] = overlap, why, breached
-        info["outcomes"] = sample_diag.informative_rows
         if verdict == MORE:
             needs: list[tuple[str, float, Estimate | None, float, float]] = []
             for q_name, v, se, thr, zl in info["needs"]:
                 plan = _planning_estimate(v, se, zl, n, diag)
                 needs.append((q_name, _more_rows_to_settle(plan, thr, zl, z_power), plan, thr, zl))
             needs += [(q_name, rows, None, 0.0, 0.0) for q_name, rows in info["count_needs"]]
-            if overlap in ("small", "outcomes"):
+            if info["outcomes"] < INFORMATIVE_ROWS_MIN and (lift["status"] == "inconclusive"
+                                                            or not info["bound_decides"]):
+                needs.append(("outcomes", _outcome_rows(n, info["outcomes"]), None, 0.0, 0.0))
+            if overlap == "small":
                 needs += _sample_needs(sample_diag, n)
             driver, more, planned, thr, zl = max(needs, key=lambda x: x[1])
             more = max(more, 1.0)
@@ -1396,7 +1575,7 @@ def rollout_report(
         "alpha_per_candidate": a,
         "n_candidates": m,
         "estimator": scorer.name,
-        "interval": scorer.interval_kind,
+        "interval": scorer.kind(primary.n, False),
         "power": power,
         "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better} for k, g in gr.items()},
         "n_test": primary.n,
@@ -1409,6 +1588,8 @@ def rollout_report(
         "best_plan_order": [primary.action_names[j] for j in best_order],
         "popularity_order": [primary.action_names[j] for j in pop_order],
         "rows_per_day": per_day,
+        "unbounded": unbounded,
+        "value_ranges": value_ranges,
     }
     reasons = _reasons(decision, recommended, decided, verdicts, per_candidate, forecasts, forecast, settings, gr)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -1445,13 +1626,19 @@ def _row(
     value: _Paired,
     diff: _Paired,
     hit: float,
-    diag: Diagnostics | None = None,
+    diag: Diagnostics | None,
+    scorer: _Scorer,
+    informative: int | None = None,
 ) -> dict[str, Any]:
+    """One table row; ``informative``: the informative rows when there are no weight diagnostics (logging)."""
+    if diag is not None:
+        informative = diag.informative_rows
     return {
         "policy": policy,
         "role": role,
         "metric": metric,
         "kind": kind,
+        "interval": scorer.kind(scorer.n_rows, value.floored or diff.floored),
         "value": value.value,
         "ci_low": value.low,
         "ci_high": value.high,
@@ -1467,7 +1654,7 @@ def _row(
         "ess": float("nan") if diag is None else diag.ess,
         "mean_weight": float("nan") if diag is None else diag.mean_weight,
         "support_deficit": float("nan") if diag is None or diag.support_deficit is None else diag.support_deficit,
-        "informative_rows": float("nan") if diag is None or diag.informative_rows is None else diag.informative_rows,
+        "informative_rows": float("nan") if informative is None else informative,
         "more_rows": float("nan"),
     }
 
@@ -1537,10 +1724,10 @@ def _reasons(
             pending = "too few decisions effectively count yet"
         elif forecast.driver == "outcomes":
             pending = (f"only {lead['outcomes']} of its offers have a non-zero outcome yet, and at least "
-                       f"{INFORMATIVE_ROWS_MIN} are needed")
+                       f"{INFORMATIVE_ROWS_MIN} are needed before its lift is judged on its own interval")
         elif forecast.driver in gr and few_guard < INFORMATIVE_ROWS_MIN:
             pending = (f"only {few_guard} of its offers have a non-zero {forecast.driver} value yet, and at least "
-                       f"{INFORMATIVE_ROWS_MIN} are needed")
+                       f"{INFORMATIVE_ROWS_MIN} are needed before that guardrail is judged on its own interval")
         else:
             pending = f"{what} is still undecided"
         # a count (ESS, outcomes) is forecast at the rate seen so far, an interval with a planned chance
@@ -1572,8 +1759,11 @@ def _reasons(
             parts.append(f"which is less than the {min_eff} worth shipping")
         elif status == "inconclusive":
             parts.append(f"which cannot yet be told apart from the {min_eff} worth shipping")
-        if status != "inconclusive" and i["overlap"] in ("small", "outcomes"):
+        if status != "inconclusive" and i["overlap"] == "small":
             parts.append("but that interval cannot be trusted yet")
+        if i["outcomes"] < INFORMATIVE_ROWS_MIN:
+            parts.append(_bound_text(i["outcomes"], f"{metric} value", metric, settings,
+                                     "pass an estimator with reward_range=(low, high)"))
         sentence = ", ".join(parts) + "."
         out.append(sentence)
         if i["why"]:
@@ -1584,15 +1774,14 @@ def _reasons(
                 f"{gname} changes by {_fmt(row['diff'], True)} per decision ({level} CI "
                 f"{_fmt(row['diff_ci_low'], True)} to {_fmt(row['diff_ci_high'], True)})"
             )
+            k_guard = i["guard_outcomes"][gname]
+            if k_guard < INFORMATIVE_ROWS_MIN:
+                change += ", " + _bound_text(k_guard, f"{gname} value", gname, settings,
+                                             "give the guardrail a value_range=(low, high)")
             if row["status"] == "breached":
                 out.append(f"{name!r} breaches the {gname} guardrail: {change}, beyond the allowed {limit}.")
             elif row["status"] == "non-inferior":
                 out.append(f"{name!r} keeps {gname} within the allowed {limit}: {change}.")
-            elif row["status"] == "few outcomes":
-                out.append(
-                    f"{name!r}: {change}, but only {i['guard_outcomes'][gname]} of its offers have a non-zero {gname} "
-                    f"value (at least {INFORMATIVE_ROWS_MIN} are needed before the guardrail can be judged either way)."
-                )
             else:
                 out.append(f"{name!r}: {change}; the data cannot yet show it stays within the allowed {limit}.")
     if settings["n_train"] is None:
@@ -1604,6 +1793,23 @@ def _reasons(
                    f"contract ({why}) and were left out; if the logger is at fault (wrong propensities), the rows "
                    "that look valid may be wrong too, and the estimates biased.")
     return out
+
+
+def _bound_text(k: int, what: str, metric: str, settings: Mapping[str, Any], fix: str) -> str:
+    """The clause for an interval on the small-sample bound (``k`` < INFORMATIVE_ROWS_MIN informative rows): judged
+    on it (a stated range), or not judged (the range only observed; none at all when every value is 0), with ``fix``
+    saying how to state one."""
+    head = f"only {k} of its offers have a non-zero {what}"
+    if settings["unbounded"][metric]:
+        return (f"and no evaluated decision has a non-zero {what}, so without a stated range nothing bounds it "
+                f"({fix})")
+    vr = settings["value_ranges"][metric]
+    if vr["given"]:
+        return (f"judged on the small-sample bound ({head}; below {INFORMATIVE_ROWS_MIN} the interval contains the "
+                f"Chernoff-Hoeffding one for values in [{_fmt(vr['low'])}, {_fmt(vr['high'])}], valid at any size)")
+    return (f"but {head}, and below {INFORMATIVE_ROWS_MIN} its interval rests on the range seen in the log "
+            f"([{_fmt(vr['low'])}, {_fmt(vr['high'])}]), which its own offers may exceed: it decides nothing "
+            f"({fix} to judge it on the small-sample bound)")
 
 
 def _no_go_cause(i: Mapping[str, Any], min_eff: str) -> str:

@@ -41,9 +41,19 @@ from typing import NamedTuple
 
 from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN
 
-__all__ = ["SmallSampleFloor", "ips_kl_interval", "kl_interval", "small_sample_floor"]
+__all__ = [
+    "SmallSampleFloor",
+    "ips_kl_interval",
+    "ips_term_range",
+    "kl_difference_p_value",
+    "kl_interval",
+    "kl_p_value",
+    "small_sample_floor",
+]
 
 _BISECTIONS = 80
+#: The largest KL budget a p-value is resolved to (exp(-700) is about 1e-304).
+_MAX_BUDGET = 700.0
 
 
 def _bernoulli_kl(p: float, q: float) -> float:
@@ -123,6 +133,139 @@ def ips_kl_interval(
     in ``[W min(r_lo, 0), W max(r_hi, 0)]`` (``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``)."""
     w = max(weight_bound, 0.0)
     return kl_interval(ips_mean, n, w * min(reward_range[0], 0.0), w * max(reward_range[1], 0.0), alpha)
+
+
+def ips_term_range(weight_bound: float, reward_range: tuple[float, float]) -> tuple[float, float]:
+    """A-priori range ``[W min(r_lo, 0), W max(r_hi, 0)]`` of one IPS term ``w_i r_i`` (the range
+    :func:`ips_kl_interval` rescales by; ``weight_bound`` 1 gives the range of a logged reward)."""
+    w = max(weight_bound, 0.0)
+    return w * min(reward_range[0], 0.0), w * max(reward_range[1], 0.0)
+
+
+def _p_scaled(mean: float, low: float, high: float) -> float:
+    return min(1.0, max(0.0, (mean - low) / (high - low)))
+
+
+def kl_p_value(mean: float, n: int, low: float, high: float, threshold: float, upper: bool) -> float:
+    """One-sided p-value that inverts :func:`kl_interval`: half the smallest two-sided level at which its interval
+    excludes ``threshold`` on one side -- the Chernoff bound ``exp(-n KL(mean || threshold))`` of the terms rescaled
+    to ``[low, high]`` (Hoeffding 1963, Theorem 1), itself a valid p-value at every n.
+
+    Parameters
+    ----------
+    mean, n, low, high : as :func:`kl_interval`
+    threshold : float
+        The value tested.
+    upper : bool
+        True: ``H0: mu >= threshold``, rejected when the interval's upper end falls below ``threshold``; False:
+        ``H0: mu <= threshold`` (its lower end above ``threshold``).
+
+    Returns
+    -------
+    float
+        In [0, 1]: 1 when ``mean`` lies on the wrong side of ``threshold`` (no level excludes it), 0 beyond the
+        range (every level does).
+
+    Examples
+    --------
+    No success in 100 Bernoulli trials: ``H0: mu >= 0.03`` has ``p = 0.97^100``, and ``kl_interval`` at level
+    ``2 p`` ends at 0.03.
+
+    >>> p = kl_p_value(0.0, 100, 0.0, 1.0, 0.03, upper=True)
+    >>> round(p, 6), round(0.97 ** 100, 6), round(kl_interval(0.0, 100, 0.0, 1.0, alpha=2 * p)[1], 6)
+    (0.047553, 0.047553, 0.03)
+    """
+    if not high >= low:
+        raise ValueError(f"high must be >= low, got [{low}, {high}]")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    span = high - low
+    if span == 0.0 or not math.isfinite(span):  # kl_interval is the range itself at every level
+        return 0.0 if (threshold > high if upper else threshold < low) else 1.0
+    p, t = _p_scaled(mean, low, high), (threshold - low) / span
+    if (t <= p) if upper else (t >= p):
+        return 1.0
+    if t >= 1.0 or t <= 0.0:
+        return 0.0
+    return math.exp(-n * _bernoulli_kl(p, t))
+
+
+def _kl_end(side: tuple[float, float, float], n: int, budget: float, upper: bool) -> float:
+    mean, low, high = side
+    span = high - low
+    if span == 0.0 or not math.isfinite(span):
+        return high if upper else low
+    return low + span * _kl_side(_p_scaled(mean, low, high), n, budget, upper)
+
+
+def kl_difference_p_value(
+    first: tuple[float, float, float],
+    second: tuple[float, float, float],
+    n: int,
+    threshold: float,
+    upper: bool,
+) -> float:
+    """One-sided p-value of a difference of two means from the union-bound interval ``[lo_1 - hi_2, hi_1 - lo_2]``
+    of their :func:`kl_interval` at ``alpha / 2`` each (as ``compare`` and the lift floor combine them): half the
+    smallest level at which it excludes ``threshold``. At that level both ends sit at the same KL budget ``b``, so
+    ``p = exp(-b) + exp(-b)``: the two sides' Chernoff bounds added (the union bound); ``b`` is found by bisection.
+
+    Parameters
+    ----------
+    first, second : (mean, low, high)
+        Each side's sample mean over the same ``n`` rows and its a-priori range (as :func:`kl_interval`).
+    n : int
+        Rows (>= 1).
+    threshold : float
+        The difference tested.
+    upper : bool
+        True: ``H0: mu_1 - mu_2 >= threshold`` (rejected when the upper end falls below it); False: ``<=``.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    The first side saw nothing in 200 rows, the second has mean 0.3 in [0, 1]: ``H0: difference >= 0`` is
+    rejected at the level where the union-bound interval's upper end reaches 0.
+
+    >>> p = kl_difference_p_value((0.0, 0.0, 1.0), (0.3, 0.0, 1.0), 200, 0.0, upper=True)
+    >>> hi_1 = kl_interval(0.0, 200, 0.0, 1.0, alpha=p)[1]
+    >>> lo_2 = kl_interval(0.3, 200, 0.0, 1.0, alpha=p)[0]
+    >>> p < 1e-6, abs(hi_1 - lo_2) < 1e-9
+    (True, True)
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    for name, side in (("first", first), ("second", second)):
+        if not side[2] >= side[1]:
+            raise ValueError(f"{name} must be (mean, low, high) with high >= low, got {side}")
+
+    def end(budget: float) -> float:
+        if upper:
+            return _kl_end(first, n, budget, True) - _kl_end(second, n, budget, False)
+        return _kl_end(first, n, budget, False) - _kl_end(second, n, budget, True)
+
+    def excludes(budget: float) -> bool:
+        return end(budget) < threshold if upper else end(budget) > threshold
+
+    if not excludes(0.0):  # the point estimate itself is on the other side (or on the threshold)
+        return 1.0
+    inside, outside = 0.0, _MAX_BUDGET  # excluded at budget `inside`, not (yet) at `outside`
+    if excludes(outside):
+        return 0.0
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (inside + outside)
+        if mid in (inside, outside):
+            break
+        inside, outside = (mid, outside) if excludes(mid) else (inside, mid)
+    return min(1.0, 2.0 * math.exp(-inside))
 
 
 class SmallSampleFloor(NamedTuple):

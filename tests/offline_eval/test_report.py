@@ -297,10 +297,12 @@ def test_no_conversion_on_the_candidates_rows_is_not_a_confident_no_go():
 
 
 def test_a_lift_resting_on_a_handful_of_outcomes_is_not_go(monkeypatch):
-    """Five conversions (at 100) among the candidate's ~100 logged offers make a lift whose interval clears the
-    minimum effect, but intervals resting on fewer than INFORMATIVE_ROWS_MIN outcomes understate the uncertainty
-    (attack_ds: coverage 0.56-0.75 at ~2.5 outcomes): NEED MORE DATA, driven by the outcomes, with the reason. Without
-    the rule (minimum 0) the same report said GO."""
+    """Five conversions (at 100) among the candidate's ~100 logged offers make a lift whose own interval clears the
+    minimum effect (without the small-sample rules, minimum 0, the report said GO), but intervals resting on fewer
+    than INFORMATIVE_ROWS_MIN outcomes understate the uncertainty (coverage 0.56-0.75 at ~2.5 outcomes). The lift's
+    interval gets evaluate()'s small-sample floor (+kl) and is too wide to clear the minimum effect; on the observed
+    range it would decide nothing anyway. NEED MORE DATA, driven by the outcomes, with the count named; the same on
+    a stated reward range, where the floor may decide but is too wide here."""
     import offline_eval.report as report_module
 
     rng = np.random.default_rng(3)
@@ -312,20 +314,31 @@ def test_a_lift_resting_on_a_handful_of_outcomes_is_not_go(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+        stated = rollout_report(data, {"plan 2": 2}, min_effect=0.1, estimator=DR(reward_range=(0.0, 100.0)))
         monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
         before = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
     assert before.decision == "GO"
-    assert rep.decision == "NEED MORE DATA" and rep.forecast is not None and rep.forecast.driver == "outcomes"
-    assert "only 5 of its offers have a non-zero outcome yet, and at least 10 are needed" in rep.reasons[0]
-    assert rep.forecast.more_rows == math.ceil(n * 10 / 5) - n
+    old = before.table.query("policy == 'plan 2'").iloc[0]
+    for got in (rep, stated):
+        lift = got.table.query("policy == 'plan 2'").iloc[0]
+        assert lift.interval.endswith(("+kl", "+kl)")) and lift.informative_rows == 5
+        assert lift.diff_ci_low < 0.1 < old.diff_ci_low and lift.status == "inconclusive"
+        assert got.decision == "NEED MORE DATA" and got.forecast.driver == "outcomes"
+        assert "only 5 of its offers have a non-zero outcome yet, and at least 10 are needed" in got.reasons[0]
+        # rows for 10 outcomes at the rate seen so far, or more for the lift's own interval to settle after them
+        assert got.forecast.more_rows >= math.ceil(n * 10 / 5) - n
+    assert "rests on the range seen in the log ([0.000, 100.000])" in " ".join(rep.reasons)
+    assert "judged on the small-sample bound (only 5 of its offers have a non-zero reward value" in " ".join(
+        stated.reasons)
 
 
 def test_a_no_go_resting_on_too_few_outcomes_is_need_more_data(monkeypatch):
     """Regression: plan 2 (price 20, converts 3%) doubles revenue per offer (0.6 against the logged 0.3: a lift of
     0.3, above the 0.1 worth shipping), but none of its 105 offers in this log converted (a 3% converter shows none
     in 105 offers 4% of the time). The lift's interval ended at +0.054, below the minimum effect, and the report
-    said NO-GO. An interval resting on fewer than INFORMATIVE_ROWS_MIN outcomes understates the uncertainty on
-    either side: NEED MORE DATA, driven by the outcomes, with the count named."""
+    said NO-GO. With the small-sample floor (the KL interval of plan 2's IPS terms, nothing observed, over the
+    observed range) the interval reaches past the minimum effect by itself, and with no stated range an interval
+    on fewer than INFORMATIVE_ROWS_MIN outcomes decides nothing: NEED MORE DATA, driven by the outcomes."""
     import offline_eval.report as report_module
 
     rate, price = np.array([0.02, 0.02, 0.03]), np.array([5.0, 10.0, 20.0])
@@ -340,16 +353,15 @@ def test_a_no_go_resting_on_too_few_outcomes_is_need_more_data(monkeypatch):
         rep = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
         monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
         without_rule = rollout_report(data, {"plan 2": 2}, min_effect=0.1)
+    old = without_rule.table.query("policy == 'plan 2'").iloc[0]
+    assert old.status == "below min effect" and without_rule.decision == "NO-GO"
     lift = rep.table.query("policy == 'plan 2'").iloc[0]
-    assert lift.status == "below min effect" and lift.diff_ci_high < 0.1  # the interval alone would say NO-GO
-    assert without_rule.decision == "NO-GO"
+    assert lift.status == "inconclusive" and lift.diff_ci_high > 0.1 and lift.interval == "bias-aware(el+kl)"
     assert rep.decision == "NEED MORE DATA" and rep.verdicts == {"plan 2": "NEED MORE DATA"}
     assert rep.forecast is not None and rep.forecast.driver == "outcomes"
-    assert rep.forecast.more_rows == math.ceil(n * 10 / 1) - n  # at least one outcome's rate
+    assert rep.forecast.more_rows >= math.ceil(n * 10 / 1) - n  # at least one outcome's rate
     assert "only 0 of its offers have a non-zero outcome yet, and at least 10 are needed" in rep.reasons[0]
-    text = " ".join(rep.reasons)
-    assert "only 0 of the logged decisions it would make have a non-zero outcome" in text
-    assert "but that interval cannot be trusted yet" in text
+    assert "only 0 of the logged decisions it would make have a non-zero outcome" in " ".join(rep.reasons)
     assert lift.informative_rows == 0
 
 
@@ -388,29 +400,32 @@ def _refund_logs(n, refunds_on_b, amount_b, amount_a, seed=0):
     return data, refund
 
 
-@pytest.mark.parametrize("refunds_on_b,amount_b,amount_a,margin,old_status", [(4, 10.0, 10.0, 0.01, "non-inferior"),
-                                                                              (9, 100.0, 0.1, 0.0, "breached")])
-def test_a_guardrail_with_too_few_outcomes_is_neither_passed_nor_failed(monkeypatch, refunds_on_b, amount_b, amount_a,
-                                                                        margin, old_status):
+@pytest.mark.parametrize("refunds_on_b,amount_b,amount_a,margin,old_status,stated_status",
+                         [(4, 10.0, 10.0, 0.01, "non-inferior", "non-inferior"),
+                          (9, 100.0, 0.1, 0.0, "breached", "inconclusive")])
+def test_a_guardrail_with_too_few_outcomes_is_judged_on_the_small_sample_bound(
+        monkeypatch, refunds_on_b, amount_b, amount_a, margin, old_status, stated_status):
     """Regression: a guardrail's test rests on its own outcomes. 'always B' converts more; its refunds guardrail has
     many non-zero values on A's rows but only 4 (9) on B's, the rows the candidate is judged on. Its interval was
-    taken at face value: a confident pass (GO) or breach (NO-GO). Now the guardrail counts its own informative rows
-    (diagnostics.informative_rows of the candidate's weights and the refunds) and, with fewer than 10, is 'few
-    outcomes': never non-inferior nor breached, named in the reasons with its count, the forecast's driver, and still
-    one of Holm's family (with p = 1)."""
+    taken at face value: a confident pass (GO) or breach (NO-GO). Now its interval (and p-values) get the
+    small-sample floor; on the observed range that decides nothing (inconclusive, p = 1 in Holm's family, p_holm
+    NaN, named with its count and how to state a range, the forecast's driver); on a stated value_range the floored
+    interval is judged: 4 refunds of 10 on B's 2,000 offers against 3% on A's is a pass, 9 refunds of 100 against
+    a margin of 0 is too few to tell."""
     import offline_eval.report as report_module
     from offline_eval.diagnostics import informative_rows
 
     data, refund = _refund_logs(4_000, refunds_on_b, amount_b, amount_a)
     guard = {"refunds": Guardrail(refund, margin=margin)}
+    stated_range = {"refunds": Guardrail(refund, margin=margin, value_range=(0.0, max(amount_a, amount_b)))}
     cancelled = (np.random.default_rng(1).random(4_000) < 0.05).astype(float)  # 5% on every arm's rows
+    cancellations = {"cancellations": Guardrail(cancelled, margin=0.02)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = rollout_report(data, {"always B": "B"}, guardrails=guard, estimator=IPS())
-        two = rollout_report(data, {"always B": "B"}, estimator=IPS(),
-                             guardrails={**guard, "cancellations": Guardrail(cancelled, margin=0.02)})
-        alone = rollout_report(data, {"always B": "B"}, estimator=IPS(),
-                               guardrails={"cancellations": Guardrail(cancelled, margin=0.02)})
+        stated = rollout_report(data, {"always B": "B"}, guardrails=stated_range, estimator=IPS())
+        two = rollout_report(data, {"always B": "B"}, estimator=IPS(), guardrails={**guard, **cancellations})
+        alone = rollout_report(data, {"always B": "B"}, estimator=IPS(), guardrails=cancellations)
         monkeypatch.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)
         without_rule = rollout_report(data, {"always B": "B"}, guardrails=guard, estimator=IPS())
     old = without_rule.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
@@ -418,19 +433,120 @@ def test_a_guardrail_with_too_few_outcomes_is_neither_passed_nor_failed(monkeypa
     g = rep.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
     assert g.informative_rows == refunds_on_b == informative_rows(2.0 * (data.action == 1), refund)
     assert (refund > 0).sum() > 50  # plenty of refunds overall, but not on the candidate's offers
-    assert g.status == "few outcomes" and math.isnan(g.p_holm)
+    assert g.interval == "el+kl" and g.diff_ci_low <= old.diff_ci_low and g.diff_ci_high >= old.diff_ci_high
+    assert g.status == "inconclusive" and math.isnan(g.p_holm)
     assert rep.table.query("policy == 'always B' and metric == 'reward'").status.iloc[0] == "above min effect"
     assert rep.decision == "NEED MORE DATA" and rep.forecast.driver == "refunds"
     # rows for 10 refunds at the rate seen so far, or more when its interval also needs them to settle the margin
     assert rep.forecast.more_rows >= math.ceil(4_000 * 10 / refunds_on_b) - 4_000
     assert f"only {refunds_on_b} of its offers have a non-zero refunds value yet, and at least 10 are needed" in (
         rep.reasons[0])
-    assert any(s.startswith("'always B': refunds changes by") and f"only {refunds_on_b} of its offers have a non-zero"
-               in s for s in rep.reasons)
+    text = " ".join(rep.reasons)
+    assert f"only {refunds_on_b} of its offers have a non-zero refunds value, and below 10 its interval rests on " \
+           "the range seen in the log" in text and "value_range=(low, high)" in text
     # the other guardrail is still judged, in a Holm family of two: its adjusted p-value doubles
     c2 = two.table.query("policy == 'always B' and metric == 'cancellations'").iloc[0]
     c1 = alone.table.query("policy == 'always B' and metric == 'cancellations'").iloc[0]
     assert c2.status == c1.status == "non-inferior" and c2.p_holm == pytest.approx(2 * c1.p_holm, rel=1e-12)
+    # on a stated range: the same floored interval, judged
+    s = stated.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
+    assert (s.diff_ci_low, s.diff_ci_high) == (g.diff_ci_low, g.diff_ci_high)  # the observed range is the stated one
+    assert s.status == stated_status and 0 < s.p_holm <= 1
+    assert (s.status == "non-inferior") == (s.diff_ci_high < margin)
+    assert stated.decision == ("GO" if stated_status == "non-inferior" else "NEED MORE DATA")
+    assert f"judged on the small-sample bound (only {refunds_on_b} of its offers have a non-zero refunds value" in (
+        " ".join(stated.reasons))
+
+
+def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range():
+    """No refund at all among 10^5 offers: the guardrail's own interval is [0, 0] (no variance to estimate) and
+    says nothing, but the KL bound of a 0/1 flag over 10^5 rows is about 2 ln(80) / 10^5 = 9e-5 per decision: a
+    margin of 0.001 passes, with the closed-form p-value (the union bound of both sides' Chernoff bounds). Without a
+    stated range nothing bounds a metric that is 0 everywhere: the interval is the whole line and the reasons say
+    how to state one."""
+    from offline_eval.small_sample import kl_difference_p_value
+
+    n = 100_000
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 2, n)
+    conv = (rng.random(n) < np.where(a == 1, 0.12, 0.08)).astype(float)
+    data = LoggedData(None, a, conv, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5), action_names=ARMS)
+    refunded = np.zeros(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = rollout_report(data, {"always B": "B"}, estimator=IPS(),
+                             guardrails={"refunds": Guardrail(refunded, margin=0.001, value_range=(0, 1))})
+        blind = rollout_report(data, {"always B": "B"}, estimator=IPS(),
+                               guardrails={"refunds": Guardrail(refunded, margin=0.001)})
+    g = rep.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
+    assert g.status == "non-inferior" and rep.decision == "GO" and g.interval == "el+kl"
+    # [0 - q, 2 q - 0], q = 1 - (alpha / 4)^(1/n): the KL ends of a flag never seen (W = 2, and the logged one)
+    q = 1 - (0.05 / 4) ** (1 / n)
+    assert (g.diff_ci_low, g.diff_ci_high) == pytest.approx((-q, 2 * q), rel=1e-9) and 2 * q < 1e-4
+    assert g.p_holm == pytest.approx(kl_difference_p_value((0.0, 0.0, 2.0), (0.0, 0.0, 1.0), n, 0.001, True),
+                                     rel=1e-12)
+    assert g.p_holm == pytest.approx(2 * 0.9995 ** n, rel=1e-6)  # both ends at KL budget -ln(1 - margin / 2)
+    assert "judged on the small-sample bound (only 0 of its offers have a non-zero refunds value" in " ".join(
+        rep.reasons)
+    b = blind.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
+    assert b.status == "inconclusive" and b.diff_ci_low == -math.inf and b.diff_ci_high == math.inf
+    assert blind.decision == "NEED MORE DATA" and blind.forecast.driver == "refunds"
+    assert "no evaluated decision has a non-zero refunds value, so without a stated range nothing bounds it" in (
+        " ".join(blind.reasons))
+
+
+def test_small_sample_bound_rarely_gives_a_confident_wrong_answer():
+    """Seeded Monte Carlo (IPS, stated ranges) of decisions taken on the small-sample bound:
+
+    * a refund guardrail (10 per refund, only on B's offers) whose true harm equals its margin, with about 4 refunds
+      on B's offers per log: declared non-inferior -- and breached -- in at most alpha / 2 = 2.5% of logs (+ two
+      binomial standard errors); at 400 logs (and about 9 refunds): non-inferior 0%, breached 1.25-1.5%;
+    * a harmless one (the same refund rate on both plans, about 2.5 refunds on B's offers, margin 0.05) passes;
+    * the primary metric: a plan priced 50 among plans priced 5 and 10 with about 2.5 conversions on its offers and
+      a true lift equal to the minimum effect: GO and NO-GO each in at most 2.5% (+ two standard errors). On the
+      observed range the same world gave a confident NO-GO in 3.0% of 400 logs (all where none of its offers
+      converted), which is why the bound decides only on a stated range."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at_margin = {"non-inferior": 0, "breached": 0, "inconclusive": 0}
+        reps = 150
+        for seed in range(reps):
+            rng = np.random.default_rng([43, seed])
+            a = rng.integers(0, 2, 4_000)
+            conv = (rng.random(4_000) < np.where(a == 1, 0.15, 0.05)).astype(float)
+            refund = 10.0 * ((a == 1) & (rng.random(4_000) < 0.002))  # harm 10 * 0.002 / 2 = 0.01
+            data = LoggedData(None, a, conv, np.full(4_000, 0.5), probabilities=np.full((4_000, 2), 0.5))
+            rep = rollout_report(data, {"B": 1}, estimator=IPS(),
+                                 guardrails={"r": Guardrail(refund, 0.01, value_range=(0.0, 10.0))})
+            at_margin[rep.table.query("policy == 'B' and metric == 'r'").status.iloc[0]] += 1
+        harmless = 0
+        for seed in range(40):
+            rng = np.random.default_rng([44, seed])
+            a = rng.integers(0, 2, 10_000)
+            refund = 10.0 * (rng.random(10_000) < 0.0005)
+            conv = (rng.random(10_000) < np.where(a == 1, 0.15, 0.05)).astype(float)
+            data = LoggedData(None, a, conv, np.full(10_000, 0.5), probabilities=np.full((10_000, 2), 0.5))
+            rep = rollout_report(data, {"B": 1}, estimator=IPS(),
+                                 guardrails={"r": Guardrail(refund, 0.05, value_range=(0.0, 10.0))})
+            g = rep.table.query("policy == 'B' and metric == 'r'").iloc[0]
+            harmless += g.status == "non-inferior" and g.informative_rows < 10
+        rate, price = np.array([0.05, 0.05, 0.005]), np.array([5.0, 10.0, 50.0])
+        truth = rate[2] * price[2] - float((rate * price).mean())
+        primary = {"GO": 0, "NO-GO": 0, "NEED MORE DATA": 0}
+        few = 0
+        for seed in range(reps):
+            rng = np.random.default_rng([41, seed])
+            a = rng.integers(0, 3, 1_500)
+            r = price[a] * (rng.random(1_500) < rate[a])
+            data = LoggedData(None, a, r, np.full(1_500, 1 / 3), probabilities=np.full((1_500, 3), 1 / 3))
+            rep = rollout_report(data, {"plan 2": 2}, min_effect=truth, estimator=IPS(reward_range=(0.0, 50.0)))
+            primary[rep.decision] += 1
+            few += rep.table.query("policy == 'plan 2'").informative_rows.iloc[0] < 10
+    bound = 0.025 + 2 * math.sqrt(0.025 * 0.975 / reps)
+    assert at_margin["non-inferior"] / reps <= bound and at_margin["breached"] / reps <= bound, at_margin
+    assert harmless >= 38, harmless
+    assert few == reps  # every decision here rests on the small-sample bound
+    assert primary["GO"] / reps <= bound and primary["NO-GO"] / reps <= bound, primary
 
 
 def test_all_no_go_is_no_go():
@@ -471,6 +587,47 @@ def test_logging_baseline_equals_evaluate_lift():
     assert row.diff_ci_low == pytest.approx(ev.lift_ci_low.iloc[0], rel=1e-9)
     log = r.table.query("policy == 'logging'").iloc[0]
     assert log.value == pytest.approx(data.reward.mean()) and log.role == "baseline"
+
+
+def _few_outcome_logs(seed=7, n=300):
+    """Three plans logged uniformly, prices 5 / 10 / 20, rare conversions: a handful on each plan's offers."""
+    rate, price = np.array([0.02, 0.02, 0.03]), np.array([5.0, 10.0, 20.0])
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 3, n)
+    r = price[a] * (rng.random(n) < rate[a])
+    return LoggedData(rng.normal(size=(n, 2)), a, r, np.full(n, 1 / 3), probabilities=np.full((n, 3), 1 / 3))
+
+
+@pytest.mark.parametrize("estimator", [None, DR(), DR(reward_range=(0.0, 20.0)), IPS(interval="normal")],
+                         ids=["blend", "dr", "dr-range", "ips-normal"])
+def test_small_sample_floor_equals_evaluate_and_compare(estimator):
+    """With fewer than 10 outcomes on a candidate's offers, the report's primary numbers are evaluate()'s floored
+    row for the same estimator (value, interval, lift, its interval and the interval kind, '+kl'), and with a
+    candidate baseline compare()'s floored paired difference: the same small-sample floor, from the same functions."""
+    data = _few_outcome_logs()
+    mix = np.random.default_rng(1).dirichlet([1, 1, 1], size=data.n)
+    name = BLEND_NAME if estimator is None else estimator.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = rollout_report(data, {"plan 2": 2, "plan 0": 0}, estimator=estimator, alpha=0.1)  # 0.05 each
+        ev = evaluate(data, {"plan 2": 2, "plan 0": 0},
+                      estimators=None if estimator is None else [estimator]).set_index(["policy", "estimator"])
+        paired = rollout_report(data, {"plan 2": 2, "mix": mix}, baseline="mix", estimator=estimator)
+        ref = compare(data, 2, mix, estimator=estimator, names=("plan 2", "mix"))
+    floored = 0
+    for policy in ("plan 2", "plan 0"):
+        row, want = r.table.query(f"policy == '{policy}'").iloc[0], ev.loc[(policy, name)]
+        assert row.interval == want.interval and row.informative_rows < 10
+        assert (row.value, row.ci_low, row.ci_high) == pytest.approx((want.value, want.ci_low, want.ci_high),
+                                                                     rel=1e-9, abs=1e-12)
+        assert (row["diff"], row.diff_ci_low, row.diff_ci_high) == pytest.approx(
+            (want.lift, want.lift_ci_low, want.lift_ci_high), rel=1e-9, abs=1e-12)
+        floored += row.interval.endswith(("+kl", "+kl)"))
+    assert floored == 2  # both have fewer than 10 outcomes: the floor is what is compared
+    row = paired.table.query("policy == 'plan 2'").iloc[0]
+    assert row.interval == ref.interval and ref.interval.endswith(("+kl", "+kl)"))
+    assert (row["diff"], row.diff_ci_low, row.diff_ci_high) == pytest.approx((ref.value, ref.ci_low, ref.ci_high),
+                                                                             rel=1e-9, abs=1e-12)
 
 
 def test_default_estimator_is_the_blend_evaluate_and_compare_recommend():

@@ -119,3 +119,49 @@ def test_report_guardrail_p_values_invert_its_intervals(estimator):
     assert h.diff_ci_high == pytest.approx(0.012, rel=1e-6)  # the margin is the interval's end at level 2 p
     if estimator.interval == "normal":
         assert g.p_holm == pytest.approx(norm.sf((0.012 - g["diff"]) / g.diff_se), rel=1e-9)
+
+
+def _few_refund_logs(n=4_000, seed=5):
+    """Uniform logging over two plans; refunds of 10 on 0.3% of B's offers (7 here) and 1% of A's."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n)
+    conv = (rng.random(n) < np.where(a == 1, 0.15, 0.05)).astype(float)
+    refund = 10.0 * (rng.random(n) < np.where(a == 1, 0.003, 0.01))
+    return LoggedData(rng.normal(size=(n, 2)), a, conv, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5)), refund
+
+
+@pytest.mark.parametrize("baseline", ["logging", "mix"])
+@pytest.mark.parametrize("estimator", [None, IPS()], ids=["blend", "ips"])
+def test_floored_guardrail_p_values_invert_the_floored_interval(monkeypatch, baseline, estimator):
+    """A guardrail with fewer than 10 events on the candidate's offers (7 refunds; a stated value_range) is judged on
+    its floored interval, the hull of the scorer's interval and the KL floor: its p-value is the larger of the two
+    p-values, the floor's in closed form (the union bound of the two sides' Chernoff bounds), and at level 2 p the
+    floored interval ends at the margin (the bisection reference: re-running the report there)."""
+    import offline_eval.report as report_module
+    from offline_eval.small_sample import kl_difference_p_value
+
+    data, refund = _few_refund_logs()
+    mix = np.random.default_rng(1).dirichlet([1, 1], size=data.n)
+    candidates = {"B": 1} if baseline == "logging" else {"B": 1, "mix": mix}
+    margin = 0.05
+
+    def run(alpha=0.05):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = rollout_report(data, candidates, baseline=baseline, estimator=estimator, alpha=alpha,
+                                 guardrails={"r": Guardrail(refund, margin, value_range=(0.0, 10.0))})
+        return rep.table.query("policy == 'B' and metric == 'r'").iloc[0]
+
+    g = run()
+    assert g.informative_rows == 7 and g.interval.endswith(("+kl", "+kl)")) and 1e-4 < g.p_holm < 0.2
+    # the floor's p-value in closed form: IPS terms w r of B (W = 2, range [0, 20]) against the baseline's
+    w_b = 2.0 * (data.action == 1)
+    base = (refund.mean(), 0.0, 10.0) if baseline == "logging" else (
+        float((mix[np.arange(data.n), data.action] / 0.5 * refund).mean()), 0.0, 10.0 * float((mix / 0.5).max()))
+    p_kl = kl_difference_p_value((float((w_b * refund).mean()), 0.0, 20.0), base, data.n, margin, upper=True)
+    with monkeypatch.context() as m:
+        m.setattr(report_module, "INFORMATIVE_ROWS_MIN", 0)  # no floor: the scorer's own p-value
+        p_own = run().p_holm
+    assert p_kl > p_own and g.p_holm == pytest.approx(max(p_own, p_kl), rel=1e-12)
+    again = run(alpha=2 * g.p_holm)
+    assert again.diff_ci_high == pytest.approx(margin, rel=1e-6)  # the margin is the floored interval's end

@@ -16,7 +16,7 @@ from test_accumulators import assert_tables_equal
 from offline_eval import IPS, LoggedData, compare, evaluate
 from offline_eval.evaluate import default_estimators
 from offline_eval.schema import encode_decisions
-from offline_eval.small_sample import kl_interval, small_sample_floor
+from offline_eval.small_sample import kl_difference_p_value, kl_interval, kl_p_value, small_sample_floor
 from offline_eval.streaming import evaluate_parquet
 
 PRICES = np.array([5.0, 10.0, 20.0])
@@ -208,3 +208,136 @@ def test_spark_floors_exactly_as_in_memory(spark, tmp_path):
                              arms=["solo", "duo", "family"])
     assert_tables_equal(got, want)
     assert any("+kl" in kind for kind in got.interval)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# p-values that invert the KL intervals (rollout_report's guardrail tests on a floored interval)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _bisected_level(excludes, steps: int = 200) -> float:
+    """Half the smallest two-sided level in (0, 1) at which ``excludes(level)`` holds (bisection on the log level;
+    0.5 when even level 1 does not)."""
+    lo, hi = -700.0, 0.0
+    if not excludes(1.0 - 1e-15):
+        return 0.5
+    if excludes(np.exp(lo)):
+        return 0.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if excludes(np.exp(mid)) else (mid, hi)
+    return float(np.exp(hi)) / 2.0
+
+
+@pytest.mark.parametrize(("mean", "n", "low", "high", "threshold", "upper"), [
+    (0.0, 100, 0.0, 1.0, 0.03, True),  # no success: 0.97^100
+    (0.05, 200, 0.0, 1.0, 0.12, True),
+    (0.3, 50, 0.0, 1.0, 0.1, False),
+    (1.5, 300, 0.0, 60.0, 4.0, True),  # IPS terms of a plan priced 20 under weight 3
+    (-0.2, 80, -2.0, 0.0, -0.9, False),
+])
+def test_kl_p_value_inverts_the_kl_interval(mean, n, low, high, threshold, upper):
+    p = kl_p_value(mean, n, low, high, threshold, upper)
+
+    def excludes(level: float) -> bool:
+        lo_end, hi_end = kl_interval(mean, n, low, high, level)
+        return hi_end < threshold if upper else lo_end > threshold
+
+    assert p == pytest.approx(_bisected_level(excludes), rel=1e-6)
+    x, t = (mean - low) / (high - low), (threshold - low) / (high - low)  # the closed form
+    kl = (x * np.log(x / t) if x > 0 else 0.0) + (1 - x) * np.log((1 - x) / (1 - t))
+    assert p == pytest.approx(np.exp(-n * kl), rel=1e-12)
+
+
+def test_kl_p_value_edges():
+    assert kl_p_value(0.3, 50, 0.0, 1.0, 0.2, upper=True) == 1.0  # the mean is above: no level excludes it
+    assert kl_p_value(0.3, 50, 0.0, 1.0, 1.5, upper=True) == 0.0  # beyond the range: every level does
+    assert kl_p_value(0.0, 50, 0.0, 0.0, 0.1, upper=True) == 0.0  # a point range
+    assert kl_p_value(0.0, 50, 0.0, 0.0, -0.1, upper=True) == 1.0
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        kl_p_value(0.3, 50, 0.0, 1.0, float("nan"), upper=True)
+
+
+@pytest.mark.parametrize(("first", "second", "threshold", "upper"), [
+    ((0.0, 0.0, 60.0), (0.3, 0.0, 20.0), 0.6, True),  # a target without outcomes against the logged rewards
+    ((0.9, 0.0, 60.0), (0.3, 0.0, 20.0), -1.5, False),
+    ((0.04, 0.0, 20.0), (0.16, 0.0, 10.0), 0.2, True),  # a refund guardrail: candidate vs logging
+    ((0.2, -5.0, 5.0), (0.2, 0.0, 1.0), 1.5, True),
+])
+def test_kl_difference_p_value_inverts_the_union_bound(first, second, threshold, upper):
+    """Half the smallest level at which ``[lo_1 - hi_2, hi_1 - lo_2]`` (each side's KL interval at alpha / 2, as
+    compare and the lift floor build it) excludes the threshold: the report's floored guardrail p-value."""
+    n = 400
+    p = kl_difference_p_value(first, second, n, threshold, upper)
+
+    def excludes(level: float) -> bool:
+        a = kl_interval(first[0], n, first[1], first[2], level / 2)
+        b = kl_interval(second[0], n, second[1], second[2], level / 2)
+        return a[1] - b[0] < threshold if upper else a[0] - b[1] > threshold
+
+    assert 0.0 < p < 0.5
+    assert p == pytest.approx(_bisected_level(excludes), rel=1e-6)
+    # the union bound: at that level both sides' one-sided Chernoff bounds are p / 2 each
+    a = kl_interval(first[0], n, first[1], first[2], p)
+    b = kl_interval(second[0], n, second[1], second[2], p)
+    end_a, end_b = (a[1], b[0]) if upper else (a[0], b[1])
+    assert end_a - end_b == pytest.approx(threshold, abs=1e-9)
+    assert kl_p_value(first[0], n, first[1], first[2], end_a, upper) == pytest.approx(p / 2, rel=1e-6)
+    assert kl_p_value(second[0], n, second[1], second[2], end_b, not upper) == pytest.approx(p / 2, rel=1e-6)
+
+
+def test_kl_difference_p_value_edges():
+    assert kl_difference_p_value((0.5, 0.0, 1.0), (0.1, 0.0, 1.0), 100, 0.2, upper=True) == 1.0  # wrong side
+    assert kl_difference_p_value((0.0, 0.0, 1.0), (0.5, 0.0, 1.0), 100, 2.0, upper=True) == 0.0  # beyond range
+    with pytest.raises(ValueError, match="second must be"):
+        kl_difference_p_value((0.0, 0.0, 1.0), (0.5, 1.0, 0.0), 100, 0.2, upper=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# support deficit: the EL-IPS constraint E[w] = 1 does not hold
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _greedy_log(n: int = 2000) -> tuple[LoggedData, np.ndarray]:
+    """A greedy logger (propensity 1) that only ever takes arms 0 and 1 of 3; a uniform target puts 1/3 on arm 2."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    action = (X[:, 0] > 0).astype(int)
+    probs = np.zeros((n, 3))
+    probs[np.arange(n), action] = 1.0
+    reward = rng.binomial(1, 0.3, size=n).astype(float)
+    return LoggedData(X, action, reward, np.ones(n), probabilities=probs), np.full((n, 3), 1.0 / 3.0)
+
+
+def test_a_support_deficit_gives_ips_an_interval_of_the_terms_and_recommends_the_blend(tmp_path):
+    """Every weight is 1/3, so the EL-IPS constraint E[w] = 1 was infeasible and IPS got [0.0995, 0.0995]; evaluate
+    then recommended the narrowest row (IPS, which ignores the third of the mass on the never-logged arm). Now IPS /
+    SNIPS use the EL interval of their own terms, and the blend -- the reward model speaks for the unlogged arm -- is
+    recommended although no row is honest; streaming agrees."""
+    data, target = _greedy_log()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = IPS().estimate(data, target)
+        table = evaluate(data, {"uniform": target})
+    assert est.interval == "el" and est.ci_high - est.ci_low > 0.01
+    assert est.ci_low < est.value < est.ci_high
+    assert not table.honest.any()
+    assert table.loc[table.recommended, "estimator"].tolist() == ["DR-DM blend"]
+    rows = table.set_index("estimator")
+    assert rows.loc["IPS", "interval"] == "el" and rows.loc["SNIPS", "interval"] == "el"
+    assert (rows.ci_high - rows.ci_low).min() > 0.005
+
+
+def test_support_deficit_intervals_stream_as_in_memory(tmp_path):
+    """The same rule from merged accumulators (arm targets: the logger never takes 'family')."""
+    data, _ = _greedy_log(900)
+    _write_parts(tmp_path, data, [300, 700])
+    targets = {"family": "family", "solo": "solo"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(LoggedData.from_parquet(tmp_path), targets)
+        got = evaluate_parquet(tmp_path, targets, batch_rows=128)
+    assert_tables_equal(got, want)
+    family = want[want.policy == "family"].set_index("estimator")
+    assert family.loc["IPS", "interval"].startswith("el") and not family.loc["IPS", "interval"].startswith("el-ips")
+    assert family.loc["DR-DM blend", "recommended"]
