@@ -21,8 +21,9 @@ pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYT
 rows of 8 features), so the Newton passes cost their arithmetic only, and the evaluation pass then takes the contexts
 and folds from memory too (it reads neither the context nor the event id); larger logs are read again every pass.
 
-Threads: the next batch is decoded (on pyarrow's threads) while :data:`PASS_THREADS` worker threads (the
-cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); the results are merged in log
+Threads: the next batch is decoded (by the reading thread, with the context and event id on a thread of their own,
+:func:`read_context_apart`) while :data:`PASS_THREADS` worker threads (the cores, at most 4) convert and accumulate
+the batches read (:func:`ordered_map`); the results are merged in log
 order, so the result does not depend on the threads. A policy object is called by one thread at a time (its
 ``action_probabilities`` need not be thread-safe), unless it sets ``action_probabilities_thread_safe = True``
 (:func:`scores_concurrently`; every ``bandit`` policy whose scoring is pure does): then the threads score
@@ -53,12 +54,13 @@ finds them at no extra cost, and then every pass is run again checking the rows 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
@@ -172,78 +174,78 @@ def read_row_groups(files: Sequence[Path], columns: list[str], batch_rows: int, 
                     yield record_batch
 
 
+#: The columns :func:`read_context_apart` decodes on its own thread.
+APART_COLUMNS = (S.CONTEXT, S.EVENT_ID)
+
+
 def read_context_apart(files: Sequence[Path], columns: list[str], batch_rows: int, schema: Any) -> Iterator[Any]:
-    """The batches of :func:`read_row_groups`, the ``context`` column decoded on a thread of its own
+    """The batches of :func:`read_row_groups`, the context (and the event id) decoded on a thread of their own
     (:func:`prefetched`) while the calling thread decodes the other columns.
 
     The context is the widest column (``d`` doubles per row, a value and two levels each in Parquet); decoded with
     the others on the reading thread it made that thread the pass's bottleneck. Used on machines with more than one
-    core when ``columns`` holds the context and another column.
+    core when ``columns`` holds the context and a column not in :data:`APART_COLUMNS`.
     """
     import pyarrow as pa
 
-    if S.CONTEXT not in columns or len(columns) == 1 or (os.cpu_count() or 1) < 2:
+    apart = [c for c in columns if c in APART_COLUMNS]
+    others = [c for c in columns if c not in APART_COLUMNS]
+    if S.CONTEXT not in apart or not others or (os.cpu_count() or 1) < 2:
         yield from read_row_groups(files, columns, batch_rows, schema)
         return
-    others = [c for c in columns if c != S.CONTEXT]
-    with prefetched(read_row_groups(files, [S.CONTEXT], batch_rows, schema)) as contexts:
+    output = pa.schema([schema.field(c) for c in columns])
+    with prefetched(read_row_groups(files, apart, batch_rows, schema)) as apart_batches:
         for batch in read_row_groups(files, others, batch_rows, schema):
-            context = next(contexts).column(0)
-            arrays = [context if c == S.CONTEXT else batch.column(others.index(c)) for c in columns]
-            yield pa.RecordBatch.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in columns]))
+            aside = next(apart_batches)
+            arrays = [aside.column(apart.index(c)) if c in apart else batch.column(others.index(c)) for c in columns]
+            yield pa.RecordBatch.from_arrays(arrays, schema=output)
 
 
-class prefetched(AbstractContextManager[Iterator[Any]]):  # noqa: N801 - used as a function
+@contextmanager
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Iterator[Any]]:
     """A context whose value iterates ``items``, drawn ahead (at most ``depth`` items) on a thread of its own.
 
     An exception of ``items`` is raised where its item would have been yielded. Leaving the context stops the thread
     (it draws at most one more item).
     """
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
 
-    def __init__(self, items: Iterator[Any], depth: int = 2) -> None:
-        import queue
-
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._draw, args=(items,), name="offline_eval-prefetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        import queue
-
-        while not self._stop.is_set():
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                ahead.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _draw(self, items: Iterator[Any]) -> None:
+    def draw() -> None:
         try:
             for item in items:
-                if not self._put(("item", item)):
+                if not put(("item", item)):
                     return
         except BaseException as err:  # handed to the consumer
-            self._put(("error", err))
+            put(("error", err))
             return
-        self._put(("end", None))
+        put(("end", None))
 
-    def __enter__(self) -> Iterator[Any]:
-        return self._items()
-
-    def _items(self) -> Iterator[Any]:
+    def drawn() -> Iterator[Any]:
         while True:
-            kind, value = self._queue.get()
+            kind, value = ahead.get()
             if kind == "end":
                 return
             if kind == "error":
                 raise value
             yield value
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=draw, name="offline_eval-prefetch", daemon=True)
+    thread.start()
+    try:
+        yield drawn()
+    finally:
+        stop.set()
+        thread.join()
 
 
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], threads: int | None = None) -> Iterator[Any]:
@@ -345,7 +347,8 @@ class _Log:
         """The non-empty record batches of ``columns``, typed as the dataset's schema: ``batch_rows`` rows each, the
         last of every row group shorter (a batch never spans row groups).
 
-        The part files of a log directory or file list are decoded batch by batch (:func:`read_row_groups`), unless
+        The part files of a log directory or file list are decoded batch by batch (:func:`read_row_groups`, the
+        context apart: :func:`read_context_apart`), unless
         the caller keeps the batches' columns (``retained``: a reward-model pass whose columns stay in memory):
         their buffers are then never reused, and the scanner's jemalloc pool provides fresh memory for less CPU
         (measured, DR with a ridge model at 10^7 rows: +8 % CPU read batch by batch). A caller's dataset is always
