@@ -665,7 +665,7 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
             if rows is None:  # pragma: no cover - built above for every non-normal method
                 raise RuntimeError("rows not materialised")
             terms = rows.terms(lin, _candidate_theta(acc, candidate), layout)
-            if method == "el" and ips_form:
+            if method == "el" and ips_form and supported:  # as Estimator._terms_interval
                 from offline_eval.empirical_likelihood import ips_el_interval
                 from offline_eval.intervals import normal_interval
 

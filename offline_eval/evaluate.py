@@ -474,13 +474,16 @@ def slope_recommendation(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
 
 def mark_recommended(rows: list[dict[str, Any]], first: int = 0) -> None:
     """Finish one policy's rows ``rows[first:]``: append its DR-DM blend row (:func:`blend_row`, when there is a DM
-    and a DR row) and set ``recommended`` on one row (module docstring): the blend when it is honest, else
-    :func:`slope_recommendation` of the other rows (the blend's ``est_mse`` is never below DR's)."""
+    and a DR row) and set ``recommended`` on one row (module docstring): the blend when it is honest or no row is
+    (a support deficit), else :func:`slope_recommendation` of the other rows (the blend's ``est_mse`` is never below
+    DR's)."""
     own = rows[first:]
     blend = blend_row(own)
     if blend is not None:
         rows.append(blend)
-        if blend["honest"]:
+        # no honest row at all: a support deficit (every row knows it). Only the reward model speaks for the arms
+        # the logger never takes -- IPS / SNIPS ignore or renormalise that mass -- so the blend still leads
+        if blend["honest"] or not any(r["honest"] for r in own):
             blend["recommended"] = True
             return
     choice = slope_recommendation(own)

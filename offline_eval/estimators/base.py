@@ -957,7 +957,7 @@ class Estimator(ABC):
             hit = target.interval_cache.get(key)
             if hit is not None:
                 return hit
-        if method == "el" and ips_form:
+        if method == "el" and ips_form and target.supported:  # E[w] = 1 holds only without a support deficit
             out = self._ips_el(target, terms), "el-ips"
         else:
             out = self._interval(terms), method

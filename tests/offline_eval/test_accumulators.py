@@ -39,7 +39,8 @@ def every_estimator(interval: str, model=None) -> list:
 
 
 def revenue_logs(n: int = 1500, seed: int = 1) -> tuple[LoggedData, dict[str, np.ndarray]]:
-    """Logs with zero logging probabilities (a support deficit), eligibility, revenue rewards; two targets."""
+    """Logs with zero logging probabilities (a support deficit for two of the three targets), eligibility, revenue
+    rewards."""
     rng = np.random.default_rng(seed)
     K = 4
     X = rng.normal(size=(n, 3))
@@ -57,7 +58,9 @@ def revenue_logs(n: int = 1500, seed: int = 1) -> tuple[LoggedData, dict[str, np
     soft = np.exp(2.0 * X @ rng.normal(size=(3, K))) * eligible
     soft /= soft.sum(axis=1, keepdims=True)
     greedy = np.where(eligible, X @ rng.normal(size=(3, K)), -np.inf).argmax(axis=1)
-    return data, {"soft": soft, "greedy": greedy}
+    inside = soft * (P > 0)  # the soft target kept to the logger's support: the EL-IPS kinds (E[w] = 1 holds)
+    inside /= inside.sum(axis=1, keepdims=True)
+    return data, {"soft": soft, "greedy": greedy, "inside": inside}
 
 
 def reward_matrices(data: LoggedData, layout: Layout) -> list[np.ndarray]:
@@ -133,7 +136,11 @@ def test_the_table_covers_every_interval_kind_and_a_support_deficit():
     normal, auto = WANT["normal"], WANT["auto"]
     assert {"normal", "bias-aware(normal)"} <= set(normal.interval)
     assert {"el-ips", "el", "bias-aware(el)", "bias-aware(el-ips)"} <= set(auto.interval)
-    assert (normal.support_deficit > 0.01).all() and not normal.honest.any()  # arm 3 has logging probability 0
+    deficit = normal.policy != "inside"  # arm 3 has logging probability 0 in some rows
+    assert (normal.support_deficit[deficit] > 0.01).all() and not normal.honest[deficit].any()
+    assert (normal.support_deficit[~deficit] < 1e-9).all() and normal.honest[~deficit].any()
+    # under the deficit E[w] = 1 does not hold: IPS and SNIPS use the EL interval of their own terms
+    assert set(auto.interval[deficit & auto.estimator.isin(["IPS", "SNIPS"])]) == {"el"}
     for table in (normal, auto):  # the DR-DM blend row (DM and DR share the default model) and DM's bias_se
         assert (table.estimator == "DR-DM blend").sum() == len(TARGETS)
         assert table.bias_se.notna().tolist() == (table.estimator == "DM").tolist()

@@ -291,3 +291,53 @@ def test_kl_difference_p_value_edges():
     assert kl_difference_p_value((0.0, 0.0, 1.0), (0.5, 0.0, 1.0), 100, 2.0, upper=True) == 0.0  # beyond range
     with pytest.raises(ValueError, match="second must be"):
         kl_difference_p_value((0.0, 0.0, 1.0), (0.5, 1.0, 0.0), 100, 0.2, upper=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# support deficit: the EL-IPS constraint E[w] = 1 does not hold
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _greedy_log(n: int = 2000) -> tuple[LoggedData, np.ndarray]:
+    """A greedy logger (propensity 1) that only ever takes arms 0 and 1 of 3; a uniform target puts 1/3 on arm 2."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    action = (X[:, 0] > 0).astype(int)
+    probs = np.zeros((n, 3))
+    probs[np.arange(n), action] = 1.0
+    reward = rng.binomial(1, 0.3, size=n).astype(float)
+    return LoggedData(X, action, reward, np.ones(n), probabilities=probs), np.full((n, 3), 1.0 / 3.0)
+
+
+def test_a_support_deficit_gives_ips_an_interval_of_the_terms_and_recommends_the_blend(tmp_path):
+    """Every weight is 1/3, so the EL-IPS constraint E[w] = 1 was infeasible and IPS got [0.0995, 0.0995]; evaluate
+    then recommended the narrowest row (IPS, which ignores the third of the mass on the never-logged arm). Now IPS /
+    SNIPS use the EL interval of their own terms, and the blend -- the reward model speaks for the unlogged arm -- is
+    recommended although no row is honest; streaming agrees."""
+    data, target = _greedy_log()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = IPS().estimate(data, target)
+        table = evaluate(data, {"uniform": target})
+    assert est.interval == "el" and est.ci_high - est.ci_low > 0.01
+    assert est.ci_low < est.value < est.ci_high
+    assert not table.honest.any()
+    assert table.loc[table.recommended, "estimator"].tolist() == ["DR-DM blend"]
+    rows = table.set_index("estimator")
+    assert rows.loc["IPS", "interval"] == "el" and rows.loc["SNIPS", "interval"] == "el"
+    assert (rows.ci_high - rows.ci_low).min() > 0.005
+
+
+def test_support_deficit_intervals_stream_as_in_memory(tmp_path):
+    """The same rule from merged accumulators (arm targets: the logger never takes 'family')."""
+    data, _ = _greedy_log(900)
+    _write_parts(tmp_path, data, [300, 700])
+    targets = {"family": "family", "solo": "solo"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(LoggedData.from_parquet(tmp_path), targets)
+        got = evaluate_parquet(tmp_path, targets, batch_rows=128)
+    assert_tables_equal(got, want)
+    family = want[want.policy == "family"].set_index("estimator")
+    assert family.loc["IPS", "interval"].startswith("el") and not family.loc["IPS", "interval"].startswith("el-ips")
+    assert family.loc["DR-DM blend", "recommended"]
