@@ -1006,7 +1006,8 @@ class RolloutReport:
         With NEED MORE DATA: the forecast for the undecided candidate with the largest lift.
     backtest : pandas.DataFrame or None
         Rolling-origin lift per window and candidate (``window``, ``train_end``, ``test_end``, ``policy``,
-        ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``refitted``), when requested. Only fit functions are
+        ``n``, ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``interval`` -- its kind, ``+kl`` on the small-sample
+        floor --, ``refitted``), when requested. Only fit functions are
         refitted on each window's training rows (``refitted`` True); a policy object is evaluated as it is, so a
         window inside the period it was trained on is an in-sample figure, not an out-of-sample backtest.
     settings : dict
@@ -1072,16 +1073,20 @@ class RolloutReport:
             kind = part["kind"].iloc[0]
             lines += [f"## {metric} ({kind})", ""]
             lines += [
-                "| policy | role | value | interval | diff vs baseline | diff interval | status | hit rate |",
-                "|---|---|---|---|---|---|---|---|",
+                "| policy | role | value | interval | diff vs baseline | diff interval | kind | informative rows | "
+                "status | hit rate |",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for _, r in part.iterrows():
                 lines.append(
                     f"| {r['policy']} | {r['role']} | {_fmt(r['value'])} | [{_fmt(r['ci_low'])}, "
                     f"{_fmt(r['ci_high'])}] | {_fmt(r['diff'], signed=True)} | [{_fmt(r['diff_ci_low'], signed=True)}, "
-                    f"{_fmt(r['diff_ci_high'], signed=True)}] | {r['status'] or ''} | {_pct(r['hit_rate'])} |"
+                    f"{_fmt(r['diff_ci_high'], signed=True)}] | {r['interval']} | {_count(r['informative_rows'])} | "
+                    f"{r['status'] or ''} | {_pct(r['hit_rate'])} |"
                 )
             lines.append("")
+            if part["interval"].str.contains("+kl", regex=False).any():
+                lines += [_KL_NOTE.format(min_rows=INFORMATIVE_ROWS_MIN), ""]
         if self.backtest is not None and len(self.backtest):
             lines += ["## Backtest (rolling origin)", "",
                       "| window | test period | policy | refitted | rows | lift | interval |",
@@ -1137,7 +1142,8 @@ class RolloutReport:
             text = "" if vr is None else (
                 f"{'given' if vr['given'] else 'as observed in the log'}: {_fmt(vr['low'])} to {_fmt(vr['high'])}")
             out.append({"name": metric, "kind": part["kind"].iloc[0], "rows": part.to_dict(orient="records"),
-                        "floored": bool(part["interval"].str.endswith("+kl").any()), "range": text})
+                        "floored": bool(part["interval"].str.contains("+kl", regex=False).any()), "range": text,
+                        "range_given": bool(vr is not None and vr["given"])})
         return out
 
 
@@ -1856,26 +1862,37 @@ def _backtest(
                 continue
             q = scorer.prepare(w.test)
             terms: dict[str, Any] = {}
+            resolved: dict[str, ResolvedTarget] = {}
             for name, src in fitted_sources.items():
                 if isinstance(src, (np.ndarray, pd.DataFrame, list)):
                     continue  # arrays are tied to the evaluated rows
                 target = fit_on_train(w, src) if _is_fit_function(src) else src
-                terms[name] = scorer.terms(resolve_target(w.test, target, name=name), q)
+                resolved[name] = resolve_target(w.test, target, name=name)
+                terms[name] = scorer.terms(resolved[name], q)
+            floors = _SmallSample(w.test, resolved, scorer.est.alpha, scorer.est.reward_range)
             for name, t in terms.items():
                 if name == baseline:
                     continue
                 if baseline == LOGGING:
-                    iv = scorer.interval(t.minus(w.test.reward))
+                    iv = floors.diff(name, LOGGING, scorer.interval(t.minus(w.test.reward)))
                 elif baseline in terms:
-                    iv = scorer.interval(t - terms[baseline])
+                    iv = floors.diff(name, baseline, scorer.interval(t - terms[baseline]))
                 else:
                     continue
                 rows.append({"window": j, "train_end": w.train_end, "test_end": w.test_end, "policy": name,
                              "n": w.test.n, "diff": iv.value, "diff_ci_low": iv.low, "diff_ci_high": iv.high,
+                             "interval": scorer.kind(w.test.n, iv.floored),
                              "refitted": _is_fit_function(fitted_sources[name])})
     return pd.DataFrame(rows, columns=["window", "train_end", "test_end", "policy", "n", "diff", "diff_ci_low",
-                                       "diff_ci_high", "refitted"])
+                                       "diff_ci_high", "interval", "refitted"])
 
+
+#: Said under a Markdown table with an interval on the small-sample floor.
+_KL_NOTE = (
+    "Kind `+kl`: fewer than {min_rows} informative rows (offers with a non-zero value of the metric; the policy's or "
+    "the baseline's), so the interval is widened to contain a Chernoff-Hoeffding (KL) bound that holds at any sample "
+    "size given the metric's range (see the reasons)."
+)
 
 #: Said under a backtest that holds policies which were not refitted per window.
 _FIXED_NOTE = (
@@ -1954,6 +1971,7 @@ def _backtest_png(report: RolloutReport) -> bytes:
         x = part["window"].to_numpy() + (j - (len(names) - 1) / 2) * width
         d = part["diff"].to_numpy()
         err = [d - part["diff_ci_low"].to_numpy(), part["diff_ci_high"].to_numpy() - d]
+        err = [np.where(np.isfinite(e), e, np.nan) for e in err]  # an unbounded interval: no bar
         ax.errorbar(x, d, yerr=err, fmt="o", capsize=3, label=name if part["refitted"].all() else f"{name} (fixed)")
     ax.axhline(0.0, color="#333333", lw=0.8)
     ax.axhline(report.settings["min_effect"], color=_VERDICT_COLORS[GO], ls="--", lw=1, label="min effect")

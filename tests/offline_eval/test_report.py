@@ -458,7 +458,7 @@ def test_a_guardrail_with_too_few_outcomes_is_judged_on_the_small_sample_bound(
         " ".join(stated.reasons))
 
 
-def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range():
+def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range(tmp_path):
     """No refund at all among 10^5 offers: the guardrail's own interval is [0, 0] (no variance to estimate) and
     says nothing, but the KL bound of a 0/1 flag over 10^5 rows is about 2 ln(80) / 10^5 = 9e-5 per decision: a
     margin of 0.001 passes, with the closed-form p-value (the union bound of both sides' Chernoff bounds). Without a
@@ -493,6 +493,13 @@ def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range():
     assert blind.decision == "NEED MORE DATA" and blind.forecast.driver == "refunds"
     assert "no evaluated decision has a non-zero refunds value, so without a stated range nothing bounds it" in (
         " ".join(blind.reasons))
+    # the page shows the informative rows and the kind of each interval, and says what +kl means
+    html = re.sub(r"\s+", " ", rep.to_html(tmp_path / "r.html").read_text())
+    assert "<th>informative rows</th>" in html and '<td class="name">el+kl</td>' in html
+    assert ("A kind marked <code>+kl</code>: fewer than 10 of them (the policy's or the baseline's), so the interval "
+            "is widened to contain a Chernoff-Hoeffding (KL) bound that holds at any sample size given the metric's "
+            "range (given: 0.000 to 1.000).") in html
+    assert "on a range only observed it decides nothing" not in html
 
 
 def test_small_sample_bound_rarely_gives_a_confident_wrong_answer():
