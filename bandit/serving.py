@@ -886,7 +886,7 @@ class DecisionService:
         self.compaction_seconds = 0.0
         self.n_compactions = 0
         self._rejected_fh: Any = None
-        self._lock_fh: Any = None
+        self._lock_fh: _Locks | None = None
         self._decision_journal: Journal | None = None
         self._outcome_journal: Journal | None = None
         self._async_done: dict[int, _AsyncDone] = {}
@@ -898,7 +898,7 @@ class DecisionService:
         :meth:`run_trainer_once` yourself). Returns self. If it raises, nothing is left running or locked: the
         directory can be started again (by this or another process) once the cause is fixed."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = _lock_directory(self.log_dir)
+        self._lock_fh = _lock_service(self.log_dir, self.policy_path)
         try:
             for leftover in bandit.state.stale_temporaries(self.policy_path):  # checkpoints a killed process left
                 leftover.unlink(missing_ok=True)
@@ -970,7 +970,7 @@ class DecisionService:
             self._close_trainer_side()
         self._decision_journal = None
         if self._lock_fh is not None:
-            self._lock_fh.close()  # releases the directory lock
+            self._lock_fh.close()  # releases the directory and policy-file locks
 
     def _close_trainer_side(self) -> None:
         try:
@@ -1010,7 +1010,7 @@ class DecisionService:
         trainer._pending.clear()
         trainer._outcomes.clear()
         trainer._orphans = []
-        keep = () if self._lock_fh is None else (self._lock_fh.fileno(),)  # the child holds the lock while it lives
+        keep = () if self._lock_fh is None else self._lock_fh.filenos()  # the child holds the locks while it lives
         self._remote = TrainerProcess(self._trainer_init, keep_fds=keep)
         self._call_trainer("batch")
 
@@ -1853,24 +1853,49 @@ def _unlink_durably(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def _lock_directory(directory: Path) -> Any:
-    """Hold an exclusive lock on ``directory/.lock`` for this process (released when the returned file is closed or
-    the process dies): two services on one log directory would interleave journals and overwrite each other's
-    policy file. Raises ``ValueError`` if another process holds it. No-op where ``fcntl`` is missing (Windows)."""
+class _Locks:
+    """Exclusive ``flock`` locks this process holds (files kept open; released when closed or the process dies)."""
+
+    def __init__(self, files: list[Any]) -> None:
+        self._files = files
+
+    @property
+    def closed(self) -> bool:
+        return all(fh.closed for fh in self._files)
+
+    def close(self) -> None:
+        for fh in self._files:
+            fh.close()
+
+    def filenos(self) -> tuple[int, ...]:
+        return tuple(fh.fileno() for fh in self._files)
+
+
+def _lock_service(directory: Path, policy_path: Path) -> _Locks | None:
+    """Lock ``directory/.lock`` and ``.<policy file name>.lock`` beside the policy file for this process: two
+    services on one log directory would interleave journals, and two on one policy file would checkpoint over each
+    other's learning. Raises ``ValueError`` naming what another process holds. None where ``fcntl`` is missing
+    (Windows)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return None
-    fh = open(directory / ".lock", "a+b")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise ValueError(
-            f"{directory} is in use by another serving process; give every process its own log directory and "
-            "policy file"
-        ) from None
-    return fh
+    held: list[Any] = []
+    targets = [(directory / ".lock", f"{directory} is in use by another serving process")]
+    if policy_path.parent.is_dir():
+        targets.append((policy_path.with_name(f".{policy_path.name}.lock"),
+                        f"the policy file {policy_path} is in use by another serving process"))
+    for path, busy in targets:
+        fh = open(path, "a+b")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            for other in held:
+                other.close()
+            raise ValueError(f"{busy}; give every process its own log directory and policy file") from None
+        held.append(fh)
+    return _Locks(held)
 
 
 def _us(column: pd.Series) -> list[int]:

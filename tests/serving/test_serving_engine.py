@@ -301,18 +301,26 @@ def test_unknown_events_and_bad_inputs_are_reported_and_change_nothing(tmp_path)
     assert log["event_id"].tolist() == ["e1"] and log["policy_version"].tolist() == [version]
 
 
-def test_a_second_service_on_the_same_log_directory_is_refused(tmp_path):
+def test_a_second_service_on_the_same_log_directory_or_policy_file_is_refused(tmp_path):
     make_policy().save(tmp_path / "policy.zip")
     # regression: the temporary file of a checkpoint interrupted by kill -9 stayed forever (one per crash, each the
     # size of the policy file); the service that owns the policy file removes them when it starts
     (tmp_path / ".policy.zip.k3x9_a.tmp").write_bytes(b"half a checkpoint")
     (tmp_path / ".other.zip.k3x9_a.tmp").write_bytes(b"not ours")
     first = service(tmp_path).start(thread=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.zip.k3x9_a.tmp", "logs", "policy.zip"]
-    with pytest.raises(ValueError, match="in use by another serving process"):
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.zip.k3x9_a.tmp", ".policy.zip.lock", "logs",
+                                                          "policy.zip"]
+    with pytest.raises(ValueError, match="logs is in use by another serving process"):
         service(tmp_path).start(thread=False)
+    # regression: another log directory with the same policy file started, and the two checkpointed over each
+    # other's learning
+    other = DecisionService(tmp_path / "policy.zip", tmp_path / "other-logs", attribution_window="1h",
+                            durability="write", delivery_delay=0, feature_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"the policy file .*policy.zip is in use by another serving process"):
+        other.start(thread=False)
     first.close()
     service(tmp_path).start(thread=False).close()  # free again once the first one is closed
+    other.start(thread=False).close()  # (its failed start left nothing locked)
 
 
 def test_a_policy_file_swapped_for_one_with_other_plans_or_features_is_refused_at_start(tmp_path):
