@@ -1328,6 +1328,14 @@ def rollout_report(
         raise TypeError(f"frame_options must be a mapping of from_dataframe keyword arguments, got {frame_options!r}")
 
     full = _metric_data(data, metric, gr, conversion, frame_options or {})
+    for name, g in gr.items():  # the small-sample bound is valid only on a range that holds every value
+        values = full[name].reward
+        if g.value_range is not None and len(values) and not (
+                g.value_range[0] <= values.min() and values.max() <= g.value_range[1]):
+            raise ValueError(
+                f"guardrails[{name!r}].value_range is {g.value_range} but its values run from {values.min():g} to "
+                f"{values.max():g}; give a range that holds every possible value"
+            )
     train_parts, test = _split(full, train, split_at, test_days)
     primary = test[metric]
     if primary.n < 2:

@@ -965,6 +965,13 @@ def test_guardrail_validation():
         Guardrail("c", float("inf"))
     with pytest.raises(TypeError, match="margin must be a number"):
         Guardrail("c", "0.1")
+    with pytest.raises(ValueError, match="value_range must be finite with low < high"):
+        Guardrail("c", 0.1, value_range=(1, 0))
+    with pytest.raises(TypeError, match=r"value_range must be a \(low, high\) pair"):
+        Guardrail("c", 0.1, value_range=5)
+    df = make_logs(500, 0.1, 0.1)
+    with pytest.raises(ValueError, match=r"guardrails\['c'\].value_range is \(0.0, 0.5\) but its values run from 0 to 1"):
+        report(df, {"b": "B"}, guardrails={"c": Guardrail("cancelled", 0.01, value_range=(0, 0.5))})
 
 
 # ----------------------------------------------------------------------------------------------------------------
