@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import socket
+import sys
 from pathlib import Path
 
 from bandit._cli_common import UsageError, one_line, parse_window
@@ -132,8 +134,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--shard {args.shard!r}: {one_line(exc)}") from None
     if args.log.exists() and not args.log.is_dir():
         raise UsageError(f"--log {args.log}: exists and is not a directory")
+    # the feature names come from --features, else from <stem>.features.json beside the policy: blame the one used
+    names_from = (f"--features {args.features}" if args.features is not None
+                  else f"--policy {args.policy} ({Path(args.policy).with_suffix('.features.json').name})")
     try:
         features = load_feature_names(args.policy, args.features)
+    except ValueError as exc:
+        raise UsageError(f"{names_from}: {one_line(exc)}") from None
+    try:
         service = DecisionService(
             args.policy, args.log, attribution_window=window, durability=args.durability, feature_names=features,
             checkpoint_every=durations["--checkpoint-every"], checkpoint_updates=args.checkpoint_updates,
@@ -143,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError) as exc:
         message = one_line(exc)
-        flag = "--features" if "feature" in message else "--policy"
-        raise UsageError(f"{flag} {args.features if flag == '--features' else args.policy}: {message}") from None
+        blame = names_from if features is not None and message.startswith("feature_names") else f"--policy {args.policy}"
+        raise UsageError(f"{blame}: {message}") from None
     try:
         service.start()  # recovery before the port opens; the app closes the service when uvicorn stops
     except ValueError as exc:
@@ -153,8 +161,21 @@ def run(args: argparse.Namespace) -> int:
     # everything loaded so far (numba, pandas, pyarrow, the policy) lives as long as the process: keep it out of the
     # cyclic collector's full passes, which otherwise stall every request for 100-200 ms (measured under load)
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    version = service.holder.snapshot.policy_version
+    ready = (f"serving {args.policy} ({version}) on http://{args.host}:{args.port}, log {args.log}, "
+             f"trainer {args.trainer}")
+
+    class AnnouncingServer(uvicorn.Server):
+        """uvicorn's server, saying one line on stderr once it listens (its own log is quiet by default)."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(ready, file=sys.stderr, flush=True)
+
+    AnnouncingServer(config).run()
     return 0
 
 

@@ -376,8 +376,9 @@ class CrossFittedRewardModel(ABC):
         n = len(action)
         if self.n_folds > n:
             raise ValueError(
-                f"n_folds={self.n_folds} exceeds the number of logged rows n={n}; use n_folds <= n "
-                "(and far more rows than folds for a useful model)"
+                f"only {n} logged rows for a reward model cross-fitted in n_folds={self.n_folds} folds (DM and the "
+                "DR family need a row per fold, and far more for a useful model): log more, use fewer folds, or "
+                "estimators without a reward model (IPS, SNIPS)"
             )
         folds = self.folds(n, getattr(data, "event_id", None))
         q = self._fit_predict(X, action, reward, n_actions, folds, data)

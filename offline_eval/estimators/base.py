@@ -405,8 +405,9 @@ def _policy_probabilities(data: LoggedData, policy: Any, name: str) -> Any:
         )
     if missing:
         raise ValueError(
-            f"{name} has no arm {missing} of the logged arms {log_arms} (its arms: {arms}); a policy must know every "
-            "logged arm to be evaluated on these logs: add the arms to it, or evaluate on logs without them"
+            f"{name} lacks {'every one' if len(missing) == len(log_arms) else 'some'} of the logged arms: "
+            f"{missing} are not among its arms {arms} (logged: {log_arms}); a policy must know every logged arm to "
+            "be evaluated on these logs: add the arms to it, or evaluate on logs without them"
         )
     position = {a: j for j, a in enumerate(arms)}
     log_index = {a: k for k, a in enumerate(log_arms)}

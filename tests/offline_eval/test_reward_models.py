@@ -545,7 +545,7 @@ def test_bad_data_raises_and_leaves_fitted_state_unchanged():
     folds = model.folds_
     with pytest.raises(TypeError, match="data must be an offline_eval.LoggedData .* without context"):
         model.fit_predict(np.zeros((10, 3)))
-    with pytest.raises(ValueError, match="n_folds=5 exceeds the number of logged rows n=3"):
+    with pytest.raises(ValueError, match=r"only 3 logged rows for a reward model cross-fitted in n_folds=5 folds.*IPS, SNIPS"):
         model.fit_predict(Logs(data.context[:3], data.action[:3], data.reward[:3], 3))
     with pytest.raises(ValueError, match=r"data.action must lie in \[0, 2\)"):
         model.fit_predict(Logs(data.context, data.action, data.reward, 2))

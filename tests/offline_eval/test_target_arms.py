@@ -107,9 +107,9 @@ def test_a_policy_in_the_log_order_gets_the_log_mask_itself():
 def test_a_policy_missing_a_logged_arm_is_an_error_naming_it():
     data = uniform_log(n=50)
     policy = NamedPolicy(["family", "duo"], np.full((data.n, 2), 0.5))
-    with pytest.raises(ValueError, match=r"has no arm \['individual'\] of the logged arms"):
+    with pytest.raises(ValueError, match=r"lacks some of the logged arms: \['individual'\] are not among its arms"):
         IPS().estimate(data, policy)
-    with pytest.raises(ValueError, match=r"policies\['short'\] has no arm \['individual'\]"):
+    with pytest.raises(ValueError, match=r"policies\['short'\] lacks some of the logged arms: \['individual'\]"):
         evaluate(data, {"short": policy}, estimators=[IPS()])
 
 
@@ -305,3 +305,16 @@ def test_through_the_decision_log_a_greedy_logger_shows_the_deficit_and_arm_orde
     np.testing.assert_allclose(table.value[:2], table.value[2:], rtol=1e-12)
     support = sorted(str(c.message).split(":")[0] for c in caught if "support deficit" in str(c.message))
     assert support == ["policies['backward']", "policies['forward']"]
+
+
+def test_a_policy_with_none_of_the_logged_arms_is_told_so():
+    # regression: "the policy has no arm ['individual', 'duo'] of the logged arms ['individual', 'duo']" read as a
+    # contradiction
+    from bandit import LinUCB
+    from offline_eval import IPS, LoggedData
+
+    data = LoggedData(np.zeros((4, 2)), [0, 1, 0, 1], [1.0, 0.0, 1.0, 0.0], [0.5] * 4,
+                      action_names=["individual", "duo"])
+    with pytest.raises(ValueError, match=r"lacks every one of the logged arms: \['individual', 'duo'\] are not among "
+                                         r"its arms \['x', 'y'\]"):
+        IPS().estimate(data, LinUCB(["x", "y"], n_features=2, seed=0))

@@ -38,14 +38,26 @@ def test_bad_serve_arguments_exit_2_naming_the_flag(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("content", [b"[" * 100_000, b'["tenure", "usage"', b'\xff["a"]'], ids=["deep", "torn", "binary"])
-def test_an_unreadable_features_file_beside_the_policy_exits_2_naming_features(tmp_path, capsys, content):
-    # regression: nesting deeper than the JSON parser's stack escaped as a RecursionError traceback, and a torn file
-    # was blamed on --policy
+def test_an_unreadable_features_file_beside_the_policy_exits_2_naming_it(tmp_path, capsys, content):
+    # regression: nesting deeper than the JSON parser's stack escaped as a RecursionError traceback; a torn file was
+    # blamed on --policy alone, then on "--features None", a flag the user never passed
     bandit.LinUCB(["solo", "duo"], n_features=3, seed=0).save(tmp_path / "p.zip")
     (tmp_path / "p.features.json").write_bytes(content)
     assert main(["serve", "--policy", str(tmp_path / "p.zip"), "--log", str(tmp_path / "logs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("upsell-bandit serve: error: --features") and "p.features.json" in err, err
+    assert err.startswith("upsell-bandit serve: error: --policy") and "(p.features.json)" in err, err
+    assert "--features" not in err and "\n" not in err
+
+
+def test_features_that_do_not_fit_the_policy_name_where_they_came_from(tmp_path, capsys):
+    bandit.LinUCB(["solo", "duo"], n_features=2, seed=0).save(tmp_path / "p.zip")
+    (tmp_path / "p.features.json").write_text('["tenure"]')
+    args = ["serve", "--policy", str(tmp_path / "p.zip"), "--log", str(tmp_path / "logs")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--policy" in err and "(p.features.json): feature_names must be 2" in err and "None" not in err, err
+    assert main([*args, "--features", "a,b,c"]) == 2  # given on the command line: that flag is named
+    assert capsys.readouterr().err.strip().startswith("upsell-bandit serve: error: --features a,b,c: feature_names")
 
 
 def test_a_missing_policy_file_is_named(tmp_path, capsys):

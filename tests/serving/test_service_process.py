@@ -79,6 +79,9 @@ def policy_dir(tmp_path):
 @pytest.mark.slow
 def test_real_server_rejects_bad_requests_and_handles_concurrent_rewards(policy_dir):
     server = Server(policy_dir, "--max-body-bytes", "1024", "--durability", "write").start()
+    # it says where it listens (uvicorn's own log is quiet at the default level: it used to print nothing)
+    said = (policy_dir / "stderr.txt").read_text()
+    assert f"serving {policy_dir / 'policy.zip'} (LinUCB-" in said and f"on {server.url}, log " in said
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             r = http.post("/rank", content=b'{"context": [1, 2, 3], "event_id": "e1"}', headers=JSON)
