@@ -256,10 +256,10 @@ def test_old_and_new_parts_mixed_give_the_new_form_result_bit_for_bit(log, tmp_p
 
 
 def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path, monkeypatch):
-    """read_row_groups (a log directory's reader) cuts the batches a pyarrow dataset scanner cuts -- per row group,
-    the last of each shorter, also when batch_rows exceeds a row group -- with the same values and the dataset's
-    types (old-form and new-form parts, row groups of unequal sizes); and a directory evaluates bit for bit as a
-    dataset of it, whose scan is the reference."""
+    """read_row_groups (a log directory's reader; also with the context decoded apart, read_context_apart) cuts the
+    batches a pyarrow dataset scanner cuts -- per row group, the last of each shorter, also when batch_rows exceeds a
+    row group -- with the same values and the dataset's types (old-form and new-form parts, row groups of unequal
+    sizes); and a directory evaluates bit for bit as a dataset of it, whose scan is the reference."""
     import pandas as pd
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -276,7 +276,10 @@ def test_row_groups_read_batch_by_batch_are_the_scanners_batches(log, tmp_path, 
     for batch_rows, pass_threads in ((64, 1), (500, 64), (700, 1), (4000, 64)):
         # the columns decoded on pyarrow's threads (more cores than worker threads) or by the calling thread
         monkeypatch.setattr(streaming, "PASS_THREADS", pass_threads)
-        got, want = list(reader._record_batches(columns, batch_rows)), list(scanned._record_batches(columns, batch_rows))
+        # the context and ids decoded on a thread of their own (read_context_apart) or with the other columns
+        apart = batch_rows in (64, 700)
+        got = list(reader._record_batches(columns, batch_rows, apart=apart))
+        want = list(scanned._record_batches(columns, batch_rows))
         assert [b.num_rows for b in got] == [b.num_rows for b in want]
         assert max(b.num_rows for b in got) == min(batch_rows, 1100) and sum(b.num_rows for b in got) == 6000
         for g, w in zip(got, want, strict=True):
@@ -374,9 +377,9 @@ def test_reward_model_columns_are_read_once_when_they_fit(log, monkeypatch):
     scans = []
     original = streaming._Log.batches
 
-    def counted(self, columns, batch_rows, retained=False):
+    def counted(self, columns, batch_rows, retained=False, apart=False):
         scans.append((columns, retained))
-        return original(self, columns, batch_rows, retained)
+        return original(self, columns, batch_rows, retained, apart)
 
     monkeypatch.setattr(streaming._Log, "batches", counted)
     need = 6000 * (8 * 3 + 4 + 8 + 1)  # rows x (context, action, reward, folds) bytes: 3 features
