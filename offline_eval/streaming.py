@@ -186,9 +186,10 @@ def read_context_apart(files: Sequence[Path], columns: list[str], batch_rows: in
     pass of single-arm targets without a reward model reads it only to check it (a row with a non-finite context is
     left out, as in memory), and its worker threads have little to do: decoded with the other columns, the context
     made the reading thread the pass's critical path. Measured on the bench log (10^7 rows, 8 features, IPS + SNIPS
-    for "always duo", 2 cores, 7 interleaved runs at load < 1): 7.1 x 10^6 rows/s without reading the context, 4.5
-    x 10^6 reading it on the reading thread, 5.3 x 10^6 with this reader. Where the worker threads score a policy
-    the extra thread cost more than it saved (LinUCB target: 4.1 -> 3.4 x 10^6 rows/s), so only that pass uses it,
+    for "always duo", 2 cores, interleaved runs started at load < 1, medians): 7.0 x 10^6 rows/s without reading the
+    context (12 runs, CPU 2.2 s), 4.5 x 10^6 reading it on the reading thread (4 runs, CPU 2.9 s), 5.3 x 10^6 with
+    this reader (12 runs, 4.7-6.0, CPU 3.3 s). Where the worker threads score a policy the extra thread cost more than
+    it saved (LinUCB target: 4.1 -> 3.4 x 10^6 rows/s, 4 runs each), so only that pass uses it,
     on machines with more than one core, when ``columns`` holds the context and a column not in
     :data:`APART_COLUMNS`.
     """
