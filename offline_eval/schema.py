@@ -60,8 +60,10 @@ is busy, dot-prefixed temporaries that every reader ignores (as do ``pyarrow.dat
 starting with ``.`` or ``_`` (``_SUCCESS``, ``_metadata``) are ignored silently. :func:`read_log` skips, with a
 :class:`DecisionLogWarning` naming each file, everything else that cannot be part of the log: other files,
 empty or unreadable ``part-*.parquet`` files, and part files that do not carry the schema (no arm list metadata,
-missing columns, wrong types, nulls in a required column). It also quarantines duplicate event ids (keeps the
-first occurrence in log order, warns naming the ids), so nothing downstream ever sees an id twice.
+missing columns, wrong types, nulls in a required column, an action that does not fit int32; the last two read from
+the footer's statistics where it has them, so that the streaming reader skips the same parts without reading them).
+It also quarantines duplicate event ids (keeps the first occurrence in log order, warns naming the ids), so nothing
+downstream ever sees an id twice.
 
 The values of a row (an action in [0, K), a propensity in (0, 1] equal to ``probabilities[action]``, finite context
 and reward, ...) are not checked here: the readers that feed an evaluation (``LoggedData.from_parquet`` /
