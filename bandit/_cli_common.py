@@ -31,6 +31,7 @@ __all__ = [
     "Uniform",
     "UsageError",
     "add_invalid_rows_argument",
+    "add_reward_range_argument",
     "check_out_dir",
     "echo",
     "join",
@@ -38,6 +39,7 @@ __all__ = [
     "one_line",
     "parquet_files",
     "parse_now",
+    "parse_range",
     "parse_window",
     "read_decision_log",
     "read_outcomes",
@@ -212,6 +214,40 @@ def add_invalid_rows_argument(parser: argparse.ArgumentParser) -> None:
                         "outside (0, 1] or not probabilities[action], non-finite context or reward, ...): leave them "
                         "out with a note counting them per reason (quarantine, the default; leaving rows out can "
                         "bias the estimates when the logging is at fault) or stop at the first (raise)")
+
+
+def add_reward_range_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--reward-range LOW,HIGH``: the a-priori range of one reward (``what`` says where it is used; shared by
+    ``evaluate`` and ``report``)."""
+    parser.add_argument("--reward-range", metavar="LOW,HIGH",
+                        help="a-priori range of one reward per decision, e.g. 0,19.99 for revenue up to the top "
+                        f"price (--reward-range=-12,20 when LOW is negative): {what}; every reward must lie in it "
+                        "(default: none stated)")
+
+
+def parse_range(text: str, flag: str) -> tuple[float, float]:
+    """``LOW,HIGH`` as two finite floats with ``LOW < HIGH``; UsageError naming ``flag`` otherwise.
+
+    Examples
+    --------
+    >>> parse_range("0,19.99", "--reward-range")
+    (0.0, 19.99)
+    >>> parse_range("1,0", "--reward-range")
+    Traceback (most recent call last):
+    ...
+    bandit._cli_common.UsageError: --reward-range '1,0': expected LOW,HIGH with finite numbers and LOW < HIGH (the range of one value per decision), e.g. 0,19.99
+    """
+    import math
+
+    low_text, comma, high_text = text.partition(",")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        low = high = math.nan
+    if not (comma and math.isfinite(low) and math.isfinite(high) and low < high):
+        raise UsageError(f"{flag} {text!r}: expected LOW,HIGH with finite numbers and LOW < HIGH (the range of one "
+                         "value per decision), e.g. 0,19.99")
+    return low, high
 
 
 def check_outcome_arguments(args: argparse.Namespace) -> None:

@@ -4,14 +4,18 @@
 
     upsell-bandit report --logs DIR [--outcomes FILE --attribution-window WINDOW [--now TS]]
         --policy NAME=FILE [--policy NAME=FILE ...] [--baseline logging|NAME] [--metric COLUMN]
-        [--split-at DATE | --test-days N] [--min-effect X] [--guardrail NAME=COLUMN:MARGIN ...]
-        [--conversion COLUMN] [--alpha A] [--estimator NAME] [--backtest-windows N] --out DIR [--force]
+        [--split-at DATE | --test-days N] [--min-effect X] [--reward-range LOW,HIGH]
+        [--guardrail NAME=COLUMN:MARGIN[:LOW,HIGH][:higher] ...] [--conversion COLUMN] [--alpha A]
+        [--estimator NAME] [--backtest-windows N] --out DIR [--force]
 
 Each metric -- the primary ``--metric`` (default ``reward``) and every guardrail's COLUMN -- is a column of the
 outcomes table joined to the decisions with :func:`bandit.attribution.join_outcomes` under ``--attribution-window``
 (the sum of a decision's outcomes inside its window, 0 once the window has passed without one; decisions whose
 window is still open at ``--now`` are left out), or, without ``--outcomes`` (or when the outcomes lack it), a column
-of the logs. Policies are files written by ``policy.save()`` (loaded with :func:`bandit.load`); ``uniform`` is
+of the logs. ``--reward-range`` (the primary metric's) and a guardrail's ``:LOW,HIGH`` state the a-priori range of one
+value per decision (``reward_range`` and ``Guardrail(value_range=...)`` of the report): below 10 informative rows the
+small-sample bound decides only on a stated range, and a stated range clips that metric's intervals to what it
+allows. Policies are files written by ``policy.save()`` (loaded with :func:`bandit.load`); ``uniform`` is
 uniform over the eligible arms. The report itself is :func:`offline_eval.report.rollout_report` (rules in its
 module docstring); ``--out`` receives ``report.html`` (self-contained), ``report.md``, ``report.json`` and
 ``report.csv`` (the table).
@@ -38,12 +42,14 @@ from bandit._cli_common import (
     UsageError,
     add_invalid_rows_argument,
     add_log_arguments,
+    add_reward_range_argument,
     check_out_dir,
     check_outcome_arguments,
     join,
     load_policies,
     one_line,
     parquet_files,
+    parse_range,
     policy_error,
     read_decision_log,
     require,
@@ -88,11 +94,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     split.add_argument("--test-days", type=float, metavar="N", help="evaluate the last N days; earlier rows train")
     rep.add_argument("--min-effect", type=float, default=0.0, metavar="X",
                      help="smallest lift of the metric per decision worth shipping (default 0)")
-    rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN[:higher]",
+    add_reward_range_argument(rep, "of the --metric; with it the small-sample bound decides a lift with fewer than "
+                              "10 outcomes on a candidate's offers, and the metric's intervals are clipped to it")
+    rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]",
                      dest="guardrails",
                      help="a metric that must not get worse by more than MARGIN per decision: by default a rise is "
-                     "the harm (e.g. cancellations=cancelled:0.002); append ':higher' for a metric where higher is "
-                     "better and a fall is the harm (e.g. retention=retained:0.01:higher); repeat for several")
+                     "the harm (e.g. cancellations=cancelled:0.002); append ':LOW,HIGH' to state the range of one "
+                     "value (e.g. refunds=refunded:0.001:0,1 for a 0/1 flag: a rare harm is then judged on the "
+                     "small-sample bound with fewer than 10 events, and its intervals are clipped to the range); "
+                     "append ':higher' for a metric where higher is better and a fall is the harm (e.g. "
+                     "retention=retained:0.01:0,1:higher); repeat for several")
     rep.add_argument("--conversion", metavar="COLUMN",
                      help="metric whose positive values are conversions (hit rate, popularity; default --metric)")
     rep.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
@@ -113,25 +124,44 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _guardrails(specs: list[str]) -> dict[str, tuple[str, float, bool]]:
-    """``NAME -> (COLUMN, MARGIN, higher_is_better)`` of the ``--guardrail NAME=COLUMN:MARGIN[:higher]`` flags.
+def _guardrails(specs: list[str]) -> dict[str, tuple[str, float, bool, tuple[float, float] | None]]:
+    """``NAME -> (COLUMN, MARGIN, higher_is_better, value range or None)`` of the ``--guardrail
+    NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]`` flags (the two optional parts in either order).
 
     Examples
     --------
     >>> _guardrails(["churn=cancelled:0.01", "retention=retained:0.02:higher"])
-    {'churn': ('cancelled', 0.01, False), 'retention': ('retained', 0.02, True)}
+    {'churn': ('cancelled', 0.01, False, None), 'retention': ('retained', 0.02, True, None)}
+    >>> _guardrails(["refunds=refunded:0.001:0,1", "retention=retained:0.02:0,1:higher"])
+    {'refunds': ('refunded', 0.001, False, (0.0, 1.0)), 'retention': ('retained', 0.02, True, (0.0, 1.0))}
     """
-    syntax = ("expected NAME=COLUMN:MARGIN or NAME=COLUMN:MARGIN:higher, e.g. cancellations=cancelled:0.002 or "
-              "retention=retained:0.01:higher")
-    out: dict[str, tuple[str, float, bool]] = {}
+    syntax = ("expected NAME=COLUMN:MARGIN[:LOW,HIGH][:higher], e.g. cancellations=cancelled:0.002, "
+              "refunds=refunded:0.001:0,1 or retention=retained:0.01:higher")
+    out: dict[str, tuple[str, float, bool, tuple[float, float] | None]] = {}
     for spec in specs:
         name, eq, rest = spec.partition("=")
-        higher = False
-        head, colon, last = rest.rpartition(":")
-        if colon and last.strip().lower() == _HIGHER:
-            higher, rest = True, head
-        elif colon and last.strip() and not _is_number(last):
-            raise UsageError(f"--guardrail {spec!r}: unknown direction {last.strip()!r}; {syntax}")
+        higher, value_range = False, None
+        for _ in range(2):  # the optional ':LOW,HIGH' and ':higher' at the end, in either order
+            head, colon, last = rest.rpartition(":")
+            word = last.strip()
+            if not colon:
+                break
+            if word.lower() == _HIGHER and not higher:
+                higher, rest = True, head
+            elif "," in word and value_range is None:
+                try:
+                    value_range = parse_range(word, "--guardrail")
+                except UsageError:
+                    raise UsageError(f"--guardrail {spec!r}: the range {word!r} must be LOW,HIGH with finite "
+                                     "numbers and LOW < HIGH (of one value per decision, e.g. 0,1 for a 0/1 flag)"
+                                     ) from None
+                rest = head
+            elif "," in word:
+                raise UsageError(f"--guardrail {spec!r}: more than one range ({word!r}); {syntax}")
+            elif word and not _is_number(word):
+                raise UsageError(f"--guardrail {spec!r}: unknown direction {word!r}; {syntax}")
+            else:
+                break
         column, colon, margin_text = rest.rpartition(":")
         name, column = name.strip(), column.strip()
         if not eq or not colon or not name or not column:
@@ -141,7 +171,7 @@ def _guardrails(specs: list[str]) -> dict[str, tuple[str, float, bool]]:
             raise UsageError(f"--guardrail {spec!r}: MARGIN must be a number >= 0 (metric units per decision)")
         if name in out:
             raise UsageError(f"--guardrail {spec!r}: the name {name!r} is used twice")
-        out[name] = (column, margin, higher)
+        out[name] = (column, margin, higher, value_range)
     return out
 
 
@@ -179,12 +209,13 @@ def _check_args(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _metric_columns(args: argparse.Namespace, guardrails: dict[str, tuple[str, float, bool]]) -> dict[str, str]:
+def _metric_columns(args: argparse.Namespace,
+                    guardrails: dict[str, tuple[str, float, bool, tuple[float, float] | None]]) -> dict[str, str]:
     """Column -> the flag that asked for it (metric, conversion, guardrails)."""
     cols = {args.metric: "--metric"}
     if args.conversion is not None:
         cols.setdefault(args.conversion, "--conversion")
-    for name, (column, _, _) in guardrails.items():
+    for name, (column, *_) in guardrails.items():
         cols.setdefault(column, f"--guardrail {name}={column}")
     return cols
 
@@ -259,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
     from offline_eval.report import Guardrail, rollout_report
 
     _check_args(args)
+    reward_range = None if args.reward_range is None else parse_range(args.reward_range, "--reward-range")
     guardrails = _guardrails(args.guardrails)
     if args.metric in guardrails:
         raise UsageError(f"--guardrail {args.metric}=...: a guardrail may not be named like the --metric")
@@ -279,7 +311,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--baseline {args.baseline!r}: expected 'logging' or a --policy NAME ({', '.join(policies)})")
     if len(policies) == 1 and args.baseline in policies:
         raise UsageError(f"--baseline {args.baseline}: give at least one other --policy to decide on")
-    gr = {name: Guardrail(column, margin, higher) for name, (column, margin, higher) in guardrails.items()}
+    gr = {name: Guardrail(column, margin, higher, value_range)
+          for name, (column, margin, higher, value_range) in guardrails.items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -292,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
                 min_effect=args.min_effect,
                 alpha=args.alpha,
                 estimator=None if args.estimator is None else getattr(offline_eval, args.estimator)(),
+                reward_range=reward_range,
                 split_at=args.split_at,
                 test_days=args.test_days,
                 conversion=args.conversion,
@@ -335,6 +369,11 @@ def _flag_of(message: str, args: argparse.Namespace) -> str:
     m = re.search(r"candidates\['([^']+)'\]", message)
     if m:
         return f"--policy {m.group(1)}: "
+    m = re.match(r"guardrails\['([^']+)'\]\.value_range", message)
+    if m:
+        return f"--guardrail {m.group(1)}: "
+    if message.startswith("reward_range"):
+        return f"--reward-range {args.reward_range}: "
     if "evaluated data has" in message and (args.split_at is not None or args.test_days is not None):
         return f"--split-at {args.split_at}: " if args.split_at is not None else f"--test-days {args.test_days}: "
     if "split_at" in message or "at=" in message:

@@ -19,7 +19,10 @@ What it shows
    shipping, guardrails with non-inferiority margins (Holm-Bonferroni across them), overlap diagnostics, and --
    next to each candidate -- the logging policy's value, the best single plan and a popularity baseline (both
    ranked on the training rows), plus each policy's hit rate. If undecided, how many more offers (and days) would
-   settle it. A rolling-origin backtest shows whether the lift held in earlier windows.
+   settle it. A rolling-origin backtest shows whether the lift held in earlier windows. Each metric's a-priori
+   range is stated from the catalog (:func:`bandit.simulation.demo.metric_ranges`: revenue up to the top price,
+   0/1 cancellations, cannibalised value up to what one conversion can end), so below 10 outcomes the report
+   judges on the small-sample bound, and every interval is clipped to what its metric can be.
 4. **Outputs.** The decision and its reasons are printed; ``report.html`` (self-contained: open it offline),
    ``report.md`` and ``report.json`` are written to ``--out``.
 
@@ -44,6 +47,7 @@ import pandas as pd
 import bandit
 from bandit.simulation import UpsellWorld, WorldConfig
 from bandit.simulation.config import MAX_SEED, CatalogConfig
+from bandit.simulation.demo import metric_ranges
 from bandit.simulation.metrics import logged_frame
 from bandit.simulation.runner import run_policy
 from offline_eval import LoggedData
@@ -152,9 +156,15 @@ def main(argv: Sequence[str] | None = None) -> RolloutExample:
     print(f"logged {len(logs):,} offers with a final outcome (LinUCB, 30% exploration floor)")
     fitted_on: dict[str, int] = {}
     candidates = candidate_fits(logs.attrs["arms"], args.seed, fitted_on)
+    # the catalog's prices bound every metric a priori: revenue up to the top price, cancellations are 0/1, a
+    # conversion ends at most the products it replaces; stated, they let the small-sample bound decide and clip
+    # the intervals to what the metrics can be
+    ranges = metric_ranges(CatalogConfig().build(with_new_plan=False), world.long_term_weight)
     guardrails = {
-        "cancellations": Guardrail("cancelled", margin=0.003),  # at most +0.3 points of cancellations per offer
-        "cannibalisation": Guardrail("cannibalised", margin=0.10),  # at most 0.10 of existing revenue per offer
+        # at most +0.3 points of cancellations per offer
+        "cancellations": Guardrail("cancelled", margin=0.003, value_range=ranges["cancelled"]),
+        # at most 0.10 of existing revenue per offer
+        "cannibalisation": Guardrail("cannibalised", margin=0.10, value_range=ranges["cannibalised"]),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticWarning)  # the report shows the diagnostics itself
@@ -165,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> RolloutExample:
             metric="revenue",
             guardrails=guardrails,
             min_effect=args.min_effect,
+            reward_range=ranges["revenue"],
             test_days=test_days,
             conversion="converted",
             backtest_windows=args.backtest_windows,

@@ -757,9 +757,9 @@ def evaluation_table(accumulators: Mapping[str, PolicyAccumulator], stacklevel: 
         supported = deficit is None or deficit <= TARGET_ATOL
         support_bias = 0.0 if supported else (deficit or 0.0) * scale
         first = len(rows)
-        for res in results:
+        for res, est in zip(results, acc.layout.estimators, strict=True):
             rows.append(table_row(policy_name, res.estimate, res.lift, res.lift_low, res.lift_high, support_bias,
-                                  res.bias_se))
+                                  res.bias_se, value_range=est.reward_range))
             messages += [f"{res.estimate.estimator}: {m}" for m in res.estimate.diagnostics.warnings if m not in shared]
         mark_recommended(rows, first)
         emit(messages, f"policies[{policy_name!r}]", stacklevel=stacklevel + 1)

@@ -73,6 +73,14 @@ Reward models are fitted once: estimators with the same ``reward_model`` (None =
 one cross-fitted q matrix across all policies; each target is validated once and shared by all estimators.
 Lift over the logging policy is the paired difference ``estimate - mean(reward)``, whose interval comes from the
 per-row differences ``psi_i - r_i`` (psi the estimator's per-row terms).
+
+*A stated reward range clips the intervals.* With an estimator's ``reward_range=(low, high)`` (the a-priori range of
+one reward, e.g. ``(0, top price)``), a value's interval is clipped to ``[low, high]`` and a lift's or a paired
+difference's (:func:`compare`) to ``[low - high, high - low]``, never past the point estimate
+(:func:`offline_eval.small_sample.clip_to_range`). The true value lies in that set, so the clipped interval covers
+whenever the unclipped one does: coverage is kept and only impossible values are dropped (a conversion rate's
+interval no longer starts below 0). The same function clips in the streaming and Spark tables and in
+:func:`offline_eval.report.rollout_report`.
 """
 
 from __future__ import annotations
@@ -93,6 +101,7 @@ from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
 from offline_eval.gap import gap_se, projects_weights
 from offline_eval.intervals import Interval, normal_interval
+from offline_eval.small_sample import clip_to_range
 
 __all__ = ["compare", "default_estimators", "evaluate"]
 
@@ -312,7 +321,8 @@ def evaluate(
                     bias_se = gap_se(data, resolved.weights, q)
                 else:
                     bias_se = normal_interval(out.terms - out.reference, est.alpha).se
-            rows.append(table_row(policy_name, result, lift_iv, lift_low, lift_high, support_bias, bias_se))
+            rows.append(table_row(policy_name, result, lift_iv, lift_low, lift_high, support_bias, bias_se,
+                                  value_range=est.reward_range))
             messages += [f"{result.estimator}: {m}" for m in result.diagnostics.warnings if m not in shared]
         mark_recommended(rows, first_row)
         emit(messages, f"policies[{policy_name!r}]", stacklevel=3)
@@ -329,14 +339,21 @@ def table_row(
     lift_high: float,
     support_bias: float,
     bias_se: float = math.nan,
+    *,
+    value_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """One row of the :func:`evaluate` table (``recommended`` False until :func:`mark_recommended`).
 
     ``lift`` is the interval of the estimator's terms minus the logged rewards and ``lift_low``, ``lift_high`` its
     (bias-aware where needed) bounds; ``support_bias`` the support deficit times the reward scale; ``bias_se`` the
-    standard error of ``result.bias`` (DM rows: of the mean correction ``mean(w (r - q))``; NaN elsewhere). Shared
-    with the streaming and Spark evaluations, which compute the same inputs from mergeable statistics.
+    standard error of ``result.bias`` (DM rows: of the mean correction ``mean(w (r - q))``; NaN elsewhere);
+    ``value_range`` the estimator's ``reward_range``: when given, the value's interval is clipped to it and the
+    lift's to ``[low - high, high - low]`` (:func:`offline_eval.small_sample.clip_to_range`; coverage is kept). The
+    blend row (:func:`blend_row`) widens DR's clipped interval to contain the blend, which keeps the same rule.
+    Shared with the streaming and Spark evaluations, which compute the same inputs from mergeable statistics.
     """
+    ci_low, ci_high = clip_to_range(result.ci_low, result.ci_high, result.value, value_range)
+    lift_low, lift_high = clip_to_range(lift_low, lift_high, lift.value, value_range, difference=True)
     bias = support_bias + abs(result.bias)
     d = result.diagnostics
     return {
@@ -344,8 +361,8 @@ def table_row(
         "estimator": result.estimator,
         "value": result.value,
         "se": result.se,
-        "ci_low": result.ci_low,
-        "ci_high": result.ci_high,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
         "lift": lift.value,
         "lift_se": lift.se,
         "lift_ci_low": lift_low,
@@ -512,6 +529,7 @@ def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matric
         a_low, a_high = ra.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
         b_low, b_high = rb.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
         low, high, kind = min(low, a_low - b_high), max(high, a_high - b_low), f"{kind}+kl"
+    low, high = clip_to_range(low, high, iv.value, estimator.reward_range, difference=True)
     bias_se = math.nan
     if isinstance(estimator, DM) and reference is not None:
         if q_a is not None and q_b is q_a and projects_weights(matrices.model(estimator)):

@@ -44,7 +44,7 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
     interval widened to contain the Chernoff-Hoeffding (KL) interval of the IPS terms, a difference's to contain
     the union bound of both sides' KL intervals at ``alpha / 2`` each (the logging policy's terms are its
     rewards) -- and its kind gets ``+kl`` (the table's ``interval``). That floor holds at every n, *given the
-    metric's range*. With a **stated range** (the estimator's ``reward_range`` for the primary metric, the
+    metric's range*. With a **stated range** (``reward_range=`` -- or the estimator's -- for the primary metric, the
     guardrail's ``value_range``) the floored interval is judged like any other: the lift against ``min_effect``,
     a guardrail as non-inferior / breached / inconclusive (so a rare harm -- no refund among 10^5 offers -- can
     pass). With only the **range seen in the log** it decides nothing: the candidate is **NEED MORE DATA** (unless
@@ -69,6 +69,14 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
   adjusted upper bound of ``h`` is below ``M``), *breached* when ``H0: h <= M`` is rejected. A breach is NO-GO.
 * **GO** when the lift is shown, every guardrail is non-inferior and the overlap is healthy (with enough effective
   rows, and enough outcomes or a stated range); **NO-GO** as above; otherwise **NEED MORE DATA**.
+
+**Stated ranges clip.** On a stated range every interval of that metric -- floored or not, of the candidates, the
+references, the logging policy and the backtest windows -- is clipped to what the quantity can be: a value to
+``[low, high]``, a difference to ``[low - high, high - low]`` (:func:`offline_eval.small_sample.clip_to_range`, the
+function ``evaluate`` and ``compare`` clip with). The quantity lies in that set, so the clipped interval covers
+whenever the unclipped one does; only impossible values go (a churn rate's interval ``[-0.00021, 0.019]`` becomes
+``[0, 0.019]``). A margin or minimum effect beyond ``high - low`` cannot be reached: that side's test rejects with
+p = 0, as the clipped interval shows. Nothing is clipped on a range only observed in the log.
 
 The guardrail tests use the same intervals as the lift, the estimator's own (``estimator.interval``; by default
 empirical likelihood up to 200,000 rows), which for a skewed metric need not be symmetric: a test's one-sided
@@ -163,7 +171,7 @@ from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.evaluate import BLEND_NAME
 from offline_eval.gap import gap_variance
 from offline_eval.intervals import Interval, RowTerms, normal_interval
-from offline_eval.small_sample import ips_term_range, kl_difference_p_value, kl_interval
+from offline_eval.small_sample import clip_to_range, ips_term_range, kl_difference_p_value, kl_interval
 
 __all__ = [
     "DECISIONS",
@@ -264,15 +272,7 @@ class Guardrail:
         if not isinstance(self.higher_is_better, bool):
             raise TypeError(f"higher_is_better must be a bool, got {type(self.higher_is_better).__name__}")
         if self.value_range is not None:
-            try:
-                low, high = (float(v) for v in self.value_range)
-            except (TypeError, ValueError):
-                raise TypeError(f"value_range must be a (low, high) pair of numbers or None, got {self.value_range!r}"
-                                ) from None
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"value_range must be finite with low < high (the range of one per-decision value), "
-                                 f"got {self.value_range!r}")
-            object.__setattr__(self, "value_range", (low, high))
+            object.__setattr__(self, "value_range", _check_range(self.value_range, "value_range"))
 
     def __repr__(self) -> str:
         col = self.column if isinstance(self.column, str) else f"<{len(np.asarray(self.column))} values>"
@@ -309,6 +309,29 @@ def _check_alpha(alpha: Any) -> float:
     if not 0 < float(alpha) < 1:
         raise ValueError(f"alpha must lie in (0, 1) (0.05 for 95% intervals), got {alpha!r}")
     return float(alpha)
+
+
+def _check_range(value: Any, name: str) -> tuple[float, float]:
+    """``value`` as a ``(low, high)`` pair of finite floats with ``low < high`` (the a-priori range of one value)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a (low, high) pair of numbers or None, got {value!r}")
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a (low, high) pair of numbers or None, got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be finite with low < high (the range of one per-decision value), got {value!r}")
+    return low, high
+
+
+def _check_values_in_range(values: np.ndarray, value_range: tuple[float, float] | None, what: str) -> None:
+    """The small-sample bound and the clipping are valid only on a range that holds every value of the metric."""
+    if value_range is not None and len(values) and not (value_range[0] <= values.min()
+                                                        and values.max() <= value_range[1]):
+        raise ValueError(
+            f"{what} is {value_range} but its values run from {values.min():g} to {values.max():g}; give a range "
+            "that holds every possible value"
+        )
 
 
 def _check_finite(value: Any, name: str) -> float:
@@ -585,9 +608,12 @@ class _SmallSample:
     of both sides' KL intervals at ``alpha / 2`` each (the lift floor over the logged rewards; ``compare``'s for a
     candidate baseline). The logging policy's terms are its rewards (weight 1).
 
-    ``value_range`` is the metric's a-priori range (the estimator's ``reward_range`` for the primary metric, the
-    guardrail's ``value_range``), else the observed one. When it is not given and every value of the metric is 0,
-    nothing bounds a policy without informative rows (``unbounded``): its floored interval is the whole line.
+    ``value_range`` is the metric's a-priori range (``rollout_report``'s ``reward_range`` for the primary metric,
+    the guardrail's ``value_range``), else the observed one. When it is not given and every value of the metric is
+    0, nothing bounds a policy without informative rows (``unbounded``): its floored interval is the whole line.
+    A stated range also clips every interval (floored or not) to what the quantity can be: a value to the range, a
+    difference to ``[low - high, high - low]`` (:func:`offline_eval.small_sample.clip_to_range`, as ``evaluate``
+    and ``compare`` clip; coverage is kept).
     """
 
     def __init__(self, d: LoggedData, resolved: Mapping[str, ResolvedTarget], alpha: float,
@@ -627,8 +653,31 @@ class _SmallSample:
             return kl_interval(side.mean, self.n, side.low, side.high, alpha)
         return self.resolved[name].value_kl_interval(alpha, self.value_range)
 
+    def _clip(self, iv: _Paired, difference: bool) -> _Paired:
+        """``iv`` clipped to what a value (a ``difference``) can be on the stated range; unchanged without one."""
+        low, high = clip_to_range(iv.low, iv.high, iv.value, self.value_range, difference)
+        return dataclasses.replace(iv, low=low, high=high)
+
+    def impossible(self, threshold: float) -> tuple[bool, bool]:
+        """Whether ``H0: d >= threshold`` and ``H0: d <= threshold`` are impossible for a difference ``d`` of two
+        values on the stated range (``threshold`` beyond ``high - low``, or below ``low - high``): such a test
+        rejects with p = 0, as the clipped interval shows."""
+        if self.value_range is None:
+            return False, False
+        span = self.value_range[1] - self.value_range[0]
+        return threshold > span, threshold < -span
+
     def value(self, name: str, iv: _Paired) -> _Paired:
-        """``iv``, the interval of ``name``'s value, with the floor when ``name`` has too few informative rows."""
+        """``iv``, the interval of ``name``'s value, with the floor when ``name`` has too few informative rows,
+        clipped to the stated range."""
+        return self._clip(self._floored_value(name, iv), difference=False)
+
+    def diff(self, name: str, base: str, iv: _Paired) -> _Paired:
+        """``iv``, the interval of ``V(name) - V(base)``, with the floor when either has too few informative rows,
+        clipped to the differences the stated range allows."""
+        return self._clip(self._floored_diff(name, base, iv), difference=True)
+
+    def _floored_value(self, name: str, iv: _Paired) -> _Paired:
         if self.count(name) >= INFORMATIVE_ROWS_MIN:
             return iv
         if self.unbounded:
@@ -641,8 +690,7 @@ class _SmallSample:
             low, high = floor.value_low, floor.value_high
         return _Paired(iv.value, iv.se, min(iv.low, low), max(iv.high, high), True)
 
-    def diff(self, name: str, base: str, iv: _Paired) -> _Paired:
-        """``iv``, the interval of ``V(name) - V(base)``, with the floor when either has too few informative rows."""
+    def _floored_diff(self, name: str, base: str, iv: _Paired) -> _Paired:
         if self.count(name, base) >= INFORMATIVE_ROWS_MIN:
             return iv
         if self.unbounded:
@@ -697,9 +745,11 @@ class _Scorer:
     ``se`` DR's, so its tests are never less conservative than DR's.
     """
 
-    def __init__(self, estimator: Estimator | None, alpha: float) -> None:
+    def __init__(self, estimator: Estimator | None, alpha: float,
+                 reward_range: tuple[float, float] | None = None) -> None:
         self.blend = estimator is None
-        self.est = DR(alpha=alpha) if estimator is None else dataclasses.replace(estimator, alpha=alpha)
+        self.est = (DR(alpha=alpha, reward_range=reward_range) if estimator is None
+                    else dataclasses.replace(estimator, alpha=alpha, reward_range=reward_range))
         self.dm = DM(alpha=alpha)
         self.name = BLEND_NAME if self.blend else self.est.name
         self._data: LoggedData | None = None
@@ -1012,7 +1062,9 @@ class RolloutReport:
         window inside the period it was trained on is an in-sample figure, not an out-of-sample backtest.
     settings : dict
         Metric, baseline, min effect, alpha, estimator, split and sizes; the rows the reader quarantined
-        (``quarantined``: per reason; ``n_quarantined`` of ``n_checked``).
+        (``quarantined``: per reason; ``n_quarantined`` of ``n_checked``); the stated ranges (``reward_range`` of
+        the primary metric and each guardrail's ``value_range``, ``[low, high]`` or None) and ``value_ranges``, per
+        metric the range its small-sample floor rests on (``low``, ``high``, ``given``).
     verdicts : dict of str to str
         Each decided candidate's own decision.
     power_curve : dict or None
@@ -1077,12 +1129,13 @@ class RolloutReport:
                 "status | hit rate |",
                 "|---|---|---|---|---|---|---|---|---|---|",
             ]
+            dv, dd = _column_decimals(part)  # one format per column
             for _, r in part.iterrows():
                 lines.append(
-                    f"| {r['policy']} | {r['role']} | {_fmt(r['value'])} | [{_fmt(r['ci_low'])}, "
-                    f"{_fmt(r['ci_high'])}] | {_fmt(r['diff'], signed=True)} | [{_fmt(r['diff_ci_low'], signed=True)}, "
-                    f"{_fmt(r['diff_ci_high'], signed=True)}] | {r['interval']} | {_count(r['informative_rows'])} | "
-                    f"{r['status'] or ''} | {_pct(r['hit_rate'])} |"
+                    f"| {r['policy']} | {r['role']} | {_fmt(r['value'], False, dv)} | [{_fmt(r['ci_low'], False, dv)}, "
+                    f"{_fmt(r['ci_high'], False, dv)}] | {_fmt(r['diff'], True, dd)} | "
+                    f"[{_fmt(r['diff_ci_low'], True, dd)}, {_fmt(r['diff_ci_high'], True, dd)}] | {r['interval']} | "
+                    f"{_count(r['informative_rows'])} | {r['status'] or ''} | {_pct(r['hit_rate'])} |"
                 )
             lines.append("")
             if part["interval"].str.contains("+kl", regex=False).any():
@@ -1091,11 +1144,12 @@ class RolloutReport:
             lines += ["## Backtest (rolling origin)", "",
                       "| window | test period | policy | refitted | rows | lift | interval |",
                       "|---|---|---|---|---|---|---|"]
+            _, dd = _column_decimals(self.backtest)
             for _, r in self.backtest.iterrows():
                 lines.append(
                     f"| {r['window']} | {str(r['train_end'])[:16]} to {str(r['test_end'])[:16]} | {r['policy']} | "
-                    f"{'yes' if r['refitted'] else 'no'} | {int(r['n']):,} | {_fmt(r['diff'], signed=True)} | "
-                    f"[{_fmt(r['diff_ci_low'], signed=True)}, {_fmt(r['diff_ci_high'], signed=True)}] |"
+                    f"{'yes' if r['refitted'] else 'no'} | {int(r['n']):,} | {_fmt(r['diff'], True, dd)} | "
+                    f"[{_fmt(r['diff_ci_low'], True, dd)}, {_fmt(r['diff_ci_high'], True, dd)}] |"
                 )
             lines.append("")
             if not self.backtest["refitted"].all():
@@ -1141,7 +1195,9 @@ class RolloutReport:
             vr = ranges.get(metric)
             text = "" if vr is None else (
                 f"{'given' if vr['given'] else 'as observed in the log'}: {_fmt(vr['low'])} to {_fmt(vr['high'])}")
+            dv, dd = _column_decimals(part)
             out.append({"name": metric, "kind": part["kind"].iloc[0], "rows": part.to_dict(orient="records"),
+                        "value_decimals": dv, "diff_decimals": dd,
                         "floored": bool(part["interval"].str.contains("+kl", regex=False).any()), "range": text,
                         "range_given": bool(vr is not None and vr["given"])})
         return out
@@ -1168,17 +1224,48 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _fmt(v: Any, signed: bool = False) -> str:
+#: Most decimals a table column shows (a column whose smallest non-zero entry is below 1e-6 shows it as 0.000000).
+_MAX_DECIMALS = 6
+
+
+def _decimals(values: Any) -> int:
+    """Decimals for one table column: enough for two significant digits of its smallest non-zero entry below 0.01
+    (at least 3, at most :data:`_MAX_DECIMALS`), so every entry of the column has the same format (0.00000,
+    -0.00017 and +0.00260, not 0.000, -0.00017 and +0.0026)."""
+    v = np.abs(np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), dtype=np.float64))
+    small = v[np.isfinite(v) & (v > 0) & (v < 0.01)]
+    if not len(small):
+        return 3
+    return int(min(_MAX_DECIMALS, 1 - math.floor(math.log10(float(small.min())))))
+
+
+def _fmt(v: Any, signed: bool = False, decimals: int | None = None) -> str:
+    """A number for the tables and reasons: ``decimals`` fixed decimals (one table column, :func:`_decimals`), else
+    3 decimals, 2 significant digits below 0.01, none from 1,000."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     v = float(v)
-    if abs(v) >= 1000:
+    if decimals is not None:
+        text = f"{v:,.{decimals}f}"
+        if float(text.replace(",", "")) == 0:
+            text = text.lstrip("-")  # -0.000 -> 0.000
+    elif abs(v) >= 1000:
         text = f"{v:,.0f}"
     elif v == 0 or abs(v) >= 0.01:
         text = f"{v:.3f}"
     else:
         text = f"{v:.2g}"
-    return ("+" + text) if signed and v > 0 else text
+    return ("+" + text) if signed and v > 0 and float(text.replace(",", "")) != 0 else text
+
+
+def _column_decimals(table: pd.DataFrame) -> tuple[int, int]:
+    """Decimals of a table's value columns (``value``, ``ci_low``, ``ci_high``; 3 when absent) and of its difference
+    columns (``diff``, ``diff_ci_low``, ``diff_ci_high``), each shared by the column and its interval."""
+    def of(cols: tuple[str, ...]) -> int:
+        present = [c for c in cols if c in table.columns]
+        return _decimals(np.concatenate([table[c].to_numpy(dtype=object) for c in present])) if present else 3
+
+    return of(("value", "ci_low", "ci_high")), of(("diff", "diff_ci_low", "diff_ci_high"))
 
 
 def _count(v: Any) -> str:
@@ -1218,6 +1305,7 @@ def rollout_report(
     alpha: float = 0.05,
     *,
     estimator: Estimator | None = None,
+    reward_range: tuple[float, float] | None = None,
     train: LoggedData | None = None,
     split_at: Any = None,
     test_days: float | None = None,
@@ -1251,6 +1339,14 @@ def rollout_report(
     estimator : Estimator, optional
         Used for every metric (its ``interval`` is used, its ``alpha`` replaced); default the DR-DM blend ("Estimator"
         in the module docstring).
+    reward_range : (float, float), optional
+        A-priori range of one value of the primary metric (e.g. ``(0, top price)`` for revenue per offer), for any
+        estimator, the default blend included (an ``estimator`` with its own ``reward_range`` gives the same; two
+        different ranges are refused). With it, the small-sample bound may decide below
+        :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` outcomes (module docstring), and every primary
+        interval is clipped to what the range allows (a value to it, a difference to ``[low - high, high - low]``;
+        coverage is kept). It must hold every value of the metric's column (ValueError otherwise). Recorded in
+        ``settings["reward_range"]``. A guardrail's range is its ``Guardrail(value_range=...)``.
     train : LoggedData, optional
         Training rows (then ``data`` holds the test rows only). Or give ``split_at`` (a time) or ``test_days``
         for :func:`offline_eval.splits.chronological_split` of ``data``.
@@ -1322,20 +1418,24 @@ def rollout_report(
         raise ValueError(f"backtest_windows must be an int >= 0, got {backtest_windows!r}")
     if estimator is not None and not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an offline_eval estimator such as DR(), got {type(estimator).__name__}")
+    range_name = "reward_range"
+    if reward_range is not None:
+        reward_range = _check_range(reward_range, "reward_range")
+        if estimator is not None and estimator.reward_range not in (None, reward_range):
+            raise ValueError(f"reward_range={reward_range} differs from estimator.reward_range="
+                             f"{estimator.reward_range}; give the primary metric's range once")
+    elif estimator is not None and estimator.reward_range is not None:
+        reward_range, range_name = estimator.reward_range, "estimator.reward_range"
     if conversion is not None and not isinstance(conversion, str):
         raise TypeError(f"conversion must be a metric name (str) or None, got {type(conversion).__name__}")
     if frame_options is not None and not isinstance(frame_options, Mapping):
         raise TypeError(f"frame_options must be a mapping of from_dataframe keyword arguments, got {frame_options!r}")
 
     full = _metric_data(data, metric, gr, conversion, frame_options or {})
-    for name, g in gr.items():  # the small-sample bound is valid only on a range that holds every value
-        values = full[name].reward
-        if g.value_range is not None and len(values) and not (
-                g.value_range[0] <= values.min() and values.max() <= g.value_range[1]):
-            raise ValueError(
-                f"guardrails[{name!r}].value_range is {g.value_range} but its values run from {values.min():g} to "
-                f"{values.max():g}; give a range that holds every possible value"
-            )
+    # the small-sample bound and the clipping are valid only on a range that holds every value
+    _check_values_in_range(full[metric].reward, reward_range, f"{range_name} (of the primary metric {metric!r})")
+    for name, guard in gr.items():
+        _check_values_in_range(full[name].reward, guard.value_range, f"guardrails[{name!r}].value_range")
     train_parts, test = _split(full, train, split_at, test_days)
     primary = test[metric]
     if primary.n < 2:
@@ -1381,7 +1481,7 @@ def rollout_report(
 
     m = len(decided)
     a = alpha / m
-    scorer = _Scorer(estimator, a)
+    scorer = _Scorer(estimator, a, reward_range)
     z_lift = float(norm.ppf(1 - a / 2))
     z_power = float(norm.ppf(power))
     k_g = len(gr)
@@ -1473,6 +1573,9 @@ def rollout_report(
                     kl_p = floors.p_values(name, base_name, thr)
                     if kl_p is not None:
                         p_below, p_above = max(p_below, kl_p[0]), max(p_above, kl_p[1])
+                    # a margin beyond what the stated range allows: that side's H0 cannot hold
+                    no_below, no_above = floors.impossible(thr)
+                    p_below, p_above = (0.0 if no_below else p_below), (0.0 if no_above else p_above)
                     guard_p[(name, metric_name)] = (p_below, p_above) if sign < 0 else (p_above, p_below)
         # Holm across guardrails, per candidate
         for name in decided:
@@ -1591,7 +1694,10 @@ def rollout_report(
         "estimator": scorer.name,
         "interval": scorer.kind(primary.n, False),
         "power": power,
-        "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better} for k, g in gr.items()},
+        "guardrails": {k: {"margin": g.margin, "higher_is_better": g.higher_is_better,
+                           "value_range": None if g.value_range is None else list(g.value_range)}
+                       for k, g in gr.items()},
+        "reward_range": None if reward_range is None else list(reward_range),
         "n_test": primary.n,
         "n_train": None if train_parts is None else train_parts[metric].n,
         "quarantined": dict(full[metric].quarantined.counts),
@@ -1777,7 +1883,7 @@ def _reasons(
             parts.append("but that interval cannot be trusted yet")
         if i["outcomes"] < INFORMATIVE_ROWS_MIN:
             parts.append(_bound_text(i["outcomes"], f"{metric} value", metric, settings,
-                                     "pass an estimator with reward_range=(low, high)"))
+                                     "pass reward_range=(low, high)"))
         sentence = ", ".join(parts) + "."
         out.append(sentence)
         if i["why"]:

@@ -28,6 +28,18 @@ scalars, so in-memory, streaming and Spark evaluations floor identically. It app
 (IPS's unbiasedness: exact propensities and no support deficit); an estimator's own bias-aware widening still
 applies on top. The interval kind gets the suffix ``"+kl"``.
 
+**Clipping to a stated range** (:func:`clip_to_range`). When the range of one reward is stated a priori (an
+estimator's ``reward_range``, a report metric's range), the quantity itself is confined: a policy's value, a mean of
+rewards, lies in ``[r_lo, r_hi]``, and a difference of two values (a lift, a paired comparison) in ``[r_lo - r_hi,
+r_hi - r_lo]``. Intersecting an interval with the set its quantity must lie in keeps its coverage -- whenever the
+interval holds the true value, so does the intersection, since the true value lies in that set -- and only drops
+values that are impossible (a churn rate's interval ``[-0.00021, 0.019]`` becomes ``[0, 0.019]``).
+:func:`offline_eval.evaluate`, :func:`offline_eval.compare` and :func:`offline_eval.report.rollout_report` clip
+every interval of a quantity with a stated range through that one function; the point estimate is left as it is,
+and an interval never stops short of it (so it still contains the estimate when the estimate itself lies outside
+the range, e.g. an IPS value above the top price). On a range only observed in the log nothing is clipped: the
+quantity's own values may lie outside it.
+
 References
 ----------
 Hoeffding, W. (1963). Probability inequalities for sums of bounded random variables. JASA 58(301).
@@ -43,6 +55,7 @@ from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN
 
 __all__ = [
     "SmallSampleFloor",
+    "clip_to_range",
     "ips_kl_interval",
     "ips_term_range",
     "kl_difference_p_value",
@@ -266,6 +279,57 @@ def kl_difference_p_value(
             break
         inside, outside = (mid, outside) if excludes(mid) else (inside, mid)
     return min(1.0, 2.0 * math.exp(-inside))
+
+
+def clip_to_range(
+    low: float,
+    high: float,
+    estimate: float,
+    value_range: tuple[float, float] | None,
+    difference: bool = False,
+) -> tuple[float, float]:
+    """An interval ``[low, high]`` of a quantity, intersected with the values the quantity can take when one reward
+    lies in ``value_range`` (module docstring): ``[r_lo, r_hi]`` for a value (a mean of rewards), ``[r_lo - r_hi,
+    r_hi - r_lo]`` for a ``difference`` of two values; never past the point ``estimate`` (the interval keeps
+    containing it). Coverage is kept: the true quantity lies in that set, so it lies in the clipped interval
+    whenever it lies in ``[low, high]``. ``value_range`` None (no stated range): unchanged.
+
+    Parameters
+    ----------
+    low, high : float
+        The interval (infinite ends allowed).
+    estimate : float
+        The point estimate the interval belongs to.
+    value_range : (float, float) or None
+        A-priori range of one reward (``low < high``).
+    difference : bool
+        Whether the quantity is a difference of two values (a lift) rather than a value.
+
+    Returns
+    -------
+    (float, float)
+
+    Examples
+    --------
+    A churn rate (0/1 per decision) and the change in it:
+
+    >>> clip_to_range(-0.00021, 0.019, 0.009, (0.0, 1.0))
+    (0.0, 0.019)
+    >>> clip_to_range(-1.4, 0.3, -0.2, (0.0, 1.0), difference=True)
+    (-1.0, 0.3)
+    >>> clip_to_range(-0.3, 2.0, 0.5, None)
+    (-0.3, 2.0)
+    """
+    if value_range is None:
+        return low, high
+    r_lo, r_hi = value_range
+    if not r_lo < r_hi:
+        raise ValueError(f"value_range must have low < high, got {value_range!r}")
+    lo_allowed, hi_allowed = (r_lo - r_hi, r_hi - r_lo) if difference else (r_lo, r_hi)
+    if math.isfinite(estimate):
+        lo_allowed, hi_allowed = min(lo_allowed, estimate), max(hi_allowed, estimate)
+    # an interval wholly outside the allowed set (it missed) shrinks to the nearest allowed end, never inverts
+    return min(max(low, lo_allowed), hi_allowed), max(min(high, hi_allowed), lo_allowed)
 
 
 class SmallSampleFloor(NamedTuple):

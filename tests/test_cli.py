@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from importlib.metadata import entry_points
 
 import numpy as np
@@ -404,6 +405,11 @@ def test_evaluate_quarantines_bad_log_rows(readme_logs, tmp_path, capsys):
         (["--attribution-window", "1D", "--policy", "{root}/outcomes.parquet"],
          "--policy {root}/outcomes.parquet: cannot load"),
         (["--attribution-window", "1D", "--estimators", ""], "--estimators '': expected a comma-separated list"),
+        (["--attribution-window", "1D", "--reward-range", "1"], "--reward-range '1': expected LOW,HIGH"),
+        (["--attribution-window", "1D", "--reward-range", "1,0"], "--reward-range '1,0': expected LOW,HIGH"),
+        (["--attribution-window", "1D", "--reward-range", "0,inf"], "--reward-range '0,inf': expected LOW,HIGH"),
+        (["--attribution-window", "1D", "--reward-range", "0,0.5"],
+         "--reward-range 0,0.5: the rewards run from 0 to 1; give a range that holds every possible reward"),
     ],
 )
 def test_evaluate_bad_arguments_are_one_line_naming_the_flag(readme_logs, tmp_path, capsys, extra, expected):
@@ -414,6 +420,38 @@ def test_evaluate_bad_arguments_are_one_line_naming_the_flag(readme_logs, tmp_pa
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("upsell-bandit evaluate: error: " + expected.format(root=root)), line
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_reward_range_reaches_every_estimator_and_clips_the_intervals(readme_logs, tmp_path, capsys):
+    """--reward-range LOW,HIGH is every estimator's reward_range: the table equals offline_eval.evaluate with it (the
+    intervals clipped to [0, 1], lifts to [-1, 1]), and ope.md states it."""
+    from offline_eval import DR, SNIPS, LoggedData, evaluate
+
+    out = tmp_path / "o"
+    argv = _evaluate_argv(readme_logs, out, "--outcomes", str(readme_logs / "outcomes.parquet"),
+                          "--attribution-window", "1D", "--estimators", "SNIPS,DR", "--reward-range", "0,1")
+    assert main(argv) == 0
+    capsys.readouterr()
+    got = pd.read_csv(out / "ope.csv")
+    assert "stated to lie in [0, 1] (--reward-range" in (out / "ope.md").read_text()
+    assert (got.ci_low >= 0).all() and (got.ci_high <= 1).all()
+    assert (got.lift_ci_low >= -1).all() and (got.lift_ci_high <= 1).all()
+    # the same numbers as the library with reward_range on the same joined rows
+    from bandit.attribution import join_outcomes
+
+    outcomes = pd.read_parquet(readme_logs / "outcomes.parquet")
+    now = max(outcomes["timestamp"].max(), START + pd.Timedelta(minutes=10 * 599))
+    joined = join_outcomes(readme_logs / "logs", outcomes, "1D", now=now)
+    joined = joined[(joined["timestamp"] + pd.Timedelta("1D") < now).to_numpy()].copy()
+    joined["reward"] = joined["reward"].fillna(0.0)
+    data = LoggedData.from_dataframe(joined, reward="reward", action_names=["individual", "duo", "family"])
+    policies = {"candidate": bandit.load(readme_logs / "candidate.policy"),
+                "uniform": bandit.UniformRandom(["individual", "duo", "family"], n_features=3)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(data, policies, [SNIPS(reward_range=(0.0, 1.0)), DR(reward_range=(0.0, 1.0))])
+    cols = ["value", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high"]
+    np.testing.assert_allclose(got[cols].to_numpy(), want[cols].to_numpy(), rtol=1e-6, atol=1e-9)
 
 
 def test_window_and_now_without_outcomes_are_refused(readme_logs, tmp_path, capsys):

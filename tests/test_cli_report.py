@@ -175,6 +175,13 @@ def test_report_metric_from_the_logs_without_outcomes(logs, tmp_path, capsys):
         (["--alpha", "2"], "--alpha 2.0: expected a number in (0, 1)"),
         (["--min-effect", "nan"], "--min-effect nan: expected a finite number"),
         (["--now", "soon"], "--now 'soon': expected a timestamp"),
+        (["--reward-range", "19.99"], "--reward-range '19.99': expected LOW,HIGH"),
+        (["--reward-range", "1,x"], "--reward-range '1,x': expected LOW,HIGH"),
+        # the primary metric (conversions, 0/1) and a guardrail's column run past a range that does not hold them
+        (["--reward-range", "0,0.5"], "--reward-range 0,0.5: reward_range (of the primary metric 'reward') is "
+         "(0.0, 0.5) but its values run from 0 to 1"),
+        (["--guardrail", "c=cancelled:0.1:0,0.5"], "--guardrail c: guardrails['c'].value_range is (0.0, 0.5) but "
+         "its values run from 0 to 1"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(logs, tmp_path, capsys, extra, expected):
@@ -227,14 +234,68 @@ def test_guardrail_higher_is_better_treats_a_fall_as_the_harm(logs, tmp_path, ca
 def test_guardrail_help_documents_the_higher_syntax(capsys):
     with pytest.raises(SystemExit):
         main(["report", "--help"])
-    assert ":higher" in " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().out.split())
+    assert ":higher" in text and "NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]" in text and "--reward-range LOW,HIGH" in text
+
+
+def test_stated_ranges_reach_the_report(logs, tmp_path, capsys):
+    """--reward-range and a guardrail's :LOW,HIGH are rollout_report's reward_range and Guardrail.value_range (either
+    order with :higher): recorded in the settings, the same table as the library's, every interval inside what the
+    range allows; the old NAME=COLUMN:MARGIN form still has no range."""
+    from offline_eval import SNIPS
+    from offline_eval.report import Guardrail, rollout_report
+
+    out = tmp_path / "out"
+    argv = _argv(logs, out, "--metric", "revenue", "--reward-range", "0,19.99", "--test-days", "3",
+                 "--guardrail", "cancellations=cancelled:0.04:0,1", "--guardrail", "conversions=reward:0.5:higher:0,1",
+                 "--guardrail", "plain=cancelled:0.04", "--now", "2026-11-09")
+    assert main(argv) == 0
+    capsys.readouterr()
+    doc = json.loads((out / "report.json").read_text())
+    s = doc["settings"]
+    assert s["reward_range"] == [0.0, 19.99]
+    assert {k: (g["value_range"], g["higher_is_better"]) for k, g in s["guardrails"].items()} == {
+        "cancellations": ([0.0, 1.0], False), "conversions": ([0.0, 1.0], True), "plain": (None, False)}
+    assert s["value_ranges"]["revenue"] == {"low": 0.0, "high": 19.99, "given": True}
+    assert s["value_ranges"]["plain"]["given"] is False
+    table = pd.DataFrame(doc["table"])
+    for metric, (lo, hi) in {"revenue": (0.0, 19.99), "cancellations": (0.0, 1.0), "conversions": (0.0, 1.0)}.items():
+        part = table[table.metric == metric]
+        assert (part.ci_low >= lo).all() and (part.ci_high <= hi).all()
+        d = part.dropna(subset=["diff_ci_low"])
+        assert (d.diff_ci_low >= lo - hi).all() and (d.diff_ci_high <= hi - lo).all()
+
+    frame = pd.read_parquet(logs / "outcomes.parquet")  # the library on the same rows gives the same table
+    now = pd.Timestamp("2026-11-09T00:00:00Z")
+    joined_frame = None
+    for column in ("revenue", "reward", "cancelled"):
+        o = frame[["event_id", "timestamp", column]].rename(columns={column: "reward"})
+        joined = join_outcomes(logs / "logs", o, "1D", now=now)
+        if joined_frame is None:
+            joined_frame = joined.drop(columns=["reward", "reward_status"])
+        joined_frame[column] = joined["reward"].fillna(0.0).to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = rollout_report(joined_frame, {"fitted": bandit.load(logs / "fitted.policy")}, metric="revenue",
+                             guardrails={"cancellations": Guardrail("cancelled", 0.04, value_range=(0, 1)),
+                                         "conversions": Guardrail("reward", 0.5, True, value_range=(0, 1)),
+                                         "plain": Guardrail("cancelled", 0.04)},
+                             estimator=SNIPS(), reward_range=(0, 19.99), test_days=3,
+                             frame_options={"action_names": ARMS})
+    cols = ["value", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high"]
+    np.testing.assert_allclose(table[cols].to_numpy(dtype=float), ref.table[cols].to_numpy(dtype=float),
+                               rtol=1e-9, equal_nan=True)
+    assert doc["decision"] == ref.decision
 
 
 @pytest.mark.parametrize(
     "spec,expected",
     [
         ("c=cancelled:0.1:lower", "unknown direction 'lower'"),
-        ("c=cancelled:higher", "expected NAME=COLUMN:MARGIN or NAME=COLUMN:MARGIN:higher"),
+        ("c=cancelled:higher", "expected NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]"),
+        ("c=cancelled:0.1:1,0", "the range '1,0' must be LOW,HIGH with finite numbers and LOW < HIGH"),
+        ("c=cancelled:0.1:0,1:0,2", "more than one range ('0,1')"),
+        ("c=cancelled:0,1", "expected NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]"),
         ("c=cancelled:-0.1:higher", "MARGIN must be a number >= 0"),
         ("=cancelled:0.1", "expected NAME=COLUMN:MARGIN"),
     ],

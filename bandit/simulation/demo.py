@@ -16,6 +16,7 @@ import pandas as pd
 
 from bandit.arms import Arm
 from bandit.decision_log import read_decision_log
+from bandit.simulation.catalog import Catalog
 from bandit.simulation.config import LOGGING_RUN, PolicyConfig, SimulationConfig
 from bandit.simulation.loop import Progress, build_policy, outcomes_table, run_policy
 from bandit.simulation.metrics import logged_frame, offline_evaluate, target_probabilities
@@ -26,7 +27,7 @@ from offline_eval.diagnostics import DiagnosticWarning
 from offline_eval.report import DECISIONS, Guardrail, RolloutReport, rollout_report
 from offline_eval.splits import chronological_split
 
-__all__ = ["DemoResult", "build_demo", "decision_lines", "rollout_line", "run_demo"]
+__all__ = ["DemoResult", "build_demo", "decision_lines", "metric_ranges", "rollout_line", "run_demo"]
 
 GO, NO_GO, MORE = DECISIONS
 
@@ -36,6 +37,38 @@ _MIN_EFFECT = 0.10
 #: half a percentage point more cancellations; cannibalisation: 0.50 more of existing monthly subscriptions ended
 #: per offer (an upgrade ends the plan it replaces, so some rise comes with any upsell).
 _GUARDRAILS = {"churn": ("cancelled", 0.005), "cannibalisation": ("cannibalised", 0.50)}
+
+
+def metric_ranges(catalog: Catalog, long_term_weight: float = 0.0) -> dict[str, tuple[float, float]]:
+    """The a-priori range of one decision's value of each logged metric (:data:`bandit.simulation.metrics.METRICS`),
+    from the catalog alone: what the rollout report's ``reward_range`` and ``Guardrail(value_range=...)`` state.
+
+    A decision has at most one attributed conversion, to the offered product ``k``, whose net value is ``value_k -
+    long_term_weight * lost_k`` (:mod:`bandit.simulation.world`). A user holds one plan at most (``current_plan``)
+    and any add-ons (:meth:`Catalog.holdings`), so ``lost_k``, the value of the held products ``k`` replaces, is at
+    most ``L_k`` = the dearest plan ``k`` replaces plus every add-on it replaces. Hence ``revenue`` lies in
+    ``[min(0, min_k (value_k - long_term_weight * L_k)), max_k value_k]`` -- up to the top price --,
+    ``cannibalised`` in ``[0, max_k L_k]``, and ``converted`` and ``cancelled`` (0/1 flags) in ``[0, 1]``.
+    ``cannibalised`` is left out when no product replaces another (it is then 0 on every decision).
+
+    Examples
+    --------
+    >>> from bandit.simulation.catalog import default_catalog
+    >>> metric_ranges(default_catalog())
+    {'revenue': (0.0, 19.99), 'converted': (0.0, 1.0), 'cancelled': (0.0, 1.0), 'cannibalised': (0.0, 16.99)}
+    >>> metric_ranges(default_catalog(), long_term_weight=1.0)["revenue"]  # a downgrade to Student loses 6.00
+    (-6.0, 19.99)
+    """
+    values = catalog.values
+    is_plan = np.array([p.kind == "plan" for p in catalog.products])
+    ended = catalog.replacement_matrix() * values[None, :]  # value of each product a conversion to k ends
+    lost = np.where(is_plan[None, :], ended, 0.0).max(axis=1) + np.where(is_plan[None, :], 0.0, ended).sum(axis=1)
+    out = {"revenue": (min(0.0, float((values - long_term_weight * lost).min())), float(values.max())),
+           "converted": (0.0, 1.0), "cancelled": (0.0, 1.0)}
+    if lost.max() > 0:
+        out["cannibalised"] = (0.0, float(lost.max()))
+    return out
+
 
 @dataclass(frozen=True)
 class _DemoSizes:
@@ -95,9 +128,14 @@ def _demo_candidates(arms: list[Arm], d: int, seed: int) -> dict[str, Any]:
 
 
 def _rollout_decision(
-    frame: pd.DataFrame, cut: pd.Timestamp, cands: Mapping[str, Any], episode: Episode, test_steps: np.ndarray
+    frame: pd.DataFrame, cut: pd.Timestamp, cands: Mapping[str, Any], episode: Episode, test_steps: np.ndarray,
+    ranges: Mapping[str, tuple[float, float]],
 ) -> tuple[RolloutReport, pd.DataFrame]:
     """The rollout report on the later logged decisions, and what the simulator's truth says about each candidate.
+
+    ``ranges`` (:func:`metric_ranges`) states each metric's a-priori range: the revenue's up to the top price, the
+    guardrails' (0/1 cancellations, cannibalised value up to what a conversion can end), so the small-sample bound
+    may decide and the intervals are clipped to what the metrics can be.
 
     ``frame`` holds the logged decisions with a final outcome and their metric columns
     (:func:`~bandit.simulation.metrics.logged_frame`); the report splits it at ``cut`` with
@@ -120,8 +158,9 @@ def _rollout_decision(
         warnings.simplefilter("ignore", DiagnosticWarning)  # the report shows the diagnostics itself
         report = rollout_report(
             frame, targets, metric="revenue",
-            guardrails={name: Guardrail(col, margin) for name, (col, margin) in _GUARDRAILS.items()},
-            min_effect=_MIN_EFFECT, split_at=cut, conversion="converted",
+            guardrails={name: Guardrail(col, margin, value_range=ranges.get(col))
+                        for name, (col, margin) in _GUARDRAILS.items()},
+            reward_range=ranges["revenue"], min_effect=_MIN_EFFECT, split_at=cut, conversion="converted",
             frame_options={"action_names": episode.arm_names},
         )
     logging = np.stack(frame.loc[test, "probabilities"].to_numpy())
@@ -396,7 +435,8 @@ def build_demo(
 
     # 4. the rollout decision on the same later decisions: lift over the logging policy, guardrails, overlap
     test_steps = held_out + log_run.start
-    report, realised = _rollout_decision(frame, cut, cands, episode, test_steps)
+    report, realised = _rollout_decision(frame, cut, cands, episode, test_steps,
+                                         metric_ranges(catalog, config.world.long_term_weight))
     chosen = _shown_candidate(report)
     say(f"4. rollout decision on the {held_out.size:,} later decisions: revenue per offer must rise by more than "
         f"{_MIN_EFFECT:g} over the logging policy; guardrails: "

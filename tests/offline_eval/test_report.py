@@ -502,6 +502,88 @@ def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range(tmp_path
     assert "on a range only observed it decides nothing" not in html
 
 
+def test_reward_range_keeps_the_blend_and_lets_the_small_sample_bound_decide():
+    """reward_range= states the primary metric's range for the default DR-DM blend (before, only an estimator with
+    its own reward_range could, which gave up the blend). Plan B never converted on any of its ~10,000 offers, plan
+    A converts 10%: always offering B loses about 0.05 per offer. On the range only observed the floored lift
+    decides nothing (NEED MORE DATA); on the stated range [0, 1] its upper end, about -0.045, is a NO-GO."""
+    n = 20_000
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 2, n)
+    conv = ((a == 0) & (rng.random(n) < 0.10)).astype(float)
+    data = LoggedData(None, a, conv, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5), action_names=ARMS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stated = rollout_report(data, {"always B": "B"}, reward_range=(0, 1))
+        observed = rollout_report(data, {"always B": "B"})
+    lift = stated.table.query("policy == 'always B'").iloc[0]
+    assert stated.settings["estimator"] == BLEND_NAME and stated.settings["reward_range"] == [0.0, 1.0]
+    assert lift["interval"] == "bias-aware(el+kl)" and lift.informative_rows == 0
+    assert stated.decision == "NO-GO" and lift.status == "below min effect" and -0.05 < lift.diff_ci_high < -0.04
+    assert observed.settings["reward_range"] is None and observed.decision == "NEED MORE DATA"
+    assert observed.forecast.driver == "outcomes"
+    assert "pass reward_range=(low, high) to judge it on the small-sample bound" in " ".join(observed.reasons)
+
+
+def test_a_stated_range_clips_every_interval_to_what_the_metric_can_be():
+    """With a stated range every interval of the metric is clipped (offline_eval.small_sample.clip_to_range, as
+    evaluate does): a value to [low, high], a difference to [low - high, high - low]. Rare cancellations (3 among
+    3,000 offers) give the normal interval a negative lower end; on the range [0, 1] (which the observed range equals,
+    so the small-sample floor is the same) each interval is exactly the unstated one clipped. A margin beyond what a
+    0/1 flag can change (1.02 > 1 - 0) cannot be reached: the guardrail is non-inferior with p = 0, and its
+    difference interval, over 1 on the floor of 40 rows with weights up to 10, ends at 1."""
+    from offline_eval.small_sample import clip_to_range
+
+    df = make_logs(3000, 0.10, 0.14, cancel_a=0.001, cancel_b=0.001, seed=1)
+    kw = {"estimator": IPS(interval="normal")}
+    blind = report(df, {"always B": "B"}, guardrails={"c": Guardrail("cancelled", 0.01)}, **kw)
+    rep = report(df, {"always B": "B"}, guardrails={"c": Guardrail("cancelled", 0.01, value_range=(0, 1))},
+                 reward_range=(0, 1), **kw)
+    clipped = 0
+    for (_, b), (_, r) in zip(blind.table.iterrows(), rep.table.iterrows(), strict=True):
+        want = clip_to_range(b.ci_low, b.ci_high, b.value, (0.0, 1.0))
+        assert (r.ci_low, r.ci_high) == want and r.value == b.value
+        clipped += want != (b.ci_low, b.ci_high)
+        if np.isfinite(b.diff_ci_low):
+            assert (r.diff_ci_low, r.diff_ci_high) == clip_to_range(b.diff_ci_low, b.diff_ci_high, b["diff"],
+                                                                    (0.0, 1.0), difference=True)
+    assert clipped >= 2 and (blind.table.ci_low < 0).any() and (rep.table.ci_low >= 0).all()
+
+    n, k = 40, 10
+    rng = np.random.default_rng(0)
+    action = rng.integers(0, k, n)
+    data = LoggedData(None, action, (rng.random(n) < 0.3).astype(float), np.full(n, 1 / k),
+                      probabilities=np.full((n, k), 1 / k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wide = rollout_report(data, {"always 0": 0}, estimator=IPS(),
+                              guardrails={"g": Guardrail(np.zeros(n), 1.02, value_range=(0, 1))})
+    g = wide.table.query("policy == 'always 0' and metric == 'g'").iloc[0]
+    assert g.diff_ci_high == 1.0 and g.status == "non-inferior" and g.p_holm == 0.0
+
+
+def test_table_columns_use_one_number_format(tmp_path):
+    """readme_audit: the "diff vs baseline" column mixed 0.000, -0.00017 and +0.0026. Each column of the Markdown
+    and HTML tables (with its interval) now has one number of decimals: enough for two significant digits of its
+    smallest non-zero entry."""
+    df = make_logs(3000, 0.10, 0.14, cancel_a=0.001, cancel_b=0.001, seed=1)
+    rep = report(df, {"always B": "B"}, guardrails={"c": Guardrail("cancelled", 0.01, value_range=(0, 1))},
+                 estimator=IPS(interval="normal"))
+
+    def decimals(cell):
+        return {len(x.split(".")[1]) for x in re.findall(r"[-+]?\d[\d,]*\.\d+", cell)}
+
+    md = rep.to_markdown()
+    for table in re.findall(r"\| policy \| role .*?\n\n", md, flags=re.S):
+        rows = [line.split(" | ") for line in table.strip().splitlines()[2:]]
+        for col in ((2, 3), (4, 5)):  # value and its interval; diff vs baseline and its interval
+            assert len(set().union(*(decimals(r[c]) for r in rows for c in col))) == 1, table
+    c_rows = [line for line in md.splitlines() if line.startswith("| logging | baseline | 0.00100 |")]
+    assert c_rows and "| 0.00000 | [–, –] |" in c_rows[0]  # was 0.001 next to 0.00067, and 0.000 next to -0.00033
+    html = re.sub(r"\s+", " ", rep.to_html(tmp_path / "r.html").read_text())
+    assert "<td>0.00100</td><td>[0.00000, 0.00347]</td> <td>0.00000</td>" in html
+
+
 def test_small_sample_bound_rarely_gives_a_confident_wrong_answer():
     """Seeded Monte Carlo (IPS, stated ranges) of decisions taken on the small-sample bound:
 
@@ -945,6 +1027,15 @@ def test_html_renders_in_chromium(tmp_path):
         ({"estimator": "DR"}, TypeError, "estimator must be an offline_eval estimator"),
         ({"split_at": "2024-01-02", "test_days": 1}, ValueError, "at most one of train, split_at and test_days"),
         ({"backtest_windows": -1}, ValueError, "backtest_windows must be an int >= 0"),
+        ({"reward_range": (1, 0)}, ValueError, "reward_range must be finite with low < high"),
+        ({"reward_range": "0,1"}, TypeError, r"reward_range must be a \(low, high\) pair"),
+        # the small-sample bound and the clipping hold only on a range that holds every value of the metric
+        ({"reward_range": (0, 0.5)}, ValueError,
+         r"reward_range \(of the primary metric 'converted'\) is \(0.0, 0.5\) but its values run from 0 to 1"),
+        ({"estimator": IPS(reward_range=(0, 0.5))}, ValueError,
+         r"estimator.reward_range \(of the primary metric 'converted'\) is \(0.0, 0.5\)"),
+        ({"estimator": IPS(reward_range=(0, 2)), "reward_range": (0, 1)}, ValueError,
+         r"reward_range=\(0.0, 1.0\) differs from estimator.reward_range=\(0.0, 2.0\)"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

@@ -10,13 +10,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from test_accumulators import assert_tables_equal
 
 from offline_eval import IPS, LoggedData, compare, evaluate
 from offline_eval.evaluate import default_estimators
 from offline_eval.schema import encode_decisions
-from offline_eval.small_sample import kl_difference_p_value, kl_interval, kl_p_value, small_sample_floor
+from offline_eval.small_sample import (
+    clip_to_range,
+    kl_difference_p_value,
+    kl_interval,
+    kl_p_value,
+    small_sample_floor,
+)
 from offline_eval.streaming import evaluate_parquet
 
 PRICES = np.array([5.0, 10.0, 20.0])
@@ -136,6 +144,57 @@ def test_every_interval_covers_with_a_few_conversions(skewed):
         assert value_hits / reps >= 0.95, (name, value_hits)
         if name != "compare":
             assert lift_hits / reps >= 0.95, (name, lift_hits)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(ends=st.lists(st.floats(-50, 50), min_size=4, max_size=4), difference=st.booleans())
+def test_clip_to_range_keeps_every_covered_truth_and_the_estimate(ends, difference):
+    """Clipping to the set the quantity lies in (a value in [r_lo, r_hi], a difference in [r_lo - r_hi, r_hi - r_lo])
+    never loses a truth the interval held -- so coverage is kept -- and never drops the point estimate; it only
+    narrows, and stays inside that set unless the estimate itself lies outside it."""
+    r_lo, r_hi = sorted(ends[:2])
+    assume(r_hi > r_lo)
+    low, high = sorted(ends[2:])
+    allowed = (r_lo - r_hi, r_hi - r_lo) if difference else (r_lo, r_hi)
+    for estimate in (low, 0.5 * (low + high), high):
+        c_low, c_high = clip_to_range(low, high, estimate, (r_lo, r_hi), difference)
+        assert c_low <= estimate <= c_high and low <= c_low <= c_high <= high
+        for truth in np.linspace(*allowed, 41):
+            if low <= truth <= high:
+                assert c_low <= truth <= c_high
+        if allowed[0] <= estimate <= allowed[1]:
+            assert allowed[0] <= c_low and c_high <= allowed[1]
+    assert clip_to_range(low, high, low, None, difference) == (low, high)
+    with pytest.raises(ValueError, match="value_range must have low < high"):
+        clip_to_range(low, high, low, (r_hi, r_lo), difference)
+
+
+def test_evaluate_and_compare_clip_to_a_stated_reward_range(tmp_path):
+    """With reward_range (the a-priori range of one reward) every interval of evaluate and compare is the one without
+    it clipped by clip_to_range: values to [0, 20], lifts and paired differences to [-20, 20]. The rewards here run
+    over the whole range [0, 20], so the small-sample floor and the EL-IPS interval are the same with and without
+    it, and only the clipping differs; it binds (conversions at 1-3% put lower ends below 0). The streaming table
+    clips identically."""
+    data, _, _, _ = _rare_log(np.random.default_rng([9, 1]), 300, 0.02, True)
+    assert (data.reward.min(), data.reward.max()) == TOP
+    _write_parts(tmp_path, data, [100])
+    ranged = [dataclasses.replace(e, reward_range=TOP) for e in default_estimators()]
+    policies = {"duo": "duo", "family": "family"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = LoggedData.from_parquet(tmp_path)
+        want, got = evaluate(data, policies), evaluate(data, policies, ranged)
+        diffs = [(compare(data, "family", "duo", estimator=e), compare(data, "family", "duo", estimator=r))
+                 for e, r in zip(default_estimators(), ranged, strict=True)]
+        streamed = evaluate_parquet(tmp_path, policies, ranged)
+    assert (want.ci_low < 0).sum() >= 4 and (got.ci_low >= 0).all() and (got.ci_high <= 20).all()
+    for w, g in zip(want.itertuples(), got.itertuples(), strict=True):
+        assert (g.ci_low, g.ci_high) == clip_to_range(w.ci_low, w.ci_high, w.value, TOP)
+        assert (g.lift_ci_low, g.lift_ci_high) == clip_to_range(w.lift_ci_low, w.lift_ci_high, w.lift, TOP, True)
+        assert (g.value, g.lift, g.recommended) == (w.value, w.lift, w.recommended)
+    for w, g in diffs:
+        assert (g.ci_low, g.ci_high) == clip_to_range(w.ci_low, w.ci_high, w.value, TOP, difference=True)
+    assert_tables_equal(streamed, got)
 
 
 def test_enough_informative_rows_leave_intervals_alone():
