@@ -622,6 +622,16 @@ def test_demo_quick_ends_in_the_rollout_report(tmp_path, capsys):
     np.testing.assert_allclose(realised["value"], [table.loc[(c, "revenue"), "value"] for c in candidates])
     right = doc["simulation_truth"]["decision_right"]
     assert right is None if decision == "NEED MORE DATA" else right in (True, False)
+    # the catalog's ranges are stated (revenue up to the top price, 0/1 churn, cannibalised value up to the dearest
+    # plan a conversion ends), so every interval lies inside them, and the story says so
+    settings = doc["settings"]
+    assert settings["reward_range"] == [0.0, 19.99]
+    assert {g: v["value_range"] for g, v in settings["guardrails"].items()} == {
+        "churn": [0.0, 1.0], "cannibalisation": [0.0, 16.99]}
+    for metric, (lo, hi) in (("revenue", (0.0, 19.99)), ("churn", (0.0, 1.0)), ("cannibalisation", (0.0, 16.99))):
+        part = table.xs(metric, level="metric")
+        assert (part["ci_low"] >= lo).all() and (part["ci_high"] <= hi).all(), metric
+    assert "revenue in [0, 19.99], churn in [0, 1], cannibalisation in [0, 16.99]" in (out / "demo.md").read_text()
     assert realised["online_value"].notna().all() and f"{row['online_value']:.3f} revenue per offer" in printed
 
 

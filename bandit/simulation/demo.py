@@ -569,6 +569,16 @@ def _jsonable_truth(demo: DemoResult) -> dict[str, Any]:
     return {"decision_right": demo.decision_right, "shown": demo.chosen, "candidates": rows}
 
 
+def _ranges_sentence(settings: Mapping[str, Any]) -> str:
+    """What the report was told about each metric's range (:func:`metric_ranges`), as a sentence."""
+    stated = [("revenue", settings["reward_range"])] + [
+        (name, g["value_range"]) for name, g in settings["guardrails"].items()]
+    parts = [f"{name} in [{r[0]:g}, {r[1]:g}]" for name, r in stated if r is not None]
+    return (f"The catalog bounds one offer's value of each metric ({', '.join(parts)}): stated to the report, they "
+            "let it judge on the small-sample bound below 10 events and clip every interval to what the metric can "
+            "be.")
+
+
 def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
     result, chosen, sizes, launch = demo.result, demo.chosen, demo.sizes, demo.launch
     seconds, first_guess, fresh_rmse, n_judged = demo.seconds, demo.first_guess, demo.fresh_rmse, demo.n_judged
@@ -604,7 +614,7 @@ def _demo_report(demo: DemoResult, files: Mapping[str, Path]) -> str:
         f"**{demo.report.decision}**" + (f", roll out `{chosen}`" if demo.report.decision == GO else "") + ". "
         f"Revenue per offer must rise by more than {_MIN_EFFECT:g} over the logging policy; guardrails: "
         + ", ".join(f"{g} (`{c}`) may rise by at most {m:g} per offer" for g, (c, m) in _GUARDRAILS.items())
-        + ". Reasons:",
+        + ". " + _ranges_sentence(demo.report.settings) + " Reasons:",
         "",
         *(f"   - {r}" for r in demo.report.reasons),
         "",
