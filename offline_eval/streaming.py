@@ -14,16 +14,17 @@ Passes over the data: one for IPS / SNIPS; estimators with a reward model add th
 (:mod:`offline_eval.reward_fit`): ridge one; the default model one of reward statistics (which both chooses it and
 starts a logistic fit) plus one per Newton iteration of the logistic and value-aware models (the last, a step
 within the tolerance, needs none); MRDR, per target, two of weights plus those of its weighted fit. Each pass
-reads only the columns it needs, except the context, which the evaluation pass always reads to check it (a row with
-a non-finite context is left out whatever the targets, as in memory); the event id only for the models' folds. The reward-model passes keep the columns they decode (context, action,
-reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus 8 per MRDR target) in memory after their first
-pass when the whole log's fit in ``cache_bytes`` (default :data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.4 x 10^7
-rows of 8 features), so the Newton passes cost their arithmetic only, and the evaluation pass then takes the contexts
-and folds from memory too (it reads neither the context nor the event id); larger logs are read again every pass.
+reads only the columns it needs: the evaluation pass reads the context always (to check it: a row with a non-finite
+context is left out whatever the targets, as in memory), the event id only for the models' folds. The reward-model
+passes keep the columns they decode (context, action, reward, folds, MRDR weights: ``8 d + 13`` bytes per row, plus
+8 per MRDR target) in memory after their first pass when the whole log's fit in ``cache_bytes`` (default
+:data:`MODEL_CACHE_BYTES`, 1 GiB: about 1.4 x 10^7 rows of 8 features), so the Newton passes cost their arithmetic
+only, and the evaluation pass then takes the contexts and folds from memory too (it reads neither the context nor the
+event id); larger logs are read again every pass.
 
 Threads: the next batch is decoded (by the reading thread; the context and event id on a thread of their own when
-the pass reads the context only to check it, :func:`read_context_apart`) while :data:`PASS_THREADS` worker threads (the cores, at most 4) convert and accumulate
-the batches read (:func:`ordered_map`); the results are merged in log
+the pass reads the context only to check it, :func:`read_context_apart`) while :data:`PASS_THREADS` worker threads
+(the cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); the results are merged in log
 order, so the result does not depend on the threads. A policy object is called by one thread at a time (its
 ``action_probabilities`` need not be thread-safe), unless it sets ``action_probabilities_thread_safe = True``
 (:func:`scores_concurrently`; every ``bandit`` policy whose scoring is pure does): then the threads score
