@@ -127,16 +127,17 @@ def _frame(table: pa.Table, arms: list[str]) -> pd.DataFrame:
     return df
 
 
-def read_decision_log(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a decision log (a directory of part files, or one Parquet file) into one DataFrame.
+def read_decision_log(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Read a decision log (a directory of part files, one Parquet file, or a list of part files) into one DataFrame.
 
     Reads through :func:`offline_eval.schema.read_log`: stray files are skipped and duplicate event ids
     quarantined (first occurrence kept), each with a :class:`offline_eval.schema.DecisionLogWarning`.
 
     Parameters
     ----------
-    path : str or path-like
-        Directory written by :class:`DecisionLog`, or a Parquet file in the decision-log schema.
+    path : str, path-like or sequence of them
+        Directory written by :class:`DecisionLog`, a Parquet file in the decision-log schema, or a list of part files
+        (read in the given order, e.g. a subset of a directory's parts, or the parts of several shards).
 
     Returns
     -------
@@ -170,12 +171,15 @@ def read_decision_log(path: str | os.PathLike[str]) -> pd.DataFrame:
     ['individual', 'duo']
     >>> tmp.cleanup()
     """
-    source = Path(path)
-    if not source.exists():
-        raise ValueError(
-            f"path must be a decision-log directory (or a Parquet file of one), {str(source)!r} does not exist"
-        )
-    table, arms = read_log(source)
+    if isinstance(path, str | os.PathLike):
+        source = Path(path)
+        if not source.exists():
+            raise ValueError(
+                f"path must be a decision-log directory (or a Parquet file of one), {str(source)!r} does not exist"
+            )
+        table, arms = read_log(source)
+    else:
+        table, arms = read_log([Path(p) for p in path])
     return _frame(table, arms)
 
 

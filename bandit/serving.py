@@ -98,6 +98,7 @@ from bandit.decision_log import DecisionLog, read_decision_log
 from offline_eval.schema import (
     CONTEXT,
     MAX_EVENT_ID_LENGTH,
+    TIMESTAMP,
     TIMESTAMP_TYPE,
     DecisionLogWarning,
     arms_from_schema,
@@ -1700,16 +1701,21 @@ class DecisionService:
             return schema.empty_table().to_pandas()
         return pa.concat_tables(tables).to_pandas()
 
-    def read_decisions(self) -> pd.DataFrame:
-        """Every decision in the Parquet logs (all arm lists), with the columns the trainer needs. A log directory
-        none of whose parts is readable (corrupt or crafted files) is skipped with a
-        :class:`~offline_eval.schema.DecisionLogWarning`, as the reader skips single unreadable parts."""
+    def read_decisions(self, after_us: int | None = None) -> pd.DataFrame:
+        """Every decision in the Parquet logs (all arm lists), with the columns the trainer needs; with ``after_us``
+        (microseconds since the epoch), part files whose footers show every decision at or before it are not read
+        (their decisions are settled: recovery need not hold the whole history). A log directory none of whose parts
+        is readable (corrupt or crafted files) is skipped with a :class:`~offline_eval.schema.DecisionLogWarning`, as
+        the reader skips single unreadable parts."""
         frames = []
         root = self.log_dir / "decisions"
         for sub in sorted(root.glob("arms-*")) if root.exists() else []:
-            if any(sub.glob("part-*.parquet")):
+            parts = sorted(sub.glob("part-*.parquet"))
+            if after_us is not None:
+                parts = [part for part in parts if not _decided_by(part, after_us)]
+            if parts:
                 try:
-                    df = read_decision_log(sub)
+                    df = read_decision_log(parts)
                 except (OSError, ValueError, pa.ArrowException) as exc:
                     warnings.warn(DecisionLogWarning(f"skipping {str(sub)!r}: {one_line_error(exc)}"), stacklevel=2)
                     continue
@@ -1719,6 +1725,33 @@ class DecisionService:
                                  "timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
                                  "context": pd.Series([], dtype=object), "action_name": pd.Series([], dtype=object)})
         return pd.concat(frames, ignore_index=True)
+
+    def _newest_event_ids(self, logged: pd.DataFrame) -> list[str]:
+        """The event ids of the last ``id_window`` decisions in time order: ``logged`` (the decisions after the
+        watermark, sorted) topped up with the event ids of the newest settled parts, read newest first and only their
+        ``event_id`` / ``timestamp`` columns, when it holds fewer."""
+        ids = logged["event_id"].tolist()
+        if len(ids) >= self._id_window:
+            return ids
+        have = set(ids)
+        root = self.log_dir / "decisions"
+        parts = [p for sub in sorted(root.glob("arms-*")) for p in sub.glob("part-*.parquet")] if root.exists() else []
+        older: list[pd.DataFrame] = []
+        n_older = 0
+        for part in sorted(parts, key=_newest_us_or_min, reverse=True):
+            if len(ids) + n_older >= self._id_window:
+                break
+            try:
+                frame = pq.read_table(part, columns=["event_id", "timestamp"]).to_pandas()
+            except (OSError, ValueError, KeyError, pa.ArrowException):
+                continue  # unreadable: the log reader reports it
+            frame = frame[~frame["event_id"].isin(have)]
+            older.append(frame)
+            n_older += len(frame)
+        if not older:
+            return ids
+        earlier = pd.concat(older, ignore_index=True).sort_values("timestamp", kind="stable")
+        return earlier["event_id"].drop_duplicates(keep="first").tolist() + ids
 
     def _check_logs_fit_policy(self) -> None:
         """ValueError unless every decision log in the directory was written for this policy: its arm list a prefix
@@ -1767,8 +1800,12 @@ class DecisionService:
 
     def _recover_logs(self) -> None:
         assert self._decision_journal is not None and self._outcome_journal is not None
-        logged = self.read_decisions()
+        # decisions at or before the checkpoint's watermark are settled: the parts holding only such decisions are
+        # not read (a restart costs the attribution window's decisions, not the whole history)
+        after_us = self.holder.policy._applied_event_ids.watermark_us
+        logged = self.read_decisions(after_us)
         known = set(logged["event_id"].tolist())
+        read_all = after_us is None
         for path in self._decision_journal.recovered:  # one segment in memory at a time
             records = self._decision_journal.read_segment(path)
             rows = []
@@ -1778,6 +1815,10 @@ class DecisionService:
                 except (KeyError, TypeError, ValueError):
                     self.n_journal_bad_lines += 1
                     continue
+                if not read_all and after_us is not None and row[1] <= after_us:
+                    # an old journal record (a segment whose removal failed): it may be stored in a part not read
+                    known.update(self.read_decisions()["event_id"].tolist())
+                    read_all = True
                 if row[0] not in known:
                     known.add(row[0])
                     rows.append(row)
@@ -1801,14 +1842,14 @@ class DecisionService:
             self._outcome_journal.remove(path)
         self.n_journal_bad_lines += self._decision_journal.n_bad_lines + self._outcome_journal.n_bad_lines
         # pending again: every logged decision the checkpoint's ledger has not settled, oldest first
-        logged = self.read_decisions().sort_values("timestamp", kind="stable")
+        logged = self.read_decisions(after_us).sort_values("timestamp", kind="stable")
         ledger = self.holder.policy._applied_event_ids
         ids = logged["event_id"].tolist()
         us = _us(logged["timestamp"])
         for event_id, ts, x, arm in zip(ids, us, logged["context"], logged["action_name"], strict=True):
             if not ledger.is_settled(event_id, ts):
                 self.trainer.add_decision(event_id, ts, np.asarray(x, dtype=np.float64), arm)
-        for event_id in ids[-self._id_window:]:
+        for event_id in self._newest_event_ids(logged)[-self._id_window:]:
             self._remember(event_id)
         self.trainer._drain()
         outcomes = self.read_outcomes()
@@ -1851,6 +1892,36 @@ def _unlink_durably(path: Path) -> None:
     except FileNotFoundError:
         return
     fsync_dir(path.parent)
+
+
+def _newest_us(part: Path) -> int | None:
+    """The latest decision time (us since the epoch) of a part file from its footer's statistics; None when the
+    footer cannot tell (no statistics, unreadable)."""
+    try:
+        meta = pq.ParquetFile(part).metadata
+        column = meta.schema.names.index(TIMESTAMP)
+        newest = None
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            us = utc_us(stats.max, "timestamp")
+            newest = us if newest is None else max(newest, us)
+        return newest
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+        return None
+
+
+def _newest_us_or_min(part: Path) -> int:
+    newest = _newest_us(part)
+    return -(2**63) if newest is None else newest
+
+
+def _decided_by(part: Path, after_us: int) -> bool:
+    """Whether every decision of the part file was made at or before ``after_us`` (from its footer: a part the footer
+    cannot tell about is read)."""
+    newest = _newest_us(part)
+    return newest is not None and newest <= after_us
 
 
 class _Locks:
