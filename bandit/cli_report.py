@@ -340,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
         if args.outcomes is not None and "with a missing metric" in message:
             continue  # the attribution note above already says which decisions are left out
         print(f"note: {message}", file=sys.stderr)
+    # the reasons say how to state a range in the command's words, not the library's
+    report = dataclasses.replace(report, reasons=[_shell_words(r) for r in report.reasons])
     # the files are read without this terminal: they state what the reading and joining left out, as ope.md does
     written = dataclasses.replace(report, reasons=[*report.reasons, *(f"Note: {n}" for n in dict.fromkeys(notes))])
     with writing(args.out):
@@ -354,6 +356,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {html}")
     print(f"table:  {args.out / 'report.csv'}")
     return 0
+
+
+#: The report's advice on stating a range (offline_eval.report), in the flags of this command.
+_SHELL_WORDS = {
+    "pass reward_range=(low, high)": "pass --reward-range LOW,HIGH",
+    "give the guardrail a value_range=(low, high)": "append :LOW,HIGH to its --guardrail",
+}
+
+
+def _shell_words(reason: str) -> str:
+    """``reason`` with the report's keyword arguments for a range replaced by this command's flags.
+
+    Examples
+    --------
+    >>> _shell_words("it decides nothing (pass reward_range=(low, high) to judge it on the small-sample bound)")
+    'it decides nothing (pass --reward-range LOW,HIGH to judge it on the small-sample bound)'
+    """
+    for library, shell in _SHELL_WORDS.items():
+        reason = reason.replace(library, shell)
+    return reason
 
 
 def _is_diagnostic(w: Any) -> bool:

@@ -238,6 +238,22 @@ def test_guardrail_help_documents_the_higher_syntax(capsys):
     assert ":higher" in text and "NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]" in text and "--reward-range LOW,HIGH" in text
 
 
+def test_a_rare_guardrail_is_judged_on_its_stated_range_and_the_advice_names_the_flag(logs, tmp_path, capsys):
+    """Half a day of test rows hold one cancellation among the candidate's offers. Without a range the guardrail
+    decides nothing and the reasons say how to state one in this command's words (the library's say value_range=);
+    with ':0,1' it is judged on the small-sample bound."""
+    common = ["--metric", "revenue", "--test-days", "0.5", "--now", "2026-11-09"]
+    assert main(_argv(logs, tmp_path / "a", *common, "--guardrail", "cancellations=cancelled:0.04")) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "decides nothing (append :LOW,HIGH to its --guardrail to judge it on the small-sample bound)" in printed
+    assert "value_range=" not in printed
+    doc = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert any("append :LOW,HIGH to its --guardrail" in r for r in doc["reasons"])
+    assert main(_argv(logs, tmp_path / "b", *common, "--guardrail", "cancellations=cancelled:0.04:0,1")) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "judged on the small-sample bound (only 1 of its offers have a non-zero cancellations value" in printed
+
+
 def test_stated_ranges_reach_the_report(logs, tmp_path, capsys):
     """--reward-range and a guardrail's :LOW,HIGH are rollout_report's reward_range and Guardrail.value_range (either
     order with :higher): recorded in the settings, the same table as the library's, every interval inside what the
