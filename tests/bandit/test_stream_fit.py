@@ -236,26 +236,34 @@ def test_ordered_merge_of_sorted_streams(tmp_path):
     np.testing.assert_array_equal(got, want)
 
 
-def test_joined_fit_keeps_the_first_of_each_repeated_id_and_a_crafted_null_id_repeats_nothing(tmp_path):
+def test_joined_fit_keeps_the_first_of_each_repeated_id_and_skips_a_part_with_a_null_id(tmp_path):
     n, names = 40, ["a", "b"]
     rng = np.random.default_rng(11)
     X, action = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
     probs = np.full((n, 2), 0.5)
     ids = [f"e{i % 15}" for i in range(n)]
-    table = encode_decisions(event_id=ids, timestamp_us=1_700_000_000_000_000 + np.arange(n), context=X,
-                             action=action, propensity=probs[np.arange(n), action], probabilities=probs,
-                             eligible=np.ones((n, 2), dtype=bool), policy="UniformRandom", policy_version="v",
-                             arms=names)
     reward = rng.random(n)
-    table = table.set_column(table.schema.get_field_index("reward"), table.schema.field("reward"), pa.array(reward))
-    ids[20] = None  # a crafted part whose event_id column is nullable
-    table = table.set_column(0, pa.field("event_id", pa.string(), nullable=True), pa.array(ids, pa.string()))
-    pq.write_table(table, tmp_path / "part-00000000-x.parquet")
+    for part, rows in ((0, slice(0, 30)), (1, slice(30, n))):
+        table = encode_decisions(event_id=ids[rows], timestamp_us=1_700_000_000_000_000 + np.arange(n)[rows],
+                                 context=X[rows], action=action[rows], propensity=probs[rows][np.arange(30 if part == 0
+                                 else n - 30), action[rows]], probabilities=probs[rows],
+                                 eligible=np.ones((len(ids[rows]), 2), dtype=bool), policy="UniformRandom",
+                                 policy_version="v", arms=names)
+        table = table.set_column(table.schema.get_field_index("reward"), table.schema.field("reward"),
+                                 pa.array(reward[rows]))
+        if part == 1:  # a crafted part whose event_id column is nullable and holds a null: not a decision-log part
+            crafted = ids[rows]
+            crafted[0] = None
+            table = table.set_column(0, pa.field("event_id", pa.string(), nullable=True), pa.array(crafted, pa.string()))
+        pq.write_table(table, tmp_path / f"part-{part:08d}-x.parquet")
     policy = LinUCB(names, n_features=3)
     reference = copy.deepcopy(policy)
-    with pytest.warns(DecisionLogWarning, match="24 row"):
+    with pytest.warns(DecisionLogWarning) as caught:
         report = fit_parquet(policy, tmp_path, batch_rows=7)
-    first = [i for i in range(n) if i == 20 or ids.index(ids[i]) == i]  # first occurrences, and the null-id row
+    messages = [str(w.message) for w in caught]
+    assert any("part-00000001-x.parquet" in m and "'event_id' has 1 nulls" in m for m in messages), messages
+    assert any("15 row" in m for m in messages), messages  # e0..e14 again in rows 15..29
+    first = [i for i in range(30) if ids.index(ids[i]) == i]  # the first occurrences in the readable part
     reference.update_batch(X[first], [names[a] for a in action[first]], reward[first])
-    assert report.n_applied == len(first) == 16
+    assert report.n_applied == len(first) == 15
     np.testing.assert_allclose(policy.coef_, reference.coef_, rtol=0, atol=1e-10)
