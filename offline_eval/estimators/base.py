@@ -83,7 +83,7 @@ from offline_eval.intervals import (
     compute_interval,
     normal_interval,
 )
-from offline_eval.small_sample import SmallSampleFloor, ips_kl_interval, small_sample_floor
+from offline_eval.small_sample import SmallSampleFloor, clip_to_range, ips_kl_interval, small_sample_floor
 
 __all__ = ["TARGET_ATOL", "Estimate", "Estimator", "ResolvedTarget", "resolve_target"]
 
@@ -991,6 +991,7 @@ class Estimator(ABC):
         floor = resolved.small_sample_floor(self.alpha, self.reward_range)
         if floor is not None:
             low, high, kind = min(low, floor.value_low), max(high, floor.value_high), f"{kind}+kl"
+        low, high = clip_to_range(low, high, iv.value, self.reward_range)  # as evaluate's table (coverage is kept)
         honest = out.consistent or (reference is not None and self.bias_aware)
         est = Estimate(
             value=iv.value,

@@ -400,3 +400,20 @@ def test_support_deficit_intervals_stream_as_in_memory(tmp_path):
     family = want[want.policy == "family"].set_index("estimator")
     assert family.loc["IPS", "interval"].startswith("el") and not family.loc["IPS", "interval"].startswith("el-ips")
     assert family.loc["DR-DM blend", "recommended"]
+
+
+def test_a_single_estimate_is_clipped_to_its_reward_range_as_the_table_is():
+    """Estimator.estimate clips like evaluate's table: a conversion rate's interval does not start below 0."""
+    rng = np.random.default_rng(2)
+    n = 400
+    action = rng.integers(0, 2, n)
+    reward = (rng.random(n) < 0.02).astype(float)
+    data = LoggedData(None, action, reward, np.full(n, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        free = IPS(interval="normal").estimate(data, 1)
+        clipped = IPS(interval="normal", reward_range=(0.0, 1.0)).estimate(data, 1)
+        row = evaluate(data, {"t": 1}, [IPS(interval="normal", reward_range=(0.0, 1.0))]).iloc[0]
+    assert free.ci_low < 0.0  # the normal interval of a rare rate
+    assert clipped.ci_low == 0.0 and clipped.ci_high == pytest.approx(free.ci_high)  # (observed range = stated)
+    assert (row.ci_low, row.ci_high) == (clipped.ci_low, clipped.ci_high)
