@@ -15,11 +15,13 @@ Validation (``validate=True``, the default) checks, and reports by column with t
 * ``probabilities`` non-negative, finite, each row summing to 1 within :data:`PROBABILITY_ATOL` (1e-6), and
   ``probabilities[i, action[i]]`` equal to ``propensity[i]`` within :data:`PROBABILITY_ATOL`;
 * ``eligible``: the logged action is eligible and ineligible arms have probability 0 (within the tolerance);
-* ``timestamp`` has no missing values.
+* ``timestamp`` and ``event_id`` have no missing values (a decision without an id cannot be joined to its outcome or
+  de-duplicated).
 
 Cost: a few passes over each column with no large temporaries (one fused compiled pass over ``probabilities`` /
 ``eligible``); about 0.25 s for n = 10^7, d = 20, K = 10 on one core. ``validate=False`` skips the value checks
-(shapes are still checked) for data you have validated before. ``event_id`` uniqueness is not checked.
+(shapes are still checked) for data you have validated before. ``event_id`` uniqueness is not checked (the
+readers drop repeated ids first).
 
 The constructor raises :class:`InvalidRowsError` (a ``ValueError``) for a bad value: a programmer's arrays are
 fixed, not filtered. The readers of logs (:meth:`LoggedData.from_parquet`, :meth:`LoggedData.from_dataframe`,
@@ -39,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -243,7 +245,7 @@ def _all_finite(arr: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 
 #: Why a row breaks the decision-log contract: reason -> (column, what it must satisfy, how to fix it, show the value).
-#: Ordered as the checks run; the first five come from LoggedData's checks per column, the others from the compiled
+#: Ordered as the checks run; the first six come from LoggedData's checks per column, the others from the compiled
 #: pass over ``probabilities`` / ``eligible`` (its flag bit ``c`` is the ``c``-th of them).
 ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
     "action": ("action", "must lie in [0, K={k})",
@@ -255,6 +257,9 @@ ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
                "from_dataframe do this with missing_reward='drop')", True),
     "context": ("context", "must be finite", "impute or drop missing features", False),
     "timestamp": ("timestamp", "must not be missing", "fill or drop them", False),
+    "event_id": ("event_id", "must not be missing",
+                 "a decision without an id cannot be joined to its outcome or de-duplicated: log an id for each",
+                 False),
     "probabilities": ("probabilities", "entries must be finite and in [0, 1]", "check the logging code", False),
     "probabilities_sum": ("probabilities", f"rows must sum to 1 (within {PROBABILITY_ATOL:g})",
                           "log the full distribution", False),
@@ -265,12 +270,20 @@ ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
     "ineligible_probability": ("probabilities", "must be 0 on ineligible arms", "ineligible arms cannot be taken",
                                False),
 }
-_SUPPORT_REASONS = list(ROW_REASONS)[5:]
+_SUPPORT_REASONS = list(ROW_REASONS)[list(ROW_REASONS).index("probabilities"):]
 
 InvalidRows = Literal["quarantine", "raise"]
 
 #: Dropped rows a quarantine warning names (event ids, else row numbers).
 QUARANTINE_EXAMPLES = 5
+
+#: How a quarantine warning names a row whose event id is missing.
+NO_EVENT_ID = "<no event_id>"
+
+
+def _example(event_id: Any) -> str:
+    """A quarantined row's name in the warning: its event id, or :data:`NO_EVENT_ID`."""
+    return NO_EVENT_ID if event_id is None or pd.isna(event_id) else str(event_id)
 
 
 class InvalidRowsError(ValueError):
@@ -306,6 +319,7 @@ def check_rows(
     eligible: np.ndarray | None,
     timestamp: np.ndarray | None,
     n_actions: int,
+    event_id: np.ndarray | None = None,
 ) -> RowCheck:
     """The rows that break the decision-log contract, and why: the one row check of every reader and of
     :class:`LoggedData` (which raises for the first reason; the readers quarantine the rows).
@@ -324,6 +338,8 @@ def check_rows(
     timestamp : (n,) datetime64[us] or None
     n_actions : int
         K.
+    event_id : (n,) object or None
+        The rows' ids; a missing one (None / NaN) is a bad row.
 
     Returns
     -------
@@ -356,6 +372,10 @@ def check_rows(
         nat = np.isnat(timestamp)
         if nat.any():
             reasons["timestamp"] = nat
+    if event_id is not None and n:
+        missing_id = pd.isna(event_id)
+        if missing_id.any():
+            reasons["event_id"] = missing_id
     unsupported = None
     if probabilities is not None or eligible is not None:
         unsupported = np.zeros(n, dtype=np.bool_)
@@ -645,28 +665,35 @@ class LoggedData:
             raise ValueError(f"the number of actions K must be >= 1, got {k}")
         return k
 
-    def _row_check(self) -> RowCheck:
-        """:func:`check_rows` of this data's columns; keeps the unsupported rows it finds."""
+    def _row_check(self, missing: Mapping[str, np.ndarray] | None = None) -> RowCheck:
+        """:func:`check_rows` of this data's columns; keeps the unsupported rows it finds. ``missing``: reason
+        (``"timestamp"``, ``"event_id"``) -> (n,) bool mask of the rows missing that column, for data built without
+        it (the batch readers, :func:`missing_identities`)."""
         check = check_rows(self.action, self.reward, self.propensity, self.context, self.probabilities,
-                           self.eligible, self.timestamp, self.n_actions)
+                           self.eligible, self.timestamp, self.n_actions, event_id=self.event_id)
         if check.unsupported is not None:
             object.__setattr__(self, "_unsupported_rows", np.flatnonzero(check.unsupported))
+        if missing:
+            found = {**check.reasons, **missing}
+            check = RowCheck({r: found[r] for r in ROW_REASONS if r in found}, check.unsupported)
         return check
 
-    def _validate(self) -> None:
-        check = self._row_check()
+    def _validate(self, missing: Mapping[str, np.ndarray] | None = None) -> None:
+        check = self._row_check(missing)
         for reason, mask in check.reasons.items():
             values = self.action if reason == "action" else self.reward if reason == "reward" else self.propensity
             raise InvalidRowsError(_row_message(reason, mask, values, self.n_actions))
 
-    def _checked(self, invalid_rows: str, positions: np.ndarray | None = None) -> LoggedData:
+    def _checked(self, invalid_rows: str, positions: np.ndarray | None = None,
+                 missing: Mapping[str, np.ndarray] | None = None) -> LoggedData:
         """This data (built with ``validate=False``) checked as a reader checks it: raise for the first bad row
         (``"raise"``, :class:`InvalidRowsError`), or without its bad rows, recorded in :attr:`quarantined`
-        (``"quarantine"``; not warned here). ``positions``: the rows' positions in the reader's input."""
+        (``"quarantine"``; not warned here). ``positions``: the rows' positions in the reader's input; ``missing``:
+        as in :meth:`_row_check`."""
         if invalid_rows == "raise":
-            self._validate()
+            self._validate(missing)
             return self
-        check = self._row_check()
+        check = self._row_check(missing)
         bad = check.bad()
         if bad is None:
             object.__setattr__(self, "quarantined", Quarantine(n_checked=self.n))
@@ -674,7 +701,7 @@ class LoggedData:
         idx = np.flatnonzero(bad)
         ids = self.event_id
         examples = tuple(
-            str(ids[i]) if ids is not None else f"row {i if positions is None else positions[i]}"
+            _example(ids[i]) if ids is not None else f"row {i if positions is None else positions[i]}"
             for i in idx[:QUARANTINE_EXAMPLES]
         )
         kept = self.subset(~bad)
@@ -869,7 +896,8 @@ class LoggedData:
                 )
         positions = np.arange(len(df))
         if event_id is not None and event_id in df.columns:  # the decision-log readers' rule: first occurrence kept
-            repeated = df[event_id].duplicated(keep="first").to_numpy()
+            # (a missing id repeats nothing: its row is quarantined below)
+            repeated = (df[event_id].duplicated(keep="first") & df[event_id].notna()).to_numpy()
             if repeated.any():
                 S.warn_duplicates(int(repeated.sum()), df.loc[repeated, event_id].unique().tolist(), stacklevel=3)
                 df, positions = df.loc[~repeated], positions[~repeated]
@@ -879,6 +907,9 @@ class LoggedData:
             df = df.loc[keep]
             rewards = rewards[keep]
             positions = positions[keep]
+        if action_names is None and isinstance(df.attrs.get("arms"), list):
+            action_names = df.attrs["arms"]
+        k = len(action_names) if action_names is not None and not isinstance(action_names, str) else n_actions
         X = _context_from_frame(df, context, context_prefix)
 
         def optional(name: str | None) -> Any:
@@ -886,17 +917,18 @@ class LoggedData:
                 return None
             col = df[name]
             if name in (probabilities, eligible):
-                return _stack_column(col, name)
+                return _stack_column(col, name, k if isinstance(k, int) else None, mask=name == eligible)
             return col
 
         ts = optional(timestamp)
         ids = optional(event_id)
         versions = optional(policy_version)
-        if action_names is None and isinstance(df.attrs.get("arms"), list):
-            action_names = df.attrs["arms"]
+        actions = df[action]
+        if actions.isna().any():  # a missing action is outside the arms, as the batch readers read it
+            actions = actions.fillna(-1)
         data = cls(
             X,
-            df[action].to_numpy(),
+            actions.to_numpy(),
             rewards,
             df[propensity].to_numpy(dtype=np.float64),
             probabilities=optional(probabilities),
@@ -1184,20 +1216,46 @@ def quarantine_batch(table: Any, arms: Sequence[str]) -> tuple[Any, LoggedData, 
     """The rows of an Arrow table (or record batch) in the decision-log schema, all with a reward, that keep the
     contract, as the batch readers (:mod:`offline_eval.streaming`, :mod:`offline_eval.spark`) quarantine them.
 
-    Checks :data:`CHECKED_COLUMNS` with :func:`check_rows`, as :meth:`LoggedData.from_parquet` does. Returns the
+    Checks :data:`CHECKED_COLUMNS` with :func:`check_rows`, as :meth:`LoggedData.from_parquet` does, and the rows
+    missing an event id or (where the table has the column) a timestamp (:func:`missing_identities`). Returns the
     kept rows (``table`` itself when every row is valid), their validated LoggedData (no timestamps / policy
     versions) and the :class:`Quarantine` (examples: event ids).
     """
     import pyarrow as pa
 
-    data = LoggedData._from_arrow(table, arms, identities=False, validate=False)._checked("quarantine")
+    data = LoggedData._from_arrow(table, arms, identities=False, validate=False)._checked(
+        "quarantine", missing=missing_identities(table))
     record = data.quarantined
     if not record:
         return table, data, record
     keep = np.ones(record.n_checked, dtype=bool)
     keep[record.rows] = False
-    examples = tuple(table.column(S.EVENT_ID).take(pa.array(record.rows[:QUARANTINE_EXAMPLES])).to_pylist())
+    ids = table.column(S.EVENT_ID).take(pa.array(record.rows[:QUARANTINE_EXAMPLES])).to_pylist()
+    examples = tuple(_example(i) for i in ids)
     return table.filter(pa.array(keep)), data, Quarantine(record.counts, record.n_rows, record.n_checked, examples)
+
+
+#: The columns whose null rows the batch readers quarantine without reading them into a LoggedData (reasons of the
+#: same names): :func:`missing_identities`.
+IDENTITY_COLUMNS = (S.TIMESTAMP, S.EVENT_ID)
+
+
+def missing_identities(table: Any) -> dict[str, np.ndarray]:
+    """Reason (``"timestamp"``, ``"event_id"``) -> (n,) bool mask of an Arrow table's rows where that column is null,
+    for those of :data:`IDENTITY_COLUMNS` the table has and that hold a null (one null count each otherwise)."""
+    out = {}
+    for name in IDENTITY_COLUMNS:
+        if name in table.column_names and table.column(name).null_count:
+            out[name] = table.column(name).is_null().to_numpy(zero_copy_only=False)
+    return out
+
+
+def check_identities(table: Any) -> None:
+    """Raise :class:`InvalidRowsError` (the message of :class:`LoggedData`) when an Arrow table has a row missing
+    its event id or timestamp (:func:`missing_identities`): the batch readers check it, as they check the action
+    range, where they do not quarantine."""
+    for reason, mask in missing_identities(table).items():
+        raise InvalidRowsError(_row_message(reason, mask, mask, 0))
 
 
 def replay_warnings(records: Sequence[warnings.WarningMessage]) -> None:
@@ -1248,17 +1306,36 @@ def _missing_reward_mask(rewards: np.ndarray, missing_reward: str) -> np.ndarray
     return ~missing
 
 
-def _stack_column(col: pd.Series, name: str) -> np.ndarray:
-    """A column holding one sequence per row as an (n, m) array."""
+def _stack_column(col: pd.Series, name: str, width: int | None = None, mask: bool = False) -> np.ndarray:
+    """A column holding one sequence per row as an (n, m) array, read as the batch readers read a list column
+    (:func:`_arrow_matrix`): a missing row (None / NaN), a row of another length than ``width`` (default: the length
+    most rows have) and a missing element are missing values -- NaN, or False in a column of booleans or a ``mask``
+    (the eligibility: missing = not eligible) -- so that the row checks quarantine the row."""
+    import pyarrow as pa
+
     values = col.to_numpy()
     if len(values) == 0:
         return np.zeros((0, 0))
     if values.dtype != object:
         raise TypeError(f"column {name!r} must hold one sequence per row, got dtype {values.dtype}")
     try:
-        return np.stack([np.asarray(v) for v in values])
-    except ValueError as err:
-        raise ValueError(f"column {name!r} must hold sequences of one common length: {err}") from err
+        column = pa.array([v if isinstance(v, list | tuple | np.ndarray) or not pd.isna(v) else None
+                           for v in values])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise TypeError(f"column {name!r} must hold one sequence of numbers per row: {err}") from err
+    if pa.types.is_null(column.type):  # every row missing
+        column = column.cast(pa.list_(pa.float64()))
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        raise TypeError(f"column {name!r} must hold one sequence per row, got values of Arrow type {column.type}")
+    items = column.type.value_type
+    if not (pa.types.is_boolean(items) or pa.types.is_integer(items) or pa.types.is_floating(items)
+            or pa.types.is_null(items)):
+        raise TypeError(f"column {name!r} must hold sequences of numbers, got items of Arrow type {items}")
+    dtype = np.bool_ if pa.types.is_boolean(items) else np.float64
+    out = _arrow_matrix(pa.table({name: column}), name, dtype, width)
+    if mask and out.dtype.kind == "f":  # 0/1 numbers: a missing entry is not eligible (0)
+        out[np.isnan(out)] = 0.0
+    return out
 
 
 def _context_from_frame(df: pd.DataFrame, context: Any, prefix: str | None) -> np.ndarray | None:

@@ -15,7 +15,8 @@ never holds the log (:mod:`offline_eval.streaming`):
    their first occurrences and colliding ids) and compares the ids themselves.
 
 So the result is exact (hash collisions are resolved on the strings), and memory is bounded by one bucket plus the
-rows of step 3 (which grow with the number of duplicated rows only).
+rows of step 3 (which grow with the number of duplicated rows only). A null id repeats nothing (the readers
+quarantine its row under the reason ``"event_id"``): it is not hashed.
 """
 
 from __future__ import annotations
@@ -74,6 +75,18 @@ def _group_by_top_bits(h, bits, out, bounds):  # pragma: no cover - numba
     return 0
 
 
+def _present(ids: Any) -> tuple[Any, np.ndarray | None]:
+    """A pyarrow string array's non-null ids, and their positions among all (None when no id is null)."""
+    import pyarrow as pa
+
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if not ids.null_count:
+        return ids, None
+    valid = ids.is_valid().to_numpy(zero_copy_only=False)
+    return ids.filter(pa.array(valid)), np.flatnonzero(valid)
+
+
 def id_hashes(ids: Any) -> np.ndarray:
     """The 64-bit hash (module docstring) of every id of a pyarrow string array without nulls, shape (n,) uint64."""
     import pyarrow as pa
@@ -128,16 +141,14 @@ class DuplicateFinder:
 
     def __init__(self, expected_rows: int) -> None:
         self._bits = max(0, int(np.ceil(np.log2(max(expected_rows, 1) / BUCKET_ROWS))))
-        self._rows = 0
         self._memory: list[np.ndarray] = []
         self._directory: Path | None = None
         if self._bits:
             self._directory = Path(tempfile.mkdtemp(prefix="offline_eval-ids-"))
 
     def add(self, ids: Any) -> None:
-        """Hash the ids (a pyarrow string array) of the next rows of the log."""
-        h = id_hashes(ids)
-        self._rows += len(h)
+        """Hash the ids (a pyarrow string array) of the next rows of the log; null ids are left out."""
+        h = id_hashes(_present(ids)[0])
         if self._directory is None:
             self._memory.append(h)
             return
@@ -182,13 +193,14 @@ class DuplicateFinder:
         positions, values = [], []
         start = 0
         for ids in reread():
-            h = id_hashes(ids)
+            present, where = _present(ids)
+            h = id_hashes(present)
             at = np.searchsorted(repeated, h)
             hit = np.flatnonzero((at < len(repeated)) & (repeated[np.minimum(at, len(repeated) - 1)] == h))
             if len(hit):
-                positions.append(hit + start)
-                values += ids.take(hit).to_pylist()
-            start += len(h)
+                positions.append((hit if where is None else where[hit]) + start)
+                values += present.take(hit).to_pylist()
+            start += len(ids)
         import pandas as pd
 
         rows = np.concatenate(positions)

@@ -779,24 +779,27 @@ def spark_without_repeated_ids(spark_df: Any, stacklevel: int = 4) -> tuple[Any,
     it (DataFrame order), warned about as :func:`read_log` warns (:func:`warn_duplicates`), and the persisted
     DataFrame to release after use (None when no id repeats: then the DataFrame is returned as it is, after one
     aggregation of the ids). The Spark readers of both packages (``offline_eval.spark.evaluate``,
-    ``bandit.spark.fit``) apply the schema's rule with it; pyspark is imported only here."""
+    ``bandit.spark.fit``) apply the schema's rule with it; pyspark is imported only here. A null id repeats nothing:
+    its rows are all kept (``offline_eval.spark.evaluate`` quarantines them, as every reader of ``offline_eval``
+    does)."""
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    if spark_df.groupBy(EVENT_ID).count().filter(F.col("count") > 1).limit(1).count() == 0:
+    has_id = F.col(EVENT_ID).isNotNull()
+    if spark_df.filter(has_id).groupBy(EVENT_ID).count().filter(F.col("count") > 1).limit(1).count() == 0:
         return spark_df, None
     position, rank = "__offline_eval_position__", "__offline_eval_rank__"
     ranked = spark_df.withColumn(position, F.monotonically_increasing_id())
     ranked = ranked.withColumn(rank, F.row_number().over(Window.partitionBy(EVENT_ID).orderBy(position)))
     ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
-    repeats = ranked.filter(F.col(rank) > 1)
+    repeats = ranked.filter((F.col(rank) > 1) & has_id)
     firsts = repeats.groupBy(EVENT_ID).agg(F.min(position).alias("at"))
     n_rows, n_ids = repeats.count(), firsts.count()
     shown = [str(row[EVENT_ID]) for row in firsts.orderBy("at").limit(10).collect()]
     warn_duplicates(n_rows, shown, stacklevel=stacklevel, n_ids=n_ids)
     # the kept rows in DataFrame order (a range-partitioned sort), materialised once for every later pass
-    kept = ranked.filter(F.col(rank) == 1).orderBy(position).drop(position, rank)
+    kept = ranked.filter((F.col(rank) == 1) | ~has_id).orderBy(position).drop(position, rank)
     kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
     kept.count()
     ranked.unpersist()

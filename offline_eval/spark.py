@@ -20,7 +20,8 @@ bootstrap's (its resampling counts are keyed by row), so keep the DataFrame in l
 
 As in memory, rows whose ``event_id`` already appeared earlier (in that order) are dropped, keeping the first, with
 one :class:`~offline_eval.schema.DecisionLogWarning`, and rows with a null reward are dropped with one
-``UserWarning``. Checking the ids costs one aggregation of the ``event_id`` column (a shuffle of the ids); only when
+``UserWarning``; a row with a null ``event_id`` (or a null ``timestamp``, where the DataFrame has that column) is
+quarantined, like any row that breaks the contract. Checking the ids costs one aggregation of the ``event_id`` column (a shuffle of the ids); only when
 some id repeats, the rows are numbered (``monotonically_increasing_id``), ranked within their id, and the first of
 each id kept, re-sorted into DataFrame order and persisted (``MEMORY_AND_DISK``) for the passes. Reward models
 are fitted as in :mod:`offline_eval.streaming` (the model columns persisted for the Newton passes; MRDR per target,
@@ -49,6 +50,7 @@ from offline_eval.data import (
     Quarantine,
     _check_invalid_rows,
     _report_missing,
+    check_identities,
     quarantine_batch,
     replay_warnings,
     rows_with_reward,
@@ -140,7 +142,7 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
     """``mapInArrow`` function of a reward-model pass: the partition's combined ``map_fn`` outputs as bytes.
     ``mrdr`` = (shipped target, its name, the arms): the batches carry that target's raw MRDR weights.
     ``quarantine`` (the arms): the rows that break the contract are left out first, as the evaluation pass does;
-    without it only the rows whose action is outside [0, ``n_actions``)."""
+    without it only the rows whose action is outside [0, ``n_actions``) or whose event id is null."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -155,10 +157,12 @@ def _model_job(map_fn: MapFn, ops: tuple[str, ...], n_folds: int | None, fold_se
                 table, _ = rows_with_reward(pa.Table.from_batches([record_batch]))
                 if quarantine is not None and table.num_rows:
                     table, _, _ = quarantine_batch(table, quarantine)
-                elif table.num_rows:  # an action outside [0, K) must not index the statistics; the evaluation
-                    # pass quarantines its row (and the passes run again with the model passes leaving it out)
-                    table = table.filter(pc.and_(pc.greater_equal(table.column(S.ACTION), 0),
-                                                 pc.less(table.column(S.ACTION), n_actions)))
+                elif table.num_rows:  # an action outside [0, K) must not index the statistics, nor a null id be
+                    # hashed to a fold; the evaluation pass quarantines its row (and the passes run again with the
+                    # model passes leaving it out)
+                    table = table.filter(pc.and_(pc.and_(pc.greater_equal(table.column(S.ACTION), 0),
+                                                         pc.less(table.column(S.ACTION), n_actions)),
+                                                 pc.is_valid(table.column(S.EVENT_ID))))
                 if table.num_rows == 0:
                     continue
                 part = _model_batch(table, None)
@@ -203,6 +207,7 @@ def _eval_job(layout: Layout, arms: list[str], predictors: list[dict[str, bytes]
                     continue
                 if invalid_rows == "raise":
                     try:
+                        check_identities(table)
                         data = _logged_data(table, arms)
                     except InvalidRowsError as err:
                         error = f"{err} (in a batch of partition {pid})"
@@ -366,7 +371,10 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
     shipped = {name: _ship(targets[name]) for name in policy_names}
     mrdr = any(type(m) is MRDRRewardModel for m in layout.models)
     # the logistic fits read the model columns once per Newton pass; MRDR fits also the target's columns
-    checked = [*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr or quarantine_models else ())]
+    # a null timestamp is quarantined (where the DataFrame has the column), as a null event id is
+    identities = [S.TIMESTAMP] if S.TIMESTAMP in spark_df.columns else []
+    checked = [*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr or quarantine_models else ()),
+               *(identities if quarantine_models else ())]
     model_df = spark_df.select(*checked).persist()
 
     def reduce_for(model: Any, target: str | None = None) -> Any:
@@ -394,7 +402,7 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
     columns = eval_columns(layout)
     job = _eval_job(layout, arms_list, shipped_predictors, [shipped[name] for name in policy_names], policy_names,
                     invalid_rows)
-    rows = _collect(spark_df.select(*dict.fromkeys([*columns, *CHECKED_COLUMNS])), job)
+    rows = _collect(spark_df.select(*dict.fromkeys([*columns, *CHECKED_COLUMNS, *identities])), job)
     merged: dict[str, PolicyAccumulator | None] = dict.fromkeys(policy_names)
     n_missing = n_total = 0
     quarantined = Quarantine()

@@ -80,6 +80,7 @@ from offline_eval.data import (
     _report_missing,
     arrow_actions,
     check_action_range,
+    check_identities,
     quarantine_batch,
     replay_warnings,
     rows_with_reward,
@@ -318,6 +319,10 @@ class _Log:
         self.quarantined = Quarantine()
         #: The part files, read row group by row group (:meth:`_record_batches`); None for a caller's dataset.
         self.files: list[Path] | None = None
+        #: Columns read only to quarantine their null rows (:func:`~offline_eval.data.missing_identities`) beyond
+        #: :data:`~offline_eval.data.CHECKED_COLUMNS`: a caller's dataset's timestamp. The parts of a log directory
+        #: hold no null timestamp (:func:`~offline_eval.schema.scan_parts` skips a part that does).
+        self.identity_columns: list[str] = []
         if isinstance(path, ds.Dataset):
             arms = S.arms_from_schema(path.schema)
             if arms is None:
@@ -326,6 +331,7 @@ class _Log:
                     "bandit.DecisionLog or LoggedData.to_parquet"
                 )
             self.dataset, self.arms = _reading_both_forms(path), arms
+            self.identity_columns = [S.TIMESTAMP] if S.TIMESTAMP in self.dataset.schema.names else []
             return
         if not isinstance(path, str | os.PathLike) and not (
             isinstance(path, Sequence) and not isinstance(path, bytes)
@@ -383,17 +389,19 @@ class _Log:
 
         The first complete pass also hashes the event ids (:class:`~offline_eval.duplicate_ids.DuplicateFinder`);
         if some id repeats, it warns as :func:`~offline_eval.schema.read_log` does and raises :class:`_Restart`
-        at its end (the pass saw the repeated rows), and every later pass drops them.
+        at its end (the pass saw the repeated rows), and every later pass drops them. It also checks that no row
+        misses its event id (nor, in a caller's dataset, its timestamp): such a row breaks the contract
+        (:class:`~offline_eval.data.InvalidRowsError`, so the passes run again quarantining).
         """
         import pyarrow as pa
 
         finder = None
         if self.duplicates is None:
             finder = DuplicateFinder(self.dataset.count_rows())
-            if S.EVENT_ID not in columns:
-                columns = [*columns, S.EVENT_ID]
+            columns = [*columns, *(c for c in (S.EVENT_ID, *self.identity_columns) if c not in columns)]
         if self.quarantine:
-            columns = [*columns, *(c for c in CHECKED_COLUMNS if c not in columns)]
+            checked = (*CHECKED_COLUMNS, *self.identity_columns)
+            columns = [*columns, *(c for c in checked if c not in columns)]
             self.quarantined = Quarantine()
         start = 0
         try:
@@ -411,8 +419,9 @@ class _Log:
                 if self.quarantine and table.num_rows:
                     table, _, found = quarantine_batch(table, self.arms)
                     self.quarantined = self.quarantined.merge(found)
-                else:  # before a reward-model pass indexes its statistics by the action
+                else:  # before a reward-model pass indexes its statistics by the action, or hashes folds from ids
                     check_action_range(table, len(self.arms))
+                    check_identities(table)
                 yield table, n_missing
             if finder is not None:
                 self.duplicates = finder.finish(

@@ -348,3 +348,85 @@ def test_spark_agrees_on_corrupted_rows_and_quarantines_null_rows(spark, clean_l
     assert_tables_equal(got, want)
     assert got.attrs["quarantined"] == {"action": 1, "propensity": 1, "context": 2, "ineligible_action": 2,
                                         "ineligible_probability": 2}
+
+
+#: Rows of the first part broken for :func:`identity_faults_part` (a table read whole: no parts to skip).
+IDENTITY_FAULTS = {3: ["null event_id"], 40: ["null event_id"], 9: ["null timestamp"], 14: ["null context"],
+                   21: ["null eligible"], 27: ["null probabilities"], 33: ["eligible empty"], 45: ["context short"],
+                   50: ["null action"], 52: ["null propensity"], 57: ["action eligibility null"]}
+#: Row 62 repeats the id of row 10 (in the batch of the null ids: the duplicate scan skips them, positions kept).
+REPEATED_ROW, FIRST_ROW = 62, 10
+
+
+def identity_faults_part(parts: list, path: Path) -> Path:
+    table = parts[0]
+    ids = table.column("event_id").to_pylist()
+    ids[REPEATED_ROW] = ids[FIRST_ROW]
+    table = table.set_column(0, table.schema.field(0), pa.array(ids, pa.string()))
+    write_part(table, IDENTITY_FAULTS, path, old_form=False, statistics=True)
+    return path
+
+
+def test_rows_missing_an_id_a_timestamp_or_a_list_are_quarantined_alike_in_every_reader(clean_log, tmp_path):
+    """A table with null ids, a null timestamp, null and ragged lists and a repeated id, read whole (a caller's
+    dataset, a DataFrame): LoggedData.from_dataframe and evaluate_parquet on the dataset quarantine the same rows
+    (a decision without an id or timestamp can be neither joined nor de-duplicated: reasons "event_id" /
+    "timestamp"; two null ids are no repeated id) and give the table of the clean rows, under DR too (whose folds
+    hash the ids); invalid_rows="raise" stops at them."""
+    import pyarrow.dataset as ds
+
+    from offline_eval.data import InvalidRowsError
+
+    parts, targets = clean_log
+    dataset = ds.dataset(identity_faults_part(parts, tmp_path / "part-0.parquet"), format="parquet")
+    frame = dataset.to_table().to_pandas()
+    data, load_warnings = run(lambda: LoggedData.from_dataframe(frame, action_names=ARMS))
+    counts = {"action": 1, "propensity": 1, "context": 2, "timestamp": 1, "event_id": 2, "probabilities": 1,
+              "ineligible_action": 3, "ineligible_probability": 3}
+    assert dict(data.quarantined.counts) == counts
+    assert data.quarantined.examples[0] == "<no event_id>" and data.quarantined.rows.tolist() == sorted(IDENTITY_FAULTS)
+    keep = np.setdiff1d(np.arange(parts[0].num_rows), [*IDENTITY_FAULTS, REPEATED_ROW])
+    pq.write_table(parts[0].take(keep), tmp_path / "kept.parquet")
+    clean = LoggedData.from_parquet(tmp_path / "kept.parquet")
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())]
+    want, want_warnings = run(lambda: evaluate(data, targets, estimators))
+    assert_tables_equal(want, run(lambda: evaluate(clean, targets, estimators))[0])
+    got, got_warnings = run(lambda: evaluate_parquet(dataset, targets, estimators, batch_rows=64))
+    assert_tables_equal(got, want)
+    assert got.attrs["quarantined"] == want.attrs["quarantined"] == counts
+    assert got_warnings == sorted(set(load_warnings + want_warnings))
+    assert any("already appeared" in m and ids_of(parts)[FIRST_ROW] in m for m in got_warnings)
+    only = {3: ["null event_id"], 9: ["null timestamp"], 40: ["null event_id"]}
+    (tmp_path / "ids").mkdir()
+    write_part(parts[0], only, tmp_path / "ids" / "part-0.parquet", old_form=False, statistics=True)
+    dataset = ds.dataset(tmp_path / "ids" / "part-0.parquet", format="parquet")
+    why = "timestamp must not be missing; 1 of {} rows violate it \\(first at row 9\\)"
+    with pytest.raises(InvalidRowsError, match=why.format(150)):
+        LoggedData.from_dataframe(dataset.to_table().to_pandas(), action_names=ARMS, invalid_rows="raise")
+    with pytest.raises(InvalidRowsError, match=why.format(64)):
+        evaluate_parquet(dataset, targets, [IPS()], batch_rows=64, invalid_rows="raise")
+
+
+def ids_of(parts: list) -> list[str]:
+    return parts[0].column("event_id").to_pylist()
+
+
+@pytest.mark.slow
+def test_spark_quarantines_rows_missing_an_id_or_a_timestamp_as_in_memory(spark, clean_log, tmp_path):
+    """The table of the test above as a Spark DataFrame: two null ids are no repeated id, the rows without an id or
+    a timestamp are quarantined (before, Spark kept them in IPS and DR failed hashing a null id to a fold), the
+    table equals in memory under DR, with the same counts and warnings."""
+    import pyarrow.dataset as ds
+
+    from offline_eval.spark import evaluate as spark_evaluate
+
+    parts, targets = clean_log
+    path = identity_faults_part(parts, tmp_path / "part-0.parquet")
+    data, load_warnings = run(lambda: LoggedData.from_dataframe(ds.dataset(path).to_table().to_pandas(),
+                                                                action_names=ARMS))
+    estimators = [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())]
+    want, want_warnings = run(lambda: evaluate(data, targets, estimators))
+    got, got_warnings = run(lambda: spark_evaluate(spark.read.parquet(str(path)), targets, estimators, arms=ARMS))
+    assert_tables_equal(got, want)
+    assert got.attrs["quarantined"] == want.attrs["quarantined"] == dict(data.quarantined.counts)
+    assert got_warnings == sorted(set(load_warnings + want_warnings))
