@@ -15,8 +15,8 @@ Validation (``validate=True``, the default) checks, and reports by column with t
 * ``probabilities`` non-negative, finite, each row summing to 1 within :data:`PROBABILITY_ATOL` (1e-6), and
   ``probabilities[i, action[i]]`` equal to ``propensity[i]`` within :data:`PROBABILITY_ATOL`;
 * ``eligible``: the logged action is eligible and ineligible arms have probability 0 (within the tolerance);
-* ``timestamp`` and ``event_id`` have no missing values (a decision without an id cannot be joined to its outcome or
-  de-duplicated).
+* ``timestamp``, ``event_id`` and ``policy_version`` have no missing values (a decision without an id cannot be
+  joined to its outcome or de-duplicated; one without a version cannot be attributed to its logging policy).
 
 Cost: a few passes over each column with no large temporaries (one fused compiled pass over ``probabilities`` /
 ``eligible``); about 0.25 s for n = 10^7, d = 20, K = 10 on one core. ``validate=False`` skips the value checks
@@ -245,7 +245,7 @@ def _all_finite(arr: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 
 #: Why a row breaks the decision-log contract: reason -> (column, what it must satisfy, how to fix it, show the value).
-#: Ordered as the checks run; the first six come from LoggedData's checks per column, the others from the compiled
+#: Ordered as the checks run; the first seven come from LoggedData's checks per column, the others from the compiled
 #: pass over ``probabilities`` / ``eligible`` (its flag bit ``c`` is the ``c``-th of them).
 ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
     "action": ("action", "must lie in [0, K={k})",
@@ -260,6 +260,9 @@ ROW_REASONS: dict[str, tuple[str, str, str, bool]] = {
     "event_id": ("event_id", "must not be missing",
                  "a decision without an id cannot be joined to its outcome or de-duplicated: log an id for each",
                  False),
+    "policy_version": ("policy_version", "must not be missing",
+                       "a decision without a version cannot be attributed to its logging policy: log the version",
+                       False),
     "probabilities": ("probabilities", "entries must be finite and in [0, 1]", "check the logging code", False),
     "probabilities_sum": ("probabilities", f"rows must sum to 1 (within {PROBABILITY_ATOL:g})",
                           "log the full distribution", False),
@@ -320,6 +323,7 @@ def check_rows(
     timestamp: np.ndarray | None,
     n_actions: int,
     event_id: np.ndarray | None = None,
+    policy_version: np.ndarray | None = None,
 ) -> RowCheck:
     """The rows that break the decision-log contract, and why: the one row check of every reader and of
     :class:`LoggedData` (which raises for the first reason; the readers quarantine the rows).
@@ -338,8 +342,8 @@ def check_rows(
     timestamp : (n,) datetime64[us] or None
     n_actions : int
         K.
-    event_id : (n,) object or None
-        The rows' ids; a missing one (None / NaN) is a bad row.
+    event_id, policy_version : (n,) object or None
+        The rows' ids and logging-policy versions; a missing one (None / NaN) is a bad row.
 
     Returns
     -------
@@ -372,10 +376,11 @@ def check_rows(
         nat = np.isnat(timestamp)
         if nat.any():
             reasons["timestamp"] = nat
-    if event_id is not None and n:
-        missing_id = pd.isna(event_id)
-        if missing_id.any():
-            reasons["event_id"] = missing_id
+    for reason, labels in (("event_id", event_id), ("policy_version", policy_version)):
+        if labels is not None and n:
+            missing = pd.isna(labels)
+            if missing.any():
+                reasons[reason] = missing
     unsupported = None
     if probabilities is not None or eligible is not None:
         unsupported = np.zeros(n, dtype=np.bool_)
@@ -667,10 +672,11 @@ class LoggedData:
 
     def _row_check(self, missing: Mapping[str, np.ndarray] | None = None) -> RowCheck:
         """:func:`check_rows` of this data's columns; keeps the unsupported rows it finds. ``missing``: reason
-        (``"timestamp"``, ``"event_id"``) -> (n,) bool mask of the rows missing that column, for data built without
+        (:data:`IDENTITY_COLUMNS`) -> (n,) bool mask of the rows missing that column, for data built without
         it (the batch readers, :func:`missing_identities`)."""
         check = check_rows(self.action, self.reward, self.propensity, self.context, self.probabilities,
-                           self.eligible, self.timestamp, self.n_actions, event_id=self.event_id)
+                           self.eligible, self.timestamp, self.n_actions, event_id=self.event_id,
+                           policy_version=self.policy_version)
         if check.unsupported is not None:
             object.__setattr__(self, "_unsupported_rows", np.flatnonzero(check.unsupported))
         if missing:
@@ -1158,11 +1164,12 @@ class LoggedData:
 
 
 def _labels(value: Any, name: str, n: int) -> np.ndarray:
-    """An (n,) object array of str labels (e.g. policy versions), or a ValueError / TypeError naming ``name``."""
+    """An (n,) object array of str labels (e.g. policy versions), or a ValueError / TypeError naming ``name``. A
+    missing label (None / NaN) is kept: the row checks report it (:func:`check_rows`)."""
     arr = np.asarray(value, dtype=object)
     if arr.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got shape {arr.shape}")
-    bad = [i for i, v in enumerate(arr) if not isinstance(v, str)]
+    bad = [i for i, v in enumerate(arr) if not isinstance(v, str) and not (pd.api.types.is_scalar(v) and pd.isna(v))]
     if bad:
         raise TypeError(f"{name} must hold str labels; row {bad[0]} holds {type(arr[bad[0]]).__name__}")
     return arr
@@ -1217,7 +1224,8 @@ def quarantine_batch(table: Any, arms: Sequence[str]) -> tuple[Any, LoggedData, 
     contract, as the batch readers (:mod:`offline_eval.streaming`, :mod:`offline_eval.spark`) quarantine them.
 
     Checks :data:`CHECKED_COLUMNS` with :func:`check_rows`, as :meth:`LoggedData.from_parquet` does, and the rows
-    missing an event id or (where the table has the column) a timestamp (:func:`missing_identities`). Returns the
+    missing an event id or (where the table has the column) a timestamp or policy version
+    (:func:`missing_identities`). Returns the
     kept rows (``table`` itself when every row is valid), their validated LoggedData (no timestamps / policy
     versions) and the :class:`Quarantine` (examples: event ids).
     """
@@ -1237,11 +1245,11 @@ def quarantine_batch(table: Any, arms: Sequence[str]) -> tuple[Any, LoggedData, 
 
 #: The columns whose null rows the batch readers quarantine without reading them into a LoggedData (reasons of the
 #: same names): :func:`missing_identities`.
-IDENTITY_COLUMNS = (S.TIMESTAMP, S.EVENT_ID)
+IDENTITY_COLUMNS = (S.TIMESTAMP, S.EVENT_ID, S.POLICY_VERSION)
 
 
 def missing_identities(table: Any) -> dict[str, np.ndarray]:
-    """Reason (``"timestamp"``, ``"event_id"``) -> (n,) bool mask of an Arrow table's rows where that column is null,
+    """Reason (``"timestamp"``, ``"event_id"``, ``"policy_version"``) -> (n,) bool mask of an Arrow table's rows where that column is null,
     for those of :data:`IDENTITY_COLUMNS` the table has and that hold a null (one null count each otherwise)."""
     out = {}
     for name in IDENTITY_COLUMNS:
@@ -1252,7 +1260,7 @@ def missing_identities(table: Any) -> dict[str, np.ndarray]:
 
 def check_identities(table: Any) -> None:
     """Raise :class:`InvalidRowsError` (the message of :class:`LoggedData`) when an Arrow table has a row missing
-    its event id or timestamp (:func:`missing_identities`): the batch readers check it, as they check the action
+    its timestamp, event id or policy version (:func:`missing_identities`): the batch readers check it, as they check the action
     range, where they do not quarantine."""
     for reason, mask in missing_identities(table).items():
         raise InvalidRowsError(_row_message(reason, mask, mask, 0))

@@ -20,8 +20,8 @@ bootstrap's (its resampling counts are keyed by row), so keep the DataFrame in l
 
 As in memory, rows whose ``event_id`` already appeared earlier (in that order) are dropped, keeping the first, with
 one :class:`~offline_eval.schema.DecisionLogWarning`, and rows with a null reward are dropped with one
-``UserWarning``; a row with a null ``event_id`` (or a null ``timestamp``, where the DataFrame has that column) is
-quarantined, like any row that breaks the contract. Checking the ids costs one aggregation of the ``event_id`` column (a shuffle of the ids); only when
+``UserWarning``; a row with a null ``event_id`` (or a null ``timestamp`` or ``policy_version``, where the DataFrame
+has those columns) is quarantined, like any row that breaks the contract. Checking the ids costs one aggregation of the ``event_id`` column (a shuffle of the ids); only when
 some id repeats, the rows are numbered (``monotonically_increasing_id``), ranked within their id, and the first of
 each id kept, re-sorted into DataFrame order and persisted (``MEMORY_AND_DISK``) for the passes. Reward models
 are fitted as in :mod:`offline_eval.streaming` (the model columns persisted for the Newton passes; MRDR per target,
@@ -45,6 +45,7 @@ from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
 from offline_eval.data import (
     CHECKED_COLUMNS,
+    IDENTITY_COLUMNS,
     ROW_REASONS,
     InvalidRowsError,
     Quarantine,
@@ -371,8 +372,8 @@ def _evaluate(spark_df: Any, targets: dict[str, Any], layout: Layout, arms_list:
     shipped = {name: _ship(targets[name]) for name in policy_names}
     mrdr = any(type(m) is MRDRRewardModel for m in layout.models)
     # the logistic fits read the model columns once per Newton pass; MRDR fits also the target's columns
-    # a null timestamp is quarantined (where the DataFrame has the column), as a null event id is
-    identities = [S.TIMESTAMP] if S.TIMESTAMP in spark_df.columns else []
+    # a null timestamp or policy version is quarantined (where the DataFrame has the column), as a null event id is
+    identities = [c for c in IDENTITY_COLUMNS if c != S.EVENT_ID and c in spark_df.columns]
     checked = [*_MODEL_COLUMNS, *(_MRDR_COLUMNS if mrdr or quarantine_models else ()),
                *(identities if quarantine_models else ())]
     model_df = spark_df.select(*checked).persist()

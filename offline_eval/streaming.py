@@ -72,6 +72,7 @@ from offline_eval import schema as S
 from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
 from offline_eval.data import (
     CHECKED_COLUMNS,
+    IDENTITY_COLUMNS,
     InvalidRowsError,
     LoggedData,
     Quarantine,
@@ -320,8 +321,8 @@ class _Log:
         #: The part files, read row group by row group (:meth:`_record_batches`); None for a caller's dataset.
         self.files: list[Path] | None = None
         #: Columns read only to quarantine their null rows (:func:`~offline_eval.data.missing_identities`) beyond
-        #: :data:`~offline_eval.data.CHECKED_COLUMNS`: a caller's dataset's timestamp. The parts of a log directory
-        #: hold no null timestamp (:func:`~offline_eval.schema.scan_parts` skips a part that does).
+        #: :data:`~offline_eval.data.CHECKED_COLUMNS`: a caller's dataset's timestamp and policy version. The parts
+        #: of a log directory hold no null there (:func:`~offline_eval.schema.scan_parts` skips a part that does).
         self.identity_columns: list[str] = []
         if isinstance(path, ds.Dataset):
             arms = S.arms_from_schema(path.schema)
@@ -331,7 +332,7 @@ class _Log:
                     "bandit.DecisionLog or LoggedData.to_parquet"
                 )
             self.dataset, self.arms = _reading_both_forms(path), arms
-            self.identity_columns = [S.TIMESTAMP] if S.TIMESTAMP in self.dataset.schema.names else []
+            self.identity_columns = [c for c in IDENTITY_COLUMNS if c != S.EVENT_ID and c in self.dataset.schema.names]
             return
         if not isinstance(path, str | os.PathLike) and not (
             isinstance(path, Sequence) and not isinstance(path, bytes)
@@ -390,7 +391,7 @@ class _Log:
         The first complete pass also hashes the event ids (:class:`~offline_eval.duplicate_ids.DuplicateFinder`);
         if some id repeats, it warns as :func:`~offline_eval.schema.read_log` does and raises :class:`_Restart`
         at its end (the pass saw the repeated rows), and every later pass drops them. It also checks that no row
-        misses its event id (nor, in a caller's dataset, its timestamp): such a row breaks the contract
+        misses its event id (nor, in a caller's dataset, its timestamp or policy version): such a row breaks the contract
         (:class:`~offline_eval.data.InvalidRowsError`, so the passes run again quarantining).
         """
         import pyarrow as pa

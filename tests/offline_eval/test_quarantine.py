@@ -77,7 +77,7 @@ def corrupt(directory) -> list[str]:
     return ids
 
 
-def reference_reasons(a, r, p, X, P, E, ts, k) -> dict[str, np.ndarray]:
+def reference_reasons(a, r, p, X, P, E, ts, k, ids, versions) -> dict[str, np.ndarray]:
     """Every reason's rows, written out row by row in plain Python (the contract of the schema docstring)."""
     out: dict[str, list[bool]] = {reason: [] for reason in ROW_REASONS}
     for i in range(len(a)):
@@ -90,6 +90,8 @@ def reference_reasons(a, r, p, X, P, E, ts, k) -> dict[str, np.ndarray]:
         out["reward"].append(not np.isfinite(r[i]))
         out["context"].append(not all(np.isfinite(X[i])))
         out["timestamp"].append(bool(np.isnat(ts[i])))
+        out["event_id"].append(ids[i] is None)
+        out["policy_version"].append(not isinstance(versions[i], str))
         out["probabilities"].append(not entries_ok)
         out["probabilities_sum"].append(entries_ok and not sum_ok)
         out["propensity_mismatch"].append(sum_ok and inside and abs(row[a[i]] - p[i]) > PROBABILITY_ATOL)
@@ -106,16 +108,19 @@ def test_check_rows_finds_each_reason_on_the_rows_a_plain_reference_finds():
     p, r, X = P[np.arange(n), a].copy(), rng.random(n), rng.normal(size=(n, 2))
     E = np.ones((n, k), dtype=bool)
     ts = np.arange(n).astype("datetime64[us]")
-    rows = rng.permutation(n)[:40]
-    for j, i in enumerate(rows):  # 4 rows of each of 10 corruptions, some rows of several
+    ids = np.array([f"e{i}" for i in range(n)], dtype=object)
+    versions = np.array(["v1"] * n, dtype=object)
+    rows = rng.permutation(n)[:48]
+    for j, i in enumerate(rows):  # 4 rows of each of 12 corruptions
         [lambda: a.__setitem__(i, k + 1), lambda: p.__setitem__(i, np.nan), lambda: r.__setitem__(i, -np.inf),
          lambda: X.__setitem__((i, 1), np.nan), lambda: ts.__setitem__(i, np.datetime64("NaT")),
          lambda: P.__setitem__((i, 0), P[i, 0] + 0.3), lambda: P.__setitem__((i, 1), -0.2),
          lambda: p.__setitem__(i, p[i] * 0.9), lambda: E.__setitem__((i, a[i] % k), False),
-         lambda: E.__setitem__((i, (a[i] + 1) % k), False)][j % 10]()
-    check = check_rows(a, r, p, X, P, E, ts, k)
-    want = reference_reasons(a, r, p, X, P, E, ts, k)
-    assert list(check.reasons) == list(want) and len(want) == 10
+         lambda: E.__setitem__((i, (a[i] + 1) % k), False), lambda: ids.__setitem__(i, None),
+         lambda: versions.__setitem__(i, np.nan)][j % 12]()
+    check = check_rows(a, r, p, X, P, E, ts, k, event_id=ids, policy_version=versions)
+    want = reference_reasons(a, r, p, X, P, E, ts, k, ids, versions)
+    assert list(check.reasons) == list(want) and len(want) == 12
     for reason, mask in want.items():
         np.testing.assert_array_equal(check.reasons[reason], mask, err_msg=reason)
     np.testing.assert_array_equal(check.bad(), np.any(list(want.values()), axis=0))
@@ -125,7 +130,11 @@ def test_check_rows_finds_each_reason_on_the_rows_a_plain_reference_finds():
     with pytest.raises(ValueError, match=rf"action must lie in \[0, K=3\); 4 of 300 rows .*first at row {first}: 4"):
         LoggedData(X, a, r, p, probabilities=P, eligible=E, timestamp=ts)
     clean = ~check.bad()
-    assert check_rows(a[clean], r[clean], p[clean], X[clean], P[clean], E[clean], ts[clean], k).bad() is None
+    assert check_rows(a[clean], r[clean], p[clean], X[clean], P[clean], E[clean], ts[clean], k,
+                      event_id=ids[clean], policy_version=versions[clean]).bad() is None
+    no_id = clean | pd.isna(ids)  # the clean rows and the 4 rows without an id: the constructor raises for those
+    with pytest.raises(ValueError, match=r"event_id must not be missing; 4 of 256 rows violate it"):
+        LoggedData(X[no_id], a[no_id], r[no_id], p[no_id], event_id=ids[no_id])
 
 
 @pytest.fixture(scope="module")

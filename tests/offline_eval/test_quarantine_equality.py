@@ -353,7 +353,8 @@ def test_spark_agrees_on_corrupted_rows_and_quarantines_null_rows(spark, clean_l
 #: Rows of the first part broken for :func:`identity_faults_part` (a table read whole: no parts to skip).
 IDENTITY_FAULTS = {3: ["null event_id"], 40: ["null event_id"], 9: ["null timestamp"], 14: ["null context"],
                    21: ["null eligible"], 27: ["null probabilities"], 33: ["eligible empty"], 45: ["context short"],
-                   50: ["null action"], 52: ["null propensity"], 57: ["action eligibility null"]}
+                   50: ["null action"], 52: ["null propensity"], 57: ["action eligibility null"],
+                   60: ["null policy_version"]}
 #: Row 62 repeats the id of row 10 (in the batch of the null ids: the duplicate scan skips them, positions kept).
 REPEATED_ROW, FIRST_ROW = 62, 10
 
@@ -368,10 +369,10 @@ def identity_faults_part(parts: list, path: Path) -> Path:
 
 
 def test_rows_missing_an_id_a_timestamp_or_a_list_are_quarantined_alike_in_every_reader(clean_log, tmp_path):
-    """A table with null ids, a null timestamp, null and ragged lists and a repeated id, read whole (a caller's
-    dataset, a DataFrame): LoggedData.from_dataframe and evaluate_parquet on the dataset quarantine the same rows
-    (a decision without an id or timestamp can be neither joined nor de-duplicated: reasons "event_id" /
-    "timestamp"; two null ids are no repeated id) and give the table of the clean rows, under DR too (whose folds
+    """A table with null ids, a null timestamp and policy version, null and ragged lists and a repeated id, read
+    whole (a caller's dataset, a DataFrame): LoggedData.from_dataframe and evaluate_parquet on the dataset quarantine
+    the same rows (a decision without an id can be neither joined nor de-duplicated: reasons "event_id",
+    "timestamp", "policy_version"; two null ids are no repeated id) and give the table of the clean rows, under DR too (whose folds
     hash the ids); invalid_rows="raise" stops at them."""
     import pyarrow.dataset as ds
 
@@ -381,8 +382,8 @@ def test_rows_missing_an_id_a_timestamp_or_a_list_are_quarantined_alike_in_every
     dataset = ds.dataset(identity_faults_part(parts, tmp_path / "part-0.parquet"), format="parquet")
     frame = dataset.to_table().to_pandas()
     data, load_warnings = run(lambda: LoggedData.from_dataframe(frame, action_names=ARMS))
-    counts = {"action": 1, "propensity": 1, "context": 2, "timestamp": 1, "event_id": 2, "probabilities": 1,
-              "ineligible_action": 3, "ineligible_probability": 3}
+    counts = {"action": 1, "propensity": 1, "context": 2, "timestamp": 1, "event_id": 2, "policy_version": 1,
+              "probabilities": 1, "ineligible_action": 3, "ineligible_probability": 3}
     assert dict(data.quarantined.counts) == counts
     assert data.quarantined.examples[0] == "<no event_id>" and data.quarantined.rows.tolist() == sorted(IDENTITY_FAULTS)
     keep = np.setdiff1d(np.arange(parts[0].num_rows), [*IDENTITY_FAULTS, REPEATED_ROW])
