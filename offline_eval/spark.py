@@ -269,13 +269,20 @@ def _arms(spark_df: Any, arms: Sequence[str] | None) -> list[str]:
     pairs = spark_df.select(S.ACTION, S.ACTION_NAME).distinct().collect()
     by_index: dict[int, str] = {}
     for row in pairs:
+        if row[S.ACTION] is None or row[S.ACTION_NAME] is None:  # a broken row (quarantined by the passes)
+            continue
         i, name = int(row[S.ACTION]), str(row[S.ACTION_NAME])
         if by_index.setdefault(i, name) != name:
             raise ValueError(f"action {i} is logged as both {by_index[i]!r} and {name!r}; pass arms=[...]")
-    first = spark_df.select(S.PROBABILITIES).first()
+    # K: the length most rows' probabilities have (a tie: the longer), as the passes read the column; a null or
+    # ragged row is a broken row, not the arm count
+    from pyspark.sql import functions as F
+
+    lengths = spark_df.where(F.col(S.PROBABILITIES).isNotNull()).groupBy(F.size(S.PROBABILITIES).alias("k")).count()
+    first = lengths.orderBy(F.desc("count"), F.desc("k")).first()
     if first is None:
-        raise ValueError("spark_df has no rows")
-    K = len(first[S.PROBABILITIES])
+        raise ValueError("spark_df has no rows with probabilities")
+    K = int(first["k"])
     unknown = [k for k in range(K) if k not in by_index]
     if unknown:
         raise ValueError(
