@@ -180,6 +180,23 @@ def assert_same_evaluation(path: Path, targets: dict, batch_rows: int) -> tuple:
     return data, out
 
 
+def assert_same_evaluation_read_whole(path: Path, targets: dict) -> None:
+    """One Parquet file read whole, with no part to skip: LoggedData.from_dataframe of its DataFrame and
+    evaluate_parquet of it as a caller's dataset quarantine the same rows (the checks of
+    :func:`assert_same_evaluation`)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    data, load_warnings = run(lambda: LoggedData.from_dataframe(dataset.to_table().to_pandas(), action_names=ARMS))
+    for chosen, estimators in (({"always solo": "solo"}, [IPS(), SNIPS()]),
+                               (targets, [IPS(), SNIPS(), DR(reward_model=RidgeRewardModel())])):
+        want, want_warnings = run(lambda: evaluate(data, chosen, estimators))
+        got, got_warnings = run(lambda: evaluate_parquet(dataset, chosen, estimators, batch_rows=64))
+        assert_tables_equal(got, want)
+        assert got.attrs["quarantined"] == want.attrs["quarantined"] == dict(data.quarantined.counts)
+        assert got_warnings == sorted(set(load_warnings + want_warnings))
+
+
 ROWS_PER_PART = 150
 
 
@@ -200,14 +217,19 @@ def corrupted_logs(draw):
 @settings(derandomize=True, max_examples=10, deadline=None)
 @given(corrupted_logs())
 def test_in_memory_and_streaming_agree_on_corrupted_logs(clean_log, case):
+    """As a log directory (from_parquet = evaluate_parquet: a part with a null, an action beyond int32 or a list of
+    another length skipped whole), and as one file read whole (from_dataframe = evaluate_parquet of a dataset:
+    every fault a row fault)."""
     parts, targets = clean_log
     rows, forms, statistics, repeat = case
     with tempfile.TemporaryDirectory() as tmp:
+        tables = []
         for p, table in enumerate(parts):
             if repeat is not None and p == 2:  # a row of the last part takes the id of a row of the first
                 ids = table.column("event_id").to_pylist()
                 ids[repeat[1]] = parts[0].column("event_id")[repeat[0]].as_py()
                 table = table.set_column(0, table.schema.field(0), pa.array(ids, pa.string()))
+            tables.append(table)
             chosen: dict[int, list[str]] = {}
             for part, i, kinds in rows:
                 if part == p:
@@ -220,6 +242,11 @@ def test_in_memory_and_streaming_agree_on_corrupted_logs(clean_log, case):
             with pytest.raises(ValueError, match="holds no decision-log part"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 evaluate_parquet(tmp, {"always solo": "solo"}, [IPS()], batch_rows=64)
+        whole: dict[int, list[str]] = {}
+        for part, i, kinds in rows:
+            whole.setdefault(part * ROWS_PER_PART + i, []).extend(kinds)
+        write_part(pa.concat_tables(tables), whole, Path(tmp) / "whole.parquet", forms[0], statistics[0])
+        assert_same_evaluation_read_whole(Path(tmp) / "whole.parquet", targets)
 
 
 def test_every_corruption_alone_is_left_out_alike(clean_log, tmp_path):
