@@ -865,13 +865,15 @@ class LoggedData:
             Rows whose reward is missing (NaN / None: outcome not joined yet) are dropped with a ``UserWarning``
             stating how many (``"drop"``), or raise ``ValueError`` (``"raise"``). They are never treated as 0.
         invalid_rows : {"quarantine", "raise"}
-            Rows that break the decision-log contract (:data:`ROW_REASONS`: an action out of range, a propensity
-            outside (0, 1], a non-finite reward or context, probabilities not summing to 1 or not matching the
-            propensity, an ineligible logged action, ...) are left out, counted per reason in :attr:`quarantined`
-            and reported in one :class:`~offline_eval.schema.DecisionLogWarning` (``"quarantine"``, the default),
-            or raise :class:`InvalidRowsError` (a ``ValueError``) naming the first (``"raise"``). Leaving rows out
-            biases the estimates when the fault is in the logging (wrong propensities): treat the warning as a bug
-            report on the logger.
+            Rows that break the decision-log contract (:data:`ROW_REASONS`: an action out of range or missing, a
+            propensity outside (0, 1], a non-finite reward or context, probabilities not summing to 1 or not
+            matching the propensity, an ineligible logged action, a missing timestamp, event id or policy version,
+            ...; a missing list cell or one of another length than the arms (or, for the context, than most rows)
+            is read as missing values, NaN or not eligible, as the batch readers read it) are left out, counted
+            per reason in :attr:`quarantined` and reported in one :class:`~offline_eval.schema.DecisionLogWarning`
+            (``"quarantine"``, the default), or raise :class:`InvalidRowsError` (a ``ValueError``) naming the first
+            (``"raise"``). Leaving rows out biases the estimates when the fault is in the logging (wrong
+            propensities): treat the warning as a bug report on the logger.
         validate : bool
             As in :class:`LoggedData` (``False``: no row is checked, none quarantined).
 
@@ -1169,7 +1171,8 @@ def _labels(value: Any, name: str, n: int) -> np.ndarray:
     arr = np.asarray(value, dtype=object)
     if arr.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got shape {arr.shape}")
-    bad = [i for i, v in enumerate(arr) if not isinstance(v, str) and not (pd.api.types.is_scalar(v) and pd.isna(v))]
+    bad = [i for i, v in enumerate(arr)
+           if not isinstance(v, str) and not (pd.api.types.is_scalar(v) and pd.isna(v))]
     if bad:
         raise TypeError(f"{name} must hold str labels; row {bad[0]} holds {type(arr[bad[0]]).__name__}")
     return arr
@@ -1225,9 +1228,9 @@ def quarantine_batch(table: Any, arms: Sequence[str]) -> tuple[Any, LoggedData, 
 
     Checks :data:`CHECKED_COLUMNS` with :func:`check_rows`, as :meth:`LoggedData.from_parquet` does, and the rows
     missing an event id or (where the table has the column) a timestamp or policy version
-    (:func:`missing_identities`). Returns the
-    kept rows (``table`` itself when every row is valid), their validated LoggedData (no timestamps / policy
-    versions) and the :class:`Quarantine` (examples: event ids).
+    (:func:`missing_identities`). Returns the kept rows (``table`` itself when every row is valid), their validated
+    LoggedData (no timestamps / policy versions) and the :class:`Quarantine` (examples: event ids, or
+    :data:`NO_EVENT_ID`).
     """
     import pyarrow as pa
 
@@ -1249,8 +1252,9 @@ IDENTITY_COLUMNS = (S.TIMESTAMP, S.EVENT_ID, S.POLICY_VERSION)
 
 
 def missing_identities(table: Any) -> dict[str, np.ndarray]:
-    """Reason (``"timestamp"``, ``"event_id"``, ``"policy_version"``) -> (n,) bool mask of an Arrow table's rows where that column is null,
-    for those of :data:`IDENTITY_COLUMNS` the table has and that hold a null (one null count each otherwise)."""
+    """Reason (``"timestamp"``, ``"event_id"``, ``"policy_version"``) -> (n,) bool mask of an Arrow table's rows
+    where that column is null, for those of :data:`IDENTITY_COLUMNS` the table has and that hold a null (one null
+    count each otherwise)."""
     out = {}
     for name in IDENTITY_COLUMNS:
         if name in table.column_names and table.column(name).null_count:
@@ -1260,8 +1264,8 @@ def missing_identities(table: Any) -> dict[str, np.ndarray]:
 
 def check_identities(table: Any) -> None:
     """Raise :class:`InvalidRowsError` (the message of :class:`LoggedData`) when an Arrow table has a row missing
-    its timestamp, event id or policy version (:func:`missing_identities`): the batch readers check it, as they check the action
-    range, where they do not quarantine."""
+    its timestamp, event id or policy version (:func:`missing_identities`): the batch readers check it, as they
+    check the action range, where they do not quarantine."""
     for reason, mask in missing_identities(table).items():
         raise InvalidRowsError(_row_message(reason, mask, mask, 0))
 
