@@ -931,9 +931,9 @@ class LoggedData:
         ts = optional(timestamp)
         ids = optional(event_id)
         versions = optional(policy_version)
-        actions = df[action]
+        actions = df[action].infer_objects() if df[action].dtype == object else df[action]  # e.g. ints and None
         if actions.isna().any():  # a missing action is outside the arms, as the batch readers read it
-            actions = actions.fillna(-1)
+            actions = actions.fillna(-1).infer_objects()
         data = cls(
             X,
             actions.to_numpy(),

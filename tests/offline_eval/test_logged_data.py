@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from offline_eval import LoggedData
-from offline_eval.data import PROBABILITY_ATOL
+from offline_eval.data import PROBABILITY_ATOL, InvalidRowsError
 from offline_eval.schema import META_ARMS, DecisionLogWarning, decision_log_schema
 
 ARMS = ["individual", "duo", "family"]
@@ -271,6 +271,34 @@ def test_from_dataframe_missing_rewards_are_dropped_with_a_count_or_raise():
     assert data.n == 4 and data.event_id.tolist() == ["e0", "e2", "e3", "e5"]
     with pytest.raises(ValueError, match="reward is missing in 2 of 6 rows"):
         LoggedData.from_dataframe(df, missing_reward="raise")
+
+
+def test_from_dataframe_quarantines_missing_and_ragged_cells_or_raises():
+    """A None in a list column, a list of another length, a missing element, a missing action, id or version: the
+    row is quarantined as the batch readers quarantine it (not a ValueError for the whole frame); the other rows are
+    read as they are; invalid_rows="raise" still stops at the first."""
+    df = frame(n=10)
+    df["context"] = df["context"].astype(object)
+    df.at[1, "context"] = None
+    df.at[2, "probabilities"] = [0.5, 0.5]  # one arm short
+    eligible = [True, True, True]
+    eligible[int(df.at[3, "action"])] = None  # the logged arm's eligibility missing: not eligible
+    df.at[3, "eligible"] = eligible
+    df.at[4, "context"] = [0.1, None]
+    df["action"] = df["action"].astype(object)
+    df.at[5, "action"] = None
+    df.at[6, "event_id"] = None
+    df.at[7, "policy_version"] = None
+    with pytest.warns(DecisionLogWarning, match=r"quarantined 7 of 10 rows .*first: e1, e2, e3, e4, e5, \.\.\."):
+        data = LoggedData.from_dataframe(df, action_names=ARMS)
+    assert dict(data.quarantined.counts) == {"action": 1, "context": 2, "event_id": 1, "policy_version": 1,
+                                             "probabilities": 1, "ineligible_action": 1, "ineligible_probability": 1}
+    assert data.quarantined.rows.tolist() == [1, 2, 3, 4, 5, 6, 7] and data.event_id.tolist() == ["e0", "e8", "e9"]
+    kept = frame(n=10).iloc[[0, 8, 9]]
+    np.testing.assert_array_equal(data.context, np.stack(kept["context"]))
+    np.testing.assert_array_equal(data.probabilities, np.stack(kept["probabilities"]))
+    with pytest.raises(InvalidRowsError, match=r"context must be finite; 2 of 9 rows violate it \(first at row 1\)"):
+        LoggedData.from_dataframe(df.drop(index=5), action_names=ARMS, invalid_rows="raise")
 
 
 def write_log(path, df: pd.DataFrame, arms=ARMS, compliant: bool = True) -> None:
