@@ -134,7 +134,7 @@ def kl_interval(mean: float, n: int, low: float, high: float, alpha: float = 0.0
     span = high - low
     if span == 0.0 or not math.isfinite(span):
         return (low, high)
-    p = min(1.0, max(0.0, (mean - low) / span))
+    p = _p_scaled(mean, low, high)
     budget = math.log(2.0 / alpha)
     return (low + span * _kl_side(p, n, budget, upper=False), low + span * _kl_side(p, n, budget, upper=True))
 
@@ -144,8 +144,7 @@ def ips_kl_interval(
 ) -> tuple[float, float]:
     """:func:`kl_interval` of a target's value from the mean of its IPS terms ``w_i r_i`` over ``n`` rows, each
     in ``[W min(r_lo, 0), W max(r_hi, 0)]`` (``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``)."""
-    w = max(weight_bound, 0.0)
-    return kl_interval(ips_mean, n, w * min(reward_range[0], 0.0), w * max(reward_range[1], 0.0), alpha)
+    return kl_interval(ips_mean, n, *ips_term_range(weight_bound, reward_range), alpha)
 
 
 def ips_term_range(weight_bound: float, reward_range: tuple[float, float]) -> tuple[float, float]:
@@ -381,6 +380,5 @@ def small_sample_floor(
         return None
     value_low, value_high = ips_kl_interval(n, ips_mean, weight_bound, reward_range, alpha)
     half_low, half_high = ips_kl_interval(n, ips_mean, weight_bound, reward_range, alpha / 2.0)
-    reward_low, reward_high = kl_interval(reward_mean, n, min(reward_range[0], 0.0), max(reward_range[1], 0.0),
-                                          alpha / 2.0)
+    reward_low, reward_high = kl_interval(reward_mean, n, *ips_term_range(1.0, reward_range), alpha / 2.0)
     return SmallSampleFloor(value_low, value_high, half_low - reward_high, half_high - reward_low)
