@@ -8,6 +8,8 @@ Shared by :mod:`bandit.spark` (on the executors) and :mod:`bandit.streaming`. A 
 - ``"bad_context"``: the context is null, has the wrong length or holds NaN/inf;
 - ``"unknown_arm"``: the arm name is null or not one of the policy's arms;
 - ``"bad_reward"``: the reward is NaN/inf or outside the policy's reward range (e.g. [0, 1] for LogisticTS);
+- ``"missing_event_id"``: the batch has an ``event_id`` column and this row's is null (a decision without an id
+  cannot have been joined to its outcome or de-duplicated: ``offline_eval`` quarantines it too);
 
 (first failing check wins) and the remaining rows are returned as arrays ready for ``accumulate``.
 """
@@ -21,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-REASONS = ("bad_context", "unknown_arm", "bad_reward")
+from offline_eval.schema import EVENT_ID
+
+REASONS = ("bad_context", "unknown_arm", "bad_reward", "missing_event_id")
 
 
 @dataclass
@@ -101,6 +105,10 @@ def rows_from_batch(
     reward_ok = np.isfinite(rewards) & (rewards >= low) & (rewards <= high)
     rejected["bad_reward"] = int((live & ~reward_ok).sum())
     live &= reward_ok
+    if EVENT_ID in batch.schema.names:
+        id_ok = ~np.asarray(batch.column(EVENT_ID).is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        rejected["missing_event_id"] = int((live & ~id_ok).sum())
+        live &= id_ok
     keep = np.flatnonzero(live)
     arms = index.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[keep]
     return Rows(

@@ -93,7 +93,8 @@ def fit(
     FitReport
         ``n_rows`` learned, ``n_passes`` (Spark jobs), ``n_pending`` (null rewards, skipped) and ``rejected``
         (unusable rows by reason: ``"bad_context"`` -- null, wrong length or NaN/inf; ``"unknown_arm"``;
-        ``"bad_reward"`` -- NaN/inf or outside the policy's reward range). Bad rows are skipped, never fatal.
+        ``"bad_reward"`` -- NaN/inf or outside the policy's reward range; ``"missing_event_id"`` -- a null
+        ``event_id``, which ``offline_eval`` quarantines too). Bad rows are skipped, never fatal.
 
     Notes
     -----
@@ -128,7 +129,7 @@ def fit(
     persisted = None
     if EVENT_ID in spark_df.columns:  # the schema's rule: a repeated event id counts once (first occurrence)
         spark_df, persisted = spark_without_repeated_ids(spark_df, stacklevel=3)
-    selected = spark_df.select(*[c for c in dict.fromkeys(columns) if c in spark_df.columns])
+    selected = spark_df.select(*[c for c in dict.fromkeys((*columns, EVENT_ID)) if c in spark_df.columns])
     tallies: dict[str, Any] = {"pending": 0, "rejected": {}}
     logistic = kind == "logistic"
     if logistic:

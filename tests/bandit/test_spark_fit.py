@@ -147,10 +147,13 @@ def test_spark_fit_skips_and_counts_bad_rows(spark, tmp_path):
     contexts[6] = np.array([0.0, 1.0])  # wrong length
     rewards[7] = 2.0  # outside BetaTS's [0, 1]
     rewards[9] = float("nan")
-    for i in (3, 5, 6):
+    ids: list[str | None] = [f"e{i}" for i in range(200)]
+    ids[11] = None  # a decision without an id: offline_eval quarantines it, so the fit does not learn it either
+    for i in (3, 5, 6, 11):
         rewards[i] = 1.0
-    bad = {3, 5, 6, 7, 9}
+    bad = {3, 5, 6, 7, 9, 11}
     data = pa.table({
+        "event_id": pa.array(ids, type=pa.string()),
         "context": pa.array([c.tolist() for c in contexts], type=pa.list_(pa.float64())),
         "action_name": pa.array(names),
         "reward": pa.array(rewards, type=pa.float64(), from_pandas=False),
@@ -162,7 +165,7 @@ def test_spark_fit_skips_and_counts_bad_rows(spark, tmp_path):
     report = fit(policy, df)
     keep = [i for i in range(200) if i not in bad and rewards[i] is not None]
     reference.update_batch(np.stack([contexts[i] for i in keep]), [names[i] for i in keep], [rewards[i] for i in keep])
-    assert report.rejected == {"bad_context": 2, "bad_reward": 2, "unknown_arm": 1}
+    assert report.rejected == {"bad_context": 2, "bad_reward": 2, "missing_event_id": 1, "unknown_arm": 1}
     assert report.n_rows == len(keep) and report.n_pending == sum(r is None for r in rewards)
     assert_close(policy, reference, 1e-12)
 
