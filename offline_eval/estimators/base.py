@@ -299,13 +299,20 @@ class ResolvedTarget:
         if self.n_informative >= INFORMATIVE_ROWS_MIN:
             return None
         return small_sample_floor(self.data.n, self.n_informative, float(self.weighted_reward.mean()),
-                                  float(self.data.reward.mean()), _weight_bound(self), self._reward_range(reward_range),
-                                  alpha)
+                                  float(self.data.reward.mean()), self._weight_bound(),
+                                  self._reward_range(reward_range), alpha)
 
     def value_kl_interval(self, alpha: float, reward_range: tuple[float, float] | None) -> tuple[float, float]:
         """:func:`offline_eval.small_sample.ips_kl_interval` of this target's value (valid at every n)."""
-        return ips_kl_interval(self.data.n, float(self.weighted_reward.mean()), _weight_bound(self),
+        return ips_kl_interval(self.data.n, float(self.weighted_reward.mean()), self._weight_bound(),
                                self._reward_range(reward_range), alpha)
+
+    def _weight_bound(self) -> float:
+        """:func:`_weight_bound` of this target, computed once (an O(n K) pass; every estimator's floor needs it)."""
+        hit = self.interval_cache.get("weight_bound")
+        if hit is None:
+            hit = self.interval_cache["weight_bound"] = _weight_bound(self)
+        return float(hit)
 
     def _reward_range(self, reward_range: tuple[float, float] | None) -> tuple[float, float]:
         r = self.data.reward
@@ -937,7 +944,7 @@ class Estimator(ABC):
             target.weights,
             target.data.reward,
             self.alpha,
-            w_max=_weight_bound(target),
+            w_max=target._weight_bound(),
             reward_range=self.reward_range,
             value=point.value,
         )
