@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+from bandit._validation import one_line
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -58,10 +60,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def one_line(message: object) -> str:
-    return " ".join(str(message).split())
 
 
 def echo(line: str = "") -> None:

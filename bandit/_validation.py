@@ -473,6 +473,16 @@ def check_event_ids(event_ids: Any, n: int, name: str = "event_ids") -> list[str
     return out
 
 
+def one_line(message: object) -> str:
+    """``str(message)`` with its whitespace runs (newlines included) folded to single spaces: one line for an error
+    message, a warning or a log record.
+
+    >>> one_line(ValueError("bad\\n  input"))
+    'bad input'
+    """
+    return " ".join(str(message).split())
+
+
 def check_precision(value: Any, name: str) -> float:
     """A prior precision (``l2``, ``arm_l2``): a finite real > 0 whose inverse, the prior variance, is finite too.
 

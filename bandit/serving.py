@@ -90,6 +90,7 @@ import pyarrow.parquet as pq
 import bandit
 from bandit._fs import fsync_dir
 from bandit._timestamps import utc_us, wall_clock_us
+from bandit._validation import one_line
 from bandit.attribution import AppliedEvents, UpdateReport, _as_duration, _as_window
 from bandit.decision import BatchDecision, Decision
 from bandit.decision_log import _MAX_US as _LOG_MAX_US
@@ -1883,7 +1884,7 @@ def _segment_paths(decision_segments: Sequence[_Segment], outcome_segments: Sequ
 
 def one_line_error(exc: BaseException) -> str:
     """``str(exc)`` on one line, at most 300 characters (for a warning or a log line)."""
-    return " ".join(str(exc).split())[:300]
+    return one_line(exc)[:300]
 
 
 def _unlink_durably(path: Path) -> None:

@@ -619,17 +619,22 @@ class _SmallSample:
     def __init__(self, d: LoggedData, resolved: Mapping[str, ResolvedTarget], alpha: float,
                  value_range: tuple[float, float] | None) -> None:
         from offline_eval.diagnostics import informative_rows
-        from offline_eval.estimators.base import _weight_bound
 
         self.n, self.alpha, self.value_range, self.resolved = d.n, alpha, value_range, resolved
         self.unbounded = value_range is None and not d.reward.any()
-        observed = (float(d.reward.min()), float(d.reward.max()))
-        self._range = observed if value_range is None else value_range
-        self.sides = {LOGGING: _KLSide(float(d.reward.mean()), *ips_term_range(1.0, value_range or observed),
-                                       informative_rows(np.ones(d.n), d.reward))}
-        for name, rt in resolved.items():
-            low, high = ips_term_range(_weight_bound(rt), rt._reward_range(value_range))
-            self.sides[name] = _KLSide(float(rt.weighted_reward.mean()), low, high, rt.n_informative)
+        self._range = (float(d.reward.min()), float(d.reward.max())) if value_range is None else value_range
+        self._sides = {LOGGING: _KLSide(float(d.reward.mean()), *ips_term_range(1.0, self._range),
+                                        informative_rows(np.ones(d.n), d.reward))}
+
+    def _side(self, name: str) -> _KLSide:
+        """The KL side of ``name``, built on first use: a candidate's weight bound is an O(n K) pass that only a
+        floored difference needs."""
+        side = self._sides.get(name)
+        if side is None:
+            rt = self.resolved[name]
+            low, high = ips_term_range(rt._weight_bound(), rt._reward_range(self.value_range))
+            side = self._sides[name] = _KLSide(float(rt.weighted_reward.mean()), low, high, rt.n_informative)
+        return side
 
     @property
     def decides(self) -> bool:
@@ -644,12 +649,15 @@ class _SmallSample:
 
     def count(self, name: str, base: str | None = None) -> int:
         """Informative rows of ``name`` (the fewer of ``name`` and ``base`` for their difference)."""
-        k = self.sides[name].n_informative
-        return k if base is None else min(k, self.sides[base].n_informative)
+        def informative(policy: str) -> int:
+            return self._sides[LOGGING].n_informative if policy == LOGGING else self.resolved[policy].n_informative
+
+        k = informative(name)
+        return k if base is None else min(k, informative(base))
 
     def _kl(self, name: str, alpha: float) -> tuple[float, float]:
         if name == LOGGING:
-            side = self.sides[LOGGING]
+            side = self._sides[LOGGING]
             return kl_interval(side.mean, self.n, side.low, side.high, alpha)
         return self.resolved[name].value_kl_interval(alpha, self.value_range)
 
@@ -713,7 +721,7 @@ class _SmallSample:
             return None
         if self.unbounded:
             return 1.0, 1.0
-        a, b = self.sides[name][:3], self.sides[base][:3]
+        a, b = self._side(name)[:3], self._side(base)[:3]
         return (kl_difference_p_value(a, b, self.n, threshold, upper=True),
                 kl_difference_p_value(a, b, self.n, threshold, upper=False))
 

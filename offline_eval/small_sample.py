@@ -131,12 +131,8 @@ def kl_interval(mean: float, n: int, low: float, high: float, alpha: float = 0.0
         raise ValueError(f"n must be >= 1, got {n}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    span = high - low
-    if span == 0.0 or not math.isfinite(span):
-        return (low, high)
-    p = _p_scaled(mean, low, high)
     budget = math.log(2.0 / alpha)
-    return (low + span * _kl_side(p, n, budget, upper=False), low + span * _kl_side(p, n, budget, upper=True))
+    return _kl_end((mean, low, high), n, budget, upper=False), _kl_end((mean, low, high), n, budget, upper=True)
 
 
 def ips_kl_interval(
@@ -205,6 +201,8 @@ def kl_p_value(mean: float, n: int, low: float, high: float, threshold: float, u
 
 
 def _kl_end(side: tuple[float, float, float], n: int, budget: float, upper: bool) -> float:
+    """One end of :func:`kl_interval` of ``side = (mean, low, high)`` at KL budget ``ln(2 / alpha)``; a range of
+    zero or infinite width is its own interval."""
     mean, low, high = side
     span = high - low
     if span == 0.0 or not math.isfinite(span):
