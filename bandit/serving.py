@@ -75,7 +75,7 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
@@ -85,10 +85,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import bandit
 from bandit._fs import fsync_dir
+from bandit._ledger import DeliveryKey, DeliveryKeys, delivery_key
 from bandit._timestamps import utc_us, wall_clock_us
 from bandit._validation import one_line
 from bandit.attribution import AppliedEvents, UpdateReport, _as_duration, _as_window
@@ -866,8 +868,9 @@ class DecisionService:
         self._recent_ids: deque[str] = deque()
         self._recent_set: set[str] = set()
         self._ids_lock = threading.Lock()
-        self._outcome_keys: OrderedDict[tuple[str, float, int | None], int] = OrderedDict()
+        #: how long a reward's delivery key is kept for dedupe (window + delivery delay + 1 day), and the keys
         self._dedupe_us = self.trainer._window_us + self.trainer._delay_us + 86_400_000_000
+        self._outcome_keys = DeliveryKeys(self._dedupe_us)
         self._logs: dict[int, DecisionLog] = {}
         self._commands: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._wake = threading.Event()
@@ -1417,9 +1420,11 @@ class DecisionService:
     def _receive(self, event_id: Any, reward: Any, timestamp: Any) -> tuple[RewardReceipt, bytes | None, Any]:
         """Check a reward and claim its delivery key: ``(receipt, journal line or None for a duplicate, record)``.
 
-        Only the claim -- the dedupe dict and the recent-ids set, shared by :meth:`reward` on any thread and
-        :meth:`reward_async` on the event loop -- runs under ``_ids_lock``, for a few dict operations (never I/O),
-        so the event loop waits at most that long for a request thread.
+        Only the claim -- the dedupe table (:class:`~bandit._ledger.DeliveryKeys`, the 128-bit key hashed before the
+        lock) and the recent-ids set, shared by :meth:`reward` on any thread and :meth:`reward_async` on the event
+        loop -- runs under ``_ids_lock``, for a few microseconds (never I/O; a rebuild of the table as it grows past
+        half full takes O(n log n) once per 50% growth), so the event loop waits at most that long for a request
+        thread.
         """
         if self._outcome_journal is None:
             raise RuntimeError("the service is not started (call start())")
@@ -1439,24 +1444,18 @@ class DecisionService:
                 given = utc_us(timestamp, "timestamp")
             except (TypeError, ValueError) as exc:
                 raise RequestError("timestamp", str(exc)) from None
-        key = (event_id, reward, given)
+        key = delivery_key(event_id, reward, given)
         with self._ids_lock:
-            now = time.time_ns() // 1000  # (under the lock: the dedupe dict stays in order of arrival)
+            now = time.time_ns() // 1000  # (under the lock: the dedupe table stays in order of arrival)
             if given is not None and given > now + MAX_CLOCK_SKEW_US:
                 # it would wait in memory until then: refuse the clock bug now
                 raise RequestError("timestamp", f"timestamp {timestamp} is in the future (more than "
                                    f"{MAX_CLOCK_SKEW_US // 60_000_000} minutes ahead of the server's clock)")
-            duplicate = key in self._outcome_keys
+            duplicate = not self._outcome_keys.claim(key, now)
             if duplicate:
                 self.n_outcome_duplicates += 1
             else:
                 self.n_outcomes_received += 1
-                self._outcome_keys[key] = now
-                while self._outcome_keys:
-                    oldest_key, received = next(iter(self._outcome_keys.items()))
-                    if now - received <= self._dedupe_us:
-                        break
-                    del self._outcome_keys[oldest_key]
                 known = event_id in self._recent_set
         ts = now if given is None else given
         stamp = pd.Timestamp(ts, unit="us", tz="UTC")
@@ -1468,10 +1467,10 @@ class DecisionService:
         return (RewardReceipt(event_id, "accepted" if known else "unknown_event", stamp), line,
                 (event_id, ts, reward, now, given is not None, key))
 
-    def _release(self, key: tuple[str, float, int | None]) -> None:
+    def _release(self, key: DeliveryKey) -> None:
         """Give back the delivery key of a reward whose journal write failed (a retry is then not a duplicate)."""
         with self._ids_lock:
-            self._outcome_keys.pop(key, None)
+            self._outcome_keys.release(key)
             self.n_outcomes_received -= 1
 
     def reward(self, event_id: str, reward: float, timestamp: Any = None) -> RewardReceipt:
@@ -1690,16 +1689,15 @@ class DecisionService:
         A part that is not a readable outcome table (a corrupt or crafted file) is skipped with a
         :class:`~offline_eval.schema.DecisionLogWarning` naming it, as the decision-log reader skips its parts.
         """
-        schema = outcome_schema(_OUTCOME_FIELDS)
+        parts = _OutcomeParts(self.log_dir / "outcomes")
         tables = []
-        for part in sorted((self.log_dir / "outcomes").glob("part-*.parquet")):
+        for part in parts:
             try:
-                tables.append(pq.read_table(part).select(schema.names).cast(schema))
-            except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
-                warnings.warn(DecisionLogWarning(f"skipping {str(part)!r}: not a readable outcome table "
-                                                 f"({type(exc).__name__}: {one_line_error(exc)})"), stacklevel=2)
+                tables.append(pa.Table.from_batches(list(parts.batches(part)), schema=parts.schema))
+            except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+                parts.unreadable(part.path, exc)
         if not tables:
-            return schema.empty_table().to_pandas()
+            return parts.schema.empty_table().to_pandas()
         return pa.concat_tables(tables).to_pandas()
 
     def read_decisions(self, after_us: int | None = None) -> pd.DataFrame:
@@ -1825,21 +1823,18 @@ class DecisionService:
                     rows.append(row)
             self._store_decisions(rows)
             self._decision_journal.remove(path)
-        stored = self.read_outcomes()
-        have = set(zip(stored["event_id"], _us(stored["timestamp"]), stored["reward"], _us(stored["received_at"]),
-                       strict=True))
+        stored = _OutcomeParts(self.log_dir / "outcomes")  # the parts as they were before the journal's are stored
         for path in self._outcome_journal.recovered:  # one segment in memory at a time
             records = self._outcome_journal.read_segment(path)
-            fresh = []
+            received = []
             for r in records:
                 try:
-                    outcome = _outcome_row(r)
+                    received.append((r, _outcome_row(r)))
                 except (KeyError, TypeError, ValueError):
                     self.n_journal_bad_lines += 1
-                    continue
-                if outcome[:4] not in have:
-                    fresh.append(r)
-            self._store_outcomes(fresh)
+            # records a crash left in the journal after storing them: found in the parts received in the same span
+            have = stored.deliveries({outcome[:4] for _, outcome in received}) if received else set()
+            self._store_outcomes([r for r, outcome in received if outcome[:4] not in have])
             self._outcome_journal.remove(path)
         self.n_journal_bad_lines += self._decision_journal.n_bad_lines + self._outcome_journal.n_bad_lines
         # pending again: every logged decision the checkpoint's ledger has not settled, oldest first
@@ -1853,28 +1848,192 @@ class DecisionService:
         for event_id in self._newest_event_ids(logged)[-self._id_window:]:
             self._remember(event_id)
         self.trainer._drain()
-        outcomes = self.read_outcomes()
-        if len(outcomes):
-            now = time.time_ns() // 1000
-            o_us, at_us = _us(outcomes["timestamp"]), _us(outcomes["received_at"])
-            seen: set[tuple[Any, int, float, int]] = set()
-            n_repeated = 0
-            for event_id, ts, reward, at, client in zip(outcomes["event_id"], o_us, outcomes["reward"], at_us,
-                                                        outcomes["client_timestamp"], strict=True):
-                if (event_id, ts, reward, at) in seen:  # one delivery stored twice (a copied or crafted part)
-                    n_repeated += 1
-                    continue
-                seen.add((event_id, ts, reward, at))
-                if now - at <= self._dedupe_us:
-                    self._outcome_keys[(event_id, float(reward), ts if client else None)] = at
-                if self.trainer.pending_state(event_id):
-                    self.trainer.add_outcome(event_id, ts, float(reward))
-            if n_repeated:
-                warnings.warn(DecisionLogWarning(f"{n_repeated} outcome rows of {self.log_dir / 'outcomes'} repeat "
-                                                 "a stored delivery (same event id, timestamps and reward): each "
-                                                 "counted once"), stacklevel=2)
+        self._recover_outcomes(after_us, _OutcomeParts(self.log_dir / "outcomes", known=stored))
         self.trainer.step()
         self.trainer.checkpoint()
+
+
+    def _recover_outcomes(self, after_us: int | None, parts: _OutcomeParts) -> None:
+        """The stored outcomes recovery needs, read part by part in batches of :data:`_OUTCOME_BATCH` rows: the
+        deliveries received within the dedupe span (their keys, :attr:`_outcome_keys`) and the outcomes of pending
+        decisions (to the trainer), in arrival order; a delivery stored twice counts once.
+
+        With a watermark ``after_us`` (every pending decision is later), an outcome received before the dedupe span
+        matters only if it can count, i.e. is stamped after the watermark: row groups whose footer statistics show
+        neither (every row stamped at or before ``after_us`` and received before the span) are not read. Before,
+        the whole outcome table was read. The one difference: an outcome received before the span and stamped at or
+        before the watermark for a decision still pending -- stamped before its decision, so it never counts -- is
+        no longer handed to the trainer again (which reported it as late once more).
+        """
+        now = time.time_ns() // 1000
+        cutoff = now - self._dedupe_us  # received at or after it: the key is kept (as the request path keeps it)
+        pending = pa.array(list(self.trainer._pending), pa.string())
+        chunks: list[tuple[np.ndarray, ...]] = []
+        to_trainer: list[tuple[int, str, int, float]] = []  # (row number among the rows used, event_id, ts, reward)
+        n_used = 0
+        for part in parts:
+            groups = [g for g, span in enumerate(part.groups) if after_us is None or span is None
+                      or span[1] > after_us or span[3] >= cutoff]
+            if not groups:
+                continue
+            part_chunks, part_rows, n_part = [], [], 0
+            try:
+                for batch in parts.batches(part, groups):
+                    ts, at = _int64(batch.column(1)), _int64(batch.column(3))
+                    keep = at >= cutoff
+                    needed = keep | (ts > after_us) if after_us is not None else np.ones(len(ts), dtype=bool)
+                    owned = pc.is_in(batch.column(0), value_set=pending).to_numpy(zero_copy_only=False) & needed
+                    used = np.flatnonzero(keep | owned)
+                    if not len(used):
+                        continue
+                    ids = batch.column(0).take(pa.array(used)).to_pylist()
+                    rewards = _float64(batch.column(2))[used].tolist()
+                    client = batch.column(4).to_numpy(zero_copy_only=False)[used]
+                    ts_used, at_used = ts[used], at[used]
+                    halves = np.array([delivery_key(e, r, t if c else None) for e, r, t, c in zip(
+                        ids, rewards, ts_used.tolist(), client.tolist(), strict=True)], dtype=np.uint64).reshape(-1, 2)
+                    owned_used = owned[used]
+                    for k in np.flatnonzero(owned_used).tolist():
+                        part_rows.append((n_used + n_part + k, ids[k], int(ts_used[k]), rewards[k]))
+                    part_chunks.append((halves[:, 0], halves[:, 1], ts_used, at_used, keep[used]))
+                    n_part += len(used)
+            except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+                parts.unreadable(part.path, exc)
+                continue
+            chunks += part_chunks
+            to_trainer += part_rows
+            n_used += n_part
+        if not n_used:
+            return
+        hi, lo, ts, at, keep = (np.concatenate([c[i] for c in chunks]) for i in range(5))
+        # a delivery stored twice (a copied or crafted part): the same key, timestamp and receipt time; the first counts
+        order = np.lexsort((np.arange(n_used), at, ts, lo, hi))
+        same = np.zeros(n_used, dtype=bool)
+        same[order[1:]] = ((hi[order[1:]] == hi[order[:-1]]) & (lo[order[1:]] == lo[order[:-1]])
+                           & (ts[order[1:]] == ts[order[:-1]]) & (at[order[1:]] == at[order[:-1]]))
+        first = keep & ~same
+        self._outcome_keys.set_many(hi[first], lo[first], at[first])
+        for row, event_id, timestamp_us, reward in to_trainer:
+            if not same[row]:
+                self.trainer.add_outcome(event_id, timestamp_us, reward)
+        n_repeated = int(same.sum())
+        if n_repeated:
+            warnings.warn(DecisionLogWarning(f"{n_repeated} outcome rows of {self.log_dir / 'outcomes'} repeat a "
+                                             "stored delivery (same event id, timestamps and reward): each counted "
+                                             "once"), stacklevel=2)
+
+
+#: Outcome rows read at once by recovery (memory bounded by this, not by a part's size).
+_OUTCOME_BATCH = 65_536
+
+
+def _int64(column: pa.Array) -> np.ndarray:
+    """int64 values of an Arrow column (timestamps: microseconds since the epoch)."""
+    return column.cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _float64(column: pa.Array) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _OutcomePart:
+    """An outcome part file and, per row group, ``(min, max)`` of its timestamps and of its receipt times (us)
+    from the footer's statistics, or None where the footer cannot tell."""
+
+    path: Path
+    groups: tuple[tuple[int, int, int, int] | None, ...]
+
+
+class _OutcomeParts:
+    """The readable outcome parts of a directory, oldest first (arrival order), with their footers' time spans.
+
+    A part whose footer cannot be read, or that lacks a column of the outcome table, is skipped with a
+    :class:`~offline_eval.schema.DecisionLogWarning` naming it (once per recovery), as :meth:`DecisionService.
+    read_outcomes` skips it; so is a part found unreadable while its rows are read (:meth:`unreadable`). ``known``:
+    the parts of an earlier listing, whose footers are not read again.
+    """
+
+    def __init__(self, directory: Path, known: _OutcomeParts | None = None) -> None:
+        self.schema = outcome_schema(_OUTCOME_FIELDS)
+        self._failed: set[Path] = set() if known is None else known._failed
+        earlier = {} if known is None else {part.path: part for part in known._parts}
+        self._parts: list[_OutcomePart] = []
+        for path in sorted(directory.glob("part-*.parquet")):
+            if path in self._failed:
+                continue
+            part = earlier.get(path)
+            if part is None:
+                try:
+                    part = self._index(path)
+                except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+                    self.unreadable(path, exc)
+                    continue
+            self._parts.append(part)
+
+    def _index(self, path: Path) -> _OutcomePart:
+        meta = pq.ParquetFile(path).metadata
+        arrow = meta.schema.to_arrow_schema()
+        columns = [arrow.get_field_index(name) for name in self.schema.names]
+        if min(columns) < 0:
+            missing = [n for n, c in zip(self.schema.names, columns, strict=True) if c < 0]
+            raise KeyError(f"no column {missing}")
+        # the footer tells only about columns stored with the table's own types (a cast could move the values)
+        exact = all(arrow.field(c).type == f.type for c, f in zip(columns, self.schema, strict=True))
+        groups: list[tuple[int, int, int, int] | None] = []
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            span: list[int] = []
+            for name in (TIMESTAMP, "received_at"):
+                stats = rg.column(columns[self.schema.get_field_index(name)]).statistics
+                if not exact or stats is None or not stats.has_min_max:
+                    break
+                span += [utc_us(stats.min, name), utc_us(stats.max, name)]
+            groups.append((span[0], span[1], span[2], span[3]) if len(span) == 4 else None)
+        return _OutcomePart(path, tuple(groups))
+
+    def __iter__(self) -> Iterator[_OutcomePart]:
+        return (part for part in self._parts if part.path not in self._failed)
+
+    def unreadable(self, path: Path, exc: BaseException) -> None:
+        """Skip the part ``path`` from now on, with a warning naming it."""
+        self._failed.add(path)
+        warnings.warn(DecisionLogWarning(f"skipping {str(path)!r}: not a readable outcome table "
+                                         f"({type(exc).__name__}: {one_line_error(exc)})"), stacklevel=3)
+
+    def batches(self, part: _OutcomePart, groups: Sequence[int] | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows of the row groups ``groups`` (default all) of ``part``, as batches of the outcome table's
+        columns and types (a value the cast refuses -- a null, a bad timestamp -- raises: the part is unreadable)."""
+        reader = pq.ParquetFile(part.path)
+        for batch in reader.iter_batches(batch_size=_OUTCOME_BATCH, row_groups=groups, columns=self.schema.names):
+            yield batch.select(self.schema.names).cast(self.schema)
+
+    def deliveries(self, wanted: set[tuple[str, int, float, int]]) -> set[tuple[str, int, float, int]]:
+        """Those of ``wanted`` -- ``(event_id, timestamp us, reward, received_at us)`` of journal records -- that a
+        part holds; only parts with row groups received within the records' span are read, each whole (one that
+        cannot be read is skipped, as if it held none)."""
+        received = sorted({w[3] for w in wanted})
+        low, high = received[0], received[-1]
+        value_set = pa.array(received, pa.int64())
+        found: set[tuple[str, int, float, int]] = set()
+        for part in self:
+            if not any(span is None or (span[2] <= high and span[3] >= low) for span in part.groups):
+                continue
+            in_part: set[tuple[str, int, float, int]] = set()
+            try:
+                for batch in self.batches(part):
+                    at = batch.column(3).cast(pa.int64())
+                    rows = np.flatnonzero(pc.is_in(at, value_set=value_set).to_numpy(zero_copy_only=False))
+                    if len(rows):
+                        sub = batch.take(pa.array(rows))
+                        in_part.update(row for row in zip(
+                            sub.column(0).to_pylist(), _int64(sub.column(1)).tolist(), _float64(sub.column(2)).tolist(),
+                            _int64(sub.column(3)).tolist(), strict=True) if row in wanted)
+            except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+                self.unreadable(part.path, exc)
+                continue
+            found |= in_part
+        return found
 
 
 def _segment_paths(decision_segments: Sequence[_Segment], outcome_segments: Sequence[_Segment]) -> dict[str, list[str]]:

@@ -219,16 +219,17 @@ def test_rewards_for_one_event_from_many_threads_are_stored_and_counted_once(tmp
 def test_reward_from_threads_mixed_with_reward_async_on_the_loop_stores_each_delivery_exactly_once(tmp_path):
     """Regression: reward_async checked and claimed a delivery key without the lock reward() takes, so an embedder
     mixing the two (threads and an event loop) could store one delivery twice. 300 distinct bodies, each sent by 4
-    threads and twice on the loop; the dedupe dict hands the GIL to another thread right after each membership test
+    threads and twice on the loop; the dedupe table hands the GIL to another thread right after each lookup
     (the race window made wide, so that any check-then-claim outside the lock shows)."""
     import asyncio
     import random
     import time
-    from collections import OrderedDict
 
-    class Yielding(OrderedDict):
-        def __contains__(self, key: object) -> bool:
-            found = super().__contains__(key)
+    from bandit._ledger import DeliveryKeys
+
+    class Yielding(DeliveryKeys):
+        def _find(self, high: int, low: int) -> int:
+            found = super()._find(high, low)
             time.sleep(0)  # releases the GIL
             return found
 
@@ -236,7 +237,8 @@ def test_reward_from_threads_mixed_with_reward_async_on_the_loop_stores_each_del
     svc = service(tmp_path, durability="memory").start(thread=False)
     for i in range(0, 100, 2):
         svc.rank([0.1, 0.2, 0.3], event_id=f"e{i}")
-    svc._outcome_keys = Yielding(svc._outcome_keys)
+    assert not len(svc._outcome_keys)
+    svc._outcome_keys = Yielding(svc._dedupe_us)
     bodies = [(f"e{i % 100}", float(i // 100)) for i in range(300)]
     statuses: dict[tuple[str, float], list[str]] = {b: [] for b in bodies}
     barrier = threading.Barrier(5)
