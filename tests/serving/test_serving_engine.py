@@ -4,9 +4,12 @@ after a crash without double counting, idempotent and concurrent rewards, report
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -843,16 +846,27 @@ def test_unreadable_or_repeated_log_parts_at_start_are_reported_and_recovery_goe
     (part,) = (logs / "outcomes").glob("part-*.parquet")
     pq.write_table(pa.concat_tables([pq.read_table(part)] * 2), part)  # every delivery stored twice
     (logs / "outcomes" / "part-zzzz.parquet").write_bytes(b"\0" * 512)
+    # crafted outcome parts: a value the outcome table cannot hold (a null id; a timestamp that is no date) in the
+    # last of several row groups, a missing column; each skipped whole
+    good = pq.read_table(part).slice(0, 1)
+    for name, bad in [("part-zzzz-null.parquet", good.set_column(0, "event_id", pa.array([None], pa.string()))),
+                      ("part-zzzz-text.parquet", good.set_column(1, "timestamp", pa.array(["soon"]))),
+                      ("part-zzzz-cols.parquet", good.drop_columns(["received_at"]))]:
+        pq.write_table(pa.concat_tables([good.cast(bad.schema)] * 3 + [bad]) if bad.num_columns == 5 else bad,
+                       logs / "outcomes" / name, row_group_size=1)
     (logs / "decisions" / "arms-2").mkdir()
     (logs / "decisions" / "arms-2" / "part-00000000-x.parquet").write_bytes(b"PAR1 torn")
 
     again = service(tmp_path, grace="90D").start(thread=False)
     again.run_trainer_once()
     again.close()
-    assert again.rejected_counts["log_read"] == 4  # the part, its directory, the outcome part, the repeated rows
+    # the part, its directory, the outcome parts, the repeated rows (each reported once; nothing else rejected: the
+    # repeated rows never reached the trainer)
+    assert again.rejected_counts == {"log_read": 7}
     reported = [json.loads(line) for line in (logs / "rejected.jsonl").read_text().splitlines()]
     details = " ".join(r["detail"] for r in reported if r["reason"] == "log_read")
     assert "arms-2" in details and "part-zzzz.parquet" in details and "each counted once" in details
+    assert all(f"part-zzzz-{kind}.parquet" in details for kind in ("null", "text", "cols"))
     learned = bandit.load(tmp_path / "policy.zip")
     assert learned.n_updates == 4 and sum(learned._reward_sum) == 5.0  # each reward once
     assert read_decision_log(logs / "decisions" / "arms-3")["event_id"].tolist() == [f"e{i}" for i in range(4)]
@@ -872,9 +886,37 @@ def test_recovery_holds_one_journal_segment_in_memory_at_a_time(tmp_path, monkey
         first.reward(f"e{i}", 1.0, timestamp=T0 + pd.Timedelta(minutes=i, seconds=1))
         for journal in (first._decision_journal, first._outcome_journal):
             journal.rotate()  # a compaction whose store failed: the segment file stays for the restart
+    journal_dir = tmp_path / "logs" / "journal"
+    for path in sorted(journal_dir.glob("outcomes-*.jsonl"))[:3]:  # stored, then the process died before removing
+        first._store_outcomes(bandit.serving.parse_segment(path)[0])
     for fh in (first._decision_journal, first._outcome_journal, first._rejected_fh, first._lock_fh):
         fh.close()
-    assert len(list((tmp_path / "logs" / "journal").glob("*.jsonl"))) == 24
+    assert len(list(journal_dir.glob("*.jsonl"))) == 24
+
+    # a copy whose recovery is killed halfway (after storing the 6th outcome segment, before removing it), then
+    # started again: it ends as the uninterrupted recovery does
+    crashed = tmp_path.parent / f"{tmp_path.name}-crashed"
+    shutil.copytree(tmp_path, crashed)
+
+    class Killed(BaseException):
+        pass
+
+    removed: list[Path] = []
+
+    def remove(self, path):
+        if len(removed) == 12 + 5:
+            raise Killed
+        removed.append(path)
+        real_remove(self, path)
+
+    real_remove = Journal.remove
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "remove", remove)
+        with pytest.raises(Killed):
+            service(crashed, grace="90D").start(thread=False)
+    assert len(list((crashed / "logs" / "journal").glob("*.jsonl"))) == 7
+    resumed = service(crashed, grace="90D").start(thread=False)
+    resumed.close()
 
     class Records(list):
         pass
@@ -897,30 +939,54 @@ def test_recovery_holds_one_journal_segment_in_memory_at_a_time(tmp_path, monkey
     assert sorted(read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")["event_id"]) == sorted(
         f"e{i}" for i in range(12))
     assert bandit.load(tmp_path / "policy.zip").n_updates == 12 and len(again.read_outcomes()) == 12
+    assert sorted(again.read_outcomes()["event_id"]) == sorted(resumed.read_outcomes()["event_id"])  # each once
+    assert_same_learning(bandit.load(crashed / "policy.zip"), bandit.load(tmp_path / "policy.zip"))
 
 
-def test_a_restart_reads_only_the_decisions_after_the_watermark(tmp_path, monkeypatch):
+def test_a_restart_reads_only_the_decisions_and_outcomes_after_the_watermark(tmp_path, monkeypatch):
     # regression: every start read the whole decision history (about 12 s and 2.6 GB per 10^6 decisions at 32
-    # features), although the checkpoint's ledger settles everything at or before its watermark
+    # features) and the whole outcome table, although the checkpoint's ledger settles everything at or before its
+    # watermark; only outcomes received within the dedupe span (their keys) or stamped after the watermark matter
+    import types
+
     import bandit.serving
 
+    clock = {"us": T0.value // 1000}  # the service's receipt clock (received_at, part names, recovery's now)
+    monkeypatch.setattr(bandit.serving, "time", types.SimpleNamespace(
+        time_ns=lambda: clock["us"] * 1000, time=time.time, perf_counter=time.perf_counter, sleep=time.sleep))
+    monkeypatch.setattr(bandit.serving, "_OUTCOME_BATCH", 7)  # parts read in several batches
     make_policy().save(tmp_path / "policy.zip")
+    initial = bandit.load(tmp_path / "policy.zip")
     X, converts, _ = traffic(150, seed=6)
     first = service(tmp_path, id_window=120).start(thread=False)
+
+    def receive(at: pd.Timestamp, event_id: str, reward: float, stamp: pd.Timestamp | None) -> None:
+        clock["us"] = at.value // 1000
+        first.reward(event_id, reward, stamp)
+
+    bodies = {}
     for i in range(150):
         ts = T0 + pd.Timedelta(minutes=i)
         first.rank(X[i], event_id=f"e{i}", timestamp=ts)
-        if converts[i]:
-            first.reward(f"e{i}", 1.0, timestamp=ts + pd.Timedelta(minutes=5))
+        if converts[i]:  # the last ones stamped after the step below: pending at the crash, with their outcomes
+            stamp = ts + pd.Timedelta(minutes=5 if i < 140 else 20)
+            bodies[i] = (f"e{i}", 1.0 + i % 3, None if i % 4 == 0 else stamp)
+            receive(stamp + pd.Timedelta(seconds=1), *bodies[i])
+        elif i % 7 == 0:  # stamped before its decision: never counts, the decision stays pending, reported late
+            receive(ts + pd.Timedelta(seconds=10), f"e{i}", 9.0, ts - pd.Timedelta(minutes=1))
         if i % 30 == 29:
-            first.compact()  # one part per 30 decisions
+            first.compact()  # one decision part and one outcome part per 30 decisions
     first.trainer.step(now=T0 + pd.Timedelta(minutes=150))  # the decisions older than the 1h window settle
     first.trainer.checkpoint()
+    resent = [i for i in bodies if i < 30][:3]  # deliveries sent again late (e.g. a client's retry queue)
+    for i in resent:
+        receive(T0 + pd.Timedelta(minutes=175), f"e{i}", 7.0, T0 + pd.Timedelta(minutes=i + 6))
+    first.compact()  # a sixth outcome part: stamped long before the watermark, received after the others
     for fh in (first._decision_journal, first._outcome_journal, *first._logs.values(), first._rejected_fh,
                first._lock_fh):
         fh.close()  # the process dies here (close() would settle everything at the wall clock's time)
     watermark = bandit.load(tmp_path / "policy.zip")._applied_event_ids.watermark_us
-    assert watermark is not None
+    assert watermark == (T0 + pd.Timedelta(minutes=89)).value // 1000  # (150 min - window 1h - grace 1 min)
 
     full = tmp_path.parent / f"{tmp_path.name}-full"
     shutil.copytree(tmp_path, full)  # the same files, recovered by reading everything
@@ -928,17 +994,47 @@ def test_a_restart_reads_only_the_decisions_after_the_watermark(tmp_path, monkey
     read: list[int] = []
     reader = bandit.serving.read_decision_log
     monkeypatch.setattr(bandit.serving, "read_decision_log", lambda parts: read.append(len(parts)) or reader(parts))
+    read_outcomes: list[str] = []
+    batches = bandit.serving._OutcomeParts.batches
+    monkeypatch.setattr(bandit.serving._OutcomeParts, "batches",
+                        lambda self, part, groups=None: read_outcomes.append(part.path.name) or batches(self, part, groups))
+    # the restart: the dedupe span (window + delay + 1 day) reaches back to receipts at T0 + 172 min
+    clock["us"] = (T0 + pd.Timedelta(minutes=172) + pd.Timedelta("1h") + pd.Timedelta("1D")).value // 1000
     second = service(tmp_path, id_window=120).start(thread=False)
-    assert read and max(read) <= 3  # the parts after the watermark (3 of 5), not the whole history
+    assert read and max(read) <= 3  # the decision parts after the watermark (3 of 5), not the whole history
+    # outcome parts 0 and 1 (stamped by T0 + 64 min, received by T0 + 65 min) are not read; 2-4 hold outcomes
+    # stamped after the watermark, 5 deliveries received within the dedupe span
+    outcome_parts = sorted(p.name for p in (tmp_path / "logs" / "outcomes").iterdir())
+    assert sorted(set(read_outcomes)) == outcome_parts[2:] and len(outcome_parts) == 6
     monkeypatch.setattr(bandit.serving, "_decided_by", lambda part, after_us: False)
+    index = bandit.serving._OutcomeParts._index
+    monkeypatch.setattr(bandit.serving._OutcomeParts, "_index", lambda self, path: dataclasses.replace(
+        index(self, path), groups=(None,)))  # footers that tell nothing: every row is read
     read.clear()
+    read_outcomes.clear()
     everything = service(full, id_window=120).start(thread=False)
-    assert max(read) == 5
+    assert max(read) == 5 and len(set(read_outcomes)) == 6
     assert_same_learning(second.holder.policy, everything.holder.policy)
     assert second.holder.policy.n_updates == everything.holder.policy.n_updates == 150  # (each start settles at
     # its own wall-clock time, so the two watermarks differ by the seconds between them)
     assert second._recent_set == everything._recent_set
+    # the same delivery keys (in the same order, with the same times): those received since T0 + 172 min
+    assert second._outcome_keys == everything._outcome_keys and len(second._outcome_keys) == len(resent)
+    early = [i for i in range(150) if i % 7 == 0 and not converts[i]]
+    # the outcomes stamped before their decisions still pending (after the watermark), reported again by both
+    assert second.rejected_counts == everything.rejected_counts == {"late_before_decision": sum(i >= 90 for i in early)}
     everything.close()
+    # and both equal a rebuild from the initial policy, the log and the outcomes (but those resent late: they
+    # reached the service long after their timestamp, found their decisions settled; a rebuild would count them)
+    log = read_decision_log(tmp_path / "logs" / "decisions" / "arms-3")
+    outcomes = second.read_outcomes()
+    outcomes = outcomes[outcomes["reward"] != 7.0]
+    initial.update_from_log(log, outcomes[["event_id", "timestamp", "reward"]], "1h")
+    assert_same_learning(second.holder.policy, initial)
+    # after the restart a delivery received within the span is still a duplicate, an older one is not remembered
+    i = resent[0]
+    assert second.reward(f"e{i}", 7.0, T0 + pd.Timedelta(minutes=i + 6)).status == "duplicate"
+    assert second.reward(*bodies[max(bodies)]).status == "accepted"
     # ids settled long ago but among the last id_window decisions are still refused when ranked again
     with pytest.raises(RequestError, match="already ranked"):
         second.rank(X[40], event_id="e40", timestamp=T0 + pd.Timedelta(minutes=200))

@@ -1,0 +1,108 @@
+"""The reward dedupe table (bandit._ledger.DeliveryKeys) against the insertion-ordered dict of delivery tuples it
+replaced, under seeded random streams of claims, repeats, expiries, releases and recovery assignments."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from bandit._ledger import DeliveryKeys, delivery_key
+
+
+class Reference:
+    """The service's dedupe before DeliveryKeys (bandit/serving.py until 2026-12-05), key = the delivery tuple."""
+
+    def __init__(self, span_us: int) -> None:
+        self.keys: OrderedDict[tuple[str, float, int | None], int] = OrderedDict()
+        self.span = span_us
+
+    def claim(self, key: tuple[str, float, int | None], now: int) -> bool:
+        if key in self.keys:
+            return False
+        self.keys[key] = now
+        while self.keys:
+            oldest, received = next(iter(self.keys.items()))
+            if now - received <= self.span:
+                break
+            del self.keys[oldest]
+        return True
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed):
+    rng = random.Random(seed)
+    span = [40, 300, 2_000, 10**9][seed]  # from keys expiring all the time to none expiring
+    table, reference = DeliveryKeys(span), Reference(span)
+    # deliveries drawn with repeats (a few hot ones), from a pool of ids, rewards and timestamps (or none); -0.0 and
+    # 0.0 are the same reward, as they were in the tuple
+    pool = [(f"ev-{i % 700}", float(i % 3) if i % 5 else -0.0 * (i % 2) + 0.0 * (1 - i % 2),
+             None if i % 4 == 0 else 1_700_000_000_000_000 + i % 50) for i in range(4_000)]
+    now = 1_000
+    sizes: list[int] = []
+    for step in range(12_000):
+        now += rng.choice([0, 1, 1, 1, 3]) if rng.random() > 0.005 else -rng.randrange(1, 200)  # steps back too
+        tup = pool[int(rng.random() ** 3 * len(pool))] if rng.random() < 0.6 else rng.choice(pool)
+        key = delivery_key(*tup)
+        op = rng.random()
+        if op < 0.93:
+            assert table.claim(key, now) == reference.claim(tup, now), step
+        elif op < 0.97:  # a journal write failed: the key is given back
+            table.release(key)
+            reference.keys.pop(tup, None)
+        else:  # recovery's assignment: a held key keeps its place and takes the new time
+            at = now - rng.randrange(0, 3 * span)
+            table.set(key, at)
+            reference.keys[tup] = at
+        sizes.append(len(table))
+        if step % 500 == 0 or step == 11_999:
+            assert table.items() == [(delivery_key(*t), at) for t, at in reference.keys.items()], step
+            assert len(table) == len(reference.keys)
+    # everything expires at a late claim: the arrays shrink back (rebuilds in both directions)
+    grown = table.nbytes
+    last = delivery_key("last", 1.0, None)
+    assert table.claim(last, now + 2 * span + 1) and reference.claim(("last", 1.0, None), now + 2 * span + 1)
+    assert table.items() == [(last, now + 2 * span + 1)] and len(reference.keys) == 1
+    assert max(sizes) > 400 and table.nbytes < grown / 8
+
+
+def test_set_many_at_a_restart_equals_assigning_one_by_one_in_order():
+    rng = np.random.default_rng(3)
+    tuples = [(f"e{i}", 1.0, None) for i in rng.integers(0, 3_000, size=12_000)]  # repeats: first place, last time
+    at = rng.integers(0, 10**9, size=len(tuples))
+    reference: OrderedDict = OrderedDict()
+    for tup, t in zip(tuples, at.tolist(), strict=True):
+        reference[delivery_key(*tup)] = t
+    keys = np.array([delivery_key(*t) for t in tuples], dtype=np.uint64)
+    bulk = DeliveryKeys(100)
+    bulk.set_many(keys[:, 0], keys[:, 1], at)
+    assert bulk.items() == list(reference.items())
+    one_by_one = DeliveryKeys(100)
+    one_by_one.set_many(keys[:1, 0], keys[:1, 1], at[:1])
+    one_by_one.set_many(keys[1:, 0], keys[1:, 1], at[1:])  # (on a table holding keys: the loop of set)
+    assert one_by_one == bulk
+    # the table then claims and expires like the dict would
+    assert not bulk.claim(keys[5].tolist(), 10**9) and bulk.claim(delivery_key("new", 1.0, None), 2 * 10**9)
+    assert len(bulk) == 1
+    with pytest.raises(ValueError, match="equal length"):
+        bulk.set_many(keys[:3, 0], keys[:2, 1], at[:3])
+
+
+def test_delivery_keys_are_the_tuple_equality_of_the_deliveries():
+    assert delivery_key("e", 1, None) == delivery_key("e", 1.0, None)
+    assert delivery_key("e", -0.0, 7) == delivery_key("e", 0.0, 7)
+    distinct = [delivery_key(*t) for t in [("e", 1.0, None), ("e", 1.0, 0), ("e", 1.0, 1), ("e ", 1.0, None),
+                                           ("e", 1.0000000000000002, None), ("é", 1.0, None), ("e\0", 1.0, None)]]
+    assert len(set(distinct)) == len(distinct)
+    assert all(0 <= half < 2**64 for key in distinct for half in key)
+
+
+def test_a_held_key_costs_tens_of_bytes_not_hundreds():
+    table = DeliveryKeys(10**12)
+    for i in range(50_000):
+        table.claim(delivery_key(f"{i:032x}", 1.0, None), i)
+    assert len(table) == 50_000 and table.nbytes / len(table) < 80  # the OrderedDict of tuples: ~330 bytes a key
+    with pytest.raises(ValueError, match="span_us"):
+        DeliveryKeys(-1)
