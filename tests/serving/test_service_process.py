@@ -184,12 +184,28 @@ def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(polic
                for line in f.read_bytes().splitlines()]
     assert journal
 
+    # a restart killed (-9) during its recovery, once it has compacted the first journal segment
+    segments = set((policy_dir / "logs" / "journal").glob("*.jsonl"))
+    interrupted = subprocess.Popen(server.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and set((policy_dir / "logs" / "journal").glob("*.jsonl")) >= segments:
+        time.sleep(0.002)
+    interrupted.kill()
+    interrupted.wait(timeout=10)
+    for child in psutil.Process().children(recursive=True):  # (a trainer child exits with its parent)
+        if child.pid != interrupted.pid and "bandit" in " ".join(child.cmdline()):
+            child.wait(timeout=10)
+
     server.start()  # recovery: last checkpoint + journal + log tail
     with httpx.Client(base_url=server.url, timeout=10) as http:
         deadline = time.time() + 30
         while http.get("/healthz").json()["pending_decisions"] and time.time() < deadline:
             time.sleep(0.2)
         assert http.get("/healthz").json()["pending_decisions"] == 0
+        # a retry of an acknowledged reward (same body) is still recognised after the restarts
+        event_id, reward = next(iter(rewarded.items()))
+        retry = http.post("/reward", json={"event_id": event_id, "reward": reward}, headers=AUTH)
+        assert retry.status_code == 202 and retry.json()["status"] == "duplicate"
         assert http.post("/admin/checkpoint", headers=AUTH).status_code == 200
     server.stop()
 
