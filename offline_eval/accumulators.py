@@ -13,7 +13,9 @@ functions of the **means and centred co-moments** of a handful of derived column
 * :class:`~offline_eval.slope_grid.CandidateMoments`: the same for every SwitchDR / DROS candidate of the fixed
   lattice (the data-driven ``tau`` / ``lambda`` are chosen from them as in memory);
 * weight sum / sum of squares / max / min positive, the a-priori weight bound, the target mass outside the
-  logging support, reward min / max, clipped and switched counts.
+  logging support, reward min / max with the weighted rows at each (:class:`~offline_eval.diagnostics.RangeEnds`:
+  the informative rows on the observed range), per stated ``reward_range`` the weighted rows off each of its ends,
+  clipped and switched counts.
 
 The accumulator is plain arrays (:meth:`PolicyAccumulator.to_arrays` / :meth:`PolicyAccumulator.from_arrays`, no
 pickle), so Spark partitions ship it to the driver.
@@ -49,7 +51,14 @@ import pandas as pd
 
 from offline_eval._stream_kernels import column_moments
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, Diagnostics, weight_diagnostics
+from offline_eval.diagnostics import (
+    INFORMATIVE_ROWS_MIN,
+    Diagnostics,
+    InformativeRows,
+    RangeEnds,
+    informative_counts,
+    weight_diagnostics,
+)
 from offline_eval.estimators import DM, DR, DROS, IPS, SNDR, SNIPS, Estimate, Estimator, SwitchDR, resolve_target
 from offline_eval.estimators.base import TARGET_ATOL, _weight_bound
 from offline_eval.estimators.doubly_robust import _min_positive, _shrunk_weights, _switch_weights, select_candidate
@@ -131,6 +140,7 @@ class Layout:
     clips: tuple[float, ...]  # weight thresholds whose exceedances are counted
     candidate_models: tuple[int, ...]  # models whose SwitchDR / DROS candidates are accumulated
     gap_models: tuple[int, ...]  # models of a DM whose DR - DM gap sums are accumulated (offline_eval.gap)
+    ranges: tuple[tuple[float, float], ...] = ()  # the estimators' stated reward ranges (informative rows on each)
 
     @classmethod
     def of(cls, estimators: Sequence[Estimator]) -> Layout:
@@ -186,8 +196,9 @@ class Layout:
                 clips.append(threshold)
         gaps = tuple(sorted({m for est, m in zip(estimators, model_of, strict=True)
                              if isinstance(est, DM) and projects_weights(models[m])}))
+        ranges = tuple(dict.fromkeys(est.reward_range for est in estimators if est.reward_range is not None))
         return cls(tuple(estimators), tuple(models), tuple(model_of), tuple(columns), tuple(clips),
-                   tuple(candidates), gaps)
+                   tuple(candidates), gaps, ranges)
 
     def index(self, kind: str, model: int = -1, threshold: float = 0.0) -> int:
         """Position of a column."""
@@ -226,9 +237,10 @@ _SUPPORTED = (IPS, SNIPS, DM, DR, SNDR, SwitchDR, DROS)
 # the accumulator
 # ----------------------------------------------------------------------------------------------------------------
 
-# scalar slots
-_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _RMAX, _INFORMATIVE = range(10)
-_N_SCALARS = 10
+# scalar slots (_RMIN, _AT_MIN, _RMAX, _AT_MAX, _WEIGHTED: the fields of diagnostics.RangeEnds)
+_WSUM, _WSQ, _WMAX, _WMINPOS, _WBOUND, _OUTSIDE, _KNOWN, _RMIN, _AT_MIN, _RMAX, _AT_MAX, _WEIGHTED = range(12)
+_N_SCALARS = 12
+_ENDS = [_RMIN, _AT_MIN, _RMAX, _AT_MAX, _WEIGHTED]
 
 
 @dataclass
@@ -245,10 +257,13 @@ class PolicyAccumulator:
         Rows.
     moments : Moments
         Of the layout's columns.
-    scalars : ndarray (10,)
-        Weight sum, sum of squares, max, min positive, a-priori weight bound (NaN unless the rows are kept), target
-        mass outside the logging support, whether any row's support is known (0/1), reward min, reward max, rows with a
-        positive weight and a non-zero reward.
+    scalars : ndarray (12,)
+        Weight sum, sum of squares, max, min positive, a-priori weight bound (NaN unless needed), target mass
+        outside the logging support, whether any row's support is known (0/1), and the observed range's
+        :class:`~offline_eval.diagnostics.RangeEnds` (reward min, weighted rows at it, reward max, weighted rows at
+        it, weighted rows).
+    stated : ndarray (len(layout.ranges), 2)
+        Per stated reward range, the weighted rows above its low end and below its high end (sums over rows).
     exceed : ndarray (len(layout.clips),)
         Rows with ``w > threshold`` per threshold.
     candidates : list of CandidateMoments
@@ -266,6 +281,7 @@ class PolicyAccumulator:
     exceed: np.ndarray
     candidates: list[CandidateMoments]
     gaps: list[GapMoments]
+    stated: np.ndarray
     rows: dict[str, np.ndarray] | None = field(default=None)
 
     @classmethod
@@ -310,13 +326,13 @@ class PolicyAccumulator:
         scalars[_WMINPOS] = _min_positive(w)
         scalars[_KNOWN] = resolved.support_deficit is not None
         scalars[_OUTSIDE] = (resolved.support_deficit or 0.0) * n
-        scalars[_RMIN] = float(r.min())
-        scalars[_RMAX] = float(r.max())
-        scalars[_INFORMATIVE] = resolved.n_informative
+        scalars[_ENDS] = RangeEnds.of(w, r)
+        stated = np.array([informative_counts(w, r, rr) for rr in layout.ranges], dtype=np.float64).reshape(-1, 2)
         keep = n <= RETAINED_MAX_ROWS and layout_needs_rows(layout)
         # the bound serves EL-IPS on kept rows and the small-sample floor, which a merge can need only if this
-        # batch alone has too few informative rows
-        needed = keep or resolved.n_informative < INFORMATIVE_ROWS_MIN
+        # batch alone has too few informative rows on some range (merging never lowers a count)
+        fewest = min([resolved.n_informative, *(int(c.min()) for c in stated)])
+        needed = keep or fewest < INFORMATIVE_ROWS_MIN
         scalars[_WBOUND] = _weight_bound(resolved) if needed else math.nan
         exceed = np.array([float(np.count_nonzero(w > t)) for t in layout.clips])
         candidates = [CandidateMoments.of(w, resid[m], dm[m], r) for m in layout.candidate_models]
@@ -327,7 +343,7 @@ class PolicyAccumulator:
             for m in range(len(q)):
                 kept[f"dm{m}"] = dm[m]
                 kept[f"resid{m}"] = resid[m]
-        return cls(layout, n, Moments.of(columns), scalars, exceed, candidates, gaps, kept)
+        return cls(layout, n, Moments.of(columns), scalars, exceed, candidates, gaps, stated, kept)
 
     def merge(self, other: PolicyAccumulator) -> PolicyAccumulator:
         """The statistics of both accumulators' rows."""
@@ -336,12 +352,12 @@ class PolicyAccumulator:
             raise ValueError("cannot merge accumulators of different estimator layouts")
         a, b = self.scalars, other.scalars
         s = np.empty(_N_SCALARS)
-        for k in (_WSUM, _WSQ, _OUTSIDE, _INFORMATIVE):
+        for k in (_WSUM, _WSQ, _OUTSIDE):
             s[k] = a[k] + b[k]
-        for k in (_WMAX, _KNOWN, _RMAX):
+        for k in (_WMAX, _KNOWN):
             s[k] = max(a[k], b[k])
-        for k in (_WMINPOS, _RMIN):
-            s[k] = min(a[k], b[k])
+        s[_WMINPOS] = min(a[_WMINPOS], b[_WMINPOS])
+        s[_ENDS] = _range_ends(self).merge(_range_ends(other))
         s[_WBOUND] = np.fmax(a[_WBOUND], b[_WBOUND])  # NaN in batches that need it for neither use (of())
         n = self.n + other.n
         rows = None
@@ -357,6 +373,7 @@ class PolicyAccumulator:
             self.exceed + other.exceed,
             [x.merge(y) for x, y in zip(self.candidates, other.candidates, strict=True)],
             [x.merge(y) for x, y in zip(self.gaps, other.gaps, strict=True)],
+            self.stated + other.stated,
             rows,
         )
 
@@ -370,6 +387,7 @@ class PolicyAccumulator:
             "comoment": self.moments.comoment,
             "scalars": self.scalars,
             "exceed": self.exceed,
+            "stated": self.stated,
         }
         for i, c in enumerate(self.candidates):
             out[f"candidates{i}"] = c.to_array()
@@ -399,6 +417,7 @@ class PolicyAccumulator:
             [CandidateMoments.from_array(np.asarray(arrays[f"candidates{i}"], dtype=np.float64))
              for i in range(len(layout.candidate_models))],
             [GapMoments.from_array(arrays[f"gaps{i}"]) for i in range(len(layout.gap_models))],
+            np.asarray(arrays["stated"], dtype=np.float64).reshape(len(layout.ranges), 2).copy(),
             rows or None,
         )
 
@@ -599,25 +618,44 @@ class PolicyResult:
     bias_se: float = math.nan  # DM: standard error of its bias (the mean correction), as evaluate() computes it
 
 
-def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
+def pair_diagnostics(acc: PolicyAccumulator, clipped_share: float = 0.0, warn_clipped: bool = True,
+                     reward_range: tuple[float, float] | None = None) -> Diagnostics:
     """:meth:`ResolvedTarget.diagnostics <offline_eval.estimators.ResolvedTarget.diagnostics>`, from the
     accumulator."""
     s = acc.scalars
     return weight_diagnostics(acc.n, float(s[_WSUM]), float(s[_WSQ]), float(s[_WMAX]), support_deficit(acc),
-                              clipped_share, warn_clipped, int(s[_INFORMATIVE]))
+                              clipped_share, warn_clipped, informative(acc, reward_range).rows)
+
+
+def _range_ends(acc: PolicyAccumulator) -> RangeEnds:
+    low, at_low, high, at_high, weighted = acc.scalars[_ENDS].tolist()
+    return RangeEnds(low, int(at_low), high, int(at_high), int(weighted))
+
+
+def informative(acc: PolicyAccumulator, reward_range: tuple[float, float] | None = None) -> InformativeRows:
+    """:meth:`ResolvedTarget.informative <offline_eval.estimators.ResolvedTarget.informative>`, from the
+    accumulator (``reward_range`` one of ``acc.layout.ranges``, or None for the observed range)."""
+    if reward_range is None:
+        return _range_ends(acc).informative()
+    above_low, below_high = acc.stated[acc.layout.ranges.index(reward_range)].tolist()
+    return InformativeRows(int(above_low), int(below_high))
 
 
 def _small_sample_floor(acc: PolicyAccumulator, est: Estimator) -> SmallSampleFloor | None:
     """:meth:`ResolvedTarget.small_sample_floor <offline_eval.estimators.ResolvedTarget.small_sample_floor>`, from
     the accumulator."""
-    s = acc.scalars
-    if s[_INFORMATIVE] >= INFORMATIVE_ROWS_MIN:
+    counts = informative(acc, est.reward_range)
+    if counts.rows >= INFORMATIVE_ROWS_MIN:
         return None
+    s = acc.scalars
     mean = acc.moments.mean
     layout = acc.layout
-    return small_sample_floor(acc.n, int(s[_INFORMATIVE]), float(mean[layout.index("wr")]),
+    deficit = support_deficit(acc)
+    supported = deficit is None or deficit <= TARGET_ATOL
+    return small_sample_floor(acc.n, counts.rows, float(mean[layout.index("wr")]),
                               float(mean[layout.index("r")]), float(s[_WBOUND]),
-                              reward_range(acc) if est.reward_range is None else est.reward_range, float(est.alpha))
+                              reward_range(acc) if est.reward_range is None else est.reward_range, float(est.alpha),
+                              counts.at_top and supported, float(s[_WSUM]) / acc.n)
 
 
 def support_deficit(acc: PolicyAccumulator) -> float | None:
@@ -698,7 +736,7 @@ def policy_results(acc: PolicyAccumulator) -> list[PolicyResult]:
             estimator=est.name,
             alpha=float(est.alpha),
             interval=kind,
-            diagnostics=pair_diagnostics(acc, spec.clipped_share, spec.warn_clipped),
+            diagnostics=pair_diagnostics(acc, spec.clipped_share, spec.warn_clipped, est.reward_range),
             consistent=spec.consistent and supported,
             params=dict(spec.params),
             bias=bias,

@@ -20,11 +20,13 @@ mean weight                 ``|mean(w) - (1 - support_deficit)| > MEAN_WEIGHT_TO
                             ``MEAN_WEIGHT_Z`` (4) standard errors: with correct propensities E[w] = 1 - (mass
                             outside the support) exactly, so this signals wrong propensities or a target
                             misaligned with the logged rows.
-``INFORMATIVE_ROWS_MIN``    fewer than 10 rows with a positive weight and a non-zero reward (e.g. conversions
-= 10                        on the target's offers): variance-based intervals then understate the
-                            uncertainty (with ~2.5 such rows per log, seeded Monte Carlo coverage of nominal
-                            95% intervals was 0.56-0.75 for every estimator; with ~11, 0.96-0.98), so every
-                            interval is widened to the KL bound of :mod:`offline_eval.small_sample`.
+``INFORMATIVE_ROWS_MIN``    fewer than 10 informative rows (:func:`informative_rows`: rows the target
+= 10                        weights whose reward is off the end of its range where the metric's mass sits --
+                            conversions among the target's offers for revenue, churners for a retention
+                            flag that is 1 for nearly everyone): variance-based intervals then understate
+                            the uncertainty (with ~2.5 such rows per log, seeded Monte Carlo coverage of
+                            nominal 95% intervals was 0.56-0.75 for every estimator; with ~11, 0.96-0.98),
+                            so every interval is widened to the KL bound of :mod:`offline_eval.small_sample`.
 ==========================  ============================================================================
 """
 
@@ -34,6 +36,7 @@ import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,7 +50,10 @@ __all__ = [
     "SUPPORT_DEFICIT_MAX",
     "DiagnosticWarning",
     "Diagnostics",
+    "InformativeRows",
+    "RangeEnds",
     "emit",
+    "informative_counts",
     "informative_rows",
     "weight_diagnostics",
     "worst_of",
@@ -90,8 +96,11 @@ class Diagnostics:
     warnings : tuple of str
         One message per crossed threshold.
     informative_rows : int or None
-        Rows with a positive weight and a non-zero reward: the rows that carry the value's signal (None when not
-        computed).
+        Rows that carry the value's signal (None when not computed): of the rows with a positive weight, the fewer
+        of those with a reward above the low end of its range and those below the high end
+        (:func:`informative_rows`; the range is the estimator's ``reward_range``, else the observed one). For
+        revenue with zeros at the bottom, the rows with a non-zero reward; for a metric whose mass sits at the
+        top (a retention flag), the rows below the top.
     """
 
     ess: float
@@ -129,7 +138,7 @@ def weight_diagnostics(
         Whether a clipped share above ``CLIPPED_SHARE_MAX`` is a warning (False for a clipping level the estimator
         chose from the data, e.g. ``SwitchDR(tau=None)``, whose bias the choice already weighed).
     informative_rows : int, optional
-        Rows with a positive weight and a non-zero reward; fewer than :data:`INFORMATIVE_ROWS_MIN` is a warning.
+        Informative rows (:func:`informative_rows`); fewer than :data:`INFORMATIVE_ROWS_MIN` is a warning.
 
     Returns
     -------
@@ -160,10 +169,11 @@ def weight_diagnostics(
         )
     if informative_rows is not None and informative_rows < INFORMATIVE_ROWS_MIN:
         messages.append(
-            f"only {informative_rows} row(s) the target weights have a non-zero reward (fewer than "
-            f"{INFORMATIVE_ROWS_MIN}): variance-based intervals understate the uncertainty, so the interval is "
-            "widened to the small-sample (KL) bound of the IPS terms; it holds if the rewards stay in reward_range "
-            "(default: the observed range)"
+            f"only {informative_rows} row(s) the target weights have a reward off the end of its range where most "
+            f"rewards sit (fewer than {INFORMATIVE_ROWS_MIN}; e.g. conversions, or churners of a mostly-1 flag): "
+            "variance-based intervals understate the uncertainty, so the interval is widened to the small-sample "
+            "(KL) bound of the IPS terms; it holds if the rewards stay in reward_range (default: the observed "
+            "range)"
         )
     if warn_clipped and clipped_share > CLIPPED_SHARE_MAX:
         messages.append(f"{100 * clipped_share:.3g}% of the weights are clipped: the estimate carries clipping bias")
@@ -187,14 +197,115 @@ def weight_diagnostics(
     )
 
 
-def informative_rows(weights: np.ndarray, reward: np.ndarray) -> int:
-    """Rows with a positive importance weight and a non-zero reward (``weights``, ``reward`` (n,)): a sum over rows,
-    so the batch engines add their batches' counts.
+class InformativeRows(NamedTuple):
+    """Rows with a positive importance weight off each end of a reward range ``[low, high]``.
 
-    >>> informative_rows(np.array([0.0, 2.0, 2.0, 1.0]), np.array([5.0, 0.0, 9.99, 1.0]))
-    2
+    Attributes
+    ----------
+    above_low : int
+        Weighted rows with a reward above ``low``.
+    below_high : int
+        Weighted rows with a reward below ``high``.
     """
-    return int(np.count_nonzero((weights > 0.0) & (reward != 0.0)))
+
+    above_low: int
+    below_high: int
+
+    @property
+    def rows(self) -> int:
+        """The informative rows: the fewer of the two, the rows off the end where the metric's mass sits."""
+        return min(self.above_low, self.below_high)
+
+    @property
+    def at_top(self) -> bool:
+        """Whether the mass sits at the top of the range (no more weighted rows below ``high`` than above ``low``;
+        a range of one value, where both are 0, counts as its top): the small-sample floor then bounds the value
+        from the rows below the top (:mod:`offline_eval.small_sample`)."""
+        return self.below_high <= self.above_low
+
+
+class RangeEnds(NamedTuple):
+    """Mergeable statistics of the observed reward range and of the weighted rows at its ends: per batch, reduced
+    by :meth:`merge` (associative and commutative) to the whole log's.
+
+    Attributes
+    ----------
+    low, high : float
+        Smallest and largest reward over all rows (``inf`` / ``-inf`` for no rows).
+    at_low, at_high : int
+        Rows with a positive weight whose reward equals ``low`` / ``high``.
+    weighted : int
+        Rows with a positive weight.
+    """
+
+    low: float
+    at_low: int
+    high: float
+    at_high: int
+    weighted: int
+
+    @classmethod
+    def of(cls, weights: np.ndarray, reward: np.ndarray) -> RangeEnds:
+        """The statistics of one batch (``weights``, ``reward`` (n,)).
+
+        >>> RangeEnds.of(np.array([0.0, 2.0, 2.0, 1.0]), np.array([1.0, 0.0, 1.0, 1.0]))
+        RangeEnds(low=0.0, at_low=1, high=1.0, at_high=2, weighted=3)
+        """
+        if len(reward) == 0:
+            return cls(math.inf, 0, -math.inf, 0, 0)
+        low, high = float(reward.min()), float(reward.max())
+        on = weights > 0.0
+        return cls(low, int(np.count_nonzero(on & (reward == low))), high,
+                   int(np.count_nonzero(on & (reward == high))), int(np.count_nonzero(on)))
+
+    def merge(self, other: RangeEnds) -> RangeEnds:
+        """The statistics of both batches' rows: an end's count adds the counts of the batches whose extreme is
+        the merged extreme."""
+        low = min(self.low, other.low)
+        high = max(self.high, other.high)
+        at_low = (self.at_low if self.low == low else 0) + (other.at_low if other.low == low else 0)
+        at_high = (self.at_high if self.high == high else 0) + (other.at_high if other.high == high else 0)
+        return RangeEnds(low, at_low, high, at_high, self.weighted + other.weighted)
+
+    def informative(self) -> InformativeRows:
+        """:class:`InformativeRows` on the observed range ``[low, high]``."""
+        return InformativeRows(self.weighted - self.at_low, self.weighted - self.at_high)
+
+
+def informative_counts(weights: np.ndarray, reward: np.ndarray,
+                       value_range: tuple[float, float] | None = None) -> InformativeRows:
+    """:class:`InformativeRows` of ``weights``, ``reward`` (n,) on ``value_range`` (the stated range of one reward),
+    else on the observed range of ``reward`` (:meth:`RangeEnds.informative`). On a stated range both counts are
+    sums over rows; on the observed one the batch engines merge :class:`RangeEnds`.
+
+    >>> w, r = np.array([0.0, 2.0, 2.0, 1.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    >>> informative_counts(w, r, (0.0, 1.0))
+    InformativeRows(above_low=2, below_high=1)
+    """
+    if value_range is None:
+        return RangeEnds.of(weights, reward).informative()
+    on = weights > 0.0
+    return InformativeRows(int(np.count_nonzero(on & (reward > value_range[0]))),
+                           int(np.count_nonzero(on & (reward < value_range[1]))))
+
+
+def informative_rows(weights: np.ndarray, reward: np.ndarray, value_range: tuple[float, float] | None = None) -> int:
+    """Informative rows of a target (``weights``, ``reward`` (n,)): of the rows with a positive importance weight,
+    the fewer of those with a reward above the low end of ``[low, high]`` and those with a reward below its high
+    end -- the rows off the end where the metric's mass sits, which carry the value's signal. ``[low, high]`` is
+    ``value_range`` (the stated range of one reward), else the observed range of ``reward`` over all rows.
+
+    For revenue with zeros at the bottom (and some row not at the top price) this is the count of rows with a
+    non-zero reward; for a retention flag in [0, 1] that is 1 for nearly everyone it is the weighted churners
+    (counting non-zero rewards there would count nearly every row, although the estimate rests on the few zeros).
+
+    >>> w = np.array([0.0, 2.0, 2.0, 1.0])
+    >>> informative_rows(w, np.array([5.0, 0.0, 9.99, 1.0]))  # revenue: the non-zero rewards
+    2
+    >>> informative_rows(w, np.array([1.0, 1.0, 0.0, 1.0]), (0.0, 1.0))  # retention: the zeros
+    1
+    """
+    return informative_counts(weights, reward, value_range).rows
 
 
 def emit(messages: Iterable[str], label: str, stacklevel: int = 3) -> None:

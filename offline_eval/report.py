@@ -37,9 +37,11 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
 
   - an ESS below :data:`~offline_eval.diagnostics.ESS_MIN` rows: every interval of the candidate (lift and
     guardrails) rests on too few effective rows, so it is **NEED MORE DATA** whatever they show;
-  - fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` informative rows (offers with a non-zero
-    value of the metric, ``Diagnostics.informative_rows``, the table's ``informative_rows``; for a difference the
-    fewer of its two sides'): every interval is given the **small-sample floor** of :func:`offline_eval.evaluate`
+  - fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` informative rows (offers whose value of the
+    metric is off the end of its range where most values sit -- conversions for revenue, churners for a retention
+    flag that is 1 for nearly everyone; :func:`~offline_eval.diagnostics.informative_rows`,
+    ``Diagnostics.informative_rows``, the table's ``informative_rows``, counted on the metric's stated range, else
+    the observed one; for a difference the fewer of its two sides'): every interval is given the **small-sample floor** of :func:`offline_eval.evaluate`
     and :func:`offline_eval.compare` (:mod:`offline_eval.small_sample`, the same functions) -- the value's
     interval widened to contain the Chernoff-Hoeffding (KL) interval of the IPS terms, a difference's to contain
     the union bound of both sides' KL intervals at ``alpha / 2`` each (the logging policy's terms are its
@@ -49,8 +51,9 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
     a guardrail as non-inferior / breached / inconclusive (so a rare harm -- no refund among 10^5 offers -- can
     pass). With only the **range seen in the log** it decides nothing: the candidate is **NEED MORE DATA** (unless
     a guardrail is breached) and such a guardrail is inconclusive (p = 1 in Holm's family, ``p_holm`` NaN, so it
-    never loosens the others' tests); the reasons say how to state the range. When every value of the metric is 0
-    and no range is stated, nothing bounds it: the floored interval is the whole line.
+    never loosens the others' tests); the reasons say how to state the range. When every value of the metric is
+    the same (every refund 0, every retention flag 1) and no range is stated, nothing bounds it: the floored
+    interval is the whole line.
 
   Measured (seeded Monte Carlo, 400 logs each): with an ESS of about 25 and hundreds of outcomes (a candidate
   offering, with probability 0.9, a plan the logger shows 2% of the time), the lift's interval put a true lift equal
@@ -243,9 +246,10 @@ class Guardrail:
     value_range : (float, float), optional
         A-priori range of one per-decision value (e.g. ``(0, 1)`` for a 0/1 flag, ``(0, top price)`` for a refund
         amount), used by the small-sample bound that judges the guardrail while fewer than
-        :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` of a candidate's offers have a non-zero value
+        :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` of a candidate's offers are informative -- off the
+        end of the range where most values sit: a refund, or a churner of a retention flag
         (:mod:`offline_eval.small_sample`). Default: the range observed on the evaluated rows (with 0), which
-        bounds nothing when every value is 0 -- give it for a rare harm.
+        bounds nothing when every value is the same -- give it for a rare harm or a rare loss.
 
     Examples
     --------
@@ -609,8 +613,9 @@ class _SmallSample:
     candidate baseline). The logging policy's terms are its rewards (weight 1).
 
     ``value_range`` is the metric's a-priori range (``rollout_report``'s ``reward_range`` for the primary metric,
-    the guardrail's ``value_range``), else the observed one. When it is not given and every value of the metric is
-    0, nothing bounds a policy without informative rows (``unbounded``): its floored interval is the whole line.
+    the guardrail's ``value_range``), else the observed one; informative rows are counted on it
+    (:func:`offline_eval.diagnostics.informative_rows`). When it is not given and every value of the metric is the
+    same, nothing bounds a policy without informative rows (``unbounded``): its floored interval is the whole line.
     A stated range also clips every interval (floored or not) to what the quantity can be: a value to the range, a
     difference to ``[low - high, high - low]`` (:func:`offline_eval.small_sample.clip_to_range`, as ``evaluate``
     and ``compare`` clip; coverage is kept).
@@ -621,10 +626,10 @@ class _SmallSample:
         from offline_eval.diagnostics import informative_rows
 
         self.n, self.alpha, self.value_range, self.resolved = d.n, alpha, value_range, resolved
-        self.unbounded = value_range is None and not d.reward.any()
         self._range = (float(d.reward.min()), float(d.reward.max())) if value_range is None else value_range
+        self.unbounded = value_range is None and self._range[0] == self._range[1]
         self._sides = {LOGGING: _KLSide(float(d.reward.mean()), *ips_term_range(1.0, self._range),
-                                        informative_rows(np.ones(d.n), d.reward))}
+                                        informative_rows(np.ones(d.n), d.reward, value_range))}
 
     def _side(self, name: str) -> _KLSide:
         """The KL side of ``name``, built on first use: a candidate's weight bound is an O(n K) pass that only a
@@ -632,8 +637,8 @@ class _SmallSample:
         side = self._sides.get(name)
         if side is None:
             rt = self.resolved[name]
-            low, high = ips_term_range(rt._weight_bound(), rt._reward_range(self.value_range))
-            side = self._sides[name] = _KLSide(float(rt.weighted_reward.mean()), low, high, rt.n_informative)
+            side = self._sides[name] = _KLSide(*rt.value_kl_side(self.value_range),
+                                               rt.informative(self.value_range).rows)
         return side
 
     @property
@@ -650,7 +655,9 @@ class _SmallSample:
     def count(self, name: str, base: str | None = None) -> int:
         """Informative rows of ``name`` (the fewer of ``name`` and ``base`` for their difference)."""
         def informative(policy: str) -> int:
-            return self._sides[LOGGING].n_informative if policy == LOGGING else self.resolved[policy].n_informative
+            if policy == LOGGING:
+                return self._sides[LOGGING].n_informative
+            return self.resolved[policy].informative(self.value_range).rows
 
         k = informative(name)
         return k if base is None else min(k, informative(base))
@@ -705,7 +712,7 @@ class _SmallSample:
             low, high = -math.inf, math.inf
         elif base == LOGGING and name != LOGGING:  # evaluate()'s lift floor
             floor = self.resolved[name].small_sample_floor(self.alpha, self.value_range)
-            assert floor is not None  # the target's informative rows are among the logged non-zero rewards
+            assert floor is not None  # off each end of the range, the target's weighted rows are among the logged
             low, high = floor.lift_low, floor.lift_high
         else:  # compare()'s union bound
             a_low, a_high = self._kl(name, self.alpha / 2.0)
@@ -903,8 +910,8 @@ _P_BISECT = 30
 
 
 #: How the overlap checks rank, worst first: "no-go" (more logs of the kind cannot help), "small" (too few effective
-#: rows: no interval of the target can be trusted), "outcomes" (too few non-zero primary outcomes among its offers:
-#: the lift's interval cannot be trusted).
+#: rows: no interval of the target can be trusted), "outcomes" (too few informative primary outcomes among its
+#: offers -- off the end of the metric's range where most sit: the lift's interval cannot be trusted).
 _OVERLAP_RANK = {"no-go": 0, "small": 1, "outcomes": 2, "ok": 3}
 
 
@@ -932,15 +939,16 @@ def _overlap(d: Diagnostics, n: int) -> tuple[str, str]:
         return "small", f"only about {d.ess:.0f} decisions effectively count (at least {ESS_MIN:.0f} are needed)"
     if d.informative_rows is not None and d.informative_rows < INFORMATIVE_ROWS_MIN:
         return "outcomes", (
-            f"only {d.informative_rows} of the logged decisions it would make have a non-zero outcome (below "
-            f"{INFORMATIVE_ROWS_MIN} its intervals are the small-sample bound, valid at any size but wide)"
+            f"only {d.informative_rows} of the logged decisions it would make have an informative outcome (one off "
+            f"the end of the metric's range where most outcomes sit; below {INFORMATIVE_ROWS_MIN} its intervals are "
+            "the small-sample bound, valid at any size but wide)"
         )
     return "ok", ""
 
 
 def _outcome_rows(n: int, k: int) -> float:
-    """More rows for ``k`` non-zero outcomes among ``n`` rows to reach :data:`INFORMATIVE_ROWS_MIN`, at the rate seen
-    so far (at least one outcome)."""
+    """More rows for ``k`` informative outcomes among ``n`` rows to reach :data:`INFORMATIVE_ROWS_MIN`, at the rate
+    seen so far (at least one outcome)."""
     return float(math.ceil(n * INFORMATIVE_ROWS_MIN / max(k, 1)) - n)
 
 
@@ -1021,8 +1029,8 @@ class Forecast:
         Planned probability that the new interval excludes the threshold.
     driver : str
         What needs the most rows (``"lift"``, a guardrail name -- its margin test, or its own outcomes when it has
-        too few --, ``"ess"`` or ``"outcomes"``: too few rows with a non-zero primary outcome among the offers it
-        would make). Counts are forecast at the rate seen so far (no ``curve``).
+        too few --, ``"ess"`` or ``"outcomes"``: too few informative primary outcomes among the offers it would
+        make, :func:`offline_eval.diagnostics.informative_rows`). Counts are forecast at the rate seen so far (no ``curve``).
     curve : list of (float, float)
         (additional rows, probability of settling the driver) pairs, for the power-curve plot.
     """
@@ -1056,8 +1064,9 @@ class RolloutReport:
         judged against (min effect or margin, in harm units for guardrails), the ``status`` of that test (a
         guardrail on the small-sample floor of an observed range is ``"inconclusive"`` with ``p_holm`` NaN: not
         tested), the Holm-adjusted ``p_holm``, the candidate's ``verdict``, its ``hit_rate``, its weight
-        diagnostics, ``informative_rows`` (its offers with a non-zero value of that metric; the logging policy's:
-        the non-zero values) and the forecast ``more_rows``.
+        diagnostics, ``informative_rows`` (its offers whose value of that metric is off the end of the metric's
+        range where most values sit, :func:`offline_eval.diagnostics.informative_rows`; the logging policy's: all
+        such rows) and the forecast ``more_rows``.
     recommended : str or None
         The GO candidate to roll out (largest lift), if any.
     forecast : Forecast or None
@@ -1545,7 +1554,8 @@ def rollout_report(
                 diff = _SELF if name == baseline else floors.diff(name, base_name, diff_of(terms[name]))
                 diffs[name] = diff
                 rows.append(_row(name, role, metric_name, kind, floors.value(name, scorer.interval(terms[name])),
-                                 diff, _hit_rate(arr, d, converted), resolved[name].diagnostics(),
+                                 diff, _hit_rate(arr, d, converted),
+                                 resolved[name].diagnostics(reward_range=floors.value_range),
                                  scorer))
             # tests for the decided candidates, on the (floored) intervals
             for name in decided:
@@ -1621,11 +1631,11 @@ def rollout_report(
     for name in decided:
         info = per_candidate[name]
         lift = info["lift"]
-        diag = resolved_primary[name].diagnostics()
+        diag = resolved_primary[name].diagnostics(reward_range=scorer.est.reward_range)
         overlap, why = _overlap(diag, n)
         sample_diag = diag  # the diagnostics that set the overlap
         if baseline != LOGGING:
-            base_diag = resolved_primary[baseline].diagnostics()
+            base_diag = resolved_primary[baseline].diagnostics(reward_range=scorer.est.reward_range)
             base_overlap, base_why = _overlap(base_diag, n)
             if _OVERLAP_RANK[base_overlap] < _OVERLAP_RANK[overlap]:
                 overlap, why, sample_diag = base_overlap, f"the baseline {baseline!r}: {base_why}", base_diag
@@ -1734,7 +1744,7 @@ def rollout_report(
         lift_row = per_candidate[leading]["lift"]
         if lift_row["diff_se"] > 0:
             plan = _planning_estimate(lift_row["diff"], lift_row["diff_se"], z_lift, n,
-                                      resolved_primary[leading].diagnostics())
+                                      resolved_primary[leading].diagnostics(reward_range=scorer.est.reward_range))
             points = _power_curve(plan, min_effect, z_lift, n / 2)
             power_plot = {"candidate": leading, "driver": "lift", "points": points, "power": power,
                           "forecast_rows": None}
@@ -1851,10 +1861,10 @@ def _reasons(
         if forecast.driver == "ess":
             pending = "too few decisions effectively count yet"
         elif forecast.driver == "outcomes":
-            pending = (f"only {lead['outcomes']} of its offers have a non-zero outcome yet, and at least "
+            pending = (f"only {lead['outcomes']} of its offers have an informative outcome yet, and at least "
                        f"{INFORMATIVE_ROWS_MIN} are needed before its lift is judged on its own interval")
         elif forecast.driver in gr and few_guard < INFORMATIVE_ROWS_MIN:
-            pending = (f"only {few_guard} of its offers have a non-zero {forecast.driver} value yet, and at least "
+            pending = (f"only {few_guard} of its offers have an informative {forecast.driver} value yet, and at least "
                        f"{INFORMATIVE_ROWS_MIN} are needed before that guardrail is judged on its own interval")
         else:
             pending = f"{what} is still undecided"
@@ -1925,11 +1935,11 @@ def _reasons(
 
 def _bound_text(k: int, what: str, metric: str, settings: Mapping[str, Any], fix: str) -> str:
     """The clause for an interval on the small-sample bound (``k`` < INFORMATIVE_ROWS_MIN informative rows): judged
-    on it (a stated range), or not judged (the range only observed; none at all when every value is 0), with ``fix``
-    saying how to state one."""
-    head = f"only {k} of its offers have a non-zero {what}"
+    on it (a stated range), or not judged (the range only observed; none at all when every value is the same), with
+    ``fix`` saying how to state one."""
+    head = f"only {k} of its offers have an informative {what} (off the end of its range where most values sit)"
     if settings["unbounded"][metric]:
-        return (f"and no evaluated decision has a non-zero {what}, so without a stated range nothing bounds it "
+        return (f"and every evaluated decision has the same {what}, so without a stated range nothing bounds it "
                 f"({fix})")
     vr = settings["value_ranges"][metric]
     if vr["given"]:
@@ -2011,8 +2021,8 @@ def _backtest(
 
 #: Said under a Markdown table with an interval on the small-sample floor.
 _KL_NOTE = (
-    "Kind `+kl`: fewer than {min_rows} informative rows (offers with a non-zero value of the metric; the policy's or "
-    "the baseline's), so the interval is widened to contain a Chernoff-Hoeffding (KL) bound that holds at any sample "
+    "Kind `+kl`: fewer than {min_rows} informative rows (offers whose value of the metric is off the end of its range "
+    "where most values sit, e.g. conversions or churners; the policy's or the baseline's), so the interval is widened to contain a Chernoff-Hoeffding (KL) bound that holds at any sample "
     "size given the metric's range (see the reasons)."
 )
 

@@ -1,10 +1,16 @@
 r"""Intervals that stay valid when a target has only a handful of informative rows.
 
-With fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` rows that carry a positive importance weight
-and a non-zero reward (e.g. fewer than 10 conversions among the target's offers), the normal, delta-method and
-empirical-likelihood intervals rest on a variance estimated from those few rows. They then cover far less than they
+With fewer than :data:`~offline_eval.diagnostics.INFORMATIVE_ROWS_MIN` informative rows -- rows with a positive
+importance weight whose reward is off the end of its range where the metric's mass sits
+(:func:`~offline_eval.diagnostics.informative_rows`: the fewer of those above the range's low end and those below
+its high end; e.g. fewer than 10 conversions among the target's offers, or fewer than 10 churners of a retention
+flag that is 1 for nearly everyone) -- the normal, delta-method and empirical-likelihood intervals rest on a
+variance estimated from those few rows. They then cover far less than they
 promise: with about 2.5 conversions per log every estimator covered 0.56-0.75 at a nominal 0.95, and a target
-none of whose rows converted got DR and DM intervals of zero width, ``[0, 0]``.
+none of whose rows converted got DR and DM intervals of zero width, ``[0, 0]``. The same holds mirrored: for a
+[0, 1] retention flag with about 3 zeros among 10^5 rows (uniform logging of 3 arms), SNIPS, DR and the
+recommended blend covered 0.50-0.56 and a paired DR difference 0.53, while counting non-zero rewards found ~10^5
+informative rows and applied no floor.
 
 In that regime every estimate's interval is widened to contain the **Chernoff-Hoeffding (KL) interval** of the
 target's IPS terms ``w_i r_i``, whose range is known a priori: the weights are at most the weight bound ``W`` that
@@ -18,12 +24,28 @@ by ``exp(-n KL(mu -+ t || mu))``, with ``KL`` the Bernoulli relative entropy; in
 
 which covers the target's value with probability at least ``1 - alpha`` at **every** n, whatever the reward
 distribution in the range (tightest when the terms sit at the two ends of the range, as conversions at one price
-do, and conservative otherwise). With non-negative rewards and no informative row it is ``[0, W r_hi (1 - (alpha/2)^{1/n})]``, about
-``W r_hi ln(2/alpha) / n``: the "rule of three" scaled by the range. The lift over the logging policy is widened to contain
-``[kl_V.low - kl_R.high, kl_V.high - kl_R.low]``, the KL intervals of the target's IPS terms and of the logged
-rewards at ``alpha / 2`` each (a union bound: valid at every n too).
+do, and conservative otherwise).
 
-The floor needs only ``n``, the mean of ``w r``, the mean reward, the weight bound and the reward range: mergeable
+With non-negative rewards and no informative row it is ``[0, W r_hi (1 - (alpha/2)^{1/n})]``, about
+``W r_hi ln(2/alpha) / n``: the "rule of three" scaled by the range. The lift over the logging policy is widened to
+contain ``[kl_V.low - kl_R.high, kl_V.high - kl_R.low]``, the KL intervals of the target's value (in either form
+below) and of the logged rewards at ``alpha / 2`` each (a union bound: valid at every n too).
+
+*Which end.* When the metric's mass sits at the **top** of its range (no more weighted rows below ``r_hi`` than
+above ``r_lo``: a retention flag, any metric whose rare outcome is its low value), the terms ``w_i r_i`` do not sit
+at an end -- the weights vary -- and their KL interval is about as wide as IPS's own (on a retention flag with 3
+zeros in 2,000 rows and weights 0 or 3, about 9 times the floored interval below). The floor then uses the terms
+``v_i = r_hi - w_i (r_hi - r_i)``, in ``[r_hi - W (r_hi - r_lo), r_hi]``, whose mean is ``V`` because ``E[w] = 1``
+(exact propensities and no support deficit; with a deficit the form above is kept): ``v_i = r_hi`` on every row at
+the top, so the terms sit at the top end and the interval is as tight as the rare rows below it allow (the KL
+interval is equivariant under ``x -> r_hi - x``, so this is the form above mirrored). Each form's interval has level
+``1 - alpha``; the form is chosen from the data, by the side with fewer rows off it. The two counts add up to at
+least the weighted rows, so whenever the floor applies to 20 or more weighted rows the other side has more than
+10: the choice follows where the metric's mass sits, not noise. Revenue with zeros at the bottom keeps the form
+above; a range of one value counts as its top (the value is that value).
+
+The floor needs only ``n``, the means of ``w r`` and ``w``, the mean reward, the weight bound, the reward range and
+the informative counts (on the observed range from :class:`~offline_eval.diagnostics.RangeEnds`): mergeable
 scalars, so in-memory, streaming and Spark evaluations floor identically. It applies to the *value* of the target
 (IPS's unbiasedness: exact propensities and no support deficit); an estimator's own bias-aware widening still
 applies on top. The interval kind gets the suffix ``"+kl"``.
@@ -57,6 +79,7 @@ __all__ = [
     "SmallSampleFloor",
     "clip_to_range",
     "ips_kl_interval",
+    "ips_kl_side",
     "ips_term_range",
     "kl_difference_p_value",
     "kl_interval",
@@ -135,12 +158,50 @@ def kl_interval(mean: float, n: int, low: float, high: float, alpha: float = 0.0
     return _kl_end((mean, low, high), n, budget, upper=False), _kl_end((mean, low, high), n, budget, upper=True)
 
 
+def ips_kl_side(ips_mean: float, weight_bound: float, reward_range: tuple[float, float], at_top: bool = False,
+                weight_mean: float = 1.0) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of the terms whose :func:`kl_interval` is the small-sample interval of a target's value
+    (module docstring): the IPS terms ``w_i r_i`` in :func:`ips_term_range`, or, ``at_top``, the terms
+    ``r_hi - w_i (r_hi - r_i)`` in ``[r_hi - W (r_hi - r_lo), r_hi]``, whose mean is ``r_hi (1 - mean w) + mean w r``.
+
+    Parameters
+    ----------
+    ips_mean : float
+        Mean of ``w_i r_i``.
+    weight_bound : float
+        A-priori largest weight ``W``.
+    reward_range : (float, float)
+        Range ``(r_lo, r_hi)`` of one reward.
+    at_top : bool
+        Whether the metric's mass sits at the top of the range (:attr:`InformativeRows.at_top
+        <offline_eval.diagnostics.InformativeRows.at_top>`).
+    weight_mean : float
+        Mean weight (used ``at_top``).
+
+    Examples
+    --------
+    A retention flag: 2 zeros among 1000 rows, weights 0 or 2 (mean 1), both zeros weighted.
+
+    >>> ips_kl_side(0.996, 2.0, (0.0, 1.0), at_top=True, weight_mean=1.0)
+    (0.996, -1.0, 1.0)
+    >>> ips_kl_side(0.996, 2.0, (0.0, 1.0))
+    (0.996, 0.0, 2.0)
+    """
+    if not at_top:
+        return (ips_mean, *ips_term_range(weight_bound, reward_range))
+    r_lo, r_hi = reward_range
+    return r_hi * (1.0 - weight_mean) + ips_mean, r_hi - max(weight_bound, 0.0) * (r_hi - r_lo), r_hi
+
+
 def ips_kl_interval(
-    n: int, ips_mean: float, weight_bound: float, reward_range: tuple[float, float], alpha: float
+    n: int, ips_mean: float, weight_bound: float, reward_range: tuple[float, float], alpha: float,
+    at_top: bool = False, weight_mean: float = 1.0,
 ) -> tuple[float, float]:
     """:func:`kl_interval` of a target's value from the mean of its IPS terms ``w_i r_i`` over ``n`` rows, each
-    in ``[W min(r_lo, 0), W max(r_hi, 0)]`` (``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``)."""
-    return kl_interval(ips_mean, n, *ips_term_range(weight_bound, reward_range), alpha)
+    in ``[W min(r_lo, 0), W max(r_hi, 0)]`` (``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``); ``at_top``
+    from the terms of :func:`ips_kl_side` instead (``weight_mean``: the mean weight)."""
+    mean, low, high = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean)
+    return kl_interval(mean, n, low, high, alpha)
 
 
 def ips_term_range(weight_bound: float, reward_range: tuple[float, float]) -> tuple[float, float]:
@@ -346,6 +407,8 @@ def small_sample_floor(
     weight_bound: float,
     reward_range: tuple[float, float],
     alpha: float,
+    at_top: bool = False,
+    weight_mean: float = 1.0,
 ) -> SmallSampleFloor | None:
     """The KL floor of a target's value and lift intervals, or None when it has enough informative rows.
 
@@ -354,7 +417,7 @@ def small_sample_floor(
     n : int
         Logged rows.
     informative_rows : int
-        Rows with a positive weight and a non-zero reward (:attr:`Diagnostics.informative_rows`).
+        The target's informative rows (:func:`offline_eval.diagnostics.informative_rows` on ``reward_range``).
     ips_mean : float
         Mean of the IPS terms ``w_i r_i`` over the n rows.
     reward_mean : float
@@ -365,6 +428,11 @@ def small_sample_floor(
         Range of one reward (the estimator's ``reward_range``, else the observed range).
     alpha : float
         Two-sided error rate.
+    at_top : bool
+        The metric's mass sits at the top of the range: the value's side is :func:`ips_kl_side`'s top form
+        (module docstring, "Which end").
+    weight_mean : float
+        Mean importance weight (used ``at_top``).
 
     Examples
     --------
@@ -373,10 +441,17 @@ def small_sample_floor(
     (0.0, 0.3663)
     >>> small_sample_floor(300, 25, 0.4, 0.5, 3.0, (0.0, 9.99), 0.05) is None
     True
+
+    A retention flag with one weighted zero among 10^4 rows: bounded from the rows below the top.
+
+    >>> floor = small_sample_floor(10_000, 1, 0.9998, 0.9999, 3.0, (0.0, 1.0), 0.05, at_top=True)
+    >>> round(floor.value_low, 4), floor.value_high
+    (0.9983, 1.0)
     """
     if informative_rows >= INFORMATIVE_ROWS_MIN or n < 1:
         return None
-    value_low, value_high = ips_kl_interval(n, ips_mean, weight_bound, reward_range, alpha)
-    half_low, half_high = ips_kl_interval(n, ips_mean, weight_bound, reward_range, alpha / 2.0)
+    value = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean)
+    value_low, value_high = kl_interval(value[0], n, value[1], value[2], alpha)
+    half_low, half_high = kl_interval(value[0], n, value[1], value[2], alpha / 2.0)
     reward_low, reward_high = kl_interval(reward_mean, n, *ips_term_range(1.0, reward_range), alpha / 2.0)
     return SmallSampleFloor(value_low, value_high, half_low - reward_high, half_high - reward_low)

@@ -73,7 +73,14 @@ import pandas as pd
 from numba import njit
 
 from offline_eval.data import LoggedData, _all_finite, _distribution_flaw, _row_sum_min_max
-from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, Diagnostics, emit, informative_rows, weight_diagnostics
+from offline_eval.diagnostics import (
+    INFORMATIVE_ROWS_MIN,
+    Diagnostics,
+    InformativeRows,
+    emit,
+    informative_counts,
+    weight_diagnostics,
+)
 from offline_eval.intervals import (
     AUTO_EL_MAX_N,
     INTERVAL_METHODS,
@@ -83,7 +90,7 @@ from offline_eval.intervals import (
     compute_interval,
     normal_interval,
 )
-from offline_eval.small_sample import SmallSampleFloor, clip_to_range, ips_kl_interval, small_sample_floor
+from offline_eval.small_sample import SmallSampleFloor, clip_to_range, ips_kl_side, kl_interval, small_sample_floor
 
 __all__ = ["TARGET_ATOL", "Estimate", "Estimator", "ResolvedTarget", "resolve_target"]
 
@@ -273,7 +280,9 @@ class ResolvedTarget:
         Mean target mass on arms with logging probability 0 or ineligible (see "Support deficit" in
         :mod:`offline_eval.estimators.base`; None when unknown).
     n_informative : int
-        Rows with a positive weight and a non-zero reward (:func:`offline_eval.diagnostics.informative_rows`).
+        Informative rows on the observed reward range (:func:`offline_eval.diagnostics.informative_rows`: of the
+        rows with a positive weight, the fewer of those above the lowest and below the highest logged reward);
+        :meth:`informative` counts them on a stated range.
     """
 
     data: LoggedData
@@ -293,19 +302,39 @@ class ResolvedTarget:
         """False when the target has a support deficit above :data:`TARGET_ATOL`: no estimate is then consistent."""
         return self.support_deficit is None or self.support_deficit <= TARGET_ATOL
 
+    def informative(self, reward_range: tuple[float, float] | None = None) -> InformativeRows:
+        """:func:`offline_eval.diagnostics.informative_counts` of this target on ``reward_range`` (a stated range of
+        one reward; None: the observed range, whose count is :attr:`n_informative`), computed once per range."""
+        key = ("informative", reward_range)
+        hit = self.interval_cache.get(key)
+        if hit is None:
+            hit = self.interval_cache[key] = informative_counts(self.weights, self.data.reward, reward_range)
+        return cast(InformativeRows, hit)
+
     def small_sample_floor(self, alpha: float, reward_range: tuple[float, float] | None) -> SmallSampleFloor | None:
         """What every interval of this target must contain when it has too few informative rows
         (:mod:`offline_eval.small_sample`); None otherwise. ``reward_range``: the estimator's, else the observed."""
-        if self.n_informative >= INFORMATIVE_ROWS_MIN:
+        counts = self.informative(reward_range)
+        if counts.rows >= INFORMATIVE_ROWS_MIN:
             return None
-        return small_sample_floor(self.data.n, self.n_informative, float(self.weighted_reward.mean()),
+        return small_sample_floor(self.data.n, counts.rows, float(self.weighted_reward.mean()),
                                   float(self.data.reward.mean()), self._weight_bound(),
-                                  self._reward_range(reward_range), alpha)
+                                  self._reward_range(reward_range), alpha, *self._orientation(counts))
+
+    def value_kl_side(self, reward_range: tuple[float, float] | None) -> tuple[float, float, float]:
+        """:func:`offline_eval.small_sample.ips_kl_side` of this target: ``(mean, low, high)`` of the terms whose
+        KL interval bounds its value (the end its informative rows are counted from)."""
+        return ips_kl_side(float(self.weighted_reward.mean()), self._weight_bound(), self._reward_range(reward_range),
+                           *self._orientation(self.informative(reward_range)))
 
     def value_kl_interval(self, alpha: float, reward_range: tuple[float, float] | None) -> tuple[float, float]:
-        """:func:`offline_eval.small_sample.ips_kl_interval` of this target's value (valid at every n)."""
-        return ips_kl_interval(self.data.n, float(self.weighted_reward.mean()), self._weight_bound(),
-                               self._reward_range(reward_range), alpha)
+        """:func:`offline_eval.small_sample.kl_interval` of :meth:`value_kl_side` (valid at every n)."""
+        mean, low, high = self.value_kl_side(reward_range)
+        return kl_interval(mean, self.data.n, low, high, alpha)
+
+    def _orientation(self, counts: InformativeRows) -> tuple[bool, float]:
+        """``(at_top, weight_mean)`` for the small-sample floor: the top form needs ``E[w] = 1`` (no deficit)."""
+        return counts.at_top and self.supported, self.weight_sum / self.data.n
 
     def _weight_bound(self) -> float:
         """:func:`_weight_bound` of this target, computed once (an O(n K) pass; every estimator's floor needs it)."""
@@ -324,8 +353,10 @@ class ResolvedTarget:
             return q[np.arange(len(q)), self.actions]
         return np.einsum("ij,ij->i", cast(np.ndarray, self.probabilities), q)  # stochastic target: not None
 
-    def diagnostics(self, clipped_share: float = 0.0, warn_clipped: bool = True) -> Diagnostics:
-        """:func:`offline_eval.diagnostics.weight_diagnostics` of these weights."""
+    def diagnostics(self, clipped_share: float = 0.0, warn_clipped: bool = True,
+                    reward_range: tuple[float, float] | None = None) -> Diagnostics:
+        """:func:`offline_eval.diagnostics.weight_diagnostics` of these weights, with the informative rows on
+        ``reward_range`` (None: the observed range)."""
         return weight_diagnostics(
             self.data.n,
             self.weight_sum,
@@ -334,7 +365,7 @@ class ResolvedTarget:
             self.support_deficit,
             clipped_share,
             warn_clipped,
-            self.n_informative,
+            self.informative(reward_range).rows,
         )
 
 
@@ -631,8 +662,9 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         actions, probabilities = None, arr
     w.flags.writeable = False
     wr.flags.writeable = False
-    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit,
-                          informative_rows(w, data.reward))
+    observed = informative_counts(w, data.reward)
+    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit, observed.rows,
+                          {("informative", None): observed})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1009,7 +1041,7 @@ class Estimator(ABC):
             estimator=self.name,
             alpha=float(self.alpha),
             interval=kind,
-            diagnostics=resolved.diagnostics(out.clipped_share, out.warn_clipped),
+            diagnostics=resolved.diagnostics(out.clipped_share, out.warn_clipped, self.reward_range),
             consistent=out.consistent and resolved.supported,
             params=dict(out.params),
             bias=bias,

@@ -243,17 +243,19 @@ def test_wrong_propensities_are_no_go():
 
 
 def test_small_effective_sample_asks_for_more_data():
-    """A clear lift, but the logger offered B in 5% of 400 rows: about 20 effective rows, below ESS_MIN = 30."""
-    n, pb = 400, 0.05
+    """A clear lift, but the logger offered B in 5% of 500 rows: 29 effective rows, below ESS_MIN = 30. B converts
+    half the time, so its offers hold at least 10 informative rows on either end of [0, 1] (at 0.9 the few
+    non-conversions would be too few: the outcomes, not the ESS, would then drive the forecast)."""
+    n, pb = 500, 0.05
     P = np.tile([1 - pb, pb], (n, 1))
     df = make_logs(n, 0.0, 0.9, probabilities=P)
     rng = np.random.default_rng(5)
     a = (rng.random(n) < pb).astype(int)
     df["action"], df["propensity"] = a, P[np.arange(n), a]
-    df["converted"] = (rng.random(n) < np.where(a == 1, 0.9, 0.0)).astype(float)
+    df["converted"] = (rng.random(n) < np.where(a == 1, 0.5, 0.0)).astype(float)
     r = report(df, {"always B": "B"})
     row = r.table.query("policy == 'always B'").iloc[0]
-    assert row.status == "above min effect" and 4 < row.ess < 30
+    assert row.status == "above min effect" and 4 < row.ess < 30 and row.informative_rows >= 10
     assert r.decision == "NEED MORE DATA" and r.forecast.driver == "ess"
     assert r.forecast.more_rows == math.ceil(n * 30 / row.ess) - n
     assert "too few decisions effectively count yet" in r.reasons[0]
@@ -324,11 +326,11 @@ def test_a_lift_resting_on_a_handful_of_outcomes_is_not_go(monkeypatch):
         assert lift.interval.endswith(("+kl", "+kl)")) and lift.informative_rows == 5
         assert lift.diff_ci_low < 0.1 < old.diff_ci_low and lift.status == "inconclusive"
         assert got.decision == "NEED MORE DATA" and got.forecast.driver == "outcomes"
-        assert "only 5 of its offers have a non-zero outcome yet, and at least 10 are needed" in got.reasons[0]
+        assert "only 5 of its offers have an informative outcome yet, and at least 10 are needed" in got.reasons[0]
         # rows for 10 outcomes at the rate seen so far, or more for the lift's own interval to settle after them
         assert got.forecast.more_rows >= math.ceil(n * 10 / 5) - n
     assert "rests on the range seen in the log ([0.000, 100.000])" in " ".join(rep.reasons)
-    assert "judged on the small-sample bound (only 5 of its offers have a non-zero reward value" in " ".join(
+    assert "judged on the small-sample bound (only 5 of its offers have an informative reward value" in " ".join(
         stated.reasons)
 
 
@@ -360,8 +362,8 @@ def test_a_no_go_resting_on_too_few_outcomes_is_need_more_data(monkeypatch):
     assert rep.decision == "NEED MORE DATA" and rep.verdicts == {"plan 2": "NEED MORE DATA"}
     assert rep.forecast is not None and rep.forecast.driver == "outcomes"
     assert rep.forecast.more_rows >= math.ceil(n * 10 / 1) - n  # at least one outcome's rate
-    assert "only 0 of its offers have a non-zero outcome yet, and at least 10 are needed" in rep.reasons[0]
-    assert "only 0 of the logged decisions it would make have a non-zero outcome" in " ".join(rep.reasons)
+    assert "only 0 of its offers have an informative outcome yet, and at least 10 are needed" in rep.reasons[0]
+    assert "only 0 of the logged decisions it would make have an informative outcome" in " ".join(rep.reasons)
     assert lift.informative_rows == 0
 
 
@@ -439,10 +441,10 @@ def test_a_guardrail_with_too_few_outcomes_is_judged_on_the_small_sample_bound(
     assert rep.decision == "NEED MORE DATA" and rep.forecast.driver == "refunds"
     # rows for 10 refunds at the rate seen so far, or more when its interval also needs them to settle the margin
     assert rep.forecast.more_rows >= math.ceil(4_000 * 10 / refunds_on_b) - 4_000
-    assert f"only {refunds_on_b} of its offers have a non-zero refunds value yet, and at least 10 are needed" in (
+    assert f"only {refunds_on_b} of its offers have an informative refunds value yet, and at least 10 are needed" in (
         rep.reasons[0])
     text = " ".join(rep.reasons)
-    assert f"only {refunds_on_b} of its offers have a non-zero refunds value, and below 10 its interval rests on " \
+    assert f"only {refunds_on_b} of its offers have an informative refunds value (off the end of its range where most values sit), and below 10 its interval rests on " \
            "the range seen in the log" in text and "value_range=(low, high)" in text
     # the other guardrail is still judged, in a Holm family of two: its adjusted p-value doubles
     c2 = two.table.query("policy == 'always B' and metric == 'cancellations'").iloc[0]
@@ -454,7 +456,7 @@ def test_a_guardrail_with_too_few_outcomes_is_judged_on_the_small_sample_bound(
     assert s.status == stated_status and 0 < s.p_holm <= 1
     assert (s.status == "non-inferior") == (s.diff_ci_high < margin)
     assert stated.decision == ("GO" if stated_status == "non-inferior" else "NEED MORE DATA")
-    assert f"judged on the small-sample bound (only {refunds_on_b} of its offers have a non-zero refunds value" in (
+    assert f"judged on the small-sample bound (only {refunds_on_b} of its offers have an informative refunds value" in (
         " ".join(stated.reasons))
 
 
@@ -486,12 +488,12 @@ def test_a_rare_harm_passes_on_the_small_sample_bound_of_a_stated_range(tmp_path
     assert g.p_holm == pytest.approx(kl_difference_p_value((0.0, 0.0, 2.0), (0.0, 0.0, 1.0), n, 0.001, True),
                                      rel=1e-12)
     assert g.p_holm == pytest.approx(2 * 0.9995 ** n, rel=1e-6)  # both ends at KL budget -ln(1 - margin / 2)
-    assert "judged on the small-sample bound (only 0 of its offers have a non-zero refunds value" in " ".join(
+    assert "judged on the small-sample bound (only 0 of its offers have an informative refunds value" in " ".join(
         rep.reasons)
     b = blind.table.query("policy == 'always B' and metric == 'refunds'").iloc[0]
     assert b.status == "inconclusive" and b.diff_ci_low == -math.inf and b.diff_ci_high == math.inf
     assert blind.decision == "NEED MORE DATA" and blind.forecast.driver == "refunds"
-    assert "no evaluated decision has a non-zero refunds value, so without a stated range nothing bounds it" in (
+    assert "every evaluated decision has the same refunds value, so without a stated range nothing bounds it" in (
         " ".join(blind.reasons))
     # the page shows the informative rows and the kind of each interval, and says what +kl means
     html = re.sub(r"\s+", " ", rep.to_html(tmp_path / "r.html").read_text())

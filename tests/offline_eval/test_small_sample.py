@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from scipy import stats
 from test_accumulators import assert_tables_equal
 
-from offline_eval import IPS, LoggedData, compare, evaluate
+from offline_eval import DM, DR, IPS, Guardrail, LoggedData, compare, evaluate, rollout_report
+from offline_eval.diagnostics import InformativeRows, RangeEnds, informative_counts, informative_rows
 from offline_eval.evaluate import default_estimators
 from offline_eval.schema import encode_decisions
 from offline_eval.small_sample import (
     clip_to_range,
+    ips_kl_interval,
     kl_difference_p_value,
     kl_interval,
     kl_p_value,
@@ -29,6 +31,7 @@ from offline_eval.streaming import evaluate_parquet
 
 PRICES = np.array([5.0, 10.0, 20.0])
 TOP = (0.0, 20.0)
+UNIT = (0.0, 1.0)  # a retention flag's range
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -237,9 +240,28 @@ def _zero_conversion_log(tmp_path: Path) -> tuple[Path, dict]:
     return tmp_path, {"family": "family", "duo": "duo", "solo": "solo"}
 
 
+def _retention_parts(tmp_path: Path) -> tuple[Path, dict]:
+    """A retention flag (1 unless churned) over 900 rows in 3 parts, the first without a churner: 4 churners among
+    the family plan's offers, 2 among solo's (floored) and 15 among duo's (not floored)."""
+    rng = np.random.default_rng(8)
+    n = 900
+    P = np.full((n, 3), 1.0 / 3.0)
+    action = rng.integers(0, 3, n)
+    reward = np.ones(n)
+    for arm, k in ((2, 4), (0, 2), (1, 15)):
+        reward[rng.choice(np.flatnonzero((action == arm) & (np.arange(n) >= 300)), k, replace=False)] = 0.0
+    data = LoggedData(rng.normal(size=(n, 2)), action, reward, P[np.arange(n), action], probabilities=P)
+    path = tmp_path / "retention"
+    path.mkdir()
+    _write_parts(path, data, [300, 620])
+    return path, {"family": "family", "duo": "duo", "solo": "solo"}
+
+
 def test_streaming_floors_exactly_as_in_memory(tmp_path):
-    """The floor needs n, two means, the weight bound and the reward range: merged across part files and batches
-    (of which most have enough informative rows alone to skip the weight bound), it equals the in-memory one."""
+    """The floor needs n, the means of w r, w and r, the weight bound, the reward range and the informative counts:
+    merged across part files and batches (of which most have enough informative rows alone to skip the weight
+    bound), it equals the in-memory one. For a retention flag the counts are of the rows below the top, merged from
+    the range's ends (a first part without a churner has range [1, 1]) and, on a stated range, from its ends."""
     path, targets = _zero_conversion_log(tmp_path)
     ests = default_estimators() + [dataclasses.replace(e, reward_range=TOP, alpha=0.1) for e in default_estimators()[:2]]
     with warnings.catch_warnings():
@@ -253,20 +275,38 @@ def test_streaming_floors_exactly_as_in_memory(tmp_path):
     family = want[want.policy == "family"]
     assert (family.ci_high > 0).all() and (family.value == 0).all()
 
+    path, targets = _retention_parts(tmp_path)
+    ests = default_estimators() + [dataclasses.replace(e, reward_range=UNIT, alpha=0.1) for e in default_estimators()[:4]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(LoggedData.from_parquet(path), targets, ests)
+        for batch_rows in (64, 1000):
+            assert_tables_equal(evaluate_parquet(path, targets, ests, batch_rows=batch_rows), want)
+    kinds = want.groupby("policy").interval.apply(lambda k: all("+kl" in x for x in k))
+    assert kinds["family"] and kinds["solo"] and not want[want.policy == "duo"].interval.str.contains("+kl", regex=False).any()
+    assert want[want.policy == "family"].warnings.str.contains("only 4 row(s)", regex=False).all()
+
 
 @pytest.mark.slow
 def test_spark_floors_exactly_as_in_memory(spark, tmp_path):
     from offline_eval.spark import evaluate as spark_evaluate
 
+    arms = ["solo", "duo", "family"]
     path, targets = _zero_conversion_log(tmp_path)
     ests = default_estimators()[:2]
+    retention, retention_targets = _retention_parts(tmp_path)
+    unit_ests = [*ests, IPS(reward_range=UNIT, alpha=0.1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = evaluate(LoggedData.from_parquet(path), targets, ests)
-        got = spark_evaluate(spark.read.parquet(str(path)).repartition(3, "event_id"), targets, ests,
-                             arms=["solo", "duo", "family"])
+        got = spark_evaluate(spark.read.parquet(str(path)).repartition(3, "event_id"), targets, ests, arms=arms)
+        want_top = evaluate(LoggedData.from_parquet(retention), retention_targets, unit_ests)
+        got_top = spark_evaluate(spark.read.parquet(str(retention)).repartition(3, "event_id"), retention_targets,
+                                 unit_ests, arms=arms)
     assert_tables_equal(got, want)
     assert any("+kl" in kind for kind in got.interval)
+    assert_tables_equal(got_top, want_top)
+    assert got_top[got_top.policy == "family"].interval.str.contains("+kl", regex=False).all()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -417,3 +457,148 @@ def test_a_single_estimate_is_clipped_to_its_reward_range_as_the_table_is():
     assert free.ci_low < 0.0  # the normal interval of a rare rate
     assert clipped.ci_low == 0.0 and clipped.ci_high == pytest.approx(free.ci_high)  # (observed range = stated)
     assert (row.ci_low, row.ci_high) == (clipped.ci_low, clipped.ci_high)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a metric whose mass sits at the top of its range (a retention flag): informative rows are the rows below it
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_informative_rows_are_the_rows_off_the_end_where_the_mass_sits():
+    """Hand counts: revenue with zeros at the bottom gives the non-zero rewards (the count before the rule); a
+    mostly-1 flag gives its weighted zeros; a stated range counts the rows at its own ends; a constant has none."""
+    w = np.array([0.0, 3.0, 3.0, 3.0, 1.5, 0.0, 1.5])
+    revenue = np.array([20.0, 0.0, 5.0, 0.0, 10.0, 0.0, 0.0])
+    assert informative_rows(w, revenue) == 2 == np.count_nonzero((w > 0) & (revenue != 0))
+    assert informative_rows(w, revenue, TOP) == 2  # stated [0, 20]: no weighted row at 20 either
+    retention = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    assert informative_counts(w, retention, UNIT) == InformativeRows(above_low=4, below_high=1)
+    assert informative_rows(w, retention) == 1 and informative_counts(w, retention).at_top
+    # the observed range [0.5, 1] of a flag that never hit 0: rows at 0.5 are below the top, and the stated [0, 1]
+    # counts rows below its top alike
+    halves = np.where(retention == 0.0, 0.5, 1.0)
+    assert informative_rows(w, halves) == informative_rows(w, halves, UNIT) == 1
+    assert informative_rows(w, np.full(7, 4.0)) == 0 and informative_rows(w, np.full(7, 4.0), (0.0, 10.0)) == 5
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=1, max_size=40),
+       weights=st.lists(st.sampled_from([0.0, 1.0, 2.5]), min_size=40, max_size=40),
+       cuts=st.lists(st.integers(1, 39), max_size=4))
+def test_range_ends_merge_to_the_whole_logs_counts(values, weights, cuts):
+    """The observed range's ends and the weighted rows at each, merged over any split of the rows in any order,
+    equal those of the whole log (a batch whose extreme is not the merged one adds nothing to that end)."""
+    r = np.array(values)
+    w = np.array(weights[: len(r)])
+    bounds = sorted({0, len(r), *(c for c in cuts if c < len(r))})
+    parts = [RangeEnds.of(w[a:b], r[a:b]) for a, b in zip(bounds, bounds[1:])]
+    merged = parts[-1]
+    for part in reversed(parts[:-1]):
+        merged = part.merge(merged) if len(parts) % 2 else merged.merge(part)
+    assert merged == RangeEnds.of(w, r)
+    assert merged.informative() == informative_counts(w, r)
+
+
+def _retention_log(rng: np.random.Generator, n: int, churn: float):
+    """3 arms, uniform logging; a retention flag (1 unless the user churns, with probability churn * mult[x0, a]);
+    target A offers 2 to x0 = 1 and 1 to the others (half the logger's churn), C offers 0 / 2 (1.5 times it)."""
+    x0 = (rng.random(n) < 0.5).astype(int)
+    X = np.column_stack([x0, rng.normal(size=n)])
+    mult = np.array([[1.0, 0.5, 1.5], [1.5, 1.0, 0.5]])
+    P = np.full((n, 3), 1.0 / 3.0)
+    a = rng.integers(0, 3, n)
+    r = 1.0 - (rng.random(n) < churn * mult[x0, a])
+    targets = {"A": np.where(x0 == 1, 2, 1), "C": np.where(x0 == 1, 0, 2)}
+    truth = {"A": 1.0 - churn * 0.5 * (mult[0, 1] + mult[1, 2]), "C": 1.0 - churn * 0.5 * (mult[0, 2] + mult[1, 0]),
+             "logging": 1.0 - churn * mult.mean()}
+    return LoggedData(X, a, r, P[np.arange(n), a], probabilities=P), targets, truth
+
+
+def test_a_metric_at_the_top_of_its_range_is_floored_and_covers():
+    """A retention flag with about 3 zeros in 2,000 rows. Counting non-zero rewards found ~2,000 informative rows
+    and applied no floor: on these 150 seeded logs DR and the blend covered 0.41, DM 0.83, their lifts 0.87-0.89
+    and a paired DR difference 0.79. Counting the rows below the top, every interval is floored from the terms
+    r_hi - w (r_hi - r) and covers (1.00 each)."""
+    ests = [dataclasses.replace(e, reward_range=UNIT) for e in (DM(), DR())]
+    n, reps = 2000, 150
+    hits: dict[str, list[int]] = {}
+    for s in range(reps):
+        data, targets, truth = _retention_log(np.random.default_rng([41, s]), n, 3.0 / n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = evaluate(data, {"A": targets["A"]}, ests)
+            diff = compare(data, targets["A"], targets["C"], estimator=ests[1])
+        for row in table.itertuples():
+            h = hits.setdefault(row.estimator, [0, 0])
+            assert row.interval.endswith(("+kl", "+kl)"))
+            h[0] += row.ci_low <= truth["A"] <= row.ci_high
+            h[1] += row.lift_ci_low <= truth["A"] - truth["logging"] <= row.lift_ci_high
+        assert diff.interval.endswith("+kl")
+        hits.setdefault("compare", [0, 0])[0] += diff.ci_low <= truth["A"] - truth["C"] <= diff.ci_high
+        hits["compare"][1] += 1
+    assert set(hits) == {"DM", "DR", "DR-DM blend", "compare"}
+    for name, (value_hits, lift_hits) in hits.items():
+        assert value_hits / reps >= 0.95 and lift_hits / reps >= 0.95, (name, value_hits, lift_hits)
+    # tight all the same: the floor rests on the rows below the top, not on the weights' spread (the KL interval
+    # of the IPS terms w r in [0, 3], the form for revenue, is about 9 times as wide in this log)
+    blend = table[table.estimator == "DR-DM blend"].iloc[0]
+    w = 3.0 * (data.action == targets["A"])
+    low, high = ips_kl_interval(n, float(np.mean(w * data.reward)), 3.0, UNIT, 0.05)
+    assert 0.0 < blend.ci_high - blend.ci_low < 0.2 * (high - low)
+
+
+def test_rollout_report_does_not_pass_a_top_heavy_guardrail_at_its_margin():
+    """rollout_report on the same world: revenue as the primary metric, retention as a guardrail with its stated
+    range (0, 1) and the margin at C's true harm. Before, C was declared non-inferior in 5 of these 40 logs (at a
+    nominal 1.25%) and the difference intervals covered 0.875; now C is never passed, the floored intervals cover
+    A's and C's true changes, and the table counts the churners among the candidates' offers as their informative
+    rows."""
+    n, reps = 2000, 40
+    prices, conv = np.array([5.0, 10.0, 20.0]), np.array([[0.10, 0.08, 0.03], [0.05, 0.06, 0.05]])
+    passed = covered = 0
+    for s in range(reps):
+        rng = np.random.default_rng([43, s])
+        data, targets, truth = _retention_log(rng, n, 3.0 / n)
+        x0 = data.context[:, 0].astype(int)
+        revenue = prices[data.action] * (rng.random(n) < conv[x0, data.action])
+        logged = LoggedData(data.context, data.action, revenue, data.propensity, probabilities=data.probabilities)
+        margin = truth["logging"] - truth["C"]
+        rep = rollout_report(logged, targets, reward_range=(0.0, 20.0), guardrails={
+            "retention": Guardrail(data.reward, margin=margin, higher_is_better=True, value_range=UNIT)})
+        rows = rep.table[rep.table.metric == "retention"].set_index("policy")
+        for name in ("A", "C"):
+            row = rows.loc[name]
+            covered += row.diff_ci_low <= truth[name] - truth["logging"] <= row.diff_ci_high
+            churned = int(np.count_nonzero((data.action == targets[name]) & (data.reward == 0.0)))
+            assert row.informative_rows == churned and "+kl" in row.interval
+        passed += rows.loc["C", "status"] == "non-inferior"
+    assert passed == 0 and covered == 2 * reps
+
+
+def test_stated_and_observed_counts_differ_and_merge_alike():
+    """One plan priced 10 that converts on 3 of 4 of the target's offers: on the observed range [0, 10] the few
+    non-conversions are informative (floored), on a stated range up to 20 the conversions are (not floored). The
+    estimates' diagnostics, floors and tables agree between in memory and accumulators merged over batches, for an
+    estimator with either range in the same layout."""
+    from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
+
+    rng = np.random.default_rng(16)
+    n = 64
+    action = rng.integers(0, 2, n)
+    reward = 10.0 * ((action == 1) & (rng.random(n) < 0.75))
+    data = LoggedData(None, action, reward, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5))
+    on = action == 1
+    converted, missed = int(np.count_nonzero(on & (reward > 0))), int(np.count_nonzero(on & (reward == 0)))
+    assert missed < 10 <= converted
+    ests = [IPS(), IPS(reward_range=(0.0, 20.0), alpha=0.1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = evaluate(data, {"t": 1}, ests)
+        layout = Layout.of(ests)
+        parts = [PolicyAccumulator.of(layout, data.subset(np.arange(lo, hi)), 1, [], start=lo)
+                 for lo, hi in ((0, 20), (20, 41), (41, n))]
+        got = evaluation_table({"t": parts[2].merge(parts[0].merge(parts[1]))})
+        observed, stated = (e.estimate(data, 1).diagnostics.informative_rows for e in ests)
+    assert (observed, stated) == (missed, converted)
+    assert want.interval.str.contains("+kl", regex=False).tolist() == [True, False]
+    assert_tables_equal(got, want)
