@@ -254,6 +254,8 @@ _KEY_HEAD = struct.Struct("<d?q")
 _DIGEST = struct.Struct("<QQ")
 _PERSON = b"upsell-delivery"
 _EMPTY = -1
+#: Receipt time of a ring entry whose key was released (no time of a claim: those are int64 microseconds of a clock).
+_RELEASED = -(2**63)
 #: Slots past the last home slot, beyond the longest run found at a rebuild (linear probing never wraps around).
 _SPILL = 64
 _MIN_SLOTS = 64
@@ -403,10 +405,13 @@ class DeliveryKeys:
 
     # -- updating -------------------------------------------------------------------------------------------------
 
-    def _free_slot(self, low: int) -> int:
-        """The empty slot a new key with this low half goes to (rebuilding first when the table or ring is full)."""
+    def _free_slot(self, low: int, probed: int = -1) -> int:
+        """The empty slot a new key with this low half goes to (rebuilding first when the table or ring is full);
+        ``probed``: that slot as a lookup just found it (-1: unknown, or past the end)."""
         if 2 * (self._n + 1) > self._table or self._tail - self._head >= self._ring:
             self._rebuild(1)
+        elif probed >= 0:
+            return probed
         while True:
             slots = self._vslots
             i, end = low % self._table, len(slots)
@@ -416,8 +421,8 @@ class DeliveryKeys:
                 return i
             self._rebuild(1)  # a run reached the spill's end: a new layout (the spill grows with the longest run)
 
-    def _append(self, high: int, low: int, at: int) -> None:
-        i = self._free_slot(low)
+    def _append(self, high: int, low: int, at: int, probed: int = -1) -> None:
+        i = self._free_slot(low, probed)
         seq = self._tail
         j = seq % self._ring
         self._vhi[j], self._vlo[j], self._vat[j] = high, low, at
@@ -445,18 +450,26 @@ class DeliveryKeys:
         """Add ``key`` received at ``now_us`` and expire old keys (see the class docstring); ``False`` (and nothing
         changes) when the key is held already: a duplicate delivery."""
         high, low = key
-        if self._find(high, low) >= 0:
-            return False
-        self._append(high, low, now_us)
+        slots, vhi, vlo, ring = self._vslots, self._vhi, self._vlo, self._ring
+        i, end = low % self._table, len(slots)
+        while i < end:  # (the lookup of _find, ending at the empty slot a new key takes)
+            seq = slots[i]
+            if seq == _EMPTY:
+                break
+            j = seq % ring
+            if vlo[j] == low and vhi[j] == high:
+                return False
+            i += 1
+        self._append(high, low, now_us, i if i < end else -1)
         vhi, vlo, vat, slots, ring = self._vhi, self._vlo, self._vat, self._vslots, self._ring
         while self._head < self._tail:
             seq = self._head
             j = seq % ring
-            i = self._find(vhi[j], vlo[j])
-            if i >= 0 and slots[i] == seq:  # (else released, or released and claimed again later: not this entry)
-                if now_us - vat[j] <= self._span:
+            at = vat[j]
+            if at != _RELEASED:  # (a released key is no longer held: skipped, as the dict had dropped it)
+                if now_us - at <= self._span:
                     break
-                self._delete(i)
+                self._delete(self._find(vhi[j], vlo[j]))
             self._head = seq + 1
         if self._table > _MIN_SLOTS and 16 * self._n < self._table:
             self._rebuild(0)
@@ -466,6 +479,7 @@ class DeliveryKeys:
         """Forget ``key`` if held."""
         i = self._find(*key)
         if i >= 0:
+            self._vat[self._vslots[i] % self._ring] = _RELEASED
             self._delete(i)
 
     def set(self, key: DeliveryKey, at_us: int) -> None:
