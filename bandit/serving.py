@@ -56,6 +56,15 @@ twice, and the recovered policy equals one rebuilt from the initial policy file,
 ``delivery_delay`` of its timestamp (a later one finds its decision settled and is reported as late, where a
 rebuild with hindsight would count it).
 
+A restart reads only what it can need: the decision-log parts with decisions after the checkpoint's watermark (from
+the parts' footers; everything at or before it is settled), and of the outcome parts, batch by batch, the row groups
+whose footer statistics show rewards received within the dedupe span (their keys: a retried delivery stays a
+duplicate across a restart) or stamped after the watermark (only those can count for a pending decision).
+
+Reward dedupe: a delivery is ``(event_id, reward, timestamp or None)``; the same delivery again within the attribution
+window + ``delivery_delay`` + 1 day of its receipt is a ``"duplicate"``. The keys are 128-bit hashes in flat arrays
+(:class:`bandit._ledger.DeliveryKeys`, about 50 bytes a reward held).
+
 Journal records are JSON objects; float arrays (context, probabilities) are stored as the hex of their
 little-endian float64 bytes -- exact, and several times cheaper to write than decimal text. Nothing is pickled.
 """
@@ -1986,9 +1995,9 @@ class _OutcomeParts:
             span: list[int] = []
             for name in (TIMESTAMP, "received_at"):
                 stats = rg.column(columns[self.schema.get_field_index(name)]).statistics
-                if not exact or stats is None or not stats.has_min_max:
+                if not exact or stats is None or not stats.has_min_max or stats.physical_type != "INT64":
                     break
-                span += [utc_us(stats.min, name), utc_us(stats.max, name)]
+                span += [int(stats.min_raw), int(stats.max_raw)]  # (microseconds: the column is timestamp[us])
             groups.append((span[0], span[1], span[2], span[3]) if len(span) == 4 else None)
         return _OutcomePart(path, tuple(groups))
 
