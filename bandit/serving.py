@@ -1741,7 +1741,7 @@ class DecisionService:
         ids = logged["event_id"].tolist()
         if len(ids) >= self._id_window:
             return ids
-        have = set(ids)
+        have = pa.array(ids, pa.string())
         root = self.log_dir / "decisions"
         parts = [p for sub in sorted(root.glob("arms-*")) for p in sub.glob("part-*.parquet")] if root.exists() else []
         older: list[pd.DataFrame] = []
@@ -1750,10 +1750,11 @@ class DecisionService:
             if len(ids) + n_older >= self._id_window:
                 break
             try:
-                frame = pq.read_table(part, columns=["event_id", "timestamp"]).to_pandas()
+                table = pq.read_table(part, columns=["event_id", "timestamp"])
+                # (Arrow's hashed lookup: pandas' isin on Arrow strings with a set took ~0.1 s per 10^4 rows)
+                frame = table.filter(pc.invert(pc.is_in(table["event_id"], value_set=have))).to_pandas()
             except (OSError, ValueError, KeyError, pa.ArrowException):
                 continue  # unreadable: the log reader reports it
-            frame = frame[~frame["event_id"].isin(have)]
             older.append(frame)
             n_older += len(frame)
         if not older:
