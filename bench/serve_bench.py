@@ -17,6 +17,14 @@ load average. Results go to ``bench/results/serve.json``.
 Run ``python bench/serve_bench.py`` (60 s per level and mode: about 10 minutes) or ``--seconds 5`` for a quick look;
 ``--modes fsync`` / ``--levels 16`` restrict the matrix. Targets on a 2-core machine: >= 3,000 rank requests/s on
 one worker process, p99 <= 10 ms at concurrency 16, zero errors.
+
+``--restart`` measures a restart instead (``bench/results/serve_restart.json``): a log directory of ``--decisions``
+(10^6) logged decisions at 32 features over the 10 days before now, in parts of 10^4, a share of them rewarded
+(``--rewarded``, 0.3; stamped 0-30 min after the decision, received 1 s later, one outcome part per decision part,
+written by the service's own writer), and a checkpoint whose ledger settled all but the last 3 hours (1 h window).
+Each start runs in a fresh process (wall time of ``DecisionService.start`` and the process's peak RSS), as the service
+does it (the footers decide which decision parts and outcome row groups are read) and reading everything (footers
+ignored), alternately, after one warm-up start (numba's cache).
 """
 
 from __future__ import annotations
@@ -221,6 +229,119 @@ def run_level(port: int, concurrency: int, seconds: float, workdir: Path) -> dic
     }
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# restart
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def make_restart_logs(root: Path, n: int, rewarded: float) -> int:
+    """The log directory and policy file of a restart (see the module docstring); returns the number of outcomes."""
+    import types
+
+    import pandas as pd
+
+    import bandit
+    from bandit.decision_log import DecisionLog
+    from bandit.serving import DecisionService
+
+    d, per = 32, 10_000
+    policy = bandit.LinUCB(["solo", "duo", "family"], n_features=d, seed=0)
+    now = pd.Timestamp.now(tz="UTC")
+    start_us = (now - pd.Timedelta(days=10)).value // 1000
+    step_us = 10 * 86_400_000_000 // n
+    rng = np.random.default_rng(0)
+    (root / "logs" / "outcomes").mkdir(parents=True)
+    writer = types.SimpleNamespace(log_dir=root / "logs")  # (DecisionService._store_outcomes needs only log_dir)
+    n_outcomes = 0
+    with DecisionLog(root / "logs" / "decisions" / "arms-3", arms=policy.arm_names, policy_name="LinUCB") as log:
+        for first in range(0, n, per):
+            rows = min(per, n - first)
+            X = rng.normal(size=(rows, d))
+            ids = [f"{first + i:09d}-{rng.integers(1 << 62):016x}" for i in range(rows)]
+            us = start_us + np.arange(first, first + rows, dtype=np.int64) * step_us
+            log.append_batch(policy.choose_batch(X, event_ids=ids), X, timestamps=us.astype("datetime64[us]"))
+            log.flush()
+            hit = np.flatnonzero(rng.random(rows) < rewarded)
+            stamps = us[hit] + rng.integers(0, 30 * 60_000_000, size=len(hit))
+            DecisionService._store_outcomes(writer, [(ids[i], int(t), float(1 + i % 3), int(t) + 1_000_000, bool(i % 2))
+                                                     for i, t in zip(hit.tolist(), stamps.tolist(), strict=True)])
+            n_outcomes += len(hit)
+    policy._applied_event_ids.advance((now - pd.Timedelta(hours=3)).value // 1000)
+    policy.save(root / "policy.zip")
+    return n_outcomes
+
+
+def restart_child(root: Path, how: str) -> None:
+    """One start of a service on a copy of ``root``'s policy file and its logs, in this (fresh) process; prints JSON."""
+    import dataclasses
+    import resource
+
+    import bandit.serving
+
+    if how == "full":  # footers that tell nothing: every decision part and every outcome row is read
+        bandit.serving._decided_by = lambda part, after_us: False  # type: ignore[assignment]
+        index = bandit.serving._OutcomeParts._index
+        bandit.serving._OutcomeParts._index = lambda self, path: dataclasses.replace(  # type: ignore[method-assign]
+            index(self, path), groups=(None,) * len(index(self, path).groups))
+    work = Path(tempfile.mkdtemp(prefix="restart-", dir=root))
+    shutil.copy(root / "policy.zip", work / "policy.zip")  # (a start checkpoints over its policy file)
+    (work / "logs").symlink_to(root / "logs")
+    t0 = time.perf_counter()
+    svc = bandit.serving.DecisionService(work / "policy.zip", work / "logs", attribution_window="1h",
+                                         durability="write", delivery_delay=0)
+    svc.start(thread=False)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"how": how, "seconds": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                      / 1e6, "delivery_keys": len(svc._outcome_keys), "pending": svc.trainer.n_pending}), flush=True)
+    os._exit(0)  # (no close: its journal compaction and checkpoint are not part of a start)
+
+
+def run_restart(n: int, rewarded: float, repeats: int, out: Path) -> dict:
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip() if shutil.which("uptime") else ""
+    print(f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}; {uptime}")
+    root = Path(tempfile.mkdtemp(prefix="serve-restart-"))
+    runs: list[dict] = []
+    try:
+        n_outcomes = make_restart_logs(root, n, rewarded)
+        print(f"{n:,} decisions, {n_outcomes:,} outcomes in {len(list((root / 'logs' / 'outcomes').iterdir()))} parts")
+
+        def start(how: str) -> dict:
+            done = subprocess.run([sys.executable, __file__, "--restart-child", str(root), how], capture_output=True,
+                                  text=True, check=True)
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        start("footers")  # warm-up: numba's on-disk cache
+        for r in range(repeats):
+            for how in (("footers", "full") if r % 2 == 0 else ("full", "footers")):
+                runs.append(start(how))
+                row = runs[-1]
+                print(f"{row['how']:>8}: start {row['seconds']:.2f} s, peak RSS {row['peak_rss_gb']:.2f} GB, "
+                      f"{row['delivery_keys']:,} delivery keys, {row['pending']:,} pending", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    median = {how: {key: float(np.median([r[key] for r in runs if r["how"] == how])) for key in ("seconds",
+                                                                                                 "peak_rss_gb")}
+              for how in ("footers", "full")}
+    uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip() if uptime else ""
+    result = {
+        "bench": "serve_restart",
+        "description": f"DecisionService.start on {n} logged decisions at 32 features over 10 days, {n_outcomes} "
+        "outcomes (one part per 10^4 decisions), the checkpoint's watermark 3 h before now, 1 h window; 'footers': "
+        "as the service starts, 'full': footers ignored (every part and row read); fresh process per start",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "uptime_before": uptime, "uptime_after": uptime_after},
+        "runs": runs, "median": median,
+        "ratio_full_to_footers": {key: median["full"][key] / median["footers"][key] for key in ("seconds",
+                                                                                                "peak_rss_gb")},
+    }
+    print(f"median: footers {median['footers']['seconds']:.2f} s / {median['footers']['peak_rss_gb']:.2f} GB, full "
+          f"{median['full']['seconds']:.2f} s / {median['full']['peak_rss_gb']:.2f} GB; uptime after: {uptime_after}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"results: {out}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per level (default 60)")
@@ -229,8 +350,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--server-args", default="", metavar="ARGS",
                         help="extra flags for the server, e.g. '--train-every 1h --compact-every 1h' to see what the "
                         "trainer and compaction cost (default none: the protocol)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default bench/results/serve.json)")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/serve.json, "
+                        "with --restart serve_restart.json)")
+    parser.add_argument("--restart", action="store_true", help="measure a restart instead (see the module docstring)")
+    parser.add_argument("--decisions", type=int, default=1_000_000, help="--restart: logged decisions (default 10^6)")
+    parser.add_argument("--rewarded", type=float, default=0.3, help="--restart: share rewarded (default 0.3)")
+    parser.add_argument("--repeats", type=int, default=3, help="--restart: starts of each kind (default 3)")
+    parser.add_argument("--restart-child", nargs=2, metavar=("DIR", "HOW"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.restart_child:
+        restart_child(Path(args.restart_child[0]), args.restart_child[1])
+    if args.restart:
+        return run_restart(args.decisions, args.rewarded, args.repeats, args.out or RESULTS.with_name(
+            "serve_restart.json"))
+    args.out = args.out or RESULTS
     levels = [int(v) for v in args.levels.split(",")]
     modes = args.modes.split(",")
     import bandit
