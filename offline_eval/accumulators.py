@@ -326,7 +326,7 @@ class PolicyAccumulator:
         scalars[_WMINPOS] = _min_positive(w)
         scalars[_KNOWN] = resolved.support_deficit is not None
         scalars[_OUTSIDE] = (resolved.support_deficit or 0.0) * n
-        scalars[_ENDS] = RangeEnds.of(w, r)
+        scalars[_ENDS] = resolved.range_ends()
         stated = np.array([informative_counts(w, r, rr) for rr in layout.ranges], dtype=np.float64).reshape(-1, 2)
         keep = n <= RETAINED_MAX_ROWS and layout_needs_rows(layout)
         # the bound serves EL-IPS on kept rows and the small-sample floor, which a merge can need only if this

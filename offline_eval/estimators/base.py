@@ -77,6 +77,7 @@ from offline_eval.diagnostics import (
     INFORMATIVE_ROWS_MIN,
     Diagnostics,
     InformativeRows,
+    RangeEnds,
     emit,
     informative_counts,
     weight_diagnostics,
@@ -308,8 +309,17 @@ class ResolvedTarget:
         key = ("informative", reward_range)
         hit = self.interval_cache.get(key)
         if hit is None:
-            hit = self.interval_cache[key] = informative_counts(self.weights, self.data.reward, reward_range)
+            hit = self.interval_cache[key] = (self.range_ends().informative() if reward_range is None else
+                                              informative_counts(self.weights, self.data.reward, reward_range))
         return cast(InformativeRows, hit)
+
+    def range_ends(self) -> RangeEnds:
+        """:class:`offline_eval.diagnostics.RangeEnds` of these weights and the logged rewards (computed once): the
+        mergeable statistics of the informative rows on the observed range."""
+        hit = self.interval_cache.get("range_ends")
+        if hit is None:
+            hit = self.interval_cache["range_ends"] = RangeEnds.of(self.weights, self.data.reward)
+        return cast(RangeEnds, hit)
 
     def small_sample_floor(self, alpha: float, reward_range: tuple[float, float] | None) -> SmallSampleFloor | None:
         """What every interval of this target must contain when it has too few informative rows
@@ -662,9 +672,9 @@ def resolve_target(data: LoggedData, target: Any, name: str = "target") -> Resol
         actions, probabilities = None, arr
     w.flags.writeable = False
     wr.flags.writeable = False
-    observed = informative_counts(w, data.reward)
-    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit, observed.rows,
-                          {("informative", None): observed})
+    ends = RangeEnds.of(w, data.reward)
+    return ResolvedTarget(data, probabilities, actions, w, wr, stats[0], stats[1], stats[2], deficit,
+                          ends.informative().rows, {"range_ends": ends})
 
 
 # ----------------------------------------------------------------------------------------------------------------
