@@ -1683,7 +1683,8 @@ class DecisionService:
             schema=outcome_schema(_OUTCOME_FIELDS),
         )
         directory = self.log_dir / "outcomes"
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        name = _outcome_part_name(table.column(TIMESTAMP).cast(pa.int64()).to_numpy(),
+                                  table.column("received_at").cast(pa.int64()).to_numpy())
         tmp = directory / f".{name}.tmp"
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
@@ -1882,7 +1883,12 @@ class DecisionService:
         to_trainer: list[tuple[int, str, int, float]] = []  # (row number among the rows used, event_id, ts, reward)
         n_used = 0
         for part in parts:
-            groups = [g for g, span in enumerate(part.groups) if after_us is None or span is None
+            if after_us is not None and part.span is not None and part.span[1] <= after_us and part.span[3] < cutoff:
+                continue  # (its name tells: not opened)
+            spans = parts.groups(part)
+            if spans is None:
+                continue
+            groups = [g for g, span in enumerate(spans) if after_us is None or span is None
                       or span[1] > after_us or span[3] >= cutoff]
             if not groups:
                 continue
@@ -1946,42 +1952,54 @@ def _float64(column: pa.Array) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
+#: (min, max) of the timestamps and (min, max) of the receipt times of an outcome part's rows, in us.
+_Span = tuple[int, int, int, int]
+#: An outcome part's file name: its write time (ns; arrival order), a random tag and, since 2026-12-05, the span of
+#: its rows (so that a restart can pass over it without opening it; older names have none and their footers tell).
+_OUTCOME_PART = re.compile(r"part-\d{20}-[0-9a-f]{8}(?:-(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19}))?\.parquet")
+
+
+def _outcome_part_name(ts: np.ndarray, at: np.ndarray) -> str:
+    """A new outcome part's file name, with the span of its rows' timestamps ``ts`` and receipt times ``at`` (us)."""
+    return (f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{int(ts.min())}_{int(ts.max())}_{int(at.min())}_"
+            f"{int(at.max())}.parquet")
+
+
+def _name_span(name: str) -> _Span | None:
+    """The span an outcome part's file name states, or None (a name written before spans were, or another)."""
+    m = _OUTCOME_PART.fullmatch(name)
+    if m is None or m[1] is None:
+        return None
+    ts_min, ts_max, at_min, at_max = (int(v) for v in m.groups())
+    return (ts_min, ts_max, at_min, at_max) if ts_min <= ts_max and at_min <= at_max else None
+
+
 @dataclass(frozen=True, slots=True)
 class _OutcomePart:
-    """An outcome part file and, per row group, ``(min, max)`` of its timestamps and of its receipt times (us)
-    from the footer's statistics, or None where the footer cannot tell."""
+    """An outcome part file and the span of its rows its name states (None: the name does not)."""
 
     path: Path
-    groups: tuple[tuple[int, int, int, int] | None, ...]
+    span: _Span | None
 
 
 class _OutcomeParts:
-    """The readable outcome parts of a directory, oldest first (arrival order), with their footers' time spans.
+    """The outcome parts of a directory, oldest first (arrival order); each part's time spans from its name (whole
+    part) and, read on first use, its footer (per row group: :meth:`groups`).
 
     A part whose footer cannot be read, or that lacks a column of the outcome table, is skipped with a
     :class:`~offline_eval.schema.DecisionLogWarning` naming it (once per recovery), as :meth:`DecisionService.
     read_outcomes` skips it; so is a part found unreadable while its rows are read (:meth:`unreadable`). ``known``:
-    the parts of an earlier listing, whose footers are not read again.
+    an earlier listing, whose footers are not read again.
     """
 
     def __init__(self, directory: Path, known: _OutcomeParts | None = None) -> None:
         self.schema = outcome_schema(_OUTCOME_FIELDS)
         self._failed: set[Path] = set() if known is None else known._failed
-        earlier = {} if known is None else {part.path: part for part in known._parts}
-        self._parts: list[_OutcomePart] = []
-        for path in sorted(directory.glob("part-*.parquet")):
-            if path in self._failed:
-                continue
-            part = earlier.get(path)
-            if part is None:
-                try:
-                    part = self._index(path)
-                except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
-                    self.unreadable(path, exc)
-                    continue
-            self._parts.append(part)
+        self._groups: dict[Path, tuple[_Span | None, ...]] = {} if known is None else known._groups
+        self._parts = [_OutcomePart(path, _name_span(path.name)) for path in sorted(directory.glob("part-*.parquet"))]
 
-    def _index(self, path: Path) -> _OutcomePart:
+    def _index(self, path: Path) -> tuple[_Span | None, ...]:
+        """Per row group of the part, its span from the footer's statistics, or None where they cannot tell."""
         meta = pq.ParquetFile(path).metadata
         arrow = meta.schema.to_arrow_schema()
         columns = [arrow.get_field_index(name) for name in self.schema.names]
@@ -1990,7 +2008,7 @@ class _OutcomeParts:
             raise KeyError(f"no column {missing}")
         # the footer tells only about columns stored with the table's own types (a cast could move the values)
         exact = all(arrow.field(c).type == f.type for c, f in zip(columns, self.schema, strict=True))
-        groups: list[tuple[int, int, int, int] | None] = []
+        groups: list[_Span | None] = []
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
             span: list[int] = []
@@ -2000,7 +2018,20 @@ class _OutcomeParts:
                     break
                 span += [int(stats.min_raw), int(stats.max_raw)]  # (microseconds: the column is timestamp[us])
             groups.append((span[0], span[1], span[2], span[3]) if len(span) == 4 else None)
-        return _OutcomePart(path, tuple(groups))
+        return tuple(groups)
+
+    def groups(self, part: _OutcomePart) -> tuple[_Span | None, ...] | None:
+        """The part's row-group spans (its footer, read once); None for a part that cannot be read (reported)."""
+        if part.path in self._failed:
+            return None
+        groups = self._groups.get(part.path)
+        if groups is None:
+            try:
+                groups = self._groups[part.path] = self._index(part.path)
+            except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+                self.unreadable(part.path, exc)
+                return None
+        return groups
 
     def __iter__(self) -> Iterator[_OutcomePart]:
         return (part for part in self._parts if part.path not in self._failed)
@@ -2027,7 +2058,10 @@ class _OutcomeParts:
         value_set = pa.array(received, pa.int64())
         found: set[tuple[str, int, float, int]] = set()
         for part in self:
-            if not any(span is None or (span[2] <= high and span[3] >= low) for span in part.groups):
+            if part.span is not None and not (part.span[2] <= high and part.span[3] >= low):
+                continue
+            groups = self.groups(part)
+            if groups is None or not any(span is None or (span[2] <= high and span[3] >= low) for span in groups):
                 continue
             in_part: set[tuple[str, int, float, int]] = set()
             try:

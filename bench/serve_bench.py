@@ -273,16 +273,15 @@ def make_restart_logs(root: Path, n: int, rewarded: float) -> int:
 
 def restart_child(root: Path, how: str) -> None:
     """One start of a service on a copy of ``root``'s policy file and its logs, in this (fresh) process; prints JSON."""
-    import dataclasses
     import resource
 
     import bandit.serving
 
-    if how == "full":  # footers that tell nothing: every decision part and every outcome row is read
+    if how == "full":  # part names and footers that tell nothing: every decision part and outcome row is read
         bandit.serving._decided_by = lambda part, after_us: False  # type: ignore[assignment]
+        bandit.serving._name_span = lambda name: None  # type: ignore[assignment]
         index = bandit.serving._OutcomeParts._index
-        bandit.serving._OutcomeParts._index = lambda self, path: dataclasses.replace(  # type: ignore[method-assign]
-            index(self, path), groups=(None,) * len(index(self, path).groups))
+        bandit.serving._OutcomeParts._index = lambda self, path: (None,) * len(index(self, path))  # type: ignore[method-assign]
     work = Path(tempfile.mkdtemp(prefix="restart-", dir=root))
     shutil.copy(root / "policy.zip", work / "policy.zip")  # (a start checkpoints over its policy file)
     (work / "logs").symlink_to(root / "logs")

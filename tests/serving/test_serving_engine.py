@@ -4,7 +4,6 @@ after a crash without double counting, idempotent and concurrent rewards, report
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import threading
@@ -994,6 +993,17 @@ def test_a_restart_reads_only_the_decisions_and_outcomes_after_the_watermark(tmp
     read: list[int] = []
     reader = bandit.serving.read_decision_log
     monkeypatch.setattr(bandit.serving, "read_decision_log", lambda parts: read.append(len(parts)) or reader(parts))
+    # parts written before their names told their span: the footer tells (parts 0 and 5 here, in both copies)
+    outcome_dir = tmp_path / "logs" / "outcomes"
+    for k in (0, 5):
+        old_name = sorted(outcome_dir.iterdir())[k]
+        for root in (tmp_path, full):
+            (root / "logs" / "outcomes" / old_name.name).rename(
+                root / "logs" / "outcomes" / (old_name.name.rsplit("-", 1)[0] + ".parquet"))
+    footers: list[str] = []
+    monkeypatch.setattr(bandit.serving._OutcomeParts, "_index",
+                        lambda self, path, index=bandit.serving._OutcomeParts._index: footers.append(path.name) or
+                        index(self, path))
     read_outcomes: list[str] = []
     batches = bandit.serving._OutcomeParts.batches
     monkeypatch.setattr(bandit.serving._OutcomeParts, "batches",
@@ -1004,12 +1014,13 @@ def test_a_restart_reads_only_the_decisions_and_outcomes_after_the_watermark(tmp
     assert read and max(read) <= 3  # the decision parts after the watermark (3 of 5), not the whole history
     # outcome parts 0 and 1 (stamped by T0 + 64 min, received by T0 + 65 min) are not read; 2-4 hold outcomes
     # stamped after the watermark, 5 deliveries received within the dedupe span
-    outcome_parts = sorted(p.name for p in (tmp_path / "logs" / "outcomes").iterdir())
+    outcome_parts = sorted(p.name for p in outcome_dir.iterdir())
     assert sorted(set(read_outcomes)) == outcome_parts[2:] and len(outcome_parts) == 6
+    assert sorted(footers) == [outcome_parts[0], *outcome_parts[2:]]  # part 1 is not even opened: its name tells
     monkeypatch.setattr(bandit.serving, "_decided_by", lambda part, after_us: False)
-    index = bandit.serving._OutcomeParts._index
-    monkeypatch.setattr(bandit.serving._OutcomeParts, "_index", lambda self, path: dataclasses.replace(
-        index(self, path), groups=(None,)))  # footers that tell nothing: every row is read
+    index = bandit.serving._OutcomeParts._index  # names and footers that tell nothing: every row is read
+    monkeypatch.setattr(bandit.serving._OutcomeParts, "_index", lambda self, path: (None,) * len(index(self, path)))
+    monkeypatch.setattr(bandit.serving, "_name_span", lambda name: None)
     read.clear()
     read_outcomes.clear()
     everything = service(full, id_window=120).start(thread=False)
