@@ -231,6 +231,54 @@ def test_repeated_event_ids_are_dropped_as_in_memory(tmp_path, monkeypatch):
         assert messages(got_warnings) == messages(want_warnings)
 
 
+def test_batches_prepared_by_the_worker_threads_are_those_of_the_reading_thread(tmp_path, monkeypatch):
+    """_Log.map_batches (the evaluation pass: the reading thread only decodes, the worker threads prepare the batches)
+    maps the tables _Log.batches yields (prepared by the reading thread), in log order, each at the position of its
+    first row in the log, with the same rows dropped for a missing reward, the same repeated ids found (hashed by
+    several threads in any order, spilled to bucket files) and, in a quarantining pass, the same rows quarantined."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_log(tmp_path, n=3000, parts=3)
+    add_duplicates(tmp_path)
+    part = sorted(tmp_path.glob("part-*.parquet"))[2]
+    table = pq.read_table(part)
+    propensity = table.column("propensity").to_numpy().copy()
+    propensity[[7, 300]] = 2.0  # two rows break the contract
+    pq.write_table(table.set_column(table.schema.get_field_index("propensity"), "propensity", pa.array(propensity)),
+                   part)
+    monkeypatch.setattr(duplicate_ids, "BUCKET_ROWS", 700)  # 3006 rows: the hashes spill to 8 bucket files
+    columns = ["action", "reward", "propensity", "probabilities", "eligible", "context"]
+
+    def run(log, mapped):
+        out = []
+        try:
+            if mapped:
+                for item in log.map_batches(lambda t, start: (start, t.to_pydict()), columns, 250):
+                    out.append(item)
+            else:
+                start = 0
+                for t, dropped in log.batches(columns, 250):
+                    out.append(((start, t.to_pydict()) if t.num_rows else None, t.num_rows, dropped))
+                    start += 250  # each part's 1000 rows are cut into batches of 250 (the duplicates part: 6)
+        except streaming._Restart:
+            out.append("restart")
+        return out, log.duplicates.positions.tolist(), dict(log.quarantined.counts)
+
+    for threads in (1, 3):
+        monkeypatch.setattr(streaming, "PASS_THREADS", threads)
+        logs = [streaming._Log(tmp_path), streaming._Log(tmp_path)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DecisionLogWarning)
+            first = [run(log, mapped) for log, mapped in zip(logs, (False, True), strict=True)]
+        assert first[0] == first[1] and first[0][0][-1] == "restart" and len(first[0][1]) == 6
+        for log in logs:
+            log.quarantine = True
+        again = [run(log, mapped) for log, mapped in zip(logs, (False, True), strict=True)]
+        assert again[0] == again[1] and again[0][2] == {"propensity": 2, "propensity_mismatch": 2}
+        assert sum(m for _, m, _ in again[0][0]) == 3006 - 6 - 25 - 2  # repeated, without a reward, quarantined
+
+
 def test_old_and_new_parts_mixed_give_the_new_form_result_bit_for_bit(log, tmp_path):
     """Parts of both element forms (old: nullable list elements) alternating, first part of either form: a directory,
     and a pyarrow dataset of it (whose schema pyarrow takes from the first file), evaluate as the new-form log."""
