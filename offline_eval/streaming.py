@@ -24,14 +24,13 @@ event id); larger logs are read again every pass.
 
 Threads: the next batch is decoded (by the reading thread; the context and event id on a thread of their own when
 the pass reads the context only to check it, :func:`read_context_apart`) while :data:`PASS_THREADS` worker threads
-(the cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); in the evaluation pass (unless it
-takes the kept contexts from memory) they also
-prepare them (hash the ids for the duplicate scan, drop the rows without a reward, check or quarantine the rows:
-:meth:`_Log.map_batches`), so that the reading thread only decodes. The results are merged in log order, so the
-result does not depend on the threads. A policy object is called by one thread at a time (its
-``action_probabilities`` need not be thread-safe), unless it sets ``action_probabilities_thread_safe = True``
-(:func:`scores_concurrently`; every ``bandit`` policy whose scoring is pure does): then the threads score
-batches at once. During the passes BLAS calls use one thread
+(the cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); in the evaluation pass (unless
+it takes the kept contexts from memory) they also prepare them (hash the ids for the duplicate scan, drop the rows
+without a reward, check or quarantine the rows: :meth:`_Log.map_batches`), so that the reading thread only decodes.
+The results are merged in log order, so the result does not depend on the threads. A policy object is called by one
+thread at a time (its ``action_probabilities`` need not be thread-safe), unless it sets
+``action_probabilities_thread_safe = True`` (:func:`scores_concurrently`; every ``bandit`` policy whose scoring is
+pure does): then the threads score batches at once. During the passes BLAS calls use one thread
 (:func:`one_blas_thread`) and a dataset's scanner decodes into the jemalloc pool (:func:`scan_memory_pool`).
 
 Rows whose ``event_id`` already appeared earlier in the log are dropped (the first occurrence is kept) and
