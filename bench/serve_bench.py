@@ -23,8 +23,8 @@ one worker process, p99 <= 10 ms at concurrency 16, zero errors.
 (``--rewarded``, 0.3; stamped 0-30 min after the decision, received 1 s later, one outcome part per decision part,
 written by the service's own writer), and a checkpoint whose ledger settled all but the last 3 hours (1 h window).
 Each start runs in a fresh process (wall time of ``DecisionService.start`` and the process's peak RSS), as the service
-does it (the footers decide which decision parts and outcome row groups are read) and reading everything (footers
-ignored), alternately, after one warm-up start (numba's cache).
+does it (``footers``: the part names and footers decide which decision parts and outcome row groups are read) and
+reading everything (``full``: names and footers ignored), alternately, after one warm-up start (numba's cache).
 """
 
 from __future__ import annotations
@@ -326,7 +326,8 @@ def run_restart(n: int, rewarded: float, repeats: int, out: Path) -> dict:
         "bench": "serve_restart",
         "description": f"DecisionService.start on {n} logged decisions at 32 features over 10 days, {n_outcomes} "
         "outcomes (one part per 10^4 decisions), the checkpoint's watermark 3 h before now, 1 h window; 'footers': "
-        "as the service starts, 'full': footers ignored (every part and row read); fresh process per start",
+        "as the service starts (part names and footers decide what is read), 'full': names and footers ignored "
+        "(every part and row read); fresh process per start",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "uptime_before": uptime, "uptime_after": uptime_after},
         "runs": runs, "median": median,
