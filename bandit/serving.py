@@ -57,9 +57,10 @@ twice, and the recovered policy equals one rebuilt from the initial policy file,
 rebuild with hindsight would count it).
 
 A restart reads only what it can need: the decision-log parts with decisions after the checkpoint's watermark (from
-the parts' footers; everything at or before it is settled), and of the outcome parts, batch by batch, the row groups
-whose footer statistics show rewards received within the dedupe span (their keys: a retried delivery stays a
-duplicate across a restart) or stamped after the watermark (only those can count for a pending decision).
+the parts' footers; everything at or before it is settled), and of the outcome parts, batch by batch, those whose
+names (``part-<ns>-<tag>-<stamped min>_<max>_<received min>_<max>.parquet``, microseconds) and row groups whose
+footer statistics show rewards received within the dedupe span (their keys: a retried delivery stays a duplicate
+across a restart) or stamped after the watermark (only those can count for a pending decision).
 
 Reward dedupe: a delivery is ``(event_id, reward, timestamp or None)``; the same delivery again within the attribution
 window + ``delivery_delay`` + 1 day of its receipt is a ``"duplicate"``. The keys are 128-bit hashes in flat arrays
@@ -1870,9 +1871,10 @@ class DecisionService:
         decisions (to the trainer), in arrival order; a delivery stored twice counts once.
 
         With a watermark ``after_us`` (every pending decision is later), an outcome received before the dedupe span
-        matters only if it can count, i.e. is stamped after the watermark: row groups whose footer statistics show
-        neither (every row stamped at or before ``after_us`` and received before the span) are not read. Before,
-        the whole outcome table was read. The one difference: an outcome received before the span and stamped at or
+        matters only if it can count, i.e. is stamped after the watermark: parts whose names, and row groups whose
+        footer statistics, show neither (every row stamped at or before ``after_us`` and received before the span)
+        are not read (names and footers are trusted, as for the decision log's parts). Before, the whole outcome
+        table was read. The one difference: an outcome received before the span and stamped at or
         before the watermark for a decision still pending -- stamped before its decision, so it never counts -- is
         no longer handed to the trainer again (which reported it as late once more).
         """
