@@ -25,8 +25,8 @@ event id); larger logs are read again every pass.
 Threads: the next batch is decoded (by the reading thread; the context and event id on a thread of their own when
 the pass reads the context only to check it, :func:`read_context_apart`) while :data:`PASS_THREADS` worker threads
 (the cores, at most 4) convert and accumulate the batches read (:func:`ordered_map`); in the evaluation pass (unless
-it takes the kept contexts from memory) they also prepare them (hash the ids for the duplicate scan, drop the rows
-without a reward, check or quarantine the rows: :meth:`_Log.map_batches`), so that the reading thread only decodes.
+it takes the kept contexts from memory) they also prepare them (drop the rows without a reward, check or quarantine
+the rows: :meth:`_Log.map_batches`), so that the reading thread only decodes and hashes the ids.
 The results are merged in log order, so the result does not depend on the threads. A policy object is called by one
 thread at a time (its ``action_probabilities`` need not be thread-safe), unless it sets
 ``action_probabilities_thread_safe = True`` (:func:`scores_concurrently`; every ``bandit`` policy whose scoring is
@@ -417,25 +417,28 @@ class _Log:
         """``fn(table, position)`` of every non-empty table of :meth:`batches` (``position``: of the batch's first
         row in the log, dropped rows counted), its rows and the rows dropped for a missing reward, in log order.
 
-        Unlike :meth:`batches`, whose caller's thread prepares each batch after decoding it, the batches are only
-        decoded by the calling thread (:meth:`_record_batches`); the worker threads of :func:`ordered_map` prepare
-        them (duplicate scan, missing rewards, checks or quarantine) and apply ``fn``. The thread that decodes
-        every batch, one after the other, is the pass's critical path: on the bench log (10^7 rows, LinUCB target,
-        2 cores) it spent 1.7 of its 3.3 CPU-seconds decoding and 0.3 hashing the ids, while each of the two
-        worker threads had 1.1-1.5. The duplicate scan, :attr:`quarantined` and the results are those of
-        :meth:`batches` (the hashes are added in any order: the scan does not depend on it).
+        Unlike :meth:`batches`, whose caller's thread prepares each batch after decoding it, the calling thread only
+        decodes the batches (:meth:`_record_batches`) and hashes their ids for the duplicate scan; the worker
+        threads of :func:`ordered_map` prepare them (repeated ids, missing rewards, checks or quarantine) and apply
+        ``fn``. The decoding thread is the pass's critical path (bench log, 10^7 rows, LinUCB target, 2 cores: 2.4
+        of the pass's 4.6 CPU-seconds, the pass 2.6 s). Measured there, interleaved (12 pairs): that thread 2.36 ->
+        2.28 CPU-s, the pass 2.61 -> 2.57 s (median; mean 2.67 -> 2.56 s). Hashing the ids on the worker threads
+        too took that thread down to 2.2 CPU-s but cost the workers 0.4 CPU-s of page faults (the hashes' memory
+        is fresh on their threads): 3.1 s. The duplicate scan, :attr:`quarantined` and the results are those of
+        :meth:`batches`.
         """
         columns, finder = self._pass_columns(columns)
-        finder_lock = threading.Lock()
 
         def mapped(item: tuple[Any, int]) -> tuple[Any, int, int, Quarantine | None]:
             record_batch, start = item
-            table, n_missing, found = self._prepared(record_batch, start, finder, finder_lock)
+            table, n_missing, found = self._prepared(record_batch, start, None)
             return fn(table, start) if table.num_rows else None, table.num_rows, n_missing, found
 
         def positioned() -> Iterator[tuple[Any, int]]:
             start = 0
             for record_batch in self._record_batches(columns, batch_rows, apart=apart):
+                if finder is not None:
+                    finder.add(record_batch.column(S.EVENT_ID))
                 yield record_batch, start
                 start += record_batch.num_rows
 
@@ -464,18 +467,17 @@ class _Log:
             self.quarantined = Quarantine()
         return columns, finder
 
-    def _prepared(self, record_batch: Any, start: int, finder: DuplicateFinder | None,
-                  finder_lock: threading.Lock | None = None) -> tuple[Any, int, Quarantine | None]:
+    def _prepared(self, record_batch: Any, start: int, finder: DuplicateFinder | None
+                  ) -> tuple[Any, int, Quarantine | None]:
         """A record batch of the log's rows ``start`` onwards as a pass uses it: a one-chunk table of its rows with
         a reward and without a repeated event id, the rows dropped for a missing reward, and what it quarantined
-        (None unless the pass quarantines). The first pass hashes the ids into ``finder`` (under ``finder_lock``
-        when given) instead of dropping repeated ones."""
+        (None unless the pass quarantines). The first pass hashes the ids into ``finder`` (None: the caller does)
+        instead of dropping repeated ones."""
         import pyarrow as pa
 
         table = pa.Table.from_batches([record_batch])
         if finder is not None:
-            with finder_lock or nullcontext():
-                finder.add(record_batch.column(S.EVENT_ID))
+            finder.add(record_batch.column(S.EVENT_ID))
         elif self.duplicates is not None and len(self.duplicates):
             keep = self.duplicates.keep_mask(start, record_batch.num_rows)
             if keep is not None:

@@ -232,10 +232,10 @@ def test_repeated_event_ids_are_dropped_as_in_memory(tmp_path, monkeypatch):
 
 
 def test_batches_prepared_by_the_worker_threads_are_those_of_the_reading_thread(tmp_path, monkeypatch):
-    """_Log.map_batches (the evaluation pass: the reading thread only decodes, the worker threads prepare the batches)
-    maps the tables _Log.batches yields (prepared by the reading thread), in log order, each at the position of its
-    first row in the log, with the same rows dropped for a missing reward, the same repeated ids found (hashed by
-    several threads in any order, spilled to bucket files) and, in a quarantining pass, the same rows quarantined."""
+    """_Log.map_batches (the evaluation pass: the reading thread decodes and hashes the ids, the worker threads prepare
+    the batches) maps the tables _Log.batches yields (prepared by the reading thread), in log order, each at the
+    position of its first row in the log, with the same rows dropped for a missing reward, the same repeated ids found
+    (the hashes spilled to bucket files) and, in a quarantining pass, the same rows quarantined."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
