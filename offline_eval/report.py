@@ -64,7 +64,10 @@ V(baseline)`` per metric and two-sided ``1 - a`` intervals (``offline_eval.compa
   refund guardrail of 50 per refund (10 elsewhere) at its margin was declared non-inferior in 6.3%. With the range
   stated: 0 of 400 in both. On a stated range, a guardrail at its margin with about 4 or 9 events on the
   candidate's offers was declared non-inferior in 0 of 400 logs (breached in at most 1.5%), and a harmless one
-  passed in all of them (figures in the module's tests and the README).
+  passed in all of them (figures in the module's tests and the README). A retention guardrail (a flag that is 1
+  for all but about 3 of 10^5 users; its informative rows are the churners) sitting exactly at its margin was
+  declared non-inferior in 17% of 200 logs while non-zero values were counted (no floor: about 3 x 10^4
+  "informative" rows); counting the rows below the top, 0 of 200, with every difference interval covering.
 * **lift** -- ``ci_high < min_effect``: NO-GO (it does not pay enough); ``ci_low > min_effect``: lift shown.
 * **guardrails** -- a guardrail with non-inferiority margin ``M >= 0`` is *harmed* by ``h = d`` (``h = -d`` when
   higher is better). Two one-sided tests per guardrail at level ``a / 2``, each family corrected with
