@@ -95,13 +95,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     rep.add_argument("--min-effect", type=float, default=0.0, metavar="X",
                      help="smallest lift of the metric per decision worth shipping (default 0)")
     add_reward_range_argument(rep, "of the --metric; with it the small-sample bound decides a lift with fewer than "
-                              "10 outcomes on a candidate's offers, and the metric's intervals are clipped to it")
+                              "10 informative outcomes on a candidate's offers (off the end of the range where most "
+                              "values sit: conversions, or a mostly-1 flag's zeros), and the metric's intervals are "
+                              "clipped to it")
     rep.add_argument("--guardrail", action="append", default=[], metavar="NAME=COLUMN:MARGIN[:LOW,HIGH][:higher]",
                      dest="guardrails",
                      help="a metric that must not get worse by more than MARGIN per decision: by default a rise is "
                      "the harm (e.g. cancellations=cancelled:0.002); append ':LOW,HIGH' to state the range of one "
                      "value (e.g. refunds=refunded:0.001:0,1 for a 0/1 flag: a rare harm is then judged on the "
-                     "small-sample bound with fewer than 10 events, and its intervals are clipped to the range); "
+                     "small-sample bound with fewer than 10 events -- for a mostly-1 flag such as retention, fewer "
+                     "than 10 zeros --, and its intervals are clipped to the range); "
                      "append ':higher' for a metric where higher is better and a fall is the harm (e.g. "
                      "retention=retained:0.01:0,1:higher); repeat for several")
     rep.add_argument("--conversion", metavar="COLUMN",

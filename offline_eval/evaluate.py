@@ -525,7 +525,8 @@ def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matric
         if ref_a is not None and ref_b is not None:
             reference = ref_a - ref_b
     low, high, kind, bias = estimator._bias_aware(ra, iv, estimator._method(ra.data.n), reference, False)
-    if min(ra.n_informative, rb.n_informative) < INFORMATIVE_ROWS_MIN:  # offline_eval.small_sample: union bound
+    informative = min(ra.informative(estimator.reward_range).rows, rb.informative(estimator.reward_range).rows)
+    if informative < INFORMATIVE_ROWS_MIN:  # offline_eval.small_sample: union bound
         a_low, a_high = ra.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
         b_low, b_high = rb.value_kl_interval(estimator.alpha / 2.0, estimator.reward_range)
         low, high, kind = min(low, a_low - b_high), max(high, a_high - b_low), f"{kind}+kl"
@@ -536,7 +537,8 @@ def _paired(estimator: Estimator, ra: ResolvedTarget, rb: ResolvedTarget, matric
             bias_se = gap_se(ra.data, ra.weights - rb.weights, q_a)
         else:
             bias_se = normal_interval(out_a.terms - out_b.terms - reference, estimator.alpha).se
-    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share), rb.diagnostics(out_b.clipped_share), names)
+    diagnostics = worst_of(ra.diagnostics(out_a.clipped_share, reward_range=estimator.reward_range),
+                           rb.diagnostics(out_b.clipped_share, reward_range=estimator.reward_range), names)
     params = {f"{name_a}.{k}": v for k, v in out_a.params.items()} | {
         f"{name_b}.{k}": v for k, v in out_b.params.items()
     }

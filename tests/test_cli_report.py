@@ -251,7 +251,7 @@ def test_a_rare_guardrail_is_judged_on_its_stated_range_and_the_advice_names_the
     assert any("append :LOW,HIGH to its --guardrail" in r for r in doc["reasons"])
     assert main(_argv(logs, tmp_path / "b", *common, "--guardrail", "cancellations=cancelled:0.04:0,1")) == 0
     printed = " ".join(capsys.readouterr().out.split())
-    assert "judged on the small-sample bound (only 1 of its offers have a non-zero cancellations value" in printed
+    assert "judged on the small-sample bound (only 1 of its offers have an informative cancellations value" in printed
 
 
 def test_stated_ranges_reach_the_report(logs, tmp_path, capsys):

@@ -227,7 +227,8 @@ def test_params_and_diagnostics_columns(case):
 def test_diagnostic_warnings_are_raised_once_per_policy():
     n = 500
     probs = np.tile([0.5, 0.5, 0.0], (n, 1))
-    data = LoggedData(None, np.arange(n) % 2, np.ones(n), np.full(n, 0.5), probabilities=probs)
+    # rewards 0 and 1 (a constant reward has no informative row: offline_eval.diagnostics.informative_rows)
+    data = LoggedData(None, np.arange(n) % 2, np.arange(n) % 2.0, np.full(n, 0.5), probabilities=probs)
     policies = {"p": np.tile([0.1, 0.1, 0.8], (n, 1)), "q": np.tile([0.3, 0.3, 0.4], (n, 1))}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
