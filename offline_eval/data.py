@@ -93,7 +93,7 @@ def _distribution_flaw(s, lo, hi, atol):  # pragma: no cover - numba
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the streaming pass's worker threads run it at once
 def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the logging probabilities.
 
@@ -117,7 +117,7 @@ def _check_probabilities(P, action, propensity, atol, unsupported, flags, counts
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the streaming pass's worker threads run it at once
 def _check_eligibility(E, P, has_p, action, atol, unsupported, flags, counts):  # pragma: no cover - numba
     """One pass over the eligibility mask.
 

@@ -104,7 +104,7 @@ TARGET_ATOL = 1e-6
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the streaming pass's worker threads run it at once
 def _gather_target(T, action, propensity, reward, atol, w, wr, stats):  # pragma: no cover - numba
     """Gather the importance weights and check the target rows in one pass over ``T``.
 
@@ -210,7 +210,7 @@ def _clipped_products(w, x, clip, out):  # pragma: no cover - numba
     return clipped
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the streaming pass's worker threads run it at once
 def _outside_support(T, rows, P, E, has_p, has_e, action, propensity, atol, out):  # pragma: no cover - numba
     """Target mass outside the logging support, over the candidate ``rows`` only.
 
