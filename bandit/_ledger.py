@@ -362,19 +362,24 @@ class DeliveryKeys:
 
     # -- reading --------------------------------------------------------------------------------------------------
 
-    def _find(self, high: int, low: int) -> int:
-        """The slot holding the key, or -1."""
+    def _probe(self, high: int, low: int) -> tuple[bool, int]:
+        """``(True, slot holding the key)``, or ``(False, the empty slot a new key takes)`` (-1: past the end)."""
         slots, vhi, vlo, ring = self._vslots, self._vhi, self._vlo, self._ring
         i, end = low % self._table, len(slots)
         while i < end:
             seq = slots[i]
             if seq == _EMPTY:
-                return -1
+                return False, i
             j = seq % ring
             if vlo[j] == low and vhi[j] == high:
-                return i
+                return True, i
             i += 1
-        return -1
+        return False, -1
+
+    def _find(self, high: int, low: int) -> int:
+        """The slot holding the key, or -1."""
+        found, i = self._probe(high, low)
+        return i if found else -1
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, tuple) and self._find(*key) >= 0
@@ -450,18 +455,11 @@ class DeliveryKeys:
         """Add ``key`` received at ``now_us`` and expire old keys (see the class docstring); ``False`` (and nothing
         changes) when the key is held already: a duplicate delivery."""
         high, low = key
-        slots, vhi, vlo, ring = self._vslots, self._vhi, self._vlo, self._ring
-        i, end = low % self._table, len(slots)
-        while i < end:  # (the lookup of _find, ending at the empty slot a new key takes)
-            seq = slots[i]
-            if seq == _EMPTY:
-                break
-            j = seq % ring
-            if vlo[j] == low and vhi[j] == high:
-                return False
-            i += 1
-        self._append(high, low, now_us, i if i < end else -1)
-        vhi, vlo, vat, slots, ring = self._vhi, self._vlo, self._vat, self._vslots, self._ring
+        held, free = self._probe(high, low)
+        if held:
+            return False
+        self._append(high, low, now_us, free)
+        vhi, vlo, vat, ring = self._vhi, self._vlo, self._vat, self._ring
         while self._head < self._tail:
             seq = self._head
             j = seq % ring

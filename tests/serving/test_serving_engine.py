@@ -230,9 +230,9 @@ def test_reward_from_threads_mixed_with_reward_async_on_the_loop_stores_each_del
     from bandit._ledger import DeliveryKeys
 
     class Yielding(DeliveryKeys):
-        def _find(self, high: int, low: int) -> int:
-            found = super()._find(high, low)
-            time.sleep(0)  # releases the GIL
+        def _probe(self, high: int, low: int) -> tuple[bool, int]:
+            found = super()._probe(high, low)
+            time.sleep(0)  # releases the GIL between the lookup and the insert of a claim
             return found
 
     make_policy().save(tmp_path / "policy.zip")
