@@ -781,14 +781,13 @@ def evaluation_table(accumulators: Mapping[str, PolicyAccumulator], stacklevel: 
     Diagnostic warnings are raised as ``evaluate`` raises them: those about the (data, policy) pair once per policy,
     estimator-specific ones prefixed by the estimator name.
     """
-    from offline_eval.diagnostics import emit
+    from offline_eval.diagnostics import emit, policy_messages
     from offline_eval.evaluate import COLUMNS, mark_recommended, table_row
 
     rows: list[dict[str, Any]] = []
     for policy_name, acc in accumulators.items():
         results = policy_results(acc)
-        shared = pair_diagnostics(acc).warnings
-        messages = list(shared)
+        messages: list[tuple[str, tuple[str, ...]]] = []
         lo, hi = reward_range(acc)
         scale = max(abs(lo), abs(hi), hi - lo)
         deficit = support_deficit(acc)
@@ -798,7 +797,8 @@ def evaluation_table(accumulators: Mapping[str, PolicyAccumulator], stacklevel: 
         for res, est in zip(results, acc.layout.estimators, strict=True):
             rows.append(table_row(policy_name, res.estimate, res.lift, res.lift_low, res.lift_high, support_bias,
                                   res.bias_se, value_range=est.reward_range))
-            messages += [f"{res.estimate.estimator}: {m}" for m in res.estimate.diagnostics.warnings if m not in shared]
+            messages.append((res.estimate.estimator, res.estimate.diagnostics.warnings))
         mark_recommended(rows, first)
-        emit(messages, f"policies[{policy_name!r}]", stacklevel=stacklevel + 1)
+        emit(policy_messages(pair_diagnostics(acc).warnings, messages), f"policies[{policy_name!r}]",
+             stacklevel=stacklevel + 1)
     return pd.DataFrame(rows, columns=list(COLUMNS))

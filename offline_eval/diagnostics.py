@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -55,6 +55,7 @@ __all__ = [
     "emit",
     "informative_counts",
     "informative_rows",
+    "policy_messages",
     "weight_diagnostics",
     "worst_of",
 ]
@@ -312,6 +313,19 @@ def emit(messages: Iterable[str], label: str, stacklevel: int = 3) -> None:
     """Raise each diagnostic message as a :class:`DiagnosticWarning` prefixed by ``label``."""
     for message in messages:
         warnings.warn(f"{label}: {message}", DiagnosticWarning, stacklevel=stacklevel)
+
+
+def policy_messages(pair: Sequence[str], estimates: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """The diagnostic messages of one policy's estimates: those of the (data, target) pair (``pair``) that every
+    estimate carries, once, then each estimate's others prefixed by its name (``estimates``: (name, messages)
+    pairs). An estimator whose ``reward_range`` counts the informative rows otherwise than the observed range of
+    ``pair`` does not share its small-sample message.
+
+    >>> policy_messages(["low ESS", "few rows"], [("IPS", ["low ESS", "few rows"]), ("DR", ["low ESS"])])
+    ['low ESS', 'IPS: few rows']
+    """
+    shared = [m for m in pair if all(m in messages for _, messages in estimates)]
+    return shared + [f"{name}: {m}" for name, messages in estimates for m in messages if m not in shared]
 
 
 def worst_of(first: Diagnostics, second: Diagnostics, labels: tuple[str, str] = ("a", "b")) -> Diagnostics:

@@ -95,7 +95,7 @@ import pandas as pd
 
 from offline_eval.blend import blend_shift, shifted_interval
 from offline_eval.data import LoggedData
-from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, emit, worst_of
+from offline_eval.diagnostics import INFORMATIVE_ROWS_MIN, emit, policy_messages, worst_of
 from offline_eval.estimators import DM, Estimate, Estimator, estimator_classes, resolve_target
 from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.estimators.doubly_robust import slope_select
@@ -302,8 +302,7 @@ def evaluate(
         resolved = resolve_target(data, target, name=f"policies[{policy_name!r}]")
         if data.n < 2:
             raise ValueError(f"data has {data.n} rows; an estimate with an interval needs at least 2")
-        shared = resolved.diagnostics().warnings  # about the (data, target) pair, raised once per policy
-        messages: list[str] = list(shared)
+        messages: list[tuple[str, tuple[str, ...]]] = []
         support_bias = 0.0 if resolved.supported else (resolved.support_deficit or 0.0) * scale
         first_row = len(rows)
         for est in ests:
@@ -323,9 +322,10 @@ def evaluate(
                     bias_se = normal_interval(out.terms - out.reference, est.alpha).se
             rows.append(table_row(policy_name, result, lift_iv, lift_low, lift_high, support_bias, bias_se,
                                   value_range=est.reward_range))
-            messages += [f"{result.estimator}: {m}" for m in result.diagnostics.warnings if m not in shared]
+            messages.append((result.estimator, result.diagnostics.warnings))
         mark_recommended(rows, first_row)
-        emit(messages, f"policies[{policy_name!r}]", stacklevel=3)
+        # about the (data, target) pair, raised once per policy where every estimator shares it
+        emit(policy_messages(resolved.diagnostics().warnings, messages), f"policies[{policy_name!r}]", stacklevel=3)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table.attrs["quarantined"] = dict(data.quarantined.counts)
     return table

@@ -602,3 +602,40 @@ def test_stated_and_observed_counts_differ_and_merge_alike():
     assert (observed, stated) == (missed, converted)
     assert want.interval.str.contains("+kl", regex=False).tolist() == [True, False]
     assert_tables_equal(got, want)
+
+
+def test_the_small_sample_warning_names_only_the_estimators_it_applies_to():
+    """The data of the test above: only the estimator on the observed range has too few informative rows (its
+    misses) and is floored. The warning that its interval is widened was raised for the policy as a whole (the
+    pair's diagnostics counted on the observed range), even for an estimator on a stated range that is not floored
+    -- alone, it got a warning about a widening that did not happen. Now it names the estimator it applies to, in
+    memory and from accumulators alike."""
+    from offline_eval.accumulators import Layout, PolicyAccumulator, evaluation_table
+    from offline_eval.diagnostics import DiagnosticWarning
+
+    rng = np.random.default_rng(16)
+    n = 64
+    action = rng.integers(0, 2, n)
+    reward = 10.0 * ((action == 1) & (rng.random(n) < 0.75))
+    data = LoggedData(None, action, reward, np.full(n, 0.5), probabilities=np.full((n, 2), 0.5))
+    missed = int(np.count_nonzero((action == 1) & (reward == 0)))
+    stated = IPS(reward_range=(0.0, 20.0), alpha=0.1)
+
+    def messages(ests, from_accumulators):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            if from_accumulators:
+                evaluation_table({"t": PolicyAccumulator.of(Layout.of(ests), data, 1, [], start=0)})
+            else:
+                table = evaluate(data, {"t": 1}, ests)
+                assert table.interval.str.contains("+kl", regex=False).tolist() == [e.reward_range is None
+                                                                                    for e in ests]
+        return [str(w.message) for w in got if issubclass(w.category, DiagnosticWarning)]
+
+    small = f"only {missed} row(s) the target weights"
+    for from_accumulators in (False, True):
+        assert not [m for m in messages([stated], from_accumulators) if small in m]
+        both = [m for m in messages([IPS(), stated], from_accumulators) if small in m]
+        assert len(both) == 1 and both[0].startswith(f"policies['t']: IPS: {small}"), both
+        alone = [m for m in messages([IPS()], from_accumulators) if small in m]  # shared by every estimator
+        assert len(alone) == 1 and alone[0].startswith(f"policies['t']: {small}"), alone
