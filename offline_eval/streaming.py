@@ -396,21 +396,8 @@ class _Log:
         misses its event id (nor, in a caller's dataset, its timestamp or policy version): such a row breaks the contract
         (:class:`~offline_eval.data.InvalidRowsError`, so the passes run again quarantining).
         """
-        columns, finder = self._pass_columns(columns)
-        start = 0
-        try:
-            for record_batch in self._record_batches(columns, batch_rows, retained, apart):
-                table, n_missing, found = self._prepared(record_batch, start, finder)
-                start += record_batch.num_rows
-                if found is not None:
-                    self.quarantined = self.quarantined.merge(found)
-                yield table, n_missing
-            if finder is not None:
-                self._finish(finder, batch_rows)
-                finder = None
-        finally:
-            if finder is not None:
-                finder.close()
+        for table, _, n_missing in self._mapped(lambda table, start: table, columns, batch_rows, retained, apart, 1):
+            yield table, n_missing
 
     def map_batches(self, fn: Callable[[Any, int], Any], columns: list[str], batch_rows: int, apart: bool = False
                     ) -> Iterator[tuple[Any, int, int]]:
@@ -427,23 +414,31 @@ class _Log:
         is fresh on their threads): 3.1 s. The duplicate scan, :attr:`quarantined` and the results are those of
         :meth:`batches`.
         """
+        return self._mapped(lambda table, start: fn(table, start) if table.num_rows else None, columns, batch_rows,
+                            False, apart, None)
+
+    def _mapped(self, fn: Callable[[Any, int], Any], columns: list[str], batch_rows: int, retained: bool, apart: bool,
+                threads: int | None) -> Iterator[tuple[Any, int, int]]:
+        """:meth:`batches` and :meth:`map_batches`: ``fn(table, position)`` of every prepared table (empty ones
+        too), its rows and the rows dropped for a missing reward, in log order, computed by :func:`ordered_map`
+        with ``threads`` (1: on the calling thread, as it reads)."""
         columns, finder = self._pass_columns(columns)
 
         def mapped(item: tuple[Any, int]) -> tuple[Any, int, int, Quarantine | None]:
             record_batch, start = item
-            table, n_missing, found = self._prepared(record_batch, start, None)
-            return fn(table, start) if table.num_rows else None, table.num_rows, n_missing, found
+            table, n_missing, found = self._prepared(record_batch, start)
+            return fn(table, start), table.num_rows, n_missing, found
 
         def positioned() -> Iterator[tuple[Any, int]]:
             start = 0
-            for record_batch in self._record_batches(columns, batch_rows, apart=apart):
+            for record_batch in self._record_batches(columns, batch_rows, retained, apart):
                 if finder is not None:
                     finder.add(record_batch.column(S.EVENT_ID))
                 yield record_batch, start
                 start += record_batch.num_rows
 
         try:
-            for result, m, n_missing, found in ordered_map(mapped, positioned()):
+            for result, m, n_missing, found in ordered_map(mapped, positioned(), threads):
                 if found is not None:
                     self.quarantined = self.quarantined.merge(found)
                 yield result, m, n_missing
@@ -467,18 +462,15 @@ class _Log:
             self.quarantined = Quarantine()
         return columns, finder
 
-    def _prepared(self, record_batch: Any, start: int, finder: DuplicateFinder | None
-                  ) -> tuple[Any, int, Quarantine | None]:
+    def _prepared(self, record_batch: Any, start: int) -> tuple[Any, int, Quarantine | None]:
         """A record batch of the log's rows ``start`` onwards as a pass uses it: a one-chunk table of its rows with
-        a reward and without a repeated event id, the rows dropped for a missing reward, and what it quarantined
-        (None unless the pass quarantines). The first pass hashes the ids into ``finder`` (None: the caller does)
-        instead of dropping repeated ones."""
+        a reward and without a repeated event id (none is dropped in the first pass, which hashes the ids on the
+        reading thread), the rows dropped for a missing reward, and what it quarantined (None unless the pass
+        quarantines). Reads only the log's state: the worker threads run it at once."""
         import pyarrow as pa
 
         table = pa.Table.from_batches([record_batch])
-        if finder is not None:
-            finder.add(record_batch.column(S.EVENT_ID))
-        elif self.duplicates is not None and len(self.duplicates):
+        if self.duplicates is not None and len(self.duplicates):
             keep = self.duplicates.keep_mask(start, record_batch.num_rows)
             if keep is not None:
                 table = table.filter(pa.array(keep))
