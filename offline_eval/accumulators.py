@@ -637,6 +637,7 @@ def informative(acc: PolicyAccumulator, reward_range: tuple[float, float] | None
     accumulator (``reward_range`` one of ``acc.layout.ranges``, or None for the observed range)."""
     if reward_range is None:
         return _range_ends(acc).informative()
+    _range_ends(acc).check_within(reward_range)
     above_low, below_high = acc.stated[acc.layout.ranges.index(reward_range)].tolist()
     return InformativeRows(int(above_low), int(below_high))
 

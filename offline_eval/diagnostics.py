@@ -272,6 +272,19 @@ class RangeEnds(NamedTuple):
         """:class:`InformativeRows` on the observed range ``[low, high]``."""
         return InformativeRows(self.weighted - self.at_low, self.weighted - self.at_high)
 
+    def check_within(self, value_range: tuple[float, float], name: str = "reward_range") -> None:
+        """Raise ``ValueError`` naming ``name`` when a reward lies outside ``value_range``: the small-sample bound,
+        the EL-IPS interval and the clipping are valid only on a range that holds every possible reward.
+
+        >>> RangeEnds.of(np.ones(2), np.array([0.0, 25.0])).check_within((0.0, 20.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: reward_range=(0.0, 20.0) does not hold the logged rewards, which run from 0 to 25; give a range that holds every possible reward
+        """
+        if self.low <= self.high and not (value_range[0] <= self.low and self.high <= value_range[1]):
+            raise ValueError(f"{name}={value_range} does not hold the logged rewards, which run from {self.low:g} to "
+                             f"{self.high:g}; give a range that holds every possible reward")
+
 
 def informative_counts(weights: np.ndarray, reward: np.ndarray,
                        value_range: tuple[float, float] | None = None) -> InformativeRows:

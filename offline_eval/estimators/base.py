@@ -309,6 +309,8 @@ class ResolvedTarget:
         key = ("informative", reward_range)
         hit = self.interval_cache.get(key)
         if hit is None:
+            if reward_range is not None:
+                self.range_ends().check_within(reward_range)
             hit = self.interval_cache[key] = (self.range_ends().informative() if reward_range is None else
                                               informative_counts(self.weights, self.data.reward, reward_range))
         return cast(InformativeRows, hit)

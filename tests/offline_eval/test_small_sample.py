@@ -200,6 +200,28 @@ def test_evaluate_and_compare_clip_to_a_stated_reward_range(tmp_path):
     assert_tables_equal(streamed, got)
 
 
+def test_a_stated_range_that_does_not_hold_the_rewards_is_refused(tmp_path):
+    """The floor, EL-IPS and the clipping are valid only on a range holding every reward: a stated range narrower
+    than the logged rewards is a ValueError naming reward_range -- in memory (estimate, evaluate, compare) and
+    streaming -- instead of an interval clipped to impossible ends."""
+    data, _, _, _ = _rare_log(np.random.default_rng([9, 1]), 300, 0.02, True)
+    _write_parts(tmp_path, data, [100])
+    short = (0.0, 10.0)  # the log's rewards reach 20
+    policies = {"duo": "duo"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = LoggedData.from_parquet(tmp_path)
+        for call in (lambda: IPS(reward_range=short).estimate(data, "duo"),
+                     lambda: evaluate(data, policies, [DR(reward_range=short)]),
+                     lambda: compare(data, "family", "duo", estimator=DR(reward_range=short)),
+                     lambda: evaluate_parquet(tmp_path, policies, [IPS(reward_range=short)], batch_rows=64)):
+            with pytest.raises(ValueError, match=r"reward_range=\(0.0, 10.0\) does not hold the logged rewards"):
+                call()
+        # the range holding every reward still evaluates, in both engines alike
+        assert_tables_equal(evaluate_parquet(tmp_path, policies, [IPS(reward_range=TOP)], batch_rows=64),
+                            evaluate(data, policies, [IPS(reward_range=TOP)]))
+
+
 def test_enough_informative_rows_leave_intervals_alone():
     data, target, _, _ = _rare_log(np.random.default_rng(3), 4000, 0.05, False)
     with warnings.catch_warnings():
@@ -655,8 +677,8 @@ def _reference_counts(w: np.ndarray, r: np.ndarray, value_range=None) -> tuple[i
 def test_counts_floors_and_forms_merge_as_in_memory(values, arms, cuts, stated):
     """Negative rewards, both zeros, one-point ranges (observed and stated), batches whose rows are all at one value
     or unweighted: the accumulators merged over any split count the informative rows on the observed and on a stated
-    range as a hand count of the whole log, and floor (form and numbers) as in memory; each batch's RangeEnds, the
-    empty one included, merge to the whole log's."""
+    range as a hand count of the whole log, and floor (form and numbers) as in memory (a stated range that does not
+    hold every reward is refused by both); each batch's RangeEnds, the empty one included, merge to the whole log's."""
     from offline_eval.accumulators import Layout, PolicyAccumulator, _small_sample_floor, informative
     from offline_eval.estimators import resolve_target
 
@@ -679,7 +701,12 @@ def test_counts_floors_and_forms_merge_as_in_memory(values, arms, cuts, stated):
     for lo, hi in zip(bounds, bounds[1:]):
         ends = ends.merge(RangeEnds.of(w[lo:hi], r[lo:hi]))
     assert ends == resolved.range_ends() and ends.low == r.min() and ends.high == r.max()
-    for value_range in (None, stated):
+    if not stated[0] <= r.min() <= r.max() <= stated[1]:  # a stated range must hold every reward
+        for count in (lambda: informative(merged, stated), lambda: resolved.informative(stated)):
+            with pytest.raises(ValueError, match="does not hold the logged rewards"):
+                count()
+        ests = ests[:1]
+    for value_range in (None, stated)[:len(ests)]:
         want = InformativeRows(*_reference_counts(w, r, value_range))
         assert informative(merged, value_range) == resolved.informative(value_range) == want
     for est in ests:
