@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -253,6 +254,10 @@ DeliveryKey = tuple[int, int]
 _KEY_HEAD = struct.Struct("<d?q")
 _DIGEST = struct.Struct("<QQ")
 _PERSON = b"upsell-delivery"
+#: The hash's key, drawn per process: delivery keys are never stored (a restart computes them again from the outcome
+#: log), and unpredictable keys leave a client no way to aim many deliveries at one home slot (long probe runs under
+#: the service's lock), as Python's randomised str hashes did for the dict this table replaced.
+_SECRET = os.urandom(16)
 _EMPTY = -1
 #: Receipt time of a ring entry whose key was released (no time of a claim: those are int64 microseconds of a clock).
 _RELEASED = -(2**63)
@@ -262,10 +267,11 @@ _MIN_SLOTS = 64
 
 
 def delivery_key(event_id: str, reward: float, timestamp_us: int | None) -> DeliveryKey:
-    """The 128-bit key of a reward delivery ``(event_id, reward, timestamp or None)``: blake2b with a 16-byte digest
-    of a canonical encoding -- the reward as a little-endian float64 (``-0.0`` as ``0.0``: they are equal rewards),
-    whether the timestamp is missing, the timestamp (int64 microseconds, 0 when missing), then the event id's UTF-8
-    bytes (the fixed-width head makes the encoding one-to-one) -- as two unsigned 64-bit ints ``(high, low)``.
+    """The 128-bit key of a reward delivery ``(event_id, reward, timestamp or None)``: blake2b with a 16-byte digest,
+    keyed with a secret drawn per process (:data:`_SECRET`: a key is valid in its process only), of a canonical
+    encoding -- the reward as a little-endian float64 (``-0.0`` as ``0.0``: they are equal rewards), whether the
+    timestamp is missing, the timestamp (int64 microseconds, 0 when missing), then the event id's UTF-8 bytes (the
+    fixed-width head makes the encoding one-to-one) -- as two unsigned 64-bit ints ``(high, low)``.
 
     Two different deliveries share a key with probability about ``n**2 / 2**129`` among ``n`` keys held at once:
     below ``1e-20`` for ``n = 10**9``.
@@ -275,7 +281,8 @@ def delivery_key(event_id: str, reward: float, timestamp_us: int | None) -> Deli
     (True, True, False)
     """
     head = _KEY_HEAD.pack(float(reward) + 0.0, timestamp_us is None, 0 if timestamp_us is None else timestamp_us)
-    digest = hashlib.blake2b(head + event_id.encode("utf-8", "surrogatepass"), digest_size=16, person=_PERSON)
+    digest = hashlib.blake2b(head + event_id.encode("utf-8", "surrogatepass"), digest_size=16, key=_SECRET,
+                             person=_PERSON)
     high, low = _DIGEST.unpack(digest.digest())
     return high, low
 

@@ -1433,9 +1433,8 @@ class DecisionService:
 
         Only the claim -- the dedupe table (:class:`~bandit._ledger.DeliveryKeys`, the 128-bit key hashed before the
         lock) and the recent-ids set, shared by :meth:`reward` on any thread and :meth:`reward_async` on the event
-        loop -- runs under ``_ids_lock``, for a few microseconds (never I/O; a rebuild of the table as it grows past
-        half full takes O(n log n) once per 50% growth), so the event loop waits at most that long for a request
-        thread.
+        loop -- runs under ``_ids_lock``, for a few microseconds (never I/O; a rebuild of the table as it grows takes
+        O(n log n) once per 25% growth), so the event loop waits at most that long for a request thread.
         """
         if self._outcome_journal is None:
             raise RuntimeError("the service is not started (call start())")
@@ -1685,8 +1684,7 @@ class DecisionService:
             schema=outcome_schema(_OUTCOME_FIELDS),
         )
         directory = self.log_dir / "outcomes"
-        name = _outcome_part_name(table.column(TIMESTAMP).cast(pa.int64()).to_numpy(),
-                                  table.column("received_at").cast(pa.int64()).to_numpy())
+        name = _outcome_part_name(_int64(table.column(TIMESTAMP)), _int64(table.column("received_at")))
         tmp = directory / f".{name}.tmp"
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
@@ -1880,8 +1878,8 @@ class DecisionService:
         With a watermark ``after_us`` (every pending decision is later), an outcome received before the dedupe span
         matters only if it can count, i.e. is stamped after the watermark: parts whose names, and row groups whose
         footer statistics, show neither (every row stamped at or before ``after_us`` and received before the span)
-        are not read (names and footers are trusted, as for the decision log's parts). Before, the whole outcome
-        table was read. The one difference: an outcome received before the span and stamped at or
+        are not read (names and footers are trusted, as for the decision log's parts). The one difference from
+        reading every row: an outcome received before the span and stamped at or
         before the watermark for a decision still pending -- stamped before its decision, so it never counts -- is
         no longer handed to the trainer again (which reported it as late once more).
         """
@@ -1969,7 +1967,8 @@ def _float64(column: pa.Array) -> np.ndarray:
 _Span = tuple[int, int, int, int]
 #: An outcome part's file name: its write time (ns; arrival order), a random tag and, since 2026-12-05, the span of
 #: its rows (so that a restart can pass over it without opening it; older names have none and their footers tell).
-_OUTCOME_PART = re.compile(r"part-\d{20}-[0-9a-f]{8}(?:-(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19}))?\.parquet")
+_OUTCOME_PART = re.compile(r"part-\d{20}-[0-9a-f]{8}(?:-(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19})_(-?\d{1,19}))?\.parquet",
+                           re.ASCII)  # (ASCII digits only: int() would read other scripts' digits too)
 
 
 def _outcome_part_name(ts: np.ndarray, at: np.ndarray) -> str:
@@ -2079,8 +2078,8 @@ class _OutcomeParts:
             in_part: set[tuple[str, int, float, int]] = set()
             try:
                 for batch in self.batches(part):
-                    at = batch.column(3).cast(pa.int64())
-                    rows = np.flatnonzero(pc.is_in(at, value_set=value_set).to_numpy(zero_copy_only=False))
+                    rows = np.flatnonzero(pc.is_in(batch.column(3).cast(pa.int64()), value_set=value_set)
+                                          .to_numpy(zero_copy_only=False))
                     if len(rows):
                         sub = batch.take(pa.array(rows))
                         in_part.update(row for row in zip(

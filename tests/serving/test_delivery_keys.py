@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandit._ledger import DeliveryKeys, delivery_key
 
@@ -106,3 +108,52 @@ def test_a_held_key_costs_tens_of_bytes_not_hundreds():
     assert len(table) == 50_000 and table.nbytes / len(table) < 80  # the OrderedDict of tuples: ~330 bytes a key
     with pytest.raises(ValueError, match="span_us"):
         DeliveryKeys(-1)
+
+
+# adversarial keys: low halves that share a home slot (or land at the table's end, in the spill) at every table size,
+# so that probe runs are long, cross the spill and are shifted back by deletions
+_LOWS = [0, 1, 2, 63, 64, 65, 127, 191, 2**64 - 1, 2**64 - 2, 2**63, 960, 2**32]
+_key = st.tuples(st.integers(0, 3), st.one_of(st.sampled_from(_LOWS), st.integers(0, 2**64 - 1)))
+_op = st.one_of(
+    st.tuples(st.just("claim"), _key, st.integers(-50, 50)),  # the clock steps back too
+    st.tuples(st.just("release"), _key, st.just(0)),  # also of a key not held
+    st.tuples(st.just("set"), _key, st.integers(-200, 200)),
+)
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(st.integers(0, 100), st.lists(st.tuples(_key, st.integers(-100, 100)), max_size=50),
+       st.lists(_op, max_size=300))
+def test_colliding_keys_expiry_and_releases_against_the_ordered_dict(span, bulk, ops):
+    table, reference = DeliveryKeys(span), Reference(span)
+    if bulk:  # recovery's bulk load first (keys repeated: first place, last time)
+        table.set_many(*(np.array(column, dtype=dtype) for column, dtype in zip(
+            zip(*((k[0], k[1], at) for k, at in bulk), strict=True), (np.uint64, np.uint64, np.int64), strict=True)))
+        for key, at in bulk:
+            reference.keys[key] = at
+    now = 0
+    for step, (op, key, value) in enumerate(ops):
+        if op == "claim":
+            now += value
+            assert table.claim(key, now) == reference.claim(key, now), step
+        elif op == "release":
+            table.release(key)
+            reference.keys.pop(key, None)
+        else:
+            table.set(key, now + value)
+            reference.keys[key] = now + value
+        assert len(table) == len(reference.keys), step
+    assert table.items() == list(reference.keys.items())
+    assert all(key in table for key in reference.keys) and not any(
+        (h, low) in table for h in range(4) for low in _LOWS if (h, low) not in reference.keys)
+
+
+def test_keys_are_unpredictable_across_processes():
+    # hardening: unkeyed hashes let a client compute every delivery's home slot and aim rewards at one probe run
+    # (each claim in it walks the run under the service's lock); the hash is keyed with a secret drawn per process
+    import subprocess
+    import sys
+
+    code = "from bandit._ledger import delivery_key; print(*delivery_key('req-1', 1.0, None))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert tuple(map(int, other)) != delivery_key("req-1", 1.0, None)
