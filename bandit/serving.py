@@ -2020,13 +2020,16 @@ class _OutcomeParts:
             raise KeyError(f"no column {missing}")
         # the footer tells only about columns stored with the table's own types (a cast could move the values)
         exact = all(arrow.field(c).type == f.type for c, f in zip(columns, self.schema, strict=True))
+        # statistics are per leaf column: found by path (an Arrow field's index counts a nested column once, and
+        # would point at another leaf when a nested column comes first)
+        leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
         groups: list[_Span | None] = []
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
             span: list[int] = []
             for name in (TIMESTAMP, "received_at"):
-                stats = rg.column(columns[self.schema.get_field_index(name)]).statistics
-                if not exact or stats is None or not stats.has_min_max or stats.physical_type != "INT64":
+                stats = rg.column(leaves[name]).statistics if exact and name in leaves else None
+                if stats is None or not stats.has_min_max or stats.physical_type != "INT64":
                     break
                 span += [int(stats.min_raw), int(stats.max_raw)]  # (microseconds: the column is timestamp[us])
             groups.append((span[0], span[1], span[2], span[3]) if len(span) == 4 else None)
@@ -2127,7 +2130,8 @@ def _footer_newest_us(part: str, inode: int, size: int, mtime_ns: int) -> int | 
     """:func:`_newest_us` of one version of a part file, read from its footer."""
     try:
         meta = pq.ParquetFile(part).metadata
-        column = meta.schema.names.index(TIMESTAMP)
+        # (the leaf column by its path: a nested column's leaf may bear the name too)
+        column = [meta.schema.column(i).path for i in range(meta.num_columns)].index(TIMESTAMP)
         newest = None
         for g in range(meta.num_row_groups):
             stats = meta.row_group(g).column(column).statistics

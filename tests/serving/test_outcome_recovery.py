@@ -44,8 +44,9 @@ row_st = st.tuples(
     st.sampled_from([CUTOFF - 1, CUTOFF, CUTOFF - 1, CUTOFF + 1]),
     st.booleans(),
 )
+# (rows, name form, rows per row group, whether a nested column -- extra metrics -- comes first)
 part_st = st.tuples(st.lists(row_st, min_size=1, max_size=4), st.sampled_from(["span", "span", "old", *sorted(NAMES)]),
-                    st.integers(1, 3))
+                    st.integers(1, 3), st.booleans())
 
 
 def reference(rows: list[tuple[str, int, float, int, bool]], pending: set[str]):
@@ -69,18 +70,24 @@ def reference(rows: list[tuple[str, int, float, int, bool]], pending: set[str]):
 
 @settings(derandomize=True, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(part_st, min_size=1, max_size=6))
-@example([([("s0", WATERMARK, 1.0, CUTOFF - 1, True), ("p1", WATERMARK + 1, 1.0, CUTOFF - 1, False)], "span", 2)])
+@example([([("s0", WATERMARK, 1.0, CUTOFF - 1, True), ("p1", WATERMARK + 1, 1.0, CUTOFF - 1, False)], "span", 2, False)])
+@example([([("p0", WATERMARK + 1, 1.0, CUTOFF - 1, True)], "old", 1, True)])
 def test_a_restart_takes_exactly_the_outcomes_a_full_read_would_at_the_edges(tmp_path_factory, monkeypatch, parts):
     directory = tmp_path_factory.mktemp("log") / "outcomes"
     directory.mkdir()
     rows_in_order = []
-    for k, (rows, form, group) in enumerate(parts):
+    for k, (rows, form, group, nested) in enumerate(parts):
         table = pa.table(
             {"event_id": [r[0] for r in rows],
              "timestamp": pa.array(np.array([r[1] for r in rows], dtype="datetime64[us]"), SCHEMA.field(1).type),
              "reward": [r[2] for r in rows],
              "received_at": pa.array(np.array([r[3] for r in rows], dtype="datetime64[us]"), SCHEMA.field(3).type),
              "client_timestamp": [r[4] for r in rows]}, schema=SCHEMA)
+        if nested:  # leaves: metrics.a, .b, .c, timestamp, received_at, ...: the Arrow field index of "timestamp" (1)
+            # is the leaf metrics.b, an int64 column too (regression: its statistics were taken for the timestamps')
+            metrics = pa.array([{"a": 0, "b": 0, "c": 0}] * len(rows))
+            table = table.select(["timestamp", "received_at", "event_id", "reward", "client_timestamp"])
+            table = table.add_column(0, "metrics", metrics)
         ts, at = np.array([r[1] for r in rows]), np.array([r[3] for r in rows])
         name = f"part-{k:020d}-0000000{k}" + ("" if NAMES[form] is None else "-" + NAMES[form](ts, at))
         pq.write_table(table, directory / f"{name}.parquet", row_group_size=group)
@@ -116,3 +123,14 @@ def test_part_names_that_state_no_usable_span_fall_back_to_the_footer():
     for form in ("reversed", "arabic_digits", "too_long", "word"):
         assert bandit.serving._name_span(f"part-{0:020d}-abcdef01-{NAMES[form](ts, at)}.parquet") is None, form
     assert bandit.serving._name_span(f"part-{0:020d}-abcdef01.parquet") is None
+
+
+def test_a_decision_parts_newest_time_is_read_from_its_own_timestamp_column(tmp_path):
+    # regression: the footer's column was found by leaf name, so a nested column's leaf named "timestamp" (before the
+    # real one) made a part of new decisions look settled: a restart passed over it
+    part = tmp_path / "part-1.parquet"
+    pq.write_table(pa.table({"meta": pa.array([{"timestamp": 0}]),
+                             "timestamp": pa.array(np.array([WATERMARK + 1], "datetime64[us]"), SCHEMA.field(1).type)}),
+                   part)
+    assert bandit.serving._newest_us(part) == WATERMARK + 1
+    assert not bandit.serving._decided_by(part, WATERMARK)
