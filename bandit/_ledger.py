@@ -259,11 +259,22 @@ _PERSON = b"upsell-delivery"
 #: the service's lock), as Python's randomised str hashes did for the dict this table replaced.
 _SECRET = os.urandom(16)
 _EMPTY = -1
+#: A slot of the table being migrated away from whose key was deleted during the migration (probes pass over it).
+_TOMBSTONE = -2
 #: Receipt time of a ring entry whose key was released (no time of a claim: those are int64 microseconds of a clock).
 _RELEASED = -(2**63)
-#: Slots past the last home slot, beyond the longest run found at a rebuild (linear probing never wraps around).
+#: Slots past the last home slot, beyond the longest run at a layout (linear probing never wraps around; a run that
+#: reaches the end doubles the spill).
 _SPILL = 64
 _MIN_SLOTS = 64
+#: The ring of keys in arrival order is held in chunks of ``2**_CHUNK_BITS`` entries: it grows by a chunk and frees
+#: the chunks expiry has passed, so it is never copied.
+_CHUNK_BITS = 10
+_CHUNK = 1 << _CHUNK_BITS
+_MASK = _CHUNK - 1
+#: A new table for at most this many keys is laid out at once (vectorised, well under a millisecond); a larger one is
+#: filled incrementally, a few slots of the old table per insert (:meth:`DeliveryKeys._migrate`).
+_AT_ONCE = 4096
 
 
 def delivery_key(event_id: str, reward: float, timestamp_us: int | None) -> DeliveryKey:
@@ -303,10 +314,14 @@ class DeliveryKeys:
     * :meth:`set` ``(key, time)`` (recovery): a held key keeps its place and takes the new time; a new key is added
       last. Nothing expires.
 
-    Layout: a ring of ``(high, low, time)`` in arrival order (a key's place is its sequence number) and an
-    open-addressing table (linear probing, at most half full) of sequence numbers, home slot ``low % slots``. The
-    arrays are rebuilt (vectorised, O(n log n)) when the table passes half full, the ring is full, or after expiry
-    has left the table under 1/16 full. Not thread-safe: the service calls it under its lock.
+    Layout: a ring of ``(high, low, time)`` in arrival order, in chunks of 1,024 entries (a key's place is its
+    sequence number; the ring grows by a chunk and frees the chunks expiry has passed), and an open-addressing table
+    (linear probing, at most half full) of sequence numbers, home slot ``low % slots``. When the table passes half
+    full, or expiry has left it under 1/16 full, a new table (3 slots per key) takes over **incrementally**: new keys
+    go to the new table, each insert moves the next few slots of the old one (paced so that the move ends before the
+    new table is half full), lookups search both, and a key deleted from the old table meanwhile leaves a tombstone.
+    So no call pays for more than a few dozen slots (a new table for at most 4,096 keys is laid out at once,
+    vectorised). Not thread-safe: the service calls it under its lock.
 
     Parameters
     ----------
@@ -323,73 +338,180 @@ class DeliveryKeys:
     (True, False)
     """
 
-    __slots__ = ("_at", "_head", "_hi", "_lo", "_n", "_ring", "_slots", "_span", "_table", "_tail", "_vat", "_vhi",
-                 "_vlo", "_vslots")
+    __slots__ = ("_arrays", "_c0", "_cat", "_chi", "_clo", "_cursor", "_head", "_n", "_old", "_old_table", "_pace",
+                 "_slots", "_span", "_table", "_tail", "_vold", "_vslots")
 
     def __init__(self, span_us: int) -> None:
         if isinstance(span_us, bool) or not isinstance(span_us, int | np.integer) or span_us < 0:
             raise ValueError(f"span_us must be a non-negative int of microseconds, got {span_us!r}")
         self._span = int(span_us)
-        self._rebuild(0)
+        empty = np.zeros(0, dtype=np.uint64)
+        self._install(empty, empty, np.zeros(0, dtype=np.int64))
 
     # -- storage --------------------------------------------------------------------------------------------------
 
-    def _install(self, hi: np.ndarray, lo: np.ndarray, at: np.ndarray, ring: int, table: int) -> None:
-        """Hold exactly the keys ``(hi, lo)`` with times ``at`` (distinct keys, arrival order) in a ring of ``ring``
-        entries and a table of ``table`` home slots (vectorised: slots of a sorted-by-home insertion)."""
+    def _install(self, hi: np.ndarray, lo: np.ndarray, at: np.ndarray) -> None:
+        """Hold exactly the keys ``(hi, lo)`` with times ``at`` (distinct keys, arrival order): sequence numbers from
+        0, a table of 3 slots per key laid out at once."""
         n = len(hi)
-        self._hi = np.zeros(ring, dtype=np.uint64)
-        self._lo = np.zeros(ring, dtype=np.uint64)
-        self._at = np.zeros(ring, dtype=np.int64)
-        self._hi[:n], self._lo[:n], self._at[:n] = hi, lo, at
-        self._head, self._tail, self._n, self._ring, self._table = 0, n, n, ring, table
+        self._arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chi: list[memoryview] = []
+        self._clo: list[memoryview] = []
+        self._cat: list[memoryview] = []
+        self._c0 = 0  # chunk number of self._arrays[0]
+        for start in range(0, n, _CHUNK):
+            self._add_chunk()
+            h, lw, t = self._arrays[-1]
+            part = slice(start, start + _CHUNK)
+            h[: len(hi[part])], lw[: len(hi[part])], t[: len(hi[part])] = hi[part], lo[part], at[part]
+        self._head, self._tail, self._n = 0, n, n
+        self._old: np.ndarray | None = None  # the table being migrated away from (None: no migration)
+        self._vold: memoryview | None = None
+        self._old_table, self._cursor, self._pace = 0, 0, 0
+        self._use(self._layout(np.arange(n, dtype=np.int64), lo, max(_MIN_SLOTS, 3 * n)), max(_MIN_SLOTS, 3 * n))
+
+    def _add_chunk(self) -> None:
+        arrays = (np.zeros(_CHUNK, dtype=np.uint64), np.zeros(_CHUNK, dtype=np.uint64), np.zeros(_CHUNK, dtype=np.int64))
+        self._arrays.append(arrays)
+        # memoryviews: element reads and writes as Python ints, several times faster than numpy scalar indexing
+        self._chi.append(arrays[0].data)
+        self._clo.append(arrays[1].data)
+        self._cat.append(arrays[2].data)
+
+    def _drop_chunk(self) -> None:
+        """Free the oldest chunk (expiry has passed its last entry)."""
+        del self._arrays[0], self._chi[0], self._clo[0], self._cat[0]
+        self._c0 += 1
+
+    @staticmethod
+    def _layout(seqs: np.ndarray, lo: np.ndarray, table: int) -> np.ndarray:
+        """A table of ``table`` home slots holding ``seqs`` (keys with low halves ``lo``), vectorised: slots of an
+        insertion in order of home."""
+        n = len(seqs)
         home = (lo % np.uint64(table)).astype(np.int64)
         order = np.argsort(home)  # (any order among equal homes is a valid layout; a stable sort took 2.5x as long)
         # linear probing in order of home: entry k lands at max(home_k, slot of entry k-1 + 1)
         steps = np.arange(n, dtype=np.int64)
         slot = np.maximum.accumulate(home[order] - steps) + steps if n else steps
         last = int(slot[-1]) if n else -1
-        self._slots = np.full(max(table, last + 1) + _SPILL, _EMPTY, dtype=np.int64)
-        self._slots[slot] = order
-        # memoryviews: element reads and writes as Python ints, several times faster than numpy scalar indexing
-        self._vhi, self._vlo, self._vat, self._vslots = self._hi.data, self._lo.data, self._at.data, self._slots.data
+        slots = np.full(max(table, last + 1) + _SPILL, _EMPTY, dtype=np.int64)
+        slots[slot] = seqs[order]
+        return slots
+
+    def _use(self, slots: np.ndarray, table: int) -> None:
+        self._slots, self._vslots, self._table = slots, slots.data, table
+
+    def _gather(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(hi, lo, at)`` of the ring entries ``seqs`` (int64, held or released)."""
+        if not len(seqs):
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        first, last = int(seqs.min()) >> _CHUNK_BITS, int(seqs.max()) >> _CHUNK_BITS
+        span = self._arrays[first - self._c0: last - self._c0 + 1]
+        at = seqs - (first << _CHUNK_BITS)
+        return tuple(np.concatenate([arrays[k] for arrays in span])[at] for k in range(3))
+
+    def _held_seqs(self) -> np.ndarray:
+        """Sequence numbers of the keys held, in arrival order (both tables during a migration)."""
+        parts = [self._slots[self._slots >= 0]]
+        if self._old is not None:
+            rest = self._old[self._cursor:]
+            parts.append(rest[rest >= 0])
+        return np.sort(np.concatenate(parts))
 
     def _live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(hi, lo, at)`` of the keys held, in arrival order."""
-        seq = np.sort(self._slots[self._slots != _EMPTY])
-        at = seq % self._ring
-        return self._hi[at], self._lo[at], self._at[at]
+        return self._gather(self._held_seqs())
 
-    def _rebuild(self, extra: int) -> None:
-        """Re-lay the arrays for the keys held plus room for ``extra`` more (ring and table sized from the count)."""
-        hi, lo, at = self._live() if hasattr(self, "_slots") else (np.zeros(0, np.uint64),) * 2 + (
-            np.zeros(0, np.int64),)
-        n = len(hi) + extra
-        self._install(hi, lo, at, ring=n + n // 4 + 16, table=max(_MIN_SLOTS, 3 * n))
+    def _start(self, table: int) -> None:
+        """Let a table of ``table`` home slots take over (at once when few keys are held, else incrementally)."""
+        if self._n <= _AT_ONCE:  # (also ends a migration under way: both tables are read)
+            seqs = self._held_seqs()
+            self._old = self._vold = None
+            self._use(self._layout(seqs, self._gather(seqs)[1], table), table)
+            return
+        if self._old is not None:
+            self._migrate(len(self._old))  # (never needed by the pacing; kept as the safe order of things)
+        self._old, self._vold, self._old_table, self._cursor = self._slots, self._vslots, self._table, 0
+        self._use(np.full(table + _SPILL, _EMPTY, dtype=np.int64), table)
+        # inserts left before the new table is half full, halved: the old slots are all moved by then
+        budget = max(1, (table // 2 - self._n) // 2)
+        self._pace = -(-len(self._old) // budget)
+
+    def _migrate(self, n_slots: int) -> None:
+        """Move the keys of the next ``n_slots`` slots of the old table into the new one (ends the migration after
+        the last slot)."""
+        old, vold = self._old, self._vold
+        assert old is not None and vold is not None
+        start = self._cursor
+        stop = min(start + n_slots, len(old))
+        clo, c0 = self._clo, self._c0
+        for i in np.flatnonzero(old[start:stop] >= 0).tolist():
+            seq = vold[start + i]
+            self._vslots[self._free_slot(clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK])] = seq
+        self._cursor = stop
+        if stop == len(old):
+            self._old = self._vold = None
+
+    def _free_slot(self, low: int) -> int:
+        """The first empty slot of the current table from this low half's home (the spill doubles if a run reaches
+        the end: only on adversarial keys)."""
+        while True:
+            slots = self._vslots
+            i, end = low % self._table, len(slots)
+            while i < end and slots[i] != _EMPTY:
+                i += 1
+            if i < end:
+                return i
+            self._use(np.concatenate([self._slots, np.full(end - self._table, _EMPTY, dtype=np.int64)]), self._table)
 
     # -- reading --------------------------------------------------------------------------------------------------
 
     def _probe(self, high: int, low: int) -> tuple[bool, int]:
-        """``(True, slot holding the key)``, or ``(False, the empty slot a new key takes)`` (-1: past the end)."""
-        slots, vhi, vlo, ring = self._vslots, self._vhi, self._vlo, self._ring
+        """``(True, slot holding the key in the current table, or -1 when it is in the old one)``, or ``(False, the
+        empty slot of the current table a new key takes)`` (-1: past the end)."""
+        slots, chi, clo, c0 = self._vslots, self._chi, self._clo, self._c0
         i, end = low % self._table, len(slots)
+        free = -1
         while i < end:
             seq = slots[i]
             if seq == _EMPTY:
-                return False, i
-            j = seq % ring
-            if vlo[j] == low and vhi[j] == high:
+                free = i
+                break
+            c, j = (seq >> _CHUNK_BITS) - c0, seq & _MASK
+            if clo[c][j] == low and chi[c][j] == high:
                 return True, i
             i += 1
-        return False, -1
+        if self._old is not None and self._find_old(high, low) >= 0:
+            return True, -1
+        return False, free
 
-    def _find(self, high: int, low: int) -> int:
-        """The slot holding the key, or -1."""
+    def _find_old(self, high: int, low: int) -> int:
+        """The slot holding the key in the old table (at or past the migration's cursor), or -1."""
+        vold, chi, clo, c0, cursor = self._vold, self._chi, self._clo, self._c0, self._cursor
+        assert vold is not None
+        i, end = low % self._old_table, len(vold)
+        while i < end:
+            seq = vold[i]
+            if seq == _EMPTY:
+                return -1
+            if i >= cursor and seq != _TOMBSTONE:  # (slots before the cursor were moved: the new table has them)
+                c, j = (seq >> _CHUNK_BITS) - c0, seq & _MASK
+                if clo[c][j] == low and chi[c][j] == high:
+                    return i
+            i += 1
+        return -1
+
+    def _locate(self, high: int, low: int) -> tuple[memoryview | None, int]:
+        """``(slots, index)`` of the table slot holding the key, or ``(None, -1)``."""
         found, i = self._probe(high, low)
-        return i if found else -1
+        if not found:
+            return None, -1
+        if i >= 0:
+            return self._vslots, i
+        return self._vold, self._find_old(high, low)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and self._find(*key) >= 0
+        return isinstance(key, tuple) and self._locate(*key)[0] is not None
 
     def __len__(self) -> int:
         """Number of keys held."""
@@ -398,7 +520,8 @@ class DeliveryKeys:
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays holding the keys."""
-        return self._hi.nbytes + self._lo.nbytes + self._at.nbytes + self._slots.nbytes
+        old = 0 if self._old is None else self._old.nbytes
+        return 3 * 8 * _CHUNK * len(self._arrays) + self._slots.nbytes + old
 
     def items(self) -> list[tuple[DeliveryKey, int]]:
         """``((high, low), receipt time us)`` of the keys held, in arrival order."""
@@ -417,46 +540,48 @@ class DeliveryKeys:
 
     # -- updating -------------------------------------------------------------------------------------------------
 
-    def _free_slot(self, low: int, probed: int = -1) -> int:
-        """The empty slot a new key with this low half goes to (rebuilding first when the table or ring is full);
-        ``probed``: that slot as a lookup just found it (-1: unknown, or past the end)."""
-        if 2 * (self._n + 1) > self._table or self._tail - self._head >= self._ring:
-            self._rebuild(1)
-        elif probed >= 0:
-            return probed
-        while True:
-            slots = self._vslots
-            i, end = low % self._table, len(slots)
-            while i < end and slots[i] != _EMPTY:
-                i += 1
-            if i < end:
-                return i
-            self._rebuild(1)  # a run reached the spill's end: a new layout (the spill grows with the longest run)
-
     def _append(self, high: int, low: int, at: int, probed: int = -1) -> None:
-        i = self._free_slot(low, probed)
+        """Add a key not held, last in arrival order (``probed``: the empty slot a lookup found, -1: unknown)."""
+        if self._old is None:
+            if 2 * (self._n + 1) > self._table:
+                self._start(3 * (self._n + 1))
+                probed = -1
+        elif 2 * (self._n + 1) > self._table:  # (the pacing ends a migration first; kept as a safety net)
+            self._migrate(len(self._old))
+            self._start(3 * (self._n + 1))
+            probed = -1
+        i = probed if probed >= 0 else self._free_slot(low)
         seq = self._tail
-        j = seq % self._ring
-        self._vhi[j], self._vlo[j], self._vat[j] = high, low, at
+        c = (seq >> _CHUNK_BITS) - self._c0
+        if c == len(self._arrays):
+            self._add_chunk()
+        j = seq & _MASK
+        self._chi[c][j], self._clo[c][j], self._cat[c][j] = high, low, at
         self._vslots[i] = seq
         self._tail = seq + 1
         self._n += 1
+        if self._old is not None:
+            self._migrate(self._pace)
 
-    def _delete(self, i: int) -> None:
-        """Empty slot ``i`` and shift later entries of its run back (no tombstones)."""
-        slots, vlo, ring, table = self._vslots, self._vlo, self._ring, self._table
+    def _delete(self, slots: memoryview, i: int) -> None:
+        """Empty slot ``i``: a tombstone in the old table; in the current one, later entries of its run shift back
+        (no tombstones)."""
+        self._n -= 1
+        if slots is not self._vslots:
+            slots[i] = _TOMBSTONE
+            return
+        clo, c0, table = self._clo, self._c0, self._table
         slots[i] = _EMPTY
         j, end = i + 1, len(slots)
         while j < end:
             seq = slots[j]
             if seq == _EMPTY:
                 break
-            if vlo[seq % ring] % table <= i:  # its home is at or before the hole: it moves into it
+            if clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK] % table <= i:  # home at or before the hole: moves into it
                 slots[i] = seq
                 slots[j] = _EMPTY
                 i = j
             j += 1
-        self._n -= 1
 
     def claim(self, key: DeliveryKey, now_us: int) -> bool:
         """Add ``key`` received at ``now_us`` and expire old keys (see the class docstring); ``False`` (and nothing
@@ -466,32 +591,38 @@ class DeliveryKeys:
         if held:
             return False
         self._append(high, low, now_us, free)
-        vhi, vlo, vat, ring = self._vhi, self._vlo, self._vat, self._ring
+        span = self._span
         while self._head < self._tail:
             seq = self._head
-            j = seq % ring
-            at = vat[j]
+            c, j = (seq >> _CHUNK_BITS) - self._c0, seq & _MASK
+            at = self._cat[c][j]
             if at != _RELEASED:  # (a released key is no longer held: skipped, as the dict had dropped it)
-                if now_us - at <= self._span:
+                if now_us - at <= span:
                     break
-                self._delete(self._find(vhi[j], vlo[j]))
+                slots, i = self._locate(self._chi[c][j], self._clo[c][j])
+                assert slots is not None
+                self._delete(slots, i)
             self._head = seq + 1
-        if self._table > _MIN_SLOTS and 16 * self._n < self._table:
-            self._rebuild(0)
+            if j == _MASK:
+                self._drop_chunk()
+        if self._table > _MIN_SLOTS and 16 * self._n < self._table and (self._old is None or self._n <= _AT_ONCE):
+            self._start(max(_MIN_SLOTS, 3 * self._n))
         return True
 
     def release(self, key: DeliveryKey) -> None:
         """Forget ``key`` if held."""
-        i = self._find(*key)
-        if i >= 0:
-            self._vat[self._vslots[i] % self._ring] = _RELEASED
-            self._delete(i)
+        slots, i = self._locate(*key)
+        if slots is not None:
+            seq = slots[i]
+            self._cat[(seq >> _CHUNK_BITS) - self._c0][seq & _MASK] = _RELEASED
+            self._delete(slots, i)
 
     def set(self, key: DeliveryKey, at_us: int) -> None:
         """Hold ``key`` with receipt time ``at_us``: a held key keeps its place in the arrival order."""
-        i = self._find(*key)
-        if i >= 0:
-            self._vat[self._vslots[i] % self._ring] = at_us
+        slots, i = self._locate(*key)
+        if slots is not None:
+            seq = slots[i]
+            self._cat[(seq >> _CHUNK_BITS) - self._c0][seq & _MASK] = at_us
         else:
             self._append(key[0], key[1], at_us)
 
@@ -513,6 +644,4 @@ class DeliveryKeys:
         ends = np.r_[starts[1:], len(order)] - 1
         first, last = order[starts], order[ends]
         arrival = np.argsort(first, kind="stable")
-        n = len(first)
-        self._install(high[first][arrival], low[first][arrival], at_us[last][arrival], ring=n + n // 4 + 16,
-                      table=max(_MIN_SLOTS, 3 * n))
+        self._install(high[first][arrival], low[first][arrival], at_us[last][arrival])

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bandit import _ledger
 from bandit._ledger import DeliveryKeys, delivery_key
 
 
@@ -33,8 +35,12 @@ class Reference:
         return True
 
 
+@pytest.mark.parametrize("at_once", [_ledger._AT_ONCE, 8])
 @pytest.mark.parametrize("seed", range(4))
-def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed):
+def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed, at_once, monkeypatch):
+    # at_once=8: every new table for more than 8 keys takes over incrementally, so most operations run while a
+    # migration is under way (claims, repeats, expiries, releases and assignments of keys in either table)
+    monkeypatch.setattr(_ledger, "_AT_ONCE", at_once)
     rng = random.Random(seed)
     span = [40, 300, 2_000, 10**9][seed]  # from keys expiring all the time to none expiring
     table, reference = DeliveryKeys(span), Reference(span)
@@ -44,6 +50,7 @@ def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed):
              None if i % 4 == 0 else 1_700_000_000_000_000 + i % 50) for i in range(4_000)]
     now = 1_000
     sizes: list[int] = []
+    migrating = 0
     for step in range(12_000):
         now += rng.choice([0, 1, 1, 1, 3]) if rng.random() > 0.005 else -rng.randrange(1, 200)  # steps back too
         tup = pool[int(rng.random() ** 3 * len(pool))] if rng.random() < 0.6 else rng.choice(pool)
@@ -59,15 +66,20 @@ def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed):
             table.set(key, at)
             reference.keys[tup] = at
         sizes.append(len(table))
+        migrating += table._old is not None
         if step % 500 == 0 or step == 11_999:
             assert table.items() == [(delivery_key(*t), at) for t, at in reference.keys.items()], step
             assert len(table) == len(reference.keys)
-    # everything expires at a late claim: the arrays shrink back (rebuilds in both directions)
+    # everything expires at a late claim: the arrays shrink back to those of a table holding one key (one chunk of
+    # the ring, the smallest table: the chunks expiry passed are freed, and the table is replaced by a small one)
     grown = table.nbytes
     last = delivery_key("last", 1.0, None)
     assert table.claim(last, now + 2 * span + 1) and reference.claim(("last", 1.0, None), now + 2 * span + 1)
     assert table.items() == [(last, now + 2 * span + 1)] and len(reference.keys) == 1
-    assert max(sizes) > 400 and table.nbytes < grown / 8
+    fresh = DeliveryKeys(span)
+    fresh.claim(last, 0)
+    assert max(sizes) > 400 and table.nbytes == fresh.nbytes < grown
+    assert migrating > (1_000 if at_once == 8 else -1)
 
 
 def test_set_many_at_a_restart_equals_assigning_one_by_one_in_order():
@@ -103,9 +115,18 @@ def test_delivery_keys_are_the_tuple_equality_of_the_deliveries():
 
 def test_a_held_key_costs_tens_of_bytes_not_hundreds():
     table = DeliveryKeys(10**12)
+    moved, migrations = [], 0
     for i in range(50_000):
+        migrating = table._old
+        before = table._cursor
         table.claim(delivery_key(f"{i:032x}", 1.0, None), i)
+        if migrating is not None:  # a migration was under way: this claim moved a paced number of old slots
+            moved.append((table._cursor if table._old is migrating else len(migrating)) - before)
+        migrations += table._old is not None and migrating is None
     assert len(table) == 50_000 and table.nbytes / len(table) < 80  # the OrderedDict of tuples: ~330 bytes a key
+    # growth is incremental: past 4,096 keys each new table takes over a few old slots per claim (the pace keeps the
+    # new table under half full until the move ends, so the move never has to be finished at once)
+    assert migrations >= 3 and len(moved) > 10_000 and max(moved) <= 9
     with pytest.raises(ValueError, match="span_us"):
         DeliveryKeys(-1)
 
@@ -125,6 +146,12 @@ _op = st.one_of(
 @given(st.integers(0, 100), st.lists(st.tuples(_key, st.integers(-100, 100)), max_size=50),
        st.lists(_op, max_size=300))
 def test_colliding_keys_expiry_and_releases_against_the_ordered_dict(span, bulk, ops):
+    for at_once in (_ledger._AT_ONCE, 2):  # 2: a table for more than 2 keys takes over incrementally
+        with mock.patch.object(_ledger, "_AT_ONCE", at_once):
+            _colliding_keys_against_the_ordered_dict(span, bulk, ops)
+
+
+def _colliding_keys_against_the_ordered_dict(span, bulk, ops):
     table, reference = DeliveryKeys(span), Reference(span)
     if bulk:  # recovery's bulk load first (keys repeated: first place, last time)
         table.set_many(*(np.array(column, dtype=dtype) for column, dtype in zip(
