@@ -258,9 +258,11 @@ _PERSON = b"upsell-delivery"
 #: log), and unpredictable keys leave a client no way to aim many deliveries at one home slot (long probe runs under
 #: the service's lock), as Python's randomised str hashes did for the dict this table replaced.
 _SECRET = os.urandom(16)
-_EMPTY = -1
+#: An empty table slot (sequence numbers start at 1): a new table is ``np.zeros``, whose pages the system maps on
+#: first use -- no pass over its memory when it is allocated.
+_EMPTY = 0
 #: A slot of the table being migrated away from whose key was deleted during the migration (probes pass over it).
-_TOMBSTONE = -2
+_TOMBSTONE = -1
 #: Receipt time of a ring entry whose key was released (no time of a claim: those are int64 microseconds of a clock).
 _RELEASED = -(2**63)
 #: Slots past the last home slot, beyond the longest run at a layout (linear probing never wraps around; a run that
@@ -352,23 +354,24 @@ class DeliveryKeys:
 
     def _install(self, hi: np.ndarray, lo: np.ndarray, at: np.ndarray) -> None:
         """Hold exactly the keys ``(hi, lo)`` with times ``at`` (distinct keys, arrival order): sequence numbers from
-        0, a table of 3 slots per key laid out at once."""
+        1, a table of 3 slots per key laid out at once."""
         n = len(hi)
         self._arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._chi: list[memoryview] = []
         self._clo: list[memoryview] = []
         self._cat: list[memoryview] = []
         self._c0 = 0  # chunk number of self._arrays[0]
-        for start in range(0, n, _CHUNK):
+        for start in range(-1, n, _CHUNK):  # (entry k has sequence number k + 1: chunk 0 starts with the unused 0)
             self._add_chunk()
             h, lw, t = self._arrays[-1]
-            part = slice(start, start + _CHUNK)
-            h[: len(hi[part])], lw[: len(hi[part])], t[: len(hi[part])] = hi[part], lo[part], at[part]
-        self._head, self._tail, self._n = 0, n, n
+            src, dst = slice(max(start, 0), start + _CHUNK), slice(1 if start < 0 else 0, None)
+            size = len(hi[src])
+            h[dst][:size], lw[dst][:size], t[dst][:size] = hi[src], lo[src], at[src]
+        self._head, self._tail, self._n = 1, n + 1, n
         self._old: np.ndarray | None = None  # the table being migrated away from (None: no migration)
         self._vold: memoryview | None = None
         self._old_table, self._cursor, self._pace = 0, 0, 0
-        self._use(self._layout(np.arange(n, dtype=np.int64), lo, max(_MIN_SLOTS, 3 * n)), max(_MIN_SLOTS, 3 * n))
+        self._use(self._layout(np.arange(1, n + 1, dtype=np.int64), lo, max(_MIN_SLOTS, 3 * n)), max(_MIN_SLOTS, 3 * n))
 
     def _add_chunk(self) -> None:
         arrays = (np.zeros(_CHUNK, dtype=np.uint64), np.zeros(_CHUNK, dtype=np.uint64), np.zeros(_CHUNK, dtype=np.int64))
@@ -394,7 +397,7 @@ class DeliveryKeys:
         steps = np.arange(n, dtype=np.int64)
         slot = np.maximum.accumulate(home[order] - steps) + steps if n else steps
         last = int(slot[-1]) if n else -1
-        slots = np.full(max(table, last + 1) + _SPILL, _EMPTY, dtype=np.int64)
+        slots = np.zeros(max(table, last + 1) + _SPILL, dtype=np.int64)  # (_EMPTY)
         slots[slot] = seqs[order]
         return slots
 
@@ -412,10 +415,10 @@ class DeliveryKeys:
 
     def _held_seqs(self) -> np.ndarray:
         """Sequence numbers of the keys held, in arrival order (both tables during a migration)."""
-        parts = [self._slots[self._slots >= 0]]
+        parts = [self._slots[self._slots > 0]]
         if self._old is not None:
             rest = self._old[self._cursor:]
-            parts.append(rest[rest >= 0])
+            parts.append(rest[rest > 0])
         return np.sort(np.concatenate(parts))
 
     def _live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -432,7 +435,7 @@ class DeliveryKeys:
         if self._old is not None:
             self._migrate(len(self._old))  # (never needed by the pacing; kept as the safe order of things)
         self._old, self._vold, self._old_table, self._cursor = self._slots, self._vslots, self._table, 0
-        self._use(np.full(table + _SPILL, _EMPTY, dtype=np.int64), table)
+        self._use(np.zeros(table + _SPILL, dtype=np.int64), table)  # (_EMPTY: no pass over the new memory)
         # inserts left before the new table is half full, halved: the old slots are all moved by then
         budget = max(1, (table // 2 - self._n) // 2)
         self._pace = -(-len(self._old) // budget)
@@ -445,9 +448,12 @@ class DeliveryKeys:
         start = self._cursor
         stop = min(start + n_slots, len(old))
         clo, c0 = self._clo, self._c0
-        for i in np.flatnonzero(old[start:stop] >= 0).tolist():
-            seq = vold[start + i]
-            self._vslots[self._free_slot(clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK])] = seq
+        # (a paced step is a few slots: read one by one; a long stretch, with numpy)
+        found = range(start, stop) if stop - start <= 64 else (np.flatnonzero(old[start:stop] > 0) + start).tolist()
+        for i in found:
+            seq = vold[i]
+            if seq > 0:
+                self._vslots[self._free_slot(clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK])] = seq
         self._cursor = stop
         if stop == len(old):
             self._old = self._vold = None
@@ -462,23 +468,23 @@ class DeliveryKeys:
                 i += 1
             if i < end:
                 return i
-            self._use(np.concatenate([self._slots, np.full(end - self._table, _EMPTY, dtype=np.int64)]), self._table)
+            self._use(np.concatenate([self._slots, np.zeros(end - self._table, dtype=np.int64)]), self._table)
 
     # -- reading --------------------------------------------------------------------------------------------------
 
     def _probe(self, high: int, low: int) -> tuple[bool, int]:
         """``(True, slot holding the key in the current table, or -1 when it is in the old one)``, or ``(False, the
         empty slot of the current table a new key takes)`` (-1: past the end)."""
-        slots, chi, clo, c0 = self._vslots, self._chi, self._clo, self._c0
+        slots, clo, c0 = self._vslots, self._clo, self._c0
         i, end = low % self._table, len(slots)
         free = -1
         while i < end:
             seq = slots[i]
-            if seq == _EMPTY:
+            if not seq:  # (_EMPTY)
                 free = i
                 break
-            c, j = (seq >> _CHUNK_BITS) - c0, seq & _MASK
-            if clo[c][j] == low and chi[c][j] == high:
+            if clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK] == low and \
+                    self._chi[(seq >> _CHUNK_BITS) - c0][seq & _MASK] == high:
                 return True, i
             i += 1
         if self._old is not None and self._find_old(high, low) >= 0:
@@ -583,6 +589,25 @@ class DeliveryKeys:
                 i = j
             j += 1
 
+    def _expire(self, seq: int, low: int) -> None:
+        """Delete the held key of ring entry ``seq`` (low half ``low``), found by its sequence number."""
+        slots = self._vslots
+        i, end = low % self._table, len(slots)
+        while i < end:
+            found = slots[i]
+            if found == seq:
+                self._delete(slots, i)
+                return
+            if found == _EMPTY:
+                break
+            i += 1
+        old = self._vold  # (not in the current table: in the old one, past the migration's cursor)
+        assert old is not None
+        i = max(low % self._old_table, self._cursor)
+        while old[i] != seq:
+            i += 1
+        self._delete(old, i)
+
     def claim(self, key: DeliveryKey, now_us: int) -> bool:
         """Add ``key`` received at ``now_us`` and expire old keys (see the class docstring); ``False`` (and nothing
         changes) when the key is held already: a duplicate delivery."""
@@ -599,9 +624,7 @@ class DeliveryKeys:
             if at != _RELEASED:  # (a released key is no longer held: skipped, as the dict had dropped it)
                 if now_us - at <= span:
                     break
-                slots, i = self._locate(self._chi[c][j], self._clo[c][j])
-                assert slots is not None
-                self._delete(slots, i)
+                self._expire(seq, self._clo[c][j])
             self._head = seq + 1
             if j == _MASK:
                 self._drop_chunk()
