@@ -656,7 +656,7 @@ def _small_sample_floor(acc: PolicyAccumulator, est: Estimator) -> SmallSampleFl
     return small_sample_floor(acc.n, counts.rows, float(mean[layout.index("wr")]),
                               float(mean[layout.index("r")]), float(s[_WBOUND]),
                               reward_range(acc) if est.reward_range is None else est.reward_range, float(est.alpha),
-                              counts.at_top and supported, float(s[_WSUM]) / acc.n)
+                              counts.at_top, float(s[_WSUM]) / acc.n, supported)
 
 
 def support_deficit(acc: PolicyAccumulator) -> float | None:

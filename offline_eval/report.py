@@ -177,7 +177,7 @@ from offline_eval.estimators.base import ResolvedTarget
 from offline_eval.evaluate import BLEND_NAME
 from offline_eval.gap import gap_variance
 from offline_eval.intervals import Interval, RowTerms, normal_interval
-from offline_eval.small_sample import clip_to_range, ips_term_range, kl_difference_p_value, kl_interval
+from offline_eval.small_sample import clip_to_range, kl_difference_p_value, kl_interval
 
 __all__ = [
     "DECISIONS",
@@ -599,7 +599,8 @@ _SELF = _Paired(0.0, float("nan"), float("nan"), float("nan"))
 
 
 class _KLSide(NamedTuple):
-    """A policy's IPS terms for the small-sample floor: their mean, a-priori range and informative rows."""
+    """A policy's terms for the small-sample floor (:func:`offline_eval.small_sample.ips_kl_side`): their mean,
+    a-priori range and informative rows."""
 
     mean: float
     low: float
@@ -613,7 +614,8 @@ class _SmallSample:
     :data:`INFORMATIVE_ROWS_MIN` informative rows gets its value interval widened to contain the KL interval of its
     IPS terms (``ResolvedTarget.small_sample_floor``), a difference whose either side has too few the union bound
     of both sides' KL intervals at ``alpha / 2`` each (the lift floor over the logged rewards; ``compare``'s for a
-    candidate baseline). The logging policy's terms are its rewards (weight 1).
+    candidate baseline). The logging policy's terms are its rewards (weight 1), in the range itself (either
+    mirrored form of :func:`offline_eval.small_sample.ips_kl_side` with ``w = 1``).
 
     ``value_range`` is the metric's a-priori range (``rollout_report``'s ``reward_range`` for the primary metric,
     the guardrail's ``value_range``), else the observed one; informative rows are counted on it
@@ -631,7 +633,7 @@ class _SmallSample:
         self.n, self.alpha, self.value_range, self.resolved = d.n, alpha, value_range, resolved
         self._range = (float(d.reward.min()), float(d.reward.max())) if value_range is None else value_range
         self.unbounded = value_range is None and self._range[0] == self._range[1]
-        self._sides = {LOGGING: _KLSide(float(d.reward.mean()), *ips_term_range(1.0, self._range),
+        self._sides = {LOGGING: _KLSide(float(d.reward.mean()), *self._range,
                                         informative_rows(np.ones(d.n), d.reward, value_range))}
 
     def _side(self, name: str) -> _KLSide:

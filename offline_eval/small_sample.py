@@ -15,12 +15,13 @@ informative rows per target and applied no floor; DR, SNDR, SwitchDR, DROS and t
 (nominal 1.25%). Counting the rows below the top, all are floored: 0.995-1.00 (blend width 1.1e-4), the guardrail
 never passed at its margin (0 of 200) and its difference intervals covered 1.00.
 
-In that regime every estimate's interval is widened to contain the **Chernoff-Hoeffding (KL) interval** of the
-target's IPS terms ``w_i r_i``, whose range is known a priori: the weights are at most the weight bound ``W`` that
-exact propensities give (``max pi / mu``), and the rewards lie in ``reward_range`` (else the observed range with
-0), so each term lies in ``[W min(r_lo, 0), W max(r_hi, 0)]``. For i.i.d. terms ``X_i`` in ``[0, 1]`` with mean
-``mu`` (rescaled from that range), Hoeffding (1963, Theorem 1) bounds ``P(mean <= mu - t)`` and ``P(mean >= mu + t)``
-by ``exp(-n KL(mu -+ t || mu))``, with ``KL`` the Bernoulli relative entropy; inverting at ``alpha / 2`` a side gives
+In that regime every estimate's interval is widened to contain the **Chernoff-Hoeffding (KL) interval** of terms
+whose mean is the target's value and whose range is known a priori: the weights are at most the weight bound ``W``
+that exact propensities give (``max pi / mu``), and the rewards lie in ``reward_range`` (else the observed range).
+Which terms is the paragraph "Which end" below; for revenue, whose mass sits at 0, they are the IPS terms
+``w_i r_i``, each in ``[0, W r_hi]``. For i.i.d. terms ``X_i`` in ``[0, 1]`` with mean ``mu`` (rescaled from that
+range), Hoeffding (1963, Theorem 1) bounds ``P(mean <= mu - t)`` and ``P(mean >= mu + t)`` by
+``exp(-n KL(mu -+ t || mu))``, with ``KL`` the Bernoulli relative entropy; inverting at ``alpha / 2`` a side gives
 
 .. math:: [\,\inf\{q \le \bar X : n\,KL(\bar X \| q) \le \ln(2/\alpha)\},\;
            \sup\{q \ge \bar X : n\,KL(\bar X \| q) \le \ln(2/\alpha)\}\,],
@@ -29,27 +30,36 @@ which covers the target's value with probability at least ``1 - alpha`` at **eve
 distribution in the range (tightest when the terms sit at the two ends of the range, as conversions at one price
 do, and conservative otherwise).
 
-With non-negative rewards and no informative row it is ``[0, W r_hi (1 - (alpha/2)^{1/n})]``, about
-``W r_hi ln(2/alpha) / n``: the "rule of three" scaled by the range. The lift over the logging policy is widened to
-contain ``[kl_V.low - kl_R.high, kl_V.high - kl_R.low]``, the KL intervals of the target's value (in either form
-below) and of the logged rewards at ``alpha / 2`` each (a union bound: valid at every n too).
+With no informative row (every weighted reward at the bottom) it is ``[r_lo, r_lo + W (r_hi - r_lo)
+(1 - (alpha/2)^{1/n})]``, about ``W (r_hi - r_lo) ln(2/alpha) / n`` above ``r_lo``: the "rule of three" scaled by
+the range. The lift over the logging policy is widened to contain ``[kl_V.low - kl_R.high, kl_V.high - kl_R.low]``,
+the KL intervals of the target's value (in the form below) and of the logged rewards (weight 1, in
+``[r_lo, r_hi]``) at ``alpha / 2`` each (a union bound: valid at every n too).
 
-*Which end.* When the metric's mass sits at the **top** of its range (no more weighted rows below ``r_hi`` than
-above ``r_lo``: a retention flag, any metric whose rare outcome is its low value), the terms ``w_i r_i`` do not sit
-at an end -- the weights vary -- and their KL interval is about as wide as IPS's own (on a retention flag with 3
-zeros in 2,000 rows and weights 0 or 3, about 9 times the floored interval below). The floor then uses the terms
-``v_i = r_hi - w_i (r_hi - r_i)``, in ``[r_hi - W (r_hi - r_lo), r_hi]``, whose mean is ``V`` because ``E[w] = 1``
-(exact propensities and no support deficit; with a deficit the form above is kept): ``v_i = r_hi`` on every row at
-the top, so the terms sit at the top end and the interval is as tight as the rare rows below it allow (the KL
-interval is equivariant under ``x -> r_hi - x``, so this is the form above mirrored). Each form's interval has level
-``1 - alpha``; the form is chosen from the data, by the side with fewer rows off it. The two counts add up to at
-least the weighted rows, so whenever the floor applies to 20 or more weighted rows the other side has more than
-10: the choice follows where the metric's mass sits, not noise. Revenue with zeros at the bottom keeps the form
-above; a range of one value counts as its top (the value is that value).
+*Which end.* The terms are taken at the end of the range where the metric's mass sits, so that every row there
+gives that end whatever its weight. The IPS terms ``w_i r_i`` do that only for a bottom at 0: with the mass at a
+non-zero bottom (a monthly price paid in [5, 10] that most users keep at 5) or at the top (a retention flag, any
+metric whose rare outcome is its low value), ``w_i r_i`` does not sit at an end -- the weights vary -- and its KL
+interval is about as wide as IPS's own (a price paid in [5, 10] with about 2 weighted upgrades to 10 in 2,000 rows,
+weights 0 or 3: median 1.36 over 200 seeded logs, against 0.064 below; a retention flag with 3 zeros in 2,000 rows:
+about 9 times the interval below). When the target is supported (``E[w] = 1``: exact propensities and no support
+deficit), the floor therefore uses, with the mass at the **bottom** (no more weighted rows above ``r_lo`` than below
+``r_hi``), the terms ``u_i = r_lo + w_i (r_i - r_lo)`` in ``[r_lo, r_lo + W (r_hi - r_lo)]`` (mean
+``r_lo (1 - mean w) + mean w r``; with ``r_lo = 0`` exactly ``w_i r_i``), and with the mass at the **top** the
+mirrored terms ``v_i = r_hi - w_i (r_hi - r_i)`` in ``[r_hi - W (r_hi - r_lo), r_hi]`` (mean
+``r_hi (1 - mean w) + mean w r``). Both have mean ``V`` because ``E[w] = 1``, and ``u_i = r_lo`` (``v_i = r_hi``)
+on every row at that end, so the interval is as tight as the rare rows off it allow (the KL interval is
+equivariant under ``x -> x - r_lo`` and ``x -> r_hi - x``, so these are the IPS form shifted and mirrored). With a
+support deficit ``E[w] < 1`` and the IPS terms ``w_i r_i`` in ``[W min(r_lo, 0), W max(r_hi, 0)]`` are kept. Each
+form's interval has level ``1 - alpha``; the end is chosen from the data, by the side with fewer rows off it. The
+two counts add up to at least the weighted rows, so whenever the floor applies to 20 or more weighted rows the
+other side has more than 10: the choice follows where the metric's mass sits, not noise. A range of one value
+counts as its top (the value is that value).
 
-The floor needs only ``n``, the means of ``w r`` and ``w``, the mean reward, the weight bound, the reward range and
-the informative counts (on the observed range from :class:`~offline_eval.diagnostics.RangeEnds`): mergeable
-scalars, so in-memory, streaming and Spark evaluations floor identically. It applies to the *value* of the target
+The floor needs only ``n``, the means of ``w r`` and ``w``, the mean reward, the weight bound, the reward range, the
+support deficit and the informative counts (on the observed range from
+:class:`~offline_eval.diagnostics.RangeEnds`): mergeable scalars, so in-memory, streaming and Spark evaluations floor
+identically. It applies to the *value* of the target
 (IPS's unbiasedness: exact propensities and no support deficit); an estimator's own bias-aware widening still
 applies on top. The interval kind gets the suffix ``"+kl"``.
 
@@ -162,10 +172,13 @@ def kl_interval(mean: float, n: int, low: float, high: float, alpha: float = 0.0
 
 
 def ips_kl_side(ips_mean: float, weight_bound: float, reward_range: tuple[float, float], at_top: bool = False,
-                weight_mean: float = 1.0) -> tuple[float, float, float]:
+                weight_mean: float = 1.0, supported: bool = True) -> tuple[float, float, float]:
     """``(mean, low, high)`` of the terms whose :func:`kl_interval` is the small-sample interval of a target's value
-    (module docstring): the IPS terms ``w_i r_i`` in :func:`ips_term_range`, or, ``at_top``, the terms
+    (module docstring, "Which end"). When the target is ``supported`` (``E[w] = 1``): the terms
+    ``r_lo + w_i (r_i - r_lo)`` in ``[r_lo, r_lo + W (r_hi - r_lo)]``, whose mean is ``r_lo (1 - mean w) + mean w r``
+    (the mass at the bottom; with ``r_lo = 0`` the IPS terms ``w_i r_i``), or, ``at_top``, the terms
     ``r_hi - w_i (r_hi - r_i)`` in ``[r_hi - W (r_hi - r_lo), r_hi]``, whose mean is ``r_hi (1 - mean w) + mean w r``.
+    Otherwise (a support deficit) the IPS terms ``w_i r_i`` in :func:`ips_term_range`.
 
     Parameters
     ----------
@@ -179,7 +192,9 @@ def ips_kl_side(ips_mean: float, weight_bound: float, reward_range: tuple[float,
         Whether the metric's mass sits at the top of the range (:attr:`InformativeRows.at_top
         <offline_eval.diagnostics.InformativeRows.at_top>`).
     weight_mean : float
-        Mean weight (used ``at_top``).
+        Mean weight (used when ``supported``).
+    supported : bool
+        Whether ``E[w] = 1`` (exact propensities, no support deficit), which the mirrored forms need.
 
     Examples
     --------
@@ -189,21 +204,32 @@ def ips_kl_side(ips_mean: float, weight_bound: float, reward_range: tuple[float,
     (0.996, -1.0, 1.0)
     >>> ips_kl_side(0.996, 2.0, (0.0, 1.0))
     (0.996, 0.0, 2.0)
+
+    A price paid in [5, 10], 5 but for 2 weighted 10s among 1000 rows (same weights): every row at 5 gives 5.
+
+    >>> ips_kl_side(5.02, 2.0, (5.0, 10.0), weight_mean=1.0)
+    (5.02, 5.0, 15.0)
+    >>> ips_kl_side(5.02, 2.0, (5.0, 10.0), supported=False)  # with a support deficit
+    (5.02, 0.0, 20.0)
     """
-    if not at_top:
+    if not supported:
         return (ips_mean, *ips_term_range(weight_bound, reward_range))
     r_lo, r_hi = reward_range
-    return r_hi * (1.0 - weight_mean) + ips_mean, r_hi - max(weight_bound, 0.0) * (r_hi - r_lo), r_hi
+    w = max(weight_bound, 0.0)
+    if at_top:
+        return r_hi * (1.0 - weight_mean) + ips_mean, r_hi - w * (r_hi - r_lo), r_hi
+    return r_lo * (1.0 - weight_mean) + ips_mean, r_lo, r_lo + w * (r_hi - r_lo)
 
 
 def ips_kl_interval(
     n: int, ips_mean: float, weight_bound: float, reward_range: tuple[float, float], alpha: float,
-    at_top: bool = False, weight_mean: float = 1.0,
+    at_top: bool = False, weight_mean: float = 1.0, supported: bool = True,
 ) -> tuple[float, float]:
-    """:func:`kl_interval` of a target's value from the mean of its IPS terms ``w_i r_i`` over ``n`` rows, each
-    in ``[W min(r_lo, 0), W max(r_hi, 0)]`` (``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``); ``at_top``
-    from the terms of :func:`ips_kl_side` instead (``weight_mean``: the mean weight)."""
-    mean, low, high = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean)
+    """:func:`kl_interval` of a target's value over ``n`` rows from the terms of :func:`ips_kl_side` (``ips_mean``:
+    the mean of the IPS terms ``w_i r_i``; ``W`` = ``weight_bound``, ``(r_lo, r_hi)`` = ``reward_range``,
+    ``weight_mean``: the mean weight); ``supported=False``: the IPS terms, each in ``[W min(r_lo, 0),
+    W max(r_hi, 0)]``."""
+    mean, low, high = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean, supported)
     return kl_interval(mean, n, low, high, alpha)
 
 
@@ -412,6 +438,7 @@ def small_sample_floor(
     alpha: float,
     at_top: bool = False,
     weight_mean: float = 1.0,
+    supported: bool = True,
 ) -> SmallSampleFloor | None:
     """The KL floor of a target's value and lift intervals, or None when it has enough informative rows.
 
@@ -435,7 +462,10 @@ def small_sample_floor(
         The metric's mass sits at the top of the range: the value's side is :func:`ips_kl_side`'s top form
         (module docstring, "Which end").
     weight_mean : float
-        Mean importance weight (used ``at_top``).
+        Mean importance weight (used when ``supported``).
+    supported : bool
+        ``E[w] = 1`` (no support deficit): the value's side is one of :func:`ips_kl_side`'s mirrored forms; False:
+        the IPS terms ``w_i r_i``. The logged rewards' side (the lift's) is the rewards in ``reward_range``.
 
     Examples
     --------
@@ -453,8 +483,8 @@ def small_sample_floor(
     """
     if informative_rows >= INFORMATIVE_ROWS_MIN or n < 1:
         return None
-    value = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean)
+    value = ips_kl_side(ips_mean, weight_bound, reward_range, at_top, weight_mean, supported)
     value_low, value_high = kl_interval(value[0], n, value[1], value[2], alpha)
     half_low, half_high = kl_interval(value[0], n, value[1], value[2], alpha / 2.0)
-    reward_low, reward_high = kl_interval(reward_mean, n, *ips_term_range(1.0, reward_range), alpha / 2.0)
+    reward_low, reward_high = kl_interval(reward_mean, n, reward_range[0], reward_range[1], alpha / 2.0)
     return SmallSampleFloor(value_low, value_high, half_low - reward_high, half_high - reward_low)

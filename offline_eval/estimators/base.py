@@ -344,9 +344,10 @@ class ResolvedTarget:
         mean, low, high = self.value_kl_side(reward_range)
         return kl_interval(mean, self.data.n, low, high, alpha)
 
-    def _orientation(self, counts: InformativeRows) -> tuple[bool, float]:
-        """``(at_top, weight_mean)`` for the small-sample floor: the top form needs ``E[w] = 1`` (no deficit)."""
-        return counts.at_top and self.supported, self.weight_sum / self.data.n
+    def _orientation(self, counts: InformativeRows) -> tuple[bool, float, bool]:
+        """``(at_top, weight_mean, supported)``: the small-sample floor's form
+        (:func:`~offline_eval.small_sample.ips_kl_side`; the mirrored forms need ``E[w] = 1``, no support deficit)."""
+        return counts.at_top, self.weight_sum / self.data.n, self.supported
 
     def _weight_bound(self) -> float:
         """:func:`_weight_bound` of this target, computed once (an O(n K) pass; every estimator's floor needs it)."""

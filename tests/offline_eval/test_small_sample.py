@@ -32,6 +32,7 @@ from offline_eval.streaming import evaluate_parquet
 PRICES = np.array([5.0, 10.0, 20.0])
 TOP = (0.0, 20.0)
 UNIT = (0.0, 1.0)  # a retention flag's range
+PAID = (5.0, 10.0)  # a monthly price paid: the base price 5 for most users, 10 for the few who upgrade
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -262,18 +263,19 @@ def _zero_conversion_log(tmp_path: Path) -> tuple[Path, dict]:
     return tmp_path, {"family": "family", "duo": "duo", "solo": "solo"}
 
 
-def _retention_parts(tmp_path: Path) -> tuple[Path, dict]:
+def _retention_parts(tmp_path: Path, mass: float = 1.0, rare: float = 0.0) -> tuple[Path, dict]:
     """A retention flag (1 unless churned) over 900 rows in 3 parts, the first without a churner: 4 churners among
-    the family plan's offers, 2 among solo's (floored) and 15 among duo's (not floored)."""
+    the family plan's offers, 2 among solo's (floored) and 15 among duo's (not floored). ``mass`` and ``rare`` in
+    place of 1 and 0: e.g. 5 and 10 for a price paid whose mass sits at a non-zero bottom."""
     rng = np.random.default_rng(8)
     n = 900
     P = np.full((n, 3), 1.0 / 3.0)
     action = rng.integers(0, 3, n)
-    reward = np.ones(n)
+    reward = np.full(n, mass)
     for arm, k in ((2, 4), (0, 2), (1, 15)):
-        reward[rng.choice(np.flatnonzero((action == arm) & (np.arange(n) >= 300)), k, replace=False)] = 0.0
+        reward[rng.choice(np.flatnonzero((action == arm) & (np.arange(n) >= 300)), k, replace=False)] = rare
     data = LoggedData(rng.normal(size=(n, 2)), action, reward, P[np.arange(n), action], probabilities=P)
-    path = tmp_path / "retention"
+    path = tmp_path / f"retention-{mass:g}-{rare:g}"
     path.mkdir()
     _write_parts(path, data, [300, 620])
     return path, {"family": "family", "duo": "duo", "solo": "solo"}
@@ -297,16 +299,22 @@ def test_streaming_floors_exactly_as_in_memory(tmp_path):
     family = want[want.policy == "family"]
     assert (family.ci_high > 0).all() and (family.value == 0).all()
 
-    path, targets = _retention_parts(tmp_path)
-    ests = default_estimators() + [dataclasses.replace(e, reward_range=UNIT, alpha=0.1) for e in default_estimators()[:4]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        want = evaluate(LoggedData.from_parquet(path), targets, ests)
-        for batch_rows in (64, 1000):
-            assert_tables_equal(evaluate_parquet(path, targets, ests, batch_rows=batch_rows), want)
-    kinds = want.groupby("policy").interval.apply(lambda k: all("+kl" in x for x in k))
-    assert kinds["family"] and kinds["solo"] and not want[want.policy == "duo"].interval.str.contains("+kl", regex=False).any()
-    assert want[want.policy == "family"].warnings.str.contains("only 4 row(s)", regex=False).all()
+    for (mass, rare), stated in (((1.0, 0.0), UNIT), ((5.0, 10.0), PAID)):  # mass at the top; at a non-zero bottom
+        path, targets = _retention_parts(tmp_path, mass, rare)
+        ests = default_estimators() + [dataclasses.replace(e, reward_range=stated, alpha=0.1)
+                                       for e in default_estimators()[:4]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = evaluate(LoggedData.from_parquet(path), targets, ests)
+            for batch_rows in (64, 1000):
+                assert_tables_equal(evaluate_parquet(path, targets, ests, batch_rows=batch_rows), want)
+        kinds = want.groupby("policy").interval.apply(lambda k: all("+kl" in x for x in k))
+        assert kinds["family"] and kinds["solo"]
+        assert not want[want.policy == "duo"].interval.str.contains("+kl", regex=False).any()
+        assert want[want.policy == "family"].warnings.str.contains("only 4 row(s)", regex=False).all()
+        # both tight: the floor's terms sit at the end where the mass is (4 rare rows among 900, weights 0 or 3)
+        family = want[(want.policy == "family") & (want.estimator == "DR")].iloc[0]
+        assert family.ci_high - family.ci_low < 0.05 * (stated[1] - stated[0]), (mass, family.ci_low, family.ci_high)
 
 
 @pytest.mark.slow
@@ -316,19 +324,22 @@ def test_spark_floors_exactly_as_in_memory(spark, tmp_path):
     arms = ["solo", "duo", "family"]
     path, targets = _zero_conversion_log(tmp_path)
     ests = default_estimators()[:2]
-    retention, retention_targets = _retention_parts(tmp_path)
-    unit_ests = [*ests, IPS(reward_range=UNIT, alpha=0.1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = evaluate(LoggedData.from_parquet(path), targets, ests)
         got = spark_evaluate(spark.read.parquet(str(path)).repartition(3, "event_id"), targets, ests, arms=arms)
-        want_top = evaluate(LoggedData.from_parquet(retention), retention_targets, unit_ests)
-        got_top = spark_evaluate(spark.read.parquet(str(retention)).repartition(3, "event_id"), retention_targets,
-                                 unit_ests, arms=arms)
     assert_tables_equal(got, want)
     assert any("+kl" in kind for kind in got.interval)
-    assert_tables_equal(got_top, want_top)
-    assert got_top[got_top.policy == "family"].interval.str.contains("+kl", regex=False).all()
+    for (mass, rare), stated in (((1.0, 0.0), UNIT), ((5.0, 10.0), PAID)):  # mass at the top; at a non-zero bottom
+        retention, retention_targets = _retention_parts(tmp_path, mass, rare)
+        stated_ests = [*ests, IPS(reward_range=stated, alpha=0.1)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want_end = evaluate(LoggedData.from_parquet(retention), retention_targets, stated_ests)
+            got_end = spark_evaluate(spark.read.parquet(str(retention)).repartition(3, "event_id"),
+                                     retention_targets, stated_ests, arms=arms)
+        assert_tables_equal(got_end, want_end)
+        assert got_end[got_end.policy == "family"].interval.str.contains("+kl", regex=False).all()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -569,6 +580,85 @@ def test_a_metric_at_the_top_of_its_range_is_floored_and_covers():
     assert 0.0 < blend.ci_high - blend.ci_low < 0.2 * (high - low)
 
 
+def _price_paid_log(rng: np.random.Generator, n: int, upgrade: float):
+    """The retention world's log and targets with a price paid in PAID: the base price 5, or 10 for a user who
+    upgrades (with probability upgrade * mult[x0, a]): A upgrades half as often as the logger, C 1.5 times."""
+    data, targets, truth = _retention_log(rng, n, upgrade)
+    paid = LoggedData(data.context, data.action, 10.0 - 5.0 * data.reward, data.propensity,
+                      probabilities=data.probabilities)
+    return paid, targets, {name: 10.0 - 5.0 * value for name, value in truth.items()}
+
+
+def test_a_metric_at_a_nonzero_bottom_is_floored_tightly_and_covers():
+    """A price paid in [5, 10], 5 but for about 10 upgrades in 2,000 rows (median 2 among A's offers, weights 0 or
+    3). Its mass sits at the bottom, 5, not at 0, so the IPS terms w r (in [0, 30]) do not sit at an end: their
+    floor was 1.36 wide (median over 200 seeded logs, these 60 their first), the DM / DR / blend value intervals
+    0.73 (clipped to the range), their lifts 2.14, a paired DR difference 2.96. The terms 5 + w (r - 5), in
+    [5, 20], give 5 on every row at the bottom: floor 0.064, values 0.066, lifts 0.11, the difference 0.16; every
+    interval covers (1.00 before and after)."""
+    from offline_eval.small_sample import ips_kl_side
+
+    ests = [dataclasses.replace(e, reward_range=PAID) for e in (DM(), DR())]
+    n, reps = 2000, 60
+    hits: dict[str, list[int]] = {}
+    for s in range(reps):
+        data, targets, truth = _price_paid_log(np.random.default_rng([61, s]), n, 10.0 / n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = evaluate(data, {"A": targets["A"]}, ests)
+            diff = compare(data, targets["A"], targets["C"], estimator=ests[1])
+        for row in table.itertuples():
+            h = hits.setdefault(row.estimator, [0, 0])
+            assert row.interval.endswith(("+kl", "+kl)"))
+            h[0] += row.ci_low <= truth["A"] <= row.ci_high
+            h[1] += row.lift_ci_low <= truth["A"] - truth["logging"] <= row.lift_ci_high
+        assert diff.interval.endswith("+kl")
+        hits.setdefault("compare", [0, 0])[0] += diff.ci_low <= truth["A"] - truth["C"] <= diff.ci_high
+        hits["compare"][1] += 1
+        w = 3.0 * (data.action == targets["A"])
+        ips = float(np.mean(w * data.reward))
+        assert ips_kl_side(ips, 3.0, PAID, weight_mean=float(w.mean())) == pytest.approx(
+            (float(np.mean(5.0 + w * (data.reward - 5.0))), 5.0, 20.0))
+        # tight: a tenth of the IPS terms' KL interval (the form with a support deficit) and of the paired one
+        blend = table[table.estimator == "DR-DM blend"].iloc[0]
+        low, high = ips_kl_interval(n, ips, 3.0, PAID, 0.05, supported=False)
+        assert 0.0 < blend.ci_high - blend.ci_low < 0.1 * (high - low)
+        assert diff.ci_high - diff.ci_low < 0.1 * (PAID[1] - PAID[0])
+    assert set(hits) == {"DM", "DR", "DR-DM blend", "compare"}
+    for name, (value_hits, lift_hits) in hits.items():
+        assert value_hits / reps >= 0.95 and lift_hits / reps >= 0.95, (name, value_hits, lift_hits)
+
+
+def test_rollout_report_judges_a_guardrail_at_a_nonzero_bottom():
+    """rollout_report on the price-paid world, revenue as the primary metric, the price paid a guardrail on its
+    stated range (5, 10) (higher is better). A lowers it by 0.0125. At a margin of 0.1 both candidates used to be
+    inconclusive (0 of 40 logs passed: the floor of w r in [0, 30] and of the logged rewards in [0, 10] gave
+    differences 2.3 wide); now they pass in every log (width 0.15), while at A's true harm as the margin A is never
+    passed, and the floored differences cover."""
+    n, reps = 2000, 12
+    prices, conv = np.array([5.0, 10.0, 20.0]), np.array([[0.10, 0.08, 0.03], [0.05, 0.06, 0.05]])
+    passed = {"tight": 0, "loose": 0}
+    for s in range(reps):
+        data, targets, truth = _price_paid_log(np.random.default_rng([61, s]), n, 10.0 / n)
+        rng = np.random.default_rng([62, s])
+        x0 = data.context[:, 0].astype(int)
+        revenue = prices[data.action] * (rng.random(n) < conv[x0, data.action])
+        logged = LoggedData(data.context, data.action, revenue, data.propensity, probabilities=data.probabilities)
+        harm = truth["logging"] - truth["A"]
+        rep = rollout_report(logged, targets, reward_range=TOP, guardrails={
+            name: Guardrail(data.reward, margin=margin, higher_is_better=True, value_range=PAID)
+            for name, margin in (("tight", harm), ("loose", 0.1))})
+        for name in passed:
+            rows = rep.table[rep.table.metric == name].set_index("policy")
+            for policy in ("A", "C"):
+                row = rows.loc[policy]
+                assert "+kl" in row.interval
+                assert row.diff_ci_low <= truth[policy] - truth["logging"] <= row.diff_ci_high
+                assert row.diff_ci_high - row.diff_ci_low < 0.3
+            passed[name] += rows.loc["A", "status"] == "non-inferior"
+    assert passed == {"tight": 0, "loose": reps}
+
+
 def test_rollout_report_does_not_pass_a_top_heavy_guardrail_at_its_margin():
     """rollout_report on the same world: revenue as the primary metric, retention as a guardrail with its stated
     range (0, 1) and the margin at C's true harm. Before, C was declared non-inferior in 5 of these 40 logs (at a
@@ -673,16 +763,20 @@ def _reference_counts(w: np.ndarray, r: np.ndarray, value_range=None) -> tuple[i
 @settings(derandomize=True, max_examples=150, deadline=None)
 @given(values=st.lists(st.sampled_from([-3.0, -1.0, -0.0, 0.0, 1.0, 2.5]), min_size=2, max_size=30),
        arms=st.lists(st.integers(0, 2), min_size=30, max_size=30),
-       cuts=st.lists(st.integers(1, 29), max_size=3), stated=st.sampled_from([(-3.0, 2.5), (0.0, 1.0), (1.0, 1.0)]))
-def test_counts_floors_and_forms_merge_as_in_memory(values, arms, cuts, stated):
-    """Negative rewards, both zeros, one-point ranges (observed and stated), batches whose rows are all at one value
-    or unweighted: the accumulators merged over any split count the informative rows on the observed and on a stated
-    range as a hand count of the whole log, and floor (form and numbers) as in memory (a stated range that does not
-    hold every reward is refused by both); each batch's RangeEnds, the empty one included, merge to the whole log's."""
+       cuts=st.lists(st.integers(1, 29), max_size=3), stated=st.sampled_from([(-3.0, 2.5), (0.0, 1.0), (1.0, 1.0)]),
+       offset=st.sampled_from([0.0, 5.0]))
+def test_counts_floors_and_forms_merge_as_in_memory(values, arms, cuts, stated, offset):
+    """Negative rewards, both zeros, one-point ranges (observed and stated), ranges whose bottom is not 0 (shifted
+    by ``offset``), batches whose rows are all at one value or unweighted: the accumulators merged over any split
+    count the informative rows on the observed and on a stated range as a hand count of the whole log, and floor
+    (form and numbers) as in memory, whose value floor is the KL interval of the terms by hand at the end where the
+    mass sits (a stated range that does not hold every reward is refused by both); each batch's RangeEnds, the empty
+    one included, merge to the whole log's."""
     from offline_eval.accumulators import Layout, PolicyAccumulator, _small_sample_floor, informative
     from offline_eval.estimators import resolve_target
 
-    r = np.array(values)
+    r = np.array(values) + offset
+    stated = (stated[0] + offset, stated[1] + offset)
     n = len(r)
     a = np.array(arms[:n])
     P = np.tile([0.25, 0.25, 0.5], (n, 1))
@@ -710,33 +804,63 @@ def test_counts_floors_and_forms_merge_as_in_memory(values, arms, cuts, stated):
         want = InformativeRows(*_reference_counts(w, r, value_range))
         assert informative(merged, value_range) == resolved.informative(value_range) == want
     for est in ests:
-        assert _small_sample_floor(merged, est) == pytest.approx(resolved.small_sample_floor(est.alpha, est.reward_range),
-                                                                 rel=1e-12, abs=1e-12)
+        floor = resolved.small_sample_floor(est.alpha, est.reward_range)
+        if floor is None:  # enough informative rows
+            assert _small_sample_floor(merged, est) is None
+            continue
+        assert _small_sample_floor(merged, est) == pytest.approx(floor, rel=1e-12, abs=1e-12)
+        low, high = (r.min(), r.max()) if est.reward_range is None else est.reward_range
+        top = InformativeRows(*_reference_counts(w, r, est.reward_range)).at_top
+        terms, ends = ((high - w * (high - r), (high - 4.0 * (high - low), high)) if top else
+                       (low + w * (r - low), (low, low + 4.0 * (high - low))))  # the weight bound is 1 / 0.25
+        assert (floor.value_low, floor.value_high) == pytest.approx(kl_interval(terms.mean(), n, *ends, est.alpha),
+                                                                    rel=1e-9, abs=1e-9)
 
 
 @settings(derandomize=True, max_examples=200, deadline=None)
 @given(ends=st.tuples(st.floats(-5, 5), st.floats(0, 5)), bound=st.floats(1, 25), mean_weight=st.floats(0.2, 1.5),
        seed=st.integers(0, 2**16))
 def test_top_form_terms_by_hand(ends, bound, mean_weight, seed):
-    """ips_kl_side's top form against the terms v = r_hi - w (r_hi - r) computed by hand (any signs of the range,
-    weights up to the bound, a mean weight away from 1): their mean, every term in the stated range; the KL interval
-    is the bottom form's of r_hi - v mirrored; with r_hi = 0 both forms are one."""
-    from offline_eval.small_sample import ips_kl_side
+    """ips_kl_side's mirrored forms against their terms computed by hand (any signs of the range, weights up to the
+    bound, a mean weight away from 1): the top form's v = r_hi - w (r_hi - r) and the bottom form's
+    u = r_lo + w (r - r_lo): their means, every term in the stated range; the top form's KL interval is the IPS
+    form's of r_hi - v mirrored, the bottom form's that of u - r_lo = w (r - r_lo) shifted. With r_lo = 0 the bottom
+    form is exactly the IPS terms w r (form and floor, to the bit); with a support deficit the IPS terms are kept in
+    either orientation, and with r_hi = 0 they are the top form."""
+    from offline_eval.small_sample import ips_kl_side, ips_term_range
 
     r_lo, r_hi = ends[0], ends[0] + ends[1]
     rng = np.random.default_rng(seed)
     w = np.minimum(rng.exponential(mean_weight, 40), bound)
     r = rng.uniform(r_lo, r_hi, 40)
+    ips, w_mean = float(np.mean(w * r)), float(w.mean())
     v = r_hi - w * (r_hi - r)
-    mean, low, high = ips_kl_side(float(np.mean(w * r)), bound, (r_lo, r_hi), at_top=True,
-                                  weight_mean=float(w.mean()))
+    mean, low, high = ips_kl_side(ips, bound, (r_lo, r_hi), at_top=True, weight_mean=w_mean)
     assert mean == pytest.approx(v.mean(), abs=1e-9) and high == r_hi
     assert np.all((low - 1e-9 <= v) & (v <= high + 1e-9))
     lo_end, hi_end = kl_interval(mean, 40, low, high, 0.05)
     m_lo, m_hi = kl_interval(r_hi - mean, 40, 0.0, r_hi - low, 0.05)
     assert (lo_end, hi_end) == pytest.approx((r_hi - m_hi, r_hi - m_lo), abs=1e-9)
+
+    u = r_lo + w * (r - r_lo)
+    mean, low, high = ips_kl_side(ips, bound, (r_lo, r_hi), weight_mean=w_mean)
+    assert mean == pytest.approx(u.mean(), abs=1e-9) and low == r_lo
+    assert np.all((low - 1e-9 <= u) & (u <= high + 1e-9))
+    shifted = ips_kl_side(float(np.mean(w * (r - r_lo))), bound, (0.0, r_hi - r_lo), weight_mean=w_mean)
+    assert kl_interval(mean, 40, low, high, 0.05) == pytest.approx(
+        tuple(r_lo + end for end in kl_interval(shifted[0], 40, shifted[1], shifted[2], 0.05)), abs=1e-9)
+
+    for at_top in (False, True):  # a support deficit: E[w] != 1, the IPS terms
+        assert ips_kl_side(ips, bound, (r_lo, r_hi), at_top, w_mean, supported=False) == (
+            ips, *ips_term_range(bound, (r_lo, r_hi)))
+    zero = (0.0, r_hi - r_lo)  # a range from 0: the bottom form is today's IPS form, to the bit
+    z_ips = float(np.mean(w * (r - r_lo)))
+    assert ips_kl_side(z_ips, bound, zero, weight_mean=w_mean) == ips_kl_side(z_ips, bound, zero, supported=False)
+    args = (40, 3, z_ips, float(np.mean(r - r_lo)), bound, zero, 0.05)
+    assert small_sample_floor(*args, weight_mean=w_mean) == small_sample_floor(*args, supported=False)
     if r_hi == 0.0:
-        assert ips_kl_side(float(np.mean(w * r)), bound, (r_lo, 0.0)) == pytest.approx((mean, low, high))
+        assert ips_kl_side(ips, bound, (r_lo, 0.0), supported=False) == pytest.approx(
+            ips_kl_side(ips, bound, (r_lo, 0.0), at_top=True, weight_mean=w_mean))
 
 
 @pytest.mark.parametrize(("n", "zero"), [(300, 0.3), (3000, 0.04)])
