@@ -190,11 +190,13 @@ def test_kill_9_under_load_then_restart_loses_nothing_and_equals_a_rebuild(polic
     deadline = time.time() + 30
     while time.time() < deadline and set((policy_dir / "logs" / "journal").glob("*.jsonl")) >= segments:
         time.sleep(0.002)
+    # its trainer child, if any, exits with it: wait for that one (matching this process's other children by their
+    # command line also caught a Spark JVM left by earlier tests, which never exits)
+    trainers = psutil.Process(interrupted.pid).children(recursive=True)
     interrupted.kill()
     interrupted.wait(timeout=10)
-    for child in psutil.Process().children(recursive=True):  # (a trainer child exits with its parent)
-        if child.pid != interrupted.pid and "bandit" in " ".join(child.cmdline()):
-            child.wait(timeout=10)
+    _, alive = psutil.wait_procs(trainers, timeout=10)
+    assert not alive
 
     server.start()  # recovery: last checkpoint + journal + log tail
     with httpx.Client(base_url=server.url, timeout=10) as http:
