@@ -882,6 +882,9 @@ class DecisionService:
         #: how long a reward's delivery key is kept for dedupe (window + delivery delay + 1 day), and the keys
         self._dedupe_us = self.trainer._window_us + self.trainer._delay_us + 86_400_000_000
         self._outcome_keys = DeliveryKeys(self._dedupe_us)
+        #: delivery keys claimed whose journal write has not ended yet, each with the future a retry of the same
+        #: delivery waits on (None until a retry comes): a key is final -- a retry is a duplicate -- once written
+        self._unwritten: dict[DeliveryKey, Future[bool] | None] = {}
         self._logs: dict[int, DecisionLog] = {}
         self._commands: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._wake = threading.Event()
@@ -1428,13 +1431,16 @@ class DecisionService:
 
     # --- reward ---------------------------------------------------------------------------------------------
 
-    def _receive(self, event_id: Any, reward: Any, timestamp: Any) -> tuple[RewardReceipt, bytes | None, Any]:
-        """Check a reward and claim its delivery key: ``(receipt, journal line or None for a duplicate, record)``.
+    def _receive(self, event_id: Any, reward: Any,
+                 timestamp: Any) -> tuple[RewardReceipt | None, bytes | None, Any]:
+        """Check a reward and claim its delivery key: ``(receipt, journal line or None for a duplicate, record)``, or
+        ``(None, None, future)`` while the same delivery's first attempt is still being written (the caller waits for
+        the future, then asks again: a duplicate once that write succeeded, its own claim if it failed).
 
         Only the claim -- the dedupe table (:class:`~bandit._ledger.DeliveryKeys`, the 128-bit key hashed before the
         lock) and the recent-ids set, shared by :meth:`reward` on any thread and :meth:`reward_async` on the event
-        loop -- runs under ``_ids_lock``, for a few microseconds (never I/O; a rebuild of the table as it grows takes
-        O(n log n) once per 25% growth), so the event loop waits at most that long for a request thread.
+        loop -- runs under ``_ids_lock``, for a few microseconds (never I/O; the table grows incrementally, a few
+        slots per claim), so the event loop waits at most that long for a request thread.
         """
         if self._outcome_journal is None:
             raise RuntimeError("the service is not started (call start())")
@@ -1461,10 +1467,17 @@ class DecisionService:
                 # it would wait in memory until then: refuse the clock bug now
                 raise RequestError("timestamp", f"timestamp {timestamp} is in the future (more than "
                                    f"{MAX_CLOCK_SKEW_US // 60_000_000} minutes ahead of the server's clock)")
+            unwritten = self._unwritten
+            if key in unwritten:  # its first attempt is being written: not a duplicate yet, and maybe never
+                waiter = unwritten[key]
+                if waiter is None:
+                    waiter = unwritten[key] = Future()
+                return None, None, waiter
             duplicate = not self._outcome_keys.claim(key, now)
             if duplicate:
                 self.n_outcome_duplicates += 1
             else:
+                unwritten[key] = None
                 self.n_outcomes_received += 1
                 known = event_id in self._recent_set
         ts = now if given is None else given
@@ -1477,20 +1490,32 @@ class DecisionService:
         return (RewardReceipt(event_id, "accepted" if known else "unknown_event", stamp), line,
                 (event_id, ts, reward, now, given is not None, key))
 
-    def _release(self, key: DeliveryKey) -> None:
-        """Give back the delivery key of a reward whose journal write failed (a retry is then not a duplicate)."""
+    def _written(self, record: Any, error: BaseException | None) -> None:
+        """End a claimed delivery's journal write: a success makes its key final (a retry is a duplicate) and hands
+        the reward to the trainer; a failure gives the key back (a retry is not a duplicate). Either way the retries
+        waiting for it go on."""
+        key = record[-1]
         with self._ids_lock:
-            self._outcome_keys.release(key)
-            self.n_outcomes_received -= 1
+            if error is not None:
+                self._outcome_keys.release(key)
+                self.n_outcomes_received -= 1
+            waiter = self._unwritten.pop(key)
+        if waiter is not None:
+            waiter.set_result(error is None)
+        if error is None:
+            self._received(record)
 
     def reward(self, event_id: str, reward: float, timestamp: Any = None) -> RewardReceipt:
         """Record a reward for a ranked event; durable (per the durability mode) when this returns; thread-safe.
 
         The same body received twice (same ``event_id``, ``reward`` and ``timestamp`` -- or no timestamp both
         times) is one delivery: the second is a ``"duplicate"`` and stores nothing, also when the two arrive at
-        once on different threads or through :meth:`reward_async`. Without ``timestamp`` the reward is stamped with
-        the time it is received. Whether it counts is decided by the attribution rules when the trainer resolves
-        its decision; outcomes that do not count are reported in ``rejected.jsonl``.
+        once on different threads or through :meth:`reward_async`. A delivery is a duplicate only once it is
+        written: a retry that arrives while the first attempt is being written waits for it, and if that write
+        fails, the retry is written instead (never answered ``"duplicate"`` for a reward that was not stored).
+        Without ``timestamp`` the reward is stamped with the time it is received. Whether it counts is decided by
+        the attribution rules when the trainer resolves its decision; outcomes that do not count are reported in
+        ``rejected.jsonl``.
 
         Raises
         ------
@@ -1498,25 +1523,50 @@ class DecisionService:
             A bad ``event_id``, ``reward`` or ``timestamp``; nothing is stored.
         """
         receipt, line, record = self._receive(event_id, reward, timestamp)
+        while receipt is None:  # the same delivery is being written: wait for that write, then ask again
+            record.result()
+            receipt, line, record = self._receive(event_id, reward, timestamp)
         if line is not None:
             try:
                 self._commit(self._outcome_journal, line, record, None)
-            except BaseException:
-                self._release(record[-1])
+            except BaseException as exc:
+                self._written(record, exc)
                 raise
-            self._received(record)
+            self._written(record, None)
         return receipt
 
     async def reward_async(self, event_id: Any, reward: Any, timestamp: Any = None) -> RewardReceipt:
-        """:meth:`reward` for an asyncio server (may be mixed with :meth:`reward` calls from other threads)."""
+        """:meth:`reward` for an asyncio server (may be mixed with :meth:`reward` calls from other threads).
+
+        If the caller is cancelled while the reward is being written, the write still ends as it would have (its
+        key final or given back, the reward handed to the trainer once written): cancelling the wait changes
+        nothing stored."""
         receipt, line, record = self._receive(event_id, reward, timestamp)
-        if line is not None:
-            try:
-                await self._commit_async(self._outcome_journal, line, record, None)
-            except BaseException:
-                self._release(record[-1])
-                raise
-            self._received(record)
+        while receipt is None:  # (shielded: a cancelled waiter does not cancel the future other retries wait on)
+            await asyncio.shield(asyncio.wrap_future(record))
+            receipt, line, record = self._receive(event_id, reward, timestamp)
+        if line is None:
+            return receipt
+        journal = self._outcome_journal
+        assert journal is not None
+        try:
+            if journal.durability != "fsync":
+                journal.append(line, record)
+            else:
+                loop = asyncio.get_running_loop()
+                fut: asyncio.Future[None] = loop.create_future()
+                journal.append_fsync(line, record, self._async_resolver(loop, fut))
+                try:
+                    await asyncio.shield(fut)
+                except asyncio.CancelledError:  # the write goes on: it ends the delivery when it ends
+                    fut.add_done_callback(lambda done: self._written(record, done.exception()))
+                    raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._written(record, exc)
+            raise
+        self._written(record, None)
         return receipt
 
     def _received(self, record: Any) -> None:

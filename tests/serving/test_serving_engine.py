@@ -1052,3 +1052,125 @@ def test_a_restart_reads_only_the_decisions_and_outcomes_after_the_watermark(tmp
     assert len(second._recent_set) == 120  # the last id_window ids: topped up from the newest settled parts
     second.rank(X[10], event_id="e10", timestamp=T0 + pd.Timedelta(minutes=200))  # older than the window: allowed
     second.close()
+
+
+def _wait_for(condition, what: str) -> None:
+    """Wait (bounded) until another thread has reached a state: a condition, not a timed race."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("first_write", ["fails", "succeeds"])
+def test_a_retry_during_the_first_attempts_write_waits_for_it_and_is_never_a_duplicate_of_nothing(
+        tmp_path, monkeypatch, first_write):
+    """Regression (review7): a retry that arrived while the first attempt's journal write was failing was answered
+    "duplicate" (its key was still claimed); if the client did not retry once more, the reward was lost. The first
+    write is held open until the retry is waiting, then fails (or succeeds): the retry is written itself (or is a
+    duplicate of a stored reward)."""
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path).start(thread=False)
+    svc.rank([0.1, 0.2, 0.3], event_id="e0")
+    journal = svc._outcome_journal
+    real_append = journal.append
+    writing, finish = threading.Event(), threading.Event()
+    writes: list[str] = []
+
+    def append(line: bytes, record) -> None:
+        writes.append(record[0])
+        if len(writes) == 1:  # the first attempt's write: open until the retry waits, then it ends
+            writing.set()
+            finish.wait()
+            if first_write == "fails":
+                raise OSError(28, "No space left on device")
+        real_append(line, record)
+
+    monkeypatch.setattr(journal, "append", append)
+    results: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            results["first"] = svc.reward("e0", 1.0).status
+        except OSError as exc:
+            results["first"] = exc
+
+    def retry() -> None:
+        results["retry"] = svc.reward("e0", 1.0).status
+
+    threads = [threading.Thread(target=first), threading.Thread(target=retry)]
+    threads[0].start()
+    writing.wait()
+    threads[1].start()
+    _wait_for(lambda: any(w is not None for w in svc._unwritten.values()), "the retry waits for the first write")
+    assert "retry" not in results  # not answered while the first write has not ended
+    finish.set()
+    for th in threads:
+        th.join()
+    if first_write == "fails":
+        assert isinstance(results["first"], OSError) and results["retry"] == "accepted" and writes == ["e0", "e0"]
+    else:
+        assert results == {"first": "accepted", "retry": "duplicate"} and writes == ["e0"]
+    assert svc.reward("e0", 1.0).status == "duplicate" and not svc._unwritten
+    assert svc.n_outcomes_received == 1 and svc.n_outcome_duplicates == (1 if first_write == "fails" else 2)
+    svc.compact()
+    assert list(svc.read_outcomes()["event_id"]) == ["e0"]
+    svc.close()
+
+
+@pytest.mark.parametrize("first_attempt", ["fails", "cancelled, then written", "cancelled, then fails"])
+def test_reward_async_retries_wait_for_the_first_fsync_group_also_when_its_caller_is_cancelled(
+        tmp_path, monkeypatch, first_attempt):
+    """The event loop's side of the regression above, in fsync mode: the test holds each queued write and ends it
+    itself. A cancelled first caller (a client gone) does not end its delivery: the write still decides whether the
+    retry is a duplicate, and a written reward reaches the trainer once."""
+    import asyncio
+
+    make_policy().save(tmp_path / "policy.zip")
+    svc = service(tmp_path, durability="fsync").start(thread=False)
+    svc.rank([0.1, 0.2, 0.3], event_id="e0")
+    journal = svc._outcome_journal
+    real_append_fsync = journal.append_fsync
+    held: list[tuple] = []
+    monkeypatch.setattr(journal, "append_fsync", lambda line, record, done: held.append((line, record, done)))
+    learned: list[str] = []
+    add_outcome = svc.trainer.add_outcome
+    monkeypatch.setattr(svc.trainer, "add_outcome", lambda e, *rest: (learned.append(e), add_outcome(e, *rest)))
+
+    async def turns(until) -> None:  # let the loop run its ready callbacks until a state is reached
+        for _ in range(100):
+            if until():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("state not reached")
+
+    async def scenario() -> str:
+        first = asyncio.ensure_future(svc.reward_async("e0", 1.0))
+        await turns(lambda: len(held) == 1)
+        retry = asyncio.ensure_future(svc.reward_async("e0", 1.0))
+        await turns(lambda: any(w is not None for w in svc._unwritten.values()))
+        if first_attempt.startswith("cancelled"):
+            first.cancel()
+            await turns(first.done)
+            assert first.cancelled() and len(svc._unwritten) == 1  # the key is not given back: its write goes on
+        await asyncio.sleep(0)
+        assert not retry.done()
+        line, record, done = held.pop()
+        if first_attempt.endswith("written"):
+            real_append_fsync(line, record, done)  # the commit thread writes and fsyncs it now
+        else:
+            done(OSError(5, "Input/output error"))
+            await turns(lambda: len(held) == 1)  # the retry claimed the delivery again and queued its own write
+            real_append_fsync(*held.pop())
+        status = (await retry).status
+        if not first.cancelled():
+            with pytest.raises(OSError):
+                await first
+        return status
+
+    status = asyncio.run(scenario())
+    assert status == ("duplicate" if first_attempt.endswith("written") else "accepted")
+    assert learned == ["e0"] and not svc._unwritten and svc.n_outcomes_received == 1
+    svc.compact()
+    assert list(svc.read_outcomes()["event_id"]) == ["e0"]
+    svc.close()
