@@ -278,6 +278,11 @@ _MASK = _CHUNK - 1
 #: A new table for at most this many keys is laid out at once (vectorised, well under a millisecond); a larger one is
 #: filled incrementally, a few slots of the old table per insert (:meth:`DeliveryKeys._migrate`).
 _AT_ONCE = 4096
+#: Tables of at least this many bytes are in memory of their own (:func:`_zeroed_slots`).
+_MAPPED_BYTES = 1 << 20
+#: The old table's memory behind a migration's cursor is given back in pieces of this size (bytes): freeing a large
+#: table at once, page by page, took several milliseconds.
+_RELEASE_BYTES = 1 << 16
 
 
 def _zeroed_slots(n: int) -> np.ndarray:
@@ -285,12 +290,26 @@ def _zeroed_slots(n: int) -> np.ndarray:
     first use, without huge pages: numpy asks for huge pages for large arrays, and a request that then touches a new
     table's first pages would wait for the kernel to find and clear 2 MB pages (measured: 5-25 ms on a busy
     machine, at the first claims of a table for 10^6 keys)."""
-    if n * 8 < 1 << 20:
+    if n * 8 < _MAPPED_BYTES:
         return np.zeros(n, dtype=np.int64)
-    buf = mmap.mmap(-1, n * 8)
+    private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    buf = mmap.mmap(-1, n * 8, flags=private) if private else mmap.mmap(-1, n * 8)
     if hasattr(buf, "madvise") and hasattr(mmap, "MADV_NOHUGEPAGE"):  # (Linux)
         buf.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(buf, dtype=np.int64)
+
+
+def _release_prefix(slots: np.ndarray, n_bytes: int, done: int) -> int:
+    """Give the memory of ``slots``' first ``n_bytes`` (rounded down to :data:`_RELEASE_BYTES`) back to the system,
+    the first ``done`` bytes of which were given back already; returns the new ``done``. Only for the private
+    anonymous memory of :func:`_zeroed_slots` (its pages read as zeros afterwards); a no-op for other arrays."""
+    upto = n_bytes // _RELEASE_BYTES * _RELEASE_BYTES
+    base = slots.base
+    buf = base.obj if isinstance(base, memoryview) else None
+    if upto > done and isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        buf.madvise(mmap.MADV_DONTNEED, done, upto - done)
+        return upto
+    return done
 
 
 def delivery_key(event_id: str, reward: float, timestamp_us: int | None) -> DeliveryKey:
@@ -355,7 +374,7 @@ class DeliveryKeys:
     """
 
     __slots__ = ("_arrays", "_c0", "_cat", "_chi", "_clo", "_cursor", "_head", "_n", "_old", "_old_table", "_pace",
-                 "_slots", "_span", "_table", "_tail", "_vold", "_vslots")
+                 "_released", "_slots", "_span", "_table", "_tail", "_vold", "_vslots")
 
     def __init__(self, span_us: int) -> None:
         if isinstance(span_us, bool) or not isinstance(span_us, int | np.integer) or span_us < 0:
@@ -384,7 +403,7 @@ class DeliveryKeys:
         self._head, self._tail, self._n = 1, n + 1, n
         self._old: np.ndarray | None = None  # the table being migrated away from (None: no migration)
         self._vold: memoryview | None = None
-        self._old_table, self._cursor, self._pace = 0, 0, 0
+        self._old_table, self._cursor, self._pace, self._released = 0, 0, 0, 0
         self._use(self._layout(np.arange(1, n + 1, dtype=np.int64), lo, max(_MIN_SLOTS, 3 * n)), max(_MIN_SLOTS, 3 * n))
 
     def _add_chunk(self) -> None:
@@ -448,7 +467,8 @@ class DeliveryKeys:
             return
         if self._old is not None:
             self._migrate(len(self._old))  # (never needed by the pacing; kept as the safe order of things)
-        self._old, self._vold, self._old_table, self._cursor = self._slots, self._vslots, self._table, 0
+        self._old, self._vold, self._old_table, self._cursor, self._released = (
+            self._slots, self._vslots, self._table, 0, 0)
         self._use(_zeroed_slots(table + _SPILL), table)  # (no pass over the new memory)
         # inserts left before the new table is half full, halved: the old slots are all moved by then
         budget = max(1, (table // 2 - self._n) // 2)
@@ -471,6 +491,8 @@ class DeliveryKeys:
         self._cursor = stop
         if stop == len(old):
             self._old = self._vold = None
+        else:
+            self._released = _release_prefix(old, 8 * stop, self._released)
 
     def _free_slot(self, low: int) -> int:
         """The first empty slot of the current table from this low half's home (the spill doubles if a run reaches
@@ -509,14 +531,16 @@ class DeliveryKeys:
 
     def _find_old(self, high: int, low: int) -> int:
         """The slot holding the key in the old table (at or past the migration's cursor), or -1."""
-        vold, chi, clo, c0, cursor = self._vold, self._chi, self._clo, self._c0, self._cursor
+        vold, chi, clo, c0 = self._vold, self._chi, self._clo, self._c0
         assert vold is not None
-        i, end = low % self._old_table, len(vold)
+        # the probe starts at the cursor when the home is before it: the slots moved are never read again (their
+        # memory is given back), and every slot from the cursor to a key left is still full or a tombstone
+        i, end = max(low % self._old_table, self._cursor), len(vold)
         while i < end:
             seq = vold[i]
             if seq == _EMPTY:
                 return -1
-            if i >= cursor and seq != _TOMBSTONE:  # (slots before the cursor were moved: the new table has them)
+            if seq != _TOMBSTONE:
                 c, j = (seq >> _CHUNK_BITS) - c0, seq & _MASK
                 if clo[c][j] == low and chi[c][j] == high:
                     return i

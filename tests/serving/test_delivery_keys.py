@@ -3,6 +3,7 @@ replaced, under seeded random streams of claims, repeats, expiries, releases and
 
 from __future__ import annotations
 
+import mmap
 import random
 from collections import OrderedDict
 from unittest import mock
@@ -41,6 +42,9 @@ def test_the_table_answers_and_holds_exactly_what_the_ordered_dict_did(seed, at_
     # at_once=8: every new table for more than 8 keys takes over incrementally, so most operations run while a
     # migration is under way (claims, repeats, expiries, releases and assignments of keys in either table)
     monkeypatch.setattr(_ledger, "_AT_ONCE", at_once)
+    if at_once == 8:  # and every table in memory of its own, the migrated part given back a page at a time
+        monkeypatch.setattr(_ledger, "_MAPPED_BYTES", 0)
+        monkeypatch.setattr(_ledger, "_RELEASE_BYTES", mmap.PAGESIZE)
     rng = random.Random(seed)
     span = [40, 300, 2_000, 10**9][seed]  # from keys expiring all the time to none expiring
     table, reference = DeliveryKeys(span), Reference(span)
@@ -147,7 +151,8 @@ _op = st.one_of(
        st.lists(_op, max_size=300))
 def test_colliding_keys_expiry_and_releases_against_the_ordered_dict(span, bulk, ops):
     for at_once in (_ledger._AT_ONCE, 2):  # 2: a table for more than 2 keys takes over incrementally
-        with mock.patch.object(_ledger, "_AT_ONCE", at_once):
+        with mock.patch.object(_ledger, "_AT_ONCE", at_once), mock.patch.object(
+                _ledger, "_MAPPED_BYTES", 0 if at_once == 2 else _ledger._MAPPED_BYTES):
             _colliding_keys_against_the_ordered_dict(span, bulk, ops)
 
 
