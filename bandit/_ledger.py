@@ -513,7 +513,7 @@ class DeliveryKeys:
     def _probe(self, high: int, low: int) -> tuple[bool, int]:
         """``(True, slot holding the key in the current table, or -1 when it is in the old one)``, or ``(False, the
         empty slot of the current table a new key takes)`` (-1: past the end)."""
-        slots, clo, c0 = self._vslots, self._clo, self._c0
+        slots, chi, clo, c0 = self._vslots, self._chi, self._clo, self._c0
         i, end = low % self._table, len(slots)
         free = -1
         while i < end:
@@ -521,8 +521,8 @@ class DeliveryKeys:
             if not seq:  # (_EMPTY)
                 free = i
                 break
-            if clo[(seq >> _CHUNK_BITS) - c0][seq & _MASK] == low and \
-                    self._chi[(seq >> _CHUNK_BITS) - c0][seq & _MASK] == high:
+            c = (seq >> _CHUNK_BITS) - c0
+            if clo[c][seq & _MASK] == low and chi[c][seq & _MASK] == high:
                 return True, i
             i += 1
         if self._old is not None and self._find_old(high, low) >= 0:
