@@ -547,20 +547,17 @@ def _retention_log(rng: np.random.Generator, n: int, churn: float):
     return LoggedData(X, a, r, P[np.arange(n), a], probabilities=P), targets, truth
 
 
-def test_a_metric_at_the_top_of_its_range_is_floored_and_covers():
-    """A retention flag with about 3 zeros in 2,000 rows. Counting non-zero rewards found ~2,000 informative rows
-    and applied no floor: on these 150 seeded logs DR and the blend covered 0.41, DM 0.83, their lifts 0.87-0.89
-    and a paired DR difference 0.79. Counting the rows below the top, every interval is floored from the terms
-    r_hi - w (r_hi - r) and covers (1.00 each)."""
-    ests = [dataclasses.replace(e, reward_range=UNIT) for e in (DM(), DR())]
-    n, reps = 2000, 150
+def _assert_floored_and_covering(logs, ests, reps: int, check=None):
+    """For each (data, targets, truth) of ``logs``: every interval of ``evaluate`` (target A, ``ests``) and of
+    ``compare`` (A vs C, the last estimator) is floored (``+kl``); values, lifts and the difference cover the truth
+    in at least 95% of the ``reps`` logs. ``check(data, targets, table, difference)`` runs on each log. Returns the last log's
+    data, targets and table."""
     hits: dict[str, list[int]] = {}
-    for s in range(reps):
-        data, targets, truth = _retention_log(np.random.default_rng([41, s]), n, 3.0 / n)
+    for data, targets, truth in logs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = evaluate(data, {"A": targets["A"]}, ests)
-            diff = compare(data, targets["A"], targets["C"], estimator=ests[1])
+            diff = compare(data, targets["A"], targets["C"], estimator=ests[-1])
         for row in table.itertuples():
             h = hits.setdefault(row.estimator, [0, 0])
             assert row.interval.endswith(("+kl", "+kl)"))
@@ -569,9 +566,23 @@ def test_a_metric_at_the_top_of_its_range_is_floored_and_covers():
         assert diff.interval.endswith("+kl")
         hits.setdefault("compare", [0, 0])[0] += diff.ci_low <= truth["A"] - truth["C"] <= diff.ci_high
         hits["compare"][1] += 1
+        if check is not None:
+            check(data, targets, table, diff)
     assert set(hits) == {"DM", "DR", "DR-DM blend", "compare"}
     for name, (value_hits, lift_hits) in hits.items():
         assert value_hits / reps >= 0.95 and lift_hits / reps >= 0.95, (name, value_hits, lift_hits)
+    return data, targets, table
+
+
+def test_a_metric_at_the_top_of_its_range_is_floored_and_covers():
+    """A retention flag with about 3 zeros in 2,000 rows. Counting non-zero rewards found ~2,000 informative rows
+    and applied no floor: on these 150 seeded logs DR and the blend covered 0.41, DM 0.83, their lifts 0.87-0.89
+    and a paired DR difference 0.79. Counting the rows below the top, every interval is floored from the terms
+    r_hi - w (r_hi - r) and covers (1.00 each)."""
+    ests = [dataclasses.replace(e, reward_range=UNIT) for e in (DM(), DR())]
+    n, reps = 2000, 150
+    logs = (_retention_log(np.random.default_rng([41, s]), n, 3.0 / n) for s in range(reps))
+    data, targets, table = _assert_floored_and_covering(logs, ests, reps)
     # tight all the same: the floor rests on the rows below the top, not on the weights' spread (the KL interval
     # of the IPS terms w r in [0, 3], the form for revenue, is about 9 times as wide in this log)
     blend = table[table.estimator == "DR-DM blend"].iloc[0]
@@ -600,21 +611,8 @@ def test_a_metric_at_a_nonzero_bottom_is_floored_tightly_and_covers():
 
     ests = [dataclasses.replace(e, reward_range=PAID) for e in (DM(), DR())]
     n, reps = 2000, 60
-    hits: dict[str, list[int]] = {}
-    for s in range(reps):
-        data, targets, truth = _price_paid_log(np.random.default_rng([61, s]), n, 10.0 / n)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = evaluate(data, {"A": targets["A"]}, ests)
-            diff = compare(data, targets["A"], targets["C"], estimator=ests[1])
-        for row in table.itertuples():
-            h = hits.setdefault(row.estimator, [0, 0])
-            assert row.interval.endswith(("+kl", "+kl)"))
-            h[0] += row.ci_low <= truth["A"] <= row.ci_high
-            h[1] += row.lift_ci_low <= truth["A"] - truth["logging"] <= row.lift_ci_high
-        assert diff.interval.endswith("+kl")
-        hits.setdefault("compare", [0, 0])[0] += diff.ci_low <= truth["A"] - truth["C"] <= diff.ci_high
-        hits["compare"][1] += 1
+
+    def tight(data, targets, table, diff):
         w = 3.0 * (data.action == targets["A"])
         ips = float(np.mean(w * data.reward))
         assert ips_kl_side(ips, 3.0, PAID, weight_mean=float(w.mean())) == pytest.approx(
@@ -624,9 +622,9 @@ def test_a_metric_at_a_nonzero_bottom_is_floored_tightly_and_covers():
         low, high = ips_kl_interval(n, ips, 3.0, PAID, 0.05, supported=False)
         assert 0.0 < blend.ci_high - blend.ci_low < 0.1 * (high - low)
         assert diff.ci_high - diff.ci_low < 0.1 * (PAID[1] - PAID[0])
-    assert set(hits) == {"DM", "DR", "DR-DM blend", "compare"}
-    for name, (value_hits, lift_hits) in hits.items():
-        assert value_hits / reps >= 0.95 and lift_hits / reps >= 0.95, (name, value_hits, lift_hits)
+
+    logs = (_price_paid_log(np.random.default_rng([61, s]), n, 10.0 / n) for s in range(reps))
+    _assert_floored_and_covering(logs, ests, reps, tight)
 
 
 def test_rollout_report_judges_a_guardrail_at_a_nonzero_bottom():
