@@ -148,7 +148,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -2037,12 +2036,6 @@ _FIXED_NOTE = (
     "they were trained on is an in-sample figure, not an out-of-sample backtest. Pass a fit function "
     "(train -> policy) to refit them per window."
 )
-
-
-def _dumps(report: RolloutReport) -> str:
-    """``json.dumps(report.to_dict())`` (used by the CLI)."""
-    return json.dumps(report.to_dict(), indent=2)
-
 
 
 # ----------------------------------------------------------------------------------------------------------------
